@@ -1,0 +1,204 @@
+"""The `khaosat` command.
+
+Exit codes: 0 done; 1 the input was refused (a form with errors, a stored form that
+conflicts); 2 the command line itself was wrong (click's usage errors).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bot import clock
+from storage import QuestionnaireConflict, StorageError, open_storage
+from surveys.model import Questionnaire
+from surveys.xlsform import SUPPORTED_SUFFIXES, FormError, load_questionnaire
+
+EXIT_REFUSED = 1
+
+console = Console(highlight=False)
+errors = Console(stderr=True, highlight=False)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="khaosat")
+def main() -> None:
+    """khaosat: chat surveys for Vietnam's administrative-reform indexes (PAR INDEX, SIPAS)."""
+
+
+# -- forms -----------------------------------------------------------------------------------
+
+
+@main.group()
+def form() -> None:
+    """Check questionnaires written as XLSForm."""
+
+
+@form.command("check")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def form_check(paths: tuple[Path, ...]) -> None:
+    """Validate XLSForm files (.xlsx .xls .csv .md), or every such file in a folder.
+
+    Prints a summary of each form that a chat can run, and every problem of each that it
+    cannot, with sheet, row and column. Exit 1 if any form has a problem.
+    """
+    files = [p for path in paths for p in (_form_files(path) if path.is_dir() else [path])]
+    failed = 0
+    for path in files:
+        try:
+            questionnaire = load_questionnaire(path)
+        except FormError as error:
+            failed += 1
+            errors.print(f"[bold red]✗ {path}[/]: {len(error.problems)} problem(s)")
+            for problem in error.problems:
+                errors.print(f"    {problem}", markup=False)
+            continue
+        _print_summary(path, questionnaire)
+    if len(files) > 1:
+        console.print(f"{len(files) - failed} of {len(files)} forms can run in a chat.")
+    if failed:
+        sys.exit(EXIT_REFUSED)
+
+
+def _form_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+
+
+def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
+    kinds = Counter(q.type.value for q in questionnaire.questions)
+    console.print(f"[bold green]✓ {path}[/]: '{questionnaire.title}' "
+                  f"(form_id {questionnaire.form_id}, version {questionnaire.version})")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("questions asked", str(len(questionnaire.asked)))
+    table.add_row("by type", ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
+    table.add_row("groups", str(len(questionnaire.groups)))
+    table.add_row("languages", ", ".join(f"{lang.name} ({lang.code})" for lang in questionnaire.languages)
+                  + f"; default {questionnaire.default_language}")
+    console.print(table)
+    for warning in questionnaire.warnings:
+        console.print(f"    [yellow]warning[/] {warning}", markup=True)
+
+
+# -- taking a questionnaire --------------------------------------------------------------------
+
+
+@main.command("try")
+@click.argument("form_path", metavar="FORM", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+              help="SQLite file to keep answers in; run again with the same file to resume.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default=None, help="Language (default: the form's).")
+@click.option("--respondent", default="console", show_default=True, help="Who is answering (any id).")
+def try_form(form_path: Path, db: Path | None, lang: str | None, respondent: str) -> None:
+    """Take the questionnaire FORM in the terminal, through the same engine as the chat bots.
+
+    From a script (stdin not a terminal) one line answers one prompt: `yes` accepts consent,
+    a choice's name (or number) answers a select_one, several separated by spaces a
+    select_multiple, numbers and dates (YYYY-MM-DD or DD/MM/YYYY) and text as typed, `OK` an
+    acknowledge, an empty line skips an optional question, `<` goes back. `/stop` pauses,
+    `/refuse` declines, `/lang en` switches language.
+    """
+    questionnaire = _load_or_exit(form_path)
+    if db is None:
+        scratch = tempfile.TemporaryDirectory(prefix="khaosat-try-")
+        db = Path(scratch.name) / "try.sqlite"
+        errors.print("[dim]No --db: answers are kept only until this run ends.[/]")
+    asyncio.run(_try(questionnaire, form_path, db, lang, respondent))
+
+
+async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: str | None, respondent: str) -> None:
+    from bot.console import ConsoleChannel
+    from bot.conversations import Conversations
+
+    interactive = sys.stdin.isatty()
+
+    def read_line(_prompt) -> str | None:
+        if interactive:
+            try:
+                return console.input("[bold]› [/]")
+            except EOFError:
+                return None
+        line = sys.stdin.readline()
+        return None if line == "" else line.rstrip("\n")
+
+    async with await open_storage(db) as storage:
+        conversations = Conversations(storage)
+        try:
+            await conversations.register(questionnaire, form_path.read_bytes(), form_path.name, clock.now())
+        except QuestionnaireConflict:
+            errors.print(f"[bold red]✗[/] {db} already holds form '{questionnaire.form_id}' version "
+                         f"'{questionnaire.version}' with other content. Change the version in the "
+                         "settings sheet, or use another --db.")
+            sys.exit(EXIT_REFUSED)
+        channel = ConsoleChannel(conversations, console, read_line, clock.now, echo_input=not interactive)
+        await channel.take(questionnaire, f"console:{respondent}", lang)
+
+
+def _load_or_exit(path: Path) -> Questionnaire:
+    try:
+        return load_questionnaire(path)
+    except FormError as error:
+        errors.print(f"[bold red]✗ {path}[/]: this form cannot run in a chat")
+        for problem in error.problems:
+            errors.print(f"    {problem}", markup=False)
+        sys.exit(EXIT_REFUSED)
+
+
+# -- export ----------------------------------------------------------------------------------
+
+
+@main.command("export")
+@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The survey database.")
+@click.option("--format", "file_format", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@click.option("--form", "form_id", default=None, help="Only sessions of this form_id.")
+def export(db: Path, file_format: str, out: Path, form_id: str | None) -> None:
+    """Write one row per session and one column per question (XLSForm names).
+
+    select_multiple answers are space-separated choice names; questions not answered or not
+    relevant are empty. Respondents appear under pseudonymous ids.
+    """
+    from exporters.table import session_table, write_csv
+
+    async def run():
+        from bot.conversations import Conversations
+
+        async with await open_storage(db) as storage:
+            return await session_table(Conversations(storage), form_id)
+
+    try:
+        table = asyncio.run(run())
+    except StorageError as error:
+        errors.print(f"[bold red]✗[/] {db}: {error}")
+        sys.exit(EXIT_REFUSED)
+    write_csv(table, out)
+    console.print(f"Wrote {len(table.rows)} sessions × {len(table.columns)} columns to {out}")
+
+
+# -- demo ------------------------------------------------------------------------------------
+
+
+@main.command("demo")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("khaosat-demo"),
+              show_default=True, help="Folder for the demo database and export.")
+@click.option("--respondents", type=click.IntRange(1, 100_000), default=120, show_default=True)
+@click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same demo.")
+def demo(out: Path, respondents: int, seed: int) -> None:
+    """Run simulated respondents through the bundled questionnaires and summarise the results.
+
+    Needs no token and no network: everything runs locally on a SQLite file.
+    """
+    from bot.demo import run_demo
+
+    asyncio.run(run_demo(out, respondents, seed, console))
+
+
+if __name__ == "__main__":
+    main()

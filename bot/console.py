@@ -1,0 +1,87 @@
+"""The console channel: a questionnaire in the terminal, through the same engine and storage.
+
+Typed lines become engine events: `<` goes back, `/stop` pauses, `/refuse` declines,
+`/lang en` switches language; everything else is a reply to the prompt on screen. End of
+input pauses the session, so the next run resumes where this one stopped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Callable
+
+from rich.console import Console
+
+from bot.conversations import Conversations
+from bot.text import render
+from surveys import codec, engine
+from surveys.engine import Ask, Say, Status, Tone
+from surveys.messages import say, ui_language
+from surveys.model import Questionnaire
+
+CHANNEL = "console"
+_STYLES = {Tone.ERROR: "bold red", Tone.STALE: "yellow", Tone.NOTE: "italic", Tone.THANKS: "bold green",
+           Tone.INFO: "cyan"}
+
+
+class ConsoleChannel:
+    def __init__(self, conversations: Conversations, console: Console,
+                 read_line: Callable[[Ask | None], str | None], clock: Callable[[], dt.datetime],
+                 *, echo_input: bool = False, show_names: bool = True):
+        self.conversations = conversations
+        self.console = console
+        self.read_line = read_line
+        self.clock = clock
+        self.echo_input = echo_input
+        self.show_names = show_names
+        self.last_prompt: Ask | None = None
+
+    async def take(self, form: Questionnaire, external_id: str, language: str | None = None) -> Status:
+        """Run one respondent's session until it completes, is refused, or input ends."""
+        session, _ = await self.conversations.open(external_id, form, CHANNEL, language, self.clock())
+        state = codec.decode_state(session.state)
+        if language and language != state.language:
+            state = await self._send(session.id, engine.SetLanguage(language, self.clock()), state)
+        first = engine.Start if state.status is Status.NEW else engine.Resume
+        state = await self._send(session.id, first(at=self.clock()), state)
+        while state.status not in (Status.COMPLETED, Status.REFUSED):
+            line = self.read_line(self.last_prompt)
+            if line is None:
+                state = await self._send(session.id, engine.Stop(at=self.clock()), state)
+                break
+            if self.echo_input:
+                self.console.print(f"› {line}", style="dim", markup=False, highlight=False)
+            state = await self._send(session.id, self._event(line, state), state)
+        return state.status
+
+    def _event(self, line: str, state: engine.SessionState) -> engine.Event:
+        at = self.clock()
+        text = line.strip()
+        if text == "<":
+            return engine.Back(at=at, seq=state.seq)
+        if text == "/stop":
+            return engine.Stop(at=at)
+        if text == "/refuse":
+            return engine.Stop(at=at, refuse=True)
+        if text.startswith("/lang"):
+            return engine.SetLanguage(text.removeprefix("/lang").strip(), at=at)
+        return engine.Reply(line.rstrip("\r\n"), at=at, seq=state.seq)
+
+    async def _send(self, session_id: int, event: engine.Event, state: engine.SessionState) -> engine.SessionState:
+        handled = await self.conversations.handle(session_id, event, f"{CHANNEL}:{uuid.uuid4().hex}")
+        new_state = handled.step.state
+        for output in handled.step.say:
+            self._show(output, new_state.language)
+        return new_state
+
+    def _show(self, output: engine.Output, language: str) -> None:
+        text = render(output, language, show_names=self.show_names)
+        if isinstance(output, Ask):
+            self.last_prompt = output
+            if output.can_go_back:
+                text += "\n" + say("back_hint", ui_language(language))
+            self.console.print(text, markup=False, highlight=False)
+        elif isinstance(output, Say):
+            self.console.print(text, style=_STYLES.get(output.tone), markup=False, highlight=False)
+        self.console.file.flush()

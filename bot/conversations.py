@@ -1,0 +1,81 @@
+"""Runs the engine over stored sessions: the one place where engine meets storage.
+
+Every channel (console, Telegram, Zalo) calls `Conversations.handle` with an event and a key
+that identifies it on that channel; the key makes a re-delivered event a no-op.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from storage import AnswerChange, SessionRecord, StaleRevision, Storage
+from surveys import codec, engine
+from surveys.model import Questionnaire
+from surveys.xlsform import load_questionnaire_bytes
+
+_RETRIES_ON_RACE = 5
+
+
+@dataclass(frozen=True)
+class Handled:
+    session: SessionRecord
+    step: engine.Step
+    #: False when the event key had been handled before: nothing was written or decided.
+    applied: bool
+
+
+class Conversations:
+    def __init__(self, storage: Storage):
+        self.storage = storage
+        self._forms: dict[tuple[str, str], Questionnaire] = {}
+
+    async def register(self, form: Questionnaire, source: bytes, source_name: str, at: dt.datetime) -> None:
+        """Keep the form's source in the database, so sessions always find the exact version they answer."""
+        await self.storage.save_questionnaire(form.form_id, form.version, source_name, source, at.isoformat())
+        self._forms[(form.form_id, form.version)] = form
+
+    async def questionnaire(self, form_id: str, version: str) -> Questionnaire:
+        key = (form_id, version)
+        if key not in self._forms:
+            stored = await self.storage.get_questionnaire(form_id, version)
+            self._forms[key] = load_questionnaire_bytes(stored.source, stored.source_name)
+        return self._forms[key]
+
+    async def open(self, external_id: str, form: Questionnaire, channel: str, language: str | None,
+                   at: dt.datetime) -> tuple[SessionRecord, bool]:
+        """The respondent's open session for this form, or a new one: (session, created)."""
+        respondent = await self.storage.ensure_respondent(external_id, at.isoformat())
+        state = engine.new_session(form, language)
+        return await self.storage.open_session(respondent.id, form.form_id, form.version, channel,
+                                               state.status.value, codec.encode_state(state), at.isoformat())
+
+    async def handle(self, session_id: int, event: engine.Event, event_key: str) -> Handled:
+        for _ in range(_RETRIES_ON_RACE):
+            record = await self.storage.get_session(session_id)
+            form = await self.questionnaire(record.form_id, record.form_version)
+            state = codec.decode_state(record.state)
+            result = engine.step(form, state, event)
+            changes = [AnswerChange(name, codec.encode_value(value), codec.answer_status(value))
+                       for name, value in result.changes.items()]
+            try:
+                outcome = await self.storage.apply_step(
+                    session_id,
+                    event_key=event_key,
+                    event=codec.encode_event(event),
+                    expected_revision=record.revision,
+                    status=result.state.status.value,
+                    state=codec.encode_state(result.state),
+                    changes=changes,
+                    at=event.at.isoformat(),
+                )
+            except StaleRevision:
+                continue  # another event for this session landed first: decide again on its state
+            if not outcome.applied:
+                return Handled(record, engine.Step(state, (), {}, accepted=False), applied=False)
+            return Handled(await self.storage.get_session(session_id), result, applied=True)
+        raise StaleRevision(f"session {session_id} kept changing under event {event_key}")
+
+    async def state(self, session_id: int) -> tuple[Questionnaire, engine.SessionState]:
+        record = await self.storage.get_session(session_id)
+        return await self.questionnaire(record.form_id, record.form_version), codec.decode_state(record.state)

@@ -1,0 +1,36 @@
+"""Engine output as plain text, for channels without buttons (the console; Zalo later)."""
+
+from __future__ import annotations
+
+from surveys.engine import Ask, Output, PromptKind, Say
+from surveys.messages import say, ui_language
+
+
+def render(output: Output, language: str, *, show_names: bool = False) -> str:
+    """One message. `show_names` adds each choice's name, which is what a script types."""
+    if isinstance(output, Say):
+        return output.text
+    return render_ask(output, language, show_names=show_names)
+
+
+def render_ask(ask: Ask, language: str, *, show_names: bool = False) -> str:
+    ui = ui_language(language)
+    lines: list[str] = []
+    if ask.section:
+        lines.append(f"== {ask.section} ==")
+    lines.append(f"[{ask.progress}] {ask.text}" if ask.progress else ask.text)
+    if ask.hint:
+        lines.append(f"  ({ask.hint})")
+    for option in ask.options:
+        mark = "[x] " if option.selected else ("[ ] " if ask.kind is PromptKind.SELECT_MULTIPLE else "")
+        name = f"  «{option.name}»" if show_names and option.name != str(option.number) else ""
+        lines.append(f"  {option.number}. {mark}{option.label}{name}")
+    if ask.kind is PromptKind.SELECT_MULTIPLE:
+        lines.append(say("multi_typed_hint", ui))
+    elif ask.kind is PromptKind.ACKNOWLEDGE:
+        lines.append(say("acknowledge_hint", ui))
+    if ask.current_answer:
+        lines.append(say("current_answer", ui, value=ask.current_answer))
+    if not ask.required and ask.kind not in (PromptKind.CONSENT, PromptKind.ACKNOWLEDGE):
+        lines.append(say("skip_hint", ui))
+    return "\n".join(lines)

@@ -1,0 +1,207 @@
+"""The questionnaire model: what a form says, independent of the file it came from.
+
+A `Questionnaire` is immutable once loaded; the conversation engine, the exporters and the
+scoring code all read this model and never the spreadsheet.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from typing import Mapping
+
+from surveys.expressions import Expression
+
+
+class QuestionType(enum.StrEnum):
+    NOTE = "note"
+    SELECT_ONE = "select_one"
+    SELECT_MULTIPLE = "select_multiple"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    TEXT = "text"
+    DATE = "date"
+    ACKNOWLEDGE = "acknowledge"
+    CALCULATE = "calculate"
+    # Metadata filled from the session, never asked.
+    START = "start"
+    END = "end"
+    TODAY = "today"
+    # Device metadata that has no meaning in a chat: kept as an empty column so exports
+    # of a form written for ODK still have every column the analyst expects.
+    EMPTY_METADATA = "empty_metadata"
+
+    @property
+    def is_asked(self) -> bool:
+        """Whether the respondent answers it (notes are shown but not answered)."""
+        return self in _ASKED
+
+    @property
+    def is_shown(self) -> bool:
+        return self in _ASKED or self is QuestionType.NOTE
+
+    @property
+    def is_select(self) -> bool:
+        return self in (QuestionType.SELECT_ONE, QuestionType.SELECT_MULTIPLE)
+
+
+_ASKED = frozenset(
+    {
+        QuestionType.SELECT_ONE,
+        QuestionType.SELECT_MULTIPLE,
+        QuestionType.INTEGER,
+        QuestionType.DECIMAL,
+        QuestionType.TEXT,
+        QuestionType.DATE,
+        QuestionType.ACKNOWLEDGE,
+    }
+)
+
+_LANGUAGE_CODE = re.compile(r"^(?P<name>.*?)\s*\((?P<code>[A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)\)\s*$")
+_KNOWN_LANGUAGE_NAMES = {"english": "en", "vietnamese": "vi", "tiếng việt": "vi", "tieng viet": "vi"}
+
+#: The key of a text written without a language (a plain `label` column).
+ANY_LANGUAGE = "*"
+
+
+@dataclass(frozen=True)
+class Language:
+    code: str
+    name: str
+
+    @classmethod
+    def from_column(cls, column_language: str) -> "Language":
+        """`Tiếng Việt (vi)` → Language('vi', 'Tiếng Việt'), the XLSForm convention."""
+        match = _LANGUAGE_CODE.match(column_language)
+        if match:
+            return cls(match["code"].lower(), match["name"] or match["code"])
+        name = column_language.strip()
+        return cls(_KNOWN_LANGUAGE_NAMES.get(name.lower(), name.lower()), name)
+
+
+@dataclass(frozen=True)
+class Text:
+    """A text in several languages, keyed by language code (or ANY_LANGUAGE)."""
+
+    by_language: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, language: str, fallback: str | None = None) -> str:
+        for key in (language, ANY_LANGUAGE, fallback):
+            if key and self.by_language.get(key):
+                return self.by_language[key]
+        return next((t for t in self.by_language.values() if t), "")
+
+    def __bool__(self) -> bool:
+        return any(self.by_language.values())
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where something was written: sheet, 1-based spreadsheet row, column header."""
+
+    sheet: str
+    row: int | None = None
+    column: str | None = None
+
+    def __str__(self) -> str:
+        parts = ["whole file" if self.sheet == "file" else f"sheet '{self.sheet}'"]
+        if self.row is not None:
+            parts.append(f"row {self.row}")
+        if self.column:
+            parts.append(f"column '{self.column}'")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class Choice:
+    name: str
+    label: Text
+    #: Stable short id, unique within the question: the 1-based position in the full
+    #: list. Channels put it in button data; it survives choice filters and relabelling.
+    key: str
+    #: Other columns of the choices sheet, read by bare names in a choice_filter.
+    columns: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Group:
+    name: str
+    label: Text
+    relevant: Expression | None
+    #: Names of enclosing groups, outermost first.
+    parents: tuple[str, ...] = ()
+    location: Location | None = None
+
+
+@dataclass(frozen=True)
+class Question:
+    name: str
+    type: QuestionType
+    label: Text = Text()
+    hint: Text = Text()
+    #: `required` as an expression (`yes` loads as true()); None = optional.
+    required: Expression | None = None
+    required_message: Text = Text()
+    #: The question's own relevance; `conditions` adds those of its groups.
+    relevant: Expression | None = None
+    constraint: Expression | None = None
+    constraint_message: Text = Text()
+    calculation: Expression | None = None
+    choices: tuple[Choice, ...] = ()
+    choice_list: str | None = None
+    choice_filter: Expression | None = None
+    default: str | None = None
+    appearance: str | None = None
+    #: Enclosing groups, outermost first.
+    groups: tuple[str, ...] = ()
+    #: The XLSForm type as written, e.g. `deviceid` for EMPTY_METADATA.
+    source_type: str = ""
+    location: Location | None = None
+
+    def choice_by_key(self, key: str) -> Choice | None:
+        return next((c for c in self.choices if c.key == key), None)
+
+    def choice_by_name(self, name: str) -> Choice | None:
+        return next((c for c in self.choices if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class Questionnaire:
+    form_id: str
+    version: str
+    title: str
+    default_language: str
+    languages: tuple[Language, ...]
+    #: Every question in form order, groups flattened; includes notes, calculations
+    #: and metadata so that the order of export columns is the order of the form.
+    questions: tuple[Question, ...]
+    groups: Mapping[str, Group] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_by_name", {q.name: q for q in self.questions})
+        object.__setattr__(self, "_index", {q.name: i for i, q in enumerate(self.questions)})
+
+    def question(self, name: str) -> Question:
+        return self._by_name[name]  # type: ignore[attr-defined]
+
+    def index(self, name: str) -> int:
+        return self._index[name]  # type: ignore[attr-defined]
+
+    def has(self, name: str) -> bool:
+        return name in self._by_name  # type: ignore[attr-defined]
+
+    def conditions(self, question: Question) -> tuple[Expression, ...]:
+        """Every relevance condition that applies: enclosing groups' first, then its own."""
+        found = [self.groups[g].relevant for g in question.groups]
+        found.append(question.relevant)
+        return tuple(e for e in found if e is not None)
+
+    @property
+    def asked(self) -> tuple[Question, ...]:
+        return tuple(q for q in self.questions if q.type.is_asked)
+
+    @property
+    def language_codes(self) -> tuple[str, ...]:
+        return tuple(lang.code for lang in self.languages)

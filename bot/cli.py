@@ -23,7 +23,8 @@ from surveys.xlsform import SUPPORTED_SUFFIXES, FormError, load_questionnaire
 
 EXIT_REFUSED = 1
 
-console = Console(highlight=False)
+# Scripts read the transcript line by line: no wrapping when output is not a terminal.
+console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
 errors = Console(stderr=True, highlight=False)
 
 

@@ -608,7 +608,7 @@ class _Conversation:
             hint=hint,
             options=options,
             progress=self._progress(question),
-            section=self._section(question),
+            section="" if update else self._section(question),
             required=required,
             can_go_back=self._has_previous(question),
             current_answer=self._display(question.name, value),

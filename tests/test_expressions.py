@@ -769,15 +769,26 @@ def test_references_in_text():
 # --- properties ----------------------------------------------------------------------
 
 
-@settings(max_examples=300)
-@given(st.text(alphabet=st.sampled_from(list("${}()',.\"=!<>+-*/ 0123456789abdimnorv:_ặ\t")), max_size=40))
-def test_parse_raises_only_expression_error_on_token_soup(text):
+_SOUP = list("${}()',.\"=!<>+-*/ 0123456789abdimnorv:_ặ\t") + [
+    "${a}", "today()", "if(", "selected(", "round(", "substr(", "date(", "format-date(", "jr:choice-name(",
+    " and ", " div ",
+]
+
+
+@settings(max_examples=500)
+@given(st.lists(st.sampled_from(_SOUP), max_size=30).map("".join))
+def test_token_soup_raises_only_expression_error(text):
     try:
         expr = parse(text, allow_bare_names=True)
     except ExpressionError as err:
         assert err.position is None or 0 <= err.position <= len(text)
         return
     assert expr.source == text
+    env = Environment(values={"a": ("x", "y")}, current=3, today=TODAY, now=NOW, choice_row={})
+    try:
+        expr.evaluate(env)
+    except ExpressionError:
+        pass
 
 
 @settings(max_examples=200)

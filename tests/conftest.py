@@ -1,0 +1,19 @@
+"""Shared fixtures: keep this small."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from surveys.xlsform import load_questionnaire_bytes
+
+
+@pytest.fixture
+def load_md():
+    """Load an XLSForm markdown text (dedented) through the real loader."""
+
+    def load(text: str, filename: str = "f.md"):
+        return load_questionnaire_bytes(textwrap.dedent(text).strip().encode("utf-8"), filename)
+
+    return load

@@ -17,6 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bot import clock
+from bot.config import Config, ConfigError, load_config
 from storage import QuestionnaireConflict, StorageError, open_storage
 from surveys.model import Questionnaire
 from surveys.xlsform import SUPPORTED_SUFFIXES, FormError, load_questionnaire
@@ -30,8 +31,22 @@ errors = Console(stderr=True, highlight=False)
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="khaosat")
-def main() -> None:
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="KHAOSAT_CONFIG",
+              help="Configuration file (see config.example.toml); also from $KHAOSAT_CONFIG.")
+@click.pass_context
+def main(ctx: click.Context, config_path: Path | None) -> None:
     """khaosat: chat surveys for Vietnam's administrative-reform indexes (PAR INDEX, SIPAS)."""
+    try:
+        ctx.obj = load_config(config_path) if config_path else Config()
+    except ConfigError as error:
+        errors.print(f"[bold red]✗[/] {error}", markup=True)
+        sys.exit(EXIT_REFUSED)
+
+
+def _database(ctx: click.Context, db: Path | None) -> Path | None:
+    """--db if given, else the configured database when a configuration file was given."""
+    config: Config = ctx.obj
+    return db if db is not None or config.source is None else config.database
 
 
 # -- forms -----------------------------------------------------------------------------------
@@ -94,9 +109,11 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
 @click.argument("form_path", metavar="FORM", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
               help="SQLite file to keep answers in; run again with the same file to resume.")
-@click.option("--lang", type=click.Choice(["vi", "en"]), default=None, help="Language (default: the form's).")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default=None,
+              help="Language (default: locale.language of the configuration, vi).")
 @click.option("--respondent", default="console", show_default=True, help="Who is answering (any id).")
-def try_form(form_path: Path, db: Path | None, lang: str | None, respondent: str) -> None:
+@click.pass_context
+def try_form(ctx: click.Context, form_path: Path, db: Path | None, lang: str | None, respondent: str) -> None:
     """Take the questionnaire FORM in the terminal, through the same engine as the chat bots.
 
     From a script (stdin not a terminal) one line answers one prompt: `yes` accepts consent,
@@ -106,14 +123,16 @@ def try_form(form_path: Path, db: Path | None, lang: str | None, respondent: str
     `/refuse` declines, `/lang en` switches language.
     """
     questionnaire = _load_or_exit(form_path)
+    db = _database(ctx, db)
     if db is None:
         scratch = tempfile.TemporaryDirectory(prefix="khaosat-try-")
         db = Path(scratch.name) / "try.sqlite"
         errors.print("[dim]No --db: answers are kept only until this run ends.[/]")
-    asyncio.run(_try(questionnaire, form_path, db, lang, respondent))
+    asyncio.run(_try(questionnaire, form_path, db, lang or ctx.obj.language, respondent, ctx.obj))
 
 
-async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: str | None, respondent: str) -> None:
+async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: str, respondent: str,
+               config: Config) -> None:
     from bot.console import ConsoleChannel
     from bot.conversations import Conversations
 
@@ -131,13 +150,15 @@ async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: st
     async with await open_storage(db) as storage:
         conversations = Conversations(storage)
         try:
-            await conversations.register(questionnaire, form_path.read_bytes(), form_path.name, clock.now())
+            await conversations.register(questionnaire, form_path.read_bytes(), form_path.name,
+                                         clock.now(config.zone))
         except QuestionnaireConflict:
             errors.print(f"[bold red]✗[/] {db} already holds form '{questionnaire.form_id}' version "
                          f"'{questionnaire.version}' with other content. Change the version in the "
                          "settings sheet, or use another --db.")
             sys.exit(EXIT_REFUSED)
-        channel = ConsoleChannel(conversations, console, read_line, clock.now, echo_input=not interactive)
+        channel = ConsoleChannel(conversations, console, read_line, lambda: clock.now(config.zone),
+                                 echo_input=not interactive)
         await channel.take(questionnaire, f"console:{respondent}", lang)
 
 
@@ -155,18 +176,23 @@ def _load_or_exit(path: Path) -> Questionnaire:
 
 
 @main.command("export")
-@click.option("--db", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The survey database.")
+@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The survey database (default: the configured one).")
 @click.option("--format", "file_format", type=click.Choice(["csv"]), default="csv", show_default=True)
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
 @click.option("--form", "form_id", default=None, help="Only sessions of this form_id.")
-def export(db: Path, file_format: str, out: Path, form_id: str | None) -> None:
+@click.pass_context
+def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, form_id: str | None) -> None:
     """Write one row per session and one column per question (XLSForm names).
 
     select_multiple answers are space-separated choice names; questions not answered or not
     relevant are empty. Respondents appear under pseudonymous ids.
     """
     from exporters.table import session_table, write_csv
+
+    db = _database(ctx, db)
+    if db is None or not db.is_file():
+        raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
 
     async def run():
         from bot.conversations import Conversations

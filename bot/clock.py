@@ -9,5 +9,5 @@ from zoneinfo import ZoneInfo
 VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 
-def now() -> dt.datetime:
-    return dt.datetime.now(VIETNAM)
+def now(zone: ZoneInfo = VIETNAM) -> dt.datetime:
+    return dt.datetime.now(zone)

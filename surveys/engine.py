@@ -308,6 +308,9 @@ class _Conversation:
         return self._advance(0)
 
     def _stop(self, refuse: bool) -> Step:
+        if self.state.status is Status.REFUSED:
+            # Already declined: stopping changes nothing (and must not turn it into a pause).
+            return self._unchanged(Say(say("refused_state", self.ui)))
         if self.state.status in (Status.COMPLETED, Status.NEW):
             return self._unchanged(Say(say("already_completed" if self.state.status is Status.COMPLETED
                                            else "not_started", self.ui)))
@@ -320,8 +323,9 @@ class _Conversation:
     def _set_language(self, language: str) -> Step:
         available = tuple(dict.fromkeys(self.form.language_codes + UI_LANGUAGES))
         if language not in available:
-            return self._unchanged(Say(say("unknown_language", self.ui, language=language,
-                                           languages=", ".join(available)), Tone.ERROR))
+            # `language` is say()'s own parameter name: format the placeholders here.
+            text = say("unknown_language", self.ui).format(language=language, languages=", ".join(available))
+            return self._unchanged(Say(text, Tone.ERROR))
         self.state = replace(self.state, language=language)
         self.out.append(Say(say("language_set", self.ui)))
         if self.state.current is not None and self.state.status in (Status.ACTIVE, Status.CONSENT):

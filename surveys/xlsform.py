@@ -15,6 +15,7 @@ from typing import Any, Iterator, Mapping
 
 from pyxform import aliases
 from pyxform.errors import PyXFormError
+from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
@@ -48,32 +49,90 @@ _TYPES = {
     "end": QuestionType.END,
     "today": QuestionType.TODAY,
 }
-# Device metadata an ODK form may carry: a chat has no device to read it from.
+# Device metadata an ODK form may carry: a chat has no device to read it from. pyxform's
+# other names for them (`imei`, `uri:deviceid`, ...) are found by `_device_metadata`.
 _EMPTY_METADATA = {
     "deviceid", "subscriberid", "simserial", "phonenumber", "username", "email", "audit",
 }
 _WHY_UNSUPPORTED = {
     "repeat": "repeats (a chat asks a fixed list of questions)",
+    "loop": "repeats (a chat asks a fixed list of questions)",
     "geopoint": "locations", "geotrace": "locations", "geoshape": "locations",
-    "start-geopoint": "locations",
+    "start-geopoint": "locations", "background-geopoint": "locations",
     "photo": "media answers", "image": "media answers", "audio": "media answers",
     "video": "media answers", "file": "media answers", "background-audio": "media answers",
-    "barcode": "barcode scanning", "range": "range sliders", "rank": "ranking",
+    "osm": "map features", "barcode": "barcode scanning", "range": "range sliders", "rank": "ranking",
     "time": "time answers", "dateTime": "date-time answers", "datetime": "date-time answers",
     "select one external": "external choice lists", "hidden": "hidden fields",
     "xml-external": "external data", "csv-external": "external data",
+    "include": "other forms included by name",
 }
+
+
+def _type_aliases() -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
+    """pyxform's other names for the types above, read from its own type dictionary.
+
+    Old forms write `string`, `int`, `gps`, `phone number`, `percentage`... pyxform defines
+    each as one of the types above, sometimes plus a constraint (`phone number` is text
+    that must be digits). A supported alias keeps that constraint, so it is honoured and
+    not silently dropped; its English default hint is left out, as a chat speaks the form's
+    languages. Types named in `_WHY_UNSUPPORTED` are matched first, because some of them
+    (`hidden`, `select one external`) have the same definition as a supported type.
+    """
+    supported: dict[str, tuple[str, str | None]] = {}
+    unsupported: dict[str, str] = {}
+    for alias, definition in QUESTION_TYPE_DICT.items():
+        if alias in _TYPES or alias in _WHY_UNSUPPORTED:
+            continue
+        bind = dict(definition.get("bind", {}))
+        constraint = bind.pop("constraint", None)
+        bare = {**{k: v for k, v in definition.items() if k != "hint"}, "bind": bind}
+        if not bind:
+            del bare["bind"]
+        target = next((name for name in _TYPES if QUESTION_TYPE_DICT.get(name) == bare), None)
+        if target is not None:
+            supported[alias] = (target, constraint)
+            continue
+        reason = next((why for name, why in _WHY_UNSUPPORTED.items()
+                       if QUESTION_TYPE_DICT.get(name) == definition), None)
+        if reason is not None:
+            unsupported[alias] = reason
+    return supported, unsupported
+
+
+_TYPE_ALIASES, _UNSUPPORTED_ALIASES = _type_aliases()
+
+
+def _device_metadata(kind: str) -> bool:
+    """Whether pyxform fills `kind` from a device property (`imei`, `uri:email`, ...)."""
+    bind = QUESTION_TYPE_DICT.get(kind, {}).get("bind", {})
+    return kind in _EMPTY_METADATA or bind.get("jr:preload") == "property"
+
+
+def _why_unsupported(kind: str) -> str | None:
+    """Why a chat cannot take `kind`; `begin loop over x` is reported as `loop`."""
+    if kind.startswith("loop") or kind.startswith("begin loop"):
+        return _WHY_UNSUPPORTED["loop"]
+    return _WHY_UNSUPPORTED.get(kind) or _UNSUPPORTED_ALIASES.get(kind)
+
 
 _SUPPORTED_KEYS = {
     "type", "name", "label", "hint", "bind", "control", "choice_filter", "default",
     "parameters", "itemset", "list_name", "choices", "children",
 }
 _SUPPORTED_BIND = {"required", "relevant", "constraint", "calculate", "jr:constraintMsg", "jr:requiredMsg"}
-_SUPPORTED_SETTINGS = {"form_id", "id_string", "version", "form_title", "title", "default_language"}
-# Settings that only concern ODK servers or web rendering: nothing to do in a chat, and
-# nothing is lost by not doing it, so they are reported as warnings rather than errors.
-_SERVER_SETTINGS = {"style", "instance_name", "submission_url", "public_key", "auto_send", "auto_delete"}
+# Settings headers are matched case-insensitively (pyxform does), after pyxform's aliases.
+_SUPPORTED_SETTINGS = {"id_string", "version", "title", "default_language"}
+# Settings that only concern ODK servers, the XML of the submission or web rendering:
+# nothing to do in a chat, and nothing is lost by not doing it, so they are reported as
+# warnings rather than errors. (`name` is the XML root element's name.)
+_SERVER_SETTINGS = {"style", "instance_name", "submission_url", "public_key", "auto_send", "auto_delete",
+                    "name", "omit_instanceid"}
 _CHOICE_MEDIA = {"image", "big-image", "audio", "video", "media"}
+# Sheets pyxform reads that describe features a chat does not have.
+_UNSUPPORTED_SHEETS = {"entities": "entities (ODK Central datasets)"}
+# Extensions of the file a `select_one_from_file` reads its choices from.
+_CHOICE_FILE = re.compile(r".+\.(csv|xml|geojson)$", re.IGNORECASE)
 # Appearances that change how a chat renders a question; others are reported as warnings.
 CHAT_APPEARANCES = {"minimal", "likert", "horizontal", "horizontal-compact", "compact", "quick",
                     "field-list", "multiline", "label", "list", "list-nolabel", "autocomplete"}
@@ -81,7 +140,17 @@ CHAT_APPEARANCES = {"minimal", "likert", "horizontal", "horizontal-compact", "co
 _YES = {"yes", "true", "true()"}
 _NO = {"no", "false", "false()", ""}
 _PYXFORM_ROW = re.compile(r"\[row\s*:\s*(\d+)\]")
-_PYXFORM_SHEET = re.compile(r"'?\b(survey|choices|settings|entities|external_choices)\b'? sheet")
+_SHEETS = r"(survey|choices|settings|entities|external_choices|osm)"
+_PYXFORM_SHEET = re.compile(rf"'?\b{_SHEETS}\b'? sheet|sheet: '{_SHEETS}'")
+# "the 'label' value is invalid", or the second of two clashing headers.
+_PYXFORM_COLUMN = re.compile(r"the '([^']+)' (?:value|column)|found: '[^']+', '([^']+)'")
+# pyxform's older messages name no column: the column each is about.
+_PYXFORM_MESSAGE_COLUMNS = {
+    "Missing calculation": "calculation", "with no name": "name", "with no type": "type",
+    "List name not in": "type", "Repeat loop without list name": "type", "'or other' question": "type",
+    "table list": "type", "Choice filter not supported": "choice_filter", "has no label": "label",
+    "Parameter": "parameters",
+}
 _OTHER_LABEL = Text({"vi": "Khác", "en": "Other"})
 _OTHER_PROMPT = Text({"vi": "Vui lòng ghi rõ:", "en": "Please specify:"})
 
@@ -119,35 +188,89 @@ def load_questionnaire_bytes(data: bytes, filename: str) -> Questionnaire:
     if suffix not in SUPPORTED_SUFFIXES:
         raise FormError(filename, [Problem(Location("file"),
                         f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}")])
+    workbook: DefinitionData | None = None
     try:
         workbook = get_xlsform(data, file_type=suffix)
         warnings: list[str] = []
         form = workbook_to_json(workbook, fallback_form_name=Path(filename).stem, warnings=warnings)
     except PyXFormError as error:
-        raise FormError(filename, [_problem_from_pyxform(str(error))]) from None
-    except Exception as error:  # pyxform raises bare errors on some malformed files
-        raise FormError(filename, [Problem(Location("file"), f"cannot read the file: {error}")]) from None
+        raise FormError(filename, [_problem_from_pyxform(str(error), workbook)]) from None
+    except Exception as error:  # pyxform raises bare errors on files that are not XLSForms
+        raise FormError(filename, [Problem(Location("file"), "cannot read the file as an XLSForm (it needs "
+                                           f"a 'survey' sheet with a 'type' column): {error}")]) from None
     return _Builder(filename, data, workbook, form, warnings).build()
 
 
-def _problem_from_pyxform(message: str) -> Problem:
-    row = _PYXFORM_ROW.search(message)
-    sheet = _PYXFORM_SHEET.search(message)
-    location = Location(sheet.group(1) if sheet else ("survey" if row else "file"),
-                        int(row.group(1)) if row else None)
-    return Problem(location, _PYXFORM_ROW.sub("", message).strip())
+def _problem_from_pyxform(message: str, workbook: DefinitionData | None) -> Problem:
+    """Turn a pyxform error or warning into a Problem at the sheet, row and column it names.
+
+    pyxform writes the row as "[row : N]" (1-based, header = 1) and, in newer messages,
+    "On the 'choices' sheet, the 'label' value"; older ones name no column, so the column
+    is inferred from the message. The column is reported as the header written in that row.
+    """
+    row_match = _PYXFORM_ROW.search(message)
+    sheet_match = _PYXFORM_SHEET.search(message)
+    row = int(row_match.group(1)) if row_match else None
+    if sheet_match:
+        sheet = sheet_match.group(1) or sheet_match.group(2)
+    else:
+        sheet = "survey" if row else "file"
+    column_match = _PYXFORM_COLUMN.search(message)
+    if column_match:
+        column = column_match.group(1) or column_match.group(2)
+    else:
+        column = next((c for fragment, c in _PYXFORM_MESSAGE_COLUMNS.items() if fragment in message), None)
+    if message.startswith("Invalid headers"):
+        row = 1
+    elif column and row and workbook is not None:
+        column = _header_in_row(_sheet_rows(workbook, sheet), row - 2, column)
+    return Problem(Location(sheet, row, column), _PYXFORM_ROW.sub("", message).strip())
+
+
+def _sheet_rows(workbook: DefinitionData, sheet: str) -> list[dict]:
+    return getattr(workbook, sheet, None) or []
+
+
+def _header_in_row(rows: list[dict], index: int | None, key: str) -> str:
+    """The header, as written, of the column in `rows[index]` that pyxform reads as `key`.
+
+    `key` is a pyxform name (`calculation`, `bind.calculate`, `media`, `bind.readonly`);
+    headers are matched through pyxform's aliases and case-insensitively, and a key also
+    matches its translated or sub-columns (`media` matches `media::image`).
+    """
+    wanted = {key, f"bind.{key}"} | ({"bind.calculate"} if key in ("calculation", "calculate") else set())
+    if index is not None and 0 <= index < len(rows):
+        for header, value in rows[index].items():
+            if value in (None, ""):
+                continue
+            meaning = canonical_column(header)
+            if meaning in wanted or header == key or any(meaning.startswith(f"{w}.") for w in wanted):
+                return header
+    return key
+
+
+def _cell(row: Mapping[str, Any], key: str) -> str:
+    """The value of the column that pyxform reads as `key` (headers are case-insensitive)."""
+    for header, value in row.items():
+        if value not in (None, "") and canonical_column(header) == key:
+            return str(value).strip()
+    return ""
 
 
 def canonical_column(header: str) -> str:
-    """The pyxform meaning of a column header, e.g. `constraint message::en` → `bind.jr:constraintMsg`."""
+    """The pyxform meaning of a column header, e.g. `constraint message::en` → `bind.jr:constraintMsg`.
+
+    Like pyxform, the column name is case-insensitive (`LABEL::EN` is a label), while what
+    follows `::` (a language, an XML attribute) keeps its case.
+    """
     base, sep, rest = header.partition("::")
+    base = base.strip().lower()
     if sep and base in ("bind", "control", "instance", "body", "media"):
         return f"{'control' if base == 'body' else base}.{rest}"
     if not sep and ":" in header:
-        head = header.split(":", 1)[0]
+        head = header.split(":", 1)[0].strip().lower()
         if head in aliases.TRANSLATABLE_SURVEY_COLUMNS or head in aliases.survey_header:
             base = head
-    base = base.strip()
     alias = aliases.survey_header.get(base, base)
     if isinstance(alias, tuple):
         return ".".join(alias)

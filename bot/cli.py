@@ -26,7 +26,7 @@ EXIT_REFUSED = 1
 
 # Scripts read the transcript line by line: no wrapping when output is not a terminal.
 console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-errors = Console(stderr=True, highlight=False)
+errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

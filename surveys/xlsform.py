@@ -141,7 +141,9 @@ _YES = {"yes", "true", "true()"}
 _NO = {"no", "false", "false()", ""}
 _PYXFORM_ROW = re.compile(r"\[row\s*:\s*(\d+)\]")
 _SHEETS = r"(survey|choices|settings|entities|external_choices|osm)"
-_PYXFORM_SHEET = re.compile(rf"'?\b{_SHEETS}\b'? sheet|sheet: '{_SHEETS}'")
+# Only a quoted sheet name says where the problem is: "List name not in choices sheet"
+# is about a row of the survey sheet.
+_PYXFORM_SHEET = re.compile(rf"'{_SHEETS}' sheet|sheet: '{_SHEETS}'")
 # "the 'label' value is invalid", or the second of two clashing headers.
 _PYXFORM_COLUMN = re.compile(r"the '([^']+)' (?:value|column)|found: '[^']+', '([^']+)'")
 # pyxform's older messages name no column: the column each is about.
@@ -149,8 +151,9 @@ _PYXFORM_MESSAGE_COLUMNS = {
     "Missing calculation": "calculation", "with no name": "name", "with no type": "type",
     "List name not in": "type", "Repeat loop without list name": "type", "'or other' question": "type",
     "table list": "type", "Choice filter not supported": "choice_filter", "has no label": "label",
-    "Parameter": "parameters",
+    "Parameter": "parameters", "Unmatched": "type",
 }
+_UNNAMED_NOTE = re.compile(r"generated_note_name_(\d+)")
 _OTHER_LABEL = Text({"vi": "Khác", "en": "Other"})
 _OTHER_PROMPT = Text({"vi": "Vui lòng ghi rõ:", "en": "Please specify:"})
 
@@ -299,8 +302,10 @@ class _Builder:
 
     def build(self) -> Questionnaire:
         self._check_settings()
-        for child in self.form.get("children", []):
-            self._element(child, ())
+        self._check_sheets()
+        self._element_list(self.form.get("children", []), ())
+        for message in self.pyxform_warnings:
+            self.warnings.append(str(_problem_from_pyxform(message, self.workbook)))
         self._check_references()
         if not any(q.type.is_asked for q in self.questions) and not self.problems:
             self._problem(Location("survey"), "the form asks no question")
@@ -335,40 +340,91 @@ class _Builder:
     def _check_settings(self) -> None:
         for row_index, row in enumerate(self.workbook.settings or []):
             for header, value in row.items():
-                if value in (None, "") or header in _SUPPORTED_SETTINGS:
+                setting = header.strip().lower()
+                setting = aliases.settings_header.get(setting, setting)
+                if value in (None, "") or setting in _SUPPORTED_SETTINGS:
                     continue
                 location = Location("settings", row_index + 2, header)
-                if header in _SERVER_SETTINGS:
+                if setting in _SERVER_SETTINGS:
                     self.warnings.append(f"{location}: ignored, it only concerns ODK servers and web forms")
                 else:
                     self._problem(location, f"setting '{header}' is not supported")
 
+    def _check_sheets(self) -> None:
+        for sheet, what in _UNSUPPORTED_SHEETS.items():
+            if _sheet_rows(self.workbook, sheet):
+                self._problem(Location(sheet, 2), f"the '{sheet}' sheet is not supported: "
+                              f"a chat survey cannot use {what}")
+
     # -- elements -----------------------------------------------------------------------
 
-    def _element(self, element: dict, groups: tuple[str, ...]) -> None:
+    def _element_list(self, elements: list[dict], groups: tuple[str, ...]) -> None:
+        for position, element in enumerate(elements):
+            following = elements[position + 1] if position + 1 < len(elements) else None
+            self._element(element, groups, following)
+
+    def _element(self, element: dict, groups: tuple[str, ...], following: dict | None = None) -> None:
         kind = element.get("type", "")
         name = element.get("name", "")
         if kind == "group" and element.get("control", {}).get("bodyless"):
-            return  # pyxform's generated `meta` group (instanceID): nothing for a person to see
+            return  # pyxform's `meta` group (instanceID; entities are refused with their sheet)
         row = self._find_row(name)
-        location = Location("survey", row + 2 if row is not None else None, "type")
+        if row is None:
+            self._generated(element, groups, following)
+            return
+        location = Location("survey", row + 2, "type")
         self._check_keys(element, row)
+        written = self._raw(row, "type") or kind
         if kind == "group":
             self._group(element, groups, location)
             return
-        if kind in _WHY_UNSUPPORTED:
-            self._problem(location, f"type '{self._raw(row, 'type') or kind}' is not supported: "
-                          f"a chat survey cannot take {_WHY_UNSUPPORTED[kind]}")
+        if why := _why_unsupported(kind):
+            self._problem(location, f"type '{written}' is not supported: a chat survey cannot take {why}")
             return
-        if kind in _EMPTY_METADATA:
-            self.warnings.append(f"{location}: '{kind}' has no value in a chat; the column stays empty")
+        if _device_metadata(kind):
+            self.warnings.append(f"{location}: '{written}' has no value in a chat; the column stays empty")
             self.questions.append(Question(name=name, type=QuestionType.EMPTY_METADATA, groups=groups,
-                                           source_type=kind, location=location))
+                                           source_type=written, location=location))
             return
-        if kind not in _TYPES:
-            self._problem(location, f"type '{self._raw(row, 'type') or kind}' is not supported")
+        if kind.startswith("select") and _CHOICE_FILE.match(str(element.get("itemset") or "")):
+            self._problem(location, f"type '{written}' is not supported: a chat survey takes its choices "
+                          f"from the choices sheet, not from the file '{element['itemset']}'")
             return
-        self.questions.append(self._question(element, _TYPES[kind], groups, row, location))
+        target, implied_constraint = _TYPE_ALIASES.get(kind, (kind, None))
+        if target not in _TYPES:
+            self._problem(location, f"type '{written}' is not supported")
+            return
+        if implied_constraint and not element.get("bind", {}).get("constraint"):
+            element = {**element, "bind": {**element.get("bind", {}), "constraint": implied_constraint}}
+        self.questions.append(self._question(element, _TYPES[target], groups, row, location))
+
+    def _generated(self, element: dict, groups: tuple[str, ...], following: dict | None) -> None:
+        """An element pyxform generated (it is on no row of the sheet).
+
+        pyxform generates a `NAME_other` text for `or_other`, a header select and a label
+        note for a `table-list` group (named after the row that caused them), and a
+        `NAME_count` calculation for a repeat's `repeat_count`. Each is placed at the row
+        that caused it; anything else generated is refused rather than guessed at.
+        """
+        name = element.get("name", "")
+        if generated_other := self._generated_other(element):
+            select = next((q for q in reversed(self.questions) if q.name == generated_other), None)
+            location = select.location if select else Location("survey")
+            self.questions.append(self._question(element, QuestionType.TEXT, groups, None, location))
+            return
+        table_list = re.fullmatch(r"(generated_table_list_label|reserved_name_for_field_list_labels)_(\d+)", name)
+        if table_list and table_list.group(1) == "reserved_name_for_field_list_labels":
+            return  # the row of choice labels heading a table; each question shows its own choices
+        if table_list:
+            # The group's label and hint, moved by pyxform into a note shown before the table.
+            location = Location("survey", int(table_list.group(2)), "label")
+            self.questions.append(self._question(element, QuestionType.NOTE, groups, None, location))
+            return
+        if (following and following.get("type") == "repeat" and name == f"{following.get('name')}_count"
+                and element.get("type") == "calculate"):
+            return  # belongs to the repeat that follows, which is refused with its repeat_count
+        self._problem(Location("survey"), f"'{name}' ({element.get('type')}) was generated by pyxform for "
+                      "a feature this loader does not know; it is on no row of the sheet")
 
     def _group(self, element: dict, groups: tuple[str, ...], location: Location) -> None:
         name = element["name"]
@@ -383,8 +439,7 @@ class _Builder:
         appearance = element.get("control", {}).get("appearance")
         if appearance:
             self._check_appearance(appearance, row)
-        for child in element.get("children", []):
-            self._element(child, groups + (name,))
+        self._element_list(element.get("children", []), groups + (name,))
 
     def _question(self, element: dict, kind: QuestionType, groups: tuple[str, ...],
                   row: int | None, location: Location) -> Question:
@@ -397,7 +452,7 @@ class _Builder:
             self._check_appearance(appearance, row)
         choices: tuple[Choice, ...] = ()
         if kind.is_select:
-            choices = self._choices(element)
+            choices = self._choices(element, location)
         label = self._text(element.get("label"))
         if generated_other := self._generated_other(element):
             label = _OTHER_PROMPT
@@ -418,14 +473,30 @@ class _Builder:
             calculation=self._expression(bind.get("calculate"), row, "calculation"),
             choices=choices,
             choice_list=element.get("list_name"),
-            choice_filter=self._expression(element.get("choice_filter"), row, "choice_filter",
-                                           allow_bare_names=True, allow_current=True),
+            choice_filter=self._choice_filter(element, choices, row),
             default=None if element.get("default") in (None, "") else str(element["default"]),
             appearance=appearance,
             groups=groups,
             source_type=self._raw(row, "type") or element.get("type", ""),
             location=location,
         )
+
+    def _choice_filter(self, element: dict, choices: tuple[Choice, ...], row: int | None) -> Expression | None:
+        """The choice_filter, whose bare names must be columns of the filtered choice list.
+
+        A bare name reads a column of each choice (`district = ${province}`); one that names
+        no column reads as empty for every choice, which is a typo, not a filter.
+        """
+        expression = self._expression(element.get("choice_filter"), row, "choice_filter",
+                                      allow_bare_names=True, allow_current=True)
+        if expression is None:
+            return None
+        columns = {"name"} | {column for choice in choices for column in choice.columns}
+        for bare in sorted(expression.bare_names - columns):
+            self._problem(Location("survey", self._row_number(row), self._column_for(row, "choice_filter")),
+                          f"choice_filter reads '{bare}', which is no column of the choice list "
+                          f"'{element.get('list_name')}' (its columns: {', '.join(sorted(columns))})")
+        return expression
 
     def _generated_other(self, element: dict) -> str | None:
         """The select's name if pyxform generated this `_other` text question for `or_other`.
@@ -439,7 +510,7 @@ class _Builder:
             return match.group(1)
         return None
 
-    def _choices(self, element: dict) -> tuple[Choice, ...]:
+    def _choices(self, element: dict, location: Location) -> tuple[Choice, ...]:
         list_name = element.get("list_name") or element.get("itemset")
         choices = []
         for position, raw in enumerate(element.get("choices") or []):
@@ -449,26 +520,37 @@ class _Builder:
                 label = _OTHER_LABEL  # pyxform's English-only label for or_other
             media = _CHOICE_MEDIA & set(raw)
             if media:
-                self._problem(Location("choices", self._choice_row(list_name, name), sorted(media)[0]),
+                row = self._choice_row(list_name, name)
+                column = _header_in_row(self.workbook.choices or [], row - 2 if row else None, sorted(media)[0])
+                self._problem(Location("choices", row, column),
                               "choice images, audio and video are not supported in a chat")
             columns = {k: str(v) for k, v in raw.items() if k not in {"name", "label", *_CHOICE_MEDIA}}
             choices.append(Choice(name=name, label=label or Text({ANY_LANGUAGE: name}),
                                   key=str(position + 1), columns=columns))
         if not choices:
-            self._problem(Location("survey", self._row_number(self._find_row(element["name"], advance=False)),
-                                   "type"), f"the choice list '{list_name}' is empty")
+            self._problem(location, f"the choice list '{list_name}' is empty")
         return tuple(choices)
 
     # -- checks -------------------------------------------------------------------------
 
     def _check_keys(self, element: dict, row: int | None) -> None:
+        """Refuse every column pyxform read into a key this loader does not use.
+
+        pyxform moves some `parameters` (e.g. `rows=3`) into `control`; those are reported
+        once, as the `parameters` column the author wrote.
+        """
         unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS]
         unknown += [f"bind.{k}" for k in element.get("bind", {}) if k not in _SUPPORTED_BIND]
         unknown += [f"control.{k}" for k in element.get("control", {}) if k != "appearance"]
         if element.get("parameters"):
             unknown.append("parameters")
+        columns: dict[str, None] = {}
         for key in unknown:
             column = self._column_for(row, key)
+            if column == key and key.startswith("control.") and self._raw(row, "parameters"):
+                column = self._column_for(row, "parameters")
+            columns[column] = None
+        for column in columns:
             self._problem(Location("survey", self._row_number(row), column),
                           f"column '{column}' is not supported by a chat survey")
 
@@ -494,8 +576,10 @@ class _Builder:
                 self._check_names(group.relevant.references, names, group.location, "relevant")
 
     def _check_names(self, used, names, location: Location | None, column: str) -> None:
+        row = location.row if location else None
+        header = self._column_for(row - 2 if row else None, column)
         for name in sorted(set(used) - names):
-            self._problem(Location("survey", location.row if location else None, column),
+            self._problem(Location("survey", row, header),
                           f"${{{name}}} names no question in this form")
 
     # -- values -------------------------------------------------------------------------
@@ -535,23 +619,28 @@ class _Builder:
 
     # -- rows ---------------------------------------------------------------------------
 
-    def _find_row(self, name: str, advance: bool = True) -> int | None:
+    def _find_row(self, name: str) -> int | None:
         """Index into the survey sheet of the row that defines `name`.
 
         pyxform keeps blank rows so that row numbers stay true; elements come out in sheet
         order, so searching forward from the last match finds the right row even when the
-        same name appears in two groups. Elements pyxform generated have no row.
+        same name appears in two groups. A note left without a name is named by pyxform
+        after its row (`generated_note_name_7`). Other elements pyxform generated have no row.
         """
         for index in range(self.row_cursor, len(self.survey_rows)):
-            if str(self.survey_rows[index].get("name") or "").strip() == name:
-                if advance:
-                    self.row_cursor = index + 1
+            if name and _cell(self.survey_rows[index], "name") == name:
+                self.row_cursor = index + 1
+                return index
+        if unnamed_note := _UNNAMED_NOTE.fullmatch(name):
+            index = int(unnamed_note.group(1)) - 2
+            if 0 <= index < len(self.survey_rows) and not _cell(self.survey_rows[index], "name"):
+                self.row_cursor = index + 1
                 return index
         return None
 
     def _choice_row(self, list_name: str | None, name: str) -> int | None:
         for index, row in enumerate(self.workbook.choices or []):
-            if str(row.get("list_name") or row.get("list name") or "") == list_name and str(row.get("name")) == name:
+            if (_cell(row, "list_name") or _cell(row, "list name")) == list_name and _cell(row, "name") == name:
                 return index + 2
         return None
 
@@ -562,16 +651,11 @@ class _Builder:
     def _raw(self, row: int | None, column: str) -> str:
         if row is None:
             return ""
-        return str(self.survey_rows[row].get(column) or "")
+        return _cell(self.survey_rows[row], column)
 
     def _column_for(self, row: int | None, key: str) -> str:
         """The header, as written, of the column in `row` that pyxform read as `key`."""
-        wanted = {key, f"bind.{key}"} | ({"bind.calculate"} if key == "calculation" else set())
-        if row is not None:
-            for header, value in self.survey_rows[row].items():
-                if value not in (None, "") and (canonical_column(header) in wanted or header == key):
-                    return header
-        return key
+        return _header_in_row(self.survey_rows, row, key)
 
     def _problem(self, location: Location, message: str) -> None:
         self.problems.append(Problem(location, message))

@@ -12,7 +12,8 @@ import datetime as dt
 import functools
 from dataclasses import dataclass
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as note_event
 from hypothesis import strategies as st
 
 from surveys import codec
@@ -25,7 +26,7 @@ T0 = dt.datetime(2025, 3, 1, 8, 0, 0)
 
 COLUMNS = ("type", "name", "label::Tiếng Việt (vi)", "label::English (en)", "required", "relevant",
            "constraint", "constraint_message::Tiếng Việt (vi)", "constraint_message::English (en)",
-           "calculation", "choice_filter")
+           "calculation", "choice_filter", "default")
 
 CHOICES = """
 | choices |
@@ -33,10 +34,6 @@ CHOICES = """
 | | l | a | Hài lòng | Satisfied |
 | | l | b | Bình thường | Neutral |
 | | l | c | Không hài lòng | Dissatisfied |
-
-| settings |
-| | form_id | version |
-| | random_form | 1 |
 """
 
 ANSWERABLE = ("select_one", "select_multiple", "integer", "decimal", "text", "date", "acknowledge")
@@ -67,7 +64,13 @@ CONSTRAINT = {
     "integer": ". < 50",
     "decimal": ". > 0",
     "text": "string-length(.) <= 5",
-    "date": ". >= date('2000-01-01')",
+    "date": ". <= today()",
+}
+DEFAULTS = {
+    "select_one": ("", "", "a", "c"),
+    "select_multiple": ("", "", "a", "a c"),
+    "integer": ("", "", "7", "99"),
+    "text": ("", "", "mặc định"),
 }
 VALID_TEXTS = {
     "integer": ("5", "12", "0"),
@@ -92,6 +95,8 @@ class Item:
     message: bool = False
     calculation: str = ""
     choice_filter: str = ""
+    required_if: str = ""
+    default: str = ""
 
 
 def _line(item: Item) -> str:
@@ -100,9 +105,11 @@ def _line(item: Item) -> str:
     label_vi = label_en = ""
     if kind not in ("calculate", "start", "today", "end"):
         label_vi, label_en = f"Câu {item.name}", f"Question {item.name}"
-    cells = [type_cell, item.name, label_vi, label_en, "yes" if item.required else "", item.relevant,
+    required = item.required_if or ("yes" if item.required else "")
+    cells = [type_cell, item.name, label_vi, label_en, required, item.relevant,
              item.constraint, "Sai rồi" if item.message and item.constraint else "",
-             "Wrong" if item.message and item.constraint else "", item.calculation, item.choice_filter]
+             "Wrong" if item.message and item.constraint else "", item.calculation, item.choice_filter,
+             item.default]
     return "| | " + " | ".join(cells) + " |"
 
 
@@ -139,8 +146,14 @@ def questionnaires(draw) -> str:
             ref = reference(("select_one",))
             if ref:  # hides at most one of the three options
                 choice_filter = f"name != ${{{ref[0]}}}"
+        required_if = ""
+        ref = reference(RELEVANCE)
+        if ref:
+            required_if = draw(st.sampled_from(RELEVANCE[ref[1]])).format(ref[0])
+        default = draw(st.sampled_from(DEFAULTS.get(kind, ("",))))
         return Item(kind, name, required=draw(st.booleans()), relevant=relevant, constraint=constraint,
-                    message=draw(st.booleans()), choice_filter=choice_filter)
+                    message=draw(st.booleans()), choice_filter=choice_filter, required_if=required_if,
+                    default=default)
 
     for metadata in ("start", "today"):
         if draw(st.booleans()):
@@ -152,7 +165,7 @@ def questionnaires(draw) -> str:
             counter[0] += 1
             ref = reference(RELEVANCE)
             relevant = draw(st.sampled_from(RELEVANCE[ref[1]])).format(ref[0]) if ref else ""
-            cells = ["begin group", group, f"Nhóm {group}", f"Group {group}", "", relevant] + [""] * 5
+            cells = ["begin group", group, f"Nhóm {group}", f"Group {group}", "", relevant] + [""] * 6
             lines.append("| | " + " | ".join(cells) + " |")
             members = [item() for _ in range(draw(st.integers(1, 3)))]
             for member in members:
@@ -193,6 +206,28 @@ def relevant(form: Questionnaire, state: E.SessionState, question, at: dt.dateti
     return True
 
 
+def evaluate(expression, state: E.SessionState, at: dt.datetime, current=None) -> bool:
+    env = Environment(values=state.answers, current=current, today=(state.started_at or at).date(), now=at)
+    try:
+        return expression.evaluate_bool(env)
+    except ExpressionError:
+        return False
+
+
+def check_valid_answer(form: Questionnaire, before: E.SessionState, question, value, at: dt.datetime) -> None:
+    """A recorded answer is one the form allows: visible choices, constraint, required."""
+    if value is None or value == ():
+        assert question.required is None or not evaluate(question.required, before, at), \
+            f"{question.name} left empty though required"
+        return
+    if question.type.is_select:
+        visible = {option.name for option in E.current_prompt(form, before).options}
+        chosen = set(value) if isinstance(value, tuple) else {value}
+        assert chosen <= visible, f"{question.name} = {value!r} but only {visible} are offered"
+    if question.constraint is not None:
+        assert evaluate(question.constraint, before, at, current=value), f"{question.name} = {value!r} breaks its constraint"
+
+
 def is_real(value) -> bool:
     return value is not NOT_APPLICABLE
 
@@ -216,6 +251,7 @@ def check_step(form: Questionnaire, before: E.SessionState, event, result: E.Ste
         if question.type.is_asked and is_real(value):
             assert name == before.current, f"{name} answered while {before.current} was on screen"
             assert before.status in (E.Status.ACTIVE, E.Status.PAUSED)
+            check_valid_answer(form, before, question, value, event.at)
     # Nothing non-relevant keeps a real value.
     for question in form.questions:
         if question.name in after.answers and is_real(after.answers[question.name]):
@@ -284,7 +320,7 @@ def seqs(draw, state: E.SessionState) -> int:
 
 
 def draw_event(draw, form: Questionnaire, state: E.SessionState, at: dt.datetime):
-    kind = draw(st.sampled_from(("valid", "valid", "valid", "reply", "choose", "toggle", "done", "back",
+    kind = draw(st.sampled_from(("valid", "valid", "valid", "valid", "valid", "reply", "choose", "toggle", "done", "back",
                                  "language", "stop", "resume", "start")))
     if kind == "valid":
         return draw(st.sampled_from(valid_plans(form, state, at)))[0]
@@ -319,7 +355,7 @@ def run(form: Questionnaire, events) -> list[E.Step]:
     return steps
 
 
-SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+SETTINGS = settings(max_examples=int(__import__("os").environ.get("ENGINE_EXAMPLES", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS
@@ -330,7 +366,7 @@ def test_random_event_streams_keep_the_invariants(markdown: str, data) -> None:
     at = T0
     events = []
     steps = []
-    for index in range(data.draw(st.integers(1, 40), label="length")):
+    for index in range(data.draw(st.integers(1, 60), label="length")):
         at = at + dt.timedelta(seconds=data.draw(st.integers(0, 90_000), label="pause"))
         if index == 0 and data.draw(st.booleans(), label="starts properly"):
             event = E.Start(at)
@@ -342,6 +378,8 @@ def test_random_event_streams_keep_the_invariants(markdown: str, data) -> None:
         steps.append(result)
         # Continue from the stored form of the state, as a real bot would.
         state = codec.decode_state(codec.encode_state(result.state))
+    note_event(f"final status {state.status}")
+    note_event(f"back edits {sum(1 for e, r in zip(events, steps) if isinstance(e, E.Back) and r.accepted) > 0}")
     # Replaying the event log from scratch reproduces every step exactly.
     assert run(form, events) == steps
 

@@ -534,6 +534,18 @@ def _function(
     return _Function(implementation, _Arity(minimum, maximum), needs_env)
 
 
+def _math(operation: Callable[..., float]) -> Callable[..., float]:
+    """An ODK math function: arguments as numbers, NaN instead of an error outside its domain."""
+
+    def apply(*values: object) -> float:
+        try:
+            return float(operation(*(float(_to_number(v)) for v in values)))
+        except (ValueError, OverflowError):
+            return math.nan
+
+    return apply
+
+
 _FUNCTIONS: dict[str, _Function] = {
     "selected": _function(_selected, 2, 2),
     "selected-at": _function(_selected_at, 2, 2),
@@ -556,6 +568,19 @@ _FUNCTIONS: dict[str, _Function] = {
     "ceiling": _function(_rounding(math.ceil), 1, 1),
     "abs": _function(_abs, 1, 1),
     "pow": _function(_pow, 2, 2),
+    "sqrt": _function(_math(math.sqrt), 1, 1),
+    "exp": _function(_math(math.exp), 1, 1),
+    "exp10": _function(_math(lambda x: 10.0 ** x), 1, 1),
+    "log": _function(_math(math.log), 1, 1),
+    "log10": _function(_math(math.log10), 1, 1),
+    "sin": _function(_math(math.sin), 1, 1),
+    "cos": _function(_math(math.cos), 1, 1),
+    "tan": _function(_math(math.tan), 1, 1),
+    "asin": _function(_math(math.asin), 1, 1),
+    "acos": _function(_math(math.acos), 1, 1),
+    "atan": _function(_math(math.atan), 1, 1),
+    "atan2": _function(_math(math.atan2), 2, 2),
+    "pi": _function(lambda: math.pi, 0, 0),
     "min": _function(_extremum(min), 1, None),
     "max": _function(_extremum(max), 1, None),
     "contains": _function(lambda text, part: to_string(part) in to_string(text), 2, 2),

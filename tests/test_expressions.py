@@ -851,3 +851,16 @@ def test_integer_arithmetic_matches_python(a, b):
     assert ev("${a} < ${b}", a=a, b=b) is (a < b)
     if b != 0:
         assert ev("${a} mod ${b}", a=a, b=b) == int(math.fmod(a, b))
+
+
+@pytest.mark.parametrize("source, expected", [
+    ("sqrt(16)", 4.0), ("log10(1000)", 3.0), ("exp10(2)", 100.0), ("round(pi(), 2)", 3.14),
+    ("atan2(0, 1)", 0.0), ("round(exp(1), 3)", 2.718),
+])
+def test_odk_math_functions(source, expected):
+    assert parse(source).evaluate(Environment()) == pytest.approx(expected)
+
+
+def test_math_outside_its_domain_is_nan_not_an_error():
+    assert math.isnan(parse("sqrt(-1)").evaluate(Environment()))
+    assert math.isnan(parse("log(${x})").evaluate(Environment(values={"x": ""})))

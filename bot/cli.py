@@ -209,6 +209,76 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, for
     console.print(f"Wrote {len(table.rows)} sessions × {len(table.columns)} columns to {out}")
 
 
+# -- running the bots ------------------------------------------------------------------------
+
+
+@main.command("run")
+@click.pass_context
+def run_bots(ctx: click.Context) -> None:
+    """Run every bot of the configuration (--config) until interrupted.
+
+    Each [[telegram]] bot long-polls or serves its webhook; all share the configured database.
+    Tokens come from the environment (token_env) and never appear in logs.
+    """
+    import logging
+    import signal
+
+    from bot.run import run
+
+    config: Config = ctx.obj
+    if config.source is None or not config.bots:
+        raise click.UsageError("give --config FILE with at least one [[telegram]] bot (see config.example.toml)")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await run(config, stop)
+
+    asyncio.run(main_loop())
+
+
+@main.command("invite")
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="The survey database.")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the letters.")
+@click.option("--telegram", "telegram_username", help="The Telegram bot's username, for deep links and QR codes.")
+@click.option("--zalo", "zalo_name", help="The Zalo bot's name as people search for it.")
+@click.option("--title", default="Khảo sát cải cách hành chính", show_default=True, help="Survey name on the letters.")
+@click.option("--reissue", is_flag=True, help="New codes for everyone not yet reached; old codes stop working.")
+@click.pass_context
+def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: str | None, zalo_name: str | None,
+           title: str, reissue: bool) -> None:
+    """Issue personal codes and write invitation letters for the people not yet reached.
+
+    Writes invitations.csv (for mail merge: link, typed code, QR file), qr/*.png and
+    letters.html (one printable letter per page, in Vietnamese). Codes are stored only as
+    hashes: keep these files safe, and run with --reissue to replace lost ones.
+    """
+    from rich.progress import Progress
+
+    from exporters.letters import Channels, issue_letters, write_letters
+
+    db = _database(ctx, db)
+    if db is None or not db.is_file():
+        raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
+    if not telegram_username and not zalo_name:
+        raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
+    channels = Channels(telegram_username.lstrip("@") if telegram_username else None, zalo_name)
+
+    async def issue():
+        async with await open_storage(db) as storage:
+            with Progress(console=console, transient=True) as bar:
+                task = bar.add_task("Issuing codes", total=None)
+                return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue,
+                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+
+    letters = asyncio.run(issue())
+    files = write_letters(letters, out, channels, title)
+    console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/")
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 

@@ -1,18 +1,25 @@
 """The configuration file (TOML; see config.example.toml), checked strictly.
 
 An unknown key is an error naming the key, because a misspelt setting that is silently
-ignored is a deployment that behaves differently from what its coordinator wrote.
+ignored is a deployment that behaves differently from what its coordinator wrote. Tokens are
+read from the environment by preference and never appear in a repr or a log line.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.outbox import Pace
 from surveys.messages import UI_LANGUAGES
+
+CHANNELS = ("telegram", "zalo")
+DEFAULT_API_BASE = {"telegram": "https://api.telegram.org", "zalo": "https://bot-api.zapps.me"}
 
 
 class ConfigError(ValueError):
@@ -20,10 +27,33 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class BotConfig:
+    channel: str
+    name: str
+    token: str = field(repr=False)
+    api_base: str
+    mode: str = "polling"
+    #: Questionnaire files this bot serves; the first is asked of people with no assigned form.
+    forms: tuple[Path, ...] = ()
+    #: Public payloads (a QR code at a service counter) → the form_id they open.
+    open_codes: Mapping[str, str] = field(default_factory=dict)
+    #: Open mode: the question whose answer assigns the respondent's stratum.
+    open_stratum_question: str | None = None
+    coordinators: tuple[int, ...] = ()
+    pace: Pace = Pace()
+    webhook_url: str | None = None
+    webhook_listen: str = "127.0.0.1:8443"
+    webhook_secret: str | None = field(default=None, repr=False)
+    #: Wrong typed codes allowed per chat and hour before the bot stops checking (brute force).
+    code_attempts_per_hour: int = 5
+
+
+@dataclass(frozen=True)
 class Config:
     database: Path = Path("khaosat.sqlite")
     timezone: str = "Asia/Ho_Chi_Minh"
     language: str = "vi"
+    bots: tuple[BotConfig, ...] = ()
     source: Path | None = field(default=None, compare=False)
 
     @property
@@ -31,7 +61,12 @@ class Config:
         return ZoneInfo(self.timezone)
 
 
-_SECTIONS = {"storage": {"path"}, "locale": {"timezone", "language"}}
+_TOP = {"storage": {"path"}, "locale": {"timezone", "language"}}
+_BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
+             "coordinators", "pace", "webhook", "code_attempts_per_hour"}
+_PACE_KEYS = {"per_second", "per_chat_per_second", "per_chat_burst", "max_in_flight"}
+_WEBHOOK_KEYS = {"url", "listen", "secret_token", "secret_token_env"}
+_SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def load_config(path: Path) -> Config:
@@ -41,20 +76,22 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    known = set(_TOP) | set(CHANNELS)
     for section, values in raw.items():
-        if section not in _SECTIONS:
-            raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(sorted(_SECTIONS))}")
-        unknown = set(values) - _SECTIONS[section]
-        if unknown:
-            raise ConfigError(f"{path}: unknown key {section}.{sorted(unknown)[0]}; "
-                              f"known in [{section}]: {', '.join(sorted(_SECTIONS[section]))}")
+        if section not in known:
+            raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(sorted(known))}")
+        if section in _TOP:
+            _check_keys(path, section, values, _TOP[section])
     storage: dict[str, Any] = raw.get("storage", {})
     locale: dict[str, Any] = raw.get("locale", {})
-    database = Path(storage.get("path", Config.database))
-    if not database.is_absolute():
-        database = path.parent / database  # relative to the config file, not to where it is run from
-    config = Config(database=database, timezone=locale.get("timezone", Config.timezone),
-                    language=locale.get("language", Config.language), source=path)
+    bots = tuple(_bot(path, channel, index, table)
+                 for channel in CHANNELS for index, table in enumerate(_tables(path, raw, channel)))
+    names = [(b.channel, b.name) for b in bots]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: two bots share a name; each [[telegram]]/[[zalo]] needs its own name")
+    config = Config(database=_relative(path, storage.get("path", Config.database)),
+                    timezone=locale.get("timezone", Config.timezone),
+                    language=locale.get("language", Config.language), bots=bots, source=path)
     try:
         config.zone
     except (ZoneInfoNotFoundError, ValueError):
@@ -62,3 +99,73 @@ def load_config(path: Path) -> Config:
     if config.language not in UI_LANGUAGES:
         raise ConfigError(f"{path}: locale.language must be one of {', '.join(UI_LANGUAGES)}")
     return config
+
+
+def _tables(path: Path, raw: dict, channel: str) -> list[dict]:
+    tables = raw.get(channel, [])
+    if not isinstance(tables, list):
+        raise ConfigError(f"{path}: write bots as [[{channel}]] (a list of tables), not [{channel}]")
+    return tables
+
+
+def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
+    where = f"[[{channel}]] #{index + 1}"
+    _check_keys(path, where, table, _BOT_KEYS)
+    name = table.get("name")
+    if not name or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)):
+        raise ConfigError(f"{path}: {where} needs a name of lower-case letters, digits, - or _")
+    where = f"[[{channel}]] '{name}'"
+    token = _secret(path, where, table, "token", "token_env")
+    if not token:
+        raise ConfigError(f"{path}: {where} has no token: set token_env to the name of an environment variable")
+    mode = table.get("mode", "polling")
+    if mode not in ("polling", "webhook"):
+        raise ConfigError(f"{path}: {where} mode must be polling or webhook")
+    pace_table = table.get("pace", {})
+    _check_keys(path, f"{where}.pace", pace_table, _PACE_KEYS)
+    webhook = table.get("webhook", {})
+    _check_keys(path, f"{where}.webhook", webhook, _WEBHOOK_KEYS)
+    secret = _secret(path, f"{where}.webhook", webhook, "secret_token", "secret_token_env")
+    if mode == "webhook":
+        if not webhook.get("url"):
+            raise ConfigError(f"{path}: {where} is in webhook mode but has no webhook.url")
+        if not secret or not _SECRET.match(secret):
+            raise ConfigError(f"{path}: {where} webhook needs a secret token of 1-256 characters A-Z a-z 0-9 _ -")
+    forms = tuple(_relative(path, form) for form in table.get("forms", []))
+    for form in forms:
+        if not form.is_file():
+            raise ConfigError(f"{path}: {where} form {form} does not exist")
+    return BotConfig(
+        channel=channel, name=str(name), token=token,
+        api_base=str(table.get("api_base", DEFAULT_API_BASE[channel])).rstrip("/"),
+        mode=mode, forms=forms, open_codes=dict(table.get("open_codes", {})),
+        open_stratum_question=table.get("open_stratum_question"),
+        coordinators=tuple(int(c) for c in table.get("coordinators", [])),
+        pace=Pace(**{k: pace_table[k] for k in pace_table}),
+        webhook_url=webhook.get("url"), webhook_listen=webhook.get("listen", "127.0.0.1:8443"),
+        webhook_secret=secret, code_attempts_per_hour=int(table.get("code_attempts_per_hour", 5)),
+    )
+
+
+def _secret(path: Path, where: str, table: Mapping, key: str, env_key: str) -> str | None:
+    if env_key in table:
+        value = os.environ.get(str(table[env_key]))
+        if not value:
+            raise ConfigError(f"{path}: {where} reads {key} from ${table[env_key]}, which is not set")
+        return value
+    return table.get(key)
+
+
+def _check_keys(path: Path, where: str, values: Any, allowed: set[str]) -> None:
+    if not isinstance(values, dict):
+        raise ConfigError(f"{path}: {where} must be a table")
+    unknown = set(values) - allowed
+    if unknown:
+        raise ConfigError(f"{path}: unknown key {where}.{sorted(unknown)[0]}; "
+                          f"known in {where}: {', '.join(sorted(allowed))}")
+
+
+def _relative(config_path: Path, value: Any) -> Path:
+    """Paths in the file are relative to the file, not to where the command is run from."""
+    path = Path(value)
+    return path if path.is_absolute() else config_path.parent / path

@@ -8,13 +8,26 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Callable, Sequence
 
-from storage import AnswerChange, SessionRecord, StaleRevision, Storage
+from storage import AnswerChange, OutgoingMessage, SessionRecord, StaleRevision, Storage
 from surveys import codec, engine
 from surveys.model import Questionnaire
 from surveys.xlsform import load_questionnaire_bytes
 
 _RETRIES_ON_RACE = 5
+
+#: The respondent's disposition that a session status implies (AAPOR-style; see storage).
+DISPOSITION_OF_STATUS = {
+    engine.Status.NEW: "contacted",
+    engine.Status.CONSENT: "contacted",
+    engine.Status.ACTIVE: "started",
+    engine.Status.PAUSED: "started",
+    engine.Status.COMPLETED: "completed",
+    engine.Status.REFUSED: "refused",
+}
+
+Replies = Callable[[engine.Step, SessionRecord], Sequence[OutgoingMessage]]
 
 
 @dataclass(frozen=True)
@@ -46,11 +59,17 @@ class Conversations:
                    at: dt.datetime) -> tuple[SessionRecord, bool]:
         """The respondent's open session for this form, or a new one: (session, created)."""
         respondent = await self.storage.ensure_respondent(external_id, at.isoformat())
+        return await self.open_for(respondent.id, form, channel, language, at)
+
+    async def open_for(self, respondent_id: int, form: Questionnaire, channel: str, language: str | None,
+                       at: dt.datetime) -> tuple[SessionRecord, bool]:
         state = engine.new_session(form, language)
-        return await self.storage.open_session(respondent.id, form.form_id, form.version, channel,
+        return await self.storage.open_session(respondent_id, form.form_id, form.version, channel,
                                                state.status.value, codec.encode_state(state), at.isoformat())
 
-    async def handle(self, session_id: int, event: engine.Event, event_key: str) -> Handled:
+    async def handle(self, session_id: int, event: engine.Event, event_key: str,
+                     replies: Replies | None = None) -> Handled:
+        """Apply one event; `replies` renders what to send, queued in the same transaction."""
         for _ in range(_RETRIES_ON_RACE):
             record = await self.storage.get_session(session_id)
             form = await self.questionnaire(record.form_id, record.form_version)
@@ -68,13 +87,26 @@ class Conversations:
                     state=codec.encode_state(result.state),
                     changes=changes,
                     at=event.at.isoformat(),
+                    outgoing=replies(result, record) if replies else (),
                 )
             except StaleRevision:
                 continue  # another event for this session landed first: decide again on its state
             if not outcome.applied:
-                return Handled(record, engine.Step(state, (), {}, accepted=False), applied=False)
-            return Handled(await self.storage.get_session(session_id), result, applied=True)
+                current = await self.storage.get_session(session_id)
+                await self._disposition(current, event, event_key)  # in case a crash came between the two
+                return Handled(current, engine.Step(codec.decode_state(current.state), (), {}, accepted=False),
+                               applied=False)
+            current = await self.storage.get_session(session_id)
+            if DISPOSITION_OF_STATUS[engine.Status(record.status)] != DISPOSITION_OF_STATUS[result.state.status]:
+                await self._disposition(current, event, event_key)
+            return Handled(current, result, applied=True)
         raise StaleRevision(f"session {session_id} kept changing under event {event_key}")
+
+    async def _disposition(self, session: SessionRecord, event: engine.Event, event_key: str) -> None:
+        """Keep the respondent's disposition in step with the session (idempotent by the event key)."""
+        status = DISPOSITION_OF_STATUS[engine.Status(session.status)]
+        await self.storage.set_disposition(session.respondent_id, status, event.at.isoformat(),
+                                           reason=f"session {session.id} {session.status}", key=f"{event_key}:disposition")
 
     async def state(self, session_id: int) -> tuple[Questionnaire, engine.SessionState]:
         record = await self.storage.get_session(session_id)

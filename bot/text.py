@@ -34,3 +34,25 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False) -> str:
     if not ask.required and ask.kind not in (PromptKind.CONSENT, PromptKind.ACKNOWLEDGE):
         lines.append(say("skip_hint", ui))
     return "\n".join(lines)
+
+
+def split_text(text: str, limit: int) -> list[str]:
+    """Pieces of at most `limit` characters, cut at line ends where possible, then at spaces."""
+    pieces: list[str] = []
+    current = ""
+    for line in text.split("\n"):
+        candidate = line if not current else f"{current}\n{line}"
+        if len(candidate) <= limit:
+            current = candidate
+            continue
+        if current:
+            pieces.append(current)
+        while len(line) > limit:
+            cut = line.rfind(" ", 0, limit + 1)
+            cut = cut if cut > 0 else limit
+            pieces.append(line[:cut].rstrip())
+            line = line[cut:].lstrip()
+        current = line
+    if current or not pieces:
+        pieces.append(current)
+    return pieces

@@ -1,4 +1,5 @@
-"""Durable storage for khaosat: questionnaires, respondents, sessions, answers.
+"""Durable storage for khaosat: questionnaires, respondents, sessions, answers,
+dispositions, invitations, chat links and the outbox.
 
 All SQL lives in this package. Callers depend on the ``Storage`` interface
 and get an implementation from ``open_storage``.
@@ -9,10 +10,26 @@ from __future__ import annotations
 import os
 
 from .base import Storage
-from .errors import NotFound, QuestionnaireConflict, StaleRevision, StorageError
+from .errors import (
+    AmbiguousPhone,
+    InvitationRevoked,
+    InvitationUsed,
+    LinkConflict,
+    NotFound,
+    QuestionnaireConflict,
+    StaleRevision,
+    StorageError,
+)
 from .records import (
+    DISPOSITIONS,
+    INVITATION_KINDS,
+    OUTBOX_STATES,
     AnswerChange,
     AnswerRecord,
+    Invitation,
+    OutgoingMessage,
+    Personal,
+    QueuedMessage,
     Respondent,
     SessionRecord,
     StepResult,
@@ -21,10 +38,21 @@ from .records import (
 from .sqlite import SQLiteStorage
 
 __all__ = [
+    "DISPOSITIONS",
+    "INVITATION_KINDS",
+    "OUTBOX_STATES",
+    "AmbiguousPhone",
     "AnswerChange",
     "AnswerRecord",
+    "Invitation",
+    "InvitationRevoked",
+    "InvitationUsed",
+    "LinkConflict",
     "NotFound",
+    "OutgoingMessage",
+    "Personal",
     "QuestionnaireConflict",
+    "QueuedMessage",
     "Respondent",
     "SQLiteStorage",
     "SessionRecord",

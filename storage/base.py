@@ -9,6 +9,12 @@ can follow. Contract shared by all implementations:
 * Every method that writes does so in one transaction: after a crash a
   write is either fully present or absent.
 * Driver errors surface as ``StorageError`` (or a subclass).
+* Idempotency keys (``event_key``, ``key``, ``dedupe_key``) make re-delivered
+  platform updates and retried jobs harmless: a key seen before writes
+  nothing and the method says so in its return value.
+* Chat ids are text (Telegram's integers and Zalo's strings alike).
+* Timestamps are compared as strings (``since``, ``now``, ``not_before``),
+  so callers must use one ISO format and one UTC offset throughout.
 """
 
 from __future__ import annotations
@@ -21,6 +27,10 @@ from typing import Any, Self
 from .records import (
     AnswerChange,
     AnswerRecord,
+    Invitation,
+    OutgoingMessage,
+    Personal,
+    QueuedMessage,
     Respondent,
     SessionRecord,
     StepResult,
@@ -81,6 +91,239 @@ class Storage(abc.ABC):
     async def get_respondent(self, respondent_id: int) -> Respondent:
         """Return one respondent or raise ``NotFound``."""
 
+    @abc.abstractmethod
+    async def add_respondent(
+        self,
+        external_id: str,
+        *,
+        form_id: str | None = None,
+        stratum: str | None = None,
+        name: str | None = None,
+        phone: str | None = None,
+        at: str,
+    ) -> Respondent:
+        """Add a sample member (e.g. from an imported sample list).
+
+        Idempotent by ``external_id``: if it exists, the stored respondent is
+        returned unchanged and nothing is written (form, stratum and personal
+        data are not overwritten). A new respondent starts in disposition
+        "sampled". A ``respondent_personal`` row is written only when
+        ``name`` or ``phone`` is given; ``phone`` must already be normalised
+        (E.164). Respondent and personal row are written in one transaction.
+        """
+
+    @abc.abstractmethod
+    async def personal(self, respondent_id: int) -> Personal:
+        """The respondent's name and phone (both None if none were stored).
+
+        Raises ``NotFound`` for an unknown respondent.
+        """
+
+    @abc.abstractmethod
+    async def respondent_by_phone(self, phone: str) -> Respondent | None:
+        """The respondent with this (normalised) phone, None if nobody has it.
+
+        Raises ``AmbiguousPhone`` if several respondents share it, so the
+        caller can tell the person rather than guess.
+        """
+
+    @abc.abstractmethod
+    async def list_respondents(self, form_id: str | None = None) -> list[Respondent]:
+        """All respondents (optionally only those assigned ``form_id``), ordered by id."""
+
+    @abc.abstractmethod
+    async def set_respondent_form(
+        self, respondent_id: int, form_id: str, stratum: str | None, at: str
+    ) -> Respondent:
+        """Assign the questionnaire and stratum (open-mode screening); returns the new record.
+
+        Overwrites any earlier assignment. ``at`` is accepted for symmetry
+        with other writes; no timestamp column records it yet. Raises
+        ``NotFound`` for an unknown respondent.
+        """
+
+    # Dispositions -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def set_disposition(
+        self,
+        respondent_id: int,
+        status: str,
+        at: str,
+        *,
+        reason: str | None = None,
+        key: str | None = None,
+    ) -> bool:
+        """Move the respondent to disposition ``status`` (one of ``DISPOSITIONS``).
+
+        In one transaction: the respondent's current disposition and
+        disposition_at are replaced and a history row (status, reason, at,
+        key) is appended. Returns False and writes nothing if ``key`` (unique
+        across all respondents) was recorded before, or if the respondent is
+        already in ``status``. Transitions are not policed here: the caller
+        decides which moves make sense. An unknown status raises
+        ``StorageError``, an unknown respondent ``NotFound``.
+        """
+
+    @abc.abstractmethod
+    async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
+        """The respondent's disposition changes in order: dicts of status, reason, at, key."""
+
+    # Invitations --------------------------------------------------------
+
+    @abc.abstractmethod
+    async def issue_invitation(
+        self, respondent_id: int, kind: str, code_hash: str, at: str
+    ) -> Invitation:
+        """Store a new invitation code (its hash only) for a respondent.
+
+        ``kind`` is "link" or "typed". In one transaction every active (not
+        revoked) invitation of the same respondent and kind gets
+        ``revoked_at = at`` and the new one is inserted, so at most one
+        code per respondent and kind works at a time. A ``code_hash`` that
+        already exists raises ``StorageError``; an unknown respondent
+        ``NotFound``.
+        """
+
+    @abc.abstractmethod
+    async def revoke_invitations(self, respondent_id: int, at: str) -> int:
+        """Revoke all the respondent's active invitations; returns how many were revoked."""
+
+    @abc.abstractmethod
+    async def find_invitation(self, code_hash: str) -> Invitation | None:
+        """The invitation with this hash, revoked or used ones included (the caller decides)."""
+
+    @abc.abstractmethod
+    async def active_invitation(self, respondent_id: int, kind: str) -> Invitation | None:
+        """The respondent's not-revoked invitation of this kind, if any."""
+
+    @abc.abstractmethod
+    async def use_invitation(
+        self, invitation_id: int, channel: str, bot: str, chat_id: str, at: str
+    ) -> Invitation:
+        """Record that a chat redeemed the invitation; returns the updated record.
+
+        The first use is kept. A repeat by the same (channel, bot, chat) —
+        e.g. a re-delivered update — is a no-op returning the invitation
+        (even if it was revoked since). A use by another chat raises
+        ``InvitationUsed``. An unused invitation that is revoked raises
+        ``InvitationRevoked``; an unknown id ``NotFound``.
+        """
+
+    # Chat links ---------------------------------------------------------
+
+    @abc.abstractmethod
+    async def link_chat(
+        self, channel: str, bot: str, chat_id: str, respondent_id: int, at: str
+    ) -> None:
+        """Record that this chat on this bot is this respondent.
+
+        Idempotent for the same pair. Raises ``LinkConflict`` if the chat is
+        linked to another respondent, or the respondent to another chat on
+        the same (channel, bot); ``NotFound`` for an unknown respondent.
+        """
+
+    @abc.abstractmethod
+    async def linked_respondent(
+        self, channel: str, bot: str, chat_id: str
+    ) -> Respondent | None:
+        """The respondent linked to this chat, if any."""
+
+    @abc.abstractmethod
+    async def chats_of(self, respondent_id: int) -> list[tuple[str, str, str]]:
+        """The respondent's linked chats as (channel, bot, chat_id), oldest link first."""
+
+    @abc.abstractmethod
+    async def log_link_attempt(
+        self,
+        channel: str,
+        bot: str,
+        chat_id: str,
+        outcome: str,
+        at: str,
+        *,
+        key: str,
+        detail: str | None = None,
+    ) -> bool:
+        """Log an attempt to link a chat (e.g. outcome "ok", "bad_code", "used").
+
+        Returns False and writes nothing if ``key`` was logged before, so a
+        re-delivered update is not counted twice.
+        """
+
+    @abc.abstractmethod
+    async def count_link_attempts(
+        self, channel: str, bot: str, chat_id: str, outcome: str, since: str
+    ) -> int:
+        """How many attempts with this outcome the chat made at or after ``since``.
+
+        For brute-force limits, e.g. failed codes per chat in the last hour.
+        """
+
+    # Outbox -------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def enqueue(self, messages: Sequence[OutgoingMessage], at: str) -> int:
+        """Queue messages for sending in one transaction; returns how many were new.
+
+        A message whose ``dedupe_key`` is already in the outbox (or earlier
+        in ``messages``) is skipped. Only that uniqueness conflict is
+        ignored: an invalid JSON payload or unknown respondent fails the
+        whole call and queues nothing. New rows are "pending" with 0
+        attempts and created_at = updated_at = ``at``.
+        """
+
+    @abc.abstractmethod
+    async def due_messages(
+        self, channel: str, bot: str, now: str, limit: int
+    ) -> list[QueuedMessage]:
+        """Up to ``limit`` pending messages of one bot whose not_before is unset or <= ``now``.
+
+        Ordered by priority (smaller first) then id (oldest first). Reading
+        does not claim them: call ``mark_sending`` before sending.
+        """
+
+    @abc.abstractmethod
+    async def mark_sending(self, message_id: int, at: str) -> bool:
+        """pending -> sending, just before the platform call; False if not pending."""
+
+    @abc.abstractmethod
+    async def mark_sent(self, message_id: int, at: str, result: str | None) -> bool:
+        """sending -> sent, keeping the platform's ``result`` (text); False if not sending."""
+
+    @abc.abstractmethod
+    async def mark_retry(
+        self, message_id: int, at: str, not_before: str, error: str
+    ) -> bool:
+        """sending -> pending with attempts + 1, ``error`` kept and retry not before ``not_before``.
+
+        False if the message was not in "sending".
+        """
+
+    @abc.abstractmethod
+    async def mark_failed(self, message_id: int, at: str, error: str) -> bool:
+        """sending -> failed (permanent), attempts + 1; False if not sending."""
+
+    @abc.abstractmethod
+    async def recover_outbox(self, channel: str, bot: str, at: str) -> int:
+        """At start-up, turn this bot's messages left in "sending" into "unknown".
+
+        A row in "sending" means the process died between ``mark_sending``
+        and ``mark_sent``/``mark_retry``: the platform may or may not have
+        delivered it, and Telegram's Bot API has no idempotency key, so
+        resending could show the respondent a duplicate. We choose
+        at-most-once for those few messages: they are NOT resent, only
+        marked "unknown" (error notes the crash) for an operator or a later
+        step to resolve. Only call this when no other process is sending
+        for this bot. Returns how many rows were marked.
+        """
+
+    @abc.abstractmethod
+    async def outbox_counts(
+        self, channel: str | None = None, bot: str | None = None
+    ) -> dict[str, int]:
+        """Number of outbox rows per state (every state present, 0 if none), optionally filtered."""
+
     # Sessions -----------------------------------------------------------
 
     @abc.abstractmethod
@@ -127,6 +370,7 @@ class Storage(abc.ABC):
         state: str,
         changes: Sequence[AnswerChange],
         at: str,
+        outgoing: Sequence[OutgoingMessage] = (),
     ) -> StepResult:
         """Record one engine step atomically.
 
@@ -142,6 +386,11 @@ class Storage(abc.ABC):
         empty) or "not_applicable" (skipped by relevance); anything else
         fails the whole step. Values are compared as text, so serialise
         JSON deterministically.
+        ``outgoing`` (the step's replies) is enqueued as by ``enqueue`` in the
+        same transaction, so a step is never stored without its replies nor
+        replies without their step, and a re-delivered event enqueues
+        nothing. A bad outgoing message (e.g. invalid JSON) fails the whole
+        step.
         Raises ``NotFound`` for an unknown session.
         """
 

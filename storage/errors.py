@@ -15,3 +15,19 @@ class StaleRevision(StorageError):
 
 class NotFound(StorageError):
     """The requested record does not exist."""
+
+
+class AmbiguousPhone(StorageError):
+    """Several respondents share the phone number looked up."""
+
+
+class InvitationUsed(StorageError):
+    """The invitation was already redeemed from another chat."""
+
+
+class InvitationRevoked(StorageError):
+    """The invitation was revoked before anyone redeemed it."""
+
+
+class LinkConflict(StorageError):
+    """The chat is linked to another respondent, or the respondent to another chat on that bot."""

@@ -94,6 +94,112 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX answer_history_by_question ON answer_history (session_id, question, id)",
     ),
+    # 2: sample members, personal data kept apart from answers, dispositions,
+    # invitation codes, chat links and the outbox.
+    (
+        "ALTER TABLE respondents ADD COLUMN form_id TEXT",
+        "ALTER TABLE respondents ADD COLUMN stratum TEXT",
+        """
+        ALTER TABLE respondents ADD COLUMN disposition TEXT NOT NULL DEFAULT 'sampled'
+            CHECK (disposition IN ('sampled', 'invited', 'contacted', 'started', 'partial',
+                                   'completed', 'refused', 'ineligible', 'quota_full',
+                                   'unreachable', 'replaced'))
+        """,
+        "ALTER TABLE respondents ADD COLUMN disposition_at TEXT",
+        "CREATE INDEX respondents_by_form ON respondents (form_id, id)",
+        # Decree 13/2023/NĐ-CP: personal data in its own table, never joined
+        # into answer exports; deleting a row here anonymises the respondent.
+        """
+        CREATE TABLE respondent_personal (
+            respondent_id INTEGER PRIMARY KEY REFERENCES respondents (id),
+            name          TEXT,
+            phone         TEXT
+        )
+        """,
+        "CREATE INDEX respondent_personal_by_phone ON respondent_personal (phone)",
+        """
+        CREATE TABLE disposition_history (
+            id            INTEGER PRIMARY KEY,
+            respondent_id INTEGER NOT NULL REFERENCES respondents (id),
+            status        TEXT NOT NULL
+                          CHECK (status IN ('sampled', 'invited', 'contacted', 'started',
+                                            'partial', 'completed', 'refused', 'ineligible',
+                                            'quota_full', 'unreachable', 'replaced')),
+            reason        TEXT,
+            at            TEXT NOT NULL,
+            key           TEXT UNIQUE
+        )
+        """,
+        "CREATE INDEX disposition_history_by_respondent ON disposition_history (respondent_id, id)",
+        """
+        CREATE TABLE invitations (
+            id            INTEGER PRIMARY KEY,
+            respondent_id INTEGER NOT NULL REFERENCES respondents (id),
+            kind          TEXT NOT NULL CHECK (kind IN ('link', 'typed')),
+            code_hash     TEXT NOT NULL UNIQUE,
+            created_at    TEXT NOT NULL,
+            revoked_at    TEXT,
+            used_at       TEXT,
+            used_channel  TEXT,
+            used_bot      TEXT,
+            used_chat     TEXT
+        )
+        """,
+        # At most one active code per respondent and kind.
+        """
+        CREATE UNIQUE INDEX invitations_one_active ON invitations (respondent_id, kind)
+        WHERE revoked_at IS NULL
+        """,
+        "CREATE INDEX invitations_by_respondent ON invitations (respondent_id, id)",
+        """
+        CREATE TABLE chat_links (
+            channel       TEXT NOT NULL,
+            bot           TEXT NOT NULL,
+            chat_id       TEXT NOT NULL,
+            respondent_id INTEGER NOT NULL REFERENCES respondents (id),
+            linked_at     TEXT NOT NULL,
+            PRIMARY KEY (channel, bot, chat_id),
+            UNIQUE (channel, bot, respondent_id)
+        )
+        """,
+        "CREATE INDEX chat_links_by_respondent ON chat_links (respondent_id)",
+        """
+        CREATE TABLE link_attempts (
+            id      INTEGER PRIMARY KEY,
+            channel TEXT NOT NULL,
+            bot     TEXT NOT NULL,
+            chat_id TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail  TEXT,
+            at      TEXT NOT NULL,
+            key     TEXT NOT NULL UNIQUE
+        )
+        """,
+        "CREATE INDEX link_attempts_by_chat ON link_attempts (channel, bot, chat_id, outcome, at)",
+        """
+        CREATE TABLE outbox (
+            id            INTEGER PRIMARY KEY,
+            channel       TEXT NOT NULL,
+            bot           TEXT NOT NULL,
+            chat_id       TEXT NOT NULL,
+            method        TEXT NOT NULL,
+            payload       TEXT NOT NULL CHECK (json_valid(payload)),
+            priority      INTEGER NOT NULL DEFAULT 0,
+            dedupe_key    TEXT UNIQUE,
+            respondent_id INTEGER REFERENCES respondents (id),
+            state         TEXT NOT NULL DEFAULT 'pending'
+                          CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'unknown')),
+            attempts      INTEGER NOT NULL DEFAULT 0,
+            not_before    TEXT,
+            created_at    TEXT NOT NULL,
+            updated_at    TEXT NOT NULL,
+            result        TEXT,
+            error         TEXT
+        )
+        """,
+        "CREATE INDEX outbox_due ON outbox (channel, bot, state, priority, id)",
+        "CREATE INDEX outbox_by_respondent ON outbox (respondent_id)",
+    ),
 ]
 
 

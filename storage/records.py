@@ -22,6 +22,28 @@ class StoredQuestionnaire:
     loaded_at: str
 
 
+#: AAPOR-style dispositions a respondent can be in (enforced by a CHECK).
+DISPOSITIONS: tuple[str, ...] = (
+    "sampled",
+    "invited",
+    "contacted",
+    "started",
+    "partial",
+    "completed",
+    "refused",
+    "ineligible",
+    "quota_full",
+    "unreachable",
+    "replaced",
+)
+
+#: Kinds of invitation code: a deep link (``/start CODE``) or a code typed by hand.
+INVITATION_KINDS: tuple[str, ...] = ("link", "typed")
+
+#: States of an outbox row. "unknown": the process died while sending it.
+OUTBOX_STATES: tuple[str, ...] = ("pending", "sending", "sent", "failed", "unknown")
+
+
 @dataclass(frozen=True)
 class Respondent:
     """A person reached on some channel.
@@ -34,6 +56,14 @@ class Respondent:
     external_id: str
     pseudonym: str
     created_at: str
+    #: The questionnaire this person is asked (None until assigned).
+    form_id: str | None = None
+    #: Sampling stratum (e.g. province/service); None until assigned.
+    stratum: str | None = None
+    #: Current AAPOR-style disposition, one of ``DISPOSITIONS``.
+    disposition: str = "sampled"
+    #: When ``disposition`` was last changed (None while still "sampled").
+    disposition_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,3 +107,78 @@ class StepResult:
 
     applied: bool
     revision: int
+
+
+@dataclass(frozen=True)
+class Personal:
+    """A respondent's personal data, stored apart from answers (Decree 13/2023/NĐ-CP).
+
+    ``phone`` is normalised by the caller (E.164, e.g. "+84912345678").
+    """
+
+    name: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """A personal invitation code; only ``code_hash`` is stored, never the code.
+
+    ``revoked_at`` is set when a newer code of the same kind replaced it or
+    it was withdrawn; the ``used_*`` fields record the first chat that
+    redeemed it.
+    """
+
+    id: int
+    respondent_id: int
+    kind: str
+    code_hash: str
+    created_at: str
+    revoked_at: str | None = None
+    used_at: str | None = None
+    used_channel: str | None = None
+    used_bot: str | None = None
+    used_chat: str | None = None
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """A message to send (input to ``enqueue`` and ``apply_step``).
+
+    ``method`` and ``payload`` (JSON text) are the platform API call, e.g.
+    "sendMessage" and its parameters. Smaller ``priority`` values are sent
+    first. A ``dedupe_key`` already in the outbox makes this message a
+    no-op. ``not_before`` (ISO time) delays sending.
+    """
+
+    channel: str
+    bot: str
+    chat_id: str
+    method: str
+    payload: str
+    priority: int = 0
+    dedupe_key: str | None = None
+    respondent_id: int | None = None
+    not_before: str | None = None
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """One outbox row; ``state`` is one of ``OUTBOX_STATES``."""
+
+    id: int
+    channel: str
+    bot: str
+    chat_id: str
+    method: str
+    payload: str
+    priority: int
+    dedupe_key: str | None
+    respondent_id: int | None
+    state: str
+    attempts: int
+    not_before: str | None
+    created_at: str
+    updated_at: str
+    result: str | None
+    error: str | None

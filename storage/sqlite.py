@@ -11,6 +11,7 @@ an ``asyncio.Lock`` keeps their transactions from interleaving on it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hashlib
 import os
 import secrets
@@ -23,11 +24,25 @@ from typing import Any
 import aiosqlite
 
 from .base import Storage
-from .errors import NotFound, QuestionnaireConflict, StaleRevision, StorageError
+from .errors import (
+    AmbiguousPhone,
+    InvitationRevoked,
+    InvitationUsed,
+    LinkConflict,
+    NotFound,
+    QuestionnaireConflict,
+    StaleRevision,
+    StorageError,
+)
 from .migrations import migrate
 from .records import (
+    OUTBOX_STATES,
     AnswerChange,
     AnswerRecord,
+    Invitation,
+    OutgoingMessage,
+    Personal,
+    QueuedMessage,
     Respondent,
     SessionRecord,
     StepResult,
@@ -47,6 +62,18 @@ _PSEUDONYM_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _SESSION_COLUMNS = (
     "id, respondent_id, form_id, form_version, channel, status, state, "
     "revision, created_at, updated_at"
+)
+_RESPONDENT_COLUMNS = (
+    "id, external_id, pseudonym, created_at, form_id, stratum, disposition, disposition_at"
+)
+_RESPONDENT_COLUMNS_R = ", ".join(f"r.{c.strip()}" for c in _RESPONDENT_COLUMNS.split(","))
+_INVITATION_COLUMNS = (
+    "id, respondent_id, kind, code_hash, created_at, revoked_at, used_at, used_channel,"
+    " used_bot, used_chat"
+)
+_OUTBOX_COLUMNS = (
+    "id, channel, bot, chat_id, method, payload, priority, dedupe_key, respondent_id, state,"
+    " attempts, not_before, created_at, updated_at, result, error"
 )
 # Same predicate as the partial index sessions_one_open, so it can be used.
 _OPEN = "status NOT IN ('completed', 'refused')"
@@ -157,27 +184,419 @@ class SQLiteStorage(Storage):
 
     async def ensure_respondent(self, external_id: str, at: str) -> Respondent:
         async with self._transaction() as db:
-            rows = await db.execute_fetchall(
-                "SELECT * FROM respondents WHERE external_id = ?", (external_id,)
-            )
-            if rows:
-                return Respondent(**dict(rows[0]))
-            pseudonym = _new_pseudonym()
-            while await db.execute_fetchall(
-                "SELECT 1 FROM respondents WHERE pseudonym = ?", (pseudonym,)
-            ):
-                pseudonym = _new_pseudonym()
-            cursor = await db.execute(
-                "INSERT INTO respondents (external_id, pseudonym, created_at) VALUES (?, ?, ?)",
-                (external_id, pseudonym, at),
-            )
-            return Respondent(cursor.lastrowid, external_id, pseudonym, at)
+            existing = await self._respondent_by_external_id(db, external_id)
+            if existing is not None:
+                return existing
+            return await self._insert_respondent(db, external_id, None, None, at)
 
-    async def get_respondent(self, respondent_id: int) -> Respondent:
-        rows = await self._fetchall("SELECT * FROM respondents WHERE id = ?", (respondent_id,))
+    @staticmethod
+    async def _respondent_by_external_id(
+        db: aiosqlite.Connection, external_id: str
+    ) -> Respondent | None:
+        rows = await db.execute_fetchall(
+            f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE external_id = ?",
+            (external_id,),
+        )
+        return Respondent(**dict(rows[0])) if rows else None
+
+    @staticmethod
+    async def _insert_respondent(
+        db: aiosqlite.Connection,
+        external_id: str,
+        form_id: str | None,
+        stratum: str | None,
+        at: str,
+    ) -> Respondent:
+        pseudonym = _new_pseudonym()
+        while await db.execute_fetchall(
+            "SELECT 1 FROM respondents WHERE pseudonym = ?", (pseudonym,)
+        ):
+            pseudonym = _new_pseudonym()
+        cursor = await db.execute(
+            "INSERT INTO respondents (external_id, pseudonym, created_at, form_id, stratum)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (external_id, pseudonym, at, form_id, stratum),
+        )
+        return Respondent(cursor.lastrowid, external_id, pseudonym, at, form_id, stratum)
+
+    @staticmethod
+    async def _require_respondent(db: aiosqlite.Connection, respondent_id: int) -> Respondent:
+        rows = await db.execute_fetchall(
+            f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE id = ?", (respondent_id,)
+        )
         if not rows:
             raise NotFound(f"respondent {respondent_id}")
         return Respondent(**dict(rows[0]))
+
+    async def get_respondent(self, respondent_id: int) -> Respondent:
+        rows = await self._fetchall(
+            f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE id = ?", (respondent_id,)
+        )
+        if not rows:
+            raise NotFound(f"respondent {respondent_id}")
+        return Respondent(**dict(rows[0]))
+
+    async def add_respondent(
+        self,
+        external_id: str,
+        *,
+        form_id: str | None = None,
+        stratum: str | None = None,
+        name: str | None = None,
+        phone: str | None = None,
+        at: str,
+    ) -> Respondent:
+        async with self._transaction() as db:
+            existing = await self._respondent_by_external_id(db, external_id)
+            if existing is not None:
+                return existing
+            respondent = await self._insert_respondent(db, external_id, form_id, stratum, at)
+            if name is not None or phone is not None:
+                await db.execute(
+                    "INSERT INTO respondent_personal (respondent_id, name, phone)"
+                    " VALUES (?, ?, ?)",
+                    (respondent.id, name, phone),
+                )
+            return respondent
+
+    async def personal(self, respondent_id: int) -> Personal:
+        async with self._lock:
+            with _translated():
+                if not await self._db.execute_fetchall(
+                    "SELECT 1 FROM respondents WHERE id = ?", (respondent_id,)
+                ):
+                    raise NotFound(f"respondent {respondent_id}")
+                rows = await self._db.execute_fetchall(
+                    "SELECT name, phone FROM respondent_personal WHERE respondent_id = ?",
+                    (respondent_id,),
+                )
+        return Personal(**dict(rows[0])) if rows else Personal()
+
+    async def respondent_by_phone(self, phone: str) -> Respondent | None:
+        rows = await self._fetchall(
+            f"SELECT {_RESPONDENT_COLUMNS_R} FROM respondents r"
+            " JOIN respondent_personal p ON p.respondent_id = r.id"
+            " WHERE p.phone = ? ORDER BY r.id LIMIT 2",
+            (phone,),
+        )
+        if len(rows) > 1:
+            raise AmbiguousPhone(f"several respondents have phone {phone}")
+        return Respondent(**dict(rows[0])) if rows else None
+
+    async def list_respondents(self, form_id: str | None = None) -> list[Respondent]:
+        if form_id is None:
+            rows = await self._fetchall(
+                f"SELECT {_RESPONDENT_COLUMNS} FROM respondents ORDER BY id"
+            )
+        else:
+            rows = await self._fetchall(
+                f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE form_id = ? ORDER BY id",
+                (form_id,),
+            )
+        return [Respondent(**dict(row)) for row in rows]
+
+    async def set_respondent_form(
+        self, respondent_id: int, form_id: str, stratum: str | None, at: str
+    ) -> Respondent:
+        async with self._transaction() as db:
+            await self._require_respondent(db, respondent_id)
+            await db.execute(
+                "UPDATE respondents SET form_id = ?, stratum = ? WHERE id = ?",
+                (form_id, stratum, respondent_id),
+            )
+            return await self._require_respondent(db, respondent_id)
+
+    # Dispositions -------------------------------------------------------
+
+    async def set_disposition(
+        self,
+        respondent_id: int,
+        status: str,
+        at: str,
+        *,
+        reason: str | None = None,
+        key: str | None = None,
+    ) -> bool:
+        async with self._transaction() as db:
+            respondent = await self._require_respondent(db, respondent_id)
+            if key is not None and await db.execute_fetchall(
+                "SELECT 1 FROM disposition_history WHERE key = ?", (key,)
+            ):
+                return False
+            if respondent.disposition == status:
+                return False
+            await db.execute(
+                "UPDATE respondents SET disposition = ?, disposition_at = ? WHERE id = ?",
+                (status, at, respondent_id),
+            )
+            await db.execute(
+                "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (respondent_id, status, reason, at, key),
+            )
+            return True
+
+    async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT status, reason, at, key FROM disposition_history WHERE respondent_id = ?"
+            " ORDER BY id",
+            (respondent_id,),
+        )
+        return [dict(row) for row in rows]
+
+    # Invitations --------------------------------------------------------
+
+    async def issue_invitation(
+        self, respondent_id: int, kind: str, code_hash: str, at: str
+    ) -> Invitation:
+        async with self._transaction() as db:
+            await self._require_respondent(db, respondent_id)
+            await db.execute(
+                "UPDATE invitations SET revoked_at = ?"
+                " WHERE respondent_id = ? AND kind = ? AND revoked_at IS NULL",
+                (at, respondent_id, kind),
+            )
+            cursor = await db.execute(
+                "INSERT INTO invitations (respondent_id, kind, code_hash, created_at)"
+                " VALUES (?, ?, ?, ?)",
+                (respondent_id, kind, code_hash, at),
+            )
+            return Invitation(cursor.lastrowid, respondent_id, kind, code_hash, at)
+
+    async def revoke_invitations(self, respondent_id: int, at: str) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE invitations SET revoked_at = ?"
+                " WHERE respondent_id = ? AND revoked_at IS NULL",
+                (at, respondent_id),
+            )
+            return cursor.rowcount
+
+    async def find_invitation(self, code_hash: str) -> Invitation | None:
+        rows = await self._fetchall(
+            f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE code_hash = ?", (code_hash,)
+        )
+        return Invitation(**dict(rows[0])) if rows else None
+
+    async def active_invitation(self, respondent_id: int, kind: str) -> Invitation | None:
+        rows = await self._fetchall(
+            f"SELECT {_INVITATION_COLUMNS} FROM invitations"
+            " WHERE respondent_id = ? AND kind = ? AND revoked_at IS NULL",
+            (respondent_id, kind),
+        )
+        return Invitation(**dict(rows[0])) if rows else None
+
+    async def use_invitation(
+        self, invitation_id: int, channel: str, bot: str, chat_id: str, at: str
+    ) -> Invitation:
+        chat_id = str(chat_id)
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE id = ?", (invitation_id,)
+            )
+            if not rows:
+                raise NotFound(f"invitation {invitation_id}")
+            invitation = Invitation(**dict(rows[0]))
+            if invitation.used_at is not None:
+                if (invitation.used_channel, invitation.used_bot, invitation.used_chat) == (
+                    channel, bot, chat_id,
+                ):
+                    return invitation
+                raise InvitationUsed(
+                    f"invitation {invitation_id} was already used at {invitation.used_at}"
+                    " from another chat"
+                )
+            if invitation.revoked_at is not None:
+                raise InvitationRevoked(
+                    f"invitation {invitation_id} was revoked at {invitation.revoked_at}"
+                )
+            await db.execute(
+                "UPDATE invitations SET used_at = ?, used_channel = ?, used_bot = ?,"
+                " used_chat = ? WHERE id = ?",
+                (at, channel, bot, chat_id, invitation_id),
+            )
+            return dataclasses.replace(
+                invitation, used_at=at, used_channel=channel, used_bot=bot, used_chat=chat_id
+            )
+
+    # Chat links ---------------------------------------------------------
+
+    async def link_chat(
+        self, channel: str, bot: str, chat_id: str, respondent_id: int, at: str
+    ) -> None:
+        chat_id = str(chat_id)
+        async with self._transaction() as db:
+            await self._require_respondent(db, respondent_id)
+            rows = await db.execute_fetchall(
+                "SELECT respondent_id FROM chat_links"
+                " WHERE channel = ? AND bot = ? AND chat_id = ?",
+                (channel, bot, chat_id),
+            )
+            if rows:
+                if rows[0]["respondent_id"] == respondent_id:
+                    return
+                raise LinkConflict(
+                    f"{channel} chat {chat_id} on bot {bot!r} is linked to another respondent"
+                )
+            if await db.execute_fetchall(
+                "SELECT 1 FROM chat_links WHERE channel = ? AND bot = ? AND respondent_id = ?",
+                (channel, bot, respondent_id),
+            ):
+                raise LinkConflict(
+                    f"respondent {respondent_id} is linked to another {channel} chat"
+                    f" on bot {bot!r}"
+                )
+            await db.execute(
+                "INSERT INTO chat_links (channel, bot, chat_id, respondent_id, linked_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (channel, bot, chat_id, respondent_id, at),
+            )
+
+    async def linked_respondent(
+        self, channel: str, bot: str, chat_id: str
+    ) -> Respondent | None:
+        rows = await self._fetchall(
+            f"SELECT {_RESPONDENT_COLUMNS_R} FROM chat_links l"
+            " JOIN respondents r ON r.id = l.respondent_id"
+            " WHERE l.channel = ? AND l.bot = ? AND l.chat_id = ?",
+            (channel, bot, str(chat_id)),
+        )
+        return Respondent(**dict(rows[0])) if rows else None
+
+    async def chats_of(self, respondent_id: int) -> list[tuple[str, str, str]]:
+        rows = await self._fetchall(
+            "SELECT channel, bot, chat_id FROM chat_links WHERE respondent_id = ?"
+            " ORDER BY linked_at, channel, bot, chat_id",
+            (respondent_id,),
+        )
+        return [tuple(row) for row in rows]
+
+    async def log_link_attempt(
+        self,
+        channel: str,
+        bot: str,
+        chat_id: str,
+        outcome: str,
+        at: str,
+        *,
+        key: str,
+        detail: str | None = None,
+    ) -> bool:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "INSERT INTO link_attempts (channel, bot, chat_id, outcome, detail, at, key)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+                (channel, bot, str(chat_id), outcome, detail, at, key),
+            )
+            return cursor.rowcount == 1
+
+    async def count_link_attempts(
+        self, channel: str, bot: str, chat_id: str, outcome: str, since: str
+    ) -> int:
+        rows = await self._fetchall(
+            "SELECT count(*) FROM link_attempts"
+            " WHERE channel = ? AND bot = ? AND chat_id = ? AND outcome = ? AND at >= ?",
+            (channel, bot, str(chat_id), outcome, since),
+        )
+        return rows[0][0]
+
+    # Outbox -------------------------------------------------------------
+
+    async def enqueue(self, messages: Sequence[OutgoingMessage], at: str) -> int:
+        async with self._transaction() as db:
+            return await self._enqueue(db, messages, at)
+
+    @staticmethod
+    async def _enqueue(
+        db: aiosqlite.Connection, messages: Sequence[OutgoingMessage], at: str
+    ) -> int:
+        # ON CONFLICT (dedupe_key) rather than INSERT OR IGNORE: OR IGNORE would
+        # also silently drop rows failing the json_valid CHECK or NOT NULL.
+        new = 0
+        for m in messages:
+            cursor = await db.execute(
+                "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
+                " dedupe_key, respondent_id, not_before, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                (m.channel, m.bot, str(m.chat_id), m.method, m.payload, m.priority,
+                 m.dedupe_key, m.respondent_id, m.not_before, at, at),
+            )
+            new += cursor.rowcount
+        return new
+
+    async def due_messages(
+        self, channel: str, bot: str, now: str, limit: int
+    ) -> list[QueuedMessage]:
+        rows = await self._fetchall(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+            " WHERE channel = ? AND bot = ? AND state = 'pending'"
+            " AND (not_before IS NULL OR not_before <= ?)"
+            " ORDER BY priority, id LIMIT ?",
+            (channel, bot, now, limit),
+        )
+        return [QueuedMessage(**dict(row)) for row in rows]
+
+    async def _move(
+        self, message_id: int, from_state: str, sets: str, params: Sequence[Any]
+    ) -> bool:
+        """Apply ``sets`` only if the row is in ``from_state``; True if it moved."""
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                f"UPDATE outbox SET {sets} WHERE id = ? AND state = ?",
+                (*params, message_id, from_state),
+            )
+            return cursor.rowcount == 1
+
+    async def mark_sending(self, message_id: int, at: str) -> bool:
+        return await self._move(
+            message_id, "pending", "state = 'sending', updated_at = ?", (at,)
+        )
+
+    async def mark_sent(self, message_id: int, at: str, result: str | None) -> bool:
+        return await self._move(
+            message_id, "sending", "state = 'sent', updated_at = ?, result = ?", (at, result)
+        )
+
+    async def mark_retry(
+        self, message_id: int, at: str, not_before: str, error: str
+    ) -> bool:
+        return await self._move(
+            message_id,
+            "sending",
+            "state = 'pending', attempts = attempts + 1, updated_at = ?, not_before = ?,"
+            " error = ?",
+            (at, not_before, error),
+        )
+
+    async def mark_failed(self, message_id: int, at: str, error: str) -> bool:
+        return await self._move(
+            message_id,
+            "sending",
+            "state = 'failed', attempts = attempts + 1, updated_at = ?, error = ?",
+            (at, error),
+        )
+
+    async def recover_outbox(self, channel: str, bot: str, at: str) -> int:
+        async with self._transaction() as db:
+            cursor = await db.execute(
+                "UPDATE outbox SET state = 'unknown', updated_at = ?,"
+                " error = 'process stopped while sending; delivery unknown, not resent'"
+                " WHERE channel = ? AND bot = ? AND state = 'sending'",
+                (at, channel, bot),
+            )
+            return cursor.rowcount
+
+    async def outbox_counts(
+        self, channel: str | None = None, bot: str | None = None
+    ) -> dict[str, int]:
+        rows = await self._fetchall(
+            "SELECT state, count(*) FROM outbox"
+            " WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR bot = ?) GROUP BY state",
+            (channel, channel, bot, bot),
+        )
+        counts = dict.fromkeys(OUTBOX_STATES, 0)
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
 
     # Sessions -----------------------------------------------------------
 
@@ -256,6 +675,7 @@ class SQLiteStorage(Storage):
         state: str,
         changes: Sequence[AnswerChange],
         at: str,
+        outgoing: Sequence[OutgoingMessage] = (),
     ) -> StepResult:
         async with self._transaction() as db:
             rows = await db.execute_fetchall(
@@ -288,6 +708,7 @@ class SQLiteStorage(Storage):
             )
             for change in changes:
                 await self._apply_change(db, session_id, change, event_id, at)
+            await self._enqueue(db, outgoing, at)
             return StepResult(applied=True, revision=revision)
 
     @staticmethod

@@ -369,7 +369,7 @@ class _Conversation:
         if isinstance(event, Done):
             if kind is not QuestionType.SELECT_MULTIPLE:
                 raise InvalidAnswer(say("invalid", self.ui))
-            return self.state.draft or None
+            return self._only_visible(question, self.state.draft) or None
         if isinstance(event, Choose):
             if kind is QuestionType.ACKNOWLEDGE and event.key == "ok":
                 return "OK"
@@ -380,11 +380,19 @@ class _Conversation:
         text = event.text.strip()
         if text == "":
             if question.name in self.answers and self.answers[question.name] not in (None, NOT_APPLICABLE):
-                return self.answers[question.name]  # came back and kept the answer
+                kept = self.answers[question.name]  # came back and kept the answer
+                return (self._only_visible(question, kept) or None) if kind.is_select else kept
             if kind is QuestionType.SELECT_MULTIPLE and self.state.draft:
-                return self.state.draft
+                return self._only_visible(question, self.state.draft) or None
             return self._default(question)
         return self._parse(question, text)
+
+    def _only_visible(self, question: Question, value: Any) -> Any:
+        """Drop choices the choice filter now hides (a default, or an answer from before a change)."""
+        visible = {c.name for c in self._visible_choices(question)}
+        if isinstance(value, tuple):
+            return tuple(name for name in value if name in visible)
+        return value if value in visible else None
 
     def _default(self, question: Question) -> Any:
         if question.default is None:
@@ -399,9 +407,10 @@ class _Conversation:
         if kind is QuestionType.TEXT:
             return text
         if kind is QuestionType.INTEGER:
-            if not re.fullmatch(r"[+-]?\d+", text.replace(" ", "")):
+            cleaned = _ungroup(text)
+            if not re.fullmatch(r"[+-]?\d+", cleaned):
                 raise InvalidAnswer(say("not_integer", self.ui))
-            return int(text.replace(" ", ""))
+            return int(cleaned)
         if kind is QuestionType.DECIMAL:
             return _parse_decimal(text, say("not_decimal", self.ui))
         if kind is QuestionType.DATE:
@@ -666,8 +675,16 @@ def _yes_no(text: str) -> str | None:
     return None
 
 
+_GROUPED = re.compile(r"[+-]?\d{1,3}(?: \d{3})+(?:[.,]\d*)?")
+
+
+def _ungroup(text: str) -> str:
+    """`1 000` → `1000`; any other space stays, so `1 2` is refused rather than read as 12."""
+    return text.replace(" ", "") if _GROUPED.fullmatch(text) else text
+
+
 def _parse_decimal(text: str, message: str) -> float:
-    cleaned = text.replace(" ", "")
+    cleaned = _ungroup(text)
     if "," in cleaned and "." not in cleaned:
         cleaned = cleaned.replace(",", ".")  # Vietnamese writes 3,5
     if not re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", cleaned):

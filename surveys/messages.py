@@ -56,6 +56,9 @@ _MESSAGES: dict[str, dict[str, str]] = {
                          "en": "You may choose several: type the numbers separated by spaces, e.g. 1 3 4."},
     "back_hint": {"vi": "(gõ < để quay lại câu trước)", "en": "(type < to go back)"},
     "done": {"vi": "Xong", "en": "Done"},
+    "skip": {"vi": "Bỏ qua", "en": "Skip"},
+    "date_format": {"vi": "Nhập ngày dạng ngày/tháng/năm, ví dụ 25/12/2025.",
+                    "en": "Type the date as day/month/year, e.g. 25/12/2025."},
     "back": {"vi": "⬅ Quay lại", "en": "⬅ Back"},
     "current_answer": {"vi": "Câu trả lời hiện tại: {value}", "en": "Current answer: {value}"},
     "skip_hint": {"vi": "(không bắt buộc: gửi dòng trống để bỏ qua)",
@@ -65,6 +68,70 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "language_set": {"vi": "Đã chuyển sang tiếng Việt.", "en": "Switched to English."},
     "not_started": {"vi": "Khảo sát chưa bắt đầu. Gửi /start để bắt đầu.",
                     "en": "The survey has not started. Send /start to begin."},
+    # -- linking a chat to a sampled person, and chat commands ------------------------------------
+    "welcome_unlinked": {
+        "vi": "Xin chào! Đây là kênh khảo sát ý kiến về cải cách hành chính. Để tham gia, xin mở đường "
+              "link trong thư mời, gõ mã mời in trên thư, hoặc chia sẻ số điện thoại để chúng tôi tìm "
+              "quý vị trong danh sách mẫu.",
+        "en": "Hello! This is the administrative-reform opinion survey. To take part, open the link in "
+              "your invitation letter, type the code printed on it, or share your phone number so we "
+              "can find you in the sample."},
+    "share_phone": {"vi": "📱 Chia sẻ số điện thoại", "en": "📱 Share my phone number"},
+    "code_invalid": {"vi": "Mã mời không đúng hoặc đã bị thu hồi. Xin kiểm tra lại thư mời.",
+                     "en": "That invitation code is wrong or has been revoked. Please check your letter."},
+    "code_used_elsewhere": {
+        "vi": "Mã mời này đã được dùng trên một tài khoản khác. Nếu đó không phải quý vị, xin liên hệ "
+              "cơ quan khảo sát để được cấp mã mới.",
+        "en": "This invitation code has already been used from another account. If that was not you, "
+              "please contact the survey office for a new code."},
+    "chat_linked_other": {"vi": "Tài khoản này đã gắn với một người tham gia khác.",
+                          "en": "This account is already linked to another participant."},
+    "too_many_attempts": {"vi": "Quý vị đã nhập sai mã quá nhiều lần. Xin thử lại sau một giờ.",
+                          "en": "Too many wrong codes. Please try again in an hour."},
+    "phone_not_found": {"vi": "Không tìm thấy số điện thoại này trong danh sách mẫu. Xin dùng đường link "
+                              "hoặc mã trong thư mời.",
+                        "en": "This phone number is not in the sample. Please use the link or code in "
+                              "your invitation letter."},
+    "phone_ambiguous": {"vi": "Số điện thoại này có trong danh sách nhiều lần; xin dùng mã trong thư mời.",
+                        "en": "This number appears more than once in the sample; please use the code in "
+                              "your invitation letter."},
+    "contact_not_own": {"vi": "Xin chia sẻ số điện thoại của chính quý vị.",
+                        "en": "Please share your own phone number."},
+    "linked": {"vi": "Đã xác nhận quý vị trong danh sách khảo sát. Xin cảm ơn!",
+               "en": "You are confirmed as a participant. Thank you!"},
+    "open_already_answered": {"vi": "Tài khoản này đã trả lời khảo sát này rồi. Cảm ơn quý vị!",
+                              "en": "This account has already answered this survey. Thank you!"},
+    "help": {
+        "vi": "Trả lời bằng cách bấm nút hoặc gõ câu trả lời.\n/resume — tiếp tục khảo sát\n/lang en — "
+              "English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được dùng thế nào",
+        "en": "Answer by pressing a button or typing.\n/resume — continue the survey\n/lang vi — tiếng "
+              "Việt\n/stop — stop for good, no more reminders\n/privacy — how your data is used"},
+    "privacy": {
+        "vi": "Chúng tôi lưu: câu trả lời của quý vị, thời điểm trả lời và mã định danh cuộc trò chuyện để "
+              "quý vị tiếp tục được khi quay lại. Câu trả lời chỉ dùng để tính chỉ số cải cách hành chính, "
+              "được phân tích dưới mã ẩn danh và không công bố kèm danh tính (Nghị định 13/2023/NĐ-CP về bảo "
+              "vệ dữ liệu cá nhân). Quý vị có thể dừng bất cứ lúc nào bằng /stop.",
+        "en": "We keep your answers, when you gave them, and the chat id so you can continue where you "
+              "left off. Answers are used only to compute the administrative-reform index, analysed under a "
+              "pseudonym and never published with your identity (Decree 13/2023/ND-CP on personal data). "
+              "You can stop at any time with /stop."},
+    "stop_confirm": {"vi": "Quý vị muốn dừng hẳn và không nhận nhắc nhở nữa?",
+                     "en": "Do you want to stop for good and receive no more reminders?"},
+    "stop_yes": {"vi": "Dừng hẳn", "en": "Stop for good"},
+    "stop_no": {"vi": "Tiếp tục trả lời", "en": "Keep answering"},
+    "unknown_command": {"vi": "Không hiểu lệnh này. Gõ /help để xem các lệnh.",
+                        "en": "Unknown command. Send /help for the list."},
+    "not_text": {"vi": "Xin trả lời bằng chữ hoặc bấm nút.", "en": "Please answer with text or a button."},
+    "progress_title": {"vi": "Tiến độ khảo sát (hoàn thành/mẫu, tỷ lệ trả lời):",
+                       "en": "Survey progress (completed/sampled, response rate):"},
+    "progress_empty": {"vi": "Chưa có người nào trong mẫu.", "en": "Nobody is in the sample yet."},
+    "progress_reached": {"vi": "đã liên hệ", "en": "reached"},
+    "progress_refused": {"vi": "từ chối", "en": "refused"},
+    "progress_unreachable": {"vi": "không liên lạc được", "en": "unreachable"},
+    "export_caption": {"vi": "Dữ liệu trả lời (mã ẩn danh), {rows} phiên.",
+                       "en": "Answers (pseudonymous ids), {rows} sessions."},
+    "no_survey": {"vi": "Hiện không có khảo sát nào dành cho quý vị.",
+                  "en": "There is no survey for you at the moment."},
 }
 
 

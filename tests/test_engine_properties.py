@@ -76,7 +76,7 @@ VALID_TEXTS = {
     "integer": ("5", "12", "0"),
     "decimal": ("3,5", "7.25"),
     "text": ("ok", "xin chào"),
-    "date": ("25/12/2025", "2024-02-29"),
+    "date": ("25/12/2024", "2024-02-29"),  # not after today(): T0 is 2025-03-01
     "acknowledge": ("ok",),
 }
 REPLIES = ("", "a", "b", "1", "2", "3", "4", "0", "12", "60", "-3", "1 2", "3,5", "hai long",
@@ -283,6 +283,9 @@ def check_step(form: Questionnaire, before: E.SessionState, event, result: E.Ste
         assert after.seq > before.seq, "a new prompt without a new seq"
     if after.seq > before.seq:
         assert any(not ask.update for ask in asks), "seq moved without a new prompt"
+    if after.current is not None:  # channels can always re-render what is on screen
+        prompt = E.current_prompt(form, after)
+        assert prompt.seq == after.seq and prompt.question == after.current
     # Storage round trips.
     assert codec.decode_state(codec.encode_state(after)) == after
     assert codec.decode_event(codec.encode_event(event)) == event
@@ -306,8 +309,7 @@ def valid_plans(form: Questionnaire, state: E.SessionState, at: dt.datetime) -> 
         if question.type is QuestionType.SELECT_ONE:
             return [[E.Choose(option.key, state.seq, at)] for option in prompt.options]
         marked = [option.key for option in prompt.options if option.selected]
-        plans = [[E.Toggle(option.key, state.seq, at), E.Done(state.seq, at)]
-                 for option in prompt.options if option.key not in marked]
+        plans = [[E.Toggle(option.key, state.seq, at), E.Done(state.seq, at)] for option in prompt.options]
         return plans + ([[E.Done(state.seq, at)]] if marked else [])
     if question.type is QuestionType.ACKNOWLEDGE:
         return [[E.Choose("ok", state.seq, at)]]
@@ -396,8 +398,8 @@ def test_valid_answers_always_complete(markdown: str, data) -> None:
         if state.status is E.Status.COMPLETED:
             break
         at += dt.timedelta(minutes=1)
-        plans = data.draw(st.permutations(valid_plans(form, state, at)), label="order")
-        for plan in plans:
+        for _attempt in range(12):  # a few tries: a draft may need unmarking first
+            plan = data.draw(st.sampled_from(valid_plans(form, state, at)), label="plan")
             for event in plan:
                 before = state
                 result = E.step(form, state, event)
@@ -406,7 +408,7 @@ def test_valid_answers_always_complete(markdown: str, data) -> None:
             if state.current != before.current or state.status is not before.status:
                 break
         else:
-            raise AssertionError(f"no valid answer accepted for {state.current}: {plans}")
+            raise AssertionError(f"no valid answer accepted for {state.current}")
     assert state.status is E.Status.COMPLETED, state
     assert any(isinstance(o, E.Say) and o.tone is E.Tone.THANKS for o in result.say)
     for question in form.questions:

@@ -1,0 +1,210 @@
+"""What every chat channel does the same way: bind a chat to a sampled person, open-mode
+respondents from a public QR code, and drive their session through the engine.
+
+Channels (Telegram, Zalo) only translate platform updates into calls here and render the
+engine's output; every write is keyed by the platform's update id, so a re-delivered update
+changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+from bot.conversations import Conversations, Handled
+from bot.invitations import code_hash
+from bot.outbox import REPLY
+from storage import (
+    AmbiguousPhone,
+    InvitationUsed,
+    LinkConflict,
+    OutgoingMessage,
+    Respondent,
+    SessionRecord,
+    Storage,
+)
+from surveys import codec, engine
+from surveys.model import Questionnaire
+
+
+@dataclass(frozen=True)
+class Chat:
+    channel: str
+    bot: str
+    chat_id: str
+    user_id: str
+
+
+@dataclass(frozen=True)
+class Call:
+    """One platform API call to queue: a method name and its JSON payload."""
+
+    method: str
+    payload: dict
+
+
+class Link(enum.StrEnum):
+    LINKED = "linked"
+    ALREADY = "already_linked"
+    INVALID = "wrong_code"
+    USED_ELSEWHERE = "code_reused"
+    CHAT_TAKEN = "chat_linked_other"
+    TOO_MANY = "too_many_attempts"
+    NOT_FOUND = "phone_not_found"
+    AMBIGUOUS = "phone_ambiguous"
+
+
+_FAILED = (Link.INVALID, Link.USED_ELSEWHERE)
+
+
+@dataclass(frozen=True)
+class OpenCode:
+    form_id: str
+    stratum: str | None = None
+
+
+class ChatSurveys:
+    def __init__(self, storage: Storage, conversations: Conversations, forms: Sequence[Questionnaire], *,
+                 open_codes: dict[str, OpenCode] | None = None, open_stratum_question: str | None = None,
+                 code_attempts_per_hour: int = 5, on_enqueued: Callable[[], None] = lambda: None):
+        self.storage = storage
+        self.conversations = conversations
+        self.forms = {form.form_id: form for form in forms}
+        self.default_form = forms[0].form_id if forms else None
+        self.open_codes = open_codes or {}
+        self.open_stratum_question = open_stratum_question
+        self.code_attempts_per_hour = code_attempts_per_hour
+        self.on_enqueued = on_enqueued
+
+    # -- who is this chat --------------------------------------------------------------------------
+
+    async def respondent(self, chat: Chat) -> Respondent | None:
+        return await self.storage.linked_respondent(chat.channel, chat.bot, chat.chat_id)
+
+    async def link_code(self, chat: Chat, code: str, kind: str, key: str, at: dt.datetime) -> tuple[Link, Respondent | None]:
+        """Bind the chat to the person whose invitation carries `code` (first use wins)."""
+        since = (at - dt.timedelta(hours=1)).isoformat()
+        failures = sum([await self.storage.count_link_attempts(chat.channel, chat.bot, chat.chat_id, outcome.value, since)
+                        for outcome in _FAILED])
+        if failures >= self.code_attempts_per_hour:
+            await self._log(chat, Link.TOO_MANY, key, at)
+            return Link.TOO_MANY, None
+        invitation = await self.storage.find_invitation(code_hash(code))
+        if invitation is None or invitation.revoked_at is not None:
+            await self._log(chat, Link.INVALID, key, at)
+            return Link.INVALID, None
+        try:
+            await self.storage.use_invitation(invitation.id, chat.channel, chat.bot, chat.chat_id, at.isoformat())
+        except InvitationUsed:
+            await self._log(chat, Link.USED_ELSEWHERE, key, at, detail=f"invitation {invitation.id}")
+            return Link.USED_ELSEWHERE, None
+        return await self._link(chat, invitation.respondent_id, key, at)
+
+    async def link_phone(self, chat: Chat, phone: str, key: str, at: dt.datetime) -> tuple[Link, Respondent | None]:
+        try:
+            respondent = await self.storage.respondent_by_phone(phone)
+        except AmbiguousPhone:
+            await self._log(chat, Link.AMBIGUOUS, key, at)
+            return Link.AMBIGUOUS, None
+        if respondent is None:
+            await self._log(chat, Link.NOT_FOUND, key, at)
+            return Link.NOT_FOUND, None
+        return await self._link(chat, respondent.id, key, at)
+
+    async def _link(self, chat: Chat, respondent_id: int, key: str, at: dt.datetime) -> tuple[Link, Respondent | None]:
+        current = await self.respondent(chat)
+        if current is not None and current.id == respondent_id:
+            return Link.ALREADY, current
+        try:
+            await self.storage.link_chat(chat.channel, chat.bot, chat.chat_id, respondent_id, at.isoformat())
+        except LinkConflict:
+            await self._log(chat, Link.CHAT_TAKEN, key, at, detail=f"respondent {respondent_id}")
+            return Link.CHAT_TAKEN, None
+        await self._log(chat, Link.LINKED, key, at)
+        await self.storage.set_disposition(respondent_id, "contacted", at.isoformat(),
+                                           reason=f"{chat.channel} chat linked", key=f"{key}:contacted")
+        return Link.LINKED, await self.storage.get_respondent(respondent_id)
+
+    async def _log(self, chat: Chat, outcome: Link, key: str, at: dt.datetime, detail: str | None = None) -> None:
+        await self.storage.log_link_attempt(chat.channel, chat.bot, chat.chat_id, outcome.value, at.isoformat(),
+                                            key=key, detail=detail)
+
+    async def open_respondent(self, chat: Chat, payload: str, key: str, at: dt.datetime) -> Respondent | None:
+        """Open mode: whoever scans the public code answers once per platform account."""
+        code = self.open_codes.get(payload)
+        if code is None:
+            return None
+        external_id = f"{chat.channel}:{chat.bot}:user:{chat.user_id}"
+        respondent = await self.storage.add_respondent(external_id, form_id=code.form_id, stratum=code.stratum,
+                                                       at=at.isoformat())
+        await self._link(chat, respondent.id, key, at)
+        return respondent
+
+    async def already_answered(self, respondent: Respondent) -> bool:
+        form_id = respondent.form_id or self.default_form
+        latest = await self.storage.latest_session(respondent.id, form_id) if form_id else None
+        return latest is not None and latest.status == engine.Status.COMPLETED.value
+
+    # -- sessions --------------------------------------------------------------------------------
+
+    def form_of(self, respondent: Respondent) -> Questionnaire | None:
+        return self.forms.get(respondent.form_id or self.default_form or "")
+
+    async def session(self, chat: Chat, respondent: Respondent, at: dt.datetime) -> SessionRecord | None:
+        form = self.form_of(respondent)
+        if form is None:
+            return None
+        # One response per person: a finished session is the session (the engine says so politely);
+        # a refused one can be resumed by the person who refused.
+        latest = await self.storage.latest_session(respondent.id, form.form_id)
+        if latest is not None and latest.status in (engine.Status.COMPLETED.value, engine.Status.REFUSED.value):
+            return latest
+        record, _ = await self.conversations.open_for(respondent.id, form, chat.channel, None, at)
+        return record
+
+    async def drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str,
+                    render: Callable[[engine.Step], list[Call]]) -> Handled | None:
+        """Apply `event` to the respondent's session; the rendered replies are queued with it."""
+        record = await self.session(chat, respondent, event.at)
+        if record is None:
+            return None
+
+        def replies(step: engine.Step, _record: SessionRecord) -> list[OutgoingMessage]:
+            return self._outgoing(chat, render(step), key, respondent.id)
+
+        handled = await self.conversations.handle(record.id, event, key, replies)
+        if handled.applied:
+            self.on_enqueued()
+            await self._assign_open_stratum(respondent, handled.step.state, event.at)
+        return handled
+
+    async def state(self, chat: Chat, respondent: Respondent, at: dt.datetime) -> engine.SessionState | None:
+        record = await self.session(chat, respondent, at)
+        return None if record is None else codec.decode_state(record.state)
+
+    async def _assign_open_stratum(self, respondent: Respondent, state: engine.SessionState, at: dt.datetime) -> None:
+        """Open mode: the screener's answer places the person in a stratum."""
+        question = self.open_stratum_question
+        if respondent.stratum is not None or not question or question not in state.answers:
+            return
+        value = state.answers[question]
+        if isinstance(value, str) and value:
+            await self.storage.set_respondent_form(respondent.id, respondent.form_id or state.form_id, value,
+                                                   at.isoformat())
+
+    # -- sending -----------------------------------------------------------------------------------
+
+    async def send(self, chat: Chat, calls: list[Call], key: str, at: dt.datetime,
+                   respondent_id: int | None = None) -> None:
+        """Queue messages that answer an update outside any session (help, linking)."""
+        await self.storage.enqueue(self._outgoing(chat, calls, key, respondent_id), at.isoformat())
+        self.on_enqueued()
+
+    def _outgoing(self, chat: Chat, calls: list[Call], key: str, respondent_id: int | None) -> list[OutgoingMessage]:
+        return [OutgoingMessage(channel=chat.channel, bot=chat.bot, chat_id=chat.chat_id, method=call.method,
+                                payload=json.dumps(call.payload, ensure_ascii=False), priority=REPLY,
+                                dedupe_key=f"{key}#{index}", respondent_id=respondent_id)
+                for index, call in enumerate(calls)]

@@ -1,0 +1,253 @@
+"""The durable, paced outbox: every message a bot sends goes through the database.
+
+Handlers only enqueue (in the same transaction as the answer they reply to); one sender per
+bot drains the queue within the platform's limits. Replies to people who are answering
+(priority 0) go before bulk sends such as reminders (priority 10). Messages to one chat
+leave in order, one at a time; different chats are sent concurrently, because a real Bot
+API round trip from Vietnam takes a tenth of a second or more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import dataclasses
+import datetime as dt
+import json
+import logging
+import time
+from typing import Any, Awaitable, Callable, Protocol
+
+from storage import QueuedMessage, Storage
+
+log = logging.getLogger(__name__)
+
+REPLY = 0
+BULK = 10
+
+#: Our limiter runs this much under the configured rates: the platform measures arrival
+#: times, which jitter by a few milliseconds against our send times.
+_SAFETY = 0.98
+
+
+# -- what a transport reports ------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class Sent:
+    result: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryAfter:
+    seconds: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Blocked:
+    """The person blocked the bot (Telegram 403): nothing more can reach them."""
+
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Transient:
+    """A network or server error: worth trying again later."""
+
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Rejected:
+    """The platform refused this message for good (a 400): retrying cannot help."""
+
+    error: str
+
+
+Outcome = Sent | RetryAfter | Blocked | Transient | Rejected
+
+
+class Transport(Protocol):
+    async def send(self, method: str, payload: dict[str, Any]) -> Outcome: ...
+
+
+# -- rate limits -------------------------------------------------------------------------------
+
+
+class SlidingWindow:
+    """At most `count` events in any `window` seconds: the rule the platform enforces per bot."""
+
+    def __init__(self, count: int, window: float, clock: Callable[[], float]):
+        self.count = max(1, count)
+        self.window = window
+        self.clock = clock
+        self.times: collections.deque[float] = collections.deque()
+
+    def delay(self) -> float:
+        now = self.clock()
+        while self.times and now - self.times[0] >= self.window:
+            self.times.popleft()
+        if len(self.times) < self.count:
+            return 0.0
+        return self.window - (now - self.times[0])
+
+    def take(self) -> None:
+        self.times.append(self.clock())
+
+
+class TokenBucket:
+    """`rate` per second sustained, `burst` at once: the per-chat rule."""
+
+    def __init__(self, rate: float, burst: int, clock: Callable[[], float]):
+        self.rate = rate
+        self.burst = max(1, burst)
+        self.clock = clock
+        self.tokens = float(self.burst)
+        self.at = clock()
+
+    def delay(self) -> float:
+        now = self.clock()
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+        return 0.0 if self.tokens >= 1 else (1 - self.tokens) / self.rate
+
+    def take(self) -> None:
+        self.tokens -= 1
+
+
+@dataclasses.dataclass(frozen=True)
+class Pace:
+    per_second: float = 30.0
+    per_chat_per_second: float = 1.0
+    per_chat_burst: int = 3
+    max_in_flight: int = 16
+    max_attempts: int = 8
+
+
+@dataclasses.dataclass
+class OutboxStats:
+    sent: int = 0
+    retry_after: int = 0
+    blocked: int = 0
+    transient: int = 0
+    rejected: int = 0
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+class OutboxSender:
+    def __init__(self, storage: Storage, channel: str, bot: str, transport: Transport, pace: Pace = Pace(), *,
+                 on_blocked: Callable[[QueuedMessage], Awaitable[None]] | None = None,
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = utc_now):
+        self.storage = storage
+        self.channel = channel
+        self.bot = bot
+        self.transport = transport
+        self.pace = pace
+        self.on_blocked = on_blocked
+        self.clock = clock
+        self.wall = wall
+        self.stats = OutboxStats()
+        self._per_bot = SlidingWindow(int(pace.per_second * _SAFETY) or 1, 1.0, clock)
+        self._per_chat: dict[str, TokenBucket] = {}
+        self._busy_chats: set[str] = set()
+        self._tasks: set[asyncio.Task] = set()
+        self._paused_until = 0.0
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was enqueued: look at the queue now rather than at the next tick."""
+        self._wake.set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        recovered = await self.storage.recover_outbox(self.channel, self.bot, self.wall().isoformat())
+        if recovered:
+            log.warning("%s/%s: %d message(s) were being sent at a crash; not resent", self.channel,
+                        self.bot, recovered)
+        while not stop.is_set():
+            wait = await self.pump()
+            self._wake.clear()
+            waiter = asyncio.ensure_future(self._wake.wait())
+            stopper = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({waiter, stopper}, timeout=0.5 if wait is None else max(wait, 0.001),
+                               return_when=asyncio.FIRST_COMPLETED)
+            waiter.cancel()
+            stopper.cancel()
+        await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for the sends already started (used at shutdown and by tests)."""
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def pump(self) -> float | None:
+        """Start every send the limits allow now; returns how long until the next could start."""
+        now = self.clock()
+        if self._paused_until > now:
+            return self._paused_until - now
+        due = await self.storage.due_messages(self.channel, self.bot, self.wall().isoformat(), 200)
+        if not due:
+            return None
+        next_wait: float | None = None
+        held: set[str] = set()
+        for message in due:
+            chat = message.chat_id
+            if chat in self._busy_chats or chat in held:
+                held.add(chat)  # later messages of this chat wait for the earlier one: order per chat
+                continue
+            bucket = self._per_chat.setdefault(chat, TokenBucket(
+                self.pace.per_chat_per_second * _SAFETY, self.pace.per_chat_burst, self.clock))
+            chat_wait = bucket.delay()
+            if chat_wait > 0:
+                held.add(chat)
+                next_wait = chat_wait if next_wait is None else min(next_wait, chat_wait)
+                continue
+            bot_wait = self._per_bot.delay()
+            if bot_wait > 0 or len(self._tasks) >= self.pace.max_in_flight:
+                return bot_wait or 0.005
+            bucket.take()
+            self._per_bot.take()
+            self._busy_chats.add(chat)
+            held.add(chat)
+            task = asyncio.create_task(self._send(message))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        return next_wait if next_wait is not None else (0.0 if len(due) == 200 else None)
+
+    async def _send(self, message: QueuedMessage) -> None:
+        storage = self.storage
+        try:
+            await storage.mark_sending(message.id, self.wall().isoformat())
+            outcome = await self.transport.send(message.method, json.loads(message.payload))
+            at = self.wall()
+            match outcome:
+                case Sent(result):
+                    self.stats.sent += 1
+                    await storage.mark_sent(message.id, at.isoformat(),
+                                            None if result is None else json.dumps(result, ensure_ascii=False))
+                case RetryAfter(seconds):
+                    # The limit is per bot: every chat waits, not just this one.
+                    self.stats.retry_after += 1
+                    self._paused_until = max(self._paused_until, self.clock() + seconds)
+                    await storage.mark_retry(message.id, at.isoformat(),
+                                             (at + dt.timedelta(seconds=seconds)).isoformat(), "429")
+                case Blocked(error):
+                    self.stats.blocked += 1
+                    await storage.mark_failed(message.id, at.isoformat(), error)
+                    if self.on_blocked is not None:
+                        await self.on_blocked(message)
+                case Transient(error) if message.attempts + 1 < self.pace.max_attempts:
+                    self.stats.transient += 1
+                    backoff = min(300.0, 2.0 ** message.attempts)
+                    await storage.mark_retry(message.id, at.isoformat(),
+                                             (at + dt.timedelta(seconds=backoff)).isoformat(), error)
+                case Transient(error) | Rejected(error):
+                    self.stats.rejected += 1
+                    log.error("%s/%s: message %d to chat %s dropped: %s", self.channel, self.bot, message.id,
+                              message.chat_id, error)
+                    await storage.mark_failed(message.id, at.isoformat(), error)
+        finally:
+            self._busy_chats.discard(message.chat_id)
+            self._wake.set()

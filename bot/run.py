@@ -1,0 +1,179 @@
+"""`khaosat run`: every configured bot in one process, by long polling or by webhook.
+
+Each bot gets its own dispatcher and its own outbox sender; they share one database and one
+copy of each questionnaire. One process is enough for every provincial bot: the work per
+answer is small and the platforms' rate limits, not the CPU, set the pace.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+from urllib.parse import urlsplit
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+from bot import clock as clocks
+from bot.chats import Call, Chat, ChatSurveys, OpenCode
+from bot.config import BotConfig, Config
+from bot.conversations import Conversations
+from bot.outbox import OutboxSender
+from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
+from bot.telegram.transport import TelegramTransport
+from exporters.progress import format_progress, progress
+from exporters.table import session_table, write_csv
+from storage import QueuedMessage, Storage
+from surveys.messages import say
+from surveys.model import Questionnaire
+from surveys.xlsform import load_questionnaire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunningBot:
+    config: BotConfig
+    surveys: ChatSurveys
+    sender: OutboxSender
+    telegram: TelegramSurveyBot | None = None
+    dispatcher: Dispatcher | None = None
+    client: Bot | None = None
+    tasks: list[asyncio.Task] = field(default_factory=list)
+
+
+async def load_forms(conversations: Conversations, paths: tuple[Path, ...], at: dt.datetime) -> list[Questionnaire]:
+    forms = []
+    for path in paths:
+        form = load_questionnaire(path)
+        await conversations.register(form, path.read_bytes(), path.name, at)
+        forms.append(form)
+    return forms
+
+
+def open_codes(config: BotConfig) -> dict[str, OpenCode]:
+    codes = {}
+    for payload, target in config.open_codes.items():
+        codes[payload] = (OpenCode(target["form"], target.get("stratum")) if isinstance(target, dict)
+                          else OpenCode(str(target)))
+    return codes
+
+
+def coordinator_commands(storage: Storage, conversations: Conversations, export_dir: Path,
+                         clock: Callable[[], dt.datetime]):
+    """/progress and /export, for the Telegram user ids listed as coordinators."""
+
+    async def progress_command(chat: Chat, key: str) -> list[Call]:
+        text = format_progress(await progress(storage))
+        return [Call("sendMessage", {"chat_id": int(chat.chat_id), "text": text[:4096]})]
+
+    async def export_command(chat: Chat, key: str) -> list[Call]:
+        table = await session_table(conversations)
+        path = export_dir / f"answers-{clock():%Y%m%d-%H%M%S}-{key.rsplit(':', 1)[-1]}.csv"
+        write_csv(table, path)
+        return [Call("sendDocument", {"chat_id": int(chat.chat_id),
+                                      "document": {"path": str(path), "filename": path.name},
+                                      "caption": say("export_caption", "vi", rows=len(table.rows))})]
+
+    return {"progress": progress_command, "export": export_command}
+
+
+async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
+                         export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
+    client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
+
+    async def unreachable(message: QueuedMessage) -> None:
+        if message.respondent_id is not None:
+            await storage.set_disposition(message.respondent_id, "unreachable", clock().isoformat(),
+                                          reason="telegram: bot blocked", key=f"outbox:{message.id}:blocked")
+
+    sender = OutboxSender(storage, TELEGRAM, config.name, TelegramTransport(client), config.pace,
+                          on_blocked=unreachable)
+    surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
+                          open_stratum_question=config.open_stratum_question,
+                          code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
+    telegram = TelegramSurveyBot(config.name, surveys, clock, coordinators=config.coordinators,
+                                 coordinator_commands=coordinator_commands(storage, conversations, export_dir, clock))
+    dispatcher = Dispatcher()
+    dispatcher.include_router(telegram.router())
+    running = RunningBot(config, surveys, sender, telegram, dispatcher, client)
+    running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
+    if config.mode == "polling":
+        await client.delete_webhook(drop_pending_updates=False)
+        running.tasks.append(asyncio.create_task(
+            dispatcher.start_polling(client, handle_signals=False, close_bot_session=False,
+                                     allowed_updates=["message", "callback_query"]),
+            name=f"polling-{config.name}"))
+    else:
+        await client.set_webhook(config.webhook_url, secret_token=config.webhook_secret,
+                                 allowed_updates=["message", "callback_query"])
+    return running
+
+
+async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
+    """One aiohttp server per listen address; each bot at the path of its webhook URL.
+
+    aiogram's handler compares the X-Telegram-Bot-Api-Secret-Token header with the bot's
+    secret and refuses the request (401) when it is missing or wrong.
+    """
+    by_address: dict[str, web.Application] = {}
+    for running in bots:
+        if running.config.mode != "webhook" or running.dispatcher is None:
+            continue
+        app = by_address.setdefault(running.config.webhook_listen, web.Application())
+        SimpleRequestHandler(running.dispatcher, running.client, secret_token=running.config.webhook_secret,
+                             handle_in_background=False).register(app, path=urlsplit(running.config.webhook_url).path or "/")
+    runners = []
+    for address, app in by_address.items():
+        host, _, port = address.rpartition(":")
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()
+        runners.append(runner)
+    return runners
+
+
+async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.datetime] | None = None,
+              started: Callable[[list[RunningBot]], None] | None = None) -> None:
+    """Run until `stop` is set. `started` is called once every bot is listening (tests, demo)."""
+    clock = clock or (lambda: clocks.now(config.zone))
+    if not config.bots:
+        raise ValueError("the configuration has no [[telegram]] bot to run")
+    from storage import open_storage
+
+    async with await open_storage(config.database) as storage:
+        conversations = Conversations(storage)
+        export_dir = config.database.parent / "exports"
+        bots: list[RunningBot] = []
+        runners: list[web.AppRunner] = []
+        try:
+            for bot_config in config.bots:
+                forms = await load_forms(conversations, bot_config.forms, clock())
+                if bot_config.channel == TELEGRAM:
+                    bots.append(await start_telegram(bot_config, storage, conversations, forms, export_dir, clock, stop))
+            runners = await serve_webhooks(bots)
+            log.info("running %d bot(s): %s", len(bots), ", ".join(b.config.name for b in bots))
+            if started:
+                started(bots)
+            await stop.wait()
+        finally:
+            for running in bots:
+                if running.dispatcher is not None and running.config.mode == "polling":
+                    with contextlib.suppress(RuntimeError):
+                        await running.dispatcher.stop_polling()
+            for running in bots:
+                for task in running.tasks:
+                    task.cancel() if not task.done() and task.get_name().startswith("polling") else None
+                await asyncio.gather(*running.tasks, return_exceptions=True)
+                if running.client is not None:
+                    await running.client.session.close()
+            for runner in runners:
+                await runner.cleanup()

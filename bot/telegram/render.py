@@ -1,0 +1,117 @@
+"""Engine output as Telegram Bot API calls: inline keyboards for choices, text for the rest.
+
+Button data is `op:seq:key` — the engine's short choice id and the prompt's sequence
+number — so it stays far below Telegram's 64-byte limit whatever the labels say, and a press
+on an old prompt is recognised as such by the engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.chats import Call
+from bot.text import split_text
+from surveys.engine import Ask, Output, PromptKind, Say, Tone
+from surveys.messages import say, ui_language
+
+TEXT_LIMIT = 4096
+CALLBACK_ANSWER_LIMIT = 200
+
+# Button operations.
+CHOOSE, TOGGLE, DONE, BACK, SKIP, CONFIRM_STOP = "c", "t", "d", "b", "k", "x"
+_ONE_ROW_LABEL = 14
+
+
+@dataclass(frozen=True)
+class Press:
+    op: str
+    seq: int
+    key: str
+
+
+def button_data(op: str, seq: int, key: str = "") -> str:
+    return f"{op}:{seq}:{key}"
+
+
+def parse_button(data: str | None) -> Press | None:
+    parts = (data or "").split(":", 2)
+    if len(parts) != 3 or not parts[1].isdigit():
+        return None
+    return Press(parts[0], int(parts[1]), parts[2])
+
+
+def render_outputs(outputs: tuple[Output, ...], chat_id: int | str, language: str,
+                   pressed_message_id: int | None = None) -> tuple[list[Call], str | None]:
+    """The calls to make, and the short notice for the callback query if a button was pressed.
+
+    A rejected press (stale prompt, invalid choice) is answered on the button itself rather
+    than with a new message; a re-rendered prompt edits the message that was pressed.
+    """
+    calls: list[Call] = []
+    notice: str | None = None
+    for output in outputs:
+        if isinstance(output, Say):
+            if pressed_message_id is not None and notice is None and output.tone in (Tone.STALE, Tone.ERROR):
+                notice = output.text[:CALLBACK_ANSWER_LIMIT]
+                continue
+            calls.extend(_messages(chat_id, output.text))
+        elif output.update:
+            if pressed_message_id is not None and output.kind is PromptKind.SELECT_MULTIPLE:
+                calls.append(Call("editMessageReplyMarkup", {
+                    "chat_id": chat_id, "message_id": pressed_message_id,
+                    "reply_markup": keyboard(output, language)}))
+            # Otherwise the prompt is still on screen just above the error: no need to repeat it.
+        else:
+            calls.extend(_messages(chat_id, prompt_text(output, language), keyboard(output, language)))
+    return calls, notice
+
+
+def _messages(chat_id: int | str, text: str, markup: dict | None = None) -> list[Call]:
+    parts = split_text(text, TEXT_LIMIT)
+    calls = [Call("sendMessage", {"chat_id": chat_id, "text": part}) for part in parts]
+    if markup is not None:
+        calls[-1].payload["reply_markup"] = markup
+    return calls
+
+
+def prompt_text(ask: Ask, language: str) -> str:
+    ui = ui_language(language)
+    lines: list[str] = []
+    if ask.section:
+        lines += [f"📋 {ask.section}", ""]
+    if ask.progress:
+        lines.append(ask.progress)
+    lines.append(ask.text)
+    if ask.hint:
+        lines.append(f"💡 {ask.hint}")
+    if ask.kind is PromptKind.DATE:
+        lines.append(say("date_format", ui))
+    if ask.current_answer:
+        lines.append(say("current_answer", ui, value=ask.current_answer))
+    return "\n".join(lines)
+
+
+def keyboard(ask: Ask, language: str) -> dict | None:
+    ui = ui_language(language)
+    rows: list[list[dict]] = []
+    if ask.kind is PromptKind.SELECT_MULTIPLE:
+        for option in ask.options:
+            mark = "✅" if option.selected else "⬜"
+            rows.append([_button(f"{mark} {option.label}", TOGGLE, ask.seq, option.key)])
+        rows.append([_button(f"✔ {say('done', ui)}", DONE, ask.seq)])
+    elif ask.options:
+        buttons = [_button(option.label, CHOOSE, ask.seq, option.key) for option in ask.options]
+        short = len(buttons) <= 5 and all(len(option.label) <= _ONE_ROW_LABEL for option in ask.options)
+        rows.extend([buttons] if short else [[b] for b in buttons])
+    elif ask.kind is PromptKind.ACKNOWLEDGE:
+        rows.append([_button(say("acknowledge_ok", ui), CHOOSE, ask.seq, "ok")])
+    if not ask.required and ask.kind in (PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE):
+        rows.append([_button(say("skip", ui), SKIP, ask.seq)])
+    if ask.can_go_back:
+        rows.append([_button(say("back", ui), BACK, ask.seq)])
+    return {"inline_keyboard": rows} if rows else None
+
+
+def _button(text: str, op: str, seq: int, key: str = "") -> dict:
+    return {"text": text, "callback_data": button_data(op, seq, key)}

@@ -1,0 +1,142 @@
+"""Invitation letters: personal codes issued and printed for the people in the sample.
+
+A code is shown once, here, and stored only as a hash, so letters are written in the same
+run that issues the codes. Running again issues codes only to people who have none (or to
+everyone with `reissue`, which revokes the old ones).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import segno
+
+from bot.invitations import code_hash, new_link_code, new_typed_code
+from storage import Respondent, Storage
+
+
+@dataclass(frozen=True)
+class Letter:
+    respondent: Respondent
+    name: str
+    phone: str
+    link: str | None
+    typed_code: str
+    qr_file: str | None
+
+
+@dataclass(frozen=True)
+class Channels:
+    """How a letter says to answer: a Telegram bot username, a Zalo bot name, or both."""
+
+    telegram_username: str | None = None
+    zalo_name: str | None = None
+
+
+async def issue_letters(storage: Storage, channels: Channels, at: dt.datetime, *, reissue: bool = False,
+                        respondents: list[Respondent] | None = None,
+                        progress: Callable[[int, int], None] = lambda done, total: None) -> list[Letter]:
+    people = respondents if respondents is not None else await storage.list_respondents()
+    # Only people not yet reached need a letter; anyone already answering has a chat.
+    people = [p for p in people if p.disposition in ("sampled", "invited")]
+    letters = []
+    for number, respondent in enumerate(people, start=1):
+        progress(number, len(people))
+        if not reissue and await storage.active_invitation(respondent.id, "typed") is not None:
+            continue
+        link_code, typed_code = new_link_code(), new_typed_code()
+        await storage.issue_invitation(respondent.id, "link", code_hash(link_code), at.isoformat())
+        await storage.issue_invitation(respondent.id, "typed", code_hash(typed_code), at.isoformat())
+        if respondent.disposition == "sampled":
+            await storage.set_disposition(respondent.id, "invited", at.isoformat(), reason="letter issued",
+                                          key=f"invite:{respondent.id}:{at.isoformat()}")
+        personal = await storage.personal(respondent.id)
+        link = f"https://t.me/{channels.telegram_username}?start={link_code}" if channels.telegram_username else None
+        letters.append(Letter(respondent, personal.name or "", personal.phone or "", link, typed_code, None))
+    return letters
+
+
+def write_letters(letters: list[Letter], out: Path, channels: Channels, title: str) -> dict[str, Path]:
+    """invitations.csv for mail merge, one QR image per person, and letters.html to print."""
+    qr_dir = out / "qr"
+    qr_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for letter in letters:
+        qr_file = None
+        if letter.link:
+            qr_path = qr_dir / f"{_safe(letter.respondent.external_id)}.png"
+            segno.make(letter.link, error="m").save(qr_path, scale=6, border=2)
+            qr_file = str(qr_path.relative_to(out))
+        written.append(Letter(letter.respondent, letter.name, letter.phone, letter.link, letter.typed_code, qr_file))
+    csv_path = out / "invitations.csv"
+    with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["external_id", "name", "phone", "questionnaire", "stratum", "telegram_link",
+                         "typed_code", "qr_image"])
+        for letter in written:
+            r = letter.respondent
+            writer.writerow([r.external_id, letter.name, letter.phone, r.form_id or "", r.stratum or "",
+                             letter.link or "", _spaced(letter.typed_code), letter.qr_file or ""])
+    html_path = out / "letters.html"
+    html_path.write_text(_letters_html(written, channels, title), encoding="utf-8")
+    return {"csv": csv_path, "html": html_path, "qr": qr_dir}
+
+
+def _spaced(code: str) -> str:
+    """Printed as two groups of four, which people copy without losing their place."""
+    return f"{code[:4]} {code[4:]}"
+
+
+def _safe(text: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
+
+
+def _letters_html(letters: list[Letter], channels: Channels, title: str) -> str:
+    pages = []
+    for letter in letters:
+        name = html.escape(letter.name) or "Quý ông/bà"
+        ways = []
+        if letter.link:
+            qr = segno.make(letter.link, error="m").svg_data_uri(scale=5)
+            ways.append(f"""<div class="way"><img src="{qr}" alt="QR"><p><b>Telegram:</b> quét mã QR bằng
+ điện thoại, hoặc mở đường link<br><code>{html.escape(letter.link)}</code></p></div>""")
+        if channels.zalo_name:
+            ways.append(f"""<div class="way"><p><b>Zalo:</b> tìm <b>{html.escape(channels.zalo_name)}</b>, nhắn
+ tin đầu tiên là mã sau:</p><p class="code">{_spaced(letter.typed_code)}</p></div>""")
+        elif not letter.link:
+            ways.append(f"""<div class="way"><p>Mã tham gia của quý vị:</p>
+<p class="code">{_spaced(letter.typed_code)}</p></div>""")
+        if letter.link and channels.telegram_username:
+            ways.append(f"""<p>Trên Telegram, quý vị cũng có thể gõ mã <b>{_spaced(letter.typed_code)}</b>
+ sau khi mở bot <b>@{html.escape(channels.telegram_username)}</b>.</p>""")
+        pages.append(f"""<section class="letter">
+<h1>THƯ MỜI THAM GIA KHẢO SÁT</h1>
+<p class="sub">{html.escape(title)}</p>
+<p>Kính gửi: <b>{name}</b></p>
+<p>Quý vị được chọn ngẫu nhiên để cho ý kiến về chất lượng phục vụ của cơ quan hành chính nhà nước.
+Ý kiến của quý vị giúp đánh giá Chỉ số cải cách hành chính (PAR INDEX) và Chỉ số hài lòng (SIPAS).
+Câu trả lời chỉ dùng để thống kê, được bảo vệ theo Nghị định 13/2023/NĐ-CP và không công bố kèm danh tính.
+Khảo sát mất khoảng 10 phút; quý vị có thể dừng và tiếp tục lúc khác.</p>
+{''.join(ways)}
+<p class="note">Mã này dành riêng cho quý vị, chỉ dùng được một lần trên một tài khoản. Xin không chia sẻ.</p>
+</section>""")
+    return f"""<!DOCTYPE html>
+<html lang="vi"><head><meta charset="utf-8"><title>{html.escape(title)} — thư mời</title>
+<style>
+body {{ font-family: "Times New Roman", serif; margin: 0; }}
+.letter {{ page-break-after: always; padding: 2cm; max-width: 17cm; }}
+h1 {{ text-align: center; font-size: 16pt; margin-bottom: 0; }}
+.sub {{ text-align: center; font-style: italic; }}
+.way {{ display: flex; gap: 1em; align-items: center; border: 1px solid #999; padding: .5em; margin: .8em 0; }}
+.code {{ font-family: monospace; font-size: 20pt; letter-spacing: .2em; }}
+.note {{ font-size: 10pt; color: #444; }}
+code {{ font-size: 9pt; word-break: break-all; }}
+</style></head><body>
+{''.join(pages)}
+</body></html>
+"""

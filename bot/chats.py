@@ -59,6 +59,17 @@ class Link(enum.StrEnum):
 
 _FAILED = (Link.INVALID, Link.USED_ELSEWHERE)
 
+#: What the person is told for each outcome (keys of surveys.messages).
+LINK_MESSAGES = {
+    Link.LINKED: "linked",
+    Link.INVALID: "code_invalid",
+    Link.USED_ELSEWHERE: "code_used_elsewhere",
+    Link.CHAT_TAKEN: "chat_linked_other",
+    Link.TOO_MANY: "too_many_attempts",
+    Link.NOT_FOUND: "phone_not_found",
+    Link.AMBIGUOUS: "phone_ambiguous",
+}
+
 
 @dataclass(frozen=True)
 class OpenCode:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import os
 from dataclasses import dataclass
 
 from hypothesis import HealthCheck, given, settings
@@ -357,7 +358,9 @@ def run(form: Questionnaire, events) -> list[E.Step]:
     return steps
 
 
-SETTINGS = settings(max_examples=int(__import__("os").environ.get("ENGINE_EXAMPLES", 300)), deadline=None, suppress_health_check=[HealthCheck.too_slow])
+# ENGINE_EXAMPLES=5000 for a longer bug hunt; the default keeps the file well under a minute.
+SETTINGS = settings(max_examples=int(os.environ.get("ENGINE_EXAMPLES", 500)), deadline=None,
+                    suppress_health_check=[HealthCheck.too_slow])
 
 
 @SETTINGS

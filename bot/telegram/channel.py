@@ -17,7 +17,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, Message, Update
 
-from bot.chats import Call, Chat, ChatSurveys, Link
+from bot.chats import LINK_MESSAGES, Call, Chat, ChatSurveys, Link
 from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_phone, normalise_typed_code
 from bot.telegram.render import (
     BACK,
@@ -117,9 +117,9 @@ class TelegramSurveyBot:
                           remove_keyboard: bool = False) -> Respondent | None:
         if outcome is Link.LINKED:
             markup = {"remove_keyboard": True} if remove_keyboard else None
-            await self._say(chat, f"{key}:linked", say("linked", "vi"), markup, respondent)
+            await self._say(chat, f"{key}:linked", say(LINK_MESSAGES[outcome], "vi"), markup, respondent)
         elif outcome is not Link.ALREADY:
-            await self._say(chat, f"{key}:refused", say(outcome.value, "vi"),
+            await self._say(chat, f"{key}:refused", say(LINK_MESSAGES[outcome], "vi"),
                             {"remove_keyboard": True} if remove_keyboard else None)
         return respondent
 

@@ -38,6 +38,9 @@ from surveys.xlsform import load_questionnaire
 
 log = logging.getLogger(__name__)
 
+#: my_chat_member tells us when a person blocks the bot.
+UPDATES = ["message", "callback_query", "my_chat_member"]
+
 
 @dataclass
 class RunningBot:
@@ -110,11 +113,10 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
         await client.delete_webhook(drop_pending_updates=False)
         running.tasks.append(asyncio.create_task(
             dispatcher.start_polling(client, handle_signals=False, close_bot_session=False,
-                                     allowed_updates=["message", "callback_query"]),
+                                     allowed_updates=UPDATES),
             name=f"polling-{config.name}"))
     else:
-        await client.set_webhook(config.webhook_url, secret_token=config.webhook_secret,
-                                 allowed_updates=["message", "callback_query"])
+        await client.set_webhook(config.webhook_url, secret_token=config.webhook_secret, allowed_updates=UPDATES)
     return running
 
 
@@ -170,8 +172,6 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                     with contextlib.suppress(RuntimeError):
                         await running.dispatcher.stop_polling()
             for running in bots:
-                for task in running.tasks:
-                    task.cancel() if not task.done() and task.get_name().startswith("polling") else None
                 await asyncio.gather(*running.tasks, return_exceptions=True)
                 if running.client is not None:
                     await running.client.session.close()

@@ -261,8 +261,15 @@ async def test_a_blocked_bot_marks_the_respondent_unreachable(tmp_path):
         await user.start(LINK_CODE)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await h.settle()
-        user.block()
-        # Something the bot sends afterwards (here: a reminder-like message queued directly).
+        await h.storage.set_disposition(respondent_id, "started", now().isoformat(), key="test:started")
+        user.block()  # Telegram tells the bot at once (my_chat_member)...
+        for _ in range(100):
+            if (await h.storage.get_respondent(respondent_id)).disposition == "unreachable":
+                break
+            await asyncio.sleep(0.02)
+        assert (await h.storage.get_respondent(respondent_id)).disposition == "unreachable"
+        await h.storage.set_disposition(respondent_id, "started", now().isoformat(), key="test:again")
+        # ...and a message sent afterwards (a reminder-like message queued directly) gets a 403.
         from storage import OutgoingMessage
         await h.storage.enqueue([OutgoingMessage("telegram", "test", "5008", "sendMessage",
                                                  '{"chat_id": 5008, "text": "Nhắc nhở"}', priority=10,
@@ -344,3 +351,30 @@ async def test_stop_asks_first_then_records_a_refusal(tmp_path):
         await user.wait_for(lambda m: "không hỏi thêm" in (m.text or ""))
         await h.settle()
         assert (await h.storage.get_respondent(respondent_id)).disposition == "refused"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_webhook_mode_checks_the_secret_token(tmp_path):
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/tg/test"
+    async with harness(tmp_path, mode="webhook", webhook_url=url, webhook_listen=f"127.0.0.1:{port}",
+                       webhook_secret="s3cret-token") as h:
+        await h.invite("S-0013", "sipas_citizen_example")
+        user = h.telegram.user(5013)
+        await user.start(LINK_CODE)  # delivered by the emulator's webhook POST, with the header
+        await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
+        update = {"update_id": 1, "message": {"message_id": 1, "date": 0, "text": "/start",
+                                              "chat": {"id": 5099, "type": "private"}}}
+        async with aiohttp.ClientSession() as client:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "wrong"}):
+                async with client.post(url, json=update, headers=headers) as response:
+                    assert response.status == 401
+        await asyncio.sleep(0.2)
+        assert not h.telegram.user(5099).received, "a forged update is never processed"

@@ -87,7 +87,8 @@ async def bot(emulator: BotApiEmulator, account: EmulatedBot):
 def spec() -> BotApiSpec:
     spec = BotApiSpec.load()
     if spec is None:
-        pytest.skip(f"Bot API spec not found at {DEFAULT_SPEC_PATH}; spec checks need ../shared/telegram-bot-api/api.json")
+        pytest.skip(f"Bot API spec not found at {DEFAULT_SPEC_PATH} (../shared/telegram-bot-api/api.json "
+                    "next to the repository); spec checks need it")
     return spec
 
 

@@ -8,6 +8,7 @@ in tests an ignored parameter is almost always a typo or a field that does nothi
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from dataclasses import dataclass
@@ -53,10 +54,10 @@ class BotApiSpec:
     @classmethod
     def load(cls, path: Path | None = None) -> BotApiSpec | None:
         """Load the spec from ``path`` (default: the shared copy); ``None`` when it is absent."""
-        path = path or DEFAULT_SPEC_PATH
+        path = (path or DEFAULT_SPEC_PATH).resolve()
         if not path.is_file():
             return None
-        return cls(json.loads(path.read_text(encoding="utf-8")))
+        return cls(_read_spec(path))
 
     def method_name(self, name: str) -> str | None:
         """The canonical spelling of a method (Bot API method names are case-insensitive)."""
@@ -101,7 +102,9 @@ class BotApiSpec:
                 for problem in self._check_value([item_type], item, f"{path}[{index}]", textual=False)
             ]
         if type_name in _PRIMITIVES:
-            return [] if _is_primitive(type_name, value) else [f"{path}: expected {type_name}, got {_describe(value)}"]
+            if _is_primitive(type_name, value):
+                return []
+            return [f"{path}: expected {type_name}, got {_describe(value)}"]
         return self._check_object_type(type_name, value, path)
 
     def _check_text(self, type_name: str, text: str, path: str) -> list[str]:
@@ -140,6 +143,13 @@ class BotApiSpec:
             elif field["required"]:
                 problems.append(f"{path}.{name}: missing required field of {type_name}")
         return problems
+
+
+@functools.cache
+def _read_spec(path: Path) -> dict[str, Any]:
+    """The parsed file, read once per process: it is large and read-only, and every test's
+    emulator wants it."""
+    return json.loads(path.read_text(encoding="utf-8"))
 
 
 def parse_boolean_text(text: str) -> bool | None:

@@ -15,7 +15,7 @@ from typing import Awaitable, Callable
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
-from aiogram.types import CallbackQuery, Message, Update
+from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 
 from bot.chats import LINK_MESSAGES, Call, Chat, ChatSurveys, Link
 from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_phone, normalise_typed_code
@@ -60,6 +60,7 @@ class TelegramSurveyBot:
         router.message.register(self.on_text, F.text)
         router.message.register(self.on_other)
         router.callback_query.register(self.on_press)
+        router.my_chat_member.register(self.on_membership)
         return router
 
     # -- helpers -----------------------------------------------------------------------------------
@@ -214,6 +215,16 @@ class TelegramSurveyBot:
                 await self._say(chat, key, say("stop_confirm", language), {"inline_keyboard": buttons}, respondent)
             else:
                 await self._say(chat, key, say("unknown_command", language))
+
+    async def on_membership(self, change: ChatMemberUpdated, event_update: Update) -> None:
+        """A person who blocks the bot is unreachable now, before any reminder bounces."""
+        if change.new_chat_member.status != "kicked":
+            return
+        chat = Chat(CHANNEL, self.name, str(change.chat.id), str(change.from_user.id))
+        respondent = await self.surveys.respondent(chat)
+        if respondent is not None and respondent.disposition not in ("completed", "refused"):
+            await self.surveys.storage.set_disposition(respondent.id, "unreachable", self.clock().isoformat(),
+                                                       reason="telegram: bot blocked", key=self._key(event_update))
 
     async def on_press(self, callback: CallbackQuery, event_update: Update) -> None:
         key = self._key(event_update)

@@ -21,7 +21,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -855,10 +855,9 @@ class BotApiEmulator:
         user = self._recipient(bot, p)
         stored = self._file(p, kind)
         caption = p.text("caption")
-        return self._deliver(
-            bot, user, p, caption=self._visible(caption, p, self.limits.caption_max, "caption") if caption else None,
-            file_data=stored.data, **{kind: stored.info},
-        )
+        if caption:
+            caption = self._visible(caption, p, self.limits.caption_max, "caption")
+        return self._deliver(bot, user, p, caption=caption or None, file_data=stored.data, **{kind: stored.info})
 
     def _deliver(self, bot: EmulatedBot, user: SimulatedUser, p: _Params, **content: Any) -> dict[str, Any]:
         """Everything sendMessage/sendDocument/sendPhoto share: markup checks, limits, storage."""
@@ -889,12 +888,14 @@ class BotApiEmulator:
               change: Callable[[ReceivedMessage], dict[str, Any]]) -> dict[str, Any]:
         """Shared by the edit methods. Omitting reply_markup removes the inline keyboard, as in Telegram."""
         if p.raw("inline_message_id") is not None:
-            raise _bad("inline messages are not supported by the emulator")
+            self.violations.append("edit: inline_message_id is not implemented by the emulator")
+            raise _bad("inline messages are not implemented by the emulator")
         user = self._recipient(bot, p)
         message_id = p.required("message_id", p.integer)
         message = user.find_received(message_id)
         if message is None:
-            raise _bad("message can't be edited" if user.owns_message(message_id) else "message to edit not found")
+            mine = user.owns_message(message_id)
+            raise _bad("message can't be edited" if mine else "message to edit not found")
         updates = {**change(message), "reply_markup": self._reply_markup(p)}
         if updates["reply_markup"] is not None and "inline_keyboard" not in updates["reply_markup"]:
             raise _bad("inline keyboard expected")
@@ -1004,8 +1005,9 @@ class BotApiEmulator:
         if text is not None and len(text) > 200:
             raise _bad("MESSAGE_TOO_LONG")
         query = bot.take_callback_query(query_id, self.limits.callback_query_ttl)
-        answer: dict[str, Any] = {"callback_query_id": query_id, "text": text, "show_alert": p.boolean("show_alert"),
-                                  "url": p.text("url"), "cache_time": p.integer("cache_time")}
+        answer: dict[str, Any] = {"callback_query_id": query_id, "text": text,
+                                  "show_alert": p.boolean("show_alert"), "url": p.text("url"),
+                                  "cache_time": p.integer("cache_time")}
         query.user.callback_answers.append({k: v for k, v in answer.items() if v is not None})
         bot.stats.callback_answers += 1
         return True
@@ -1153,5 +1155,6 @@ class _TelegramHtml(HTMLParser):
 
     def visible(self) -> str:
         if self._open:
-            raise _bad(f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{self._open[-1]}"')
+            tag = self._open[-1]
+            raise _bad(f'can\'t parse entities: Can\'t find end tag corresponding to start tag "{tag}"')
         return "".join(self._parts)

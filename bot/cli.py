@@ -285,12 +285,14 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
 @main.command("demo")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=Path("khaosat-demo"),
               show_default=True, help="Folder for the demo database and export.")
-@click.option("--respondents", type=click.IntRange(1, 100_000), default=120, show_default=True)
+@click.option("--respondents", type=click.IntRange(1, 5_000), default=200, show_default=True)
 @click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same demo.")
 def demo(out: Path, respondents: int, seed: int) -> None:
-    """Run simulated respondents through the bundled questionnaires and summarise the results.
+    """Run the Telegram bot against a local Bot API emulator with simulated people, and summarise.
 
-    Needs no token and no network: everything runs locally on a SQLite file.
+    A sample is loaded and invited; simulated people open their links and answer the bundled
+    example questionnaires (some stop half-way, go back, or press old buttons). Needs no token
+    and no network: the emulator listens on 127.0.0.1 and the data is one SQLite file.
     """
     from bot.demo import run_demo
 

@@ -1,99 +1,141 @@
-"""`khaosat demo`: simulated respondents take the bundled templates through the console channel.
+"""`khaosat demo`: the real Telegram bot against the local Bot API emulator, with simulated people.
 
-Everything is local: a SQLite file, the bundled questionnaires, an accelerated clock. The
-first respondent's conversation is printed in full so a newcomer sees what a respondent sees.
+Everything is local: a SQLite file, the bundled questionnaires, the emulator on 127.0.0.1. A
+sample is drawn as a coordinator would load it, everyone gets a personal invitation, and a few
+hundred simulated people open their link and answer — some stop half-way, some go back, some
+press buttons of questions already answered. The first person's chat is printed in full.
 """
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
-import io
 import random
-from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from bot.clock import VIETNAM
-from bot.console import ConsoleChannel
-from bot.conversations import Conversations
-from bot.simulate import SimulatedRespondent
+from bot import clock as clocks
+from bot.config import BotConfig, Config
+from bot.invitations import code_hash, new_link_code
+from bot.outbox import Pace
+from bot.run import RunningBot, run
+from bot.simulate import TelegramPerson, Transcript
+from bot.telegram.emulator import BotApiEmulator, Limits
+from exporters.progress import progress
 from exporters.table import session_table, write_csv
+from bot.conversations import Conversations
 from storage import open_storage
-from surveys.engine import Status
 from surveys.templates import bundled_templates
 from surveys.xlsform import load_questionnaire
 
-
-@dataclass
-class SimulatedClock:
-    """Each reading moves time on by a few seconds to a minute, as a person typing would."""
-
-    now: dt.datetime
-    rng: random.Random
-
-    def __call__(self) -> dt.datetime:
-        self.now += dt.timedelta(seconds=self.rng.randint(3, 60))
-        return self.now
+TOKEN = "700000:DEMO-local-emulator-token"
+STRATA = ("xa-hai-lang", "xa-cam-lo", "phuong-dong-ha")
+#: The demo runs a few hundred conversations in seconds, so it lifts the emulator's limits;
+#: the real limits are enforced in the tests and measured in bench/outbox_rate.py.
+DEMO_LIMITS = Limits(per_bot_per_second=5000, per_chat_per_second=100, per_chat_burst=100)
+DEMO_PACE = Pace(per_second=4000, per_chat_per_second=90, per_chat_burst=90, max_in_flight=64)
 
 
-async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console) -> dict[str, Counter]:
+async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console) -> dict:
     out_dir.mkdir(parents=True, exist_ok=True)
     db_path = out_dir / "demo.sqlite"
     for leftover in out_dir.glob("demo.sqlite*"):
         leftover.unlink()
     rng = random.Random(seed)
-    clock = SimulatedClock(dt.datetime(2026, 11, 2, 8, 0, tzinfo=VIETNAM), rng)
+    forms = [load_questionnaire(path) for path in bundled_templates()]
+    emulator = BotApiEmulator(limits=DEMO_LIMITS)
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "khaosat_demo_bot")
+    codes = await _draw_sample(db_path, forms, respondents, rng)
+    bot = BotConfig(channel="telegram", name="demo", token=TOKEN, api_base=base, forms=tuple(bundled_templates()),
+                    coordinators=(1,), pace=DEMO_PACE)
+    config = Config(database=db_path, bots=(bot,), source=out_dir / "demo.toml")
+    stop, ready = asyncio.Event(), asyncio.Event()
+    running: list[RunningBot] = []
+    bots_task = asyncio.create_task(run(config, stop, started=lambda bots: (running.extend(bots), ready.set())))
+    await ready.wait()
+    console.print(f"[bold]khaosat demo[/]: {respondents} simulated people answer on Telegram (local emulator at "
+                  f"{base}), bundled example questionnaires, database {db_path}")
+    outcomes: dict[str, int] = {}
+    try:
+        transcript = Transcript()
+        people = [TelegramPerson(telegram.user(10_000 + number, first_name=f"Người {number}"), forms[number % len(forms)],
+                                 code, random.Random(rng.random()), transcript if number == 0 else None)
+                  for number, code in enumerate(codes)]
+        slots = asyncio.Semaphore(60)
+        with Progress(console=console, transient=True) as bar:
+            task = bar.add_task("People answering", total=len(people))
+
+            async def one(person: TelegramPerson) -> None:
+                async with slots:
+                    outcome = await person.take_part()
+                outcomes[outcome] = outcomes.get(outcome, 0) + 1
+                bar.advance(task)
+
+            await asyncio.gather(*(one(person) for person in people))
+        console.rule("The first person's chat")
+        console.print(transcript.text(), markup=False, highlight=False)
+        await _settle(running)
+    finally:
+        stop.set()
+        await bots_task
+        await emulator.stop()
+    summary = await _summarise(db_path, out_dir, console, telegram.stats, outcomes, emulator.violations)
+    return summary
+
+
+async def _draw_sample(db_path: Path, forms, respondents: int, rng: random.Random) -> list[str]:
+    """Respondents as a sample file would give them, each with a personal link code."""
+    codes = []
+    at = clocks.now()
     async with await open_storage(db_path) as storage:
         conversations = Conversations(storage)
-        forms = []
-        for path in bundled_templates():
-            form = load_questionnaire(path)
-            await conversations.register(form, path.read_bytes(), path.name, clock())
-            forms.append(form)
-        console.print(f"[bold]khaosat demo[/]: {respondents} simulated respondents, "
-                      f"{len(forms)} bundled example questionnaires, database {db_path}")
-        console.rule("The first respondent's conversation")
-        statuses: dict[str, Counter] = {form.form_id: Counter() for form in forms}
-        quiet = Console(file=io.StringIO(), width=100)
-        with Progress(console=console, transient=True) as progress:
-            task = progress.add_task("Respondents answering", total=respondents)
-            for number in range(respondents):
-                form = forms[number % len(forms)]
-                language = "en" if rng.random() < 0.1 else "vi"
-                person = SimulatedRespondent(form, rng, today=clock.now.date())
-                shown = console if number == 0 else quiet
-                channel = ConsoleChannel(conversations, shown, person.reply, clock,
-                                         echo_input=True, show_names=False)
-                status = await channel.take(form, f"demo:{number:04d}", language)
-                if status is Status.PAUSED and rng.random() < 0.7:
-                    clock.now += dt.timedelta(hours=rng.randint(2, 30))  # comes back later
-                    status = await channel.take(form, f"demo:{number:04d}", language)
-                statuses[form.form_id][status.value] += 1
-                if number == 0:
-                    console.rule("The other respondents")
-                progress.advance(task)
-        table = await session_table(conversations)
-        export = out_dir / "answers.csv"
-        write_csv(table, export)
-    _print_summary(console, statuses, table.columns, len(table.rows), export, db_path)
-    return statuses
+        for path, form in zip(bundled_templates(), forms):
+            await conversations.register(form, path.read_bytes(), path.name, at)
+        for number in range(respondents):
+            form = forms[number % len(forms)]
+            respondent = await storage.add_respondent(f"demo-{number:04d}", form_id=form.form_id,
+                                                      stratum=rng.choice(STRATA), at=at.isoformat())
+            code = new_link_code()
+            await storage.issue_invitation(respondent.id, "link", code_hash(code), at.isoformat())
+            await storage.set_disposition(respondent.id, "invited", at.isoformat(), key=f"demo-invite-{number}")
+            codes.append(code)
+    return codes
 
 
-def _print_summary(console: Console, statuses: dict[str, Counter], columns, rows: int,
-                   export: Path, db_path: Path) -> None:
-    summary = Table(title="Sessions by questionnaire and status")
-    summary.add_column("questionnaire")
-    for status in ("completed", "paused", "active", "refused"):
-        summary.add_column(status, justify="right")
-    summary.add_column("total", justify="right")
-    for form_id, counter in statuses.items():
-        summary.add_row(form_id, *(str(counter[s]) for s in ("completed", "paused", "active", "refused")),
-                        str(sum(counter.values())))
-    console.print(summary)
-    console.print(f"Export: {export} ({rows} rows × {len(columns)} columns)")
-    console.print(f"Database: {db_path}  — try it yourself: khaosat try "
-                  f"{bundled_templates()[0]} --db {db_path}")
+async def _settle(running: list[RunningBot]) -> None:
+    storage = running[0].surveys.storage
+    for _ in range(500):
+        counts = await storage.outbox_counts()
+        if counts["pending"] == 0 and counts["sending"] == 0:
+            return
+        await asyncio.sleep(0.02)
+
+
+async def _summarise(db_path: Path, out_dir: Path, console: Console, stats, outcomes: dict, violations) -> dict:
+    async with await open_storage(db_path) as storage:
+        rows = await progress(storage)
+        table = await session_table(Conversations(storage))
+        outbox = await storage.outbox_counts()
+    export = out_dir / "answers.csv"
+    write_csv(table, export)
+    view = Table(title="Fieldwork by questionnaire and stratum")
+    for column in ("questionnaire", "stratum", "sampled", "reached", "started", "completed", "refused",
+                   "response rate"):
+        view.add_column(column, justify="left" if column in ("questionnaire", "stratum") else "right")
+    for row in rows:
+        view.add_row(row.form_id, row.stratum, str(row.sampled), str(row.reached), str(row.started),
+                     str(row.completed), str(row.refused), f"{row.response_rate:.0%}")
+    console.print(view)
+    behaviour = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
+    console.print(f"Simulated people: {behaviour}")
+    console.print(f"Bot → Telegram: {stats.sent} messages, {stats.edits} edits, {stats.callback_answers} button "
+                  f"answers, {stats.too_many_requests} × 429; outbox {dict(outbox)}; "
+                  f"Bot API spec violations: {len(violations)}")
+    console.print(f"Export: {export} ({len(table.rows)} sessions × {len(table.columns)} columns)")
+    console.print(f"Database: {db_path}  — take a questionnaire yourself: "
+                  f"khaosat try {bundled_templates()[-1]} --db {db_path}")
+    return {"progress": rows, "outcomes": outcomes, "violations": list(violations), "outbox": outbox}

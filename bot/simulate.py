@@ -1,18 +1,20 @@
-"""Simulated respondents, for the demo and for load tests: they answer what they are asked.
+"""Simulated people for the demo: they open their invitation on the (emulated) Telegram and answer.
 
-They read prompts as a person would (the options on screen) and use the questionnaire only
-to pick typed answers that pass its constraints, as a person who read the hint would.
+They read what the bot shows — the message text and its buttons — as a person would, and use
+the questionnaire only to type answers that pass its constraints, as a person who read the hint
+would. Some decline, some walk away half-way, some go back, some press buttons of questions
+they already answered.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from surveys.engine import Ask, PromptKind
+from bot.telegram.emulator import ReceivedMessage, SimulatedUser
 from surveys.expressions import Environment, ExpressionError
-from surveys.model import Questionnaire
+from surveys.model import Question, QuestionType, Questionnaire
 
 _SUGGESTIONS = (
     "Cần rút ngắn thời gian giải quyết hồ sơ.",
@@ -22,72 +24,164 @@ _SUGGESTIONS = (
     "Không có ý kiến thêm.",
 )
 _NUMBER_POOLS = (range(0, 11), range(0, 46), range(18, 81), range(1935, 2009), range(1, 1000))
+_FINISHED = {"hoàn thành khảo sát": "completed", "completed the survey": "completed",
+             "không hỏi thêm": "declined", "will not ask anything more": "declined"}
 
 
 @dataclass(frozen=True)
 class Behaviour:
-    refuse_consent: float = 0.04
-    go_back: float = 0.04
-    pause: float = 0.015
+    decline: float = 0.04
+    walk_away: float = 0.012
+    go_back: float = 0.03
+    press_old_button: float = 0.03
     skip_optional: float = 0.4
 
 
-class SimulatedRespondent:
-    def __init__(self, form: Questionnaire, rng: random.Random, behaviour: Behaviour = Behaviour(),
-                 today: dt.date | None = None):
+@dataclass
+class Transcript:
+    lines: list[str] = field(default_factory=list)
+
+    def bot(self, text: str) -> None:
+        self.lines.append("🤖 " + text.replace("\n", "\n   "))
+
+    def person(self, text: str) -> None:
+        self.lines.append("👤 " + text)
+
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+class TypedAnswers:
+    """Values a person would type for a question, valid for its constraint where one can tell."""
+
+    def __init__(self, form: Questionnaire, rng: random.Random, today: dt.date):
         self.form = form
         self.rng = rng
-        self.behaviour = behaviour
-        self.today = today or dt.date.today()
-        self.attempts: dict[tuple[int, str], int] = {}
+        self.today = today
         self._valid_numbers: dict[str, list[int]] = {}
 
-    def reply(self, ask: Ask | None) -> str | None:
-        """The next line to type, or None to walk away (the session pauses)."""
-        if ask is None:
-            return None
-        rng, behaviour = self.rng, self.behaviour
-        if ask.kind is PromptKind.CONSENT:
-            return "no" if rng.random() < behaviour.refuse_consent else "yes"
-        attempt = self.attempts.get((ask.seq, ask.question), 0)
-        self.attempts[(ask.seq, ask.question)] = attempt + 1
-        if attempt == 0 and rng.random() < behaviour.pause:
-            return None
-        if attempt == 0 and ask.can_go_back and rng.random() < behaviour.go_back:
-            return "<"
-        if not ask.required and ask.kind is not PromptKind.ACKNOWLEDGE and rng.random() < behaviour.skip_optional:
-            return ""
-        return self._answer(ask, attempt)
-
-    def _answer(self, ask: Ask, attempt: int) -> str:
+    def value(self, question: Question, attempt: int) -> str:
         rng = self.rng
-        kind = ask.kind
-        if kind is PromptKind.SELECT_ONE:
-            return rng.choice(ask.options).name
-        if kind is PromptKind.SELECT_MULTIPLE:
-            count = rng.randint(1, min(3, len(ask.options)))
-            return " ".join(o.name for o in rng.sample(ask.options, count))
-        if kind is PromptKind.ACKNOWLEDGE:
-            return "OK"
-        if kind is PromptKind.TEXT:
+        if question.type is QuestionType.TEXT:
             return rng.choice(_SUGGESTIONS)
-        if kind is PromptKind.DATE:
+        if question.type is QuestionType.DATE:
             day = self.today - dt.timedelta(days=rng.randint(0, 365))
             return day.strftime("%d/%m/%Y") if rng.random() < 0.5 else day.isoformat()
-        if ask.question not in self._valid_numbers:
-            self._valid_numbers[ask.question] = [n for pool in _NUMBER_POOLS for n in pool
-                                                 if self._passes(ask.question, n)]
-        candidates = self._valid_numbers[ask.question]
+        if question.name not in self._valid_numbers:
+            self._valid_numbers[question.name] = [n for pool in _NUMBER_POOLS for n in pool
+                                                  if self._passes(question, n)]
+        candidates = self._valid_numbers[question.name]
         value = rng.choice(candidates) if candidates and attempt < 5 else rng.randint(0, 100)
-        if kind is PromptKind.DECIMAL and rng.random() < 0.5:
-            return f"{value},5"
-        return str(value)
+        return f"{value},5" if question.type is QuestionType.DECIMAL and rng.random() < 0.5 else str(value)
 
-    def _passes(self, question_name: str, value: int) -> bool:
-        constraint = self.form.question(question_name).constraint
-        if constraint is None:
+    def _passes(self, question: Question, value: int) -> bool:
+        if question.constraint is None:
             return True
         try:
-            return constraint.evaluate_bool(Environment(current=value, today=self.today))
+            return question.constraint.evaluate_bool(Environment(current=value, today=self.today))
         except ExpressionError:
             return False
+
+
+class TelegramPerson:
+    def __init__(self, user: SimulatedUser, form: Questionnaire, code: str, rng: random.Random,
+                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
+        self.user = user
+        self.form = form
+        self.code = code
+        self.rng = rng
+        self.transcript = transcript
+        self.behaviour = behaviour
+        self.typed = TypedAnswers(form, rng, dt.date.today())
+        self.old_prompts: list[ReceivedMessage] = []
+
+    def _say(self, text: str) -> None:
+        if self.transcript is not None:
+            self.transcript.person(text)
+
+    async def take_part(self) -> str:
+        """Answer until the survey ends or the person walks away; returns what happened."""
+        rng, behaviour = self.rng, self.behaviour
+        self._say(f"(mở đường link trong thư mời) /start {self.code[:6]}…")
+        await self.user.start(self.code)
+        attempts = 0
+        typed_question: Question | None = None
+        while True:
+            try:
+                message = await self.user.wait_for(lambda m: m.edits == 0 and bool(m.text), timeout=30)
+            except TimeoutError:
+                return "stuck"
+            text = message.text or ""
+            if self.transcript is not None:
+                self.transcript.bot(text)
+            for marker, outcome in _FINISHED.items():
+                if marker in text:
+                    return outcome
+            buttons = self.user.inline_buttons(message) if message.inline_keyboard else []
+            question = self._question(text)
+            if not buttons and question is None:
+                if typed_question is not None:  # an error message about the value just typed
+                    attempts += 1
+                    await self._type(typed_question, attempts)
+                continue
+            if any(data.endswith(":yes") and data.startswith("c:") for _, data in buttons):
+                answer = "no" if rng.random() < behaviour.decline else "yes"
+                label = next(label for label, data in buttons if data.endswith(f":{answer}"))
+                self._say(f"[{label}]")
+                await self.user.press(label, message)
+                continue
+            if rng.random() < behaviour.walk_away:
+                self._say("(bỏ đi, không trả lời nữa)")
+                return "walked away"
+            if self.old_prompts and rng.random() < behaviour.press_old_button:
+                old = rng.choice(self.old_prompts)
+                stale = [data for _, data in self.user.inline_buttons(old) if data.startswith("c:")]
+                if stale:
+                    self._say("(bấm nhầm nút của một câu đã trả lời)")
+                    await self.user.press(rng.choice(stale), old)
+            if buttons:
+                self.old_prompts.append(message)
+            back = [data for _, data in buttons if data.startswith("b:")]
+            if back and rng.random() < behaviour.go_back:
+                self._say("[⬅ Quay lại]")
+                await self.user.press(back[0], message)
+                continue
+            typed_question, attempts = None, 0
+            await self._answer(message, buttons, question)
+            if question is not None and not any(data.startswith(("c:", "t:")) for _, data in buttons):
+                typed_question = question
+
+    async def _answer(self, message: ReceivedMessage, buttons: list[tuple[str, str]], question: Question | None) -> None:
+        rng = self.rng
+        toggles = [(label, data) for label, data in buttons if data.startswith("t:")]
+        choices = [(label, data) for label, data in buttons if data.startswith("c:")]
+        skip = [data for _, data in buttons if data.startswith("k:")]
+        if toggles:
+            for label, data in rng.sample(toggles, rng.randint(1, min(3, len(toggles)))):
+                self._say(f"[{label}]")
+                await self.user.press(data, message)
+                await self.user.wait_for(lambda m: m.message_id == message.message_id and m.edits > 0, timeout=30)
+            self._say("[Xong]")
+            await self.user.press(next(data for _, data in buttons if data.startswith("d:")), message)
+        elif choices:
+            label, data = rng.choice(choices)
+            self._say(f"[{label}]")
+            await self.user.press(data, message)
+        elif skip and rng.random() < self.behaviour.skip_optional:
+            self._say("[Bỏ qua]")
+            await self.user.press(skip[0], message)
+        elif question is not None:
+            await self._type(question, 0)
+
+    async def _type(self, question: Question, attempt: int) -> None:
+        value = self.typed.value(question, attempt)
+        self._say(value)
+        await self.user.send_text(value)
+
+    def _question(self, text: str) -> Question | None:
+        """The question a prompt asks, recognised by its label (what a person reads)."""
+        for question in self.form.asked:
+            label = question.label.get("vi", self.form.default_language).split("${")[0].strip()
+            if label and label in text:
+                return question
+        return None

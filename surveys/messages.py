@@ -135,7 +135,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
 }
 
 
-def say(key: str, language: str, **values: object) -> str:
+def say(key: str, language: str, /, **values: object) -> str:
     texts = _MESSAGES[key]
     text = texts.get(language) or texts[DEFAULT_UI_LANGUAGE]
     return text.format(**values) if values else text

@@ -10,7 +10,7 @@ from surveys.xlsform import load_questionnaire_bytes
 
 
 @pytest.fixture
-def load_md():
+def markdown_form():
     """Load an XLSForm markdown text (dedented) through the real loader."""
 
     def load(text: str, filename: str = "f.md"):

@@ -121,8 +121,8 @@ def rejected(chat: Chat, before: E.SessionState) -> None:
 ONE_QUESTION = survey("text | name | Tên | Name |  |  |  |  |  |  |  |  |  |  |")
 
 
-def test_consent_screen_comes_first_and_accepting_asks_the_first_question(load_md):
-    chat = Chat(load_md(ONE_QUESTION))
+def test_consent_screen_comes_first_and_accepting_asks_the_first_question(markdown_form):
+    chat = Chat(markdown_form(ONE_QUESTION))
     chat.start()
     assert chat.state.status is Status.CONSENT and chat.state.current == E.CONSENT
     assert chat.ask.kind is E.PromptKind.CONSENT and chat.ask.seq == chat.state.seq == 1
@@ -133,15 +133,15 @@ def test_consent_screen_comes_first_and_accepting_asks_the_first_question(load_m
 
 
 @pytest.mark.parametrize("text", ["có", "Đồng ý", "yes", "1"])
-def test_consent_can_be_typed(load_md, text):
-    chat = Chat(load_md(ONE_QUESTION))
+def test_consent_can_be_typed(markdown_form, text):
+    chat = Chat(markdown_form(ONE_QUESTION))
     chat.start()
     chat.reply(text)
     assert chat.state.status is Status.ACTIVE and chat.state.current == "name"
 
 
-def test_declining_consent_refuses_and_asks_nothing(load_md):
-    chat = Chat(load_md(ONE_QUESTION))
+def test_declining_consent_refuses_and_asks_nothing(markdown_form):
+    chat = Chat(markdown_form(ONE_QUESTION))
     chat.start()
     chat.consent("no")
     assert chat.state.status is Status.REFUSED and chat.state.current is None
@@ -153,8 +153,8 @@ def test_declining_consent_refuses_and_asks_nothing(load_md):
     assert "từ chối" in chat.said()[0]
 
 
-def test_unclear_consent_answer_is_asked_again(load_md):
-    chat = Chat(load_md(ONE_QUESTION))
+def test_unclear_consent_answer_is_asked_again(markdown_form):
+    chat = Chat(markdown_form(ONE_QUESTION))
     chat.start()
     before = chat.state
     chat.reply("để xem")
@@ -162,8 +162,8 @@ def test_unclear_consent_answer_is_asked_again(load_md):
     assert chat.error() and chat.ask.kind is E.PromptKind.CONSENT and chat.ask.update
 
 
-def test_events_before_start_say_not_started(load_md):
-    chat = Chat(load_md(ONE_QUESTION))
+def test_events_before_start_say_not_started(markdown_form):
+    chat = Chat(markdown_form(ONE_QUESTION))
     before = chat.state
     chat.reply("xin chào")
     rejected(chat, before)
@@ -191,8 +191,8 @@ def at_question(chat: Chat, name: str) -> None:
 
 
 @pytest.mark.parametrize("text, value", [("12", 12), ("-3", -3), ("+7", 7), ("1 000", 1000), ("0", 0)])
-def test_integer_answers(load_md, text, value):
-    chat = Chat(load_md(TYPES))
+def test_integer_answers(markdown_form, text, value):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "n")
     chat.reply(text)
     assert chat.result.changes["n"] == value and type(chat.state.answers["n"]) is int
@@ -200,8 +200,8 @@ def test_integer_answers(load_md, text, value):
 
 
 @pytest.mark.parametrize("text", ["1 2", "12a", "1.5", "mười", "1,000"])
-def test_integer_rejects_what_is_not_a_whole_number(load_md, text):
-    chat = Chat(load_md(TYPES))
+def test_integer_rejects_what_is_not_a_whole_number(markdown_form, text):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "n")
     before = chat.state
     chat.reply(text)
@@ -212,16 +212,16 @@ def test_integer_rejects_what_is_not_a_whole_number(load_md, text):
 
 @pytest.mark.parametrize("text, value", [("3,5", 3.5), ("3.5", 3.5), ("7", 7.0), ("-0,25", -0.25),
                                          ("1 000,5", 1000.5)])
-def test_decimal_answers(load_md, text, value):
-    chat = Chat(load_md(TYPES))
+def test_decimal_answers(markdown_form, text, value):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "d")
     chat.reply(text)
     assert chat.state.answers["d"] == value and isinstance(chat.state.answers["d"], float)
 
 
 @pytest.mark.parametrize("text", ["3 5", "3,5,1", "ba", "1.000,5"])
-def test_decimal_rejects_garbage(load_md, text):
-    chat = Chat(load_md(TYPES))
+def test_decimal_rejects_garbage(markdown_form, text):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "d")
     before = chat.state
     chat.reply(text)
@@ -229,16 +229,16 @@ def test_decimal_rejects_garbage(load_md, text):
 
 
 @pytest.mark.parametrize("text", ["2025-12-25", "25/12/2025", "25.12.2025", "25-12-2025"])
-def test_date_answers(load_md, text):
-    chat = Chat(load_md(TYPES))
+def test_date_answers(markdown_form, text):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "day")
     chat.reply(text)
     assert chat.state.answers["day"] == dt.date(2025, 12, 25)
 
 
 @pytest.mark.parametrize("text", ["31/02/2025", "2025-02-30", "29/02/2025", "12/25/2025", "hôm qua", "2025"])
-def test_invalid_dates_are_rejected(load_md, text):
-    chat = Chat(load_md(TYPES))
+def test_invalid_dates_are_rejected(markdown_form, text):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "day")
     before = chat.state
     chat.reply(text)
@@ -246,8 +246,8 @@ def test_invalid_dates_are_rejected(load_md, text):
     assert "25/12/2025" in chat.error()
 
 
-def test_text_and_acknowledge(load_md):
-    chat = Chat(load_md(TYPES))
+def test_text_and_acknowledge(markdown_form):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "t")
     chat.reply("  Rất tốt, cảm ơn  ")
     assert chat.state.answers["t"] == "Rất tốt, cảm ơn"
@@ -259,8 +259,8 @@ def test_text_and_acknowledge(load_md):
     assert chat.state.answers["ack"] == "OK" and chat.state.status is Status.COMPLETED
 
 
-def test_acknowledge_typed_ok(load_md):
-    chat = Chat(load_md(TYPES))
+def test_acknowledge_typed_ok(markdown_form):
+    chat = Chat(markdown_form(TYPES))
     at_question(chat, "ack")
     chat.reply("OK")
     assert chat.state.answers["ack"] == "OK"
@@ -277,8 +277,8 @@ SELECTS = survey(
 
 
 @pytest.mark.parametrize("reply", ["b", "2", "Bình thường", "binh thuong", "BÌNH THƯỜNG"])
-def test_select_one_by_name_number_or_label(load_md, reply):
-    chat = Chat(load_md(SELECTS))
+def test_select_one_by_name_number_or_label(markdown_form, reply):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     assert [(o.key, o.number, o.name, o.label) for o in chat.ask.options] == [
         ("1", 1, "a", "Hài lòng"), ("2", 2, "b", "Bình thường"), ("3", 3, "c", "Không hài lòng")]
@@ -286,15 +286,15 @@ def test_select_one_by_name_number_or_label(load_md, reply):
     assert chat.result.changes["one"] == "b"
 
 
-def test_select_one_label_without_accents(load_md):
-    chat = Chat(load_md(SELECTS))
+def test_select_one_label_without_accents(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     chat.reply("hai long")
     assert chat.state.answers["one"] == "a"
 
 
-def test_select_one_button_and_unknown_choice(load_md):
-    chat = Chat(load_md(SELECTS))
+def test_select_one_button_and_unknown_choice(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     before = chat.state
     chat.reply("9")
@@ -306,8 +306,8 @@ def test_select_one_button_and_unknown_choice(load_md):
     assert chat.state.answers["one"] == "c"
 
 
-def test_toggle_on_a_select_one_is_refused(load_md):
-    chat = Chat(load_md(SELECTS))
+def test_toggle_on_a_select_one_is_refused(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     before = chat.state
     chat.toggle("1")
@@ -317,8 +317,8 @@ def test_toggle_on_a_select_one_is_refused(load_md):
 # -- select multiple -----------------------------------------------------------------------
 
 
-def test_select_multiple_typed(load_md):
-    chat = Chat(load_md(SELECTS))
+def test_select_multiple_typed(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     chat.choose("1")
     chat.reply("c a")
@@ -328,8 +328,8 @@ def test_select_multiple_typed(load_md):
     assert chat.state.answers["many"] == ("a", "b")
 
 
-def test_select_multiple_toggle_and_done(load_md):
-    chat = Chat(load_md(SELECTS))
+def test_select_multiple_toggle_and_done(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     chat.choose("1")
     seq = chat.state.seq
@@ -345,8 +345,8 @@ def test_select_multiple_toggle_and_done(load_md):
     assert chat.result.changes["many"] == ("a",) and chat.state.current == "after"
 
 
-def test_done_with_nothing_on_a_required_multi_select(load_md):
-    chat = Chat(load_md(SELECTS))
+def test_done_with_nothing_on_a_required_multi_select(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     chat.choose("1")
     chat.toggle("2")
@@ -357,8 +357,8 @@ def test_done_with_nothing_on_a_required_multi_select(load_md):
     assert chat.error() == "Chọn ít nhất một."
 
 
-def test_done_on_a_question_that_is_not_multi_select(load_md):
-    chat = Chat(load_md(SELECTS))
+def test_done_on_a_question_that_is_not_multi_select(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
     chat.begin()
     before = chat.state
     chat.done()
@@ -375,8 +375,8 @@ REQUIRED = survey(
 )
 
 
-def test_required_message_in_the_respondents_language(load_md):
-    form = load_md(REQUIRED)
+def test_required_message_in_the_respondents_language(markdown_form):
+    form = markdown_form(REQUIRED)
     for language, message in (("vi", "Xin cho biết tuổi."), ("en", "Please give your age.")):
         chat = Chat(form, language)
         chat.begin()
@@ -386,8 +386,8 @@ def test_required_message_in_the_respondents_language(load_md):
         assert chat.error() == message
 
 
-def test_required_without_a_message_uses_the_software_words(load_md):
-    form = load_md(REQUIRED)
+def test_required_without_a_message_uses_the_software_words(markdown_form):
+    form = markdown_form(REQUIRED)
     for language, message in (("vi", "Câu hỏi này bắt buộc trả lời."), ("en", "This question requires an answer.")):
         chat = Chat(form, language)
         chat.begin()
@@ -396,8 +396,8 @@ def test_required_without_a_message_uses_the_software_words(load_md):
         assert chat.error() == message
 
 
-def test_constraint_with_dot_and_its_message(load_md):
-    chat = Chat(load_md(REQUIRED))
+def test_constraint_with_dot_and_its_message(markdown_form):
+    chat = Chat(markdown_form(REQUIRED))
     chat.begin()
     before = chat.state
     chat.reply("17")
@@ -410,8 +410,8 @@ def test_constraint_with_dot_and_its_message(load_md):
     assert chat.state.answers["age"] == 18
 
 
-def test_constraint_without_message_and_optional_blank(load_md):
-    chat = Chat(load_md(REQUIRED))
+def test_constraint_without_message_and_optional_blank(markdown_form):
+    chat = Chat(markdown_form(REQUIRED))
     chat.begin()
     chat.reply("40")
     chat.reply("An")
@@ -433,8 +433,8 @@ FLOW = survey(
 )
 
 
-def test_skipped_question_is_recorded_not_applicable(load_md):
-    chat = Chat(load_md(FLOW))
+def test_skipped_question_is_recorded_not_applicable(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     chat.reply("b")
     assert chat.result.changes == {"q1": "b", "q2": NOT_APPLICABLE}
@@ -444,8 +444,8 @@ def test_skipped_question_is_recorded_not_applicable(load_md):
     assert chat.state.status is Status.COMPLETED
 
 
-def test_calculation_recomputed_after_an_answer_changes(load_md):
-    chat = Chat(load_md(FLOW))
+def test_calculation_recomputed_after_an_answer_changes(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     chat.reply("a")
     chat.reply("xin chào")
@@ -459,8 +459,8 @@ def test_calculation_recomputed_after_an_answer_changes(load_md):
     assert chat.result.changes["q4"] is NOT_APPLICABLE and chat.state.status is Status.COMPLETED
 
 
-def test_back_shows_the_answer_and_a_change_reevaluates_later_relevance(load_md):
-    chat = Chat(load_md(FLOW))
+def test_back_shows_the_answer_and_a_change_reevaluates_later_relevance(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     chat.reply("a")
     chat.reply("chi tiết")
@@ -482,8 +482,8 @@ def test_back_shows_the_answer_and_a_change_reevaluates_later_relevance(load_md)
     assert chat.state.current == "q1"  # q2 is skipped going back too
 
 
-def test_back_then_keep_answer_continues_at_first_unanswered(load_md):
-    chat = Chat(load_md(FLOW))
+def test_back_then_keep_answer_continues_at_first_unanswered(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     chat.reply("a")
     chat.reply("x")
@@ -505,16 +505,16 @@ GROUPS = survey(
 )
 
 
-def test_group_relevance_skips_the_whole_group(load_md):
-    chat = Chat(load_md(GROUPS))
+def test_group_relevance_skips_the_whole_group(markdown_form):
+    chat = Chat(markdown_form(GROUPS))
     chat.begin()
     chat.reply("c")
     assert chat.result.changes == {"q1": "c", "g1": NOT_APPLICABLE, "gn": NOT_APPLICABLE, "g2": NOT_APPLICABLE}
     assert chat.state.current == "last"
 
 
-def test_group_heading_and_notes(load_md):
-    chat = Chat(load_md(GROUPS))
+def test_group_heading_and_notes(markdown_form):
+    chat = Chat(markdown_form(GROUPS))
     chat.begin()
     chat.reply("a")
     assert chat.state.current == "g1" and chat.ask.section == "Nhóm G"
@@ -533,8 +533,8 @@ FILTER = survey(
 )
 
 
-def test_choice_filter_hides_options_and_a_hidden_option_cannot_be_chosen(load_md):
-    chat = Chat(load_md(FILTER))
+def test_choice_filter_hides_options_and_a_hidden_option_cannot_be_chosen(markdown_form):
+    chat = Chat(markdown_form(FILTER))
     chat.begin()
     chat.choose("1")  # a
     assert [(o.key, o.number, o.name) for o in chat.ask.options] == [("2", 1, "b"), ("3", 2, "c")]
@@ -549,8 +549,8 @@ def test_choice_filter_hides_options_and_a_hidden_option_cannot_be_chosen(load_m
     assert chat.state.answers["second"] == "b"
 
 
-def test_a_hidden_default_is_not_submitted(load_md):
-    chat = Chat(load_md(FILTER))
+def test_a_hidden_default_is_not_submitted(markdown_form):
+    chat = Chat(markdown_form(FILTER))
     chat.begin()
     chat.choose("1")
     chat.choose("2")
@@ -565,8 +565,8 @@ def test_a_hidden_default_is_not_submitted(load_md):
 # -- stale prompts, language, stop and resume ------------------------------------------------
 
 
-def test_stale_seq_changes_nothing(load_md):
-    chat = Chat(load_md(FLOW))
+def test_stale_seq_changes_nothing(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     old = chat.state.seq
     chat.choose("1")
@@ -582,8 +582,8 @@ def test_stale_seq_changes_nothing(load_md):
     rejected(chat, before)
 
 
-def test_double_tap_second_is_stale(load_md):
-    chat = Chat(load_md(FLOW))
+def test_double_tap_second_is_stale(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     tap = E.Choose("1", chat.state.seq, chat.tick())
     chat.send(tap)
@@ -594,8 +594,8 @@ def test_double_tap_second_is_stale(load_md):
     assert chat.said(Tone.STALE)
 
 
-def test_set_language_rerenders_in_english(load_md):
-    form = load_md(FLOW)
+def test_set_language_rerenders_in_english(markdown_form):
+    form = markdown_form(FLOW)
     chat = Chat(form)
     chat.begin()
     assert chat.ask.progress == "Câu 1/2"  # q2 and q4 not relevant yet
@@ -609,8 +609,8 @@ def test_set_language_rerenders_in_english(load_md):
     assert chat.ask.progress == "Question 2/3"  # q2 became relevant
 
 
-def test_unknown_language_is_refused(load_md):
-    chat = Chat(load_md(FLOW))
+def test_unknown_language_is_refused(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     before = chat.state
     chat.language("fr")
@@ -618,19 +618,19 @@ def test_unknown_language_is_refused(load_md):
     assert "fr" in chat.error() and "en" in chat.error()
 
 
-def test_progress_counts_relevant_questions(load_md):
-    chat = Chat(load_md(TYPES))
+def test_progress_counts_relevant_questions(markdown_form):
+    chat = Chat(markdown_form(TYPES))
     chat.begin()
     assert chat.ask.progress == "Câu 1/5"
     chat.reply("1")
     assert chat.ask.progress == "Câu 2/5"
-    english = Chat(load_md(TYPES), "en")
+    english = Chat(markdown_form(TYPES), "en")
     english.begin()
     assert english.ask.progress == "Question 1/5"
 
 
-def test_stop_pauses_and_resume_asks_the_same_question(load_md):
-    chat = Chat(load_md(FLOW))
+def test_stop_pauses_and_resume_asks_the_same_question(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     chat.choose("1")
     old = chat.state.seq
@@ -645,8 +645,8 @@ def test_stop_pauses_and_resume_asks_the_same_question(load_md):
     rejected(chat, before)
 
 
-def test_refuse_mid_survey_and_answers_after_are_refused_politely(load_md):
-    chat = Chat(load_md(FLOW))
+def test_refuse_mid_survey_and_answers_after_are_refused_politely(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.begin()
     chat.choose("1")
     chat.stop(refuse=True)
@@ -661,8 +661,8 @@ def test_refuse_mid_survey_and_answers_after_are_refused_politely(load_md):
     assert chat.state.status is Status.ACTIVE and chat.ask.question == "q2"
 
 
-def test_refused_at_consent_then_stop_then_reply_does_not_crash(load_md):
-    chat = Chat(load_md(FLOW))
+def test_refused_at_consent_then_stop_then_reply_does_not_crash(markdown_form):
+    chat = Chat(markdown_form(FLOW))
     chat.start()
     chat.consent("no")
     chat.stop()
@@ -685,8 +685,8 @@ META = survey(
 )
 
 
-def test_metadata_and_completion(load_md):
-    chat = Chat(load_md(META))
+def test_metadata_and_completion(markdown_form):
+    chat = Chat(markdown_form(META))
     chat.start()
     chat.consent()
     consent_time = chat.time
@@ -707,8 +707,8 @@ def test_metadata_and_completion(load_md):
         assert chat.said() == ["Quý vị đã hoàn thành khảo sát này rồi. Cảm ơn quý vị!"]
 
 
-def test_same_events_give_the_same_result(load_md):
-    form = load_md(META)
+def test_same_events_give_the_same_result(markdown_form):
+    form = markdown_form(META)
     first = Chat(form)
     first.begin()
     first.reply("01/01/2025")
@@ -720,8 +720,8 @@ def test_same_events_give_the_same_result(load_md):
     assert replay.answers["start"] == T0 + dt.timedelta(minutes=2)
 
 
-def test_state_survives_storage_between_steps(load_md):
-    form = load_md(FLOW)
+def test_state_survives_storage_between_steps(markdown_form):
+    form = markdown_form(FLOW)
     direct = Chat(form)
     direct.begin()
     for text in ("a", "x", "12"):

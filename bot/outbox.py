@@ -192,9 +192,16 @@ class OutboxSender:
             return None
         next_wait: float | None = None
         held: set[str] = set()
+        # A reply held only because its chat's previous message is still in flight will be free
+        # within one round trip; bulk sends must not take the bot's budget from it meanwhile.
+        waiting_priority: int | None = None
         for message in due:
             chat = message.chat_id
+            if waiting_priority is not None and message.priority > waiting_priority:
+                break
             if chat in self._busy_chats or chat in held:
+                if chat in self._busy_chats and waiting_priority is None:
+                    waiting_priority = message.priority
                 held.add(chat)  # later messages of this chat wait for the earlier one: order per chat
                 continue
             bucket = self._per_chat.setdefault(chat, TokenBucket(

@@ -1,0 +1,105 @@
+"""The outbox against the emulator: priorities, per-chat order, retries after network failures."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from bot.outbox import BULK, REPLY, OutboxSender, Pace, SlidingWindow, TokenBucket
+from bot.telegram.emulator import BotApiEmulator, Limits
+from bot.telegram.transport import TelegramTransport
+from storage import OutgoingMessage, open_storage
+
+TOKEN = "424242:OUTBOX"
+AT = "2026-11-02T08:00:00+00:00"
+
+
+def message(chat: int, text: str, priority: int, key: str) -> OutgoingMessage:
+    return OutgoingMessage("telegram", "t", str(chat), "sendMessage", json.dumps({"chat_id": chat, "text": text}),
+                           priority=priority, dedupe_key=key)
+
+
+async def drain(sender: OutboxSender, storage, timeout: float = 20) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline:
+        counts = await storage.outbox_counts()
+        if counts["pending"] == 0 and counts["sending"] == 0:
+            break
+        await asyncio.sleep(0.02)
+    stop.set()
+    await task
+
+
+async def test_replies_go_before_bulk_and_each_chat_keeps_its_order(tmp_path):
+    emulator = BotApiEmulator(limits=Limits(per_bot_per_second=5, per_chat_per_second=100, per_chat_burst=100))
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "outbox_bot")
+    users = [telegram.user(100 + n) for n in range(6)]
+    for user in users:
+        await user.start()  # a bot cannot write first
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    async with await open_storage(tmp_path / "db.sqlite") as storage:
+        bulk = [message(100 + n, f"reminder {n}", BULK, f"bulk-{n}") for n in range(5)]
+        ordered = [message(105, f"step {n}", REPLY, f"reply-{n}") for n in range(3)]
+        await storage.enqueue(bulk + ordered, AT)
+        sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot),
+                              Pace(per_second=5, per_chat_per_second=50, per_chat_burst=50))
+        await drain(sender, storage)
+        sent = [r.params["text"] for r in emulator.requests if r.method == "sendMessage"]
+        assert sent[:3] == ["step 0", "step 1", "step 2"], sent  # replies first, in order
+        assert sorted(sent[3:]) == [f"reminder {n}" for n in range(5)]
+        assert telegram.stats.too_many_requests == 0
+        assert (await storage.outbox_counts())["sent"] == 8
+    await bot.session.close()
+    await emulator.stop()
+
+
+async def test_a_network_failure_is_retried_and_delivered_once(tmp_path):
+    emulator = BotApiEmulator()
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "outbox_bot")
+    user = telegram.user(200)
+    await user.start()
+    await emulator.stop()  # the API is unreachable for a while
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    async with await open_storage(tmp_path / "db.sqlite") as storage:
+        await storage.enqueue([message(200, "xin chào", REPLY, "m1")], AT)
+        sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot))
+        await sender.pump()
+        await sender.drain()
+        [queued] = await storage.due_messages("telegram", "t", "9999", 10)
+        assert (queued.state, queued.attempts) == ("pending", 1) and queued.not_before > AT
+        port = int(base.rsplit(":", 1)[1])
+        await emulator.start(port=port)
+        # Retry as soon as it is due (the test moves the sender's wall clock past not_before).
+        sender.wall = lambda: dt.datetime.fromisoformat(queued.not_before) + dt.timedelta(seconds=1)
+        await sender.pump()
+        await sender.drain()
+        assert [m.text for m in user.received] == ["xin chào"]
+        assert (await storage.outbox_counts())["sent"] == 1
+    await bot.session.close()
+    await emulator.stop()
+
+
+def test_the_limiters_hold_the_documented_rates():
+    now = [0.0]
+    window = SlidingWindow(3, 1.0, lambda: now[0])
+    for _ in range(3):
+        assert window.delay() == 0
+        window.take()
+    assert window.delay() == 1.0
+    now[0] = 1.0
+    assert window.delay() == 0
+    bucket = TokenBucket(1.0, 2, lambda: now[0])
+    bucket.take(), bucket.take()
+    assert bucket.delay() == 1.0
+    now[0] = 1.5
+    assert bucket.delay() == 0.5

@@ -7,10 +7,23 @@ from bot.config import ConfigError, load_config
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def test_the_example_configuration_loads_with_its_documented_defaults():
+def test_the_example_configuration_loads_with_its_documented_defaults(monkeypatch):
+    monkeypatch.setenv("KHAOSAT_TELEGRAM_TOKEN", "123:secret-token")
+    monkeypatch.setenv("KHAOSAT_TELEGRAM_WEBHOOK_SECRET", "hook-secret")
     config = load_config(ROOT / "config.example.toml")
     assert config.database == ROOT / "khaosat.sqlite"  # relative to the file
     assert (config.timezone, config.language) == ("Asia/Ho_Chi_Minh", "vi")
+    [bot] = config.bots
+    assert (bot.channel, bot.name, bot.mode, bot.pace.per_second) == ("telegram", "quang-tri", "polling", 30)
+    assert bot.forms[0] == ROOT / "surveys" / "templates" / "sipas_citizen.md"
+    assert bot.token == "123:secret-token"
+    assert "secret" not in repr(bot) and "secret" not in repr(config)  # tokens never reach a log line
+
+
+def test_a_token_variable_that_is_not_set_is_named(monkeypatch):
+    monkeypatch.delenv("KHAOSAT_TELEGRAM_TOKEN", raising=False)
+    with pytest.raises(ConfigError, match=r"\$KHAOSAT_TELEGRAM_TOKEN, which is not set"):
+        load_config(ROOT / "config.example.toml")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -19,6 +32,10 @@ def test_the_example_configuration_loads_with_its_documented_defaults():
     ("[locale]\ntimezone = 'Asia/Hanoi_City'\n", "not a known time zone"),
     ("[locale]\nlanguage = 'fr'\n", "locale.language must be one of vi, en"),
     ("[storage\n", "not valid TOML"),
+    ("[[telegram]]\nname = 'qt'\ntoken = 't'\nmode = 'webhook'\n", "webhook mode but has no webhook.url"),
+    ("[[telegram]]\nname = 'qt'\ntoken = 't'\nforms = ['nope.md']\n", "form"),
+    ("[[telegram]]\nname = 'qt'\ntoken = 't'\n[telegram.pace]\nper_sec = 3\n", "unknown key"),
+    ("[telegram]\nname = 'qt'\n", "write bots as [[telegram]]"),
 ])
 def test_a_wrong_configuration_names_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "config.toml"

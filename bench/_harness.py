@@ -348,7 +348,10 @@ async def _emulator_serve(conn, limits: dict[str, Any]) -> None:
             reply = {"stats": dataclasses.asdict(bots[token].stats), "violations": list(emulator.violations[:20]),
                      "received": {uid: [(m.message_id, m.text, m.date) for m in u.received]
                                   for uid, u in bots[token].users.items()} if argument else None,
-                     "requests": Counter(r.method for r in emulator.requests if r.token == token)}
+                     "requests": Counter(r.method for r in emulator.requests if r.token == token),
+                     "order": [r.params.get("text") for r in emulator.requests
+                               if r.token == token and r.method == "sendMessage" and r.status == 200]
+                     if argument else None}
         elif command == "stop":
             await emulator.stop()
             conn.send(None)

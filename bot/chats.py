@@ -107,6 +107,9 @@ class ChatSurveys:
         if invitation is None or invitation.revoked_at is not None:
             await self._log(chat, Link.INVALID, key, at)
             return Link.INVALID, None
+        if invitation.used_at is not None and invitation.used_channel != chat.channel:
+            # The same person moving to another messenger: one chat per channel, one session.
+            return await self._link(chat, invitation.respondent_id, key, at)
         try:
             await self.storage.use_invitation(invitation.id, chat.channel, chat.bot, chat.chat_id, at.isoformat())
         except InvitationUsed:

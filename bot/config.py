@@ -39,7 +39,8 @@ class BotConfig:
     open_codes: Mapping[str, str] = field(default_factory=dict)
     #: Open mode: the question whose answer assigns the respondent's stratum.
     open_stratum_question: str | None = None
-    coordinators: tuple[int, ...] = ()
+    #: Telegram user ids (numbers) or Zalo user ids (strings) allowed the coordinator commands.
+    coordinators: tuple[int | str, ...] = ()
     pace: Pace = Pace()
     webhook_url: str | None = None
     webhook_listen: str = "127.0.0.1:8443"
@@ -129,8 +130,10 @@ def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
     if mode == "webhook":
         if not webhook.get("url"):
             raise ConfigError(f"{path}: {where} is in webhook mode but has no webhook.url")
-        if not secret or not _SECRET.match(secret):
-            raise ConfigError(f"{path}: {where} webhook needs a secret token of 1-256 characters A-Z a-z 0-9 _ -")
+        shortest = 8 if channel == "zalo" else 1  # Zalo asks for at least 8 characters
+        if not secret or not _SECRET.match(secret) or len(secret) < shortest:
+            raise ConfigError(f"{path}: {where} webhook needs a secret token of {shortest}-256 characters "
+                              "A-Z a-z 0-9 _ -")
     forms = tuple(_relative(path, form) for form in table.get("forms", []))
     for form in forms:
         if not form.is_file():
@@ -140,7 +143,7 @@ def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
         api_base=str(table.get("api_base", DEFAULT_API_BASE[channel])).rstrip("/"),
         mode=mode, forms=forms, open_codes=dict(table.get("open_codes", {})),
         open_stratum_question=table.get("open_stratum_question"),
-        coordinators=tuple(int(c) for c in table.get("coordinators", [])),
+        coordinators=tuple(int(c) if channel == "telegram" else str(c) for c in table.get("coordinators", [])),
         pace=Pace(**{k: pace_table[k] for k in pace_table}),
         webhook_url=webhook.get("url"), webhook_listen=webhook.get("listen", "127.0.0.1:8443"),
         webhook_secret=secret, code_attempts_per_hour=int(table.get("code_attempts_per_hour", 5)),

@@ -29,6 +29,9 @@ from bot.conversations import Conversations
 from bot.outbox import OutboxSender
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
 from bot.telegram.transport import TelegramTransport
+from bot.zalo.channel import CHANNEL as ZALO, ZaloSurveyBot, poll as zalo_poll, webhook_handler
+from bot.zalo.client import ZaloClient
+from bot.zalo.transport import ZaloTransport
 from exporters.progress import format_progress, progress
 from exporters.table import session_table, write_csv
 from storage import QueuedMessage, Storage
@@ -50,6 +53,8 @@ class RunningBot:
     telegram: TelegramSurveyBot | None = None
     dispatcher: Dispatcher | None = None
     client: Bot | None = None
+    zalo: ZaloSurveyBot | None = None
+    zalo_client: ZaloClient | None = None
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 
@@ -92,14 +97,8 @@ def coordinator_commands(storage: Storage, conversations: Conversations, export_
 async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                          export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
-
-    async def unreachable(message: QueuedMessage) -> None:
-        if message.respondent_id is not None:
-            await storage.set_disposition(message.respondent_id, "unreachable", clock().isoformat(),
-                                          reason="telegram: bot blocked", key=f"outbox:{message.id}:blocked")
-
     sender = OutboxSender(storage, TELEGRAM, config.name, TelegramTransport(client), config.pace,
-                          on_blocked=unreachable)
+                          on_blocked=_unreachable(storage, TELEGRAM, clock))
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
                           code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
@@ -120,6 +119,35 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     return running
 
 
+def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime]):
+    async def mark(message: QueuedMessage) -> None:
+        if message.respondent_id is not None:
+            await storage.set_disposition(message.respondent_id, "unreachable", clock().isoformat(),
+                                          reason=f"{channel}: bot blocked", key=f"outbox:{message.id}:blocked")
+    return mark
+
+
+async def start_zalo(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
+                     export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
+    client = ZaloClient(config.token, config.api_base)
+    sender = OutboxSender(storage, ZALO, config.name, ZaloTransport(client), config.pace,
+                          on_blocked=_unreachable(storage, ZALO, clock))
+    surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
+                          open_stratum_question=config.open_stratum_question,
+                          code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
+    commands = coordinator_commands(storage, conversations, export_dir, clock)
+    zalo = ZaloSurveyBot(config.name, surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
+                         coordinator_commands={"progress": commands["progress"]})  # Zalo bots cannot send files
+    running = RunningBot(config, surveys, sender, zalo=zalo, zalo_client=client)
+    running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
+    if config.mode == "polling":
+        await client.call("deleteWebhook")
+        running.tasks.append(asyncio.create_task(zalo_poll(client, zalo, stop), name=f"polling-{config.name}"))
+    else:
+        await client.call("setWebhook", {"url": config.webhook_url, "secret_token": config.webhook_secret})
+    return running
+
+
 async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
     """One aiohttp server per listen address; each bot at the path of its webhook URL.
 
@@ -128,11 +156,15 @@ async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
     """
     by_address: dict[str, web.Application] = {}
     for running in bots:
-        if running.config.mode != "webhook" or running.dispatcher is None:
+        if running.config.mode != "webhook":
             continue
         app = by_address.setdefault(running.config.webhook_listen, web.Application())
-        SimpleRequestHandler(running.dispatcher, running.client, secret_token=running.config.webhook_secret,
-                             handle_in_background=False).register(app, path=urlsplit(running.config.webhook_url).path or "/")
+        path = urlsplit(running.config.webhook_url).path or "/"
+        if running.dispatcher is not None:
+            SimpleRequestHandler(running.dispatcher, running.client, secret_token=running.config.webhook_secret,
+                                 handle_in_background=False).register(app, path=path)
+        elif running.zalo is not None:
+            app.router.add_post(path, webhook_handler(running.zalo, running.config.webhook_secret))
     runners = []
     for address, app in by_address.items():
         host, _, port = address.rpartition(":")
@@ -148,7 +180,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
     """Run until `stop` is set. `started` is called once every bot is listening (tests, demo)."""
     clock = clock or (lambda: clocks.now(config.zone))
     if not config.bots:
-        raise ValueError("the configuration has no [[telegram]] bot to run")
+        raise ValueError("the configuration has no [[telegram]] or [[zalo]] bot to run")
     from storage import open_storage
 
     async with await open_storage(config.database) as storage:
@@ -159,8 +191,8 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
         try:
             for bot_config in config.bots:
                 forms = await load_forms(conversations, bot_config.forms, clock())
-                if bot_config.channel == TELEGRAM:
-                    bots.append(await start_telegram(bot_config, storage, conversations, forms, export_dir, clock, stop))
+                start = start_telegram if bot_config.channel == TELEGRAM else start_zalo
+                bots.append(await start(bot_config, storage, conversations, forms, export_dir, clock, stop))
             runners = await serve_webhooks(bots)
             log.info("running %d bot(s): %s", len(bots), ", ".join(b.config.name for b in bots))
             if started:
@@ -175,5 +207,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                 await asyncio.gather(*running.tasks, return_exceptions=True)
                 if running.client is not None:
                     await running.client.session.close()
+                if running.zalo_client is not None:
+                    await running.zalo_client.close()
             for runner in runners:
                 await runner.cleanup()

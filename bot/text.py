@@ -1,4 +1,4 @@
-"""Engine output as plain text, for channels without buttons (the console; Zalo later)."""
+"""Engine output as plain text, for channels without buttons (the console and Zalo)."""
 
 from __future__ import annotations
 
@@ -6,14 +6,15 @@ from surveys.engine import Ask, Output, PromptKind, Say
 from surveys.messages import say, ui_language
 
 
-def render(output: Output, language: str, *, show_names: bool = False) -> str:
+def render(output: Output, language: str, *, show_names: bool = False, chat: bool = False) -> str:
     """One message. `show_names` adds each choice's name, which is what a script types."""
     if isinstance(output, Say):
         return output.text
-    return render_ask(output, language, show_names=show_names)
+    return render_ask(output, language, show_names=show_names, chat=chat)
 
 
-def render_ask(ask: Ask, language: str, *, show_names: bool = False) -> str:
+def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool = False) -> str:
+    """`chat`: a messenger where an empty reply cannot be sent, so skipping and going back are words."""
     ui = ui_language(language)
     lines: list[str] = []
     if ask.section:
@@ -27,12 +28,16 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False) -> str:
         lines.append(f"  {option.number}. {mark}{option.label}{name}")
     if ask.kind is PromptKind.SELECT_MULTIPLE:
         lines.append(say("multi_typed_hint", ui))
+    elif ask.kind is PromptKind.SELECT_ONE and chat:
+        lines.append(say("single_typed_hint", ui))
     elif ask.kind is PromptKind.ACKNOWLEDGE:
         lines.append(say("acknowledge_hint", ui))
     if ask.current_answer:
         lines.append(say("current_answer", ui, value=ask.current_answer))
     if not ask.required and ask.kind not in (PromptKind.CONSENT, PromptKind.ACKNOWLEDGE):
-        lines.append(say("skip_hint", ui))
+        lines.append(say("skip_word_hint" if chat else "skip_hint", ui))
+    if chat and ask.can_go_back:
+        lines.append(say("back_word_hint", ui))
     return "\n".join(lines)
 
 

@@ -200,6 +200,99 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX outbox_due ON outbox (channel, bot, state, priority, id)",
         "CREATE INDEX outbox_by_respondent ON outbox (respondent_id)",
     ),
+    # 3: survey projects (every version kept), sample frames (personal fields apart), samples
+    # with inclusion probabilities and reserve lists, and indexes for the status query.
+    (
+        """
+        CREATE TABLE survey_versions (
+            id          TEXT NOT NULL,
+            version     INTEGER NOT NULL CHECK (version >= 1),
+            title       TEXT NOT NULL,
+            index_year  INTEGER NOT NULL,
+            opens       TEXT NOT NULL,
+            closes      TEXT NOT NULL,
+            source_name TEXT NOT NULL,
+            source      TEXT NOT NULL,
+            project     TEXT NOT NULL CHECK (json_valid(project)),
+            sha256      TEXT NOT NULL,
+            loaded_at   TEXT NOT NULL,
+            PRIMARY KEY (id, version)
+        )
+        """,
+        """
+        CREATE TABLE frame_units (
+            survey_id   TEXT NOT NULL,
+            frame_id    TEXT NOT NULL,
+            grp         TEXT NOT NULL,
+            unit        TEXT NOT NULL,
+            stratum     TEXT NOT NULL,
+            attributes  TEXT NOT NULL CHECK (json_valid(attributes)),
+            imported_at TEXT NOT NULL,
+            PRIMARY KEY (survey_id, frame_id)
+        )
+        """,
+        "CREATE INDEX frame_units_by_stratum ON frame_units (survey_id, grp, stratum)",
+        # Decree 13/2023/NĐ-CP: names and phones of the frame apart from everything else.
+        """
+        CREATE TABLE frame_personal (
+            survey_id TEXT NOT NULL,
+            frame_id  TEXT NOT NULL,
+            name      TEXT,
+            phone     TEXT,
+            PRIMARY KEY (survey_id, frame_id),
+            FOREIGN KEY (survey_id, frame_id) REFERENCES frame_units (survey_id, frame_id)
+                ON DELETE CASCADE
+        )
+        """,
+        """
+        CREATE TABLE samples (
+            survey_id     TEXT PRIMARY KEY,
+            source        TEXT NOT NULL CHECK (source IN ('drawn', 'imported')),
+            seed          INTEGER,
+            frame_sha256  TEXT,
+            params        TEXT NOT NULL CHECK (json_valid(params)),
+            created_at    TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE sample_strata (
+            survey_id  TEXT NOT NULL REFERENCES samples (survey_id),
+            grp        TEXT NOT NULL,
+            stratum    TEXT NOT NULL,
+            population INTEGER NOT NULL CHECK (population >= 0),
+            n          INTEGER NOT NULL CHECK (n >= 0),
+            reserve    INTEGER NOT NULL CHECK (reserve >= 0),
+            PRIMARY KEY (survey_id, stratum)
+        )
+        """,
+        """
+        CREATE TABLE sample_members (
+            survey_id            TEXT NOT NULL REFERENCES samples (survey_id),
+            frame_id             TEXT NOT NULL,
+            grp                  TEXT NOT NULL,
+            form_id              TEXT NOT NULL,
+            stratum              TEXT NOT NULL,
+            pi                   REAL NOT NULL CHECK (pi > 0 AND pi <= 1),
+            weight               REAL NOT NULL CHECK (weight >= 1),
+            role                 TEXT NOT NULL CHECK (role IN ('main', 'reserve')),
+            reserve_rank         INTEGER CHECK ((role = 'reserve') = (reserve_rank IS NOT NULL)),
+            respondent_id        INTEGER UNIQUE REFERENCES respondents (id),
+            promoted_at          TEXT,
+            replaces             INTEGER REFERENCES respondents (id),
+            replaced_by          INTEGER REFERENCES respondents (id),
+            replaced_disposition TEXT,
+            PRIMARY KEY (survey_id, frame_id)
+        )
+        """,
+        "CREATE INDEX sample_members_by_stratum ON sample_members"
+        " (survey_id, stratum, grp, respondent_id)",
+        "CREATE UNIQUE INDEX sample_members_reserve_order ON sample_members"
+        " (survey_id, stratum, reserve_rank) WHERE role = 'reserve'",
+        # For the status query: stage reached per respondent, and completes in a window.
+        "CREATE INDEX disposition_history_by_status ON disposition_history"
+        " (status, at, respondent_id)",
+        "CREATE INDEX disposition_history_stage ON disposition_history (respondent_id, status)",
+    ),
 ]
 
 

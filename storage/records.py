@@ -182,3 +182,117 @@ class QueuedMessage:
     updated_at: str
     result: str | None
     error: str | None
+
+
+# -- survey projects, frames and samples (migration 3) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class StoredSurvey:
+    """One version of a survey project as loaded.
+
+    ``source`` is the TOML text as written; ``project`` the parsed project as canonical
+    JSON (units read from a CSV included), so queries never need the original files.
+    ``sha256`` is over ``project``. Versions count from 1; the highest is current.
+    """
+
+    id: str
+    version: int
+    title: str
+    index_year: int
+    opens: str
+    closes: str
+    source_name: str
+    source: str
+    project: str
+    sha256: str
+    loaded_at: str
+
+
+@dataclass(frozen=True)
+class FrameRow:
+    """One person who may be sampled. ``attributes`` (JSON) holds the strata variables' values.
+
+    ``name`` and ``phone`` are personal data and are stored in their own table.
+    """
+
+    frame_id: str
+    group: str
+    unit: str
+    stratum: str
+    attributes: str = "{}"
+    name: str | None = None
+    phone: str | None = None
+
+
+@dataclass(frozen=True)
+class FrameImport:
+    """What ``import_frame`` did: rows added, changed, removed and left as they were."""
+
+    added: int
+    changed: int
+    removed: int
+    unchanged: int
+
+
+#: Roles of a sample member: in the sample, or on a stratum's ordered reserve list.
+SAMPLE_ROLES: tuple[str, ...] = ("main", "reserve")
+
+
+@dataclass(frozen=True)
+class SampleMemberInput:
+    """A drawn or imported member (input to ``record_sample``)."""
+
+    frame_id: str
+    group: str
+    form_id: str
+    stratum: str
+    pi: float
+    role: str = "main"
+    reserve_rank: int | None = None
+
+
+@dataclass(frozen=True)
+class SampleStratum:
+    """Per stratum: population N_h, sample n_h and reserve list length (input and output)."""
+
+    group: str
+    stratum: str
+    population: int
+    n: int
+    reserve: int
+
+
+@dataclass(frozen=True)
+class SampleInfo:
+    survey_id: str
+    source: str  # "drawn" or "imported"
+    seed: int | None
+    frame_sha256: str | None
+    params: str
+    created_at: str
+
+
+@dataclass(frozen=True)
+class SampleMember:
+    """A member of a survey's sample or reserve list.
+
+    ``respondent_id`` is None for a reserve not (yet) fielded. A promoted reserve keeps
+    role "reserve" and its rank, and ``replaces`` names the respondent it replaced.
+    ``weight`` is 1/``pi``, the base weight.
+    """
+
+    survey_id: str
+    frame_id: str
+    group: str
+    form_id: str
+    stratum: str
+    pi: float
+    weight: float
+    role: str
+    reserve_rank: int | None
+    respondent_id: int | None
+    promoted_at: str | None = None
+    replaces: int | None = None
+    replaced_by: int | None = None
+    replaced_disposition: str | None = None

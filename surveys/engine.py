@@ -416,7 +416,7 @@ class _Conversation:
         if kind is QuestionType.DATE:
             return _parse_date(text, say("not_date", self.ui))
         if kind is QuestionType.ACKNOWLEDGE:
-            if _yes_no(text) == "yes" or _fold(text) in ("ok", "x"):
+            if _yes_no(text) == "yes" or fold(text) in ("ok", "x"):
                 return "OK"
             raise InvalidAnswer(say("acknowledge_hint", self.ui))
         visible = self._visible_choices(question)
@@ -445,9 +445,9 @@ class _Conversation:
         for choice in visible:
             if choice.name == text:
                 return choice
-        folded = _fold(text)
+        folded = fold(text)
         for choice in visible:
-            if _fold(choice.label.get(self.lang, self.form.default_language)) == folded:
+            if fold(choice.label.get(self.lang, self.form.default_language)) == folded:
                 return choice
         if by_number and text.isdigit() and 1 <= int(text) <= len(visible):
             return visible[int(text) - 1]
@@ -659,7 +659,7 @@ _YES_WORDS = {"yes", "y", "co", "dong y", "ok", "agree", "1"}
 _NO_WORDS = {"no", "n", "khong", "khong dong y", "decline", "2"}
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
     """Lower case without Vietnamese accents, so `hai long` matches `Hài lòng`."""
     text = unicodedata.normalize("NFD", text.strip().casefold().replace("đ", "d"))
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
@@ -667,7 +667,7 @@ def _fold(text: str) -> str:
 
 
 def _yes_no(text: str) -> str | None:
-    folded = _fold(text)
+    folded = fold(text)
     if folded in _YES_WORDS:
         return "yes"
     if folded in _NO_WORDS:

@@ -55,6 +55,16 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "multi_typed_hint": {"vi": "Có thể chọn nhiều: gõ các số cách nhau bởi dấu cách, ví dụ 1 3 4.",
                          "en": "You may choose several: type the numbers separated by spaces, e.g. 1 3 4."},
     "back_hint": {"vi": "(gõ < để quay lại câu trước)", "en": "(type < to go back)"},
+    "back_word_hint": {"vi": "(gõ 0 để quay lại câu trước)", "en": "(type 0 to go back)"},
+    "skip_word_hint": {"vi": "(không bắt buộc: gõ «bỏ qua» để bỏ qua)", "en": "(optional: type “skip” to skip)"},
+    "single_typed_hint": {"vi": "Trả lời bằng số thứ tự, ví dụ 2, hoặc gõ nội dung phương án.",
+                          "en": "Answer with the number, e.g. 2, or type the option."},
+    "zalo_welcome": {
+        "vi": "Xin chào! Đây là kênh khảo sát ý kiến về cải cách hành chính. Để tham gia, xin gõ mã mời "
+              "gồm 8 ký tự in trên thư mời (ví dụ AB3D EF9H).",
+        "en": "Hello! This is the administrative-reform opinion survey. To take part, type the 8-character "
+              "code printed on your invitation letter (e.g. AB3D EF9H)."},
+    "unclear_reply": {"vi": "Chưa rõ câu trả lời. {hint}", "en": "The reply is unclear. {hint}"},
     "done": {"vi": "Xong", "en": "Done"},
     "skip": {"vi": "Bỏ qua", "en": "Skip"},
     "date_format": {"vi": "Nhập ngày dạng ngày/tháng/năm, ví dụ 25/12/2025.",
@@ -117,6 +127,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
               "You can stop at any time with /stop."},
     "stop_confirm": {"vi": "Quý vị muốn dừng hẳn và không nhận nhắc nhở nữa?",
                      "en": "Do you want to stop for good and receive no more reminders?"},
+    "zalo_stop_how": {"vi": "Gõ «/stop có» để xác nhận; gõ bất kỳ câu trả lời nào để tiếp tục.",
+                      "en": "Type “/stop yes” to confirm; answer the question to go on."},
     "stop_yes": {"vi": "Dừng hẳn", "en": "Stop for good"},
     "stop_no": {"vi": "Tiếp tục trả lời", "en": "Keep answering"},
     "unknown_command": {"vi": "Không hiểu lệnh này. Gõ /help để xem các lệnh.",

@@ -1,0 +1,68 @@
+"""A thin client for the Zalo Bot Platform HTTP API, on the aiohttp the project already uses.
+
+The API mirrors Telegram's shape (`<base>/bot<TOKEN>/<method>`, JSON in, `{"ok", "result"}`
+out) with a handful of methods, so a client of our own is smaller and easier to trust than a
+port of python-telegram-bot (see the README's dependency notes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+#: Header Zalo sends with webhook requests, carrying the secret given to setWebhook.
+SECRET_HEADER = "X-Bot-Api-Secret-Token"
+TIMEOUT_CODE = 408
+
+
+class ZaloError(Exception):
+    def __init__(self, code: int, description: str, retry_after: float | None = None):
+        super().__init__(f"{code}: {description}")
+        self.code = code
+        self.description = description
+        self.retry_after = retry_after
+
+
+class ZaloClient:
+    def __init__(self, token: str, api_base: str, session: aiohttp.ClientSession | None = None):
+        self._token = token
+        self.api_base = api_base.rstrip("/")
+        self._session = session
+        self._owns_session = session is None
+
+    def __repr__(self) -> str:  # the token stays out of logs
+        return f"ZaloClient({self.api_base!r})"
+
+    async def _client(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession()
+        return self._session
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+
+    async def call(self, method: str, payload: dict[str, Any] | None = None, *, timeout: float = 30) -> Any:
+        session = await self._client()
+        url = f"{self.api_base}/bot{self._token}/{method}"
+        async with session.post(url, json=payload or {}, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
+            try:
+                body = await response.json(content_type=None)
+            except ValueError:
+                raise ZaloError(response.status, f"not JSON (HTTP {response.status})") from None
+        if not isinstance(body, dict) or not body.get("ok"):
+            body = body if isinstance(body, dict) else {}
+            retry_after = (body.get("parameters") or {}).get("retry_after")
+            raise ZaloError(int(body.get("error_code") or response.status),
+                            str(body.get("description") or "unknown error"), retry_after)
+        return body.get("result")
+
+    async def get_update(self, timeout: float) -> dict | None:
+        """One update, or None when the long poll timed out with nothing new."""
+        try:
+            return await self.call("getUpdates", {"timeout": timeout}, timeout=timeout + 10)
+        except ZaloError as error:
+            if error.code == TIMEOUT_CODE:
+                return None
+            raise

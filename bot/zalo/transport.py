@@ -1,0 +1,36 @@
+"""The outbox's way out to Zalo: each API failure becomes one of the outbox's outcomes."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from bot.outbox import Blocked, Outcome, Rejected, RetryAfter, Sent, Transient
+from bot.zalo.client import ZaloClient, ZaloError
+
+METHODS = {"sendMessage", "sendPhoto", "sendChatAction"}
+
+
+class ZaloTransport:
+    def __init__(self, client: ZaloClient):
+        self.client = client
+
+    async def send(self, method: str, payload: dict[str, Any]) -> Outcome:
+        if method not in METHODS:
+            return Rejected(f"the outbox cannot send {method} on Zalo")
+        try:
+            result = await self.client.call(method, payload)
+        except ZaloError as error:
+            if error.code == 429:
+                return RetryAfter(float(error.retry_after or 1))
+            if error.code == 403:
+                return Blocked(error.description)
+            if error.code >= 500:
+                return Transient(error.description)
+            return Rejected(error.description)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            return Transient(str(error) or type(error).__name__)
+        message_id = result.get("message_id") if isinstance(result, dict) else None
+        return Sent({"message_id": message_id} if message_id is not None else None)

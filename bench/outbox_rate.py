@@ -49,8 +49,10 @@ class TimedTransport:
     def __init__(self, inner: TelegramTransport):
         self.inner = inner
         self.sent_at: list[float] = []
+        self.started_at: list[float] = []
 
     async def send(self, method, payload):
+        self.started_at.append(time.perf_counter())
         outcome = await self.inner.send(method, payload)
         if isinstance(outcome, Sent):
             self.sent_at.append(time.perf_counter())
@@ -85,6 +87,16 @@ async def scenario(name: str, emulator: h.EmulatorProcess, db_dir: Path, chats: 
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(emulator.base_url)))
     transport = TimedTransport(TelegramTransport(bot))
     sender = OutboxSender(storage, "telegram", name, transport, PACE)
+    # Diagnostic only: when the sender's per-bot window counts each send (take), to compare with
+    # when the HTTP request actually leaves (TimedTransport.started_at).
+    taken: list[float] = []
+    window_take = sender._per_bot.take
+
+    def take() -> None:
+        taken.append(time.perf_counter())
+        window_take()
+
+    sender._per_bot.take = take
     stop = asyncio.Event()
     started = time.perf_counter()
     task = asyncio.create_task(sender.run(stop))
@@ -112,6 +124,14 @@ async def scenario(name: str, emulator: h.EmulatorProcess, db_dir: Path, chats: 
     bulk_before_last_reply = sum(1 for text in order[:last_reply + 1] if text.endswith(f"p{BULK}"))
     per_chat = Counter(chat for _, chat, _ in plan)
     rate = steady_rate(transport.sent_at)
+    lags = sorted((b - a) * 1000 for a, b in zip(sorted(taken), sorted(transport.started_at)))
+    # Most sends a 1-second window at the emulator could see, using the HTTP start times.
+    starts = sorted(transport.started_at)
+    peak, j = 0, 0
+    for i, t in enumerate(starts):
+        while starts[j] <= t - 1.0:
+            j += 1
+        peak = max(peak, i - j + 1)
     limit = LIMITS["per_bot_per_second"]
     result = {
         "scenario": name, "messages": messages, "chats": chats, "replies": sum(p == REPLY for *_, p in plan),
@@ -120,6 +140,9 @@ async def scenario(name: str, emulator: h.EmulatorProcess, db_dir: Path, chats: 
         "too_many_requests": stats["stats"]["too_many_requests"], "sender_retry_after": sender.stats.retry_after,
         "delivered": len(order), "duplicates": duplicates, "missing": missing,
         "bulk_sent_before_last_reply": bulk_before_last_reply, "violations": stats["violations"],
+        "take_to_http_ms": {"p50": round(lags[len(lags) // 2], 1), "p99": round(lags[int(len(lags) * .99)], 1),
+                            "max": round(lags[-1], 1)} if lags else None,
+        "max_http_starts_in_1s": peak,
     }
     if chats <= 20:
         # Per chat: messages per second between its first and last delivery (after the burst of 3).

@@ -19,6 +19,10 @@ from .errors import (
     QuestionnaireConflict,
     StaleRevision,
     StorageError,
+    FrameConflict,
+    NotReplaceable,
+    ReserveExhausted,
+    SampleConflict,
 )
 from .records import (
     DISPOSITIONS,
@@ -34,6 +38,14 @@ from .records import (
     SessionRecord,
     StepResult,
     StoredQuestionnaire,
+    SAMPLE_ROLES,
+    FrameImport,
+    FrameRow,
+    SampleInfo,
+    SampleMember,
+    SampleMemberInput,
+    SampleStratum,
+    StoredSurvey,
 )
 from .sqlite import SQLiteStorage
 
@@ -62,6 +74,18 @@ __all__ = [
     "StorageError",
     "StoredQuestionnaire",
     "open_storage",
+    "SAMPLE_ROLES",
+    "FrameConflict",
+    "FrameImport",
+    "FrameRow",
+    "NotReplaceable",
+    "ReserveExhausted",
+    "SampleConflict",
+    "SampleInfo",
+    "SampleMember",
+    "SampleMemberInput",
+    "SampleStratum",
+    "StoredSurvey",
 ]
 
 

@@ -35,6 +35,13 @@ from .records import (
     SessionRecord,
     StepResult,
     StoredQuestionnaire,
+    FrameImport,
+    FrameRow,
+    SampleInfo,
+    SampleMember,
+    SampleMemberInput,
+    SampleStratum,
+    StoredSurvey,
 )
 
 class Storage(abc.ABC):
@@ -415,3 +422,151 @@ class Storage(abc.ABC):
         Dicts of id (what ``answer_history`` rows point to), event_key,
         event, revision and at.
         """
+
+    # Survey projects (migration 3) ------------------------------------------------
+
+    @abc.abstractmethod
+    async def save_survey(
+        self,
+        survey_id: str,
+        *,
+        title: str,
+        index_year: int,
+        opens: str,
+        closes: str,
+        source_name: str,
+        source: str,
+        project: str,
+        at: str,
+    ) -> tuple[StoredSurvey, bool]:
+        """Store a survey project; returns (current version, whether a new version was written).
+
+        Same id and same ``project`` (by sha256) as the current version: nothing is written.
+        Different content: a new version (current + 1) is appended and becomes current;
+        older versions stay readable (``survey_versions``). Whether the new content is
+        compatible with frames already imported is the caller's check
+        (``frame_references``).
+        """
+
+    @abc.abstractmethod
+    async def get_survey(self, survey_id: str, version: int | None = None) -> StoredSurvey:
+        """The current (or the given) version of a survey, or raise ``NotFound``."""
+
+    @abc.abstractmethod
+    async def list_surveys(self) -> list[StoredSurvey]:
+        """The current version of every survey, ordered by id."""
+
+    @abc.abstractmethod
+    async def survey_versions(self, survey_id: str) -> list[StoredSurvey]:
+        """Every stored version of a survey, oldest first (empty if unknown)."""
+
+    # Sample frames ---------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def import_frame(self, survey_id: str, rows: Sequence[FrameRow], at: str) -> FrameImport:
+        """Make ``rows`` the survey's frame, in one transaction.
+
+        Rows are matched on frame_id: new ones are added, changed ones updated, ones absent
+        from ``rows`` removed, identical ones left alone (so importing the same file again
+        writes nothing). Personal fields go to their own table. Once the survey has a
+        sample, only an identical frame is accepted; any change raises ``FrameConflict``
+        and writes nothing.
+        """
+
+    @abc.abstractmethod
+    async def frame_rows(self, survey_id: str, *, personal: bool = False) -> list[FrameRow]:
+        """The survey's frame ordered by frame_id (name and phone only if ``personal``)."""
+
+    @abc.abstractmethod
+    async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
+        """The distinct groups and units the survey's frame and sample refer to."""
+
+    # Samples ---------------------------------------------------------------------
+
+    @abc.abstractmethod
+    async def record_sample(
+        self,
+        survey_id: str,
+        members: Sequence[SampleMemberInput],
+        strata: Sequence[SampleStratum],
+        *,
+        source: str,
+        seed: int | None,
+        frame_sha256: str | None,
+        params: str,
+        at: str,
+        personal: dict[str, tuple[str | None, str | None]] | None = None,
+        frame: Sequence[FrameRow] | None = None,
+    ) -> bool:
+        """Record a drawn or imported sample in one transaction; False if it was recorded before.
+
+        Main members become respondents (external id ``"<survey>:<frame_id>"``, disposition
+        "sampled", the group's questionnaire, the stratum key, personal data from
+        ``personal`` (frame_id → (name, phone)) or else from the stored frame). Reserves are
+        stored with their rank but are not respondents until promoted, so nobody invites
+        them. An identical sample (same source, seed and frame_sha256) already recorded is a
+        no-op; a different one raises ``SampleConflict``. ``frame``, if given, is imported
+        first in the same transaction (an imported sample is its own frame).
+        """
+
+    @abc.abstractmethod
+    async def sample_info(self, survey_id: str) -> SampleInfo | None:
+        """How the survey's sample was made, or None if it has none."""
+
+    @abc.abstractmethod
+    async def sample_strata(self, survey_id: str) -> list[SampleStratum]:
+        """N_h, n_h and reserve length per stratum, ordered by stratum."""
+
+    @abc.abstractmethod
+    async def sample_members(
+        self, survey_id: str, role: str | None = None
+    ) -> list[SampleMember]:
+        """The survey's members (optionally one role), by stratum then role then rank/frame_id."""
+
+    @abc.abstractmethod
+    async def replace_member(
+        self,
+        survey_id: str,
+        respondent_id: int,
+        at: str,
+        *,
+        reason: str | None = None,
+        replaceable: Sequence[str] = ("refused", "unreachable", "ineligible"),
+    ) -> SampleMember:
+        """Field the next reserve of the respondent's stratum in their place; returns it.
+
+        In one transaction: the first unused reserve by rank becomes a respondent (as in
+        ``record_sample``) with ``replaces`` set; the replaced respondent moves to
+        disposition "replaced" (history row, reason) and their previous disposition is
+        kept as ``replaced_disposition`` for response rates. Both keep the stratum's design
+        probability. Raises ``NotReplaceable`` if the respondent is not a fielded member of
+        the survey in one of ``replaceable`` (or was replaced already) and
+        ``ReserveExhausted`` if the reserve list is used up; nothing is written then.
+        """
+
+    @abc.abstractmethod
+    async def replaceable_members(
+        self, survey_id: str, dispositions: Sequence[str] = ("refused", "unreachable", "ineligible")
+    ) -> list[int]:
+        """Respondent ids of fielded members in ``dispositions``, by id."""
+
+    # Fieldwork status (aggregated in SQL) ------------------------------------------
+
+    @abc.abstractmethod
+    async def status_counts(self, survey_id: str) -> list[dict[str, Any]]:
+        """Fielded members counted per group, stratum, disposition and stage reached.
+
+        Dicts of group, stratum, disposition (for a replaced member: the disposition it had
+        when replaced, as ``replaced_disposition``; ``disposition`` stays "replaced"),
+        stage (the furthest step ever reached in the disposition history: 0 sampled,
+        1 invited, 2 contacted, 3 started, 4 completed) and n. One GROUP BY over the
+        survey's members: the work does not grow with the number of answers.
+        """
+
+    @abc.abstractmethod
+    async def completes_since(self, survey_id: str, since: str) -> dict[tuple[str, str], int]:
+        """(group, stratum) → members whose disposition became "completed" at or after ``since``."""
+
+    @abc.abstractmethod
+    async def disposition_counts(self) -> list[tuple[str | None, str | None, str, int]]:
+        """(form_id, stratum, disposition, n) over all respondents, aggregated in SQL."""

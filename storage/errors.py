@@ -31,3 +31,19 @@ class InvitationRevoked(StorageError):
 
 class LinkConflict(StorageError):
     """The chat is linked to another respondent, or the respondent to another chat on that bot."""
+
+
+class FrameConflict(StorageError):
+    """The survey's sample was drawn from another frame; a different frame cannot replace it."""
+
+
+class SampleConflict(StorageError):
+    """The survey already has a different sample (or none, where one is needed)."""
+
+
+class ReserveExhausted(StorageError):
+    """The stratum's reserve list has nobody left to replace a nonrespondent with."""
+
+
+class NotReplaceable(StorageError):
+    """The respondent is not a fielded sample member in a disposition that may be replaced."""

@@ -33,6 +33,10 @@ from .errors import (
     QuestionnaireConflict,
     StaleRevision,
     StorageError,
+    FrameConflict,
+    NotReplaceable,
+    ReserveExhausted,
+    SampleConflict,
 )
 from .migrations import migrate
 from .records import (
@@ -47,6 +51,13 @@ from .records import (
     SessionRecord,
     StepResult,
     StoredQuestionnaire,
+    FrameImport,
+    FrameRow,
+    SampleInfo,
+    SampleMember,
+    SampleMemberInput,
+    SampleStratum,
+    StoredSurvey,
 )
 
 _PRAGMAS = (
@@ -74,6 +85,20 @@ _INVITATION_COLUMNS = (
 _OUTBOX_COLUMNS = (
     "id, channel, bot, chat_id, method, payload, priority, dedupe_key, respondent_id, state,"
     " attempts, not_before, created_at, updated_at, result, error"
+)
+_SURVEY_COLUMNS = (
+    "id, version, title, index_year, opens, closes, source_name, source, project, sha256, loaded_at"
+)
+_MEMBER_COLUMNS = (
+    "survey_id, frame_id, grp, form_id, stratum, pi, weight, role, reserve_rank, respondent_id,"
+    " promoted_at, replaces, replaced_by, replaced_disposition"
+)
+#: The furthest step a disposition shows (status table: invited, contacted, started, completed).
+#: Refusal and quota-full imply contact; unreachable (e.g. the bot blocked) implies an invitation.
+_STAGE = (
+    "CASE h.status WHEN 'invited' THEN 1 WHEN 'unreachable' THEN 1 WHEN 'contacted' THEN 2"
+    " WHEN 'refused' THEN 2 WHEN 'quota_full' THEN 2 WHEN 'started' THEN 3 WHEN 'partial' THEN 3"
+    " WHEN 'completed' THEN 4 ELSE 0 END"
 )
 # Same predicate as the partial index sessions_one_open, so it can be used.
 _OPEN = "status NOT IN ('completed', 'refused')"
@@ -762,3 +787,347 @@ class SQLiteStorage(Storage):
             (session_id,),
         )
         return [dict(row) for row in rows]
+
+    # Survey projects ----------------------------------------------------------------
+
+    async def save_survey(
+        self,
+        survey_id: str,
+        *,
+        title: str,
+        index_year: int,
+        opens: str,
+        closes: str,
+        source_name: str,
+        source: str,
+        project: str,
+        at: str,
+    ) -> tuple[StoredSurvey, bool]:
+        sha256 = hashlib.sha256(project.encode("utf-8")).hexdigest()
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (survey_id,),
+            )
+            if rows and rows[0]["sha256"] == sha256:
+                return StoredSurvey(**dict(rows[0])), False
+            version = rows[0]["version"] + 1 if rows else 1
+            record = StoredSurvey(survey_id, version, title, index_year, opens, closes, source_name,
+                                  source, project, sha256, at)
+            await db.execute(
+                f"INSERT INTO survey_versions ({_SURVEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                dataclasses.astuple(record),
+            )
+            return record, True
+
+    async def get_survey(self, survey_id: str, version: int | None = None) -> StoredSurvey:
+        rows = await self._fetchall(
+            f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ? AND (? IS NULL OR version = ?)"
+            " ORDER BY version DESC LIMIT 1",
+            (survey_id, version, version),
+        )
+        if not rows:
+            raise NotFound(f"survey {survey_id!r}" + (f" version {version}" if version else ""))
+        return StoredSurvey(**dict(rows[0]))
+
+    async def list_surveys(self) -> list[StoredSurvey]:
+        rows = await self._fetchall(
+            f"SELECT {_SURVEY_COLUMNS} FROM survey_versions v WHERE version ="
+            " (SELECT max(version) FROM survey_versions w WHERE w.id = v.id) ORDER BY id"
+        )
+        return [StoredSurvey(**dict(row)) for row in rows]
+
+    async def survey_versions(self, survey_id: str) -> list[StoredSurvey]:
+        rows = await self._fetchall(
+            f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ? ORDER BY version",
+            (survey_id,),
+        )
+        return [StoredSurvey(**dict(row)) for row in rows]
+
+    # Sample frames ------------------------------------------------------------------
+
+    async def import_frame(self, survey_id: str, rows: Sequence[FrameRow], at: str) -> FrameImport:
+        async with self._transaction() as db:
+            return await self._import_frame(db, survey_id, rows, at)
+
+    @staticmethod
+    async def _import_frame(
+        db: aiosqlite.Connection, survey_id: str, rows: Sequence[FrameRow], at: str
+    ) -> FrameImport:
+        existing = {
+            row[0]: tuple(row[1:])
+            for row in await db.execute_fetchall(
+                "SELECT f.frame_id, f.grp, f.unit, f.stratum, f.attributes, p.name, p.phone"
+                " FROM frame_units f LEFT JOIN frame_personal p"
+                " ON p.survey_id = f.survey_id AND p.frame_id = f.frame_id WHERE f.survey_id = ?",
+                (survey_id,),
+            )
+        }
+        wanted = {r.frame_id: (r.group, r.unit, r.stratum, r.attributes, r.name, r.phone) for r in rows}
+        if len(wanted) != len(rows):
+            raise StorageError("frame ids must be unique")
+        added = [fid for fid in wanted if fid not in existing]
+        changed = [fid for fid in wanted if fid in existing and existing[fid] != wanted[fid]]
+        removed = [fid for fid in existing if fid not in wanted]
+        if (added or changed or removed) and await db.execute_fetchall(
+            "SELECT 1 FROM samples WHERE survey_id = ?", (survey_id,)
+        ):
+            raise FrameConflict(
+                f"survey {survey_id!r} already has a sample drawn from its frame; this file would "
+                f"add {len(added)}, change {len(changed)} and remove {len(removed)} row(s)"
+            )
+        await db.executemany(
+            "DELETE FROM frame_units WHERE survey_id = ? AND frame_id = ?",
+            [(survey_id, fid) for fid in (*removed, *changed)],
+        )
+        await db.executemany(
+            "INSERT INTO frame_units (survey_id, frame_id, grp, unit, stratum, attributes, imported_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(survey_id, fid, *wanted[fid][:4], at) for fid in (*added, *changed)],
+        )
+        await db.executemany(
+            "INSERT INTO frame_personal (survey_id, frame_id, name, phone) VALUES (?, ?, ?, ?)",
+            [(survey_id, fid, *wanted[fid][4:]) for fid in (*added, *changed)
+             if wanted[fid][4] is not None or wanted[fid][5] is not None],
+        )
+        return FrameImport(len(added), len(changed), len(removed),
+                           len(wanted) - len(added) - len(changed))
+
+    async def frame_rows(self, survey_id: str, *, personal: bool = False) -> list[FrameRow]:
+        if personal:
+            sql = ("SELECT f.frame_id, f.grp AS \"group\", f.unit, f.stratum, f.attributes, p.name, p.phone"
+                   " FROM frame_units f LEFT JOIN frame_personal p"
+                   " ON p.survey_id = f.survey_id AND p.frame_id = f.frame_id"
+                   " WHERE f.survey_id = ? ORDER BY f.frame_id")
+        else:
+            sql = ("SELECT frame_id, grp AS \"group\", unit, stratum, attributes FROM frame_units"
+                   " WHERE survey_id = ? ORDER BY frame_id")
+        return [FrameRow(**dict(row)) for row in await self._fetchall(sql, (survey_id,))]
+
+    async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
+        groups = await self._fetchall(
+            "SELECT grp FROM frame_units WHERE survey_id = ?"
+            " UNION SELECT grp FROM sample_members WHERE survey_id = ?",
+            (survey_id, survey_id),
+        )
+        units = await self._fetchall(
+            "SELECT DISTINCT unit FROM frame_units WHERE survey_id = ?", (survey_id,)
+        )
+        return {row[0] for row in groups}, {row[0] for row in units}
+
+    # Samples ----------------------------------------------------------------------
+
+    async def record_sample(
+        self,
+        survey_id: str,
+        members: Sequence[SampleMemberInput],
+        strata: Sequence[SampleStratum],
+        *,
+        source: str,
+        seed: int | None,
+        frame_sha256: str | None,
+        params: str,
+        at: str,
+        personal: dict[str, tuple[str | None, str | None]] | None = None,
+        frame: Sequence[FrameRow] | None = None,
+    ) -> bool:
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(
+                "SELECT source, seed, frame_sha256, created_at FROM samples WHERE survey_id = ?",
+                (survey_id,),
+            )
+            if rows:
+                old = rows[0]
+                if (old["source"], old["seed"], old["frame_sha256"]) == (source, seed, frame_sha256):
+                    return False
+                raise SampleConflict(
+                    f"survey {survey_id!r} already has a sample ({old['source']} at {old['created_at']}"
+                    + (f", seed {old['seed']}" if old["seed"] is not None else "") + ")"
+                )
+            if frame is not None:
+                await self._import_frame(db, survey_id, frame, at)
+            await db.execute(
+                "INSERT INTO samples (survey_id, source, seed, frame_sha256, params, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (survey_id, source, seed, frame_sha256, params, at),
+            )
+            await db.executemany(
+                "INSERT INTO sample_strata (survey_id, grp, stratum, population, n, reserve)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(survey_id, s.group, s.stratum, s.population, s.n, s.reserve) for s in strata],
+            )
+            if personal is None:
+                personal = {
+                    row[0]: (row[1], row[2])
+                    for row in await db.execute_fetchall(
+                        "SELECT frame_id, name, phone FROM frame_personal WHERE survey_id = ?",
+                        (survey_id,),
+                    )
+                }
+            for m in members:
+                if m.role not in ("main", "reserve"):
+                    raise StorageError(f"unknown sample role {m.role!r}")
+                respondent_id = None
+                if m.role == "main":
+                    name, phone = personal.get(m.frame_id, (None, None))
+                    respondent_id = await self._field(db, survey_id, m.frame_id, m.form_id, m.stratum,
+                                                      name, phone, at)
+                await db.execute(
+                    "INSERT INTO sample_members (survey_id, frame_id, grp, form_id, stratum, pi, weight,"
+                    " role, reserve_rank, respondent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (survey_id, m.frame_id, m.group, m.form_id, m.stratum, m.pi, 1.0 / m.pi, m.role,
+                     m.reserve_rank, respondent_id),
+                )
+            return True
+
+    async def _field(
+        self, db: aiosqlite.Connection, survey_id: str, frame_id: str, form_id: str, stratum: str,
+        name: str | None, phone: str | None, at: str,
+    ) -> int:
+        """Make a sample member a respondent (disposition "sampled") with its personal row."""
+        external_id = f"{survey_id}:{frame_id}"
+        if await self._respondent_by_external_id(db, external_id) is not None:
+            raise SampleConflict(f"respondent {external_id!r} exists already")
+        respondent = await self._insert_respondent(db, external_id, form_id, stratum, at)
+        if name is not None or phone is not None:
+            await db.execute(
+                "INSERT INTO respondent_personal (respondent_id, name, phone) VALUES (?, ?, ?)",
+                (respondent.id, name, phone),
+            )
+        return respondent.id
+
+    async def sample_info(self, survey_id: str) -> SampleInfo | None:
+        rows = await self._fetchall(
+            "SELECT survey_id, source, seed, frame_sha256, params, created_at FROM samples"
+            " WHERE survey_id = ?",
+            (survey_id,),
+        )
+        return SampleInfo(**dict(rows[0])) if rows else None
+
+    async def sample_strata(self, survey_id: str) -> list[SampleStratum]:
+        rows = await self._fetchall(
+            "SELECT grp, stratum, population, n, reserve FROM sample_strata WHERE survey_id = ?"
+            " ORDER BY stratum",
+            (survey_id,),
+        )
+        return [SampleStratum(*row) for row in rows]
+
+    async def sample_members(
+        self, survey_id: str, role: str | None = None
+    ) -> list[SampleMember]:
+        rows = await self._fetchall(
+            f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ?"
+            " AND (? IS NULL OR role = ?) ORDER BY stratum, role, reserve_rank, frame_id",
+            (survey_id, role, role),
+        )
+        return [SampleMember(*row) for row in rows]
+
+    async def replace_member(
+        self,
+        survey_id: str,
+        respondent_id: int,
+        at: str,
+        *,
+        reason: str | None = None,
+        replaceable: Sequence[str] = ("refused", "unreachable", "ineligible"),
+    ) -> SampleMember:
+        async with self._transaction() as db:
+            rows = await db.execute_fetchall(
+                f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND respondent_id = ?",
+                (survey_id, respondent_id),
+            )
+            if not rows:
+                raise NotReplaceable(f"respondent {respondent_id} is not in the sample of {survey_id!r}")
+            member = SampleMember(*rows[0])
+            if member.replaced_by is not None:
+                raise NotReplaceable(
+                    f"respondent {respondent_id} was replaced already (by {member.replaced_by})")
+            respondent = await self._require_respondent(db, respondent_id)
+            if respondent.disposition not in replaceable:
+                raise NotReplaceable(
+                    f"respondent {respondent_id} is {respondent.disposition}; only "
+                    f"{', '.join(replaceable)} can be replaced")
+            rows = await db.execute_fetchall(
+                f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND stratum = ?"
+                " AND role = 'reserve' AND respondent_id IS NULL ORDER BY reserve_rank LIMIT 1",
+                (survey_id, member.stratum),
+            )
+            if not rows:
+                raise ReserveExhausted(f"stratum {member.stratum!r} has no reserve left")
+            reserve = SampleMember(*rows[0])
+            personal = await db.execute_fetchall(
+                "SELECT name, phone FROM frame_personal WHERE survey_id = ? AND frame_id = ?",
+                (survey_id, reserve.frame_id),
+            )
+            name, phone = tuple(personal[0]) if personal else (None, None)
+            new_id = await self._field(db, survey_id, reserve.frame_id, reserve.form_id, reserve.stratum,
+                                       name, phone, at)
+            await db.execute(
+                "UPDATE sample_members SET respondent_id = ?, promoted_at = ?, replaces = ?"
+                " WHERE survey_id = ? AND frame_id = ?",
+                (new_id, at, respondent_id, survey_id, reserve.frame_id),
+            )
+            await db.execute(
+                "UPDATE sample_members SET replaced_by = ?, replaced_disposition = ?"
+                " WHERE survey_id = ? AND frame_id = ?",
+                (new_id, respondent.disposition, survey_id, member.frame_id),
+            )
+            await db.execute(
+                "UPDATE respondents SET disposition = 'replaced', disposition_at = ? WHERE id = ?",
+                (at, respondent_id),
+            )
+            await db.execute(
+                "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
+                " VALUES (?, 'replaced', ?, ?, ?)",
+                (respondent_id, reason or f"replaced by reserve {reserve.reserve_rank} ({new_id})", at,
+                 f"replace:{survey_id}:{respondent_id}"),
+            )
+            rows = await db.execute_fetchall(
+                f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND frame_id = ?",
+                (survey_id, reserve.frame_id),
+            )
+            return SampleMember(*rows[0])
+
+    async def replaceable_members(
+        self, survey_id: str, dispositions: Sequence[str] = ("refused", "unreachable", "ineligible")
+    ) -> list[int]:
+        marks = ", ".join("?" for _ in dispositions)
+        rows = await self._fetchall(
+            "SELECT r.id FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id"
+            f" WHERE sm.survey_id = ? AND sm.replaced_by IS NULL AND r.disposition IN ({marks})"
+            " ORDER BY r.id",
+            (survey_id, *dispositions),
+        )
+        return [row[0] for row in rows]
+
+    # Fieldwork status ----------------------------------------------------------------
+
+    async def status_counts(self, survey_id: str) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT sm.grp AS \"group\", sm.stratum, r.disposition, sm.replaced_disposition,"
+            f" COALESCE((SELECT max({_STAGE}) FROM disposition_history h"
+            "            WHERE h.respondent_id = sm.respondent_id), 0) AS stage,"
+            " count(*) AS n"
+            " FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id"
+            " WHERE sm.survey_id = ? AND sm.respondent_id IS NOT NULL"
+            " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2",
+            (survey_id,),
+        )
+        return [dict(row) for row in rows]
+
+    async def completes_since(self, survey_id: str, since: str) -> dict[tuple[str, str], int]:
+        rows = await self._fetchall(
+            "SELECT sm.grp, sm.stratum, count(DISTINCT h.respondent_id)"
+            " FROM disposition_history h JOIN sample_members sm ON sm.respondent_id = h.respondent_id"
+            " WHERE h.status = 'completed' AND h.at >= ? AND sm.survey_id = ?"
+            " GROUP BY 1, 2",
+            (since, survey_id),
+        )
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    async def disposition_counts(self) -> list[tuple[str | None, str | None, str, int]]:
+        rows = await self._fetchall(
+            "SELECT form_id, stratum, disposition, count(*) FROM respondents GROUP BY 1, 2, 3"
+        )
+        return [tuple(row) for row in rows]

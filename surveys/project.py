@@ -570,3 +570,44 @@ class _Parser:
         return ReminderPolicy(tuple(after), max_count or 0, str(quiet.get("start", "21:00")),
                               str(quiet.get("end", "07:00")), {k: _nfc(v) for k, v in texts.items()
                                                                 if isinstance(v, str)})
+
+
+# -- with storage ----------------------------------------------------------------------------
+
+
+async def store_survey(storage, project: SurveyProject, source: str, source_name: str, at: str):
+    """Save ``project`` (``Storage.save_survey``); returns (stored version, whether new).
+
+    Re-loading the same id: identical content is a no-op; changed content becomes a new
+    version and the old ones are kept. A change is refused (``SurveyError``) when it would
+    strand data already collected: a group or unit that the stored frame or sample uses
+    disappears, or a group that has a sample changes its questionnaire.
+    """
+    from storage import NotFound
+
+    try:
+        old = SurveyProject.from_json((await storage.get_survey(project.id)).project)
+    except NotFound:
+        old = None
+    if old is not None and old.sha256 != project.sha256:
+        groups, units = await storage.frame_references(project.id)
+        problems = [f"groups.{g}: the stored frame or sample uses this group; it cannot be removed"
+                    for g in sorted(groups - set(project.groups))]
+        problems += [f"units: unit '{u}' is used by the stored frame; it cannot be removed"
+                     for u in sorted(units - set(project.units))]
+        if await storage.sample_info(project.id) is not None:
+            problems += [f"groups.{g}.form_id: the sample was drawn with questionnaire "
+                         f"'{old.groups[g].form_id}'; it cannot change to '{project.groups[g].form_id}'"
+                         for g in sorted(groups & set(project.groups) & set(old.groups))
+                         if old.groups[g].form_id != project.groups[g].form_id]
+        if problems:
+            raise SurveyError(source_name, problems)
+    return await storage.save_survey(
+        project.id, title=project.title, index_year=project.index_year, opens=project.opens.isoformat(),
+        closes=project.closes.isoformat(), source_name=source_name, source=source,
+        project=project.to_json(), at=at)
+
+
+async def stored_project(storage, survey_id: str, version: int | None = None) -> SurveyProject:
+    """The stored project (current version unless ``version``); raises storage's ``NotFound``."""
+    return SurveyProject.from_json((await storage.get_survey(survey_id, version)).project)

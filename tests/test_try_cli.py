@@ -166,7 +166,11 @@ class Respondent:
     def next_prompt(self) -> str | None:
         """Wait for the next line that is one of the known prompts; None when the process ends."""
         while True:
-            line = self.lines.get(timeout=60)
+            try:
+                line = self.lines.get(timeout=120)
+            except queue.Empty:
+                raise AssertionError(f"no prompt within 120 s (process exit code {self.process.poll()}); "
+                                     f"transcript so far: {self.transcript[-5:]}") from None
             if line is None:
                 return None
             self.transcript.append(line)

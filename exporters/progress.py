@@ -1,17 +1,57 @@
-"""Fieldwork progress per questionnaire and stratum: what coordinators check every day.
+"""Fieldwork progress and status per stratum and group: what coordinators check every day.
 
-Response rate is AAPOR's RR1 restricted to what the sample file tells us: completes over
-every sampled person except those found ineligible (everyone else is counted as eligible,
-which makes the rate conservative).
+Two views:
+
+* ``progress`` / ``format_progress`` — per questionnaire and stratum over every respondent
+  (open mode included); what the Telegram ``/progress`` command has always shown. Its
+  response rate is completes over everyone except the ineligible (AAPOR RR1 with e = 1).
+* ``survey_status`` / ``format_status_text`` — ``khaosat status``: one survey project's
+  sample per group and stratum with AAPOR rates, quota fill, pace and projection.
+
+Both are computed by GROUP BY queries in storage; no respondent is loaded into Python.
+
+Response rates (AAPOR Standard Definitions, 10th edition, 2023). Each sample member is put
+in one AAPOR class by its current disposition:
+
+=================  ===================================  =====
+our disposition    AAPOR                                class
+=================  ===================================  =====
+completed          1.1 complete interview               I
+partial            1.2 partial interview                P
+started            1.2 partial, once the survey has     P
+                   closed (read time: today > closes);
+                   before that 2.3 other (in progress)  O
+refused            2.11 refusal / break-off             R
+contacted          2.3 other (reached, no interview)    O
+invited            2.2 non-contact                      NC
+unreachable        2.2 non-contact (blocked, 403)       NC
+sampled            3.1 not attempted, eligibility       UH
+                   unknown
+ineligible         4.x not eligible                     NE
+quota_full         4.8 quota filled (not eligible)      NE
+replaced           the class of the disposition it had when replaced (kept in the rates:
+                   substitutes are extra cases, AAPOR §on substitution)
+=================  ===================================  =====
+
+* RR1   = I / (I + P + R + NC + O + UH)         — completes only
+* RR2   = (I + P) / (I + P + R + NC + O + UH)   — partials count as respondents
+* COOP1 = I / (I + P + R + O)                   — among those contacted
+
+Unknown-eligibility cases count as eligible (e = 1), the conservative choice of RR1/RR2.
 """
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+import json
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
 from storage import Storage
 from surveys.messages import say
+from surveys.project import SurveyProject
 
 #: Dispositions that mean the person was reached in chat (or got further).
 _REACHED = {"contacted", "started", "partial", "completed", "refused", "quota_full"}
@@ -37,9 +77,8 @@ class StratumProgress:
 
 async def progress(storage: Storage) -> list[StratumProgress]:
     counts: dict[tuple[str, str], Counter] = {}
-    for respondent in await storage.list_respondents():
-        key = (respondent.form_id or "—", respondent.stratum or "—")
-        counts.setdefault(key, Counter())[respondent.disposition] += 1
+    for form_id, stratum, disposition, n in await storage.disposition_counts():
+        counts.setdefault((form_id or "—", stratum or "—"), Counter())[disposition] += n
     rows = []
     for (form_id, stratum), c in sorted(counts.items()):
         rows.append(StratumProgress(
@@ -61,3 +100,270 @@ def format_progress(rows: list[StratumProgress], language: str = "vi") -> str:
                      f"{say('progress_refused', language)} {row.refused} · "
                      f"{say('progress_unreachable', language)} {row.unreachable}")
     return "\n".join(lines)
+
+
+# -- AAPOR -------------------------------------------------------------------------------------
+
+AAPOR_CLASSES = ("I", "P", "R", "NC", "O", "UH", "NE")
+_AAPOR = {"completed": "I", "partial": "P", "refused": "R", "contacted": "O", "invited": "NC",
+          "unreachable": "NC", "sampled": "UH", "ineligible": "NE", "quota_full": "NE"}
+
+
+def aapor_class(disposition: str, *, closed: bool, replaced_disposition: str | None = None) -> str:
+    """The AAPOR class of a disposition (table in the module docstring)."""
+    if disposition == "replaced":
+        return aapor_class(replaced_disposition or "invited", closed=closed)
+    if disposition == "started":
+        return "P" if closed else "O"
+    return _AAPOR[disposition]
+
+
+@dataclass(frozen=True)
+class Rates:
+    rr1: float | None
+    rr2: float | None
+    coop1: float | None
+
+
+def aapor_rates(classes: Counter | dict[str, int]) -> Rates:
+    c = Counter(classes)
+    eligible = c["I"] + c["P"] + c["R"] + c["NC"] + c["O"] + c["UH"]
+    contacted = c["I"] + c["P"] + c["R"] + c["O"]
+    return Rates(c["I"] / eligible if eligible else None, (c["I"] + c["P"]) / eligible if eligible else None,
+                 c["I"] / contacted if contacted else None)
+
+
+# -- khaosat status ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One group × stratum (or a total: stratum "*" for a group, group "*" for the survey)."""
+
+    group: str
+    stratum: str
+    allocated: int  # n_h of the design
+    sampled: int  # members fielded, replaced ones included
+    replaced: int
+    invited: int  # ever reached this step (from the disposition history)
+    contacted: int
+    started: int
+    completed: int
+    partial: int
+    refused: int
+    unreachable: int
+    ineligible: int
+    rr1: float | None
+    rr2: float | None
+    coop1: float | None
+    quota: int | None
+    target: int  # the quota, else the expected completes round(n_h × expected response rate)
+    quota_fill: float | None
+    pace: float  # completes per day over the pace window
+    projection: float
+    lagging: bool
+    # AAPOR class counts, for totals
+    classes: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    survey_id: str
+    title: str
+    at: str
+    opens: str
+    closes: str
+    days_left: int
+    pace_days: int
+    closed: bool
+    rows: list[StatusRow]  # strata, then a total per group, then the survey total
+
+    def strata(self) -> list[StatusRow]:
+        return [r for r in self.rows if "*" not in (r.group, r.stratum)]
+
+
+_COUNTED = ("allocated", "sampled", "replaced", "invited", "contacted", "started", "completed", "partial",
+            "refused", "unreachable", "ineligible")
+
+
+async def survey_status(storage: Storage, project: SurveyProject, now: dt.datetime) -> StatusReport:
+    """The status table of one survey at ``now`` (an aware datetime).
+
+    Pace = completes per day over the last 7 days (fewer if the survey opened less than 7
+    days ago, at least 1), from the disposition history. Days left = calendar days from
+    today to the closing date (0 on and after it). Projection = completed + pace × days
+    left. A stratum lags when its projection is below its target: the quota target from
+    the project, else the expected completes, round(n_h × expected_response_rate).
+    """
+    from zoneinfo import ZoneInfo
+
+    zone = ZoneInfo(project.settings.timezone)
+    local = now.astimezone(zone)
+    today = local.date()
+    closed = today > project.closes
+    days_left = max(0, (project.closes - today).days)
+    pace_days = max(1, min(7, (today - project.opens).days))
+    since = (local - dt.timedelta(days=pace_days)).isoformat()
+
+    counts = await storage.status_counts(project.id)
+    recent = await storage.completes_since(project.id, since)
+    allocated = {(s.group, s.stratum): s.n for s in await storage.sample_strata(project.id)}
+
+    cells: dict[tuple[str, str], Counter] = {}
+    classes: dict[tuple[str, str], Counter] = {}
+    for row in counts:
+        key = (row["group"], row["stratum"])
+        c = cells.setdefault(key, Counter())
+        k = classes.setdefault(key, Counter())
+        n, stage, disposition = row["n"], row["stage"], row["disposition"]
+        c["sampled"] += n
+        for step, name in enumerate(("invited", "contacted", "started", "completed"), start=1):
+            if stage >= step and name != "completed":
+                c[name] += n
+        aapor = aapor_class(disposition, closed=closed, replaced_disposition=row["replaced_disposition"])
+        k[aapor] += n
+        effective = row["replaced_disposition"] if disposition == "replaced" else disposition
+        if disposition == "replaced":
+            c["replaced"] += n
+        if disposition == "completed":
+            c["completed"] += n
+        if aapor == "P":
+            c["partial"] += n
+        if effective in ("refused", "unreachable", "ineligible"):
+            c[effective] += n
+    for key in allocated:
+        cells.setdefault(key, Counter())
+    for stratum in project.quotas.targets:
+        gid = stratum.split("/", 1)[0]
+        cells.setdefault((gid, stratum), Counter())
+
+    order = {gid: i for i, gid in enumerate(project.groups)}
+    rows: list[StatusRow] = []
+    for key in sorted(cells, key=lambda k: (order.get(k[0], len(order)), k[1])):
+        gid, stratum = key
+        c = cells[key]
+        group = project.groups.get(gid)
+        rate = group.allocation.expected_response_rate if group else 1.0
+        n_h = allocated.get(key, 0)
+        quota = project.quotas.targets.get(stratum)
+        target = quota if quota is not None else round(n_h * rate)
+        rows.append(_row(gid, stratum, {**c, "allocated": n_h}, classes.get(key, Counter()), quota, target,
+                         recent.get(key, 0) / pace_days, days_left))
+    totals: list[StatusRow] = []
+    for gid in sorted({r.group for r in rows}, key=lambda g: order.get(g, len(order))):
+        part = [r for r in rows if r.group == gid]
+        totals.append(_total(gid, "*", part, days_left))
+    if rows:
+        totals.append(_total("*", "*", rows, days_left))
+    return StatusReport(project.id, project.title, local.isoformat(), project.opens.isoformat(),
+                        project.closes.isoformat(), days_left, pace_days, closed, rows + totals)
+
+
+def _row(gid: str, stratum: str, c: dict, k: Counter, quota: int | None, target: int, pace: float,
+         days_left: int) -> StatusRow:
+    rates = aapor_rates(k)
+    completed = c.get("completed", 0)
+    projection = completed + pace * days_left
+    return StatusRow(
+        group=gid, stratum=stratum, **{name: int(c.get(name, 0)) for name in _COUNTED},
+        rr1=rates.rr1, rr2=rates.rr2, coop1=rates.coop1, quota=quota, target=target,
+        quota_fill=completed / quota if quota else None, pace=pace, projection=projection,
+        lagging=target > 0 and projection < target, classes=tuple(sorted(k.items())))
+
+
+def _total(gid: str, stratum: str, part: list[StatusRow], days_left: int) -> StatusRow:
+    c = {name: sum(getattr(r, name) for r in part) for name in _COUNTED}
+    k: Counter = Counter()
+    for r in part:
+        k.update(dict(r.classes))
+    quotas = [r.quota for r in part]
+    quota = sum(quotas) if quotas and all(q is not None for q in quotas) else None
+    row = _row(gid, stratum, c, k, quota, sum(r.target for r in part), sum(r.pace for r in part), days_left)
+    return replace(row, lagging=any(r.lagging for r in part))
+
+
+# -- output ----------------------------------------------------------------------------------------
+
+#: Columns of the csv/json output, in order.
+STATUS_COLUMNS = tuple(f.name for f in fields(StatusRow) if f.name != "classes")
+
+
+def status_records(report: StatusReport) -> list[dict]:
+    records = []
+    for row in report.rows:
+        record = {name: getattr(row, name) for name in STATUS_COLUMNS}
+        record["days_left"] = report.days_left
+        records.append(record)
+    return records
+
+
+def status_json(report: StatusReport) -> str:
+    data = {k: v for k, v in asdict(report).items() if k != "rows"}
+    data["rows"] = status_records(report)
+    return json.dumps(data, ensure_ascii=False, indent=2)
+
+
+def status_csv(report: StatusReport) -> str:
+    out = io.StringIO()
+    records = status_records(report)
+    writer = csv.DictWriter(out, fieldnames=[*STATUS_COLUMNS, "days_left"], lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({k: ("" if v is None else round(v, 4) if isinstance(v, float) else v)
+                         for k, v in record.items()})
+    return out.getvalue()
+
+
+_TEXT = {
+    "title": {"vi": "Tiến độ {title} — còn {days} ngày (đến {closes})",
+              "en": "Progress of {title} — {days} day(s) left (until {closes})"},
+    "closed": {"vi": "Tiến độ {title} — đã kết thúc {closes}", "en": "Progress of {title} — closed {closes}"},
+    "row": {"vi": "{mark} {label}: {completed}/{target} phiếu ({fill}) · TL trả lời {rr} · dự kiến {projection}",
+            "en": "{mark} {label}: {completed}/{target} completes ({fill}) · RR1 {rr} · projected {projection}"},
+    "total": {"vi": "Tổng", "en": "Total"},
+    "lagging": {"vi": "⚠ = chậm: dự kiến không đạt chỉ tiêu", "en": "⚠ = lagging: projected below target"},
+    "empty": {"vi": "Khảo sát {title} chưa có mẫu.", "en": "Survey {title} has no sample yet."},
+}
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def format_status_text(report: StatusReport, project: SurveyProject | None = None, language: str = "vi") -> str:
+    """``khaosat status`` as a plain-text chat message (Telegram /progress, the daily summary).
+
+    One line per stratum, lagging ones marked ⚠; kept under Telegram's 4096 characters
+    (strata beyond that are summarised by their group totals).
+    """
+    lang = language if language in ("vi", "en") else "vi"
+    if not report.strata() and not report.rows:
+        return _TEXT["empty"][lang].format(title=report.title)
+    head = (_TEXT["closed"] if report.closed else _TEXT["title"])[lang].format(
+        title=report.title, days=report.days_left, closes=report.closes)
+    lines = [head]
+
+    def label(row: StatusRow) -> str:
+        if row.group == "*":
+            return _TEXT["total"][lang]
+        group = project.groups.get(row.group) if project else None
+        name = group.label_in(lang) if group else row.group
+        if row.stratum == "*":
+            return f"{name} — {_TEXT['total'][lang].lower()}"
+        rest = row.stratum.split("/", 1)[1] if "/" in row.stratum else ""
+        if project and rest:
+            rest = "/".join(project.units[p].name if p in project.units else p for p in rest.split("/"))
+        return f"{name} / {rest}" if rest else name
+
+    for row in report.rows:
+        fill = _pct(row.quota_fill if row.quota else (row.completed / row.target if row.target else None))
+        lines.append(_TEXT["row"][lang].format(
+            mark="⚠" if row.lagging else "•", label=label(row), completed=row.completed, target=row.target,
+            fill=fill, rr=_pct(row.rr1), projection=f"{row.projection:.0f}"))
+    if any(r.lagging for r in report.rows):
+        lines.append(_TEXT["lagging"][lang])
+    text = "\n".join(lines)
+    if len(text) > 4000:
+        short = [head] + [ln for ln, row in zip(lines[1:], report.rows) if "*" in (row.group, row.stratum)]
+        text = "\n".join(short)[:4000]
+    return text

@@ -279,6 +279,329 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/")
 
 
+# -- survey projects, sample frames, samples and status ----------------------------------------
+
+
+def _survey_db(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path:
+    db = _database(ctx, db)
+    if db is None or (not create and not db.is_file()):
+        raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
+    return db
+
+
+def _refuse(message: str, problems: list | None = None) -> None:
+    errors.print(f"[bold red]✗[/] {message}", markup=True, highlight=False)
+    for problem in problems or []:
+        errors.print(f"    {problem}", markup=False)
+    sys.exit(EXIT_REFUSED)
+
+
+async def _project(storage, survey_id: str | None):
+    """The stored project named by --survey, or the only one stored."""
+    from storage import NotFound
+    from surveys.project import stored_project
+
+    if survey_id is None:
+        surveys = await storage.list_surveys()
+        if len(surveys) != 1:
+            _refuse("say which survey with --survey ID" + (f" (stored: {', '.join(s.id for s in surveys)})"
+                                                           if surveys else ": none is loaded yet "
+                                                           "(khaosat survey load FILE)"))
+        survey_id = surveys[0].id
+    try:
+        return await stored_project(storage, survey_id)
+    except NotFound:
+        _refuse(f"no survey '{survey_id}' in the database; load it with: khaosat survey load FILE")
+
+
+def _wide() -> Console:
+    """Tables for scripts are not cut to 80 columns."""
+    return console if sys.stdout.isatty() else Console(highlight=False, width=200)
+
+
+_DB_OPTION = click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+                          help="The survey database (default: the configured one).")
+_SURVEY_OPTION = click.option("--survey", "survey_id", default=None,
+                              help="The survey project's id (default: the only one loaded).")
+
+
+@main.group("survey")
+def survey_group() -> None:
+    """Survey projects: one round with its groups, units, strata, dates and settings."""
+
+
+@survey_group.command("load")
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_DB_OPTION
+@click.pass_context
+def survey_load(ctx: click.Context, path: Path, db: Path | None) -> None:
+    """Check a survey TOML file and store it (see config.example.toml, [survey]).
+
+    Loading the same id again with the same content changes nothing; changed content is
+    stored as a new version (older versions are kept), unless it would remove a group or
+    unit that the frame or sample uses, or change a sampled group's questionnaire.
+    """
+    from surveys.project import SurveyError, load_survey, store_survey
+
+    try:
+        project = load_survey(path)
+    except SurveyError as error:
+        _refuse(f"{path}: {len(error.problems)} problem(s)", error.problems)
+    db = _survey_db(ctx, db, create=True)
+
+    async def run():
+        async with await open_storage(db) as storage:
+            return await store_survey(storage, project, path.read_text(encoding="utf-8-sig"), path.name,
+                                      clock.now(ctx.obj.zone).isoformat())
+
+    try:
+        stored, new = asyncio.run(run())
+    except SurveyError as error:
+        _refuse(f"{path}: cannot replace the stored survey '{project.id}'", error.problems)
+    levels = " → ".join(project.levels)
+    console.print(f"[bold green]✓[/] {project.title} ({project.id}): {len(project.groups)} group(s), "
+                  f"{len(project.units)} unit(s) ({levels}), {project.opens} – {project.closes}; "
+                  + (f"stored as version {stored.version}" if new else f"unchanged (version {stored.version})"))
+
+
+@survey_group.command("list")
+@_DB_OPTION
+@click.pass_context
+def survey_list(ctx: click.Context, db: Path | None) -> None:
+    """The loaded survey projects and their versions."""
+    db = _survey_db(ctx, db)
+
+    async def run():
+        async with await open_storage(db) as storage:
+            return [(s, await storage.sample_info(s.id)) for s in await storage.list_surveys()]
+
+    table = Table("id", "title", "year", "opens", "closes", "version", "loaded", "sample")
+    for s, sample in asyncio.run(run()):
+        table.add_row(s.id, s.title, str(s.index_year), s.opens, s.closes, str(s.version), s.loaded_at[:16],
+                      f"{sample.source} {sample.created_at[:10]}" if sample else "—")
+    _wide().print(table)
+
+
+@main.group("frame")
+def frame_group() -> None:
+    """Sample frames: the people who may be sampled."""
+
+
+@frame_group.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_SURVEY_OPTION
+@_DB_OPTION
+@click.pass_context
+def frame_import(ctx: click.Context, path: Path, survey_id: str | None, db: Path | None) -> None:
+    """Import a frame from CSV (UTF-8, with or without BOM) or XLSX.
+
+    Columns: id, group, unit, optional name and phone, and the survey's strata variables.
+    The file is checked whole: any problem (each shown with its line, header = line 1, and
+    column) and nothing is imported. Importing the same file again changes nothing; names
+    and phones are stored apart from everything else.
+    """
+    from storage import FrameConflict
+    from surveys.sampling import FrameError, import_frame_file
+
+    db = _survey_db(ctx, db)
+
+    async def run():
+        async with await open_storage(db) as storage:
+            project = await _project(storage, survey_id)
+            return await import_frame_file(storage, project, path, clock.now(ctx.obj.zone).isoformat())
+
+    try:
+        result, rows = asyncio.run(run())
+    except FrameError as error:
+        more = error.total - len(error.problems)
+        _refuse(f"{path}: nothing imported, {error.total} problem(s)",
+                [*error.problems, *([f"… and {more} more"] if more else [])])
+    except FrameConflict as error:
+        _refuse(str(error))
+    console.print(f"[bold green]✓[/] {path}: {rows} people; {result.added} added, {result.changed} changed, "
+                  f"{result.removed} removed, {result.unchanged} unchanged")
+
+
+@main.group("sample")
+def sample_group() -> None:
+    """Draw the sample, import one drawn elsewhere, and replace nonrespondents from reserves."""
+
+
+@sample_group.command("draw")
+@click.option("--seed", type=click.IntRange(0), required=True, help="Same seed and frame, same sample.")
+@_SURVEY_OPTION
+@_DB_OPTION
+@click.pass_context
+def sample_draw(ctx: click.Context, seed: int, survey_id: str | None, db: Path | None) -> None:
+    """Draw a stratified random sample and ordered reserve lists from the imported frame.
+
+    Each group's allocation (fixed, proportional, equal or census) comes from the survey
+    project; every member's inclusion probability n_h/N_h and base weight are stored.
+    Members become respondents ready for `khaosat invite`; reserves wait for
+    `khaosat sample replace`. Running again with the same seed changes nothing.
+    """
+    from storage import SampleConflict
+    from surveys.sampling import AllocationError, draw_sample
+
+    db = _survey_db(ctx, db)
+
+    async def run():
+        async with await open_storage(db) as storage:
+            project = await _project(storage, survey_id)
+            return await draw_sample(storage, project, seed, clock.now(ctx.obj.zone).isoformat())
+
+    try:
+        result = asyncio.run(run())
+    except (AllocationError, SampleConflict) as error:
+        _refuse(str(error))
+    table = Table("group", "stratum", "N_h", "n_h", "π_h", "weight", "reserve")
+    for s in result.strata.itertuples(index=False):
+        table.add_row(s.group, s.stratum, str(s.population), str(s.n), f"{s.pi:.4f}",
+                      f"{s.population / s.n:.2f}" if s.n else "—", str(s.reserve))
+    _wide().print(table)
+    console.print(("[bold green]✓[/] drew " if result.recorded else "Already drawn with this seed: ")
+                  + f"{result.main} member(s) and {result.reserve} reserve(s) (seed {seed})")
+
+
+@sample_group.command("import")
+@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_SURVEY_OPTION
+@_DB_OPTION
+@click.pass_context
+def sample_import(ctx: click.Context, path: Path, survey_id: str | None, db: Path | None) -> None:
+    """Import a sample drawn elsewhere: the frame's columns plus probability or weight.
+
+    Optional columns role (main/reserve) and reserve_rank give reserve lists. Checked
+    whole like a frame; the file also becomes the survey's frame.
+    """
+    from storage import SampleConflict
+    from surveys.sampling import FrameError, import_sample_file
+
+    db = _survey_db(ctx, db)
+
+    async def run():
+        async with await open_storage(db) as storage:
+            project = await _project(storage, survey_id)
+            return await import_sample_file(storage, project, path, clock.now(ctx.obj.zone).isoformat())
+
+    try:
+        recorded, main_count = asyncio.run(run())
+    except FrameError as error:
+        more = error.total - len(error.problems)
+        _refuse(f"{path}: nothing imported, {error.total} problem(s)",
+                [*error.problems, *([f"… and {more} more"] if more else [])])
+    except SampleConflict as error:
+        _refuse(str(error))
+    console.print(("[bold green]✓[/] imported " if recorded else "Already imported: ")
+                  + f"{main_count} sample member(s) from {path}")
+
+
+@sample_group.command("replace")
+@click.argument("respondent", type=int, required=False)
+@click.option("--nonrespondents", is_flag=True,
+              help="Replace every refused, unreachable or ineligible member, reserves in order.")
+@click.option("--reason", default=None, help="Kept in the replaced person's disposition history.")
+@_SURVEY_OPTION
+@_DB_OPTION
+@click.pass_context
+def sample_replace(ctx: click.Context, respondent: int | None, nonrespondents: bool, reason: str | None,
+                   survey_id: str | None, db: Path | None) -> None:
+    """Replace RESPONDENT (an id) by the next reserve of the same stratum.
+
+    Only refused, unreachable or ineligible members are replaced. The replaced person's
+    disposition becomes "replaced"; the replacement keeps the stratum's design probability
+    n_h/N_h.
+    """
+    from storage import NotReplaceable, ReserveExhausted
+    from surveys.sampling import replace_nonrespondents
+
+    if (respondent is None) == (not nonrespondents):
+        raise click.UsageError("give a RESPONDENT id or --nonrespondents (not both)")
+    db = _survey_db(ctx, db)
+
+    async def run():
+        async with await open_storage(db) as storage:
+            project = await _project(storage, survey_id)
+            at = clock.now(ctx.obj.zone).isoformat()
+            if nonrespondents:
+                return await replace_nonrespondents(storage, project.id, at)
+            return [(respondent, await storage.replace_member(project.id, respondent, at, reason=reason))], []
+
+    try:
+        replaced, exhausted = asyncio.run(run())
+    except (NotReplaceable, ReserveExhausted) as error:
+        _refuse(str(error))
+    for old, member in replaced:
+        console.print(f"respondent {old} → {member.respondent_id} (reserve {member.reserve_rank} of "
+                      f"{member.stratum}, π {member.pi:.4f})")
+    for old in exhausted:
+        errors.print(f"[yellow]respondent {old}: no reserve left in the stratum[/]")
+    console.print(f"Replaced {len(replaced)}; {len(exhausted)} without a reserve.")
+
+
+@main.command("status")
+@_SURVEY_OPTION
+@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json", "text"]), default="table",
+              show_default=True, help="text: the chat message sent to coordinators.")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default=None, help="Language of the text format.")
+@click.option("--at", "at", default=None, hidden=True, help="Compute as of this ISO time (tests, replays).")
+@_DB_OPTION
+@click.pass_context
+def status(ctx: click.Context, survey_id: str | None, out_format: str, lang: str | None, at: str | None,
+           db: Path | None) -> None:
+    """Fieldwork per group and stratum: sampled, invited, contacted, started, completed,
+    AAPOR response rates (RR1, RR2, COOP1), quota fill, pace, days left and projection.
+
+    Pace is completes per day over the last 7 days; projection = completed + pace × days
+    left; strata projected below their quota target (or the expected completes of their
+    sample) are lagging and shown in red.
+    """
+    import datetime as dt
+
+    from exporters.progress import format_status_text, status_csv, status_json, survey_status
+
+    db = _survey_db(ctx, db)
+    now = dt.datetime.fromisoformat(at) if at else clock.now(ctx.obj.zone)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=ctx.obj.zone)
+
+    async def run():
+        async with await open_storage(db) as storage:
+            project = await _project(storage, survey_id)
+            return project, await survey_status(storage, project, now)
+
+    project, report = asyncio.run(run())
+    if out_format == "json":
+        click.echo(status_json(report))
+        return
+    if out_format == "csv":
+        click.echo(status_csv(report), nl=False)
+        return
+    if out_format == "text":
+        click.echo(format_status_text(report, project, lang or ctx.obj.language))
+        return
+    state = "closed" if report.closed else f"{report.days_left} day(s) left"
+    table = Table(title=f"{report.title} — {state} (closes {report.closes}); pace over {report.pace_days} day(s)")
+    for column in ("group", "stratum", "n", "sampled", "invited", "contacted", "started", "completed", "RR1",
+                   "RR2", "COOP1", "target", "quota fill", "pace/day", "projection"):
+        table.add_column(column, justify="left" if column in ("group", "stratum") else "right")
+
+    def pct(value):
+        return "–" if value is None else f"{value:.0%}"
+
+    for row in report.rows:
+        total = "*" in (row.group, row.stratum)
+        style = "bold red" if row.lagging else ("bold" if total else None)
+        within = row.stratum.split("/", 1)[1] if "/" in row.stratum else ("" if row.stratum == "*" else "—")
+        table.add_row(row.group if row.group != "*" else "total", within,
+                      str(row.allocated), str(row.sampled), str(row.invited), str(row.contacted), str(row.started),
+                      str(row.completed), pct(row.rr1), pct(row.rr2), pct(row.coop1),
+                      f"{row.target}{'' if row.quota is not None else '*'}", pct(row.quota_fill),
+                      f"{row.pace:.1f}", f"{row.projection:.0f}", style=style, end_section=row.stratum == "*")
+    _wide().print(table)
+    console.print("[dim]target* = expected completes (no quota); red = lagging: projected below target[/]")
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 

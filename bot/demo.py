@@ -1,9 +1,10 @@
-"""`khaosat demo`: the real Telegram bot against the local Bot API emulator, with simulated people.
+"""`khaosat demo`: the real Telegram and Zalo bots against local emulators, with simulated people.
 
-Everything is local: a SQLite file, the bundled questionnaires, the emulator on 127.0.0.1. A
-sample is drawn as a coordinator would load it, everyone gets a personal invitation, and a few
-hundred simulated people open their link and answer — some stop half-way, some go back, some
-press buttons of questions already answered. The first person's chat is printed in full.
+Everything is local: a SQLite file, the bundled questionnaires, the two emulators on 127.0.0.1.
+A sample is loaded as a coordinator would, everyone gets a personal invitation, and a few
+hundred simulated people answer — half on Telegram (buttons), half on Zalo (typed numbers);
+some stop half-way, some go back, some press buttons of questions already answered. The first
+person's chat on each channel is printed in full.
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from rich.table import Table
 
 from bot import clock as clocks
 from bot.config import BotConfig, Config
-from bot.invitations import code_hash, new_link_code
+from bot.invitations import code_hash, new_link_code, new_typed_code
 from bot.outbox import Pace
 from bot.run import RunningBot, run
-from bot.simulate import TelegramPerson, Transcript
+from bot.simulate import TelegramPerson, Transcript, ZaloPerson
 from bot.telegram.emulator import BotApiEmulator, Limits
+from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from exporters.progress import progress
 from exporters.table import session_table, write_csv
 from bot.conversations import Conversations
@@ -32,10 +34,12 @@ from surveys.templates import bundled_templates
 from surveys.xlsform import load_questionnaire
 
 TOKEN = "700000:DEMO-local-emulator-token"
+ZALO_TOKEN = "710000:DEMO-local-zalo-token"
 STRATA = ("xa-hai-lang", "xa-cam-lo", "phuong-dong-ha")
 #: The demo runs a few hundred conversations in seconds, so it lifts the emulator's limits;
 #: the real limits are enforced in the tests and measured in bench/outbox_rate.py.
 DEMO_LIMITS = Limits(per_bot_per_second=5000, per_chat_per_second=100, per_chat_burst=100)
+DEMO_ZALO_LIMITS = ZaloLimits(per_bot_per_second=5000, per_chat_per_second=100, per_chat_burst=100)
 DEMO_PACE = Pace(per_second=4000, per_chat_per_second=90, per_chat_burst=90, max_in_flight=64)
 
 
@@ -49,22 +53,35 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console)
     emulator = BotApiEmulator(limits=DEMO_LIMITS)
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "khaosat_demo_bot")
+    # Zalo delivers some messages twice; the demo lets it, as the real platform does.
+    zalo_emulator = ZaloBotApiEmulator(limits=DEMO_ZALO_LIMITS, duplicate_probability=0.02, seed=seed)
+    zalo_base = await zalo_emulator.start()
+    zalo = zalo_emulator.add_bot(ZALO_TOKEN, "Bot Khảo sát CCHC")
     codes = await _draw_sample(db_path, forms, respondents, rng)
-    bot = BotConfig(channel="telegram", name="demo", token=TOKEN, api_base=base, forms=tuple(bundled_templates()),
-                    coordinators=(1,), pace=DEMO_PACE)
-    config = Config(database=db_path, bots=(bot,), source=out_dir / "demo.toml")
+    forms_paths = tuple(bundled_templates())
+    config = Config(database=db_path, source=out_dir / "demo.toml", bots=(
+        BotConfig(channel="telegram", name="demo", token=TOKEN, api_base=base, forms=forms_paths,
+                  coordinators=(1,), pace=DEMO_PACE),
+        BotConfig(channel="zalo", name="demo-zalo", token=ZALO_TOKEN, api_base=zalo_base, forms=forms_paths,
+                  pace=DEMO_PACE)))
     stop, ready = asyncio.Event(), asyncio.Event()
     running: list[RunningBot] = []
     bots_task = asyncio.create_task(run(config, stop, started=lambda bots: (running.extend(bots), ready.set())))
     await ready.wait()
-    console.print(f"[bold]khaosat demo[/]: {respondents} simulated people answer on Telegram (local emulator at "
-                  f"{base}), bundled example questionnaires, database {db_path}")
+    console.print(f"[bold]khaosat demo[/]: {respondents} simulated people answer on Telegram ({base}) and "
+                  f"Zalo ({zalo_base}), both local emulators; bundled example questionnaires; database {db_path}")
     outcomes: dict[str, int] = {}
     try:
-        transcript = Transcript()
-        people = [TelegramPerson(telegram.user(10_000 + number, first_name=f"Người {number}"), forms[number % len(forms)],
-                                 code, random.Random(rng.random()), transcript if number == 0 else None)
-                  for number, code in enumerate(codes)]
+        transcripts = {"Telegram": Transcript(), "Zalo": Transcript()}
+        people = []
+        for number, (link_code, typed_code) in enumerate(codes):
+            form, person_rng = forms[number % len(forms)], random.Random(rng.random())
+            if number % 2 == 0:
+                people.append(TelegramPerson(telegram.user(10_000 + number, first_name=f"Người {number}"), form,
+                                             link_code, person_rng, transcripts["Telegram"] if number == 0 else None))
+            else:
+                people.append(ZaloPerson(zalo.user(display_name=f"Người {number}"), form, typed_code, person_rng,
+                                         transcripts["Zalo"] if number == 1 else None))
         slots = asyncio.Semaphore(60)
         with Progress(console=console, transient=True) as bar:
             task = bar.add_task("People answering", total=len(people))
@@ -76,19 +93,21 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console)
                 bar.advance(task)
 
             await asyncio.gather(*(one(person) for person in people))
-        console.rule("The first person's chat")
-        console.print(transcript.text(), markup=False, highlight=False)
+        for channel, transcript in transcripts.items():
+            console.rule(f"The first person's chat on {channel}")
+            console.print(transcript.text(), markup=False, highlight=False)
         await _settle(running)
     finally:
         stop.set()
         await bots_task
         await emulator.stop()
-    summary = await _summarise(db_path, out_dir, console, telegram.stats, outcomes, emulator.violations)
-    return summary
+        await zalo_emulator.stop()
+    return await _summarise(db_path, out_dir, console, telegram.stats, zalo.stats, outcomes,
+                            emulator.violations + zalo_emulator.violations)
 
 
-async def _draw_sample(db_path: Path, forms, respondents: int, rng: random.Random) -> list[str]:
-    """Respondents as a sample file would give them, each with a personal link code."""
+async def _draw_sample(db_path: Path, forms, respondents: int, rng: random.Random) -> list[tuple[str, str]]:
+    """Respondents as a sample file would give them, each with a link code and a typed code."""
     codes = []
     at = clocks.now()
     async with await open_storage(db_path) as storage:
@@ -99,10 +118,11 @@ async def _draw_sample(db_path: Path, forms, respondents: int, rng: random.Rando
             form = forms[number % len(forms)]
             respondent = await storage.add_respondent(f"demo-{number:04d}", form_id=form.form_id,
                                                       stratum=rng.choice(STRATA), at=at.isoformat())
-            code = new_link_code()
-            await storage.issue_invitation(respondent.id, "link", code_hash(code), at.isoformat())
+            link, typed = new_link_code(), new_typed_code()
+            await storage.issue_invitation(respondent.id, "link", code_hash(link), at.isoformat())
+            await storage.issue_invitation(respondent.id, "typed", code_hash(typed), at.isoformat())
             await storage.set_disposition(respondent.id, "invited", at.isoformat(), key=f"demo-invite-{number}")
-            codes.append(code)
+            codes.append((link, typed))
     return codes
 
 
@@ -115,7 +135,8 @@ async def _settle(running: list[RunningBot]) -> None:
         await asyncio.sleep(0.02)
 
 
-async def _summarise(db_path: Path, out_dir: Path, console: Console, stats, outcomes: dict, violations) -> dict:
+async def _summarise(db_path: Path, out_dir: Path, console: Console, stats, zalo_stats, outcomes: dict,
+                     violations) -> dict:
     async with await open_storage(db_path) as storage:
         rows = await progress(storage)
         table = await session_table(Conversations(storage))
@@ -129,12 +150,14 @@ async def _summarise(db_path: Path, out_dir: Path, console: Console, stats, outc
     for row in rows:
         view.add_row(row.form_id, row.stratum, str(row.sampled), str(row.reached), str(row.started),
                      str(row.completed), str(row.refused), f"{row.response_rate:.0%}")
-    console.print(view)
+    console.print(view, width=max(console.width, 110))
     behaviour = ", ".join(f"{name} {count}" for name, count in sorted(outcomes.items()))
     console.print(f"Simulated people: {behaviour}")
     console.print(f"Bot → Telegram: {stats.sent} messages, {stats.edits} edits, {stats.callback_answers} button "
-                  f"answers, {stats.too_many_requests} × 429; outbox {dict(outbox)}; "
-                  f"Bot API spec violations: {len(violations)}")
+                  f"answers, {stats.too_many_requests} × 429")
+    console.print(f"Bot → Zalo: {zalo_stats.sent} messages, {zalo_stats.duplicates} messages delivered twice by the "
+                  f"platform (each handled once), {zalo_stats.too_many_requests} × 429")
+    console.print(f"Outbox {dict(outbox)}; Bot API request violations: {len(violations)}")
     console.print(f"Export: {export} ({len(table.rows)} sessions × {len(table.columns)} columns)")
     console.print(f"Database: {db_path}  — take a questionnaire yourself: "
                   f"khaosat try {bundled_templates()[-1]} --db {db_path}")

@@ -12,7 +12,10 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
+import re
+
 from bot.telegram.emulator import ReceivedMessage, SimulatedUser
+from bot.zalo.emulator import SimulatedZaloUser
 from surveys.expressions import Environment, ExpressionError
 from surveys.model import Question, QuestionType, Questionnaire
 
@@ -31,7 +34,7 @@ _FINISHED = {"hoàn thành khảo sát": "completed", "completed the survey": "c
 @dataclass(frozen=True)
 class Behaviour:
     decline: float = 0.04
-    walk_away: float = 0.012
+    walk_away: float = 0.005
     go_back: float = 0.03
     press_old_button: float = 0.03
     skip_optional: float = 0.4
@@ -179,9 +182,80 @@ class TelegramPerson:
         await self.user.send_text(value)
 
     def _question(self, text: str) -> Question | None:
-        """The question a prompt asks, recognised by its label (what a person reads)."""
-        for question in self.form.asked:
-            label = question.label.get("vi", self.form.default_language).split("${")[0].strip()
-            if label and label in text:
-                return question
-        return None
+        return question_in(self.form, text)
+
+
+def question_in(form: Questionnaire, text: str) -> Question | None:
+    """The question a prompt asks, recognised by its label (what a person reads)."""
+    for question in form.asked:
+        label = question.label.get("vi", form.default_language).split("${")[0].strip()
+        if label and label in text:
+            return question
+    return None
+
+
+_OPTION = re.compile(r"^  (\d+)\. (?:\[[ x]\] )?(.+)$", re.MULTILINE)
+
+
+class ZaloPerson:
+    """Someone answering on Zalo: no buttons, so numbers, words, 0 to go back, «bỏ qua» to skip."""
+
+    def __init__(self, user: SimulatedZaloUser, form: Questionnaire, code: str, rng: random.Random,
+                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
+        self.user = user
+        self.form = form
+        self.code = code
+        self.rng = rng
+        self.transcript = transcript
+        self.behaviour = behaviour
+        self.typed = TypedAnswers(form, rng, dt.date.today())
+
+    async def _send(self, text: str) -> None:
+        if self.transcript is not None:
+            self.transcript.person(text)
+        await self.user.send_text(text)
+
+    async def take_part(self) -> str:
+        rng, behaviour = self.rng, self.behaviour
+        await self._send(f"{self.code[:4]} {self.code[4:]}")  # typed from the letter
+        attempts, typed_question = 0, None
+        while True:
+            try:
+                message = await self.user.wait_for(timeout=30)
+            except TimeoutError:
+                return "stuck"
+            text = message.text or ""
+            if self.transcript is not None:
+                self.transcript.bot(text)
+            for marker, outcome in _FINISHED.items():
+                if marker in text:
+                    return outcome
+            options = _OPTION.findall(text)
+            question = question_in(self.form, text)
+            if "đồng ý tham gia" in text and options:
+                await self._send("2" if rng.random() < behaviour.decline else "1")
+                continue
+            if question is None:
+                if typed_question is not None and not options:
+                    attempts += 1
+                    await self._send(self.typed.value(typed_question, attempts))
+                continue
+            if rng.random() < behaviour.walk_away:
+                return "walked away"
+            if "gõ 0 để quay lại" in text and rng.random() < behaviour.go_back:
+                await self._send("0")
+                continue
+            typed_question, attempts = None, 0
+            if options and question.type is QuestionType.SELECT_MULTIPLE:
+                picked = rng.sample([number for number, _ in options], rng.randint(1, min(3, len(options))))
+                await self._send(rng.choice((" ", ", ")).join(picked))
+            elif options:
+                number, label = rng.choice(options)
+                await self._send(number if rng.random() < 0.8 else label.lower())
+            elif "bỏ qua" in text and rng.random() < behaviour.skip_optional:
+                await self._send("bỏ qua")
+            elif question.type is QuestionType.ACKNOWLEDGE:
+                await self._send("OK")
+            else:
+                typed_question = question
+                await self._send(self.typed.value(question, 0))

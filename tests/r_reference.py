@@ -13,6 +13,8 @@ import subprocess
 import textwrap
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 R_MISSING = "R and its survey package are not installed (apt-get install r-cran-survey)"
@@ -46,7 +48,7 @@ def have_r() -> bool:
     return done.returncode == 0
 
 
-need_r = pytest.mark.skipif("not __import__('r_reference').have_r()", reason=R_MISSING)
+need_r = pytest.mark.skipif(not have_r(), reason=R_MISSING)
 
 
 def run_r(script: str, timeout: float = 300) -> str:
@@ -87,3 +89,54 @@ def api_data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("api")
     run_r(EXPORT.replace("{folder}", folder.as_posix()))
     return folder
+
+
+# -- synthetic surveys (generated here, seeded; nothing is copied from R packages) ----------------
+
+STRATA = ("s1", "s2", "s3", "s4")
+PSUS_SAMPLED = (6, 8, 5, 7)
+PSUS_POPULATION = (40, 60, 30, 50)
+UNITS_POPULATION = (3000, 5200, 2100, 4400)
+
+
+def synthetic_survey(seed: int = 1) -> pd.DataFrame:
+    """A stratified two-stage sample: 4 strata, 26 PSUs, ~500 people; numeric y (some missing),
+    a select_one q (some missing), region/sex/agegrp for margins, x for linear calibration."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    psu = 0
+    for h, (name, m, M, N) in enumerate(zip(STRATA, PSUS_SAMPLED, PSUS_POPULATION, UNITS_POPULATION)):
+        for _ in range(m):
+            psu += 1
+            size = int(rng.integers(10, 31))
+            within = rng.uniform(5, 15)
+            for _ in range(size):
+                rows.append({"stratum": name, "psu": psu, "fpc_psu": M, "fpc_unit": N, "fpc_all": sum(PSUS_POPULATION),
+                             "w": (M / m) * within * rng.uniform(0.8, 1.25), "h": h})
+    df = pd.DataFrame(rows)
+    n = len(df)
+    df["frac"] = df.groupby("stratum")["stratum"].transform("size") / df["fpc_unit"]
+    psu_effect = rng.normal(0, 4, df["psu"].max() + 1)[df["psu"]]
+    df["region"] = rng.choice(["north", "centre", "south"], n, p=[0.4, 0.25, 0.35])
+    df["sex"] = rng.choice(["F", "M"], n)
+    df["agegrp"] = rng.integers(1, 5, n)
+    df["x"] = rng.gamma(4.0, 10.0, n)
+    df["y"] = 50 + 3 * df["h"] + psu_effect + 0.2 * df["x"] + 2 * (df["sex"] == "M") + rng.normal(0, 8, n)
+    df.loc[rng.random(n) < 0.03, "y"] = np.nan
+    q = np.where(rng.random(n) < 0.5, "a", rng.choice(["b", "c", "d"], n))
+    q = np.where((df["region"] == "south") & (rng.random(n) < 0.3), "d", q).astype(object)
+    q[rng.random(n) < 0.05] = None
+    df["q"] = q
+    df["responded"] = (rng.random(n) < 0.8).astype(int)
+    df["p"] = 1 / df["w"]
+    return df.drop(columns="h")
+
+
+def write_csv(df: pd.DataFrame, path: Path) -> Path:
+    df.to_csv(path, index=False, float_format="%.17g")
+    return path
+
+
+def read_csv_r(path: Path) -> str:
+    """The R line that reads a CSV written by `write_csv` into `df`."""
+    return f'df <- read.csv("{Path(path).as_posix()}", na.strings = c("", "NA"))\n'

@@ -1,0 +1,333 @@
+"""Estimates and standard errors equal R's survey package: the guide's published table (R's api
+data, exported from the installed R package), and R itself run on synthetic data at rtol 1e-9."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exporters import estimation as E
+from exporters.design import DesignError, design_from_dict, load_design
+from r_reference import R_MISSING, api_data, need_r, r_values, read_csv_r, synthetic_survey, write_csv  # noqa: F401
+
+RTOL = 1e-9
+
+STYPE = {"E": 4421, "H": 755, "M": 1018}
+SCHWIDE = {"No": 1072, "Yes": 5122}
+
+
+def _design(**sections):
+    return design_from_dict(sections)
+
+
+# -- (1) the guide's table, to the printed digits ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def apistrat(api_data):
+    return pd.read_csv(api_data / "apistrat.csv")
+
+
+@pytest.fixture(scope="module")
+def apiclus1(api_data):
+    return pd.read_csv(api_data / "apiclus1.csv")
+
+
+def test_guide_stratified_mean_and_total(apistrat):
+    d = E.SurveyDesign.from_design(apistrat, _design(design={"strata": "stype", "weights": "pw", "fpc": "fpc"}))
+    m = E.mean(d, "api00")
+    assert (round(m.estimate, 2), round(m.se, 4)) == (662.29, 9.4089)
+    t = E.total(d, "enroll")
+    assert (round(t.estimate), round(t.se)) == (3687178, 114642)
+
+
+def test_guide_cluster_mean(apiclus1):
+    d = E.SurveyDesign.from_design(apiclus1, _design(design={"clusters": "dnum", "weights": "pw", "fpc": "fpc"}))
+    m = E.mean(d, "api00")
+    assert (round(m.estimate, 2), round(m.se, 3)) == (644.17, 23.542)
+
+
+def test_guide_poststratified_mean(apiclus1):
+    design = _design(design={"clusters": "dnum", "weights": "pw", "fpc": "fpc"},
+                     calibrate=[{"variable": "stype", "totals": STYPE}])
+    m = E.mean(E.SurveyDesign.from_design(apiclus1, design), "api00")
+    assert (round(m.estimate, 2), round(m.se, 3)) == (642.31, 23.921)
+
+
+def test_guide_raked_mean(apiclus1):
+    design = _design(design={"clusters": "dnum", "weights": "pw", "fpc": "fpc"},
+                     calibrate=[{"variable": "stype", "totals": STYPE}, {"variable": "sch.wide", "totals": SCHWIDE}])
+    m = E.mean(E.SurveyDesign.from_design(apiclus1, design), "api00")
+    assert (round(m.estimate, 2), round(m.se, 3)) == (641.23, 23.704)
+
+
+def test_guide_table_through_the_command_functions(api_data, tmp_path):
+    """The same numbers through `run_estimate` (what `khaosat estimate` calls), from a design file."""
+    design = tmp_path / "design.toml"
+    design.write_text('[design]\nclusters = "dnum"\nweights = "pw"\nfpc = "fpc"\n\n'
+                      '[[calibrate]]\nvariable = "stype"\ntotals = { E = 4421, H = 755, M = 1018 }\n'
+                      '[[calibrate]]\nvariable = "sch.wide"\ntotals = { No = 1072, Yes = 5122 }\n')
+    out = tmp_path / "est.csv"
+    E.run_estimate(api_data / "apiclus1.csv", design, means=["api00", "stype"], totals=["enroll"], by="stype",
+                   out_path=out)
+    rows = list(csv.DictReader(out.open()))
+    assert list(rows[0]) == ["statistic", "variable", "domain", "estimate", "se", "ci_low", "ci_high"]
+    first = rows[0]
+    assert (first["statistic"], first["variable"], first["domain"]) == ("mean", "api00", "")
+    assert (round(float(first["estimate"]), 2), round(float(first["se"]), 3)) == (641.23, 23.704)
+    assert float(first["ci_low"]) == pytest.approx(641.2302468622089 - 1.959963984540054 * 23.70364124023768)
+    domains = [r["domain"] for r in rows if r["statistic"] == "mean"]
+    assert domains == ["", "stype=E", "stype=H", "stype=M"]
+    props = [r for r in rows if r["statistic"] == "proportion" and r["domain"] == ""]
+    assert [r["variable"] for r in props] == ["stype=E", "stype=H", "stype=M"]
+    assert sum(float(r["estimate"]) for r in props) == pytest.approx(1.0)
+
+
+# -- (2) R itself on the api data and on synthetic data ---------------------------------------------
+
+
+def _assert_match(python: dict[str, float], r: dict[str, float]):
+    assert r, "R printed nothing"
+    assert set(python) == set(r), f"only in Python: {set(python) - set(r)}; only in R: {set(r) - set(python)}"
+    worst = 0.0
+    for key, expected in r.items():
+        got = python[key]
+        assert got == pytest.approx(expected, rel=RTOL, abs=1e-12), f"{key}: Python {got!r} vs R {expected!r}"
+        if expected:
+            worst = max(worst, abs(got - expected) / abs(expected))
+    return worst
+
+
+def _put(out: dict, prefix: str, estimates):
+    for e in estimates if isinstance(estimates, list) else [estimates]:
+        name = e.variable.replace("=", "") if "=" in e.variable else e.variable
+        out[f"{prefix}|{name}|est"] = e.estimate
+        out[f"{prefix}|{name}|se"] = e.se
+
+
+def _python_statistics(survey: E.SurveyDesign, df: pd.DataFrame) -> dict[str, float]:
+    out: dict[str, float] = {}
+    _put(out, "mean", E.mean(survey, "y"))
+    _put(out, "total", E.total(survey, "y"))
+    _put(out, "prop", E.proportions(survey, "q"))
+    _put(out, "count", E.counts(survey, "q"))
+    for region in sorted(df["region"].unique()):
+        m = E.mean(survey, "y", domain=("region", region))
+        out[f"bymean|{region}|est"], out[f"bymean|{region}|se"] = m.estimate, m.se
+        t = E.total(survey, "y", domain=("region", region))
+        out[f"bytotal|{region}|est"], out[f"bytotal|{region}|se"] = t.estimate, t.se
+        _put(out, f"qdom_{region}", E.proportions(survey, "q", domain=("region", region)))
+    return out
+
+
+R_STATISTICS = """
+stat("mean", svymean(~y, d, na.rm = TRUE))
+stat("total", svytotal(~y, d, na.rm = TRUE))
+stat("prop", svymean(~q, d, na.rm = TRUE))
+stat("count", svytotal(~q, d, na.rm = TRUE))
+stat("bymean", svyby(~y, ~region, d, svymean, na.rm = TRUE))
+stat("bytotal", svyby(~y, ~region, d, svytotal, na.rm = TRUE))
+for (r in sort(unique(df$region))) stat(paste0("qdom_", r), svymean(~q, subset(d, region == r), na.rm = TRUE))
+"""
+
+SYNTHETIC_DESIGNS = {
+    # name: (R svydesign call, khaosat [design] table)
+    "stratified_fpc": ("svydesign(id = ~1, strata = ~stratum, weights = ~w, fpc = ~fpc_unit, data = df)",
+                       {"strata": "stratum", "weights": "w", "fpc": "fpc_unit"}),
+    "stratified_fraction": ("svydesign(id = ~1, strata = ~stratum, weights = ~w, fpc = ~frac, data = df)",
+                            {"strata": "stratum", "weights": "w", "fpc": "frac"}),
+    "cluster_one_stage": ("svydesign(id = ~psu, weights = ~w, fpc = ~fpc_all, data = df)",
+                          {"clusters": "psu", "weights": "w", "fpc": "fpc_all"}),
+    "stratified_clustered": ("svydesign(id = ~psu, strata = ~stratum, weights = ~w, fpc = ~fpc_psu, data = df)",
+                             {"strata": "stratum", "clusters": "psu", "weights": "w", "fpc": "fpc_psu"}),
+    "stratified_clustered_no_fpc": ("svydesign(id = ~psu, strata = ~stratum, probs = ~p, data = df)",
+                                    {"strata": "stratum", "clusters": "psu", "probabilities": "p"}),
+    "simple_unweighted": ("svydesign(id = ~1, data = df)", {}),
+}
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    df = synthetic_survey(seed=7)
+    path = write_csv(df, tmp_path_factory.mktemp("synthetic") / "survey.csv")
+    return pd.read_csv(path), path
+
+
+@need_r
+@pytest.mark.parametrize("name", list(SYNTHETIC_DESIGNS))
+def test_designs_match_r(name, synthetic):
+    df, path = synthetic
+    r_call, section = SYNTHETIC_DESIGNS[name]
+    r = r_values(read_csv_r(path) + f"d <- suppressWarnings({r_call})\n" + R_STATISTICS)
+    design = design_from_dict({"design": section} if section else {})
+    py = _python_statistics(E.SurveyDesign.from_design(df, design), df)
+    _assert_match(py, r)
+
+
+REGION = {"north": 6100, "centre": 3600, "south": 5000}
+SEX = {"F": 7300, "M": 7400}
+AGE = {"1": 3500, "2": 3900, "3": 3800, "4": 3500}
+BASE_R = "d0 <- svydesign(id = ~psu, strata = ~stratum, weights = ~w, fpc = ~fpc_psu, data = df)\n"
+BASE = {"strata": "stratum", "clusters": "psu", "weights": "w", "fpc": "fpc_psu"}
+
+
+def _r_table(var, totals, numeric=False):
+    levels = ", ".join(totals if numeric else (f'"{k}"' for k in totals))
+    return f"data.frame({var} = c({levels}), Freq = c({', '.join(str(v) for v in totals.values())}))"
+
+
+X_TOTAL = 14700 * 40.0 * 1.03
+
+CALIBRATED = {
+    "poststratify": (
+        f"d <- postStratify(d0, ~region, {_r_table('region', REGION)})",
+        {"calibrate": [{"variable": "region", "totals": REGION}]}),
+    "rake_defaults": (
+        f"d <- rake(d0, list(~region, ~sex, ~agegrp), list({_r_table('region', REGION)}, {_r_table('sex', SEX)}, "
+        f"{_r_table('agegrp', AGE, numeric=True)}))",
+        {"calibrate": [{"variable": "region", "totals": REGION}, {"variable": "sex", "totals": SEX},
+                       {"variable": "agegrp", "totals": AGE}]}),
+    "rake_tight": (
+        f"d <- rake(d0, list(~region, ~sex, ~agegrp), list({_r_table('region', REGION)}, {_r_table('sex', SEX)}, "
+        f"{_r_table('agegrp', AGE, numeric=True)}), control = list(maxit = 100, epsilon = 1e-9))",
+        {"calibrate": [{"variable": "region", "totals": REGION}, {"variable": "sex", "totals": SEX},
+                       {"variable": "agegrp", "totals": AGE}], "calibration": {"maxit": 100, "epsilon": 1e-9}}),
+    "linear": (
+        f"d <- calibrate(d0, ~factor(agegrp) + x, c({sum(AGE.values())}, {AGE['2']}, {AGE['3']}, {AGE['4']}, "
+        f"{X_TOTAL!r}))",
+        {"calibrate": [{"variable": "agegrp", "totals": AGE}, {"variable": "x", "total": X_TOTAL}]}),
+    "linear_bounded": (
+        f"d <- calibrate(d0, ~factor(agegrp) + x, c({sum(AGE.values())}, {AGE['2']}, {AGE['3']}, {AGE['4']}, "
+        f"{X_TOTAL!r}), bounds = c(0.6, 1.6))",
+        {"calibrate": [{"variable": "agegrp", "totals": AGE}, {"variable": "x", "total": X_TOTAL}],
+         "calibration": {"bounds": [0.6, 1.6]}}),
+    "poststratify_then_trim": (
+        f"d <- trimWeights(postStratify(d0, ~region, {_r_table('region', REGION)}), upper = 60, lower = 12)",
+        {"calibrate": [{"variable": "region", "totals": REGION}], "trimming": {"upper": 60, "lower": 12}}),
+    "rake_then_trim_strict": (
+        f"d <- trimWeights(rake(d0, list(~region, ~sex), list({_r_table('region', REGION)}, {_r_table('sex', SEX)})),"
+        f" upper = 55, strict = TRUE)",
+        {"calibrate": [{"variable": "region", "totals": REGION}, {"variable": "sex", "totals": SEX}],
+         "trimming": {"upper": 55, "strict": True}}),
+}
+
+
+@need_r
+@pytest.mark.parametrize("name", list(CALIBRATED))
+def test_calibrated_designs_match_r(name, synthetic):
+    """Weights and every statistic's estimate and SE after calibration (and trimming), vs R."""
+    df, path = synthetic
+    r_line, sections = CALIBRATED[name]
+    r = r_values(read_csv_r(path) + BASE_R + r_line + "\nout('w', weights(d))\n" + R_STATISTICS)
+    design = design_from_dict({"design": BASE, **sections})
+    survey = E.SurveyDesign.from_design(df, design)
+    py = _python_statistics(survey, df)
+    py.update({f"w|{i + 1}": w for i, w in enumerate(survey.weights)})
+    worst = _assert_match(py, r)
+    print(f"{name}: max relative difference {worst:.2e}")
+
+
+@need_r
+def test_api_designs_match_r(api_data):
+    """The guide's designs (and their domains and a select_one-like factor) vs R, at rtol 1e-9."""
+    stypes = ", ".join(f'"{k}"' for k in STYPE)
+    r = r_values(f"""
+        strat <- read.csv("{(api_data / 'apistrat.csv').as_posix()}")
+        clus1 <- read.csv("{(api_data / 'apiclus1.csv').as_posix()}")
+        ds <- svydesign(id = ~1, strata = ~stype, weights = ~pw, data = strat, fpc = ~fpc)
+        dc <- svydesign(id = ~dnum, weights = ~pw, data = clus1, fpc = ~fpc)
+        pop <- data.frame(stype = c({stypes}), Freq = c({', '.join(map(str, STYPE.values()))}))
+        dps <- postStratify(dc, ~stype, pop)
+        drk <- rake(dc, list(~stype, ~sch.wide), list(pop, data.frame(sch.wide = c("No", "Yes"), Freq = c(1072, 5122))))
+        for (nm in c("ds", "dc", "dps", "drk")) {{
+          d <- get(nm)
+          stat(paste0(nm, "|mean"), svymean(~api00, d))
+          stat(paste0(nm, "|total"), svytotal(~enroll, d))
+          stat(paste0(nm, "|awards"), svymean(~awards, d))
+          stat(paste0(nm, "|by"), svyby(~api00, ~awards, d, svymean))
+        }}
+    """)
+    strat = pd.read_csv(api_data / "apistrat.csv")
+    clus1 = pd.read_csv(api_data / "apiclus1.csv")
+    cl = {"clusters": "dnum", "weights": "pw", "fpc": "fpc"}
+    designs = {
+        "ds": E.SurveyDesign.from_design(strat, _design(design={"strata": "stype", "weights": "pw", "fpc": "fpc"})),
+        "dc": E.SurveyDesign.from_design(clus1, _design(design=cl)),
+        "dps": E.SurveyDesign.from_design(clus1, _design(design=cl, calibrate=[{"variable": "stype", "totals": STYPE}])),
+        "drk": E.SurveyDesign.from_design(clus1, _design(design=cl, calibrate=[
+            {"variable": "stype", "totals": STYPE}, {"variable": "sch.wide", "totals": SCHWIDE}])),
+    }
+    py: dict[str, float] = {}
+    for nm, d in designs.items():
+        _put(py, f"{nm}|mean", E.mean(d, "api00"))
+        _put(py, f"{nm}|total", E.total(d, "enroll"))
+        _put(py, f"{nm}|awards", E.proportions(d, "awards"))
+        for e in E.by(d, E.mean, "api00", "awards"):
+            level = e.domain.split("=", 1)[1]
+            py[f"{nm}|by|{level}|est"], py[f"{nm}|by|{level}|se"] = e.estimate, e.se
+    _assert_match(py, r)
+
+
+# -- confidence intervals, errors ---------------------------------------------------------------------
+
+
+def test_ci_is_normal_like_confint():
+    e = E.Estimate("mean", "y", "", 10.0, 2.0)
+    lo, hi = e.ci()
+    assert lo == pytest.approx(10 - 1.959963984540054 * 2, rel=1e-15)
+    assert hi == pytest.approx(10 + 1.959963984540054 * 2, rel=1e-15)
+    assert e.ci(0.9)[1] == pytest.approx(10 + 1.6448536269514722 * 2, rel=1e-15)
+
+
+def test_lonely_psu_fails_like_r():
+    df = pd.DataFrame({"s": ["a", "a", "b"], "y": [1.0, 2.0, 3.0], "w": [1.0, 1.0, 1.0]})
+    survey = E.SurveyDesign(df, _design(design={"strata": "s", "weights": "w"}))
+    with pytest.raises(E.LonelyPSUError, match="stratum 'b' has only one PSU"):
+        E.mean(survey, "y")
+    # a certainty stratum (fpc = population size = 1) is not an error: it has no variance
+    df["N"] = [10, 10, 1]
+    survey = E.SurveyDesign(df, _design(design={"strata": "s", "weights": "w", "fpc": "N"}))
+    assert E.mean(survey, "y").se > 0
+
+
+def test_missing_column_is_named(tmp_path):
+    df = pd.DataFrame({"y": [1.0, 2.0], "w": [1.0, 2.0]})
+    with pytest.raises(DesignError, match="'stratum'.*design.strata"):
+        E.SurveyDesign(df, _design(design={"strata": "stratum", "weights": "w"}))
+    data = write_csv(df, tmp_path / "d.csv")
+    (tmp_path / "d.toml").write_text('[design]\nweights = "w"\n')
+    with pytest.raises(DesignError, match="column 'income' is not in the data"):
+        E.run_estimate(data, tmp_path / "d.toml", means=["income"], out_path=tmp_path / "o.csv")
+
+
+def test_non_numeric_mean_says_which_column():
+    df = pd.DataFrame({"y": ["1", "2", "three"], "w": [1.0, 1.0, 1.0]})
+    survey = E.SurveyDesign(df, _design(design={"weights": "w"}))
+    with pytest.raises(DesignError, match="column 'y' is not numeric.*'three'"):
+        E.mean(survey, "y")
+
+
+def test_domain_keeps_every_psu():
+    """A domain estimate equals the zero-padded full-design computation, not a subset design's."""
+    df = pd.DataFrame({"s": ["a"] * 4 + ["b"] * 4, "y": [1.0, 2, 3, 4, 5, 6, 7, 8],
+                       "d": [1, 0, 0, 0, 1, 1, 0, 1], "w": [2.0] * 8})
+    survey = E.SurveyDesign(df, _design(design={"strata": "s", "weights": "w"}))
+    e = E.mean(survey, "y", domain=("d", 1))
+    inside = df["d"] == 1
+    ybar = df.loc[inside, "y"].mean()
+    z = np.where(inside, 2.0 * (df["y"] - ybar) / (2.0 * inside.sum()), 0.0)
+    v = 0.0
+    for h in ("a", "b"):
+        zh = z[df["s"] == h]
+        v += len(zh) / (len(zh) - 1) * ((zh - zh.mean()) ** 2).sum()
+    assert e.estimate == pytest.approx(ybar)
+    assert e.se == pytest.approx(math.sqrt(v), rel=1e-12)
+
+
+def test_example_design_file_loads():
+    design = load_design(E.__file__.replace("estimation.py", "design.example.toml"))
+    assert design.strata == "stype" and design.method == "rake" and design.trimming.relative_to == "mean"

@@ -219,7 +219,7 @@ def validate_frame(header: list[str], rows: list[tuple[int, list[str]]], project
                                     + ", ".join([*FRAME_COLUMNS, *extras, *(SAMPLE_COLUMNS if sample else ())])))
         elif names.index(name) != index:
             problems.append(Problem(1, header[index].strip(), "the column appears twice"))
-    required = ["id", "group", "unit", *(_key(v) for v in extras)]
+    required = ["id", "group", "unit"]  # strata columns: only where a row's group needs them
     for name in required:
         if name not in names:
             problems.append(Problem(1, name, "missing column"))
@@ -248,6 +248,7 @@ def validate_frame(header: list[str], rows: list[tuple[int, list[str]]], project
     out: list[dict[str, Any]] = []
     first_line: dict[str, int] = {}
     reserve_ranks: dict[tuple[str, int], int] = {}
+    missing_columns: set[str] = set()
 
     def get(cells: list[str], name: str) -> str:
         index = col.get(name)
@@ -301,6 +302,12 @@ def validate_frame(header: list[str], rows: list[tuple[int, list[str]]], project
                                                 f"{variable} or below"))
                         continue
                 else:
+                    if _key(variable) not in col:
+                        if variable not in missing_columns:
+                            missing_columns.add(variable)
+                            problems.append(Problem(1, variable, f"missing column: group {gid} (line {line}) "
+                                                    f"is stratified by {variable}"))
+                        continue
                     value = get(cells, _key(variable))
                     if not value:
                         problems.append(Problem(line, variable, "empty (a strata variable)"))

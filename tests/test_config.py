@@ -10,11 +10,14 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_the_example_configuration_loads_with_its_documented_defaults(monkeypatch):
     monkeypatch.setenv("KHAOSAT_TELEGRAM_TOKEN", "123:secret-token")
     monkeypatch.setenv("KHAOSAT_TELEGRAM_WEBHOOK_SECRET", "hook-secret")
+    monkeypatch.setenv("KHAOSAT_ZALO_TOKEN", "9:zalo-secret-token")
+    monkeypatch.setenv("KHAOSAT_ZALO_WEBHOOK_SECRET", "zalo-hook-secret")
     config = load_config(ROOT / "config.example.toml")
     assert config.database == ROOT / "khaosat.sqlite"  # relative to the file
     assert (config.timezone, config.language) == ("Asia/Ho_Chi_Minh", "vi")
-    [bot] = config.bots
+    bot, zalo = config.bots
     assert (bot.channel, bot.name, bot.mode, bot.pace.per_second) == ("telegram", "quang-tri", "polling", 30)
+    assert (zalo.channel, zalo.name, zalo.api_base) == ("zalo", "quang-tri-zalo", "https://bot-api.zapps.me")
     assert bot.forms[0] == ROOT / "surveys" / "templates" / "sipas_citizen.md"
     assert bot.token == "123:secret-token"
     assert "secret" not in repr(bot) and "secret" not in repr(config)  # tokens never reach a log line

@@ -24,6 +24,19 @@ def _design(**sections):
     return design_from_dict(sections)
 
 
+def _printed(x: float, decimals: int) -> float:
+    """R's `format(round(x, decimals), digits = 5)`: at least 5 significant digits shown."""
+    x = round(x, decimals)
+    return round(x, max(0, 5 - (math.floor(math.log10(abs(x))) + 1)))
+
+
+def printed(estimate: E.Estimate) -> tuple[float, float]:
+    """What `print(svymean(...))` shows (R's printCoefmat with one coefficient column: the estimate
+    rounded to 5 significant digits, at least 1 decimal; the SE, as a test statistic, to 4 decimals)."""
+    digmin = 1 + math.floor(math.log10(abs(estimate.estimate)))
+    return _printed(estimate.estimate, max(1, 5 - digmin)), _printed(estimate.se, 4)
+
+
 # -- (1) the guide's table, to the printed digits ---------------------------------------------------
 
 
@@ -39,30 +52,25 @@ def apiclus1(api_data):
 
 def test_guide_stratified_mean_and_total(apistrat):
     d = E.SurveyDesign.from_design(apistrat, _design(design={"strata": "stype", "weights": "pw", "fpc": "fpc"}))
-    m = E.mean(d, "api00")
-    assert (round(m.estimate, 2), round(m.se, 4)) == (662.29, 9.4089)
-    t = E.total(d, "enroll")
-    assert (round(t.estimate), round(t.se)) == (3687178, 114642)
+    assert printed(E.mean(d, "api00")) == (662.29, 9.4089)
+    assert printed(E.total(d, "enroll")) == (3687178, 114642)
 
 
 def test_guide_cluster_mean(apiclus1):
     d = E.SurveyDesign.from_design(apiclus1, _design(design={"clusters": "dnum", "weights": "pw", "fpc": "fpc"}))
-    m = E.mean(d, "api00")
-    assert (round(m.estimate, 2), round(m.se, 3)) == (644.17, 23.542)
+    assert printed(E.mean(d, "api00")) == (644.17, 23.542)
 
 
 def test_guide_poststratified_mean(apiclus1):
     design = _design(design={"clusters": "dnum", "weights": "pw", "fpc": "fpc"},
                      calibrate=[{"variable": "stype", "totals": STYPE}])
-    m = E.mean(E.SurveyDesign.from_design(apiclus1, design), "api00")
-    assert (round(m.estimate, 2), round(m.se, 3)) == (642.31, 23.921)
+    assert printed(E.mean(E.SurveyDesign.from_design(apiclus1, design), "api00")) == (642.31, 23.921)
 
 
 def test_guide_raked_mean(apiclus1):
     design = _design(design={"clusters": "dnum", "weights": "pw", "fpc": "fpc"},
                      calibrate=[{"variable": "stype", "totals": STYPE}, {"variable": "sch.wide", "totals": SCHWIDE}])
-    m = E.mean(E.SurveyDesign.from_design(apiclus1, design), "api00")
-    assert (round(m.estimate, 2), round(m.se, 3)) == (641.23, 23.704)
+    assert printed(E.mean(E.SurveyDesign.from_design(apiclus1, design), "api00")) == (641.23, 23.704)
 
 
 def test_guide_table_through_the_command_functions(api_data, tmp_path):
@@ -78,7 +86,7 @@ def test_guide_table_through_the_command_functions(api_data, tmp_path):
     assert list(rows[0]) == ["statistic", "variable", "domain", "estimate", "se", "ci_low", "ci_high"]
     first = rows[0]
     assert (first["statistic"], first["variable"], first["domain"]) == ("mean", "api00", "")
-    assert (round(float(first["estimate"]), 2), round(float(first["se"]), 3)) == (641.23, 23.704)
+    assert printed(E.Estimate("mean", "api00", "", float(first["estimate"]), float(first["se"]))) == (641.23, 23.704)
     assert float(first["ci_low"]) == pytest.approx(641.2302468622089 - 1.959963984540054 * 23.70364124023768)
     domains = [r["domain"] for r in rows if r["statistic"] == "mean"]
     assert domains == ["", "stype=E", "stype=H", "stype=M"]

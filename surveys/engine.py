@@ -229,6 +229,15 @@ class _Conversation:
         self.event = event
         self.answers: dict[str, Any] = dict(state.answers)
         self.out: list[Output] = []
+        # Relevance of each question under the current answers, forgotten whenever one changes:
+        # progress and section headings ask it of every question for every prompt.
+        self._relevance: dict[str, bool] = {}
+        self._plain: tuple[dt.datetime | None, Environment] | None = None
+
+    def _set(self, name: str, value: Any) -> None:
+        if name not in self.answers or not _same(self.answers[name], value):
+            self.answers[name] = value
+            self._relevance.clear()
 
     @property
     def lang(self) -> str:
@@ -346,7 +355,7 @@ class _Conversation:
             self._validate(question, value)
         except InvalidAnswer as problem:
             return self._unchanged(Say(problem.message, Tone.ERROR), self.render(update=True))
-        self.answers[question.name] = value
+        self._set(question.name, value)
         self.state = replace(self.state, draft=())
         self._recalculate()
         return self._advance(self.form.index(question.name) + 1)
@@ -471,17 +480,17 @@ class _Conversation:
         for index in range(start, len(questions)):
             question = questions[index]
             if not self._relevant(question):
-                self.answers[question.name] = NOT_APPLICABLE
+                self._set(question.name, NOT_APPLICABLE)
                 continue
             kind = question.type
             if kind is QuestionType.CALCULATE:
-                self.answers[question.name] = self._calculate(question)
+                self._set(question.name, self._calculate(question))
             elif kind in (QuestionType.START, QuestionType.TODAY):
                 if self.answers.get(question.name) in (None, NOT_APPLICABLE):
                     started = self.state.started_at or self.event.at
-                    self.answers[question.name] = started if kind is QuestionType.START else started.date()
+                    self._set(question.name, started if kind is QuestionType.START else started.date())
             elif kind is QuestionType.EMPTY_METADATA:
-                self.answers[question.name] = None
+                self._set(question.name, None)
             elif kind is QuestionType.END:
                 pass  # filled at completion
             elif kind is QuestionType.NOTE:
@@ -495,7 +504,7 @@ class _Conversation:
                 return self._finish(self.state)
         for question in questions:
             if question.type is QuestionType.END and self._relevant(question):
-                self.answers[question.name] = self.event.at
+                self._set(question.name, self.event.at)
         self.out.append(Say(say("thanks", self.ui), Tone.THANKS))
         return self._finish(replace(self.state, status=Status.COMPLETED, current=None,
                                     furthest=len(questions), completed_at=self.event.at, draft=()))
@@ -520,14 +529,21 @@ class _Conversation:
             if question.name not in self.answers:
                 continue
             if not self._relevant(question):
-                self.answers[question.name] = NOT_APPLICABLE
+                self._set(question.name, NOT_APPLICABLE)
             elif question.type is QuestionType.CALCULATE:
-                self.answers[question.name] = self._calculate(question)
+                self._set(question.name, self._calculate(question))
 
     # -- evaluation --------------------------------------------------------------------------
 
     def _environment(self, current: Any = None, choice: Choice | None = None) -> Environment:
         at = self.event.at
+        if current is None and choice is None:
+            # The answers dict is shared, so one environment serves until the start time changes.
+            if self._plain is None or self._plain[0] != self.state.started_at:
+                self._plain = (self.state.started_at, Environment(
+                    values=self.answers, today=(self.state.started_at or at).date(), now=at,
+                    choice_label=self._choice_label))
+            return self._plain[1]
         return Environment(
             values=self.answers,
             current=current,
@@ -546,7 +562,11 @@ class _Conversation:
             return False
 
     def _relevant(self, question: Question) -> bool:
-        return all(self._true(condition) for condition in self.form.conditions(question))
+        known = self._relevance.get(question.name)
+        if known is None:
+            known = self._relevance[question.name] = all(
+                self._true(condition) for condition in self.form.conditions(question))
+        return known
 
     def _calculate(self, question: Question) -> Any:
         try:

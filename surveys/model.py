@@ -182,6 +182,13 @@ class Questionnaire:
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {q.name: q for q in self.questions})
         object.__setattr__(self, "_index", {q.name: i for i, q in enumerate(self.questions)})
+        # The engine asks these for every question at every step: work them out once.
+        conditions = {}
+        for question in self.questions:
+            found = [self.groups[g].relevant for g in question.groups] + [question.relevant]
+            conditions[question.name] = tuple(e for e in found if e is not None)
+        object.__setattr__(self, "_conditions", conditions)
+        object.__setattr__(self, "_asked", tuple(q for q in self.questions if q.type.is_asked))
 
     def question(self, name: str) -> Question:
         return self._by_name[name]  # type: ignore[attr-defined]
@@ -194,13 +201,11 @@ class Questionnaire:
 
     def conditions(self, question: Question) -> tuple[Expression, ...]:
         """Every relevance condition that applies: enclosing groups' first, then its own."""
-        found = [self.groups[g].relevant for g in question.groups]
-        found.append(question.relevant)
-        return tuple(e for e in found if e is not None)
+        return self._conditions[question.name]  # type: ignore[attr-defined]
 
     @property
     def asked(self) -> tuple[Question, ...]:
-        return tuple(q for q in self.questions if q.type.is_asked)
+        return self._asked  # type: ignore[attr-defined]
 
     @property
     def language_codes(self) -> tuple[str, ...]:

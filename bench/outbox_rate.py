@@ -59,40 +59,6 @@ class TimedTransport:
         return outcome
 
 
-class _NoWindow:
-    """Stands in for the pump's per-bot window in the what-if sender: never says wait."""
-
-    def delay(self) -> float:
-        return 0.0
-
-    def take(self) -> None:
-        pass
-
-
-class GateAtSendSender(OutboxSender):
-    """WHAT-IF, not the project's code: the per-bot slot is taken right before the HTTP request
-    (after mark_sending's commit) instead of when pump() creates the task, so the time the
-    window counts is the time the request leaves. Everything else is the real OutboxSender."""
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        self._http_window = self._per_bot
-        self._per_bot = _NoWindow()
-        gate = self
-
-        class Gated:
-            def __init__(self, inner):
-                self.inner = inner
-
-            async def send(self, method, payload):
-                while (wait := gate._http_window.delay()) > 0:
-                    await asyncio.sleep(wait)
-                gate._http_window.take()
-                return await self.inner.send(method, payload)
-
-        self.transport = Gated(self.transport)
-
-
 def steady_rate(times: list[float]) -> float:
     times = sorted(times)
     lo, hi = int(len(times) * 0.05), int(len(times) * 0.95) - 1
@@ -100,7 +66,7 @@ def steady_rate(times: list[float]) -> float:
 
 
 async def scenario(name: str, emulator: h.EmulatorProcess, db_dir: Path, chats: int, messages: int,
-                   reply_share: float, seed: int = 7, what_if: bool = False) -> dict:
+                   reply_share: float, seed: int = 7) -> dict:
     rng = random.Random(seed)
     token = f"{900000 + seed}:OUTBOX-{name}"
     chat_ids = [h.FIRST_CHAT + i for i in range(chats)]
@@ -120,11 +86,11 @@ async def scenario(name: str, emulator: h.EmulatorProcess, db_dir: Path, chats: 
                           at)
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(emulator.base_url)))
     transport = TimedTransport(TelegramTransport(bot))
-    sender = (GateAtSendSender if what_if else OutboxSender)(storage, "telegram", name, transport, PACE)
-    # Diagnostic only: when the sender's per-bot window counts each send (take), to compare with
-    # when the HTTP request actually leaves (TimedTransport.started_at).
+    sender = OutboxSender(storage, "telegram", name, transport, PACE)
+    # Diagnostic only: when the sender's on-the-wire window counts each send (take), to compare
+    # with when the HTTP request actually leaves (TimedTransport.started_at).
     taken: list[float] = []
-    window = sender._http_window if what_if else sender._per_bot
+    window = sender._on_wire
     window_take = window.take
 
     def take() -> None:
@@ -178,7 +144,7 @@ async def scenario(name: str, emulator: h.EmulatorProcess, db_dir: Path, chats: 
         elif replies_left[chat] > 0:
             per_chat_inversions += 1
     result = {
-        "scenario": name + (" (what-if: gate at send)" if what_if else ""), "per_chat_priority_inversions": per_chat_inversions, "messages": messages, "chats": chats, "replies": sum(p == REPLY for *_, p in plan),
+        "scenario": name, "per_chat_priority_inversions": per_chat_inversions, "messages": messages, "chats": chats, "replies": sum(p == REPLY for *_, p in plan),
         "seconds": round(total, 1), "steady_rate": round(rate, 2),
         "share_of_per_bot_limit": round(100 * rate / limit, 1),
         "too_many_requests": stats["stats"]["too_many_requests"], "sender_retry_after": sender.stats.retry_after,
@@ -215,10 +181,6 @@ async def main(args) -> int:
             rows.append(await scenario("heavy", emulator, args.db_dir, args.heavy_chats, args.heavy_messages,
                                        args.reply_share, seed=8))
             print(json.dumps(rows[-1]), flush=True)
-        if args.what_if:
-            rows.append(await scenario("broad", emulator, args.db_dir, args.chats, args.messages or 3000,
-                                       args.reply_share, seed=9, what_if=True))
-            print(json.dumps(rows[-1]), flush=True)
     finally:
         emulator.stop()
     ok = True
@@ -244,8 +206,6 @@ def parse(argv=None):
     parser.add_argument("--reply-share", type=float, default=0.3, help="share of priority-0 replies")
     parser.add_argument("--heavy-chats", type=int, default=5)
     parser.add_argument("--heavy-messages", type=int, default=300)
-    parser.add_argument("--what-if", action="store_true",
-                        help="also run the broad load with a sender that takes its per-bot slot at the HTTP request")
     parser.add_argument("--db-dir", type=Path, default=Path(tempfile.gettempdir()) / "khaosat-bench")
     return parser.parse_args(argv)
 

@@ -30,7 +30,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import NormalDist
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -160,8 +160,8 @@ class SurveyDesign:
         first[self.strata[::-1]] = np.arange(len(data))[::-1]
         N_h = popsize[first]
         self.f_h = np.where(np.isinf(N_h), 1.0, (N_h - self.n_h) / np.where(np.isinf(N_h), 1.0, N_h))
-        self.stratum_labels = (np.asarray(sorted(data[design.strata].unique(), key=_sort_key))
-                               if design.strata else np.array(["(all)"]))
+        self.stratum_labels = ([level_key(v) for v in sorted(data[design.strata].unique().tolist(), key=_sort_key)]
+                               if design.strata else ["(all)"])
 
     @classmethod
     def from_design(cls, data: pd.DataFrame, design: Design) -> "SurveyDesign":

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -382,16 +382,16 @@ def rake(df: pd.DataFrame, weights, margins, maxit: int = 10, epsilon: float = 1
 
 def calibration_matrix(df: pd.DataFrame, margins, population: float | None = None
                        ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Model matrix and population totals for linear calibration.
-
-    The first categorical margin enters with one indicator per level (it spans the intercept); later
-    categorical margins drop their first level (R's treatment contrasts, the same column space as
-    `~a + b`); numeric margins enter as they are; with no categorical margin, `population` adds an
-    intercept. Levels with a zero population total and no sample rows are dropped, as R does.
+    """Model matrix and population totals for linear calibration, parametrised as R's
+    `model.matrix(~a + b + x)`: an intercept (population size: the sum of the first categorical
+    margin's totals, or `population`), then each categorical margin's levels but the first (R's
+    sorted factor levels: numeric order for a numeric column), then numeric margins as they are.
+    The parametrisation matters: R's convergence test divides each misfit by its own total.
+    Levels with a zero population total and no sample rows are dropped, as R does.
     """
     ms = _normalise_margins(margins)
     cols, totals, names = [], [], []
-    first = True
+    intercept = population
     for m in ms:
         if m.categorical:
             coded = _code_margin(df, m)
@@ -400,9 +400,12 @@ def calibration_matrix(df: pd.DataFrame, margins, population: float | None = Non
                 row = int(np.argmax(coded.codes == k))
                 raise DesignError(f"calibration variable {m.variable!r}: level "
                                   f"{level_key(df[m.variable].iloc[row])!r} (row {row}) has no population total")
-            start = 0 if first else 1
-            first = False
-            for j in range(start, k):
+            if intercept is None:
+                intercept = float(coded.population[:k].sum())
+            numeric = pd.api.types.is_numeric_dtype(coded.series)
+            order = sorted(range(k), key=lambda j: (float(coded.levels[j]), "") if numeric and _is_number(coded.levels[j])
+                           else (math.inf, coded.levels[j]))
+            for j in order[1:]:
                 x = (coded.codes == j).astype(float)
                 if not x.any() and coded.population[j] == 0:
                     continue
@@ -417,13 +420,21 @@ def calibration_matrix(df: pd.DataFrame, margins, population: float | None = Non
             cols.append(x)
             totals.append(m.total)
             names.append(m.variable)
-    if first and population is not None:
+    if intercept is not None:
         cols.insert(0, np.ones(len(df)))
-        totals.insert(0, float(population))
+        totals.insert(0, float(intercept))
         names.insert(0, "(Intercept)")
     if not cols:
         raise ValueError("linear calibration needs at least one margin")
     return np.column_stack(cols), np.asarray(totals, dtype=float), names
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def calibrate_linear(df: pd.DataFrame, weights, margins, population: float | None = None,
@@ -571,6 +582,9 @@ def apply_design(df: pd.DataFrame, design: Design) -> Weighting:
         w, r = calibrate_linear(df, w, design.calibrate, population=design.population, bounds=design.bounds,
                                 maxit=design.maxit or 50,
                                 epsilon=1e-7 if design.epsilon is None else design.epsilon)
+    if method == "linear" and not r.converged:
+        raise DesignError(f"linear calibration failed to converge in {r.iterations} iterations (largest margin "
+                          f"error {r.max_margin_error:g}): widen calibration.bounds or check the totals")
     if method:
         reports.append(r)
         steps.append(r.step)

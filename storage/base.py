@@ -559,8 +559,10 @@ class Storage(abc.ABC):
         Dicts of group, stratum, disposition (for a replaced member: the disposition it had
         when replaced, as ``replaced_disposition``; ``disposition`` stays "replaced"),
         stage (the furthest step ever reached in the disposition history: 0 sampled,
-        1 invited, 2 contacted, 3 started, 4 completed) and n. One GROUP BY over the
-        survey's members: the work does not grow with the number of answers.
+        1 invited, 2 contacted, 3 started, 4 completed; refusal and quota-full imply
+        contact, unreachable an invitation) and n. One GROUP BY over the survey's members
+        (the SQLite implementation keeps disposition and stage on them with triggers): the
+        work does not grow with the number of answers or history rows.
         """
 
     @abc.abstractmethod

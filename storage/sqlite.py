@@ -93,13 +93,6 @@ _MEMBER_COLUMNS = (
     "survey_id, frame_id, grp, form_id, stratum, pi, weight, role, reserve_rank, respondent_id,"
     " promoted_at, replaces, replaced_by, replaced_disposition"
 )
-#: The furthest step a disposition shows (status table: invited, contacted, started, completed).
-#: Refusal and quota-full imply contact; unreachable (e.g. the bot blocked) implies an invitation.
-_STAGE = (
-    "CASE h.status WHEN 'invited' THEN 1 WHEN 'unreachable' THEN 1 WHEN 'contacted' THEN 2"
-    " WHEN 'refused' THEN 2 WHEN 'quota_full' THEN 2 WHEN 'started' THEN 3 WHEN 'partial' THEN 3"
-    " WHEN 'completed' THEN 4 ELSE 0 END"
-)
 # Same predicate as the partial index sessions_one_open, so it can be used.
 _OPEN = "status NOT IN ('completed', 'refused')"
 
@@ -1104,13 +1097,10 @@ class SQLiteStorage(Storage):
     # Fieldwork status ----------------------------------------------------------------
 
     async def status_counts(self, survey_id: str) -> list[dict[str, Any]]:
+        # disposition and stage are kept on sample_members by triggers (migration 3).
         rows = await self._fetchall(
-            "SELECT sm.grp AS \"group\", sm.stratum, r.disposition, sm.replaced_disposition,"
-            f" COALESCE((SELECT max({_STAGE}) FROM disposition_history h"
-            "            WHERE h.respondent_id = sm.respondent_id), 0) AS stage,"
-            " count(*) AS n"
-            " FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id"
-            " WHERE sm.survey_id = ? AND sm.respondent_id IS NOT NULL"
+            "SELECT grp AS \"group\", stratum, disposition, replaced_disposition, stage, count(*) AS n"
+            " FROM sample_members WHERE survey_id = ? AND respondent_id IS NOT NULL"
             " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2",
             (survey_id,),
         )

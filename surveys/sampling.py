@@ -334,7 +334,10 @@ def validate_frame(header: list[str], rows: list[tuple[int, list[str]]], project
             reserve_ranks[slot] = line
     if problems:
         raise FrameError(source, problems)
-    return pd.DataFrame(out)
+    frame = pd.DataFrame(out)
+    for column in ("name", "phone"):  # None, not NaN, where empty
+        frame[column] = frame[column].astype(object).where(frame[column].notna(), None)
+    return frame
 
 
 def _sample_fields(cells, get, line: int, problems: list[Problem]) -> dict[str, Any]:

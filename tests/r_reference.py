@@ -116,6 +116,7 @@ def synthetic_survey(seed: int = 1) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     n = len(df)
     df["frac"] = df.groupby("stratum")["stratum"].transform("size") / df["fpc_unit"]
+    df["psu_local"] = df.groupby("stratum")["psu"].rank(method="dense").astype(int)  # restarts per stratum
     psu_effect = rng.normal(0, 4, df["psu"].max() + 1)[df["psu"]]
     df["region"] = rng.choice(["north", "centre", "south"], n, p=[0.4, 0.25, 0.35])
     df["sex"] = rng.choice(["F", "M"], n)

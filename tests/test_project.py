@@ -129,7 +129,6 @@ def test_units_csv_errors_name_the_line_and_column(tmp_path):
         "z,Xã Z,commune,q\n"             # line 6: unknown parent
         "w,,commune,p\n",                # line 7: no name
         encoding="utf-8")
-    text = BASE.split("[[units]]")[0] + 'units = "units.csv"\n' + "[groups" + BASE.split("[groups", 1)[1]
     text = 'units = "units.csv"\n' + BASE.split("[[units]]")[0] + "[groups" + BASE.split("[groups", 1)[1]
     found = problems(text, base=tmp_path)
     assert "units.csv line 4, column id: 'x' is repeated (first at units.csv line 3)" in found

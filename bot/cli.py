@@ -602,6 +602,104 @@ def status(ctx: click.Context, survey_id: str | None, out_format: str, lang: str
     console.print("[dim]target* = expected completes (no quota); red = lagging: projected below target[/]")
 
 
+# -- statistics: weights, estimates, index scores ----------------------------------------------
+
+
+def _statistics(action):
+    """Run a statistics step, turning a design or data problem into a clear message and exit 1."""
+    from exporters.design import DesignError
+    from surveys.scoring import ScoringError
+
+    try:
+        return action()
+    except (DesignError, ScoringError, FileNotFoundError) as error:
+        errors.print(f"[bold red]✗[/] {error}", markup=True)
+        sys.exit(EXIT_REFUSED)
+
+
+_DATA = click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                     help="A table: CSV, XLSX, Parquet or SPSS .sav (e.g. from khaosat export, or paper forms).")
+_DESIGN = click.option("--design", "design_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                       help="The design file (see exporters/design.example.toml); default: equal weights, "
+                            "simple random sampling.")
+
+
+@main.command("weight")
+@_DATA
+@click.option("--design", "design_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The design file (see exporters/design.example.toml).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The data with its weights.")
+def weight(data: Path, design_path: Path, out: Path) -> None:
+    """Compute weights: base weights, nonresponse adjustment, post-stratification or raking,
+    linear calibration and trimming, as the design file says; prints a weight summary."""
+    from exporters.weighting import run_weight
+
+    summary = _statistics(lambda: run_weight(data, design_path, out))
+    labels = {"n": "rows", "min": "min", "q1": "1st quartile", "median": "median", "q3": "3rd quartile",
+              "max": "max", "mean": "mean", "sum": "sum", "deff": "design effect (Kish)",
+              "n_eff": "effective sample size"}
+    table = Table(title="Weight summary")
+    for column in ("", "base weights", "final weights"):
+        table.add_column(column, justify="left" if not column else "right")
+    for key, label in labels.items():
+        table.add_row(label, *(f"{summary[which][key]:,.4f}" if key != "n" else str(summary[which][key])
+                               for which in ("base", "weights")))
+    console.print(table)
+    for step in summary["steps"]:
+        console.print(f"{step['method']}: {step['iterations']} iteration(s), "
+                      f"{'converged' if step['converged'] else '[bold red]did not converge[/]'}, "
+                      f"largest margin error {step['max_margin_error']:.3g}")
+    console.print(f"Wrote {out} (weights in column '{summary['weight_column']}')")
+
+
+@main.command("estimate")
+@_DATA
+@_DESIGN
+@click.option("--mean", "means", multiple=True, help="A column to average (a text column: one proportion per category).")
+@click.option("--total", "totals", multiple=True, help="A column to total.")
+@click.option("--by", "by", default=None, help="Also estimate within each value of this column (domains).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
+def estimate(data: Path, design_path: Path | None, means: tuple[str, ...], totals: tuple[str, ...], by: str | None,
+             out: Path) -> None:
+    """Means, proportions and totals with linearised standard errors (as R's survey package):
+    one row per statistic with the columns statistic, variable, domain, estimate, se."""
+    from exporters.estimation import run_estimate
+
+    if not means and not totals:
+        raise click.UsageError("ask for at least one --mean or --total")
+    if design_path is None:
+        scratch = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
+        scratch.write("[design]\n")
+        scratch.close()
+        design_path = Path(scratch.name)
+    _statistics(lambda: run_estimate(data, design_path, list(means), list(totals), by, out))
+    console.print(f"Wrote {out}")
+
+
+@main.command("score")
+@_DATA
+@_DESIGN
+@click.option("--rules", "rules_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The year's scoring rules (see surveys/templates/scoring_*.example.toml).")
+@click.option("--unit", required=True, help="The column naming the rated unit (province, department, commune).")
+@click.option("--group", default=None, help="The column naming the respondent group, when the rules weight groups.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV or XLSX to write.")
+def score(data: Path, design_path: Path | None, rules_path: Path, unit: str, group: str | None, out: Path) -> None:
+    """The survey share of the index per rated unit: points per sub-criterion, criterion, domain
+    and total with standard errors, confidence intervals and ranks; SIPAS-style satisfaction."""
+    from exporters.scores import run_score
+
+    frame = _statistics(lambda: run_score(data, rules_path, out, unit=unit, group=group, design_path=design_path))
+    totals = frame[frame.level == "total"].sort_values("rank")
+    table = Table(title="Total points by unit")
+    for column in ("rank", "unit", "points", "se"):
+        table.add_column(column, justify="left" if column == "unit" else "right")
+    for row in totals.itertuples():
+        table.add_row(str(row.rank), str(row.unit), f"{row.value:.2f} / {row.maximum:.2f}", f"{row.se:.3f}")
+    console.print(table)
+    console.print(f"Wrote {out} ({len(frame)} statistics)")
+
+
 # -- demo ------------------------------------------------------------------------------------
 
 

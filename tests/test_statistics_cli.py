@@ -1,0 +1,75 @@
+"""`khaosat weight` and `khaosat estimate` on a plain table, as an analyst runs them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from exporters.design import load_design
+from exporters.estimation import SurveyDesign, mean
+
+ROOT = Path(__file__).resolve().parents[1]
+DESIGN = """
+[design]
+strata = "stratum"
+weights = "pw"
+fpc = "fpc"
+
+[[calibrate]]
+variable = "stratum"
+totals = { a = 600, b = 400 }
+"""
+
+
+def khaosat(*args):
+    return subprocess.run([sys.executable, "-m", "bot.cli", *args], capture_output=True, text=True, cwd=ROOT,
+                          timeout=120)
+
+
+@pytest.fixture()
+def survey(tmp_path):
+    rng = np.random.default_rng(5)
+    data = pd.DataFrame({"stratum": ["a"] * 30 + ["b"] * 20, "pw": [20.0] * 30 + [20.0] * 20,
+                         "fpc": [600] * 30 + [400] * 20, "score": rng.integers(1, 6, 50),
+                         "answer": rng.choice(["co", "khong"], 50)})
+    data.to_csv(tmp_path / "data.csv", index=False)
+    (tmp_path / "design.toml").write_text(DESIGN, encoding="utf-8")
+    return tmp_path
+
+
+def test_estimate_writes_the_statistics_the_library_computes(survey):
+    out = survey / "estimates.csv"
+    result = khaosat("estimate", "--data", str(survey / "data.csv"), "--design", str(survey / "design.toml"),
+                     "--mean", "score", "--mean", "answer", "--total", "score", "--by", "stratum", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out, keep_default_na=False)
+    assert list(table.columns[:5]) == ["statistic", "variable", "domain", "estimate", "se"]
+    overall = table[(table.statistic == "mean") & (table.variable == "score") & (table.domain == "")].iloc[0]
+    data = pd.read_csv(survey / "data.csv")
+    expected = mean(SurveyDesign.from_design(data, load_design(survey / "design.toml")), "score")
+    assert overall.estimate == pytest.approx(expected.estimate) and overall.se == pytest.approx(expected.se)
+    assert set(table[table.variable.str.startswith("answer")].variable) | set(table.domain) >= {"stratum=a", "stratum=b"}
+
+
+def test_weight_writes_calibrated_weights_and_a_summary(survey):
+    out = survey / "weighted.csv"
+    result = khaosat("weight", "--data", str(survey / "data.csv"), "--design", str(survey / "design.toml"),
+                     "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    weighted = pd.read_csv(out)
+    weight_column = [c for c in weighted.columns if c not in ("stratum", "pw", "fpc", "score", "answer")][0]
+    totals = weighted.groupby("stratum")[weight_column].sum()
+    assert totals["a"] == pytest.approx(600) and totals["b"] == pytest.approx(400)
+    assert "effective" in result.stdout.lower()
+
+
+def test_a_column_missing_from_the_data_is_named(survey):
+    broken = survey / "broken.toml"
+    broken.write_text(DESIGN.replace('"pw"', '"poids"'), encoding="utf-8")
+    result = khaosat("estimate", "--data", str(survey / "data.csv"), "--design", str(broken), "--mean", "score",
+                     "--out", str(survey / "x.csv"))
+    assert result.returncode == 1
+    assert "poids" in result.stderr and "Traceback" not in result.stderr

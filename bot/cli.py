@@ -178,35 +178,67 @@ def _load_or_exit(path: Path) -> Questionnaire:
 @main.command("export")
 @click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The survey database (default: the configured one).")
-@click.option("--format", "file_format", type=click.Choice(["csv"]), default="csv", show_default=True)
+@click.option("--format", "file_format", type=click.Choice(["csv", "xlsx", "sav", "dta", "parquet"]), default="csv",
+              show_default=True, help="csv (UTF-8 with BOM), xlsx (with a codebook sheet), sav (SPSS), dta (Stata), "
+              "parquet.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="File to write.")
+@click.option("--layout", type=click.Choice(["wide", "long"]), default="wide", show_default=True,
+              help="wide: one row per session; long: one row per answer.")
 @click.option("--form", "form_id", default=None, help="Only sessions of this form_id.")
+@click.option("--lang", "language", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
+              help="Language of variable and value labels.")
+@click.option("--personal", is_flag=True,
+              help="Add names and phones (PERSONAL DATA, Decree 13/2023/NĐ-CP). Without it: pseudonyms only.")
 @click.pass_context
-def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, form_id: str | None) -> None:
-    """Write one row per session and one column per question (XLSForm names).
+def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, layout: str, form_id: str | None,
+           language: str, personal: bool) -> None:
+    """Write the answers for analysts: CSV, Excel, SPSS, Stata or Parquet.
 
-    select_multiple answers are space-separated choice names; questions not answered or not
-    relevant are empty. Respondents appear under pseudonymous ids.
+    Wide: session, paradata and sample columns, then one column per question (XLSForm names;
+    select_multiple as space-separated names plus one 0/1 column per choice, `question/choice`).
+    Long: one row per answer with its value, label, status and last change. SPSS and Stata
+    files carry variable and value labels; Excel a codebook sheet. Respondents appear under
+    pseudonymous ids unless --personal is given. Codes and missing values: see exporters/table.py.
     """
-    from exporters.table import session_table, write_csv
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+
+    from exporters.table import export_frame
+    from exporters.writers import ExportError, write
 
     db = _database(ctx, db)
     if db is None or not db.is_file():
         raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
 
+    bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                   TimeRemainingColumn(), console=errors, transient=True, disable=not sys.stderr.isatty())
+
     async def run():
         from bot.conversations import Conversations
 
         async with await open_storage(db) as storage:
-            return await session_table(Conversations(storage), form_id)
+            if form_id is not None and not await storage.list_sessions(form_id):
+                known = sorted({s.form_id for s in await storage.list_sessions()})
+                _refuse(f"no sessions of form '{form_id}' in {db}"
+                        + (f" (forms with sessions: {', '.join(known)})" if known else " (no sessions at all)"))
+            task = bar.add_task("Reading sessions", total=None)
+            return await export_frame(Conversations(storage), form_id, layout=layout, personal=personal,
+                                      language=language,
+                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
 
     try:
-        table = asyncio.run(run())
+        with bar:
+            table = asyncio.run(run())
     except StorageError as error:
-        errors.print(f"[bold red]✗[/] {db}: {error}")
-        sys.exit(EXIT_REFUSED)
-    write_csv(table, out)
-    console.print(f"Wrote {len(table.rows)} sessions × {len(table.columns)} columns to {out}")
+        _refuse(f"{db}: {error}")
+    try:
+        write(table, out, file_format)
+    except (ExportError, OSError) as error:
+        _refuse(f"cannot write {out}: {error}")
+    console.print(f"Wrote {len(table.df)} rows × {len(table.df.columns)} columns ({layout}, {file_format}) to {out}")
+    if personal:
+        errors.print("[bold yellow]![/] The file contains PERSONAL DATA (names and phones): keep it protected "
+                     "(Decree 13/2023/NĐ-CP).")
+        console.print("Contains personal data (names, phones).")
 
 
 # -- running the bots ------------------------------------------------------------------------
@@ -698,6 +730,86 @@ def score(data: Path, design_path: Path | None, rules_path: Path, unit: str, gro
         table.add_row(str(row.rank), str(row.unit), f"{row.value:.2f} / {row.maximum:.2f}", f"{row.se:.3f}")
     console.print(table)
     console.print(f"Wrote {out} ({len(frame)} statistics)")
+
+
+# -- report ----------------------------------------------------------------------------------
+
+
+@main.command("report")
+@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
+              help="Folder for report.html and report.xlsx.")
+@_DB_OPTION
+@_SURVEY_OPTION
+@click.option("--scores", "scores_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="The table of khaosat score (CSV or XLSX).")
+@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
+              help="A table with a weight column, e.g. the output of khaosat weight.")
+@click.option("--weight-column", default=None, help="The weight column of --weights (default: weight).")
+@click.option("--lang", type=click.Choice(["vi", "en"]), default=None, help="Language of the report (default: vi).")
+@click.option("--at", "at", default=None, hidden=True, help="Compute as of this ISO time (tests, replays).")
+@click.pass_context
+def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None, scores_path: Path | None,
+           weights_path: Path | None, weight_column: str | None, lang: str | None, at: str | None) -> None:
+    """Write report.html (one self-contained page with charts) and report.xlsx: fieldwork per
+    stratum from the database (response rates, quota fill, lagging strata), the weight
+    distribution, and index scores by unit with confidence intervals and domain breakdowns.
+
+    Each part needs its input (--db or --config, --weights, --scores); missing ones are skipped.
+    """
+    import datetime as dt
+
+    from exporters.report import SKIP_TEXT, ReportInputs, build_report, load_scores, load_weights
+
+    if weight_column is not None and weights_path is None:
+        raise click.UsageError("--weight-column needs --weights FILE")
+    db = _database(ctx, db)
+    if survey_id is not None and db is None:
+        raise click.UsageError("--survey needs --db PATH (or --config with its storage.path)")
+    if db is None and scores_path is None and weights_path is None:
+        _refuse("nothing to report: give --db (or --config), --scores FILE or --weights FILE")
+    if db is not None and not db.is_file():
+        _refuse(f"database {db} does not exist")
+    now = dt.datetime.fromisoformat(at) if at else clock.now(ctx.obj.zone)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=ctx.obj.zone)
+    inputs = ReportInputs(language=lang or "vi", generated=now.astimezone(clock.VIETNAM))
+
+    if db is None:
+        inputs.skipped.append("fieldwork")
+    else:
+        from exporters.progress import survey_status
+
+        async def run():
+            async with await open_storage(db) as storage:
+                project = await _project(storage, survey_id)
+                return project, await survey_status(storage, project, now)
+
+        try:
+            inputs.project, inputs.status = asyncio.run(run())
+        except StorageError as error:
+            _refuse(f"cannot read the database {db}: {error}")
+    if weights_path is None:
+        inputs.skipped.append("weights")
+    else:
+        inputs.weight_column = weight_column or "weight"
+        inputs.weights, inputs.weights_dropped = _statistics(lambda: load_weights(weights_path,
+                                                                                  inputs.weight_column))
+        inputs.weights_source = weights_path.name
+    if scores_path is None:
+        inputs.skipped.append("scores")
+    else:
+        inputs.scores = _statistics(lambda: load_scores(scores_path))
+        inputs.scores_source = scores_path.name
+
+    try:
+        result = build_report(inputs, out, console=console)
+    except OSError as error:
+        _refuse(f"cannot write the report in {out}: {error}")
+    for key in inputs.skipped:
+        console.print(f"[yellow]–[/] skipped {SKIP_TEXT[key]['en']}")
+    parts = ", ".join(section.key for section in result.sections) or "no part"
+    console.print(f"[bold green]✓[/] Wrote {out / 'report.html'} and {out / 'report.xlsx'} ({parts}; "
+                  f"{len(result.charts())} chart(s))")
 
 
 # -- demo ------------------------------------------------------------------------------------

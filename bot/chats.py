@@ -89,6 +89,7 @@ class ChatSurveys:
         self.open_stratum_question = open_stratum_question
         self.code_attempts_per_hour = code_attempts_per_hour
         self.on_enqueued = on_enqueued
+        self._new_states: dict[tuple[str, str], tuple[str, str]] = {}
 
     # -- who is this chat --------------------------------------------------------------------------
 
@@ -172,12 +173,20 @@ class ChatSurveys:
         if form is None:
             return None
         # One response per person: a finished session is the session (the engine says so politely);
-        # a refused one can be resumed by the person who refused.
-        latest = await self.storage.latest_session(respondent.id, form.form_id)
-        if latest is not None and latest.status in (engine.Status.COMPLETED.value, engine.Status.REFUSED.value):
-            return latest
-        record, _ = await self.conversations.open_for(respondent.id, form, chat.channel, None, at)
+        # a refused one can be resumed by the person who refused. One storage call, and no write
+        # unless a session has to be created.
+        status, state = self._new_state(form)
+        record, _ = await self.storage.current_session(respondent.id, form.form_id, form.version, chat.channel,
+                                                       status, state, at.isoformat())
         return record
+
+    def _new_state(self, form: Questionnaire) -> tuple[str, str]:
+        """A new session's status and encoded state (the same for every session of a form version)."""
+        key = (form.form_id, form.version)
+        if key not in self._new_states:
+            state = engine.new_session(form, None)
+            self._new_states[key] = (state.status.value, codec.encode_state(state))
+        return self._new_states[key]
 
     async def drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str,
                     render: Callable[[engine.Step], list[Call]]) -> Handled | None:
@@ -189,7 +198,7 @@ class ChatSurveys:
         def replies(step: engine.Step, _record: SessionRecord) -> list[OutgoingMessage]:
             return self._outgoing(chat, render(step), key, respondent.id)
 
-        handled = await self.conversations.handle(record.id, event, key, replies)
+        handled = await self.conversations.handle(record, event, key, replies)
         if handled.applied:
             self.on_enqueued()
             await self._assign_open_stratum(respondent, handled.step.state, event.at)

@@ -67,11 +67,19 @@ class Conversations:
         return await self.storage.open_session(respondent_id, form.form_id, form.version, channel,
                                                state.status.value, codec.encode_state(state), at.isoformat())
 
-    async def handle(self, session_id: int, event: engine.Event, event_key: str,
+    async def handle(self, session: int | SessionRecord, event: engine.Event, event_key: str,
                      replies: Replies | None = None) -> Handled:
-        """Apply one event; `replies` renders what to send, queued in the same transaction."""
+        """Apply one event; `replies` renders what to send, queued in the same transaction.
+
+        `session` is the session's id, or its record as just loaded (saves reading it again);
+        if another event lands first (StaleRevision) the session is read again and the event
+        decided again on its new state.
+        """
+        record = session if isinstance(session, SessionRecord) else None
+        session_id = session.id if isinstance(session, SessionRecord) else session
         for _ in range(_RETRIES_ON_RACE):
-            record = await self.storage.get_session(session_id)
+            if record is None:
+                record = await self.storage.get_session(session_id)
             form = await self.questionnaire(record.form_id, record.form_version)
             state = codec.decode_state(record.state)
             result = engine.step(form, state, event)
@@ -90,13 +98,13 @@ class Conversations:
                     outgoing=replies(result, record) if replies else (),
                 )
             except StaleRevision:
-                continue  # another event for this session landed first: decide again on its state
+                record = None  # another event for this session landed first: decide again on its state
+                continue
+            current = outcome.session or await self.storage.get_session(session_id)
             if not outcome.applied:
-                current = await self.storage.get_session(session_id)
                 await self._disposition(current, event, event_key)  # in case a crash came between the two
                 return Handled(current, engine.Step(codec.decode_state(current.state), (), {}, accepted=False),
                                applied=False)
-            current = await self.storage.get_session(session_id)
             if DISPOSITION_OF_STATUS[engine.Status(record.status)] != DISPOSITION_OF_STATUS[result.state.status]:
                 await self._disposition(current, event, event_key)
             return Handled(current, result, applied=True)

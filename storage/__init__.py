@@ -89,9 +89,12 @@ __all__ = [
 ]
 
 
-async def open_storage(path: str | os.PathLike[str]) -> Storage:
+async def open_storage(path: str | os.PathLike[str], synchronous: str = "full") -> Storage:
     """Open the SQLite database at ``path``, creating it and applying migrations.
 
-    Use as ``async with await open_storage(path) as storage:``.
+    Use as ``async with await open_storage(path) as storage:``. ``synchronous`` is "full"
+    (the default; every commit is on disk before the call returns) or "normal" (survives a
+    killed process, but power loss or an OS crash may lose the last commits); see
+    ``SQLiteStorage.open``.
     """
-    return await SQLiteStorage.open(path)
+    return await SQLiteStorage.open(path, synchronous=synchronous)

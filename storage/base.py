@@ -354,6 +354,29 @@ class Storage(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def current_session(
+        self,
+        respondent_id: int,
+        form_id: str,
+        form_version: str,
+        channel: str,
+        status: str,
+        state: str,
+        at: str,
+    ) -> tuple[SessionRecord, bool]:
+        """The session a chat update for this respondent and form goes to, in one call.
+
+        One response per person: if the respondent's latest session of the form (as
+        ``latest_session``) is "completed" or "refused", it is returned as is (the engine
+        answers a finished session politely; a refused one can be resumed). Otherwise the
+        open session is returned, or, if there is none, one is created as by
+        ``open_session`` (at revision 0 with ``status`` and ``state``; concurrent callers
+        never create two). Returns ``(session, created)``. Finding an existing session
+        writes nothing. Raises ``NotFound`` if a session has to be created and the
+        respondent or questionnaire version is unknown.
+        """
+
+    @abc.abstractmethod
     async def get_session(self, session_id: int) -> SessionRecord:
         """Return one session or raise ``NotFound``."""
 
@@ -383,7 +406,9 @@ class Storage(abc.ABC):
 
         Chat platforms deliver at least once, so an ``event_key`` already
         recorded for this session returns ``StepResult(False, current)`` and
-        writes nothing. Otherwise, if the session's revision is not
+        writes nothing. The result's ``session`` is the session after the call
+        (after this step, or as it is now for a re-delivered event), so callers
+        need not read it again. Otherwise, if the session's revision is not
         ``expected_revision`` another writer got there first and
         ``StaleRevision`` is raised. Otherwise the event is logged, the
         session's state, status and revision (+1) are replaced, each change

@@ -7,7 +7,7 @@ as text: storage keeps what the engine serialised and never interprets it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -103,10 +103,16 @@ class AnswerChange:
 
 @dataclass(frozen=True)
 class StepResult:
-    """Outcome of ``apply_step``: ``applied`` is False for a re-delivered event."""
+    """Outcome of ``apply_step``: ``applied`` is False for a re-delivered event.
+
+    ``session`` is the session as it is after the call (after the step, or as found for a
+    re-delivered event), so the caller need not read it again. ``apply_step`` always sets
+    it; it is left out of comparisons, so ``StepResult(True, 1)`` still equals a result.
+    """
 
     applied: bool
     revision: int
+    session: SessionRecord | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)

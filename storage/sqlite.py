@@ -1,25 +1,31 @@
 """SQLite implementation of ``Storage`` on aiosqlite.
 
-Durability choices: WAL with ``synchronous=FULL`` so every committed step is
-on disk before the call returns (NORMAL may lose the last commits on power
-loss); every write is one ``BEGIN IMMEDIATE`` transaction so a killed process
-leaves all of it or none, and concurrent writers queue on ``busy_timeout``
-instead of failing mid-transaction. One connection serves all coroutines, so
-an ``asyncio.Lock`` keeps their transactions from interleaving on it.
+Durability choices: WAL with ``synchronous=FULL`` by default so every committed step is
+on disk before the call returns (NORMAL survives a killed process but may lose the last
+commits on power loss or an OS crash); every write is one ``BEGIN IMMEDIATE`` transaction
+so a killed process leaves all of it or none, and concurrent writers in other processes
+queue on ``busy_timeout`` instead of failing mid-transaction.
+
+One hop per call: the whole body of each public method is one synchronous function run on
+aiosqlite's worker thread against the underlying ``sqlite3.Connection`` (see ``_run``). That
+thread runs the functions it is given one at a time, in order, so transactions of different
+coroutines cannot interleave on the one connection and no ``asyncio.Lock`` is needed; and a
+transaction costs one thread hand-off instead of one per statement. A function already handed
+to the thread runs to the end (COMMIT or ROLLBACK) even if the awaiting coroutine is
+cancelled, so a write is still all or nothing.
 """
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import hashlib
 import os
 import secrets
 import sqlite3
-from collections.abc import AsyncIterator, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 
@@ -60,11 +66,15 @@ from .records import (
     StoredSurvey,
 )
 
+T = TypeVar("T")
+
+#: Accepted values of ``open(..., synchronous=...)`` and the PRAGMA each sets.
+SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
 _PRAGMAS = (
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
     "PRAGMA journal_mode = WAL",
-    "PRAGMA synchronous = FULL",
 )
 
 # Crockford base32: no I, L, O, U, so pseudonyms survive being read aloud or retyped.
@@ -110,16 +120,72 @@ def _translated() -> Iterator[None]:
         raise StorageError(f"sqlite: {exc}") from exc
 
 
+# Synchronous helpers: they run on aiosqlite's worker thread, inside one ``_run`` call. -------
+
+def _rows(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+    return conn.execute(sql, params).fetchone()
+
+
+def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(conn, *args)`` in one write transaction: all of it is committed or none."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn, *args)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    return result
+
+
+def _in_snapshot(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
+    """``fn(conn, *args)`` in one read transaction, so several SELECTs see one state."""
+    conn.execute("BEGIN")
+    try:
+        return fn(conn, *args)
+    finally:
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+
+def _aiosqlite_internals_missing() -> list[str]:
+    return [name for name in ("_execute", "_conn") if not hasattr(aiosqlite.Connection, name)]
+
+
 class SQLiteStorage(Storage):
     """``Storage`` on one SQLite file. Create with ``await SQLiteStorage.open(path)``."""
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
-        self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: str | os.PathLike[str]) -> SQLiteStorage:
-        """Open (creating the file and its directory if needed) and migrate."""
+    async def open(
+        cls, path: str | os.PathLike[str], synchronous: str = "full"
+    ) -> SQLiteStorage:
+        """Open (creating the file and its directory if needed) and migrate.
+
+        ``synchronous`` is "full" (the default: every commit is fsynced before the call
+        returns, so it survives power loss and OS crashes) or "normal" (WAL is fsynced only
+        at checkpoints: a killed process loses nothing, but power loss or an OS crash may
+        lose the last committed transactions; the database stays consistent).
+        """
+        pragma = SYNCHRONOUS.get(str(synchronous).lower())
+        if pragma is None:
+            raise StorageError(
+                f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}"
+            )
+        missing = _aiosqlite_internals_missing()
+        if missing:
+            raise StorageError(
+                f"aiosqlite {getattr(aiosqlite, '__version__', '?')} lacks"
+                f" Connection.{' and Connection.'.join(missing)}, which khaosat's storage uses"
+                " to run each call in one hop; install aiosqlite>=0.20,<0.23"
+            )
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _translated():
@@ -127,8 +193,8 @@ class SQLiteStorage(Storage):
         try:
             with _translated():
                 db.row_factory = sqlite3.Row
-                for pragma in _PRAGMAS:
-                    await db.execute(pragma)
+                for statement in (*_PRAGMAS, f"PRAGMA synchronous = {pragma}"):
+                    await db.execute(statement)
                 await migrate(db)
         except BaseException:
             await db.close()
@@ -136,26 +202,35 @@ class SQLiteStorage(Storage):
         return cls(db)
 
     async def close(self) -> None:
-        async with self._lock:
-            await self._db.close()
+        # aiosqlite queues the close behind every function already handed to its thread.
+        await self._db.close()
 
-    @asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[aiosqlite.Connection]:
-        async with self._lock:
-            with _translated():
-                await self._db.execute("BEGIN IMMEDIATE")
-                try:
-                    yield self._db
-                    await self._db.execute("COMMIT")
-                except BaseException:
-                    if self._db.in_transaction:
-                        await self._db.execute("ROLLBACK")
-                    raise
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(conn, *args)`` on aiosqlite's worker thread: one hop, whatever ``fn`` does.
+
+        ``Connection._execute`` (queue a callable for the worker thread and await its result)
+        and ``Connection._conn`` (the ``sqlite3.Connection`` that thread owns) are private to
+        aiosqlite; they are used only here, because aiosqlite's public API costs one thread
+        hop per statement, and ``open()`` checks they exist (aiosqlite is pinned to
+        >=0.20,<0.23 in pyproject.toml). The worker thread runs callables one at a time, so
+        ``fn`` has the connection to itself while it runs.
+        """
+        with _translated():
+            return await self._db._execute(fn, self._db._conn, *args)  # noqa: SLF001
+
+    async def _write(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` as one ``BEGIN IMMEDIATE … COMMIT`` in one hop (ROLLBACK on error)."""
+        return await self._run(_in_transaction, fn, *args)
+
+    async def _read(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(conn, *args)`` in one read transaction, in one hop."""
+        return await self._run(_in_snapshot, fn, *args)
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        async with self._lock:
-            with _translated():
-                return list(await self._db.execute_fetchall(sql, params))
+        return await self._run(_rows, sql, params)
+
+    async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
+        return await self._run(_one, sql, params)
 
     # Questionnaires -----------------------------------------------------
 
@@ -163,13 +238,15 @@ class SQLiteStorage(Storage):
         self, form_id: str, version: str, source_name: str, source: bytes, at: str
     ) -> StoredQuestionnaire:
         sha256 = hashlib.sha256(source).hexdigest()
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(
+
+        def body(conn: sqlite3.Connection) -> StoredQuestionnaire:
+            row = _one(
+                conn,
                 "SELECT * FROM questionnaires WHERE form_id = ? AND version = ?",
                 (form_id, version),
             )
-            if rows:
-                existing = StoredQuestionnaire(**dict(rows[0]))
+            if row is not None:
+                existing = StoredQuestionnaire(**dict(row))
                 if existing.sha256 != sha256:
                     raise QuestionnaireConflict(
                         f"questionnaire {form_id!r} version {version!r} is already stored "
@@ -179,20 +256,22 @@ class SQLiteStorage(Storage):
                     )
                 return existing
             record = StoredQuestionnaire(form_id, version, source_name, bytes(source), sha256, at)
-            await db.execute(
+            conn.execute(
                 "INSERT INTO questionnaires (form_id, version, source_name, source, sha256,"
                 " loaded_at) VALUES (?, ?, ?, ?, ?, ?)",
                 (form_id, version, source_name, record.source, sha256, at),
             )
             return record
 
+        return await self._write(body)
+
     async def get_questionnaire(self, form_id: str, version: str) -> StoredQuestionnaire:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             "SELECT * FROM questionnaires WHERE form_id = ? AND version = ?", (form_id, version)
         )
-        if not rows:
+        if row is None:
             raise NotFound(f"questionnaire {form_id!r} version {version!r}")
-        return StoredQuestionnaire(**dict(rows[0]))
+        return StoredQuestionnaire(**dict(row))
 
     async def list_questionnaires(self) -> list[StoredQuestionnaire]:
         rows = await self._fetchall("SELECT * FROM questionnaires ORDER BY form_id, loaded_at")
@@ -201,36 +280,37 @@ class SQLiteStorage(Storage):
     # Respondents --------------------------------------------------------
 
     async def ensure_respondent(self, external_id: str, at: str) -> Respondent:
-        async with self._transaction() as db:
-            existing = await self._respondent_by_external_id(db, external_id)
+        def body(conn: sqlite3.Connection) -> Respondent:
+            existing = self._respondent_by_external_id(conn, external_id)
             if existing is not None:
                 return existing
-            return await self._insert_respondent(db, external_id, None, None, at)
+            return self._insert_respondent(conn, external_id, None, None, at)
+
+        return await self._write(body)
 
     @staticmethod
-    async def _respondent_by_external_id(
-        db: aiosqlite.Connection, external_id: str
+    def _respondent_by_external_id(
+        conn: sqlite3.Connection, external_id: str
     ) -> Respondent | None:
-        rows = await db.execute_fetchall(
+        row = _one(
+            conn,
             f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE external_id = ?",
             (external_id,),
         )
-        return Respondent(**dict(rows[0])) if rows else None
+        return Respondent(**dict(row)) if row is not None else None
 
     @staticmethod
-    async def _insert_respondent(
-        db: aiosqlite.Connection,
+    def _insert_respondent(
+        conn: sqlite3.Connection,
         external_id: str,
         form_id: str | None,
         stratum: str | None,
         at: str,
     ) -> Respondent:
         pseudonym = _new_pseudonym()
-        while await db.execute_fetchall(
-            "SELECT 1 FROM respondents WHERE pseudonym = ?", (pseudonym,)
-        ):
+        while _one(conn, "SELECT 1 FROM respondents WHERE pseudonym = ?", (pseudonym,)):
             pseudonym = _new_pseudonym()
-        cursor = await db.execute(
+        cursor = conn.execute(
             "INSERT INTO respondents (external_id, pseudonym, created_at, form_id, stratum)"
             " VALUES (?, ?, ?, ?, ?)",
             (external_id, pseudonym, at, form_id, stratum),
@@ -238,21 +318,16 @@ class SQLiteStorage(Storage):
         return Respondent(cursor.lastrowid, external_id, pseudonym, at, form_id, stratum)
 
     @staticmethod
-    async def _require_respondent(db: aiosqlite.Connection, respondent_id: int) -> Respondent:
-        rows = await db.execute_fetchall(
-            f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE id = ?", (respondent_id,)
+    def _require_respondent(conn: sqlite3.Connection, respondent_id: int) -> Respondent:
+        row = _one(
+            conn, f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE id = ?", (respondent_id,)
         )
-        if not rows:
+        if row is None:
             raise NotFound(f"respondent {respondent_id}")
-        return Respondent(**dict(rows[0]))
+        return Respondent(**dict(row))
 
     async def get_respondent(self, respondent_id: int) -> Respondent:
-        rows = await self._fetchall(
-            f"SELECT {_RESPONDENT_COLUMNS} FROM respondents WHERE id = ?", (respondent_id,)
-        )
-        if not rows:
-            raise NotFound(f"respondent {respondent_id}")
-        return Respondent(**dict(rows[0]))
+        return await self._run(self._require_respondent, respondent_id)
 
     async def add_respondent(
         self,
@@ -264,31 +339,33 @@ class SQLiteStorage(Storage):
         phone: str | None = None,
         at: str,
     ) -> Respondent:
-        async with self._transaction() as db:
-            existing = await self._respondent_by_external_id(db, external_id)
+        def body(conn: sqlite3.Connection) -> Respondent:
+            existing = self._respondent_by_external_id(conn, external_id)
             if existing is not None:
                 return existing
-            respondent = await self._insert_respondent(db, external_id, form_id, stratum, at)
+            respondent = self._insert_respondent(conn, external_id, form_id, stratum, at)
             if name is not None or phone is not None:
-                await db.execute(
+                conn.execute(
                     "INSERT INTO respondent_personal (respondent_id, name, phone)"
                     " VALUES (?, ?, ?)",
                     (respondent.id, name, phone),
                 )
             return respondent
 
+        return await self._write(body)
+
     async def personal(self, respondent_id: int) -> Personal:
-        async with self._lock:
-            with _translated():
-                if not await self._db.execute_fetchall(
-                    "SELECT 1 FROM respondents WHERE id = ?", (respondent_id,)
-                ):
-                    raise NotFound(f"respondent {respondent_id}")
-                rows = await self._db.execute_fetchall(
-                    "SELECT name, phone FROM respondent_personal WHERE respondent_id = ?",
-                    (respondent_id,),
-                )
-        return Personal(**dict(rows[0])) if rows else Personal()
+        def body(conn: sqlite3.Connection) -> Personal:
+            if not _one(conn, "SELECT 1 FROM respondents WHERE id = ?", (respondent_id,)):
+                raise NotFound(f"respondent {respondent_id}")
+            row = _one(
+                conn,
+                "SELECT name, phone FROM respondent_personal WHERE respondent_id = ?",
+                (respondent_id,),
+            )
+            return Personal(**dict(row)) if row is not None else Personal()
+
+        return await self._read(body)
 
     async def respondent_by_phone(self, phone: str) -> Respondent | None:
         rows = await self._fetchall(
@@ -316,13 +393,15 @@ class SQLiteStorage(Storage):
     async def set_respondent_form(
         self, respondent_id: int, form_id: str, stratum: str | None, at: str
     ) -> Respondent:
-        async with self._transaction() as db:
-            await self._require_respondent(db, respondent_id)
-            await db.execute(
+        def body(conn: sqlite3.Connection) -> Respondent:
+            self._require_respondent(conn, respondent_id)
+            conn.execute(
                 "UPDATE respondents SET form_id = ?, stratum = ? WHERE id = ?",
                 (form_id, stratum, respondent_id),
             )
-            return await self._require_respondent(db, respondent_id)
+            return self._require_respondent(conn, respondent_id)
+
+        return await self._write(body)
 
     # Dispositions -------------------------------------------------------
 
@@ -335,24 +414,26 @@ class SQLiteStorage(Storage):
         reason: str | None = None,
         key: str | None = None,
     ) -> bool:
-        async with self._transaction() as db:
-            respondent = await self._require_respondent(db, respondent_id)
-            if key is not None and await db.execute_fetchall(
-                "SELECT 1 FROM disposition_history WHERE key = ?", (key,)
+        def body(conn: sqlite3.Connection) -> bool:
+            respondent = self._require_respondent(conn, respondent_id)
+            if key is not None and _one(
+                conn, "SELECT 1 FROM disposition_history WHERE key = ?", (key,)
             ):
                 return False
             if respondent.disposition == status:
                 return False
-            await db.execute(
+            conn.execute(
                 "UPDATE respondents SET disposition = ?, disposition_at = ? WHERE id = ?",
                 (status, at, respondent_id),
             )
-            await db.execute(
+            conn.execute(
                 "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (respondent_id, status, reason, at, key),
             )
             return True
+
+        return await self._write(body)
 
     async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(
@@ -367,54 +448,61 @@ class SQLiteStorage(Storage):
     async def issue_invitation(
         self, respondent_id: int, kind: str, code_hash: str, at: str
     ) -> Invitation:
-        async with self._transaction() as db:
-            await self._require_respondent(db, respondent_id)
-            await db.execute(
+        def body(conn: sqlite3.Connection) -> Invitation:
+            self._require_respondent(conn, respondent_id)
+            conn.execute(
                 "UPDATE invitations SET revoked_at = ?"
                 " WHERE respondent_id = ? AND kind = ? AND revoked_at IS NULL",
                 (at, respondent_id, kind),
             )
-            cursor = await db.execute(
+            cursor = conn.execute(
                 "INSERT INTO invitations (respondent_id, kind, code_hash, created_at)"
                 " VALUES (?, ?, ?, ?)",
                 (respondent_id, kind, code_hash, at),
             )
             return Invitation(cursor.lastrowid, respondent_id, kind, code_hash, at)
 
+        return await self._write(body)
+
     async def revoke_invitations(self, respondent_id: int, at: str) -> int:
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        def body(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
                 "UPDATE invitations SET revoked_at = ?"
                 " WHERE respondent_id = ? AND revoked_at IS NULL",
                 (at, respondent_id),
             )
             return cursor.rowcount
 
+        return await self._write(body)
+
     async def find_invitation(self, code_hash: str) -> Invitation | None:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE code_hash = ?", (code_hash,)
         )
-        return Invitation(**dict(rows[0])) if rows else None
+        return Invitation(**dict(row)) if row is not None else None
 
     async def active_invitation(self, respondent_id: int, kind: str) -> Invitation | None:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             f"SELECT {_INVITATION_COLUMNS} FROM invitations"
             " WHERE respondent_id = ? AND kind = ? AND revoked_at IS NULL",
             (respondent_id, kind),
         )
-        return Invitation(**dict(rows[0])) if rows else None
+        return Invitation(**dict(row)) if row is not None else None
 
     async def use_invitation(
         self, invitation_id: int, channel: str, bot: str, chat_id: str, at: str
     ) -> Invitation:
         chat_id = str(chat_id)
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(
-                f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE id = ?", (invitation_id,)
+
+        def body(conn: sqlite3.Connection) -> Invitation:
+            row = _one(
+                conn,
+                f"SELECT {_INVITATION_COLUMNS} FROM invitations WHERE id = ?",
+                (invitation_id,),
             )
-            if not rows:
+            if row is None:
                 raise NotFound(f"invitation {invitation_id}")
-            invitation = Invitation(**dict(rows[0]))
+            invitation = Invitation(**dict(row))
             if invitation.used_at is not None:
                 if (invitation.used_channel, invitation.used_bot, invitation.used_chat) == (
                     channel, bot, chat_id,
@@ -428,7 +516,7 @@ class SQLiteStorage(Storage):
                 raise InvitationRevoked(
                     f"invitation {invitation_id} was revoked at {invitation.revoked_at}"
                 )
-            await db.execute(
+            conn.execute(
                 "UPDATE invitations SET used_at = ?, used_channel = ?, used_bot = ?,"
                 " used_chat = ? WHERE id = ?",
                 (at, channel, bot, chat_id, invitation_id),
@@ -437,26 +525,31 @@ class SQLiteStorage(Storage):
                 invitation, used_at=at, used_channel=channel, used_bot=bot, used_chat=chat_id
             )
 
+        return await self._write(body)
+
     # Chat links ---------------------------------------------------------
 
     async def link_chat(
         self, channel: str, bot: str, chat_id: str, respondent_id: int, at: str
     ) -> None:
         chat_id = str(chat_id)
-        async with self._transaction() as db:
-            await self._require_respondent(db, respondent_id)
-            rows = await db.execute_fetchall(
+
+        def body(conn: sqlite3.Connection) -> None:
+            self._require_respondent(conn, respondent_id)
+            row = _one(
+                conn,
                 "SELECT respondent_id FROM chat_links"
                 " WHERE channel = ? AND bot = ? AND chat_id = ?",
                 (channel, bot, chat_id),
             )
-            if rows:
-                if rows[0]["respondent_id"] == respondent_id:
+            if row is not None:
+                if row["respondent_id"] == respondent_id:
                     return
                 raise LinkConflict(
                     f"{channel} chat {chat_id} on bot {bot!r} is linked to another respondent"
                 )
-            if await db.execute_fetchall(
+            if _one(
+                conn,
                 "SELECT 1 FROM chat_links WHERE channel = ? AND bot = ? AND respondent_id = ?",
                 (channel, bot, respondent_id),
             ):
@@ -464,22 +557,24 @@ class SQLiteStorage(Storage):
                     f"respondent {respondent_id} is linked to another {channel} chat"
                     f" on bot {bot!r}"
                 )
-            await db.execute(
+            conn.execute(
                 "INSERT INTO chat_links (channel, bot, chat_id, respondent_id, linked_at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (channel, bot, chat_id, respondent_id, at),
             )
 
+        await self._write(body)
+
     async def linked_respondent(
         self, channel: str, bot: str, chat_id: str
     ) -> Respondent | None:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             f"SELECT {_RESPONDENT_COLUMNS_R} FROM chat_links l"
             " JOIN respondents r ON r.id = l.respondent_id"
             " WHERE l.channel = ? AND l.bot = ? AND l.chat_id = ?",
             (channel, bot, str(chat_id)),
         )
-        return Respondent(**dict(rows[0])) if rows else None
+        return Respondent(**dict(row)) if row is not None else None
 
     async def chats_of(self, respondent_id: int) -> list[tuple[str, str, str]]:
         rows = await self._fetchall(
@@ -500,39 +595,40 @@ class SQLiteStorage(Storage):
         key: str,
         detail: str | None = None,
     ) -> bool:
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        def body(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
                 "INSERT INTO link_attempts (channel, bot, chat_id, outcome, detail, at, key)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                 (channel, bot, str(chat_id), outcome, detail, at, key),
             )
             return cursor.rowcount == 1
 
+        return await self._write(body)
+
     async def count_link_attempts(
         self, channel: str, bot: str, chat_id: str, outcome: str, since: str
     ) -> int:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             "SELECT count(*) FROM link_attempts"
             " WHERE channel = ? AND bot = ? AND chat_id = ? AND outcome = ? AND at >= ?",
             (channel, bot, str(chat_id), outcome, since),
         )
-        return rows[0][0]
+        return row[0]
 
     # Outbox -------------------------------------------------------------
 
     async def enqueue(self, messages: Sequence[OutgoingMessage], at: str) -> int:
-        async with self._transaction() as db:
-            return await self._enqueue(db, messages, at)
+        return await self._write(self._enqueue, messages, at)
 
     @staticmethod
-    async def _enqueue(
-        db: aiosqlite.Connection, messages: Sequence[OutgoingMessage], at: str
+    def _enqueue(
+        conn: sqlite3.Connection, messages: Sequence[OutgoingMessage], at: str
     ) -> int:
         # ON CONFLICT (dedupe_key) rather than INSERT OR IGNORE: OR IGNORE would
         # also silently drop rows failing the json_valid CHECK or NOT NULL.
         new = 0
         for m in messages:
-            cursor = await db.execute(
+            cursor = conn.execute(
                 "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
                 " dedupe_key, respondent_id, not_before, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
@@ -558,12 +654,15 @@ class SQLiteStorage(Storage):
         self, message_id: int, from_state: str, sets: str, params: Sequence[Any]
     ) -> bool:
         """Apply ``sets`` only if the row is in ``from_state``; True if it moved."""
-        async with self._transaction() as db:
-            cursor = await db.execute(
+
+        def body(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
                 f"UPDATE outbox SET {sets} WHERE id = ? AND state = ?",
                 (*params, message_id, from_state),
             )
             return cursor.rowcount == 1
+
+        return await self._write(body)
 
     async def mark_sending(self, message_id: int, at: str) -> bool:
         return await self._move(
@@ -595,14 +694,16 @@ class SQLiteStorage(Storage):
         )
 
     async def recover_outbox(self, channel: str, bot: str, at: str) -> int:
-        async with self._transaction() as db:
-            cursor = await db.execute(
+        def body(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
                 "UPDATE outbox SET state = 'unknown', updated_at = ?,"
                 " error = 'process stopped while sending; delivery unknown, not resent'"
                 " WHERE channel = ? AND bot = ? AND state = 'sending'",
                 (at, channel, bot),
             )
             return cursor.rowcount
+
+        return await self._write(body)
 
     async def outbox_counts(
         self, channel: str | None = None, bot: str | None = None
@@ -618,6 +719,57 @@ class SQLiteStorage(Storage):
 
     # Sessions -----------------------------------------------------------
 
+    @staticmethod
+    def _latest_session(
+        conn: sqlite3.Connection, respondent_id: int, form_id: str
+    ) -> SessionRecord | None:
+        row = _one(
+            conn,
+            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE respondent_id = ? AND form_id = ?"
+            " ORDER BY id DESC LIMIT 1",
+            (respondent_id, form_id),
+        )
+        return SessionRecord(**dict(row)) if row is not None else None
+
+    @staticmethod
+    def _open_session(
+        conn: sqlite3.Connection,
+        respondent_id: int,
+        form_id: str,
+        form_version: str,
+        channel: str,
+        status: str,
+        state: str,
+        at: str,
+    ) -> tuple[SessionRecord, bool]:
+        """``open_session``'s body; runs inside a write transaction."""
+        if not _one(conn, "SELECT 1 FROM respondents WHERE id = ?", (respondent_id,)):
+            raise NotFound(f"respondent {respondent_id}")
+        if not _one(
+            conn,
+            "SELECT 1 FROM questionnaires WHERE form_id = ? AND version = ?",
+            (form_id, form_version),
+        ):
+            raise NotFound(f"questionnaire {form_id!r} version {form_version!r}")
+        row = _one(
+            conn,
+            f"SELECT {_SESSION_COLUMNS} FROM sessions"
+            f" WHERE respondent_id = ? AND form_id = ? AND {_OPEN}",
+            (respondent_id, form_id),
+        )
+        if row is not None:
+            return SessionRecord(**dict(row)), False
+        cursor = conn.execute(
+            "INSERT INTO sessions (respondent_id, form_id, form_version, channel, status,"
+            " state, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
+            (respondent_id, form_id, form_version, channel, status, state, at, at),
+        )
+        record = SessionRecord(
+            cursor.lastrowid, respondent_id, form_id, form_version, channel,
+            status, state, 0, at, at,
+        )
+        return record, True
+
     async def open_session(
         self,
         respondent_id: int,
@@ -628,49 +780,50 @@ class SQLiteStorage(Storage):
         state: str,
         at: str,
     ) -> tuple[SessionRecord, bool]:
-        async with self._transaction() as db:
-            if not await db.execute_fetchall(
-                "SELECT 1 FROM respondents WHERE id = ?", (respondent_id,)
-            ):
-                raise NotFound(f"respondent {respondent_id}")
-            if not await db.execute_fetchall(
-                "SELECT 1 FROM questionnaires WHERE form_id = ? AND version = ?",
-                (form_id, form_version),
-            ):
-                raise NotFound(f"questionnaire {form_id!r} version {form_version!r}")
-            rows = await db.execute_fetchall(
-                f"SELECT {_SESSION_COLUMNS} FROM sessions"
-                f" WHERE respondent_id = ? AND form_id = ? AND {_OPEN}",
-                (respondent_id, form_id),
-            )
-            if rows:
-                return SessionRecord(**dict(rows[0])), False
-            cursor = await db.execute(
-                "INSERT INTO sessions (respondent_id, form_id, form_version, channel, status,"
-                " state, revision, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?)",
-                (respondent_id, form_id, form_version, channel, status, state, at, at),
-            )
-            record = SessionRecord(
-                cursor.lastrowid, respondent_id, form_id, form_version, channel,
-                status, state, 0, at, at,
-            )
-            return record, True
+        return await self._write(
+            self._open_session, respondent_id, form_id, form_version, channel, status, state, at
+        )
+
+    async def current_session(
+        self,
+        respondent_id: int,
+        form_id: str,
+        form_version: str,
+        channel: str,
+        status: str,
+        state: str,
+        at: str,
+    ) -> tuple[SessionRecord, bool]:
+        args = (respondent_id, form_id, form_version, channel, status, state, at)
+
+        def body(conn: sqlite3.Connection) -> tuple[SessionRecord, bool]:
+            # The latest session is finished (completed/refused: it is the answer) or else it
+            # is the one open session (sessions_one_open): no write transaction either way.
+            latest = self._latest_session(conn, respondent_id, form_id)
+            if latest is not None:
+                return latest, False
+
+            def create(conn: sqlite3.Connection) -> tuple[SessionRecord, bool]:
+                # Look again under the write lock: another process may have just made one.
+                latest = self._latest_session(conn, respondent_id, form_id)
+                if latest is not None:
+                    return latest, False
+                return self._open_session(conn, *args)
+
+            return _in_transaction(conn, create)
+
+        return await self._run(body)
 
     async def get_session(self, session_id: int) -> SessionRecord:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
         )
-        if not rows:
+        if row is None:
             raise NotFound(f"session {session_id}")
-        return SessionRecord(**dict(rows[0]))
+        return SessionRecord(**dict(row))
 
     async def latest_session(self, respondent_id: int, form_id: str) -> SessionRecord | None:
-        rows = await self._fetchall(
-            f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE respondent_id = ? AND form_id = ?"
-            " ORDER BY id DESC LIMIT 1",
-            (respondent_id, form_id),
-        )
-        return SessionRecord(**dict(rows[0])) if rows else None
+        return await self._run(self._latest_session, respondent_id, form_id)
 
     async def list_sessions(self, form_id: str | None = None) -> list[SessionRecord]:
         if form_id is None:
@@ -695,59 +848,66 @@ class SQLiteStorage(Storage):
         at: str,
         outgoing: Sequence[OutgoingMessage] = (),
     ) -> StepResult:
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(
-                "SELECT revision FROM sessions WHERE id = ?", (session_id,)
+        def body(conn: sqlite3.Connection) -> StepResult:
+            row = _one(
+                conn, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,)
             )
-            if not rows:
+            if row is None:
                 raise NotFound(f"session {session_id}")
-            revision = rows[0]["revision"]
-            if await db.execute_fetchall(
+            record = SessionRecord(**dict(row))
+            if _one(
+                conn,
                 "SELECT 1 FROM events WHERE session_id = ? AND event_key = ?",
                 (session_id, event_key),
             ):
-                return StepResult(applied=False, revision=revision)
-            if revision != expected_revision:
+                return StepResult(applied=False, revision=record.revision, session=record)
+            if record.revision != expected_revision:
                 raise StaleRevision(
-                    f"session {session_id} is at revision {revision}, "
+                    f"session {session_id} is at revision {record.revision}, "
                     f"not {expected_revision}"
                 )
-            revision += 1
-            cursor = await db.execute(
+            revision = record.revision + 1
+            cursor = conn.execute(
                 "INSERT INTO events (session_id, event_key, event, revision, at)"
                 " VALUES (?, ?, ?, ?, ?)",
                 (session_id, event_key, event, revision, at),
             )
             event_id = cursor.lastrowid
-            await db.execute(
+            conn.execute(
                 "UPDATE sessions SET state = ?, status = ?, revision = ?, updated_at = ?"
                 " WHERE id = ?",
                 (state, status, revision, at, session_id),
             )
             for change in changes:
-                await self._apply_change(db, session_id, change, event_id, at)
-            await self._enqueue(db, outgoing, at)
-            return StepResult(applied=True, revision=revision)
+                self._apply_change(conn, session_id, change, event_id, at)
+            self._enqueue(conn, outgoing, at)
+            after = dataclasses.replace(
+                record, state=state, status=status, revision=revision, updated_at=at
+            )
+            return StepResult(applied=True, revision=revision, session=after)
+
+        return await self._write(body)
 
     @staticmethod
-    async def _apply_change(
-        db: aiosqlite.Connection, session_id: int, change: AnswerChange, event_id: int, at: str
+    def _apply_change(
+        conn: sqlite3.Connection, session_id: int, change: AnswerChange, event_id: int, at: str
     ) -> None:
         """Upsert one answer and log it, unless it is unchanged (no history noise)."""
-        rows = await db.execute_fetchall(
+        row = _one(
+            conn,
             "SELECT value, status FROM answers WHERE session_id = ? AND question = ?",
             (session_id, change.question),
         )
-        old_value, old_status = tuple(rows[0]) if rows else (None, None)
+        old_value, old_status = tuple(row) if row is not None else (None, None)
         if (old_value, old_status) == (change.value, change.status):
             return
-        await db.execute(
+        conn.execute(
             "INSERT INTO answers (session_id, question, value, status, updated_at)"
             " VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, question) DO UPDATE SET"
             " value = excluded.value, status = excluded.status, updated_at = excluded.updated_at",
             (session_id, change.question, change.value, change.status, at),
         )
-        await db.execute(
+        conn.execute(
             "INSERT INTO answer_history (session_id, question, old_value, old_status,"
             " new_value, new_status, event_id, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (session_id, change.question, old_value, old_status,
@@ -797,32 +957,37 @@ class SQLiteStorage(Storage):
         at: str,
     ) -> tuple[StoredSurvey, bool]:
         sha256 = hashlib.sha256(project.encode("utf-8")).hexdigest()
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(
+
+        def body(conn: sqlite3.Connection) -> tuple[StoredSurvey, bool]:
+            row = _one(
+                conn,
                 f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ?"
                 " ORDER BY version DESC LIMIT 1",
                 (survey_id,),
             )
-            if rows and rows[0]["sha256"] == sha256:
-                return StoredSurvey(**dict(rows[0])), False
-            version = rows[0]["version"] + 1 if rows else 1
-            record = StoredSurvey(survey_id, version, title, index_year, opens, closes, source_name,
-                                  source, project, sha256, at)
-            await db.execute(
-                f"INSERT INTO survey_versions ({_SURVEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            if row is not None and row["sha256"] == sha256:
+                return StoredSurvey(**dict(row)), False
+            version = row["version"] + 1 if row is not None else 1
+            record = StoredSurvey(survey_id, version, title, index_year, opens, closes,
+                                  source_name, source, project, sha256, at)
+            conn.execute(
+                f"INSERT INTO survey_versions ({_SURVEY_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 dataclasses.astuple(record),
             )
             return record, True
 
+        return await self._write(body)
+
     async def get_survey(self, survey_id: str, version: int | None = None) -> StoredSurvey:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ? AND (? IS NULL OR version = ?)"
             " ORDER BY version DESC LIMIT 1",
             (survey_id, version, version),
         )
-        if not rows:
+        if row is None:
             raise NotFound(f"survey {survey_id!r}" + (f" version {version}" if version else ""))
-        return StoredSurvey(**dict(rows[0]))
+        return StoredSurvey(**dict(row))
 
     async def list_surveys(self) -> list[StoredSurvey]:
         rows = await self._fetchall(
@@ -841,16 +1006,16 @@ class SQLiteStorage(Storage):
     # Sample frames ------------------------------------------------------------------
 
     async def import_frame(self, survey_id: str, rows: Sequence[FrameRow], at: str) -> FrameImport:
-        async with self._transaction() as db:
-            return await self._import_frame(db, survey_id, rows, at)
+        return await self._write(self._import_frame, survey_id, rows, at)
 
     @staticmethod
-    async def _import_frame(
-        db: aiosqlite.Connection, survey_id: str, rows: Sequence[FrameRow], at: str
+    def _import_frame(
+        conn: sqlite3.Connection, survey_id: str, rows: Sequence[FrameRow], at: str
     ) -> FrameImport:
         existing = {
             row[0]: tuple(row[1:])
-            for row in await db.execute_fetchall(
+            for row in _rows(
+                conn,
                 "SELECT f.frame_id, f.grp, f.unit, f.stratum, f.attributes, p.name, p.phone"
                 " FROM frame_units f LEFT JOIN frame_personal p"
                 " ON p.survey_id = f.survey_id AND p.frame_id = f.frame_id WHERE f.survey_id = ?",
@@ -863,23 +1028,23 @@ class SQLiteStorage(Storage):
         added = [fid for fid in wanted if fid not in existing]
         changed = [fid for fid in wanted if fid in existing and existing[fid] != wanted[fid]]
         removed = [fid for fid in existing if fid not in wanted]
-        if (added or changed or removed) and await db.execute_fetchall(
-            "SELECT 1 FROM samples WHERE survey_id = ?", (survey_id,)
+        if (added or changed or removed) and _one(
+            conn, "SELECT 1 FROM samples WHERE survey_id = ?", (survey_id,)
         ):
             raise FrameConflict(
                 f"survey {survey_id!r} already has a sample drawn from its frame; this file would "
                 f"add {len(added)}, change {len(changed)} and remove {len(removed)} row(s)"
             )
-        await db.executemany(
+        conn.executemany(
             "DELETE FROM frame_units WHERE survey_id = ? AND frame_id = ?",
             [(survey_id, fid) for fid in (*removed, *changed)],
         )
-        await db.executemany(
+        conn.executemany(
             "INSERT INTO frame_units (survey_id, frame_id, grp, unit, stratum, attributes, imported_at)"
             " VALUES (?, ?, ?, ?, ?, ?, ?)",
             [(survey_id, fid, *wanted[fid][:4], at) for fid in (*added, *changed)],
         )
-        await db.executemany(
+        conn.executemany(
             "INSERT INTO frame_personal (survey_id, frame_id, name, phone) VALUES (?, ?, ?, ?)",
             [(survey_id, fid, *wanted[fid][4:]) for fid in (*added, *changed)
              if wanted[fid][4] is not None or wanted[fid][5] is not None],
@@ -899,15 +1064,19 @@ class SQLiteStorage(Storage):
         return [FrameRow(**dict(row)) for row in await self._fetchall(sql, (survey_id,))]
 
     async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
-        groups = await self._fetchall(
-            "SELECT grp FROM frame_units WHERE survey_id = ?"
-            " UNION SELECT grp FROM sample_members WHERE survey_id = ?",
-            (survey_id, survey_id),
-        )
-        units = await self._fetchall(
-            "SELECT DISTINCT unit FROM frame_units WHERE survey_id = ?", (survey_id,)
-        )
-        return {row[0] for row in groups}, {row[0] for row in units}
+        def body(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+            groups = _rows(
+                conn,
+                "SELECT grp FROM frame_units WHERE survey_id = ?"
+                " UNION SELECT grp FROM sample_members WHERE survey_id = ?",
+                (survey_id, survey_id),
+            )
+            units = _rows(
+                conn, "SELECT DISTINCT unit FROM frame_units WHERE survey_id = ?", (survey_id,)
+            )
+            return {row[0] for row in groups}, {row[0] for row in units}
+
+        return await self._read(body)
 
     # Samples ----------------------------------------------------------------------
 
@@ -925,13 +1094,13 @@ class SQLiteStorage(Storage):
         personal: dict[str, tuple[str | None, str | None]] | None = None,
         frame: Sequence[FrameRow] | None = None,
     ) -> bool:
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(
+        def body(conn: sqlite3.Connection) -> bool:
+            old = _one(
+                conn,
                 "SELECT source, seed, frame_sha256, created_at FROM samples WHERE survey_id = ?",
                 (survey_id,),
             )
-            if rows:
-                old = rows[0]
+            if old is not None:
                 if (old["source"], old["seed"], old["frame_sha256"]) == (source, seed, frame_sha256):
                     return False
                 raise SampleConflict(
@@ -939,21 +1108,23 @@ class SQLiteStorage(Storage):
                     + (f", seed {old['seed']}" if old["seed"] is not None else "") + ")"
                 )
             if frame is not None:
-                await self._import_frame(db, survey_id, frame, at)
-            await db.execute(
+                self._import_frame(conn, survey_id, frame, at)
+            conn.execute(
                 "INSERT INTO samples (survey_id, source, seed, frame_sha256, params, created_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 (survey_id, source, seed, frame_sha256, params, at),
             )
-            await db.executemany(
+            conn.executemany(
                 "INSERT INTO sample_strata (survey_id, grp, stratum, population, n, reserve)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
                 [(survey_id, s.group, s.stratum, s.population, s.n, s.reserve) for s in strata],
             )
-            if personal is None:
-                personal = {
+            known = personal
+            if known is None:
+                known = {
                     row[0]: (row[1], row[2])
-                    for row in await db.execute_fetchall(
+                    for row in _rows(
+                        conn,
                         "SELECT frame_id, name, phone FROM frame_personal WHERE survey_id = ?",
                         (survey_id,),
                     )
@@ -963,10 +1134,10 @@ class SQLiteStorage(Storage):
                     raise StorageError(f"unknown sample role {m.role!r}")
                 respondent_id = None
                 if m.role == "main":
-                    name, phone = personal.get(m.frame_id, (None, None))
-                    respondent_id = await self._field(db, survey_id, m.frame_id, m.form_id, m.stratum,
-                                                      name, phone, at)
-                await db.execute(
+                    name, phone = known.get(m.frame_id, (None, None))
+                    respondent_id = self._field(conn, survey_id, m.frame_id, m.form_id, m.stratum,
+                                                name, phone, at)
+                conn.execute(
                     "INSERT INTO sample_members (survey_id, frame_id, grp, form_id, stratum, pi, weight,"
                     " role, reserve_rank, respondent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (survey_id, m.frame_id, m.group, m.form_id, m.stratum, m.pi, 1.0 / m.pi, m.role,
@@ -974,29 +1145,32 @@ class SQLiteStorage(Storage):
                 )
             return True
 
-    async def _field(
-        self, db: aiosqlite.Connection, survey_id: str, frame_id: str, form_id: str, stratum: str,
+        return await self._write(body)
+
+    @classmethod
+    def _field(
+        cls, conn: sqlite3.Connection, survey_id: str, frame_id: str, form_id: str, stratum: str,
         name: str | None, phone: str | None, at: str,
     ) -> int:
         """Make a sample member a respondent (disposition "sampled") with its personal row."""
         external_id = f"{survey_id}:{frame_id}"
-        if await self._respondent_by_external_id(db, external_id) is not None:
+        if cls._respondent_by_external_id(conn, external_id) is not None:
             raise SampleConflict(f"respondent {external_id!r} exists already")
-        respondent = await self._insert_respondent(db, external_id, form_id, stratum, at)
+        respondent = cls._insert_respondent(conn, external_id, form_id, stratum, at)
         if name is not None or phone is not None:
-            await db.execute(
+            conn.execute(
                 "INSERT INTO respondent_personal (respondent_id, name, phone) VALUES (?, ?, ?)",
                 (respondent.id, name, phone),
             )
         return respondent.id
 
     async def sample_info(self, survey_id: str) -> SampleInfo | None:
-        rows = await self._fetchall(
+        row = await self._fetchone(
             "SELECT survey_id, source, seed, frame_sha256, params, created_at FROM samples"
             " WHERE survey_id = ?",
             (survey_id,),
         )
-        return SampleInfo(**dict(rows[0])) if rows else None
+        return SampleInfo(**dict(row)) if row is not None else None
 
     async def sample_strata(self, survey_id: str) -> list[SampleStratum]:
         rows = await self._fetchall(
@@ -1025,62 +1199,68 @@ class SQLiteStorage(Storage):
         reason: str | None = None,
         replaceable: Sequence[str] = ("refused", "unreachable", "ineligible"),
     ) -> SampleMember:
-        async with self._transaction() as db:
-            rows = await db.execute_fetchall(
+        def body(conn: sqlite3.Connection) -> SampleMember:
+            row = _one(
+                conn,
                 f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND respondent_id = ?",
                 (survey_id, respondent_id),
             )
-            if not rows:
+            if row is None:
                 raise NotReplaceable(f"respondent {respondent_id} is not in the sample of {survey_id!r}")
-            member = SampleMember(*rows[0])
+            member = SampleMember(*row)
             if member.replaced_by is not None:
                 raise NotReplaceable(
                     f"respondent {respondent_id} was replaced already (by {member.replaced_by})")
-            respondent = await self._require_respondent(db, respondent_id)
+            respondent = self._require_respondent(conn, respondent_id)
             if respondent.disposition not in replaceable:
                 raise NotReplaceable(
                     f"respondent {respondent_id} is {respondent.disposition}; only "
                     f"{', '.join(replaceable)} can be replaced")
-            rows = await db.execute_fetchall(
+            row = _one(
+                conn,
                 f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND stratum = ?"
                 " AND role = 'reserve' AND respondent_id IS NULL ORDER BY reserve_rank LIMIT 1",
                 (survey_id, member.stratum),
             )
-            if not rows:
+            if row is None:
                 raise ReserveExhausted(f"stratum {member.stratum!r} has no reserve left")
-            reserve = SampleMember(*rows[0])
-            personal = await db.execute_fetchall(
+            reserve = SampleMember(*row)
+            personal = _one(
+                conn,
                 "SELECT name, phone FROM frame_personal WHERE survey_id = ? AND frame_id = ?",
                 (survey_id, reserve.frame_id),
             )
-            name, phone = tuple(personal[0]) if personal else (None, None)
-            new_id = await self._field(db, survey_id, reserve.frame_id, reserve.form_id, reserve.stratum,
-                                       name, phone, at)
-            await db.execute(
+            name, phone = tuple(personal) if personal is not None else (None, None)
+            new_id = self._field(conn, survey_id, reserve.frame_id, reserve.form_id,
+                                 reserve.stratum, name, phone, at)
+            conn.execute(
                 "UPDATE sample_members SET respondent_id = ?, promoted_at = ?, replaces = ?"
                 " WHERE survey_id = ? AND frame_id = ?",
                 (new_id, at, respondent_id, survey_id, reserve.frame_id),
             )
-            await db.execute(
+            conn.execute(
                 "UPDATE sample_members SET replaced_by = ?, replaced_disposition = ?"
                 " WHERE survey_id = ? AND frame_id = ?",
                 (new_id, respondent.disposition, survey_id, member.frame_id),
             )
-            await db.execute(
+            conn.execute(
                 "UPDATE respondents SET disposition = 'replaced', disposition_at = ? WHERE id = ?",
                 (at, respondent_id),
             )
-            await db.execute(
+            conn.execute(
                 "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
                 " VALUES (?, 'replaced', ?, ?, ?)",
-                (respondent_id, reason or f"replaced by reserve {reserve.reserve_rank} ({new_id})", at,
-                 f"replace:{survey_id}:{respondent_id}"),
+                (respondent_id, reason or f"replaced by reserve {reserve.reserve_rank} ({new_id})",
+                 at, f"replace:{survey_id}:{respondent_id}"),
             )
-            rows = await db.execute_fetchall(
+            row = _one(
+                conn,
                 f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND frame_id = ?",
                 (survey_id, reserve.frame_id),
             )
-            return SampleMember(*rows[0])
+            return SampleMember(*row)
+
+        return await self._write(body)
 
     async def replaceable_members(
         self, survey_id: str, dispositions: Sequence[str] = ("refused", "unreachable", "ineligible")

@@ -1,0 +1,346 @@
+"""One hop per storage call: every public SQLiteStorage method runs as one function on
+aiosqlite's worker thread, with no asyncio.Lock. These tests pin down what that must keep:
+transactions of concurrent coroutines never interleave, a failing write leaves nothing and
+the connection usable, apply_step returns the session after the step, current_session picks
+the right session in one call, and the ``synchronous`` setting."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from storage import (
+    AnswerChange,
+    NotFound,
+    OutgoingMessage,
+    SQLiteStorage,
+    StaleRevision,
+    StorageError,
+    open_storage,
+)
+
+T0 = "2024-05-01T08:00:00+07:00"
+T1 = "2024-05-01T08:01:00+07:00"
+T2 = "2024-05-01T08:02:00+07:00"
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "data" / "khaosat.sqlite"
+
+
+@pytest.fixture
+async def store(db_path: Path):
+    async with await open_storage(db_path) as s:
+        yield s
+
+
+async def respondent_with_form(s, external_id: str = "tg:1", form_id: str = "par"):
+    await s.save_questionnaire(form_id, "1", f"{form_id}.xlsx", b"form bytes", T0)
+    return await s.ensure_respondent(external_id, T0)
+
+
+async def current(s, respondent_id: int, form_id: str = "par", at: str = T0):
+    return await s.current_session(respondent_id, form_id, "1", "telegram", "new", '{"new": true}', at)
+
+
+async def step(s, session_id, key, revision, changes=(), status="active", outgoing=(), at=T1):
+    return await s.apply_step(
+        session_id,
+        event_key=key,
+        event=json.dumps({"key": key}),
+        expected_revision=revision,
+        status=status,
+        state=json.dumps({"rev": revision + 1}),
+        changes=list(changes),
+        at=at,
+        outgoing=list(outgoing),
+    )
+
+
+class Hops:
+    """Counts the callables handed to aiosqlite's worker thread (one per hop)."""
+
+    def __init__(self, monkeypatch):
+        self.n = 0
+        original = aiosqlite.Connection._execute
+
+        async def counting(conn, fn, *args, **kwargs):
+            self.n += 1
+            return await original(conn, fn, *args, **kwargs)
+
+        monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+
+
+# One hop per call ---------------------------------------------------------------------------
+
+
+async def test_each_call_is_one_hop(store, monkeypatch):
+    respondent = await respondent_with_form(store)
+    hops = Hops(monkeypatch)
+    session, created = await current(store, respondent.id)
+    assert created and hops.n == 1
+    hops.n = 0
+    reply = OutgoingMessage("telegram", "b", "1", "sendMessage", '{"text": "hi"}', dedupe_key="k#0")
+    result = await step(store, session.id, "e1", 0,
+                        [AnswerChange("q1", "1", "answered"), AnswerChange("q2", "2", "answered")], outgoing=[reply])
+    assert result.applied and hops.n == 1
+    hops.n = 0
+    await store.set_disposition(respondent.id, "started", T1, key="e1:disposition")
+    await store.linked_respondent("telegram", "b", "1")
+    await store.personal(respondent.id)
+    assert hops.n == 3
+
+
+async def test_no_asyncio_lock_left(store):
+    assert not any(isinstance(value, asyncio.Lock) for value in vars(store).values())
+
+
+# Concurrency on one connection --------------------------------------------------------------
+
+
+async def test_concurrent_steps_on_one_connection_do_not_interleave(store):
+    sessions = []
+    for n in range(20):
+        respondent = await respondent_with_form(store, f"tg:{n}")
+        sessions.append((await current(store, respondent.id))[0])
+
+    async def answer(session, n):
+        revision = 0
+        for k in range(5):
+            reply = OutgoingMessage("telegram", "b", str(n), "sendMessage", json.dumps({"k": k}),
+                                    dedupe_key=f"{n}:{k}#0")
+            result = await step(store, session.id, f"{n}:{k}", revision,
+                                [AnswerChange(f"q{k}", str(k), "answered")], outgoing=[reply])
+            assert result.applied and result.revision == revision + 1
+            revision = result.revision
+
+    await asyncio.gather(*(answer(session, n) for n, session in enumerate(sessions)))
+    for session in sessions:
+        assert (await store.get_session(session.id)).revision == 5
+        assert len(await store.answers(session.id)) == 5
+        assert [e["revision"] for e in await store.events(session.id)] == [1, 2, 3, 4, 5]
+    assert (await store.outbox_counts())["pending"] == 100
+
+
+async def test_failed_write_among_concurrent_ones_rolls_back_only_itself(store):
+    respondent = await respondent_with_form(store)
+    session, _ = await current(store, respondent.id)
+    others = []
+    for n in range(10):
+        other = await respondent_with_form(store, f"tg:other:{n}")
+        others.append((await current(store, other.id))[0])
+    bad = [AnswerChange("q1", "1", "answered"), AnswerChange("q2", "1", "bogus status")]
+    results = await asyncio.gather(
+        step(store, session.id, "bad", 0, bad),
+        *(step(store, other.id, "good", 0, [AnswerChange("q1", "1", "answered")]) for other in others),
+        return_exceptions=True,
+    )
+    assert isinstance(results[0], StorageError)
+    assert all(r.applied for r in results[1:])
+    # Nothing of the failed step is kept, and the connection is not left inside a transaction.
+    assert await store.answers(session.id) == {}
+    assert await store.events(session.id) == []
+    assert (await store.get_session(session.id)).revision == 0
+    assert not store._db.in_transaction  # noqa: SLF001
+    assert (await step(store, session.id, "bad", 0, [AnswerChange("q1", "1", "answered")])).applied
+
+
+async def test_domain_errors_roll_back_and_keep_the_connection_usable(store):
+    respondent = await respondent_with_form(store)
+    session, _ = await current(store, respondent.id)
+    await step(store, session.id, "e1", 0)
+    with pytest.raises(StaleRevision):
+        await step(store, session.id, "e2", 0)
+    with pytest.raises(NotFound):
+        await step(store, 999, "e2", 0)
+    assert not store._db.in_transaction  # noqa: SLF001
+    assert (await step(store, session.id, "e2", 1)).revision == 2
+
+
+async def test_cancelled_call_is_all_or_nothing_and_storage_stays_usable(store):
+    respondent = await respondent_with_form(store)
+    session, _ = await current(store, respondent.id)
+    task = asyncio.create_task(step(store, session.id, "e1", 0, [AnswerChange("q1", "1", "answered")]))
+    await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    after = await store.get_session(session.id)
+    answers = await store.answers(session.id)
+    assert (after.revision, list(answers)) in ((0, []), (1, ["q1"]))
+    result = await step(store, session.id, "e1", 0, [AnswerChange("q1", "1", "answered")])
+    assert result.revision == 1 and result.session.revision == 1
+
+
+async def test_close_waits_for_calls_in_flight(db_path):
+    s = await open_storage(db_path)
+    respondent = await respondent_with_form(s)
+    pending = [asyncio.create_task(s.ensure_respondent(f"tg:pending:{n}", T0)) for n in range(10)]
+    await asyncio.sleep(0)
+    await s.close()
+    await asyncio.gather(*pending)
+    async with await open_storage(db_path) as again:
+        assert len(await again.list_respondents()) == 11
+        assert (await again.get_respondent(respondent.id)).external_id == "tg:1"
+
+
+# apply_step returns the session ---------------------------------------------------------------
+
+
+async def test_apply_step_returns_the_session_after_the_step(store):
+    respondent = await respondent_with_form(store)
+    session, _ = await current(store, respondent.id)
+    result = await step(store, session.id, "e1", 0, status="active", at=T1)
+    assert result.session == await store.get_session(session.id)
+    assert (result.session.revision, result.session.status, result.session.updated_at) == (1, "active", T1)
+    assert json.loads(result.session.state) == {"rev": 1}
+    # Re-delivered: nothing written, and the session as it is now.
+    await step(store, session.id, "e2", 1, status="completed", at=T2)
+    again = await step(store, session.id, "e1", 0, at=T2)
+    assert not again.applied
+    assert again.session == await store.get_session(session.id)
+    assert (again.revision, again.session.status) == (2, "completed")
+
+
+# current_session ----------------------------------------------------------------------------
+
+
+async def test_current_session_creates_then_returns_the_open_one(store):
+    respondent = await respondent_with_form(store)
+    first, created = await current(store, respondent.id)
+    assert created and (first.revision, first.status, first.state) == (0, "new", '{"new": true}')
+    again, created = await current(store, respondent.id, at=T1)
+    assert not created and again == first
+    await step(store, first.id, "e1", 0, status="active")
+    moved, created = await current(store, respondent.id, at=T2)
+    assert not created and (moved.id, moved.revision, moved.status) == (first.id, 1, "active")
+
+
+@pytest.mark.parametrize("finished", ["completed", "refused"])
+async def test_current_session_returns_a_finished_latest_session(store, finished):
+    respondent = await respondent_with_form(store)
+    first, _ = await current(store, respondent.id)
+    await step(store, first.id, "e1", 0, status=finished)
+    latest, created = await current(store, respondent.id, at=T2)
+    assert not created and (latest.id, latest.status) == (first.id, finished)
+    assert len(await store.list_sessions()) == 1
+
+
+async def test_current_session_writes_nothing_when_a_session_exists(store, db_path):
+    respondent = await respondent_with_form(store)
+    await current(store, respondent.id)
+    before = db_path.with_name(db_path.name + "-wal").stat().st_size
+    for n in range(20):
+        await current(store, respondent.id, at=T1)
+    assert db_path.with_name(db_path.name + "-wal").stat().st_size == before
+
+
+async def test_current_session_needs_known_respondent_and_questionnaire(store):
+    respondent = await respondent_with_form(store)
+    with pytest.raises(NotFound):
+        await store.current_session(respondent.id, "par", "9", "telegram", "new", "{}", T0)
+    with pytest.raises(NotFound):
+        await current(store, 999)
+    assert await store.list_sessions() == []
+
+
+async def test_concurrent_current_session_creates_one(db_path):
+    async with await open_storage(db_path) as a, await open_storage(db_path) as b:
+        respondent = await respondent_with_form(a)
+        results = await asyncio.gather(*(current(s, respondent.id) for s in (a, b) * 5))
+        assert len({r.id for r, _ in results}) == 1
+        assert sum(created for _, created in results) == 1
+        assert len(await a.list_sessions()) == 1
+
+
+# synchronous --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("setting", "pragma"), [("full", 2), ("normal", 1), ("NORMAL", 1)])
+async def test_synchronous_setting(db_path, setting, pragma):
+    async with await open_storage(db_path, synchronous=setting) as s:
+        assert (await s._fetchall("PRAGMA synchronous"))[0][0] == pragma  # noqa: SLF001
+        assert (await s._fetchall("PRAGMA journal_mode"))[0][0] == "wal"  # noqa: SLF001
+    async with await SQLiteStorage.open(db_path) as s:
+        assert (await s._fetchall("PRAGMA synchronous"))[0][0] == 2  # noqa: SLF001 - FULL by default
+
+
+async def test_unknown_synchronous_setting_is_refused(db_path):
+    with pytest.raises(StorageError, match="synchronous"):
+        await open_storage(db_path, synchronous="off")
+    assert not db_path.exists()
+
+
+async def test_open_names_the_aiosqlite_version_without_its_internals(db_path, monkeypatch):
+    monkeypatch.delattr(aiosqlite.Connection, "_execute")
+    with pytest.raises(StorageError, match=r"aiosqlite .*_execute.*aiosqlite>=0\.20,<0\.23"):
+        await open_storage(db_path)
+
+
+# The callers: one update = current_session + apply_step ------------------------------------------
+
+
+async def test_drive_uses_two_storage_calls_per_update(store, monkeypatch):
+    import datetime as dt
+
+    from bot.chats import Chat, ChatSurveys
+    from bot.conversations import Conversations
+    from surveys import engine
+    from surveys.xlsform import load_questionnaire_bytes
+
+    source = (Path(__file__).parent / "forms" / "tour.md").read_bytes()
+    form = load_questionnaire_bytes(source, "tour.md")
+    at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    conversations = Conversations(store)
+    await conversations.register(form, source, "tour.md", at)
+    surveys = ChatSurveys(store, conversations, [form])
+    respondent = await store.add_respondent("S-1", form_id=form.form_id, at=at.isoformat())
+    chat = Chat("telegram", "b", "1", "1")
+
+    calls: list[str] = []
+    for name in ("current_session", "apply_step", "get_session", "latest_session", "open_session",
+                 "set_disposition"):
+        method = getattr(store, name)
+
+        async def counted(*args, _name=name, _method=method, **kwargs):
+            calls.append(_name)
+            return await _method(*args, **kwargs)
+
+        monkeypatch.setattr(store, name, counted)
+
+    handled = await surveys.drive(chat, respondent, engine.Start(at=at), "u1", lambda step: [])
+    assert handled.applied and handled.session.revision == 1
+    assert calls[:2] == ["current_session", "apply_step"] and "get_session" not in calls
+    calls.clear()
+    handled = await surveys.drive(chat, respondent, engine.Reply("40", at=at), "u2", lambda step: [])
+    assert calls == ["current_session", "apply_step"]
+    assert handled.applied and handled.session == await store.get_session(handled.session.id)
+    calls.clear()
+    again = await surveys.drive(chat, respondent, engine.Reply("40", at=at), "u2", lambda step: [])
+    assert not again.applied and again.session == handled.session
+    assert calls == ["current_session", "apply_step", "set_disposition"]
+
+
+async def test_handle_rereads_the_session_after_a_stale_revision(store):
+    import datetime as dt
+
+    from bot.conversations import Conversations
+    from surveys import engine
+    from surveys.xlsform import load_questionnaire_bytes
+
+    source = (Path(__file__).parent / "forms" / "tour.md").read_bytes()
+    form = load_questionnaire_bytes(source, "tour.md")
+    at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    conversations = Conversations(store)
+    await conversations.register(form, source, "tour.md", at)
+    record, _ = await conversations.open("tg:1", form, "telegram", None, at)
+    await conversations.handle(record.id, engine.Start(at=at), "u1")
+    # `record` is now one revision behind: handle decides again on the stored state.
+    handled = await conversations.handle(record, engine.Reply("40", at=at), "u2")
+    assert handled.applied and handled.session.revision == 2
+    assert [e["event_key"] for e in await store.events(record.id)] == ["u1", "u2"]

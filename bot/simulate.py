@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 import random
-from dataclasses import dataclass, field
-
 import re
+from dataclasses import dataclass, field
+from typing import Any
 
 from bot.telegram.emulator import ReceivedMessage, SimulatedUser
-from bot.zalo.emulator import SimulatedZaloUser
+from bot.zalo.emulator import SimulatedZaloUser, ZaloReceived
 from surveys.expressions import Environment, ExpressionError
 from surveys.model import Question, QuestionType, Questionnaire
 
@@ -86,9 +86,15 @@ class TypedAnswers:
             return False
 
 
-class TelegramPerson:
-    def __init__(self, user: SimulatedUser, form: Questionnaire, code: str, rng: random.Random,
-                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
+class _Person:
+    """The answering loop both platforms share: read each new message, stop when the survey ends.
+
+    Subclasses open the chat (:meth:`_open`), pick the next message (:meth:`_next_message`) and
+    react to it (:meth:`_react`, which returns an outcome to stop with, or None to go on).
+    """
+
+    def __init__(self, user: SimulatedUser | SimulatedZaloUser, form: Questionnaire, code: str,
+                 rng: random.Random, transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
         self.user = user
         self.form = form
         self.code = code
@@ -96,22 +102,33 @@ class TelegramPerson:
         self.transcript = transcript
         self.behaviour = behaviour
         self.typed = TypedAnswers(form, rng, dt.date.today())
-        self.old_prompts: list[ReceivedMessage] = []
+        self._typed_question: Question | None = None  # the question whose answer was typed last
+        self._attempts = 0  # how often that answer was refused
 
     def _say(self, text: str) -> None:
         if self.transcript is not None:
             self.transcript.person(text)
 
+    async def _send(self, text: str) -> None:
+        self._say(text)
+        await self.user.send_text(text)
+
+    async def _type(self, question: Question, attempt: int) -> None:
+        await self._send(self.typed.value(question, attempt))
+
+    async def _retype(self) -> None:
+        """After an error message about the value just typed: type another one."""
+        if self._typed_question is not None:
+            self._attempts += 1
+            await self._type(self._typed_question, self._attempts)
+
     async def take_part(self) -> str:
         """Answer until the survey ends or the person walks away; returns what happened."""
-        rng, behaviour = self.rng, self.behaviour
-        self._say(f"(mở đường link trong thư mời) /start {self.code[:6]}…")
-        await self.user.start(self.code)
-        attempts = 0
-        typed_question: Question | None = None
+        await self._open()
+        self._typed_question, self._attempts = None, 0
         while True:
             try:
-                message = await self.user.wait_for(lambda m: m.edits == 0 and bool(m.text), timeout=30)
+                message = await self._next_message()
             except TimeoutError:
                 return "stuck"
             text = message.text or ""
@@ -120,39 +137,69 @@ class TelegramPerson:
             for marker, outcome in _FINISHED.items():
                 if marker in text:
                     return outcome
-            buttons = self.user.inline_buttons(message) if message.inline_keyboard else []
-            question = self._question(text)
-            if not buttons and question is None:
-                if typed_question is not None:  # an error message about the value just typed
-                    attempts += 1
-                    await self._type(typed_question, attempts)
-                continue
-            if any(data.endswith(":yes") and data.startswith("c:") for _, data in buttons):
-                answer = "no" if rng.random() < behaviour.decline else "yes"
-                label = next(label for label, data in buttons if data.endswith(f":{answer}"))
-                self._say(f"[{label}]")
-                await self.user.press(label, message)
-                continue
-            if rng.random() < behaviour.walk_away:
-                self._say("(bỏ đi, không trả lời nữa)")
-                return "walked away"
-            if self.old_prompts and rng.random() < behaviour.press_old_button:
-                old = rng.choice(self.old_prompts)
-                stale = [data for _, data in self.user.inline_buttons(old) if data.startswith("c:")]
-                if stale:
-                    self._say("(bấm nhầm nút của một câu đã trả lời)")
-                    await self.user.press(rng.choice(stale), old)
-            if buttons:
-                self.old_prompts.append(message)
-            back = [data for _, data in buttons if data.startswith("b:")]
-            if back and rng.random() < behaviour.go_back:
-                self._say("[⬅ Quay lại]")
-                await self.user.press(back[0], message)
-                continue
-            typed_question, attempts = None, 0
-            await self._answer(message, buttons, question)
-            if question is not None and not any(data.startswith(("c:", "t:")) for _, data in buttons):
-                typed_question = question
+            outcome = await self._react(message, text)
+            if outcome is not None:
+                return outcome
+
+    async def _open(self) -> None:
+        raise NotImplementedError
+
+    async def _next_message(self) -> ReceivedMessage | ZaloReceived:
+        raise NotImplementedError
+
+    async def _react(self, message: Any, text: str) -> str | None:
+        raise NotImplementedError
+
+
+class TelegramPerson(_Person):
+    user: SimulatedUser
+
+    def __init__(self, user: SimulatedUser, form: Questionnaire, code: str, rng: random.Random,
+                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
+        super().__init__(user, form, code, rng, transcript, behaviour)
+        self.old_prompts: list[ReceivedMessage] = []
+
+    async def _open(self) -> None:
+        self._say(f"(mở đường link trong thư mời) /start {self.code[:6]}…")
+        await self.user.start(self.code)
+
+    async def _next_message(self) -> ReceivedMessage:
+        return await self.user.wait_for(lambda m: m.edits == 0 and bool(m.text), timeout=30)
+
+    async def _react(self, message: ReceivedMessage, text: str) -> str | None:
+        rng, behaviour = self.rng, self.behaviour
+        buttons = self.user.inline_buttons(message) if message.inline_keyboard else []
+        question = self._question(text)
+        if not buttons and question is None:
+            await self._retype()
+            return None
+        if any(data.endswith(":yes") and data.startswith("c:") for _, data in buttons):
+            answer = "no" if rng.random() < behaviour.decline else "yes"
+            label = next(label for label, data in buttons if data.endswith(f":{answer}"))
+            self._say(f"[{label}]")
+            await self.user.press(label, message)
+            return None
+        if rng.random() < behaviour.walk_away:
+            self._say("(bỏ đi, không trả lời nữa)")
+            return "walked away"
+        if self.old_prompts and rng.random() < behaviour.press_old_button:
+            old = rng.choice(self.old_prompts)
+            stale = [data for _, data in self.user.inline_buttons(old) if data.startswith("c:")]
+            if stale:
+                self._say("(bấm nhầm nút của một câu đã trả lời)")
+                await self.user.press(rng.choice(stale), old)
+        if buttons:
+            self.old_prompts.append(message)
+        back = [data for _, data in buttons if data.startswith("b:")]
+        if back and rng.random() < behaviour.go_back:
+            self._say("[⬅ Quay lại]")
+            await self.user.press(back[0], message)
+            return None
+        self._typed_question, self._attempts = None, 0
+        await self._answer(message, buttons, question)
+        if question is not None and not any(data.startswith(("c:", "t:")) for _, data in buttons):
+            self._typed_question = question
+        return None
 
     async def _answer(self, message: ReceivedMessage, buttons: list[tuple[str, str]], question: Question | None) -> None:
         rng = self.rng
@@ -176,11 +223,6 @@ class TelegramPerson:
         elif question is not None:
             await self._type(question, 0)
 
-    async def _type(self, question: Question, attempt: int) -> None:
-        value = self.typed.value(question, attempt)
-        self._say(value)
-        await self.user.send_text(value)
-
     def _question(self, text: str) -> Question | None:
         return question_in(self.form, text)
 
@@ -197,65 +239,44 @@ def question_in(form: Questionnaire, text: str) -> Question | None:
 _OPTION = re.compile(r"^  (\d+)\. (?:\[[ x]\] )?(.+)$", re.MULTILINE)
 
 
-class ZaloPerson:
+class ZaloPerson(_Person):
     """Someone answering on Zalo: no buttons, so numbers, words, 0 to go back, «bỏ qua» to skip."""
 
-    def __init__(self, user: SimulatedZaloUser, form: Questionnaire, code: str, rng: random.Random,
-                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
-        self.user = user
-        self.form = form
-        self.code = code
-        self.rng = rng
-        self.transcript = transcript
-        self.behaviour = behaviour
-        self.typed = TypedAnswers(form, rng, dt.date.today())
+    user: SimulatedZaloUser
 
-    async def _send(self, text: str) -> None:
-        if self.transcript is not None:
-            self.transcript.person(text)
-        await self.user.send_text(text)
-
-    async def take_part(self) -> str:
-        rng, behaviour = self.rng, self.behaviour
+    async def _open(self) -> None:
         await self._send(f"{self.code[:4]} {self.code[4:]}")  # typed from the letter
-        attempts, typed_question = 0, None
-        while True:
-            try:
-                message = await self.user.wait_for(timeout=30)
-            except TimeoutError:
-                return "stuck"
-            text = message.text or ""
-            if self.transcript is not None:
-                self.transcript.bot(text)
-            for marker, outcome in _FINISHED.items():
-                if marker in text:
-                    return outcome
-            options = _OPTION.findall(text)
-            question = question_in(self.form, text)
-            if "đồng ý tham gia" in text and options:
-                await self._send("2" if rng.random() < behaviour.decline else "1")
-                continue
-            if question is None:
-                if typed_question is not None and not options:
-                    attempts += 1
-                    await self._send(self.typed.value(typed_question, attempts))
-                continue
-            if rng.random() < behaviour.walk_away:
-                return "walked away"
-            if "gõ 0 để quay lại" in text and rng.random() < behaviour.go_back:
-                await self._send("0")
-                continue
-            typed_question, attempts = None, 0
-            if options and question.type is QuestionType.SELECT_MULTIPLE:
-                picked = rng.sample([number for number, _ in options], rng.randint(1, min(3, len(options))))
-                await self._send(rng.choice((" ", ", ")).join(picked))
-            elif options:
-                number, label = rng.choice(options)
-                await self._send(number if rng.random() < 0.8 else label.lower())
-            elif "bỏ qua" in text and rng.random() < behaviour.skip_optional:
-                await self._send("bỏ qua")
-            elif question.type is QuestionType.ACKNOWLEDGE:
-                await self._send("OK")
-            else:
-                typed_question = question
-                await self._send(self.typed.value(question, 0))
+
+    async def _next_message(self) -> ZaloReceived:
+        return await self.user.wait_for(timeout=30)
+
+    async def _react(self, message: ZaloReceived, text: str) -> str | None:
+        rng, behaviour = self.rng, self.behaviour
+        options = _OPTION.findall(text)
+        question = question_in(self.form, text)
+        if "đồng ý tham gia" in text and options:
+            await self._send("2" if rng.random() < behaviour.decline else "1")
+            return None
+        if question is None:
+            if not options:
+                await self._retype()
+            return None
+        if rng.random() < behaviour.walk_away:
+            return "walked away"
+        if "gõ 0 để quay lại" in text and rng.random() < behaviour.go_back:
+            await self._send("0")
+            return None
+        self._typed_question, self._attempts = None, 0
+        if options and question.type is QuestionType.SELECT_MULTIPLE:
+            picked = rng.sample([number for number, _ in options], rng.randint(1, min(3, len(options))))
+            await self._send(rng.choice((" ", ", ")).join(picked))
+        elif options:
+            number, label = rng.choice(options)
+            await self._send(number if rng.random() < 0.8 else label.lower())
+        elif "bỏ qua" in text and rng.random() < behaviour.skip_optional:
+            await self._send("bỏ qua")
+        elif question.type is QuestionType.ACKNOWLEDGE:
+            await self._send("OK")
+        else:
+            self._typed_question = question
+            await self._type(question, 0)

@@ -34,7 +34,7 @@ from aiogram.types import (
     Message,
     ReplyKeyboardMarkup,
 )
-from aiohttp import web
+from emulator_helpers import FakeClock, failing_once_webhook, post_json, serving
 
 from bot.telegram.botapi_spec import DEFAULT_SPEC_PATH, BotApiSpec
 from bot.telegram.emulator import NOT_MODIFIED, BotApiEmulator, EmulatedBot, Limits
@@ -45,19 +45,6 @@ VIETNAMESE_LETTERS_30 = "ảạẳặẩậẻẹểệỉịỏọổộởợ�
 VIETNAMESE_LABEL = "Nộp hồ sơ trực tuyến trên Cổng Dịch vụ công quốc gia"  # 52 characters, 71 bytes
 
 
-class FakeClock:
-    """The emulator's clock for limits and query ages; tests move it explicitly."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -65,10 +52,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def emulator(clock: FakeClock):
-    emulator = BotApiEmulator(clock=clock)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    async with serving(BotApiEmulator(clock=clock)) as emulator:
+        yield emulator
 
 
 @pytest.fixture
@@ -95,8 +80,7 @@ def spec() -> BotApiSpec:
 async def raw_call(emulator: BotApiEmulator, method: str, *, token: str = TOKEN, **params: Any) -> tuple[int, dict]:
     """POST a JSON body, as non-aiogram clients do."""
     async with aiohttp.ClientSession() as session:
-        async with session.post(f"{emulator.base_url}/bot{token}/{method}", json=params) as response:
-            return response.status, await response.json()
+        return await post_json(session, emulator.base_url, token, method, params)
 
 
 def keyboard(*labels_and_data: tuple[str, str]) -> InlineKeyboardMarkup:
@@ -214,31 +198,19 @@ async def test_redeliver_gives_the_same_update_again(bot: Bot, account: Emulated
 # --- webhooks ----------------------------------------------------------------------------------
 
 
+def _reply_in_body(update: dict[str, Any]) -> dict[str, Any]:
+    """The webhook's answer: a sendMessage call for the text "reply-in-body", else nothing."""
+    if "message" in update and update["message"].get("text") == "reply-in-body":
+        return {"method": "sendMessage", "chat_id": update["message"]["chat"]["id"],
+                "text": "trả lời trong webhook"}
+    return {}
+
+
 @pytest.fixture
 async def webhook_server():
     """A local webhook endpoint that fails its first delivery, then records updates in order."""
-    received: asyncio.Queue[tuple[dict, str | None]] = asyncio.Queue()
-    calls = {"n": 0}
-
-    async def handle(request: web.Request) -> web.Response:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            return web.Response(status=500)
-        update = await request.json()
-        await received.put((update, request.headers.get("X-Telegram-Bot-Api-Secret-Token")))
-        if "message" in update and update["message"].get("text") == "reply-in-body":
-            return web.json_response({"method": "sendMessage", "chat_id": update["message"]["chat"]["id"],
-                                      "text": "trả lời trong webhook"})
-        return web.json_response({})
-
-    app = web.Application()
-    app.router.add_post("/hook", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/hook", received
-    await runner.cleanup()
+    async with failing_once_webhook("/hook", "X-Telegram-Bot-Api-Secret-Token", _reply_in_body) as server:
+        yield server
 
 
 async def test_webhook_delivery_with_secret_retry_order_and_409(bot: Bot, account: EmulatedBot, webhook_server):
@@ -337,8 +309,7 @@ async def test_per_bot_rate_across_chats(bot: Bot, account: EmulatedBot, clock: 
 async def test_limits_are_configurable(clock: FakeClock):
     emulator = BotApiEmulator(clock=clock, limits=Limits(per_chat_burst=1, per_chat_per_second=0.2, text_max=10))
     account = emulator.add_bot(TOKEN, "khaosat_test_bot")
-    await emulator.start()
-    try:
+    async with serving(emulator):
         user = account.user()
         await user.start()
         assert (await raw_call(emulator, "sendMessage", chat_id=user.id, text="x" * 11))[0] == 400
@@ -346,8 +317,6 @@ async def test_limits_are_configurable(clock: FakeClock):
         status, body = await raw_call(emulator, "sendMessage", chat_id=user.id, text="2")
         assert status == 429 and body["parameters"] == {"retry_after": 5}
         assert body["description"] == "Too Many Requests: retry after 5"
-    finally:
-        await emulator.stop()
 
 
 async def test_blocked_user_and_user_who_never_started(bot: Bot, account: EmulatedBot):
@@ -591,15 +560,12 @@ async def test_allowed_updates_filters_what_the_bot_did_not_ask_for(bot: Bot, ac
 async def test_works_without_the_spec(tmp_path: Path, clock: FakeClock):
     emulator = BotApiEmulator(spec_path=tmp_path / "missing.json", clock=clock)
     emulator.add_bot(TOKEN, "khaosat_test_bot")
-    await emulator.start()
-    try:
+    async with serving(emulator):
         assert emulator.spec is None
         assert (await raw_call(emulator, "getMe"))[0] == 200
         assert (await raw_call(emulator, "getMe", unexpected=1))[0] == 200  # nothing to check against
         assert (await raw_call(emulator, "sendPoll"))[0] == 404
         assert emulator.violations == []
-    finally:
-        await emulator.stop()
 
 
 # --- the real aiogram dispatcher -----------------------------------------------------------------------

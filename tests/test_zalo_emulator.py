@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
+from emulator_helpers import FakeClock, failing_once_webhook, post_json, serving
 
 from bot.zalo.emulator import (
     CHAT_NOT_STARTED,
@@ -28,17 +28,6 @@ TOKEN = "3185630915094462771:pLkQxVbZtRsWnMcJhGfDaEyUoIqTlKr"
 VIETNAMESE = "Ông/bà hài lòng với thái độ của công chức tiếp nhận hồ sơ không? "  # 65 characters
 
 
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
@@ -46,10 +35,8 @@ def clock() -> FakeClock:
 
 @pytest.fixture
 async def emulator(clock: FakeClock):
-    emulator = ZaloBotApiEmulator(clock=clock)
-    await emulator.start()
-    yield emulator
-    await emulator.stop()
+    async with serving(ZaloBotApiEmulator(clock=clock)) as emulator:
+        yield emulator
 
 
 @pytest.fixture
@@ -62,8 +49,7 @@ async def api(emulator: ZaloBotApiEmulator):
     """``await api(method, **params)`` -> (HTTP status, JSON body), POSTed as JSON like the platform wants."""
     async with aiohttp.ClientSession() as session:
         async def call(method: str, token: str = TOKEN, **params: Any) -> tuple[int, dict[str, Any]]:
-            async with session.post(f"{emulator.base_url}/bot{token}/{method}", json=params) as response:
-                return response.status, await response.json()
+            return await post_json(session, emulator.base_url, token, method, params)
 
         call.session = session  # type: ignore[attr-defined]
         yield call
@@ -155,23 +141,8 @@ async def test_spontaneous_duplicates_give_each_message_twice(emulator: ZaloBotA
 @pytest.fixture
 async def webhook_server():
     """A local webhook that fails its first delivery, then records (body, secret header) in order."""
-    received: asyncio.Queue[tuple[dict, str | None]] = asyncio.Queue()
-    calls = {"n": 0}
-
-    async def handle(request: web.Request) -> web.Response:
-        calls["n"] += 1
-        if calls["n"] == 1:
-            return web.Response(status=500)
-        await received.put((await request.json(), request.headers.get(SECRET_HEADER)))
-        return web.json_response({"ok": True})
-
-    app = web.Application()
-    app.router.add_post("/zalo", handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", 0).start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}/zalo", received
-    await runner.cleanup()
+    async with failing_once_webhook("/zalo", SECRET_HEADER, lambda body: {"ok": True}) as server:
+        yield server
 
 
 async def test_webhook_delivery_with_secret_and_no_polling_meanwhile(account: EmulatedZaloBot, api, webhook_server):
@@ -260,8 +231,7 @@ async def test_rate_limits_answer_429_with_retry_after(account: EmulatedZaloBot,
 async def test_per_bot_limit_without_retry_after(clock: FakeClock):
     emulator = ZaloBotApiEmulator(limits=ZaloLimits(per_bot_per_second=2, per_chat_burst=5, retry_after_hint=False),
                                   clock=clock)
-    await emulator.start()
-    try:
+    async with serving(emulator):
         account = emulator.add_bot(TOKEN, "b")
         users = [account.user() for _ in range(3)]
         for user in users:
@@ -269,13 +239,11 @@ async def test_per_bot_limit_without_retry_after(clock: FakeClock):
         async with aiohttp.ClientSession() as session:
             statuses, bodies = [], []
             for user in users:
-                async with session.post(f"{emulator.base_url}/bot{TOKEN}/sendMessage",
-                                        json={"chat_id": user.id, "text": "Câu 1"}) as response:
-                    statuses.append(response.status)
-                    bodies.append(await response.json())
+                status, body = await post_json(session, emulator.base_url, TOKEN, "sendMessage",
+                                               {"chat_id": user.id, "text": "Câu 1"})
+                statuses.append(status)
+                bodies.append(body)
         assert statuses == [200, 200, 429] and "parameters" not in bodies[2]
-    finally:
-        await emulator.stop()
 
 
 async def test_calls_off_the_parameter_table_are_violations(emulator: ZaloBotApiEmulator, account, api):

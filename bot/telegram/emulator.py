@@ -14,12 +14,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import math
 import mimetypes
 import random
 import re
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -30,6 +28,7 @@ from urllib.parse import parse_qsl, urlsplit
 import aiohttp
 from aiohttp import web
 
+from bot.emulation import LOOPBACK_HOSTS, Broadcast, EmulatedApiError, EmulatorServer, Inbox, RateLimiter, RecordedRequest
 from bot.telegram.botapi_spec import BotApiSpec, Upload, parse_boolean_text
 
 __all__ = [
@@ -59,7 +58,6 @@ POLLING_CONFLICT = (
 _SECRET_TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
 _BOT_COMMAND = re.compile(r"[a-z0-9_]{1,32}")
 _INTEGER_TEXT = re.compile(r"\s*-?\d+\s*")
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 _WEBHOOK_PORTS = {80, 88, 443, 8443}
 # Update kinds Telegram leaves out unless a bot asks for them in allowed_updates.
 _OPT_IN_UPDATES = {"chat_member", "message_reaction", "message_reaction_count"}
@@ -96,14 +94,8 @@ class Limits:
     webhook_timeout: float = 10.0
 
 
-@dataclass(frozen=True)
-class Request:
+class Request(RecordedRequest):
     """One API call as the emulator saw it (after ``attach://`` references are resolved)."""
-
-    token: str
-    method: str
-    params: dict[str, Any]
-    status: int
 
 
 @dataclass
@@ -143,20 +135,12 @@ class ReceivedMessage:
         return (self.reply_markup or {}).get("inline_keyboard", [])
 
 
-class ApiError(Exception):
+class ApiError(EmulatedApiError):
     """An error answer of the Bot API: status code, description, optional retry_after."""
 
     def __init__(self, status: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
+        super().__init__(status, description, retry_after)
         self.status = status
-        self.description = description
-        self.retry_after = retry_after
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": False, "error_code": self.status, "description": self.description}
-        if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
-        return body
 
 
 def _bad(description: str) -> ApiError:
@@ -167,28 +151,8 @@ def _forbidden(description: str) -> ApiError:
     return ApiError(403, f"Forbidden: {description}")
 
 
-class _Broadcast:
-    """Wake every waiter on each change; waiters re-check their own condition.
-
-    A fresh Event per round means a waiter that grabbed the current one can never miss a
-    notification, and nothing needs a lock (notifying is synchronous).
-    """
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, timeout: float | None) -> bool:
-        """True when notified, False when ``timeout`` seconds passed first."""
-        event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
+def _too_many_requests(retry_after: int) -> ApiError:
+    return ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
 
 
 class _Params:
@@ -239,32 +203,6 @@ class _Params:
         return value
 
 
-class _RateLimiter:
-    """Telegram's flood limits for one bot: a 1-second window overall, a token bucket per chat."""
-
-    def __init__(self, limits: Limits, clock: Callable[[], float]) -> None:
-        self._limits = limits
-        self._clock = clock
-        self._recent: deque[float] = deque()
-        self._buckets: dict[int, tuple[float, float]] = {}  # chat id -> (tokens, at)
-
-    def acquire(self, chat_id: int) -> None:
-        """Count one message to ``chat_id``, or raise 429 without counting it."""
-        limits, now = self._limits, self._clock()
-        while self._recent and self._recent[0] <= now - 1.0:
-            self._recent.popleft()
-        bot_wait = self._recent[0] + 1.0 - now if len(self._recent) >= limits.per_bot_per_second else 0.0
-        tokens, at = self._buckets.get(chat_id, (float(limits.per_chat_burst), now))
-        tokens = min(float(limits.per_chat_burst), tokens + (now - at) * limits.per_chat_per_second)
-        chat_wait = (1.0 - tokens) / limits.per_chat_per_second if tokens < 1.0 else 0.0
-        wait = max(bot_wait, chat_wait)
-        if wait > 0:
-            retry_after = max(1, math.ceil(wait))
-            raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after)
-        self._recent.append(now)
-        self._buckets[chat_id] = (tokens - 1.0, now)
-
-
 @dataclass
 class _Pending:
     update: dict[str, Any]
@@ -312,9 +250,7 @@ class SimulatedUser:
         self.chat_instance = str(random.Random(f"{bot.id}:{user_id}").getrandbits(62))
         self._message_ids = itertools.count(1)
         self._own_message_ids: set[int] = set()
-        self._events: list[tuple[str, ReceivedMessage]] = []  # ("new" | "edit", message)
-        self._cursor = 0
-        self._changed = _Broadcast()
+        self._inbox: Inbox[tuple[str, ReceivedMessage]] = Inbox()  # ("new" | "edit", message)
 
     @property
     def as_user(self) -> dict[str, Any]:
@@ -387,19 +323,10 @@ class SimulatedUser:
         Events are consumed in order from where the previous ``wait_for`` stopped, so a reply
         that arrived before the call is not missed; ``predicate=None`` takes the next new message.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            while self._cursor < len(self._events):
-                kind, message = self._events[self._cursor]
-                self._cursor += 1
-                if predicate(message) if predicate else kind == "new":
-                    return message
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await self._changed.wait(remaining):
-                recent = [m.text or m.caption for m in self.received[-3:]]
-                raise TimeoutError(f"user {self.id}: no matching message within {timeout}s; "
-                                   f"latest received: {recent}")
+        _, message = await self._inbox.wait_for(
+            lambda event: predicate(event[1]) if predicate else event[0] == "new", timeout, self.id,
+            lambda: [m.text or m.caption for m in self.received[-3:]])
+        return message
 
     def deliver(self, message: ReceivedMessage) -> None:
         """Called by the emulator when the bot sends a message to this chat."""
@@ -420,8 +347,7 @@ class SimulatedUser:
         return next((m for m in self.received if m.message_id == message_id and not m.deleted), None)
 
     def _record(self, kind: str, message: ReceivedMessage) -> None:
-        self._events.append((kind, message))
-        self._changed.notify()
+        self._inbox.record((kind, message))
 
     def _send(self, content: dict[str, Any]) -> int:
         self._ensure_not_blocked()
@@ -478,9 +404,9 @@ class EmulatedBot:
         self.webhook_max_connections = 40
         self.webhook_last_error: tuple[int, str] | None = None
         self.allowed_updates: list[str] | None = None
-        self.limiter = _RateLimiter(limits, clock)
+        self.limiter = RateLimiter(limits, clock, _too_many_requests)
         self.pending: list[_Pending] = []
-        self.changed = _Broadcast()
+        self.changed = Broadcast()
         self.poll_generation = 0
         self.webhook_task: asyncio.Task[None] | None = None
         self._clock = clock
@@ -573,23 +499,24 @@ class EmulatedBot:
 Handler = Callable[[EmulatedBot, _Params], Awaitable[Any]]
 
 
-class BotApiEmulator:
-    """An aiohttp server speaking the Bot API for any number of emulated bots."""
+class BotApiEmulator(EmulatorServer[EmulatedBot]):
+    """An aiohttp server speaking the Bot API for any number of emulated bots.
+
+    :meth:`start` returns the base URL for aiogram; :meth:`stop` ends long polls at once (with
+    no updates), stops webhook delivery and closes the server.
+    """
+
+    request_type = Request
+    error_type = ApiError
+    limits: Limits
+    requests: list[Request]  # type: ignore[assignment]
 
     def __init__(self, *, spec_path: Path | None = None, limits: Limits = Limits(),
                  clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(limits, clock)
         self.spec = BotApiSpec.load(spec_path)
-        self.limits = limits
-        self.clock = clock
-        self.violations: list[str] = []
-        self.requests: list[Request] = []
-        self.base_url: str | None = None
-        self._bots: dict[str, EmulatedBot] = {}
         self._files: dict[str, _StoredFile] = {}
         self._file_ids = itertools.count(1)
-        self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
-        self._closing = False
         self._handlers: dict[str, Handler] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -613,73 +540,41 @@ class BotApiEmulator:
     @property
     def stats(self) -> dict[str, BotStats]:
         """Counters per bot token."""
-        return {token: bot.stats for token, bot in self._bots.items()}
+        return super().stats
+
+    @property
+    def client_max_size(self) -> int:  # type: ignore[override]
+        return self.limits.document_max_bytes + 1024 * 1024
 
     def add_bot(self, token: str, username: str) -> EmulatedBot:
         bot = EmulatedBot(token, username, self.clock, self.limits)
         self._bots[token] = bot
         return bot
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 = any free port) and return the base URL for aiogram."""
-        app = web.Application(client_max_size=self.limits.document_max_bytes + 1024 * 1024)
-        app.router.add_route("*", "/bot{token}/{method}", self._serve)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
-        self._client = aiohttp.ClientSession()
-        self._closing = False
-        self.base_url = f"http://{host}:{bound_port}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        """End long polls at once (with no updates), stop webhook delivery, close the server."""
-        self._closing = True
-        for bot in self._bots.values():
-            bot.changed.notify()
-            await self._stop_webhook_delivery(bot)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
     # --- HTTP ----------------------------------------------------------------------------------
 
-    async def _serve(self, request: web.Request) -> web.Response:
-        bot = self._bots.get(request.match_info["token"])
-        if bot is None:
-            return web.json_response(ApiError(401, "Unauthorized").body(), status=401)
-        try:
-            params = dict(request.query)
-            params.update(await _read_body(request.headers, request.content))
-        except ApiError as error:
-            return web.json_response(error.body(), status=error.status)
-        status, body = await self._call(bot, request.match_info["method"], params)
-        return web.json_response(body, status=status)
+    async def _read_params(self, request: web.Request, method: str) -> dict[str, Any]:
+        params = dict(request.query)
+        params.update(await _read_body(request.headers, request.content))
+        return params
 
-    async def _call(self, bot: EmulatedBot, name: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    async def _call(self, bot: EmulatedBot, name: str, params: dict[str, Any],
+                    request: web.Request | None = None) -> tuple[int, dict[str, Any]]:
         """Check and run one method call; record it; return (HTTP status, JSON body)."""
         method = self.spec.method_name(name) if self.spec else None
         method = method or self._handler_by_lower.get(name.lower())
         if method is None:
-            self.requests.append(Request(bot.token, name, params, 404))
+            self._record(bot.token, name, params, 404)
             return 404, ApiError(404, "Not Found").body()
-        try:
-            self._check_spec(method, params)
-            handler = self._handlers.get(method)
-            if handler is None:
-                self.violations.append(f"{method}: not implemented by the emulator")
-                raise _bad("method not implemented by the emulator")
-            status, body = 200, {"ok": True, "result": await handler(bot, _Params(params))}
-        except ApiError as error:
-            status, body = error.status, error.body()
-            self._count_error(bot.stats, status)
-        self.requests.append(Request(bot.token, method, params, status))
-        return status, body
+        return await self._answer(bot, method, params, lambda: self._run(bot, method, params))
+
+    async def _run(self, bot: EmulatedBot, method: str, params: dict[str, Any]) -> Any:
+        self._check_spec(method, params)
+        handler = self._handlers.get(method)
+        if handler is None:
+            self.violations.append(f"{method}: not implemented by the emulator")
+            raise _bad("method not implemented by the emulator")
+        return await handler(bot, _Params(params))
 
     def _check_spec(self, method: str, params: dict[str, Any]) -> None:
         if self.spec is None:
@@ -688,15 +583,6 @@ class BotApiEmulator:
         if problems:
             self.violations += [f"{method}: {problem}" for problem in problems]
             raise _bad("; ".join(problems))
-
-    @staticmethod
-    def _count_error(stats: BotStats, status: int) -> None:
-        if status == 429:
-            stats.too_many_requests += 1
-        elif status == 403:
-            stats.forbidden += 1
-        elif status == 400:
-            stats.bad_requests += 1
 
     # --- updates: long polling and webhooks ---------------------------------------------------------
 
@@ -751,8 +637,7 @@ class BotApiEmulator:
         bot.webhook_url, bot.webhook_secret = url, secret
         bot.webhook_max_connections = max_connections
         bot.webhook_last_error = None
-        if bot.webhook_task is None:
-            bot.webhook_task = asyncio.create_task(self._deliver_webhooks(bot))
+        self._start_webhook_delivery(bot)
         bot.changed.notify()  # a waiting getUpdates must now fail with 409
         return True
 
@@ -774,31 +659,16 @@ class BotApiEmulator:
             info["allowed_updates"] = bot.allowed_updates
         return info
 
-    async def _stop_webhook_delivery(self, bot: EmulatedBot) -> None:
-        task, bot.webhook_task = bot.webhook_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    def _webhook_next(self, bot: EmulatedBot) -> _Pending | None:
+        batch = bot.deliverable(1)
+        return batch[0] if batch else None
 
-    async def _deliver_webhooks(self, bot: EmulatedBot) -> None:
-        """POST pending updates one at a time, in order; retry a failed one until it gets through."""
-        failures = 0
-        while True:
-            batch = bot.deliverable(1)
-            if not batch:
-                await bot.changed.wait(None)
-                continue
-            entry = batch[0]
-            error = await self._post_update(bot, entry.update)
-            if error is None:
-                if entry in bot.pending:
-                    bot.pending.remove(entry)
-                failures = 0
-                continue
-            bot.webhook_last_error = (int(time.time()), error)
-            delays = self.limits.webhook_retry_delays
-            await asyncio.sleep(delays[min(failures, len(delays) - 1)])
-            failures += 1
+    def _webhook_delivered(self, bot: EmulatedBot, entry: _Pending) -> None:
+        if entry in bot.pending:
+            bot.pending.remove(entry)
+
+    def _webhook_failed(self, bot: EmulatedBot, entry: _Pending, error: str) -> None:
+        bot.webhook_last_error = (int(time.time()), error)
 
     async def _post_update(self, bot: EmulatedBot, update: dict[str, Any]) -> str | None:
         """Deliver one update; None on success, else the error Telegram would report.
@@ -806,20 +676,17 @@ class BotApiEmulator:
         The webhook may answer with a method call in its body (aiogram does this when handling
         in the foreground); Telegram executes it without telling the bot the result.
         """
-        assert self._client is not None and bot.webhook_url is not None
+        assert bot.webhook_url is not None
         headers = {"X-Telegram-Bot-Api-Secret-Token": bot.webhook_secret} if bot.webhook_secret else {}
         try:
-            async with self._client.post(
-                bot.webhook_url, json=update, headers=headers,
-                timeout=aiohttp.ClientTimeout(total=self.limits.webhook_timeout),
-            ) as response:
-                if not 200 <= response.status < 300:
-                    return f"Wrong response from the webhook: {response.status} {response.reason}"
-                reply = await _read_body(response.headers, response.content)
+            status, reason, reply = await self._post_json(
+                bot.webhook_url, update, headers, lambda response: _read_body(response.headers, response.content))
         except (aiohttp.ClientError, TimeoutError) as error:
             return f"Connection failed: {error or type(error).__name__}"
         except ApiError as error:
             return f"Wrong response from the webhook: {error.description}"
+        if not 200 <= status < 300:
+            return f"Wrong response from the webhook: {status} {reason}"
         if "method" in reply:
             method = str(reply.pop("method"))
             await self._call(bot, method, reply)
@@ -1101,7 +968,7 @@ def _check_webhook_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _bad("bad webhook: invalid webhook URL specified")
-    if parts.hostname in _LOOPBACK_HOSTS:
+    if parts.hostname in LOOPBACK_HOSTS:
         return
     if parts.scheme != "https":
         raise _bad("bad webhook: An HTTPS URL must be provided for webhook")

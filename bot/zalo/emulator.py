@@ -39,6 +39,8 @@ from urllib.parse import urlsplit
 import aiohttp
 from aiohttp import web
 
+from bot.emulation import LOOPBACK_HOSTS, Broadcast, EmulatedApiError, EmulatorServer, Inbox, RateLimiter, RecordedRequest
+
 __all__ = [
     "CHAT_NOT_STARTED",
     "METHOD_PARAMETERS",
@@ -93,7 +95,6 @@ METHOD_PARAMETERS: dict[str, dict[str, tuple[str, bool]]] = {
     "sendChatAction": {"chat_id": (_STRING, True), "action": (_STRING, True)},
 }
 _GET_ALLOWED = {"getMe"}
-_LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
 @dataclass(frozen=True)
@@ -114,14 +115,8 @@ class ZaloLimits:
     webhook_timeout: float = 10.0
 
 
-@dataclass(frozen=True)
-class ZaloRequest:
+class ZaloRequest(RecordedRequest):
     """One API call as the emulator saw it."""
-
-    token: str
-    method: str
-    params: dict[str, Any]
-    status: int
 
 
 @dataclass
@@ -149,20 +144,8 @@ class ZaloReceived:
     sticker: str | None = None
 
 
-class ZaloApiError(Exception):
+class ZaloApiError(EmulatedApiError):
     """An error answer: ``{"ok": false, "error_code", "description"}`` (+ parameters.retry_after)."""
-
-    def __init__(self, error_code: int, description: str, retry_after: int | None = None) -> None:
-        super().__init__(description)
-        self.error_code = error_code
-        self.description = description
-        self.retry_after = retry_after
-
-    def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"ok": False, "error_code": self.error_code, "description": self.description}
-        if self.retry_after is not None:
-            body["parameters"] = {"retry_after": self.retry_after}
-        return body
 
 
 def _bad(description: str) -> ZaloApiError:
@@ -173,54 +156,12 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class _Broadcast:
-    """Wake every waiter on each change; waiters re-check their own condition.
-
-    (The same small pattern as the Telegram emulator's; copied rather than imported from a
-    private name of another module.)
-    """
-
-    def __init__(self) -> None:
-        self._event = asyncio.Event()
-
-    def notify(self) -> None:
-        self._event.set()
-        self._event = asyncio.Event()
-
-    async def wait(self, timeout: float | None) -> bool:
-        """True when notified, False when ``timeout`` seconds passed first."""
-        event = self._event
-        try:
-            await asyncio.wait_for(event.wait(), timeout)
-        except TimeoutError:
-            return False
-        return True
-
-
-class _RateLimiter:
-    """A 1-second window per bot and a token bucket per chat."""
+class _Limiter(RateLimiter):
+    """A 1-second window per bot and a token bucket per chat; 429 carries retry_after if the limits say so."""
 
     def __init__(self, limits: ZaloLimits, clock: Callable[[], float]) -> None:
-        self._limits = limits
-        self._clock = clock
-        self._recent: deque[float] = deque()
-        self._buckets: dict[str, tuple[float, float]] = {}  # chat id -> (tokens, at)
-
-    def acquire(self, chat_id: str) -> None:
-        """Count one message to ``chat_id``, or raise 429 without counting it."""
-        limits, now = self._limits, self._clock()
-        while self._recent and self._recent[0] <= now - 1.0:
-            self._recent.popleft()
-        bot_wait = self._recent[0] + 1.0 - now if len(self._recent) >= limits.per_bot_per_second else 0.0
-        tokens, at = self._buckets.get(chat_id, (float(limits.per_chat_burst), now))
-        tokens = min(float(limits.per_chat_burst), tokens + (now - at) * limits.per_chat_per_second)
-        chat_wait = (1.0 - tokens) / limits.per_chat_per_second if tokens < 1.0 else 0.0
-        wait = max(bot_wait, chat_wait)
-        if wait > 0:
-            retry_after = max(1, math.ceil(wait)) if limits.retry_after_hint else None
-            raise ZaloApiError(429, TOO_MANY_REQUESTS, retry_after)
-        self._recent.append(now)
-        self._buckets[chat_id] = (tokens - 1.0, now)
+        super().__init__(limits, clock, lambda retry_after: ZaloApiError(
+            429, TOO_MANY_REQUESTS, retry_after if limits.retry_after_hint else None))
 
 
 @dataclass
@@ -244,9 +185,7 @@ class SimulatedZaloUser:
         self.chat_actions: list[str] = []
         self.blocked = False
         self.started = False  # the bot learns the chat id only after the person writes
-        self._events: list[ZaloReceived] = []
-        self._cursor = 0
-        self._changed = _Broadcast()
+        self._inbox: Inbox[ZaloReceived] = Inbox()
 
     @property
     def as_from(self) -> dict[str, Any]:
@@ -288,25 +227,14 @@ class SimulatedZaloUser:
         Messages are consumed in order from where the previous ``wait_for`` stopped, so a reply
         that arrived before the call is not missed; messages the predicate rejects are skipped.
         """
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while True:
-            while self._cursor < len(self._events):
-                message = self._events[self._cursor]
-                self._cursor += 1
-                if predicate is None or predicate(message):
-                    return message
-            remaining = deadline - loop.time()
-            if remaining <= 0 or not await self._changed.wait(remaining):
-                recent = [m.text or m.caption or m.sticker for m in self.received[-3:]]
-                raise TimeoutError(f"user {self.id}: no matching message within {timeout}s; "
-                                   f"latest received: {recent}")
+        return await self._inbox.wait_for(
+            lambda message: predicate is None or predicate(message), timeout, self.id,
+            lambda: [m.text or m.caption or m.sticker for m in self.received[-3:]])
 
     def deliver(self, message: ZaloReceived) -> None:
         """Called by the emulator when the bot sends a message to this chat."""
         self.received.append(message)
-        self._events.append(message)
-        self._changed.notify()
+        self._inbox.record(message)
 
     def _send(self, kind: str, content: dict[str, Any]) -> str:
         if self.blocked:
@@ -329,9 +257,9 @@ class EmulatedZaloBot:
         self.name = name
         self.users: dict[str, SimulatedZaloUser] = {}
         self.stats = ZaloBotStats()
-        self.limiter = _RateLimiter(emulator.limits, emulator.clock)
+        self.limiter = _Limiter(emulator.limits, emulator.clock)
         self.pending: deque[_Pending] = deque()
-        self.changed = _Broadcast()
+        self.changed = Broadcast()
         self.webhook_url: str | None = None
         self.webhook_secret: str | None = None
         self.webhook_updated_at = 0
@@ -393,23 +321,25 @@ class EmulatedZaloBot:
 Handler = Callable[[EmulatedZaloBot, dict[str, Any], web.Request | None], Awaitable[Any]]
 
 
-class ZaloBotApiEmulator:
-    """An aiohttp server speaking the Zalo Bot Platform API for any number of emulated bots."""
+class ZaloBotApiEmulator(EmulatorServer[EmulatedZaloBot]):
+    """An aiohttp server speaking the Zalo Bot Platform API for any number of emulated bots.
+
+    :meth:`start` returns the base URL for the client; :meth:`stop` ends long polls at once
+    (408), stops webhook delivery and closes the server.
+    """
+
+    request_type = ZaloRequest
+    error_type = ZaloApiError
+    forbidden_status = FORBIDDEN
+    limits: ZaloLimits
+    requests: list[ZaloRequest]  # type: ignore[assignment]
 
     def __init__(self, limits: ZaloLimits = ZaloLimits(), clock: Callable[[], float] = time.monotonic,
                  duplicate_probability: float = 0.0, seed: int = 0) -> None:
-        self.limits = limits
-        self.clock = clock
+        super().__init__(limits, clock)
         self.duplicate_probability = duplicate_probability  # may be changed while running
         self.seed = seed
-        self.violations: list[str] = []
-        self.requests: list[ZaloRequest] = []
-        self.base_url: str | None = None
-        self._bots: dict[str, EmulatedZaloBot] = {}
         self._random = random.Random(seed)
-        self._runner: web.AppRunner | None = None
-        self._client: aiohttp.ClientSession | None = None
-        self._closing = False
         self._handlers: dict[str, Handler] = {
             "getMe": self._get_me,
             "getUpdates": self._get_updates,
@@ -426,7 +356,7 @@ class ZaloBotApiEmulator:
     @property
     def stats(self) -> dict[str, ZaloBotStats]:
         """Counters per bot token."""
-        return {token: bot.stats for token, bot in self._bots.items()}
+        return super().stats
 
     def add_bot(self, token: str, name: str) -> EmulatedZaloBot:
         bot = EmulatedZaloBot(self, token, name)
@@ -436,48 +366,11 @@ class ZaloBotApiEmulator:
     def roll_duplicate(self) -> bool:
         return self.duplicate_probability > 0 and self._random.random() < self.duplicate_probability
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        """Serve on ``host:port`` (0 = any free port) and return the base URL for the client."""
-        app = web.Application()
-        app.router.add_route("*", "/bot{token}/{method}", self._serve)
-        self._runner = web.AppRunner(app, shutdown_timeout=1.0)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
-        await site.start()
-        bound_port = self._runner.addresses[0][1]
-        self._client = aiohttp.ClientSession()
-        self._closing = False
-        self.base_url = f"http://{host}:{bound_port}"
-        return self.base_url
-
-    async def stop(self) -> None:
-        """End long polls at once (408), stop webhook delivery, close the server."""
-        self._closing = True
-        for bot in self._bots.values():
-            bot.changed.notify()
-            await self._stop_webhook_delivery(bot)
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        if self._client is not None:
-            await self._client.close()
-            self._client = None
-
     # --- HTTP ----------------------------------------------------------------------------------
 
-    async def _serve(self, request: web.Request) -> web.Response:
-        token, name = request.match_info["token"], request.match_info["method"]
-        bot = self._bots.get(token)
-        if bot is None:
-            return web.json_response(ZaloApiError(401, "Unauthorized").body(), status=401)
-        try:
-            params = await self._read_params(request, name)
-        except ZaloApiError as error:
-            self._count_error(bot.stats, error.error_code)
-            self.requests.append(ZaloRequest(token, name, {}, error.error_code))
-            return web.json_response(error.body(), status=error.error_code)
-        status, body = await self._call(bot, name, params, request)
-        return web.json_response(body, status=status)
+    def _unreadable(self, bot: EmulatedZaloBot, method: str, error: EmulatedApiError) -> None:
+        self._count_error(bot.stats, error.error_code)
+        self._record(bot.token, method, {}, error.error_code)
 
     async def _read_params(self, request: web.Request, method: str) -> dict[str, Any]:
         """The JSON object body of a POST (an empty body is {}); GET only where the platform allows."""
@@ -507,17 +400,14 @@ class ZaloBotApiEmulator:
         return params
 
     async def _call(self, bot: EmulatedZaloBot, method: str, params: dict[str, Any],
-                    request: web.Request | None) -> tuple[int, dict[str, Any]]:
+                    request: web.Request | None = None) -> tuple[int, dict[str, Any]]:
         """Check and run one method call; record it; return (HTTP status, JSON body)."""
-        try:
-            self._check_parameters(method, params)
-            result = await self._handlers[method](bot, params, request)
-            status, body = 200, {"ok": True, "result": result}
-        except ZaloApiError as error:
-            status, body = error.error_code, error.body()
-            self._count_error(bot.stats, status)
-        self.requests.append(ZaloRequest(bot.token, method, params, status))
-        return status, body
+        return await self._answer(bot, method, params, lambda: self._run(bot, method, params, request))
+
+    async def _run(self, bot: EmulatedZaloBot, method: str, params: dict[str, Any],
+                   request: web.Request | None) -> Any:
+        self._check_parameters(method, params)
+        return await self._handlers[method](bot, params, request)
 
     def _check_parameters(self, method: str, params: dict[str, Any]) -> None:
         """Compare a call with :data:`METHOD_PARAMETERS`; record and refuse anything off the table."""
@@ -536,15 +426,6 @@ class ZaloBotApiEmulator:
         if problems:
             self.violations += [f"{method}: {problem}" for problem in problems]
             raise _bad("; ".join(problems))
-
-    @staticmethod
-    def _count_error(stats: ZaloBotStats, status: int) -> None:
-        if status == 429:
-            stats.too_many_requests += 1
-        elif status == FORBIDDEN:
-            stats.forbidden += 1
-        elif status == 400:
-            stats.bad_requests += 1
 
     # --- the bot and its updates -----------------------------------------------------------------
 
@@ -586,8 +467,7 @@ class ZaloBotApiEmulator:
         if not secret.isascii() or not secret.isprintable() or " " in secret:
             raise _bad("secret_token must be printable ASCII without spaces")
         bot.webhook_url, bot.webhook_secret, bot.webhook_updated_at = url, secret, _now_ms()
-        if bot.webhook_task is None:
-            bot.webhook_task = asyncio.create_task(self._deliver_webhooks(bot))
+        self._start_webhook_delivery(bot)
         bot.changed.notify()  # a waiting getUpdates must now fail
         return {"url": url, "updated_at": bot.webhook_updated_at}
 
@@ -602,47 +482,26 @@ class ZaloBotApiEmulator:
                                 request: web.Request | None) -> dict[str, Any]:
         return {"url": bot.webhook_url or "", "updated_at": bot.webhook_updated_at}
 
-    async def _stop_webhook_delivery(self, bot: EmulatedZaloBot) -> None:
-        task, bot.webhook_task = bot.webhook_task, None
-        if task is not None:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+    def _webhook_next(self, bot: EmulatedZaloBot) -> _Pending | None:
+        return bot.take()
 
-    async def _deliver_webhooks(self, bot: EmulatedZaloBot) -> None:
-        """POST updates one at a time, in order; retry a failed one until it gets through."""
-        failures = 0
-        while True:
-            entry = bot.take()
-            if entry is None:
-                await bot.changed.wait(None)
-                continue
-            try:
-                error = await self._post_update(bot, entry.update)
-            except asyncio.CancelledError:
-                bot.put_back(entry)  # deleteWebhook mid-delivery: getUpdates will hand it out
-                raise
-            if error is None:
-                failures = 0
-                continue
-            bot.put_back(entry)
-            bot.webhook_errors.append(error)
-            delays = self.limits.webhook_retry_delays
-            await asyncio.sleep(delays[min(failures, len(delays) - 1)])
-            failures += 1
+    def _webhook_failed(self, bot: EmulatedZaloBot, entry: _Pending, error: str) -> None:
+        bot.put_back(entry)
+        bot.webhook_errors.append(error)
+
+    def _webhook_cancelled(self, bot: EmulatedZaloBot, entry: _Pending) -> None:
+        bot.put_back(entry)  # deleteWebhook mid-delivery: getUpdates will hand it out
 
     async def _post_update(self, bot: EmulatedZaloBot, update: dict[str, Any]) -> str | None:
         """Deliver one update; None on success (any 2xx answer), else what went wrong."""
-        assert self._client is not None and bot.webhook_url is not None
+        assert bot.webhook_url is not None
         try:
-            async with self._client.post(
-                bot.webhook_url, json={"ok": True, "result": update},
-                headers={SECRET_HEADER: bot.webhook_secret or ""},
-                timeout=aiohttp.ClientTimeout(total=self.limits.webhook_timeout),
-            ) as response:
-                if not 200 <= response.status < 300:
-                    return f"webhook answered {response.status} {response.reason}"
+            status, reason, _ = await self._post_json(bot.webhook_url, {"ok": True, "result": update},
+                                                      {SECRET_HEADER: bot.webhook_secret or ""})
         except (aiohttp.ClientError, TimeoutError) as error:
             return f"connection failed: {error or type(error).__name__}"
+        if not 200 <= status < 300:
+            return f"webhook answered {status} {reason}"
         return None
 
     # --- sending ---------------------------------------------------------------------------------
@@ -731,6 +590,6 @@ def _check_webhook_url(url: str) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise _bad("invalid webhook url")
-    if parts.scheme != "https" and parts.hostname not in _LOOPBACK_HOSTS:
+    if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
         raise _bad("webhook url must be HTTPS")
 

@@ -20,7 +20,9 @@ from bot import clock
 from bot.config import Config, ConfigError, load_config
 from storage import QuestionnaireConflict, StorageError, open_storage
 from surveys.model import Questionnaire
-from surveys.xlsform import SUPPORTED_SUFFIXES, FormError, load_questionnaire
+
+# pyxform (behind surveys.xlsform) and pandas take a third of a second to import: commands that
+# need them import them where they are used, so `khaosat status` and `--help` start fast.
 
 EXIT_REFUSED = 1
 
@@ -65,6 +67,8 @@ def form_check(paths: tuple[Path, ...]) -> None:
     Prints a summary of each form that a chat can run, and every problem of each that it
     cannot, with sheet, row and column. Exit 1 if any form has a problem.
     """
+    from surveys.xlsform import FormError, load_questionnaire
+
     files = [p for path in paths for p in (_form_files(path) if path.is_dir() else [path])]
     failed = 0
     for path in files:
@@ -84,6 +88,8 @@ def form_check(paths: tuple[Path, ...]) -> None:
 
 
 def _form_files(folder: Path) -> list[Path]:
+    from surveys.xlsform import SUPPORTED_SUFFIXES
+
     return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
 
 
@@ -163,6 +169,8 @@ async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: st
 
 
 def _load_or_exit(path: Path) -> Questionnaire:
+    from surveys.xlsform import FormError, load_questionnaire
+
     try:
         return load_questionnaire(path)
     except FormError as error:
@@ -632,6 +640,69 @@ def status(ctx: click.Context, survey_id: str | None, out_format: str, lang: str
                       f"{row.pace:.1f}", f"{row.projection:.0f}", style=style, end_section=row.stratum == "*")
     _wide().print(table)
     console.print("[dim]target* = expected completes (no quota); red = lagging: projected below target[/]")
+
+
+@main.command("remind")
+@click.option("--list-unreached", "list_unreached", is_flag=True,
+              help="Write the people invited but never linked to a chat (CSV, PERSONAL DATA).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The CSV file for --list-unreached.")
+@click.option("--run-once", "run_once", is_flag=True,
+              help="Make one reminder pass now (for cron): queue due reminders in the outbox.")
+@click.option("--at", "at", default=None, hidden=True, help="Run as of this ISO time (tests, replays).")
+@_SURVEY_OPTION
+@_DB_OPTION
+@click.pass_context
+def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once: bool, at: str | None,
+           survey_id: str | None, db: Path | None) -> None:
+    """Reminders: list the people bots cannot reach, or make one reminder pass.
+
+    --list-unreached --out FILE writes everyone invited who never opened a chat with a bot
+    (Telegram and Zalo bots cannot write first), with name, phone, group and stratum, so the
+    coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Decree
+    13/2023/NĐ-CP): keep it on the office computer and delete it after use.
+
+    --run-once makes the same pass `khaosat run` makes every [reminders] interval_minutes:
+    releases idle quota slots and queues the due reminders (never in quiet hours, never
+    twice) for the bots of --config; the running bots send them.
+    """
+    import datetime as dt
+
+    from bot.reminders import ReminderBot, reminder_pass, write_unreached
+
+    if list_unreached == run_once:
+        raise click.UsageError("give one of --list-unreached (with --out FILE) or --run-once")
+    if list_unreached and out is None:
+        raise click.UsageError("--list-unreached needs --out FILE")
+    db = _survey_db(ctx, db)
+    config: Config = ctx.obj
+    now = dt.datetime.fromisoformat(at) if at else clock.now(config.zone)
+    if now.tzinfo is None:
+        now = now.replace(tzinfo=config.zone)
+
+    if list_unreached:
+        async def listing() -> int:
+            async with await open_storage(db) as storage:
+                return await write_unreached(storage, out, survey_id)
+
+        count = asyncio.run(listing())
+        console.print(f"Wrote {out}: {count} person(s) invited but never reached in a chat.")
+        console.print("Contains personal data (names, phones).")
+        return
+    if not config.bots:
+        raise click.UsageError("give --config FILE with the [[telegram]]/[[zalo]] bots that send the reminders")
+    bots = [ReminderBot(b.channel, b.name, b.pace.per_second) for b in config.bots]
+
+    async def one_pass():
+        async with await open_storage(db) as storage:
+            return await reminder_pass(storage, bots, now)
+
+    result = asyncio.run(one_pass())
+    for survey, why in sorted(result.skipped.items()):
+        console.print(f"{survey}: no reminders ({why})")
+    for survey, released in sorted(result.released.items()):
+        console.print(f"{survey}: released {len(released)} idle quota slot(s)")
+    console.print(f"Queued {result.count} reminder(s).")
 
 
 # -- statistics: weights, estimates, index scores ----------------------------------------------

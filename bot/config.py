@@ -56,13 +56,19 @@ class Config:
     language: str = "vi"
     bots: tuple[BotConfig, ...] = ()
     source: Path | None = field(default=None, compare=False)
+    #: Minutes between two reminder passes (``[reminders] interval_minutes``).
+    reminder_interval_minutes: int = 15
+    #: Local time (HH:MM) of the coordinators' daily summary; None: no summary.
+    daily_summary: str | None = "08:00"
 
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
 
-_TOP = {"storage": {"path"}, "locale": {"timezone", "language"}}
+_TOP = {"storage": {"path"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
+        "coordinators": {"daily_summary"}}
+_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
              "coordinators", "pace", "webhook", "code_attempts_per_hour"}
 _PACE_KEYS = {"per_second", "per_chat_per_second", "per_chat_burst", "max_in_flight"}
@@ -90,9 +96,19 @@ def load_config(path: Path) -> Config:
     names = [(b.channel, b.name) for b in bots]
     if len(set(names)) != len(names):
         raise ConfigError(f"{path}: two bots share a name; each [[telegram]]/[[zalo]] needs its own name")
+    interval = raw.get("reminders", {}).get("interval_minutes", Config.reminder_interval_minutes)
+    if isinstance(interval, bool) or not isinstance(interval, int) or not 1 <= interval <= 1440:
+        raise ConfigError(f"{path}: reminders.interval_minutes must be a whole number of minutes from 1 to 1440")
+    summary = raw.get("coordinators", {}).get("daily_summary", Config.daily_summary)
+    if summary is False or summary == "":
+        summary = None
+    elif not isinstance(summary, str) or not _HHMM.match(summary):
+        raise ConfigError(f"{path}: coordinators.daily_summary must be a local time HH:MM (24-hour), "
+                          "or false for none")
     config = Config(database=_relative(path, storage.get("path", Config.database)),
                     timezone=locale.get("timezone", Config.timezone),
-                    language=locale.get("language", Config.language), bots=bots, source=path)
+                    language=locale.get("language", Config.language), bots=bots, source=path,
+                    reminder_interval_minutes=interval, daily_summary=summary)
     try:
         config.zone
     except (ZoneInfoNotFoundError, ValueError):

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Protocol, Sequence
 
 from storage import AnswerChange, OutgoingMessage, SessionRecord, StaleRevision, Storage
 from surveys import codec, engine
+from surveys.messages import say, ui_language
 from surveys.model import Questionnaire
 from surveys.xlsform import load_questionnaire_bytes
 
@@ -30,6 +31,14 @@ DISPOSITION_OF_STATUS = {
 Replies = Callable[[engine.Step, SessionRecord], Sequence[OutgoingMessage]]
 
 
+class Quotas(Protocol):
+    """Completion quotas (``bot/quotas.py``): asked before a step is stored, told after."""
+
+    async def admit(self, record: SessionRecord, step: engine.Step, at: dt.datetime) -> bool: ...
+
+    async def settle(self, session: SessionRecord, at: dt.datetime) -> None: ...
+
+
 @dataclass(frozen=True)
 class Handled:
     session: SessionRecord
@@ -39,8 +48,15 @@ class Handled:
 
 
 class Conversations:
-    def __init__(self, storage: Storage):
+    """``quotas``: with hard quotas, a step that lets a person into the questions (or completes
+    them) is stored only if ``quotas.admit`` gives them a slot. When it does not, the step is
+    replaced by a polite ``quota_full`` message stored under the same event key (the session
+    state is unchanged, so the acceptance is never stored and a re-delivered update changes
+    nothing) and the respondent gets the disposition ``quota_full``."""
+
+    def __init__(self, storage: Storage, *, quotas: Quotas | None = None):
         self.storage = storage
+        self.quotas = quotas
         self._forms: dict[tuple[str, str], Questionnaire] = {}
 
     async def register(self, form: Questionnaire, source: bytes, source_name: str, at: dt.datetime) -> None:
@@ -83,6 +99,11 @@ class Conversations:
             form = await self.questionnaire(record.form_id, record.form_version)
             state = codec.decode_state(record.state)
             result = engine.step(form, state, event)
+            blocked = (self.quotas is not None and result.accepted
+                       and not await self.quotas.admit(record, result, event.at))
+            if blocked:
+                text = say("quota_full", ui_language(state.language))
+                result = engine.Step(state, (engine.Say(text, engine.Tone.THANKS),), {}, accepted=True)
             changes = [AnswerChange(name, codec.encode_value(value), codec.answer_status(value))
                        for name, value in result.changes.items()]
             try:
@@ -103,10 +124,18 @@ class Conversations:
             current = outcome.session or await self.storage.get_session(session_id)
             if not outcome.applied:
                 await self._disposition(current, event, event_key)  # in case a crash came between the two
+                await self._settle(current, event)
                 return Handled(current, engine.Step(codec.decode_state(current.state), (), {}, accepted=False),
                                applied=False)
+            if blocked:
+                await self.storage.set_disposition(current.respondent_id, "quota_full", event.at.isoformat(),
+                                                   reason=f"session {current.id}: stratum full",
+                                                   key=f"{event_key}:disposition")
+                return Handled(current, result, applied=True)
             if DISPOSITION_OF_STATUS[engine.Status(record.status)] != DISPOSITION_OF_STATUS[result.state.status]:
                 await self._disposition(current, event, event_key)
+            if record.status != current.status:
+                await self._settle(current, event)
             return Handled(current, result, applied=True)
         raise StaleRevision(f"session {session_id} kept changing under event {event_key}")
 
@@ -115,6 +144,11 @@ class Conversations:
         status = DISPOSITION_OF_STATUS[engine.Status(session.status)]
         await self.storage.set_disposition(session.respondent_id, status, event.at.isoformat(),
                                            reason=f"session {session.id} {session.status}", key=f"{event_key}:disposition")
+
+    async def _settle(self, session: SessionRecord, event: engine.Event) -> None:
+        """Completion marks the quota slot completed, refusal releases it (idempotent)."""
+        if self.quotas is not None and session.status in (engine.Status.COMPLETED.value, engine.Status.REFUSED.value):
+            await self.quotas.settle(session, event.at)
 
     async def state(self, session_id: int) -> tuple[Questionnaire, engine.SessionState]:
         record = await self.storage.get_session(session_id)

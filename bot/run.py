@@ -27,6 +27,8 @@ from bot.chats import Call, Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config
 from bot.conversations import Conversations
 from bot.outbox import OutboxSender
+from bot.quotas import QuotaGate
+from bot.reminders import ReminderBot, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
 from bot.telegram.transport import TelegramTransport
 from bot.zalo.channel import CHANNEL as ZALO, ZaloSurveyBot, poll as zalo_poll, webhook_handler
@@ -175,6 +177,24 @@ async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
     return runners
 
 
+def reminder_bots(bots: list[RunningBot]) -> list[ReminderBot]:
+    return [ReminderBot(b.config.channel, b.config.name, b.config.pace.per_second,
+                        tuple(str(c) for c in b.config.coordinators)) for b in bots]
+
+
+def start_scheduler(config: Config, storage: Storage, bots: list[RunningBot], clock: Callable[[], dt.datetime]):
+    """The process's one scheduler: the reminder pass and the coordinators' daily summary
+    (``bot/reminders.py``); the jobs read everything from the database."""
+
+    def wake() -> None:
+        for running in bots:
+            running.sender.wake()
+
+    return schedule(storage, reminder_bots(bots), clock, zone=config.zone,
+                    interval_minutes=config.reminder_interval_minutes, daily_summary_at=config.daily_summary,
+                    language=config.language, on_enqueued=wake)
+
+
 async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.datetime] | None = None,
               started: Callable[[list[RunningBot]], None] | None = None) -> None:
     """Run until `stop` is set. `started` is called once every bot is listening (tests, demo)."""
@@ -184,21 +204,25 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
     from storage import open_storage
 
     async with await open_storage(config.database) as storage:
-        conversations = Conversations(storage)
+        conversations = Conversations(storage, quotas=QuotaGate(storage))
         export_dir = config.database.parent / "exports"
         bots: list[RunningBot] = []
         runners: list[web.AppRunner] = []
+        scheduler = None
         try:
             for bot_config in config.bots:
                 forms = await load_forms(conversations, bot_config.forms, clock())
                 start = start_telegram if bot_config.channel == TELEGRAM else start_zalo
                 bots.append(await start(bot_config, storage, conversations, forms, export_dir, clock, stop))
             runners = await serve_webhooks(bots)
+            scheduler = start_scheduler(config, storage, bots, clock)
             log.info("running %d bot(s): %s", len(bots), ", ".join(b.config.name for b in bots))
             if started:
                 started(bots)
             await stop.wait()
         finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
             for running in bots:
                 if running.dispatcher is not None and running.config.mode == "polling":
                     with contextlib.suppress(RuntimeError):

@@ -206,6 +206,11 @@ async def survey_status(storage: Storage, project: SurveyProject, now: dt.dateti
     since = (local - dt.timedelta(days=pace_days)).isoformat()
 
     counts = await storage.status_counts(project.id)
+    # Quota fill from the quota slots (bot/quotas.py): completed slots, or with count_at =
+    # "start" reserved + completed; strata without slots fall back to their completes.
+    slots = await storage.quota_counts(project.id)
+    filled = {stratum: c["completed"] + (c["reserved"] if project.quotas.count_at == "start" else 0)
+              for stratum, c in slots.items()}
     recent = await storage.completes_since(project.id, since)
     allocated = {(s.group, s.stratum): s.n for s in await storage.sample_strata(project.id)}
 
@@ -248,7 +253,7 @@ async def survey_status(storage: Storage, project: SurveyProject, now: dt.dateti
         quota = project.quotas.targets.get(stratum)
         target = quota if quota is not None else round(n_h * rate)
         rows.append(_row(gid, stratum, {**c, "allocated": n_h}, classes.get(key, Counter()), quota, target,
-                         recent.get(key, 0) / pace_days, days_left))
+                         recent.get(key, 0) / pace_days, days_left, filled.get(stratum)))
     totals: list[StatusRow] = []
     for gid in sorted({r.group for r in rows}, key=lambda g: order.get(g, len(order))):
         part = [r for r in rows if r.group == gid]
@@ -260,14 +265,14 @@ async def survey_status(storage: Storage, project: SurveyProject, now: dt.dateti
 
 
 def _row(gid: str, stratum: str, c: dict, k: Counter, quota: int | None, target: int, pace: float,
-         days_left: int) -> StatusRow:
+         days_left: int, filled: int | None = None) -> StatusRow:
     rates = aapor_rates(k)
     completed = c.get("completed", 0)
     projection = completed + pace * days_left
     return StatusRow(
         group=gid, stratum=stratum, **{name: int(c.get(name, 0)) for name in _COUNTED},
         rr1=rates.rr1, rr2=rates.rr2, coop1=rates.coop1, quota=quota, target=target,
-        quota_fill=completed / quota if quota else None, pace=pace, projection=projection,
+        quota_fill=(completed if filled is None else filled) / quota if quota else None, pace=pace, projection=projection,
         lagging=target > 0 and projection < target, classes=tuple(sorted(k.items())))
 
 

@@ -46,6 +46,7 @@ from .records import (
     SampleMemberInput,
     SampleStratum,
     StoredSurvey,
+    DueReminder,
 )
 from .sqlite import SQLiteStorage
 
@@ -86,6 +87,7 @@ __all__ = [
     "SampleMemberInput",
     "SampleStratum",
     "StoredSurvey",
+    "DueReminder",
 ]
 
 

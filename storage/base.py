@@ -20,7 +20,7 @@ can follow. Contract shared by all implementations:
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -42,6 +42,7 @@ from .records import (
     SampleMemberInput,
     SampleStratum,
     StoredSurvey,
+    DueReminder,
 )
 
 class Storage(abc.ABC):
@@ -597,3 +598,93 @@ class Storage(abc.ABC):
     @abc.abstractmethod
     async def disposition_counts(self) -> list[tuple[str | None, str | None, str, int]]:
         """(form_id, stratum, disposition, n) over all respondents, aggregated in SQL."""
+
+    # Quota slots (migration 4) -----------------------------------------------------
+
+    @abc.abstractmethod
+    async def quota_member(self, respondent_id: int) -> tuple[str, str] | None:
+        """(survey_id, stratum key) of a fielded sample member; None for anyone else."""
+
+    @abc.abstractmethod
+    async def reserve_quota_slot(
+        self, survey_id: str, stratum: str, respondent_id: int, target: int | None, at: str
+    ) -> bool:
+        """Take a quota slot for the respondent, in ONE ``BEGIN IMMEDIATE`` transaction.
+
+        Already holding a reserved or completed slot: True, nothing written. Otherwise, if
+        ``target`` is None (a soft quota) or the stratum's reserved + completed slots are
+        fewer than ``target``, the slot is inserted (or a released one reserved again) and
+        True returned; else False and nothing is written. Because the count and the insert
+        are one write transaction, concurrent callers in any number of processes can never
+        take more than ``target`` slots.
+        """
+
+    @abc.abstractmethod
+    async def complete_quota_slot(self, respondent_id: int, at: str) -> bool:
+        """Mark the respondent's slot completed; False if they have none or it already is."""
+
+    @abc.abstractmethod
+    async def release_quota_slot(self, respondent_id: int, at: str) -> bool:
+        """Release the respondent's reserved slot (a refusal); False if none was reserved."""
+
+    @abc.abstractmethod
+    async def release_stale_quota_slots(self, survey_id: str, older_than: str, at: str) -> list[int]:
+        """Release reserved slots whose session has had no activity since ``older_than``.
+
+        In one transaction: slots of people already completed become completed and of
+        people who refused (or were replaced) released (repairing a missed hook); then
+        every reserved slot of a person in contacted/started/partial whose latest session
+        (or, without one, the reservation) is older than ``older_than`` is released and the
+        person becomes a break-off (disposition "partial", history keyed by the slot, so
+        twice is once). Returns the respondent ids released, by id.
+        """
+
+    @abc.abstractmethod
+    async def quota_counts(self, survey_id: str) -> dict[str, dict[str, int]]:
+        """stratum → {"reserved": n, "completed": n, "released": n} of the survey's slots."""
+
+    # Reminders (migration 4) -------------------------------------------------------
+
+    @abc.abstractmethod
+    async def enqueue_due_reminders(
+        self,
+        survey_id: str,
+        *,
+        after_days: Sequence[int],
+        max_count: int,
+        now: str,
+        limits: Mapping[tuple[str, str], int | None],
+        asked: Mapping[str, Sequence[str]],
+        render: Callable[[DueReminder], OutgoingMessage],
+        at: str,
+    ) -> list[DueReminder]:
+        """Select the survey's due reminders and queue them, in ONE write transaction.
+
+        Due (rules in ``surveys/reminders.py``): fielded members in disposition contacted or
+        started with a chat on one of the bots of ``limits`` (the most recently linked);
+        last activity = the later of their latest session's updated_at and that chat's
+        linked_at; k = reminders since that activity < len(after_days), all reminders <
+        ``max_count``, activity + after_days[k] <= ``now`` and, for k > 0, the previous one
+        sent at least after_days[k] - after_days[k-1] days ago. At most ``limits[bot]`` per
+        bot (None: no limit), oldest activity first. ``answered`` counts the session's
+        answered rows among ``asked[form_id]``. Each is rendered by ``render`` (called on the
+        storage thread; must be quick and pure), recorded in ``reminders`` and inserted in
+        the outbox with its dedupe key, so a second pass or a restart never doubles one.
+        Quiet hours and open dates are the caller's (the pass's) decision.
+        """
+
+    @abc.abstractmethod
+    async def reminders_of(self, respondent_id: int) -> list[dict[str, Any]]:
+        """The reminders recorded for a respondent, oldest first."""
+
+    @abc.abstractmethod
+    async def chat_reached(self, channel: str, bot: str, chat_id: str) -> bool:
+        """Whether the bot has delivered anything to this chat (so it may write there)."""
+
+    @abc.abstractmethod
+    async def unreached_members(self, survey_id: str | None = None) -> list[dict[str, Any]]:
+        """Fielded members invited but never linked to any chat, with name and phone (personal data).
+
+        Dicts of survey_id, respondent_id, pseudonym, grp, stratum, disposition, invited_at
+        (first invitation), name, phone; ordered by survey, stratum, id.
+        """

@@ -315,6 +315,40 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX disposition_history_by_status ON disposition_history"
         " (status, at, respondent_id)",
     ),
+    # 4: completion-quota slots (hard quotas reserve one per person, atomically) and the
+    # reminders sent (each also an outbox row with the same dedupe key).
+    (
+        """
+        CREATE TABLE quota_slots (
+            id            INTEGER PRIMARY KEY,
+            survey_id     TEXT NOT NULL,
+            stratum       TEXT NOT NULL,
+            respondent_id INTEGER NOT NULL UNIQUE REFERENCES respondents (id),
+            state         TEXT NOT NULL CHECK (state IN ('reserved', 'completed', 'released')),
+            reserved_at   TEXT NOT NULL,
+            updated_at    TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX quota_slots_by_stratum ON quota_slots (survey_id, stratum, state)",
+        """
+        CREATE TABLE reminders (
+            id            INTEGER PRIMARY KEY,
+            respondent_id INTEGER NOT NULL REFERENCES respondents (id),
+            survey_id     TEXT NOT NULL,
+            number        INTEGER NOT NULL CHECK (number >= 1),
+            step          INTEGER NOT NULL CHECK (step >= 0),
+            activity_at   TEXT NOT NULL,
+            due_at        TEXT NOT NULL,
+            enqueued_at   TEXT NOT NULL,
+            channel       TEXT NOT NULL,
+            bot           TEXT NOT NULL,
+            dedupe_key    TEXT NOT NULL UNIQUE
+        )
+        """,
+        "CREATE INDEX reminders_by_respondent ON reminders (respondent_id, survey_id, activity_at)",
+        # The latest session of a respondent and form, for reminders and stale quota slots.
+        "CREATE INDEX sessions_by_respondent ON sessions (respondent_id, form_id, id)",
+    ),
 ]
 
 

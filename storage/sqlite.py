@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import os
 import secrets
 import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -64,6 +65,7 @@ from .records import (
     SampleMemberInput,
     SampleStratum,
     StoredSurvey,
+    DueReminder,
 )
 
 T = TypeVar("T")
@@ -105,6 +107,64 @@ _MEMBER_COLUMNS = (
 )
 # Same predicate as the partial index sessions_one_open, so it can be used.
 _OPEN = "status NOT IN ('completed', 'refused')"
+
+# Who is due a reminder (see surveys/reminders.py for the rules, bot/reminders.py for the pass).
+# Fielded members of the survey in disposition contacted/started, with a chat on one of the
+# running bots (the most recently linked); last activity = the later of their latest session's
+# updated_at and that chat's linked_at (compared with julianday(), so any UTC offset works);
+# k = reminders sent since that activity, total = reminders sent in all. Due when k and total
+# are under the policy's limits, activity + after_days[k] <= now and, for k > 0, the previous
+# reminder was sent at least after_days[k] - after_days[k-1] days ago. Per bot at most
+# ``limits`` rows (oldest activity first; -1 = no limit).
+_DUE_REMINDERS = """
+WITH m AS (
+    SELECT r.id AS rid, r.form_id AS form_id,
+        (SELECT l.rowid FROM chat_links l WHERE l.respondent_id = r.id
+            AND l.channel || '/' || l.bot IN (SELECT value FROM json_each(:bots))
+            ORDER BY l.linked_at DESC, l.rowid DESC LIMIT 1) AS link,
+        (SELECT max(s.id) FROM sessions s
+            WHERE s.respondent_id = r.id AND s.form_id = r.form_id) AS sid
+    FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id
+    WHERE sm.survey_id = :survey AND r.disposition IN ('contacted', 'started')
+),
+a AS MATERIALIZED (
+    SELECT m.rid, m.form_id, m.sid, l.channel, l.bot, l.chat_id,
+        json_extract(s.state, '$.language') AS lang,
+        CASE WHEN s.id IS NOT NULL AND julianday(s.updated_at) >= julianday(l.linked_at)
+             THEN s.updated_at ELSE l.linked_at END AS activity_at
+    FROM m JOIN chat_links l ON l.rowid = m.link LEFT JOIN sessions s ON s.id = m.sid
+),
+b AS MATERIALIZED (
+    SELECT a.*,
+        (SELECT count(*) FROM reminders x
+            WHERE x.respondent_id = a.rid AND x.survey_id = :survey) AS total,
+        (SELECT count(*) FROM reminders x WHERE x.respondent_id = a.rid
+            AND x.survey_id = :survey AND x.activity_at = a.activity_at) AS k,
+        (SELECT max(julianday(x.enqueued_at)) FROM reminders x WHERE x.respondent_id = a.rid
+            AND x.survey_id = :survey AND x.activity_at = a.activity_at) AS last_jd
+    FROM a
+),
+c AS MATERIALIZED (
+    SELECT b.*, julianday(b.activity_at) + json_extract(:days, '$[' || b.k || ']') AS due_jd,
+        row_number() OVER (PARTITION BY b.channel, b.bot
+                           ORDER BY julianday(b.activity_at), b.rid) AS rn
+    FROM b
+    WHERE b.k < :ndays AND b.total < :max
+        AND julianday(b.activity_at) + json_extract(:days, '$[' || b.k || ']') <= julianday(:now)
+        AND (b.k = 0 OR b.last_jd + json_extract(:days, '$[' || b.k || ']')
+                        - json_extract(:days, '$[' || (b.k - 1) || ']') <= julianday(:now))
+)
+SELECT c.rid, c.form_id, c.channel, c.bot, c.chat_id, c.lang, c.activity_at, c.k, c.total + 1,
+    strftime('%Y-%m-%dT%H:%M:%S+00:00', c.due_jd),
+    CASE WHEN c.sid IS NULL THEN 0 ELSE
+        (SELECT count(*) FROM answers an WHERE an.session_id = c.sid AND an.status = 'answered'
+            AND an.question IN (SELECT value FROM json_each(:asked,
+                                '$."' || coalesce(c.form_id, '') || '"'))) END
+FROM c
+WHERE CAST(coalesce(json_extract(:limits, '$."' || c.channel || '/' || c.bot || '"'), 0) AS INTEGER) < 0
+    OR c.rn <= CAST(coalesce(json_extract(:limits, '$."' || c.channel || '/' || c.bot || '"'), 0) AS INTEGER)
+ORDER BY c.channel, c.bot, c.rn
+"""
 
 
 def _new_pseudonym() -> str:
@@ -1301,3 +1361,202 @@ class SQLiteStorage(Storage):
             "SELECT form_id, stratum, disposition, count(*) FROM respondents GROUP BY 1, 2, 3"
         )
         return [tuple(row) for row in rows]
+
+    # Quota slots (migration 4) -------------------------------------------------------
+
+    async def quota_member(self, respondent_id: int) -> tuple[str, str] | None:
+        row = await self._fetchone(
+            "SELECT survey_id, stratum FROM sample_members WHERE respondent_id = ?", (respondent_id,)
+        )
+        return (row[0], row[1]) if row is not None else None
+
+    async def reserve_quota_slot(
+        self, survey_id: str, stratum: str, respondent_id: int, target: int | None, at: str
+    ) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            row = _one(
+                conn, "SELECT state FROM quota_slots WHERE respondent_id = ?", (respondent_id,)
+            )
+            if row is not None and row[0] in ("reserved", "completed"):
+                return True
+            if target is not None:
+                (taken,) = _one(
+                    conn,
+                    "SELECT count(*) FROM quota_slots WHERE survey_id = ? AND stratum = ?"
+                    " AND state IN ('reserved', 'completed')",
+                    (survey_id, stratum),
+                )
+                if taken >= target:
+                    return False
+            conn.execute(
+                "INSERT INTO quota_slots (survey_id, stratum, respondent_id, state, reserved_at,"
+                " updated_at) VALUES (?, ?, ?, 'reserved', ?, ?) ON CONFLICT (respondent_id) DO UPDATE"
+                " SET survey_id = excluded.survey_id, stratum = excluded.stratum, state = 'reserved',"
+                " reserved_at = excluded.reserved_at, updated_at = excluded.updated_at",
+                (survey_id, stratum, respondent_id, at, at),
+            )
+            return True
+
+        return await self._write(body)
+
+    async def complete_quota_slot(self, respondent_id: int, at: str) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE quota_slots SET state = 'completed', updated_at = ?"
+                " WHERE respondent_id = ? AND state != 'completed'",
+                (at, respondent_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(body)
+
+    async def release_quota_slot(self, respondent_id: int, at: str) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "UPDATE quota_slots SET state = 'released', updated_at = ?"
+                " WHERE respondent_id = ? AND state = 'reserved'",
+                (at, respondent_id),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(body)
+
+    async def release_stale_quota_slots(self, survey_id: str, older_than: str, at: str) -> list[int]:
+        def body(conn: sqlite3.Connection) -> list[int]:
+            # Heal slots whose step hook did not run (a crash between the step and the hook).
+            conn.execute(
+                "UPDATE quota_slots SET state = 'completed', updated_at = ?"
+                " WHERE survey_id = ? AND state = 'reserved' AND respondent_id IN"
+                " (SELECT id FROM respondents WHERE disposition = 'completed')",
+                (at, survey_id),
+            )
+            conn.execute(
+                "UPDATE quota_slots SET state = 'released', updated_at = ?"
+                " WHERE survey_id = ? AND state = 'reserved' AND respondent_id IN"
+                " (SELECT id FROM respondents WHERE disposition IN ('refused', 'replaced'))",
+                (at, survey_id),
+            )
+            rows = _rows(
+                conn,
+                "SELECT q.id, q.respondent_id, q.reserved_at FROM quota_slots q"
+                " JOIN respondents r ON r.id = q.respondent_id"
+                " WHERE q.survey_id = ? AND q.state = 'reserved'"
+                " AND r.disposition IN ('contacted', 'started', 'partial')"
+                " AND julianday(coalesce((SELECT max(s.updated_at) FROM sessions s"
+                "   WHERE s.respondent_id = q.respondent_id AND s.form_id = r.form_id), q.reserved_at))"
+                "   < julianday(?)"
+                " ORDER BY q.respondent_id",
+                (survey_id, older_than),
+            )
+            released = []
+            for slot_id, respondent_id, reserved_at in rows:
+                conn.execute(
+                    "UPDATE quota_slots SET state = 'released', updated_at = ? WHERE id = ?",
+                    (at, slot_id),
+                )
+                key = f"quota-release:{respondent_id}:{reserved_at}"
+                if _one(conn, "SELECT 1 FROM disposition_history WHERE key = ?", (key,)) is None:
+                    conn.execute(
+                        "UPDATE respondents SET disposition = 'partial', disposition_at = ?"
+                        " WHERE id = ? AND disposition != 'partial'",
+                        (at, respondent_id),
+                    )
+                    conn.execute(
+                        "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
+                        " VALUES (?, 'partial', ?, ?, ?)",
+                        (respondent_id, f"quota slot released: no activity since {older_than}", at, key),
+                    )
+                released.append(respondent_id)
+            return released
+
+        return await self._write(body)
+
+    async def quota_counts(self, survey_id: str) -> dict[str, dict[str, int]]:
+        rows = await self._fetchall(
+            "SELECT stratum, state, count(*) FROM quota_slots WHERE survey_id = ? GROUP BY 1, 2",
+            (survey_id,),
+        )
+        counts: dict[str, dict[str, int]] = {}
+        for stratum, state, n in rows:
+            counts.setdefault(stratum, {"reserved": 0, "completed": 0, "released": 0})[state] = n
+        return counts
+
+    # Reminders (migration 4) ---------------------------------------------------------
+
+    async def enqueue_due_reminders(
+        self,
+        survey_id: str,
+        *,
+        after_days: Sequence[int],
+        max_count: int,
+        now: str,
+        limits: Mapping[tuple[str, str], int | None],
+        asked: Mapping[str, Sequence[str]],
+        render: Callable[[DueReminder], OutgoingMessage],
+        at: str,
+    ) -> list[DueReminder]:
+        params = {
+            "survey": survey_id,
+            "days": json.dumps(list(after_days)),
+            "ndays": len(after_days),
+            "max": max_count,
+            "now": now,
+            "bots": json.dumps([f"{c}/{b}" for c, b in limits]),
+            "limits": json.dumps({f"{c}/{b}": (-1 if n is None else n) for (c, b), n in limits.items()}),
+            "asked": json.dumps({form_id: list(names) for form_id, names in asked.items()}),
+        }
+
+        def body(conn: sqlite3.Connection) -> list[DueReminder]:
+            due = [DueReminder(survey_id, *row) for row in conn.execute(_DUE_REMINDERS, params)]
+            if not due:
+                return due
+            messages = [render(d) for d in due]
+            conn.executemany(
+                "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
+                " dedupe_key, respondent_id, not_before, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
+                [(m.channel, m.bot, str(m.chat_id), m.method, m.payload, m.priority, m.dedupe_key,
+                  m.respondent_id, m.not_before, at, at) for m in messages],
+            )
+            conn.executemany(
+                "INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at,"
+                " enqueued_at, channel, bot, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (dedupe_key) DO NOTHING",
+                [(d.respondent_id, survey_id, d.number, d.step, d.activity_at, d.due_at, at,
+                  d.channel, d.bot, d.dedupe_key) for d in due],
+            )
+            return due
+
+        return await self._write(body)
+
+    async def reminders_of(self, respondent_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT survey_id, number, step, activity_at, due_at, enqueued_at, channel, bot, dedupe_key"
+            " FROM reminders WHERE respondent_id = ? ORDER BY id",
+            (respondent_id,),
+        )
+        return [dict(row) for row in rows]
+
+    async def chat_reached(self, channel: str, bot: str, chat_id: str) -> bool:
+        row = await self._fetchone(
+            "SELECT 1 FROM outbox WHERE channel = ? AND bot = ? AND state = 'sent' AND chat_id = ?"
+            " LIMIT 1",
+            (channel, bot, str(chat_id)),
+        )
+        return row is not None
+
+    async def unreached_members(self, survey_id: str | None = None) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT sm.survey_id, r.id AS respondent_id, r.pseudonym, sm.grp, sm.stratum, r.disposition,"
+            " (SELECT min(i.created_at) FROM invitations i WHERE i.respondent_id = r.id) AS invited_at,"
+            " p.name, p.phone"
+            " FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id"
+            " LEFT JOIN respondent_personal p ON p.respondent_id = r.id"
+            " WHERE (? IS NULL OR sm.survey_id = ?) AND sm.replaced_by IS NULL"
+            " AND r.disposition IN ('sampled', 'invited')"
+            " AND EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id)"
+            " AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id)"
+            " ORDER BY sm.survey_id, sm.stratum, r.id",
+            (survey_id, survey_id),
+        )
+        return [dict(row) for row in rows]

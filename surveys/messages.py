@@ -142,6 +142,15 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "progress_unreachable": {"vi": "không liên lạc được", "en": "unreachable"},
     "export_caption": {"vi": "Dữ liệu trả lời (mã ẩn danh), {rows} phiên.",
                        "en": "Answers (pseudonymous ids), {rows} sessions."},
+    # -- quotas and reminders ---------------------------------------------------------------------
+    "quota_full": {
+        "vi": "Cảm ơn quý vị. Nhóm đối tượng của quý vị đã đủ số phiếu cần thiết, nên chúng tôi không "
+              "cần hỏi thêm. Xin chân thành cảm ơn sự quan tâm của quý vị!",
+        "en": "Thank you. Your group already has all the responses the survey needs, so we do not need to "
+              "ask you anything more. Thank you very much for your interest!"},
+    "reminder_default": {"vi": "Quý vị đã trả lời {answered}/{total} câu. Mời quý vị hoàn thành phiếu khảo sát.",
+                         "en": "You have answered {answered} of {total} questions. Please finish the survey."},
+    "reminder_resume_hint": {"vi": "Gửi /resume để tiếp tục.", "en": "Send /resume to continue."},
     "no_survey": {"vi": "Hiện không có khảo sát nào dành cho quý vị.",
                   "en": "There is no survey for you at the moment."},
 }

@@ -102,17 +102,31 @@ class Group:
 
 @dataclass(frozen=True)
 class QuotaPolicy:
-    """Completes wanted per stratum key; ``count_at`` says when a slot is taken."""
+    """Completes wanted per stratum key; ``count_at`` says when a slot is taken.
+
+    ``hard`` quotas are enforced (``bot/quotas.py``): a slot is reserved when a person
+    accepts the consent screen, and the person who arrives when a stratum is full is
+    thanked and gets the disposition ``quota_full``. Soft quotas (``hard = false``) never
+    block anyone; slots are still recorded, so status shows the fill and the overshoot.
+    ``release_after_hours``: a reserved slot whose session has had no activity for this
+    long is released (the person becomes a break-off, disposition ``partial``), so that
+    people who walked away do not hold a stratum shut. With ``count_at = "start"`` a
+    reserved slot counts as taken for good: it is never released.
+    """
 
     count_at: str = "completion"
     targets: dict[str, int] = field(default_factory=dict)
+    hard: bool = True
+    release_after_hours: int = 72
 
 
 @dataclass(frozen=True)
 class ReminderPolicy:
-    """Reminders ``after_days`` days after the invitation (at most ``max_count``), never in quiet hours.
+    """Reminders ``after_days`` days after the person's last activity (at most ``max_count``
+    in all), never in quiet hours (local time of ``settings.timezone``).
 
-    ``texts`` per language may use ``{answered}`` and ``{total}``.
+    ``texts`` per language may use ``{answered}`` and ``{total}``. When they are due is
+    decided by ``surveys.reminders``; the periodic pass is ``bot/reminders.py``.
     """
 
     after_days: tuple[int, ...] = ()
@@ -197,7 +211,7 @@ _SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "levels", "strat
 _SETTINGS_KEYS = {"language", "timezone"}
 _GROUP_KEYS = {"label", "form_id", "strata", "allocation"}
 _ALLOCATION_KEYS = {"method", "n", "reserve", "expected_response_rate"}
-_QUOTA_KEYS = {"count_at", "targets"}
+_QUOTA_KEYS = {"count_at", "targets", "hard", "release_after_hours"}
 _REMINDER_KEYS = {"after_days", "max_count", "quiet_hours", "text"}
 _UNIT_KEYS = {"id", "name", "level", "parent"}
 
@@ -508,7 +522,13 @@ class _Parser:
             target = self.integer(where, target, 1)
             if target is not None:
                 targets[key] = target
-        return QuotaPolicy(str(count_at), targets)
+        hard = table.get("hard", True)
+        if not isinstance(hard, bool):
+            self.bad("quotas.hard: must be true or false")
+            hard = True
+        release = table.get("release_after_hours", 72)
+        release = self.integer("quotas.release_after_hours", release, 1) if "release_after_hours" in table else 72
+        return QuotaPolicy(str(count_at), targets, hard, release or 72)
 
     def check_stratum_key(self, where: str, key: str, groups: dict[str, Group], levels: tuple[str, ...],
                           units: dict[str, Unit]) -> None:

@@ -1,0 +1,109 @@
+"""Time to select and enqueue 100,000 due reminders in one pass (goal: under 1 second).
+
+    python bench/reminders.py [--n 100000] [--runs 3]
+
+Builds a database with bulk SQL: one survey project with a reminder policy, N fielded sample
+members in disposition "contacted", each linked to a Telegram chat 2 days ago (so the first
+reminder, after 1 day, is due), no sessions. Then times ``reminder_pass`` — the one
+transaction that selects who is due (SQL over members, chat links, sessions and reminders),
+renders each text with its progress, records the reminders and inserts the outbox rows.
+A second pass right after must queue nothing (dedupe), and is timed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import datetime as dt
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from bot.reminders import ReminderBot, reminder_pass
+from storage import open_storage
+from surveys.project import parse_survey, store_survey
+
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+NOW = dt.datetime(2026, 8, 10, 9, 0, tzinfo=VN)
+SURVEY = """\
+[survey]
+id = "bench"
+title = "Bench"
+index_year = 2026
+opens = 2026-08-01
+closes = 2026-08-31
+levels = ["province"]
+strata = []
+[[units]]
+id = "p"
+name = "P"
+level = "province"
+[groups.citizen]
+label = "Người dân"
+form_id = "sipas_citizen_example"
+allocation = { method = "census" }
+[reminders]
+after_days = [1, 3, 7]
+max_count = 3
+[reminders.text]
+vi = "Bạn đã trả lời {answered}/{total} câu. Mời bạn hoàn thành phiếu."
+"""
+
+
+async def build(db: Path, n: int) -> None:
+    project = parse_survey(SURVEY)
+    async with await open_storage(db, synchronous="normal") as storage:
+        await store_survey(storage, project, SURVEY, "bench.toml", NOW.isoformat())
+        form = Path(__file__).resolve().parents[1] / "surveys" / "templates" / "sipas_citizen.md"
+        await storage.save_questionnaire("sipas_citizen_example", "2026.1", form.name, form.read_bytes(),
+                                         NOW.isoformat())
+    linked = (NOW - dt.timedelta(days=2)).isoformat()
+    conn = sqlite3.connect(db, isolation_level=None)
+    conn.execute("BEGIN")
+    conn.execute("INSERT INTO samples (survey_id, source, params, created_at) VALUES ('bench', 'imported', '{}', ?)",
+                 (linked,))
+    conn.executemany(
+        "INSERT INTO respondents (id, external_id, pseudonym, created_at, form_id, stratum, disposition,"
+        " disposition_at) VALUES (?, ?, ?, ?, 'sipas_citizen_example', 'citizen', 'contacted', ?)",
+        ((i, f"bench:{i}", f"R{i:010d}", linked, linked) for i in range(1, n + 1)))
+    conn.executemany(
+        "INSERT INTO sample_members (survey_id, frame_id, grp, form_id, stratum, pi, weight, role, respondent_id,"
+        " disposition, stage) VALUES ('bench', ?, 'citizen', 'sipas_citizen_example', 'citizen', 0.5, 2, 'main', ?,"
+        " 'contacted', 2)", ((f"f{i}", i) for i in range(1, n + 1)))
+    conn.executemany(
+        "INSERT INTO chat_links (channel, bot, chat_id, respondent_id, linked_at) VALUES ('telegram', 'b', ?, ?, ?)",
+        ((str(10_000_000 + i), i, linked) for i in range(1, n + 1)))
+    conn.execute("COMMIT")
+    conn.close()
+
+
+async def main(n: int, runs: int) -> None:
+    bots = [ReminderBot("telegram", "b", per_second=30.0)]
+    first, second = [], []
+    for _ in range(runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            db = Path(tmp) / "bench.sqlite"
+            await build(db, n)
+            async with await open_storage(db) as storage:
+                start = time.perf_counter()
+                result = await reminder_pass(storage, bots, NOW)
+                first.append(time.perf_counter() - start)
+                assert result.count == n, result.count
+                start = time.perf_counter()
+                again = await reminder_pass(storage, bots, NOW + dt.timedelta(minutes=15))
+                second.append(time.perf_counter() - start)
+                assert again.count == 0
+                counts = await storage.outbox_counts()
+                assert counts["pending"] == n
+    print(f"{n:,} due reminders: select + enqueue {min(first):.3f} s best, {sorted(first)[len(first) // 2]:.3f} s "
+          f"median of {runs}; the next pass (nothing due) {min(second):.3f} s")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    asyncio.run(main(args.n, args.runs))

@@ -1,0 +1,342 @@
+"""Reminders: due from the database by offsets and max count, never in quiet hours, never after
+completion/refusal/unreachable/quota-full/close, exactly once across restarts, with the
+person's progress; and the list of people no bot can reach."""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+
+from bot.conversations import Conversations
+from bot.outbox import OutboxSender, Pace
+from bot.reminders import ReminderBot, reminder_pass
+from bot.telegram.emulator import BotApiEmulator, Limits
+from bot.telegram.transport import TelegramTransport
+from storage import open_storage
+from surveys import engine
+from surveys.project import ReminderPolicy, parse_survey, store_survey
+from surveys.reminders import QuietHours, decide, sendable_before_quiet
+from surveys.sampling import draw_sample, import_frame_file
+from surveys.xlsform import load_questionnaire
+
+ROOT = Path(__file__).resolve().parents[1]
+VN = ZoneInfo("Asia/Ho_Chi_Minh")
+T0 = dt.datetime(2026, 8, 2, 9, 0, tzinfo=VN)
+BOT = ReminderBot("telegram", "t", 30.0)
+TOKEN = "424242:REMIND"
+
+FORM = """\
+| survey |
+|        | type      | name | label::Tiếng Việt (vi) | label::English (en) | required | calculation |
+|        | integer   | q1   | Câu 1                  | Question 1          | yes      |             |
+|        | integer   | q2   | Câu 2                  | Question 2          | yes      |             |
+|        | integer   | q3   | Câu 3                  | Question 3          | yes      |             |
+|        | calculate | c    |                        |                     |          | ${q1} + 1   |
+| settings |
+|          | form_id               | version | form_title | default_language |
+|          | sipas_citizen_example | t1      | Thử        | Tiếng Việt (vi)  |
+"""
+
+SURVEY = """\
+[survey]
+id = "remind-test"
+title = "Thử nhắc nhở"
+index_year = 2026
+opens = 2026-08-01
+closes = 2026-08-31
+levels = ["province", "commune"]
+strata = ["commune"]
+
+[[units]]
+id = "tinh"
+name = "Tỉnh"
+level = "province"
+
+[[units]]
+id = "xa-a"
+name = "Xã A"
+level = "commune"
+parent = "tinh"
+
+[groups.citizen]
+label = { vi = "Người dân", en = "Citizens" }
+form_id = "sipas_citizen_example"
+allocation = { method = "census", reserve = 0 }
+
+[reminders]
+after_days = [1, 3, 7]
+max_count = 2
+quiet_hours = { start = "21:00", end = "07:00" }
+[reminders.text]
+vi = "Bạn đã trả lời {answered}/{total} câu."
+en = "You answered {answered} of {total} questions."
+"""
+
+POLICY = ReminderPolicy((1, 3, 7), 2, "21:00", "07:00", {"vi": "x"})
+
+
+# -- the pure policy ------------------------------------------------------------------------------
+
+
+def test_policy_offsets_max_count_and_quiet_hours():
+    activity = T0
+    assert decide(POLICY, activity, [], 0, T0 + dt.timedelta(hours=23), VN).due is False
+    d = decide(POLICY, activity, [], 0, T0 + dt.timedelta(days=1), VN)
+    assert d.due and d.number == 0 and d.due_at == T0 + dt.timedelta(days=1)
+    sent = [T0 + dt.timedelta(days=1)]
+    assert decide(POLICY, activity, sent, 1, T0 + dt.timedelta(days=2), VN).due is False
+    assert decide(POLICY, activity, sent, 1, T0 + dt.timedelta(days=3), VN).due
+    # max_count 2 in all: no third reminder although after_days has 7.
+    d = decide(POLICY, activity, sent + [T0 + dt.timedelta(days=3)], 2, T0 + dt.timedelta(days=9), VN)
+    assert (d.due, d.number) == (False, None)
+    # After a long outage: the next reminder waits the gap after the previous one.
+    late = [T0 + dt.timedelta(days=5)]
+    assert decide(POLICY, activity, late, 1, T0 + dt.timedelta(days=6), VN).due is False
+    assert decide(POLICY, activity, late, 1, T0 + dt.timedelta(days=7), VN).due
+    # Due at 21:30 (quiet): waits for 07:00; nothing at 22:00, sent at 07:01.
+    evening = dt.datetime(2026, 8, 2, 21, 30, tzinfo=VN)
+    d = decide(POLICY, evening, [], 0, evening + dt.timedelta(days=1, minutes=30), VN)
+    assert d.due is False and d.due_at == dt.datetime(2026, 8, 4, 7, 0, tzinfo=VN)
+    assert decide(POLICY, evening, [], 0, dt.datetime(2026, 8, 4, 7, 1, tzinfo=VN), VN).due
+
+
+def test_quiet_hours_window_and_budget():
+    quiet = QuietHours.of(POLICY)
+    assert quiet.contains(dt.datetime(2026, 8, 2, 23, 0, tzinfo=VN))
+    assert quiet.contains(dt.datetime(2026, 8, 2, 6, 59, tzinfo=VN))
+    assert not quiet.contains(dt.datetime(2026, 8, 2, 7, 0, tzinfo=VN))
+    day = QuietHours(dt.time(12), dt.time(13))
+    assert day.contains(dt.datetime(2026, 8, 2, 12, 30, tzinfo=VN)) and not day.contains(
+        dt.datetime(2026, 8, 2, 13, 0, tzinfo=VN))
+    # One hour before 21:00 at 30/s, half the rate for reminders: 54,000.
+    assert sendable_before_quiet(POLICY, dt.datetime(2026, 8, 2, 20, 0, tzinfo=VN), VN, 30) == 54_000
+    assert sendable_before_quiet(POLICY, dt.datetime(2026, 8, 2, 22, 0, tzinfo=VN), VN, 30) == 0
+    # In UTC the same instant gives the same answer.
+    assert sendable_before_quiet(POLICY, dt.datetime(2026, 8, 2, 13, 0, tzinfo=dt.timezone.utc), VN, 30) == 54_000
+
+
+# -- against the database ---------------------------------------------------------------------------
+
+
+async def setup(tmp_path: Path, size: int = 6, linked_at: dt.datetime = T0, link: int | None = None):
+    """A census of ``size`` people, the first ``link`` (default all) linked to a Telegram chat at ``linked_at``."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    db = tmp_path / "r.sqlite"
+    form_path = tmp_path / "form.md"
+    form_path.write_text(FORM, encoding="utf-8")
+    frame = tmp_path / "frame.csv"
+    frame.write_text("id,group,unit,name,phone\n" + "".join(
+        f"a{i:03d},citizen,xa-a,Người {i},+8490000{i:04d}\n" for i in range(size)), encoding="utf-8")
+    project = parse_survey(SURVEY)
+    start = T0 - dt.timedelta(days=1)
+    async with await open_storage(db) as storage:
+        await store_survey(storage, project, SURVEY, "survey.toml", start.isoformat())
+        await import_frame_file(storage, project, frame, start.isoformat())
+        await draw_sample(storage, project, 1, start.isoformat())
+        await Conversations(storage).register(load_questionnaire(form_path), form_path.read_bytes(), "form.md", start)
+        ids = sorted(m.respondent_id for m in await storage.sample_members(project.id, "main"))
+        for n, rid in enumerate(ids):
+            await storage.issue_invitation(rid, "link", f"hash-{rid}", start.isoformat())
+            await storage.set_disposition(rid, "invited", start.isoformat())
+            if link is None or n < link:
+                await storage.link_chat("telegram", "t", str(1000 + n), rid, linked_at.isoformat())
+                await storage.set_disposition(rid, "contacted", linked_at.isoformat())
+    return db, form_path, project, ids
+
+
+async def run_pass(db: Path, now: dt.datetime, bots=(BOT,)):
+    async with await open_storage(db) as storage:
+        return await reminder_pass(storage, list(bots), now)
+
+
+async def reminder_rows(db: Path) -> list[dict]:
+    async with await open_storage(db) as storage:
+        rows = await storage._fetchall("SELECT respondent_id, number, step, dedupe_key FROM reminders"  # noqa: SLF001
+                                       " ORDER BY id")
+        return [dict(r) for r in rows]
+
+
+async def test_due_by_offsets_and_max_count(tmp_path):
+    db, _, _, ids = await setup(tmp_path)
+    assert (await run_pass(db, T0 + dt.timedelta(hours=23))).count == 0
+    first = await run_pass(db, T0 + dt.timedelta(days=1, minutes=1))
+    assert sorted(d.respondent_id for d in first.queued) == ids
+    assert all(d.step == 0 and d.number == 1 for d in first.queued)
+    assert (await run_pass(db, T0 + dt.timedelta(days=1, minutes=16))).count == 0  # the next pass: nothing new
+    assert (await run_pass(db, T0 + dt.timedelta(days=2, hours=12))).count == 0
+    second = await run_pass(db, T0 + dt.timedelta(days=3, minutes=1))
+    assert len(second.queued) == len(ids) and all(d.step == 1 and d.number == 2 for d in second.queued)
+    assert (await run_pass(db, T0 + dt.timedelta(days=8))).count == 0  # max_count 2
+    async with await open_storage(db) as storage:
+        counts = await storage.outbox_counts()
+        assert counts["pending"] == 2 * len(ids)
+        row = (await storage._fetchall("SELECT priority FROM outbox LIMIT 1"))[0]  # noqa: SLF001
+        assert row[0] == 10  # BULK
+
+
+async def test_new_activity_starts_the_count_again(tmp_path):
+    db, form_path, _, ids = await setup(tmp_path, size=1)
+    form = load_questionnaire(form_path)
+    assert (await run_pass(db, T0 + dt.timedelta(days=1, minutes=1))).count == 1
+    later = T0 + dt.timedelta(days=2)
+    async with await open_storage(db) as storage:
+        conversations = Conversations(storage)
+        record, _ = await conversations.open_for(ids[0], form, "telegram", None, later)
+        await conversations.handle(record.id, engine.Start(at=later), "s")
+    assert (await run_pass(db, later + dt.timedelta(hours=23))).count == 0
+    again = await run_pass(db, later + dt.timedelta(days=1, minutes=1))
+    assert [(d.step, d.number) for d in again.queued] == [(0, 2)]
+    assert (await run_pass(db, later + dt.timedelta(days=9))).count == 0  # 2 in all
+
+
+async def test_none_in_quiet_hours(tmp_path):
+    evening = dt.datetime(2026, 8, 2, 21, 30, tzinfo=VN)
+    db, _, _, ids = await setup(tmp_path, linked_at=evening)
+    assert (await run_pass(db, dt.datetime(2026, 8, 3, 22, 0, tzinfo=VN))).count == 0
+    assert (await run_pass(db, dt.datetime(2026, 8, 4, 6, 59, tzinfo=VN))).count == 0
+    assert (await run_pass(db, dt.datetime(2026, 8, 4, 7, 1, tzinfo=VN))).count == len(ids)
+
+
+async def test_only_as_many_as_can_leave_before_quiet_hours(tmp_path):
+    db, _, _, ids = await setup(tmp_path, size=6)
+    slow = ReminderBot("telegram", "t", per_second=1 / 600)  # 1 message per 10 minutes
+    now = dt.datetime(2026, 8, 3, 20, 0, tzinfo=VN)  # an hour before quiet hours: 6 × 0.5 = 3
+    assert (await run_pass(db, now, [slow])).count == 3
+    assert (await run_pass(db, dt.datetime(2026, 8, 4, 7, 0, tzinfo=VN), [slow])).count == 3  # the rest, next day
+
+
+async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp_path):
+    db, form_path, _, ids = await setup(tmp_path, size=6)
+    form = load_questionnaire(form_path)
+    async with await open_storage(db) as storage:
+        conversations = Conversations(storage)
+        record, _ = await conversations.open_for(ids[0], form, "telegram", None, T0)
+        for n, event in enumerate([engine.Start(at=T0), engine.Reply("yes", at=T0), engine.Reply("1", at=T0),
+                                   engine.Reply("2", at=T0), engine.Reply("3", at=T0)]):
+            handled = await conversations.handle(record.id, event, f"c{n}")
+        assert handled.session.status == "completed"
+        record, _ = await conversations.open_for(ids[1], form, "telegram", None, T0)
+        await conversations.handle(record.id, engine.Start(at=T0), "r0")
+        await conversations.handle(record.id, engine.Reply("no", at=T0), "r1")
+        await storage.set_disposition(ids[2], "unreachable", T0.isoformat())
+        await storage.set_disposition(ids[3], "quota_full", T0.isoformat())
+    result = await run_pass(db, T0 + dt.timedelta(days=1, minutes=1))
+    assert sorted(d.respondent_id for d in result.queued) == ids[4:]
+    # After the survey closes: nothing.
+    db2, _, _, _ = await setup(tmp_path / "closed", size=2)
+    result = await run_pass(db2, dt.datetime(2026, 9, 1, 9, 0, tzinfo=VN))
+    assert result.count == 0 and result.skipped == {"remind-test": "survey not open"}
+
+
+async def test_restart_loses_none_and_doubles_none(tmp_path):
+    db, _, _, ids = await setup(tmp_path, size=5)
+    now = T0 + dt.timedelta(days=1, minutes=1)
+    # Pass, then "kill": the storage is closed without any message sent.
+    async with await open_storage(db) as storage:
+        queued = await reminder_pass(storage, [BOT], now)
+        assert queued.count == 5
+        first = (await storage._fetchall("SELECT id FROM outbox ORDER BY id"))[0][0]  # noqa: SLF001
+        assert await storage.mark_sending(first, now.isoformat())  # caught mid-send at the crash
+    # Reopen: a second pass (the same time, and 15 minutes later) queues nothing again.
+    assert (await run_pass(db, now)).count == 0
+    assert (await run_pass(db, now + dt.timedelta(minutes=15))).count == 0
+    rows = await reminder_rows(db)
+    assert sorted(r["respondent_id"] for r in rows) == ids
+    assert len({r["dedupe_key"] for r in rows}) == 5
+    async with await open_storage(db) as storage:
+        assert await storage.recover_outbox("telegram", "t", now.isoformat()) == 1  # not resent: unknown
+        assert (await run_pass(db, now + dt.timedelta(minutes=30))).count == 0
+        counts = await storage.outbox_counts()
+        assert counts["pending"] == 4 and counts["unknown"] == 1
+        assert sum(counts.values()) == 5
+
+
+async def test_progress_numbers_and_language(tmp_path):
+    db, form_path, _, ids = await setup(tmp_path, size=2)
+    form = load_questionnaire(form_path)
+    async with await open_storage(db) as storage:
+        conversations = Conversations(storage)
+        record, _ = await conversations.open_for(ids[0], form, "telegram", None, T0)
+        for n, event in enumerate([engine.Start(at=T0), engine.Reply("yes", at=T0), engine.Reply("4", at=T0)]):
+            await conversations.handle(record.id, event, f"a{n}")
+        record, _ = await conversations.open_for(ids[1], form, "telegram", "en", T0)
+        for n, event in enumerate([engine.Start(at=T0), engine.Reply("yes", at=T0), engine.Reply("4", at=T0),
+                                   engine.Reply("5", at=T0)]):
+            await conversations.handle(record.id, event, f"b{n}")
+    await run_pass(db, T0 + dt.timedelta(days=1, minutes=1))
+    async with await open_storage(db) as storage:
+        payloads = {row[0]: json.loads(row[1]) for row in await storage._fetchall(  # noqa: SLF001
+            "SELECT respondent_id, payload FROM outbox")}
+    # The calculate field is answered too but is not a question: 1 of 3, then 2 of 3.
+    assert payloads[ids[0]]["text"].startswith("Bạn đã trả lời 1/3 câu.") and "/resume" in payloads[ids[0]]["text"]
+    assert payloads[ids[1]]["text"].startswith("You answered 2 of 3 questions.")
+    assert payloads[ids[0]]["chat_id"] == 1000
+
+
+async def test_reminders_reach_the_people_in_the_emulator(tmp_path):
+    emulator = BotApiEmulator(limits=Limits(per_bot_per_second=30, per_chat_per_second=100, per_chat_burst=100))
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "remind_bot")
+    db, _, _, ids = await setup(tmp_path, size=3)
+    users = [telegram.user(1000 + n) for n in range(3)]
+    for user in users:
+        await user.start()  # they opened the chat (a bot cannot write first)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    try:
+        async with await open_storage(db) as storage:
+            assert (await reminder_pass(storage, [BOT], T0 + dt.timedelta(days=1, minutes=1))).count == 3
+            sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot), Pace(per_second=30))
+            stop = asyncio.Event()
+            task = asyncio.create_task(sender.run(stop))
+            for _ in range(250):
+                if (await storage.outbox_counts())["sent"] == 3:
+                    break
+                await asyncio.sleep(0.02)
+            stop.set()
+            await task
+            assert (await storage.outbox_counts())["sent"] == 3
+    finally:
+        await bot.session.close()
+        await emulator.stop()
+    texts = [r.params["text"] for r in emulator.requests if r.method == "sendMessage"]
+    assert len(texts) == 3 and all(t.startswith("Bạn đã trả lời 0/3 câu.") for t in texts)
+    assert not emulator.violations
+
+
+def test_list_unreached_writes_a_csv_for_the_coordinator(tmp_path):
+    db, _, _, ids = asyncio.run(setup(tmp_path, size=4, link=1))
+    out = tmp_path / "unreached.csv"
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "remind", "--list-unreached", "--out", str(out),
+                             "--db", str(db)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "personal data" in result.stdout
+    raw = out.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    rows = list(csv.DictReader(raw.decode("utf-8-sig").splitlines()))
+    assert [int(r["respondent_id"]) for r in rows] == ids[1:]
+    assert rows[0]["name"] == "Người 1" and rows[0]["phone"] == "+84900000001"
+    assert rows[0]["stratum"] == "citizen/xa-a" and rows[0]["disposition"] == "invited"
+
+
+def test_remind_run_once_from_the_command_line(tmp_path):
+    db, _, _, ids = asyncio.run(setup(tmp_path, size=2))
+    config = tmp_path / "c.toml"
+    config.write_text(f'[storage]\npath = "{db}"\n\n[[telegram]]\nname = "t"\ntoken = "1:x"\n', encoding="utf-8")
+    at = (T0 + dt.timedelta(days=1, minutes=1)).isoformat()
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(config), "remind", "--run-once",
+                             "--at", at], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Queued 2 reminder(s)." in result.stdout
+    again = subprocess.run([sys.executable, "-m", "bot.cli", "--config", str(config), "remind", "--run-once",
+                            "--at", at], capture_output=True, text=True, cwd=ROOT)
+    assert "Queued 0 reminder(s)." in again.stdout

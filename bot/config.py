@@ -52,6 +52,9 @@ class BotConfig:
 @dataclass(frozen=True)
 class Config:
     database: Path = Path("khaosat.sqlite")
+    #: "full": every answer is on disk before the bot replies; "normal": faster, still safe when
+    #: the process is killed, but a power cut may lose the last answers (see BENCHMARKS.md).
+    synchronous: str = "full"
     timezone: str = "Asia/Ho_Chi_Minh"
     language: str = "vi"
     bots: tuple[BotConfig, ...] = ()
@@ -66,7 +69,7 @@ class Config:
         return ZoneInfo(self.timezone)
 
 
-_TOP = {"storage": {"path"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
+_TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
         "coordinators": {"daily_summary"}}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
@@ -105,7 +108,10 @@ def load_config(path: Path) -> Config:
     elif not isinstance(summary, str) or not _HHMM.match(summary):
         raise ConfigError(f"{path}: coordinators.daily_summary must be a local time HH:MM (24-hour), "
                           "or false for none")
-    config = Config(database=_relative(path, storage.get("path", Config.database)),
+    synchronous = storage.get("synchronous", Config.synchronous)
+    if synchronous not in ("full", "normal"):
+        raise ConfigError(f"{path}: storage.synchronous must be \"full\" or \"normal\"")
+    config = Config(database=_relative(path, storage.get("path", Config.database)), synchronous=synchronous,
                     timezone=locale.get("timezone", Config.timezone),
                     language=locale.get("language", Config.language), bots=bots, source=path,
                     reminder_interval_minutes=interval, daily_summary=summary)

@@ -203,7 +203,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
         raise ValueError("the configuration has no [[telegram]] or [[zalo]] bot to run")
     from storage import open_storage
 
-    async with await open_storage(config.database) as storage:
+    async with await open_storage(config.database, synchronous=config.synchronous) as storage:
         conversations = Conversations(storage, quotas=QuotaGate(storage))
         export_dir = config.database.parent / "exports"
         bots: list[RunningBot] = []

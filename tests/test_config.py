@@ -14,7 +14,7 @@ def test_the_example_configuration_loads_with_its_documented_defaults(monkeypatc
     monkeypatch.setenv("KHAOSAT_ZALO_WEBHOOK_SECRET", "zalo-hook-secret")
     config = load_config(ROOT / "config.example.toml")
     assert config.database == ROOT / "khaosat.sqlite"  # relative to the file
-    assert (config.timezone, config.language) == ("Asia/Ho_Chi_Minh", "vi")
+    assert (config.timezone, config.language, config.synchronous) == ("Asia/Ho_Chi_Minh", "vi", "full")
     bot, zalo = config.bots
     assert (bot.channel, bot.name, bot.mode, bot.pace.per_second) == ("telegram", "quang-tri", "polling", 30)
     assert (zalo.channel, zalo.name, zalo.api_base) == ("zalo", "quang-tri-zalo", "https://bot-api.zapps.me")
@@ -35,6 +35,7 @@ def test_a_token_variable_that_is_not_set_is_named(monkeypatch):
     ("[locale]\ntimezone = 'Asia/Hanoi_City'\n", "not a known time zone"),
     ("[locale]\nlanguage = 'fr'\n", "locale.language must be one of vi, en"),
     ("[storage\n", "not valid TOML"),
+    ("[storage]\nsynchronous = 'off'\n", "storage.synchronous must be"),
     ("[[telegram]]\nname = 'qt'\ntoken = 't'\nmode = 'webhook'\n", "webhook mode but has no webhook.url"),
     ("[[telegram]]\nname = 'qt'\ntoken = 't'\nforms = ['nope.md']\n", "form"),
     ("[[telegram]]\nname = 'qt'\ntoken = 't'\n[telegram.pace]\nper_sec = 3\n", "unknown key"),

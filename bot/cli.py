@@ -720,8 +720,31 @@ def _statistics(action):
         sys.exit(EXIT_REFUSED)
 
 
-_DATA = click.option("--data", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                     help="A table: CSV, XLSX, Parquet or SPSS .sav (e.g. from khaosat export, or paper forms).")
+def _DATA(command):
+    """--data FILE, or --db PATH [--form ID] to read the answers straight from the survey database."""
+    command = click.option("--form", "form_id", default=None, help="With --db: only this questionnaire.")(command)
+    command = click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                           help="Read the answers from the survey database instead (one row per session, "
+                                "with the sample's strata, probabilities and weights).")(command)
+    return click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+                        help="A table: CSV, XLSX, Parquet or SPSS .sav (e.g. from khaosat export, or paper "
+                             "forms typed into Excel).")(command)
+
+
+def _table(data: Path | None, db: Path | None, form_id: str | None):
+    """The table to analyse: a file as given, or the wide export of the database (pseudonymous)."""
+    if (data is None) == (db is None):
+        raise click.UsageError("give either --data FILE or --db PATH")
+    if data is not None:
+        return data
+
+    async def read():
+        from exporters.table import export_frame
+
+        async with await open_storage(db) as storage:
+            return (await export_frame(storage, form_id)).df
+
+    return asyncio.run(read())
 _DESIGN = click.option("--design", "design_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                        help="The design file (see exporters/design.example.toml); default: equal weights, "
                             "simple random sampling.")
@@ -732,12 +755,13 @@ _DESIGN = click.option("--design", "design_path", type=click.Path(exists=True, d
 @click.option("--design", "design_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The design file (see exporters/design.example.toml).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The data with its weights.")
-def weight(data: Path, design_path: Path, out: Path) -> None:
+def weight(data: Path | None, db: Path | None, form_id: str | None, design_path: Path, out: Path) -> None:
     """Compute weights: base weights, nonresponse adjustment, post-stratification or raking,
     linear calibration and trimming, as the design file says; prints a weight summary."""
     from exporters.weighting import run_weight
 
-    summary = _statistics(lambda: run_weight(data, design_path, out))
+    table = _table(data, db, form_id)
+    summary = _statistics(lambda: run_weight(table, design_path, out))
     labels = {"n": "rows", "min": "min", "q1": "1st quartile", "median": "median", "q3": "3rd quartile",
               "max": "max", "mean": "mean", "sum": "sum", "deff": "design effect (Kish)",
               "n_eff": "effective sample size"}
@@ -762,8 +786,8 @@ def weight(data: Path, design_path: Path, out: Path) -> None:
 @click.option("--total", "totals", multiple=True, help="A column to total.")
 @click.option("--by", "by", default=None, help="Also estimate within each value of this column (domains).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
-def estimate(data: Path, design_path: Path | None, means: tuple[str, ...], totals: tuple[str, ...], by: str | None,
-             out: Path) -> None:
+def estimate(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None,
+             means: tuple[str, ...], totals: tuple[str, ...], by: str | None, out: Path) -> None:
     """Means, proportions and totals with linearised standard errors (as R's survey package):
     one row per statistic with the columns statistic, variable, domain, estimate, se."""
     from exporters.estimation import run_estimate
@@ -775,7 +799,8 @@ def estimate(data: Path, design_path: Path | None, means: tuple[str, ...], total
         scratch.write("[design]\n")
         scratch.close()
         design_path = Path(scratch.name)
-    _statistics(lambda: run_estimate(data, design_path, list(means), list(totals), by, out))
+    table = _table(data, db, form_id)
+    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), by, out))
     console.print(f"Wrote {out}")
 
 
@@ -787,12 +812,14 @@ def estimate(data: Path, design_path: Path | None, means: tuple[str, ...], total
 @click.option("--unit", required=True, help="The column naming the rated unit (province, department, commune).")
 @click.option("--group", default=None, help="The column naming the respondent group, when the rules weight groups.")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV or XLSX to write.")
-def score(data: Path, design_path: Path | None, rules_path: Path, unit: str, group: str | None, out: Path) -> None:
+def score(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None, rules_path: Path,
+          unit: str, group: str | None, out: Path) -> None:
     """The survey share of the index per rated unit: points per sub-criterion, criterion, domain
     and total with standard errors, confidence intervals and ranks; SIPAS-style satisfaction."""
     from exporters.scores import run_score
 
-    frame = _statistics(lambda: run_score(data, rules_path, out, unit=unit, group=group, design_path=design_path))
+    table = _table(data, db, form_id)
+    frame = _statistics(lambda: run_score(table, rules_path, out, unit=unit, group=group, design_path=design_path))
     totals = frame[frame.level == "total"].sort_values("rank")
     table = Table(title="Total points by unit")
     for column in ("rank", "unit", "points", "se"):

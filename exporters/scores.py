@@ -175,10 +175,11 @@ def scores_frame(scores: Sequence[Score], level: float = 0.95) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def run_score(data_path: Path, rules_path: Path, out_path: Path, *, unit: str, group: str | None = None,
+def run_score(data: Path | pd.DataFrame, rules_path: Path, out_path: Path, *, unit: str, group: str | None = None,
               design_path: Path | None = None) -> pd.DataFrame:
-    """`khaosat score`: read the table, the rules and the design; write one row per statistic."""
-    data = read_table(data_path)
+    """`khaosat score`: read the table (a path or a DataFrame), the rules and the design; write one
+    row per statistic."""
+    data = data if isinstance(data, pd.DataFrame) else read_table(data)
     rules = load_scoring(rules_path)
     design = SurveyDesign.from_design(data, load_design(design_path) if design_path else Design())
     frame = scores_frame(score_units(data, rules, design, unit=unit, group=group))

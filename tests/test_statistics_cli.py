@@ -73,3 +73,20 @@ def test_a_column_missing_from_the_data_is_named(survey):
                      "--out", str(survey / "x.csv"))
     assert result.returncode == 1
     assert "poids" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_estimates_straight_from_the_survey_database(tmp_path):
+    """--db reads the answers the bot stored, under pseudonyms, without an export step."""
+    db = tmp_path / "tour.sqlite"
+    for lines in (["yes", "30", "nu", "khong", "", ""], ["yes", "50", "nam", "khong", "", ""]):
+        done = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "try", str(ROOT / "tests" / "forms" / "tour.md"), "--db", str(db),
+             "--respondent", lines[1]], input="\n".join(lines) + "\n", capture_output=True, text=True, cwd=ROOT)
+        assert done.returncode == 0, done.stderr
+    out = tmp_path / "est.csv"
+    result = khaosat("estimate", "--db", str(db), "--form", "tour", "--mean", "age", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    row = pd.read_csv(out, keep_default_na=False).iloc[0]
+    assert (row.statistic, row.variable, row.estimate) == ("mean", "age", 40.0)
+    both = khaosat("estimate", "--db", str(db), "--data", str(out), "--mean", "age", "--out", str(out))
+    assert both.returncode == 2 and "either --data FILE or --db PATH" in both.stderr

@@ -91,34 +91,22 @@ class _Forms:
         return self._asked
 
 
-def render_reminder(project: SurveyProject, totals: dict[str, int]) -> Callable[[DueReminder], OutgoingMessage]:
-    """The outbox message of one due reminder (runs on the storage thread: pure and quick)."""
+def render_reminder(project: SurveyProject, totals: dict[str, int]) -> Callable[[str | None, str | None, int], str]:
+    """The text of a reminder for (language, form id, answered): the storage builds the outbox
+    payload ``{"chat_id": …, "text": …}`` itself and calls this once per distinct triple
+    (a handful per pass), on the storage thread: it must be pure and quick."""
     texts = project.reminders.texts
     default = project.settings.language
     hints = {lang: say("reminder_resume_hint", lang) for lang in ("vi", "en")}
 
-    # Few distinct texts (language × answered × total): each is formatted and JSON-escaped once.
-    escaped: dict[tuple[str | None, str | None, int], str] = {}
+    def text(language: str | None, form_id: str | None, answered: int) -> str:
+        lang = ui_language(language or default)
+        template = texts.get(lang) or texts.get(default) or texts.get("vi") or say("reminder_default", lang)
+        total = totals.get(form_id or "", 0)
+        body = template.format(answered=min(answered, total) if total else answered, total=total)
+        return f"{body}\n{hints[lang]}"
 
-    def text_json(language: str | None, form_id: str | None, answered: int) -> str:
-        key = (language, form_id, answered)
-        if key not in escaped:
-            lang = ui_language(language or default)
-            template = texts.get(lang) or texts.get(default) or texts.get("vi") or say("reminder_default", lang)
-            total = totals.get(form_id or "", 0)
-            text = template.format(answered=min(answered, total) if total else answered, total=total)
-            escaped[key] = json.dumps(f"{text}\n{hints[lang]}", ensure_ascii=False)
-        return escaped[key]
-
-    def render(due: DueReminder) -> OutgoingMessage:
-        chat = due.chat_id
-        numeric = due.channel == "telegram" and chat.lstrip("-").isdigit()
-        payload = (f'{{"chat_id": {chat if numeric else json.dumps(chat)}, '
-                   f'"text": {text_json(due.language, due.form_id, due.answered)}}}')
-        return OutgoingMessage(due.channel, due.bot, chat, "sendMessage", payload, BULK, due.dedupe_key,
-                               due.respondent_id)
-
-    return render
+    return text
 
 
 async def reminder_pass(storage: Storage, bots: Sequence[ReminderBot], now: dt.datetime, *,
@@ -152,7 +140,8 @@ async def reminder_pass(storage: Storage, bots: Sequence[ReminderBot], now: dt.d
         totals = {form_id: len(names) for form_id, names in asked.items()}
         queued = await storage.enqueue_due_reminders(
             project.id, after_days=policy.after_days, max_count=policy.max_count, now=now.isoformat(),
-            limits=limits, asked=asked, render=render_reminder(project, totals), at=now.isoformat())
+            limits=limits, asked=asked, render=render_reminder(project, totals), at=now.isoformat(),
+            method="sendMessage", priority=BULK)
         result.queued.extend(queued)
         if queued:
             log.info("survey %s: %d reminder(s) queued", project.id, len(queued))

@@ -655,8 +655,10 @@ class Storage(abc.ABC):
         now: str,
         limits: Mapping[tuple[str, str], int | None],
         asked: Mapping[str, Sequence[str]],
-        render: Callable[[DueReminder], OutgoingMessage],
+        render: Callable[[str | None, str | None, int], str],
         at: str,
+        method: str = "sendMessage",
+        priority: int = 0,
     ) -> list[DueReminder]:
         """Select the survey's due reminders and queue them, in ONE write transaction.
 
@@ -667,8 +669,10 @@ class Storage(abc.ABC):
         ``max_count``, activity + after_days[k] <= ``now`` and, for k > 0, the previous one
         sent at least after_days[k] - after_days[k-1] days ago. At most ``limits[bot]`` per
         bot (None: no limit), oldest activity first. ``answered`` counts the session's
-        answered rows among ``asked[form_id]``. Each is rendered by ``render`` (called on the
-        storage thread; must be quick and pure), recorded in ``reminders`` and inserted in
+        answered rows among ``asked[form_id]``. ``render(language, form_id, answered)`` gives
+        the text (called once per distinct triple on the storage thread; quick and pure); the
+        payload is ``{"chat_id", "text"}`` (numeric Telegram chat ids as numbers), sent with
+        ``method`` at ``priority``. Each is recorded in ``reminders`` and inserted in
         the outbox with its dedupe key, so a second pass or a restart never doubles one.
         Quiet hours and open dates are the caller's (the pass's) decision.
         """

@@ -117,54 +117,57 @@ _OPEN = "status NOT IN ('completed', 'refused')"
 # reminder was sent at least after_days[k] - after_days[k-1] days ago. Per bot at most
 # ``limits`` rows (oldest activity first; -1 = no limit).
 _DUE_REMINDERS = """
-WITH m AS (
-    SELECT r.id AS rid, r.form_id AS form_id,
-        (SELECT l.rowid FROM chat_links l WHERE l.respondent_id = r.id
-            AND l.channel || '/' || l.bot IN (SELECT value FROM json_each(:bots))
-            ORDER BY l.linked_at DESC, l.rowid DESC LIMIT 1) AS link,
-        (SELECT max(s.id) FROM sessions s
-            WHERE s.respondent_id = r.id AND s.form_id = r.form_id) AS sid
-    FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id
-    WHERE sm.survey_id = :survey AND r.disposition IN ('contacted', 'started')
-),
-a AS MATERIALIZED (
-    SELECT m.rid, m.form_id, m.sid, l.channel, l.bot, l.chat_id,
+WITH lim (cb, n) AS MATERIALIZED (SELECT key, value FROM json_each(:limits)),
+a AS (
+    SELECT r.id AS rid, r.form_id AS form_id, l.channel, l.bot, l.chat_id, s.id AS sid,
         json_extract(s.state, '$.language') AS lang,
         CASE WHEN s.id IS NOT NULL AND julianday(s.updated_at) >= julianday(l.linked_at)
-             THEN s.updated_at ELSE l.linked_at END AS activity_at
-    FROM m JOIN chat_links l ON l.rowid = m.link LEFT JOIN sessions s ON s.id = m.sid
+             THEN s.updated_at ELSE l.linked_at END AS activity_at,
+        CASE WHEN s.id IS NOT NULL AND julianday(s.updated_at) >= julianday(l.linked_at)
+             THEN julianday(s.updated_at) ELSE julianday(l.linked_at) END AS act_jd
+    FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id
+    JOIN chat_links l ON l.rowid = (SELECT l2.rowid FROM chat_links l2 WHERE l2.respondent_id = r.id
+            AND l2.channel || '/' || l2.bot IN (SELECT cb FROM lim)
+            ORDER BY l2.linked_at DESC, l2.rowid DESC LIMIT 1)
+    LEFT JOIN sessions s ON s.id = (SELECT max(x.id) FROM sessions x
+                                    WHERE x.respondent_id = r.id AND x.form_id = r.form_id)
+    WHERE sm.survey_id = :survey AND r.disposition IN ('contacted', 'started')
 ),
 b AS MATERIALIZED (
     SELECT a.*,
         (SELECT count(*) FROM reminders x
             WHERE x.respondent_id = a.rid AND x.survey_id = :survey) AS total,
         (SELECT count(*) FROM reminders x WHERE x.respondent_id = a.rid
-            AND x.survey_id = :survey AND x.activity_at = a.activity_at) AS k,
-        (SELECT max(julianday(x.enqueued_at)) FROM reminders x WHERE x.respondent_id = a.rid
-            AND x.survey_id = :survey AND x.activity_at = a.activity_at) AS last_jd
+            AND x.survey_id = :survey AND x.activity_at = a.activity_at) AS k
     FROM a
 ),
-c AS MATERIALIZED (
-    SELECT b.*, julianday(b.activity_at) + json_extract(:days, '$[' || b.k || ']') AS due_jd,
-        row_number() OVER (PARTITION BY b.channel, b.bot
-                           ORDER BY julianday(b.activity_at), b.rid) AS rn
+c AS (
+    SELECT b.*, b.act_jd + ({days}) AS due_jd,
+        row_number() OVER (PARTITION BY b.channel, b.bot ORDER BY b.act_jd, b.rid) AS rn
     FROM b
-    WHERE b.k < :ndays AND b.total < :max
-        AND julianday(b.activity_at) + json_extract(:days, '$[' || b.k || ']') <= julianday(:now)
-        AND (b.k = 0 OR b.last_jd + json_extract(:days, '$[' || b.k || ']')
-                        - json_extract(:days, '$[' || (b.k - 1) || ']') <= julianday(:now))
+    WHERE b.total < :max AND b.act_jd + ({days}) <= :now_jd
+        AND (b.k = 0 OR (SELECT max(julianday(x.enqueued_at)) FROM reminders x WHERE x.respondent_id = b.rid
+                         AND x.survey_id = :survey AND x.activity_at = b.activity_at) + ({gaps})
+                        <= :now_jd)
 )
+INSERT INTO temp.due_reminders (rid, form_id, channel, bot, chat_id, lang, activity_at, step, number, due_at,
+                                answered)
 SELECT c.rid, c.form_id, c.channel, c.bot, c.chat_id, c.lang, c.activity_at, c.k, c.total + 1,
     strftime('%Y-%m-%dT%H:%M:%S+00:00', c.due_jd),
     CASE WHEN c.sid IS NULL THEN 0 ELSE
-        (SELECT count(*) FROM answers an WHERE an.session_id = c.sid AND an.status = 'answered'
-            AND an.question IN (SELECT value FROM json_each(:asked,
-                                '$."' || coalesce(c.form_id, '') || '"'))) END
-FROM c
-WHERE CAST(coalesce(json_extract(:limits, '$."' || c.channel || '/' || c.bot || '"'), 0) AS INTEGER) < 0
-    OR c.rn <= CAST(coalesce(json_extract(:limits, '$."' || c.channel || '/' || c.bot || '"'), 0) AS INTEGER)
+        (SELECT count(*) FROM answers an JOIN temp.due_asked q
+            ON q.form_id = coalesce(c.form_id, '') AND q.question = an.question
+         WHERE an.session_id = c.sid AND an.status = 'answered') END
+FROM c JOIN lim ON lim.cb = c.channel || '/' || c.bot
+WHERE CAST(lim.n AS INTEGER) < 0 OR c.rn <= CAST(lim.n AS INTEGER)
 ORDER BY c.channel, c.bot, c.rn
 """
+
+
+def _julianday(iso: str) -> float:
+    """SQLite's julianday() of an ISO time (computed once instead of per row)."""
+    with sqlite3.connect(":memory:") as conn:
+        return conn.execute("SELECT julianday(?)", (iso,)).fetchone()[0]
 
 
 def _new_pseudonym() -> str:
@@ -1492,40 +1495,81 @@ class SQLiteStorage(Storage):
         now: str,
         limits: Mapping[tuple[str, str], int | None],
         asked: Mapping[str, Sequence[str]],
-        render: Callable[[DueReminder], OutgoingMessage],
+        render: Callable[[str | None, str | None, int], str],
         at: str,
+        method: str = "sendMessage",
+        priority: int = 0,
     ) -> list[DueReminder]:
+        # The policy's offsets as SQL literals (ints): CASE k ... END is NULL once k >= len(after_days).
+        steps = [int(d) for d in after_days]
+        days = " ".join(f"WHEN {k} THEN {d}" for k, d in enumerate(steps))
+        gaps = " ".join(f"WHEN {k} THEN {d - steps[k - 1]}" for k, d in enumerate(steps) if k)
+        days = f"CASE b.k {days} END" if days else "NULL"
+        gaps = f"CASE b.k {gaps} END" if gaps else "NULL"
         params = {
             "survey": survey_id,
-            "days": json.dumps(list(after_days)),
-            "ndays": len(after_days),
             "max": max_count,
-            "now": now,
-            "bots": json.dumps([f"{c}/{b}" for c, b in limits]),
+            "now_jd": _julianday(now),
             "limits": json.dumps({f"{c}/{b}": (-1 if n is None else n) for (c, b), n in limits.items()}),
-            "asked": json.dumps({form_id: list(names) for form_id, names in asked.items()}),
         }
+        select = _DUE_REMINDERS.format(days=days, gaps=gaps)
 
         def body(conn: sqlite3.Connection) -> list[DueReminder]:
-            due = [DueReminder(survey_id, *row) for row in conn.execute(_DUE_REMINDERS, params)]
-            if not due:
-                return due
-            messages = [render(d) for d in due]
-            conn.executemany(
-                "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
-                " dedupe_key, respondent_id, not_before, created_at, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-                [(m.channel, m.bot, str(m.chat_id), m.method, m.payload, m.priority, m.dedupe_key,
-                  m.respondent_id, m.not_before, at, at) for m in messages],
+            # Work tables of this transaction only (the temp schema is this connection's).
+            conn.execute("DROP TABLE IF EXISTS temp.due_reminders")
+            conn.execute("DROP TABLE IF EXISTS temp.due_asked")
+            conn.execute("DROP TABLE IF EXISTS temp.due_texts")
+            conn.execute(
+                "CREATE TEMP TABLE due_reminders (seq INTEGER PRIMARY KEY, rid INTEGER, form_id TEXT,"
+                " channel TEXT, bot TEXT, chat_id TEXT, lang TEXT, activity_at TEXT, step INTEGER,"
+                " number INTEGER, due_at TEXT, answered INTEGER)"
             )
-            conn.executemany(
-                "INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at,"
-                " enqueued_at, channel, bot, dedupe_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                " ON CONFLICT (dedupe_key) DO NOTHING",
-                [(d.respondent_id, survey_id, d.number, d.step, d.activity_at, d.due_at, at,
-                  d.channel, d.bot, d.dedupe_key) for d in due],
-            )
-            return due
+            conn.execute("CREATE TEMP TABLE due_asked (form_id TEXT, question TEXT,"
+                         " PRIMARY KEY (form_id, question)) WITHOUT ROWID")
+            conn.execute("CREATE TEMP TABLE due_texts (lang TEXT, form_id TEXT, answered INTEGER, text TEXT,"
+                         " PRIMARY KEY (lang, form_id, answered)) WITHOUT ROWID")
+            conn.executemany("INSERT OR IGNORE INTO temp.due_asked VALUES (?, ?)",
+                             [(form_id, name) for form_id, names in asked.items() for name in names])
+            try:
+                if not conn.execute(select, params).rowcount:
+                    return []
+                # The text of each distinct (language, form, answered): a handful, rendered in Python.
+                conn.executemany(
+                    "INSERT INTO temp.due_texts VALUES (?, ?, ?, ?)",
+                    [(lang, form_id, answered, render(lang or None, form_id or None, answered))
+                     for lang, form_id, answered in conn.execute(
+                         "SELECT DISTINCT coalesce(lang, ''), coalesce(form_id, ''), answered"
+                         " FROM temp.due_reminders")],
+                )
+                # Dedupe key: reminder:{respondent}:{activity_at}:{step} (DueReminder.dedupe_key).
+                conn.execute(
+                    "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
+                    " dedupe_key, respondent_id, not_before, created_at, updated_at)"
+                    " SELECT d.channel, d.bot, d.chat_id, :method, json_object('chat_id',"
+                    " CASE WHEN d.channel = 'telegram' AND ltrim(d.chat_id, '-') <> ''"
+                    " AND ltrim(d.chat_id, '-') NOT GLOB '*[^0-9]*' THEN CAST(d.chat_id AS INTEGER)"
+                    " ELSE d.chat_id END, 'text', t.text), :priority,"
+                    " 'reminder:' || d.rid || ':' || d.activity_at || ':' || d.step, d.rid, NULL, :at, :at"
+                    " FROM temp.due_reminders d JOIN temp.due_texts t ON t.lang = coalesce(d.lang, '')"
+                    " AND t.form_id = coalesce(d.form_id, '') AND t.answered = d.answered"
+                    " WHERE true ORDER BY d.seq ON CONFLICT (dedupe_key) DO NOTHING",
+                    {"method": method, "priority": priority, "at": at},
+                )
+                conn.execute(
+                    "INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at,"
+                    " enqueued_at, channel, bot, dedupe_key)"
+                    " SELECT rid, :survey, number, step, activity_at, due_at, :at, channel, bot,"
+                    " 'reminder:' || rid || ':' || activity_at || ':' || step"
+                    " FROM temp.due_reminders WHERE true ORDER BY seq ON CONFLICT (dedupe_key) DO NOTHING",
+                    {"survey": survey_id, "at": at},
+                )
+                return [DueReminder(survey_id, *row) for row in conn.execute(
+                    "SELECT rid, form_id, channel, bot, chat_id, lang, activity_at, step, number, due_at,"
+                    " answered FROM temp.due_reminders ORDER BY seq")]
+            finally:
+                conn.execute("DROP TABLE temp.due_reminders")
+                conn.execute("DROP TABLE temp.due_asked")
+                conn.execute("DROP TABLE temp.due_texts")
 
         return await self._write(body)
 

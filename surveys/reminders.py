@@ -15,7 +15,7 @@ The rules, for one respondent of a survey with a ``ReminderPolicy``:
   window may cross midnight; equal times mean no quiet hours): a reminder due inside the
   window waits for its end. Nothing is sent while the window is open.
 
-``bot/reminders.py`` applies the same rules in one SQL query (``Storage.enqueue_due_reminders``);
+``bot/reminders.py`` applies the same rules in SQL (``Storage.enqueue_due_reminders``);
 tests check that the two agree.
 """
 

@@ -1403,22 +1403,17 @@ class SQLiteStorage(Storage):
         return await self._write(body)
 
     async def complete_quota_slot(self, respondent_id: int, at: str) -> bool:
-        def body(conn: sqlite3.Connection) -> bool:
-            cursor = conn.execute(
-                "UPDATE quota_slots SET state = 'completed', updated_at = ?"
-                " WHERE respondent_id = ? AND state != 'completed'",
-                (at, respondent_id),
-            )
-            return cursor.rowcount == 1
-
-        return await self._write(body)
+        return await self._move_quota_slot(respondent_id, "completed", "state != 'completed'", at)
 
     async def release_quota_slot(self, respondent_id: int, at: str) -> bool:
+        return await self._move_quota_slot(respondent_id, "released", "state = 'reserved'", at)
+
+    async def _move_quota_slot(self, respondent_id: int, to: str, only_if: str, at: str) -> bool:
+        """One slot to its next state; True when it moved (the callers' conditions are constants)."""
         def body(conn: sqlite3.Connection) -> bool:
             cursor = conn.execute(
-                "UPDATE quota_slots SET state = 'released', updated_at = ?"
-                " WHERE respondent_id = ? AND state = 'reserved'",
-                (at, respondent_id),
+                f"UPDATE quota_slots SET state = ?, updated_at = ? WHERE respondent_id = ? AND {only_if}",
+                (to, at, respondent_id),
             )
             return cursor.rowcount == 1
 

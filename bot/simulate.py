@@ -28,7 +28,10 @@ _SUGGESTIONS = (
 )
 _NUMBER_POOLS = (range(0, 11), range(0, 46), range(18, 81), range(1935, 2009), range(1, 1000))
 _FINISHED = {"hoàn thành khảo sát": "completed", "completed the survey": "completed",
-             "không hỏi thêm": "declined", "will not ask anything more": "declined"}
+             "không hỏi thêm": "declined", "will not ask anything more": "declined",
+             "đã đủ số phiếu": "quota full", "already has all the responses": "quota full"}
+#: What a reminder asks the person to send (surveys/messages.py, reminder_resume_hint).
+RESUME = "/resume"
 
 
 @dataclass(frozen=True)
@@ -94,14 +97,15 @@ class _Person:
     """
 
     def __init__(self, user: SimulatedUser | SimulatedZaloUser, form: Questionnaire, code: str,
-                 rng: random.Random, transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
+                 rng: random.Random, transcript: Transcript | None = None, behaviour: Behaviour = Behaviour(),
+                 today: dt.date | None = None):
         self.user = user
         self.form = form
         self.code = code
         self.rng = rng
         self.transcript = transcript
         self.behaviour = behaviour
-        self.typed = TypedAnswers(form, rng, dt.date.today())
+        self.typed = TypedAnswers(form, rng, today or dt.date.today())  # the survey's (simulated) today
         self._typed_question: Question | None = None  # the question whose answer was typed last
         self._attempts = 0  # how often that answer was refused
 
@@ -125,6 +129,22 @@ class _Person:
     async def take_part(self) -> str:
         """Answer until the survey ends or the person walks away; returns what happened."""
         await self._open()
+        return await self._answer_until_done()
+
+    async def wait_for_reminder(self, timeout: float = 10) -> str:
+        """Wait for the bot's reminder (it asks to send /resume); returns its text."""
+        message = await self.user.wait_for(
+            lambda m: getattr(m, "edits", 0) == 0 and RESUME in (m.text or ""), timeout=timeout)
+        if self.transcript is not None:
+            self.transcript.bot(message.text)
+        return message.text
+
+    async def come_back(self) -> str:
+        """After a reminder: send /resume as it says, and answer on from where one stopped."""
+        await self._send(RESUME)
+        return await self._answer_until_done()
+
+    async def _answer_until_done(self) -> str:
         self._typed_question, self._attempts = None, 0
         while True:
             try:
@@ -155,8 +175,9 @@ class TelegramPerson(_Person):
     user: SimulatedUser
 
     def __init__(self, user: SimulatedUser, form: Questionnaire, code: str, rng: random.Random,
-                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour()):
-        super().__init__(user, form, code, rng, transcript, behaviour)
+                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour(),
+                 today: dt.date | None = None):
+        super().__init__(user, form, code, rng, transcript, behaviour, today)
         self.old_prompts: list[ReceivedMessage] = []
 
     async def _open(self) -> None:

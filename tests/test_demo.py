@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from surveys.engine import Status
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -20,9 +22,22 @@ def test_demo_runs_both_bots_against_the_emulators_with_simulated_people(tmp_pat
     assert "Bot API request violations: 0" in output and "'failed': 0" in output
     assert output.count(" 0 × 429") == 2
     assert "stuck" not in re.search(r"Simulated people: (.*)", output).group(1)
+    # a stratified sample drawn with its inclusion probabilities
+    assert re.search(r"Sample drawn: 24 members with inclusion probabilities", output)
+    assert "π_h" in output and re.search(r"phuong-dong-ha\s+\d+\s+\d+\s+0\.\d{4}", output)
+    # the hard quota turned late people away
+    assert int(re.search(r"quota full for (\d+) late people", output).group(1)) > 0
+    # the reminder pass on the accelerated clock, delivered through the outbox
+    queued, delivered = map(int, re.search(r"Reminders after the clock jump: (\d+) queued, (\d+) delivered",
+                                           output).groups())
+    assert queued > 0 and delivered == queued
+    # khaosat status's text for the demo survey
+    assert "khaosat status --survey demo-cchc" in output and "RR1" in output
     rows = list(csv.DictReader((tmp_path / "answers.csv").open(encoding="utf-8-sig")))
     assert len(rows) == 24  # everyone opened the link, so everyone has a session
     assert {row["form_id"] for row in rows} == {"sipas_citizen_example", "par_index_officials_example"}
     assert {row["channel"] for row in rows} == {"telegram", "zalo"}
+    assert {row["status"] for row in rows} <= {status.value for status in Status}
     completed = [row for row in rows if row["status"] == "completed"]
     assert completed and all(row["end"] for row in completed)
+    assert "khaosat try" in output.splitlines()[-1]

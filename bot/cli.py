@@ -14,6 +14,7 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from bot import clock
@@ -31,7 +32,18 @@ console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
 errors = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Khaosat(click.Group):
+    """The command group; a database that cannot be used ends with a message, not a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except StorageError as error:
+            errors.print(f"[bold red]✗[/] the database cannot be used: {escape(str(error))}")
+            sys.exit(EXIT_REFUSED)
+
+
+@click.group(cls=_Khaosat, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="khaosat")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), envvar="KHAOSAT_CONFIG",
               help="Configuration file (see config.example.toml); also from $KHAOSAT_CONFIG.")
@@ -41,14 +53,39 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     try:
         ctx.obj = load_config(config_path) if config_path else Config()
     except ConfigError as error:
-        errors.print(f"[bold red]✗[/] {error}", markup=True)
+        errors.print(f"[bold red]✗[/] {escape(str(error))}", markup=True)
         sys.exit(EXIT_REFUSED)
 
 
 def _database(ctx: click.Context, db: Path | None) -> Path | None:
     """--db if given, else the configured database when a configuration file was given."""
     config: Config = ctx.obj
-    return db if db is not None or config.source is None else config.database
+    db = db if db is not None or config.source is None else config.database
+    _check_database(db)
+    return db
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def _check_database(db: Path | None) -> None:
+    """Refuse a --db that exists but is not an SQLite file (an empty file is a new database)."""
+    if db is not None and db.is_file():
+        with db.open("rb") as handle:
+            head = handle.read(len(_SQLITE_HEADER))
+        if head and head != _SQLITE_HEADER:
+            _refuse(f"{db} is not a khaosat database (not an SQLite file)")
+
+
+def _at(ctx: click.Context, at: str | None):
+    """The hidden --at ISO time, or now."""
+    import datetime as dt
+
+    try:
+        now = dt.datetime.fromisoformat(at) if at else clock.now(ctx.obj.zone)
+    except ValueError:
+        raise click.BadParameter(f"{at!r} is not an ISO date-time (e.g. 2026-08-15T09:00)", param_hint="--at")
+    return now if now.tzinfo is not None else now.replace(tzinfo=ctx.obj.zone)
 
 
 # -- forms -----------------------------------------------------------------------------------
@@ -70,6 +107,8 @@ def form_check(paths: tuple[Path, ...]) -> None:
     from surveys.xlsform import FormError, load_questionnaire
 
     files = [p for path in paths for p in (_form_files(path) if path.is_dir() else [path])]
+    if not files:
+        _refuse(f"no questionnaire files (.xlsx .xls .csv .md) in {', '.join(map(str, paths))}")
     failed = 0
     for path in files:
         try:
@@ -305,6 +344,10 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
         raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
     if not telegram_username and not zalo_name:
         raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
+    try:  # before any code is issued: codes are stored only as hashes, so letters that cannot be written are lost
+        (out / "qr").mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        _refuse(f"cannot write the letters in {out}: {error}")
     channels = Channels(telegram_username.lstrip("@") if telegram_username else None, zalo_name)
 
     async def issue():
@@ -315,7 +358,14 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
                                            progress=lambda done, total: bar.update(task, completed=done, total=total))
 
     letters = asyncio.run(issue())
-    files = write_letters(letters, out, channels, title)
+    if not letters:
+        console.print("Issued 0 invitation(s).")
+        _refuse(f"nobody to invite in {db}: no sample member without a code (draw or import a sample first; "
+                f"--reissue replaces lost codes). Nothing written in {out}.")
+    try:
+        files = write_letters(letters, out, channels, title)
+    except OSError as error:
+        _refuse(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes")
     console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/")
 
 
@@ -330,7 +380,7 @@ def _survey_db(ctx: click.Context, db: Path | None, *, create: bool = False) -> 
 
 
 def _refuse(message: str, problems: list | None = None) -> None:
-    errors.print(f"[bold red]✗[/] {message}", markup=True, highlight=False)
+    errors.print(f"[bold red]✗[/] {escape(message)}", markup=True, highlight=False)
     for problem in problems or []:
         errors.print(f"    {problem}", markup=False)
     sys.exit(EXIT_REFUSED)
@@ -596,14 +646,11 @@ def status(ctx: click.Context, survey_id: str | None, out_format: str, lang: str
     left; strata projected below their quota target (or the expected completes of their
     sample) are lagging and shown in red.
     """
-    import datetime as dt
 
     from exporters.progress import format_status_text, status_csv, status_json, survey_status
 
     db = _survey_db(ctx, db)
-    now = dt.datetime.fromisoformat(at) if at else clock.now(ctx.obj.zone)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=ctx.obj.zone)
+    now = _at(ctx, at)
 
     async def run():
         async with await open_storage(db) as storage:
@@ -666,7 +713,6 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
     releases idle quota slots and queues the due reminders (never in quiet hours, never
     twice) for the bots of --config; the running bots send them.
     """
-    import datetime as dt
 
     from bot.reminders import ReminderBot, reminder_pass, write_unreached
 
@@ -676,16 +722,17 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
         raise click.UsageError("--list-unreached needs --out FILE")
     db = _survey_db(ctx, db)
     config: Config = ctx.obj
-    now = dt.datetime.fromisoformat(at) if at else clock.now(config.zone)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=config.zone)
+    now = _at(ctx, at)
 
     if list_unreached:
         async def listing() -> int:
             async with await open_storage(db) as storage:
                 return await write_unreached(storage, out, survey_id)
 
-        count = asyncio.run(listing())
+        try:
+            count = asyncio.run(listing())
+        except OSError as error:
+            _refuse(f"cannot write {out}: {error}")
         console.print(f"Wrote {out}: {count} person(s) invited but never reached in a chat.")
         console.print("Contains personal data (names, phones).")
         return
@@ -715,8 +762,8 @@ def _statistics(action):
 
     try:
         return action()
-    except (DesignError, ScoringError, FileNotFoundError) as error:
-        errors.print(f"[bold red]✗[/] {error}", markup=True)
+    except (DesignError, ScoringError, OSError) as error:
+        errors.print(f"[bold red]✗[/] {escape(str(error))}", markup=True)
         sys.exit(EXIT_REFUSED)
 
 
@@ -737,6 +784,7 @@ def _table(data: Path | None, db: Path | None, form_id: str | None):
         raise click.UsageError("give either --data FILE or --db PATH")
     if data is not None:
         return data
+    _check_database(db)
 
     async def read():
         from exporters.table import export_frame
@@ -854,7 +902,6 @@ def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None
 
     Each part needs its input (--db or --config, --weights, --scores); missing ones are skipped.
     """
-    import datetime as dt
 
     from exporters.report import SKIP_TEXT, ReportInputs, build_report, load_scores, load_weights
 
@@ -867,9 +914,7 @@ def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None
         _refuse("nothing to report: give --db (or --config), --scores FILE or --weights FILE")
     if db is not None and not db.is_file():
         _refuse(f"database {db} does not exist")
-    now = dt.datetime.fromisoformat(at) if at else clock.now(ctx.obj.zone)
-    if now.tzinfo is None:
-        now = now.replace(tzinfo=ctx.obj.zone)
+    now = _at(ctx, at)
     inputs = ReportInputs(language=lang or "vi", generated=now.astimezone(clock.VIETNAM))
 
     if db is None:

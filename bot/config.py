@@ -86,6 +86,9 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}; perhaps Windows-1258 or TCVN3): "
+                          "save it as UTF-8") from None
     known = set(_TOP) | set(CHANNELS)
     for section, values in raw.items():
         if section not in known:

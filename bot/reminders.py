@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from bot.outbox import BULK
 from bot.quotas import release_stale
 from exporters.progress import format_progress, format_status_text, progress, survey_status
-from storage import DueReminder, NotFound, OutgoingMessage, Storage
+from storage import DueReminder, OutgoingMessage, Storage
 from surveys.messages import say, ui_language
 from surveys.project import SurveyProject
 from surveys.reminders import sendable_before_quiet

@@ -14,6 +14,7 @@ population margins (one categorical table = ``postStratify``, several = ``rake``
 from __future__ import annotations
 
 import tomllib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -158,6 +159,9 @@ def load_design(path: str | Path) -> Design:
         raise DesignError(f"design file {path} does not exist") from None
     except tomllib.TOMLDecodeError as exc:
         raise DesignError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        raise DesignError(f"{path}: not UTF-8 text (byte {exc.start}; perhaps Windows-1258 or TCVN3): "
+                          "save it as UTF-8") from None
     return design_from_dict(raw, source=str(path))
 
 
@@ -291,15 +295,27 @@ def design_from_dict(raw: Mapping[str, Any], source: str = "") -> Design:
 # -- reading data --------------------------------------------------------------------------------
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """A data table from CSV, Excel (.xlsx/.xls), Parquet (needs pyarrow) or SPSS .sav (needs pyreadstat)."""
+def read_table(path: str | Path, text_columns: Mapping[str, type] | None = None) -> pd.DataFrame:
+    """A data table from CSV, Excel (.xlsx/.xls), Parquet (needs pyarrow) or SPSS .sav (needs pyreadstat).
+
+    ``text_columns`` (CSV only) are read as text, so an id "01" stays "01"."""
     path = Path(path)
     if not path.exists():
         raise DesignError(f"data file {path} does not exist")
     suffix = path.suffix.lower()
+    if suffix in (".csv", ".txt", ".tsv"):
+        raw = path.read_bytes()
+        if not raw.strip():
+            raise DesignError(f"{path}: the file is empty")
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = raw[:exc.start].count(b"\n") + 1
+            raise DesignError(f"{path}: line {line}: not UTF-8 text (perhaps "
+                              "Windows-1258 or TCVN3); in Excel save as 'CSV UTF-8'") from None
     try:
         if suffix in (".csv", ".txt"):
-            return pd.read_csv(path)
+            return pd.read_csv(path, dtype=text_columns, encoding="utf-8-sig")
         if suffix == ".tsv":
             return pd.read_csv(path, sep="\t")
         if suffix in (".xlsx", ".xlsm", ".xls"):
@@ -310,4 +326,10 @@ def read_table(path: str | Path) -> pd.DataFrame:
             return pd.read_spss(path)
     except ImportError as exc:
         raise DesignError(f"reading {path.name} needs an optional package: {exc}") from None
+    except (ValueError, OSError, zipfile.BadZipFile, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise DesignError(f"{path}: not a readable {suffix.lstrip('.').upper()} file ({exc})") from None
+    except Exception as exc:  # pyreadstat raises its own ReadstatError for a file that is not SPSS
+        if type(exc).__name__ != "ReadstatError":
+            raise
+        raise DesignError(f"{path}: not a readable SAV file ({exc})") from None
     raise DesignError(f"{path}: unknown data format {suffix!r} (use .csv, .xlsx, .parquet or .sav)")

@@ -261,10 +261,7 @@ def load_scores(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise DesignError(f"scores file {path} does not exist")
     text = {"unit": str, "level": str, "id": str, "name": str}
-    if path.suffix.lower() in (".csv", ".txt"):
-        frame = pd.read_csv(path, dtype=text, encoding="utf-8-sig")
-    else:
-        frame = read_table(path)
+    frame = read_table(path, text)
     missing = [c for c in SCORE_COLUMNS if c not in frame.columns]
     if missing:
         raise DesignError(f"{path.name} is not a scores table from khaosat score: it has no column(s) "

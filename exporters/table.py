@@ -449,10 +449,6 @@ def codebook_rows(table: ExportTable) -> list[dict[str, Any]]:
     return rows
 
 
-def metadata_json(table: ExportTable) -> str:
-    return json.dumps(table.metadata(), ensure_ascii=False, default=str)
-
-
 # -- the original CSV table (kept for /export in chat and the demo) ---------------------------
 
 

@@ -168,9 +168,6 @@ class SurveyProject:
             unit = self.units.get(unit.parent) if unit.parent else None
         return None
 
-    def group_of_form(self, form_id: str) -> Group | None:
-        return next((g for g in self.groups.values() if g.form_id == form_id), None)
-
     def target(self, stratum: str) -> int | None:
         return self.quotas.targets.get(stratum)
 

@@ -98,11 +98,15 @@ def load_scoring(path: Path) -> ScoringRules:
         raise ScoringError(f"{path}: no such file") from None
     except tomllib.TOMLDecodeError as error:
         raise ScoringError(f"{path}: not valid TOML: {error}") from None
+    except UnicodeDecodeError as error:
+        raise ScoringError(f"{path}: not UTF-8 text (byte {error.start}; perhaps Windows-1258 or TCVN3): "
+                           "save it as UTF-8") from None
     _keys(path, "top level", raw, _TOP)
     index = raw.get("index", {})
     _keys(path, "[index]", index, _INDEX)
     scales = {}
     for scale, options in raw.get("scales", {}).items():
+        _keys(path, f"scales.{scale}", options, set(options) if isinstance(options, dict) else set())
         scales[scale] = {}
         for option, share in options.items():
             if share == EXCLUDE:
@@ -132,23 +136,30 @@ def load_scoring(path: Path) -> ScoringRules:
             raise ScoringError(f"{path}: {where} uses scale {spec['scale']!r}, which [scales] does not define")
         if not spec["questions"]:
             raise ScoringError(f"{path}: {where} scores no question")
+        if not isinstance(spec["questions"], list):
+            raise ScoringError(f"{path}: {where} questions must be a list of question names, e.g. [\"q1\"]")
         criterion = str(spec["criterion"])
         subcriteria.append(SubCriterion(id=str(spec["id"]), name=str(spec.get("name", spec["id"])),
                                         criterion=criterion, domain=criteria[criterion][1],
-                                        max_points=float(spec["max_points"]),
+                                        max_points=_number(path, f"{where} max_points", spec["max_points"]),
                                         questions=tuple(spec["questions"]), scale=spec["scale"]))
     ids = [sub.id for sub in subcriteria]
     if len(set(ids)) != len(ids):
         raise ScoringError(f"{path}: two sub-criteria share an id")
-    max_points = float(index.get("max_points", 0))
+    if subcriteria and "max_points" not in index:
+        raise ScoringError(f"{path}: [index] has no max_points (the total the sub-criteria add up to)")
+    if not subcriteria and raw.get("satisfaction") is None:
+        raise ScoringError(f"{path}: nothing to score: give [[subcriteria]] or [satisfaction]")
+    max_points = _number(path, "index.max_points", index.get("max_points", 0))
     total = sum(sub.max_points for sub in subcriteria)
     if not math.isclose(total, max_points, abs_tol=1e-9):
         raise ScoringError(f"{path}: the sub-criteria's max_points add up to {total:g}, not index.max_points "
                            f"= {max_points:g}")
-    groups = {str(k): float(v) for k, v in raw.get("groups", {}).items()}
+    _keys(path, "[groups]", raw.get("groups", {}), set(raw.get("groups", {})) if isinstance(raw.get("groups"), dict) else set())
+    groups = {str(k): _number(path, f"groups.{k}", v) for k, v in raw.get("groups", {}).items()}
     if any(weight <= 0 for weight in groups.values()):
         raise ScoringError(f"{path}: group weights must be positive")
-    return ScoringRules(name=str(index.get("name", "")), year=int(index.get("year", 0)), max_points=max_points,
+    return ScoringRules(name=str(index.get("name", "")), year=int(_number(path, "index.year", index.get("year", 0))), max_points=max_points,
                         scales=scales, domains=domains, criteria=criteria, subcriteria=tuple(subcriteria),
                         group_weights=groups, satisfaction=_satisfaction(path, raw.get("satisfaction")))
 
@@ -157,12 +168,22 @@ def _satisfaction(path: Path, raw: dict | None) -> Satisfaction | None:
     if raw is None:
         return None
     _keys(path, "[satisfaction]", raw, _SATISFACTION)
+    if not isinstance(raw.get("aspects", {}), dict) or not all(isinstance(v, list) for v in raw.get("aspects", {}).values()):
+        raise ScoringError(f"{path}: [satisfaction] aspects must be a table of lists, e.g. aspects = {{ a = [\"q1\"] }}")
+    if not isinstance(raw.get("satisfied", []), list):
+        raise ScoringError(f"{path}: [satisfaction] satisfied must be a list of options, e.g. [\"hai_long\"]")
     aspects = {str(k): tuple(v) for k, v in raw.get("aspects", {}).items()}
     if not aspects or not raw.get("satisfied"):
         raise ScoringError(f"{path}: [satisfaction] needs `satisfied` options and at least one aspect")
     return Satisfaction(satisfied=frozenset(map(str, raw["satisfied"])),
                         excluded=frozenset(map(str, raw.get("exclude", []))), aspects=aspects,
                         aspect_names={str(k): str(v) for k, v in raw.get("aspect_names", {}).items()})
+
+
+def _number(path: Path, where: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ScoringError(f"{path}: {where} must be a number, not {value!r}")
+    return float(value)
 
 
 def _keys(path: Path, where: str, table: Any, allowed: set[str]) -> None:

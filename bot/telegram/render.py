@@ -8,7 +8,6 @@ on an old prompt is recognised as such by the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from bot.chats import Call
 from bot.text import split_text

@@ -192,11 +192,18 @@ def load_questionnaire_bytes(data: bytes, filename: str) -> Questionnaire:
         raise FormError(filename, [Problem(Location("file"),
                         f"unsupported file type '{suffix}'; use one of {', '.join(SUPPORTED_SUFFIXES)}")])
     workbook: DefinitionData | None = None
+    if not data.strip():
+        raise FormError(filename, [Problem(Location("file"), "the file is empty")])
     try:
         workbook = get_xlsform(data, file_type=suffix)
         warnings: list[str] = []
         form = workbook_to_json(workbook, fallback_form_name=Path(filename).stem, warnings=warnings)
     except PyXFormError as error:
+        if "was not recognized as a supported type" in str(error):
+            # pyxform's words name its own API, not the file the person gave.
+            raise FormError(filename, [Problem(Location("file"), f"this is not a readable {suffix} XLSForm: "
+                                               "save the questionnaire from Excel, LibreOffice or a text editor "
+                                               "as .xlsx, .xls, .csv or markdown (.md) tables")]) from None
         raise FormError(filename, [_problem_from_pyxform(str(error), workbook)]) from None
     except Exception as error:  # pyxform raises bare errors on files that are not XLSForms
         raise FormError(filename, [Problem(Location("file"), "cannot read the file as an XLSForm (it needs "

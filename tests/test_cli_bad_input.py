@@ -138,3 +138,14 @@ def test_remind_list_to_an_unwritable_place(files):
     db = files / "s.sqlite"
     refused(khaosat("survey", "load", TEMPLATES / "survey.example.toml", "--db", db, cwd=files), code=0)
     refused(khaosat("remind", "--list-unreached", "--out", "afile/u.csv", "--db", db, cwd=files), "cannot write")
+
+
+def test_an_empty_or_fake_form_file_is_named_plainly(tmp_path):
+    empty, fake = tmp_path / "empty.md", tmp_path / "fake.xlsx"
+    empty.write_text("", encoding="utf-8")
+    fake.write_text("hello world\n", encoding="utf-8")
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "form", "check", str(empty), str(fake)],
+                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 1
+    assert "the file is empty" in result.stderr
+    assert "not a readable .xlsx XLSForm" in result.stderr and "Argument 'definition'" not in result.stderr

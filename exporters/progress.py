@@ -319,16 +319,6 @@ def status_csv(report: StatusReport) -> str:
     return out.getvalue()
 
 
-_TEXT = {
-    "title": {"vi": "Tiến độ {title} — còn {days} ngày (đến {closes})",
-              "en": "Progress of {title} — {days} day(s) left (until {closes})"},
-    "closed": {"vi": "Tiến độ {title} — đã kết thúc {closes}", "en": "Progress of {title} — closed {closes}"},
-    "row": {"vi": "{mark} {label}: {completed}/{target} phiếu ({fill}) · TL trả lời {rr} · dự kiến {projection}",
-            "en": "{mark} {label}: {completed}/{target} completes ({fill}) · RR1 {rr} · projected {projection}"},
-    "total": {"vi": "Tổng", "en": "Total"},
-    "lagging": {"vi": "⚠ = chậm: dự kiến không đạt chỉ tiêu", "en": "⚠ = lagging: projected below target"},
-    "empty": {"vi": "Khảo sát {title} chưa có mẫu.", "en": "Survey {title} has no sample yet."},
-}
 
 
 def _pct(value: float | None) -> str:
@@ -343,18 +333,18 @@ def format_status_text(report: StatusReport, project: SurveyProject | None = Non
     """
     lang = language if language in ("vi", "en") else "vi"
     if not report.strata() and not report.rows:
-        return _TEXT["empty"][lang].format(title=report.title)
-    head = (_TEXT["closed"] if report.closed else _TEXT["title"])[lang].format(
-        title=report.title, days=report.days_left, closes=report.closes)
+        return say("status_empty", lang, title=report.title)
+    head = say("status_closed" if report.closed else "status_title", lang,
+               title=report.title, days=report.days_left, closes=report.closes)
     lines = [head]
 
     def label(row: StatusRow) -> str:
         if row.group == "*":
-            return _TEXT["total"][lang]
+            return say("status_total", lang)
         group = project.groups.get(row.group) if project else None
         name = group.label_in(lang) if group else row.group
         if row.stratum == "*":
-            return f"{name} — {_TEXT['total'][lang].lower()}"
+            return f"{name} — {say('status_total', lang).lower()}"
         rest = row.stratum.split("/", 1)[1] if "/" in row.stratum else ""
         if project and rest:
             rest = "/".join(project.units[p].name if p in project.units else p for p in rest.split("/"))
@@ -362,11 +352,11 @@ def format_status_text(report: StatusReport, project: SurveyProject | None = Non
 
     for row in report.rows:
         fill = _pct(row.quota_fill if row.quota else (row.completed / row.target if row.target else None))
-        lines.append(_TEXT["row"][lang].format(
-            mark="⚠" if row.lagging else "•", label=label(row), completed=row.completed, target=row.target,
-            fill=fill, rr=_pct(row.rr1), projection=f"{row.projection:.0f}"))
+        lines.append(say("status_row", lang, mark="⚠" if row.lagging else "•", label=label(row),
+                         completed=row.completed, target=row.target, fill=fill, rr=_pct(row.rr1),
+                         projection=f"{row.projection:.0f}"))
     if any(r.lagging for r in report.rows):
-        lines.append(_TEXT["lagging"][lang])
+        lines.append(say("status_lagging", lang))
     text = "\n".join(lines)
     if len(text) > 4000:
         short = [head] + [ln for ln, row in zip(lines[1:], report.rows) if "*" in (row.group, row.stratum)]

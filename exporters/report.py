@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from exporters.design import DesignError, read_table
+from surveys.messages import translate
 
 LANGUAGES = ("vi", "en")
 DPI = 110
@@ -164,8 +165,7 @@ SKIP_TEXT = {
 
 
 def t(key: str, lang: str, **values: Any) -> str:
-    text = TEXT[key][lang if lang in LANGUAGES else "vi"]
-    return text.format(**values) if values else text
+    return translate(TEXT, key, lang if lang in LANGUAGES else "vi", **values)
 
 
 def _nfc(value: Any) -> str:

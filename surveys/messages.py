@@ -151,15 +151,29 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "reminder_default": {"vi": "Quý vị đã trả lời {answered}/{total} câu. Mời quý vị hoàn thành phiếu khảo sát.",
                          "en": "You have answered {answered} of {total} questions. Please finish the survey."},
     "reminder_resume_hint": {"vi": "Gửi /resume để tiếp tục.", "en": "Send /resume to continue."},
+    # -- khaosat status as a chat message (/progress, the daily summary) ------------------------
+    "status_title": {"vi": "Tiến độ {title} — còn {days} ngày (đến {closes})",
+              "en": "Progress of {title} — {days} day(s) left (until {closes})"},
+    "status_closed": {"vi": "Tiến độ {title} — đã kết thúc {closes}", "en": "Progress of {title} — closed {closes}"},
+    "status_row": {"vi": "{mark} {label}: {completed}/{target} phiếu ({fill}) · TL trả lời {rr} · dự kiến {projection}",
+            "en": "{mark} {label}: {completed}/{target} completes ({fill}) · RR1 {rr} · projected {projection}"},
+    "status_total": {"vi": "Tổng", "en": "Total"},
+    "status_lagging": {"vi": "⚠ = chậm: dự kiến không đạt chỉ tiêu", "en": "⚠ = lagging: projected below target"},
+    "status_empty": {"vi": "Khảo sát {title} chưa có mẫu.", "en": "Survey {title} has no sample yet."},
     "no_survey": {"vi": "Hiện không có khảo sát nào dành cho quý vị.",
                   "en": "There is no survey for you at the moment."},
 }
 
 
-def say(key: str, language: str, /, **values: object) -> str:
-    texts = _MESSAGES[key]
+def translate(table: dict[str, dict[str, str]], key: str, language: str, /, **values: object) -> str:
+    """The one lookup for every vi/en table: the language asked for, else Vietnamese."""
+    texts = table[key]
     text = texts.get(language) or texts[DEFAULT_UI_LANGUAGE]
     return text.format(**values) if values else text
+
+
+def say(key: str, language: str, /, **values: object) -> str:
+    return translate(_MESSAGES, key, language, **values)
 
 
 def ui_language(language: str) -> str:

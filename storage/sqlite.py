@@ -6,17 +6,23 @@ commits on power loss or an OS crash); every write is one ``BEGIN IMMEDIATE`` tr
 so a killed process leaves all of it or none, and concurrent writers in other processes
 queue on ``busy_timeout`` instead of failing mid-transaction.
 
-One hop per call: the whole body of each public method is one synchronous function run on
-aiosqlite's worker thread against the underlying ``sqlite3.Connection`` (see ``_run``). That
-thread runs the functions it is given one at a time, in order, so transactions of different
-coroutines cannot interleave on the one connection and no ``asyncio.Lock`` is needed; and a
-transaction costs one thread hand-off instead of one per statement. A function already handed
-to the thread runs to the end (COMMIT or ROLLBACK) even if the awaiting coroutine is
-cancelled, so a write is still all or nothing.
+Hops to the worker thread: the whole body of each public method is one synchronous function
+run on aiosqlite's worker thread against the underlying ``sqlite3.Connection`` (see ``_run``).
+That thread runs one hop at a time, so transactions of different coroutines cannot interleave
+on the one connection and no ``asyncio.Lock`` is needed. A hop costs the event loop more than
+a typical read, and with ``synchronous=FULL`` the fsync of a COMMIT costs more than a typical
+write, so calls that arrive while a hop is out wait and go together in the next one
+(``_carry``): the waiting reads in one read transaction, then the waiting writes in one
+``BEGIN IMMEDIATE … COMMIT`` with one SAVEPOINT each (group commit). A body that fails is
+undone alone and only its caller sees the error; no caller hears of a write before the COMMIT
+that holds it has returned; with nothing in progress a call goes at once. A body already handed
+to the thread runs to the end even if its caller is cancelled, so a write is still all or
+nothing.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -174,13 +180,21 @@ def _new_pseudonym() -> str:
     return "R" + "".join(secrets.choice(_PSEUDONYM_ALPHABET) for _ in range(10))
 
 
+def _driver_error(exc: BaseException) -> BaseException:
+    """Driver errors become ``StorageError`` so callers need not know the backend."""
+    if isinstance(exc, sqlite3.Error):
+        error = StorageError(f"sqlite: {exc}")
+        error.__cause__ = exc
+        return error
+    return exc
+
+
 @contextmanager
 def _translated() -> Iterator[None]:
-    """Surface driver errors as ``StorageError`` so callers need not know the backend."""
     try:
         yield
     except sqlite3.Error as exc:
-        raise StorageError(f"sqlite: {exc}") from exc
+        raise _driver_error(exc) from exc
 
 
 # Synchronous helpers: they run on aiosqlite's worker thread, inside one ``_run`` call. -------
@@ -193,27 +207,75 @@ def _one(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqli
     return conn.execute(sql, params).fetchone()
 
 
-def _in_transaction(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(conn, *args)`` in one write transaction: all of it is committed or none."""
+_Call = tuple[Callable[..., Any], tuple[Any, ...]]
+_Outcome = tuple[bool, Any]
+_Waiting = tuple[Callable[..., Any], tuple[Any, ...], "asyncio.Future[Any]"]
+
+
+def _in_group_transaction(conn: sqlite3.Connection, bodies: Sequence[_Call]) -> list[_Outcome]:
+    """Run each ``fn(conn, *args)`` in its own SAVEPOINT of one write transaction.
+
+    Returns ``(True, result)`` or ``(False, exception)`` per body, in order; a failed body is
+    rolled back to its savepoint, the others are kept. The results mean nothing until the
+    COMMIT at the end has returned, which is why callers are only told afterwards. A failure
+    that ends the whole transaction (SQLite rolls back by itself on some I/O and disk-full
+    errors) or a failed COMMIT raises: then nothing of the group is stored.
+    """
+    outcomes: list[_Outcome] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        result = fn(conn, *args)
+        for fn, args in bodies:
+            conn.execute("SAVEPOINT step")
+            try:
+                outcome: _Outcome = (True, fn(conn, *args))
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise
+                conn.execute("ROLLBACK TO step")
+                outcome = (False, exc)
+            conn.execute("RELEASE step")
+            outcomes.append(outcome)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    return result
+    return outcomes
 
 
-def _in_snapshot(conn: sqlite3.Connection, fn: Callable[..., T], *args: Any) -> T:
-    """``fn(conn, *args)`` in one read transaction, so several SELECTs see one state."""
+def _in_group_snapshot(conn: sqlite3.Connection, bodies: Sequence[_Call]) -> list[_Outcome]:
+    """Run each read ``fn(conn, *args)`` in one read transaction (they all see one state)."""
+    outcomes: list[_Outcome] = []
     conn.execute("BEGIN")
     try:
-        return fn(conn, *args)
+        for fn, args in bodies:
+            try:
+                outcomes.append((True, fn(conn, *args)))
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise
+                outcomes.append((False, exc))
     finally:
         if conn.in_transaction:
             conn.execute("COMMIT")
+    return outcomes
+
+
+def _in_group(
+    conn: sqlite3.Connection, reads: Sequence[_Call], writes: Sequence[_Call]
+) -> tuple[list[_Outcome] | BaseException, list[_Outcome] | BaseException]:
+    """One hop of the worker thread: the waiting reads, then the waiting writes.
+
+    The reads go first and outside the write transaction, so no read ever sees a write that
+    might still be rolled back. A failure of one part is returned for that part's callers.
+    """
+    parts: list[list[_Outcome] | BaseException] = []
+    for group, run in ((reads, _in_group_snapshot), (writes, _in_group_transaction)):
+        try:
+            parts.append(run(conn, group) if group else [])
+        except Exception as exc:
+            parts.append(exc)
+    return parts[0], parts[1]
 
 
 def _aiosqlite_internals_missing() -> list[str]:
@@ -225,6 +287,10 @@ class SQLiteStorage(Storage):
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
+        # Calls waiting for the next hop to the worker thread, and the task that carries them.
+        self._reads: list[_Waiting] = []
+        self._writes: list[_Waiting] = []
+        self._courier: asyncio.Task[None] | None = None
 
     @classmethod
     async def open(
@@ -265,7 +331,10 @@ class SQLiteStorage(Storage):
         return cls(db)
 
     async def close(self) -> None:
-        # aiosqlite queues the close behind every function already handed to its thread.
+        # Writes still waiting for their group are committed first; aiosqlite then queues the
+        # close behind every function already handed to its thread.
+        while self._courier is not None:
+            await asyncio.shield(self._courier)
         await self._db.close()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -282,18 +351,70 @@ class SQLiteStorage(Storage):
             return await self._db._execute(fn, self._db._conn, *args)  # noqa: SLF001
 
     async def _write(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(conn, *args)`` as one ``BEGIN IMMEDIATE … COMMIT`` in one hop (ROLLBACK on error)."""
-        return await self._run(_in_transaction, fn, *args)
+        """``fn(conn, *args)`` committed all or nothing; returns once it is durably committed.
+
+        Group commit: every write waiting when the worker thread comes free shares one
+        ``BEGIN IMMEDIATE … COMMIT`` (``_in_group_transaction``: one SAVEPOINT each), so one
+        fsync serves them all; with nothing in progress a write starts at once.
+        """
+        return await self._submit(self._writes, fn, args)
 
     async def _read(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(conn, *args)`` in one read transaction, in one hop."""
-        return await self._run(_in_snapshot, fn, *args)
+        """``fn(conn, *args)`` in a read transaction shared with the other waiting reads."""
+        return await self._submit(self._reads, fn, args)
+
+    async def _submit(self, queue: list[_Waiting], fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        loop = asyncio.get_running_loop()
+        answered: asyncio.Future[T] = loop.create_future()
+        queue.append((fn, args, answered))
+        if self._courier is None:
+            self._courier = loop.create_task(self._carry())
+        return await answered
+
+    async def _carry(self) -> None:
+        """Hand everything waiting to the worker thread in one hop, until nothing waits.
+
+        One hop costs the event loop far more than a typical read, so calls that arrive while
+        a hop is out wait for the next one together. A caller cancelled before its hop leaves
+        is dropped unrun.
+        """
+        reads: list[_Waiting] = []
+        writes: list[_Waiting] = []
+        try:
+            while self._reads or self._writes:
+                reads = [entry for entry in self._reads if not entry[2].done()]
+                writes = [entry for entry in self._writes if not entry[2].done()]
+                self._reads, self._writes = [], []
+                if not reads and not writes:
+                    continue
+                try:
+                    parts = await self._run(_in_group, [entry[:2] for entry in reads],
+                                            [entry[:2] for entry in writes])
+                except Exception as exc:
+                    parts = (exc, exc)
+                for waiting, outcomes in zip((reads, writes), parts):
+                    for index, (_, _, answered) in enumerate(waiting):
+                        if answered.done():
+                            continue
+                        ok, value = (False, outcomes) if isinstance(outcomes, BaseException) else outcomes[index]
+                        if ok:
+                            answered.set_result(value)
+                        else:
+                            answered.set_exception(_driver_error(value))
+                reads, writes = [], []
+        finally:
+            self._courier = None
+            # Only reached with unanswered calls if this task itself was cancelled (the loop
+            # is shutting down): their callers must not wait for ever.
+            for _, _, answered in (*reads, *writes, *self._reads, *self._writes):
+                answered.cancel()
+            self._reads, self._writes = [], []
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        return await self._run(_rows, sql, params)
+        return await self._read(_rows, sql, params)
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
-        return await self._run(_one, sql, params)
+        return await self._read(_one, sql, params)
 
     # Questionnaires -----------------------------------------------------
 
@@ -390,7 +511,7 @@ class SQLiteStorage(Storage):
         return Respondent(**dict(row))
 
     async def get_respondent(self, respondent_id: int) -> Respondent:
-        return await self._run(self._require_respondent, respondent_id)
+        return await self._read(self._require_respondent, respondent_id)
 
     async def add_respondent(
         self,
@@ -859,23 +980,20 @@ class SQLiteStorage(Storage):
     ) -> tuple[SessionRecord, bool]:
         args = (respondent_id, form_id, form_version, channel, status, state, at)
 
-        def body(conn: sqlite3.Connection) -> tuple[SessionRecord, bool]:
-            # The latest session is finished (completed/refused: it is the answer) or else it
-            # is the one open session (sessions_one_open): no write transaction either way.
+        # The latest session is finished (completed/refused: it is the answer) or else it is
+        # the one open session (sessions_one_open): usually a read, no write transaction.
+        latest = await self._read(self._latest_session, respondent_id, form_id)
+        if latest is not None:
+            return latest, False
+
+        def create(conn: sqlite3.Connection) -> tuple[SessionRecord, bool]:
+            # Look again under the write lock: another call or process may have just made one.
             latest = self._latest_session(conn, respondent_id, form_id)
             if latest is not None:
                 return latest, False
+            return self._open_session(conn, *args)
 
-            def create(conn: sqlite3.Connection) -> tuple[SessionRecord, bool]:
-                # Look again under the write lock: another process may have just made one.
-                latest = self._latest_session(conn, respondent_id, form_id)
-                if latest is not None:
-                    return latest, False
-                return self._open_session(conn, *args)
-
-            return _in_transaction(conn, create)
-
-        return await self._run(body)
+        return await self._write(create)
 
     async def get_session(self, session_id: int) -> SessionRecord:
         row = await self._fetchone(
@@ -886,7 +1004,7 @@ class SQLiteStorage(Storage):
         return SessionRecord(**dict(row))
 
     async def latest_session(self, respondent_id: int, form_id: str) -> SessionRecord | None:
-        return await self._run(self._latest_session, respondent_id, form_id)
+        return await self._read(self._latest_session, respondent_id, form_id)
 
     async def list_sessions(self, form_id: str | None = None) -> list[SessionRecord]:
         if form_id is None:

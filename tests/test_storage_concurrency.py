@@ -83,7 +83,10 @@ async def test_each_call_is_one_hop(store, monkeypatch):
     respondent = await respondent_with_form(store)
     hops = Hops(monkeypatch)
     session, created = await current(store, respondent.id)
-    assert created and hops.n == 1
+    assert created and hops.n == 2  # look (a read), then create (a write): only the first time
+    hops.n = 0
+    again, created = await current(store, respondent.id)
+    assert again.id == session.id and not created and hops.n == 1
     hops.n = 0
     reply = OutgoingMessage("telegram", "b", "1", "sendMessage", '{"text": "hi"}', dedupe_key="k#0")
     result = await step(store, session.id, "e1", 0,
@@ -94,6 +97,66 @@ async def test_each_call_is_one_hop(store, monkeypatch):
     await store.linked_respondent("telegram", "b", "1")
     await store.personal(respondent.id)
     assert hops.n == 3
+
+
+async def test_calls_waiting_for_the_worker_share_one_hop(store, monkeypatch):
+    """Group commit: what arrives while a hop is out goes together in the next one."""
+    respondents = [await respondent_with_form(store, f"tg:{n}") for n in range(30)]
+    hops = Hops(monkeypatch)
+    await asyncio.gather(*(store.set_disposition(r.id, "started", T1, key=f"k{r.id}") for r in respondents),
+                         *(store.get_respondent(r.id) for r in respondents))
+    assert hops.n <= 3  # the first call's hop, then everything that queued behind it
+    for r in respondents:
+        assert (await store.get_respondent(r.id)).disposition == "started"
+
+
+async def test_a_write_is_committed_before_its_caller_hears_of_it(store, db_path):
+    """Another connection sees the write as soon as the call returns: it is on disk, not pending."""
+    import sqlite3
+    respondents = [await respondent_with_form(store, f"tg:{n}") for n in range(10)]
+
+    async def write_then_look(r):
+        await store.set_disposition(r.id, "refused", T1, key=f"k{r.id}")
+        with sqlite3.connect(db_path) as other:
+            return other.execute("SELECT disposition FROM respondents WHERE id = ?", (r.id,)).fetchone()[0]
+
+    assert await asyncio.gather(*(write_then_look(r) for r in respondents)) == ["refused"] * 10
+
+
+async def test_a_call_cancelled_while_waiting_for_its_hop_is_not_run(store):
+    import threading
+    respondent = await respondent_with_form(store)
+    release = threading.Event()
+
+    def slow(conn):  # holds the worker thread so the next calls must wait
+        release.wait(5)
+        return "slow done"
+
+    first = asyncio.create_task(store._write(slow))
+    await asyncio.sleep(0.05)
+    cancelled = asyncio.create_task(store.set_disposition(respondent.id, "refused", T1, key="gone"))
+    kept = asyncio.create_task(store.set_disposition(respondent.id, "started", T1, key="kept"))
+    await asyncio.sleep(0.05)
+    cancelled.cancel()
+    release.set()
+    assert await first == "slow done"
+    assert await kept is True
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    history = await store.disposition_history(respondent.id)
+    assert [h["status"] for h in history] == ["started"]
+
+
+async def test_close_waits_for_calls_still_waiting(db_path):
+    s = await open_storage(db_path)
+    respondent = await respondent_with_form(s)
+    writes = [asyncio.create_task(s.set_disposition(respondent.id, status, T1, key=status))
+              for status in ("contacted", "started", "refused")]
+    await asyncio.sleep(0)
+    await s.close()
+    assert [await w for w in writes] == [True, True, True]
+    async with await open_storage(db_path) as again:
+        assert (await again.get_respondent(respondent.id)).disposition == "refused"
 
 
 async def test_no_asyncio_lock_left(store):

@@ -7,6 +7,7 @@ conflicts); 2 the command line itself was wrong (click's usage errors).
 from __future__ import annotations
 
 import asyncio
+import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -57,24 +58,41 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
         sys.exit(EXIT_REFUSED)
 
 
-def _database(ctx: click.Context, db: Path | None) -> Path | None:
-    """--db if given, else the configured database when a configuration file was given."""
+def _database(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path | None:
+    """--db if given, else the configured database when a configuration file was given; checked
+    by `_check_database` (only commands that create a database pass ``create=True``)."""
     config: Config = ctx.obj
     db = db if db is not None or config.source is None else config.database
-    _check_database(db)
+    _check_database(db, create=create)
     return db
 
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _check_database(db: Path | None) -> None:
-    """Refuse a --db that exists but is not an SQLite file (an empty file is a new database)."""
-    if db is not None and db.is_file():
-        with db.open("rb") as handle:
-            head = handle.read(len(_SQLITE_HEADER))
-        if head and head != _SQLITE_HEADER:
-            _refuse(f"{db} is not a khaosat database (not an SQLite file)")
+def _check_database(db: Path | None, *, create: bool = False) -> None:
+    """The one check of a database path before it is opened (opening creates a missing or empty file).
+
+    A file that is not SQLite is always refused. A path that does not exist, or an empty file, is
+    refused too unless the command creates databases (``create``: `survey load`, `try`), so a
+    mistyped --db never silently becomes a new, empty database.
+    """
+    if db is None:
+        return
+    if not db.exists():
+        if not create:
+            _refuse(f"{db} does not exist: give the path of an existing khaosat database "
+                    "(khaosat survey load FILE --db PATH creates one)")
+        return
+    if not db.is_file():
+        _refuse(f"{db} is not a file, not a khaosat database")
+    with db.open("rb") as handle:
+        head = handle.read(len(_SQLITE_HEADER))
+    if not head:
+        if not create:
+            _refuse(f"{db} is empty, not a khaosat database (khaosat survey load FILE --db PATH creates one)")
+    elif head != _SQLITE_HEADER:
+        _refuse(f"{db} is not a khaosat database (not an SQLite file)")
 
 
 def _at(ctx: click.Context, at: str | None):
@@ -168,7 +186,7 @@ def try_form(ctx: click.Context, form_path: Path, db: Path | None, lang: str | N
     `/refuse` declines, `/lang en` switches language.
     """
     questionnaire = _load_or_exit(form_path)
-    db = _database(ctx, db)
+    db = _database(ctx, db, create=True)
     if db is None:
         scratch = tempfile.TemporaryDirectory(prefix="khaosat-try-")
         db = Path(scratch.name) / "try.sqlite"
@@ -223,7 +241,7 @@ def _load_or_exit(path: Path) -> Questionnaire:
 
 
 @main.command("export")
-@click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
               help="The survey database (default: the configured one).")
 @click.option("--format", "file_format", type=click.Choice(["csv", "xlsx", "sav", "dta", "parquet"]), default="csv",
               show_default=True, help="csv (UTF-8 with BOM), xlsx (with a codebook sheet), sav (SPSS), dta (Stata), "
@@ -252,9 +270,7 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
     from exporters.table import export_frame
     from exporters.writers import ExportError, write
 
-    db = _database(ctx, db)
-    if db is None or not db.is_file():
-        raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
+    db = _survey_db(ctx, db)
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=errors, transient=True, disable=not sys.stderr.isatty())
@@ -334,18 +350,22 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     Writes invitations.csv (for mail merge: link, typed code, QR file), qr/*.png and
     letters.html (one printable letter per page, in Vietnamese). Codes are stored only as
     hashes: keep these files safe, and run with --reissue to replace lost ones.
+
+    Earlier letters in the folder are never overwritten: a later run into the same folder
+    (e.g. after `khaosat sample replace`) writes invitations-2.csv, letters-2.html and qr-2/,
+    then -3, and so on.
     """
     from rich.progress import Progress
 
     from exporters.letters import Channels, issue_letters, write_letters
 
-    db = _database(ctx, db)
-    if db is None or not db.is_file():
-        raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
+    db = _survey_db(ctx, db)
     if not telegram_username and not zalo_name:
         raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
     try:  # before any code is issued: codes are stored only as hashes, so letters that cannot be written are lost
-        (out / "qr").mkdir(parents=True, exist_ok=True)
+        out.mkdir(parents=True, exist_ok=True)
+        run = _next_letter_run(out)
+        staging = Path(tempfile.mkdtemp(prefix=".invite-", dir=out))
     except OSError as error:
         _refuse(f"cannot write the letters in {out}: {error}")
     channels = Channels(telegram_username.lstrip("@") if telegram_username else None, zalo_name)
@@ -357,24 +377,75 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
                 return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue,
                                            progress=lambda done, total: bar.update(task, completed=done, total=total))
 
-    letters = asyncio.run(issue())
+    try:
+        letters = asyncio.run(issue())
+    except BaseException:
+        staging.rmdir()
+        raise
     if not letters:
+        staging.rmdir()
         console.print("Issued 0 invitation(s).")
         _refuse(f"nobody to invite in {db}: no sample member without a code (draw or import a sample first; "
                 f"--reissue replaces lost codes). Nothing written in {out}.")
     try:
-        files = write_letters(letters, out, channels, title)
+        write_letters(letters, staging, channels, title)
+        csv_path, html_path, qr_dir = _place_letters(staging, out, run)
     except OSError as error:
+        shutil.rmtree(staging, ignore_errors=True)  # partial files with names and phones are not left behind
         _refuse(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes")
-    console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/")
+    console.print(f"Issued {len(letters)} invitation(s): {csv_path}, {html_path}, {qr_dir}/"
+                  + (f" (the earlier letters in {out} are kept)" if run > 1 else ""))
+
+
+def _letter_files(out: Path, run: int) -> tuple[Path, Path, Path]:
+    """invitations.csv, letters.html and qr/ of the first `invite` into a folder; -2, -3 … for later runs."""
+    suffix = "" if run == 1 else f"-{run}"
+    return out / f"invitations{suffix}.csv", out / f"letters{suffix}.html", out / f"qr{suffix}"
+
+
+def _next_letter_run(out: Path) -> int:
+    """The first run number whose files are not in ``out``: earlier letters (their codes exist nowhere
+    else) are never overwritten."""
+    run = 1
+    while True:
+        csv_path, html_path, qr_dir = _letter_files(out, run)
+        if not (csv_path.exists() or html_path.exists()
+                or (qr_dir.exists() and (not qr_dir.is_dir() or any(qr_dir.iterdir())))):
+            return run
+        run += 1
+
+
+def _place_letters(staging: Path, out: Path, run: int) -> tuple[Path, Path, Path]:
+    """Move the letters written in ``staging`` to their names in ``out`` for this run."""
+    import csv
+
+    csv_path, html_path, qr_dir = _letter_files(out, run)
+    staged_csv = staging / "invitations.csv"
+    if run > 1:  # the mail-merge file names each QR image by its path in the folder
+        with staged_csv.open(encoding="utf-8-sig", newline="") as handle:
+            rows = list(csv.reader(handle))
+        column = rows[0].index("qr_image")
+        for row in rows[1:]:
+            if row[column].startswith("qr/"):
+                row[column] = f"{qr_dir.name}/{row[column][len('qr/'):]}"
+        with staged_csv.open("w", encoding="utf-8-sig", newline="") as handle:
+            csv.writer(handle).writerows(rows)
+    if qr_dir.is_dir():
+        qr_dir.rmdir()  # empty (see _next_letter_run), left by an earlier run that issued nothing
+    (staging / "qr").replace(qr_dir)
+    (staging / "letters.html").replace(html_path)
+    staged_csv.replace(csv_path)
+    staging.rmdir()
+    return csv_path, html_path, qr_dir
 
 
 # -- survey projects, sample frames, samples and status ----------------------------------------
 
 
 def _survey_db(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path:
-    db = _database(ctx, db)
-    if db is None or (not create and not db.is_file()):
+    """The database a command needs: --db or the configured one, checked (see `_check_database`)."""
+    db = _database(ctx, db, create=create)
+    if db is None:
         raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
     return db
 
@@ -727,6 +798,8 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
     if list_unreached:
         async def listing() -> int:
             async with await open_storage(db) as storage:
+                if survey_id is not None:  # an unknown --survey is refused before the file is written
+                    await _project(storage, survey_id)
                 return await write_unreached(storage, out, survey_id)
 
         try:
@@ -770,7 +843,7 @@ def _statistics(action):
 def _DATA(command):
     """--data FILE, or --db PATH [--form ID] to read the answers straight from the survey database."""
     command = click.option("--form", "form_id", default=None, help="With --db: only this questionnaire.")(command)
-    command = click.option("--db", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    command = click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
                            help="Read the answers from the survey database instead (one row per session, "
                                 "with the sample's strata, probabilities and weights).")(command)
     return click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
@@ -912,8 +985,6 @@ def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None
         raise click.UsageError("--survey needs --db PATH (or --config with its storage.path)")
     if db is None and scores_path is None and weights_path is None:
         _refuse("nothing to report: give --db (or --config), --scores FILE or --weights FILE")
-    if db is not None and not db.is_file():
-        _refuse(f"database {db} does not exist")
     now = _at(ctx, at)
     inputs = ReportInputs(language=lang or "vi", generated=now.astimezone(clock.VIETNAM))
 

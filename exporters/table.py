@@ -45,8 +45,10 @@ Formula injection
     in CSV and XLSX (spreadsheets). SPSS, Stata and Parquet files are not opened by
     spreadsheets and keep answers exactly as typed.
 
-Paradata not available from storage: the number of reminders sent (no read method lists a
-respondent's outbox messages), so ``number_of_reminders`` is 0 for now.
+Paradata: ``number_of_reminders`` is the number of reminders recorded for the respondent
+(``Storage.reminder_counts``: every reminder the reminder pass queued, of any survey).
+
+Column and value labels are in ``surveys.messages.EXPORT_LABELS`` (the one place for texts).
 """
 
 from __future__ import annotations
@@ -66,6 +68,7 @@ import pandas as pd
 from bot.conversations import Conversations
 from surveys import codec
 from surveys.expressions import NOT_APPLICABLE, to_string
+from surveys.messages import EXPORT_LABELS, translate
 from surveys.model import Question, QuestionType, Questionnaire
 
 SESSION_COLUMNS = ("respondent", "session", "form_id", "form_version", "channel", "status", "language",
@@ -83,43 +86,9 @@ ANSWER_STATUSES = ("answered", "skipped", "not_applicable")
 
 _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 
-_TEXT = {
-    "vi": {
-        "respondent": "Mã người trả lời (bí danh)", "session": "Mã phiên trả lời", "form_id": "Mã phiếu",
-        "form_version": "Phiên bản phiếu", "channel": "Kênh trả lời", "status": "Trạng thái phiên",
-        "language": "Ngôn ngữ trả lời", "started_at": "Bắt đầu lúc", "completed_at": "Hoàn thành lúc",
-        "updated_at": "Cập nhật lần cuối lúc", "duration_seconds": "Thời gian trả lời (giây)",
-        "disposition": "Tình trạng người trả lời (AAPOR)", "disposition_at": "Tình trạng đổi lúc",
-        "stratum": "Tầng chọn mẫu", "survey": "Mã cuộc khảo sát", "group": "Nhóm đối tượng",
-        "unit": "Đơn vị", "pi": "Xác suất chọn vào mẫu", "weight": "Trọng số cơ bản (1/pi)",
-        "sample_role": "Vai trò trong mẫu (chính/dự phòng)",
-        "number_of_reminders": "Số lần nhắc (chưa ghi nhận: luôn 0)",
-        "name": "DỮ LIỆU CÁ NHÂN: họ tên", "phone": "DỮ LIỆU CÁ NHÂN: số điện thoại",
-        "question": "Câu hỏi", "type": "Loại câu hỏi", "value": "Giá trị (mã)", "value_label": "Nhãn giá trị",
-        "changed_at": "Trả lời/sửa lần cuối lúc", "answer_status": "Tình trạng câu trả lời",
-        "skipped": "Bỏ qua (skipped)", "selected": "Có chọn", "not_selected": "Không chọn",
-        "sample_attribute": "Thuộc tính mẫu",
-    },
-    "en": {
-        "respondent": "Respondent id (pseudonym)", "session": "Session id", "form_id": "Form id",
-        "form_version": "Form version", "channel": "Channel", "status": "Session status",
-        "language": "Language answered in", "started_at": "Started at", "completed_at": "Completed at",
-        "updated_at": "Last updated at", "duration_seconds": "Duration (seconds)",
-        "disposition": "Respondent disposition (AAPOR)", "disposition_at": "Disposition changed at",
-        "stratum": "Sampling stratum", "survey": "Survey id", "group": "Respondent group", "unit": "Unit",
-        "pi": "Inclusion probability", "weight": "Base weight (1/pi)", "sample_role": "Sample role (main/reserve)",
-        "number_of_reminders": "Number of reminders (not recorded yet: always 0)",
-        "name": "PERSONAL DATA: name", "phone": "PERSONAL DATA: phone",
-        "question": "Question", "type": "Question type", "value": "Value (code)", "value_label": "Value label",
-        "changed_at": "Last answered/changed at", "answer_status": "Answer status",
-        "skipped": "Skipped (bỏ qua)", "selected": "Selected", "not_selected": "Not selected",
-        "sample_attribute": "Sample attribute",
-    },
-}
-
-
 def text(key: str, language: str) -> str:
-    return _TEXT.get(language, _TEXT["en"])[key]
+    """A column or value label of exports (``EXPORT_LABELS``); a language other than vi and en gets English."""
+    return translate(EXPORT_LABELS, key, language if language in ("vi", "en") else "en")
 
 
 @dataclass
@@ -177,6 +146,7 @@ async def export_frame(source: Any, form_id: str | None = None, layout: str = "w
     sessions = await storage.list_sessions(form_id)
     respondents = {r.id: r for r in await storage.list_respondents()}
     members, units, attributes = await _sample(storage)
+    reminders = await storage.reminder_counts()
 
     forms: dict[tuple[str, str], Questionnaire] = {}
     for session in sessions:
@@ -229,7 +199,7 @@ async def export_frame(source: Any, form_id: str | None = None, layout: str = "w
                    "pi": member[1].pi if member else None,
                    "weight": member[1].weight if member else None,
                    "sample_role": member[1].role if member else None,
-                   "number_of_reminders": 0}
+                   "number_of_reminders": reminders.get(respondent.id, 0)}
             if member:
                 for key, value in attributes.get((member[0], member[1].frame_id), {}).items():
                     row[f"sample_{key}"] = value

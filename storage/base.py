@@ -692,3 +692,8 @@ class Storage(abc.ABC):
         Dicts of survey_id, respondent_id, pseudonym, grp, stratum, disposition, invited_at
         (first invitation), name, phone; ordered by survey, stratum, id.
         """
+
+    @abc.abstractmethod
+    async def reminder_counts(self, survey_id: str | None = None) -> dict[int, int]:
+        """Respondent id → number of reminders recorded (queued) for them, of ``survey_id`` or
+        of every survey; respondents never reminded are absent."""

@@ -1717,3 +1717,11 @@ class SQLiteStorage(Storage):
             (survey_id, survey_id),
         )
         return [dict(row) for row in rows]
+
+    async def reminder_counts(self, survey_id: str | None = None) -> dict[int, int]:
+        rows = await self._fetchall(
+            "SELECT respondent_id, count(*) FROM reminders WHERE (? IS NULL OR survey_id = ?)"
+            " GROUP BY respondent_id",
+            (survey_id, survey_id),
+        )
+        return {row[0]: row[1] for row in rows}

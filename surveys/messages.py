@@ -1,7 +1,8 @@
 """What the software itself says to respondents, in Vietnamese first and English second.
 
 Questionnaire texts come from the form; these are the words around them (consent, errors,
-progress). One table, so a translator finds every sentence in one place.
+progress). One table, so a translator finds every sentence in one place; the labels of
+exported tables (for analysts) are beside it in ``EXPORT_LABELS``, read with the same `translate`.
 """
 
 from __future__ import annotations
@@ -162,6 +163,44 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "status_empty": {"vi": "Khảo sát {title} chưa có mẫu.", "en": "Survey {title} has no sample yet."},
     "no_survey": {"vi": "Hiện không có khảo sát nào dành cho quý vị.",
                   "en": "There is no survey for you at the moment."},
+}
+
+#: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,
+#: so a table of its own; read with ``translate(EXPORT_LABELS, key, language)``.
+EXPORT_LABELS: dict[str, dict[str, str]] = {
+    "respondent": {"vi": "Mã người trả lời (bí danh)", "en": "Respondent id (pseudonym)"},
+    "session": {"vi": "Mã phiên trả lời", "en": "Session id"},
+    "form_id": {"vi": "Mã phiếu", "en": "Form id"},
+    "form_version": {"vi": "Phiên bản phiếu", "en": "Form version"},
+    "channel": {"vi": "Kênh trả lời", "en": "Channel"},
+    "status": {"vi": "Trạng thái phiên", "en": "Session status"},
+    "language": {"vi": "Ngôn ngữ trả lời", "en": "Language answered in"},
+    "started_at": {"vi": "Bắt đầu lúc", "en": "Started at"},
+    "completed_at": {"vi": "Hoàn thành lúc", "en": "Completed at"},
+    "updated_at": {"vi": "Cập nhật lần cuối lúc", "en": "Last updated at"},
+    "duration_seconds": {"vi": "Thời gian trả lời (giây)", "en": "Duration (seconds)"},
+    "disposition": {"vi": "Tình trạng người trả lời (AAPOR)", "en": "Respondent disposition (AAPOR)"},
+    "disposition_at": {"vi": "Tình trạng đổi lúc", "en": "Disposition changed at"},
+    "stratum": {"vi": "Tầng chọn mẫu", "en": "Sampling stratum"},
+    "survey": {"vi": "Mã cuộc khảo sát", "en": "Survey id"},
+    "group": {"vi": "Nhóm đối tượng", "en": "Respondent group"},
+    "unit": {"vi": "Đơn vị", "en": "Unit"},
+    "pi": {"vi": "Xác suất chọn vào mẫu", "en": "Inclusion probability"},
+    "weight": {"vi": "Trọng số cơ bản (1/pi)", "en": "Base weight (1/pi)"},
+    "sample_role": {"vi": "Vai trò trong mẫu (chính/dự phòng)", "en": "Sample role (main/reserve)"},
+    "number_of_reminders": {"vi": "Số lần nhắc", "en": "Number of reminders"},
+    "name": {"vi": "DỮ LIỆU CÁ NHÂN: họ tên", "en": "PERSONAL DATA: name"},
+    "phone": {"vi": "DỮ LIỆU CÁ NHÂN: số điện thoại", "en": "PERSONAL DATA: phone"},
+    "question": {"vi": "Câu hỏi", "en": "Question"},
+    "type": {"vi": "Loại câu hỏi", "en": "Question type"},
+    "value": {"vi": "Giá trị (mã)", "en": "Value (code)"},
+    "value_label": {"vi": "Nhãn giá trị", "en": "Value label"},
+    "changed_at": {"vi": "Trả lời/sửa lần cuối lúc", "en": "Last answered/changed at"},
+    "answer_status": {"vi": "Tình trạng câu trả lời", "en": "Answer status"},
+    "skipped": {"vi": "Bỏ qua (skipped)", "en": "Skipped (bỏ qua)"},
+    "selected": {"vi": "Có chọn", "en": "Selected"},
+    "not_selected": {"vi": "Không chọn", "en": "Not selected"},
+    "sample_attribute": {"vi": "Thuộc tính mẫu", "en": "Sample attribute"},
 }
 
 

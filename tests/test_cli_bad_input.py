@@ -149,3 +149,70 @@ def test_an_empty_or_fake_form_file_is_named_plainly(tmp_path):
     assert result.returncode == 1
     assert "the file is empty" in result.stderr
     assert "not a readable .xlsx XLSForm" in result.stderr and "Argument 'definition'" not in result.stderr
+
+
+def in_process(*args):
+    """The command in this process (faster than a new interpreter for each of many cases)."""
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    result = CliRunner().invoke(main, [str(a) for a in args])
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result
+
+
+#: Commands that read an existing database; "{db}" is the --db given, "{dir}" the test folder.
+READERS = [
+    ["status", "--db", "{db}"],
+    ["survey", "list", "--db", "{db}"],
+    ["frame", "import", TEMPLATES / "frame.example.csv", "--db", "{db}"],
+    ["sample", "draw", "--seed", "1", "--db", "{db}"],
+    ["sample", "import", TEMPLATES / "frame.example.csv", "--db", "{db}"],
+    ["sample", "replace", "--nonrespondents", "--db", "{db}"],
+    ["invite", "--db", "{db}", "--out", "{dir}/letters", "--telegram", "bot"],
+    ["remind", "--list-unreached", "--out", "{dir}/u.csv", "--db", "{db}"],
+    ["export", "--db", "{db}", "--out", "{dir}/x.csv"],
+    ["weight", "--db", "{db}", "--design", "{dir}/design.toml", "--out", "{dir}/w.csv"],
+    ["estimate", "--db", "{db}", "--mean", "score", "--out", "{dir}/e.csv"],
+    ["score", "--db", "{db}", "--rules", TEMPLATES / "scoring_par_2026.example.toml", "--unit", "unit",
+     "--out", "{dir}/s.csv"],
+    ["report", "--db", "{db}", "--out", "{dir}/rep"],
+]
+
+
+@pytest.mark.parametrize("args", READERS, ids=lambda args: " ".join(map(str, args[:2])))
+def test_an_empty_or_missing_database_is_refused_and_nothing_is_created(files, args):
+    (files / "empty.sqlite").write_bytes(b"")
+    before = sorted(p.name for p in files.iterdir())
+    for db, message in (("empty.sqlite", "empty.sqlite is empty, not a khaosat database"),
+                        ("missing.sqlite", "missing.sqlite does not exist")):
+        result = in_process(*(str(a).format(db=files / db, dir=files) for a in args))
+        assert result.exit_code == 1 and message in result.stderr, result.output
+    assert sorted(p.name for p in files.iterdir()) == before  # no database, -wal, letters, CSV or report
+    assert (files / "empty.sqlite").read_bytes() == b""
+
+
+@pytest.mark.parametrize("db", ["empty.sqlite", "new.sqlite"])
+def test_commands_that_create_a_database_still_do(files, db):
+    (files / "empty.sqlite").write_bytes(b"")
+    path = files / db
+    done = in_process("survey", "load", TEMPLATES / "survey.example.toml", "--db", path)
+    assert done.exit_code == 0, done.output
+    assert path.read_bytes().startswith(b"SQLite format 3\x00")
+    assert in_process("survey", "list", "--db", path).exit_code == 0
+
+
+def test_try_creates_its_database_from_an_empty_file(files):
+    (files / "empty.sqlite").write_bytes(b"")
+    done = khaosat("try", TEMPLATES / "sipas_citizen.md", "--db", "empty.sqlite", cwd=files)
+    assert done.returncode == 0, done.stderr
+    assert (files / "empty.sqlite").read_bytes().startswith(b"SQLite format 3\x00")
+
+
+def test_remind_list_for_an_unknown_survey_writes_nothing(files):
+    db = files / "s.sqlite"
+    refused(khaosat("survey", "load", TEMPLATES / "survey.example.toml", "--db", db, cwd=files), code=0)
+    refused(khaosat("remind", "--list-unreached", "--out", "u.csv", "--survey", "NOPE", "--db", db, cwd=files),
+            "no survey 'NOPE'")
+    assert not (files / "u.csv").exists()

@@ -458,3 +458,91 @@ def test_xlsx_refuses_more_rows_than_excel_has(tmp_path):
     with pytest.raises(ExportError, match="Excel"):
         write(big, tmp_path / "never.xlsx", "xlsx")
     assert not (tmp_path / "never.xlsx").exists()
+
+
+# -- number_of_reminders: the reminders the reminder pass recorded -------------------------------
+
+REMIND_SURVEY = """\
+[survey]
+id = "remind-export"
+title = "Nhắc nhở và xuất dữ liệu"
+index_year = 2026
+opens = 2026-08-01
+closes = 2026-08-31
+levels = ["province", "commune"]
+strata = ["commune"]
+
+[[units]]
+id = "tinh"
+name = "Tỉnh"
+level = "province"
+
+[[units]]
+id = "xa-a"
+name = "Xã A"
+level = "commune"
+parent = "tinh"
+
+[groups.citizen]
+label = { vi = "Người dân", en = "Citizens" }
+form_id = "tour"
+allocation = { method = "census", reserve = 0 }
+
+[reminders]
+after_days = [1, 3]
+max_count = 2
+[reminders.text]
+vi = "Bạn đã trả lời {answered}/{total} câu."
+"""
+
+
+async def build_reminded(db: Path, tmp: Path) -> dict[str, int]:
+    """Three linked people: A never answers (2 reminders), B completes after the first pass (1),
+    C completes before any pass (0). Returns pseudonym → expected count."""
+    from bot.reminders import ReminderBot, reminder_pass
+    from surveys.project import parse_survey
+
+    clock = Clock()
+    t0 = clock.now
+    project = parse_survey(REMIND_SURVEY)
+    bot = ReminderBot("telegram", "t", 30.0)
+    async with await open_storage(db) as storage:
+        conversations = Conversations(storage)
+        tour = load_questionnaire(TOUR)
+        await conversations.register(tour, TOUR.read_bytes(), TOUR.name, t0 - dt.timedelta(days=1))
+        await store_survey(storage, project, REMIND_SURVEY, "survey.toml", T0)
+        frame_path = tmp / "frame.csv"
+        frame_path.write_text("id,group,unit\n" + "".join(f"p{i},citizen,xa-a\n" for i in range(3)),
+                              encoding="utf-8")
+        await import_frame_file(storage, project, frame_path, T0)
+        await draw_sample(storage, project, 1, T0)
+        a, b, c = sorted(m.respondent_id for m in await storage.sample_members(project.id, "main"))
+        sessions = {}
+        for n, rid in enumerate((a, b, c)):
+            await storage.set_disposition(rid, "invited", T0)
+            await storage.link_chat("telegram", "t", str(500 + n), rid, t0.isoformat())
+            await storage.set_disposition(rid, "contacted", t0.isoformat())
+            sessions[rid], _ = await conversations.open_for(rid, tour, "telegram", "vi", clock())
+        await drive(conversations, sessions[c].id, TOUR_PEOPLE[0][2], clock)
+        first = await reminder_pass(storage, [bot], t0 + dt.timedelta(days=1, hours=1))
+        assert sorted(d.respondent_id for d in first.queued) == [a, b]
+        await drive(conversations, sessions[b].id, TOUR_PEOPLE[1][2], clock)
+        second = await reminder_pass(storage, [bot], t0 + dt.timedelta(days=3, hours=2))
+        assert [d.respondent_id for d in second.queued] == [a]
+        assert await storage.reminder_counts() == {a: 2, b: 1}
+        assert await storage.reminder_counts(project.id) == {a: 2, b: 1}
+        assert await storage.reminder_counts("another-survey") == {}
+        return {(await storage.get_respondent(rid)).pseudonym: count for rid, count in ((a, 2), (b, 1), (c, 0))}
+
+
+def test_number_of_reminders_counts_the_recorded_reminders(tmp_path):
+    db = tmp_path / "reminded.sqlite"
+    expected = asyncio.run(build_reminded(db, tmp_path))
+    df = frame(db).df
+    assert dict(zip(df["respondent"], df["number_of_reminders"].astype(int))) == expected
+    assert frame(db, language="en").variable_labels["number_of_reminders"] == "Number of reminders"
+    out = tmp_path / "reminded.csv"
+    done = khaosat("export", "--db", str(db), "--format", "csv", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    assert {row["respondent"]: int(row["number_of_reminders"]) for row in rows} == expected

@@ -88,3 +88,43 @@ def test_vietnamese_phone_numbers_are_normalised():
 def test_typed_codes_forgive_case_spaces_and_look_alike_letters():
     assert normalise_typed_code("ab3d-ef9h") == "AB3DEF9H"
     assert normalise_typed_code("O1IL 2345") == "01112345"
+
+
+def test_a_second_run_into_the_same_folder_keeps_the_earlier_letters(tmp_path):
+    db = tmp_path / "survey.sqlite"
+    asyncio.run(sample(db))
+    letters = tmp_path / "letters"
+    assert invite(db, letters).returncode == 0
+    first = {p.relative_to(letters): p.read_bytes() for p in letters.rglob("*") if p.is_file()}
+
+    async def add_one():  # e.g. a reserve brought in by `khaosat sample replace`
+        async with await open_storage(db) as storage:
+            await storage.add_respondent("S-9", form_id="sipas_citizen_example", stratum="xa-a", name="Lê Thị Hoa",
+                                         phone=None, at="2026-11-02T08:00:00+07:00")
+    asyncio.run(add_one())
+
+    second = invite(db, letters)
+    assert second.returncode == 0, second.stderr
+    assert "invitations-2.csv" in second.stdout and "earlier letters" in second.stdout
+    for path, content in first.items():  # nothing of the first run is overwritten
+        assert (letters / path).read_bytes() == content, path
+    rows = list(csv.DictReader((letters / "invitations-2.csv").open(encoding="utf-8-sig")))
+    assert [row["name"] for row in rows] == ["Lê Thị Hoa"]
+    assert rows[0]["qr_image"].startswith("qr-2/")
+    assert (letters / rows[0]["qr_image"]).read_bytes().startswith(b"\x89PNG")
+    assert "Lê Thị Hoa" in (letters / "letters-2.html").read_text(encoding="utf-8")
+
+    nobody = invite(db, letters)  # nothing to issue: no third file, no leftovers
+    assert nobody.returncode == 1 and "nobody to invite" in nobody.stderr
+    reissued = invite(db, letters, "--reissue")
+    assert reissued.returncode == 0, reissued.stderr
+    assert len(list(csv.DictReader((letters / "invitations-3.csv").open(encoding="utf-8-sig")))) == 3
+    assert sorted(p.name for p in letters.iterdir()) == [
+        "invitations-2.csv", "invitations-3.csv", "invitations.csv", "letters-2.html", "letters-3.html",
+        "letters.html", "qr", "qr-2", "qr-3"]
+    for path, content in first.items():
+        assert (letters / path).read_bytes() == content, path
+
+    helped = subprocess.run([sys.executable, "-m", "bot.cli", "invite", "--help"], capture_output=True, text=True,
+                            cwd=ROOT, timeout=120)
+    assert "invitations-2.csv" in helped.stdout

@@ -38,7 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h  # noqa: E402
-from aiogram import Bot, Dispatcher  # noqa: E402
+from aiogram import Bot  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 
@@ -82,8 +82,7 @@ class KhaosatBench:
 
         self.surveys = ChatSurveys(self.storage, conversations, forms, on_enqueued=wake)
         telegram = TelegramSurveyBot(BOT_NAME, self.surveys, h.now)
-        self.dispatcher = Dispatcher()
-        self.dispatcher.include_router(telegram.router())
+        self.dispatcher = telegram.dispatcher()  # as bot/run.py builds it
         form_id = forms[0].form_id
         self.respondent_ids = {}
         for index, person in enumerate(self.stream.respondents):

@@ -96,6 +96,10 @@ class ChatSurveys:
     async def respondent(self, chat: Chat) -> Respondent | None:
         return await self.storage.linked_respondent(chat.channel, chat.bot, chat.chat_id)
 
+    async def linked(self, chat: Chat) -> tuple[Respondent | None, SessionRecord | None]:
+        """The chat's respondent and their latest session in one read (for `drive(session=...)`)."""
+        return await self.storage.linked_session(chat.channel, chat.bot, chat.chat_id, self.default_form)
+
     async def link_code(self, chat: Chat, code: str, kind: str, key: str, at: dt.datetime) -> tuple[Link, Respondent | None]:
         """Bind the chat to the person whose invitation carries `code` (first use wins)."""
         since = (at - dt.timedelta(hours=1)).isoformat()
@@ -189,9 +193,17 @@ class ChatSurveys:
         return self._new_states[key]
 
     async def drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str,
-                    render: Callable[[engine.Step], list[Call]]) -> Handled | None:
-        """Apply `event` to the respondent's session; the rendered replies are queued with it."""
-        record = await self.session(chat, respondent, event.at)
+                    render: Callable[[engine.Step], list[Call]], session: SessionRecord | None = None) -> Handled | None:
+        """Apply `event` to the respondent's session; the rendered replies are queued with it.
+
+        `session`: the latest session as just read by `linked` (saves a read). If it has moved
+        on meanwhile, the step's revision check notices and the event is decided again.
+        """
+        form = self.form_of(respondent)
+        if form is None:
+            return None
+        record = session if session is not None and session.form_id == form.form_id else \
+            await self.session(chat, respondent, event.at)
         if record is None:
             return None
 

@@ -106,8 +106,7 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
                           code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
     telegram = TelegramSurveyBot(config.name, surveys, clock, coordinators=config.coordinators,
                                  coordinator_commands=coordinator_commands(storage, conversations, export_dir, clock))
-    dispatcher = Dispatcher()
-    dispatcher.include_router(telegram.router())
+    dispatcher = telegram.dispatcher()
     running = RunningBot(config, surveys, sender, telegram, dispatcher, client)
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":

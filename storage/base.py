@@ -238,6 +238,14 @@ class Storage(abc.ABC):
         """The respondent linked to this chat, if any."""
 
     @abc.abstractmethod
+    async def linked_session(
+        self, channel: str, bot: str, chat_id: str, default_form: str | None
+    ) -> tuple[Respondent | None, SessionRecord | None]:
+        """The respondent linked to this chat and their latest session of their questionnaire
+        (``default_form`` if they have none), read together: what every update of a chat
+        needs first. The session is None if there is none yet (``current_session`` makes it)."""
+
+    @abc.abstractmethod
     async def chats_of(self, respondent_id: int) -> list[tuple[str, str, str]]:
         """The respondent's linked chats as (channel, bot, chat_id), oldest link first."""
 

@@ -749,16 +749,35 @@ class SQLiteStorage(Storage):
 
         await self._write(body)
 
-    async def linked_respondent(
-        self, channel: str, bot: str, chat_id: str
+    @staticmethod
+    def _linked_respondent(
+        conn: sqlite3.Connection, channel: str, bot: str, chat_id: str
     ) -> Respondent | None:
-        row = await self._fetchone(
+        row = _one(
+            conn,
             f"SELECT {_RESPONDENT_COLUMNS_R} FROM chat_links l"
             " JOIN respondents r ON r.id = l.respondent_id"
             " WHERE l.channel = ? AND l.bot = ? AND l.chat_id = ?",
             (channel, bot, str(chat_id)),
         )
         return Respondent(**dict(row)) if row is not None else None
+
+    async def linked_respondent(
+        self, channel: str, bot: str, chat_id: str
+    ) -> Respondent | None:
+        return await self._read(self._linked_respondent, channel, bot, chat_id)
+
+    async def linked_session(
+        self, channel: str, bot: str, chat_id: str, default_form: str | None
+    ) -> tuple[Respondent | None, SessionRecord | None]:
+        def body(conn: sqlite3.Connection) -> tuple[Respondent | None, SessionRecord | None]:
+            respondent = self._linked_respondent(conn, channel, bot, chat_id)
+            form_id = respondent and (respondent.form_id or default_form)
+            if not form_id:
+                return respondent, None
+            return respondent, self._latest_session(conn, respondent.id, form_id)
+
+        return await self._read(body)
 
     async def chats_of(self, respondent_id: int) -> list[tuple[str, str, str]]:
         rows = await self._fetchall(

@@ -307,6 +307,26 @@ async def test_link_chat_and_lookups(store):
     assert await store.chats_of(999) == []
 
 
+async def test_linked_session_reads_the_chat_and_its_latest_session_together(store):
+    assert await store.linked_session("telegram", "bot1", "100", "par") == (None, None)
+    a = await store.add_respondent("a", at=T0)
+    b = await store.add_respondent("b", form_id="cit", at=T0)
+    await store.link_chat("telegram", "bot1", "100", a.id, T1)
+    await store.link_chat("telegram", "bot1", "200", b.id, T1)
+    assert await store.linked_session("telegram", "bot1", "100", "par") == (a, None)
+    assert await store.linked_session("telegram", "bot1", "100", None) == (a, None)  # no questionnaire at all
+    for form_id in ("par", "cit"):
+        await store.save_questionnaire(form_id, "1", f"{form_id}.xlsx", b"form bytes", T0)
+    first, _ = await store.open_session(a.id, "par", "1", "telegram", "completed", "{}", T1)
+    assert await store.linked_session("telegram", "bot1", "100", "par") == (a, first)
+    assert await store.linked_session("telegram", "bot1", "100", "cit") == (a, None)  # default form: another one
+    again, _ = await store.open_session(a.id, "par", "1", "telegram", "active", "{}", T2)
+    assert (await store.linked_session("telegram", "bot1", "100", "par"))[1] == again
+    own, _ = await store.open_session(b.id, "cit", "1", "telegram", "active", "{}", T2)
+    assert await store.linked_session("telegram", "bot1", "200", "par") == (b, own)  # the respondent's own form wins
+    assert await store.linked_session("telegram", "bot1", "999", "par") == (None, None)
+
+
 async def test_link_conflicts(store):
     a = await store.add_respondent("a", at=T0)
     b = await store.add_respondent("b", at=T0)

@@ -13,7 +13,7 @@ import datetime as dt
 from collections import defaultdict
 from typing import Awaitable, Callable
 
-from aiogram import F, Router
+from aiogram import Dispatcher, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 
@@ -30,7 +30,7 @@ from bot.telegram.render import (
     parse_button,
     render_outputs,
 )
-from storage import Respondent
+from storage import Respondent, SessionRecord
 from surveys import engine
 from surveys.messages import say, ui_language
 
@@ -38,6 +38,16 @@ CHANNEL = "telegram"
 
 #: Coordinator commands: given the chat, return the calls that answer them.
 CoordinatorCommand = Callable[[Chat, str], Awaitable[list[Call]]]
+
+
+# Filters are coroutines on purpose: aiogram runs a synchronous filter (a magic ``F`` one
+# included) in a worker thread, a thread hop for every message.
+async def _has_contact(message: Message) -> bool:
+    return message.contact is not None
+
+
+async def _has_text(message: Message) -> bool:
+    return message.text is not None
 
 
 class TelegramSurveyBot:
@@ -51,13 +61,23 @@ class TelegramSurveyBot:
         # Updates of one chat are handled one at a time, in order; different chats in parallel.
         self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
+    def dispatcher(self) -> Dispatcher:
+        """The aiogram dispatcher that runs this bot.
+
+        Sessions live in khaosat's storage, so aiogram's FSM is off: its middleware would
+        otherwise build a state context for every update that nothing reads.
+        """
+        dispatcher = Dispatcher(disable_fsm=True)
+        dispatcher.include_router(self.router())
+        return dispatcher
+
     def router(self) -> Router:
         router = Router(name=f"khaosat-{self.name}")
         router.message.register(self.on_start, CommandStart())
         router.message.register(self.on_command, Command("help", "privacy", "lang", "resume", "stop",
                                                          *self.coordinator_commands))
-        router.message.register(self.on_contact, F.contact)
-        router.message.register(self.on_text, F.text)
+        router.message.register(self.on_contact, _has_contact)
+        router.message.register(self.on_text, _has_text)
         router.message.register(self.on_other)
         router.callback_query.register(self.on_press)
         router.my_chat_member.register(self.on_membership)
@@ -87,7 +107,7 @@ class TelegramSurveyBot:
                                 respondent.id if respondent else None)
 
     async def _drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str,
-                     pressed_message_id: int | None = None) -> str | None:
+                     pressed_message_id: int | None = None, session: SessionRecord | None = None) -> str | None:
         """Run the event; returns the notice for a pressed button, if any."""
         notice: str | None = None
 
@@ -96,7 +116,7 @@ class TelegramSurveyBot:
             calls, notice = render_outputs(step.say, int(chat.chat_id), step.state.language, pressed_message_id)
             return calls
 
-        handled = await self.surveys.drive(chat, respondent, event, key, render)
+        handled = await self.surveys.drive(chat, respondent, event, key, render, session)
         if handled is None:
             await self._say(chat, f"{key}:none", say("no_survey", "vi"), respondent=respondent)
         return notice
@@ -167,7 +187,7 @@ class TelegramSurveyBot:
     async def on_text(self, message: Message, event_update: Update) -> None:
         chat, key = self._chat(message), self._key(event_update)
         async with self._locks[chat.chat_id]:
-            respondent = await self.surveys.respondent(chat)
+            respondent, session = await self.surveys.linked(chat)
             text = message.text or ""
             if respondent is None:
                 if is_typed_code(text) or is_link_code(text.strip()):
@@ -180,7 +200,7 @@ class TelegramSurveyBot:
             if text.startswith("/"):
                 await self._say(chat, key, say("unknown_command", await self._language(chat, respondent)))
                 return
-            await self._drive(chat, respondent, engine.Reply(text, at=self.clock()), key)
+            await self._drive(chat, respondent, engine.Reply(text, at=self.clock()), key, session=session)
 
     async def on_other(self, message: Message, event_update: Update) -> None:
         chat, key = self._chat(message), self._key(event_update)
@@ -235,7 +255,7 @@ class TelegramSurveyBot:
             return
         chat = Chat(CHANNEL, self.name, str(message.chat.id), str(callback.from_user.id))
         async with self._locks[chat.chat_id]:
-            respondent = await self.surveys.respondent(chat)
+            respondent, session = await self.surveys.linked(chat)
             if respondent is None:
                 await callback.answer(say("welcome_unlinked", "vi")[:200])
                 return
@@ -251,5 +271,5 @@ class TelegramSurveyBot:
             if press.op not in events:
                 await callback.answer()
                 return
-            notice = await self._drive(chat, respondent, events[press.op](), key, message.message_id)
+            notice = await self._drive(chat, respondent, events[press.op](), key, message.message_id, session)
         await callback.answer(notice or None)

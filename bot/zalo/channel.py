@@ -23,8 +23,8 @@ from bot.chats import LINK_MESSAGES, Call, Chat, ChatSurveys, Link
 from bot.invitations import is_typed_code, normalise_typed_code
 from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
-from storage import Respondent
-from surveys import engine
+from storage import Respondent, SessionRecord
+from surveys import codec, engine
 from surveys.engine import Ask, PromptKind, fold
 from surveys.messages import say, ui_language
 
@@ -88,8 +88,11 @@ class ZaloSurveyBot:
             await self._handle(chat, key, (text or "").strip(), text is not None)
 
     async def _handle(self, chat: Chat, key: str, text: str, is_text: bool) -> None:
-        respondent = await self.surveys.respondent(chat)
-        language = await self._language(chat, respondent)
+        respondent, session = await self.surveys.linked(chat)
+        if respondent is not None and session is None:
+            session = await self.surveys.session(chat, respondent, self.clock())
+        state = codec.decode_state(session.state) if session is not None else None
+        language = ui_language(state.language) if state else "vi"
         if not is_text or not text:
             await self._say(chat, key, say("not_text" if respondent else "zalo_welcome", language))
             return
@@ -123,8 +126,9 @@ class ZaloSurveyBot:
         elif fold(text) in _SKIP:
             await self._drive(chat, respondent, engine.Reply("", at=at), key)
         else:
-            prompt = await self._prompt(chat, respondent, at)
-            await self._drive(chat, respondent, engine.Reply(numbers_to_names(text, prompt), at=at), key)
+            form = self.surveys.form_of(respondent)
+            prompt = engine.current_prompt(form, state) if form and state else None
+            await self._drive(chat, respondent, engine.Reply(numbers_to_names(text, prompt), at=at), key, session)
 
     async def _unlinked(self, chat: Chat, key: str, text: str) -> None:
         """The first messages of a chat: an invitation code, or an open-mode keyword."""
@@ -145,25 +149,15 @@ class ZaloSurveyBot:
         if respondent is not None and outcome in (Link.LINKED, Link.ALREADY):
             await self._drive(chat, respondent, engine.Start(at=at), key)
 
-    async def _language(self, chat: Chat, respondent: Respondent | None) -> str:
-        if respondent is None:
-            return "vi"
-        state = await self.surveys.state(chat, respondent, self.clock())
-        return ui_language(state.language) if state else "vi"
-
-    async def _prompt(self, chat: Chat, respondent: Respondent, at: dt.datetime) -> Ask | None:
-        form = self.surveys.form_of(respondent)
-        state = await self.surveys.state(chat, respondent, at)
-        return engine.current_prompt(form, state) if form and state else None
-
     async def _say(self, chat: Chat, key: str, text: str) -> None:
         calls = [Call("sendMessage", {"chat_id": chat.chat_id, "text": part}) for part in split_text(text, TEXT_LIMIT)]
         await self.surveys.send(chat, calls, key, self.clock())
 
-    async def _drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str) -> None:
+    async def _drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str,
+                     session: SessionRecord | None = None) -> None:
         handled = await self.surveys.drive(
             chat, respondent, event, key,
-            lambda step: render_outputs(step.say, chat.chat_id, step.state.language))
+            lambda step: render_outputs(step.say, chat.chat_id, step.state.language), session)
         if handled is None:
             await self._say(chat, f"{key}:none", say("no_survey", "vi"))
 

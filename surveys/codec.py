@@ -19,9 +19,23 @@ STATE_FORMAT = 1
 _EVENTS = {cls.__name__: cls for cls in (engine.Start, engine.Reply, engine.Choose, engine.Toggle,
                                           engine.Done, engine.Back, engine.SetLanguage, engine.Stop,
                                           engine.Resume)}
+_EVENT_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _EVENTS.values()}
+
+# What json.dumps(..., ensure_ascii=False[, sort_keys=True]) builds on every call, built once
+# (an encoder keeps no state between calls, so the text is the same).
+_JSON = json.JSONEncoder(ensure_ascii=False)
+_JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
+# Session states are never circular (answers are scalars and tuples of them): skip that check.
+_STATE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
+_NA_PLAIN = {"na": True}  # handed to the encoder and compared with, never given to callers
+_STATUSES = {status.value: status for status in engine.Status}
+_DECODER = json.JSONDecoder()
 
 
 def value_to_plain(value: Any) -> Any:
+    kind = value.__class__
+    if kind is str or kind is int or value is None:  # most answers: JSON as they are
+        return value
     if value is NOT_APPLICABLE:
         return {"na": True}
     if isinstance(value, dt.datetime):
@@ -36,6 +50,8 @@ def value_to_plain(value: Any) -> Any:
 
 
 def value_from_plain(plain: Any) -> Any:
+    if plain.__class__ is str or plain is None:  # most answers
+        return plain
     if isinstance(plain, dict):
         if plain.get("na"):
             return NOT_APPLICABLE
@@ -50,7 +66,7 @@ def value_from_plain(plain: Any) -> Any:
 
 
 def encode_value(value: Any) -> str:
-    return json.dumps(value_to_plain(value), ensure_ascii=False)
+    return _JSON.encode(value_to_plain(value))
 
 
 def decode_value(text: str) -> Any:
@@ -75,27 +91,42 @@ def encode_state(state: engine.SessionState) -> str:
         "status": state.status.value,
         "current": state.current,
         "seq": state.seq,
-        "answers": {name: value_to_plain(v) for name, v in state.answers.items()},
+        "answers": _answers_to_plain(state.answers),
         "draft": list(state.draft),
         "furthest": state.furthest,
         "started_at": state.started_at.isoformat() if state.started_at else None,
         "completed_at": state.completed_at.isoformat() if state.completed_at else None,
     }
-    return json.dumps(plain, ensure_ascii=False, sort_keys=True)
+    return _STATE_JSON.encode(plain)
+
+
+def _answers_to_plain(answers: Mapping[str, Any]) -> dict[str, Any]:
+    """`value_to_plain` of every answer, the common kinds inline (this runs at every step)."""
+    plain = {}
+    for name, value in answers.items():
+        kind = value.__class__
+        if kind is str or kind is int or value is None:
+            plain[name] = value
+        elif value is NOT_APPLICABLE:
+            plain[name] = _NA_PLAIN
+        else:
+            plain[name] = value_to_plain(value)
+    return plain
 
 
 def decode_state(text: str) -> engine.SessionState:
-    plain = json.loads(text)
+    plain = _loads(text)
     if plain.get("format") != STATE_FORMAT:
         raise ValueError(f"session state format {plain.get('format')!r} is not {STATE_FORMAT}")
     return engine.SessionState(
         form_id=plain["form_id"],
         form_version=plain["form_version"],
         language=plain["language"],
-        status=engine.Status(plain["status"]),
+        status=_status(plain["status"]),
         current=plain["current"],
         seq=plain["seq"],
-        answers={name: value_from_plain(v) for name, v in plain["answers"].items()},
+        answers={name: v if v.__class__ is str else NOT_APPLICABLE if v == _NA_PLAIN else value_from_plain(v)
+                 for name, v in plain["answers"].items()},
         draft=tuple(plain["draft"]),
         furthest=plain["furthest"],
         started_at=_datetime(plain["started_at"]),
@@ -104,9 +135,11 @@ def decode_state(text: str) -> engine.SessionState:
 
 
 def encode_event(event: engine.Event) -> str:
-    fields = {f.name: getattr(event, f.name) for f in dataclasses.fields(event)}
-    fields["at"] = event.at.isoformat()
-    return json.dumps({"type": type(event).__name__, **fields}, ensure_ascii=False, sort_keys=True)
+    names = _EVENT_FIELDS.get(type(event)) or tuple(f.name for f in dataclasses.fields(event))
+    plain = {name: getattr(event, name) for name in names}
+    plain["at"] = event.at.isoformat()
+    plain["type"] = type(event).__name__  # sorted below: the same text as {"type": ..., **fields}
+    return _JSON_SORTED.encode(plain)
 
 
 def decode_event(text: str) -> engine.Event:
@@ -114,6 +147,24 @@ def decode_event(text: str) -> engine.Event:
     fields = {k: v for k, v in plain.items() if k != "type"}
     fields["at"] = dt.datetime.fromisoformat(fields["at"])
     return _EVENTS[plain["type"]](**fields)
+
+
+def _loads(text: str) -> Any:
+    """json.loads(text), skipping its whitespace scans for text as this module writes it."""
+    try:
+        plain, end = _DECODER.raw_decode(text)
+        if end == len(text):
+            return plain
+    except Exception:  # noqa: BLE001 - json.loads below raises what it always raised
+        pass
+    return json.loads(text)
+
+
+def _status(value: Any) -> engine.Status:
+    try:
+        return _STATUSES[value]
+    except (KeyError, TypeError):
+        return engine.Status(value)  # the error it has always raised
 
 
 def _datetime(text: str | None) -> dt.datetime | None:

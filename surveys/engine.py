@@ -22,10 +22,10 @@ import enum
 import math
 import re
 import unicodedata
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
-from surveys.expressions import NOT_APPLICABLE, Environment, ExpressionError, interpolate, to_string
+from surveys.expressions import NOT_APPLICABLE, Environment, Expression, ExpressionError, interpolate, to_string
 from surveys.messages import UI_LANGUAGES, say, ui_language
 from surveys.model import Choice, Question, QuestionType, Questionnaire
 
@@ -221,23 +221,196 @@ def current_prompt(form: Questionnaire, state: SessionState) -> Ask | None:
     return _Conversation(form, state, Resume(at=state.started_at or dt.datetime.min)).render(update=True)
 
 
+class _Plan:
+    """What the engine looks up at every step, worked out once per questionnaire.
+
+    Kept with the form (`Questionnaire.derived`), so it is shared by every session of that
+    form and by nothing else. Everything in it follows from the form alone.
+    """
+
+    def __init__(self, form: Questionnaire):
+        questions = form.questions
+        #: Distinct relevance conditions (one per source text: the same text in the same
+        #: environment has the same value), and for each question the ids of those that apply.
+        self.conditions: list[Expression] = []
+        ids: dict[str, int] = {}
+        by_question: list[tuple[int, ...]] = []
+        for question in questions:
+            found = []
+            for condition in form.conditions(question):
+                if condition.source not in ids:
+                    ids[condition.source] = len(self.conditions)
+                    self.conditions.append(condition)
+                found.append(ids[condition.source])
+            by_question.append(tuple(found))
+        self.condition_ids: tuple[tuple[int, ...], ...] = tuple(by_question)
+        #: Answer name → ids of the conditions that read it: all a changed answer can affect.
+        dependents: dict[str, list[int]] = {}
+        for condition_id, condition in enumerate(self.conditions):
+            for name in condition.references:
+                dependents.setdefault(name, []).append(condition_id)
+        self.dependents: dict[str, tuple[int, ...]] = {name: tuple(ids_) for name, ids_ in dependents.items()}
+        #: Questions whose stored value may change when answers do, in form order: those with
+        #: relevance conditions and calculations (every other question is always relevant).
+        self.recalculated: tuple[int, ...] = tuple(
+            index for index, question in enumerate(questions)
+            if by_question[index] or question.type is QuestionType.CALCULATE)
+        self.ends: tuple[int, ...] = tuple(
+            index for index, question in enumerate(questions) if question.type is QuestionType.END)
+        # Progress counts relevant asked questions: the unconditional ones are counted here once.
+        asked = [index for index, question in enumerate(questions) if question.type.is_asked]
+        self.conditional_asked: tuple[int, ...] = tuple(index for index in asked if by_question[index])
+        unconditional = {index for index in asked if not by_question[index]}
+        self.plain_asked_total = len(unconditional)
+        before, count = [], 0
+        for index in range(len(questions)):
+            before.append(count)
+            if index in unconditional:
+                count += 1
+        #: For each question index, the number of unconditional asked questions before it.
+        self.plain_asked_before: tuple[int, ...] = tuple(before)
+        #: Choice key → choice, per question index (`Question.choice_by_key` without the scan).
+        self.choice_keys: tuple[dict[str, Choice], ...] = tuple(
+            {key: choice for key, choice in reversed([(c.key, c) for c in question.choices])}
+            for question in questions)
+        self._views: dict[tuple[int, str], _View] = {}
+        #: For each condition id, and each question index with a calculation: the names of the
+        #: answers it reads, sorted, when its value depends on nothing else (`answers_only`).
+        self.condition_reads: tuple[tuple[str, ...] | None, ...] = tuple(
+            _reads(condition) for condition in self.conditions)
+        self.calculation_reads: tuple[tuple[str, ...] | None, ...] = tuple(
+            _reads(question.calculation) if question.type is QuestionType.CALCULATE else None
+            for question in questions)
+        #: Results of those conditions and calculations by the exact answers they read (see
+        #: `_Conversation._memo_key`), shared by the sessions of this form. Most steps ask the
+        #: same questions of unchanged answers again: relevance for progress, calculations after
+        #: every answer. Bounded: emptied when full (it only saves work).
+        self.memo: dict[tuple, Any] = {}
+        #: The answers that progress depends on (those its conditions read), when they are all
+        #: it depends on; None otherwise.
+        progress_reads: set[str] | None = set()
+        for index in self.conditional_asked:
+            for condition_id in by_question[index]:
+                reads = self.condition_reads[condition_id]
+                if reads is None or progress_reads is None:
+                    progress_reads = None
+                    break
+                progress_reads.update(reads)
+        self.progress_reads: tuple[str, ...] | None = (
+            tuple(sorted(progress_reads)) if progress_reads is not None else None)
+        #: `required` of each question when it reads nothing (`yes` is true()): its value, else None.
+        self.required: tuple[bool | None, ...] = tuple(
+            _constant_truth(question.required) for question in questions)
+
+    def remember(self, key: tuple, value: Any) -> None:
+        if len(self.memo) >= _MEMO_LIMIT:
+            self.memo.clear()
+        self.memo[key] = value
+
+    def view(self, form: Questionnaire, index: int, language: str) -> "_View":
+        """The texts of the question at `index` in `language`, looked up once."""
+        key = (index, language)
+        view = self._views.get(key)
+        if view is None:
+            if len(self._views) > 100_000:  # only languages a form or the UI has: never in practice
+                self._views.clear()
+            view = self._views[key] = _View(form, form.questions[index], language)
+        return view
+
+
+_PROMPT_KINDS = {kind.value: kind for kind in PromptKind}
+_MEMO_LIMIT = 20_000
+_MISSING = object()
+_UNCACHEABLE = object()
+
+
+def _constant_truth(expression: Expression | None) -> bool | None:
+    """The truth of an expression that reads nothing at all, as `_Conversation._true` finds it."""
+    if expression is None or not expression.answers_only or expression.references:
+        return None
+    try:
+        return expression.evaluate_bool(Environment())
+    except ExpressionError:
+        return False
+
+
+def _reads(expression: Expression | None) -> tuple[str, ...] | None:
+    if expression is None or not expression.answers_only:
+        return None
+    return tuple(sorted(expression.references))
+
+
+def _strict(value: Any) -> Any:
+    """A key for a non-str answer that is equal only for answers no expression can tell apart.
+
+    `==` is not enough: 1 == 1.0 == True, 0.0 == -0.0, and aware datetimes at the same instant
+    are equal whatever their offsets, yet each reads differently. Answers of unusual types
+    are not remembered at all (_UNCACHEABLE).
+    """
+    kind = value.__class__
+    if value is None or value is NOT_APPLICABLE:
+        return value
+    if kind is int or kind is bool or kind is dt.date:
+        return (kind, value)
+    if kind is float:
+        return (kind, repr(value))
+    if kind is tuple:  # select_multiple: choice names
+        for item in value:
+            if item.__class__ is not str:
+                return _UNCACHEABLE
+        return (kind, value)
+    if kind is dt.datetime and (value.tzinfo is None or value.tzinfo.__class__ is dt.timezone):
+        return (kind, repr(value))
+    return _UNCACHEABLE
+
+
+class _View:
+    """A question's texts in one language, as render() shows them (immutable once built)."""
+
+    __slots__ = ("label", "hint", "kind", "options")
+
+    def __init__(self, form: Questionnaire, question: Question, language: str):
+        self.label = question.label.get(language, form.default_language)
+        self.hint = question.hint.get(language, form.default_language)
+        self.kind: PromptKind | None = _PROMPT_KINDS.get(question.type.value)
+        #: Every choice as an unselected Option, when no choice filter can hide some.
+        self.options: tuple[Option, ...] | None = tuple(
+            Option(c.key, number, c.name, c.label.get(language, form.default_language), False)
+            for number, c in enumerate(question.choices, start=1)
+        ) if question.type.is_select and question.choice_filter is None else None
+
+
+def _plan(form: Questionnaire) -> _Plan:
+    return form.derived(_Plan, _Plan)
+
+
 class _Conversation:
     def __init__(self, form: Questionnaire, state: SessionState, event: Event):
         self.form = form
+        self.plan = _plan(form)
         self.original = state
         self.state = state
         self.event = event
         self.answers: dict[str, Any] = dict(state.answers)
+        #: Names `_set` changed at least once (a superset of the step's changes).
+        self.touched: set[str] = set()
         self.out: list[Output] = []
-        # Relevance of each question under the current answers, forgotten whenever one changes:
-        # progress and section headings ask it of every question for every prompt.
-        self._relevance: dict[str, bool] = {}
+        # Value of each relevance condition (by plan id) under the current answers; a changed
+        # answer forgets only the conditions that read it. Progress and section headings ask
+        # the relevance of every question for every prompt.
+        self._condition_values: dict[int, bool] = {}
         self._plain: tuple[dt.datetime | None, Environment] | None = None
 
     def _set(self, name: str, value: Any) -> None:
-        if name not in self.answers or not _same(self.answers[name], value):
-            self.answers[name] = value
-            self._relevance.clear()
+        answers = self.answers
+        if name not in answers or not _same(answers[name], value):
+            answers[name] = value
+            self.touched.add(name)
+            dependents = self.plan.dependents.get(name)
+            if dependents:
+                known = self._condition_values
+                for condition_id in dependents:
+                    known.pop(condition_id, None)
 
     @property
     def lang(self) -> str:
@@ -277,9 +450,10 @@ class _Conversation:
         return Step(self.original, tuple(messages), {}, accepted=False)
 
     def _finish(self, state: SessionState) -> Step:
+        before, touched = self.original.answers, self.touched
         changes = {name: value for name, value in self.answers.items()
-                   if name not in self.state.answers or not _same(self.state.answers[name], value)}
-        return Step(replace(state, answers=self.answers), tuple(self.out), changes)
+                   if name in touched and (name not in before or not _same(before[name], value))} if touched else {}
+        return Step(_evolve(state, answers=self.answers), tuple(self.out), changes)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -291,13 +465,13 @@ class _Conversation:
             return self._ask_consent()
         if resuming or status in (Status.PAUSED, Status.REFUSED):
             self.out.append(Say(say("resumed", self.ui)))
-        state = replace(self.state, status=Status.ACTIVE, seq=self.state.seq + 1)
+        state = _evolve(self.state, status=Status.ACTIVE, seq=self.state.seq + 1)
         self.state = state
         self.out.append(self.render())
         return self._finish(state)
 
     def _ask_consent(self) -> Step:
-        self.state = replace(self.state, status=Status.CONSENT, current=CONSENT, seq=self.state.seq + 1)
+        self.state = _evolve(self.state, status=Status.CONSENT, current=CONSENT, seq=self.state.seq + 1)
         self.out.append(self.render())
         return self._finish(self.state)
 
@@ -310,10 +484,10 @@ class _Conversation:
             answer = None
         if answer == "no":
             self.out.append(Say(say("declined", self.ui), Tone.THANKS))
-            return self._finish(replace(self.state, status=Status.REFUSED, current=None))
+            return self._finish(_evolve(self.state, status=Status.REFUSED, current=None))
         if answer != "yes":
             return self._unchanged(Say(say("consent_unclear", self.ui), Tone.ERROR), self.render(update=True))
-        self.state = replace(self.state, status=Status.ACTIVE, started_at=self.event.at)
+        self.state = _evolve(self.state, status=Status.ACTIVE, started_at=self.event.at)
         return self._advance(0)
 
     def _stop(self, refuse: bool) -> Step:
@@ -325,9 +499,9 @@ class _Conversation:
                                            else "not_started", self.ui)))
         if refuse:
             self.out.append(Say(say("declined", self.ui), Tone.THANKS))
-            return self._finish(replace(self.state, status=Status.REFUSED))
+            return self._finish(_evolve(self.state, status=Status.REFUSED))
         self.out.append(Say(say("paused", self.ui)))
-        return self._finish(replace(self.state, status=Status.PAUSED))
+        return self._finish(_evolve(self.state, status=Status.PAUSED))
 
     def _set_language(self, language: str) -> Step:
         available = tuple(dict.fromkeys(self.form.language_codes + UI_LANGUAGES))
@@ -335,10 +509,10 @@ class _Conversation:
             # `language` is say()'s own parameter name: format the placeholders here.
             text = say("unknown_language", self.ui).format(language=language, languages=", ".join(available))
             return self._unchanged(Say(text, Tone.ERROR))
-        self.state = replace(self.state, language=language)
+        self.state = _evolve(self.state, language=language)
         self.out.append(Say(say("language_set", self.ui)))
         if self.state.current is not None and self.state.status in (Status.ACTIVE, Status.CONSENT):
-            self.state = replace(self.state, seq=self.state.seq + 1)
+            self.state = _evolve(self.state, seq=self.state.seq + 1)
             self.out.append(self.render())
         return self._finish(self.state)
 
@@ -346,7 +520,7 @@ class _Conversation:
 
     def _answer(self, event: Event) -> Step:
         if self.state.status is Status.PAUSED:
-            self.state = replace(self.state, status=Status.ACTIVE)
+            self.state = _evolve(self.state, status=Status.ACTIVE)
         question = self.form.question(self.state.current)
         try:
             if isinstance(event, Toggle):
@@ -356,20 +530,20 @@ class _Conversation:
         except InvalidAnswer as problem:
             return self._unchanged(Say(problem.message, Tone.ERROR), self.render(update=True))
         self._set(question.name, value)
-        self.state = replace(self.state, draft=())
+        self.state = _evolve(self.state, draft=())
         self._recalculate()
         return self._advance(self.form.index(question.name) + 1)
 
     def _toggle(self, question: Question, key: str) -> Step:
         if question.type is not QuestionType.SELECT_MULTIPLE:
             return self._unchanged(Say(say("one_choice_only", self.ui), Tone.ERROR))
-        choice = question.choice_by_key(key)
-        if choice is None or choice not in self._visible_choices(question):
+        choice = self._choice_by_key(question, key)
+        if choice is None or not self._is_visible(question, choice):
             return self._unchanged(Say(say("unknown_choice", self.ui, text=key), Tone.ERROR))
         marks = list(self.state.draft)
         marks.remove(choice.name) if choice.name in marks else marks.append(choice.name)
         order = [c.name for c in question.choices]
-        self.state = replace(self.state, draft=tuple(sorted(marks, key=order.index)))
+        self.state = _evolve(self.state, draft=tuple(sorted(marks, key=order.index)))
         self.out.append(self.render(update=True))
         return self._finish(self.state)
 
@@ -382,8 +556,8 @@ class _Conversation:
         if isinstance(event, Choose):
             if kind is QuestionType.ACKNOWLEDGE and event.key == "ok":
                 return "OK"
-            choice = question.choice_by_key(event.key) if kind.is_select else None
-            if choice is None or choice not in self._visible_choices(question):
+            choice = self._choice_by_key(question, event.key) if kind.is_select else None
+            if choice is None or not self._is_visible(question, choice):
                 raise InvalidAnswer(say("unknown_choice", self.ui, text=event.key))
             return (choice.name,) if kind is QuestionType.SELECT_MULTIPLE else choice.name
         text = event.text.strip()
@@ -464,7 +638,7 @@ class _Conversation:
 
     def _validate(self, question: Question, value: Any) -> None:
         if value is None or value == ():
-            if question.required is not None and self._true(question.required):
+            if self._required(question):
                 raise InvalidAnswer(question.required_message.get(self.lang, self.form.default_language)
                                     or say("required", self.ui))
             return
@@ -477,9 +651,10 @@ class _Conversation:
     def _advance(self, start: int) -> Step:
         """Walk forward from `start` to the next question to ask, or to the end."""
         questions = self.form.questions
+        conditional = self.plan.condition_ids
         for index in range(start, len(questions)):
             question = questions[index]
-            if not self._relevant(question):
+            if conditional[index] and not self._relevant_at(index):
                 self._set(question.name, NOT_APPLICABLE)
                 continue
             kind = question.type
@@ -497,27 +672,27 @@ class _Conversation:
                 if index > self.state.furthest:
                     self.out.append(Say(self._label(question), Tone.NOTE))
             elif self.answers.get(question.name, NOT_APPLICABLE) is NOT_APPLICABLE:
-                self.state = replace(self.state, current=question.name, seq=self.state.seq + 1,
+                self.state = _evolve(self.state, current=question.name, seq=self.state.seq + 1,
                                      furthest=max(self.state.furthest, index),
                                      draft=self._initial_draft(question))
                 self.out.append(self.render())
                 return self._finish(self.state)
-        for question in questions:
-            if question.type is QuestionType.END and self._relevant(question):
-                self._set(question.name, self.event.at)
+        for index in self.plan.ends:
+            if self._relevant_at(index):
+                self._set(questions[index].name, self.event.at)
         self.out.append(Say(say("thanks", self.ui), Tone.THANKS))
-        return self._finish(replace(self.state, status=Status.COMPLETED, current=None,
+        return self._finish(_evolve(self.state, status=Status.COMPLETED, current=None,
                                     furthest=len(questions), completed_at=self.event.at, draft=()))
 
     def _back(self) -> Step:
         if self.state.status is Status.PAUSED:
-            self.state = replace(self.state, status=Status.ACTIVE)
+            self.state = _evolve(self.state, status=Status.ACTIVE)
         here = self.form.index(self.state.current)
         for index in range(here - 1, -1, -1):
             question = self.form.questions[index]
             value = self.answers.get(question.name, NOT_APPLICABLE)
             if question.type.is_asked and value is not NOT_APPLICABLE and self._relevant(question):
-                self.state = replace(self.state, current=question.name, seq=self.state.seq + 1,
+                self.state = _evolve(self.state, current=question.name, seq=self.state.seq + 1,
                                      draft=value if question.type is QuestionType.SELECT_MULTIPLE and value else ())
                 self.out.append(self.render())
                 return self._finish(self.state)
@@ -525,10 +700,12 @@ class _Conversation:
 
     def _recalculate(self) -> None:
         """Bring every reached calculation and relevance up to date with the answers."""
-        for question in self.form.questions:
+        questions = self.form.questions
+        for index in self.plan.recalculated:  # the others are always relevant and never change here
+            question = questions[index]
             if question.name not in self.answers:
                 continue
-            if not self._relevant(question):
+            if not self._relevant_at(index):
                 self._set(question.name, NOT_APPLICABLE)
             elif question.type is QuestionType.CALCULATE:
                 self._set(question.name, self._calculate(question))
@@ -561,14 +738,66 @@ class _Conversation:
             # treating it as false keeps the respondent moving instead of stuck.
             return False
 
+    def _required(self, question: Question) -> bool:
+        if question.required is None:
+            return False
+        constant = self.plan.required[self.form.index(question.name)]
+        return constant if constant is not None else self._true(question.required)
+
     def _relevant(self, question: Question) -> bool:
-        known = self._relevance.get(question.name)
-        if known is None:
-            known = self._relevance[question.name] = all(
-                self._true(condition) for condition in self.form.conditions(question))
-        return known
+        return self._relevant_at(self.form.index(question.name))
+
+    def _relevant_at(self, index: int) -> bool:
+        """Whether every relevance condition of the question at `index` holds (no conditions: yes)."""
+        known = self._condition_values
+        for condition_id in self.plan.condition_ids[index]:
+            value = known.get(condition_id)
+            if value is None:
+                value = known[condition_id] = self._condition(condition_id)
+            if not value:
+                return False
+        return True
+
+    def _condition(self, condition_id: int) -> bool:
+        plan = self.plan
+        reads = plan.condition_reads[condition_id]
+        key = self._memo_key(condition_id, reads) if reads is not None else None
+        if key is None:
+            return self._true(plan.conditions[condition_id])
+        value = plan.memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._true(plan.conditions[condition_id])
+            plan.remember(key, value)
+        return value
+
+    def _memo_key(self, owner: Any, reads: tuple[str, ...]) -> tuple | None:
+        """`owner` and the exact values of the answers `reads` names; None if one can't be keyed."""
+        answers = self.answers
+        key: list[Any] = [owner]
+        for name in reads:
+            value = answers.get(name)
+            if value is not None and value.__class__ is not str:
+                value = _strict(value)
+                if value is _UNCACHEABLE:
+                    return None
+            key.append(value)
+        return tuple(key)
 
     def _calculate(self, question: Question) -> Any:
+        plan = self.plan
+        index = self.form.index(question.name)
+        reads = plan.calculation_reads[index]
+        # Calculations are keyed apart from conditions (ids from 0 up) by negative owners.
+        key = self._memo_key(-1 - index, reads) if reads is not None else None
+        if key is None:
+            return self._evaluate_calculation(question)
+        value = plan.memo.get(key, _MISSING)
+        if value is _MISSING:
+            value = self._evaluate_calculation(question)
+            plan.remember(key, value)
+        return value
+
+    def _evaluate_calculation(self, question: Question) -> Any:
         try:
             value = question.calculation.evaluate(self._environment())
         except ExpressionError:
@@ -583,6 +812,13 @@ class _Conversation:
         if question.choice_filter is None:
             return list(question.choices)
         return [c for c in question.choices if self._true(question.choice_filter, choice=c)]
+
+    def _is_visible(self, question: Question, choice: Choice) -> bool:
+        """Whether `choice`, one of the question's own, is shown now."""
+        return question.choice_filter is None or choice in self._visible_choices(question)
+
+    def _choice_by_key(self, question: Question, key: str) -> Choice | None:
+        return self.plan.choice_keys[self.form.index(question.name)].get(key)
 
     def _initial_draft(self, question: Question) -> tuple[str, ...]:
         if question.type is not QuestionType.SELECT_MULTIPLE or not question.default:
@@ -612,7 +848,7 @@ class _Conversation:
         return to_string(value)
 
     def _label(self, question: Question) -> str:
-        text = question.label.get(self.lang, self.form.default_language)
+        text = self.plan.view(self.form, self.form.index(question.name), self.lang).label
         return interpolate(text, self._environment(), self._display)
 
     def render(self, update: bool = False) -> Ask:
@@ -623,21 +859,30 @@ class _Conversation:
             return Ask(state.seq, PromptKind.CONSENT, CONSENT,
                        say("consent", self.ui, title=self.form.title), options=options, update=update)
         question = self.form.question(state.current)
-        marks = set(state.draft)
-        options = tuple(
-            Option(c.key, number, c.name, c.label.get(self.lang, self.form.default_language), c.name in marks)
-            for number, c in enumerate(self._visible_choices(question), start=1)
-        ) if question.type.is_select else ()
-        required = question.required is not None and self._true(question.required)
-        hint = question.hint.get(self.lang, self.form.default_language)
+        view = self.plan.view(self.form, self.form.index(question.name), self.lang)
+        if not question.type.is_select:
+            options = ()
+        elif view.options is not None:  # no choice filter: every choice, numbered in order
+            options = view.options
+            if state.draft:
+                marks = set(state.draft)
+                options = tuple(Option(o.key, o.number, o.name, o.label, True) if o.name in marks else o
+                                for o in options)
+        else:
+            marks = set(state.draft)
+            options = tuple(
+                Option(c.key, number, c.name, c.label.get(self.lang, self.form.default_language), c.name in marks)
+                for number, c in enumerate(self._visible_choices(question), start=1))
+        required = self._required(question)
+        hint = view.hint
         if hint:
             hint = interpolate(hint, self._environment(), self._display)
         value = self.answers.get(question.name)
         return Ask(
             seq=state.seq,
-            kind=PromptKind(question.type.value),
+            kind=view.kind if view.kind is not None else PromptKind(question.type.value),
             question=question.name,
-            text=self._label(question),
+            text=interpolate(view.label, self._environment(), self._display),
             hint=hint,
             options=options,
             progress=self._progress(question),
@@ -649,17 +894,39 @@ class _Conversation:
         )
 
     def _progress(self, question: Question) -> str:
+        """`position/total` among the asked questions relevant now."""
+        plan = self.plan
         here = self.form.index(question.name)
-        relevant = [self.form.index(q.name) for q in self.form.asked if self._relevant(q)]
-        position = 1 + sum(1 for index in relevant if index < here)
-        return say("progress", self.ui, position=position, total=max(len(relevant), position))
+        if plan.progress_reads is None:
+            return self._count_progress(here)
+        key = self._memo_key(("progress", here, self.ui), plan.progress_reads)
+        if key is None:
+            return self._count_progress(here)
+        text = plan.memo.get(key)
+        if text is None:
+            text = self._count_progress(here)
+            plan.remember(key, text)
+        return text
+
+    def _count_progress(self, here: int) -> str:
+        plan = self.plan
+        before, total = plan.plain_asked_before[here], plan.plain_asked_total
+        for index in plan.conditional_asked:
+            if self._relevant_at(index):
+                total += 1
+                if index < here:
+                    before += 1
+        position = 1 + before
+        return say("progress", self.ui, position=position, total=max(total, position))
 
     def _section(self, question: Question) -> str:
         """The group heading, when this question is the first asked in its group."""
         if not question.groups:
             return ""
         here = self.form.index(question.name)
-        for previous in reversed(self.form.questions[:here]):
+        questions = self.form.questions
+        for index in range(here - 1, -1, -1):
+            previous = questions[index]
             if previous.type.is_asked and self.answers.get(previous.name, NOT_APPLICABLE) is not NOT_APPLICABLE:
                 if previous.groups == question.groups:
                     return ""
@@ -668,9 +935,12 @@ class _Conversation:
         return " › ".join(label for label in labels if label)
 
     def _has_previous(self, question: Question) -> bool:
-        here = self.form.index(question.name)
-        return any(q.type.is_asked and self.answers.get(q.name, NOT_APPLICABLE) is not NOT_APPLICABLE
-                   for q in self.form.questions[:here])
+        questions, answers = self.form.questions, self.answers
+        for index in range(self.form.index(question.name)):
+            previous = questions[index]
+            if previous.type.is_asked and answers.get(previous.name, NOT_APPLICABLE) is not NOT_APPLICABLE:
+                return True
+        return False
 
 
 # -- parsing helpers -------------------------------------------------------------------------
@@ -725,6 +995,22 @@ def _parse_date(text: str, message: str) -> dt.date:
     except ValueError:
         pass
     raise InvalidAnswer(message)
+
+
+def _evolve(state: SessionState, **changes: Any) -> SessionState:
+    """`dataclasses.replace` for SessionState, without its per-call field introspection.
+
+    SessionState has no __post_init__ or validation, so copying the fields and overriding some
+    is exactly what replace() does; the engine calls it several times per step.
+    """
+    evolved = object.__new__(SessionState)
+    fields_ = evolved.__dict__
+    fields_.update(state.__dict__)
+    for name, value in changes.items():
+        if name not in fields_:
+            raise TypeError(f"SessionState has no field {name!r}")
+        fields_[name] = value
+    return evolved
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import functools
 import math
+import operator
 import re
 import sys
 import unicodedata
@@ -315,6 +316,17 @@ def _divide(left: object, right: object) -> float:
     return a / b
 
 
+#: Operators whose result on two plain numbers is the Python operator's (see _compile_numeric).
+_PLAIN_NUMBER_OPERATORS: dict[str, Callable[[object, object], object]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "+": operator.add,
+    "-": operator.sub,
+    "*": operator.mul,
+}
+
 _BINARY_OPERATORS: dict[str, Callable[[object, object], object]] = {
     "=": _equal,
     "!=": lambda left, right: not _equal(left, right),
@@ -336,7 +348,15 @@ _BINARY_OPERATORS: dict[str, Callable[[object, object], object]] = {
 
 
 def _selected(value: object, choice: object) -> bool:
-    return to_string(choice).strip() in _items(value)
+    needle = to_string(choice).strip()
+    if value.__class__ is tuple:
+        # A stored answer is a tuple of plain strings, each its own string(): no copy needed.
+        for item in value:
+            if item.__class__ is not str:
+                break
+        else:
+            return needle in value
+    return needle in _items(value)
 
 
 def _selected_at(value: object, index: object) -> str:
@@ -606,7 +626,18 @@ _SPECIAL_FORMS: dict[str, _Arity] = {
 # --------------------------------------------------------------------------
 
 
+_Compiled = Callable[[Environment], object]
+
+
 class _Node:
+    """A node of the tree; `compile()` turns it into a closure that does what `evaluate` does.
+
+    Expressions are parsed once per form and evaluated many times per message, so each node
+    is compiled once into a plain function of the environment (no per-node method dispatch,
+    operators and functions looked up once). The closures are built from the tree only; no
+    source text is ever handed to Python's compiler.
+    """
+
     __slots__ = ("position",)
 
     def __init__(self, position: int) -> None:
@@ -614,6 +645,9 @@ class _Node:
 
     def evaluate(self, env: Environment) -> object:
         raise NotImplementedError
+
+    def compile(self) -> Callable[[Environment], object]:
+        return self.evaluate
 
 
 class _Literal(_Node):
@@ -626,6 +660,10 @@ class _Literal(_Node):
     def evaluate(self, env: Environment) -> object:
         return self.value
 
+    def compile(self) -> Callable[[Environment], object]:
+        value = self.value
+        return lambda env: value
+
 
 class _Reference(_Node):
     __slots__ = ("name",)
@@ -637,12 +675,28 @@ class _Reference(_Node):
     def evaluate(self, env: Environment) -> object:
         return _read(env.values.get(self.name))
 
+    def compile(self) -> Callable[[Environment], object]:
+        name = self.name
+
+        def read(env: Environment) -> object:
+            value = env.values.get(name)
+            if value is None or value is NOT_APPLICABLE:
+                return ""
+            if isinstance(value, list):
+                return tuple(value)
+            return value
+
+        return read
+
 
 class _Current(_Node):
     __slots__ = ()
 
     def evaluate(self, env: Environment) -> object:
         return _read(env.current)
+
+    def compile(self) -> Callable[[Environment], object]:
+        return lambda env: _read(env.current)
 
 
 class _BareName(_Node):
@@ -668,6 +722,10 @@ class _Negate(_Node):
     def evaluate(self, env: Environment) -> object:
         return -_to_number(self.operand.evaluate(env))
 
+    def compile(self) -> Callable[[Environment], object]:
+        operand = self.operand.compile()
+        return lambda env: -_to_number(operand(env))
+
 
 class _Binary(_Node):
     __slots__ = ("operator", "left", "right")
@@ -685,6 +743,60 @@ class _Binary(_Node):
         if self.operator == "or":
             return _to_bool(left) or _to_bool(self.right.evaluate(env))
         return _BINARY_OPERATORS[self.operator](left, self.right.evaluate(env))
+
+    def compile(self) -> Callable[[Environment], object]:
+        left, right = self.left.compile(), self.right.compile()
+        operator_ = self.operator
+        if operator_ == "and":
+            return lambda env: _to_bool(left(env)) and _to_bool(right(env))
+        if operator_ == "or":
+            return lambda env: _to_bool(left(env)) or _to_bool(right(env))
+        if operator_ in ("=", "!="):
+            fast = self._compile_text_equality(left, right)
+            if fast is not None:
+                return fast
+        if operator_ in _PLAIN_NUMBER_OPERATORS:
+            return self._compile_numeric(left, right, _PLAIN_NUMBER_OPERATORS[operator_])
+        function = _BINARY_OPERATORS[operator_]
+        return lambda env: function(left(env), right(env))
+
+    def _compile_text_equality(self, left: _Compiled, right: _Compiled) -> _Compiled | None:
+        """`${x} = 'text'`: a plain string answer compares as itself, anything else as _equal does."""
+        negate = self.operator == "!="
+        if isinstance(self.right, _Literal) and self.right.value.__class__ is str:
+            text = self.right.value
+
+            def equal(env: Environment) -> bool:
+                value = left(env)
+                same = value == text if value.__class__ is str else _equal(value, text)
+                return not same if negate else same
+
+            return equal
+        if isinstance(self.left, _Literal) and self.left.value.__class__ is str:
+            text = self.left.value
+
+            def equal_reversed(env: Environment) -> bool:
+                value = right(env)
+                same = text == value if value.__class__ is str else _equal(text, value)
+                return not same if negate else same
+
+            return equal_reversed
+        return None
+
+    def _compile_numeric(self, left: _Compiled, right: _Compiled,
+                         plain: Callable[[object, object], object]) -> _Compiled:
+        """Relational and +, -, * operators: plain numbers skip the coercions (same result)."""
+        function = _BINARY_OPERATORS[self.operator]
+        arithmetic = self.operator in ("+", "-", "*")
+        kinds = (int,) if arithmetic else (int, float)
+
+        def apply(env: Environment) -> object:
+            a, b = left(env), right(env)
+            if a.__class__ in kinds and b.__class__ in kinds:
+                return plain(a, b)
+            return function(a, b)
+
+        return apply
 
 
 class _Call(_Node):
@@ -704,6 +816,33 @@ class _Call(_Node):
         except ExpressionError as error:
             raise ExpressionError(error.message, self.position) from None
 
+    def compile(self) -> Callable[[Environment], object]:
+        implementation = self.function.implementation
+        arguments = [argument.compile() for argument in self.arguments]
+        if self.function.needs_env:
+            position = self.position
+
+            def call_with_env(env: Environment) -> object:
+                values = [argument(env) for argument in arguments]
+                try:
+                    return implementation(env, *values)
+                except ExpressionError as error:
+                    raise ExpressionError(error.message, position) from None
+
+            return call_with_env
+        if len(arguments) == 0:
+            return lambda env: implementation()
+        if len(arguments) == 1:
+            (first,) = arguments
+            return lambda env: implementation(first(env))
+        if len(arguments) == 2:
+            first, second = arguments
+            return lambda env: implementation(first(env), second(env))
+        if len(arguments) == 3:
+            first, second, third = arguments
+            return lambda env: implementation(first(env), second(env), third(env))
+        return lambda env: implementation(*[argument(env) for argument in arguments])
+
 
 class _If(_Node):
     """Lazy, so an unused branch (say, one calling today()) cannot fail."""
@@ -720,6 +859,10 @@ class _If(_Node):
         branch = self.then if _to_bool(self.condition.evaluate(env)) else self.otherwise
         return branch.evaluate(env)
 
+    def compile(self) -> Callable[[Environment], object]:
+        condition, then, otherwise = self.condition.compile(), self.then.compile(), self.otherwise.compile()
+        return lambda env: then(env) if _to_bool(condition(env)) else otherwise(env)
+
 
 class _ChoiceName(_Node):
     __slots__ = ("value", "question")
@@ -734,6 +877,17 @@ class _ChoiceName(_Node):
         if choice == "" or env.choice_label is None:
             return choice
         return env.choice_label(self.question, choice) or choice
+
+    def compile(self) -> Callable[[Environment], object]:
+        value, question = self.value.compile(), self.question
+
+        def choice_name(env: Environment) -> object:
+            choice = to_string(value(env))
+            if choice == "" or env.choice_label is None:
+                return choice
+            return env.choice_label(question, choice) or choice
+
+        return choice_name
 
 
 # --------------------------------------------------------------------------
@@ -1055,9 +1209,30 @@ class Expression:
     bare_names: frozenset[str]
     _root: _Node = field(repr=False)
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_run", _compiled(self._root))
+        object.__setattr__(self, "_answers_only", _reads_answers_only(self._root))
+
+    @property
+    def answers_only(self) -> bool:
+        """True when the value depends on nothing but the answers in ``references``.
+
+        No ``.``, no choice columns, no ``today()``/``now()`` and no choice labels (which
+        depend on the language): the same referenced answers always give the same value, so
+        callers may remember results by those answers.
+        """
+        return self._answers_only  # type: ignore[attr-defined]
+
+    def __getstate__(self) -> dict[str, object]:
+        return {key: value for key, value in self.__dict__.items() if key != "_run"}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.__dict__.update(state)
+        object.__setattr__(self, "_run", _compiled(self._root))
+
     def evaluate(self, env: Environment) -> object:
         try:
-            return self._root.evaluate(env)
+            return self._run(env)  # type: ignore[attr-defined]
         except ExpressionError as error:
             raise ExpressionError(error.message, error.position, self.source) from None
         except RecursionError:
@@ -1065,6 +1240,32 @@ class Expression:
 
     def evaluate_bool(self, env: Environment) -> bool:
         return _to_bool(self.evaluate(env))
+
+
+def _reads_answers_only(root: _Node) -> bool:
+    pending = [root]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, (_Literal, _Reference)):
+            continue
+        if isinstance(node, _Negate):
+            pending.append(node.operand)
+        elif isinstance(node, _Binary):
+            pending += (node.left, node.right)
+        elif isinstance(node, _If):
+            pending += (node.condition, node.then, node.otherwise)
+        elif isinstance(node, _Call) and not node.function.needs_env:
+            pending += node.arguments
+        else:  # ".", a choice column, today()/now(), a choice label, or anything unforeseen
+            return False
+    return True
+
+
+def _compiled(root: _Node) -> Callable[[Environment], object]:
+    try:
+        return root.compile()
+    except RecursionError:  # deeper than closures can nest: walk the tree instead
+        return root.evaluate
 
 
 def parse(source: str, *, allow_current: bool = True, allow_bare_names: bool = False) -> Expression:
@@ -1098,6 +1299,9 @@ def interpolate(text: str, env: Environment, render: Callable[[str, object], str
     that is not a well-formed ``${name}`` is left untouched, since labels are
     free text.
     """
+
+    if "${" not in text:  # nothing to pipe in (most labels)
+        return text
 
     def replace(match: re.Match[str]) -> str:
         name = match.group(1)

@@ -9,9 +9,11 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Callable, Mapping, TypeVar
 
 from surveys.expressions import Expression
+
+T = TypeVar("T")
 
 
 class QuestionType(enum.StrEnum):
@@ -189,6 +191,20 @@ class Questionnaire:
             conditions[question.name] = tuple(e for e in found if e is not None)
         object.__setattr__(self, "_conditions", conditions)
         object.__setattr__(self, "_asked", tuple(q for q in self.questions if q.type.is_asked))
+        object.__setattr__(self, "_derived", {})
+
+    def derived(self, key: object, build: Callable[["Questionnaire"], T]) -> T:
+        """`build(self)`, worked out once per form and kept with it (the form is immutable).
+
+        For lookup tables that readers such as the engine derive from the form alone; they
+        live and die with this object, so nothing is shared between questionnaires.
+        """
+        cache = self._derived  # type: ignore[attr-defined]
+        try:
+            return cache[key]
+        except KeyError:
+            value = cache[key] = build(self)
+            return value
 
     def question(self, name: str) -> Question:
         return self._by_name[name]  # type: ignore[attr-defined]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import math
 from pathlib import Path
 
 import pytest
@@ -760,3 +762,212 @@ def test_bundled_templates_complete_with_cooperative_answers(template):
                     break
         assert chat.result.accepted, (question.name, chat.result.say)
     assert chat.state.status is Status.COMPLETED
+
+
+# -- per-form caches (surveys.engine._Plan): the same steps as a form that has cached nothing --
+
+
+def replay_steps(form, events) -> list[E.Step]:
+    """Every step of `events` from a new session, the state stored and read back between steps."""
+    state, steps = E.new_session(form), []
+    for event in events:
+        result = E.step(form, state, event)
+        steps.append(result)
+        state = codec.decode_state(codec.encode_state(result.state))
+    return steps
+
+
+RELEVANCE_AND_PROGRESS = survey(
+    "select_one l | q1 | Câu 1 | Q1 | yes |  |  |  |  |  |  |  |  |  |",
+    "text | q2 | Câu 2 | Q2 | yes |  |  | ${q1} = 'a' |  |  |  |  |  |  |",
+    "begin group | g | Nhóm G | Group G |  |  |  | ${q1} != 'c' |  |  |  |  |  |  |",
+    "integer | n | Số | Number | yes |  |  |  |  |  |  |  |  |  |",
+    "text | g2 | G2 | G2 |  |  |  | ${n} > 5 |  |  |  |  |  |  |",
+    "end group |  |  |  |  |  |  |  |  |  |  |  |  |  |",
+    "calculate | c |  |  |  |  |  |  |  |  |  | ${n} * 2 |  |  |",
+    "text | q4 | Câu 4 (${c}) | Q4 (${c}) |  |  |  | ${c} > 10 |  |  |  |  |  |  |",
+    "text | last | Cuối | Last |  |  |  |  |  |  |  |  |  |  |",
+)
+
+
+def test_a_changed_answer_changes_relevance_and_progress_after_caching(markdown_form):
+    form = markdown_form(RELEVANCE_AND_PROGRESS)
+    # Warm the form's caches with other sessions and other answers first.
+    for first, number in (("a", "7"), ("b", "3"), ("c", None), ("a", "2")):
+        chat = Chat(form)
+        chat.begin()
+        chat.reply(first)
+        if first == "a":
+            chat.reply("chữ")
+        if number is not None:
+            chat.reply(number)
+    chat = Chat(form)
+    chat.begin()
+    assert chat.ask.progress == "Câu 1/3"  # q1, n, last: the others wait on answers
+    chat.reply("a")
+    assert chat.state.current == "q2" and chat.ask.progress == "Câu 2/4"
+    chat.reply("chữ")
+    chat.reply("7")  # g2 becomes relevant (q4 waits for c, calculated after the group)
+    assert chat.state.current == "g2" and chat.ask.progress == "Câu 4/5"
+    chat.back()
+    chat.back()
+    assert chat.state.current == "q2"
+    chat.back()
+    chat.reply("b")  # q2 no longer relevant; the flow goes on at g2, still unanswered
+    assert chat.result.changes == {"q1": "b", "q2": NOT_APPLICABLE}
+    assert chat.state.current == "g2" and chat.ask.progress == "Câu 3/4"
+    chat.back()
+    chat.reply("3")  # g2 drops out; c is calculated and q4 skipped
+    assert chat.result.changes == {"n": 3, "g2": NOT_APPLICABLE, "c": 6, "q4": NOT_APPLICABLE}
+    assert chat.state.current == "last" and chat.ask.progress == "Câu 3/3"
+    chat.back()
+    chat.back()
+    chat.reply("c")  # the whole group goes, and c with it
+    assert chat.result.changes == {"q1": "c", "n": NOT_APPLICABLE, "c": None}
+    assert chat.state.current == "last" and chat.ask.progress == "Câu 2/2"
+    # The same events on a form object that has never cached anything give the very same steps.
+    assert replay_steps(markdown_form(RELEVANCE_AND_PROGRESS), chat.events) == replay_steps(form, chat.events)
+
+
+def test_piped_labels_follow_a_changed_calculation(markdown_form):
+    form = markdown_form(RELEVANCE_AND_PROGRESS)
+    chat = Chat(form)
+    chat.begin()
+    chat.reply("b")
+    chat.reply("6")
+    chat.reply("")  # g2
+    assert chat.state.current == "q4" and chat.ask.text == "Câu 4 (12)" and chat.ask.progress == "Câu 4/5"
+    chat.back()
+    chat.back()
+    assert chat.state.current == "n"
+    chat.reply("8")
+    assert chat.result.changes == {"n": 8, "c": 16}
+    assert chat.state.current == "q4" and chat.ask.text == "Câu 4 (16)"
+
+
+TYPED_CALCULATIONS = survey(
+    "select_one l | x | X | X | yes |  |  |  |  |  |  |  |  |  |",
+    "calculate | c1 |  |  |  |  |  |  |  |  |  | if(${x} = 'a', 0, if(${x} = 'b', 0.0, -0.0)) |  |  |",
+    "calculate | c2 |  |  |  |  |  |  |  |  |  | ${c1} * 1 |  |  |",
+    "calculate | c3 |  |  |  |  |  |  |  |  |  | 1 div ${c1} |  |  |",
+    "text | t | T | T |  |  |  | ${c2} = 0 |  |  |  |  |  |  |",
+)
+
+
+@pytest.mark.parametrize("order", [("a", "b", "c"), ("c", "b", "a"), ("b", "c", "a")])
+def test_remembered_calculations_tell_equal_values_of_other_types_apart(markdown_form, order):
+    """0 == 0.0 == -0.0 in Python, yet they calculate differently: no remembered result mixes them up."""
+    form = markdown_form(TYPED_CALCULATIONS)
+    expected = {"a": (0, 0, math.inf), "b": (0.0, 0.0, math.inf), "c": (-0.0, -0.0, -math.inf)}
+    for choice in order:
+        chat = Chat(form)
+        chat.begin()
+        chat.choose({"a": "1", "b": "2", "c": "3"}[choice])
+        assert chat.state.current == "t"
+        for name, value in zip(("c1", "c2", "c3"), expected[choice]):
+            got = chat.state.answers[name]
+            assert type(got) is type(value) and got == value, (choice, name, got)
+            assert math.copysign(1, got) == math.copysign(1, value), (choice, name, got)
+        assert replay_steps(markdown_form(TYPED_CALCULATIONS), chat.events) == replay_steps(form, chat.events)
+
+
+def test_forms_with_the_same_names_do_not_share_cached_results(markdown_form):
+    shown_if_a = markdown_form(FLOW)
+    shown_if_b = markdown_form(FLOW.replace("${q1} = 'a'", "${q1} = 'b'"))
+    for _ in range(2):
+        for form, shown in ((shown_if_a, "a"), (shown_if_b, "b")):
+            chat = Chat(form)
+            chat.begin()
+            chat.reply("a")
+            assert chat.state.current == ("q2" if shown == "a" else "n")
+            assert chat.ask.progress == ("Câu 2/3" if shown == "a" else "Câu 2/2")
+
+
+def test_the_plan_is_worked_out_once_per_form(markdown_form):
+    form, other = markdown_form(FLOW), markdown_form(FLOW)
+    assert E._plan(form) is E._plan(form)
+    assert E._plan(other) is not E._plan(form)
+
+
+def test_a_full_cache_is_emptied_and_results_stay_right(markdown_form, monkeypatch):
+    monkeypatch.setattr(E, "_MEMO_LIMIT", 3)
+    form = markdown_form(RELEVANCE_AND_PROGRESS)
+    for first, number in (("a", "7"), ("b", "3"), ("c", None), ("a", "2"), ("b", "9")):
+        chat = Chat(form)
+        chat.begin()
+        chat.reply(first)
+        if first == "a":
+            chat.reply("chữ")
+        if number is not None:
+            chat.reply(number)
+        assert len(E._plan(form).memo) <= 3
+        assert replay_steps(markdown_form(RELEVANCE_AND_PROGRESS), chat.events) == replay_steps(form, chat.events)
+
+
+def test_cached_options_are_marked_per_session(markdown_form):
+    form = markdown_form(survey("select_multiple l | m | Nhiều | Many |  |  |  |  |  |  |  |  |  |  |"))
+    first, second = Chat(form), Chat(form)
+    first.begin()
+    second.begin()
+    first.toggle("2")
+    assert [o.selected for o in first.ask.options] == [False, True, False]
+    second.toggle("1")
+    assert [o.selected for o in second.ask.options] == [True, False, False]
+    assert [o.selected for o in E.current_prompt(form, first.state).options] == [False, True, False]
+
+
+# -- the stored form of states and events --------------------------------------------------
+
+# Exactly as earlier versions stored them (sessions in existing databases): they must still
+# decode, and encoding gives the same text back, so nothing stored needs rewriting.
+STORED_STATE = (
+    '{"answers": {"c": 24, "d": 3.5, "empty": null, "kenh": ["mot_cua", "truc_tuyen"], "n": 12, "q1": "a", '
+    '"q2": {"na": true}, "start": {"datetime": "2025-03-01T08:00:00+07:00"}, "t": "Hài lòng", '
+    '"today": {"date": "2025-03-01"}}, "completed_at": null, "current": "q5", "draft": ["x"], "form_id": "f", '
+    '"form_version": "2026.1", "format": 1, "furthest": 9, "language": "vi", "seq": 7, '
+    '"started_at": "2025-03-01T08:00:00+07:00", "status": "active"}')
+STORED_EVENTS = ('{"at": "2025-03-01T08:05:00+07:00", "key": "2", "seq": 7, "type": "Choose"}',
+                 '{"at": "2025-03-01T08:05:00", "seq": null, "text": "1 000", "type": "Reply"}')
+
+
+def test_states_stored_by_earlier_versions_decode_and_encode_to_the_same_text():
+    tz = dt.timezone(dt.timedelta(hours=7))
+    state = codec.decode_state(STORED_STATE)
+    assert state == E.SessionState(
+        "f", "2026.1", "vi", Status.ACTIVE, "q5", 7,
+        {"c": 24, "d": 3.5, "empty": None, "kenh": ("mot_cua", "truc_tuyen"), "n": 12, "q1": "a",
+         "q2": NOT_APPLICABLE, "start": dt.datetime(2025, 3, 1, 8, 0, tzinfo=tz), "t": "Hài lòng",
+         "today": dt.date(2025, 3, 1)},
+        ("x",), 9, dt.datetime(2025, 3, 1, 8, 0, tzinfo=tz), None)
+    assert state.answers["q2"] is NOT_APPLICABLE and type(state.answers["today"]) is dt.date
+    assert codec.encode_state(state) == STORED_STATE
+    assert [codec.encode_event(codec.decode_event(text)) for text in STORED_EVENTS] == list(STORED_EVENTS)
+    with pytest.raises(ValueError):
+        codec.decode_state(STORED_STATE.replace('"status": "active"', '"status": "unknown"'))
+    # Text as json.loads takes it: surrounding whitespace is fine, anything else after it is not.
+    assert codec.decode_state(f"  {STORED_STATE}\n") == state
+    with pytest.raises(json.JSONDecodeError):
+        codec.decode_state(STORED_STATE + "}")
+
+
+FORWARD = survey(
+    "integer | n | Số | Number | yes |  |  |  |  |  |  |  |  |  |",
+    "text | q2 | Câu 2 | Q2 |  |  |  | ${c} > 10 |  |  |  |  |  |  |",
+    "calculate | c |  |  |  |  |  |  |  |  |  | ${n} * 2 |  |  |",
+    "text | last | Cuối | Last |  |  |  |  |  |  |  |  |  |  |",
+)
+
+
+def test_relevance_read_before_a_later_calculation_changes_is_read_again(markdown_form):
+    """q2 is judged (and skipped) before c exists; once c is set in the same step, progress sees q2."""
+    form = markdown_form(FORWARD)
+    chat = Chat(form)
+    chat.begin()
+    chat.reply("7")
+    assert chat.result.changes == {"n": 7, "q2": NOT_APPLICABLE, "c": 14}
+    assert chat.state.current == "last" and chat.ask.progress == "Câu 3/3"
+    chat.back()
+    chat.reply("2")  # c = 4: q2 is not relevant any more
+    assert chat.result.changes == {"n": 2, "c": 4}
+    assert chat.state.current == "last" and chat.ask.progress == "Câu 2/2"
+    assert replay_steps(markdown_form(FORWARD), chat.events) == replay_steps(form, chat.events)

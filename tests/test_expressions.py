@@ -864,3 +864,93 @@ def test_odk_math_functions(source, expected):
 def test_math_outside_its_domain_is_nan_not_an_error():
     assert math.isnan(parse("sqrt(-1)").evaluate(Environment()))
     assert math.isnan(parse("log(${x})").evaluate(Environment(values={"x": ""})))
+
+
+# -- compiled evaluation: each parsed tree is turned into closures once, with fast paths for
+# -- plain strings and numbers; it must give exactly what walking the tree gives.
+
+_SAMPLE_VALUES = [None, NOT_APPLICABLE, "", "a", "b", "4", "1", "2.0", "a b", ("a",), ("a", "b"), (), ("1", 2), (1,),
+                  ["a"], 0, 1, -3, 10**30, 2.5, 0.0, -0.0, float("nan"), float("inf"), True, False,
+                  datetime.date(2024, 1, 2), datetime.datetime(2024, 1, 2, 3, 4, 5), "2024-01-02",
+                  datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone(datetime.timedelta(hours=7)))]
+_COMPILED_SOURCES = [
+    "${x} = 'a'", "'a' = ${x}", "${x} != 'a'", "'4' != ${x}", "${x} = '1'", "${x} = '2024-01-02'", "${x} = ''",
+    "${x} = ${y}", "${x} < 3", "${x} >= 2.5", "3 > ${x}", "${x} <= ${y}", "${x} + 1", "${x} - ${y}", "${x} * 2",
+    "${x} * 1.5", "${x} div ${y}", "${x} mod 2", "-${x}", "${x} and ${y}", "${x} or 'a' = ${y}",
+    "selected(${x}, 'a')", "selected(${x}, 1)", "not(selected(${x}, 'b'))", "count-selected(${x})",
+    "if(${x} = 'a' or ${x} = '4', 1, 0) + if(${y} != '', 1, 0)", "if(${x}, today(), now())",
+    "string-length(${x}) > 2", "concat(${x}, '-', ${y})", "coalesce(${x}, ${y})", "round(${x} * 100 div 3, 1)",
+    "max(${x}, ${y}, 1)", "substr(${x}, 0, 1)", "format-date(${x}, '%Y/%m/%d')", "date(${x}) > date('2020-01-01')",
+    ". > ${x}", ". = 'a'", "string-length()", "regex(${x}, '^[a-z]$')", "jr:choice-name(${x}, '${x}')",
+]
+
+
+def _outcome(run):
+    try:
+        value = run()
+    except ExpressionError as error:
+        return ("error", error.message, error.position, error.source)
+    return (type(value), repr(value))
+
+
+@pytest.mark.parametrize("source", _COMPILED_SOURCES)
+def test_compiled_evaluation_matches_walking_the_tree(source):
+    expression = parse(source)
+    for index, x in enumerate(_SAMPLE_VALUES):
+        y = _SAMPLE_VALUES[(index * 7 + 3) % len(_SAMPLE_VALUES)]
+        current = _SAMPLE_VALUES[(index * 5 + 1) % len(_SAMPLE_VALUES)]
+        for today in (TODAY, None):
+            env = Environment(values={"x": x, "y": y}, current=current, today=today, now=NOW if today else None,
+                              choice_label=lambda question, choice: choice.upper())
+
+            def walked():
+                try:
+                    return expression._root.evaluate(env)
+                except ExpressionError as error:
+                    raise ExpressionError(error.message, error.position, expression.source) from None
+
+            assert _outcome(lambda: expression.evaluate(env)) == _outcome(walked), (source, x, y, current)
+
+
+@given(x=st.sampled_from(_SAMPLE_VALUES), y=st.sampled_from(_SAMPLE_VALUES),
+       source=st.sampled_from(_COMPILED_SOURCES))
+@settings(max_examples=300, deadline=None)
+def test_compiled_evaluation_matches_walking_the_tree_for_any_pair(x, y, source):
+    expression = parse(source)
+    env = Environment(values={"x": x, "y": y}, current=x, today=TODAY, now=NOW)
+    assert _outcome(lambda: expression.evaluate(env)) == _outcome(lambda: expression._root.evaluate(env))
+
+
+def test_plain_string_fast_paths_keep_xpath_coercions():
+    assert truth("${x} = '1'", x=1) is True  # numbers compare as numbers
+    assert truth("${x} = '1'", x=True) is True  # booleans as booleans
+    assert truth("${x} = 'a'", x=("a",)) is True  # a one-item selection as its string
+    assert truth("${x} = '2024-01-02'", x=datetime.date(2024, 1, 2)) is True
+    assert truth("${x} != 'a'", x=None) is True and truth("'' = ${x}", x=NOT_APPLICABLE) is True
+    assert ev("${x} + 1", x=10**30) == 10**30 + 1 and isinstance(ev("${x} + 1", x=10**30), int)
+    assert ev("${x} + 1", x="2") == 3.0 and isinstance(ev("${x} + 1", x="2"), float)
+    assert ev("${x} * 1", x=True) == 1 and ev("${x} < 2", x=True) is True
+    assert math.copysign(1, ev("${x} * 1", x=-0.0)) == -1
+    assert ev("selected(${x}, '1')", x=(1, "b")) is True and ev("selected(${x}, 'b')", x=(1, "b")) is True
+    assert ev("selected(${x}, 'c')", x=("a", "b")) is False and ev("selected(${x}, 'a')", x="a b") is True
+
+
+def test_answers_only_tells_which_expressions_read_nothing_but_answers():
+    for source in ("1 + 2", "${a} = 'x'", "selected(${a}, 'b') and ${c} > 3", "if(${a}, -${b}, concat(${c}, 'x'))"):
+        assert parse(source).answers_only is True, source
+    for source in (". > 3", "today() > ${a}", "if(${a}, now(), 1)", "jr:choice-name(${a}, '${a}')", "string-length()"):
+        assert parse(source).answers_only is False, source
+    assert parse("name != ${a}", allow_bare_names=True).answers_only is False
+
+
+def test_a_parsed_expression_pickles_and_still_evaluates():
+    expression = parse("${a} = 'x' and -${b} < 3")
+    copy = pickle.loads(pickle.dumps(expression))
+    assert copy.source == expression.source and copy.references == frozenset({"a", "b"})
+    env = Environment(values={"a": "x", "b": 1})
+    assert copy.evaluate(env) is True and expression.evaluate(env) is True
+
+
+def test_a_label_without_references_is_returned_as_it_is():
+    text = "Không có gì để chèn, kể cả $ hay {x}"
+    assert interpolate(text, Environment(values={"x": "1"})) is text

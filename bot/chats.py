@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
-import json
 from dataclasses import dataclass
 from typing import Callable, Sequence
+
+import orjson
 
 from bot.conversations import Conversations, Handled
 from bot.invitations import code_hash
@@ -240,6 +241,6 @@ class ChatSurveys:
 
     def _outgoing(self, chat: Chat, calls: list[Call], key: str, respondent_id: int | None) -> list[OutgoingMessage]:
         return [OutgoingMessage(channel=chat.channel, bot=chat.bot, chat_id=chat.chat_id, method=call.method,
-                                payload=json.dumps(call.payload, ensure_ascii=False), priority=REPLY,
+                                payload=orjson.dumps(call.payload).decode(), priority=REPLY,
                                 dedupe_key=f"{key}#{index}", respondent_id=respondent_id)
                 for index, call in enumerate(calls)]

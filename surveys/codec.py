@@ -1,6 +1,6 @@
 """JSON for answers, session states and events, so storage keeps text and never engine objects.
 
-Dates, tuples and NOT_APPLICABLE do not exist in JSON; each gets a one-key object so that
+Dates, tuples, infinities and NOT_APPLICABLE do not exist in JSON; each gets a one-key object so that
 decoding gives back exactly the Python value the engine produced.
 """
 
@@ -9,7 +9,10 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import json
+import math
 from typing import Any, Mapping
+
+import orjson
 
 from surveys import engine
 from surveys.expressions import NOT_APPLICABLE
@@ -21,12 +24,6 @@ _EVENTS = {cls.__name__: cls for cls in (engine.Start, engine.Reply, engine.Choo
                                           engine.Resume)}
 _EVENT_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _EVENTS.values()}
 
-# What json.dumps(..., ensure_ascii=False[, sort_keys=True]) builds on every call, built once
-# (an encoder keeps no state between calls, so the text is the same).
-_JSON = json.JSONEncoder(ensure_ascii=False)
-_JSON_SORTED = json.JSONEncoder(ensure_ascii=False, sort_keys=True)
-# Session states are never circular (answers are scalars and tuples of them): skip that check.
-_STATE_JSON = json.JSONEncoder(ensure_ascii=False, sort_keys=True, check_circular=False)
 _NA_PLAIN = {"na": True}  # handed to the encoder and compared with, never given to callers
 _STATUSES = {status.value: status for status in engine.Status}
 _DECODER = json.JSONDecoder()
@@ -46,6 +43,8 @@ def value_to_plain(value: Any) -> Any:
         return list(value)
     if isinstance(value, float) and value != value:
         return None
+    if isinstance(value, float) and value in (math.inf, -math.inf):  # 1 div 0; JSON has no infinity
+        return {"float": repr(value)}
     return value
 
 
@@ -59,14 +58,25 @@ def value_from_plain(plain: Any) -> Any:
             return dt.datetime.fromisoformat(plain["datetime"])
         if "date" in plain:
             return dt.date.fromisoformat(plain["date"])
+        if "float" in plain:
+            return float(plain["float"])
         raise ValueError(f"unknown value object {plain!r}")
     if isinstance(plain, list):
         return tuple(plain)
     return plain
 
 
+def _dumps(plain: Any, option: int = 0) -> str:
+    """JSON text (UTF-8, not ASCII-escaped) by orjson, several times faster than ``json`` on
+    every step; ``json`` writes what orjson refuses, i.e. integers beyond 64 bits."""
+    try:
+        return orjson.dumps(plain, option=option).decode()
+    except TypeError:
+        return json.dumps(plain, ensure_ascii=False, sort_keys=bool(option & orjson.OPT_SORT_KEYS))
+
+
 def encode_value(value: Any) -> str:
-    return _JSON.encode(value_to_plain(value))
+    return _dumps(value_to_plain(value))
 
 
 def decode_value(text: str) -> Any:
@@ -97,7 +107,7 @@ def encode_state(state: engine.SessionState) -> str:
         "started_at": state.started_at.isoformat() if state.started_at else None,
         "completed_at": state.completed_at.isoformat() if state.completed_at else None,
     }
-    return _STATE_JSON.encode(plain)
+    return _dumps(plain, orjson.OPT_SORT_KEYS)
 
 
 def _answers_to_plain(answers: Mapping[str, Any]) -> dict[str, Any]:
@@ -139,7 +149,7 @@ def encode_event(event: engine.Event) -> str:
     plain = {name: getattr(event, name) for name in names}
     plain["at"] = event.at.isoformat()
     plain["type"] = type(event).__name__  # sorted below: the same text as {"type": ..., **fields}
-    return _JSON_SORTED.encode(plain)
+    return _dumps(plain, orjson.OPT_SORT_KEYS)
 
 
 def decode_event(text: str) -> engine.Event:
@@ -150,7 +160,9 @@ def decode_event(text: str) -> engine.Event:
 
 
 def _loads(text: str) -> Any:
-    """json.loads(text), skipping its whitespace scans for text as this module writes it."""
+    """json.loads(text), skipping its whitespace scans for text as this module writes it.
+
+    Not orjson: it reads integers beyond 64 bits as floats, which would change an answer."""
     try:
         plain, end = _DECODER.raw_decode(text)
         if end == len(text):

@@ -1,13 +1,16 @@
 """Time to select and enqueue 100,000 due reminders in one pass (goal: under 1 second).
 
-    python bench/reminders.py [--n 100000] [--runs 3]
+    python bench/reminders.py [--n 100000] [--runs 3] [--sessions 0.5] [--phases]
 
 Builds a database with bulk SQL: one survey project with a reminder policy, N fielded sample
 members in disposition "contacted", each linked to a Telegram chat 2 days ago (so the first
-reminder, after 1 day, is due), no sessions. Then times ``reminder_pass`` — the one
+reminder, after 1 day, is due), no sessions (``--sessions F``: a share F of them started the
+questionnaire 2 days ago, in Vietnamese or English, and answered 0–30 of its 31 questions, so
+the texts differ by progress and language). Then times ``reminder_pass`` — the one
 transaction that selects who is due (SQL over members, chat links, sessions and reminders),
 renders each text with its progress, records the reminders and inserts the outbox rows.
-A second pass right after must queue nothing (dedupe), and is timed too.
+A second pass right after must queue nothing (dedupe), and is timed too. ``--phases`` prints,
+for the last run, the time of each SQL statement of the first pass (COMMIT included).
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from zoneinfo import ZoneInfo
 from bot.reminders import ReminderBot, reminder_pass
 from storage import open_storage
 from surveys.project import parse_survey, store_survey
+from surveys.xlsform import load_questionnaire
 
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
 NOW = dt.datetime(2026, 8, 10, 9, 0, tzinfo=VN)
@@ -52,11 +56,11 @@ vi = "Bạn đã trả lời {answered}/{total} câu. Mời bạn hoàn thành p
 """
 
 
-async def build(db: Path, n: int) -> None:
+async def build(db: Path, n: int, sessions: float = 0.0) -> None:
     project = parse_survey(SURVEY)
+    form = Path(__file__).resolve().parents[1] / "surveys" / "templates" / "sipas_citizen.md"
     async with await open_storage(db, synchronous="normal") as storage:
         await store_survey(storage, project, SURVEY, "bench.toml", NOW.isoformat())
-        form = Path(__file__).resolve().parents[1] / "surveys" / "templates" / "sipas_citizen.md"
         await storage.save_questionnaire("sipas_citizen_example", "2026.1", form.name, form.read_bytes(),
                                          NOW.isoformat())
     linked = (NOW - dt.timedelta(days=2)).isoformat()
@@ -75,21 +79,37 @@ async def build(db: Path, n: int) -> None:
     conn.executemany(
         "INSERT INTO chat_links (channel, bot, chat_id, respondent_id, linked_at) VALUES ('telegram', 'b', ?, ?, ?)",
         ((str(10_000_000 + i), i, linked) for i in range(1, n + 1)))
+    started = [i for i in range(1, n + 1) if (i * 7919) % 1000 < sessions * 1000]
+    asked = [q.name for q in load_questionnaire(form).asked]
+    conn.executemany(
+        "INSERT INTO sessions (id, respondent_id, form_id, form_version, channel, status, state, revision,"
+        " created_at, updated_at) VALUES (?, ?, 'sipas_citizen_example', '2026.1', 'telegram', 'active', ?, 1, ?, ?)",
+        ((i, i, '{"language": "%s"}' % ("en" if i % 5 == 0 else "vi"), linked, linked) for i in started))
+    conn.executemany(
+        "INSERT INTO answers (session_id, question, value, status, updated_at) VALUES (?, ?, '1', 'answered', ?)",
+        ((i, name, linked) for i in started for name in asked[:i % len(asked)]))
     conn.execute("COMMIT")
     conn.close()
 
 
-async def main(n: int, runs: int) -> None:
+async def main(n: int, runs: int, sessions: float = 0.0, phases: bool = False) -> None:
     bots = [ReminderBot("telegram", "b", per_second=30.0)]
     first, second = [], []
-    for _ in range(runs):
+    statements: list[tuple[float, str]] = []
+    for run in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "bench.sqlite"
-            await build(db, n)
+            await build(db, n, sessions)
             async with await open_storage(db) as storage:
+                if phases and run == runs - 1:  # the storage's worker thread reports each statement it starts
+                    await storage._run(lambda conn: conn.set_trace_callback(  # noqa: SLF001
+                        lambda sql: statements.append((time.perf_counter(), " ".join(sql.split())))))
                 start = time.perf_counter()
                 result = await reminder_pass(storage, bots, NOW)
                 first.append(time.perf_counter() - start)
+                if statements:
+                    await storage._run(lambda conn: conn.set_trace_callback(None))  # noqa: SLF001
+                    statements.append((start + first[-1], "(end of the pass)"))
                 assert result.count == n, result.count
                 start = time.perf_counter()
                 again = await reminder_pass(storage, bots, NOW + dt.timedelta(minutes=15))
@@ -99,11 +119,17 @@ async def main(n: int, runs: int) -> None:
                 assert counts["pending"] == n
     print(f"{n:,} due reminders: select + enqueue {min(first):.3f} s best, {sorted(first)[len(first) // 2]:.3f} s "
           f"median of {runs}; the next pass (nothing due) {min(second):.3f} s")
+    for (at, sql), (until, _) in zip(statements, statements[1:]):
+        if until - at >= 0.005:
+            print(f"  {until - at:6.3f} s  {sql[:100]}")
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--sessions", type=float, default=0.0,
+                        help="share of the people who started the questionnaire (default 0)")
+    parser.add_argument("--phases", action="store_true", help="time each SQL statement of the last run's pass")
     args = parser.parse_args()
-    asyncio.run(main(args.n, args.runs))
+    asyncio.run(main(args.n, args.runs, args.sessions, args.phases))

@@ -36,7 +36,7 @@ from zoneinfo import ZoneInfo
 from bot.outbox import BULK
 from bot.quotas import release_stale
 from exporters.progress import format_progress, format_status_text, progress, survey_status
-from storage import DueReminder, OutgoingMessage, Storage
+from storage import OutgoingMessage, Storage
 from surveys.messages import say, ui_language
 from surveys.project import SurveyProject
 from surveys.reminders import sendable_before_quiet
@@ -62,13 +62,17 @@ class ReminderBot:
 
 @dataclass
 class PassResult:
-    queued: list[DueReminder] = field(default_factory=list)
+    """What a pass did. Who was reminded, and with which step and number, is in the database
+    (``Storage.reminders_of``, the ``reminders`` table): a pass may queue 100,000 reminders, and
+    building a Python object for each would cost more than selecting them."""
+
+    queued: dict[str, int] = field(default_factory=dict)  # survey → reminders queued
     released: dict[str, list[int]] = field(default_factory=dict)
     skipped: dict[str, str] = field(default_factory=dict)  # survey → why no reminders
 
     @property
     def count(self) -> int:
-        return len(self.queued)
+        return sum(self.queued.values())
 
 
 class _Forms:
@@ -142,9 +146,9 @@ async def reminder_pass(storage: Storage, bots: Sequence[ReminderBot], now: dt.d
             project.id, after_days=policy.after_days, max_count=policy.max_count, now=now.isoformat(),
             limits=limits, asked=asked, render=render_reminder(project, totals), at=now.isoformat(),
             method="sendMessage", priority=BULK)
-        result.queued.extend(queued)
+        result.queued[project.id] = queued
         if queued:
-            log.info("survey %s: %d reminder(s) queued", project.id, len(queued))
+            log.info("survey %s: %d reminder(s) queued", project.id, queued)
     return result
 
 

@@ -46,7 +46,6 @@ from .records import (
     SampleMemberInput,
     SampleStratum,
     StoredSurvey,
-    DueReminder,
 )
 from .sqlite import SQLiteStorage
 
@@ -87,7 +86,6 @@ __all__ = [
     "SampleMemberInput",
     "SampleStratum",
     "StoredSurvey",
-    "DueReminder",
 ]
 
 

@@ -42,7 +42,6 @@ from .records import (
     SampleMemberInput,
     SampleStratum,
     StoredSurvey,
-    DueReminder,
 )
 
 class Storage(abc.ABC):
@@ -667,8 +666,9 @@ class Storage(abc.ABC):
         at: str,
         method: str = "sendMessage",
         priority: int = 0,
-    ) -> list[DueReminder]:
-        """Select the survey's due reminders and queue them, in ONE write transaction.
+    ) -> int:
+        """Select the survey's due reminders and queue them, in ONE write transaction; return
+        how many were queued (who, and with what, is in ``reminders``: ``reminders_of``).
 
         Due (rules in ``surveys/reminders.py``): fielded members in disposition contacted or
         started with a chat on one of the bots of ``limits`` (the most recently linked);
@@ -680,8 +680,10 @@ class Storage(abc.ABC):
         answered rows among ``asked[form_id]``. ``render(language, form_id, answered)`` gives
         the text (called once per distinct triple on the storage thread; quick and pure); the
         payload is ``{"chat_id", "text"}`` (numeric Telegram chat ids as numbers), sent with
-        ``method`` at ``priority``. Each is recorded in ``reminders`` and inserted in
-        the outbox with its dedupe key, so a second pass or a restart never doubles one.
+        ``method`` at ``priority``. Each is recorded in ``reminders`` (number = its ordinal
+        for the person, step = k) and inserted in the outbox with its dedupe key
+        ``reminder:{respondent}:{activity_at}:{k}``, so a second pass or a restart never
+        doubles one.
         Quiet hours and open dates are the caller's (the pass's) decision.
         """
 

@@ -302,30 +302,3 @@ class SampleMember:
     replaces: int | None = None
     replaced_by: int | None = None
     replaced_disposition: str | None = None
-
-
-@dataclass(frozen=True)
-class DueReminder:
-    """A reminder selected by ``enqueue_due_reminders``: to whom, where, and their progress.
-
-    ``step`` is the 0-based index into the policy's ``after_days`` (counted since
-    ``activity_at``); ``number`` the reminder's ordinal for this person in the survey;
-    ``answered`` how many of the form's asked questions the session has answered.
-    """
-
-    survey_id: str
-    respondent_id: int
-    form_id: str | None
-    channel: str
-    bot: str
-    chat_id: str
-    language: str | None
-    activity_at: str
-    step: int
-    number: int
-    due_at: str
-    answered: int
-
-    @property
-    def dedupe_key(self) -> str:
-        return f"reminder:{self.respondent_id}:{self.activity_at}:{self.step}"

@@ -8,11 +8,13 @@ import asyncio
 import csv
 import datetime as dt
 import json
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
@@ -22,7 +24,7 @@ from bot.outbox import OutboxSender, Pace
 from bot.reminders import ReminderBot, reminder_pass
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.telegram.transport import TelegramTransport
-from storage import open_storage
+from storage import OUTBOX_STATES, open_storage
 from surveys import engine
 from surveys.project import ReminderPolicy, parse_survey, store_survey
 from surveys.reminders import QuietHours, decide, sendable_before_quiet
@@ -159,23 +161,32 @@ async def run_pass(db: Path, now: dt.datetime, bots=(BOT,)):
         return await reminder_pass(storage, list(bots), now)
 
 
-async def reminder_rows(db: Path) -> list[dict]:
+async def reminder_rows(db: Path, enqueued_at: dt.datetime | None = None) -> list[dict]:
+    """The reminders recorded (by the pass at ``enqueued_at``, or by every pass)."""
     async with await open_storage(db) as storage:
-        rows = await storage._fetchall("SELECT respondent_id, number, step, dedupe_key FROM reminders"  # noqa: SLF001
-                                       " ORDER BY id")
+        rows = await storage._fetchall(  # noqa: SLF001
+            "SELECT respondent_id, number, step, dedupe_key, activity_at FROM reminders"
+            " WHERE ? IS NULL OR enqueued_at = ? ORDER BY id",
+            (None if enqueued_at is None else enqueued_at.isoformat(),) * 2)
         return [dict(r) for r in rows]
 
 
 async def test_due_by_offsets_and_max_count(tmp_path):
     db, _, _, ids = await setup(tmp_path)
     assert (await run_pass(db, T0 + dt.timedelta(hours=23))).count == 0
-    first = await run_pass(db, T0 + dt.timedelta(days=1, minutes=1))
-    assert sorted(d.respondent_id for d in first.queued) == ids
-    assert all(d.step == 0 and d.number == 1 for d in first.queued)
+    at = T0 + dt.timedelta(days=1, minutes=1)
+    first = await run_pass(db, at)
+    assert first.count == len(ids) and first.queued == {"remind-test": len(ids)}
+    rows = await reminder_rows(db, at)
+    assert sorted(r["respondent_id"] for r in rows) == ids
+    assert all(r["step"] == 0 and r["number"] == 1 for r in rows)
+    assert all(r["dedupe_key"] == f"reminder:{r['respondent_id']}:{r['activity_at']}:0" for r in rows)
     assert (await run_pass(db, T0 + dt.timedelta(days=1, minutes=16))).count == 0  # the next pass: nothing new
     assert (await run_pass(db, T0 + dt.timedelta(days=2, hours=12))).count == 0
-    second = await run_pass(db, T0 + dt.timedelta(days=3, minutes=1))
-    assert len(second.queued) == len(ids) and all(d.step == 1 and d.number == 2 for d in second.queued)
+    at = T0 + dt.timedelta(days=3, minutes=1)
+    assert (await run_pass(db, at)).count == len(ids)
+    rows = await reminder_rows(db, at)
+    assert len(rows) == len(ids) and all(r["step"] == 1 and r["number"] == 2 for r in rows)
     assert (await run_pass(db, T0 + dt.timedelta(days=8))).count == 0  # max_count 2
     async with await open_storage(db) as storage:
         counts = await storage.outbox_counts()
@@ -194,8 +205,9 @@ async def test_new_activity_starts_the_count_again(tmp_path):
         record, _ = await conversations.open_for(ids[0], form, "telegram", None, later)
         await conversations.handle(record.id, engine.Start(at=later), "s")
     assert (await run_pass(db, later + dt.timedelta(hours=23))).count == 0
-    again = await run_pass(db, later + dt.timedelta(days=1, minutes=1))
-    assert [(d.step, d.number) for d in again.queued] == [(0, 2)]
+    at = later + dt.timedelta(days=1, minutes=1)
+    assert (await run_pass(db, at)).count == 1
+    assert [(r["step"], r["number"]) for r in await reminder_rows(db, at)] == [(0, 2)]
     assert (await run_pass(db, later + dt.timedelta(days=9))).count == 0  # 2 in all
 
 
@@ -215,6 +227,66 @@ async def test_only_as_many_as_can_leave_before_quiet_hours(tmp_path):
     assert (await run_pass(db, dt.datetime(2026, 8, 4, 7, 0, tzinfo=VN), [slow])).count == 3  # the rest, next day
 
 
+async def test_two_bots_most_recent_chat_and_a_limit_per_bot(tmp_path):
+    db, _, _, ids = await setup(tmp_path, size=3, link=0)
+    a, b, c = ids
+    async with await open_storage(db) as storage:
+        for rid, channel, bot, chat, at in [(a, "telegram", "t", "-1001", T0), (a, "zalo", "z", "za", T0 + dt.timedelta(hours=1)),
+                                            (b, "telegram", "t", "1002", T0), (c, "zalo", "z", "zc", T0 + dt.timedelta(hours=2))]:
+            await storage.link_chat(channel, bot, chat, rid, at.isoformat())
+            await storage.set_disposition(rid, "contacted", at.isoformat())
+    # An hour before quiet hours the Zalo bot (one message per half hour, half of it for reminders) may
+    # take one: a's (linked to Zalo after Telegram, so reminded there), the older activity of a and c.
+    zalo = ReminderBot("zalo", "z", per_second=1 / 1800)
+    evening = dt.datetime(2026, 8, 3, 20, 0, tzinfo=VN)
+    morning = dt.datetime(2026, 8, 4, 7, 0, tzinfo=VN)
+    async with await open_storage(db) as storage:  # both passes on one connection (its work tables are reused)
+        assert (await reminder_pass(storage, [BOT, zalo], evening)).count == 2
+        rows = [dict(r) for r in await storage._fetchall(  # noqa: SLF001
+            "SELECT channel, bot, chat_id, respondent_id, payload, dedupe_key FROM outbox ORDER BY id")]
+        # The next morning the rest: c, on Zalo.
+        assert (await reminder_pass(storage, [BOT, zalo], morning)).count == 1
+    assert [(r["channel"], r["respondent_id"]) for r in rows] == [("telegram", b), ("zalo", a)]  # (channel, bot) order
+    assert [json.loads(r["payload"])["chat_id"] for r in rows] == [1002, "za"]  # Zalo ids stay strings
+    assert rows[1]["dedupe_key"] == f"reminder:{a}:{(T0 + dt.timedelta(hours=1)).isoformat()}:0"
+    assert [(r["respondent_id"], r["step"], r["number"]) for r in await reminder_rows(db, morning)] == [(c, 0, 1)]
+
+
+async def test_upgrade_from_schema_4_keeps_reminders_and_outbox(tmp_path, monkeypatch):
+    """Migration 5 rebuilds ``reminders`` (dedupe key computed) and ``outbox`` (same columns)."""
+    from storage import migrations
+
+    all_migrations = list(migrations.MIGRATIONS)
+    monkeypatch.setattr(migrations, "MIGRATIONS", all_migrations[:4])
+    db, _, _, ids = await setup(tmp_path, size=2)
+    at = (T0 + dt.timedelta(days=1, minutes=1)).isoformat()
+    with sqlite3.connect(db) as conn:  # what the schema-4 code wrote: a reminder and its message
+        key = f"reminder:{ids[0]}:{T0.isoformat()}:0"
+        conn.execute("INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at, enqueued_at,"
+                     " channel, bot, dedupe_key) VALUES (?, 'remind-test', 1, 0, ?, ?, ?, 'telegram', 't', ?)",
+                     (ids[0], T0.isoformat(), at, at, key))
+        conn.execute("INSERT INTO outbox (channel, bot, chat_id, method, payload, priority, dedupe_key,"
+                     " respondent_id, state, created_at, updated_at) VALUES ('telegram', 't', '1000', 'sendMessage',"
+                     " '{\"chat_id\": 1000, \"text\": \"x\"}', 10, ?, ?, 'sent', ?, ?)", (key, ids[0], at, at))
+    conn.close()
+    monkeypatch.setattr(migrations, "MIGRATIONS", all_migrations)
+    assert (await run_pass(db, T0 + dt.timedelta(days=1, minutes=5))).count == 1  # ids[1] only: ids[0] had its first
+    async with await open_storage(db) as storage:
+        (old,) = await storage.reminders_of(ids[0])
+        assert old["dedupe_key"] == key and old["number"] == 1 and old["enqueued_at"] == at
+        assert [r["dedupe_key"] for r in await storage.reminders_of(ids[1])] == [f"reminder:{ids[1]}:{T0.isoformat()}:0"]
+        assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1, "pending": 1}
+        assert not await storage.mark_sending(1, at)  # states are still checked: 'sent' is not 'pending'
+    with sqlite3.connect(db) as conn:
+        with pytest.raises(sqlite3.IntegrityError):  # once per (respondent, survey, activity, step)
+            conn.execute("INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at,"
+                         " enqueued_at, channel, bot) VALUES (?, 'remind-test', 2, 0, ?, ?, ?, 'telegram', 't')",
+                         (ids[0], T0.isoformat(), at, at))
+        with pytest.raises(sqlite3.IntegrityError, match="CHECK"):
+            conn.execute("UPDATE outbox SET state = 'lost' WHERE id = 1")
+    conn.close()
+
+
 async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp_path):
     db, form_path, _, ids = await setup(tmp_path, size=6)
     form = load_questionnaire(form_path)
@@ -230,8 +302,9 @@ async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp
         await conversations.handle(record.id, engine.Reply("no", at=T0), "r1")
         await storage.set_disposition(ids[2], "unreachable", T0.isoformat())
         await storage.set_disposition(ids[3], "quota_full", T0.isoformat())
-    result = await run_pass(db, T0 + dt.timedelta(days=1, minutes=1))
-    assert sorted(d.respondent_id for d in result.queued) == ids[4:]
+    at = T0 + dt.timedelta(days=1, minutes=1)
+    assert (await run_pass(db, at)).count == 2
+    assert sorted(r["respondent_id"] for r in await reminder_rows(db, at)) == ids[4:]
     # After the survey closes: nothing.
     db2, _, _, _ = await setup(tmp_path / "closed", size=2)
     result = await run_pass(db2, dt.datetime(2026, 9, 1, 9, 0, tzinfo=VN))

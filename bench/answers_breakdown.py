@@ -1,57 +1,63 @@
 """Where an answer's time goes in khaosat's Telegram path (a diagnostic for BENCHMARKS.md).
 
-    python bench/answers_breakdown.py [--respondents 100]
+    python bench/answers_breakdown.py [--respondents 300]
 
 Runs the in-process variant of bench/telegram_answers.py once with instruments attached from
 the outside (no project file is changed):
   - engine only: `surveys.engine.step` plus the state/event codecs over the whole stream, no I/O;
-  - aiosqlite round trips per update (every call aiosqlite hands to its worker thread), and
-    how many of them were COMMITs (each an fsync with synchronous=FULL);
-  - how long SQLiteStorage's one asyncio.Lock was held, as a share of the wall time: the lock
-    serialises every read and write, so when it is held ~100% of the time it is the ceiling;
-  - cProfile of the event-loop thread (the SQLite work itself runs in aiosqlite's thread and is
-    seen there only as waiting).
+  - CPU time of the event-loop thread per update (`time.thread_time`, so time spent waiting for
+    the GIL or for the storage thread is not counted);
+  - the storage thread's hops (`storage.sqlite._in_group`): how many, how many reads and writes
+    each carried (group commit), and its CPU and wall time per update.
+With two threads on one GIL the two CPU figures together bound the throughput. For a profile
+of the loop thread use a sampling profiler (e.g. `py-spy record -f raw`): cProfile charges
+the GIL hand-offs to whatever function happens to be running.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import cProfile
-import io
-import pstats
 import sys
 import tempfile
 import time
-from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _harness as h  # noqa: E402
-import aiosqlite  # noqa: E402
 from aiogram import Bot  # noqa: E402
 
+import storage.sqlite as sqlite_storage  # noqa: E402
 import telegram_answers as ta  # noqa: E402
 from surveys import codec, engine  # noqa: E402
 
 
-class TimedLock(asyncio.Lock):
+class Hops:
+    """Counts and times the storage thread's hops by wrapping ``storage.sqlite._in_group``."""
+
     def __init__(self) -> None:
-        super().__init__()
-        self.held = 0.0
-        self.acquisitions = 0
-        self._since = 0.0
+        self.hops = self.reads = self.writes = 0
+        self.cpu = self.wall = 0.0
+        self._original = sqlite_storage._in_group
 
-    async def acquire(self) -> bool:
-        await super().acquire()
-        self._since = time.perf_counter()
-        self.acquisitions += 1
-        return True
+    def __enter__(self) -> "Hops":
+        def timed(conn, reads, writes):
+            cpu, wall = time.thread_time(), time.perf_counter()
+            try:
+                return self._original(conn, reads, writes)
+            finally:
+                self.cpu += time.thread_time() - cpu
+                self.wall += time.perf_counter() - wall
+                self.hops += 1
+                self.reads += len(reads)
+                self.writes += len(writes)
 
-    def release(self) -> None:
-        self.held += time.perf_counter() - self._since
-        super().release()
+        sqlite_storage._in_group = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sqlite_storage._in_group = self._original
 
 
 def engine_only(stream: h.Stream) -> float:
@@ -82,55 +88,33 @@ async def main(args) -> None:
     print(f"engine + codecs only: {stream.updates} updates in {seconds:.2f}s = "
           f"{1e6 * seconds / stream.updates:.0f} µs/update ({stream.updates / seconds:.0f} updates/s ceiling)")
 
-    calls: Counter = Counter()
-    original = aiosqlite.Connection._execute
-
-    async def counting(self, fn, *a, **k):
-        calls["round trips"] += 1
-        if a and isinstance(a[0], str):
-            calls[a[0].split()[0].upper()] += 1
-        return await original(self, fn, *a, **k)
-
     args.db_dir.mkdir(parents=True, exist_ok=True)
     bench = ta.KhaosatBench(args.db_dir, stream, synchronous=args.synchronous)
     bot = Bot("123:BREAKDOWN", session=h.InProcessSession())
     await bench.setup(bot)
-    lock = TimedLock()
-    bench.storage._lock = lock
-    aiosqlite.Connection._execute = counting
-    profiler = cProfile.Profile()
-    profiler.enable()
-    started = time.perf_counter()
-    result = await h.feed_stream(bench.dispatcher, bot, stream, bench.next_update, None, args.concurrency)
-    wall = time.perf_counter() - started
-    profiler.disable()
-    aiosqlite.Connection._execute = original
+    with Hops() as hops:
+        loop_cpu = time.thread_time()
+        result = await h.feed_stream(bench.dispatcher, bot, stream, bench.next_update, None, args.concurrency)
+        loop_cpu = time.thread_time() - loop_cpu
     check = await bench.verify()
     await bench.close()
     n = stream.updates
-    print(f"khaosat in-process (synchronous={args.synchronous or 'FULL'}): {n / wall:.0f} updates/s, "
-          f"{stream.answers / wall:.0f} answers/s under instruments (ok={check['ok']}, errors={len(result.errors)})")
-    print(f"aiosqlite round trips: {calls['round trips'] / n:.1f} per update; "
-          f"statements per update: " + ", ".join(f"{k} {v / n:.2f}" for k, v in calls.most_common()
-                                                 if k != "round trips"))
-    print(f"storage lock: held {100 * lock.held / wall:.0f}% of the wall time, {lock.acquisitions / n:.1f} "
-          f"acquisitions per update, {1e6 * lock.held / n:.0f} µs held per update")
-    out = io.StringIO()
-    stats = pstats.Stats(profiler, stream=out)
-    stats.sort_stats("tottime").print_stats(18)
-    stats.sort_stats("cumulative").print_stats(30)
-    text = out.getvalue()
-    (args.db_dir / "breakdown.prof.txt").write_text(text)
-    print(text if args.verbose else f"cProfile (event-loop thread) written to {args.db_dir / 'breakdown.prof.txt'}")
+    print(f"khaosat in-process (synchronous={args.synchronous or 'FULL'}): {n / result.seconds:.0f} updates/s, "
+          f"{stream.answers / result.seconds:.0f} answers/s (ok={check['ok']}, errors={len(result.errors)})")
+    print(f"per update: wall {1e6 * result.seconds / n:.0f} µs; event-loop thread CPU {1e6 * loop_cpu / n:.0f} µs; "
+          f"storage thread CPU {1e6 * hops.cpu / n:.0f} µs, busy {1e6 * hops.wall / n:.0f} µs "
+          f"({100 * hops.wall / result.seconds:.0f}% of the wall time)")
+    print(f"storage hops: {hops.hops} for {n} updates ({hops.hops / n:.2f} per update); "
+          f"per hop {hops.reads / max(hops.hops, 1):.1f} reads and {hops.writes / max(hops.hops, 1):.1f} writes "
+          f"({(hops.reads + hops.writes) / n:.2f} storage calls per update)")
 
 
 def parse(argv=None):
     parser = argparse.ArgumentParser(description="where khaosat's per-answer time goes")
-    parser.add_argument("--respondents", type=int, default=100)
+    parser.add_argument("--respondents", type=int, default=300)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--synchronous", choices=("NORMAL", "FULL"), default=None)
     parser.add_argument("--db-dir", type=Path, default=Path(tempfile.gettempdir()) / "khaosat-bench")
-    parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 
 

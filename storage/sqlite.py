@@ -272,13 +272,8 @@ def _aiosqlite_internals_missing() -> list[str]:
 class SQLiteStorage(Storage):
     """``Storage`` on one SQLite file. Create with ``await SQLiteStorage.open(path)``."""
 
-    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+    def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
-        self._path = path
-        # WAL checkpoints: their own connection, run in a thread after writes (see _checkpoint_soon).
-        self._checkpointer: sqlite3.Connection | None = None
-        self._checkpointing: asyncio.Task[None] | None = None
-        self._checkpointed_at = 0.0
         # Calls waiting for the next hop to the worker thread, and the task that carries them.
         self._reads: list[_Waiting] = []
         self._writes: list[_Waiting] = []
@@ -317,58 +312,17 @@ class SQLiteStorage(Storage):
                 for statement in (*_PRAGMAS, f"PRAGMA synchronous = {pragma}"):
                     await db.execute(statement)
                 await migrate(db)
-                # Checkpoints run beside the writes (``_checkpoint_soon``), not inside the
-                # COMMIT that happens to cross SQLite's threshold (1,000 pages by default).
-                await db.execute("PRAGMA wal_autocheckpoint = 0")
         except BaseException:
             await db.close()
             raise
-        return cls(db, path)
+        return cls(db)
 
     async def close(self) -> None:
         # Writes still waiting for their group are committed first; aiosqlite then queues the
-        # close behind every function already handed to its thread. The main connection closes
-        # last: as the last connection to the file, it checkpoints and removes the WAL.
+        # close behind every function already handed to its thread.
         while self._courier is not None:
             await asyncio.shield(self._courier)
-        while self._checkpointing is not None:
-            await asyncio.shield(self._checkpointing)
-        if self._checkpointer is not None:
-            self._checkpointer.close()
-            self._checkpointer = None
         await self._db.close()
-
-    #: Seconds between checkpoints while writes keep coming.
-    CHECKPOINT_INTERVAL = 0.5
-
-    def _checkpoint_soon(self) -> None:
-        """After a write: copy the WAL into the database in a thread of its own, at most every
-        ``CHECKPOINT_INTERVAL`` seconds. A PASSIVE checkpoint never blocks readers or writers,
-        and a WAL fully copied is reused from its start by the next write, so it stays small.
-        Off the commit path, the fsync of the database file no longer lands on whichever caller
-        crossed the threshold, and it runs beside the event loop instead of before its answer."""
-        if self._checkpointing is not None:
-            return
-        loop = asyncio.get_running_loop()
-        if loop.time() - self._checkpointed_at < self.CHECKPOINT_INTERVAL:
-            return
-        self._checkpointed_at = loop.time()
-        self._checkpointing = loop.create_task(self._checkpoint())
-
-    async def _checkpoint(self) -> None:
-        try:
-            await asyncio.to_thread(self._checkpoint_now)
-        except sqlite3.Error:
-            pass  # housekeeping only: the next one, or SQLite at close, copies what is left
-        finally:
-            self._checkpointing = None
-
-    def _checkpoint_now(self) -> tuple[int, int, int]:
-        """``PRAGMA wal_checkpoint(PASSIVE)``: (busy, frames in the WAL, frames copied)."""
-        if self._checkpointer is None:
-            self._checkpointer = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
-            self._checkpointer.execute("PRAGMA busy_timeout = 10000")
-        return self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(conn, *args)`` on aiosqlite's worker thread: one hop, whatever ``fn`` does.
@@ -425,8 +379,6 @@ class SQLiteStorage(Storage):
                                             [entry[:2] for entry in writes])
                 except Exception as exc:
                     parts = (exc, exc)
-                if writes:
-                    self._checkpoint_soon()
                 for waiting, outcomes in zip((reads, writes), parts):
                     for index, (_, _, answered) in enumerate(waiting):
                         if answered.done():

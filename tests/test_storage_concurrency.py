@@ -159,29 +159,6 @@ async def test_close_waits_for_calls_still_waiting(db_path):
         assert (await again.get_respondent(respondent.id)).disposition == "refused"
 
 
-async def test_the_wal_is_checkpointed_beside_the_writes_not_inside_a_commit(store, db_path):
-    import sqlite3
-
-    def in_database_file() -> int:
-        """Rows of outbox in the database file itself (immutable: the WAL is not read)."""
-        conn = sqlite3.connect(f"file:{db_path}?immutable=1", uri=True)
-        try:
-            known = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'outbox'").fetchone()
-            return conn.execute("SELECT count(*) FROM outbox").fetchone()[0] if known else 0
-        finally:
-            conn.close()
-
-    assert await store._run(lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
-    messages = [OutgoingMessage("telegram", "b", str(n), "sendMessage", json.dumps({"text": "x" * 300}),
-                                dedupe_key=f"k{n}") for n in range(3000)]  # well past 1,000 WAL pages
-    await store.enqueue(messages, T0)
-    while store._checkpointing is not None:
-        await asyncio.sleep(0.01)
-    assert in_database_file() == 3000
-    await store.close()
-    assert not Path(f"{db_path}-wal").exists()
-
-
 async def test_no_asyncio_lock_left(store):
     assert not any(isinstance(value, asyncio.Lock) for value in vars(store).values())
 

@@ -19,6 +19,10 @@ Two ways to answer the callback queries, both reported:
 
 The peer (bench/peer_aiogram_fsm.py: aiogram's documented FSM with RedisStorage) gets the same
 stream, the same chats and the same answers, through the same feed_update path.
+
+The floor ("aiogram alone") is the framework's own cost on the same stream: a Dispatcher built
+like khaosat's (FSM off) whose handlers only answer the callback query and store nothing. No
+bot on aiogram can go faster than this on this machine; it is reported in process only.
 """
 
 from __future__ import annotations
@@ -163,6 +167,33 @@ async def run_khaosat(stream: h.Stream, mode: str, args, emulator: h.EmulatorPro
         await bot.session.close()
 
 
+async def run_floor(stream: h.Stream, args, run: int) -> dict:
+    """aiogram alone: parse, dispatch and answer the callback; no storage, engine or replies."""
+    from aiogram import Dispatcher, Router
+    from aiogram.types import CallbackQuery, Message
+
+    router = Router()
+
+    @router.callback_query()
+    async def on_press(callback: CallbackQuery) -> None:
+        await callback.answer()
+
+    @router.message()
+    async def on_text(message: Message) -> None:
+        return None
+
+    dispatcher = Dispatcher(disable_fsm=True)
+    dispatcher.include_router(router)
+    bot = Bot(f"{800000 + run}:FLOOR", session=h.InProcessSession())
+    try:
+        result = await h.feed_stream(dispatcher, bot, stream, 1, None, args.concurrency)
+    finally:
+        await bot.session.close()
+    return {"system": "aiogram alone (floor)", "mode": "in-process", "storage": "none", "run": run,
+            "seconds": round(result.seconds, 3), "updates_per_s": round(result.updates_per_second, 1),
+            "answers_per_s": round(result.answers_per_second, 1), "n_errors": len(result.errors)}
+
+
 async def main(args) -> int:
     form = h.load_sipas()
     started = time.perf_counter()
@@ -181,6 +212,9 @@ async def main(args) -> int:
     results = []
     try:
         for run in range(1, args.runs + 1):
+            row = await run_floor(stream, args, run)
+            results.append(row)
+            print(json.dumps(row), flush=True)
             for mode in ("in-process", "emulator"):
                 row = await run_khaosat(stream, mode, args, emulator, run)
                 results.append(row)

@@ -42,6 +42,7 @@ from surveys.model import QuestionType
 from surveys.project import load_survey, store_survey
 from surveys.sampling import draw_sample, import_frame_file
 from surveys.xlsform import load_questionnaire
+from survey_toml import survey_toml
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -462,38 +463,13 @@ def test_xlsx_refuses_more_rows_than_excel_has(tmp_path):
 
 # -- number_of_reminders: the reminders the reminder pass recorded -------------------------------
 
-REMIND_SURVEY = """\
-[survey]
-id = "remind-export"
-title = "Nhắc nhở và xuất dữ liệu"
-index_year = 2026
-opens = 2026-08-01
-closes = 2026-08-31
-levels = ["province", "commune"]
-strata = ["commune"]
-
-[[units]]
-id = "tinh"
-name = "Tỉnh"
-level = "province"
-
-[[units]]
-id = "xa-a"
-name = "Xã A"
-level = "commune"
-parent = "tinh"
-
-[groups.citizen]
-label = { vi = "Người dân", en = "Citizens" }
-form_id = "tour"
-allocation = { method = "census", reserve = 0 }
-
+REMIND_SURVEY = survey_toml("remind-export", "Nhắc nhở và xuất dữ liệu", "tour", extra="""\
 [reminders]
 after_days = [1, 3]
 max_count = 2
 [reminders.text]
 vi = "Bạn đã trả lời {answered}/{total} câu."
-"""
+""")
 
 
 async def build_reminded(db: Path, tmp: Path) -> dict[str, int]:

@@ -7,7 +7,6 @@ import asyncio
 import datetime as dt
 import subprocess
 import sys
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -20,6 +19,7 @@ from surveys import engine
 from surveys.project import parse_survey, store_survey
 from surveys.sampling import draw_sample, import_frame_file
 from surveys.xlsform import load_questionnaire
+from survey_toml import survey_toml
 
 HERE = Path(__file__).parent
 ZONE = dt.timezone(dt.timedelta(hours=7))
@@ -35,44 +35,15 @@ FORM = """\
 |          | sipas_citizen_example | t1      | Thử        | Tiếng Việt (vi)  |
 """
 
-SURVEY = """\
-[survey]
-id = "quota-test"
-title = "Thử hạn ngạch"
-index_year = 2026
-opens = 2026-08-01
-closes = 2026-08-31
-levels = ["province", "commune"]
-strata = ["commune"]
 
-[[units]]
-id = "tinh"
-name = "Tỉnh"
-level = "province"
-
-[[units]]
-id = "xa-a"
-name = "Xã A"
-level = "commune"
-parent = "tinh"
-
-[[units]]
-id = "xa-b"
-name = "Xã B"
-level = "commune"
-parent = "tinh"
-
-[groups.citizen]
-label = {{ vi = "Người dân", en = "Citizens" }}
-form_id = "sipas_citizen_example"
-allocation = {{ method = "census", reserve = 0 }}
-
+def survey(hard: bool, target: int) -> str:
+    return survey_toml("quota-test", "Thử hạn ngạch", "sipas_citizen_example", communes=("a", "b"), extra=f"""\
 [quotas]
-hard = {hard}
+hard = {"true" if hard else "false"}
 release_after_hours = 72
 [quotas.targets]
 "citizen/xa-a" = {target}
-"""
+""")
 
 
 async def setup_survey(tmp_path: Path, *, size: int = 20, target: int = 10, hard: bool = True):
@@ -83,9 +54,10 @@ async def setup_survey(tmp_path: Path, *, size: int = 20, target: int = 10, hard
     frame = tmp_path / "frame.csv"
     frame.write_text("id,group,unit\n" + "".join(f"a{i:04d},citizen,xa-a\n" for i in range(size))
                      + "".join(f"b{i:04d},citizen,xa-b\n" for i in range(5)), encoding="utf-8")
-    project = parse_survey(SURVEY.format(hard="true" if hard else "false", target=target))
+    text = survey(hard, target)
+    project = parse_survey(text)
     async with await open_storage(db) as storage:
-        await store_survey(storage, project, SURVEY, "survey.toml", T0.isoformat())
+        await store_survey(storage, project, text, "survey.toml", T0.isoformat())
         await import_frame_file(storage, project, frame, T0.isoformat())
         await draw_sample(storage, project, 1, T0.isoformat())
         await Conversations(storage).register(load_questionnaire(form_path), form_path.read_bytes(), "form.md", T0)

@@ -30,6 +30,7 @@ from surveys.project import ReminderPolicy, parse_survey, store_survey
 from surveys.reminders import QuietHours, decide, sendable_before_quiet
 from surveys.sampling import draw_sample, import_frame_file
 from surveys.xlsform import load_questionnaire
+from survey_toml import survey_toml
 
 ROOT = Path(__file__).resolve().parents[1]
 VN = ZoneInfo("Asia/Ho_Chi_Minh")
@@ -49,32 +50,7 @@ FORM = """\
 |          | sipas_citizen_example | t1      | Thử        | Tiếng Việt (vi)  |
 """
 
-SURVEY = """\
-[survey]
-id = "remind-test"
-title = "Thử nhắc nhở"
-index_year = 2026
-opens = 2026-08-01
-closes = 2026-08-31
-levels = ["province", "commune"]
-strata = ["commune"]
-
-[[units]]
-id = "tinh"
-name = "Tỉnh"
-level = "province"
-
-[[units]]
-id = "xa-a"
-name = "Xã A"
-level = "commune"
-parent = "tinh"
-
-[groups.citizen]
-label = { vi = "Người dân", en = "Citizens" }
-form_id = "sipas_citizen_example"
-allocation = { method = "census", reserve = 0 }
-
+SURVEY = survey_toml("remind-test", "Thử nhắc nhở", "sipas_citizen_example", extra="""\
 [reminders]
 after_days = [1, 3, 7]
 max_count = 2
@@ -82,7 +58,7 @@ quiet_hours = { start = "21:00", end = "07:00" }
 [reminders.text]
 vi = "Bạn đã trả lời {answered}/{total} câu."
 en = "You answered {answered} of {total} questions."
-"""
+""")
 
 POLICY = ReminderPolicy((1, 3, 7), 2, "21:00", "07:00", {"vi": "x"})
 

@@ -7,7 +7,6 @@ conflicts); 2 the command line itself was wrong (click's usage errors).
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 import tempfile
 from collections import Counter
@@ -364,8 +363,7 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
         raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
     try:  # before any code is issued: codes are stored only as hashes, so letters that cannot be written are lost
         out.mkdir(parents=True, exist_ok=True)
-        run = _next_letter_run(out)
-        staging = Path(tempfile.mkdtemp(prefix=".invite-", dir=out))
+        tempfile.TemporaryFile(dir=out).close()
     except OSError as error:
         _refuse(f"cannot write the letters in {out}: {error}")
     channels = Channels(telegram_username.lstrip("@") if telegram_username else None, zalo_name)
@@ -377,66 +375,18 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
                 return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue,
                                            progress=lambda done, total: bar.update(task, completed=done, total=total))
 
-    try:
-        letters = asyncio.run(issue())
-    except BaseException:
-        staging.rmdir()
-        raise
+    letters = asyncio.run(issue())
     if not letters:
-        staging.rmdir()
         console.print("Issued 0 invitation(s).")
         _refuse(f"nobody to invite in {db}: no sample member without a code (draw or import a sample first; "
                 f"--reissue replaces lost codes). Nothing written in {out}.")
     try:
-        write_letters(letters, staging, channels, title)
-        csv_path, html_path, qr_dir = _place_letters(staging, out, run)
+        files = write_letters(letters, out, channels, title)
     except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)  # partial files with names and phones are not left behind
         _refuse(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes")
-    console.print(f"Issued {len(letters)} invitation(s): {csv_path}, {html_path}, {qr_dir}/"
-                  + (f" (the earlier letters in {out} are kept)" if run > 1 else ""))
-
-
-def _letter_files(out: Path, run: int) -> tuple[Path, Path, Path]:
-    """invitations.csv, letters.html and qr/ of the first `invite` into a folder; -2, -3 … for later runs."""
-    suffix = "" if run == 1 else f"-{run}"
-    return out / f"invitations{suffix}.csv", out / f"letters{suffix}.html", out / f"qr{suffix}"
-
-
-def _next_letter_run(out: Path) -> int:
-    """The first run number whose files are not in ``out``: earlier letters (their codes exist nowhere
-    else) are never overwritten."""
-    run = 1
-    while True:
-        csv_path, html_path, qr_dir = _letter_files(out, run)
-        if not (csv_path.exists() or html_path.exists()
-                or (qr_dir.exists() and (not qr_dir.is_dir() or any(qr_dir.iterdir())))):
-            return run
-        run += 1
-
-
-def _place_letters(staging: Path, out: Path, run: int) -> tuple[Path, Path, Path]:
-    """Move the letters written in ``staging`` to their names in ``out`` for this run."""
-    import csv
-
-    csv_path, html_path, qr_dir = _letter_files(out, run)
-    staged_csv = staging / "invitations.csv"
-    if run > 1:  # the mail-merge file names each QR image by its path in the folder
-        with staged_csv.open(encoding="utf-8-sig", newline="") as handle:
-            rows = list(csv.reader(handle))
-        column = rows[0].index("qr_image")
-        for row in rows[1:]:
-            if row[column].startswith("qr/"):
-                row[column] = f"{qr_dir.name}/{row[column][len('qr/'):]}"
-        with staged_csv.open("w", encoding="utf-8-sig", newline="") as handle:
-            csv.writer(handle).writerows(rows)
-    if qr_dir.is_dir():
-        qr_dir.rmdir()  # empty (see _next_letter_run), left by an earlier run that issued nothing
-    (staging / "qr").replace(qr_dir)
-    (staging / "letters.html").replace(html_path)
-    staged_csv.replace(csv_path)
-    staging.rmdir()
-    return csv_path, html_path, qr_dir
+    earlier = files["csv"].name != "invitations.csv"
+    console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/"
+                  + (f" (the earlier letters in {out} are kept)" if earlier else ""))
 
 
 # -- survey projects, sample frames, samples and status ----------------------------------------

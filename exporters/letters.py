@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import html
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -61,29 +62,53 @@ async def issue_letters(storage: Storage, channels: Channels, at: dt.datetime, *
     return letters
 
 
+def letter_files(out: Path, run: int) -> tuple[Path, Path, Path]:
+    """invitations.csv, letters.html and qr/ of the first run into a folder; -2, -3 … after it."""
+    suffix = "" if run == 1 else f"-{run}"
+    return out / f"invitations{suffix}.csv", out / f"letters{suffix}.html", out / f"qr{suffix}"
+
+
+def _next_run(out: Path) -> int:
+    """The first run whose files are not in ``out``: earlier letters hold codes that exist
+    nowhere else (the database keeps only their hashes), so they are never overwritten."""
+    run = 1
+    while True:
+        csv_path, html_path, qr_dir = letter_files(out, run)
+        taken_qr = qr_dir.exists() and (not qr_dir.is_dir() or any(qr_dir.iterdir()))
+        if not (csv_path.exists() or html_path.exists() or taken_qr):
+            return run
+        run += 1
+
+
 def write_letters(letters: list[Letter], out: Path, channels: Channels, title: str) -> dict[str, Path]:
-    """invitations.csv for mail merge, one QR image per person, and letters.html to print."""
-    qr_dir = out / "qr"
-    qr_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-    for letter in letters:
-        qr_file = None
-        if letter.link:
-            qr_path = qr_dir / f"{_safe(letter.respondent.external_id)}.png"
-            segno.make(letter.link, error="m").save(qr_path, scale=6, border=2)
-            qr_file = str(qr_path.relative_to(out))
-        written.append(Letter(letter.respondent, letter.name, letter.phone, letter.link, letter.typed_code, qr_file))
-    csv_path = out / "invitations.csv"
-    with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["external_id", "name", "phone", "questionnaire", "stratum", "telegram_link",
-                         "typed_code", "qr_image"])
-        for letter in written:
-            r = letter.respondent
-            writer.writerow([r.external_id, letter.name, letter.phone, r.form_id or "", r.stratum or "",
-                             letter.link or "", _spaced(letter.typed_code), letter.qr_file or ""])
-    html_path = out / "letters.html"
-    html_path.write_text(_letters_html(written, channels, title), encoding="utf-8")
+    """invitations.csv for mail merge, one QR image per person, and letters.html to print, under
+    the names of the next run into ``out`` (see ``letter_files``). If writing fails, what was
+    written is removed again: names and phones are not left behind in half a set of letters."""
+    csv_path, html_path, qr_dir = letter_files(out, _next_run(out))
+    try:
+        qr_dir.mkdir(parents=True, exist_ok=True)
+        written = []
+        for letter in letters:
+            qr_file = None
+            if letter.link:
+                qr_path = qr_dir / f"{_safe(letter.respondent.external_id)}.png"
+                segno.make(letter.link, error="m").save(qr_path, scale=6, border=2)
+                qr_file = str(qr_path.relative_to(out))
+            written.append(Letter(letter.respondent, letter.name, letter.phone, letter.link, letter.typed_code, qr_file))
+        with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["external_id", "name", "phone", "questionnaire", "stratum", "telegram_link",
+                             "typed_code", "qr_image"])
+            for letter in written:
+                r = letter.respondent
+                writer.writerow([r.external_id, letter.name, letter.phone, r.form_id or "", r.stratum or "",
+                                 letter.link or "", _spaced(letter.typed_code), letter.qr_file or ""])
+        html_path.write_text(_letters_html(written, channels, title), encoding="utf-8")
+    except OSError:
+        csv_path.unlink(missing_ok=True)
+        html_path.unlink(missing_ok=True)
+        shutil.rmtree(qr_dir, ignore_errors=True)
+        raise
     return {"csv": csv_path, "html": html_path, "qr": qr_dir}
 
 

@@ -3,7 +3,8 @@
 Nothing is held in memory between passes. Who is due is decided from the database
 (dispositions, session and chat-link timestamps, the ``reminders`` table) by
 ``Storage.enqueue_due_reminders``, which records each reminder and queues its outbox message
-(priority BULK) in the same transaction, keyed ``reminder:{respondent}:{activity_at}:{k}``.
+(priority BULK) in the same transaction; a reminder is unique per respondent, activity
+and step (``reminder:{respondent}:{activity_at}:{k}``).
 So a restart loses nothing (the next pass finds whoever is still due) and doubles nothing
 (a reminder recorded once is never selected again, and a message caught mid-send at a crash
 is marked "unknown" by the outbox, not resent).

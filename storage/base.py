@@ -681,9 +681,10 @@ class Storage(abc.ABC):
         the text (called once per distinct triple on the storage thread; quick and pure); the
         payload is ``{"chat_id", "text"}`` (numeric Telegram chat ids as numbers), sent with
         ``method`` at ``priority``. Each is recorded in ``reminders`` (number = its ordinal
-        for the person, step = k) and inserted in the outbox with its dedupe key
-        ``reminder:{respondent}:{activity_at}:{k}``, so a second pass or a restart never
-        doubles one.
+        for the person, step = k; unique per respondent, survey, activity and step, its
+        ``dedupe_key`` ``reminder:{respondent}:{activity_at}:{k}``) and its message inserted in
+        the outbox in the same transaction (``outbox_id`` points at it), so a second pass or a
+        restart never doubles one.
         Quiet hours and open dates are the caller's (the pass's) decision.
         """
 

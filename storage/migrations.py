@@ -316,7 +316,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         " (status, at, respondent_id)",
     ),
     # 4: completion-quota slots (hard quotas reserve one per person, atomically) and the
-    # reminders sent (each also an outbox row with the same dedupe key).
+    # reminders sent (each also an outbox row: until 6, with the same dedupe key).
     (
         """
         CREATE TABLE quota_slots (
@@ -413,6 +413,16 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "DROP TABLE reminders",
         "ALTER TABLE reminders_v5 RENAME TO reminders",
         "CREATE UNIQUE INDEX reminders_once ON reminders (respondent_id, survey_id, activity_at, step)",
+    ),
+    # 6: a reminder points at its outbox message instead of sharing a dedupe key with it.
+    # The reminders row (unique per respondent, survey, activity and step) and its message are
+    # written in one transaction, so the row alone keeps a reminder from being queued twice;
+    # the outbox's unique index on a random-ordered text key was a third of a 100,000-reminder
+    # pass (bench/reminders.py). Messages queued before this keep their keys; their reminders
+    # are linked to them here.
+    (
+        "ALTER TABLE reminders ADD COLUMN outbox_id INTEGER REFERENCES outbox (id)",
+        "UPDATE reminders SET outbox_id = (SELECT o.id FROM outbox o WHERE o.dedupe_key = reminders.dedupe_key)",
     ),
 ]
 

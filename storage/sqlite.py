@@ -82,6 +82,9 @@ _PRAGMAS = (
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
     "PRAGMA journal_mode = WAL",
+    # 64 MiB of page cache instead of SQLite's 2 MiB: a reminder pass or an export touches tens
+    # of MiB, and a transaction that outgrows the cache spills pages to the WAL before its COMMIT.
+    "PRAGMA cache_size = -65536",
 )
 
 # Crockford base32: no I, L, O, U, so pseudonyms survive being read aloud or retyped.
@@ -1667,7 +1670,9 @@ class SQLiteStorage(Storage):
             try:
                 conn.executemany("INSERT OR IGNORE INTO temp.reminders_asked VALUES (?, ?)",
                                  [(form_id, name) for form_id, names in asked.items() for name in names])
-                if not conn.execute(select, params).rowcount:
+                conn.execute(select, params)  # its rowcount is -1: sqlite3 counts no statement starting WITH
+                due, lowest = conn.execute("SELECT count(*), min(seq) FROM temp.reminders_due").fetchone()
+                if not due:
                     return 0
                 # The text of each distinct (language, form, answered): a handful, rendered in Python
                 # and JSON-encoded once here as the payload's end, so a row's payload is one concatenation.
@@ -1678,31 +1683,36 @@ class SQLiteStorage(Storage):
                         "SELECT DISTINCT coalesce(lang, ''), coalesce(form_id, ''), answered"
                         " FROM temp.reminders_due")
                 ]
+                # The messages first, in outbox order, so the n of them get the ids first + 0 … n - 1
+                # (rowids are max + 1 within this write transaction); checked before the reminders
+                # rows point at them. No dedupe key: the reminders row is what is unique.
                 # Payload {"chat_id": …, "text": …}: a Telegram chat id that is an integer written
-                # canonically goes as a JSON number. Dedupe key: reminder:{respondent}:{activity_at}:{step},
-                # the same as the reminders row's (generated) dedupe_key.
+                # canonically goes as a JSON number.
+                first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM outbox").fetchone()[0]
                 conn.execute(
                     "WITH t (lang, form_id, answered, tail) AS MATERIALIZED (SELECT json_extract(value, '$[0]'),"
                     " json_extract(value, '$[1]'), CAST(json_extract(value, '$[2]') AS INTEGER),"
                     " json_extract(value, '$[3]') FROM json_each(:texts))"
                     " INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
-                    " dedupe_key, respondent_id, not_before, created_at, updated_at)"
+                    " respondent_id, created_at, updated_at)"
                     " SELECT d.channel, d.bot, d.chat_id, :method, '{\"chat_id\":' || CASE WHEN d.channel = 'telegram'"
                     " AND CAST(CAST(d.chat_id AS INTEGER) AS TEXT) = d.chat_id THEN d.chat_id"
-                    " ELSE json_quote(d.chat_id) END || t.tail, :priority,"
-                    " 'reminder:' || d.rid || ':' || d.activity_at || ':' || d.step, d.rid, NULL, :at, :at"
+                    " ELSE json_quote(d.chat_id) END || t.tail, :priority, d.rid, :at, :at"
                     " FROM temp.reminders_due d JOIN t ON t.lang = coalesce(d.lang, '')"
-                    " AND t.form_id = coalesce(d.form_id, '') AND t.answered = d.answered"
-                    " WHERE true ORDER BY d.seq ON CONFLICT (dedupe_key) DO NOTHING",
+                    " AND t.form_id = coalesce(d.form_id, '') AND t.answered = d.answered ORDER BY d.seq",
                     {"method": method, "priority": priority, "at": at, "texts": json.dumps(texts)},
                 )
+                last = conn.execute("SELECT max(id) FROM outbox").fetchone()[0]
+                if last - first + 1 != due or conn.execute(
+                        "SELECT max(seq) - min(seq) + 1 FROM temp.reminders_due").fetchone()[0] != due:
+                    raise StorageError(f"reminder pass: {due} reminders but outbox ids {first}…{last}")
+                # A reminder already recorded fails the whole pass (rolled back) rather than queue twice.
                 return conn.execute(
                     "INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at,"
-                    " enqueued_at, channel, bot)"
-                    " SELECT rid, :survey, number, step, activity_at, due_at, :at, channel, bot"
-                    " FROM temp.reminders_due WHERE true ORDER BY seq"
-                    " ON CONFLICT (respondent_id, survey_id, activity_at, step) DO NOTHING",
-                    {"survey": survey_id, "at": at},
+                    " enqueued_at, channel, bot, outbox_id)"
+                    " SELECT rid, :survey, number, step, activity_at, due_at, :at, channel, bot,"
+                    " :first + seq - :lowest FROM temp.reminders_due ORDER BY seq",
+                    {"survey": survey_id, "at": at, "first": first, "lowest": lowest},
                 ).rowcount
             finally:
                 conn.execute("DELETE FROM temp.reminders_due")
@@ -1712,7 +1722,7 @@ class SQLiteStorage(Storage):
 
     async def reminders_of(self, respondent_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(
-            "SELECT survey_id, number, step, activity_at, due_at, enqueued_at, channel, bot, dedupe_key"
+            "SELECT survey_id, number, step, activity_at, due_at, enqueued_at, channel, bot, dedupe_key, outbox_id"
             " FROM reminders WHERE respondent_id = ? ORDER BY id",
             (respondent_id,),
         )

@@ -219,17 +219,22 @@ async def test_two_bots_most_recent_chat_and_a_limit_per_bot(tmp_path):
     async with await open_storage(db) as storage:  # both passes on one connection (its work tables are reused)
         assert (await reminder_pass(storage, [BOT, zalo], evening)).count == 2
         rows = [dict(r) for r in await storage._fetchall(  # noqa: SLF001
-            "SELECT channel, bot, chat_id, respondent_id, payload, dedupe_key FROM outbox ORDER BY id")]
+            "SELECT id, channel, bot, chat_id, respondent_id, payload, dedupe_key FROM outbox ORDER BY id")]
+        reminded = {rid: await storage.reminders_of(rid) for rid in (a, b)}
         # The next morning the rest: c, on Zalo.
         assert (await reminder_pass(storage, [BOT, zalo], morning)).count == 1
     assert [(r["channel"], r["respondent_id"]) for r in rows] == [("telegram", b), ("zalo", a)]  # (channel, bot) order
     assert [json.loads(r["payload"])["chat_id"] for r in rows] == [1002, "za"]  # Zalo ids stay strings
-    assert rows[1]["dedupe_key"] == f"reminder:{a}:{(T0 + dt.timedelta(hours=1)).isoformat()}:0"
+    # Each reminder points at its message; the message needs no key of its own (the reminder is unique).
+    assert [(r["dedupe_key"], r["outbox_id"]) for r in reminded[a]] == [
+        (f"reminder:{a}:{(T0 + dt.timedelta(hours=1)).isoformat()}:0", rows[1]["id"])]
+    assert [r["outbox_id"] for r in reminded[b]] == [rows[0]["id"]]
+    assert [r["dedupe_key"] for r in rows] == [None, None]
     assert [(r["respondent_id"], r["step"], r["number"]) for r in await reminder_rows(db, morning)] == [(c, 0, 1)]
 
 
 async def test_upgrade_from_schema_4_keeps_reminders_and_outbox(tmp_path, monkeypatch):
-    """Migration 5 rebuilds ``reminders`` (dedupe key computed) and ``outbox`` (same columns)."""
+    """Migration 5 rebuilds ``reminders`` (dedupe key computed) and ``outbox`` (same columns); 6 links them."""
     from storage import migrations
 
     all_migrations = list(migrations.MIGRATIONS)
@@ -250,6 +255,7 @@ async def test_upgrade_from_schema_4_keeps_reminders_and_outbox(tmp_path, monkey
     async with await open_storage(db) as storage:
         (old,) = await storage.reminders_of(ids[0])
         assert old["dedupe_key"] == key and old["number"] == 1 and old["enqueued_at"] == at
+        assert old["outbox_id"] == 1  # migration 6 links it to its message through the shared key
         assert [r["dedupe_key"] for r in await storage.reminders_of(ids[1])] == [f"reminder:{ids[1]}:{T0.isoformat()}:0"]
         assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1, "pending": 1}
         assert not await storage.mark_sending(1, at)  # states are still checked: 'sent' is not 'pending'

@@ -136,9 +136,9 @@ def generate(form: Questionnaire, respondents: int, seed: int = 2026) -> Stream:
                 person.multi_prompts.append((pressed, prompt_text(ask, step.state.language),
                                              keyboard(ask, step.state.language)))
                 for option in rng.sample(ask.options, rng.choice((1, 1, 2))):
-                    data = button_data("t", ask.seq, option.key)
+                    data = button_data("+", ask.seq, option.key)  # each option once: ticks it
                     events.append((Action("press", data, pressed, ask.question, False),
-                                   engine.Toggle(option.key, ask.seq, at)))
+                                   engine.Toggle(option.key, ask.seq, at, on=True)))
                 data = button_data("d", ask.seq)
                 events.append((Action("press", data, pressed, ask.question, True), engine.Done(ask.seq, at)))
             else:

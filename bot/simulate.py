@@ -218,13 +218,13 @@ class TelegramPerson(_Person):
             return None
         self._typed_question, self._attempts = None, 0
         await self._answer(message, buttons, question)
-        if question is not None and not any(data.startswith(("c:", "t:")) for _, data in buttons):
+        if question is not None and not any(data.startswith(("c:", "+:", "-:")) for _, data in buttons):
             self._typed_question = question
         return None
 
     async def _answer(self, message: ReceivedMessage, buttons: list[tuple[str, str]], question: Question | None) -> None:
         rng = self.rng
-        toggles = [(label, data) for label, data in buttons if data.startswith("t:")]
+        toggles = [(label, data) for label, data in buttons if data.startswith(("+:", "-:"))]
         choices = [(label, data) for label, data in buttons if data.startswith("c:")]
         skip = [data for _, data in buttons if data.startswith("k:")]
         if toggles:

@@ -92,6 +92,9 @@ class Toggle:
     key: str
     seq: int
     at: dt.datetime
+    #: The mark the press asks for (True ticked, False not); None flips it. A button that names
+    #: its target makes a double tap, or a press repeated over a weak connection, change nothing.
+    on: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -524,7 +527,7 @@ class _Conversation:
         question = self.form.question(self.state.current)
         try:
             if isinstance(event, Toggle):
-                return self._toggle(question, event.key)
+                return self._toggle(question, event.key, event.on)
             value = self._value_from(question, event)
             self._validate(question, value)
         except InvalidAnswer as problem:
@@ -534,12 +537,14 @@ class _Conversation:
         self._recalculate()
         return self._advance(self.form.index(question.name) + 1)
 
-    def _toggle(self, question: Question, key: str) -> Step:
+    def _toggle(self, question: Question, key: str, on: bool | None) -> Step:
         if question.type is not QuestionType.SELECT_MULTIPLE:
             return self._unchanged(Say(say("one_choice_only", self.ui), Tone.ERROR))
         choice = self._choice_by_key(question, key)
         if choice is None or not self._is_visible(question, choice):
             return self._unchanged(Say(say("unknown_choice", self.ui, text=key), Tone.ERROR))
+        if on is not None and on == (choice.name in self.state.draft):
+            return self._unchanged(Say(say("already_ticked" if on else "already_unticked", self.ui), Tone.STALE))
         marks = list(self.state.draft)
         marks.remove(choice.name) if choice.name in marks else marks.append(choice.name)
         order = [c.name for c in question.choices]

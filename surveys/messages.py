@@ -35,6 +35,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
                "en": "Your answers are saved. You can continue at any time with /resume."},
     "resumed": {"vi": "Tiếp tục từ câu quý vị đang trả lời.",
                 "en": "Continuing from the question you were answering."},
+    "already_ticked": {"vi": "Đã chọn rồi.", "en": "Already ticked."},
+    "already_unticked": {"vi": "Đã bỏ chọn rồi.", "en": "Already unticked."},
     "stale": {"vi": "Câu hỏi đó đã qua; xin trả lời câu hỏi hiện tại.",
               "en": "That question has passed; please answer the current one."},
     "cannot_go_back": {"vi": "Đây là câu hỏi đầu tiên, không thể quay lại.",

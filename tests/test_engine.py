@@ -347,6 +347,24 @@ def test_select_multiple_toggle_and_done(markdown_form):
     assert chat.result.changes["many"] == ("a",) and chat.state.current == "after"
 
 
+def test_a_tick_or_untick_pressed_twice_counts_once(markdown_form):
+    chat = Chat(markdown_form(SELECTS))
+    chat.begin()
+    chat.choose("1")
+    seq = chat.state.seq
+    chat.send(E.Toggle("3", seq, chat.tick(), on=True))
+    chat.send(E.Toggle("3", seq, chat.tick(), on=True))  # the double tap: the mark stays
+    assert chat.state.draft == ("c",) and not chat.result.accepted
+    assert [(s.text, s.tone) for s in chat.result.say if isinstance(s, E.Say)] == [("Đã chọn rồi.", E.Tone.STALE)]
+    chat.send(E.Toggle("3", seq, chat.tick(), on=False))
+    chat.send(E.Toggle("3", seq, chat.tick(), on=False))
+    assert chat.state.draft == () and not chat.result.accepted
+    assert [s.text for s in chat.result.say if isinstance(s, E.Say)] == ["Đã bỏ chọn rồi."]
+    chat.send(E.Toggle("1", seq, chat.tick(), on=True))
+    chat.done()
+    assert chat.result.changes["many"] == ("a",)
+
+
 def test_done_with_nothing_on_a_required_multi_select(markdown_form):
     chat = Chat(markdown_form(SELECTS))
     chat.begin()

@@ -107,7 +107,7 @@ async def answer_everything(user: SimulatedUser, form: Questionnaire, limit: int
         if "hoàn thành khảo sát" in text:
             return answered
         buttons = user.inline_buttons(message) if message.inline_keyboard else []
-        toggles = [data for _, data in buttons if data.startswith("t:")]
+        toggles = [data for _, data in buttons if data.startswith("+:")]
         choices = [data for _, data in buttons if data.startswith("c:")]
         question = question_by_text(form, text)
         if toggles:
@@ -186,6 +186,45 @@ async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
         assert notices == ["Câu hỏi đó đã qua; xin trả lời câu hỏi hiện tại."] * 2
         assert session_after.revision == before[0] + 2  # both presses are logged as events
         assert "Câu 2/" in second.text
+
+
+async def test_a_double_tap_on_a_multi_select_option_ticks_it_once(tmp_path):
+    form = load_questionnaire(SIPAS)
+    async with harness(tmp_path) as h:
+        respondent_id = await h.invite("S-0003", form.form_id)
+        user = h.telegram.user(5003)
+        await user.start(LINK_CODE)
+        for _ in range(60):  # answer until the first multi-select prompt
+            message = await user.wait_for(lambda m: m.edits == 0 and bool(m.text) and bool(m.inline_keyboard))
+            buttons = user.inline_buttons(message)
+            if any(d.startswith("+:") for _, d in buttons):
+                break
+            if not any(d.startswith("c:") for _, d in buttons):  # a typed question: its buttons are skip/back
+                question = question_by_text(form, message.text or "")
+                await user.send_text({QuestionType.INTEGER: "1980", QuestionType.DATE: "01/11/2026",
+                                      QuestionType.DECIMAL: "2,5"}.get(question.type, "Tốt"))
+                continue
+            await user.press(next(d for _, d in buttons if d.startswith("c:")), message)
+        else:
+            raise AssertionError("no multi-select prompt reached")
+        tick = next(d for _, d in buttons if d.startswith("+:"))
+        await user.press(tick, message)
+        await user.press(tick, message)  # before the edited keyboard arrives: the same button again
+        await user.wait_for(lambda m: m.message_id == message.message_id and m.edits > 0)
+        await asyncio.sleep(0.3)
+        await h.settle()
+        assert message.edits == 1, "one tick, one edit"
+        assert user.callback_answers[-1].get("text") == "Đã chọn rồi."
+        marked = [d for _, d in user.inline_buttons(message) if d.startswith("-:")]
+        assert marked == ["-" + tick[1:]], "the ticked option's button now unticks it"
+        await user.press(next(d for _, d in buttons if d.startswith("d:")), message)
+        await user.wait_for(lambda m: m.edits == 0 and m.message_id > message.message_id)
+        await h.settle()
+        session = await session_of(h.storage, respondent_id, form.form_id)
+        question = question_by_text(form, message.text or "")
+        stored = (await h.storage.answers(session.id))[question.name]
+        choice = next(c.name for c in question.choices if c.key == tick.split(":", 2)[2])
+        assert codec.decode_value(stored.value) == (choice,)
 
 
 async def test_a_duplicate_update_is_processed_once(tmp_path):

@@ -25,7 +25,9 @@ from bot.telegram.render import (
     CONFIRM_STOP,
     DONE,
     SKIP,
+    TICK,
     TOGGLE,
+    UNTICK,
     button_data,
     parse_button,
     render_outputs,
@@ -263,6 +265,8 @@ class TelegramSurveyBot:
             events = {
                 CHOOSE: lambda: engine.Choose(press.key, press.seq, at),
                 TOGGLE: lambda: engine.Toggle(press.key, press.seq, at),
+                TICK: lambda: engine.Toggle(press.key, press.seq, at, on=True),
+                UNTICK: lambda: engine.Toggle(press.key, press.seq, at, on=False),
                 DONE: lambda: engine.Done(press.seq, at),
                 BACK: lambda: engine.Back(at, press.seq),
                 SKIP: lambda: engine.Reply("", at, press.seq),

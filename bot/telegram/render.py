@@ -17,8 +17,10 @@ from surveys.messages import say, ui_language
 TEXT_LIMIT = 4096
 CALLBACK_ANSWER_LIMIT = 200
 
-# Button operations.
-CHOOSE, TOGGLE, DONE, BACK, SKIP, CONFIRM_STOP = "c", "t", "d", "b", "k", "x"
+# Button operations. A multi-select option's button says which mark it sets (TICK or UNTICK),
+# so pressing it twice is the same as once; TOGGLE (flip) is only read, from keyboards sent
+# before the marks were named.
+CHOOSE, TOGGLE, TICK, UNTICK, DONE, BACK, SKIP, CONFIRM_STOP = "c", "t", "+", "-", "d", "b", "k", "x"
 _ONE_ROW_LABEL = 14
 
 
@@ -97,7 +99,7 @@ def keyboard(ask: Ask, language: str) -> dict | None:
     if ask.kind is PromptKind.SELECT_MULTIPLE:
         for option in ask.options:
             mark = "✅" if option.selected else "⬜"
-            rows.append([_button(f"{mark} {option.label}", TOGGLE, ask.seq, option.key)])
+            rows.append([_button(f"{mark} {option.label}", UNTICK if option.selected else TICK, ask.seq, option.key)])
         rows.append([_button(f"✔ {say('done', ui)}", DONE, ask.seq)])
     elif ask.options:
         buttons = [_button(option.label, CHOOSE, ask.seq, option.key) for option in ask.options]

@@ -424,6 +424,30 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE reminders ADD COLUMN outbox_id INTEGER REFERENCES outbox (id)",
         "UPDATE reminders SET outbox_id = (SELECT o.id FROM outbox o WHERE o.dedupe_key = reminders.dedupe_key)",
     ),
+    # 7: an answer's history is written by SQLite itself: one statement per changed answer on
+    # the path every answer takes, instead of a read, an upsert and an insert from Python. The
+    # event is the session's latest (apply_step logs it before the answers it changes).
+    (
+        """
+        CREATE TRIGGER answers_history_on_insert AFTER INSERT ON answers BEGIN
+            INSERT INTO answer_history (session_id, question, old_value, old_status, new_value,
+                                        new_status, event_id, at)
+            VALUES (NEW.session_id, NEW.question, NULL, NULL, NEW.value, NEW.status,
+                    (SELECT e.id FROM events e WHERE e.session_id = NEW.session_id
+                     ORDER BY e.revision DESC LIMIT 1), NEW.updated_at);
+        END
+        """,
+        """
+        CREATE TRIGGER answers_history_on_update AFTER UPDATE ON answers
+        WHEN OLD.value IS NOT NEW.value OR OLD.status IS NOT NEW.status BEGIN
+            INSERT INTO answer_history (session_id, question, old_value, old_status, new_value,
+                                        new_status, event_id, at)
+            VALUES (NEW.session_id, NEW.question, OLD.value, OLD.status, NEW.value, NEW.status,
+                    (SELECT e.id FROM events e WHERE e.session_id = NEW.session_id
+                     ORDER BY e.revision DESC LIMIT 1), NEW.updated_at);
+        END
+        """,
+    ),
 ]
 
 

@@ -398,3 +398,29 @@ async def test_sigkill_mid_write_leaves_a_consistent_database(db_path):
         assert len(await s.answer_history(session.id, "last")) == n
         # The writer's next step can still be applied exactly once.
         assert await step(s, session.id, f"e{n}", n) == StepResult(True, n + 1)
+
+
+async def test_answers_stored_before_schema_7_get_their_history_from_the_triggers(db_path, monkeypatch):
+    """Migration 7 moves history writing into triggers; answers written by the old code carry on."""
+    every_migration = list(migrations.MIGRATIONS)
+    monkeypatch.setattr(migrations, "MIGRATIONS", every_migration[:6])
+    async with await open_storage(db_path) as s:
+        session = await new_session(s)
+    with sqlite3.connect(db_path) as conn:  # what the schema-6 code wrote for one answered step
+        conn.execute("INSERT INTO events (id, session_id, event_key, event, revision, at) VALUES (1, ?, 'e1', '{}', 1, ?)",
+                     (session.id, T0))
+        conn.execute("UPDATE sessions SET revision = 1 WHERE id = ?", (session.id,))
+        conn.execute("INSERT INTO answers VALUES (?, 'q1', '\"a\"', 'answered', ?)", (session.id, T0))
+        conn.execute("INSERT INTO answer_history (session_id, question, old_value, old_status, new_value, new_status,"
+                     " event_id, at) VALUES (?, 'q1', NULL, NULL, '\"a\"', 'answered', 1, ?)", (session.id, T0))
+    conn.close()
+    monkeypatch.setattr(migrations, "MIGRATIONS", every_migration)
+    async with await open_storage(db_path) as s:
+        await step(s, session.id, "e2", 1, [AnswerChange("q1", '"b"', "answered"), AnswerChange("q2", "1", "answered")],
+                   at=T1)
+        await step(s, session.id, "e3", 2, [AnswerChange("q1", '"b"', "answered")], at=T2)  # unchanged: no history
+        keys = {e["id"]: e["event_key"] for e in await s.events(session.id)}
+        history = [(h["question"], h["old_value"], h["new_value"], keys[h["event_id"]], h["at"])
+                   for h in await s.answer_history(session.id)]
+    assert sorted(history, key=lambda h: (h[0], h[4])) == [("q1", None, '"a"', "e1", T0), ("q1", '"a"', '"b"', "e2", T1),
+                                                              ("q2", None, "1", "e2", T1)]

@@ -231,7 +231,8 @@ class OutboxSender:
     async def _send(self, message: QueuedMessage, chat_bucket: TokenBucket) -> None:
         storage = self.storage
         try:
-            await storage.mark_sending(message.id, self.wall().isoformat())
+            if not await storage.mark_sending(message.id, self.wall().isoformat()):
+                return  # no longer pending since it was read: withdrawn (a reminder) or taken
             # Only this task sends to this chat now, so checking and taking cannot race.
             while (wait := max(chat_bucket.delay(), self._on_wire.delay())) > 0:
                 await asyncio.sleep(wait)

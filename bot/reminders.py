@@ -20,7 +20,9 @@ asked questions / asked questions of the form) and a /resume hint. Per bot, a pa
 only as many as the bot can send before quiet hours begin at half its configured rate
 (``surveys.reminders.sendable_before_quiet``): the rest stay due and are taken by the next
 pass after the quiet hours. Reminders stop at completion, refusal, unreachable, quota-full
-(dispositions other than contacted/started) and when the survey is closed.
+(dispositions other than contacted/started) and when the survey is closed; one still waiting in
+the outbox when its person moves on is withdrawn unsent (``Storage.set_disposition``), since a
+large pass takes hours to drain at the bot's rate.
 """
 
 from __future__ import annotations

@@ -168,8 +168,12 @@ class Storage(abc.ABC):
         key) is appended. Returns False and writes nothing if ``key`` (unique
         across all respondents) was recorded before, or if the respondent is
         already in ``status``. Transitions are not policed here: the caller
-        decides which moves make sense. An unknown status raises
-        ``StorageError``, an unknown respondent ``NotFound``.
+        decides which moves make sense. Moving from a status reminders go to
+        (contacted, started) to any other withdraws, in the same
+        transaction, the person's reminders still pending in the outbox: the
+        messages are deleted unsent and their ``reminders`` rows get
+        ``withdrawn_at`` and ``withdrawn_because`` (the status). An unknown
+        status raises ``StorageError``, an unknown respondent ``NotFound``.
         """
 
     @abc.abstractmethod
@@ -706,5 +710,5 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def reminder_counts(self, survey_id: str | None = None) -> dict[int, int]:
-        """Respondent id → number of reminders recorded (queued) for them, of ``survey_id`` or
-        of every survey; respondents never reminded are absent."""
+        """Respondent id → number of reminders queued for them and not withdrawn, of
+        ``survey_id`` or of every survey; respondents never reminded are absent."""

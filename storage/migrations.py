@@ -448,6 +448,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         END
         """,
     ),
+    # 8: a reminder still waiting in the outbox when its person completes, refuses or is
+    # otherwise done is withdrawn (its message deleted, unsent): a large pass drains over hours.
+    (
+        "ALTER TABLE reminders ADD COLUMN withdrawn_at TEXT",
+        "ALTER TABLE reminders ADD COLUMN withdrawn_because TEXT",
+    ),
 ]
 
 

@@ -79,6 +79,10 @@ T = TypeVar("T")
 #: Accepted values of ``open(..., synchronous=...)`` and the PRAGMA each sets.
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
+# The dispositions reminders go to (``enqueue_due_reminders``); moving to any other withdraws
+# the reminders still waiting in the outbox.
+_REMINDED = ("contacted", "started")
+
 _PRAGMAS = (
     "PRAGMA busy_timeout = 10000",
     "PRAGMA foreign_keys = ON",
@@ -137,7 +141,7 @@ WITH a AS (
     {chat}
     LEFT JOIN sessions s ON s.id = (SELECT max(x.id) FROM sessions x
                                     WHERE x.respondent_id = r.id AND x.form_id = r.form_id)
-    WHERE sm.survey_id = :survey AND r.disposition IN ('contacted', 'started')
+    WHERE sm.survey_id = :survey AND r.disposition IN {reminded}
 ),
 b AS MATERIALIZED (
     SELECT a.*, julianday(a.activity_at) AS act_jd,
@@ -625,9 +629,24 @@ class SQLiteStorage(Storage):
                 " VALUES (?, ?, ?, ?, ?)",
                 (respondent_id, status, reason, at, key),
             )
+            if respondent.disposition in _REMINDED and status not in _REMINDED:
+                self._withdraw_reminders(conn, respondent_id, status, at)
             return True
 
         return await self._write(body)
+
+    @staticmethod
+    def _withdraw_reminders(conn: sqlite3.Connection, respondent_id: int, because: str, at: str) -> None:
+        """Take the person's reminders still waiting in the outbox back out of it (unsent)."""
+        waiting = [row[0] for row in conn.execute(
+            "SELECT o.id FROM reminders r JOIN outbox o ON o.id = r.outbox_id"
+            " WHERE r.respondent_id = ? AND o.state = 'pending'", (respondent_id,))]
+        if not waiting:
+            return
+        marks = ", ".join("?" * len(waiting))
+        conn.execute(f"UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ?, outbox_id = NULL"
+                     f" WHERE outbox_id IN ({marks})", (at, because, *waiting))
+        conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", waiting)
 
     async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(
@@ -1647,7 +1666,7 @@ class SQLiteStorage(Storage):
             " WHERE an.session_id = c.sid AND an.status = 'answered') END"
             f" FROM c WHERE c.channel = :c{i} AND c.bot = :b{i} ORDER BY c.act_jd, c.rid LIMIT :n{i})"
             for i in range(len(bots)))
-        select = _DUE_REMINDERS.format(chat=chat, days=days, gaps=gaps, picks=picks)
+        select = _DUE_REMINDERS.format(chat=chat, days=days, gaps=gaps, picks=picks, reminded=repr(_REMINDED))
 
         def body(conn: sqlite3.Connection) -> int:
             # Work tables of this connection (the temp schema is its own), created once and
@@ -1716,8 +1735,8 @@ class SQLiteStorage(Storage):
 
     async def reminders_of(self, respondent_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(
-            "SELECT survey_id, number, step, activity_at, due_at, enqueued_at, channel, bot, dedupe_key, outbox_id"
-            " FROM reminders WHERE respondent_id = ? ORDER BY id",
+            "SELECT survey_id, number, step, activity_at, due_at, enqueued_at, channel, bot, dedupe_key, outbox_id,"
+            " withdrawn_at, withdrawn_because FROM reminders WHERE respondent_id = ? ORDER BY id",
             (respondent_id,),
         )
         return [dict(row) for row in rows]
@@ -1749,7 +1768,7 @@ class SQLiteStorage(Storage):
     async def reminder_counts(self, survey_id: str | None = None) -> dict[int, int]:
         rows = await self._fetchall(
             "SELECT respondent_id, count(*) FROM reminders WHERE (? IS NULL OR survey_id = ?)"
-            " GROUP BY respondent_id",
+            " AND withdrawn_at IS NULL GROUP BY respondent_id",
             (survey_id, survey_id),
         )
         return {row[0]: row[1] for row in rows}

@@ -473,8 +473,8 @@ vi = "Bạn đã trả lời {answered}/{total} câu."
 
 
 async def build_reminded(db: Path, tmp: Path) -> dict[str, int]:
-    """Three linked people: A never answers (2 reminders), B completes after the first pass (1),
-    C completes before any pass (0). Returns pseudonym → expected count."""
+    """Three linked people: A never answers (2 reminders), B completes after the first pass has
+    reached them (1), C completes before any pass (0). Returns pseudonym → expected count."""
     from bot.reminders import ReminderBot, reminder_pass
     from surveys.project import parse_survey
 
@@ -502,6 +502,10 @@ async def build_reminded(db: Path, tmp: Path) -> dict[str, int]:
         await drive(conversations, sessions[c].id, TOUR_PEOPLE[0][2], clock)
         first = await reminder_pass(storage, [bot], t0 + dt.timedelta(days=1, hours=1))
         assert first.count == 2 and await storage.reminder_counts() == {a: 1, b: 1}
+        (reminded,) = await storage.reminders_of(b)  # B's reminder leaves before B answers (else it is withdrawn)
+        sent_at = (t0 + dt.timedelta(days=1, hours=1)).isoformat()
+        assert await storage.mark_sending(reminded["outbox_id"], sent_at)
+        assert await storage.mark_sent(reminded["outbox_id"], sent_at, None)
         await drive(conversations, sessions[b].id, TOUR_PEOPLE[1][2], clock)
         second = await reminder_pass(storage, [bot], t0 + dt.timedelta(days=3, hours=2))
         assert second.count == 1  # a's second (the counts below)

@@ -20,7 +20,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
 from bot.conversations import Conversations
-from bot.outbox import OutboxSender, Pace
+from bot.outbox import OutboxSender, Pace, TokenBucket
 from bot.reminders import ReminderBot, reminder_pass
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.telegram.transport import TelegramTransport
@@ -291,6 +291,58 @@ async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp
     db2, _, _, _ = await setup(tmp_path / "closed", size=2)
     result = await run_pass(db2, dt.datetime(2026, 9, 1, 9, 0, tzinfo=VN))
     assert result.count == 0 and result.skipped == {"remind-test": "survey not open"}
+
+
+async def test_a_reminder_still_queued_when_its_person_completes_is_withdrawn(tmp_path):
+    """A large pass drains for hours: what has not left when the person finishes never will."""
+    db, form_path, _, ids = await setup(tmp_path, size=3)
+    at = T0 + dt.timedelta(days=1, minutes=1)
+    assert (await run_pass(db, at)).count == 3
+    form = load_questionnaire(form_path)
+    async with await open_storage(db) as storage:
+        (sent,) = await storage.reminders_of(ids[2])
+        assert await storage.mark_sending(sent["outbox_id"], at.isoformat())
+        assert await storage.mark_sent(sent["outbox_id"], at.isoformat(), None)
+        conversations = Conversations(storage)
+        later = at + dt.timedelta(minutes=5)
+        for rid in (ids[0], ids[2]):  # both finish the questionnaire; ids[0]'s reminder is still queued
+            record, _ = await conversations.open_for(rid, form, "telegram", None, later)
+            for n, event in enumerate([engine.Start(at=later), engine.Reply("yes", at=later), engine.Reply("1", at=later),
+                                       engine.Reply("2", at=later), engine.Reply("3", at=later)]):
+                handled = await conversations.handle(record.id, event, f"{rid}:{n}")
+            assert handled.session.status == "completed"
+        await storage.set_disposition(ids[1], "refused", later.isoformat())
+        withdrawn = [(await storage.reminders_of(rid))[0] for rid in ids]
+        assert [(r["withdrawn_because"], r["withdrawn_at"], r["outbox_id"]) for r in withdrawn] == [
+            ("completed", later.isoformat(), None), ("refused", later.isoformat(), None),
+            (None, None, sent["outbox_id"])]  # the one already sent stays as it was
+        assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1}
+        assert await storage.reminder_counts() == {ids[2]: 1}  # exports count what may have reached them
+    assert (await run_pass(db, at + dt.timedelta(days=3))).count == 0
+
+
+async def test_the_sender_skips_a_message_withdrawn_after_it_was_read(tmp_path):
+    emulator = BotApiEmulator(limits=Limits(per_bot_per_second=30, per_chat_per_second=100, per_chat_burst=100))
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "remind_bot")
+    db, _, _, ids = await setup(tmp_path, size=2)
+    for n in range(2):
+        await telegram.user(1000 + n).start()
+    at = T0 + dt.timedelta(days=1, minutes=1)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    try:
+        async with await open_storage(db) as storage:
+            assert (await reminder_pass(storage, [BOT], at)).count == 2
+            sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot), Pace(per_second=30))
+            due = await storage.due_messages("telegram", "t", at.isoformat(), 10)
+            await storage.set_disposition(ids[0], "completed", at.isoformat())  # between the read and the send
+            for message in due:
+                await sender._send(message, TokenBucket(100, 100, sender.clock))  # noqa: SLF001
+            assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1}
+    finally:
+        await bot.session.close()
+        await emulator.stop()
+    assert [str(r.params["chat_id"]) for r in emulator.requests if r.method == "sendMessage"] == ["1001"]
 
 
 async def test_restart_loses_none_and_doubles_none(tmp_path):

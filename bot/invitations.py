@@ -51,20 +51,24 @@ class PhoneError(ValueError):
     pass
 
 
+def _ascii_digits(text: str) -> bool:
+    return text.isascii() and text.isdigit()  # str.isdigit() alone accepts "²" and "٣"
+
+
 def normalise_phone(raw: str) -> str:
     """A Vietnamese number as E.164: 0912 345 678, 84912345678 and +84 912-345-678 → +84912345678."""
     digits = re.sub(r"[\s().\-]", "", raw)
     if digits.startswith("+"):
         digits = digits[1:]
         if not digits.startswith("84"):
-            if not digits.isdigit() or not 8 <= len(digits) <= 15:
+            if not _ascii_digits(digits) or not 8 <= len(digits) <= 15:
                 raise PhoneError(f"'{raw}' is not a phone number")
             return "+" + digits  # a foreign number, kept as given
     elif digits.startswith("84") and len(digits) in (11, 12):
         pass
     elif digits.startswith("0"):
         digits = "84" + digits[1:]
-    if not digits.isdigit():
+    if not _ascii_digits(digits):
         raise PhoneError(f"'{raw}' is not a phone number")
     national = digits[2:]
     # Vietnamese mobile and landline numbers have 9 or 10 digits after the country code.

@@ -637,7 +637,8 @@ class _Conversation:
         for choice in visible:
             if fold(choice.label.get(self.lang, self.form.default_language)) == folded:
                 return choice
-        if by_number and text.isdigit() and 1 <= int(text) <= len(visible):
+        # isdecimal, not isdigit: "²" is a digit int() cannot read; "３" (full width) is decimal.
+        if by_number and text.isdecimal() and 1 <= int(text) <= len(visible):
             return visible[int(text) - 1]
         return None
 

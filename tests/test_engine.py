@@ -278,7 +278,7 @@ SELECTS = survey(
 )
 
 
-@pytest.mark.parametrize("reply", ["b", "2", "Bình thường", "binh thuong", "BÌNH THƯỜNG"])
+@pytest.mark.parametrize("reply", ["b", "2", "２", "Bình thường", "binh thuong", "BÌNH THƯỜNG"])
 def test_select_one_by_name_number_or_label(markdown_form, reply):
     chat = Chat(markdown_form(SELECTS))
     chat.begin()
@@ -286,6 +286,15 @@ def test_select_one_by_name_number_or_label(markdown_form, reply):
         ("1", 1, "a", "Hài lòng"), ("2", 2, "b", "Bình thường"), ("3", 3, "c", "Không hài lòng")]
     chat.reply(reply)
     assert chat.result.changes["one"] == "b"
+
+
+@pytest.mark.parametrize("reply", ["²", "1²", "⑵"])
+def test_a_digit_that_is_no_number_is_an_unknown_choice(markdown_form, reply):
+    chat = Chat(markdown_form(SELECTS))
+    chat.begin()
+    chat.reply(reply)
+    assert not chat.result.accepted and "one" not in chat.state.answers
+    assert chat.result.say[0].tone is E.Tone.ERROR
 
 
 def test_select_one_label_without_accents(markdown_form):

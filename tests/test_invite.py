@@ -77,7 +77,7 @@ def test_vietnamese_phone_numbers_are_normalised():
     for raw in ("0912345678", "0912 345 678", "+84 912-345-678", "84912345678", "(+84) 912.345.678"):
         assert normalise_phone(raw) == "+84912345678"
     assert normalise_phone("02333 852 123") == "+842333852123"  # a landline with its area code
-    for bad in ("12345", "0912abc678", "+84 12"):
+    for bad in ("12345", "0912abc678", "+84 12", "0912³45678", "+1²34567890"):
         try:
             normalise_phone(bad)
         except ValueError:

@@ -37,7 +37,7 @@ def button_data(op: str, seq: int, key: str = "") -> str:
 
 def parse_button(data: str | None) -> Press | None:
     parts = (data or "").split(":", 2)
-    if len(parts) != 3 or not parts[1].isdigit():
+    if len(parts) != 3 or not (parts[1].isascii() and parts[1].isdigit()):
         return None
     return Press(parts[0], int(parts[1]), parts[2])
 

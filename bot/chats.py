@@ -8,8 +8,10 @@ changes nothing.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
+import weakref
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
@@ -46,6 +48,26 @@ class Call:
     method: str
     payload: dict
 
+
+
+class ChatLocks:
+    """One ``asyncio.Lock`` per chat: a chat's updates are handled one at a time, in order.
+
+    A lock lives only while an update of its chat holds or awaits it (the dictionary's values
+    are weak), so a bot that has served a million chats does not keep a million locks.
+    """
+
+    def __init__(self) -> None:
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+
+    def __getitem__(self, chat_id: str) -> asyncio.Lock:
+        lock = self._locks.get(chat_id)
+        if lock is None:
+            lock = self._locks[chat_id] = asyncio.Lock()
+        return lock
+
+    def __len__(self) -> int:
+        return len(self._locks)
 
 class Link(enum.StrEnum):
     LINKED = "linked"

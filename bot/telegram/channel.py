@@ -8,16 +8,14 @@ through the durable outbox, queued in the same transaction as the answer it repl
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
-from collections import defaultdict
 from typing import Awaitable, Callable
 
 from aiogram import Dispatcher, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 
-from bot.chats import LINK_MESSAGES, Call, Chat, ChatSurveys, Link
+from bot.chats import LINK_MESSAGES, Call, Chat, ChatLocks, ChatSurveys, Link
 from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_phone, normalise_typed_code
 from bot.telegram.render import (
     BACK,
@@ -60,8 +58,7 @@ class TelegramSurveyBot:
         self.clock = clock
         self.coordinators = set(coordinators)
         self.coordinator_commands = coordinator_commands or {}
-        # Updates of one chat are handled one at a time, in order; different chats in parallel.
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = ChatLocks()
 
     def dispatcher(self) -> Dispatcher:
         """The aiogram dispatcher that runs this bot.

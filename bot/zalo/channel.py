@@ -14,12 +14,11 @@ import datetime as dt
 import logging
 import re
 import secrets
-from collections import defaultdict
 from typing import Awaitable, Callable
 
 from aiohttp import web
 
-from bot.chats import LINK_MESSAGES, Call, Chat, ChatSurveys, Link
+from bot.chats import LINK_MESSAGES, Call, Chat, ChatLocks, ChatSurveys, Link
 from bot.invitations import is_typed_code, normalise_typed_code
 from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
@@ -73,7 +72,7 @@ class ZaloSurveyBot:
         self.clock = clock
         self.coordinators = set(coordinators)
         self.coordinator_commands = coordinator_commands or {}
-        self._locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._locks = ChatLocks()
 
     async def handle_update(self, update: dict) -> None:
         message = update.get("message") or {}

@@ -322,6 +322,9 @@ def run_bots(ctx: click.Context) -> None:
     config: Config = ctx.obj
     if config.source is None or not config.bots:
         raise click.UsageError("give --config FILE with at least one [[telegram]] bot (see config.example.toml)")
+    # Bots over a new, empty database would refuse every invitation code: a mistyped [storage]
+    # path is an error here, not a fresh start.
+    _check_database(config.database)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     async def main_loop() -> None:

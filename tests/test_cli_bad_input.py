@@ -216,3 +216,12 @@ def test_remind_list_for_an_unknown_survey_writes_nothing(files):
     refused(khaosat("remind", "--list-unreached", "--out", "u.csv", "--survey", "NOPE", "--db", db, cwd=files),
             "no survey 'NOPE'")
     assert not (files / "u.csv").exists()
+
+
+def test_run_refuses_a_configured_database_that_does_not_exist(tmp_path):
+    config = tmp_path / "khaosat.toml"
+    config.write_text('[storage]\npath = "typo.sqlite"\n\n[[telegram]]\nname = "t"\ntoken = "1:x"\n'
+                      f'forms = ["{(TEMPLATES / "sipas_citizen.md").as_posix()}"]\n', encoding="utf-8")
+    result = khaosat("--config", config, "run", cwd=tmp_path)
+    assert result.returncode == 1 and "typo.sqlite does not exist" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["khaosat.toml"]

@@ -111,7 +111,7 @@ class Choose(CallbackData, prefix="c"):
     key: str
 
 
-class Toggle(CallbackData, prefix="t"):
+class Toggle(CallbackData, prefix="+"):  # khaosat's tick button packs the same way
     seq: int
     key: str
 

@@ -317,7 +317,7 @@ def run_bots(ctx: click.Context) -> None:
     import logging
     import signal
 
-    from bot.run import run
+    from bot.run import tune_garbage_collector, run
 
     config: Config = ctx.obj
     if config.source is None or not config.bots:
@@ -332,7 +332,7 @@ def run_bots(ctx: click.Context) -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await run(config, stop)
+        await run(config, stop, started=lambda bots: tune_garbage_collector())
 
     asyncio.run(main_loop())
 

@@ -42,7 +42,7 @@ from bot.config import BotConfig, Config
 from bot.conversations import Conversations
 from bot.outbox import Pace
 from bot.reminders import reminder_pass
-from bot.run import RunningBot, reminder_bots, run
+from bot.run import RunningBot, tune_garbage_collector, reminder_bots, run
 from bot.simulate import TelegramPerson, Transcript, ZaloPerson
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
@@ -145,7 +145,8 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console)
     running: list[RunningBot] = []
     # bot.run.run switches the quota gate on (Conversations(storage, quotas=QuotaGate(storage))).
     bots_task = asyncio.create_task(run(config, stop, clock=clock,
-                                        started=lambda bots: (running.extend(bots), ready.set())))
+                                        started=lambda bots: (running.extend(bots), ready.set(),
+                                                              tune_garbage_collector())))
     await ready.wait()
     _print_intro(console, survey, respondents, base, zalo_base, db_path, clock)
     transcripts = {"Telegram": Transcript(), "Zalo": Transcript()}

@@ -85,6 +85,9 @@ async def build(db: Path, n: int, sessions: float = 0.0) -> None:
         "INSERT INTO sessions (id, respondent_id, form_id, form_version, channel, status, state, revision,"
         " created_at, updated_at) VALUES (?, ?, 'sipas_citizen_example', '2026.1', 'telegram', 'active', ?, 1, ?, ?)",
         ((i, i, '{"language": "%s"}' % ("en" if i % 5 == 0 else "vi"), linked, linked) for i in started))
+    conn.executemany(  # the step that gave the answers (their history rows, by trigger, point at it)
+        "INSERT INTO events (session_id, event_key, event, revision, at) VALUES (?, 'bench', '{}', 1, ?)",
+        ((i, linked) for i in started))
     conn.executemany(
         "INSERT INTO answers (session_id, question, value, status, updated_at) VALUES (?, ?, '1', 'answered', ?)",
         ((i, name, linked) for i in started for name in asked[:i % len(asked)]))

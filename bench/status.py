@@ -118,6 +118,11 @@ def build(db: Path) -> None:
             " created_at, updated_at) VALUES (?, ?, 'bench_form', '1', 'telegram', 'active', '{}', 1,"
             " '2026-08-01', '2026-08-01')",
             ((s, s) for s in range(1, SESSIONS + 1)))
+        # The step that gave each session its answers (answer_history rows, written by the
+        # schema's triggers, point at it).
+        con.executemany(
+            "INSERT INTO events (session_id, event_key, event, revision, at)"
+            " VALUES (?, 'bench', '{}', 1, '2026-08-01')", ((s,) for s in range(1, SESSIONS + 1)))
         con.executemany(
             "INSERT INTO answers (session_id, question, value, status, updated_at)"
             " VALUES (?, ?, '1', 'answered', '2026-08-01')",

@@ -326,6 +326,9 @@ def run_bots(ctx: click.Context) -> None:
     # path is an error here, not a fresh start.
     _check_database(config.database)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiogram logs every update at INFO ("Update id=… is handled"): at survey load that is
+    # thousands of lines a second, each costing the event loop as much as a storage call.
+    logging.getLogger("aiogram.event").setLevel(logging.WARNING)
 
     async def main_loop() -> None:
         stop = asyncio.Event()

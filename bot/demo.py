@@ -353,10 +353,16 @@ async def _remind_and_come_back(running: list[RunningBot], people: list[Someone]
 
 
 async def _settle(running: list[RunningBot]) -> None:
+    """Wait until the outbox has been empty for a quarter of a second (at most ~10 s).
+
+    Empty once is not enough: an update still on its way from an emulator queues its reply
+    just after, and the bots would stop with it unsent."""
     storage = running[0].surveys.storage
+    quiet = 0
     for _ in range(500):
         counts = await storage.outbox_counts()
-        if counts["pending"] == 0 and counts["sending"] == 0:
+        quiet = quiet + 1 if counts["pending"] == 0 and counts["sending"] == 0 else 0
+        if quiet == 12:
             return
         await asyncio.sleep(0.02)
 

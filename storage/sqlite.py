@@ -1080,22 +1080,27 @@ class SQLiteStorage(Storage):
             # answers: the event (a re-delivered key inserts nothing) and the session's update,
             # which checks the revision and returns the row. The rest is the unusual case.
             revision = expected_revision + 1
+            problem: sqlite3.IntegrityError | None = None
             try:
                 logged = conn.execute(
                     "INSERT INTO events (session_id, event_key, event, revision, at) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (session_id, event_key) DO NOTHING",
                     (session_id, event_key, event, revision, at),
                 ).rowcount
-            except sqlite3.IntegrityError:
-                logged = None  # no such session, or this revision taken: said below
+            except sqlite3.IntegrityError as error:  # no such session, this revision taken, or a bad event
+                problem, logged = error, None
             if logged != 1:
                 row = _one(conn, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
                 if row is None:
                     raise NotFound(f"session {session_id}")
                 record = SessionRecord(**dict(row))
-                if logged == 0:
+                if logged == 0 or _one(conn, "SELECT 1 FROM events WHERE session_id = ? AND event_key = ?",
+                                       (session_id, event_key)):
                     return StepResult(applied=False, revision=record.revision, session=record)
-                raise StaleRevision(f"session {session_id} is at revision {record.revision}, not {expected_revision}")
+                if record.revision != expected_revision:
+                    raise StaleRevision(
+                        f"session {session_id} is at revision {record.revision}, not {expected_revision}")
+                raise problem
             rows = conn.execute(
                 f"UPDATE sessions SET state = ?, status = ?, revision = ?, updated_at = ?"
                 f" WHERE id = ? AND revision = ? RETURNING {_SESSION_COLUMNS}",

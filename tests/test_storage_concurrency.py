@@ -225,6 +225,21 @@ async def test_domain_errors_roll_back_and_keep_the_connection_usable(store):
     assert (await step(store, session.id, "e2", 1)).revision == 2
 
 
+async def test_a_step_is_told_apart_from_a_race_whatever_else_conflicts(store):
+    respondent = await respondent_with_form(store)
+    session, _ = await current(store, respondent.id)
+    await step(store, session.id, "e1", 0)
+    # The same event again, decided on a stale read: still "already applied", not a race.
+    again = await step(store, session.id, "e1", 0)
+    assert not again.applied and again.revision == 1
+    # An event that is not JSON is a storage error, not a race to retry.
+    with pytest.raises(StorageError) as caught:
+        await store.apply_step(session.id, event_key="e2", event="not json", expected_revision=1, status="active",
+                               state="{}", changes=[], at="2026-08-01T00:00:00+00:00")
+    assert not isinstance(caught.value, StaleRevision) and "CHECK" in str(caught.value)
+    assert (await store.get_session(session.id)).revision == 1
+
+
 async def test_cancelled_call_is_all_or_nothing_and_storage_stays_usable(store):
     respondent = await respondent_with_form(store)
     session, _ = await current(store, respondent.id)

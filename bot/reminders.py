@@ -21,8 +21,9 @@ only as many as the bot can send before quiet hours begin at half its configured
 (``surveys.reminders.sendable_before_quiet``): the rest stay due and are taken by the next
 pass after the quiet hours. Reminders stop at completion, refusal, unreachable, quota-full
 (dispositions other than contacted/started) and when the survey is closed; one still waiting in
-the outbox when its person moves on is withdrawn unsent (``Storage.set_disposition``), since a
-large pass takes hours to drain at the bot's rate.
+the outbox when its person moves on is withdrawn unsent (its message ends "failed" with the
+error "withdrawn: <disposition>"; ``Storage.set_disposition``), since a large pass takes hours
+to drain at the bot's rate.
 """
 
 from __future__ import annotations

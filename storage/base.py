@@ -171,8 +171,10 @@ class Storage(abc.ABC):
         decides which moves make sense. Moving from a status reminders go to
         (contacted, started) to any other withdraws, in the same
         transaction, the person's reminders still pending in the outbox: the
-        messages are deleted unsent and their ``reminders`` rows get
-        ``withdrawn_at`` and ``withdrawn_because`` (the status). An unknown
+        messages end ``failed`` with the error "withdrawn: <status>", unsent,
+        and their ``reminders`` rows get ``withdrawn_at`` and
+        ``withdrawn_because`` (the status). So do ``replace_member`` and
+        ``release_stale_quota_slots``, which move people too. An unknown
         status raises ``StorageError``, an unknown respondent ``NotFound``.
         """
 

@@ -449,7 +449,7 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
     ),
     # 8: a reminder still waiting in the outbox when its person completes, refuses or is
-    # otherwise done is withdrawn (its message deleted, unsent): a large pass drains over hours.
+    # otherwise done is withdrawn (its message ends failed, unsent): a large pass drains for hours.
     (
         "ALTER TABLE reminders ADD COLUMN withdrawn_at TEXT",
         "ALTER TABLE reminders ADD COLUMN withdrawn_because TEXT",

@@ -637,16 +637,19 @@ class SQLiteStorage(Storage):
 
     @staticmethod
     def _withdraw_reminders(conn: sqlite3.Connection, respondent_id: int, because: str, at: str) -> None:
-        """Take the person's reminders still waiting in the outbox back out of it (unsent)."""
+        """Stop the person's reminders still waiting in the outbox: their messages end 'failed'
+        ("withdrawn: <status>"), unsent. Not deleted: a sender may hold the row's id already,
+        and a deleted highest id would be given to the next message."""
         waiting = [row[0] for row in conn.execute(
             "SELECT o.id FROM reminders r JOIN outbox o ON o.id = r.outbox_id"
             " WHERE r.respondent_id = ? AND o.state = 'pending'", (respondent_id,))]
         if not waiting:
             return
         marks = ", ".join("?" * len(waiting))
-        conn.execute(f"UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ?, outbox_id = NULL"
-                     f" WHERE outbox_id IN ({marks})", (at, because, *waiting))
-        conn.execute(f"DELETE FROM outbox WHERE id IN ({marks})", waiting)
+        conn.execute(f"UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ? WHERE outbox_id IN ({marks})",
+                     (at, because, *waiting))
+        conn.execute(f"UPDATE outbox SET state = 'failed', error = ?, updated_at = ?"
+                     f" WHERE id IN ({marks}) AND state = 'pending'", (f"withdrawn: {because}", at, *waiting))
 
     async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(
@@ -1455,6 +1458,7 @@ class SQLiteStorage(Storage):
                 "UPDATE respondents SET disposition = 'replaced', disposition_at = ? WHERE id = ?",
                 (at, respondent_id),
             )
+            self._withdraw_reminders(conn, respondent_id, "replaced", at)
             conn.execute(
                 "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
                 " VALUES (?, 'replaced', ?, ?, ?)",
@@ -1604,6 +1608,7 @@ class SQLiteStorage(Storage):
                         " WHERE id = ? AND disposition != 'partial'",
                         (at, respondent_id),
                     )
+                    self._withdraw_reminders(conn, respondent_id, "partial", at)
                     conn.execute(
                         "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
                         " VALUES (?, 'partial', ?, ?, ?)",

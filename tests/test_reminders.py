@@ -24,7 +24,7 @@ from bot.outbox import OutboxSender, Pace, TokenBucket
 from bot.reminders import ReminderBot, reminder_pass
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.telegram.transport import TelegramTransport
-from storage import OUTBOX_STATES, open_storage
+from storage import OUTBOX_STATES, OutgoingMessage, open_storage
 from surveys import engine
 from surveys.project import ReminderPolicy, parse_survey, store_survey
 from surveys.reminders import QuietHours, decide, sendable_before_quiet
@@ -313,10 +313,14 @@ async def test_a_reminder_still_queued_when_its_person_completes_is_withdrawn(tm
             assert handled.session.status == "completed"
         await storage.set_disposition(ids[1], "refused", later.isoformat())
         withdrawn = [(await storage.reminders_of(rid))[0] for rid in ids]
-        assert [(r["withdrawn_because"], r["withdrawn_at"], r["outbox_id"]) for r in withdrawn] == [
-            ("completed", later.isoformat(), None), ("refused", later.isoformat(), None),
-            (None, None, sent["outbox_id"])]  # the one already sent stays as it was
-        assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1}
+        assert [(r["withdrawn_because"], r["withdrawn_at"]) for r in withdrawn] == [
+            ("completed", later.isoformat()), ("refused", later.isoformat()),
+            (None, None)]  # the one already sent stays as it was
+        assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1, "failed": 2}
+        messages = {row["id"]: (row["state"], row["error"]) for row in await storage._fetchall(  # noqa: SLF001
+            "SELECT id, state, error FROM outbox")}
+        assert [messages[r["outbox_id"]] for r in withdrawn] == [
+            ("failed", "withdrawn: completed"), ("failed", "withdrawn: refused"), ("sent", None)]
         assert await storage.reminder_counts() == {ids[2]: 1}  # exports count what may have reached them
     assert (await run_pass(db, at + dt.timedelta(days=3))).count == 0
 
@@ -335,14 +339,19 @@ async def test_the_sender_skips_a_message_withdrawn_after_it_was_read(tmp_path):
             assert (await reminder_pass(storage, [BOT], at)).count == 2
             sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot), Pace(per_second=30))
             due = await storage.due_messages("telegram", "t", at.isoformat(), 10)
-            await storage.set_disposition(ids[0], "completed", at.isoformat())  # between the read and the send
+            await storage.set_disposition(ids[1], "completed", at.isoformat())  # between the read and the send
             for message in due:
                 await sender._send(message, TokenBucket(100, 100, sender.clock))  # noqa: SLF001
-            assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1}
+            assert await storage.outbox_counts() == {**dict.fromkeys(OUTBOX_STATES, 0), "sent": 1, "failed": 1}
+            # The withdrawn message's id is not given to the next one (a sender may still hold it).
+            await storage.enqueue([OutgoingMessage("telegram", "t", "1000", "sendMessage", '{"chat_id": 1000, "text": "x"}')],
+                                  at.isoformat())
+            withdrawn = max(message.id for message in due)  # ids[1]'s, the highest: deleted, it would be reused
+            assert not await storage.mark_sending(withdrawn, at.isoformat())
     finally:
         await bot.session.close()
         await emulator.stop()
-    assert [str(r.params["chat_id"]) for r in emulator.requests if r.method == "sendMessage"] == ["1001"]
+    assert [str(r.params["chat_id"]) for r in emulator.requests if r.method == "sendMessage"] == ["1000"]
 
 
 async def test_restart_loses_none_and_doubles_none(tmp_path):

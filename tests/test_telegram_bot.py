@@ -46,6 +46,13 @@ class Harness:
         await self.storage.issue_invitation(respondent.id, "link", code_hash(code), now().isoformat())
         return respondent.id
 
+    async def invited_user(self, external_id: str, form_id: str, chat_id: int) -> tuple[int, SimulatedUser]:
+        """A sampled person, invited, who opens the bot with their personal link."""
+        respondent_id = await self.invite(external_id, form_id)
+        user = self.telegram.user(chat_id)
+        await user.start(LINK_CODE)
+        return respondent_id, user
+
     async def settle(self) -> None:
         """Let the outbox drain: the bot's replies are queued, then sent."""
         for _ in range(200):
@@ -136,9 +143,7 @@ async def session_of(storage: Storage, respondent_id: int, form_id: str):
 async def test_an_invited_respondent_completes_the_sipas_template(tmp_path):
     form = load_questionnaire(SIPAS)
     async with harness(tmp_path) as h:
-        respondent_id = await h.invite("S-0001", form.form_id)
-        user = h.telegram.user(5001)
-        await user.start(LINK_CODE)
+        respondent_id, user = await h.invited_user("S-0001", form.form_id, 5001)
         linked = await user.wait_for(lambda m: "Đã xác nhận" in (m.text or ""))
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         assert linked.message_id < consent.message_id
@@ -161,9 +166,7 @@ async def test_an_invited_respondent_completes_the_sipas_template(tmp_path):
 async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
     form = load_questionnaire(SIPAS)
     async with harness(tmp_path) as h:
-        respondent_id = await h.invite("S-0002", form.form_id)
-        user = h.telegram.user(5002)
-        await user.start(LINK_CODE)
+        respondent_id, user = await h.invited_user("S-0002", form.form_id, 5002)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await user.press("Đồng ý", consent)
         first = await user.wait_for(lambda m: bool(m.inline_keyboard) and m.text.startswith(("📋", "Câu")))
@@ -191,9 +194,7 @@ async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
 async def test_a_double_tap_on_a_multi_select_option_ticks_it_once(tmp_path):
     form = load_questionnaire(SIPAS)
     async with harness(tmp_path) as h:
-        respondent_id = await h.invite("S-0003", form.form_id)
-        user = h.telegram.user(5003)
-        await user.start(LINK_CODE)
+        respondent_id, user = await h.invited_user("S-0003", form.form_id, 5003)
         for _ in range(60):  # answer until the first multi-select prompt
             message = await user.wait_for(lambda m: m.edits == 0 and bool(m.text) and bool(m.inline_keyboard))
             buttons = user.inline_buttons(message)
@@ -230,9 +231,7 @@ async def test_a_double_tap_on_a_multi_select_option_ticks_it_once(tmp_path):
 async def test_a_duplicate_update_is_processed_once(tmp_path):
     form = load_questionnaire(SIPAS)
     async with harness(tmp_path) as h:
-        respondent_id = await h.invite("S-0003", form.form_id)
-        user = h.telegram.user(5003)
-        await user.start(LINK_CODE)
+        respondent_id, user = await h.invited_user("S-0003", form.form_id, 5003)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         update_id = await user.press("Đồng ý", consent)
         await user.wait_for(lambda m: "Câu 1/" in (m.text or ""))
@@ -295,9 +294,7 @@ async def test_sharing_a_phone_number_links_the_sampled_person(tmp_path):
 
 async def test_a_blocked_bot_marks_the_respondent_unreachable(tmp_path):
     async with harness(tmp_path) as h:
-        respondent_id = await h.invite("S-0008", "sipas_citizen_example")
-        user = h.telegram.user(5008)
-        await user.start(LINK_CODE)
+        respondent_id, user = await h.invited_user("S-0008", "sipas_citizen_example", 5008)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await h.settle()
         await h.storage.set_disposition(respondent_id, "started", now().isoformat(), key="test:started")
@@ -377,9 +374,7 @@ async def test_coordinators_get_progress_and_others_do_not(tmp_path):
 
 async def test_stop_asks_first_then_records_a_refusal(tmp_path):
     async with harness(tmp_path) as h:
-        respondent_id = await h.invite("S-0012", "sipas_citizen_example")
-        user = h.telegram.user(5012)
-        await user.start(LINK_CODE)
+        respondent_id, user = await h.invited_user("S-0012", "sipas_citizen_example", 5012)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await user.press("Đồng ý", consent)
         await user.wait_for(lambda m: "Câu 1/" in (m.text or ""))

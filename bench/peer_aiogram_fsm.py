@@ -51,7 +51,7 @@ from aiogram.fsm.state import State, StatesGroup  # noqa: E402
 from aiogram.types import CallbackQuery, Message  # noqa: E402
 from aiogram.utils.keyboard import InlineKeyboardBuilder  # noqa: E402
 
-from surveys.model import QuestionType, Questionnaire  # noqa: E402
+from surveys.model import Questionnaire  # noqa: E402
 
 
 def ensure_redis() -> str:

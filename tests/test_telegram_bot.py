@@ -6,12 +6,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
-import pytest
 
 from bot.config import BotConfig, Config
 from bot.invitations import code_hash

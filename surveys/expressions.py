@@ -761,27 +761,22 @@ class _Binary(_Node):
         return lambda env: function(left(env), right(env))
 
     def _compile_text_equality(self, left: _Compiled, right: _Compiled) -> _Compiled | None:
-        """`${x} = 'text'`: a plain string answer compares as itself, anything else as _equal does."""
+        """`${x} = 'text'` (either way round): a plain string answer compares as itself, anything
+        else as _equal does (which is symmetric, so the side the literal is on does not matter)."""
         negate = self.operator == "!="
         if isinstance(self.right, _Literal) and self.right.value.__class__ is str:
-            text = self.right.value
+            text, other = self.right.value, left
+        elif isinstance(self.left, _Literal) and self.left.value.__class__ is str:
+            text, other = self.left.value, right
+        else:
+            return None
 
-            def equal(env: Environment) -> bool:
-                value = left(env)
-                same = value == text if value.__class__ is str else _equal(value, text)
-                return not same if negate else same
+        def equal(env: Environment) -> bool:
+            value = other(env)
+            same = value == text if value.__class__ is str else _equal(value, text)
+            return not same if negate else same
 
-            return equal
-        if isinstance(self.left, _Literal) and self.left.value.__class__ is str:
-            text = self.left.value
-
-            def equal_reversed(env: Environment) -> bool:
-                value = right(env)
-                same = text == value if value.__class__ is str else _equal(text, value)
-                return not same if negate else same
-
-            return equal_reversed
-        return None
+        return equal
 
     def _compile_numeric(self, left: _Compiled, right: _Compiled,
                          plain: Callable[[object, object], object]) -> _Compiled:

@@ -817,17 +817,23 @@ RELEVANCE_AND_PROGRESS = survey(
 )
 
 
+def answer_relevance_and_progress(form, first: str, number: str | None) -> Chat:
+    """A session of RELEVANCE_AND_PROGRESS: the first choice, the text q2 asks after "a", a number."""
+    chat = Chat(form)
+    chat.begin()
+    chat.reply(first)
+    if first == "a":
+        chat.reply("chữ")
+    if number is not None:
+        chat.reply(number)
+    return chat
+
+
 def test_a_changed_answer_changes_relevance_and_progress_after_caching(markdown_form):
     form = markdown_form(RELEVANCE_AND_PROGRESS)
     # Warm the form's caches with other sessions and other answers first.
     for first, number in (("a", "7"), ("b", "3"), ("c", None), ("a", "2")):
-        chat = Chat(form)
-        chat.begin()
-        chat.reply(first)
-        if first == "a":
-            chat.reply("chữ")
-        if number is not None:
-            chat.reply(number)
+        answer_relevance_and_progress(form, first, number)
     chat = Chat(form)
     chat.begin()
     assert chat.ask.progress == "Câu 1/3"  # q1, n, last: the others wait on answers
@@ -920,13 +926,7 @@ def test_a_full_cache_is_emptied_and_results_stay_right(markdown_form, monkeypat
     monkeypatch.setattr(E, "_MEMO_LIMIT", 3)
     form = markdown_form(RELEVANCE_AND_PROGRESS)
     for first, number in (("a", "7"), ("b", "3"), ("c", None), ("a", "2"), ("b", "9")):
-        chat = Chat(form)
-        chat.begin()
-        chat.reply(first)
-        if first == "a":
-            chat.reply("chữ")
-        if number is not None:
-            chat.reply(number)
+        chat = answer_relevance_and_progress(form, first, number)
         assert len(E._plan(form).memo) <= 3
         assert replay_steps(markdown_form(RELEVANCE_AND_PROGRESS), chat.events) == replay_steps(form, chat.events)
 

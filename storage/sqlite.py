@@ -103,6 +103,15 @@ _RESPONDENT_COLUMNS = (
     "id, external_id, pseudonym, created_at, form_id, stratum, disposition, disposition_at"
 )
 _RESPONDENT_COLUMNS_R = ", ".join(f"r.{c.strip()}" for c in _RESPONDENT_COLUMNS.split(","))
+_SESSION_COLUMNS_S = ", ".join(f"s.{c.strip()}" for c in _SESSION_COLUMNS.split(","))
+# What an UPDATE of a session returns: the state is the one just written, no need to copy it back.
+_SESSION_COLUMNS_BUT_STATE = ", ".join(c.strip() for c in _SESSION_COLUMNS.split(",") if c.strip() != "state")
+# Unchanged answers are left alone (no history row); changed ones are updated in place.
+_ANSWER_UPSERT = (
+    "ON CONFLICT (session_id, question) DO UPDATE SET value = excluded.value, status = excluded.status,"
+    " updated_at = excluded.updated_at"
+    " WHERE answers.value IS NOT excluded.value OR answers.status IS NOT excluded.status"
+)
 _INVITATION_COLUMNS = (
     "id, respondent_id, kind, code_hash, created_at, revoked_at, used_at, used_channel,"
     " used_bot, used_chat"
@@ -220,10 +229,10 @@ def _in_group_transaction(conn: sqlite3.Connection, bodies: Sequence[_Call]) -> 
     some I/O and disk-full errors) or a failed COMMIT raises: then nothing of the group is
     stored.
 
-    The bodies first run without a SAVEPOINT each (two statements fewer per call, on the path
-    every answer takes); only when one fails is the transaction rolled back and the group run
-    again with a SAVEPOINT per body, so the failure is undone alone. Bodies touch nothing but
-    the connection, so running one twice is safe.
+    The bodies first run without a SAVEPOINT each, calls of the same kind together
+    (``_batched``); only when one fails is the transaction rolled back and the group run again
+    body by body with a SAVEPOINT each, so the failure is undone alone. Bodies touch nothing
+    but the connection, so running one twice is safe.
     """
     try:
         return _group_pass(conn, bodies, isolate=len(bodies) == 1)
@@ -235,7 +244,18 @@ def _group_pass(conn: sqlite3.Connection, bodies: Sequence[_Call], *, isolate: b
     outcomes: list[_Outcome] = []
     conn.execute("BEGIN IMMEDIATE")
     try:
-        for fn, args in bodies:
+        done: dict[int, _Outcome] = {}
+        if not isolate:
+            try:
+                done = _batched(conn, bodies)
+            except Exception as exc:
+                if not conn.in_transaction:
+                    raise
+                raise _Isolate from exc
+        for index, (fn, args) in enumerate(bodies):
+            if index in done:
+                outcomes.append(done[index])
+                continue
             if isolate:
                 conn.execute("SAVEPOINT step")
             try:
@@ -263,7 +283,16 @@ def _in_group_snapshot(conn: sqlite3.Connection, bodies: Sequence[_Call]) -> lis
     outcomes: list[_Outcome] = []
     conn.execute("BEGIN")
     try:
-        for fn, args in bodies:
+        try:
+            done = _batched(conn, bodies)
+        except Exception:
+            if not conn.in_transaction:
+                raise
+            done = {}  # reads change nothing: ask them one by one instead
+        for index, (fn, args) in enumerate(bodies):
+            if index in done:
+                outcomes.append(done[index])
+                continue
             try:
                 outcomes.append((True, fn(conn, *args)))
             except Exception as exc:
@@ -275,6 +304,51 @@ def _in_group_snapshot(conn: sqlite3.Connection, bodies: Sequence[_Call]) -> lis
             conn.execute("COMMIT")
     return outcomes
 
+
+#: A batch function's answer for a call it leaves to be run by itself (``_batched``).
+_ALONE = object()
+
+
+def _batched(conn: sqlite3.Connection, bodies: Sequence[_Call]) -> dict[int, _Outcome]:
+    """Run the group's calls that have a batch form (``_BATCHES``) together; index → outcome.
+
+    Why: every statement hands the GIL back and forth between this thread and the event loop
+    (sqlite3 releases it while SQLite works), and a busy loop keeps the worker waiting for it
+    each time; one multi-row statement for a whole group's answers waits once. The bodies of a
+    group are calls of different coroutines that were waiting at the same time, so running
+    some of them first is one more order they could have arrived in. A batch function returns
+    ``_ALONE`` for a call it leaves to the ordinary body (a re-delivered event, a second step
+    of one session), and raises when anything is off: the caller then runs every body alone.
+    """
+    kinds: dict[Callable[..., Any], list[int]] = {}
+    for index, (fn, _) in enumerate(bodies):
+        if fn in _BATCHES:
+            kinds.setdefault(fn, []).append(index)
+    done: dict[int, _Outcome] = {}
+    for fn, indices in kinds.items():
+        if len(indices) < 2:
+            continue
+        results = _BATCHES[fn](conn, [bodies[index][1] for index in indices])
+        for index, result in zip(indices, results, strict=True):
+            if result is not _ALONE:
+                done[index] = (True, result)
+    return done
+
+
+def _chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _values(rows: int, columns: int) -> str:
+    row = "(" + ", ".join("?" * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+# Rows per multi-row statement: far below SQLite's limit of 32,766 parameters, and few enough
+# distinct statement texts (one per row count) that sqlite3 keeps them all prepared.
+_BATCH_ROWS = 64
+_STATEMENT_CACHE = 1024
 
 def _in_group(
     conn: sqlite3.Connection, reads: Sequence[_Call], writes: Sequence[_Call]
@@ -291,6 +365,174 @@ def _in_group(
         except Exception as exc:
             parts.append(exc)
     return parts[0], parts[1]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class _StepWrite:
+    """One ``apply_step`` call, as the worker thread runs it."""
+
+    session_id: int
+    event_key: str
+    event: str
+    expected_revision: int
+    status: str
+    state: str
+    changes: Sequence[AnswerChange]
+    at: str
+    outgoing: Sequence[OutgoingMessage]
+
+
+def _apply_step(conn: sqlite3.Connection, write: _StepWrite) -> StepResult:
+    # Every answer takes this path (or ``_apply_steps``), so the usual case is two statements
+    # before the answers: the event (a re-delivered key inserts nothing) and the session's
+    # update, which checks the revision and returns the row. The rest is the unusual case.
+    session_id, expected_revision, event_key = write.session_id, write.expected_revision, write.event_key
+    revision = expected_revision + 1
+    problem: sqlite3.IntegrityError | None = None
+    try:
+        logged = conn.execute(
+            "INSERT INTO events (session_id, event_key, event, revision, at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT (session_id, event_key) DO NOTHING",
+            (session_id, event_key, write.event, revision, write.at),
+        ).rowcount
+    except sqlite3.IntegrityError as error:  # no such session, this revision taken, or a bad event
+        problem, logged = error, None
+    if logged != 1:
+        row = _one(conn, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
+        if row is None:
+            raise NotFound(f"session {session_id}")
+        record = SessionRecord(*row)
+        if logged == 0 or _one(conn, "SELECT 1 FROM events WHERE session_id = ? AND event_key = ?",
+                               (session_id, event_key)):
+            return StepResult(applied=False, revision=record.revision, session=record)
+        if record.revision != expected_revision:
+            raise StaleRevision(
+                f"session {session_id} is at revision {record.revision}, not {expected_revision}")
+        raise problem
+    row = conn.execute(
+        "UPDATE sessions SET state = ?, status = ?, revision = ?, updated_at = ?"
+        f" WHERE id = ? AND revision = ? RETURNING {_SESSION_COLUMNS_BUT_STATE}",
+        (write.state, write.status, revision, write.at, session_id, expected_revision),
+    ).fetchone()
+    if row is None:  # the session's revision moved on without an event of that revision
+        raise StaleRevision(f"session {session_id} is not at revision {expected_revision}")
+    # Unchanged answers are left alone; the answer_history triggers (migration 7) log the
+    # rest, against this event.
+    conn.executemany(
+        f"INSERT INTO answers (session_id, question, value, status, updated_at) VALUES (?, ?, ?, ?, ?) {_ANSWER_UPSERT}",
+        [(session_id, change.question, change.value, change.status, write.at) for change in write.changes],
+    )
+    _enqueue_messages(conn, [(message, write.at) for message in write.outgoing])
+    return StepResult(applied=True, revision=revision, session=_session_after(row, write.state))
+
+
+def _apply_steps(conn: sqlite3.Connection, calls: Sequence[tuple[_StepWrite]]) -> list[Any]:
+    """Many sessions' steps in a handful of multi-row statements (``_batched``).
+
+    One UPDATE moves every session that is at its expected revision and has not logged the
+    event yet; only those steps' events, answers and messages are then inserted, so nothing
+    has to be undone for the others. Those others (a re-delivered event, a stale revision, a
+    missing session) and a second step of a session already in the group are left to
+    ``_apply_step`` (``_ALONE``), which tells them apart as it always does.
+    """
+    writes = [args[0] for args in calls]
+    results: list[Any] = [_ALONE] * len(writes)
+    first: dict[int, int] = {}
+    for index, write in enumerate(writes):
+        first.setdefault(write.session_id, index)
+    applied: list[_StepWrite] = []
+    for chunk in _chunks(list(first.values()), _BATCH_ROWS):
+        rows = conn.execute(
+            f"WITH v (v_id, v_expected, v_key, v_state, v_status, v_at) AS (VALUES {_values(len(chunk), 6)})"
+            " UPDATE sessions SET state = v.v_state, status = v.v_status, revision = v.v_expected + 1,"
+            " updated_at = v.v_at FROM v WHERE sessions.id = v.v_id AND sessions.revision = v.v_expected"
+            " AND NOT EXISTS (SELECT 1 FROM events e WHERE e.session_id = v.v_id AND e.event_key = v.v_key)"
+            f" RETURNING {_SESSION_COLUMNS_BUT_STATE}",
+            [value for index in chunk for value in (
+                writes[index].session_id, writes[index].expected_revision, writes[index].event_key,
+                writes[index].state, writes[index].status, writes[index].at)],
+        ).fetchall()
+        moved = {row[0]: row for row in rows}
+        for index in chunk:
+            write = writes[index]
+            row = moved.get(write.session_id)
+            if row is not None:
+                results[index] = StepResult(applied=True, revision=write.expected_revision + 1,
+                                            session=_session_after(row, write.state))
+                applied.append(write)
+    for chunk in _chunks(applied, _BATCH_ROWS):
+        conn.execute(
+            f"INSERT INTO events (session_id, event_key, event, revision, at) VALUES {_values(len(chunk), 5)}",
+            [value for write in chunk for value in (
+                write.session_id, write.event_key, write.event, write.expected_revision + 1, write.at)],
+        )
+    answers = [(write.session_id, change.question, change.value, change.status, write.at)
+               for write in applied for change in write.changes]
+    for chunk in _chunks(answers, _BATCH_ROWS):
+        conn.execute(
+            f"INSERT INTO answers (session_id, question, value, status, updated_at) VALUES {_values(len(chunk), 5)}"
+            f" {_ANSWER_UPSERT}",
+            [value for answer in chunk for value in answer],
+        )
+    _enqueue_messages(conn, [(message, write.at) for write in applied for message in write.outgoing])
+    return results
+
+
+def _session_after(row: Sequence[Any], state: str) -> SessionRecord:
+    """The session from ``RETURNING {_SESSION_COLUMNS_BUT_STATE}`` and the state just written."""
+    return SessionRecord(row[0], row[1], row[2], row[3], row[4], row[5], state, row[6], row[7], row[8])
+
+
+def _enqueue_messages(conn: sqlite3.Connection, messages: Sequence[tuple[OutgoingMessage, str]]) -> int:
+    """Insert (message, at) pairs in order, in as few statements as the batch size allows.
+
+    ON CONFLICT (dedupe_key) rather than INSERT OR IGNORE: OR IGNORE would also silently drop
+    rows failing the json_valid CHECK or NOT NULL.
+    """
+    queued = 0
+    for chunk in _chunks(messages, _BATCH_ROWS):
+        queued += conn.execute(
+            "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority, dedupe_key, respondent_id,"
+            f" not_before, created_at, updated_at) VALUES {_values(len(chunk), 11)}"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
+            [value for m, at in chunk for value in (
+                m.channel, m.bot, str(m.chat_id), m.method, m.payload, m.priority, m.dedupe_key,
+                m.respondent_id, m.not_before, at, at)],
+        ).rowcount
+    return queued
+
+
+def _linked_session(
+    conn: sqlite3.Connection, channel: str, bot: str, chat_id: str, default_form: str | None
+) -> tuple[Respondent | None, SessionRecord | None]:
+    return _linked_sessions(conn, [(channel, bot, chat_id, default_form)])[0]
+
+
+def _linked_sessions(
+    conn: sqlite3.Connection, calls: Sequence[tuple[str, str, str, str | None]]
+) -> list[tuple[Respondent | None, SessionRecord | None]]:
+    """Each chat's respondent and their latest session of their form (else ``default_form``)."""
+    found: list[tuple[Respondent | None, SessionRecord | None]] = []
+    for chunk in _chunks(calls, _BATCH_ROWS):
+        rows = conn.execute(
+            f"WITH q (n, channel, bot, chat_id, default_form) AS (VALUES {_values(len(chunk), 5)})"
+            f" SELECT q.n, {_RESPONDENT_COLUMNS_R}, {_SESSION_COLUMNS_S} FROM q"
+            " JOIN chat_links l ON l.channel = q.channel AND l.bot = q.bot AND l.chat_id = q.chat_id"
+            " JOIN respondents r ON r.id = l.respondent_id"
+            " LEFT JOIN sessions s ON s.id = (SELECT x.id FROM sessions x WHERE x.respondent_id = r.id"
+            " AND x.form_id = coalesce(nullif(r.form_id, ''), nullif(q.default_form, ''))"
+            " ORDER BY x.id DESC LIMIT 1)",
+            [value for n, (channel, bot, chat_id, default_form) in enumerate(chunk)
+             for value in (n, channel, bot, str(chat_id), default_form)],
+        ).fetchall()
+        linked = {row[0]: row for row in rows}
+        for n in range(len(chunk)):
+            row = linked.get(n)
+            if row is None:
+                found.append((None, None))
+            else:
+                found.append((Respondent(*row[1:9]), SessionRecord(*row[9:19]) if row[9] is not None else None))
+    return found
 
 
 def _aiosqlite_internals_missing() -> list[str]:
@@ -333,7 +575,7 @@ class SQLiteStorage(Storage):
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _translated():
-            db = await aiosqlite.connect(path, isolation_level=None)
+            db = await aiosqlite.connect(path, isolation_level=None, cached_statements=_STATEMENT_CACHE)
         try:
             with _translated():
                 db.row_factory = sqlite3.Row
@@ -802,14 +1044,7 @@ class SQLiteStorage(Storage):
     async def linked_session(
         self, channel: str, bot: str, chat_id: str, default_form: str | None
     ) -> tuple[Respondent | None, SessionRecord | None]:
-        def body(conn: sqlite3.Connection) -> tuple[Respondent | None, SessionRecord | None]:
-            respondent = self._linked_respondent(conn, channel, bot, chat_id)
-            form_id = respondent and (respondent.form_id or default_form)
-            if not form_id:
-                return respondent, None
-            return respondent, self._latest_session(conn, respondent.id, form_id)
-
-        return await self._read(body)
+        return await self._read(_linked_session, channel, bot, chat_id, default_form)
 
     async def chats_of(self, respondent_id: int) -> list[tuple[str, str, str]]:
         rows = await self._fetchall(
@@ -853,23 +1088,7 @@ class SQLiteStorage(Storage):
     # Outbox -------------------------------------------------------------
 
     async def enqueue(self, messages: Sequence[OutgoingMessage], at: str) -> int:
-        return await self._write(self._enqueue, messages, at)
-
-    @staticmethod
-    def _enqueue(
-        conn: sqlite3.Connection, messages: Sequence[OutgoingMessage], at: str
-    ) -> int:
-        # ON CONFLICT (dedupe_key) rather than INSERT OR IGNORE: OR IGNORE would
-        # also silently drop rows failing the json_valid CHECK or NOT NULL.
-        if not messages:
-            return 0
-        return conn.executemany(
-            "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
-            " dedupe_key, respondent_id, not_before, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (dedupe_key) DO NOTHING",
-            [(m.channel, m.bot, str(m.chat_id), m.method, m.payload, m.priority,
-              m.dedupe_key, m.respondent_id, m.not_before, at, at) for m in messages],
-        ).rowcount
+        return await self._write(_enqueue_messages, [(message, at) for message in messages])
 
     async def due_messages(
         self, channel: str, bot: str, now: str, limit: int
@@ -1078,52 +1297,8 @@ class SQLiteStorage(Storage):
         at: str,
         outgoing: Sequence[OutgoingMessage] = (),
     ) -> StepResult:
-        def body(conn: sqlite3.Connection) -> StepResult:
-            # Every answer takes this path, so the usual case is two statements before the
-            # answers: the event (a re-delivered key inserts nothing) and the session's update,
-            # which checks the revision and returns the row. The rest is the unusual case.
-            revision = expected_revision + 1
-            problem: sqlite3.IntegrityError | None = None
-            try:
-                logged = conn.execute(
-                    "INSERT INTO events (session_id, event_key, event, revision, at) VALUES (?, ?, ?, ?, ?)"
-                    " ON CONFLICT (session_id, event_key) DO NOTHING",
-                    (session_id, event_key, event, revision, at),
-                ).rowcount
-            except sqlite3.IntegrityError as error:  # no such session, this revision taken, or a bad event
-                problem, logged = error, None
-            if logged != 1:
-                row = _one(conn, f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE id = ?", (session_id,))
-                if row is None:
-                    raise NotFound(f"session {session_id}")
-                record = SessionRecord(**dict(row))
-                if logged == 0 or _one(conn, "SELECT 1 FROM events WHERE session_id = ? AND event_key = ?",
-                                       (session_id, event_key)):
-                    return StepResult(applied=False, revision=record.revision, session=record)
-                if record.revision != expected_revision:
-                    raise StaleRevision(
-                        f"session {session_id} is at revision {record.revision}, not {expected_revision}")
-                raise problem
-            rows = conn.execute(
-                f"UPDATE sessions SET state = ?, status = ?, revision = ?, updated_at = ?"
-                f" WHERE id = ? AND revision = ? RETURNING {_SESSION_COLUMNS}",
-                (state, status, revision, at, session_id, expected_revision),
-            ).fetchall()
-            if not rows:  # the session's revision moved on without an event of that revision
-                raise StaleRevision(f"session {session_id} is not at revision {expected_revision}")
-            # Unchanged answers are left alone; the answer_history triggers (migration 7) log
-            # the rest, against this event.
-            conn.executemany(
-                "INSERT INTO answers (session_id, question, value, status, updated_at)"
-                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (session_id, question) DO UPDATE SET"
-                " value = excluded.value, status = excluded.status, updated_at = excluded.updated_at"
-                " WHERE answers.value IS NOT excluded.value OR answers.status IS NOT excluded.status",
-                [(session_id, change.question, change.value, change.status, at) for change in changes],
-            )
-            self._enqueue(conn, outgoing, at)
-            return StepResult(applied=True, revision=revision, session=SessionRecord(**dict(rows[0])))
-
-        return await self._write(body)
+        return await self._write(_apply_step, _StepWrite(session_id, event_key, event, expected_revision, status,
+                                                         state, changes, at, outgoing))
 
     async def answers(self, session_id: int) -> dict[str, AnswerRecord]:
         rows = await self._fetchall(
@@ -1782,3 +1957,10 @@ class SQLiteStorage(Storage):
             (survey_id, survey_id),
         )
         return {row[0]: row[1] for row in rows}
+
+
+#: Calls the worker thread runs together when several wait in one group (``_batched``).
+_BATCHES: dict[Callable[..., Any], Callable[[sqlite3.Connection, Sequence[tuple[Any, ...]]], list[Any]]] = {
+    _apply_step: _apply_steps,
+    _linked_session: _linked_sessions,
+}

@@ -422,3 +422,115 @@ async def test_handle_rereads_the_session_after_a_stale_revision(store):
     handled = await conversations.handle(record, engine.Reply("40", at=at), "u2")
     assert handled.applied and handled.session.revision == 2
     assert [e["event_key"] for e in await store.events(record.id)] == ["u1", "u2"]
+
+
+# Calls of one kind in one group run as one batch ---------------------------------------------
+
+
+async def _in_one_group(store, *calls):
+    """Run the coroutines while the worker thread is held, so they all queue for the same hop."""
+    import threading
+    release = threading.Event()
+
+    def hold(conn):
+        release.wait(5)
+
+    held = asyncio.create_task(store._write(hold))
+    await asyncio.sleep(0.05)
+    tasks = [asyncio.create_task(call) for call in calls]
+    await asyncio.sleep(0.05)
+    release.set()
+    await held
+    return await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _sessions(store, n):
+    sessions = []
+    for k in range(n):
+        respondent = await respondent_with_form(store, f"tg:{k}")
+        sessions.append((await current(store, respondent.id))[0])
+    return sessions
+
+
+def _replies(n, chat):
+    return [OutgoingMessage("telegram", "b", chat, "sendMessage", json.dumps({"n": n, "part": part}))
+            for part in range(2)]
+
+
+async def test_steps_of_one_group_are_decided_as_they_are_one_by_one(store, monkeypatch):
+    """Eight plain steps, a re-delivered event, a stale revision, a missing session and a second
+    step of one session, all in one hop: the batch applies the plain ones and leaves the rest to
+    the single-step path, so every caller hears what it would have heard alone."""
+    import storage.sqlite as sqlite_storage
+    sessions = await _sessions(store, 12)
+    for session in sessions[8:11]:
+        assert (await step(store, session.id, f"warm:{session.id}", 0, [AnswerChange("q0", "1", "answered")])).applied
+    batches = []
+    real = sqlite_storage._apply_steps
+
+    def counted(conn, calls):
+        results = real(conn, calls)
+        batches.append([r is not sqlite_storage._ALONE for r in results])
+        return results
+
+    monkeypatch.setitem(sqlite_storage._BATCHES, sqlite_storage._apply_step, counted)
+    plain = [step(store, s.id, f"e:{s.id}", 0, [AnswerChange("q1", str(k), "answered"),
+                                              AnswerChange("q2", '"x"', "answered")], outgoing=_replies(k, str(k)))
+             for k, s in enumerate(sessions[:8])]
+    results = await _in_one_group(
+        store, *plain,
+        step(store, sessions[8].id, f"warm:{sessions[8].id}", 0),           # re-delivered
+        step(store, sessions[9].id, "late", 0),                             # stale revision
+        step(store, 999, "nobody", 0),                                      # no such session
+        step(store, sessions[11].id, "first", 0, [AnswerChange("q1", "7", "answered")]),
+        step(store, sessions[11].id, "second", 0),                          # same revision again
+    )
+    assert batches and batches[0][:8] == [True] * 8 and batches[0][8:] == [False, False, False, True, False]
+    for k, (result, session) in enumerate(zip(results[:8], sessions)):
+        assert result.applied and result.revision == 1 and result.session == await store.get_session(session.id)
+        assert {q: a.value for q, a in (await store.answers(session.id)).items()} == {"q1": str(k), "q2": '"x"'}
+        assert [e["event_key"] for e in await store.events(session.id)] == [f"e:{session.id}"]
+    assert not results[8].applied and results[8].revision == 1
+    assert isinstance(results[9], StaleRevision) and isinstance(results[10], NotFound)
+    assert results[11].applied and isinstance(results[12], StaleRevision)
+    # History rows point at their own step's event; each step's replies keep their order.
+    for session in sessions[:8]:
+        [event] = await store.events(session.id)
+        assert [(h["question"], h["event_id"]) for h in await store.answer_history(session.id)] == \
+            [("q1", event["id"]), ("q2", event["id"])]
+    due = await store.due_messages("telegram", "b", "2099-01-01T00:00:00+00:00", 100)
+    for k in range(8):
+        assert [json.loads(m.payload)["part"] for m in due if m.chat_id == str(k)] == [0, 1]
+    assert len(due) == 16
+    assert not store._db.in_transaction  # noqa: SLF001
+
+
+async def test_a_batch_that_breaks_a_check_leaves_the_others_stored(store):
+    sessions = await _sessions(store, 5)
+    bad = [AnswerChange("q1", "not json", "answered")]
+    results = await _in_one_group(
+        store, *(step(store, s.id, f"e{s.id}", 0, bad if k == 2 else [AnswerChange("q1", "1", "answered")])
+                 for k, s in enumerate(sessions)))
+    assert isinstance(results[2], StorageError) and "CHECK" in str(results[2])
+    assert all(r.applied for k, r in enumerate(results) if k != 2)
+    assert await store.answers(sessions[2].id) == {} and (await store.get_session(sessions[2].id)).revision == 0
+    assert [(await store.get_session(s.id)).revision for s in sessions] == [1, 1, 0, 1, 1]
+
+
+async def test_linked_sessions_of_one_group_are_read_together(store, monkeypatch):
+    import storage.sqlite as sqlite_storage
+    sessions = await _sessions(store, 4)  # respondents 1-4 answer "par"
+    for k, session in enumerate(sessions):
+        await store.link_chat("telegram", "b", str(k), session.respondent_id, T1)
+    loose = await store.ensure_respondent("tg:no-form", T0)  # no form of their own: the default applies
+    await store.link_chat("telegram", "b", "loose", loose.id, T1)
+    alone = [await store.linked_session("telegram", "b", chat, "par") for chat in ("0", "3", "loose", "nobody")]
+    calls = []
+    real = sqlite_storage._linked_sessions
+    monkeypatch.setitem(sqlite_storage._BATCHES, sqlite_storage._linked_session,
+                        lambda conn, batch: calls.append(len(batch)) or real(conn, batch))
+    together = await _in_one_group(store, *(store.linked_session("telegram", "b", chat, "par")
+                                            for chat in ("0", "3", "loose", "nobody")))
+    assert calls == [4] and together == alone
+    assert together[0][1] == sessions[0] and together[2][0] == loose and together[2][1] is None
+    assert together[3] == (None, None)

@@ -7,6 +7,7 @@ that identifies it on that channel; the key makes a re-delivered event a no-op.
 from __future__ import annotations
 
 import datetime as dt
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
@@ -47,6 +48,35 @@ class Handled:
     applied: bool
 
 
+class DecodedStates:
+    """The states the engine last left each session in, so its next step need not decode them.
+
+    A state is used again only for the very text it was stored as, so a session another process
+    moved on, or one stored before this process started, is decoded as always. A state that would
+    not decode back to itself (``codec.decodes_back``) is not kept. The newest ``size`` sessions
+    are kept: people answering now.
+    """
+
+    def __init__(self, size: int = 4096):
+        self.size = size
+        self._states: OrderedDict[int, tuple[str, engine.SessionState]] = OrderedDict()
+
+    def decode(self, session_id: int, text: str) -> engine.SessionState:
+        kept = self._states.get(session_id)
+        if kept is not None and kept[0] == text:
+            return kept[1]
+        return codec.decode_state(text)
+
+    def keep(self, session_id: int, text: str, state: engine.SessionState) -> None:
+        if not codec.decodes_back(state):
+            self._states.pop(session_id, None)
+            return
+        self._states[session_id] = (text, state)
+        self._states.move_to_end(session_id)
+        if len(self._states) > self.size:
+            self._states.popitem(last=False)
+
+
 class Conversations:
     """``quotas``: with hard quotas, a step that lets a person into the questions (or completes
     them) is stored only if ``quotas.admit`` gives them a slot. When it does not, the step is
@@ -58,6 +88,7 @@ class Conversations:
         self.storage = storage
         self.quotas = quotas
         self._forms: dict[tuple[str, str], Questionnaire] = {}
+        self.states = DecodedStates()
 
     async def register(self, form: Questionnaire, source: bytes, source_name: str, at: dt.datetime) -> None:
         """Keep the form's source in the database, so sessions always find the exact version they answer."""
@@ -97,7 +128,7 @@ class Conversations:
             if record is None:
                 record = await self.storage.get_session(session_id)
             form = await self.questionnaire(record.form_id, record.form_version)
-            state = codec.decode_state(record.state)
+            state = self.states.decode(record.id, record.state)
             result = engine.step(form, state, event)
             blocked = (self.quotas is not None and result.accepted
                        and not await self.quotas.admit(record, result, event.at))
@@ -106,6 +137,7 @@ class Conversations:
                 result = engine.Step(state, (engine.Say(text, engine.Tone.THANKS),), {}, accepted=True)
             changes = [AnswerChange(name, codec.encode_value(value), codec.answer_status(value))
                        for name, value in result.changes.items()]
+            encoded = codec.encode_state(result.state)
             try:
                 outcome = await self.storage.apply_step(
                     session_id,
@@ -113,7 +145,7 @@ class Conversations:
                     event=codec.encode_event(event),
                     expected_revision=record.revision,
                     status=result.state.status.value,
-                    state=codec.encode_state(result.state),
+                    state=encoded,
                     changes=changes,
                     at=event.at.isoformat(),
                     outgoing=replies(result, record) if replies else (),
@@ -125,8 +157,9 @@ class Conversations:
             if not outcome.applied:
                 await self._disposition(current, event, event_key)  # in case a crash came between the two
                 await self._settle(current, event)
-                return Handled(current, engine.Step(codec.decode_state(current.state), (), {}, accepted=False),
-                               applied=False)
+                return Handled(current, engine.Step(self.states.decode(current.id, current.state), (), {},
+                                                    accepted=False), applied=False)
+            self.states.keep(session_id, encoded, result.state)
             if blocked:
                 await self.storage.set_disposition(current.respondent_id, "quota_full", event.at.isoformat(),
                                                    reason=f"session {current.id}: stratum full",

@@ -124,6 +124,12 @@ def _answers_to_plain(answers: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
+def decodes_back(state: engine.SessionState) -> bool:
+    """Whether ``decode_state(encode_state(state))`` gives ``state`` back exactly: always, but
+    for a NaN answer (a calculation's 0 div 0), which JSON can only keep as empty."""
+    return not any(value.__class__ is float and value != value for value in state.answers.values())
+
+
 def decode_state(text: str) -> engine.SessionState:
     plain = _loads(text)
     if plain.get("format") != STATE_FORMAT:

@@ -134,12 +134,16 @@ async def test_a_call_cancelled_while_waiting_for_its_hop_is_not_run(store):
 
     first = asyncio.create_task(store._write(slow))
     await asyncio.sleep(0.05)
+    # The hop that waits in the worker's queue behind it: the calls below wait for a later one.
+    queued = asyncio.create_task(store.get_respondent(respondent.id))
+    await asyncio.sleep(0.05)
     cancelled = asyncio.create_task(store.set_disposition(respondent.id, "refused", T1, key="gone"))
     kept = asyncio.create_task(store.set_disposition(respondent.id, "started", T1, key="kept"))
     await asyncio.sleep(0.05)
     cancelled.cancel()
     release.set()
     assert await first == "slow done"
+    assert (await queued).id == respondent.id
     assert await kept is True
     with pytest.raises(asyncio.CancelledError):
         await cancelled
@@ -534,3 +538,62 @@ async def test_linked_sessions_of_one_group_are_read_together(store, monkeypatch
     assert calls == [4] and together == alone
     assert together[0][1] == sessions[0] and together[2][0] == loose and together[2][1] is None
     assert together[3] == (None, None)
+
+
+async def test_handle_reuses_the_state_it_stored_and_decodes_anyone_elses(store, monkeypatch):
+    """The state a step leaves is used for the next step only while the stored text is still
+    the one it wrote; a step stored by another process (another Conversations) is decoded."""
+    import datetime as dt
+
+    from bot.conversations import Conversations
+    from surveys import codec, engine
+    from surveys.xlsform import load_questionnaire_bytes
+
+    source = (Path(__file__).parent / "forms" / "tour.md").read_bytes()
+    form = load_questionnaire_bytes(source, "tour.md")
+    at = dt.datetime(2024, 5, 1, 8, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    here, elsewhere = Conversations(store), Conversations(store)
+    await here.register(form, source, "tour.md", at)
+    record, _ = await here.open("tg:1", form, "telegram", None, at)
+    decoded = []
+    real = codec.decode_state
+    monkeypatch.setattr(codec, "decode_state", lambda text: decoded.append(text) or real(text))
+
+    first = await here.handle(record.id, engine.Start(at=at), "u1")
+    assert len(decoded) == 1  # the new session's state, read from storage
+    consent = first.step.say[-1]
+    second = await here.handle(first.session, engine.Choose("yes", consent.seq, at), "u2")
+    assert second.applied and len(decoded) == 1  # its own last state: nothing decoded
+    assert codec.decode_state(second.session.state) == second.step.state
+    decoded.clear()
+    # Another process answers the next question: this process must see that, not its own state.
+    prompt = second.step.say[-1]
+    moved = await elsewhere.handle(second.session.id, engine.Reply("40", at=at, seq=prompt.seq), "u3")
+    assert moved.applied and len(decoded) == 1
+    decoded.clear()
+    third = await here.handle(await store.get_session(record.id), engine.Back(at, moved.step.say[-1].seq), "u4")
+    assert third.applied and len(decoded) == 1 and decoded[0] == moved.session.state
+
+
+def test_decoded_states_keep_only_what_decodes_back_and_only_the_newest():
+    import datetime as dt
+
+    from bot.conversations import DecodedStates
+    from surveys import codec, engine
+
+    def state(**answers):
+        return engine.SessionState("f", "1", "vi", engine.Status.ACTIVE, answers=answers,
+                                   started_at=dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc))
+
+    states = DecodedStates(size=2)
+    plain, odd = state(q="a", n=3, when=dt.date(2024, 5, 1), many=("x", "y")), state(ratio=float("nan"))
+    for session_id, kept in ((1, plain), (2, odd)):
+        states.keep(session_id, codec.encode_state(kept), kept)
+    assert states.decode(1, codec.encode_state(plain)) is plain
+    again = states.decode(2, codec.encode_state(odd))  # NaN is stored as empty: decoded, not kept
+    assert again is not odd and again.answers["ratio"] is None
+    other = state(q="b")
+    assert states.decode(1, codec.encode_state(other)) == other  # a different text is decoded
+    for session_id in (3, 4):
+        states.keep(session_id, codec.encode_state(other), other)
+    assert states.decode(1, codec.encode_state(plain)) is not plain  # the oldest went first

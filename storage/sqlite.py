@@ -349,6 +349,8 @@ def _values(rows: int, columns: int) -> str:
 # distinct statement texts (one per row count) that sqlite3 keeps them all prepared.
 _BATCH_ROWS = 64
 _STATEMENT_CACHE = 1024
+#: Hops handed to the worker thread at once (``SQLiteStorage._launch``).
+_HOPS_IN_FLIGHT = 2
 
 def _in_group(
     conn: sqlite3.Connection, reads: Sequence[_Call], writes: Sequence[_Call]
@@ -544,10 +546,12 @@ class SQLiteStorage(Storage):
 
     def __init__(self, db: aiosqlite.Connection) -> None:
         self._db = db
-        # Calls waiting for the next hop to the worker thread, and the task that carries them.
+        # Calls waiting for the next hop to the worker thread, whether a launch is scheduled,
+        # and the hops handed to the thread whose callers have not been told yet.
         self._reads: list[_Waiting] = []
         self._writes: list[_Waiting] = []
-        self._courier: asyncio.Task[None] | None = None
+        self._launch_scheduled = False
+        self._hops: set[asyncio.Future[Any]] = set()
 
     @classmethod
     async def open(
@@ -590,8 +594,11 @@ class SQLiteStorage(Storage):
     async def close(self) -> None:
         # Writes still waiting for their group are committed first; aiosqlite then queues the
         # close behind every function already handed to its thread.
-        while self._courier is not None:
-            await asyncio.shield(self._courier)
+        while self._hops or self._reads or self._writes:
+            if self._hops:
+                await asyncio.wait(set(self._hops))
+            else:
+                await asyncio.sleep(0)  # the launch already scheduled hands them over
         await self._db.close()
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -623,48 +630,57 @@ class SQLiteStorage(Storage):
         loop = asyncio.get_running_loop()
         answered: asyncio.Future[T] = loop.create_future()
         queue.append((fn, args, answered))
-        if self._courier is None:
-            self._courier = loop.create_task(self._carry())
+        if not self._launch_scheduled:
+            self._launch_scheduled = True
+            loop.call_soon(self._launch)
         return await answered
 
-    async def _carry(self) -> None:
-        """Hand everything waiting to the worker thread in one hop, until nothing waits.
+    def _launch(self) -> None:
+        """Hand everything waiting to the worker thread as one hop, unless two hops are out.
 
-        One hop costs the event loop far more than a typical read, so calls that arrive while
-        a hop is out wait for the next one together. A caller cancelled before its hop leaves
-        is dropped unrun.
+        Two hops at most: while the thread runs one, the next already waits in its queue, so the
+        thread goes on at once and the event loop meanwhile works on what the hop before
+        answered. With one hop at a time the two took turns, each idle while the other worked.
+        Calls that arrive meanwhile wait and go together in the hop launched when one lands. A
+        caller cancelled before its hop leaves is dropped unrun.
         """
-        reads: list[_Waiting] = []
-        writes: list[_Waiting] = []
-        try:
-            while self._reads or self._writes:
-                reads = [entry for entry in self._reads if not entry[2].done()]
-                writes = [entry for entry in self._writes if not entry[2].done()]
-                self._reads, self._writes = [], []
-                if not reads and not writes:
+        self._launch_scheduled = False
+        if len(self._hops) >= _HOPS_IN_FLIGHT:
+            return  # _landed launches again
+        reads = [entry for entry in self._reads if not entry[2].done()]
+        writes = [entry for entry in self._writes if not entry[2].done()]
+        self._reads, self._writes = [], []
+        if not reads and not writes:
+            return
+        hop = asyncio.ensure_future(self._run(_in_group, [entry[:2] for entry in reads],
+                                              [entry[:2] for entry in writes]))
+        self._hops.add(hop)
+        hop.add_done_callback(lambda done: self._landed(done, reads, writes))
+
+    def _landed(self, hop: asyncio.Future[Any], reads: list[_Waiting], writes: list[_Waiting]) -> None:
+        """Tell the callers of a finished hop; hand over whatever waited for it."""
+        self._hops.discard(hop)
+        if hop.cancelled():  # the loop is shutting down: callers must not wait for ever
+            parts: tuple[Any, Any] = (None, None)
+        elif hop.exception() is not None:
+            parts = (hop.exception(), hop.exception())
+        else:
+            parts = hop.result()
+        for waiting, outcomes in zip((reads, writes), parts):
+            for index, (_, _, answered) in enumerate(waiting):
+                if answered.done():
                     continue
-                try:
-                    parts = await self._run(_in_group, [entry[:2] for entry in reads],
-                                            [entry[:2] for entry in writes])
-                except Exception as exc:
-                    parts = (exc, exc)
-                for waiting, outcomes in zip((reads, writes), parts):
-                    for index, (_, _, answered) in enumerate(waiting):
-                        if answered.done():
-                            continue
-                        ok, value = (False, outcomes) if isinstance(outcomes, BaseException) else outcomes[index]
-                        if ok:
-                            answered.set_result(value)
-                        else:
-                            answered.set_exception(_driver_error(value))
-                reads, writes = [], []
-        finally:
-            self._courier = None
-            # Only reached with unanswered calls if this task itself was cancelled (the loop
-            # is shutting down): their callers must not wait for ever.
-            for _, _, answered in (*reads, *writes, *self._reads, *self._writes):
-                answered.cancel()
-            self._reads, self._writes = [], []
+                if outcomes is None:
+                    answered.cancel()
+                    continue
+                ok, value = (False, outcomes) if isinstance(outcomes, BaseException) else outcomes[index]
+                if ok:
+                    answered.set_result(value)
+                else:
+                    answered.set_exception(_driver_error(value))
+        if (self._reads or self._writes) and not self._launch_scheduled:
+            self._launch_scheduled = True
+            asyncio.get_running_loop().call_soon(self._launch)
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return await self._read(_rows, sql, params)

@@ -11,14 +11,18 @@ run on aiosqlite's worker thread against the underlying ``sqlite3.Connection`` (
 That thread runs one hop at a time, so transactions of different coroutines cannot interleave
 on the one connection and no ``asyncio.Lock`` is needed. A hop costs the event loop more than
 a typical read, and with ``synchronous=FULL`` the fsync of a COMMIT costs more than a typical
-write, so calls that arrive while a hop is out wait and go together in the next one
-(``_carry``): the waiting reads in one read transaction, then the waiting writes in one
+write, so calls that arrive while hops are out wait and go together in the next one
+(``_launch``): the waiting reads in one read transaction, then the waiting writes in one
 ``BEGIN IMMEDIATE … COMMIT`` (group commit; if a body fails, the group is rolled back and run
-again with one SAVEPOINT each). A body that fails is undone alone and only its caller sees
-the error; no caller hears of a write before the COMMIT
-that holds it has returned; with nothing in progress a call goes at once. A body already handed
-to the thread runs to the end even if its caller is cancelled, so a write is still all or
-nothing.
+again with one SAVEPOINT each). Two hops may be out at once, so the thread starts the next as
+soon as one ends instead of waiting for the event loop to answer the last one's callers. Within
+a hop, calls of the kinds every answer makes (``apply_step``, ``linked_session``) run as a few
+multi-row statements (``_batched``): each statement hands the GIL to the event loop and waits
+for it back, so fewer statements is what lets the two threads work at the same time. A body
+that fails is undone alone and only its caller sees the error; no caller hears of a write
+before the COMMIT that holds it has returned; with nothing in progress a call goes at once. A
+body already handed to the thread runs to the end even if its caller is cancelled, so a write
+is still all or nothing.
 """
 
 from __future__ import annotations

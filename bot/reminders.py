@@ -250,12 +250,12 @@ class ReminderFeed:
             if result.withdrawn:
                 log.info("%s/%s: %d queued reminder(s) withdrawn: their person or survey is done", self.bot.channel,
                          self.bot.bot, result.withdrawn)
-            if result.handed_over + result.withdrawn < limit:  # the queue is empty, for now
+            if not result.more:  # the queue is empty, for now
                 handed_over = result.handed_over
                 break
             if result.handed_over:
                 return result.handed_over
-            # A whole batch withdrawn: the next may have something to send.
+            stopped = {}  # all withdrawn by the first call; a whole batch of people done: look at the next
         self._resting_until = self.monotonic() + FEED_RECHECK_SECONDS
         return handed_over
 

@@ -707,18 +707,19 @@ class Storage(abc.ABC):
         """Hand up to ``limit`` of one bot's queued reminders over to its outbox, oldest (lowest
         id) first, in ONE write transaction.
 
-        Only reminders of the surveys in ``texts`` (survey id → how to word them now) or
-        ``stopped`` (survey id → why its reminders stop, e.g. "survey closed") are taken; the
-        others stay queued (the caller's quiet hours). A reminder of a stopped survey, or whose
-        person is no longer in disposition contacted or started (or has no chat on this bot
-        any more), is withdrawn (``withdrawn_at`` = ``at``, ``withdrawn_because`` = the reason
-        or the disposition) instead of sent. Every other gets a pending outbox message sent
-        with ``method`` at ``priority``, payload ``{"chat_id", "text"}`` to the person's chat
-        on this bot (a numeric Telegram chat id as a JSON number) and ``respondent_id``, the
-        text rendered now with the person's current progress and language (their latest
-        session of their form), and its ``outbox_id`` set. A reminder handed over or
-        withdrawn is never taken again, so two senders, or a retry after a crash, cannot
-        double one.
+        Every queued reminder of this bot of a survey in ``stopped`` (survey id → why its
+        reminders stop, e.g. "survey closed") is withdrawn, whatever ``limit``. Then up to
+        ``limit`` of the surveys in ``texts`` (survey id → how to word them now) are taken; those
+        of other surveys stay queued (the caller's quiet hours). One whose person is no longer
+        in disposition contacted or started (or has no chat on this bot any more) is withdrawn
+        too; withdrawn means ``withdrawn_at`` = ``at`` and ``withdrawn_because`` = the reason or
+        the disposition, and no message. Every other gets a pending outbox message sent with
+        ``method`` at ``priority``, payload ``{"chat_id", "text"}`` to the person's chat on this
+        bot (a numeric Telegram chat id as a JSON number) and ``respondent_id``, the text
+        rendered now with the person's current progress and language (their latest session of
+        their form), and its ``outbox_id`` set. ``more``: ``limit`` were taken, so more may be
+        queued. A reminder handed over or withdrawn is never taken again, so two senders, or a
+        retry after a crash, cannot double one.
         """
 
     @abc.abstractmethod

@@ -209,11 +209,13 @@ class ReminderTexts:
 
 @dataclass(frozen=True)
 class ReminderHandOver:
-    """What one ``hand_over_reminders`` call did: reminders given an outbox message, and
-    reminders withdrawn instead (their person or survey was done)."""
+    """What one ``hand_over_reminders`` call did: reminders given an outbox message, reminders
+    withdrawn instead (their person or survey was done), and whether the batch was full (more
+    may be queued)."""
 
     handed_over: int = 0
     withdrawn: int = 0
+    more: bool = False
 
 
 # -- survey projects, frames and samples (migration 3) ---------------------------------------

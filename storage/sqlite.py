@@ -1724,14 +1724,20 @@ class SQLiteStorage(Storage):
         method: str = "sendMessage",
         priority: int = 0,
     ) -> ReminderHandOver:
-        surveys = sorted({*texts, *stopped})
-        if limit <= 0 or not surveys:
-            return ReminderHandOver()
+        surveys = sorted(set(texts) - set(stopped))
         select = _QUEUED_REMINDERS.format(surveys=", ".join("?" * len(surveys)))
         asked = {survey: {form_id: frozenset(names) for form_id, names in wording.asked.items()}
                  for survey, wording in texts.items()}
 
         def body(conn: sqlite3.Connection) -> ReminderHandOver:
+            # A stopped survey's reminders all at once: batch by batch, a closed survey's 100,000
+            # would hold the sender (and the replies behind it) for as many transactions.
+            stopped_count = sum(conn.execute(
+                "UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ? WHERE channel = ? AND bot = ?"
+                " AND outbox_id IS NULL AND withdrawn_at IS NULL AND survey_id = ?",
+                (at, because, channel, bot, survey)).rowcount for survey, because in stopped.items())
+            if limit <= 0 or not surveys:
+                return ReminderHandOver(withdrawn=stopped_count)
             queued = conn.execute(select, (channel, bot, *surveys, limit)).fetchall()
             sessions = sorted({row["session_id"] for row in queued if row["session_id"] is not None})
             answered: dict[int, list[str]] = {}
@@ -1744,8 +1750,7 @@ class SQLiteStorage(Storage):
             handed_over = 0
             for row in queued:
                 survey = row["survey_id"]
-                because = (stopped.get(survey) if survey in stopped
-                           else row["disposition"] if row["disposition"] not in _REMINDED
+                because = (row["disposition"] if row["disposition"] not in _REMINDED
                            else "no chat" if row["chat_id"] is None else None)
                 if because is not None:
                     withdrawn.append((at, because, row["id"]))
@@ -1764,7 +1769,7 @@ class SQLiteStorage(Storage):
                 conn.execute("UPDATE reminders SET outbox_id = ? WHERE id = ?", (message_id, row["id"]))
                 handed_over += 1
             conn.executemany("UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ? WHERE id = ?", withdrawn)
-            return ReminderHandOver(handed_over, len(withdrawn))
+            return ReminderHandOver(handed_over, stopped_count + len(withdrawn), len(queued) == limit)
 
         return await self._write(body)
 

@@ -399,19 +399,19 @@ async def test_a_reminder_not_sent_when_its_person_completes_or_refuses_is_withd
 async def test_the_hand_over_checks_the_person_and_the_survey_again(tmp_path):
     """A disposition written without ``set_disposition`` (by hand, or by an older khaosat), or a
     survey that closed while its reminders were queued: the hand-over withdraws, it does not send."""
-    db, _, _, ids = await setup(tmp_path, size=3)
+    db, _, _, ids = await setup(tmp_path, size=4)
     at = T0 + dt.timedelta(days=1, minutes=1)
     async with await open_storage(db) as storage:
-        assert (await reminder_pass(storage, [BOT], at)).count == 3
+        assert (await reminder_pass(storage, [BOT], at)).count == 4
     with sqlite3.connect(db) as conn:
         conn.execute("UPDATE respondents SET disposition = 'ineligible' WHERE id = ?", (ids[0],))
     conn.close()
     async with await open_storage(db) as storage:
         assert await hand_over(storage, at, room=1) == 1  # ids[0]'s withdrawn, so the feed went on to ids[1]'s
         after_close = dt.datetime(2026, 9, 1, 9, 0, tzinfo=VN)
-        assert await hand_over(storage, after_close) == 0
+        assert await hand_over(storage, after_close, room=1) == 0  # a closed survey's all at once
         assert [(await storage.reminders_of(rid))[0]["withdrawn_because"] for rid in ids] == [
-            "ineligible", None, "survey closed"]
+            "ineligible", None, "survey closed", "survey closed"]
         assert [m["respondent_id"] for m in await messages(storage)] == [ids[1]]
         assert await storage.queued_reminders() == 0
 

@@ -1,4 +1,5 @@
-"""Time to select and enqueue 100,000 due reminders in one pass (goal: under 1 second).
+"""Time to select and queue 100,000 due reminders in one pass (goal: under 1 second), and to hand
+them over to the outbox in the batches a sender asks for.
 
     python bench/reminders.py [--n 100000] [--runs 3] [--sessions 0.5] [--phases]
 
@@ -7,10 +8,17 @@ members in disposition "contacted", each linked to a Telegram chat 2 days ago (s
 reminder, after 1 day, is due), no sessions (``--sessions F``: a share F of them started the
 questionnaire 2 days ago, in Vietnamese or English, and answered 0–30 of its 31 questions, so
 the texts differ by progress and language). Then times ``reminder_pass`` — the one
-transaction that selects who is due (SQL over members, chat links, sessions and reminders),
-renders each text with its progress, records the reminders and inserts the outbox rows.
-A second pass right after must queue nothing (dedupe), and is timed too. ``--phases`` prints,
-for the last run, the time of each SQL statement of the first pass (COMMIT included).
+transaction that selects who is due (SQL over members, chat links, sessions and reminders) and
+records the reminders, queued (no outbox rows). A second pass right after must queue nothing
+(dedupe), and is timed too. ``--phases`` prints, for the last run, the time of each SQL
+statement of the first pass (COMMIT included).
+
+In the last run, the N queued reminders are then handed over to the outbox by the bot's
+``ReminderFeed`` in batches of ``feed_room`` (what an ``OutboxSender`` at 30 messages/s asks for:
+60), each one write transaction that checks the person, renders the text with their progress
+and language and inserts the message: reported per batch (median, 99th percentile, max; the
+first batch also reads the survey and its questionnaire), against the 2 s it takes the bot to
+send a batch.
 """
 
 from __future__ import annotations
@@ -24,7 +32,8 @@ import time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from bot.reminders import ReminderBot, reminder_pass
+from bot.outbox import Pace, feed_room
+from bot.reminders import ReminderBot, ReminderFeed, reminder_pass
 from storage import open_storage
 from surveys.project import parse_survey, store_survey
 from surveys.xlsform import load_questionnaire
@@ -95,16 +104,34 @@ async def build(db: Path, n: int, sessions: float = 0.0) -> None:
     conn.close()
 
 
+async def hand_over_all(storage, bot: ReminderBot, n: int) -> list[float]:
+    """Hand every queued reminder over the way the bot's sender would; the time of each batch."""
+    feed = ReminderFeed(storage, bot, lambda: NOW)
+    room = feed_room(Pace(per_second=bot.per_second))
+    batches = []
+    while True:
+        start = time.perf_counter()
+        handed = await feed(room)
+        if not handed:
+            break
+        batches.append(time.perf_counter() - start)
+    counts = await storage.outbox_counts()
+    assert counts["pending"] == n and await storage.queued_reminders() == 0, counts
+    return batches
+
+
 async def main(n: int, runs: int, sessions: float = 0.0, phases: bool = False) -> None:
     bots = [ReminderBot("telegram", "b", per_second=30.0)]
     first, second = [], []
     statements: list[tuple[float, str]] = []
+    batches: list[float] = []
     for run in range(runs):
+        last = run == runs - 1
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "bench.sqlite"
             await build(db, n, sessions)
             async with await open_storage(db) as storage:
-                if phases and run == runs - 1:  # the storage's worker thread reports each statement it starts
+                if phases and last:  # the storage's worker thread reports each statement it starts
                     await storage._run(lambda conn: conn.set_trace_callback(  # noqa: SLF001
                         lambda sql: statements.append((time.perf_counter(), " ".join(sql.split())))))
                 start = time.perf_counter()
@@ -118,13 +145,21 @@ async def main(n: int, runs: int, sessions: float = 0.0, phases: bool = False) -
                 again = await reminder_pass(storage, bots, NOW + dt.timedelta(minutes=15))
                 second.append(time.perf_counter() - start)
                 assert again.count == 0
-                counts = await storage.outbox_counts()
-                assert counts["pending"] == n
-    print(f"{n:,} due reminders: select + enqueue {min(first):.3f} s best, {sorted(first)[len(first) // 2]:.3f} s "
+                assert sum((await storage.outbox_counts()).values()) == 0  # the pass writes no outbox row
+                assert await storage.queued_reminders() == n
+                if last:
+                    batches = await hand_over_all(storage, bots[0], n)
+    print(f"{n:,} due reminders: select + queue {min(first):.3f} s best, {sorted(first)[len(first) // 2]:.3f} s "
           f"median of {runs}; the next pass (nothing due) {min(second):.3f} s")
     for (at, sql), (until, _) in zip(statements, statements[1:]):
         if until - at >= 0.005:
             print(f"  {until - at:6.3f} s  {sql[:100]}")
+    rest = sorted(batches[1:])
+    room = feed_room(Pace(per_second=bots[0].per_second))
+    print(f"hand-over of {n:,} in {len(batches):,} batches of {room}: {sum(batches):.2f} s in all; per batch "
+          f"median {rest[len(rest) // 2] * 1000:.2f} ms, 99th percentile {rest[int(len(rest) * 0.99)] * 1000:.2f} ms, "
+          f"max {rest[-1] * 1000:.2f} ms, first (reads the survey and forms) {batches[0] * 1000:.2f} ms; "
+          f"a batch takes the bot {room / bots[0].per_second:.1f} s to send")
 
 
 if __name__ == "__main__":

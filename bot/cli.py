@@ -722,7 +722,7 @@ def status(ctx: click.Context, survey_id: str | None, out_format: str, lang: str
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The CSV file for --list-unreached.")
 @click.option("--run-once", "run_once", is_flag=True,
-              help="Make one reminder pass now (for cron): queue due reminders in the outbox.")
+              help="Make one reminder pass now (for cron): queue the due reminders for the running bots.")
 @click.option("--at", "at", default=None, hidden=True, help="Run as of this ISO time (tests, replays).")
 @_SURVEY_OPTION
 @_DB_OPTION
@@ -738,7 +738,8 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
 
     --run-once makes the same pass `khaosat run` makes every [reminders] interval_minutes:
     releases idle quota slots and queues the due reminders (never in quiet hours, never
-    twice) for the bots of --config; the running bots send them.
+    twice) for the bots of --config; the running bots pick them up within half a minute and
+    send them at their pace, each text with the person's progress as it is then.
     """
 
     from bot.reminders import ReminderBot, reminder_pass, write_unreached

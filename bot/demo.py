@@ -42,7 +42,7 @@ from bot.config import BotConfig, Config
 from bot.conversations import Conversations
 from bot.outbox import Pace
 from bot.reminders import reminder_pass
-from bot.run import RunningBot, tune_garbage_collector, reminder_bots, run
+from bot.run import RunningBot, tune_garbage_collector, reminder_bots, reminders_queued, run
 from bot.simulate import TelegramPerson, Transcript, ZaloPerson
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
@@ -324,16 +324,16 @@ async def _remind_and_come_back(running: list[RunningBot], people: list[Someone]
 
     ``bot.run.run`` has no hook to trigger its scheduler's pass, so the demo calls the pass
     itself (``bot.reminders.reminder_pass``, as ``khaosat remind --run-once`` does) with the
-    running bots, and wakes their outbox senders. Should the scheduler's own pass run at the
-    same moment, the reminders table keeps each reminder once; the demo counts from that table.
+    running bots, and tells their reminder feeds and outbox senders, which hand the queued
+    reminders over and send them. Should the scheduler's own pass run at the same moment, the
+    reminders table keeps each reminder once; the demo counts from that table.
     """
     storage = running[0].surveys.storage
     work.clock_from = clock()
     clock.jump(JUMP)
     work.clock_to = clock()
     await reminder_pass(storage, reminder_bots(running), clock())
-    for bot in running:
-        bot.sender.wake()
+    reminders_queued(running)
     reminded = [s for s in people if await storage.reminders_of(s.respondent_id)]
     work.reminders_queued = len(reminded)
     console.print(f"Simulated clock: {work.clock_from:%Y-%m-%d %H:%M} → {work.clock_to:%Y-%m-%d %H:%M}; "
@@ -353,7 +353,8 @@ async def _remind_and_come_back(running: list[RunningBot], people: list[Someone]
 
 
 async def _settle(running: list[RunningBot]) -> None:
-    """Wait until the outbox has been empty for a quarter of a second (at most ~10 s).
+    """Wait until the outbox, and the reminders queue behind it, have been empty for a quarter
+    of a second (at most ~10 s).
 
     Empty once is not enough: an update still on its way from an emulator queues its reply
     just after, and the bots would stop with it unsent."""
@@ -361,7 +362,8 @@ async def _settle(running: list[RunningBot]) -> None:
     quiet = 0
     for _ in range(500):
         counts = await storage.outbox_counts()
-        quiet = quiet + 1 if counts["pending"] == 0 and counts["sending"] == 0 else 0
+        idle = counts["pending"] == 0 and counts["sending"] == 0 and not await storage.queued_reminders()
+        quiet = quiet + 1 if idle else 0
         if quiet == 12:
             return
         await asyncio.sleep(0.02)

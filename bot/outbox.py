@@ -5,6 +5,12 @@ bot drains the queue within the platform's limits. Replies to people who are ans
 (priority 0) go before bulk sends such as reminders (priority 10). Messages to one chat
 leave in order, one at a time; different chats are sent concurrently, because a real Bot
 API round trip from Vietnam takes a tenth of a second or more.
+
+Reminders are not put in the outbox by the pass that decides them: they wait queued in the
+database, and a sender given a ``feed`` (``bot.reminders.ReminderFeed``) asks it for more
+whenever fewer than two seconds' worth of bulk messages (at its rate) are pending, so they are
+rendered just before they leave and flow at the bot's pace behind the replies. The sender only
+calls the feed; what to hand over, and the SQL, are the feed's and the storage's.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import math
 import time
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -30,6 +37,12 @@ BULK = 10
 _SAFETY = 0.98
 #: ...and the per-bot window is this much longer than a second (30 in 1.03 s is 97% of 30/s).
 _WINDOW_MARGIN = 0.03
+#: Pending messages read per look at the queue.
+_LOOK_AHEAD = 200
+#: The feed is asked for this many seconds' worth of bulk messages (at the bot's rate) whenever
+#: fewer than that many are pending: enough that the bot never waits for a hand-over, few enough
+#: that a text is seconds old when it leaves, and one hand-over (a write) per that many seconds.
+_FEED_SECONDS = 2.0
 
 
 # -- what a transport reports ------------------------------------------------------------------
@@ -71,6 +84,10 @@ Outcome = Sent | RetryAfter | Blocked | Transient | Rejected
 
 class Transport(Protocol):
     async def send(self, method: str, payload: dict[str, Any]) -> Outcome: ...
+
+
+#: Adds up to ``room`` bulk messages of the sender's bot to the outbox; returns how many it added.
+Feed = Callable[[int], Awaitable[int]]
 
 
 # -- rate limits -------------------------------------------------------------------------------
@@ -135,13 +152,18 @@ class OutboxStats:
     rejected: int = 0
 
 
+def feed_room(pace: Pace) -> int:
+    """How many bulk messages a sender asks its feed for, and the fewest pending before it asks again."""
+    return max(1, min(_LOOK_AHEAD, math.ceil(_FEED_SECONDS * pace.per_second)))
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
 
 
 class OutboxSender:
     def __init__(self, storage: Storage, channel: str, bot: str, transport: Transport, pace: Pace = Pace(), *,
-                 on_blocked: Callable[[QueuedMessage], Awaitable[None]] | None = None,
+                 on_blocked: Callable[[QueuedMessage], Awaitable[None]] | None = None, feed: Feed | None = None,
                  clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = utc_now):
         self.storage = storage
         self.channel = channel
@@ -149,6 +171,8 @@ class OutboxSender:
         self.transport = transport
         self.pace = pace
         self.on_blocked = on_blocked
+        self.feed = feed
+        self.feed_room = feed_room(pace)
         self.clock = clock
         self.wall = wall
         self.stats = OutboxStats()
@@ -193,7 +217,9 @@ class OutboxSender:
         now = self.clock()
         if self._paused_until > now:
             return self._paused_until - now
-        due = await self.storage.due_messages(self.channel, self.bot, self.wall().isoformat(), 200)
+        due = await self._due()
+        if self.feed is not None and await self._top_up(due):
+            due = await self._due()
         if not due:
             return None
         next_wait: float | None = None
@@ -226,7 +252,24 @@ class OutboxSender:
             task = asyncio.create_task(self._send(message, bucket))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        return next_wait if next_wait is not None else (0.0 if len(due) == 200 else None)
+        return next_wait if next_wait is not None else (0.0 if len(due) == _LOOK_AHEAD else None)
+
+    async def _due(self) -> list[QueuedMessage]:
+        return await self.storage.due_messages(self.channel, self.bot, self.wall().isoformat(), _LOOK_AHEAD)
+
+    async def _top_up(self, due: list[QueuedMessage]) -> int:
+        """Ask the feed for more bulk messages if few are pending; returns how many it added.
+
+        A full look-ahead means replies enough for several seconds wait: the feed is not asked
+        then, and reminders keep waiting where they are. A failing feed is logged and asked
+        again at the next pump: it must not stop the replies."""
+        if len(due) >= _LOOK_AHEAD or sum(1 for message in due if message.priority >= BULK) >= self.feed_room:
+            return 0
+        try:
+            return await self.feed(self.feed_room)
+        except Exception:  # noqa: BLE001
+            log.exception("%s/%s: handing queued reminders over failed", self.channel, self.bot)
+            return 0
 
     async def _send(self, message: QueuedMessage, chat_bucket: TokenBucket) -> None:
         storage = self.storage

@@ -1,29 +1,45 @@
-"""The periodic pass: reminders, stale quota slots and the coordinators' daily summary.
+"""The periodic pass: reminders, stale quota slots and the coordinators' daily summary; and the
+feed that hands each bot's queued reminders over to its outbox as the bot has room.
 
-Nothing is held in memory between passes. Who is due is decided from the database
-(dispositions, session and chat-link timestamps, the ``reminders`` table) by
-``Storage.enqueue_due_reminders``, which records each reminder and queues its outbox message
-(priority BULK) in the same transaction; a reminder is unique per respondent, activity
-and step (``reminder:{respondent}:{activity_at}:{k}``).
-So a restart loses nothing (the next pass finds whoever is still due) and doubles nothing
-(a reminder recorded once is never selected again, and a message caught mid-send at a crash
-is marked "unknown" by the outbox, not resent).
+**Queued by the pass.** Nothing is held in memory between passes. Who is due is decided from the
+database (dispositions, session and chat-link timestamps, the ``reminders`` table) by
+``Storage.enqueue_due_reminders``, which records each reminder in ``reminders`` and nothing else:
+that row is the durable queue entry ("queued": no outbox message yet, ``outbox_id`` NULL). A
+reminder goes to the person's most recently linked chat among the running bots (the row keeps
+its channel and bot) and is unique per respondent, activity and step
+(``reminder:{respondent}:{activity_at}:{k}``).
+
+**Handed over by the feed.** A bot sends about 30 messages a second, so 100,000 reminders take an
+hour to leave, and a text rendered at pass time would show progress an hour old. Each bot's
+``OutboxSender`` calls its ``ReminderFeed`` when fewer than two seconds' worth of bulk messages
+are pending; the feed calls ``Storage.hand_over_reminders``, which in one transaction gives up to
+that many of the bot's queued reminders, oldest first, an outbox message (priority BULK, after
+the replies to people answering) with the text rendered then: the project's ``[reminders.text]``
+in the person's current language with their current progress (answered asked questions / asked
+questions of the form, ``render_reminder``) and a /resume hint.
+
+**Once, whatever stops when.** A reminder recorded once is never selected by a pass again and
+handed over at most once, so a restart loses nothing and doubles nothing: between pass and
+hand-over the reminder waits queued in the database, between hand-over and send its message
+waits pending in the outbox, and a message caught mid-send at a crash is marked "unknown" by the
+outbox, not resent.
+
+**Quiet hours and stops.** Per bot, a pass queues only as many as the bot can send before quiet
+hours begin at half its configured rate (``surveys.reminders.sendable_before_quiet``): the rest
+stay due and are taken by the next pass after the quiet hours. The feed applies the same rule
+when it hands over: nothing during quiet hours, just before them only what can leave before they
+start; what is still queued then waits for their end. Reminders stop at completion, refusal,
+unreachable, quota-full (dispositions other than contacted/started): ``Storage.set_disposition``
+withdraws the person's reminders not sent yet (queued, or pending in the outbox: that message
+ends "failed" with the error "withdrawn: <disposition>"), and the hand-over checks again. They
+also stop when the survey is closed (a pass queues none; the feed withdraws the queued ones,
+"survey closed") or has no reminder policy any more ("no reminder policy").
 
 One ``AsyncIOScheduler`` per ``khaosat run`` process (``schedule``): an ``IntervalTrigger``
 pass every ``[reminders] interval_minutes`` (default 15) and a daily ``CronTrigger`` at
 ``[coordinators] daily_summary`` local time (default 08:00), both ``coalesce=True,
-max_instances=1``. ``khaosat remind --run-once`` runs one pass for cron users.
-
-Reminders go to the person's most recently linked chat among the running bots; the text is
-the project's ``[reminders.text]`` in the person's language with their progress (answered
-asked questions / asked questions of the form) and a /resume hint. Per bot, a pass enqueues
-only as many as the bot can send before quiet hours begin at half its configured rate
-(``surveys.reminders.sendable_before_quiet``): the rest stay due and are taken by the next
-pass after the quiet hours. Reminders stop at completion, refusal, unreachable, quota-full
-(dispositions other than contacted/started) and when the survey is closed; one still waiting in
-the outbox when its person moves on is withdrawn unsent (its message ends "failed" with the
-error "withdrawn: <disposition>"; ``Storage.set_disposition``), since a large pass takes hours
-to drain at the bot's rate.
+max_instances=1``. ``khaosat remind --run-once`` runs one pass for cron users; the running bots'
+feeds find what it queued within ``FEED_RECHECK_SECONDS``.
 """
 
 from __future__ import annotations
@@ -32,6 +48,7 @@ import csv
 import datetime as dt
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -40,7 +57,7 @@ from zoneinfo import ZoneInfo
 from bot.outbox import BULK
 from bot.quotas import release_stale
 from exporters.progress import format_progress, format_status_text, progress, survey_status
-from storage import OutgoingMessage, Storage
+from storage import OutgoingMessage, ReminderTexts, Storage
 from surveys.messages import say, ui_language
 from surveys.project import SurveyProject
 from surveys.reminders import sendable_before_quiet
@@ -50,8 +67,13 @@ log = logging.getLogger(__name__)
 
 DEFAULT_INTERVAL_MINUTES = 15
 DEFAULT_DAILY_SUMMARY = "08:00"
-#: Share of a bot's rate given to reminders when sizing a pass (replies go first).
+#: Share of a bot's rate given to reminders when sizing a pass or a hand-over (replies go first).
 REMINDER_SHARE = 0.5
+#: A feed that found nothing to hand over looks again after this long. A pass in the same process
+#: tells it at once (``ReminderFeed.queued``); one made by ``khaosat remind --run-once`` cannot.
+FEED_RECHECK_SECONDS = 30.0
+#: How long a feed goes by what it read of the survey projects and questionnaires.
+FEED_REFRESH_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -80,29 +102,32 @@ class PassResult:
 
 
 class _Forms:
-    """Asked-question names and totals per form id (latest stored version), read once."""
+    """Asked-question names per form id (latest stored version), each stored version parsed once."""
 
     def __init__(self, storage: Storage):
         self.storage = storage
-        self._asked: dict[str, tuple[str, ...]] | None = None
+        self._parsed: dict[str, tuple[str, ...] | None] = {}  # sha256 → asked names; None: not a form
 
     async def asked(self) -> dict[str, tuple[str, ...]]:
-        if self._asked is None:
-            asked: dict[str, tuple[str, ...]] = {}
-            for stored in await self.storage.list_questionnaires():  # ordered by loaded_at: latest wins
+        asked: dict[str, tuple[str, ...]] = {}
+        for stored in await self.storage.list_questionnaires():  # ordered by loaded_at: latest wins
+            if stored.sha256 not in self._parsed:
                 try:
                     form = load_questionnaire_bytes(stored.source, stored.source_name)
                 except Exception:  # noqa: BLE001 — a stored test blob that is not a form
-                    continue
-                asked[stored.form_id] = tuple(q.name for q in form.asked)
-            self._asked = asked
-        return self._asked
+                    self._parsed[stored.sha256] = None
+                else:
+                    self._parsed[stored.sha256] = tuple(q.name for q in form.asked)
+            names = self._parsed[stored.sha256]
+            if names is not None:
+                asked[stored.form_id] = names
+        return asked
 
 
 def render_reminder(project: SurveyProject, totals: dict[str, int]) -> Callable[[str | None, str | None, int], str]:
     """The text of a reminder for (language, form id, answered): the storage builds the outbox
-    payload ``{"chat_id": …, "text": …}`` itself and calls this once per distinct triple
-    (a handful per pass), on the storage thread: it must be pure and quick."""
+    payload ``{"chat_id": …, "text": …}`` itself and calls this once per reminder it hands over,
+    on the storage thread: it must be pure and quick."""
     texts = project.reminders.texts
     default = project.settings.language
     hints = {lang: say("reminder_resume_hint", lang) for lang in ("vi", "en")}
@@ -117,11 +142,21 @@ def render_reminder(project: SurveyProject, totals: dict[str, int]) -> Callable[
     return text
 
 
+def reminder_texts(project: SurveyProject, asked: dict[str, tuple[str, ...]]) -> ReminderTexts:
+    """How the survey's reminders are worded: progress counts the asked questions of its groups' forms."""
+    group_forms = {g.form_id for g in project.groups.values()}
+    asked = {form_id: names for form_id, names in asked.items() if form_id in group_forms}
+    return ReminderTexts(asked, render_reminder(project, {form_id: len(names) for form_id, names in asked.items()}))
+
+
+def has_reminders(project: SurveyProject) -> bool:
+    return bool(project.reminders.after_days) and project.reminders.max_count > 0
+
+
 async def reminder_pass(storage: Storage, bots: Sequence[ReminderBot], now: dt.datetime, *,
                         share: float = REMINDER_SHARE) -> PassResult:
-    """One pass over every stored survey: release stale quota slots, enqueue due reminders."""
+    """One pass over every stored survey: release stale quota slots, queue due reminders."""
     result = PassResult()
-    forms = _Forms(storage)
     for stored in await storage.list_surveys():
         project = SurveyProject.from_json(stored.project)
         zone = ZoneInfo(project.settings.timezone)
@@ -129,7 +164,7 @@ async def reminder_pass(storage: Storage, bots: Sequence[ReminderBot], now: dt.d
         if released:
             result.released[project.id] = released
         policy = project.reminders
-        if not policy.after_days or policy.max_count <= 0:
+        if not has_reminders(project):
             result.skipped[project.id] = "no reminder policy"
             continue
         today = now.astimezone(zone).date()
@@ -142,18 +177,97 @@ async def reminder_pass(storage: Storage, bots: Sequence[ReminderBot], now: dt.d
         if not limits or all(limit == 0 for limit in limits.values()):
             result.skipped[project.id] = "quiet hours" if limits else "no bot"
             continue
-        asked = await forms.asked()
-        group_forms = {g.form_id for g in project.groups.values()}
-        asked = {form_id: names for form_id, names in asked.items() if form_id in group_forms}
-        totals = {form_id: len(names) for form_id, names in asked.items()}
         queued = await storage.enqueue_due_reminders(
             project.id, after_days=policy.after_days, max_count=policy.max_count, now=now.isoformat(),
-            limits=limits, asked=asked, render=render_reminder(project, totals), at=now.isoformat(),
-            method="sendMessage", priority=BULK)
+            limits=limits, at=now.isoformat())
         result.queued[project.id] = queued
         if queued:
             log.info("survey %s: %d reminder(s) queued", project.id, queued)
     return result
+
+
+# -- handing queued reminders over to a bot's outbox -----------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Survey:
+    project: SurveyProject
+    zone: ZoneInfo
+    texts: ReminderTexts
+
+
+class ReminderFeed:
+    """One bot's queued reminders, handed over to its outbox as its sender asks
+    (``OutboxSender(feed=…)``: ``await feed(room)`` returns how many messages it added).
+
+    Per call, each stored survey is either handed over from (open, outside quiet hours: at most
+    what can leave before they begin, at ``share`` of the bot's rate, as a pass sizes itself),
+    held (quiet hours, or not open yet) or stopped (closed, or no reminder policy any more: its
+    queued reminders are withdrawn). Finding nothing, the feed rests for
+    ``FEED_RECHECK_SECONDS`` (``queued`` wakes it), so an idle sender costs no write.
+    """
+
+    def __init__(self, storage: Storage, bot: ReminderBot, clock: Callable[[], dt.datetime], *,
+                 share: float = REMINDER_SHARE, monotonic: Callable[[], float] = time.monotonic):
+        self.storage = storage
+        self.bot = bot
+        self.clock = clock
+        self.share = share
+        self.monotonic = monotonic
+        self._forms = _Forms(storage)
+        self._surveys: list[_Survey] = []
+        self._read_at: float | None = None
+        self._resting_until = 0.0
+
+    def queued(self) -> None:
+        """A pass queued reminders: look at once rather than after the rest."""
+        self._resting_until = 0.0
+
+    async def __call__(self, room: int) -> int:
+        if room <= 0 or self.monotonic() < self._resting_until:
+            return 0
+        now = self.clock()
+        texts: dict[str, ReminderTexts] = {}
+        stopped: dict[str, str] = {}
+        limit = room
+        for survey in await self._current_surveys():
+            today = now.astimezone(survey.zone).date()
+            if not has_reminders(survey.project):
+                stopped[survey.project.id] = "no reminder policy"
+            elif today > survey.project.closes:
+                stopped[survey.project.id] = "survey closed"
+            elif today >= survey.project.opens:
+                sendable = sendable_before_quiet(survey.project.reminders, now, survey.zone, self.bot.per_second,
+                                                 self.share)
+                if sendable != 0:  # 0: quiet hours, or about to begin
+                    texts[survey.project.id] = survey.texts
+                    limit = min(limit, room if sendable is None else sendable)
+        handed_over = 0
+        while texts or stopped:
+            result = await self.storage.hand_over_reminders(
+                self.bot.channel, self.bot.bot, limit, texts=texts, stopped=stopped, at=now.isoformat(),
+                method="sendMessage", priority=BULK)
+            if result.withdrawn:
+                log.info("%s/%s: %d queued reminder(s) withdrawn: their person or survey is done", self.bot.channel,
+                         self.bot.bot, result.withdrawn)
+            if not result.more:  # the queue is empty, for now
+                handed_over = result.handed_over
+                break
+            if result.handed_over:
+                return result.handed_over
+            stopped = {}  # all withdrawn by the first call; a whole batch of people done: look at the next
+        self._resting_until = self.monotonic() + FEED_RECHECK_SECONDS
+        return handed_over
+
+    async def _current_surveys(self) -> list[_Survey]:
+        if self._read_at is None or self.monotonic() - self._read_at >= FEED_REFRESH_SECONDS:
+            asked = await self._forms.asked()
+            surveys = []
+            for stored in await self.storage.list_surveys():
+                project = SurveyProject.from_json(stored.project)
+                surveys.append(_Survey(project, ZoneInfo(project.settings.timezone), reminder_texts(project, asked)))
+            self._surveys, self._read_at = surveys, self.monotonic()
+        return self._surveys
 
 
 # -- the coordinators' daily summary ---------------------------------------------------------------

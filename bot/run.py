@@ -29,7 +29,7 @@ from bot.config import BotConfig, Config
 from bot.conversations import Conversations
 from bot.outbox import OutboxSender
 from bot.quotas import QuotaGate
-from bot.reminders import ReminderBot, schedule
+from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
 from bot.telegram.transport import TelegramTransport
 from bot.zalo.channel import CHANNEL as ZALO, ZaloSurveyBot, poll as zalo_poll, webhook_handler
@@ -53,6 +53,7 @@ class RunningBot:
     config: BotConfig
     surveys: ChatSurveys
     sender: OutboxSender
+    feed: ReminderFeed
     telegram: TelegramSurveyBot | None = None
     dispatcher: Dispatcher | None = None
     client: Bot | None = None
@@ -100,15 +101,16 @@ def coordinator_commands(storage: Storage, conversations: Conversations, export_
 async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                          export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
+    feed = ReminderFeed(storage, reminder_bot(config), clock)
     sender = OutboxSender(storage, TELEGRAM, config.name, TelegramTransport(client), config.pace,
-                          on_blocked=_unreachable(storage, TELEGRAM, clock))
+                          on_blocked=_unreachable(storage, TELEGRAM, clock), feed=feed)
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
                           code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
     telegram = TelegramSurveyBot(config.name, surveys, clock, coordinators=config.coordinators,
                                  coordinator_commands=coordinator_commands(storage, conversations, export_dir, clock))
     dispatcher = telegram.dispatcher()
-    running = RunningBot(config, surveys, sender, telegram, dispatcher, client)
+    running = RunningBot(config, surveys, sender, feed, telegram, dispatcher, client)
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
         await client.delete_webhook(drop_pending_updates=False)
@@ -132,15 +134,16 @@ def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime
 async def start_zalo(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                      export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = ZaloClient(config.token, config.api_base)
+    feed = ReminderFeed(storage, reminder_bot(config), clock)
     sender = OutboxSender(storage, ZALO, config.name, ZaloTransport(client), config.pace,
-                          on_blocked=_unreachable(storage, ZALO, clock))
+                          on_blocked=_unreachable(storage, ZALO, clock), feed=feed)
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
                           code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
     commands = coordinator_commands(storage, conversations, export_dir, clock)
     zalo = ZaloSurveyBot(config.name, surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
                          coordinator_commands={"progress": commands["progress"]})  # Zalo bots cannot send files
-    running = RunningBot(config, surveys, sender, zalo=zalo, zalo_client=client)
+    running = RunningBot(config, surveys, sender, feed, zalo=zalo, zalo_client=client)
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
         await client.call("deleteWebhook")
@@ -177,22 +180,28 @@ async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
     return runners
 
 
+def reminder_bot(config: BotConfig) -> ReminderBot:
+    return ReminderBot(config.channel, config.name, config.pace.per_second, tuple(str(c) for c in config.coordinators))
+
+
 def reminder_bots(bots: list[RunningBot]) -> list[ReminderBot]:
-    return [ReminderBot(b.config.channel, b.config.name, b.config.pace.per_second,
-                        tuple(str(c) for c in b.config.coordinators)) for b in bots]
+    return [reminder_bot(b.config) for b in bots]
+
+
+def reminders_queued(bots: list[RunningBot]) -> None:
+    """A reminder pass queued reminders (or a summary was enqueued): each bot's feed looks at
+    its queue at once, and each sender at its outbox."""
+    for running in bots:
+        running.feed.queued()
+        running.sender.wake()
 
 
 def start_scheduler(config: Config, storage: Storage, bots: list[RunningBot], clock: Callable[[], dt.datetime]):
     """The process's one scheduler: the reminder pass and the coordinators' daily summary
     (``bot/reminders.py``); the jobs read everything from the database."""
-
-    def wake() -> None:
-        for running in bots:
-            running.sender.wake()
-
     return schedule(storage, reminder_bots(bots), clock, zone=config.zone,
                     interval_minutes=config.reminder_interval_minutes, daily_summary_at=config.daily_summary,
-                    language=config.language, on_enqueued=wake)
+                    language=config.language, on_enqueued=lambda: reminders_queued(bots))
 
 
 def tune_garbage_collector() -> None:

@@ -46,8 +46,9 @@ Formula injection
     spreadsheets and keep answers exactly as typed.
 
 Paradata: ``number_of_reminders`` is the number of reminders recorded for the respondent
-(``Storage.reminder_counts``: every reminder the reminder pass queued, of any survey, less those
-withdrawn unsent because the person finished first).
+(``Storage.reminder_counts``: every reminder the reminder pass queued, of any survey, whether or
+not its bot has handed it over to the outbox yet, less those withdrawn unsent because the person
+finished first).
 
 Column and value labels are in ``surveys.messages.EXPORT_LABELS`` (the one place for texts).
 """

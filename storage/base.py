@@ -20,7 +20,7 @@ can follow. Contract shared by all implementations:
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, Self
 
@@ -31,6 +31,8 @@ from .records import (
     OutgoingMessage,
     Personal,
     QueuedMessage,
+    ReminderHandOver,
+    ReminderTexts,
     Respondent,
     SessionRecord,
     StepResult,
@@ -170,9 +172,10 @@ class Storage(abc.ABC):
         already in ``status``. Transitions are not policed here: the caller
         decides which moves make sense. Moving from a status reminders go to
         (contacted, started) to any other withdraws, in the same
-        transaction, the person's reminders still pending in the outbox: the
-        messages end ``failed`` with the error "withdrawn: <status>", unsent,
-        and their ``reminders`` rows get ``withdrawn_at`` and
+        transaction, the person's reminders not sent yet: those still queued
+        (never handed over) and those whose message is pending in the outbox
+        (the message ends ``failed`` with the error "withdrawn: <status>",
+        unsent); their ``reminders`` rows get ``withdrawn_at`` and
         ``withdrawn_because`` (the status). So do ``replace_member`` and
         ``release_stale_quota_slots``, which move people too. An unknown
         status raises ``StorageError``, an unknown respondent ``NotFound``.
@@ -667,11 +670,7 @@ class Storage(abc.ABC):
         max_count: int,
         now: str,
         limits: Mapping[tuple[str, str], int | None],
-        asked: Mapping[str, Sequence[str]],
-        render: Callable[[str | None, str | None, int], str],
         at: str,
-        method: str = "sendMessage",
-        priority: int = 0,
     ) -> int:
         """Select the survey's due reminders and queue them, in ONE write transaction; return
         how many were queued (who, and with what, is in ``reminders``: ``reminders_of``).
@@ -681,18 +680,52 @@ class Storage(abc.ABC):
         last activity = the later of their latest session's updated_at and that chat's
         linked_at; k = reminders since that activity < len(after_days), all reminders <
         ``max_count``, activity + after_days[k] <= ``now`` and, for k > 0, the previous one
-        sent at least after_days[k] - after_days[k-1] days ago. At most ``limits[bot]`` per
-        bot (None: no limit), oldest activity first. ``answered`` counts the session's
-        answered rows among ``asked[form_id]``. ``render(language, form_id, answered)`` gives
-        the text (called once per distinct triple on the storage thread; quick and pure); the
-        payload is ``{"chat_id", "text"}`` (numeric Telegram chat ids as numbers), sent with
-        ``method`` at ``priority``. Each is recorded in ``reminders`` (number = its ordinal
-        for the person, step = k; unique per respondent, survey, activity and step, its
-        ``dedupe_key`` ``reminder:{respondent}:{activity_at}:{k}``) and its message inserted in
-        the outbox in the same transaction (``outbox_id`` points at it), so a second pass or a
-        restart never doubles one.
-        Quiet hours and open dates are the caller's (the pass's) decision.
+        queued at least after_days[k] - after_days[k-1] days ago. At most ``limits[bot]`` per
+        bot (None: no limit), oldest activity first. Each is recorded in ``reminders``
+        (number = its ordinal for the person, step = k, channel and bot = the chat's;
+        unique per respondent, survey, activity and step, its ``dedupe_key``
+        ``reminder:{respondent}:{activity_at}:{k}``), so a second pass or a restart never
+        doubles one. Nothing is written to the outbox: the row is queued (``outbox_id``
+        None) until ``hand_over_reminders`` gives it a message. Rows are numbered in
+        (channel, bot) order, each bot's oldest activity first: the order they are handed
+        over in. Quiet hours and open dates are the caller's (the pass's) decision.
         """
+
+    @abc.abstractmethod
+    async def hand_over_reminders(
+        self,
+        channel: str,
+        bot: str,
+        limit: int,
+        *,
+        texts: Mapping[str, ReminderTexts],
+        stopped: Mapping[str, str],
+        at: str,
+        method: str = "sendMessage",
+        priority: int = 0,
+    ) -> ReminderHandOver:
+        """Hand up to ``limit`` of one bot's queued reminders over to its outbox, oldest (lowest
+        id) first, in ONE write transaction.
+
+        Every queued reminder of this bot of a survey in ``stopped`` (survey id → why its
+        reminders stop, e.g. "survey closed") is withdrawn, whatever ``limit``. Then up to
+        ``limit`` of the surveys in ``texts`` (survey id → how to word them now) are taken; those
+        of other surveys stay queued (the caller's quiet hours). One whose person is no longer
+        in disposition contacted or started (or has no chat on this bot any more) is withdrawn
+        too; withdrawn means ``withdrawn_at`` = ``at`` and ``withdrawn_because`` = the reason or
+        the disposition, and no message. Every other gets a pending outbox message sent with
+        ``method`` at ``priority``, payload ``{"chat_id", "text"}`` to the person's chat on this
+        bot (a numeric Telegram chat id as a JSON number) and ``respondent_id``, the text
+        rendered now with the person's current progress and language (their latest session of
+        their form), and its ``outbox_id`` set. ``more``: ``limit`` were taken, so more may be
+        queued. A reminder handed over or withdrawn is never taken again, so two senders, or a
+        retry after a crash, cannot double one.
+        """
+
+    @abc.abstractmethod
+    async def queued_reminders(self, channel: str | None = None, bot: str | None = None) -> int:
+        """How many reminders are queued (not handed over, not withdrawn), optionally of one
+        channel or bot."""
 
     @abc.abstractmethod
     async def reminders_of(self, respondent_id: int) -> list[dict[str, Any]]:
@@ -712,5 +745,7 @@ class Storage(abc.ABC):
 
     @abc.abstractmethod
     async def reminder_counts(self, survey_id: str | None = None) -> dict[int, int]:
-        """Respondent id → number of reminders queued for them and not withdrawn, of
-        ``survey_id`` or of every survey; respondents never reminded are absent."""
+        """Respondent id → number of reminders recorded for them and not withdrawn (queued,
+        handed over or sent: a queued reminder leaves unless it is withdrawn, and the due
+        rules count it too), of ``survey_id`` or of every survey; respondents never reminded
+        are absent."""

@@ -454,6 +454,18 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE reminders ADD COLUMN withdrawn_at TEXT",
         "ALTER TABLE reminders ADD COLUMN withdrawn_because TEXT",
     ),
+    # 9: the reminders row is the queue entry; the outbox draws reminders from it as its sender
+    # has room (Storage.hand_over_reminders), so a text is rendered when it is about to leave, not
+    # up to hours before. outbox_id NULL (and not withdrawn) now means "queued, not yet handed
+    # over"; this index finds a bot's queued reminders oldest first, and stays as small as the
+    # queue. A row left with no message before this (migration 6 found none to link: removed by
+    # hand) is marked withdrawn, so that it is not taken for a queued one and sent days late.
+    (
+        "UPDATE reminders SET withdrawn_at = enqueued_at, withdrawn_because = 'no outbox message at migration 9'"
+        " WHERE outbox_id IS NULL AND withdrawn_at IS NULL",
+        "CREATE INDEX reminders_queued ON reminders (channel, bot, id)"
+        " WHERE outbox_id IS NULL AND withdrawn_at IS NULL",
+    ),
 ]
 
 

@@ -7,6 +7,7 @@ as text: storage keeps what the engine serialised and never interprets it.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 
@@ -188,6 +189,33 @@ class QueuedMessage:
     updated_at: str
     result: str | None
     error: str | None
+
+
+# -- reminders (migrations 4 and 9) ------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ReminderTexts:
+    """How one survey's reminders are worded when they are handed over to the outbox.
+
+    ``asked``: form id → the names of its asked questions (a person's progress is the number
+    of them answered in their latest session); ``render(language, form_id, answered)``: the
+    text, called on the storage thread, so it must be pure and quick.
+    """
+
+    asked: Mapping[str, Sequence[str]]
+    render: Callable[[str | None, str | None, int], str]
+
+
+@dataclass(frozen=True)
+class ReminderHandOver:
+    """What one ``hand_over_reminders`` call did: reminders given an outbox message, reminders
+    withdrawn instead (their person or survey was done), and whether the batch was full (more
+    may be queued)."""
+
+    handed_over: int = 0
+    withdrawn: int = 0
+    more: bool = False
 
 
 # -- survey projects, frames and samples (migration 3) ---------------------------------------

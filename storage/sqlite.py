@@ -65,6 +65,8 @@ from .records import (
     OutgoingMessage,
     Personal,
     QueuedMessage,
+    ReminderHandOver,
+    ReminderTexts,
     Respondent,
     SessionRecord,
     StepResult,
@@ -83,8 +85,8 @@ T = TypeVar("T")
 #: Accepted values of ``open(..., synchronous=...)`` and the PRAGMA each sets.
 SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
 
-# The dispositions reminders go to (``enqueue_due_reminders``); moving to any other withdraws
-# the reminders still waiting in the outbox.
+# The dispositions reminders go to (``enqueue_due_reminders``, ``hand_over_reminders``); moving
+# to any other withdraws the reminders not sent yet.
 _REMINDED = ("contacted", "started")
 
 _PRAGMAS = (
@@ -138,16 +140,16 @@ _OPEN = "status NOT IN ('completed', 'refused')"
 # Fielded members of the survey in disposition contacted/started, with a chat on one of the
 # running bots (the most recently linked: {chat}); last activity = the later of their latest
 # session's updated_at and that chat's linked_at (compared with julianday(), so any UTC offset
-# works); k = reminders sent since that activity, total = reminders sent in all. Due when k and
-# total are under the policy's limits, activity + after_days[k] <= now ({days} is NULL once k
-# is past the offsets) and, for k > 0, the previous reminder was sent at least
+# works); k = reminders recorded since that activity, total = reminders recorded in all. Due when
+# k and total are under the policy's limits, activity + after_days[k] <= now ({days} is NULL
+# once k is past the offsets) and, for k > 0, the previous reminder was queued at least
 # after_days[k] - after_days[k-1] days ago ({gaps}). {picks} takes each bot's due rows, oldest
 # activity first, up to the bot's limit (a UNION ALL of one ``ORDER BY … LIMIT`` per bot: a
-# row_number() window over all rows cost a fifth of a second per 100,000).
+# row_number() window over all rows cost a fifth of a second per 100,000), straight into
+# ``reminders``: SQLite buffers the selection before inserting, since it reads that table too.
 _DUE_REMINDERS = """
 WITH a AS (
-    SELECT r.id AS rid, r.form_id AS form_id, l.channel AS channel, l.bot AS bot, l.chat_id AS chat_id,
-        s.id AS sid, json_extract(s.state, '$.language') AS lang,
+    SELECT r.id AS rid, l.channel AS channel, l.bot AS bot,
         CASE WHEN s.id IS NULL THEN l.linked_at WHEN julianday(s.updated_at) >= julianday(l.linked_at)
              THEN s.updated_at ELSE l.linked_at END AS activity_at
     FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id
@@ -172,9 +174,24 @@ c AS (
                          AND x.survey_id = :survey AND x.activity_at = b.activity_at) + ({gaps})
                         <= :now_jd)
 )
-INSERT INTO temp.reminders_due (rid, form_id, channel, bot, chat_id, lang, activity_at, step, number,
-                                due_at, answered)
+INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at, enqueued_at, channel, bot)
 {picks}
+"""
+
+# A bot's queued reminders, oldest first, with what handing one over needs: the person's
+# disposition and form, their chat on that bot (a lookup in UNIQUE (channel, bot, respondent_id),
+# cheaper than carrying the chat on every row of a 100,000-reminder pass), and their latest
+# session's id and language. {surveys} is a list of placeholders.
+_QUEUED_REMINDERS = """
+SELECT q.id, q.respondent_id, q.survey_id, r.disposition, r.form_id, l.chat_id, s.id AS session_id,
+    json_extract(s.state, '$.language') AS language
+FROM reminders q JOIN respondents r ON r.id = q.respondent_id
+LEFT JOIN chat_links l ON l.channel = q.channel AND l.bot = q.bot AND l.respondent_id = q.respondent_id
+LEFT JOIN sessions s ON s.id = (SELECT max(x.id) FROM sessions x
+                                WHERE x.respondent_id = r.id AND x.form_id = r.form_id)
+WHERE q.channel = ? AND q.bot = ? AND q.outbox_id IS NULL AND q.withdrawn_at IS NULL
+    AND q.survey_id IN ({surveys})
+ORDER BY q.id LIMIT ?
 """
 
 
@@ -182,6 +199,19 @@ def _julianday(iso: str) -> float:
     """SQLite's julianday() of an ISO time (computed once instead of per row)."""
     with sqlite3.connect(":memory:") as conn:
         return conn.execute("SELECT julianday(?)", (iso,)).fetchone()[0]
+
+
+def _payload_chat_id(channel: str, chat_id: str) -> int | str:
+    """A chat id as a payload carries it: a Telegram id that is an integer written canonically
+    as a JSON number (the Bot API's type), anything else as the text it is stored as."""
+    if channel == "telegram":
+        try:
+            number = int(chat_id)
+        except ValueError:
+            return chat_id
+        if str(number) == chat_id:
+            return number
+    return chat_id
 
 
 def _new_pseudonym() -> str:
@@ -899,19 +929,21 @@ class SQLiteStorage(Storage):
 
     @staticmethod
     def _withdraw_reminders(conn: sqlite3.Connection, respondent_id: int, because: str, at: str) -> None:
-        """Stop the person's reminders still waiting in the outbox: their messages end 'failed'
-        ("withdrawn: <status>"), unsent. Not deleted: a sender may hold the row's id already,
-        and a deleted highest id would be given to the next message."""
-        waiting = [row[0] for row in conn.execute(
-            "SELECT o.id FROM reminders r JOIN outbox o ON o.id = r.outbox_id"
-            " WHERE r.respondent_id = ? AND o.state = 'pending'", (respondent_id,))]
-        if not waiting:
+        """Stop the person's reminders not sent yet: those still queued (no message yet) and
+        those whose message is pending in the outbox, which ends 'failed' ("withdrawn: <status>"),
+        unsent. Not deleted: a sender may hold the message's id already, and a deleted highest
+        id would be given to the next message."""
+        unsent = conn.execute(
+            "SELECT q.id, q.outbox_id FROM reminders q LEFT JOIN outbox o ON o.id = q.outbox_id"
+            " WHERE q.respondent_id = ? AND q.withdrawn_at IS NULL"
+            " AND (q.outbox_id IS NULL OR o.state = 'pending')", (respondent_id,)).fetchall()
+        if not unsent:
             return
-        marks = ", ".join("?" * len(waiting))
-        conn.execute(f"UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ? WHERE outbox_id IN ({marks})",
-                     (at, because, *waiting))
-        conn.execute(f"UPDATE outbox SET state = 'failed', error = ?, updated_at = ?"
-                     f" WHERE id IN ({marks}) AND state = 'pending'", (f"withdrawn: {because}", at, *waiting))
+        conn.executemany("UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ? WHERE id = ?",
+                         [(at, because, reminder_id) for reminder_id, _ in unsent])
+        conn.executemany("UPDATE outbox SET state = 'failed', error = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+                         [(f"withdrawn: {because}", at, message_id) for _, message_id in unsent
+                          if message_id is not None])
 
     async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(
@@ -1834,11 +1866,7 @@ class SQLiteStorage(Storage):
         max_count: int,
         now: str,
         limits: Mapping[tuple[str, str], int | None],
-        asked: Mapping[str, Sequence[str]],
-        render: Callable[[str | None, str | None, int], str],
         at: str,
-        method: str = "sendMessage",
-        priority: int = 0,
     ) -> int:
         # The policy's offsets as SQL literals (ints): CASE k ... END is NULL once k >= len(after_days).
         steps = [int(d) for d in after_days]
@@ -1846,7 +1874,7 @@ class SQLiteStorage(Storage):
         gaps = " ".join(f"WHEN {k} THEN {d - steps[k - 1]}" for k, d in enumerate(steps) if k)
         days = f"CASE b.k {days} END" if days else "NULL"
         gaps = f"CASE b.k {gaps} END" if gaps else "NULL"
-        # Bots in (channel, bot) order: the outbox rows go in that order, each bot's oldest first.
+        # Bots in (channel, bot) order: the reminders are numbered in that order, each bot's oldest first.
         bots = sorted(limits.items())
         if not bots:
             return 0
@@ -1854,6 +1882,7 @@ class SQLiteStorage(Storage):
             "survey": survey_id,
             "max": max_count,
             "now_jd": _julianday(now),
+            "at": at,
         }
         for i, ((channel, bot), limit) in enumerate(bots):
             params.update({f"c{i}": channel, f"b{i}": bot, f"n{i}": -1 if limit is None else int(limit)})
@@ -1864,79 +1893,88 @@ class SQLiteStorage(Storage):
             chat = ("JOIN chat_links l ON l.rowid = (SELECT l2.rowid FROM chat_links l2 WHERE l2.respondent_id = r.id"
                     f" AND ({either}) ORDER BY l2.linked_at DESC, l2.rowid DESC LIMIT 1)")
         picks = "\nUNION ALL\n".join(
-            "SELECT * FROM (SELECT c.rid, c.form_id, c.channel, c.bot, c.chat_id, c.lang, c.activity_at, c.k,"
-            " c.total + 1, strftime('%Y-%m-%dT%H:%M:%S+00:00', c.due_jd),"
-            " CASE WHEN c.sid IS NULL THEN 0 ELSE (SELECT count(*) FROM answers an JOIN temp.reminders_asked q"
-            " ON q.form_id = coalesce(c.form_id, '') AND q.question = an.question"
-            " WHERE an.session_id = c.sid AND an.status = 'answered') END"
+            "SELECT * FROM (SELECT c.rid, :survey, c.total + 1, c.k, c.activity_at,"
+            " strftime('%Y-%m-%dT%H:%M:%S+00:00', c.due_jd), :at, c.channel, c.bot"
             f" FROM c WHERE c.channel = :c{i} AND c.bot = :b{i} ORDER BY c.act_jd, c.rid LIMIT :n{i})"
             for i in range(len(bots)))
-        select = _DUE_REMINDERS.format(chat=chat, days=days, gaps=gaps, picks=picks, reminded=repr(_REMINDED))
+        insert = _DUE_REMINDERS.format(chat=chat, days=days, gaps=gaps, picks=picks, reminded=repr(_REMINDED))
 
         def body(conn: sqlite3.Connection) -> int:
-            # Work tables of this connection (the temp schema is its own), created once and
-            # emptied after each pass, so a pass changes no schema: the due reminders in outbox
-            # order, and the asked questions per form (a session's answers are counted by looking
-            # each up here, which costs half as much as a CTE's automatic index).
-            conn.execute(
-                "CREATE TEMP TABLE IF NOT EXISTS reminders_due (seq INTEGER PRIMARY KEY, rid INTEGER,"
-                " form_id TEXT, channel TEXT, bot TEXT, chat_id TEXT, lang TEXT, activity_at TEXT,"
-                " step INTEGER, number INTEGER, due_at TEXT, answered INTEGER)"
-            )
-            conn.execute("CREATE TEMP TABLE IF NOT EXISTS reminders_asked (form_id TEXT, question TEXT,"
-                         " PRIMARY KEY (form_id, question)) WITHOUT ROWID")
-            try:
-                conn.executemany("INSERT OR IGNORE INTO temp.reminders_asked VALUES (?, ?)",
-                                 [(form_id, name) for form_id, names in asked.items() for name in names])
-                conn.execute(select, params)  # its rowcount is -1: sqlite3 counts no statement starting WITH
-                due, lowest = conn.execute("SELECT count(*), min(seq) FROM temp.reminders_due").fetchone()
-                if not due:
-                    return 0
-                # The text of each distinct (language, form, answered): a handful, rendered in Python
-                # and JSON-encoded once here as the payload's end, so a row's payload is one concatenation.
-                texts = [
-                    [lang, form_id, answered, ',"text":'
-                     + json.dumps(render(lang or None, form_id or None, answered), ensure_ascii=False) + "}"]
-                    for lang, form_id, answered in conn.execute(
-                        "SELECT DISTINCT coalesce(lang, ''), coalesce(form_id, ''), answered"
-                        " FROM temp.reminders_due")
-                ]
-                # The messages first, in outbox order, so the n of them get the ids first + 0 … n - 1
-                # (rowids are max + 1 within this write transaction); checked before the reminders
-                # rows point at them. No dedupe key: the reminders row is what is unique.
-                # Payload {"chat_id": …, "text": …}: a Telegram chat id that is an integer written
-                # canonically goes as a JSON number.
-                first = conn.execute("SELECT coalesce(max(id), 0) + 1 FROM outbox").fetchone()[0]
-                conn.execute(
-                    "WITH t (lang, form_id, answered, tail) AS MATERIALIZED (SELECT json_extract(value, '$[0]'),"
-                    " json_extract(value, '$[1]'), CAST(json_extract(value, '$[2]') AS INTEGER),"
-                    " json_extract(value, '$[3]') FROM json_each(:texts))"
-                    " INSERT INTO outbox (channel, bot, chat_id, method, payload, priority,"
-                    " respondent_id, created_at, updated_at)"
-                    " SELECT d.channel, d.bot, d.chat_id, :method, '{\"chat_id\":' || CASE WHEN d.channel = 'telegram'"
-                    " AND CAST(CAST(d.chat_id AS INTEGER) AS TEXT) = d.chat_id THEN d.chat_id"
-                    " ELSE json_quote(d.chat_id) END || t.tail, :priority, d.rid, :at, :at"
-                    " FROM temp.reminders_due d JOIN t ON t.lang = coalesce(d.lang, '')"
-                    " AND t.form_id = coalesce(d.form_id, '') AND t.answered = d.answered ORDER BY d.seq",
-                    {"method": method, "priority": priority, "at": at, "texts": json.dumps(texts)},
-                )
-                last = conn.execute("SELECT max(id) FROM outbox").fetchone()[0]
-                if last - first + 1 != due or conn.execute(
-                        "SELECT max(seq) - min(seq) + 1 FROM temp.reminders_due").fetchone()[0] != due:
-                    raise StorageError(f"reminder pass: {due} reminders but outbox ids {first}…{last}")
-                # A reminder already recorded fails the whole pass (rolled back) rather than queue twice.
-                return conn.execute(
-                    "INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_at,"
-                    " enqueued_at, channel, bot, outbox_id)"
-                    " SELECT rid, :survey, number, step, activity_at, due_at, :at, channel, bot,"
-                    " :first + seq - :lowest FROM temp.reminders_due ORDER BY seq",
-                    {"survey": survey_id, "at": at, "first": first, "lowest": lowest},
-                ).rowcount
-            finally:
-                conn.execute("DELETE FROM temp.reminders_due")
-                conn.execute("DELETE FROM temp.reminders_asked")
+            # A reminder already recorded fails the whole pass (rolled back) rather than queue twice.
+            conn.execute(insert, params)
+            # changes(), not rowcount: sqlite3 counts no statement that starts with WITH.
+            return conn.execute("SELECT changes()").fetchone()[0]
 
         return await self._write(body)
+
+    async def hand_over_reminders(
+        self,
+        channel: str,
+        bot: str,
+        limit: int,
+        *,
+        texts: Mapping[str, ReminderTexts],
+        stopped: Mapping[str, str],
+        at: str,
+        method: str = "sendMessage",
+        priority: int = 0,
+    ) -> ReminderHandOver:
+        surveys = sorted(set(texts) - set(stopped))
+        select = _QUEUED_REMINDERS.format(surveys=", ".join("?" * len(surveys)))
+        asked = {survey: {form_id: frozenset(names) for form_id, names in wording.asked.items()}
+                 for survey, wording in texts.items()}
+
+        def body(conn: sqlite3.Connection) -> ReminderHandOver:
+            # A stopped survey's reminders all at once: batch by batch, a closed survey's 100,000
+            # would hold the sender (and the replies behind it) for as many transactions.
+            stopped_count = sum(conn.execute(
+                "UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ? WHERE channel = ? AND bot = ?"
+                " AND outbox_id IS NULL AND withdrawn_at IS NULL AND survey_id = ?",
+                (at, because, channel, bot, survey)).rowcount for survey, because in stopped.items())
+            if limit <= 0 or not surveys:
+                return ReminderHandOver(withdrawn=stopped_count)
+            queued = conn.execute(select, (channel, bot, *surveys, limit)).fetchall()
+            sessions = sorted({row["session_id"] for row in queued if row["session_id"] is not None})
+            answered: dict[int, list[str]] = {}
+            if sessions:
+                for session_id, question in conn.execute(
+                        f"SELECT session_id, question FROM answers WHERE session_id IN ({', '.join('?' * len(sessions))})"
+                        " AND status = 'answered'", sessions):
+                    answered.setdefault(session_id, []).append(question)
+            withdrawn: list[tuple[str, str, int]] = []
+            handed_over = 0
+            for row in queued:
+                survey = row["survey_id"]
+                because = (row["disposition"] if row["disposition"] not in _REMINDED
+                           else "no chat" if row["chat_id"] is None else None)
+                if because is not None:
+                    withdrawn.append((at, because, row["id"]))
+                    continue
+                form_id = row["form_id"]
+                questions = asked[survey].get(form_id or "", frozenset())
+                progress = sum(1 for name in answered.get(row["session_id"], ()) if name in questions)
+                text = texts[survey].render(row["language"] or None, form_id or None, progress)
+                payload = json.dumps({"chat_id": _payload_chat_id(channel, row["chat_id"]), "text": text},
+                                     ensure_ascii=False, separators=(",", ":"))
+                message_id = conn.execute(
+                    "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority, respondent_id,"
+                    " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (channel, bot, row["chat_id"], method, payload, priority, row["respondent_id"], at, at),
+                ).lastrowid
+                conn.execute("UPDATE reminders SET outbox_id = ? WHERE id = ?", (message_id, row["id"]))
+                handed_over += 1
+            conn.executemany("UPDATE reminders SET withdrawn_at = ?, withdrawn_because = ? WHERE id = ?", withdrawn)
+            return ReminderHandOver(handed_over, stopped_count + len(withdrawn), len(queued) == limit)
+
+        return await self._write(body)
+
+    async def queued_reminders(self, channel: str | None = None, bot: str | None = None) -> int:
+        row = await self._fetchone(
+            "SELECT count(*) FROM reminders WHERE outbox_id IS NULL AND withdrawn_at IS NULL"
+            " AND (? IS NULL OR channel = ?) AND (? IS NULL OR bot = ?)",
+            (channel, channel, bot, bot),
+        )
+        return row[0]
 
     async def reminders_of(self, respondent_id: int) -> list[dict[str, Any]]:
         rows = await self._fetchall(

@@ -475,7 +475,7 @@ vi = "Bạn đã trả lời {answered}/{total} câu."
 async def build_reminded(db: Path, tmp: Path) -> dict[str, int]:
     """Three linked people: A never answers (2 reminders), B completes after the first pass has
     reached them (1), C completes before any pass (0). Returns pseudonym → expected count."""
-    from bot.reminders import ReminderBot, reminder_pass
+    from bot.reminders import ReminderBot, ReminderFeed, reminder_pass
     from surveys.project import parse_survey
 
     clock = Clock()
@@ -501,8 +501,10 @@ async def build_reminded(db: Path, tmp: Path) -> dict[str, int]:
             sessions[rid], _ = await conversations.open_for(rid, tour, "telegram", "vi", clock())
         await drive(conversations, sessions[c].id, TOUR_PEOPLE[0][2], clock)
         first = await reminder_pass(storage, [bot], t0 + dt.timedelta(days=1, hours=1))
-        assert first.count == 2 and await storage.reminder_counts() == {a: 1, b: 1}
-        (reminded,) = await storage.reminders_of(b)  # B's reminder leaves before B answers (else it is withdrawn)
+        assert first.count == 2 and await storage.reminder_counts() == {a: 1, b: 1}  # queued ones count
+        # B's reminder leaves before B answers (else it is withdrawn).
+        assert await ReminderFeed(storage, bot, lambda: t0 + dt.timedelta(days=1, hours=1))(60) == 2
+        (reminded,) = await storage.reminders_of(b)
         sent_at = (t0 + dt.timedelta(days=1, hours=1)).isoformat()
         assert await storage.mark_sending(reminded["outbox_id"], sent_at)
         assert await storage.mark_sent(reminded["outbox_id"], sent_at, None)

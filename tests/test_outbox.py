@@ -1,4 +1,5 @@
-"""The outbox against the emulator: priorities, per-chat order, retries after network failures."""
+"""The outbox against the emulator: priorities, per-chat order, retries after network failures, and
+the feed a sender asks for bulk messages (reminders) as it drains."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.outbox import BULK, REPLY, OutboxSender, Pace, SlidingWindow, TokenBucket
+from bot.outbox import BULK, REPLY, OutboxSender, Pace, SlidingWindow, TokenBucket, feed_room
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.telegram.transport import TelegramTransport
 from storage import OutgoingMessage, open_storage
@@ -85,6 +86,75 @@ async def test_a_network_failure_is_retried_and_delivered_once(tmp_path):
         await sender.drain()
         assert [m.text for m in user.received] == ["xin chào"]
         assert (await storage.outbox_counts())["sent"] == 1
+    await bot.session.close()
+    await emulator.stop()
+
+
+def sent_texts(emulator) -> list[str]:
+    return [r.params["text"] for r in emulator.requests if r.method == "sendMessage"]
+
+
+async def run_until_sent(sender: OutboxSender, storage, count: int, timeout: float = 20) -> None:
+    """Run the sender until ``count`` messages are sent (an empty outbox may be refilled by the feed)."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(sender.run(stop))
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while loop.time() < deadline and (await storage.outbox_counts())["sent"] < count:
+        await asyncio.sleep(0.02)
+    stop.set()
+    await task
+
+
+async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(tmp_path):
+    """Two seconds' worth at a time, asked for when fewer than that are pending, replies first."""
+    emulator = BotApiEmulator(limits=Limits(per_bot_per_second=10, per_chat_per_second=100, per_chat_burst=100))
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "outbox_bot")
+    for chat in range(299, 330):
+        await telegram.user(chat).start()
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    pace = Pace(per_second=10, per_chat_per_second=50, per_chat_burst=50)
+    assert feed_room(pace) == 20
+    async with await open_storage(tmp_path / "db.sqlite") as storage:
+        await storage.enqueue([message(299, f"step {n}", REPLY, f"reply-{n}") for n in range(3)], AT)
+        waiting = [message(300 + n, f"reminder {n}", BULK, f"bulk-{n}") for n in range(30)]
+        asked: list[tuple[int, int]] = []  # (room asked for, bulk messages pending then)
+
+        async def feed(room: int) -> int:
+            due = await storage.due_messages("telegram", "t", "9999", 200)
+            asked.append((room, sum(1 for m in due if m.priority == BULK)))
+            batch = waiting[:room]
+            del waiting[:room]
+            return await storage.enqueue(batch, AT)
+
+        sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot), pace, feed=feed)
+        await run_until_sent(sender, storage, 33)
+        sent = sent_texts(emulator)
+        assert sent[:3] == ["step 0", "step 1", "step 2"], sent
+        assert sorted(sent[3:]) == sorted(f"reminder {n}" for n in range(30))
+        assert {room for room, _ in asked} == {20} and all(pending < 20 for _, pending in asked), asked
+        assert len(asked) >= 3  # 20, then 10 as the first batch drained, then none left
+        assert telegram.stats.too_many_requests == 0
+    await bot.session.close()
+    await emulator.stop()
+
+
+async def test_a_failing_feed_does_not_stop_the_replies(tmp_path):
+    emulator = BotApiEmulator()
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "outbox_bot")
+    user = telegram.user(200)
+    await user.start()
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+
+    async def feed(room: int) -> int:
+        raise OSError("disk I/O error")
+
+    async with await open_storage(tmp_path / "db.sqlite") as storage:
+        await storage.enqueue([message(200, "xin chào", REPLY, "m1")], AT)
+        await run_until_sent(OutboxSender(storage, "telegram", "t", TelegramTransport(bot), feed=feed), storage, 1)
+        assert [m.text for m in user.received] == ["xin chào"]
     await bot.session.close()
     await emulator.stop()
 

@@ -25,18 +25,24 @@ def message(chat: int, text: str, priority: int, key: str) -> OutgoingMessage:
                            priority=priority, dedupe_key=key)
 
 
-async def drain(sender: OutboxSender, storage, timeout: float = 20) -> None:
+async def run_until(sender: OutboxSender, done, timeout: float = 20) -> None:
+    """Run the sender until ``await done()`` is true (or ``timeout`` seconds), then stop it."""
     stop = asyncio.Event()
     task = asyncio.create_task(sender.run(stop))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    while loop.time() < deadline:
-        counts = await storage.outbox_counts()
-        if counts["pending"] == 0 and counts["sending"] == 0:
-            break
+    while loop.time() < deadline and not await done():
         await asyncio.sleep(0.02)
     stop.set()
     await task
+
+
+async def drain(sender: OutboxSender, storage, timeout: float = 20) -> None:
+    async def drained() -> bool:
+        counts = await storage.outbox_counts()
+        return counts["pending"] == 0 and counts["sending"] == 0
+
+    await run_until(sender, drained, timeout)
 
 
 async def test_replies_go_before_bulk_and_each_chat_keeps_its_order(tmp_path):
@@ -96,14 +102,10 @@ def sent_texts(emulator) -> list[str]:
 
 async def run_until_sent(sender: OutboxSender, storage, count: int, timeout: float = 20) -> None:
     """Run the sender until ``count`` messages are sent (an empty outbox may be refilled by the feed)."""
-    stop = asyncio.Event()
-    task = asyncio.create_task(sender.run(stop))
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while loop.time() < deadline and (await storage.outbox_counts())["sent"] < count:
-        await asyncio.sleep(0.02)
-    stop.set()
-    await task
+    async def sent() -> bool:
+        return (await storage.outbox_counts())["sent"] >= count
+
+    await run_until(sender, sent, timeout)
 
 
 async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(tmp_path):

@@ -483,7 +483,8 @@ async def test_chat_action_and_commands(bot: Bot, account: EmulatedBot):
 
 
 async def test_json_urlencoded_multipart_and_query_string_requests(emulator: BotApiEmulator, account: EmulatedBot,
-                                                                   clock: FakeClock):
+                                                                   clock: FakeClock, spec: BotApiSpec):
+    # The last request is refused only by the spec check (an unknown parameter): skipped without it.
     user = account.user()
     await user.start()
     url = f"{emulator.base_url}/bot{TOKEN}/sendMessage"

@@ -52,9 +52,10 @@ class DecodedStates:
     """The states the engine last left each session in, so its next step need not decode them.
 
     A state is used again only for the very text it was stored as, so a session another process
-    moved on, or one stored before this process started, is decoded as always. A state that would
-    not decode back to itself (``codec.decodes_back``) is not kept. The newest ``size`` sessions
-    are kept: people answering now.
+    moved on, or one stored before this process started, is decoded as always; and what is kept
+    is the state as decoding that text would give it (``codec.as_decoded``: the same answers in
+    the same order, times with the same offsets), so a step decides the same whether its state
+    was kept or decoded. The newest ``size`` sessions are kept: people answering now.
     """
 
     def __init__(self, size: int = 4096):
@@ -68,10 +69,11 @@ class DecodedStates:
         return codec.decode_state(text)
 
     def keep(self, session_id: int, text: str, state: engine.SessionState) -> None:
-        if not codec.decodes_back(state):
+        decoded = codec.as_decoded(state)
+        if decoded is None:
             self._states.pop(session_id, None)
             return
-        self._states[session_id] = (text, state)
+        self._states[session_id] = (text, decoded)
         self._states.move_to_end(session_id)
         if len(self._states) > self.size:
             self._states.popitem(last=False)

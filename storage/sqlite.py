@@ -219,9 +219,10 @@ def _new_pseudonym() -> str:
 
 
 def _driver_error(exc: BaseException) -> BaseException:
-    """Driver errors become ``StorageError`` so callers need not know the backend."""
-    if isinstance(exc, sqlite3.Error):
-        error = StorageError(f"sqlite: {exc}")
+    """Driver errors become ``StorageError`` so callers need not know the backend; so does a
+    StopIteration, which an asyncio future refuses to carry."""
+    if isinstance(exc, (sqlite3.Error, StopIteration)):
+        error = StorageError(f"sqlite: {exc}" if isinstance(exc, sqlite3.Error) else f"{type(exc).__name__}: {exc}")
         error.__cause__ = exc
         return error
     return exc
@@ -700,21 +701,28 @@ class SQLiteStorage(Storage):
             parts = (hop.exception(), hop.exception())
         else:
             parts = hop.result()
-        for waiting, outcomes in zip((reads, writes), parts):
-            for index, (_, _, answered) in enumerate(waiting):
-                if answered.done():
-                    continue
-                if outcomes is None:
+        try:
+            for waiting, outcomes in zip((reads, writes), parts):
+                for index, (_, _, answered) in enumerate(waiting):
+                    if answered.done():
+                        continue
+                    if outcomes is None:
+                        answered.cancel()
+                        continue
+                    ok, value = (False, outcomes) if isinstance(outcomes, BaseException) else outcomes[index]
+                    if ok:
+                        answered.set_result(value)
+                    else:
+                        answered.set_exception(_driver_error(value))
+        finally:
+            # Whatever went wrong above, no caller of this hop waits for ever, and the calls
+            # queued behind it still go.
+            for _, _, answered in (*reads, *writes):
+                if not answered.done():
                     answered.cancel()
-                    continue
-                ok, value = (False, outcomes) if isinstance(outcomes, BaseException) else outcomes[index]
-                if ok:
-                    answered.set_result(value)
-                else:
-                    answered.set_exception(_driver_error(value))
-        if (self._reads or self._writes) and not self._launch_scheduled:
-            self._launch_scheduled = True
-            asyncio.get_running_loop().call_soon(self._launch)
+            if (self._reads or self._writes) and not self._launch_scheduled:
+                self._launch_scheduled = True
+                asyncio.get_running_loop().call_soon(self._launch)
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         return await self._read(_rows, sql, params)

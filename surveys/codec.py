@@ -124,10 +124,34 @@ def _answers_to_plain(answers: Mapping[str, Any]) -> dict[str, Any]:
     return plain
 
 
-def decodes_back(state: engine.SessionState) -> bool:
-    """Whether ``decode_state(encode_state(state))`` gives ``state`` back exactly: always, but
-    for a NaN answer (a calculation's 0 div 0), which JSON can only keep as empty."""
-    return not any(value.__class__ is float and value != value for value in state.answers.values())
+def as_decoded(state: engine.SessionState) -> engine.SessionState | None:
+    """The state exactly as ``decode_state(encode_state(state))`` gives it, without the round
+    trip: answers in name order (as the JSON keys are sorted), times with a fixed UTC offset (as
+    ``fromisoformat`` reads them) instead of a zone. None for a state with a value whose round
+    trip changes it (NaN is stored as empty, a tuple of anything but text) or that this does not
+    know, so the caller decodes instead."""
+    answers: dict[str, Any] = {}
+    for name in sorted(state.answers):
+        value = state.answers[name]
+        kind = value.__class__
+        if kind is str or kind is int or value is None or value is NOT_APPLICABLE or kind is dt.date:
+            answers[name] = value
+        elif kind is tuple and all(item.__class__ is str for item in value):
+            answers[name] = value
+        elif kind is dt.datetime:
+            answers[name] = _fixed_offset(value)
+        elif kind is float and value == value and value not in (math.inf, -math.inf):
+            answers[name] = value
+        else:
+            return None
+    return dataclasses.replace(state, answers=answers, started_at=_fixed_offset(state.started_at),
+                               completed_at=_fixed_offset(state.completed_at))
+
+
+def _fixed_offset(value: dt.datetime | None) -> dt.datetime | None:
+    if value is None or value.tzinfo is None:
+        return value
+    return value.replace(tzinfo=dt.timezone(value.utcoffset()), fold=0)
 
 
 def decode_state(text: str) -> engine.SessionState:

@@ -575,6 +575,33 @@ async def test_handle_reuses_the_state_it_stored_and_decodes_anyone_elses(store,
     assert third.applied and len(decoded) == 1 and decoded[0] == moved.session.state
 
 
+def test_a_kept_state_is_what_decoding_its_text_gives():
+    """Same answers in the same order, times with the same offsets, same kinds: a step cannot
+    tell a kept state from a decoded one (the engine walks answers in order for its changes)."""
+    import datetime as dt
+    from zoneinfo import ZoneInfo
+
+    from bot.conversations import DecodedStates
+    from surveys import codec, engine
+    from surveys.expressions import NOT_APPLICABLE
+
+    hanoi = ZoneInfo("Asia/Ho_Chi_Minh")
+    at = dt.datetime(2024, 5, 1, 8, 0, 0, 123456, tzinfo=hanoi)
+    state = engine.SessionState(
+        "f", "1", "vi", engine.Status.ACTIVE, current="z", seq=4, draft=("b",), furthest=3, started_at=at,
+        answers={"z": "3", "a": 6, "when": at, "day": dt.date(2024, 5, 1), "many": ("x", "y"),
+                 "ratio": 0.25, "minus": -0.0, "gone": NOT_APPLICABLE, "empty": None, "big": 2 ** 70})
+    text = codec.encode_state(state)
+    states = DecodedStates()
+    states.keep(7, text, state)
+    kept, decoded = states.decode(7, text), codec.decode_state(text)
+    assert kept is not state and kept == decoded
+    assert list(kept.answers) == list(decoded.answers)
+    for name, value in decoded.answers.items():
+        assert type(kept.answers[name]) is type(value) and repr(kept.answers[name]) == repr(value), name
+    assert repr(kept.started_at) == repr(decoded.started_at)
+
+
 def test_decoded_states_keep_only_what_decodes_back_and_only_the_newest():
     import datetime as dt
 
@@ -586,14 +613,36 @@ def test_decoded_states_keep_only_what_decodes_back_and_only_the_newest():
                                    started_at=dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc))
 
     states = DecodedStates(size=2)
-    plain, odd = state(q="a", n=3, when=dt.date(2024, 5, 1), many=("x", "y")), state(ratio=float("nan"))
-    for session_id, kept in ((1, plain), (2, odd)):
+    plain = state(q="a", n=3, when=dt.date(2024, 5, 1), many=("x", "y"))
+    odd, dates = state(ratio=float("nan")), state(picked=(dt.date(2024, 5, 1),))
+    for session_id, kept in ((1, plain), (2, odd), (5, dates)):
         states.keep(session_id, codec.encode_state(kept), kept)
-    assert states.decode(1, codec.encode_state(plain)) is plain
+    assert states.decode(1, codec.encode_state(plain)) == plain
     again = states.decode(2, codec.encode_state(odd))  # NaN is stored as empty: decoded, not kept
-    assert again is not odd and again.answers["ratio"] is None
+    assert again.answers["ratio"] is None
+    assert states.decode(5, codec.encode_state(dates)).answers["picked"] == ("2024-05-01",)  # decoded
     other = state(q="b")
     assert states.decode(1, codec.encode_state(other)) == other  # a different text is decoded
+    kept_before = states.decode(1, codec.encode_state(plain))
     for session_id in (3, 4):
         states.keep(session_id, codec.encode_state(other), other)
-    assert states.decode(1, codec.encode_state(plain)) is not plain  # the oldest went first
+    assert states.decode(1, codec.encode_state(plain)) is not kept_before  # the oldest went first
+
+
+async def test_a_body_raising_what_a_future_cannot_carry_leaves_no_caller_waiting(store):
+    import threading
+    release = threading.Event()
+
+    def stop(conn):
+        raise StopIteration
+
+    held = asyncio.create_task(store._write(lambda conn: release.wait(5)))
+    await asyncio.sleep(0.05)
+    failing = asyncio.create_task(store._write(stop))
+    other = asyncio.create_task(store._write(lambda conn: "committed"))
+    await asyncio.sleep(0.05)
+    release.set()
+    await held
+    assert await asyncio.wait_for(other, 2) == "committed"
+    with pytest.raises(StorageError, match="StopIteration"):
+        await asyncio.wait_for(failing, 2)

@@ -66,12 +66,13 @@ class TelegramSurveyBot:
         Sessions live in khaosat's storage, so aiogram's FSM is off: its middleware would
         otherwise build a state context for every update that nothing reads.
         """
-        dispatcher = Dispatcher(disable_fsm=True)
-        dispatcher.include_router(self.router())
+        dispatcher = Dispatcher(disable_fsm=True, name=f"khaosat-{self.name}")
+        self.register(dispatcher)
         return dispatcher
 
-    def router(self) -> Router:
-        router = Router(name=f"khaosat-{self.name}")
+    def register(self, router: Router) -> Router:
+        """Put this bot's handlers on ``router``; the dispatcher itself, so an update is routed
+        through one router instead of two (each level wraps its middlewares again)."""
         router.message.register(self.on_start, CommandStart())
         router.message.register(self.on_command, Command("help", "privacy", "lang", "resume", "stop",
                                                          *self.coordinator_commands))

@@ -588,7 +588,8 @@ def test_a_kept_state_is_what_decoding_its_text_gives():
     hanoi = ZoneInfo("Asia/Ho_Chi_Minh")
     at = dt.datetime(2024, 5, 1, 8, 0, 0, 123456, tzinfo=hanoi)
     state = engine.SessionState(
-        "f", "1", "vi", engine.Status.ACTIVE, current="z", seq=4, draft=("b",), furthest=3, started_at=at,
+        "f", "1", "vi", engine.Status.COMPLETED, current="z", seq=4, draft=("b",), furthest=3, started_at=at,
+        completed_at=at.astimezone(dt.timezone.utc),
         answers={"z": "3", "a": 6, "when": at, "day": dt.date(2024, 5, 1), "many": ("x", "y"),
                  "ratio": 0.25, "minus": -0.0, "gone": NOT_APPLICABLE, "empty": None, "big": 2 ** 70})
     text = codec.encode_state(state)
@@ -599,7 +600,7 @@ def test_a_kept_state_is_what_decoding_its_text_gives():
     assert list(kept.answers) == list(decoded.answers)
     for name, value in decoded.answers.items():
         assert type(kept.answers[name]) is type(value) and repr(kept.answers[name]) == repr(value), name
-    assert repr(kept.started_at) == repr(decoded.started_at)
+    assert (repr(kept.started_at), repr(kept.completed_at)) == (repr(decoded.started_at), repr(decoded.completed_at))
 
 
 def test_decoded_states_keep_only_what_decodes_back_and_only_the_newest():

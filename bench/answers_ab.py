@@ -52,7 +52,10 @@ asyncio.run(main())
 
 def measure(root: Path, runs: int, db_dir: Path) -> list[float]:
     done = subprocess.run([sys.executable, "-c", CHILD, str(root.resolve()), str(runs), str(db_dir)],
-                          capture_output=True, text=True, check=True)
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
+        raise SystemExit(f"answers_ab: the run of {root} failed: {last}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -64,6 +67,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--db-dir", type=Path, default=Path("/tmp"))
     args = parser.parse_args()
+    for root in (args.before, args.after):
+        if not (root / "storage" / "sqlite.py").is_file() or not (root / "bench" / "telegram_answers.py").is_file():
+            parser.error(f"{root} is not a khaosat checkout (no storage/sqlite.py or bench/telegram_answers.py)")
     ratios = []
     for round_ in range(1, args.rounds + 1):
         before = statistics.median(measure(args.before, args.runs, args.db_dir))

@@ -44,6 +44,10 @@ _LOOK_AHEAD = 200
 #: that a text is seconds old when it leaves, and one hand-over (a write) per that many seconds.
 _FEED_SECONDS = 2.0
 
+#: A feed that keeps failing (a locked or full disk, say) is logged with its traceback once, then
+#: at most this often, so that the log still shows the replies going out around it.
+_FEED_FAILURE_LOG_SECONDS = 60.0
+
 
 # -- what a transport reports ------------------------------------------------------------------
 
@@ -186,6 +190,8 @@ class OutboxSender:
         self._tasks: set[asyncio.Task] = set()
         self._paused_until = 0.0
         self._wake = asyncio.Event()
+        self._feed_failures = 0
+        self._feed_failure_logged = 0.0
 
     def wake(self) -> None:
         """Something was enqueued: look at the queue now rather than at the next tick."""
@@ -266,10 +272,27 @@ class OutboxSender:
         if len(due) >= _LOOK_AHEAD or sum(1 for message in due if message.priority >= BULK) >= self.feed_room:
             return 0
         try:
-            return await self.feed(self.feed_room)
-        except Exception:  # noqa: BLE001
-            log.exception("%s/%s: handing queued reminders over failed", self.channel, self.bot)
+            added = await self.feed(self.feed_room)
+        except Exception as error:  # noqa: BLE001
+            self._feed_failed(error)
             return 0
+        if self._feed_failures:
+            log.warning("%s/%s: handing queued reminders over works again after %d failure(s)", self.channel,
+                        self.bot, self._feed_failures)
+            self._feed_failures = 0
+        return added
+
+    def _feed_failed(self, error: Exception) -> None:
+        self._feed_failures += 1
+        now = self.clock()
+        if self._feed_failures == 1:
+            self._feed_failure_logged = now
+            log.exception("%s/%s: handing queued reminders over failed; replies still go out, reminders wait",
+                          self.channel, self.bot)
+        elif now - self._feed_failure_logged >= _FEED_FAILURE_LOG_SECONDS:
+            self._feed_failure_logged = now
+            log.error("%s/%s: handing queued reminders over still fails (%d times so far): %s", self.channel,
+                      self.bot, self._feed_failures, error)
 
     async def _send(self, message: QueuedMessage, chat_bucket: TokenBucket) -> None:
         storage = self.storage

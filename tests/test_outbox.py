@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import logging
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -159,6 +160,39 @@ async def test_a_failing_feed_does_not_stop_the_replies(tmp_path):
         assert [m.text for m in user.received] == ["xin chào"]
     await bot.session.close()
     await emulator.stop()
+
+
+async def test_a_feed_that_keeps_failing_is_logged_once_a_minute_and_its_recovery_once(tmp_path, caplog):
+    """Pumps come every half second or faster; a traceback each time would bury the log."""
+    now = [0.0]
+    failing = [True]
+
+    async def feed(room: int) -> int:
+        if failing[0]:
+            raise OSError("disk I/O error")
+        return 0
+
+    async with await open_storage(tmp_path / "db.sqlite") as storage:
+        sender = OutboxSender(storage, "telegram", "t", transport=None, feed=feed, clock=lambda: now[0])
+        caplog.set_level(logging.INFO, logger="bot.outbox")
+
+        def records() -> list[tuple[int, bool]]:
+            return [(r.levelno, r.exc_info is not None) for r in caplog.records if r.name == "bot.outbox"]
+
+        for _ in range(50):  # 25 s of pumps
+            await sender.pump()
+            now[0] += 0.5
+        assert records() == [(logging.ERROR, True)]  # the first failure, with its traceback
+        now[0] = 61.0
+        await sender.pump()
+        await sender.pump()
+        assert records() == [(logging.ERROR, True), (logging.ERROR, False)]
+        assert "still fails (51 times so far): disk I/O error" in caplog.records[-1].getMessage()
+        failing[0] = False
+        await sender.pump()
+        await sender.pump()
+        assert records()[2:] == [(logging.WARNING, False)]
+        assert "works again after 52 failure(s)" in caplog.records[-1].getMessage()
 
 
 def test_the_limiters_hold_the_documented_rates():

@@ -176,23 +176,26 @@ async def test_a_feed_that_keeps_failing_is_logged_once_a_minute_and_its_recover
         sender = OutboxSender(storage, "telegram", "t", transport=None, feed=feed, clock=lambda: now[0])
         caplog.set_level(logging.INFO, logger="bot.outbox")
 
-        def records() -> list[tuple[int, bool]]:
-            return [(r.levelno, r.exc_info is not None) for r in caplog.records if r.name == "bot.outbox"]
+        def records() -> list[logging.LogRecord]:
+            return [r for r in caplog.records if r.name == "bot.outbox"]
+
+        def levels() -> list[tuple[int, bool]]:
+            return [(r.levelno, r.exc_info is not None) for r in records()]
 
         for _ in range(50):  # 25 s of pumps
             await sender.pump()
             now[0] += 0.5
-        assert records() == [(logging.ERROR, True)]  # the first failure, with its traceback
+        assert levels() == [(logging.ERROR, True)]  # the first failure, with its traceback
         now[0] = 61.0
         await sender.pump()
         await sender.pump()
-        assert records() == [(logging.ERROR, True), (logging.ERROR, False)]
-        assert "still fails (51 times so far): disk I/O error" in caplog.records[-1].getMessage()
+        assert levels() == [(logging.ERROR, True), (logging.ERROR, False)]
+        assert "still fails (51 times so far): disk I/O error" in records()[-1].getMessage()
         failing[0] = False
         await sender.pump()
         await sender.pump()
-        assert records()[2:] == [(logging.WARNING, False)]
-        assert "works again after 52 failure(s)" in caplog.records[-1].getMessage()
+        assert levels()[2:] == [(logging.WARNING, False)]
+        assert "works again after 52 failure(s)" in records()[-1].getMessage()
 
 
 def test_the_limiters_hold_the_documented_rates():

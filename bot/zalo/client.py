@@ -49,12 +49,14 @@ class ZaloClient:
         async with session.post(url, json=payload or {}, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             try:
                 body = await response.json(content_type=None)
-            except ValueError:
-                raise ZaloError(response.status, f"not JSON (HTTP {response.status})") from None
+            except ValueError:  # a proxy's error page, a truncated body
+                raise ZaloError(response.status, f"the answer could not be read (not JSON, HTTP {response.status})") \
+                    from None
         if not isinstance(body, dict) or not body.get("ok"):
             body = body if isinstance(body, dict) else {}
             retry_after = (body.get("parameters") or {}).get("retry_after")
-            raise ZaloError(int(body.get("error_code") or response.status),
+            code = body.get("error_code")
+            raise ZaloError(code if isinstance(code, int) and not isinstance(code, bool) else response.status,
                             str(body.get("description") or "unknown error"), retry_after)
         return body.get("result")
 

@@ -322,6 +322,10 @@ def run_bots(ctx: click.Context) -> None:
     config: Config = ctx.obj
     if config.source is None or not config.bots:
         raise click.UsageError("give --config FILE with at least one [[telegram]] bot (see config.example.toml)")
+    try:
+        config.check_secrets()  # the one command that needs the tokens
+    except ConfigError as error:
+        _refuse(str(error))
     # Bots over a new, empty database would refuse every invitation code: a mistyped [storage]
     # path is an error here, not a fresh start.
     _check_database(config.database)
@@ -337,7 +341,10 @@ def run_bots(ctx: click.Context) -> None:
             loop.add_signal_handler(signum, stop.set)
         await run(config, stop, started=lambda bots: tune_garbage_collector())
 
-    asyncio.run(main_loop())
+    try:
+        asyncio.run(main_loop())
+    except ConfigError as error:  # a token the platform refuses
+        _refuse(str(error))
 
 
 @main.command("invite")

@@ -14,7 +14,7 @@ import gc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -25,9 +25,9 @@ from aiohttp import web
 
 from bot import clock as clocks
 from bot.chats import Call, Chat, ChatSurveys, OpenCode
-from bot.config import BotConfig, Config
+from bot.config import BotConfig, Config, ConfigError
 from bot.conversations import Conversations
-from bot.outbox import OutboxSender
+from bot.outbox import OutboxSender, Sent, Unauthorized
 from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
@@ -101,8 +101,10 @@ def coordinator_commands(storage: Storage, conversations: Conversations, export_
 async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                          export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
+    transport = TelegramTransport(client)
+    await require_token(config, transport, client.session.close)
     feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, TELEGRAM, config.name, TelegramTransport(client), config.pace,
+    sender = OutboxSender(storage, TELEGRAM, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, TELEGRAM, clock), feed=feed)
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
@@ -123,6 +125,20 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     return running
 
 
+async def require_token(config: BotConfig, transport: TelegramTransport | ZaloTransport,
+                        close: Callable[[], Awaitable[None]]) -> None:
+    """Ask the platform who the bot is before anything starts: a token it refuses (or an API it
+    cannot be reached at) stops ``khaosat run`` with one line naming the bot and its key."""
+    outcome = await transport.identify()
+    if isinstance(outcome, Sent):
+        return
+    await close()
+    if isinstance(outcome, Unauthorized):
+        raise config.token_refused(outcome.error)
+    raise ConfigError(f"{config.where}: getMe at {config.api_base} failed at start-up: "
+                      f"{getattr(outcome, 'error', outcome)}")
+
+
 def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime]):
     async def mark(message: QueuedMessage) -> None:
         if message.respondent_id is not None:
@@ -134,8 +150,10 @@ def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime
 async def start_zalo(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                      export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = ZaloClient(config.token, config.api_base)
+    transport = ZaloTransport(client)
+    await require_token(config, transport, client.close)
     feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, ZALO, config.name, ZaloTransport(client), config.pace,
+    sender = OutboxSender(storage, ZALO, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, ZALO, clock), feed=feed)
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
@@ -249,6 +267,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                 started(bots)
             await stop.wait()
         finally:
+            stop.set()  # also when a bot failed to start: the ones already started end with it
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             for running in bots:

@@ -29,6 +29,7 @@ from aiogram.exceptions import (
 from aiogram.methods import (
     EditMessageReplyMarkup,
     EditMessageText,
+    GetMe,
     SendDocument,
     SendMessage,
     SendPhoto,
@@ -63,6 +64,13 @@ class TelegramTransport:
             return Rejected(f"cannot build {method} from the queued payload: {type(error).__name__}: {error}")
         if isinstance(call, Rejected):
             return call
+        return await self._call(call)
+
+    async def identify(self) -> Outcome:
+        """getMe: whether the platform accepts the token (``khaosat run`` asks before it starts)."""
+        return await self._call(GetMe())
+
+    async def _call(self, call: TelegramMethod) -> Outcome:
         try:
             result = await self.bot(call)
         except TelegramRetryAfter as error:

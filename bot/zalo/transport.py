@@ -20,6 +20,13 @@ class ZaloTransport:
     async def send(self, method: str, payload: dict[str, Any]) -> Outcome:
         if method not in METHODS:
             return Rejected(f"the outbox cannot send {method} on Zalo")
+        return await self._call(method, payload)
+
+    async def identify(self) -> Outcome:
+        """getMe: whether the platform accepts the token (``khaosat run`` asks before it starts)."""
+        return await self._call("getMe", {})
+
+    async def _call(self, method: str, payload: dict[str, Any]) -> Outcome:
         try:
             result = await self.client.call(method, payload)
         except ZaloError as error:

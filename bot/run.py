@@ -31,11 +31,12 @@ from bot.outbox import OutboxSender, Sent, Unauthorized
 from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
+from bot.telegram.render import TEXT_LIMIT as TELEGRAM_TEXT
 from bot.telegram.transport import TelegramTransport
-from bot.zalo.channel import CHANNEL as ZALO, ZaloSurveyBot, poll as zalo_poll, webhook_handler
+from bot.zalo.channel import CHANNEL as ZALO, TEXT_LIMIT as ZALO_TEXT, ZaloSurveyBot, poll as zalo_poll, webhook_handler
 from bot.zalo.client import ZaloClient
 from bot.zalo.transport import ZaloTransport
-from exporters.progress import format_progress, progress
+from exporters.progress import fieldwork_messages
 from exporters.table import session_table, write_csv
 from storage import QueuedMessage, Storage
 from surveys.messages import say
@@ -84,8 +85,9 @@ def coordinator_commands(storage: Storage, conversations: Conversations, export_
     """/progress and /export, for the Telegram user ids listed as coordinators."""
 
     async def progress_command(chat: Chat, key: str) -> list[Call]:
-        text = format_progress(await progress(storage))
-        return [Call("sendMessage", {"chat_id": int(chat.chat_id), "text": text[:4096]})]
+        telegram = chat.channel == TELEGRAM
+        return [Call("sendMessage", {"chat_id": int(chat.chat_id) if telegram else chat.chat_id, "text": text})
+                for text in await fieldwork_messages(storage, clock(), limit=TELEGRAM_TEXT if telegram else ZALO_TEXT)]
 
     async def export_command(chat: Chat, key: str) -> list[Call]:
         table = await session_table(conversations)

@@ -352,11 +352,11 @@ def run_bots(ctx: click.Context) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the letters.")
 @click.option("--telegram", "telegram_username", help="The Telegram bot's username, for deep links and QR codes.")
 @click.option("--zalo", "zalo_name", help="The Zalo bot's name as people search for it.")
-@click.option("--title", default="Khảo sát cải cách hành chính", show_default=True, help="Survey name on the letters.")
+@click.option("--title", default=None, help="Survey name on the letters (default: the survey project's title).")
 @click.option("--reissue", is_flag=True, help="New codes for everyone not yet reached; old codes stop working.")
 @click.pass_context
 def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: str | None, zalo_name: str | None,
-           title: str, reissue: bool) -> None:
+           title: str | None, reissue: bool) -> None:
     """Issue personal codes and write invitation letters for the people not yet reached.
 
     Writes invitations.csv (for mail merge: link, typed code, QR file), qr/*.png and
@@ -366,6 +366,9 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     Earlier letters in the folder are never overwritten: a later run into the same folder
     (e.g. after `khaosat sample replace`) writes invitations-2.csv, letters-2.html and qr-2/,
     then -3, and so on.
+
+    Each letter carries its survey project's title, its [organiser] (the sending agency) and
+    whom to ask (contact, phone, email); without them it is signed "Ban tổ chức khảo sát".
     """
     from rich.progress import Progress
 
@@ -385,7 +388,7 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
         async with await open_storage(db) as storage:
             with Progress(console=console, transient=True) as bar:
                 task = bar.add_task("Issuing codes", total=None)
-                return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue,
+                return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue, title=title,
                                            progress=lambda done, total: bar.update(task, completed=done, total=total))
 
     letters = asyncio.run(issue())
@@ -394,9 +397,12 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
         _refuse(f"nobody to invite in {db}: no sample member without a code (draw or import a sample first; "
                 f"--reissue replaces lost codes). Nothing written in {out}.")
     try:
-        files = write_letters(letters, out, channels, title)
+        files = write_letters(letters, out, channels)
     except OSError as error:
         _refuse(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes")
+    if any(not letter.sender.has_contact for letter in letters):
+        errors.print("[yellow]![/] some letters carry no contact: add phone and email to the survey project's "
+                     "\\[organiser] table (see surveys/templates/survey.example.toml) and run with --reissue")
     earlier = files["csv"].name != "invitations.csv"
     console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/"
                   + (f" (the earlier letters in {out} are kept)" if earlier else ""))

@@ -196,3 +196,37 @@ async def test_a_sender_whose_token_is_refused_pauses_the_whole_bot(tmp_path):
         await sender.drain()
         assert [(state, attempts) for state, attempts, _ in await outbox_rows(storage)] == [("pending", 1),
                                                                                             ("pending", 0)]
+
+
+# -- receiving: a long poll cut off mid-answer is polled again ----------------------------------
+
+
+@pytest.mark.parametrize("channel", ["telegram", "zalo"])
+async def test_polling_goes_on_after_an_answer_cut_off_mid_way(tmp_path, channel):
+    from bot.config import BotConfig, Config
+    from bot.run import run
+    from surveys.templates import FOLDER as TEMPLATES
+
+    emulator = BotApiEmulator() if channel == "telegram" else ZaloBotApiEmulator()
+    base = await emulator.start()
+    token = TELEGRAM_TOKEN if channel == "telegram" else ZALO_TOKEN
+    account = emulator.add_bot(token, "failures_bot" if channel == "telegram" else "Bot khảo sát")
+    for _ in range(2):  # the first polls break off half-way, as a flaky mobile network does
+        emulator.answer_next("getUpdates", status=200, body=json.dumps({"ok": True, "result": []}), reset=True)
+    config = Config(database=tmp_path / "db.sqlite", source=tmp_path / "c.toml", bots=(
+        BotConfig(channel=channel, name="b", token=token, api_base=base, forms=(TEMPLATES / "sipas_citizen.md",)),))
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run(config, stop, started=lambda bots: ready.set()))
+    try:
+        await asyncio.wait({task, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+        if task.done():
+            task.result()
+        user = account.user(601) if channel == "telegram" else account.user()
+        await (user.start() if channel == "telegram" else user.send_text("xin chào"))
+        reply = await user.wait_for(lambda m: bool(m.text), timeout=30)
+        assert reply.text
+        assert [r.status for r in emulator.requests if r.method == "getUpdates"][:2] == [200, 200]
+    finally:
+        stop.set()
+        await task
+        await emulator.stop()

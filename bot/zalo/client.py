@@ -61,10 +61,17 @@ class ZaloClient:
         return body.get("result")
 
     async def get_update(self, timeout: float) -> dict | None:
-        """One update, or None when the long poll timed out with nothing new."""
+        """One update, or None when the long poll timed out with nothing new.
+
+        An answer cut off mid-way or a dropped connection (aiohttp errors that are not OSErrors)
+        is raised as a ConnectionError, so the poll loop waits and polls again instead of dying."""
         try:
             return await self.call("getUpdates", {"timeout": timeout}, timeout=timeout + 10)
         except ZaloError as error:
             if error.code == TIMEOUT_CODE:
                 return None
             raise
+        except aiohttp.ClientError as error:
+            if isinstance(error, OSError):
+                raise
+            raise ConnectionError(f"{type(error).__name__}: {error}") from error

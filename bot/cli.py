@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import clock
+from bot.cli_backup import backup
 from bot.config import Config, ConfigError, load_config
 from storage import QuestionnaireConflict, StorageError, open_storage
 from surveys.model import Questionnaire
@@ -55,6 +56,9 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     except ConfigError as error:
         errors.print(f"[bold red]✗[/] {escape(str(error))}", markup=True)
         sys.exit(EXIT_REFUSED)
+
+
+main.add_command(backup)  # commands in modules of their own
 
 
 def _database(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path | None:

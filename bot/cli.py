@@ -315,8 +315,10 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
 def run_bots(ctx: click.Context) -> None:
     """Run every bot of the configuration (--config) until interrupted.
 
-    Each [[telegram]] bot long-polls or serves its webhook; all share the configured database.
-    Tokens come from the environment (token_env) and never appear in logs.
+    Each [[telegram]] and [[zalo]] bot long-polls or serves its webhook; all share the configured
+    database. Tokens come from the environment (token_env) and never appear in logs; this is the
+    one command that needs them. Each bot asks the platform who it is first: a token the platform
+    refuses stops the command with one line naming the bot and its token_env (exit code 1).
     """
     import logging
     import signal

@@ -309,7 +309,7 @@ class OutboxSender:
         except Exception:  # noqa: BLE001 - a task's exception nobody awaits would only say "never retrieved"
             # Only a storage failure gets here (every transport answer is an outcome): the message
             # stays where the database has it, and a restart recovers a *sending* one as unknown.
-            log.exception("%s/%s: message %d to chat %s: its outcome could not be recorded", self.channel,
+            log.exception("%s/%s: message %d to chat %s: recording its outcome failed", self.channel,
                           self.bot, message.id, message.chat_id)
         finally:
             self._busy_chats.discard(message.chat_id)

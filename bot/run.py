@@ -14,7 +14,7 @@ import gc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -25,17 +25,18 @@ from aiohttp import web
 
 from bot import clock as clocks
 from bot.chats import Call, Chat, ChatSurveys, OpenCode
-from bot.config import BotConfig, Config
+from bot.config import BotConfig, Config, ConfigError
 from bot.conversations import Conversations
-from bot.outbox import OutboxSender
+from bot.outbox import OutboxSender, Sent, Unauthorized
 from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
+from bot.telegram.render import TEXT_LIMIT as TELEGRAM_TEXT
 from bot.telegram.transport import TelegramTransport
-from bot.zalo.channel import CHANNEL as ZALO, ZaloSurveyBot, poll as zalo_poll, webhook_handler
+from bot.zalo.channel import CHANNEL as ZALO, TEXT_LIMIT as ZALO_TEXT, ZaloSurveyBot, poll as zalo_poll, webhook_handler
 from bot.zalo.client import ZaloClient
 from bot.zalo.transport import ZaloTransport
-from exporters.progress import format_progress, progress
+from exporters.progress import fieldwork_messages
 from exporters.table import session_table, write_csv
 from storage import QueuedMessage, Storage
 from surveys.messages import say
@@ -84,8 +85,9 @@ def coordinator_commands(storage: Storage, conversations: Conversations, export_
     """/progress and /export, for the Telegram user ids listed as coordinators."""
 
     async def progress_command(chat: Chat, key: str) -> list[Call]:
-        text = format_progress(await progress(storage))
-        return [Call("sendMessage", {"chat_id": int(chat.chat_id), "text": text[:4096]})]
+        telegram = chat.channel == TELEGRAM
+        return [Call("sendMessage", {"chat_id": int(chat.chat_id) if telegram else chat.chat_id, "text": text})
+                for text in await fieldwork_messages(storage, clock(), limit=TELEGRAM_TEXT if telegram else ZALO_TEXT)]
 
     async def export_command(chat: Chat, key: str) -> list[Call]:
         table = await session_table(conversations)
@@ -101,8 +103,10 @@ def coordinator_commands(storage: Storage, conversations: Conversations, export_
 async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                          export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
+    transport = TelegramTransport(client)
+    await require_token(config, transport, client.session.close)
     feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, TELEGRAM, config.name, TelegramTransport(client), config.pace,
+    sender = OutboxSender(storage, TELEGRAM, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, TELEGRAM, clock), feed=feed)
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
@@ -123,6 +127,20 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     return running
 
 
+async def require_token(config: BotConfig, transport: TelegramTransport | ZaloTransport,
+                        close: Callable[[], Awaitable[None]]) -> None:
+    """Ask the platform who the bot is before anything starts: a token it refuses (or an API it
+    cannot be reached at) stops ``khaosat run`` with one line naming the bot and its key."""
+    outcome = await transport.identify()
+    if isinstance(outcome, Sent):
+        return
+    await close()
+    if isinstance(outcome, Unauthorized):
+        raise config.token_refused(outcome.error)
+    raise ConfigError(f"{config.where}: getMe at {config.api_base} failed at start-up: "
+                      f"{getattr(outcome, 'error', outcome)}")
+
+
 def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime]):
     async def mark(message: QueuedMessage) -> None:
         if message.respondent_id is not None:
@@ -134,8 +152,10 @@ def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime
 async def start_zalo(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                      export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = ZaloClient(config.token, config.api_base)
+    transport = ZaloTransport(client)
+    await require_token(config, transport, client.close)
     feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, ZALO, config.name, ZaloTransport(client), config.pace,
+    sender = OutboxSender(storage, ZALO, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, ZALO, clock), feed=feed)
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
@@ -249,6 +269,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                 started(bots)
             await stop.wait()
         finally:
+            stop.set()  # also when a bot failed to start: the ones already started end with it
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             for running in bots:

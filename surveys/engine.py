@@ -8,15 +8,34 @@ Flow rules, decided once here for every channel:
 - A consent screen comes before the first question; declining is a refusal.
 - Questions are asked one at a time in form order. Non-relevant questions are recorded as
   NOT_APPLICABLE; calculations are recomputed after every answer.
-- Going back re-asks the previous answered question with its current answer shown; after a
-  change, the flow continues at the first question still unanswered, and every later answer
-  whose relevance changed is re-evaluated.
+- Calculations are kept up to date with the answers wherever they stand in the form, so a
+  relevance that reads a calculation placed after it sees its value.
+- Going back re-asks the previous answered question with its current answer shown. After an
+  answer, every later answer is checked again against the answers as they now stand: one that
+  no longer applies becomes NOT_APPLICABLE, and one that no longer satisfies its constraint,
+  its choice filter or `required` is dropped (set to NOT_APPLICABLE, so storage records the
+  change and keeps the old value in its history) and asked again with a word saying why. The
+  flow continues at the first question still unanswered or dropped.
+- A form's closing notes (notes after the last question asked) are the thank-you: the last of
+  them is said with a line saying the survey is completed, and the software's own thanks only
+  when a form has none, so completion says thank you once.
 - Every question prompt carries a sequence number; an event naming an older number changes
   nothing (stale buttons, double taps).
+
+Progress (`Ask.progress`) is the share of the way through the form: the asked questions that
+come before the one on screen, in form order, over all the form's asked questions, whether they
+apply or not (a question skipped by relevance counts as passed). It depends on the position
+alone, so it never goes back on a forward answer (the next question is always further on) and
+never jumps back when answers make more questions apply; it shows no total that could grow, and
+stays below 100% while a question is on screen. Going back shows the earlier position's share.
+(Exception: a form whose relevance reads a question asked *later* may send the flow back to an
+earlier question once that later answer makes it apply.) Reminders count the same way: answered,
+skipped or not-applicable asked questions over all asked questions of the form.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import enum
 import math
@@ -184,6 +203,9 @@ class Ask:
     current_answer: str = ""
     #: True when this re-renders the prompt already on screen (same seq): edit it in place.
     update: bool = False
+    #: What a valid answer looks like, shown with the question where the type needs it (a date's
+    #: format with an example that satisfies the question's constraint); "" otherwise.
+    expected: str = ""
 
 
 Output = Union[Say, Ask]
@@ -258,20 +280,27 @@ class _Plan:
         self.recalculated: tuple[int, ...] = tuple(
             index for index, question in enumerate(questions)
             if by_question[index] or question.type is QuestionType.CALCULATE)
+        positions = {question.name: index for index, question in enumerate(questions)}
+        #: The first asked question whose relevance reads a question asked after it: the flow
+        #: must look back from there, as that later answer may make it apply (None: no such).
+        self.forward_from: int | None = next(
+            (index for index, question in enumerate(questions) if question.type.is_asked and any(
+                positions.get(name, -1) > index and questions[positions[name]].type.is_asked
+                for condition_id in by_question[index] for name in self.conditions[condition_id].references)),
+            None)
         self.ends: tuple[int, ...] = tuple(
             index for index, question in enumerate(questions) if question.type is QuestionType.END)
-        # Progress counts relevant asked questions: the unconditional ones are counted here once.
-        asked = [index for index, question in enumerate(questions) if question.type.is_asked]
-        self.conditional_asked: tuple[int, ...] = tuple(index for index in asked if by_question[index])
-        unconditional = {index for index in asked if not by_question[index]}
-        self.plain_asked_total = len(unconditional)
+        # Progress is the share of the asked questions that come before a question in form order
+        # (see `_Conversation._progress`): it depends on the position alone.
         before, count = [], 0
-        for index in range(len(questions)):
+        for question in questions:
             before.append(count)
-            if index in unconditional:
+            if question.type.is_asked:
                 count += 1
-        #: For each question index, the number of unconditional asked questions before it.
-        self.plain_asked_before: tuple[int, ...] = tuple(before)
+        #: For each question index, the number of asked questions before it; and in all.
+        self.asked_before: tuple[int, ...] = tuple(before)
+        self.asked_total = count
+        self._progress_texts: dict[tuple[int, str], str] = {}
         #: Choice key → choice, per question index (`Question.choice_by_key` without the scan).
         self.choice_keys: tuple[dict[str, Choice], ...] = tuple(
             {key: choice for key, choice in reversed([(c.key, c) for c in question.choices])}
@@ -289,18 +318,6 @@ class _Plan:
         #: same questions of unchanged answers again: relevance for progress, calculations after
         #: every answer. Bounded: emptied when full (it only saves work).
         self.memo: dict[tuple, Any] = {}
-        #: The answers that progress depends on (those its conditions read), when they are all
-        #: it depends on; None otherwise.
-        progress_reads: set[str] | None = set()
-        for index in self.conditional_asked:
-            for condition_id in by_question[index]:
-                reads = self.condition_reads[condition_id]
-                if reads is None or progress_reads is None:
-                    progress_reads = None
-                    break
-                progress_reads.update(reads)
-        self.progress_reads: tuple[str, ...] | None = (
-            tuple(sorted(progress_reads)) if progress_reads is not None else None)
         #: `required` of each question when it reads nothing (`yes` is true()): its value, else None.
         self.required: tuple[bool | None, ...] = tuple(
             _constant_truth(question.required) for question in questions)
@@ -309,6 +326,17 @@ class _Plan:
         if len(self.memo) >= _MEMO_LIMIT:
             self.memo.clear()
         self.memo[key] = value
+
+    def progress(self, index: int, ui: str) -> str:
+        """The progress shown with the question at `index`, in the interface language `ui`."""
+        key = (index, ui)
+        text = self._progress_texts.get(key)
+        if text is None:
+            share = self.asked_before[index] * 100 // max(self.asked_total, 1)  # < 100 while one is left
+            filled = share // 10
+            text = self._progress_texts[key] = say(
+                "progress", ui, percent=share, bar="▓" * filled + "░" * (_PROGRESS_CELLS - filled))
+        return text
 
     def view(self, form: Questionnaire, index: int, language: str) -> "_View":
         """The texts of the question at `index` in `language`, looked up once."""
@@ -323,6 +351,7 @@ class _Plan:
 
 _PROMPT_KINDS = {kind.value: kind for kind in PromptKind}
 _MEMO_LIMIT = 20_000
+_PROGRESS_CELLS = 10
 _MISSING = object()
 _UNCACHEABLE = object()
 
@@ -403,11 +432,14 @@ class _Conversation:
         # the relevance of every question for every prompt.
         self._condition_values: dict[int, bool] = {}
         self._plain: tuple[dt.datetime | None, Environment] | None = None
+        #: How many times `_set` changed a value: `_recalculate` repeats until a pass changes none.
+        self._sets = 0
 
     def _set(self, name: str, value: Any) -> None:
         answers = self.answers
         if name not in answers or not _same(answers[name], value):
             answers[name] = value
+            self._sets += 1
             self.touched.add(name)
             dependents = self.plan.dependents.get(name)
             if dependents:
@@ -531,11 +563,22 @@ class _Conversation:
             value = self._value_from(question, event)
             self._validate(question, value)
         except InvalidAnswer as problem:
-            return self._unchanged(Say(problem.message, Tone.ERROR), self.render(update=True))
+            return self._unchanged(Say(self._explain(question, event, problem.message), Tone.ERROR),
+                                   self.render(update=True))
         self._set(question.name, value)
         self.state = _evolve(self.state, draft=())
-        self._recalculate()
         return self._advance(self.form.index(question.name) + 1)
+
+    def _explain(self, question: Question, event: Event, message: str) -> str:
+        """An error as the respondent reads it: what was wrong, then an example that fits."""
+        if question.type is QuestionType.DATE and isinstance(event, Reply):
+            missing = _missing_day(event.text)
+            if missing is not None:
+                day, month, year = missing
+                message = say("no_such_day", self.ui, day=day, month=month, year=year,
+                              month_name=calendar.month_name[month])
+        example = self._example(question)
+        return f"{message} {say('for_example', self.ui, example=example)}" if example else message
 
     def _toggle(self, question: Question, key: str, on: bool | None) -> Step:
         if question.type is not QuestionType.SELECT_MULTIPLE:
@@ -652,12 +695,46 @@ class _Conversation:
             raise InvalidAnswer(question.constraint_message.get(self.lang, self.form.default_language)
                                 or say("invalid", self.ui))
 
+    def _still_valid(self, question: Question, value: Any) -> bool:
+        """Whether an answer given earlier still satisfies its choice filter, constraint and `required`."""
+        if question.type.is_select and question.choice_filter is not None and value:
+            visible = {c.name for c in self._visible_choices(question)}
+            if not set(value if isinstance(value, tuple) else (value,)) <= visible:
+                return False
+        try:
+            self._validate(question, value)
+        except InvalidAnswer:
+            return False
+        return True
+
+    def _example(self, question: Question) -> str:
+        """An answer a person could type for a number or date question, one that satisfies its
+        constraint (tried on likely values and on the bounds the constraint names); "" if none."""
+        kind = question.type
+        if kind not in (QuestionType.INTEGER, QuestionType.DECIMAL, QuestionType.DATE):
+            return ""
+        source = question.constraint.source if question.constraint is not None else ""
+        year = (self.state.started_at or self.event.at).year
+        for value in _example_candidates(kind, source, year):
+            if question.constraint is None or self._true(question.constraint, current=value):
+                if isinstance(value, dt.date):
+                    return value.strftime("%d/%m/%Y")
+                text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
+                return text.replace(".", ",") if self.ui == "vi" else text  # Vietnamese writes 3,5
+        return ""
+
     # -- moving ------------------------------------------------------------------------------
 
     def _advance(self, start: int) -> Step:
-        """Walk forward from `start` to the next question to ask, or to the end."""
+        """Walk forward from `start` to the next question to ask (unanswered, or an answer the
+        answers as they now stand make invalid), or to the end."""
+        self._recalculate()
         questions = self.form.questions
         conditional = self.plan.condition_ids
+        forward_from = self.plan.forward_from
+        if forward_from is not None:
+            start = min(start, forward_from)
+        closing: list[int] = []  # positions in self.out of the notes shown since the last question
         for index in range(start, len(questions)):
             question = questions[index]
             if conditional[index] and not self._relevant_at(index):
@@ -676,8 +753,15 @@ class _Conversation:
                 pass  # filled at completion
             elif kind is QuestionType.NOTE:
                 if index > self.state.furthest:
+                    closing.append(len(self.out))
                     self.out.append(Say(self._label(question), Tone.NOTE))
-            elif self.answers.get(question.name, NOT_APPLICABLE) is NOT_APPLICABLE:
+            elif (value := self.answers.get(question.name, NOT_APPLICABLE)) is not NOT_APPLICABLE \
+                    and self._still_valid(question, value):
+                closing.clear()
+            else:
+                if value is not NOT_APPLICABLE:  # answered before a change that makes it invalid
+                    self._set(question.name, NOT_APPLICABLE)
+                    self.out.append(Say(say("answer_again", self.ui)))
                 self.state = _evolve(self.state, current=question.name, seq=self.state.seq + 1,
                                      furthest=max(self.state.furthest, index),
                                      draft=self._initial_draft(question))
@@ -686,7 +770,11 @@ class _Conversation:
         for index in self.plan.ends:
             if self._relevant_at(index):
                 self._set(questions[index].name, self.event.at)
-        self.out.append(Say(say("thanks", self.ui), Tone.THANKS))
+        if closing:  # the form's own closing words are the thank-you: one message that also says it is done
+            note = self.out[closing[-1]]
+            self.out[closing[-1]] = Say(f"{note.text}\n{say('completed', self.ui)}", Tone.THANKS)
+        else:
+            self.out.append(Say(say("thanks", self.ui), Tone.THANKS))
         return self._finish(_evolve(self.state, status=Status.COMPLETED, current=None,
                                     furthest=len(questions), completed_at=self.event.at, draft=()))
 
@@ -705,16 +793,23 @@ class _Conversation:
         return self._unchanged(Say(say("cannot_go_back", self.ui), Tone.ERROR), self.render(update=True))
 
     def _recalculate(self) -> None:
-        """Bring every reached calculation and relevance up to date with the answers."""
+        """Bring every calculation (reached or not: a relevance may read one placed after it) and
+        every reached relevance up to date with the answers, repeating until nothing changes."""
         questions = self.form.questions
-        for index in self.plan.recalculated:  # the others are always relevant and never change here
-            question = questions[index]
-            if question.name not in self.answers:
-                continue
-            if not self._relevant_at(index):
-                self._set(question.name, NOT_APPLICABLE)
-            elif question.type is QuestionType.CALCULATE:
-                self._set(question.name, self._calculate(question))
+        recalculated = self.plan.recalculated  # the others are always relevant and never change here
+        for _ in range(len(recalculated) + 1):  # each pass settles at least one more; bounded
+            before = self._sets
+            for index in recalculated:
+                question = questions[index]
+                calculation = question.type is QuestionType.CALCULATE
+                if not calculation and question.name not in self.answers:
+                    continue
+                if not self._relevant_at(index):
+                    self._set(question.name, NOT_APPLICABLE)
+                elif calculation:
+                    self._set(question.name, self._calculate(question))
+            if self._sets == before:
+                return
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -897,33 +992,17 @@ class _Conversation:
             can_go_back=self._has_previous(question),
             current_answer=self._display(question.name, value),
             update=update,
+            expected=self._expected(question),
         )
 
-    def _progress(self, question: Question) -> str:
-        """`position/total` among the asked questions relevant now."""
-        plan = self.plan
-        here = self.form.index(question.name)
-        if plan.progress_reads is None:
-            return self._count_progress(here)
-        key = self._memo_key(("progress", here, self.ui), plan.progress_reads)
-        if key is None:
-            return self._count_progress(here)
-        text = plan.memo.get(key)
-        if text is None:
-            text = self._count_progress(here)
-            plan.remember(key, text)
-        return text
+    def _expected(self, question: Question) -> str:
+        if question.type is not QuestionType.DATE:
+            return ""
+        example = self._example(question)
+        return say("date_expected", self.ui, example=example) if example else say("date_pattern", self.ui)
 
-    def _count_progress(self, here: int) -> str:
-        plan = self.plan
-        before, total = plan.plain_asked_before[here], plan.plain_asked_total
-        for index in plan.conditional_asked:
-            if self._relevant_at(index):
-                total += 1
-                if index < here:
-                    before += 1
-        position = 1 + before
-        return say("progress", self.ui, position=position, total=max(total, position))
+    def _progress(self, question: Question) -> str:
+        return self.plan.progress(self.form.index(question.name), self.ui)
 
     def _section(self, question: Question) -> str:
         """The group heading, when this question is the first asked in its group."""
@@ -1003,6 +1082,47 @@ def _parse_date(text: str, message: str) -> dt.date:
     raise InvalidAnswer(message)
 
 
+_DAY_MONTH_YEAR = re.compile(r"\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*")
+
+
+def _missing_day(text: str) -> tuple[int, int, int] | None:
+    """(day, month, year) of a typed day/month/year whose month exists but has no such day."""
+    match = _DAY_MONTH_YEAR.fullmatch(text)
+    if match is None:
+        return None
+    day, month, year = (int(part) for part in match.groups())
+    if not 1 <= month <= 12 or year < dt.MINYEAR or not calendar.monthrange(year, month)[1] < day <= 31:
+        return None
+    return day, month, year
+
+
+_NUMBER_LITERAL = re.compile(r"(?<![\w.$'{])-?\d+(?:\.\d+)?(?![\w.'-])")
+_DATE_LITERAL = re.compile(r"date\(\s*'(\d{4})-(\d{2})-(\d{2})'\s*\)")
+
+
+def _example_candidates(kind: QuestionType, constraint: str, year: int):
+    """Values worth trying as an example, likely ones first, then around the constraint's bounds."""
+    numbers = sorted({float(n) for n in _NUMBER_LITERAL.findall(_DATE_LITERAL.sub("", constraint))})
+    midpoints = [(a + b) / 2 for a, b in zip(numbers, numbers[1:])]
+    if kind is QuestionType.INTEGER:
+        yield from (12, 5, 2, 1, 0, 30, 100)
+        for value in midpoints + numbers:
+            yield from (int(value), int(value) + 1, int(value) - 1)
+    elif kind is QuestionType.DECIMAL:
+        yield from (3.5, 1.5, 0.5, 12.5)
+        for value in midpoints + numbers:
+            yield from (value + 0.5, value, value - 0.5)
+    else:  # a day above 12 shows which number is the day
+        for back in (0, 1, 10, 30):
+            yield from (dt.date(year - back, 12, 25), dt.date(year - back, 6, 15), dt.date(year - back, 1, 15))
+        for found in _DATE_LITERAL.findall(constraint):
+            try:
+                bound = dt.date(*(int(part) for part in found))
+            except ValueError:
+                continue
+            yield from (bound + dt.timedelta(days=14), bound - dt.timedelta(days=14), bound)
+
+
 def _evolve(state: SessionState, **changes: Any) -> SessionState:
     """`dataclasses.replace` for SessionState, without its per-call field introspection.
 
@@ -1020,4 +1140,5 @@ def _evolve(state: SessionState, **changes: Any) -> SessionState:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
+    """Equal and of one type; floats also of one sign (0.0 and -0.0 calculate differently)."""
+    return type(a) is type(b) and a == b and (type(a) is not float or math.copysign(1, a) == math.copysign(1, b))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import os
 from dataclasses import dataclass
 
@@ -241,7 +242,8 @@ def check_step(form: Questionnaire, before: E.SessionState, event, result: E.Ste
     # `changes` is exactly the difference between the answers before and after.
     for name, value in after.answers.items():
         old = before.answers.get(name, _ABSENT)
-        differs = old is _ABSENT or type(old) is not type(value) or old != value
+        differs = old is _ABSENT or type(old) is not type(value) or old != value or (
+            isinstance(value, float) and math.copysign(1, old) != math.copysign(1, value))  # 0.0 vs -0.0
         assert differs == (name in result.changes), (name, old, value, dict(result.changes))
         if differs:
             assert result.changes[name] is value or result.changes[name] == value

@@ -168,8 +168,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
               "cần hỏi thêm. Xin chân thành cảm ơn sự quan tâm của quý vị!",
         "en": "Thank you. Your group already has all the responses the survey needs, so we do not need to "
               "ask you anything more. Thank you very much for your interest!"},
-    "reminder_default": {"vi": "Quý vị đã trả lời {answered}/{total} câu. Mời quý vị hoàn thành phiếu khảo sát.",
-                         "en": "You have answered {answered} of {total} questions. Please finish the survey."},
+    # {answered} only: the chat shows progress as a share of the form, which a count over all the
+    # form's questions ({total}, still accepted in a project's own text) would contradict.
+    "reminder_default": {"vi": "Phiếu khảo sát của quý vị chưa hoàn thành (quý vị đã trả lời {answered} câu). "
+                               "Mời quý vị tiếp tục trả lời.",
+                         "en": "Your survey is not finished yet (you have answered {answered} questions). "
+                               "Please continue answering."},
     "reminder_resume_hint": {"vi": "Xin gửi /resume để tiếp tục.", "en": "Send /resume to continue."},
     # -- khaosat status as a chat message (/progress, the daily summary) ------------------------
     "status_title": {"vi": "Tiến độ {title} — còn {days} ngày (đến {closes})",

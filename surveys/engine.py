@@ -8,8 +8,8 @@ Flow rules, decided once here for every channel:
 - A consent screen comes before the first question; declining is a refusal.
 - Questions are asked one at a time in form order. Non-relevant questions are recorded as
   NOT_APPLICABLE; calculations are recomputed after every answer.
-- Calculations are kept up to date with the answers wherever they stand in the form, so a
-  relevance that reads a calculation placed after it sees its value.
+- Calculations are kept up to date with the answers; one that a relevance placed before it
+  reads is worked out before the flow reaches it, so that relevance sees its value.
 - Going back re-asks the previous answered question with its current answer shown. After an
   answer, every later answer is checked again against the answers as they now stand: one that
   no longer applies becomes NOT_APPLICABLE, and one that no longer satisfies its constraint,
@@ -313,6 +313,35 @@ class _Plan:
         self.calculation_reads: tuple[tuple[str, ...] | None, ...] = tuple(
             _reads(question.calculation) if question.type is QuestionType.CALCULATE else None
             for question in questions)
+        #: What `_Conversation._recalculate` looks at: for each answer name, the questions (of
+        #: `recalculated`) whose relevance or calculation reads it; and those whose value may
+        #: depend on more than the answers, looked at every time.
+        readers: dict[str, set[int]] = {}
+        always: list[int] = []
+        for index in self.recalculated:
+            reads = [self.condition_reads[condition_id] for condition_id in by_question[index]]
+            if questions[index].type is QuestionType.CALCULATE:
+                reads.append(self.calculation_reads[index])
+            if any(names is None for names in reads):
+                always.append(index)
+            for names in reads:
+                for name in names or ():
+                    readers.setdefault(name, set()).add(index)
+        self.readers: dict[str, tuple[int, ...]] = {name: tuple(sorted(ids)) for name, ids in readers.items()}
+        self.always_recalculated: tuple[int, ...] = tuple(always)
+        #: Calculations kept up to date before the flow reaches them: those a relevance or a
+        #: calculation placed before them reads (and what those read). The others are worked out
+        #: when reached, as nothing before them needs their value (a form's scores at its end).
+        calculations = {index for index in self.recalculated if questions[index].type is QuestionType.CALCULATE}
+        eager = {index for name, ids in readers.items() if positions.get(name) in calculations
+                 for index in [positions[name]] if any(reader < index for reader in ids)}
+        while True:
+            more = {positions[name] for index in eager for name in (self.calculation_reads[index] or ())
+                    if positions.get(name) in calculations} - eager
+            if not more:
+                break
+            eager |= more
+        self.eager_calculations: tuple[int, ...] = tuple(sorted(eager))
         #: Results of those conditions and calculations by the exact answers they read (see
         #: `_Conversation._memo_key`), shared by the sessions of this form. Most steps ask the
         #: same questions of unchanged answers again: relevance for progress, calculations after
@@ -793,23 +822,35 @@ class _Conversation:
         return self._unchanged(Say(say("cannot_go_back", self.ui), Tone.ERROR), self.render(update=True))
 
     def _recalculate(self) -> None:
-        """Bring every calculation (reached or not: a relevance may read one placed after it) and
-        every reached relevance up to date with the answers, repeating until nothing changes."""
-        questions = self.form.questions
-        recalculated = self.plan.recalculated  # the others are always relevant and never change here
-        for _ in range(len(recalculated) + 1):  # each pass settles at least one more; bounded
+        """Bring every reached calculation and relevance up to date with the answers, and every
+        calculation something placed before it reads (a relevance may read a later calculation).
+
+        Every step ends with them up to date, so only what reads an answer changed in this step
+        (and, in turn, what reads those) is looked at again, in form order, until nothing changes;
+        plus calculations never worked out yet and what reads more than answers.
+        """
+        plan, questions, answers = self.plan, self.form.questions, self.answers
+        pending = set(plan.always_recalculated)
+        pending.update(index for index in plan.eager_calculations if questions[index].name not in answers)
+        eager = plan.eager_calculations
+        for name in self.touched:
+            pending.update(plan.readers.get(name, ()))
+        budget = 4 * len(plan.recalculated) + 4  # a form whose calculations read each other in a circle
+        while pending and budget:
+            budget -= 1
+            index = min(pending)
+            pending.discard(index)
+            question = questions[index]
+            calculation = question.type is QuestionType.CALCULATE
+            if question.name not in answers and not (calculation and index in eager):
+                continue  # not reached: judged when the flow gets there
             before = self._sets
-            for index in recalculated:
-                question = questions[index]
-                calculation = question.type is QuestionType.CALCULATE
-                if not calculation and question.name not in self.answers:
-                    continue
-                if not self._relevant_at(index):
-                    self._set(question.name, NOT_APPLICABLE)
-                elif calculation:
-                    self._set(question.name, self._calculate(question))
-            if self._sets == before:
-                return
+            if not self._relevant_at(index):
+                self._set(question.name, NOT_APPLICABLE)
+            elif calculation:
+                self._set(question.name, self._calculate(question))
+            if self._sets != before:
+                pending.update(plan.readers.get(question.name, ()))
 
     # -- evaluation --------------------------------------------------------------------------
 

@@ -13,12 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.conversations import Conversations
 from bot.text import plain_text, render
+from storage import open_storage
+from surveys import codec
 from surveys import engine as E
 from surveys.engine import Status, Tone
 from surveys.expressions import NOT_APPLICABLE
 from surveys.model import QuestionType
-from surveys.xlsform import load_questionnaire
+from surveys.xlsform import load_questionnaire, load_questionnaire_bytes
 from test_engine import FORWARD, Chat, survey
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -142,6 +145,33 @@ def test_a_later_answer_that_breaks_its_constraint_after_a_change_is_asked_again
     chat.reply("3")
     assert chat.state.current == "last"  # q1 and q2 are still valid: kept
     assert chat.state.answers["q1"] == "a" and chat.state.answers["q2"] == "b"
+
+
+async def test_a_dropped_answer_stays_in_the_stored_history(tmp_path):
+    """Through the real chat store (SQLite): the invalid 8 is replaced, and its history keeps it."""
+    source = DEPENDENT.encode("utf-8")
+    form = load_questionnaire_bytes(source, "dependent.md")
+    async with await open_storage(tmp_path / "history.sqlite") as storage:
+        conversations = Conversations(storage)
+        at = dt.datetime(2026, 3, 1, 8, 0, tzinfo=dt.timezone.utc)
+        await conversations.register(form, source, "dependent.md", at)
+        session, _ = await conversations.open("person-1", form, "telegram", "vi", at)
+        state = E.new_session(form)
+        events = [E.Start(at), "yes", "10", "8", "a", "b", E.Back(at), E.Back(at), E.Back(at), E.Back(at), "5", "3"]
+        for number, item in enumerate(events):
+            at += dt.timedelta(minutes=1)
+            if item == "yes":
+                event = E.Choose("yes", state.seq, at)
+            elif isinstance(item, str):
+                event = E.Reply(item, at, state.seq)
+            else:
+                event = type(item)(at=at)
+            state = (await conversations.handle(session.id, event, f"event-{number}")).step.state
+        assert state.current == "last"
+        history = await storage.answer_history(session.id, "m")
+        assert [(h["new_value"], h["new_status"]) for h in history] == [
+            ("8", "answered"), (codec.encode_value(NOT_APPLICABLE), "not_applicable"), ("3", "answered")]
+        assert (await storage.answers(session.id))["m"].value == "3"
 
 
 def test_a_later_choice_the_filter_now_hides_is_asked_again(markdown_form):

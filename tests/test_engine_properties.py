@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from surveys import codec
 from surveys import engine as E
-from surveys.expressions import NOT_APPLICABLE, Environment, ExpressionError
+from surveys.expressions import NOT_APPLICABLE, Environment, ExpressionError, to_string
 from surveys.model import QuestionType, Questionnaire
 from surveys.xlsform import load_questionnaire_bytes
 
@@ -59,7 +59,8 @@ CALCULATION = {
     "decimal": "${{{0}}} + 1",
     "text": "string-length(${{{0}}})",
 }
-# Constraints; each is satisfied by at least one of VALID_TEXTS for its kind.
+# Constraints; each is satisfied by at least one of VALID_TEXTS for its kind (an integer's may
+# also read an earlier integer, see `questionnaires`: still satisfied by "5" or "0").
 CONSTRAINT = {
     "select_one": ". != 'c'",
     "select_multiple": "count-selected(.) <= 2",
@@ -143,6 +144,10 @@ def questionnaires(draw) -> str:
         if kind == "note":
             return Item(kind, name, relevant=relevant)
         constraint = CONSTRAINT[kind] if kind in CONSTRAINT and draw(st.booleans()) else ""
+        if kind == "integer" and constraint:
+            ref = reference(("integer",))
+            if ref:  # reads an earlier answer: changing that one may make this one invalid
+                constraint = f". <= ${{{ref[0]}}} + 10"
         choice_filter = ""
         if kind in ("select_one", "select_multiple"):
             ref = reference(("select_one",))
@@ -230,6 +235,36 @@ def check_valid_answer(form: Questionnaire, before: E.SessionState, question, va
         assert evaluate(question.constraint, before, at, current=value), f"{question.name} = {value!r} breaks its constraint"
 
 
+def calculated(question, state: E.SessionState, at: dt.datetime):
+    """A calculation's value from the recorded answers, as the engine stores it."""
+    env = Environment(values=state.answers, today=(state.started_at or at).date(), now=at)
+    try:
+        value = question.calculation.evaluate(env)
+    except ExpressionError:
+        return None
+    if isinstance(value, bool):
+        return to_string(value)
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def check_kept_answer(form: Questionnaire, state: E.SessionState, question, value, at: dt.datetime) -> None:
+    if value is None or value == ():
+        assert question.required is None or not evaluate(question.required, state, at), question.name
+        return
+    if question.choice_filter is not None:
+        for name in value if isinstance(value, tuple) else (value,):
+            choice = question.choice_by_name(name)
+            env = Environment(values=state.answers, today=(state.started_at or at).date(), now=at,
+                              choice_row={"name": choice.name, **choice.columns})
+            try:
+                shown = question.choice_filter.evaluate_bool(env)
+            except ExpressionError:
+                shown = False
+            assert shown, f"{question.name} keeps {name}, which its filter hides now"
+    if question.constraint is not None:
+        assert evaluate(question.constraint, state, at, current=value), f"{question.name} = {value!r} breaks its constraint"
+
+
 def is_real(value) -> bool:
     return value is not NOT_APPLICABLE
 
@@ -272,6 +307,20 @@ def check_step(form: Questionnaire, before: E.SessionState, event, result: E.Ste
         for question in form.questions:
             if question.type.is_asked:
                 assert question.name in after.answers, f"completed without reaching {question.name}"
+    # Calculations agree with the answers as they stand, however the engine brought them up to date.
+    for question in form.questions:
+        if question.type is QuestionType.CALCULATE and is_real(after.answers.get(question.name, NOT_APPLICABLE)) \
+                and relevant(form, after, question, event.at):
+            expected, got = calculated(question, after, event.at), after.answers[question.name]
+            assert type(got) is type(expected) and (got == expected or got != got and expected != expected), \
+                (question.name, got, expected)
+    # A completed session keeps no answer that its constraint, choice filter or `required` refuses
+    # under the final answers (a changed earlier answer sends such a question back to be asked).
+    if after.status is E.Status.COMPLETED and result.accepted:
+        for question in form.asked:
+            value = after.answers.get(question.name, NOT_APPLICABLE)
+            if is_real(value):
+                check_kept_answer(form, after, question, value, event.at)
     if after.status in (E.Status.PAUSED,):
         assert after.current is not None, "paused with nothing to resume"
     if after.draft:

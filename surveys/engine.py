@@ -1155,13 +1155,14 @@ def _example_candidates(kind: QuestionType, constraint: str, year: int):
             yield from (value + 0.5, value, value - 0.5)
     else:  # a day above 12 shows which number is the day
         for back in (0, 1, 10, 30):
-            yield from (dt.date(year - back, 12, 25), dt.date(year - back, 6, 15), dt.date(year - back, 1, 15))
+            if year - back >= dt.MINYEAR:
+                yield from (dt.date(year - back, 12, 25), dt.date(year - back, 6, 15), dt.date(year - back, 1, 15))
         for found in _DATE_LITERAL.findall(constraint):
             try:
                 bound = dt.date(*(int(part) for part in found))
-            except ValueError:
+                yield from (bound + dt.timedelta(days=14), bound - dt.timedelta(days=14), bound)
+            except (ValueError, OverflowError):  # not a day, or at the calendar's ends
                 continue
-            yield from (bound + dt.timedelta(days=14), bound - dt.timedelta(days=14), bound)
 
 
 def _evolve(state: SessionState, **changes: Any) -> SessionState:

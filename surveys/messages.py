@@ -23,7 +23,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "consent_no": {"vi": "Không đồng ý", "en": "I decline"},
     "consent_unclear": {"vi": "Xin chọn “Đồng ý” để bắt đầu hoặc “Không đồng ý” để từ chối "
                               "(cũng có thể gõ 1 hoặc 2).",
-                        "en": "Please choose “I agree” to begin or “I decline” to decline "
+                        "en": "Please choose “I agree” to begin or “I decline” to say no "
                               "(you can also type 1 or 2)."},
     "declined": {"vi": "Cảm ơn quý vị. Chúng tôi sẽ không hỏi thêm. Nếu đổi ý, quý vị có thể gửi /resume.",
                  "en": "Thank you. We will not ask anything more. If you change your mind, send /resume."},
@@ -44,8 +44,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "already_unticked": {"vi": "Đã bỏ chọn rồi.", "en": "Already unticked."},
     "stale": {"vi": "Câu hỏi đó đã qua; xin quý vị trả lời câu hỏi hiện tại.",
               "en": "That question has passed; please answer the current one."},
-    "cannot_go_back": {"vi": "Đây là câu hỏi đầu tiên, không thể quay lại.",
-                       "en": "This is the first question; there is nothing to go back to."},
+    "cannot_go_back": {"vi": "Đây là câu hỏi đầu tiên nên không thể quay lại; xin quý vị trả lời câu hỏi này.",
+                       "en": "This is the first question, so there is nothing to go back to; please answer it."},
     "progress": {"vi": "Tiến độ {bar} {percent}%", "en": "Progress {bar} {percent}%"},
     "required": {"vi": "Câu hỏi này cần có câu trả lời; xin quý vị trả lời để tiếp tục.",
                  "en": "This question needs an answer; please answer it to go on."},
@@ -67,7 +67,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
                            "fits. Please answer it again."},
     "unknown_choice": {"vi": "Chưa nhận ra câu trả lời “{text}”. Xin chọn một trong các phương án của câu hỏi.",
                        "en": "“{text}” is not one of the options. Please choose one of the question's options."},
-    "one_choice_only": {"vi": "Câu này chỉ chọn một phương án.", "en": "Choose only one option here."},
+    "one_choice_only": {"vi": "Câu hỏi này chỉ chọn một phương án; xin quý vị chọn một.",
+                        "en": "This question takes only one option; please choose one."},
     "acknowledge_hint": {"vi": "Xin gửi OK để xác nhận đã đọc.", "en": "Please send OK to confirm you have read this."},
     "acknowledge_ok": {"vi": "OK", "en": "OK"},
     "multi_hint": {"vi": "Quý vị có thể chọn nhiều phương án, rồi bấm “Xong”.",
@@ -87,7 +88,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "unclear_reply": {"vi": "Chưa rõ câu trả lời. {hint}", "en": "The reply is unclear. {hint}"},
     "done": {"vi": "Xong", "en": "Done"},
     "skip": {"vi": "Bỏ qua", "en": "Skip"},
-    "date_format": {"vi": "Xin nhập ngày theo dạng ngày/tháng/năm.", "en": "Type the date as day/month/year."},
+    "date_format": {"vi": "Xin nhập ngày theo dạng ngày/tháng/năm.", "en": "Please enter the date as day/month/year."},
     "back": {"vi": "⬅ Quay lại", "en": "⬅ Back"},
     "current_answer": {"vi": "Câu trả lời hiện tại: {value}", "en": "Current answer: {value}"},
     "skip_hint": {"vi": "(không bắt buộc: gửi dòng trống để bỏ qua)",
@@ -96,7 +97,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
                          "en": "Language “{language}” is not available. Available: {languages}."},
     "language_set": {"vi": "Đã chuyển sang tiếng Việt.", "en": "Switched to English."},
     "not_started": {"vi": "Quý vị chưa bắt đầu khảo sát. Xin gửi /start để bắt đầu.",
-                    "en": "The survey has not started. Send /start to begin."},
+                    "en": "You have not started the survey yet. Send /start to begin."},
     # -- linking a chat to a sampled person, and chat commands ------------------------------------
     "welcome_unlinked": {
         "vi": "Xin chào quý vị! Đây là kênh khảo sát ý kiến về cải cách hành chính. Để tham gia, xin quý vị "
@@ -106,8 +107,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
               "your invitation letter, type the code printed on it, or share your phone number so we "
               "can find you on the survey list."},
     "share_phone": {"vi": "📱 Chia sẻ số điện thoại", "en": "📱 Share my phone number"},
-    "code_invalid": {"vi": "Mã mời không đúng hoặc đã bị thu hồi. Xin kiểm tra lại thư mời.",
-                     "en": "That invitation code is wrong or has been revoked. Please check your letter."},
+    "code_invalid": {"vi": "Mã mời không đúng hoặc đã bị thu hồi. Xin quý vị kiểm tra lại và gõ mã gồm 8 ký tự "
+                           "in trên thư mời (ví dụ AB3D EF9H).",
+                     "en": "That invitation code is wrong or has been revoked. Please check your letter and type "
+                           "the 8-character code printed on it (e.g. AB3D EF9H)."},
     "code_used_elsewhere": {
         "vi": "Mã mời này đã được dùng trên một tài khoản khác. Nếu đó không phải quý vị, xin liên hệ "
               "cơ quan khảo sát để được cấp mã mới.",
@@ -151,7 +154,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
                       "en": "Type “/stop yes” to confirm; answer the question to go on."},
     "stop_yes": {"vi": "Dừng hẳn", "en": "Stop for good"},
     "stop_no": {"vi": "Tiếp tục trả lời", "en": "Keep answering"},
-    "unknown_command": {"vi": "Không hiểu lệnh này. Gõ /help để xem các lệnh.",
+    "unknown_command": {"vi": "Chưa hiểu lệnh này. Xin gõ /help để xem các lệnh.",
                         "en": "Unknown command. Send /help for the list."},
     "not_text": {"vi": "Xin trả lời bằng chữ hoặc bấm nút.", "en": "Please answer with text or a button."},
     "progress_title": {"vi": "Tiến độ khảo sát (hoàn thành/mẫu, tỷ lệ trả lời):",

@@ -293,3 +293,25 @@ def test_simple_html_in_labels_becomes_plain_text(markdown_form):
     chat.begin()
     text = render(chat.ask, "vi", chat=True)
     assert "Mức độ\nhài lòng của quý vị" in text and "<" not in text.replace("(gõ <", ""), text
+
+
+# -- texts: one form of address, Vietnamese quotation marks, no jargon --------------------------
+
+
+def test_respondent_texts_address_people_one_way():
+    import tomllib
+
+    from surveys.messages import _MESSAGES, say
+
+    texts = {key: value["vi"] for key, value in _MESSAGES.items()}
+    for path in (ROOT / "surveys" / "templates").glob("*.toml"):
+        reminders = tomllib.loads(path.read_text(encoding="utf-8")).get("reminders", {}).get("text", {})
+        if "vi" in reminders:
+            texts[path.name] = reminders["vi"]
+    for key, text in texts.items():
+        folded = text.casefold()
+        assert "anh/chị" not in folded and "ông/bà" not in folded and not re.search(r"\bbạn\b", folded), key
+        assert "«" not in text and "»" not in text and '"' not in text, key  # “…” in Vietnamese
+        assert "danh sách mẫu" not in folded, key
+    assert say("consent", "vi", title="X").endswith("Quý vị có đồng ý tham gia không?")
+    assert "“X”" in say("consent", "vi", title="X")

@@ -204,6 +204,22 @@ def test_a_relevance_reading_a_later_calculation_sees_its_value(markdown_form):
     assert chat.state.current == "q2"
 
 
+def test_a_question_whose_relevance_reads_a_later_answer_is_asked_once_that_answer_is_given(markdown_form):
+    chat = Chat(markdown_form(survey(
+        "text | why | Vì sao? | Why? | yes |  |  | ${q3} = 'c' |  |  |  |  |  |  |",
+        "text | q2 | Câu 2 | Q2 |  |  |  |  |  |  |  |  |  |  |",
+        "select_one l | q3 | Câu 3 | Q3 | yes |  |  |  |  |  |  |  |  |  |",
+        "text | last | Cuối | Last |  |  |  |  |  |  |  |  |  |  |",
+    )))
+    chat.begin()
+    assert chat.state.current == "q2"  # q3 is empty yet: `why` does not apply
+    chat.reply("x")
+    chat.reply("c")
+    assert chat.state.current == "why"  # it applies now, and is asked rather than left empty
+    chat.reply("vì chậm")
+    assert chat.state.current == "last" and chat.state.answers["q2"] == "x"
+
+
 # -- 13. dates, examples, one thank-you, HTML, the date format up front ------------------------
 
 DATES = survey(

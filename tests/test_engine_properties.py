@@ -452,8 +452,10 @@ def test_valid_answers_always_complete(markdown: str, data) -> None:
         if state.status is E.Status.COMPLETED:
             break
         at += dt.timedelta(minutes=1)
+        refused: list[list] = []  # typed replies this question refused (its constraint): not drawn again
         for _attempt in range(12):  # a few tries: a draft may need unmarking first
-            plan = data.draw(st.sampled_from(valid_plans(form, state, at)), label="plan")
+            plans = valid_plans(form, state, at)
+            plan = data.draw(st.sampled_from([p for p in plans if p not in refused] or plans), label="plan")
             for event in plan:
                 before = state
                 result = E.step(form, state, event)
@@ -461,6 +463,8 @@ def test_valid_answers_always_complete(markdown: str, data) -> None:
                 state = result.state
             if state.current != before.current or state.status is not before.status:
                 break
+            if isinstance(plan[0], E.Reply):
+                refused.append(plan)
         else:
             raise AssertionError(f"no valid answer accepted for {state.current}")
     assert state.status is E.Status.COMPLETED, state

@@ -29,8 +29,8 @@ alone, so it never goes back on a forward answer (the next question is always fu
 never jumps back when answers make more questions apply; it shows no total that could grow, and
 stays below 100% while a question is on screen. Going back shows the earlier position's share.
 (Exception: a form whose relevance reads a question asked *later* may send the flow back to an
-earlier question once that later answer makes it apply.) Reminders count the same way: answered,
-skipped or not-applicable asked questions over all asked questions of the form.
+earlier question once that later answer makes it apply.) The bundled reminder texts say how many
+questions were answered, without a total over the form, so they never contradict this share.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
+from surveys.expected import example_candidates, missing_day, shown_example
 from surveys.expressions import NOT_APPLICABLE, Environment, Expression, ExpressionError, interpolate, to_string
 from surveys.messages import UI_LANGUAGES, say, ui_language
 from surveys.model import Choice, Question, QuestionType, Questionnaire
@@ -601,7 +602,7 @@ class _Conversation:
     def _explain(self, question: Question, event: Event, message: str) -> str:
         """An error as the respondent reads it: what was wrong, then an example that fits."""
         if question.type is QuestionType.DATE and isinstance(event, Reply):
-            missing = _missing_day(event.text)
+            missing = missing_day(event.text)
             if missing is not None:
                 day, month, year = missing
                 message = say("no_such_day", self.ui, day=day, month=month, year=year,
@@ -744,12 +745,9 @@ class _Conversation:
             return ""
         source = question.constraint.source if question.constraint is not None else ""
         year = (self.state.started_at or self.event.at).year
-        for value in _example_candidates(kind, source, year):
+        for value in example_candidates(kind, source, year):
             if question.constraint is None or self._true(question.constraint, current=value):
-                if isinstance(value, dt.date):
-                    return value.strftime("%d/%m/%Y")
-                text = str(int(value)) if isinstance(value, float) and value.is_integer() else str(value)
-                return text.replace(".", ",") if self.ui == "vi" else text  # Vietnamese writes 3,5
+                return shown_example(value, self.ui)
         return ""
 
     # -- moving ------------------------------------------------------------------------------
@@ -1121,48 +1119,6 @@ def _parse_date(text: str, message: str) -> dt.date:
     except ValueError:
         pass
     raise InvalidAnswer(message)
-
-
-_DAY_MONTH_YEAR = re.compile(r"\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*")
-
-
-def _missing_day(text: str) -> tuple[int, int, int] | None:
-    """(day, month, year) of a typed day/month/year whose month exists but has no such day."""
-    match = _DAY_MONTH_YEAR.fullmatch(text)
-    if match is None:
-        return None
-    day, month, year = (int(part) for part in match.groups())
-    if not 1 <= month <= 12 or year < dt.MINYEAR or not calendar.monthrange(year, month)[1] < day <= 31:
-        return None
-    return day, month, year
-
-
-_NUMBER_LITERAL = re.compile(r"(?<![\w.$'{])-?\d+(?:\.\d+)?(?![\w.'-])")
-_DATE_LITERAL = re.compile(r"date\(\s*'(\d{4})-(\d{2})-(\d{2})'\s*\)")
-
-
-def _example_candidates(kind: QuestionType, constraint: str, year: int):
-    """Values worth trying as an example, likely ones first, then around the constraint's bounds."""
-    numbers = sorted({float(n) for n in _NUMBER_LITERAL.findall(_DATE_LITERAL.sub("", constraint))})
-    midpoints = [(a + b) / 2 for a, b in zip(numbers, numbers[1:])]
-    if kind is QuestionType.INTEGER:
-        yield from (12, 5, 2, 1, 0, 30, 100)
-        for value in midpoints + numbers:
-            yield from (int(value), int(value) + 1, int(value) - 1)
-    elif kind is QuestionType.DECIMAL:
-        yield from (3.5, 1.5, 0.5, 12.5)
-        for value in midpoints + numbers:
-            yield from (value + 0.5, value, value - 0.5)
-    else:  # a day above 12 shows which number is the day
-        for back in (0, 1, 10, 30):
-            if year - back >= dt.MINYEAR:
-                yield from (dt.date(year - back, 12, 25), dt.date(year - back, 6, 15), dt.date(year - back, 1, 15))
-        for found in _DATE_LITERAL.findall(constraint):
-            try:
-                bound = dt.date(*(int(part) for part in found))
-                yield from (bound + dt.timedelta(days=14), bound - dt.timedelta(days=14), bound)
-            except (ValueError, OverflowError):  # not a day, or at the calendar's ends
-                continue
 
 
 def _evolve(state: SessionState, **changes: Any) -> SessionState:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import html
+import re
+
 from surveys.engine import Ask, Output, PromptKind, Say
 from surveys.messages import say, ui_language
 
@@ -9,7 +12,7 @@ from surveys.messages import say, ui_language
 def render(output: Output, language: str, *, show_names: bool = False, chat: bool = False) -> str:
     """One message. `show_names` adds each choice's name, which is what a script types."""
     if isinstance(output, Say):
-        return output.text
+        return plain_text(output.text)
     return render_ask(output, language, show_names=show_names, chat=chat)
 
 
@@ -18,14 +21,17 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
     ui = ui_language(language)
     lines: list[str] = []
     if ask.section:
-        lines.append(f"== {ask.section} ==")
-    lines.append(f"[{ask.progress}] {ask.text}" if ask.progress else ask.text)
+        lines.append(f"== {plain_text(ask.section)} ==")
+    text = plain_text(ask.text)
+    lines.append(f"[{ask.progress}] {text}" if ask.progress else text)
+    if ask.expected:
+        lines.append(f"  ({ask.expected})")
     if ask.hint:
-        lines.append(f"  ({ask.hint})")
+        lines.append(f"  ({plain_text(ask.hint)})")
     for option in ask.options:
         mark = "[x] " if option.selected else ("[ ] " if ask.kind is PromptKind.SELECT_MULTIPLE else "")
         name = f"  «{option.name}»" if show_names and option.name != str(option.number) else ""
-        lines.append(f"  {option.number}. {mark}{option.label}{name}")
+        lines.append(f"  {option.number}. {mark}{plain_text(option.label)}{name}")
     if ask.kind is PromptKind.SELECT_MULTIPLE:
         lines.append(say("multi_typed_hint", ui))
     elif ask.kind is PromptKind.SELECT_ONE and chat:
@@ -39,6 +45,23 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
     if chat and ask.can_go_back:
         lines.append(say("back_word_hint", ui))
     return "\n".join(lines)
+
+
+# The simple HTML form authors put in labels (as ODK Collect shows it): line breaks and blocks
+# become new lines, emphasis is dropped; anything else stays as typed ("3 < 5" is no tag).
+_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
+_BLOCK = re.compile(r"\s*</?(?:p|div|li|ul|ol|h[1-6])(?:\s[^<>]*)?>\s*", re.IGNORECASE)
+_INLINE = re.compile(r"</?(?:b|i|u|s|em|strong|small|big|span|font|sup|sub)(?:\s[^<>]*)?>", re.IGNORECASE)
+_BLOCK_MARK = "\x00"
+
+
+def plain_text(text: str) -> str:
+    """A label's simple HTML as plain text for a messenger: `<br>`, `<p>` → new lines; `<b>` etc. dropped."""
+    if "<" not in text and "&" not in text:
+        return text
+    text = _INLINE.sub("", _BLOCK.sub(_BLOCK_MARK, _BREAK.sub("\n", text)))
+    text = re.sub(f"{_BLOCK_MARK}+", "\n", text).strip("\n")
+    return html.unescape(text)
 
 
 def split_text(text: str, limit: int) -> list[str]:

@@ -8,15 +8,34 @@ Flow rules, decided once here for every channel:
 - A consent screen comes before the first question; declining is a refusal.
 - Questions are asked one at a time in form order. Non-relevant questions are recorded as
   NOT_APPLICABLE; calculations are recomputed after every answer.
-- Going back re-asks the previous answered question with its current answer shown; after a
-  change, the flow continues at the first question still unanswered, and every later answer
-  whose relevance changed is re-evaluated.
+- Calculations are kept up to date with the answers; one that a relevance placed before it
+  reads is worked out before the flow reaches it, so that relevance sees its value.
+- Going back re-asks the previous answered question with its current answer shown. After an
+  answer, every later answer is checked again against the answers as they now stand: one that
+  no longer applies becomes NOT_APPLICABLE, and one that no longer satisfies its constraint,
+  its choice filter or `required` is dropped (set to NOT_APPLICABLE, so storage records the
+  change and keeps the old value in its history) and asked again with a word saying why. The
+  flow continues at the first question still unanswered or dropped.
+- A form's closing notes (notes after the last question asked) are the thank-you: the last of
+  them is said with a line saying the survey is completed, and the software's own thanks only
+  when a form has none, so completion says thank you once.
 - Every question prompt carries a sequence number; an event naming an older number changes
   nothing (stale buttons, double taps).
+
+Progress (`Ask.progress`) is the share of the way through the form: the asked questions that
+come before the one on screen, in form order, over all the form's asked questions, whether they
+apply or not (a question skipped by relevance counts as passed). It depends on the position
+alone, so it never goes back on a forward answer (the next question is always further on) and
+never jumps back when answers make more questions apply; it shows no total that could grow, and
+stays below 100% while a question is on screen. Going back shows the earlier position's share.
+(Exception: a form whose relevance reads a question asked *later* may send the flow back to an
+earlier question once that later answer makes it apply.) The bundled reminder texts say how many
+questions were answered, without a total over the form, so they never contradict this share.
 """
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 import enum
 import math
@@ -25,6 +44,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
+from surveys.expected import example_candidates, missing_day, shown_example
 from surveys.expressions import NOT_APPLICABLE, Environment, Expression, ExpressionError, interpolate, to_string
 from surveys.messages import UI_LANGUAGES, say, ui_language
 from surveys.model import Choice, Question, QuestionType, Questionnaire
@@ -184,6 +204,9 @@ class Ask:
     current_answer: str = ""
     #: True when this re-renders the prompt already on screen (same seq): edit it in place.
     update: bool = False
+    #: What a valid answer looks like, shown with the question where the type needs it (a date's
+    #: format with an example that satisfies the question's constraint); "" otherwise.
+    expected: str = ""
 
 
 Output = Union[Say, Ask]
@@ -258,20 +281,27 @@ class _Plan:
         self.recalculated: tuple[int, ...] = tuple(
             index for index, question in enumerate(questions)
             if by_question[index] or question.type is QuestionType.CALCULATE)
+        positions = {question.name: index for index, question in enumerate(questions)}
+        #: The first asked question whose relevance reads a question asked after it: the flow
+        #: must look back from there, as that later answer may make it apply (None: no such).
+        self.forward_from: int | None = next(
+            (index for index, question in enumerate(questions) if question.type.is_asked and any(
+                positions.get(name, -1) > index and questions[positions[name]].type.is_asked
+                for condition_id in by_question[index] for name in self.conditions[condition_id].references)),
+            None)
         self.ends: tuple[int, ...] = tuple(
             index for index, question in enumerate(questions) if question.type is QuestionType.END)
-        # Progress counts relevant asked questions: the unconditional ones are counted here once.
-        asked = [index for index, question in enumerate(questions) if question.type.is_asked]
-        self.conditional_asked: tuple[int, ...] = tuple(index for index in asked if by_question[index])
-        unconditional = {index for index in asked if not by_question[index]}
-        self.plain_asked_total = len(unconditional)
+        # Progress is the share of the asked questions that come before a question in form order
+        # (see `_Conversation._progress`): it depends on the position alone.
         before, count = [], 0
-        for index in range(len(questions)):
+        for question in questions:
             before.append(count)
-            if index in unconditional:
+            if question.type.is_asked:
                 count += 1
-        #: For each question index, the number of unconditional asked questions before it.
-        self.plain_asked_before: tuple[int, ...] = tuple(before)
+        #: For each question index, the number of asked questions before it; and in all.
+        self.asked_before: tuple[int, ...] = tuple(before)
+        self.asked_total = count
+        self._progress_texts: dict[tuple[int, str], str] = {}
         #: Choice key → choice, per question index (`Question.choice_by_key` without the scan).
         self.choice_keys: tuple[dict[str, Choice], ...] = tuple(
             {key: choice for key, choice in reversed([(c.key, c) for c in question.choices])}
@@ -284,23 +314,40 @@ class _Plan:
         self.calculation_reads: tuple[tuple[str, ...] | None, ...] = tuple(
             _reads(question.calculation) if question.type is QuestionType.CALCULATE else None
             for question in questions)
+        #: What `_Conversation._recalculate` looks at: for each answer name, the questions (of
+        #: `recalculated`) whose relevance or calculation reads it; and those whose value may
+        #: depend on more than the answers, looked at every time.
+        readers: dict[str, set[int]] = {}
+        always: list[int] = []
+        for index in self.recalculated:
+            reads = [self.condition_reads[condition_id] for condition_id in by_question[index]]
+            if questions[index].type is QuestionType.CALCULATE:
+                reads.append(self.calculation_reads[index])
+            if any(names is None for names in reads):
+                always.append(index)
+            for names in reads:
+                for name in names or ():
+                    readers.setdefault(name, set()).add(index)
+        self.readers: dict[str, tuple[int, ...]] = {name: tuple(sorted(ids)) for name, ids in readers.items()}
+        self.always_recalculated: tuple[int, ...] = tuple(always)
+        #: Calculations kept up to date before the flow reaches them: those a relevance or a
+        #: calculation placed before them reads (and what those read). The others are worked out
+        #: when reached, as nothing before them needs their value (a form's scores at its end).
+        calculations = {index for index in self.recalculated if questions[index].type is QuestionType.CALCULATE}
+        eager = {index for name, ids in readers.items() if positions.get(name) in calculations
+                 for index in [positions[name]] if any(reader < index for reader in ids)}
+        while True:
+            more = {positions[name] for index in eager for name in (self.calculation_reads[index] or ())
+                    if positions.get(name) in calculations} - eager
+            if not more:
+                break
+            eager |= more
+        self.eager_calculations: tuple[int, ...] = tuple(sorted(eager))
         #: Results of those conditions and calculations by the exact answers they read (see
         #: `_Conversation._memo_key`), shared by the sessions of this form. Most steps ask the
         #: same questions of unchanged answers again: relevance for progress, calculations after
         #: every answer. Bounded: emptied when full (it only saves work).
         self.memo: dict[tuple, Any] = {}
-        #: The answers that progress depends on (those its conditions read), when they are all
-        #: it depends on; None otherwise.
-        progress_reads: set[str] | None = set()
-        for index in self.conditional_asked:
-            for condition_id in by_question[index]:
-                reads = self.condition_reads[condition_id]
-                if reads is None or progress_reads is None:
-                    progress_reads = None
-                    break
-                progress_reads.update(reads)
-        self.progress_reads: tuple[str, ...] | None = (
-            tuple(sorted(progress_reads)) if progress_reads is not None else None)
         #: `required` of each question when it reads nothing (`yes` is true()): its value, else None.
         self.required: tuple[bool | None, ...] = tuple(
             _constant_truth(question.required) for question in questions)
@@ -309,6 +356,17 @@ class _Plan:
         if len(self.memo) >= _MEMO_LIMIT:
             self.memo.clear()
         self.memo[key] = value
+
+    def progress(self, index: int, ui: str) -> str:
+        """The progress shown with the question at `index`, in the interface language `ui`."""
+        key = (index, ui)
+        text = self._progress_texts.get(key)
+        if text is None:
+            share = self.asked_before[index] * 100 // max(self.asked_total, 1)  # < 100 while one is left
+            filled = share // 10
+            text = self._progress_texts[key] = say(
+                "progress", ui, percent=share, bar="▓" * filled + "░" * (_PROGRESS_CELLS - filled))
+        return text
 
     def view(self, form: Questionnaire, index: int, language: str) -> "_View":
         """The texts of the question at `index` in `language`, looked up once."""
@@ -323,6 +381,7 @@ class _Plan:
 
 _PROMPT_KINDS = {kind.value: kind for kind in PromptKind}
 _MEMO_LIMIT = 20_000
+_PROGRESS_CELLS = 10
 _MISSING = object()
 _UNCACHEABLE = object()
 
@@ -403,11 +462,14 @@ class _Conversation:
         # the relevance of every question for every prompt.
         self._condition_values: dict[int, bool] = {}
         self._plain: tuple[dt.datetime | None, Environment] | None = None
+        #: How many times `_set` changed a value: `_recalculate` repeats until a pass changes none.
+        self._sets = 0
 
     def _set(self, name: str, value: Any) -> None:
         answers = self.answers
         if name not in answers or not _same(answers[name], value):
             answers[name] = value
+            self._sets += 1
             self.touched.add(name)
             dependents = self.plan.dependents.get(name)
             if dependents:
@@ -531,11 +593,22 @@ class _Conversation:
             value = self._value_from(question, event)
             self._validate(question, value)
         except InvalidAnswer as problem:
-            return self._unchanged(Say(problem.message, Tone.ERROR), self.render(update=True))
+            return self._unchanged(Say(self._explain(question, event, problem.message), Tone.ERROR),
+                                   self.render(update=True))
         self._set(question.name, value)
         self.state = _evolve(self.state, draft=())
-        self._recalculate()
         return self._advance(self.form.index(question.name) + 1)
+
+    def _explain(self, question: Question, event: Event, message: str) -> str:
+        """An error as the respondent reads it: what was wrong, then an example that fits."""
+        if question.type is QuestionType.DATE and isinstance(event, Reply):
+            missing = missing_day(event.text)
+            if missing is not None:
+                day, month, year = missing
+                message = say("no_such_day", self.ui, day=day, month=month, year=year,
+                              month_name=calendar.month_name[month])
+        example = self._example(question)
+        return f"{message} {say('for_example', self.ui, example=example)}" if example else message
 
     def _toggle(self, question: Question, key: str, on: bool | None) -> Step:
         if question.type is not QuestionType.SELECT_MULTIPLE:
@@ -652,12 +725,43 @@ class _Conversation:
             raise InvalidAnswer(question.constraint_message.get(self.lang, self.form.default_language)
                                 or say("invalid", self.ui))
 
+    def _still_valid(self, question: Question, value: Any) -> bool:
+        """Whether an answer given earlier still satisfies its choice filter, constraint and `required`."""
+        if question.type.is_select and question.choice_filter is not None and value:
+            visible = {c.name for c in self._visible_choices(question)}
+            if not set(value if isinstance(value, tuple) else (value,)) <= visible:
+                return False
+        try:
+            self._validate(question, value)
+        except InvalidAnswer:
+            return False
+        return True
+
+    def _example(self, question: Question) -> str:
+        """An answer a person could type for a number or date question, one that satisfies its
+        constraint (tried on likely values and on the bounds the constraint names); "" if none."""
+        kind = question.type
+        if kind not in (QuestionType.INTEGER, QuestionType.DECIMAL, QuestionType.DATE):
+            return ""
+        source = question.constraint.source if question.constraint is not None else ""
+        year = (self.state.started_at or self.event.at).year
+        for value in example_candidates(kind, source, year):
+            if question.constraint is None or self._true(question.constraint, current=value):
+                return shown_example(value, self.ui)
+        return ""
+
     # -- moving ------------------------------------------------------------------------------
 
     def _advance(self, start: int) -> Step:
-        """Walk forward from `start` to the next question to ask, or to the end."""
+        """Walk forward from `start` to the next question to ask (unanswered, or an answer the
+        answers as they now stand make invalid), or to the end."""
+        self._recalculate()
         questions = self.form.questions
         conditional = self.plan.condition_ids
+        forward_from = self.plan.forward_from
+        if forward_from is not None:
+            start = min(start, forward_from)
+        closing: list[int] = []  # positions in self.out of the notes shown since the last question
         for index in range(start, len(questions)):
             question = questions[index]
             if conditional[index] and not self._relevant_at(index):
@@ -676,8 +780,15 @@ class _Conversation:
                 pass  # filled at completion
             elif kind is QuestionType.NOTE:
                 if index > self.state.furthest:
+                    closing.append(len(self.out))
                     self.out.append(Say(self._label(question), Tone.NOTE))
-            elif self.answers.get(question.name, NOT_APPLICABLE) is NOT_APPLICABLE:
+            elif (value := self.answers.get(question.name, NOT_APPLICABLE)) is not NOT_APPLICABLE \
+                    and self._still_valid(question, value):
+                closing.clear()
+            else:
+                if value is not NOT_APPLICABLE:  # answered before a change that makes it invalid
+                    self._set(question.name, NOT_APPLICABLE)
+                    self.out.append(Say(say("answer_again", self.ui)))
                 self.state = _evolve(self.state, current=question.name, seq=self.state.seq + 1,
                                      furthest=max(self.state.furthest, index),
                                      draft=self._initial_draft(question))
@@ -686,7 +797,11 @@ class _Conversation:
         for index in self.plan.ends:
             if self._relevant_at(index):
                 self._set(questions[index].name, self.event.at)
-        self.out.append(Say(say("thanks", self.ui), Tone.THANKS))
+        if closing:  # the form's own closing words are the thank-you: one message that also says it is done
+            note = self.out[closing[-1]]
+            self.out[closing[-1]] = Say(f"{note.text}\n{say('completed', self.ui)}", Tone.THANKS)
+        else:
+            self.out.append(Say(say("thanks", self.ui), Tone.THANKS))
         return self._finish(_evolve(self.state, status=Status.COMPLETED, current=None,
                                     furthest=len(questions), completed_at=self.event.at, draft=()))
 
@@ -705,16 +820,35 @@ class _Conversation:
         return self._unchanged(Say(say("cannot_go_back", self.ui), Tone.ERROR), self.render(update=True))
 
     def _recalculate(self) -> None:
-        """Bring every reached calculation and relevance up to date with the answers."""
-        questions = self.form.questions
-        for index in self.plan.recalculated:  # the others are always relevant and never change here
+        """Bring every reached calculation and relevance up to date with the answers, and every
+        calculation something placed before it reads (a relevance may read a later calculation).
+
+        Every step ends with them up to date, so only what reads an answer changed in this step
+        (and, in turn, what reads those) is looked at again, in form order, until nothing changes;
+        plus calculations never worked out yet and what reads more than answers.
+        """
+        plan, questions, answers = self.plan, self.form.questions, self.answers
+        pending = set(plan.always_recalculated)
+        pending.update(index for index in plan.eager_calculations if questions[index].name not in answers)
+        eager = plan.eager_calculations
+        for name in self.touched:
+            pending.update(plan.readers.get(name, ()))
+        budget = 4 * len(plan.recalculated) + 4  # a form whose calculations read each other in a circle
+        while pending and budget:
+            budget -= 1
+            index = min(pending)
+            pending.discard(index)
             question = questions[index]
-            if question.name not in self.answers:
-                continue
+            calculation = question.type is QuestionType.CALCULATE
+            if question.name not in answers and not (calculation and index in eager):
+                continue  # not reached: judged when the flow gets there
+            before = self._sets
             if not self._relevant_at(index):
                 self._set(question.name, NOT_APPLICABLE)
-            elif question.type is QuestionType.CALCULATE:
+            elif calculation:
                 self._set(question.name, self._calculate(question))
+            if self._sets != before:
+                pending.update(plan.readers.get(question.name, ()))
 
     # -- evaluation --------------------------------------------------------------------------
 
@@ -897,33 +1031,17 @@ class _Conversation:
             can_go_back=self._has_previous(question),
             current_answer=self._display(question.name, value),
             update=update,
+            expected=self._expected(question),
         )
 
-    def _progress(self, question: Question) -> str:
-        """`position/total` among the asked questions relevant now."""
-        plan = self.plan
-        here = self.form.index(question.name)
-        if plan.progress_reads is None:
-            return self._count_progress(here)
-        key = self._memo_key(("progress", here, self.ui), plan.progress_reads)
-        if key is None:
-            return self._count_progress(here)
-        text = plan.memo.get(key)
-        if text is None:
-            text = self._count_progress(here)
-            plan.remember(key, text)
-        return text
+    def _expected(self, question: Question) -> str:
+        if question.type is not QuestionType.DATE:
+            return ""
+        example = self._example(question)
+        return say("date_expected", self.ui, example=example) if example else say("date_pattern", self.ui)
 
-    def _count_progress(self, here: int) -> str:
-        plan = self.plan
-        before, total = plan.plain_asked_before[here], plan.plain_asked_total
-        for index in plan.conditional_asked:
-            if self._relevant_at(index):
-                total += 1
-                if index < here:
-                    before += 1
-        position = 1 + before
-        return say("progress", self.ui, position=position, total=max(total, position))
+    def _progress(self, question: Question) -> str:
+        return self.plan.progress(self.form.index(question.name), self.ui)
 
     def _section(self, question: Question) -> str:
         """The group heading, when this question is the first asked in its group."""
@@ -1020,4 +1138,5 @@ def _evolve(state: SessionState, **changes: Any) -> SessionState:
 
 
 def _same(a: Any, b: Any) -> bool:
-    return type(a) is type(b) and a == b
+    """Equal and of one type; floats also of one sign (0.0 and -0.0 calculate differently)."""
+    return type(a) is type(b) and a == b and (type(a) is not float or math.copysign(1, a) == math.copysign(1, b))

@@ -12,86 +12,105 @@ DEFAULT_UI_LANGUAGE = "vi"
 
 _MESSAGES: dict[str, dict[str, str]] = {
     "consent": {
-        "vi": "Chúng tôi xin ý kiến của quý vị cho cuộc khảo sát «{title}». Câu trả lời chỉ dùng để "
+        "vi": "Chúng tôi xin ý kiến của quý vị cho cuộc khảo sát “{title}”. Câu trả lời chỉ dùng để "
               "thống kê, được bảo vệ theo Nghị định 13/2023/NĐ-CP và không công bố kèm danh tính. "
-              "Quý vị có thể dừng lúc nào và tiếp tục sau. Quý vị đồng ý tham gia chứ?",
+              "Quý vị có thể dừng lúc nào và tiếp tục sau. Quý vị có đồng ý tham gia không?",
         "en": "We would like your views for the survey “{title}”. Answers are used only for statistics, "
               "protected under Decree 13/2023/ND-CP and never published with your identity. You can stop "
               "at any time and continue later. Do you agree to take part?",
     },
     "consent_yes": {"vi": "Đồng ý", "en": "I agree"},
     "consent_no": {"vi": "Không đồng ý", "en": "I decline"},
-    "consent_unclear": {"vi": "Xin trả lời «có» để bắt đầu hoặc «không» để từ chối.",
-                        "en": "Please answer “yes” to begin or “no” to decline."},
-    "declined": {"vi": "Cảm ơn quý vị. Chúng tôi sẽ không hỏi thêm. Nếu đổi ý, hãy gửi /resume.",
+    "consent_unclear": {"vi": "Xin chọn “Đồng ý” để bắt đầu hoặc “Không đồng ý” để từ chối "
+                              "(cũng có thể gõ 1 hoặc 2).",
+                        "en": "Please choose “I agree” to begin or “I decline” to say no "
+                              "(you can also type 1 or 2)."},
+    "declined": {"vi": "Cảm ơn quý vị. Chúng tôi sẽ không hỏi thêm. Nếu đổi ý, quý vị có thể gửi /resume.",
                  "en": "Thank you. We will not ask anything more. If you change your mind, send /resume."},
     "thanks": {"vi": "Quý vị đã hoàn thành khảo sát. Xin chân thành cảm ơn!",
                "en": "You have completed the survey. Thank you very much!"},
+    "completed": {"vi": "Quý vị đã hoàn thành khảo sát; các câu trả lời đã được ghi nhận.",
+                  "en": "You have completed the survey; your answers are recorded."},
     "already_completed": {"vi": "Quý vị đã hoàn thành khảo sát này rồi. Cảm ơn quý vị!",
                           "en": "You have already completed this survey. Thank you!"},
-    "refused_state": {"vi": "Quý vị đã từ chối tham gia. Gửi /resume nếu muốn tiếp tục.",
+    "refused_state": {"vi": "Quý vị đã từ chối tham gia. Nếu muốn tiếp tục, xin gửi /resume.",
                       "en": "You declined to take part. Send /resume if you want to continue."},
-    "paused": {"vi": "Đã lưu câu trả lời. Quý vị có thể tiếp tục bất cứ lúc nào bằng /resume.",
+    "paused": {"vi": "Đã lưu các câu trả lời của quý vị. Quý vị có thể tiếp tục bất cứ lúc nào bằng cách "
+                     "gửi /resume.",
                "en": "Your answers are saved. You can continue at any time with /resume."},
     "resumed": {"vi": "Tiếp tục từ câu quý vị đang trả lời.",
                 "en": "Continuing from the question you were answering."},
     "already_ticked": {"vi": "Đã chọn rồi.", "en": "Already ticked."},
     "already_unticked": {"vi": "Đã bỏ chọn rồi.", "en": "Already unticked."},
-    "stale": {"vi": "Câu hỏi đó đã qua; xin trả lời câu hỏi hiện tại.",
+    "stale": {"vi": "Câu hỏi đó đã qua; xin quý vị trả lời câu hỏi hiện tại.",
               "en": "That question has passed; please answer the current one."},
-    "cannot_go_back": {"vi": "Đây là câu hỏi đầu tiên, không thể quay lại.",
-                       "en": "This is the first question; there is nothing to go back to."},
-    "progress": {"vi": "Câu {position}/{total}", "en": "Question {position}/{total}"},
-    "required": {"vi": "Câu hỏi này bắt buộc trả lời.", "en": "This question requires an answer."},
-    "invalid": {"vi": "Câu trả lời không hợp lệ.", "en": "That answer is not valid."},
-    "not_integer": {"vi": "Xin nhập một số nguyên, ví dụ 12.", "en": "Please enter a whole number, e.g. 12."},
-    "not_decimal": {"vi": "Xin nhập một số, ví dụ 3,5.", "en": "Please enter a number, e.g. 3.5."},
-    "not_date": {"vi": "Xin nhập ngày theo dạng ngày/tháng/năm (ví dụ 25/12/2025) hoặc 2025-12-25.",
-                 "en": "Please enter a date as day/month/year (e.g. 25/12/2025) or 2025-12-25."},
-    "unknown_choice": {"vi": "Không nhận ra «{text}». Xin chọn một trong các phương án.",
-                       "en": "“{text}” was not recognised. Please pick one of the options."},
-    "one_choice_only": {"vi": "Câu này chỉ chọn một phương án.", "en": "Choose only one option here."},
-    "acknowledge_hint": {"vi": "Gửi OK để xác nhận.", "en": "Send OK to confirm."},
+    "cannot_go_back": {"vi": "Đây là câu hỏi đầu tiên nên không thể quay lại; xin quý vị trả lời câu hỏi này.",
+                       "en": "This is the first question, so there is nothing to go back to; please answer it."},
+    "progress": {"vi": "Tiến độ {bar} {percent}%", "en": "Progress {bar} {percent}%"},
+    "required": {"vi": "Câu hỏi này cần có câu trả lời; xin quý vị trả lời để tiếp tục.",
+                 "en": "This question needs an answer; please answer it to go on."},
+    "invalid": {"vi": "Câu trả lời chưa phù hợp với yêu cầu của câu hỏi; xin quý vị trả lời lại.",
+                "en": "That answer does not fit what the question asks; please answer again."},
+    # Number and date errors: the engine adds an example that fits the question ("for_example").
+    "not_integer": {"vi": "Xin nhập một số nguyên (chỉ gồm chữ số).", "en": "Please enter a whole number (digits only)."},
+    "not_decimal": {"vi": "Xin nhập một con số.", "en": "Please enter a number."},
+    "not_date": {"vi": "Xin nhập ngày theo dạng ngày/tháng/năm.", "en": "Please enter the date as day/month/year."},
+    "no_such_day": {"vi": "Tháng {month}/{year} không có ngày {day}. Xin nhập lại ngày theo dạng ngày/tháng/năm.",
+                    "en": "{month_name} {year} has no day {day}. Please enter the date again as day/month/year."},
+    "for_example": {"vi": "Ví dụ: {example}.", "en": "For example: {example}."},
+    # Shown with a date question, in brackets.
+    "date_expected": {"vi": "ngày/tháng/năm, ví dụ {example}", "en": "day/month/year, e.g. {example}"},
+    "date_pattern": {"vi": "ngày/tháng/năm", "en": "day/month/year"},
+    "answer_again": {"vi": "Sau thay đổi vừa rồi, câu trả lời trước đây của quý vị cho câu hỏi dưới đây không còn "
+                           "phù hợp. Xin quý vị trả lời lại.",
+                     "en": "After the change you just made, your earlier answer to the question below no longer "
+                           "fits. Please answer it again."},
+    "unknown_choice": {"vi": "Chưa nhận ra câu trả lời “{text}”. Xin chọn một trong các phương án của câu hỏi.",
+                       "en": "“{text}” is not one of the options. Please choose one of the question's options."},
+    "one_choice_only": {"vi": "Câu hỏi này chỉ chọn một phương án; xin quý vị chọn một.",
+                        "en": "This question takes only one option; please choose one."},
+    "acknowledge_hint": {"vi": "Xin gửi OK để xác nhận đã đọc.", "en": "Please send OK to confirm you have read this."},
     "acknowledge_ok": {"vi": "OK", "en": "OK"},
-    "multi_hint": {"vi": "Có thể chọn nhiều phương án, rồi bấm Xong.",
-                   "en": "You may choose several options, then press Done."},
-    "multi_typed_hint": {"vi": "Có thể chọn nhiều: gõ các số cách nhau bởi dấu cách, ví dụ 1 3 4.",
-                         "en": "You may choose several: type the numbers separated by spaces, e.g. 1 3 4."},
+    "multi_hint": {"vi": "Quý vị có thể chọn nhiều phương án, rồi bấm “Xong”.",
+                   "en": "You may choose several options, then press “Done”."},
+    "multi_typed_hint": {"vi": "Quý vị có thể chọn nhiều: gõ các số cách nhau bởi dấu cách, ví dụ 1 3.",
+                         "en": "You may choose several: type the numbers separated by spaces, e.g. 1 3."},
     "back_hint": {"vi": "(gõ < để quay lại câu trước)", "en": "(type < to go back)"},
     "back_word_hint": {"vi": "(gõ 0 để quay lại câu trước)", "en": "(type 0 to go back)"},
-    "skip_word_hint": {"vi": "(không bắt buộc: gõ «bỏ qua» để bỏ qua)", "en": "(optional: type “skip” to skip)"},
+    "skip_word_hint": {"vi": "(không bắt buộc: gõ “bỏ qua” để bỏ qua)", "en": "(optional: type “skip” to skip)"},
     "single_typed_hint": {"vi": "Trả lời bằng số thứ tự, ví dụ 2, hoặc gõ nội dung phương án.",
                           "en": "Answer with the number, e.g. 2, or type the option."},
     "zalo_welcome": {
-        "vi": "Xin chào! Đây là kênh khảo sát ý kiến về cải cách hành chính. Để tham gia, xin gõ mã mời "
-              "gồm 8 ký tự in trên thư mời (ví dụ AB3D EF9H).",
+        "vi": "Xin chào quý vị! Đây là kênh khảo sát ý kiến về cải cách hành chính. Để tham gia, xin quý vị "
+              "gõ mã mời gồm 8 ký tự in trên thư mời (ví dụ AB3D EF9H).",
         "en": "Hello! This is the administrative-reform opinion survey. To take part, type the 8-character "
               "code printed on your invitation letter (e.g. AB3D EF9H)."},
     "unclear_reply": {"vi": "Chưa rõ câu trả lời. {hint}", "en": "The reply is unclear. {hint}"},
     "done": {"vi": "Xong", "en": "Done"},
     "skip": {"vi": "Bỏ qua", "en": "Skip"},
-    "date_format": {"vi": "Nhập ngày dạng ngày/tháng/năm, ví dụ 25/12/2025.",
-                    "en": "Type the date as day/month/year, e.g. 25/12/2025."},
+    "date_format": {"vi": "Xin nhập ngày theo dạng ngày/tháng/năm.", "en": "Please enter the date as day/month/year."},
     "back": {"vi": "⬅ Quay lại", "en": "⬅ Back"},
     "current_answer": {"vi": "Câu trả lời hiện tại: {value}", "en": "Current answer: {value}"},
     "skip_hint": {"vi": "(không bắt buộc: gửi dòng trống để bỏ qua)",
                   "en": "(optional: send an empty reply to skip)"},
-    "unknown_language": {"vi": "Ngôn ngữ «{language}» chưa có. Có: {languages}.",
+    "unknown_language": {"vi": "Chưa có ngôn ngữ “{language}”. Các ngôn ngữ hiện có: {languages}.",
                          "en": "Language “{language}” is not available. Available: {languages}."},
     "language_set": {"vi": "Đã chuyển sang tiếng Việt.", "en": "Switched to English."},
-    "not_started": {"vi": "Khảo sát chưa bắt đầu. Gửi /start để bắt đầu.",
-                    "en": "The survey has not started. Send /start to begin."},
+    "not_started": {"vi": "Quý vị chưa bắt đầu khảo sát. Xin gửi /start để bắt đầu.",
+                    "en": "You have not started the survey yet. Send /start to begin."},
     # -- linking a chat to a sampled person, and chat commands ------------------------------------
     "welcome_unlinked": {
-        "vi": "Xin chào! Đây là kênh khảo sát ý kiến về cải cách hành chính. Để tham gia, xin mở đường "
-              "link trong thư mời, gõ mã mời in trên thư, hoặc chia sẻ số điện thoại để chúng tôi tìm "
-              "quý vị trong danh sách mẫu.",
+        "vi": "Xin chào quý vị! Đây là kênh khảo sát ý kiến về cải cách hành chính. Để tham gia, xin quý vị "
+              "mở đường link trong thư mời, gõ mã mời in trên thư, hoặc chia sẻ số điện thoại để chúng tôi "
+              "tìm tên quý vị trong danh sách khảo sát.",
         "en": "Hello! This is the administrative-reform opinion survey. To take part, open the link in "
               "your invitation letter, type the code printed on it, or share your phone number so we "
-              "can find you in the sample."},
+              "can find you on the survey list."},
     "share_phone": {"vi": "📱 Chia sẻ số điện thoại", "en": "📱 Share my phone number"},
-    "code_invalid": {"vi": "Mã mời không đúng hoặc đã bị thu hồi. Xin kiểm tra lại thư mời.",
-                     "en": "That invitation code is wrong or has been revoked. Please check your letter."},
+    "code_invalid": {"vi": "Mã mời không đúng hoặc đã bị thu hồi. Xin quý vị kiểm tra lại và gõ mã gồm 8 ký tự "
+                           "in trên thư mời (ví dụ AB3D EF9H).",
+                     "en": "That invitation code is wrong or has been revoked. Please check your letter and type "
+                           "the 8-character code printed on it (e.g. AB3D EF9H)."},
     "code_used_elsewhere": {
         "vi": "Mã mời này đã được dùng trên một tài khoản khác. Nếu đó không phải quý vị, xin liên hệ "
               "cơ quan khảo sát để được cấp mã mới.",
@@ -101,17 +120,18 @@ _MESSAGES: dict[str, dict[str, str]] = {
                           "en": "This account is already linked to another participant."},
     "too_many_attempts": {"vi": "Quý vị đã nhập sai mã quá nhiều lần. Xin thử lại sau một giờ.",
                           "en": "Too many wrong codes. Please try again in an hour."},
-    "phone_not_found": {"vi": "Không tìm thấy số điện thoại này trong danh sách mẫu. Xin dùng đường link "
-                              "hoặc mã trong thư mời.",
-                        "en": "This phone number is not in the sample. Please use the link or code in "
-                              "your invitation letter."},
-    "phone_ambiguous": {"vi": "Số điện thoại này có trong danh sách nhiều lần; xin dùng mã trong thư mời.",
-                        "en": "This number appears more than once in the sample; please use the code in "
-                              "your invitation letter."},
+    "phone_not_found": {"vi": "Số điện thoại này không có trong danh sách khảo sát. Xin quý vị dùng đường "
+                              "link hoặc mã mời in trong thư mời.",
+                        "en": "This phone number is not on the survey list. Please use the link or the code "
+                              "in your invitation letter."},
+    "phone_ambiguous": {"vi": "Số điện thoại này có nhiều lần trong danh sách khảo sát; xin quý vị dùng mã mời "
+                              "in trong thư mời.",
+                        "en": "This phone number appears more than once on the survey list; please use the "
+                              "code in your invitation letter."},
     "contact_not_own": {"vi": "Xin chia sẻ số điện thoại của chính quý vị.",
                         "en": "Please share your own phone number."},
-    "linked": {"vi": "Đã xác nhận quý vị trong danh sách khảo sát. Xin cảm ơn!",
-               "en": "You are confirmed as a participant. Thank you!"},
+    "linked": {"vi": "Đã xác nhận quý vị có tên trong danh sách khảo sát. Xin cảm ơn!",
+               "en": "We have found you on the survey list. Thank you!"},
     "open_already_answered": {"vi": "Tài khoản này đã trả lời khảo sát này rồi. Cảm ơn quý vị!",
                               "en": "This account has already answered this survey. Thank you!"},
     "help": {
@@ -130,11 +150,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
               "You can stop at any time with /stop."},
     "stop_confirm": {"vi": "Quý vị muốn dừng hẳn và không nhận nhắc nhở nữa?",
                      "en": "Do you want to stop for good and receive no more reminders?"},
-    "zalo_stop_how": {"vi": "Gõ «/stop có» để xác nhận; gõ bất kỳ câu trả lời nào để tiếp tục.",
+    "zalo_stop_how": {"vi": "Gõ “/stop có” để xác nhận; gõ câu trả lời cho câu hỏi để tiếp tục.",
                       "en": "Type “/stop yes” to confirm; answer the question to go on."},
     "stop_yes": {"vi": "Dừng hẳn", "en": "Stop for good"},
     "stop_no": {"vi": "Tiếp tục trả lời", "en": "Keep answering"},
-    "unknown_command": {"vi": "Không hiểu lệnh này. Gõ /help để xem các lệnh.",
+    "unknown_command": {"vi": "Chưa hiểu lệnh này. Xin gõ /help để xem các lệnh.",
                         "en": "Unknown command. Send /help for the list."},
     "not_text": {"vi": "Xin trả lời bằng chữ hoặc bấm nút.", "en": "Please answer with text or a button."},
     "progress_title": {"vi": "Tiến độ khảo sát (hoàn thành/mẫu, tỷ lệ trả lời):",
@@ -151,9 +171,13 @@ _MESSAGES: dict[str, dict[str, str]] = {
               "cần hỏi thêm. Xin chân thành cảm ơn sự quan tâm của quý vị!",
         "en": "Thank you. Your group already has all the responses the survey needs, so we do not need to "
               "ask you anything more. Thank you very much for your interest!"},
-    "reminder_default": {"vi": "Quý vị đã trả lời {answered}/{total} câu. Mời quý vị hoàn thành phiếu khảo sát.",
-                         "en": "You have answered {answered} of {total} questions. Please finish the survey."},
-    "reminder_resume_hint": {"vi": "Gửi /resume để tiếp tục.", "en": "Send /resume to continue."},
+    # {answered} only: the chat shows progress as a share of the form, which a count over all the
+    # form's questions ({total}, still accepted in a project's own text) would contradict.
+    "reminder_default": {"vi": "Phiếu khảo sát của quý vị chưa hoàn thành (quý vị đã trả lời {answered} câu). "
+                               "Mời quý vị tiếp tục trả lời.",
+                         "en": "Your survey is not finished yet (you have answered {answered} questions). "
+                               "Please continue answering."},
+    "reminder_resume_hint": {"vi": "Xin gửi /resume để tiếp tục.", "en": "Send /resume to continue."},
     # -- khaosat status as a chat message (/progress, the daily summary) ------------------------
     "status_title": {"vi": "Tiến độ {title} — còn {days} ngày (đến {closes})",
               "en": "Progress of {title} — {days} day(s) left (until {closes})"},

@@ -208,7 +208,7 @@ def test_integer_rejects_what_is_not_a_whole_number(markdown_form, text):
     before = chat.state
     chat.reply(text)
     rejected(chat, before)
-    assert chat.error() == "Xin nhập một số nguyên, ví dụ 12."
+    assert chat.error() == "Xin nhập một số nguyên (chỉ gồm chữ số). Ví dụ: 12."
     assert chat.ask.question == "n" and chat.ask.update
 
 
@@ -406,7 +406,8 @@ REQUIRED = survey(
 
 def test_required_message_in_the_respondents_language(markdown_form):
     form = markdown_form(REQUIRED)
-    for language, message in (("vi", "Xin cho biết tuổi."), ("en", "Please give your age.")):
+    # The form's message, then an example that satisfies the constraint (18 to 119).
+    for language, message in (("vi", "Xin cho biết tuổi. Ví dụ: 30."), ("en", "Please give your age. For example: 30.")):
         chat = Chat(form, language)
         chat.begin()
         before = chat.state
@@ -417,7 +418,8 @@ def test_required_message_in_the_respondents_language(markdown_form):
 
 def test_required_without_a_message_uses_the_software_words(markdown_form):
     form = markdown_form(REQUIRED)
-    for language, message in (("vi", "Câu hỏi này bắt buộc trả lời."), ("en", "This question requires an answer.")):
+    for language, message in (("vi", "Câu hỏi này cần có câu trả lời; xin quý vị trả lời để tiếp tục."),
+                              ("en", "This question needs an answer; please answer it to go on.")):
         chat = Chat(form, language)
         chat.begin()
         chat.reply("30")
@@ -431,10 +433,10 @@ def test_constraint_with_dot_and_its_message(markdown_form):
     before = chat.state
     chat.reply("17")
     rejected(chat, before)
-    assert chat.error() == "Tuổi phải từ 18."
+    assert chat.error() == "Tuổi phải từ 18. Ví dụ: 30."
     chat.language("en")
     chat.reply("200")
-    assert chat.error() == "Age must be 18 or more."
+    assert chat.error() == "Age must be 18 or more. For example: 30."
     chat.reply("18")
     assert chat.state.answers["age"] == 18
 
@@ -445,7 +447,7 @@ def test_constraint_without_message_and_optional_blank(markdown_form):
     chat.reply("40")
     chat.reply("An")
     chat.reply("dài quá")
-    assert chat.error() == "Câu trả lời không hợp lệ."
+    assert chat.error() == "Câu trả lời chưa phù hợp với yêu cầu của câu hỏi; xin quý vị trả lời lại."
     chat.reply("")  # optional: left empty, the constraint does not apply
     assert chat.state.answers["note_"] is None and chat.state.status is Status.COMPLETED
 
@@ -602,7 +604,7 @@ def test_stale_seq_changes_nothing(markdown_form):
     before = chat.state
     chat.choose("2", seq=old)
     rejected(chat, before)
-    assert chat.result.say == (Say("Câu hỏi đó đã qua; xin trả lời câu hỏi hiện tại.", Tone.STALE),)
+    assert chat.result.say == (Say("Câu hỏi đó đã qua; xin quý vị trả lời câu hỏi hiện tại.", Tone.STALE),)
     chat.reply("văn bản", seq=old)
     rejected(chat, before)
     chat.send(E.Back(chat.tick(), old))
@@ -627,15 +629,15 @@ def test_set_language_rerenders_in_english(markdown_form):
     form = markdown_form(FLOW)
     chat = Chat(form)
     chat.begin()
-    assert chat.ask.progress == "Câu 1/2"  # q2 and q4 not relevant yet
+    assert chat.ask.progress == "Tiến độ ░░░░░░░░░░ 0%"
     seq = chat.state.seq
     chat.language("en")
     assert chat.said() == ["Switched to English."]
-    assert chat.ask.text == "Q1" and chat.ask.progress == "Question 1/2" and chat.ask.seq == seq + 1
+    assert chat.ask.text == "Q1" and chat.ask.progress == "Progress ░░░░░░░░░░ 0%" and chat.ask.seq == seq + 1
     assert [o.label for o in chat.ask.options] == ["Satisfied", "Neutral", "Dissatisfied"]
     chat.reply("satisfied")
     assert chat.state.answers["q1"] == "a"
-    assert chat.ask.progress == "Question 2/3"  # q2 became relevant
+    assert chat.ask.progress == "Progress ▓▓░░░░░░░░ 25%"  # q2: one of the form's four questions is behind
 
 
 def test_unknown_language_is_refused(markdown_form):
@@ -647,15 +649,15 @@ def test_unknown_language_is_refused(markdown_form):
     assert "fr" in chat.error() and "en" in chat.error()
 
 
-def test_progress_counts_relevant_questions(markdown_form):
+def test_progress_is_the_share_of_the_forms_questions_behind(markdown_form):
     chat = Chat(markdown_form(TYPES))
     chat.begin()
-    assert chat.ask.progress == "Câu 1/5"
+    assert chat.ask.progress == "Tiến độ ░░░░░░░░░░ 0%"
     chat.reply("1")
-    assert chat.ask.progress == "Câu 2/5"
+    assert chat.ask.progress == "Tiến độ ▓▓░░░░░░░░ 20%"
     english = Chat(markdown_form(TYPES), "en")
     english.begin()
-    assert english.ask.progress == "Question 1/5"
+    assert english.ask.progress == "Progress ░░░░░░░░░░ 0%"
 
 
 def test_stop_pauses_and_resume_asks_the_same_question(markdown_form):
@@ -683,7 +685,7 @@ def test_refuse_mid_survey_and_answers_after_are_refused_politely(markdown_form)
     before = chat.state
     chat.reply("thêm")
     rejected(chat, before)
-    assert chat.said() == ["Quý vị đã từ chối tham gia. Gửi /resume nếu muốn tiếp tục."]
+    assert chat.said() == ["Quý vị đã từ chối tham gia. Nếu muốn tiếp tục, xin gửi /resume."]
     chat.stop()  # stopping a refusal does not turn it into a pause
     rejected(chat, before)
     chat.resume()
@@ -836,28 +838,29 @@ def test_a_changed_answer_changes_relevance_and_progress_after_caching(markdown_
         answer_relevance_and_progress(form, first, number)
     chat = Chat(form)
     chat.begin()
-    assert chat.ask.progress == "Câu 1/3"  # q1, n, last: the others wait on answers
+    # Six questions to ask: the share of them behind the one on screen, whether they apply or not.
+    assert chat.ask.progress == "Tiến độ ░░░░░░░░░░ 0%"
     chat.reply("a")
-    assert chat.state.current == "q2" and chat.ask.progress == "Câu 2/4"
+    assert chat.state.current == "q2" and chat.ask.progress == "Tiến độ ▓░░░░░░░░░ 16%"
     chat.reply("chữ")
-    chat.reply("7")  # g2 becomes relevant (q4 waits for c, calculated after the group)
-    assert chat.state.current == "g2" and chat.ask.progress == "Câu 4/5"
+    chat.reply("7")  # g2 becomes relevant
+    assert chat.state.current == "g2" and chat.ask.progress == "Tiến độ ▓▓▓▓▓░░░░░ 50%"
     chat.back()
     chat.back()
     assert chat.state.current == "q2"
     chat.back()
     chat.reply("b")  # q2 no longer relevant; the flow goes on at g2, still unanswered
     assert chat.result.changes == {"q1": "b", "q2": NOT_APPLICABLE}
-    assert chat.state.current == "g2" and chat.ask.progress == "Câu 3/4"
+    assert chat.state.current == "g2" and chat.ask.progress == "Tiến độ ▓▓▓▓▓░░░░░ 50%"
     chat.back()
     chat.reply("3")  # g2 drops out; c is calculated and q4 skipped
     assert chat.result.changes == {"n": 3, "g2": NOT_APPLICABLE, "c": 6, "q4": NOT_APPLICABLE}
-    assert chat.state.current == "last" and chat.ask.progress == "Câu 3/3"
+    assert chat.state.current == "last" and chat.ask.progress == "Tiến độ ▓▓▓▓▓▓▓▓░░ 83%"
     chat.back()
     chat.back()
     chat.reply("c")  # the whole group goes, and c with it
     assert chat.result.changes == {"q1": "c", "n": NOT_APPLICABLE, "c": None}
-    assert chat.state.current == "last" and chat.ask.progress == "Câu 2/2"
+    assert chat.state.current == "last" and chat.ask.progress == "Tiến độ ▓▓▓▓▓▓▓▓░░ 83%"
     # The same events on a form object that has never cached anything give the very same steps.
     assert replay_steps(markdown_form(RELEVANCE_AND_PROGRESS), chat.events) == replay_steps(form, chat.events)
 
@@ -869,7 +872,7 @@ def test_piped_labels_follow_a_changed_calculation(markdown_form):
     chat.reply("b")
     chat.reply("6")
     chat.reply("")  # g2
-    assert chat.state.current == "q4" and chat.ask.text == "Câu 4 (12)" and chat.ask.progress == "Câu 4/5"
+    assert chat.state.current == "q4" and chat.ask.text == "Câu 4 (12)" and chat.ask.progress == "Tiến độ ▓▓▓▓▓▓░░░░ 66%"
     chat.back()
     chat.back()
     assert chat.state.current == "n"
@@ -913,7 +916,7 @@ def test_forms_with_the_same_names_do_not_share_cached_results(markdown_form):
             chat.begin()
             chat.reply("a")
             assert chat.state.current == ("q2" if shown == "a" else "n")
-            assert chat.ask.progress == ("Câu 2/3" if shown == "a" else "Câu 2/2")
+            assert chat.ask.progress == ("Tiến độ ▓▓░░░░░░░░ 25%" if shown == "a" else "Tiến độ ▓▓▓▓▓░░░░░ 50%")
 
 
 def test_the_plan_is_worked_out_once_per_form(markdown_form):
@@ -1004,16 +1007,18 @@ FORWARD = survey(
 )
 
 
-def test_relevance_read_before_a_later_calculation_changes_is_read_again(markdown_form):
-    """q2 is judged (and skipped) before c exists; once c is set in the same step, progress sees q2."""
+def test_relevance_that_reads_a_later_calculation_sees_its_current_value(markdown_form):
+    """c is calculated before q2 is judged, though it comes after q2 in the form."""
     form = markdown_form(FORWARD)
     chat = Chat(form)
     chat.begin()
     chat.reply("7")
-    assert chat.result.changes == {"n": 7, "q2": NOT_APPLICABLE, "c": 14}
-    assert chat.state.current == "last" and chat.ask.progress == "Câu 3/3"
+    assert chat.result.changes == {"n": 7, "c": 14}
+    assert chat.state.current == "q2" and chat.ask.progress == "Tiến độ ▓▓▓░░░░░░░ 33%"
+    chat.reply("")
+    chat.back()
     chat.back()
     chat.reply("2")  # c = 4: q2 is not relevant any more
-    assert chat.result.changes == {"n": 2, "c": 4}
-    assert chat.state.current == "last" and chat.ask.progress == "Câu 2/2"
+    assert chat.result.changes == {"n": 2, "c": 4, "q2": NOT_APPLICABLE}
+    assert chat.state.current == "last" and chat.ask.progress == "Tiến độ ▓▓▓▓▓▓░░░░ 66%"
     assert replay_steps(markdown_form(FORWARD), chat.events) == replay_steps(form, chat.events)

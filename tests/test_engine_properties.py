@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import math
 import os
 from dataclasses import dataclass
 
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from surveys import codec
 from surveys import engine as E
-from surveys.expressions import NOT_APPLICABLE, Environment, ExpressionError
+from surveys.expressions import NOT_APPLICABLE, Environment, ExpressionError, to_string
 from surveys.model import QuestionType, Questionnaire
 from surveys.xlsform import load_questionnaire_bytes
 
@@ -58,7 +59,8 @@ CALCULATION = {
     "decimal": "${{{0}}} + 1",
     "text": "string-length(${{{0}}})",
 }
-# Constraints; each is satisfied by at least one of VALID_TEXTS for its kind.
+# Constraints; each is satisfied by at least one of VALID_TEXTS for its kind (an integer's may
+# also read an earlier integer, see `questionnaires`: still satisfied by "5" or "0").
 CONSTRAINT = {
     "select_one": ". != 'c'",
     "select_multiple": "count-selected(.) <= 2",
@@ -142,6 +144,10 @@ def questionnaires(draw) -> str:
         if kind == "note":
             return Item(kind, name, relevant=relevant)
         constraint = CONSTRAINT[kind] if kind in CONSTRAINT and draw(st.booleans()) else ""
+        if kind == "integer" and constraint:
+            ref = reference(("integer",))
+            if ref:  # reads an earlier answer: changing that one may make this one invalid
+                constraint = f". <= ${{{ref[0]}}} + 10"
         choice_filter = ""
         if kind in ("select_one", "select_multiple"):
             ref = reference(("select_one",))
@@ -229,6 +235,36 @@ def check_valid_answer(form: Questionnaire, before: E.SessionState, question, va
         assert evaluate(question.constraint, before, at, current=value), f"{question.name} = {value!r} breaks its constraint"
 
 
+def calculated(question, state: E.SessionState, at: dt.datetime):
+    """A calculation's value from the recorded answers, as the engine stores it."""
+    env = Environment(values=state.answers, today=(state.started_at or at).date(), now=at)
+    try:
+        value = question.calculation.evaluate(env)
+    except ExpressionError:
+        return None
+    if isinstance(value, bool):
+        return to_string(value)
+    return None if isinstance(value, float) and math.isnan(value) else value
+
+
+def check_kept_answer(form: Questionnaire, state: E.SessionState, question, value, at: dt.datetime) -> None:
+    if value is None or value == ():
+        assert question.required is None or not evaluate(question.required, state, at), question.name
+        return
+    if question.choice_filter is not None:
+        for name in value if isinstance(value, tuple) else (value,):
+            choice = question.choice_by_name(name)
+            env = Environment(values=state.answers, today=(state.started_at or at).date(), now=at,
+                              choice_row={"name": choice.name, **choice.columns})
+            try:
+                shown = question.choice_filter.evaluate_bool(env)
+            except ExpressionError:
+                shown = False
+            assert shown, f"{question.name} keeps {name}, which its filter hides now"
+    if question.constraint is not None:
+        assert evaluate(question.constraint, state, at, current=value), f"{question.name} = {value!r} breaks its constraint"
+
+
 def is_real(value) -> bool:
     return value is not NOT_APPLICABLE
 
@@ -241,7 +277,8 @@ def check_step(form: Questionnaire, before: E.SessionState, event, result: E.Ste
     # `changes` is exactly the difference between the answers before and after.
     for name, value in after.answers.items():
         old = before.answers.get(name, _ABSENT)
-        differs = old is _ABSENT or type(old) is not type(value) or old != value
+        differs = old is _ABSENT or type(old) is not type(value) or old != value or (
+            isinstance(value, float) and math.copysign(1, old) != math.copysign(1, value))  # 0.0 vs -0.0
         assert differs == (name in result.changes), (name, old, value, dict(result.changes))
         if differs:
             assert result.changes[name] is value or result.changes[name] == value
@@ -270,6 +307,20 @@ def check_step(form: Questionnaire, before: E.SessionState, event, result: E.Ste
         for question in form.questions:
             if question.type.is_asked:
                 assert question.name in after.answers, f"completed without reaching {question.name}"
+    # Calculations agree with the answers as they stand, however the engine brought them up to date.
+    for question in form.questions:
+        if question.type is QuestionType.CALCULATE and is_real(after.answers.get(question.name, NOT_APPLICABLE)) \
+                and relevant(form, after, question, event.at):
+            expected, got = calculated(question, after, event.at), after.answers[question.name]
+            assert type(got) is type(expected) and (got == expected or got != got and expected != expected), \
+                (question.name, got, expected)
+    # A completed session keeps no answer that its constraint, choice filter or `required` refuses
+    # under the final answers (a changed earlier answer sends such a question back to be asked).
+    if after.status is E.Status.COMPLETED and result.accepted:
+        for question in form.asked:
+            value = after.answers.get(question.name, NOT_APPLICABLE)
+            if is_real(value):
+                check_kept_answer(form, after, question, value, event.at)
     if after.status in (E.Status.PAUSED,):
         assert after.current is not None, "paused with nothing to resume"
     if after.draft:
@@ -401,8 +452,10 @@ def test_valid_answers_always_complete(markdown: str, data) -> None:
         if state.status is E.Status.COMPLETED:
             break
         at += dt.timedelta(minutes=1)
+        refused: list[list] = []  # typed replies this question refused (its constraint): not drawn again
         for _attempt in range(12):  # a few tries: a draft may need unmarking first
-            plan = data.draw(st.sampled_from(valid_plans(form, state, at)), label="plan")
+            plans = valid_plans(form, state, at)
+            plan = data.draw(st.sampled_from([p for p in plans if p not in refused] or plans), label="plan")
             for event in plan:
                 before = state
                 result = E.step(form, state, event)
@@ -410,6 +463,8 @@ def test_valid_answers_always_complete(markdown: str, data) -> None:
                 state = result.state
             if state.current != before.current or state.status is not before.status:
                 break
+            if isinstance(plan[0], E.Reply):
+                refused.append(plan)
         else:
             raise AssertionError(f"no valid answer accepted for {state.current}")
     assert state.status is E.Status.COMPLETED, state

@@ -167,10 +167,10 @@ async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
         respondent_id, user = await h.invited_user("S-0002", form.form_id, 5002)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await user.press("Đồng ý", consent)
-        first = await user.wait_for(lambda m: bool(m.inline_keyboard) and m.text.startswith(("📋", "Câu")))
+        first = await user.wait_for(lambda m: bool(m.inline_keyboard) and m.text.startswith(("📋", "Tiến độ")))
         first_choice = next(d for _, d in user.inline_buttons(first) if d.startswith("c:"))
         await user.press(first_choice, first)
-        second = await user.wait_for(lambda m: m.edits == 0 and "Câu 2/" in (m.text or ""))
+        second = await user.wait_for(lambda m: m.edits == 0 and "thuộc lĩnh vực nào?" in (m.text or ""))
         await h.settle()
         session = await session_of(h.storage, respondent_id, form.form_id)
         before = (session.revision, await h.storage.answers(session.id), len(user.received))
@@ -184,9 +184,9 @@ async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
         assert await h.storage.answers(session.id) == before[1]
         assert len(user.received) == before[2], "no new message for a stale press"
         notices = [a.get("text") for a in user.callback_answers[-2:]]
-        assert notices == ["Câu hỏi đó đã qua; xin trả lời câu hỏi hiện tại."] * 2
+        assert notices == ["Câu hỏi đó đã qua; xin quý vị trả lời câu hỏi hiện tại."] * 2
         assert session_after.revision == before[0] + 2  # both presses are logged as events
-        assert "Câu 2/" in second.text
+        assert "thuộc lĩnh vực nào?" in second.text
 
 
 async def test_a_double_tap_on_a_multi_select_option_ticks_it_once(tmp_path):
@@ -232,7 +232,7 @@ async def test_a_duplicate_update_is_processed_once(tmp_path):
         respondent_id, user = await h.invited_user("S-0003", form.form_id, 5003)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         update_id = await user.press("Đồng ý", consent)
-        await user.wait_for(lambda m: "Câu 1/" in (m.text or ""))
+        await user.wait_for(lambda m: "Tiến độ ░░░░░░░░░░ 0%" in (m.text or ""))
         await h.settle()
         session = await session_of(h.storage, respondent_id, form.form_id)
         received = len(user.received)
@@ -341,7 +341,7 @@ async def test_open_mode_one_response_per_account(tmp_path):
         await user.press("Đồng ý", consent)
         # age typed; sex and "online?" pressed by label; comment and visit skipped with the button
         for kind, value in [("type", "40"), ("press", "Nam"), ("press", "Không"), ("skip", ""), ("skip", "")]:
-            await user.wait_for(lambda m: m.edits == 0 and (m.text or "").startswith(("📋", "Câu")))
+            await user.wait_for(lambda m: m.edits == 0 and (m.text or "").startswith(("📋", "Tiến độ")))
             if kind == "type":
                 await user.send_text(value)
             elif kind == "press":
@@ -375,7 +375,7 @@ async def test_stop_asks_first_then_records_a_refusal(tmp_path):
         respondent_id, user = await h.invited_user("S-0012", "sipas_citizen_example", 5012)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await user.press("Đồng ý", consent)
-        await user.wait_for(lambda m: "Câu 1/" in (m.text or ""))
+        await user.wait_for(lambda m: "Tiến độ ░░░░░░░░░░ 0%" in (m.text or ""))
         await user.send_text("/stop")
         confirm = await user.wait_for(lambda m: "dừng hẳn" in (m.text or ""))
         assert (await h.storage.get_respondent(respondent_id)).disposition == "started"

@@ -61,11 +61,11 @@ def test_scripted_session_stores_exactly_the_expected_answers(tmp_path):
     transcript = result.stdout
     assert "Traceback" not in transcript + result.stderr
     # The transcript reads like the chat: prompts, the typed lines, errors and languages.
-    assert "[Câu 1/5] Quý vị bao nhiêu tuổi?" in transcript
+    assert "[Tiến độ ░░░░░░░░░░ 0%] Quý vị bao nhiêu tuổi?" in transcript
     assert "› 17\nTuổi phải từ 18 đến 100." in transcript
     assert "Câu trả lời hiện tại: Cổng dịch vụ công, Zalo" in transcript  # the back step shows the answer
     assert "Quý vị hài lòng với Cổng dịch vụ công, Zalo ở mức nào?" in transcript  # piping with labels
-    assert "[Question 5/5] The day you visited the office" in transcript
+    assert "[Progress ▓▓▓▓▓▓▓▓░░ 85%] The day you visited the office\n  (day/month/year, e.g. " in transcript
     assert transcript.rstrip().endswith("You have completed the survey. Thank you very much!")
 
     sessions, answers, history = asyncio.run(stored(db))
@@ -112,7 +112,7 @@ def test_select_multiple_and_piping_in_a_completed_path(tmp_path):
 def test_end_of_input_pauses_and_the_next_run_resumes(tmp_path):
     db = tmp_path / "tour.sqlite"
     first = khaosat("try", str(TOUR), "--db", str(db), stdin="yes\n30\n")
-    assert first.returncode == 0 and "Đã lưu câu trả lời" in first.stdout
+    assert first.returncode == 0 and "Đã lưu các câu trả lời" in first.stdout
     second = khaosat("try", str(TOUR), "--db", str(db), stdin="nam\n")
     assert "Tiếp tục từ câu quý vị đang trả lời." in second.stdout
     assert second.stdout.index("Giới tính") < second.stdout.index("› nam")

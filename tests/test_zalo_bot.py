@@ -189,7 +189,7 @@ async def test_back_with_zero_and_an_unclear_reply_gets_the_question_again(tmp_p
         sex = await user.wait_for(has("Giới tính"))
         assert "(gõ 0 để quay lại câu trước)" in sex.text
         await user.send_text("ba")  # not an option
-        await user.wait_for(has("Không nhận ra «ba»"))
+        await user.wait_for(has("Chưa nhận ra câu trả lời “ba”"))
         await user.wait_for(has("Giới tính"))  # the question again
         await user.send_text("0")
         back = await user.wait_for(has("bao nhiêu tuổi"))

@@ -41,7 +41,7 @@ class FieldworkViews(Protocol):
 _NONRESPONDENTS = """
 WITH m AS (
     SELECT sm.respondent_id AS rid, sm.grp, sm.stratum, sm.form_id, fu.unit, r.pseudonym, r.disposition,
-           EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id) AS invited,
+           sm.stage >= 1 OR EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id) AS invited,
            EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id) AS has_chat,
            (SELECT max(s.id) FROM sessions s WHERE s.respondent_id = r.id AND s.form_id = sm.form_id) AS sid
     FROM sample_members sm
@@ -67,7 +67,7 @@ def _reason(disposition: str, invited: bool, has_chat: bool, answered: int) -> s
         return disposition
     if answered:
         return "stopped"
-    if has_chat:
+    if has_chat or disposition in ("contacted", "started", "partial"):
         return "opened"
     return "never_opened" if invited else "not_invited"
 

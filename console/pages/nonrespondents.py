@@ -12,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from bot.reminders import REMINDER_SHARE, has_reminders
+from bot.reminders import REMINDER_SHARE, _Forms, has_reminders  # _Forms: parsed once per version
 from console.app import (NavEntry, audit, console_of, current_account, fieldwork_storage, language, render,
                          request_scope, stores)
 from console.auth import Scope, has_personal, requires, stratum_visible
@@ -30,10 +30,19 @@ PAGE_ROWS = 500
 OFFLINE_REASONS = ("not_invited", "never_opened", "unreachable")
 
 
-def reason_text(person: NonRespondent, lang: str) -> str:
+def reason_text(person: NonRespondent, lang: str, asked: dict[str, tuple[str, ...]]) -> str:
+    """Why, in words; "stopped at question n": n is the asked question after their last answer,
+    numbered as the chat numbers it ([Câu n/N])."""
     if person.reason == "stopped":
-        return t("reason_stopped", lang, n=person.answered + 1)
+        names = asked.get(person.form_id, ())
+        n = names.index(person.last_question) + 2 if person.last_question in names else person.answered + 1
+        return t("reason_stopped", lang, n=min(n, len(names)) if names else n)
     return t(f"reason_{person.reason}", lang)
+
+
+async def asked_questions(request: web.Request) -> dict[str, tuple[str, ...]]:
+    """form id → its asked questions in order (latest stored version), as the reminders count them."""
+    return await _Forms(fieldwork_storage(request)).asked()
 
 
 async def _people(request: web.Request, *, personal: bool) -> list[NonRespondent]:
@@ -67,12 +76,13 @@ async def nonrespondents_page(request: web.Request) -> web.Response:
     listed = [p for p in people if p.stratum == chosen][:PAGE_ROWS] if chosen else []
     if listed and personal:
         await audit(request, "personal_viewed", f"non-respondents of {chosen}: {len(listed)} name(s) and phone(s)")
+    asked = await asked_questions(request) if listed else {}
     strata = [(stratum, group_label(project, stratum.split("/", 1)[0], lang), stratum_label(project, stratum, lang),
                counts, sum(counts.values())) for stratum, counts in sorted(summary.items())]
     message = request.query.get("queued")
     return render(request, "nonrespondents.html", project=project, strata=strata, reasons=REASONS, chosen=chosen,
                   chosen_label=stratum_label(project, chosen, lang) if chosen else "",
-                  listed=[(p, reason_text(p, lang)) for p in listed], personal=personal, unit=scope.unit or "",
+                  listed=[(p, reason_text(p, lang, asked)) for p in listed], personal=personal, unit=scope.unit or "",
                   can_remind=scope.units is None and scope.unit is None, queued=message,
                   skipped=request.query.get("skipped"), with_chat=sum(1 for p in people if p.has_chat
                                                                        and p.reason in ("opened", "stopped")))
@@ -126,13 +136,14 @@ async def nonrespondents_csv(request: web.Request) -> web.Response:
     personal = has_personal(current_account(request))
     people = [p for p in await _people(request, personal=personal) if p.reason in OFFLINE_REASONS]
     lang = language(request)
+    asked = await asked_questions(request)
     out = io.StringIO()
     writer = csv.writer(out)
     writer.writerow(["survey_id", "respondent_id", "pseudonym", "group", "stratum", "unit", "reason", "disposition",
                      *(["name", "phone"] if personal else [])])
     for p in people:
         writer.writerow([scope.project.id, p.respondent_id, p.pseudonym, p.group, p.stratum, p.unit or "",
-                         reason_text(p, lang), p.disposition, *([p.name or "", p.phone or ""] if personal else [])])
+                         reason_text(p, lang, asked), p.disposition, *([p.name or "", p.phone or ""] if personal else [])])
     await audit(request, "download", f"non-respondents to reach: {len(people)} row(s)"
                 f"{', with names and phones' if personal else ''}{f', unit {scope.unit}' if scope.unit else ''}")
     name = f"{scope.project.id}-to-reach{('-' + scope.unit) if scope.unit else ''}.csv"

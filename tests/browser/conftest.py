@@ -4,7 +4,7 @@ headless Chromium (Playwright with Debian's /usr/bin/chromium).
 
 Fixtures (see console/README.md):
 
-* ``browser`` — session-scoped Chromium; the tests skip (with the reason) if Playwright or
+* ``browser`` — Chromium, one per test module; the tests skip (with the reason) if Playwright or
   Chromium is missing.
 * ``page`` — a fresh browser context and page per test (no cookies carried over).
 * ``fieldwork`` — a database with the test survey (tests/forms/survey: communes xa-a, xa-b,
@@ -95,7 +95,10 @@ def console_server():
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, and the suite's async tests (pytest-asyncio) that run after the browser
+# modules could not start theirs.
+@pytest.fixture(scope="module")
 def browser():
     try:
         from playwright.sync_api import sync_playwright

@@ -44,7 +44,7 @@ OTHER_SURVEY = "khac-2026"
 class ConsoleServer:
     """The real console (console.server.start_console) on its own event loop in a thread."""
 
-    def __init__(self, db: Path, *, now: dt.datetime = NOW, bots=(), refresh_seconds: int = 10):
+    def __init__(self, db: Path, *, now: dt.datetime = NOW, bots=(), **settings):
         self.db = db
         self.now = now
         self.loop = asyncio.new_event_loop()
@@ -53,8 +53,7 @@ class ConsoleServer:
         self.storage = self._run(open_storage(db))
         from console.server import start_console
 
-        self.running = self._run(start_console(ConsoleConfig(host="127.0.0.1", port=0,
-                                                                             refresh_seconds=refresh_seconds), self.storage, db,
+        self.running = self._run(start_console(ConsoleConfig(host="127.0.0.1", port=0, **settings), self.storage, db,
                                                clock=lambda: self.now, bots=bots))
         self.url = self.running.url.rstrip("/")
 

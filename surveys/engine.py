@@ -670,7 +670,7 @@ class _Conversation:
                 if self.answers.get(question.name) in (None, NOT_APPLICABLE):
                     started = self.state.started_at or self.event.at
                     self._set(question.name, started if kind is QuestionType.START else started.date())
-            elif kind is QuestionType.EMPTY_METADATA:
+            elif kind in (QuestionType.EMPTY_METADATA, QuestionType.UNASKABLE):
                 self._set(question.name, None)
             elif kind is QuestionType.END:
                 pass  # filled at completion
@@ -725,7 +725,7 @@ class _Conversation:
             if self._plain is None or self._plain[0] != self.state.started_at:
                 self._plain = (self.state.started_at, Environment(
                     values=self.answers, today=(self.state.started_at or at).date(), now=at,
-                    choice_label=self._choice_label))
+                    choice_label=self._choice_label, seed=str(self.state.started_at or "")))
             return self._plain[1]
         return Environment(
             values=self.answers,
@@ -734,6 +734,7 @@ class _Conversation:
             now=at,
             choice_label=self._choice_label,
             choice_row={"name": choice.name, **choice.columns} if choice else None,
+            seed=str(self.state.started_at or ""),
         )
 
     def _true(self, expression, current: Any = None, choice: Choice | None = None) -> bool:
@@ -805,7 +806,8 @@ class _Conversation:
 
     def _evaluate_calculation(self, question: Question) -> Any:
         try:
-            value = question.calculation.evaluate(self._environment())
+            # The value already stored is `.` to the calculation: once() keeps it.
+            value = question.calculation.evaluate(self._environment(current=self.answers.get(question.name)))
         except ExpressionError:
             return None
         if isinstance(value, bool):

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from pyxform import aliases
 from pyxform.errors import PyXFormError
@@ -20,6 +20,16 @@ from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
 from surveys.expressions import Expression, ExpressionError, parse, references_in_text
+from surveys.xlsform_extras import (
+    REPEAT_REASON,
+    UNASKABLE_TYPES,
+    Attachments,
+    Range,
+    is_unsupported_feature,
+    number_text,
+    read_range,
+)
+from surveys.xpath_functions import rewrite_paths
 from surveys.model import (
     ANY_LANGUAGE,
     Choice,
@@ -54,19 +64,6 @@ _TYPES = {
 _EMPTY_METADATA = {
     "deviceid", "subscriberid", "simserial", "phonenumber", "username", "email", "audit",
 }
-_WHY_UNSUPPORTED = {
-    "repeat": "repeats (a chat asks a fixed list of questions)",
-    "loop": "repeats (a chat asks a fixed list of questions)",
-    "geopoint": "locations", "geotrace": "locations", "geoshape": "locations",
-    "start-geopoint": "locations", "background-geopoint": "locations",
-    "photo": "media answers", "image": "media answers", "audio": "media answers",
-    "video": "media answers", "file": "media answers", "background-audio": "media answers",
-    "osm": "map features", "barcode": "barcode scanning", "range": "range sliders", "rank": "ranking",
-    "time": "time answers", "dateTime": "date-time answers", "datetime": "date-time answers",
-    "select one external": "external choice lists", "hidden": "hidden fields",
-    "xml-external": "external data", "csv-external": "external data",
-    "include": "other forms included by name",
-}
 
 
 def _type_aliases() -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
@@ -76,13 +73,13 @@ def _type_aliases() -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
     each as one of the types above, sometimes plus a constraint (`phone number` is text
     that must be digits). A supported alias keeps that constraint, so it is honoured and
     not silently dropped; its English default hint is left out, as a chat speaks the form's
-    languages. Types named in `_WHY_UNSUPPORTED` are matched first, because some of them
+    languages. Types named in `UNASKABLE_TYPES` are matched first, because some of them
     (`hidden`, `select one external`) have the same definition as a supported type.
     """
     supported: dict[str, tuple[str, str | None]] = {}
     unsupported: dict[str, str] = {}
     for alias, definition in QUESTION_TYPE_DICT.items():
-        if alias in _TYPES or alias in _WHY_UNSUPPORTED:
+        if alias in _TYPES or alias in UNASKABLE_TYPES:
             continue
         bind = dict(definition.get("bind", {}))
         constraint = bind.pop("constraint", None)
@@ -93,7 +90,7 @@ def _type_aliases() -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
         if target is not None:
             supported[alias] = (target, constraint)
             continue
-        reason = next((why for name, why in _WHY_UNSUPPORTED.items()
+        reason = next((why for name, why in UNASKABLE_TYPES.items()
                        if QUESTION_TYPE_DICT.get(name) == definition), None)
         if reason is not None:
             unsupported[alias] = reason
@@ -109,18 +106,37 @@ def _device_metadata(kind: str) -> bool:
     return kind in _EMPTY_METADATA or bind.get("jr:preload") == "property"
 
 
-def _why_unsupported(kind: str) -> str | None:
-    """Why a chat cannot take `kind`; `begin loop over x` is reported as `loop`."""
-    if kind.startswith("loop") or kind.startswith("begin loop"):
-        return _WHY_UNSUPPORTED["loop"]
-    return _WHY_UNSUPPORTED.get(kind) or _UNSUPPORTED_ALIASES.get(kind)
+def _why_unaskable(kind: str) -> str | None:
+    """Why a chat cannot ask a question of type `kind`."""
+    return UNASKABLE_TYPES.get(kind) or _UNSUPPORTED_ALIASES.get(kind)
 
 
 _SUPPORTED_KEYS = {
     "type", "name", "label", "hint", "bind", "control", "choice_filter", "default",
     "parameters", "itemset", "list_name", "choices", "children",
 }
-_SUPPORTED_BIND = {"required", "relevant", "constraint", "calculate", "jr:constraintMsg", "jr:requiredMsg"}
+_SUPPORTED_BIND = {"required", "relevant", "constraint", "calculate", "jr:constraintMsg", "jr:requiredMsg",
+                  "readonly"}
+# Keys pyxform adds that the loader reads where they matter (`media` is reported as unused).
+_HANDLED_KEYS = {"query"}
+
+
+def _uses_parameters(element: dict) -> bool:
+    """`parameters` that the chat honours: a range's bounds, the columns of a choice file."""
+    return element.get("type") == "range" or bool(_CHOICE_FILE.match(str(element.get("itemset") or "")))
+
+
+def _unused_column_effect(key: str) -> str:
+    """What the chat does instead of what an unused column asks for."""
+    if key.startswith("media"):
+        return "images, audio and video in labels are not sent in a chat; the text label is"
+    if key == "_dynamic_default":
+        return "a default worked out by an expression is not used; the question starts empty"
+    if key in ("control.jr:count", "repeat_count"):
+        return "the repeat is not asked in this version, so its count is not used"
+    if key == "parameters":
+        return "parameters have no effect in a chat; kept with the question"
+    return "not used by a chat survey; kept with the question as metadata"
 # Settings headers are matched case-insensitively (pyxform does), after pyxform's aliases.
 _SUPPORTED_SETTINGS = {"id_string", "version", "title", "default_language"}
 # Settings that only concern ODK servers, the XML of the submission or web rendering:
@@ -154,6 +170,10 @@ _PYXFORM_MESSAGE_COLUMNS = {
     "Parameter": "parameters", "Unmatched": "type",
 }
 _UNNAMED_NOTE = re.compile(r"generated_note_name_(\d+)")
+# What the chat does when an expression uses something it does not evaluate.
+_DROPPED = {"relevant": "the chat treats it as always true", "constraint": "answers are not checked against it",
+            "calculation": "the value stays empty", "required": "the question is optional",
+            "choice_filter": "every choice is shown"}
 _OTHER_LABEL = Text({"vi": "Khác", "en": "Other"})
 _OTHER_PROMPT = Text({"vi": "Vui lòng ghi rõ:", "en": "Please specify:"})
 
@@ -179,14 +199,26 @@ class FormError(ValueError):
 
 
 def load_questionnaire(path: str | Path) -> Questionnaire:
+    """Load a form file; CSV files it reads (pulldata, select_one_from_file) are read beside it."""
     path = Path(path)
     if not path.is_file():
         raise FormError(str(path), [Problem(Location("file"), "no such file")])
-    return load_questionnaire_bytes(path.read_bytes(), path.name)
+
+    def beside(name: str) -> bytes | None:
+        attachment = path.parent / name
+        return attachment.read_bytes() if name == Path(name).name and attachment.is_file() else None
+
+    return load_questionnaire_bytes(path.read_bytes(), path.name, beside)
 
 
-def load_questionnaire_bytes(data: bytes, filename: str) -> Questionnaire:
-    """Load from bytes, as stored in the database, so a stored form loads like a file."""
+def load_questionnaire_bytes(data: bytes, filename: str,
+                             attachments: Mapping[str, bytes] | Callable[[str], bytes | None] | None = None
+                             ) -> Questionnaire:
+    """Load from bytes, as stored in the database, so a stored form loads like a file.
+
+    `attachments` gives the files shipped beside the form by file name (`prices.csv`): a
+    mapping, or a function returning the bytes or None.
+    """
     suffix = Path(filename).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise FormError(filename, [Problem(Location("file"),
@@ -208,7 +240,11 @@ def load_questionnaire_bytes(data: bytes, filename: str) -> Questionnaire:
     except Exception as error:  # pyxform raises bare errors on files that are not XLSForms
         raise FormError(filename, [Problem(Location("file"), "cannot read the file as an XLSForm (it needs "
                                            f"a 'survey' sheet with a 'type' column): {error}")]) from None
-    return _Builder(filename, data, workbook, form, warnings).build()
+    if attachments is None or isinstance(attachments, Mapping):
+        read = (attachments or {}).get
+    else:
+        read = attachments
+    return _Builder(filename, data, workbook, form, warnings, read).build()
 
 
 def _problem_from_pyxform(message: str, workbook: DefinitionData | None) -> Problem:
@@ -290,8 +326,14 @@ def canonical_column(header: str) -> str:
 
 
 class _Builder:
-    def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str]):
+    def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str],
+                 read_attachment: Callable[[str], bytes | None]):
         self.filename = filename
+        self.attachments = Attachments(read_attachment, self._choice_tables(workbook))
+        #: Name of the repeat being read: every question inside it is UNASKABLE.
+        self.repeat: str | None = None
+        self.media_lists: set[str | None] = set()  # choice lists whose media were warned about
+        self.unused_columns: dict[str, tuple[str, list[int]]] = {}  # header → (key, survey rows)
         self.data = data
         self.workbook = workbook
         self.form = form
@@ -313,9 +355,14 @@ class _Builder:
         self._element_list(self.form.get("children", []), ())
         for message in self.pyxform_warnings:
             self.warnings.append(str(_problem_from_pyxform(message, self.workbook)))
+        self._report_unused_columns()
         self._check_references()
         if not any(q.type.is_asked for q in self.questions) and not self.problems:
-            self._problem(Location("survey"), "the form asks no question")
+            if any(q.type is QuestionType.UNASKABLE for q in self.questions):
+                self.warnings.append(f"{Location('survey')}: no question of this form can be asked in a chat; "
+                                     "a session shows its notes and ends")
+            else:
+                self._problem(Location("survey"), "the form asks no question")
         if self.problems:
             raise FormError(self.filename, self.problems)
         languages = tuple(self.languages.values()) or (Language(self.default_language, self.default_language),)
@@ -354,14 +401,17 @@ class _Builder:
                 location = Location("settings", row_index + 2, header)
                 if setting in _SERVER_SETTINGS:
                     self.warnings.append(f"{location}: ignored, it only concerns ODK servers and web forms")
+                elif setting == "allow_choice_duplicates":
+                    self.warnings.append(f"{location}: choice names may repeat in a list; the chat tells "
+                                         "choices apart by their place in the list, and exports their names")
                 else:
-                    self._problem(location, f"setting '{header}' is not supported")
+                    self.warnings.append(f"{location}: setting '{header}' is not used by a chat survey; ignored")
 
     def _check_sheets(self) -> None:
         for sheet, what in _UNSUPPORTED_SHEETS.items():
             if _sheet_rows(self.workbook, sheet):
-                self._problem(Location(sheet, 2), f"the '{sheet}' sheet is not supported: "
-                              f"a chat survey cannot use {what}")
+                self.warnings.append(f"{Location(sheet, 2)}: the '{sheet}' sheet is ignored: "
+                                     f"a chat survey does not use {what}")
 
     # -- elements -----------------------------------------------------------------------
 
@@ -374,19 +424,22 @@ class _Builder:
         kind = element.get("type", "")
         name = element.get("name", "")
         if kind == "group" and element.get("control", {}).get("bodyless"):
-            return  # pyxform's `meta` group (instanceID; entities are refused with their sheet)
+            return  # pyxform's `meta` group (instanceID; an entities sheet is ignored with a warning)
         row = self._find_row(name)
         if row is None:
             self._generated(element, groups, following)
             return
         location = Location("survey", row + 2, "type")
-        self._check_keys(element, row)
+        metadata = self._check_keys(element, row)
         written = self._raw(row, "type") or kind
-        if kind == "group":
+        if kind in ("group", "repeat", "loop"):
             self._group(element, groups, location)
             return
-        if why := _why_unsupported(kind):
-            self._problem(location, f"type '{written}' is not supported: a chat survey cannot take {why}")
+        if self.repeat is not None:
+            self._unaskable(element, groups, location, written, REPEAT_REASON.format(self.repeat), warn=False)
+            return
+        if why := _why_unaskable(kind):
+            self._unaskable(element, groups, location, written, why, metadata)
             return
         if _device_metadata(kind):
             self.warnings.append(f"{location}: '{written}' has no value in a chat; the column stays empty")
@@ -394,16 +447,87 @@ class _Builder:
                                            source_type=written, location=location))
             return
         if kind.startswith("select") and _CHOICE_FILE.match(str(element.get("itemset") or "")):
-            self._problem(location, f"type '{written}' is not supported: a chat survey takes its choices "
-                          f"from the choices sheet, not from the file '{element['itemset']}'")
-            return
+            found = self._choices_from_file(element)
+            if isinstance(found, str):
+                self._unaskable(element, groups, location, written, found, metadata)
+                return
+            element = found
+        if kind == "range":
+            found = self._range(element, location)
+            if isinstance(found, str):
+                self._unaskable(element, groups, location, written, found, metadata)
+                return
+            element, kind = found
         target, implied_constraint = _TYPE_ALIASES.get(kind, (kind, None))
         if target not in _TYPES:
             self._problem(location, f"type '{written}' is not supported")
             return
         if implied_constraint and not element.get("bind", {}).get("constraint"):
             element = {**element, "bind": {**element.get("bind", {}), "constraint": implied_constraint}}
-        self.questions.append(self._question(element, _TYPES[target], groups, row, location))
+        question = self._read_only(self._question(element, _TYPES[target], groups, row, location), element)
+        self.questions.append(replace(question, metadata=metadata) if metadata else question)
+
+    def _unaskable(self, element: dict, groups: tuple[str, ...], location: Location, written: str, why: str,
+                   metadata: Mapping[str, str] | None = None, *, warn: bool = True) -> None:
+        """Keep a question a chat cannot ask: never shown, its column empty, `form check` lists it."""
+        if warn:
+            self.warnings.append(f"{location}: '{element['name']}' ({written}) is not asked: a chat cannot take "
+                                 f"{why}; it is skipped and exported as missing")
+        row = location.row - 2 if location.row else None
+        self.questions.append(Question(
+            name=element["name"], type=QuestionType.UNASKABLE, label=self._text(element.get("label")),
+            relevant=self._expression(element.get("bind", {}).get("relevant"), row, "relevant"),
+            groups=groups, source_type=written, location=location, unaskable=why, metadata=metadata or {}))
+
+    def _range(self, element: dict, location: Location) -> tuple[dict, str] | str:
+        """A `range` as numbered buttons (few values) or as a number checked against its bounds."""
+        bounds = read_range(element.get("parameters") or {})
+        if isinstance(bounds, str):
+            return bounds
+        if bounds.values is not None:
+            choices = [{"name": number_text(v), "label": number_text(v)} for v in bounds.values]
+            self.warnings.append(f"{location}: range is asked as {len(choices)} numbered buttons "
+                                 f"({choices[0]['name']} to {choices[-1]['name']})")
+            return {**element, "choices": choices, "list_name": None}, "select one"
+        bind = dict(element.get("bind", {}))
+        limits = bounds.constraint()
+        bind["constraint"] = f"({bind['constraint']}) and {limits}" if bind.get("constraint") else limits
+        self.warnings.append(f"{location}: range is asked as a number from {number_text(bounds.start)} "
+                             f"to {number_text(bounds.end)}" + ("" if bounds.step == 1 else
+                                                                " (its step is not checked)"))
+        return {**element, "bind": bind}, "integer" if bounds.integral else "decimal"
+
+    def _choices_from_file(self, element: dict) -> dict | str:
+        """select_one_from_file: the choices read from the CSV file shipped beside the form."""
+        filename = str(element["itemset"])
+        if not filename.lower().endswith(".csv"):
+            return f"choices from the file '{filename}' (only CSV files are read)"
+        rows = self.attachments.get(Path(filename).stem)
+        if not rows or filename.lower() != f"{Path(filename).stem.lower()}.csv":
+            return f"choices from the file '{filename}', which is not shipped beside the form"
+        parameters = element.get("parameters") or {}
+        value = parameters.get("value", "name")
+        label = parameters.get("label", "label")
+        if value not in rows[0]:
+            return f"choices from the file '{filename}', which has no column '{value}'"
+        if label not in rows[0]:
+            label = next((column for column in rows[0] if column.startswith("label")), value)
+        choices = [{**row, "name": row[value], "label": row.get(label) or row[value]} for row in rows]
+        return {**element, "choices": choices}
+
+    def _read_only(self, question: Question, element: dict) -> Question:
+        """A read_only question is not asked: worked out if it has a calculation, else shown as a note."""
+        read_only = str(element.get("bind", {}).get("readonly", "")).strip().lower() in _YES
+        if not read_only or not question.type.is_asked:
+            return question
+        column = self._column_for(question.location.row - 2 if question.location and question.location.row
+                                  else None, "bind.readonly")
+        where = Location("survey", question.location.row if question.location else None, column)
+        if question.calculation is not None:
+            self.warnings.append(f"{where}: read_only: the chat works the value out and does not ask it")
+            return replace(question, type=QuestionType.CALCULATE)
+        self.warnings.append(f"{where}: read_only: the chat shows it as a note and does not ask it")
+        return replace(question, type=QuestionType.NOTE)
 
     def _generated(self, element: dict, groups: tuple[str, ...], following: dict | None) -> None:
         """An element pyxform generated (it is on no row of the sheet).
@@ -411,9 +535,15 @@ class _Builder:
         pyxform generates a `NAME_other` text for `or_other`, a header select and a label
         note for a `table-list` group (named after the row that caused them), and a
         `NAME_count` calculation for a repeat's `repeat_count`. Each is placed at the row
-        that caused it; anything else generated is refused rather than guessed at.
+        that caused it; anything else generated is skipped with a warning.
         """
         name = element.get("name", "")
+        if self.repeat is not None and element.get("type") not in ("group", "repeat"):
+            location = Location("survey")
+            self.questions.append(Question(name=name, type=QuestionType.UNASKABLE, groups=groups,
+                                           source_type=element.get("type", ""), location=location,
+                                           unaskable=REPEAT_REASON.format(self.repeat)))
+            return
         if generated_other := self._generated_other(element):
             select = next((q for q in reversed(self.questions) if q.name == generated_other), None)
             location = select.location if select else Location("survey")
@@ -429,9 +559,9 @@ class _Builder:
             return
         if (following and following.get("type") == "repeat" and name == f"{following.get('name')}_count"
                 and element.get("type") == "calculate"):
-            return  # belongs to the repeat that follows, which is refused with its repeat_count
-        self._problem(Location("survey"), f"'{name}' ({element.get('type')}) was generated by pyxform for "
-                      "a feature this loader does not know; it is on no row of the sheet")
+            return  # belongs to the repeat that follows, which is not asked
+        self.warnings.append(f"{Location('survey')}: '{name}' ({element.get('type')}) was generated by pyxform "
+                             "for a feature this loader does not know; it is on no row of the sheet and is ignored")
 
     def _group(self, element: dict, groups: tuple[str, ...], location: Location) -> None:
         name = element["name"]
@@ -446,7 +576,14 @@ class _Builder:
         appearance = element.get("control", {}).get("appearance")
         if appearance:
             self._check_appearance(appearance, row)
+        opens_repeat = element.get("type") in ("repeat", "loop") and self.repeat is None
+        if opens_repeat:
+            self.repeat = name
+            self.warnings.append(f"{location}: repeat '{name}' is not asked in this version: the questions "
+                                 "in it are skipped and exported as missing")
         self._element_list(element.get("children", []), groups + (name,))
+        if opens_repeat:
+            self.repeat = None
 
     def _question(self, element: dict, kind: QuestionType, groups: tuple[str, ...],
                   row: int | None, location: Location) -> Question:
@@ -465,8 +602,9 @@ class _Builder:
             label = _OTHER_PROMPT
             bind = {**bind, "relevant": f"selected(${{{generated_other}}}, 'other')"}
         if kind.is_shown and not label:
-            self._problem(Location("survey", location.row, "label"),
-                          f"'{element['name']}' is shown to the respondent but has no label")
+            label = self._text(element.get("hint")) or Text({ANY_LANGUAGE: element["name"]})
+            self.warnings.append(f"{Location('survey', location.row, 'label')}: '{element['name']}' has no label; "
+                                 "the chat shows its hint, or else its name")
         return Question(
             name=element["name"],
             type=kind,
@@ -481,7 +619,9 @@ class _Builder:
             choices=choices,
             choice_list=element.get("list_name"),
             choice_filter=self._choice_filter(element, choices, row),
-            default=None if element.get("default") in (None, "") else str(element["default"]),
+            # A default worked out by an expression (pyxform's `_dynamic_default`) is not used.
+            default=None if element.get("default") in (None, "") or element.get("_dynamic_default")
+            else str(element["default"]),
             appearance=appearance,
             groups=groups,
             source_type=self._raw(row, "type") or element.get("type", ""),
@@ -526,11 +666,12 @@ class _Builder:
             if name == "other" and label.by_language and set(label.by_language.values()) == {"Other"}:
                 label = _OTHER_LABEL  # pyxform's English-only label for or_other
             media = _CHOICE_MEDIA & set(raw)
-            if media:
+            if media and list_name not in self.media_lists:
+                self.media_lists.add(list_name)
                 row = self._choice_row(list_name, name)
                 column = _header_in_row(self.workbook.choices or [], row - 2 if row else None, sorted(media)[0])
-                self._problem(Location("choices", row, column),
-                              "choice images, audio and video are not supported in a chat")
+                self.warnings.append(f"{Location('choices', row, column)}: images, audio and video of the choices "
+                                     f"of '{list_name}' are not sent in a chat; their labels are")
             columns = {k: str(v) for k, v in raw.items() if k not in {"name", "label", *_CHOICE_MEDIA}}
             choices.append(Choice(name=name, label=label or Text({ANY_LANGUAGE: name}),
                                   key=str(position + 1), columns=columns))
@@ -540,26 +681,35 @@ class _Builder:
 
     # -- checks -------------------------------------------------------------------------
 
-    def _check_keys(self, element: dict, row: int | None) -> None:
-        """Refuse every column pyxform read into a key this loader does not use.
+    def _check_keys(self, element: dict, row: int | None) -> dict[str, str]:
+        """The columns pyxform read into keys this loader does not use, as written (header → value).
 
-        pyxform moves some `parameters` (e.g. `rows=3`) into `control`; those are reported
-        once, as the `parameters` column the author wrote.
+        They are kept with the question as metadata and reported once per column, with its
+        rows, when the form is built. pyxform moves some `parameters` (e.g. `rows=3`) into
+        `control`; those are reported as the `parameters` column the author wrote.
         """
-        unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS]
+        unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS and k not in _HANDLED_KEYS]
         unknown += [f"bind.{k}" for k in element.get("bind", {}) if k not in _SUPPORTED_BIND]
         unknown += [f"control.{k}" for k in element.get("control", {}) if k != "appearance"]
-        if element.get("parameters"):
+        if element.get("parameters") and not _uses_parameters(element):
             unknown.append("parameters")
-        columns: dict[str, None] = {}
+        metadata: dict[str, str] = {}
         for key in unknown:
-            column = self._column_for(row, key)
+            column = "default" if key == "_dynamic_default" else self._column_for(row, key)
             if column == key and key.startswith("control.") and self._raw(row, "parameters"):
-                column = self._column_for(row, "parameters")
-            columns[column] = None
-        for column in columns:
-            self._problem(Location("survey", self._row_number(row), column),
-                          f"column '{column}' is not supported by a chat survey")
+                column, key = self._column_for(row, "parameters"), "parameters"
+            value = self.survey_rows[row].get(column) if row is not None else None
+            metadata[column] = "" if value is None else str(value)
+            rows = self.unused_columns.setdefault(column, (key, []))[1]
+            if row is not None and self._row_number(row) not in rows:
+                rows.append(self._row_number(row))
+        return metadata
+
+    def _report_unused_columns(self) -> None:
+        for column, (key, rows) in self.unused_columns.items():
+            shown = ", ".join(str(r) for r in rows[:8]) + (f" and {len(rows) - 8} more" if len(rows) > 8 else "")
+            where = f"sheet 'survey', column '{column}' (row{'s' if len(rows) > 1 else ''} {shown})"
+            self.warnings.append(f"{where}: {_unused_column_effect(key)}")
 
     def _check_appearance(self, appearance: str, row: int | None) -> None:
         unknown = [a for a in str(appearance).split() if a not in CHAT_APPEARANCES]
@@ -603,11 +753,28 @@ class _Builder:
         if source is None or str(source).strip() == "":
             return None
         try:
-            return parse(str(source), allow_current=allow_current, allow_bare_names=allow_bare_names)
+            return parse(rewrite_paths(str(source)), allow_current=allow_current,
+                         allow_bare_names=allow_bare_names, tables=self.attachments)
         except ExpressionError as error:
-            self._problem(Location("survey", self._row_number(row), self._column_for(row, column)),
-                          f"cannot read {column} '{source}': {error}")
+            where = Location("survey", self._row_number(row), self._column_for(row, column))
+            if is_unsupported_feature(error):
+                self.warnings.append(f"{where}: {column} '{source}' is not used ({error}); {_DROPPED[column]}")
+            else:
+                self._problem(where, f"cannot read {column} '{source}': {error}")
             return None
+
+    @staticmethod
+    def _choice_tables(workbook: DefinitionData) -> dict[str, list[dict[str, str]]]:
+        """The choice lists as tables, for `instance('list')/root/item[...]` lookups."""
+        tables: dict[str, list[dict[str, str]]] = {}
+        for raw in workbook.choices or []:
+            list_name = _cell(raw, "list_name") or _cell(raw, "list name")
+            if not list_name:
+                continue
+            row = {str(k).strip(): "" if v is None else str(v).strip() for k, v in raw.items()}
+            label = next((v for k, v in row.items() if k.lower().startswith("label")), "")
+            tables.setdefault(list_name, []).append({**row, "label": row.get("label") or label})
+        return tables
 
     def _text(self, value: Any) -> Text:
         if value is None:

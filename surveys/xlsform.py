@@ -7,13 +7,16 @@ sheet, row and column, because a column silently ignored is a question asked wro
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
+from collections import Counter
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
 from pyxform import aliases
+from pyxform.builder import create_survey_element_from_dict
 from pyxform.errors import PyXFormError
 from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 from pyxform.xls2json import workbook_to_json
@@ -169,6 +172,7 @@ _PYXFORM_MESSAGE_COLUMNS = {
     "table list": "type", "Choice filter not supported": "choice_filter", "has no label": "label",
     "Parameter": "parameters", "Unmatched": "type",
 }
+_PYXFORM_ELEMENT = re.compile(r"survey element named '([^']+)'")
 _UNNAMED_NOTE = re.compile(r"generated_note_name_(\d+)")
 # What the chat does when an expression uses something it does not evaluate.
 _DROPPED = {"relevant": "the chat treats it as always true", "constraint": "answers are not checked against it",
@@ -244,7 +248,14 @@ def load_questionnaire_bytes(data: bytes, filename: str,
         read = (attachments or {}).get
     else:
         read = attachments
-    return _Builder(filename, data, workbook, form, warnings, read).build()
+    questionnaire = _Builder(filename, data, workbook, form, warnings, read).build()
+    try:
+        # pyxform's last checks (labels, includes...) run when it builds the XForm: a form it
+        # would not convert is refused here too, once this loader found nothing to say.
+        create_survey_element_from_dict(copy.deepcopy(form)).to_xml(validate=False)
+    except PyXFormError as error:
+        raise FormError(filename, [_problem_from_pyxform(str(error), workbook)]) from None
+    return questionnaire
 
 
 def _problem_from_pyxform(message: str, workbook: DefinitionData | None) -> Problem:
@@ -257,6 +268,10 @@ def _problem_from_pyxform(message: str, workbook: DefinitionData | None) -> Prob
     row_match = _PYXFORM_ROW.search(message)
     sheet_match = _PYXFORM_SHEET.search(message)
     row = int(row_match.group(1)) if row_match else None
+    named = _PYXFORM_ELEMENT.search(message)
+    if row is None and named and workbook is not None:
+        rows = _sheet_rows(workbook, "survey")
+        row = next((index + 2 for index, r in enumerate(rows) if _cell(r, "name") == named.group(1)), None)
     if sheet_match:
         sheet = sheet_match.group(1) or sheet_match.group(2)
     else:
@@ -332,6 +347,7 @@ class _Builder:
         self.attachments = Attachments(read_attachment, self._choice_tables(workbook))
         #: Name of the repeat being read: every question inside it is UNASKABLE.
         self.repeat: str | None = None
+        self.repeat_members: dict[int, str] = {}  # index in self.questions → its repeat
         self.media_lists: set[str | None] = set()  # choice lists whose media were warned about
         self.unused_columns: dict[str, tuple[str, list[int]]] = {}  # header → (key, survey rows)
         self.data = data
@@ -356,6 +372,7 @@ class _Builder:
         for message in self.pyxform_warnings:
             self.warnings.append(str(_problem_from_pyxform(message, self.workbook)))
         self._report_unused_columns()
+        self._qualify_repeat_names()
         self._check_references()
         if not any(q.type.is_asked for q in self.questions) and not self.problems:
             if any(q.type is QuestionType.UNASKABLE for q in self.questions):
@@ -465,6 +482,8 @@ class _Builder:
         if implied_constraint and not element.get("bind", {}).get("constraint"):
             element = {**element, "bind": {**element.get("bind", {}), "constraint": implied_constraint}}
         question = self._read_only(self._question(element, _TYPES[target], groups, row, location), element)
+        if question.type is QuestionType.CALCULATE and question.calculation is None:  # dropped with a warning
+            question = replace(question, type=QuestionType.UNASKABLE, unaskable="a calculation it does not evaluate")
         self.questions.append(replace(question, metadata=metadata) if metadata else question)
 
     def _unaskable(self, element: dict, groups: tuple[str, ...], location: Location, written: str, why: str,
@@ -474,6 +493,8 @@ class _Builder:
             self.warnings.append(f"{location}: '{element['name']}' ({written}) is not asked: a chat cannot take "
                                  f"{why}; it is skipped and exported as missing")
         row = location.row - 2 if location.row else None
+        if self.repeat is not None:
+            self.repeat_members[len(self.questions)] = self.repeat
         self.questions.append(Question(
             name=element["name"], type=QuestionType.UNASKABLE, label=self._text(element.get("label")),
             relevant=self._expression(element.get("bind", {}).get("relevant"), row, "relevant"),
@@ -540,6 +561,7 @@ class _Builder:
         name = element.get("name", "")
         if self.repeat is not None and element.get("type") not in ("group", "repeat"):
             location = Location("survey")
+            self.repeat_members[len(self.questions)] = self.repeat
             self.questions.append(Question(name=name, type=QuestionType.UNASKABLE, groups=groups,
                                            source_type=element.get("type", ""), location=location,
                                            unaskable=REPEAT_REASON.format(self.repeat)))
@@ -705,6 +727,18 @@ class _Builder:
                 rows.append(self._row_number(row))
         return metadata
 
+    def _qualify_repeat_names(self) -> None:
+        """A question inside a repeat may share its name with one outside: call it `repeat/name`.
+
+        pyxform allows it (names are unique per repeat level); answers are kept by name, so the
+        question that is asked must keep its own.
+        """
+        counts = Counter(q.name for q in self.questions)
+        for index, repeat in self.repeat_members.items():
+            question = self.questions[index]
+            if counts[question.name] > 1:
+                self.questions[index] = replace(question, name=f"{repeat}/{question.name}")
+
     def _report_unused_columns(self) -> None:
         for column, (key, rows) in self.unused_columns.items():
             shown = ", ".join(str(r) for r in rows[:8]) + (f" and {len(rows) - 8} more" if len(rows) > 8 else "")
@@ -835,8 +869,12 @@ class _Builder:
         self.problems.append(Problem(location, message))
 
 
+# Files that sit beside forms and are no forms (a folder of forms keeps its sources and licences).
+_NOT_FORMS = {"readme", "license", "licence", "sources", "notice", "changelog"}
+
+
 def iter_form_files(folder: Path) -> Iterator[Path]:
     """Every file under `folder` that the loader would try, in a stable order."""
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES and path.stem.lower() not in _NOT_FORMS:
             yield path

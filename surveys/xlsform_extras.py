@@ -23,8 +23,8 @@ from decimal import Decimal, InvalidOperation
 
 from surveys.expressions import ExpressionError
 
-_LOCATIONS = "locations (the question is skipped; geopoint sharing comes later)"
-_MEDIA = "photos, sound, video or files (the question is skipped)"
+_LOCATIONS = "locations"
+_MEDIA = "photos, sound, video or files"
 #: XLSForm type → what a chat cannot take; such a question loads as UNASKABLE.
 UNASKABLE_TYPES = {
     "geopoint": _LOCATIONS, "geotrace": _LOCATIONS, "geoshape": _LOCATIONS,

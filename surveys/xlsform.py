@@ -10,8 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
-from collections import Counter
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable, Iterator, Mapping
 
@@ -23,14 +22,21 @@ from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
 from surveys.expressions import Expression, ExpressionError, parse, references_in_text
+from surveys.pyxform_places import Problem, canonical_column  # noqa: F401 (canonical_column is public here)
+from surveys.pyxform_places import cell as _cell
+from surveys.pyxform_places import header_in_row as _header_in_row
+from surveys.pyxform_places import problem_from_pyxform as _problem_from_pyxform
+from surveys.pyxform_places import sheet_rows as _sheet_rows
 from surveys.xlsform_extras import (
+    CHOICE_FILE,
+    DROPPED,
     REPEAT_REASON,
     UNASKABLE_TYPES,
+    YES,
     Attachments,
-    Range,
+    LenientBuilder,
     is_unsupported_feature,
-    number_text,
-    read_range,
+    uses_parameters,
 )
 from surveys.xpath_functions import rewrite_paths
 from surveys.model import (
@@ -124,22 +130,6 @@ _SUPPORTED_BIND = {"required", "relevant", "constraint", "calculate", "jr:constr
 _HANDLED_KEYS = {"query"}
 
 
-def _uses_parameters(element: dict) -> bool:
-    """`parameters` that the chat honours: a range's bounds, the columns of a choice file."""
-    return element.get("type") == "range" or bool(_CHOICE_FILE.match(str(element.get("itemset") or "")))
-
-
-def _unused_column_effect(key: str) -> str:
-    """What the chat does instead of what an unused column asks for."""
-    if key.startswith("media"):
-        return "images, audio and video in labels are not sent in a chat; the text label is"
-    if key == "_dynamic_default":
-        return "a default worked out by an expression is not used; the question starts empty"
-    if key in ("control.jr:count", "repeat_count"):
-        return "the repeat is not asked in this version, so its count is not used"
-    if key == "parameters":
-        return "parameters have no effect in a chat; kept with the question"
-    return "not used by a chat survey; kept with the question as metadata"
 # Settings headers are matched case-insensitively (pyxform does), after pyxform's aliases.
 _SUPPORTED_SETTINGS = {"id_string", "version", "title", "default_language"}
 # Settings that only concern ODK servers, the XML of the submission or web rendering:
@@ -150,45 +140,14 @@ _SERVER_SETTINGS = {"style", "instance_name", "submission_url", "public_key", "a
 _CHOICE_MEDIA = {"image", "big-image", "audio", "video", "media"}
 # Sheets pyxform reads that describe features a chat does not have.
 _UNSUPPORTED_SHEETS = {"entities": "entities (ODK Central datasets)"}
-# Extensions of the file a `select_one_from_file` reads its choices from.
-_CHOICE_FILE = re.compile(r".+\.(csv|xml|geojson)$", re.IGNORECASE)
 # Appearances that change how a chat renders a question; others are reported as warnings.
 CHAT_APPEARANCES = {"minimal", "likert", "horizontal", "horizontal-compact", "compact", "quick",
                     "field-list", "multiline", "label", "list", "list-nolabel", "autocomplete"}
 
-_YES = {"yes", "true", "true()"}
 _NO = {"no", "false", "false()", ""}
-_PYXFORM_ROW = re.compile(r"\[row\s*:\s*(\d+)\]")
-_SHEETS = r"(survey|choices|settings|entities|external_choices|osm)"
-# Only a quoted sheet name says where the problem is: "List name not in choices sheet"
-# is about a row of the survey sheet.
-_PYXFORM_SHEET = re.compile(rf"'{_SHEETS}' sheet|sheet: '{_SHEETS}'")
-# "the 'label' value is invalid", or the second of two clashing headers.
-_PYXFORM_COLUMN = re.compile(r"the '([^']+)' (?:value|column)|found: '[^']+', '([^']+)'")
-# pyxform's older messages name no column: the column each is about.
-_PYXFORM_MESSAGE_COLUMNS = {
-    "Missing calculation": "calculation", "with no name": "name", "with no type": "type",
-    "List name not in": "type", "Repeat loop without list name": "type", "'or other' question": "type",
-    "table list": "type", "Choice filter not supported": "choice_filter", "has no label": "label",
-    "Parameter": "parameters", "Unmatched": "type",
-}
-_PYXFORM_ELEMENT = re.compile(r"survey element named '([^']+)'")
 _UNNAMED_NOTE = re.compile(r"generated_note_name_(\d+)")
-# What the chat does when an expression uses something it does not evaluate.
-_DROPPED = {"relevant": "the chat treats it as always true", "constraint": "answers are not checked against it",
-            "calculation": "the value stays empty", "required": "the question is optional",
-            "choice_filter": "every choice is shown"}
 _OTHER_LABEL = Text({"vi": "Khác", "en": "Other"})
 _OTHER_PROMPT = Text({"vi": "Vui lòng ghi rõ:", "en": "Please specify:"})
-
-
-@dataclass(frozen=True)
-class Problem:
-    location: Location
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
 
 
 class FormError(ValueError):
@@ -258,89 +217,7 @@ def load_questionnaire_bytes(data: bytes, filename: str,
     return questionnaire
 
 
-def _problem_from_pyxform(message: str, workbook: DefinitionData | None) -> Problem:
-    """Turn a pyxform error or warning into a Problem at the sheet, row and column it names.
-
-    pyxform writes the row as "[row : N]" (1-based, header = 1) and, in newer messages,
-    "On the 'choices' sheet, the 'label' value"; older ones name no column, so the column
-    is inferred from the message. The column is reported as the header written in that row.
-    """
-    row_match = _PYXFORM_ROW.search(message)
-    sheet_match = _PYXFORM_SHEET.search(message)
-    row = int(row_match.group(1)) if row_match else None
-    named = _PYXFORM_ELEMENT.search(message)
-    if row is None and named and workbook is not None:
-        rows = _sheet_rows(workbook, "survey")
-        row = next((index + 2 for index, r in enumerate(rows) if _cell(r, "name") == named.group(1)), None)
-    if sheet_match:
-        sheet = sheet_match.group(1) or sheet_match.group(2)
-    else:
-        sheet = "survey" if row else "file"
-    column_match = _PYXFORM_COLUMN.search(message)
-    if column_match:
-        column = column_match.group(1) or column_match.group(2)
-    else:
-        column = next((c for fragment, c in _PYXFORM_MESSAGE_COLUMNS.items() if fragment in message), None)
-    if message.startswith("Invalid headers"):
-        row = 1
-    elif column and row and workbook is not None:
-        column = _header_in_row(_sheet_rows(workbook, sheet), row - 2, column)
-    return Problem(Location(sheet, row, column), _PYXFORM_ROW.sub("", message).strip())
-
-
-def _sheet_rows(workbook: DefinitionData, sheet: str) -> list[dict]:
-    return getattr(workbook, sheet, None) or []
-
-
-def _header_in_row(rows: list[dict], index: int | None, key: str) -> str:
-    """The header, as written, of the column in `rows[index]` that pyxform reads as `key`.
-
-    `key` is a pyxform name (`calculation`, `bind.calculate`, `media`, `bind.readonly`);
-    headers are matched through pyxform's aliases and case-insensitively, and a key also
-    matches its translated or sub-columns (`media` matches `media::image`).
-    """
-    wanted = {key, f"bind.{key}"} | ({"bind.calculate"} if key in ("calculation", "calculate") else set())
-    if index is not None and 0 <= index < len(rows):
-        for header, value in rows[index].items():
-            if value in (None, ""):
-                continue
-            meaning = canonical_column(header)
-            if meaning in wanted or header == key or any(meaning.startswith(f"{w}.") for w in wanted):
-                return header
-    return key
-
-
-def _cell(row: Mapping[str, Any], key: str) -> str:
-    """The value of the column that pyxform reads as `key` (headers are case-insensitive)."""
-    for header, value in row.items():
-        if value not in (None, "") and canonical_column(header) == key:
-            return str(value).strip()
-    return ""
-
-
-def canonical_column(header: str) -> str:
-    """The pyxform meaning of a column header, e.g. `constraint message::en` → `bind.jr:constraintMsg`.
-
-    Like pyxform, the column name is case-insensitive (`LABEL::EN` is a label), while what
-    follows `::` (a language, an XML attribute) keeps its case.
-    """
-    base, sep, rest = header.partition("::")
-    base = base.strip().lower()
-    if sep and base in ("bind", "control", "instance", "body", "media"):
-        return f"{'control' if base == 'body' else base}.{rest}"
-    if not sep and ":" in header:
-        head = header.split(":", 1)[0].strip().lower()
-        if head in aliases.TRANSLATABLE_SURVEY_COLUMNS or head in aliases.survey_header:
-            base = head
-    alias = aliases.survey_header.get(base, base)
-    if isinstance(alias, tuple):
-        return ".".join(alias)
-    return {"constraint_message": "bind.jr:constraintMsg", "required_message": "bind.jr:requiredMsg",
-            "constraint message": "bind.jr:constraintMsg", "required message": "bind.jr:requiredMsg"
-            }.get(alias, alias)
-
-
-class _Builder:
+class _Builder(LenientBuilder):
     def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str],
                  read_attachment: Callable[[str], bytes | None]):
         self.filename = filename
@@ -463,7 +340,7 @@ class _Builder:
             self.questions.append(Question(name=name, type=QuestionType.EMPTY_METADATA, groups=groups,
                                            source_type=written, location=location))
             return
-        if kind.startswith("select") and _CHOICE_FILE.match(str(element.get("itemset") or "")):
+        if kind.startswith("select") and CHOICE_FILE.match(str(element.get("itemset") or "")):
             found = self._choices_from_file(element)
             if isinstance(found, str):
                 self._unaskable(element, groups, location, written, found, metadata)
@@ -485,70 +362,6 @@ class _Builder:
         if question.type is QuestionType.CALCULATE and question.calculation is None:  # dropped with a warning
             question = replace(question, type=QuestionType.UNASKABLE, unaskable="a calculation it does not evaluate")
         self.questions.append(replace(question, metadata=metadata) if metadata else question)
-
-    def _unaskable(self, element: dict, groups: tuple[str, ...], location: Location, written: str, why: str,
-                   metadata: Mapping[str, str] | None = None, *, warn: bool = True) -> None:
-        """Keep a question a chat cannot ask: never shown, its column empty, `form check` lists it."""
-        if warn:
-            self.warnings.append(f"{location}: '{element['name']}' ({written}) is not asked: a chat cannot take "
-                                 f"{why}; it is skipped and exported as missing")
-        row = location.row - 2 if location.row else None
-        if self.repeat is not None:
-            self.repeat_members[len(self.questions)] = self.repeat
-        self.questions.append(Question(
-            name=element["name"], type=QuestionType.UNASKABLE, label=self._text(element.get("label")),
-            relevant=self._expression(element.get("bind", {}).get("relevant"), row, "relevant"),
-            groups=groups, source_type=written, location=location, unaskable=why, metadata=metadata or {}))
-
-    def _range(self, element: dict, location: Location) -> tuple[dict, str] | str:
-        """A `range` as numbered buttons (few values) or as a number checked against its bounds."""
-        bounds = read_range(element.get("parameters") or {})
-        if isinstance(bounds, str):
-            return bounds
-        if bounds.values is not None:
-            choices = [{"name": number_text(v), "label": number_text(v)} for v in bounds.values]
-            self.warnings.append(f"{location}: range is asked as {len(choices)} numbered buttons "
-                                 f"({choices[0]['name']} to {choices[-1]['name']})")
-            return {**element, "choices": choices, "list_name": None}, "select one"
-        bind = dict(element.get("bind", {}))
-        limits = bounds.constraint()
-        bind["constraint"] = f"({bind['constraint']}) and {limits}" if bind.get("constraint") else limits
-        self.warnings.append(f"{location}: range is asked as a number from {number_text(bounds.start)} "
-                             f"to {number_text(bounds.end)}" + ("" if bounds.step == 1 else
-                                                                " (its step is not checked)"))
-        return {**element, "bind": bind}, "integer" if bounds.integral else "decimal"
-
-    def _choices_from_file(self, element: dict) -> dict | str:
-        """select_one_from_file: the choices read from the CSV file shipped beside the form."""
-        filename = str(element["itemset"])
-        if not filename.lower().endswith(".csv"):
-            return f"choices from the file '{filename}' (only CSV files are read)"
-        rows = self.attachments.get(Path(filename).stem)
-        if not rows or filename.lower() != f"{Path(filename).stem.lower()}.csv":
-            return f"choices from the file '{filename}', which is not shipped beside the form"
-        parameters = element.get("parameters") or {}
-        value = parameters.get("value", "name")
-        label = parameters.get("label", "label")
-        if value not in rows[0]:
-            return f"choices from the file '{filename}', which has no column '{value}'"
-        if label not in rows[0]:
-            label = next((column for column in rows[0] if column.startswith("label")), value)
-        choices = [{**row, "name": row[value], "label": row.get(label) or row[value]} for row in rows]
-        return {**element, "choices": choices}
-
-    def _read_only(self, question: Question, element: dict) -> Question:
-        """A read_only question is not asked: worked out if it has a calculation, else shown as a note."""
-        read_only = str(element.get("bind", {}).get("readonly", "")).strip().lower() in _YES
-        if not read_only or not question.type.is_asked:
-            return question
-        column = self._column_for(question.location.row - 2 if question.location and question.location.row
-                                  else None, "bind.readonly")
-        where = Location("survey", question.location.row if question.location else None, column)
-        if question.calculation is not None:
-            self.warnings.append(f"{where}: read_only: the chat works the value out and does not ask it")
-            return replace(question, type=QuestionType.CALCULATE)
-        self.warnings.append(f"{where}: read_only: the chat shows it as a note and does not ask it")
-        return replace(question, type=QuestionType.NOTE)
 
     def _generated(self, element: dict, groups: tuple[str, ...], following: dict | None) -> None:
         """An element pyxform generated (it is on no row of the sheet).
@@ -713,7 +526,7 @@ class _Builder:
         unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS and k not in _HANDLED_KEYS]
         unknown += [f"bind.{k}" for k in element.get("bind", {}) if k not in _SUPPORTED_BIND]
         unknown += [f"control.{k}" for k in element.get("control", {}) if k != "appearance"]
-        if element.get("parameters") and not _uses_parameters(element):
+        if element.get("parameters") and not uses_parameters(element):
             unknown.append("parameters")
         metadata: dict[str, str] = {}
         for key in unknown:
@@ -726,24 +539,6 @@ class _Builder:
             if row is not None and self._row_number(row) not in rows:
                 rows.append(self._row_number(row))
         return metadata
-
-    def _qualify_repeat_names(self) -> None:
-        """A question inside a repeat may share its name with one outside: call it `repeat/name`.
-
-        pyxform allows it (names are unique per repeat level); answers are kept by name, so the
-        question that is asked must keep its own.
-        """
-        counts = Counter(q.name for q in self.questions)
-        for index, repeat in self.repeat_members.items():
-            question = self.questions[index]
-            if counts[question.name] > 1:
-                self.questions[index] = replace(question, name=f"{repeat}/{question.name}")
-
-    def _report_unused_columns(self) -> None:
-        for column, (key, rows) in self.unused_columns.items():
-            shown = ", ".join(str(r) for r in rows[:8]) + (f" and {len(rows) - 8} more" if len(rows) > 8 else "")
-            where = f"sheet 'survey', column '{column}' (row{'s' if len(rows) > 1 else ''} {shown})"
-            self.warnings.append(f"{where}: {_unused_column_effect(key)}")
 
     def _check_appearance(self, appearance: str, row: int | None) -> None:
         unknown = [a for a in str(appearance).split() if a not in CHAT_APPEARANCES]
@@ -778,7 +573,7 @@ class _Builder:
     def _required(self, value: Any, row: int | None) -> Expression | None:
         if value is None or str(value).strip().lower() in _NO:
             return None
-        if str(value).strip().lower() in _YES:
+        if str(value).strip().lower() in YES:
             return parse("true()")
         return self._expression(str(value), row, "required")
 
@@ -792,23 +587,10 @@ class _Builder:
         except ExpressionError as error:
             where = Location("survey", self._row_number(row), self._column_for(row, column))
             if is_unsupported_feature(error):
-                self.warnings.append(f"{where}: {column} '{source}' is not used ({error}); {_DROPPED[column]}")
+                self.warnings.append(f"{where}: {column} '{source}' is not used ({error}); {DROPPED[column]}")
             else:
                 self._problem(where, f"cannot read {column} '{source}': {error}")
             return None
-
-    @staticmethod
-    def _choice_tables(workbook: DefinitionData) -> dict[str, list[dict[str, str]]]:
-        """The choice lists as tables, for `instance('list')/root/item[...]` lookups."""
-        tables: dict[str, list[dict[str, str]]] = {}
-        for raw in workbook.choices or []:
-            list_name = _cell(raw, "list_name") or _cell(raw, "list name")
-            if not list_name:
-                continue
-            row = {str(k).strip(): "" if v is None else str(v).strip() for k, v in raw.items()}
-            label = next((v for k, v in row.items() if k.lower().startswith("label")), "")
-            tables.setdefault(list_name, []).append({**row, "label": row.get("label") or label})
-        return tables
 
     def _text(self, value: Any) -> Text:
         if value is None:

@@ -17,11 +17,14 @@ from __future__ import annotations
 import csv
 import io
 import re
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from decimal import Decimal, InvalidOperation
 
 from surveys.expressions import ExpressionError
+from surveys.model import Location, Question, QuestionType
 
 _LOCATIONS = "locations"
 _MEDIA = "photos, sound, video or files"
@@ -36,6 +39,9 @@ UNASKABLE_TYPES = {
     "xml-external": "external XML data", "csv-external": "external data",
     "include": "other forms included by name",
 }
+YES = {"yes", "true", "true()"}
+# Extensions of the file a `select_one_from_file` reads its choices from.
+CHOICE_FILE = re.compile(r".+\.(csv|xml|geojson)$", re.IGNORECASE)
 REPEAT_REASON = "questions inside a repeat (repeat '{}' is not asked in this version)"
 #: A range with at most this many steps is asked as buttons, one per value.
 RANGE_BUTTONS = 11
@@ -150,3 +156,131 @@ class Attachments:
             return None
         rows = list(csv.DictReader(io.StringIO(text)))
         return [{str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in rows]
+
+
+def uses_parameters(element: dict) -> bool:
+    """`parameters` that the chat honours: a range's bounds, the columns of a choice file."""
+    return element.get("type") == "range" or bool(CHOICE_FILE.match(str(element.get("itemset") or "")))
+
+
+def unused_column_effect(key: str) -> str:
+    """What the chat does instead of what an unused column asks for."""
+    if key.startswith("media"):
+        return "images, audio and video in labels are not sent in a chat; the text label is"
+    if key == "_dynamic_default":
+        return "a default worked out by an expression is not used; the question starts empty"
+    if key in ("control.jr:count", "repeat_count"):
+        return "the repeat is not asked in this version, so its count is not used"
+    if key == "parameters":
+        return "parameters have no effect in a chat; kept with the question"
+    return "not used by a chat survey; kept with the question as metadata"
+
+
+# What the chat does when an expression uses something it does not evaluate.
+DROPPED = {"relevant": "the chat treats it as always true", "constraint": "answers are not checked against it",
+            "calculation": "the value stays empty", "required": "the question is optional",
+            "choice_filter": "every choice is shown"}
+
+
+class LenientBuilder:
+    """The loader's handling of what a chat cannot do as written; mixed into its builder.
+
+    Reads and appends to the builder's state (`questions`, `warnings`, `attachments`,
+    `repeat`, `repeat_members`, `unused_columns`) and uses its readers (`_text`,
+    `_expression`, `_column_for`).
+    """
+
+    def _unaskable(self, element: dict, groups: tuple[str, ...], location: Location, written: str, why: str,
+                   metadata: Mapping[str, str] | None = None, *, warn: bool = True) -> None:
+        """Keep a question a chat cannot ask: never shown, its column empty, `form check` lists it."""
+        if warn:
+            self.warnings.append(f"{location}: '{element['name']}' ({written}) is not asked: a chat cannot take "
+                                 f"{why}; it is skipped and exported as missing")
+        row = location.row - 2 if location.row else None
+        if self.repeat is not None:
+            self.repeat_members[len(self.questions)] = self.repeat
+        self.questions.append(Question(
+            name=element["name"], type=QuestionType.UNASKABLE, label=self._text(element.get("label")),
+            relevant=self._expression(element.get("bind", {}).get("relevant"), row, "relevant"),
+            groups=groups, source_type=written, location=location, unaskable=why, metadata=metadata or {}))
+
+    def _range(self, element: dict, location: Location) -> tuple[dict, str] | str:
+        """A `range` as numbered buttons (few values) or as a number checked against its bounds."""
+        bounds = read_range(element.get("parameters") or {})
+        if isinstance(bounds, str):
+            return bounds
+        if bounds.values is not None:
+            choices = [{"name": number_text(v), "label": number_text(v)} for v in bounds.values]
+            self.warnings.append(f"{location}: range is asked as {len(choices)} numbered buttons "
+                                 f"({choices[0]['name']} to {choices[-1]['name']})")
+            return {**element, "choices": choices, "list_name": None}, "select one"
+        bind = dict(element.get("bind", {}))
+        limits = bounds.constraint()
+        bind["constraint"] = f"({bind['constraint']}) and {limits}" if bind.get("constraint") else limits
+        self.warnings.append(f"{location}: range is asked as a number from {number_text(bounds.start)} "
+                             f"to {number_text(bounds.end)}" + ("" if bounds.step == 1 else
+                                                                " (its step is not checked)"))
+        return {**element, "bind": bind}, "integer" if bounds.integral else "decimal"
+
+    def _choices_from_file(self, element: dict) -> dict | str:
+        """select_one_from_file: the choices read from the CSV file shipped beside the form."""
+        filename = str(element["itemset"])
+        if not filename.lower().endswith(".csv"):
+            return f"choices from the file '{filename}' (only CSV files are read)"
+        rows = self.attachments.get(Path(filename).stem)
+        if not rows or filename.lower() != f"{Path(filename).stem.lower()}.csv":
+            return f"choices from the file '{filename}', which is not shipped beside the form"
+        parameters = element.get("parameters") or {}
+        value = parameters.get("value", "name")
+        label = parameters.get("label", "label")
+        if value not in rows[0]:
+            return f"choices from the file '{filename}', which has no column '{value}'"
+        if label not in rows[0]:
+            label = next((column for column in rows[0] if column.startswith("label")), value)
+        choices = [{**row, "name": row[value], "label": row.get(label) or row[value]} for row in rows]
+        return {**element, "choices": choices}
+
+    def _read_only(self, question: Question, element: dict) -> Question:
+        """A read_only question is not asked: worked out if it has a calculation, else shown as a note."""
+        read_only = str(element.get("bind", {}).get("readonly", "")).strip().lower() in YES
+        if not read_only or not question.type.is_asked:
+            return question
+        column = self._column_for(question.location.row - 2 if question.location and question.location.row
+                                  else None, "bind.readonly")
+        where = Location("survey", question.location.row if question.location else None, column)
+        if question.calculation is not None:
+            self.warnings.append(f"{where}: read_only: the chat works the value out and does not ask it")
+            return replace(question, type=QuestionType.CALCULATE)
+        self.warnings.append(f"{where}: read_only: the chat shows it as a note and does not ask it")
+        return replace(question, type=QuestionType.NOTE)
+
+    def _qualify_repeat_names(self) -> None:
+        """A question inside a repeat may share its name with one outside: call it `repeat/name`.
+
+        pyxform allows it (names are unique per repeat level); answers are kept by name, so the
+        question that is asked must keep its own.
+        """
+        counts = Counter(q.name for q in self.questions)
+        for index, repeat in self.repeat_members.items():
+            question = self.questions[index]
+            if counts[question.name] > 1:
+                self.questions[index] = replace(question, name=f"{repeat}/{question.name}")
+
+    def _report_unused_columns(self) -> None:
+        for column, (key, rows) in self.unused_columns.items():
+            shown = ", ".join(str(r) for r in rows[:8]) + (f" and {len(rows) - 8} more" if len(rows) > 8 else "")
+            where = f"sheet 'survey', column '{column}' (row{'s' if len(rows) > 1 else ''} {shown})"
+            self.warnings.append(f"{where}: {unused_column_effect(key)}")
+
+    @staticmethod
+    def _choice_tables(workbook) -> dict[str, list[dict[str, str]]]:
+        """The choice lists as tables, for `instance('list')/root/item[...]` lookups."""
+        tables: dict[str, list[dict[str, str]]] = {}
+        for raw in workbook.choices or []:
+            row = {str(k).strip(): "" if v is None else str(v).strip() for k, v in raw.items()}
+            list_name = next((v for k, v in row.items() if k.lower() in ("list_name", "list name") and v), "")
+            if not list_name:
+                continue
+            label = next((v for k, v in row.items() if k.lower().startswith("label")), "")
+            tables.setdefault(list_name, []).append({**row, "label": row.get("label") or label})
+        return tables

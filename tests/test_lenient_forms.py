@@ -15,12 +15,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from surveys import engine as E
 from surveys.engine import Ask, PromptKind, Status
 from surveys.expressions import NOT_APPLICABLE
 from surveys.model import QuestionType
 from surveys.xlsform import FormError, load_questionnaire, load_questionnaire_bytes
+from surveys.xlsform_extras import RANGE_BUTTONS, read_range
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -274,3 +277,22 @@ def test_form_check_lists_the_questions_a_chat_does_not_ask(tmp_path: Path) -> N
     assert "not asked in a chat (2)" in result.stdout
     assert "where (geopoint, sheet 'survey', row 3, column 'type'): locations" in result.stdout
     assert "column 'priority' (rows 2, 4, 5)" in result.stdout
+
+
+@given(start=st.integers(-20, 20), count=st.integers(1, 30), step=st.integers(1, 7))
+def test_range_bounds_become_exactly_its_values_or_its_bounds(start: int, count: int, step: int) -> None:
+    end = start + step * (count - 1)
+    bounds = read_range({"start": str(start), "end": str(end), "step": str(step)})
+    if count <= RANGE_BUTTONS:
+        assert [int(v) for v in bounds.values] == list(range(start, end + 1, step))
+    else:
+        assert bounds.values is None and bounds.constraint() == f". >= {start} and . <= {end}"
+
+
+@pytest.mark.parametrize("parameters, problem", [
+    ({"start": "a"}, "range parameter start=a is not a number"),
+    ({"start": "5", "end": "1"}, "has no values"),
+    ({"step": "0"}, "has no values"),
+])
+def test_a_range_without_values_is_not_asked_and_says_why(parameters, problem) -> None:
+    assert problem in read_range(parameters)

@@ -249,6 +249,7 @@ class _Builder(LenientBuilder):
         for message in self.pyxform_warnings:
             self.warnings.append(str(_problem_from_pyxform(message, self.workbook)))
         self._report_unused_columns()
+        self._report_unreadable_attachments()
         self._qualify_repeat_names()
         self._check_references()
         if not any(q.type.is_asked for q in self.questions) and not self.problems:

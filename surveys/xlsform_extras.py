@@ -18,10 +18,10 @@ import csv
 import io
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from decimal import Decimal, InvalidOperation
+from pathlib import Path
 
 from surveys.expressions import ExpressionError
 from surveys.model import Location, Question, QuestionType
@@ -108,8 +108,7 @@ def read_range(parameters: Mapping[str, object]) -> Range | str:
 
 def number_text(value: Decimal) -> str:
     """3, 2.5, -1: how a range value is shown and stored."""
-    text = format(value.normalize(), "f")
-    return text
+    return format(value.normalize(), "f")
 
 
 class Attachments:
@@ -133,18 +132,6 @@ class Attachments:
         found = self._tables[name]
         return default if found is None else found
 
-    def __getitem__(self, name: str) -> list[dict[str, str]]:
-        found = self.get(name)
-        if found is None:
-            raise KeyError(name)
-        return found  # type: ignore[return-value]
-
-    def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and self.get(name) is not None
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(name for name, rows in self._tables.items() if rows is not None)
-
     def _load(self, name: str) -> list[dict[str, str]] | None:
         data = self._read(f"{name}.csv")
         if data is None:
@@ -152,7 +139,7 @@ class Attachments:
         try:
             text = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            self.problems[name] = f"'{name}.csv' is not UTF-8 text"
+            self.problems[name] = "it is not UTF-8 text (save it as 'CSV UTF-8')"
             return None
         rows = list(csv.DictReader(io.StringIO(text)))
         return [{str(k).strip(): (v or "").strip() for k, v in row.items() if k is not None} for row in rows]
@@ -265,6 +252,10 @@ class LenientBuilder:
             question = self.questions[index]
             if counts[question.name] > 1:
                 self.questions[index] = replace(question, name=f"{repeat}/{question.name}")
+
+    def _report_unreadable_attachments(self) -> None:
+        for name, problem in self.attachments.problems.items():
+            self.warnings.append(f"file '{name}.csv' beside the form: {problem}; what reads it is not used")
 
     def _report_unused_columns(self) -> None:
         for column, (key, rows) in self.unused_columns.items():

@@ -296,3 +296,10 @@ def test_range_bounds_become_exactly_its_values_or_its_bounds(start: int, count:
 ])
 def test_a_range_without_values_is_not_asked_and_says_why(parameters, problem) -> None:
     assert problem in read_range(parameters)
+
+
+def test_a_csv_that_is_not_utf8_is_named_in_a_warning() -> None:
+    form = form_of(CSV_FORM, {"places.csv": "name,label,zone\nhue,Huế,central\n".encode("utf-16")})
+    assert "file 'places.csv' beside the form: it is not UTF-8 text (save it as 'CSV UTF-8'); " \
+           "what reads it is not used" in form.warnings
+    assert form.question("place").type is QuestionType.UNASKABLE

@@ -190,6 +190,8 @@ class Questionnaire:
     questions: tuple[Question, ...]
     groups: Mapping[str, Group] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    #: Settings the chat does not use, as written (header → value); each was a warning.
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {q.name: q for q in self.questions})

@@ -225,6 +225,7 @@ class _Builder(LenientBuilder):
         #: Name of the repeat being read: every question inside it is UNASKABLE.
         self.repeat: str | None = None
         self.repeat_members: dict[int, str] = {}  # index in self.questions → its repeat
+        self.settings: dict[str, str] = {}  # settings the chat does not use, as written
         self.media_lists: set[str | None] = set()  # choice lists whose media were warned about
         self.unused_columns: dict[str, tuple[str, list[int]]] = {}  # header → (key, survey rows)
         self.data = data
@@ -270,6 +271,7 @@ class _Builder(LenientBuilder):
             questions=tuple(self.questions),
             groups=self.groups,
             warnings=tuple(self.warnings),
+            settings=self.settings,
         )
 
     def _version(self) -> str:
@@ -294,6 +296,7 @@ class _Builder(LenientBuilder):
                 if value in (None, "") or setting in _SUPPORTED_SETTINGS:
                     continue
                 location = Location("settings", row_index + 2, header)
+                self.settings[header] = str(value)
                 if setting in _SERVER_SETTINGS:
                     self.warnings.append(f"{location}: ignored, it only concerns ODK servers and web forms")
                 elif setting == "allow_choice_duplicates":

@@ -264,6 +264,7 @@ def test_settings_pyxform_accepts_are_warnings() -> None:
         | | yn | 1 | Also yes |
     """)
     assert [c.name for c in form.question("a").choices] == ["1", "1"]
+    assert form.settings == {"allow_choice_duplicates": "yes", "clean_text_values": "yes"}
     assert any("allow_choice_duplicates': choice names may repeat" in w for w in form.warnings)
     assert any("setting 'clean_text_values' is not used by a chat survey" in w for w in form.warnings)
 

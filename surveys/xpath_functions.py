@@ -110,28 +110,41 @@ _x._FUNCTIONS.update({
 # -- seeded values -----------------------------------------------------------------------------
 
 
+_ALPHANUMERIC = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
 class _Seeded(_x._Node):
-    """random() or uuid(): a value drawn from the session's seed and the call's place."""
+    """random() or uuid(): a value drawn from the session's seed and the call's place.
 
-    __slots__ = ("salt", "make")
+    `uuid(n)` is, as in ODK, a random string of n letters and digits.
+    """
 
-    def __init__(self, position: int, salt: str, make: str) -> None:
+    __slots__ = ("salt", "make", "length")
+
+    def __init__(self, position: int, salt: str, make: str, length: _x._Node | None = None) -> None:
         super().__init__(position)
         self.salt = salt
         self.make = make
+        self.length = length
 
     def evaluate(self, env: _x.Environment) -> object:
         if not env.seed:
             raise _x.ExpressionError(f"{self.make}() needs a session to draw from", self.position)
         digest = hashlib.sha256(f"{env.seed}\x1f{self.salt}\x1f{self.position}".encode()).digest()
-        if self.make == "uuid":
+        if self.make == "random":
+            return int.from_bytes(digest[:7], "big") / float(1 << 56)
+        if self.length is None:
             return str(uuid.UUID(bytes=digest[:16], version=4))
-        return int.from_bytes(digest[:7], "big") / float(1 << 56)
+        length = _x._to_number(self.length.evaluate(env))
+        if not _x._is_finite(length) or not 0 < length <= 1000:
+            return ""
+        stream = hashlib.shake_256(digest).digest(int(length))
+        return "".join(_ALPHANUMERIC[byte % len(_ALPHANUMERIC)] for byte in stream)
 
 
 def _seeded(make: str):
     def build(parser, name, argument_tokens, arguments) -> _x._Node:
-        return _Seeded(name.position, parser.source, make)
+        return _Seeded(name.position, parser.source, make, arguments[0] if arguments else None)
     return build
 
 

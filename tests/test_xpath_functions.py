@@ -68,6 +68,12 @@ def test_uuid_is_a_version_4_uuid_stable_for_a_session_and_different_elsewhere()
     assert value("concat(uuid(), ' ', uuid())").split()[0] != value("concat(uuid(), ' ', uuid())").split()[1]
 
 
+def test_uuid_with_a_length_is_that_many_letters_and_digits() -> None:
+    short = value("uuid(8)")
+    assert re.fullmatch(r"[0-9a-z]{8}", short) and value("uuid(8)") == short
+    assert value("uuid(0)") == ""
+
+
 def test_uuid_and_random_need_a_session_to_draw_from() -> None:
     with pytest.raises(ExpressionError, match="uuid"):
         value("uuid()", seed="")

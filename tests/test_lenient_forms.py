@@ -304,3 +304,13 @@ def test_a_csv_that_is_not_utf8_is_named_in_a_warning() -> None:
     assert "file 'places.csv' beside the form: it is not UTF-8 text (save it as 'CSV UTF-8'); " \
            "what reads it is not used" in form.warnings
     assert form.question("place").type is QuestionType.UNASKABLE
+
+
+def test_khaosat_try_reads_the_csv_beside_the_form(tmp_path: Path) -> None:
+    (tmp_path / "form.md").write_text(textwrap.dedent(CSV_FORM).strip(), encoding="utf-8")
+    (tmp_path / "places.csv").write_bytes(PLACES)
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "try", str(tmp_path / "form.md"), "--db",
+                             str(tmp_path / "try.sqlite"), "--lang", "en"], input="yes\n2\n", capture_output=True,
+                            text=True, cwd=ROOT, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "TP Hồ Chí Minh" in result.stdout and "You live in zone South." in result.stdout

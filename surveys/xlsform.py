@@ -336,6 +336,8 @@ class _Builder(LenientBuilder):
         if self.repeat is not None:
             self._unaskable(element, groups, location, written, REPEAT_REASON.format(self.repeat), warn=False)
             return
+        if kind == "select one external" and (external := self._external_choices(element)):
+            element, kind = external, "select one"
         if why := _why_unaskable(kind):
             self._unaskable(element, groups, location, written, why, metadata)
             return

@@ -35,7 +35,7 @@ UNASKABLE_TYPES = {
     "photo": _MEDIA, "image": _MEDIA, "audio": _MEDIA, "video": _MEDIA, "file": _MEDIA,
     "background-audio": _MEDIA, "barcode": "barcode scanning", "rank": "ranking",
     "time": "time-of-day answers", "dateTime": "date-and-time answers", "datetime": "date-and-time answers",
-    "select one external": "external choice lists (itemsets.csv)", "hidden": "hidden fields",
+    "select one external": "external choice lists with no external_choices sheet", "hidden": "hidden fields",
     "xml-external": "external XML data", "csv-external": "external data",
     "include": "other forms included by name",
 }
@@ -226,6 +226,20 @@ class LenientBuilder:
             label = next((column for column in rows[0] if column.startswith("label")), value)
         choices = [{**row, "name": row[value], "label": row.get(label) or row[value]} for row in rows]
         return {**element, "choices": choices}
+
+    def _external_choices(self, element: dict) -> dict | None:
+        """select_one_external: its choices from the form's own `external_choices` sheet, if there."""
+        list_name = element.get("itemset")
+        choices = []
+        for raw in self.workbook.external_choices or []:
+            row = {str(k).strip(): v for k, v in raw.items() if v not in (None, "")}
+            if str(row.pop("list_name", row.pop("list name", ""))).strip() != list_name:
+                continue
+            labels = {("default" if k == "label" else k.split("::", 1)[1]): str(v)
+                      for k, v in row.items() if k == "label" or k.startswith("label::")}
+            others = {k: str(v) for k, v in row.items() if k != "label" and not k.startswith("label::")}
+            choices.append({**others, "name": str(row.get("name", "")), "label": labels})
+        return {**element, "choices": choices, "list_name": list_name} if choices else None
 
     def _read_only(self, question: Question, element: dict) -> Question:
         """A read_only question is not asked: worked out if it has a calculation, else shown as a note."""

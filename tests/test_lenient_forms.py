@@ -314,3 +314,13 @@ def test_khaosat_try_reads_the_csv_beside_the_form(tmp_path: Path) -> None:
                             text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "TP Hồ Chí Minh" in result.stdout and "You live in zone South." in result.stdout
+
+
+def test_select_one_external_takes_its_choices_from_the_external_choices_sheet() -> None:
+    form = load_questionnaire(ROOT / "tests" / "forms" / "real" / "getodk-xlsform-offline" / "external-itemsets.xlsx")
+    county = form.question("county")
+    assert county.type is QuestionType.SELECT_ONE and county.choice_filter.source == "state=${state}"
+    chat = Session(form)
+    washington = next(o.number for o in chat.ask.options if o.name == "washington")
+    chat.reply(str(washington))
+    assert {o.name for o in chat.ask.options} == {c.name for c in county.choices if c.columns["state"] == "washington"}

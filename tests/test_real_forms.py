@@ -80,20 +80,25 @@ def generated_script(form: Questionnaire) -> list[str]:
     if state.language != LANGUAGE:
         state = step(form, state, SetLanguage(LANGUAGE, at)).state
     result = step(form, state, Start(at))
-    tried: dict[tuple[str | None, int], int] = {}
+    tried: dict[str, int] = {}
     for _ in range(_MAX_PROMPTS):
         state = result.state
         if state.status is Status.COMPLETED:
             return lines
         prompt = engine.current_prompt(form, state)
         assert prompt is not None, f"no prompt on screen in status {state.status}"
-        key = (prompt.question, prompt.seq)
-        attempt = tried.get(key, 0)
-        candidates = _candidates(prompt)
-        assert attempt < len(candidates), f"every generated answer to '{prompt.question}' was refused"
-        tried[key] = attempt + 1
-        line = candidates[attempt]
         at += dt.timedelta(seconds=5)
+        candidates = _candidates(prompt)
+        if not candidates and prompt.can_go_back:
+            # A required select whose choice_filter leaves nothing: an earlier answer was the wrong
+            # one, as a person would find out; go back and answer that one otherwise.
+            result = step(form, state, engine.Back(at, seq=state.seq))
+            lines.append("<")
+            continue
+        attempt = tried.get(prompt.question, 0)
+        assert attempt < len(candidates), f"every generated answer to '{prompt.question}' was refused"
+        tried[prompt.question] = attempt + 1
+        line = candidates[attempt]
         result = step(form, state, Reply(line, at, seq=state.seq))
         lines.append(line)
     raise AssertionError(f"not finished after {_MAX_PROMPTS} prompts")

@@ -77,7 +77,7 @@ ACCEPTED = [
     "style_settings", "extra_columns", "extra_sheet_names", "field-list", "allow_comment_rows_test",
     "choice_name_same_as_select_name", "cascading_select_test_equivalent", "xml_escaping",
     "blank_second_row", "ict_survey_fails", "spaces_in_choices_header", "badly_named_choices_sheet",
-    "ODKValidateWarnings",
+    "ODKValidateWarnings", "choice_name_as_type",
 ]
 
 # Forms that use something a chat cannot do: they load, with a warning at (sheet, row, column)
@@ -92,7 +92,6 @@ WARNED = {
     "default_time_demo": ("survey", 2, "type", "time-of-day answers"),
     "tutorial": ("survey", 2, "type", "repeat 'member' is not asked"),
     "sms_info": ("survey", 2, "sms_field", "not used by a chat survey; kept with the question as metadata"),
-    "choice_name_as_type": ("survey", 3, "type", "external choice lists"),
     "case_insensitivity": ("entities", 2, None, "the 'entities' sheet is ignored"),
     "table-list": ("choices", 23, "image", "are not sent in a chat; their labels are"),
     "choice_filter_test": ("settings", 2, "allow_choice_duplicates", "choice names may repeat"),

@@ -148,9 +148,9 @@ def form_check(paths: tuple[Path, ...]) -> None:
 
 
 def _form_files(folder: Path) -> list[Path]:
-    from surveys.xlsform import SUPPORTED_SUFFIXES
+    from surveys.xlsform import iter_form_files
 
-    return sorted(p for p in folder.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+    return list(iter_form_files(folder))
 
 
 def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
@@ -165,7 +165,13 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
                   + f"; default {questionnaire.default_language}")
     console.print(table)
     for warning in questionnaire.warnings:
-        console.print(f"    [yellow]warning[/] {warning}", markup=True)
+        console.print(f"    [yellow]warning[/] {escape(warning)}", markup=True)
+    if questionnaire.unaskable:
+        console.print(f"    [yellow]not asked in a chat[/] ({len(questionnaire.unaskable)}): skipped, "
+                      "exported as missing with their own code")
+        for question in questionnaire.unaskable:
+            console.print(f"      {question.name} ({question.source_type}, {question.location}): "
+                          f"{question.unaskable}", markup=False)
 
 
 # -- taking a questionnaire --------------------------------------------------------------------

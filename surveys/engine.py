@@ -774,7 +774,7 @@ class _Conversation:
                 if self.answers.get(question.name) in (None, NOT_APPLICABLE):
                     started = self.state.started_at or self.event.at
                     self._set(question.name, started if kind is QuestionType.START else started.date())
-            elif kind is QuestionType.EMPTY_METADATA:
+            elif kind in (QuestionType.EMPTY_METADATA, QuestionType.UNASKABLE):
                 self._set(question.name, None)
             elif kind is QuestionType.END:
                 pass  # filled at completion
@@ -859,7 +859,7 @@ class _Conversation:
             if self._plain is None or self._plain[0] != self.state.started_at:
                 self._plain = (self.state.started_at, Environment(
                     values=self.answers, today=(self.state.started_at or at).date(), now=at,
-                    choice_label=self._choice_label))
+                    choice_label=self._choice_label, seed=str(self.state.started_at or "")))
             return self._plain[1]
         return Environment(
             values=self.answers,
@@ -868,6 +868,7 @@ class _Conversation:
             now=at,
             choice_label=self._choice_label,
             choice_row={"name": choice.name, **choice.columns} if choice else None,
+            seed=str(self.state.started_at or ""),
         )
 
     def _true(self, expression, current: Any = None, choice: Choice | None = None) -> bool:
@@ -939,7 +940,8 @@ class _Conversation:
 
     def _evaluate_calculation(self, question: Question) -> Any:
         try:
-            value = question.calculation.evaluate(self._environment())
+            # The value already stored is `.` to the calculation: once() keeps it.
+            value = question.calculation.evaluate(self._environment(current=self.answers.get(question.name)))
         except ExpressionError:
             return None
         if isinstance(value, bool):

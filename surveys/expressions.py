@@ -91,6 +91,9 @@ class Environment:
     now: datetime.datetime | None = None
     choice_label: Callable[[str, str], str] | None = None
     choice_row: Mapping[str, str] | None = None
+    #: Stable for one session (its start time): random() and uuid() are worked out from it,
+    #: so they are the same at every step, as `once()` would keep them in ODK.
+    seed: str = ""
 
 
 # --------------------------------------------------------------------------
@@ -619,6 +622,10 @@ _SPECIAL_FORMS: dict[str, _Arity] = {
     "if": _Arity(3, 3),
     "jr:choice-name": _Arity(2, 2),
 }
+#: Functions whose node the parser cannot build from arguments alone (they need the data
+#: beside the form, or where they stand in the source): name → builder(parser, name token,
+#: argument tokens, arguments). Filled by `surveys.xpath_functions`.
+_BUILDERS: dict[str, Callable[..., "_Node"]] = {}
 
 
 # --------------------------------------------------------------------------
@@ -1040,8 +1047,11 @@ _PRECEDENCE: tuple[frozenset[str], ...] = (
 
 
 class _Parser:
-    def __init__(self, source: str, allow_current: bool, allow_bare_names: bool) -> None:
+    def __init__(self, source: str, allow_current: bool, allow_bare_names: bool,
+                 tables: Mapping[str, object] | None = None) -> None:
         self.source = source
+        #: Data shipped beside the form (CSV files by name), read by pulldata() and instance().
+        self.tables = tables or {}
         self.tokens = _tokenize(source)
         self.index = 0
         self.allow_current = allow_current
@@ -1167,6 +1177,8 @@ class _Parser:
             raise self.error(f"{name.text}() takes {arity}, not {len(arguments)}", name.position)
         if name.text == "if":
             return _If(name.position, *arguments)
+        if name.text in _BUILDERS:
+            return _BUILDERS[name.text](self, name, argument_tokens, arguments)
         if name.text == "jr:choice-name":
             return _ChoiceName(name.position, arguments[0], self.choice_question(argument_tokens[1], arguments[1]))
         if name.text == "regex":
@@ -1263,14 +1275,16 @@ def _compiled(root: _Node) -> Callable[[Environment], object]:
         return root.evaluate
 
 
-def parse(source: str, *, allow_current: bool = True, allow_bare_names: bool = False) -> Expression:
+def parse(source: str, *, allow_current: bool = True, allow_bare_names: bool = False,
+          tables: Mapping[str, object] | None = None) -> Expression:
     """Parse once when a form is loaded so authors hear about typos before respondents do.
 
     ``allow_current`` is for constraints (where "." is the answer being
     checked); ``allow_bare_names`` is for choice_filter, where a bare name
-    reads a column of the choice being filtered.
+    reads a column of the choice being filtered; ``tables`` are the CSV files
+    shipped beside the form (name → rows), for pulldata().
     """
-    parser = _Parser(source, allow_current, allow_bare_names)
+    parser = _Parser(source, allow_current, allow_bare_names, tables)
     root = parser.parse()
     return Expression(
         source=source,
@@ -1306,3 +1320,7 @@ def interpolate(text: str, env: Environment, render: Callable[[str, object], str
         return render(name, value) if render is not None else to_string(value)
 
     return _REFERENCE_IN_TEXT.sub(replace, text)
+
+
+# More ODK functions live in their own module, which registers them here.
+from surveys import xpath_functions as _xpath_functions  # noqa: E402,F401

@@ -33,6 +33,10 @@ class QuestionType(enum.StrEnum):
     # Device metadata that has no meaning in a chat: kept as an empty column so exports
     # of a form written for ODK still have every column the analyst expects.
     EMPTY_METADATA = "empty_metadata"
+    # A question the form asks but a chat cannot (a geopoint, a photo, a question inside a
+    # repeat...): the form still loads, the question is never shown, its column stays empty
+    # and `Question.unaskable` says why, so exports can give it its own missing code.
+    UNASKABLE = "unaskable"
 
     @property
     def is_asked(self) -> bool:
@@ -160,6 +164,12 @@ class Question:
     #: The XLSForm type as written, e.g. `deviceid` for EMPTY_METADATA.
     source_type: str = ""
     location: Location | None = None
+    #: Why a chat cannot ask it (type UNASKABLE only), e.g. "a chat cannot take locations".
+    unaskable: str = ""
+    #: Columns the chat does not use, kept as written (header → value): annotation columns
+    #: (`priority`, `theme`), `bind::…`/`body::…` attributes, `media::image`... Each was
+    #: reported as a warning when the form was loaded.
+    metadata: Mapping[str, str] = field(default_factory=dict)
 
     def choice_by_key(self, key: str) -> Choice | None:
         return next((c for c in self.choices if c.key == key), None)
@@ -180,6 +190,8 @@ class Questionnaire:
     questions: tuple[Question, ...]
     groups: Mapping[str, Group] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
+    #: Settings the chat does not use, as written (header → value); each was a warning.
+    settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {q.name: q for q in self.questions})
@@ -218,6 +230,11 @@ class Questionnaire:
     def conditions(self, question: Question) -> tuple[Expression, ...]:
         """Every relevance condition that applies: enclosing groups' first, then its own."""
         return self._conditions[question.name]  # type: ignore[attr-defined]
+
+    @property
+    def unaskable(self) -> tuple[Question, ...]:
+        """Questions of the form that a chat cannot ask (skipped, exported as missing)."""
+        return tuple(q for q in self.questions if q.type is QuestionType.UNASKABLE)
 
     @property
     def asked(self) -> tuple[Question, ...]:

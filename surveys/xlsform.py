@@ -7,19 +7,38 @@ sheet, row and column, because a column silently ignored is a question asked wro
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 from pyxform import aliases
+from pyxform.builder import create_survey_element_from_dict
 from pyxform.errors import PyXFormError
 from pyxform.question_type_dictionary import QUESTION_TYPE_DICT
 from pyxform.xls2json import workbook_to_json
 from pyxform.xls2json_backends import DefinitionData, get_xlsform
 
 from surveys.expressions import Expression, ExpressionError, parse, references_in_text
+from surveys.pyxform_places import Problem, canonical_column  # noqa: F401 (canonical_column is public here)
+from surveys.pyxform_places import cell as _cell
+from surveys.pyxform_places import header_in_row as _header_in_row
+from surveys.pyxform_places import problem_from_pyxform as _problem_from_pyxform
+from surveys.pyxform_places import sheet_rows as _sheet_rows
+from surveys.xlsform_extras import (
+    CHOICE_FILE,
+    DROPPED,
+    REPEAT_REASON,
+    UNASKABLE_TYPES,
+    YES,
+    Attachments,
+    LenientBuilder,
+    is_unsupported_feature,
+    uses_parameters,
+)
+from surveys.xpath_functions import rewrite_paths
 from surveys.model import (
     ANY_LANGUAGE,
     Choice,
@@ -54,19 +73,6 @@ _TYPES = {
 _EMPTY_METADATA = {
     "deviceid", "subscriberid", "simserial", "phonenumber", "username", "email", "audit",
 }
-_WHY_UNSUPPORTED = {
-    "repeat": "repeats (a chat asks a fixed list of questions)",
-    "loop": "repeats (a chat asks a fixed list of questions)",
-    "geopoint": "locations", "geotrace": "locations", "geoshape": "locations",
-    "start-geopoint": "locations", "background-geopoint": "locations",
-    "photo": "media answers", "image": "media answers", "audio": "media answers",
-    "video": "media answers", "file": "media answers", "background-audio": "media answers",
-    "osm": "map features", "barcode": "barcode scanning", "range": "range sliders", "rank": "ranking",
-    "time": "time answers", "dateTime": "date-time answers", "datetime": "date-time answers",
-    "select one external": "external choice lists", "hidden": "hidden fields",
-    "xml-external": "external data", "csv-external": "external data",
-    "include": "other forms included by name",
-}
 
 
 def _type_aliases() -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
@@ -76,13 +82,13 @@ def _type_aliases() -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
     each as one of the types above, sometimes plus a constraint (`phone number` is text
     that must be digits). A supported alias keeps that constraint, so it is honoured and
     not silently dropped; its English default hint is left out, as a chat speaks the form's
-    languages. Types named in `_WHY_UNSUPPORTED` are matched first, because some of them
+    languages. Types named in `UNASKABLE_TYPES` are matched first, because some of them
     (`hidden`, `select one external`) have the same definition as a supported type.
     """
     supported: dict[str, tuple[str, str | None]] = {}
     unsupported: dict[str, str] = {}
     for alias, definition in QUESTION_TYPE_DICT.items():
-        if alias in _TYPES or alias in _WHY_UNSUPPORTED:
+        if alias in _TYPES or alias in UNASKABLE_TYPES:
             continue
         bind = dict(definition.get("bind", {}))
         constraint = bind.pop("constraint", None)
@@ -93,7 +99,7 @@ def _type_aliases() -> tuple[dict[str, tuple[str, str | None]], dict[str, str]]:
         if target is not None:
             supported[alias] = (target, constraint)
             continue
-        reason = next((why for name, why in _WHY_UNSUPPORTED.items()
+        reason = next((why for name, why in UNASKABLE_TYPES.items()
                        if QUESTION_TYPE_DICT.get(name) == definition), None)
         if reason is not None:
             unsupported[alias] = reason
@@ -109,18 +115,21 @@ def _device_metadata(kind: str) -> bool:
     return kind in _EMPTY_METADATA or bind.get("jr:preload") == "property"
 
 
-def _why_unsupported(kind: str) -> str | None:
-    """Why a chat cannot take `kind`; `begin loop over x` is reported as `loop`."""
-    if kind.startswith("loop") or kind.startswith("begin loop"):
-        return _WHY_UNSUPPORTED["loop"]
-    return _WHY_UNSUPPORTED.get(kind) or _UNSUPPORTED_ALIASES.get(kind)
+def _why_unaskable(kind: str) -> str | None:
+    """Why a chat cannot ask a question of type `kind`."""
+    return UNASKABLE_TYPES.get(kind) or _UNSUPPORTED_ALIASES.get(kind)
 
 
 _SUPPORTED_KEYS = {
     "type", "name", "label", "hint", "bind", "control", "choice_filter", "default",
     "parameters", "itemset", "list_name", "choices", "children",
 }
-_SUPPORTED_BIND = {"required", "relevant", "constraint", "calculate", "jr:constraintMsg", "jr:requiredMsg"}
+_SUPPORTED_BIND = {"required", "relevant", "constraint", "calculate", "jr:constraintMsg", "jr:requiredMsg",
+                  "readonly"}
+# Keys pyxform adds that the loader reads where they matter (`media` is reported as unused).
+_HANDLED_KEYS = {"query"}
+
+
 # Settings headers are matched case-insensitively (pyxform does), after pyxform's aliases.
 _SUPPORTED_SETTINGS = {"id_string", "version", "title", "default_language"}
 # Settings that only concern ODK servers, the XML of the submission or web rendering:
@@ -131,40 +140,14 @@ _SERVER_SETTINGS = {"style", "instance_name", "submission_url", "public_key", "a
 _CHOICE_MEDIA = {"image", "big-image", "audio", "video", "media"}
 # Sheets pyxform reads that describe features a chat does not have.
 _UNSUPPORTED_SHEETS = {"entities": "entities (ODK Central datasets)"}
-# Extensions of the file a `select_one_from_file` reads its choices from.
-_CHOICE_FILE = re.compile(r".+\.(csv|xml|geojson)$", re.IGNORECASE)
 # Appearances that change how a chat renders a question; others are reported as warnings.
 CHAT_APPEARANCES = {"minimal", "likert", "horizontal", "horizontal-compact", "compact", "quick",
                     "field-list", "multiline", "label", "list", "list-nolabel", "autocomplete"}
 
-_YES = {"yes", "true", "true()"}
 _NO = {"no", "false", "false()", ""}
-_PYXFORM_ROW = re.compile(r"\[row\s*:\s*(\d+)\]")
-_SHEETS = r"(survey|choices|settings|entities|external_choices|osm)"
-# Only a quoted sheet name says where the problem is: "List name not in choices sheet"
-# is about a row of the survey sheet.
-_PYXFORM_SHEET = re.compile(rf"'{_SHEETS}' sheet|sheet: '{_SHEETS}'")
-# "the 'label' value is invalid", or the second of two clashing headers.
-_PYXFORM_COLUMN = re.compile(r"the '([^']+)' (?:value|column)|found: '[^']+', '([^']+)'")
-# pyxform's older messages name no column: the column each is about.
-_PYXFORM_MESSAGE_COLUMNS = {
-    "Missing calculation": "calculation", "with no name": "name", "with no type": "type",
-    "List name not in": "type", "Repeat loop without list name": "type", "'or other' question": "type",
-    "table list": "type", "Choice filter not supported": "choice_filter", "has no label": "label",
-    "Parameter": "parameters", "Unmatched": "type",
-}
 _UNNAMED_NOTE = re.compile(r"generated_note_name_(\d+)")
 _OTHER_LABEL = Text({"vi": "Khác", "en": "Other"})
 _OTHER_PROMPT = Text({"vi": "Vui lòng ghi rõ:", "en": "Please specify:"})
-
-
-@dataclass(frozen=True)
-class Problem:
-    location: Location
-    message: str
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.message}"
 
 
 class FormError(ValueError):
@@ -179,14 +162,26 @@ class FormError(ValueError):
 
 
 def load_questionnaire(path: str | Path) -> Questionnaire:
+    """Load a form file; CSV files it reads (pulldata, select_one_from_file) are read beside it."""
     path = Path(path)
     if not path.is_file():
         raise FormError(str(path), [Problem(Location("file"), "no such file")])
-    return load_questionnaire_bytes(path.read_bytes(), path.name)
+
+    def beside(name: str) -> bytes | None:
+        attachment = path.parent / name
+        return attachment.read_bytes() if name == Path(name).name and attachment.is_file() else None
+
+    return load_questionnaire_bytes(path.read_bytes(), path.name, beside)
 
 
-def load_questionnaire_bytes(data: bytes, filename: str) -> Questionnaire:
-    """Load from bytes, as stored in the database, so a stored form loads like a file."""
+def load_questionnaire_bytes(data: bytes, filename: str,
+                             attachments: Mapping[str, bytes] | Callable[[str], bytes | None] | None = None
+                             ) -> Questionnaire:
+    """Load from bytes, as stored in the database, so a stored form loads like a file.
+
+    `attachments` gives the files shipped beside the form by file name (`prices.csv`): a
+    mapping, or a function returning the bytes or None.
+    """
     suffix = Path(filename).suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise FormError(filename, [Problem(Location("file"),
@@ -208,90 +203,31 @@ def load_questionnaire_bytes(data: bytes, filename: str) -> Questionnaire:
     except Exception as error:  # pyxform raises bare errors on files that are not XLSForms
         raise FormError(filename, [Problem(Location("file"), "cannot read the file as an XLSForm (it needs "
                                            f"a 'survey' sheet with a 'type' column): {error}")]) from None
-    return _Builder(filename, data, workbook, form, warnings).build()
-
-
-def _problem_from_pyxform(message: str, workbook: DefinitionData | None) -> Problem:
-    """Turn a pyxform error or warning into a Problem at the sheet, row and column it names.
-
-    pyxform writes the row as "[row : N]" (1-based, header = 1) and, in newer messages,
-    "On the 'choices' sheet, the 'label' value"; older ones name no column, so the column
-    is inferred from the message. The column is reported as the header written in that row.
-    """
-    row_match = _PYXFORM_ROW.search(message)
-    sheet_match = _PYXFORM_SHEET.search(message)
-    row = int(row_match.group(1)) if row_match else None
-    if sheet_match:
-        sheet = sheet_match.group(1) or sheet_match.group(2)
+    if attachments is None or isinstance(attachments, Mapping):
+        read = (attachments or {}).get
     else:
-        sheet = "survey" if row else "file"
-    column_match = _PYXFORM_COLUMN.search(message)
-    if column_match:
-        column = column_match.group(1) or column_match.group(2)
-    else:
-        column = next((c for fragment, c in _PYXFORM_MESSAGE_COLUMNS.items() if fragment in message), None)
-    if message.startswith("Invalid headers"):
-        row = 1
-    elif column and row and workbook is not None:
-        column = _header_in_row(_sheet_rows(workbook, sheet), row - 2, column)
-    return Problem(Location(sheet, row, column), _PYXFORM_ROW.sub("", message).strip())
+        read = attachments
+    questionnaire = _Builder(filename, data, workbook, form, warnings, read).build()
+    try:
+        # pyxform's last checks (labels, includes...) run when it builds the XForm: a form it
+        # would not convert is refused here too, once this loader found nothing to say.
+        create_survey_element_from_dict(copy.deepcopy(form)).to_xml(validate=False)
+    except PyXFormError as error:
+        raise FormError(filename, [_problem_from_pyxform(str(error), workbook)]) from None
+    return questionnaire
 
 
-def _sheet_rows(workbook: DefinitionData, sheet: str) -> list[dict]:
-    return getattr(workbook, sheet, None) or []
-
-
-def _header_in_row(rows: list[dict], index: int | None, key: str) -> str:
-    """The header, as written, of the column in `rows[index]` that pyxform reads as `key`.
-
-    `key` is a pyxform name (`calculation`, `bind.calculate`, `media`, `bind.readonly`);
-    headers are matched through pyxform's aliases and case-insensitively, and a key also
-    matches its translated or sub-columns (`media` matches `media::image`).
-    """
-    wanted = {key, f"bind.{key}"} | ({"bind.calculate"} if key in ("calculation", "calculate") else set())
-    if index is not None and 0 <= index < len(rows):
-        for header, value in rows[index].items():
-            if value in (None, ""):
-                continue
-            meaning = canonical_column(header)
-            if meaning in wanted or header == key or any(meaning.startswith(f"{w}.") for w in wanted):
-                return header
-    return key
-
-
-def _cell(row: Mapping[str, Any], key: str) -> str:
-    """The value of the column that pyxform reads as `key` (headers are case-insensitive)."""
-    for header, value in row.items():
-        if value not in (None, "") and canonical_column(header) == key:
-            return str(value).strip()
-    return ""
-
-
-def canonical_column(header: str) -> str:
-    """The pyxform meaning of a column header, e.g. `constraint message::en` → `bind.jr:constraintMsg`.
-
-    Like pyxform, the column name is case-insensitive (`LABEL::EN` is a label), while what
-    follows `::` (a language, an XML attribute) keeps its case.
-    """
-    base, sep, rest = header.partition("::")
-    base = base.strip().lower()
-    if sep and base in ("bind", "control", "instance", "body", "media"):
-        return f"{'control' if base == 'body' else base}.{rest}"
-    if not sep and ":" in header:
-        head = header.split(":", 1)[0].strip().lower()
-        if head in aliases.TRANSLATABLE_SURVEY_COLUMNS or head in aliases.survey_header:
-            base = head
-    alias = aliases.survey_header.get(base, base)
-    if isinstance(alias, tuple):
-        return ".".join(alias)
-    return {"constraint_message": "bind.jr:constraintMsg", "required_message": "bind.jr:requiredMsg",
-            "constraint message": "bind.jr:constraintMsg", "required message": "bind.jr:requiredMsg"
-            }.get(alias, alias)
-
-
-class _Builder:
-    def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str]):
+class _Builder(LenientBuilder):
+    def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str],
+                 read_attachment: Callable[[str], bytes | None]):
         self.filename = filename
+        self.attachments = Attachments(read_attachment, self._choice_tables(workbook))
+        #: Name of the repeat being read: every question inside it is UNASKABLE.
+        self.repeat: str | None = None
+        self.repeat_members: dict[int, str] = {}  # index in self.questions → its repeat
+        self.settings: dict[str, str] = {}  # settings the chat does not use, as written
+        self.media_lists: set[str | None] = set()  # choice lists whose media were warned about
+        self.unused_columns: dict[str, tuple[str, list[int]]] = {}  # header → (key, survey rows)
         self.data = data
         self.workbook = workbook
         self.form = form
@@ -313,9 +249,16 @@ class _Builder:
         self._element_list(self.form.get("children", []), ())
         for message in self.pyxform_warnings:
             self.warnings.append(str(_problem_from_pyxform(message, self.workbook)))
+        self._report_unused_columns()
+        self._report_unreadable_attachments()
+        self._qualify_repeat_names()
         self._check_references()
         if not any(q.type.is_asked for q in self.questions) and not self.problems:
-            self._problem(Location("survey"), "the form asks no question")
+            if any(q.type is QuestionType.UNASKABLE for q in self.questions):
+                self.warnings.append(f"{Location('survey')}: no question of this form can be asked in a chat; "
+                                     "a session shows its notes and ends")
+            else:
+                self._problem(Location("survey"), "the form asks no question")
         if self.problems:
             raise FormError(self.filename, self.problems)
         languages = tuple(self.languages.values()) or (Language(self.default_language, self.default_language),)
@@ -328,6 +271,7 @@ class _Builder:
             questions=tuple(self.questions),
             groups=self.groups,
             warnings=tuple(self.warnings),
+            settings=self.settings,
         )
 
     def _version(self) -> str:
@@ -352,16 +296,20 @@ class _Builder:
                 if value in (None, "") or setting in _SUPPORTED_SETTINGS:
                     continue
                 location = Location("settings", row_index + 2, header)
+                self.settings[header] = str(value)
                 if setting in _SERVER_SETTINGS:
                     self.warnings.append(f"{location}: ignored, it only concerns ODK servers and web forms")
+                elif setting == "allow_choice_duplicates":
+                    self.warnings.append(f"{location}: choice names may repeat in a list; the chat tells "
+                                         "choices apart by their place in the list, and exports their names")
                 else:
-                    self._problem(location, f"setting '{header}' is not supported")
+                    self.warnings.append(f"{location}: setting '{header}' is not used by a chat survey; ignored")
 
     def _check_sheets(self) -> None:
         for sheet, what in _UNSUPPORTED_SHEETS.items():
             if _sheet_rows(self.workbook, sheet):
-                self._problem(Location(sheet, 2), f"the '{sheet}' sheet is not supported: "
-                              f"a chat survey cannot use {what}")
+                self.warnings.append(f"{Location(sheet, 2)}: the '{sheet}' sheet is ignored: "
+                                     f"a chat survey does not use {what}")
 
     # -- elements -----------------------------------------------------------------------
 
@@ -374,36 +322,52 @@ class _Builder:
         kind = element.get("type", "")
         name = element.get("name", "")
         if kind == "group" and element.get("control", {}).get("bodyless"):
-            return  # pyxform's `meta` group (instanceID; entities are refused with their sheet)
+            return  # pyxform's `meta` group (instanceID; an entities sheet is ignored with a warning)
         row = self._find_row(name)
         if row is None:
             self._generated(element, groups, following)
             return
         location = Location("survey", row + 2, "type")
-        self._check_keys(element, row)
+        metadata = self._check_keys(element, row)
         written = self._raw(row, "type") or kind
-        if kind == "group":
+        if kind in ("group", "repeat", "loop"):
             self._group(element, groups, location)
             return
-        if why := _why_unsupported(kind):
-            self._problem(location, f"type '{written}' is not supported: a chat survey cannot take {why}")
+        if self.repeat is not None:
+            self._unaskable(element, groups, location, written, REPEAT_REASON.format(self.repeat), warn=False)
+            return
+        if kind == "select one external" and (external := self._external_choices(element)):
+            element, kind = external, "select one"
+        if why := _why_unaskable(kind):
+            self._unaskable(element, groups, location, written, why, metadata)
             return
         if _device_metadata(kind):
             self.warnings.append(f"{location}: '{written}' has no value in a chat; the column stays empty")
             self.questions.append(Question(name=name, type=QuestionType.EMPTY_METADATA, groups=groups,
                                            source_type=written, location=location))
             return
-        if kind.startswith("select") and _CHOICE_FILE.match(str(element.get("itemset") or "")):
-            self._problem(location, f"type '{written}' is not supported: a chat survey takes its choices "
-                          f"from the choices sheet, not from the file '{element['itemset']}'")
-            return
+        if kind.startswith("select") and CHOICE_FILE.match(str(element.get("itemset") or "")):
+            found = self._choices_from_file(element)
+            if isinstance(found, str):
+                self._unaskable(element, groups, location, written, found, metadata)
+                return
+            element = found
+        if kind == "range":
+            found = self._range(element, location)
+            if isinstance(found, str):
+                self._unaskable(element, groups, location, written, found, metadata)
+                return
+            element, kind = found
         target, implied_constraint = _TYPE_ALIASES.get(kind, (kind, None))
         if target not in _TYPES:
             self._problem(location, f"type '{written}' is not supported")
             return
         if implied_constraint and not element.get("bind", {}).get("constraint"):
             element = {**element, "bind": {**element.get("bind", {}), "constraint": implied_constraint}}
-        self.questions.append(self._question(element, _TYPES[target], groups, row, location))
+        question = self._read_only(self._question(element, _TYPES[target], groups, row, location), element)
+        if question.type is QuestionType.CALCULATE and question.calculation is None:  # dropped with a warning
+            question = replace(question, type=QuestionType.UNASKABLE, unaskable="a calculation it does not evaluate")
+        self.questions.append(replace(question, metadata=metadata) if metadata else question)
 
     def _generated(self, element: dict, groups: tuple[str, ...], following: dict | None) -> None:
         """An element pyxform generated (it is on no row of the sheet).
@@ -411,9 +375,16 @@ class _Builder:
         pyxform generates a `NAME_other` text for `or_other`, a header select and a label
         note for a `table-list` group (named after the row that caused them), and a
         `NAME_count` calculation for a repeat's `repeat_count`. Each is placed at the row
-        that caused it; anything else generated is refused rather than guessed at.
+        that caused it; anything else generated is skipped with a warning.
         """
         name = element.get("name", "")
+        if self.repeat is not None and element.get("type") not in ("group", "repeat"):
+            location = Location("survey")
+            self.repeat_members[len(self.questions)] = self.repeat
+            self.questions.append(Question(name=name, type=QuestionType.UNASKABLE, groups=groups,
+                                           source_type=element.get("type", ""), location=location,
+                                           unaskable=REPEAT_REASON.format(self.repeat)))
+            return
         if generated_other := self._generated_other(element):
             select = next((q for q in reversed(self.questions) if q.name == generated_other), None)
             location = select.location if select else Location("survey")
@@ -429,9 +400,9 @@ class _Builder:
             return
         if (following and following.get("type") == "repeat" and name == f"{following.get('name')}_count"
                 and element.get("type") == "calculate"):
-            return  # belongs to the repeat that follows, which is refused with its repeat_count
-        self._problem(Location("survey"), f"'{name}' ({element.get('type')}) was generated by pyxform for "
-                      "a feature this loader does not know; it is on no row of the sheet")
+            return  # belongs to the repeat that follows, which is not asked
+        self.warnings.append(f"{Location('survey')}: '{name}' ({element.get('type')}) was generated by pyxform "
+                             "for a feature this loader does not know; it is on no row of the sheet and is ignored")
 
     def _group(self, element: dict, groups: tuple[str, ...], location: Location) -> None:
         name = element["name"]
@@ -446,7 +417,14 @@ class _Builder:
         appearance = element.get("control", {}).get("appearance")
         if appearance:
             self._check_appearance(appearance, row)
+        opens_repeat = element.get("type") in ("repeat", "loop") and self.repeat is None
+        if opens_repeat:
+            self.repeat = name
+            self.warnings.append(f"{location}: repeat '{name}' is not asked in this version: the questions "
+                                 "in it are skipped and exported as missing")
         self._element_list(element.get("children", []), groups + (name,))
+        if opens_repeat:
+            self.repeat = None
 
     def _question(self, element: dict, kind: QuestionType, groups: tuple[str, ...],
                   row: int | None, location: Location) -> Question:
@@ -465,8 +443,9 @@ class _Builder:
             label = _OTHER_PROMPT
             bind = {**bind, "relevant": f"selected(${{{generated_other}}}, 'other')"}
         if kind.is_shown and not label:
-            self._problem(Location("survey", location.row, "label"),
-                          f"'{element['name']}' is shown to the respondent but has no label")
+            label = self._text(element.get("hint")) or Text({ANY_LANGUAGE: element["name"]})
+            self.warnings.append(f"{Location('survey', location.row, 'label')}: '{element['name']}' has no label; "
+                                 "the chat shows its hint, or else its name")
         return Question(
             name=element["name"],
             type=kind,
@@ -481,7 +460,9 @@ class _Builder:
             choices=choices,
             choice_list=element.get("list_name"),
             choice_filter=self._choice_filter(element, choices, row),
-            default=None if element.get("default") in (None, "") else str(element["default"]),
+            # A default worked out by an expression (pyxform's `_dynamic_default`) is not used.
+            default=None if element.get("default") in (None, "") or element.get("_dynamic_default")
+            else str(element["default"]),
             appearance=appearance,
             groups=groups,
             source_type=self._raw(row, "type") or element.get("type", ""),
@@ -526,11 +507,12 @@ class _Builder:
             if name == "other" and label.by_language and set(label.by_language.values()) == {"Other"}:
                 label = _OTHER_LABEL  # pyxform's English-only label for or_other
             media = _CHOICE_MEDIA & set(raw)
-            if media:
+            if media and list_name not in self.media_lists:
+                self.media_lists.add(list_name)
                 row = self._choice_row(list_name, name)
                 column = _header_in_row(self.workbook.choices or [], row - 2 if row else None, sorted(media)[0])
-                self._problem(Location("choices", row, column),
-                              "choice images, audio and video are not supported in a chat")
+                self.warnings.append(f"{Location('choices', row, column)}: images, audio and video of the choices "
+                                     f"of '{list_name}' are not sent in a chat; their labels are")
             columns = {k: str(v) for k, v in raw.items() if k not in {"name", "label", *_CHOICE_MEDIA}}
             choices.append(Choice(name=name, label=label or Text({ANY_LANGUAGE: name}),
                                   key=str(position + 1), columns=columns))
@@ -540,26 +522,29 @@ class _Builder:
 
     # -- checks -------------------------------------------------------------------------
 
-    def _check_keys(self, element: dict, row: int | None) -> None:
-        """Refuse every column pyxform read into a key this loader does not use.
+    def _check_keys(self, element: dict, row: int | None) -> dict[str, str]:
+        """The columns pyxform read into keys this loader does not use, as written (header → value).
 
-        pyxform moves some `parameters` (e.g. `rows=3`) into `control`; those are reported
-        once, as the `parameters` column the author wrote.
+        They are kept with the question as metadata and reported once per column, with its
+        rows, when the form is built. pyxform moves some `parameters` (e.g. `rows=3`) into
+        `control`; those are reported as the `parameters` column the author wrote.
         """
-        unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS]
+        unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS and k not in _HANDLED_KEYS]
         unknown += [f"bind.{k}" for k in element.get("bind", {}) if k not in _SUPPORTED_BIND]
         unknown += [f"control.{k}" for k in element.get("control", {}) if k != "appearance"]
-        if element.get("parameters"):
+        if element.get("parameters") and not uses_parameters(element):
             unknown.append("parameters")
-        columns: dict[str, None] = {}
+        metadata: dict[str, str] = {}
         for key in unknown:
-            column = self._column_for(row, key)
+            column = "default" if key == "_dynamic_default" else self._column_for(row, key)
             if column == key and key.startswith("control.") and self._raw(row, "parameters"):
-                column = self._column_for(row, "parameters")
-            columns[column] = None
-        for column in columns:
-            self._problem(Location("survey", self._row_number(row), column),
-                          f"column '{column}' is not supported by a chat survey")
+                column, key = self._column_for(row, "parameters"), "parameters"
+            value = self.survey_rows[row].get(column) if row is not None else None
+            metadata[column] = "" if value is None else str(value)
+            rows = self.unused_columns.setdefault(column, (key, []))[1]
+            if row is not None and self._row_number(row) not in rows:
+                rows.append(self._row_number(row))
+        return metadata
 
     def _check_appearance(self, appearance: str, row: int | None) -> None:
         unknown = [a for a in str(appearance).split() if a not in CHAT_APPEARANCES]
@@ -594,7 +579,7 @@ class _Builder:
     def _required(self, value: Any, row: int | None) -> Expression | None:
         if value is None or str(value).strip().lower() in _NO:
             return None
-        if str(value).strip().lower() in _YES:
+        if str(value).strip().lower() in YES:
             return parse("true()")
         return self._expression(str(value), row, "required")
 
@@ -603,10 +588,14 @@ class _Builder:
         if source is None or str(source).strip() == "":
             return None
         try:
-            return parse(str(source), allow_current=allow_current, allow_bare_names=allow_bare_names)
+            return parse(rewrite_paths(str(source)), allow_current=allow_current,
+                         allow_bare_names=allow_bare_names, tables=self.attachments)
         except ExpressionError as error:
-            self._problem(Location("survey", self._row_number(row), self._column_for(row, column)),
-                          f"cannot read {column} '{source}': {error}")
+            where = Location("survey", self._row_number(row), self._column_for(row, column))
+            if is_unsupported_feature(error):
+                self.warnings.append(f"{where}: {column} '{source}' is not used ({error}); {DROPPED[column]}")
+            else:
+                self._problem(where, f"cannot read {column} '{source}': {error}")
             return None
 
     def _text(self, value: Any) -> Text:
@@ -668,8 +657,12 @@ class _Builder:
         self.problems.append(Problem(location, message))
 
 
+# Files that sit beside forms and are no forms (a folder of forms keeps its sources and licences).
+_NOT_FORMS = {"readme", "license", "licence", "sources", "notice", "changelog"}
+
+
 def iter_form_files(folder: Path) -> Iterator[Path]:
     """Every file under `folder` that the loader would try, in a stable order."""
     for path in sorted(folder.rglob("*")):
-        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES:
+        if path.is_file() and path.suffix.lower() in SUPPORTED_SUFFIXES and path.stem.lower() not in _NOT_FORMS:
             yield path

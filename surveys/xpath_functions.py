@@ -1,0 +1,212 @@
+"""ODK functions beyond the XPath core: dates with times, node-set helpers, lookups, once/uuid/random.
+
+Registered into `surveys.expressions` when it is imported (its `_FUNCTIONS`, `_SPECIAL_FORMS`
+and `_BUILDERS`), so the parser knows them like any other function. The engine is sans-I/O, so
+nothing here reads a clock, a file or a random source:
+
+- `now()` is the event's time (`Environment.now`), as before;
+- `random()` and `uuid()` are worked out from `Environment.seed` (stable for one session) and
+  from where the call stands in its expression, so every step sees the same value and two calls
+  in a form see different ones: what ODK gives with `once(random())`;
+- `once(x)` keeps the value already stored for the calculation (`Environment.current`);
+- `pulldata()` reads a CSV file shipped beside the form, loaded with the form and indexed when
+  the expression is parsed; `instance('x')/root/item[key = v]/column` is rewritten into it.
+
+Without repeats, a `${name}` is one node: `count()` counts it when it holds an answer, `sum()`
+adds the answers given, `join()` joins them (a select_multiple's choices one by one), and
+`position(..)` is 1.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import math
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+
+from surveys import expressions as _x
+
+__all__ = ["rewrite_paths"]
+
+
+def _once(env: _x.Environment, value: object) -> object:
+    kept = _x._read(env.current)
+    return value if kept == "" else kept
+
+
+def _items(values: Sequence[object]) -> list[object]:
+    """Arguments as node-set members: a select_multiple gives its choices, empties are dropped."""
+    found: list[object] = []
+    for value in values:
+        if isinstance(value, (tuple, list)):
+            found += [item for item in value if _x.to_string(item) != ""]
+        elif _x.to_string(value) != "":
+            found.append(value)
+    return found
+
+
+def _count(*values: object) -> int:
+    return sum(1 for value in values if _x.to_string(value) != "")
+
+
+def _sum(*values: object) -> int | float:
+    numbers = [_x._to_number(value) for value in values if _x.to_string(value) != ""]
+    total: int | float = 0
+    for number in numbers:
+        total += number
+    if isinstance(total, float) and total.is_integer() and all(
+            isinstance(n, int) or float(n).is_integer() for n in numbers):
+        return int(total)
+    return total
+
+
+def _join(separator: object, *values: object) -> str:
+    return _x.to_string(separator).join(_x.to_string(item) for item in _items(values))
+
+
+def _decimal_date_time(value: object) -> float:
+    moment = _x._to_date(value)
+    if moment is None:
+        return math.nan
+    return float(_x._to_number(moment))
+
+
+def _date_time(value: object) -> datetime.datetime | str:
+    """A datetime from days since 1970-01-01 (the inverse of decimal-date-time) or ISO text."""
+    if _x._is_number(value) or (isinstance(value, str) and _x._NUMERIC.fullmatch(value)):
+        days = _x._to_number(value)
+        if not _x._is_finite(days) or abs(days) > 2_900_000:
+            return ""
+        return _x._EPOCH_NAIVE + datetime.timedelta(days=days)
+    moment = _x._to_date(value)
+    if moment is None:
+        return ""
+    if isinstance(moment, datetime.datetime):
+        return moment
+    return datetime.datetime.combine(moment, datetime.time())
+
+
+def _boolean_from_string(value: object) -> bool:
+    return _x.to_string(value).strip() in ("true", "1")
+
+
+_x._FUNCTIONS.update({
+    "once": _x._function(_once, 1, 1, needs_env=True),
+    "count": _x._function(_count, 1, None),
+    "count-non-empty": _x._function(lambda *values: len(_items(values)), 1, None),
+    "sum": _x._function(_sum, 1, None),
+    "join": _x._function(_join, 1, None),
+    "format-date-time": _x._function(_x._format_date, 2, 2),
+    "decimal-date-time": _x._function(_decimal_date_time, 1, 1),
+    "date-time": _x._function(_date_time, 1, 1),
+    "boolean-from-string": _x._function(_boolean_from_string, 1, 1),
+    # Without repeats every node is the first of its kind (`position(..)` is read as position()).
+    "position": _x._function(lambda *ignored: 1, 0, 1),
+})
+
+
+# -- seeded values -----------------------------------------------------------------------------
+
+
+_ALPHANUMERIC = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+class _Seeded(_x._Node):
+    """random() or uuid(): a value drawn from the session's seed and the call's place.
+
+    `uuid(n)` is, as in ODK, a random string of n letters and digits.
+    """
+
+    __slots__ = ("salt", "make", "length")
+
+    def __init__(self, position: int, salt: str, make: str, length: _x._Node | None = None) -> None:
+        super().__init__(position)
+        self.salt = salt
+        self.make = make
+        self.length = length
+
+    def evaluate(self, env: _x.Environment) -> object:
+        if not env.seed:
+            raise _x.ExpressionError(f"{self.make}() needs a session to draw from", self.position)
+        digest = hashlib.sha256(f"{env.seed}\x1f{self.salt}\x1f{self.position}".encode()).digest()
+        if self.make == "random":
+            return int.from_bytes(digest[:7], "big") / float(1 << 56)
+        if self.length is None:
+            return str(uuid.UUID(bytes=digest[:16], version=4))
+        length = _x._to_number(self.length.evaluate(env))
+        if not _x._is_finite(length) or not 0 < length <= 1000:
+            return ""
+        stream = hashlib.shake_256(digest).digest(int(length))
+        return "".join(_ALPHANUMERIC[byte % len(_ALPHANUMERIC)] for byte in stream)
+
+
+def _seeded(make: str):
+    def build(parser, name, argument_tokens, arguments) -> _x._Node:
+        return _Seeded(name.position, parser.source, make, arguments[0] if arguments else None)
+    return build
+
+
+# -- lookups in CSV files beside the form --------------------------------------------------------
+
+
+class _Lookup(_x._Node):
+    """pulldata(table, column, key column, key): the first row whose key column equals the key."""
+
+    __slots__ = ("index", "key")
+
+    def __init__(self, position: int, index: Mapping[str, str], key: _x._Node) -> None:
+        super().__init__(position)
+        self.index = index
+        self.key = key
+
+    def evaluate(self, env: _x.Environment) -> object:
+        return self.index.get(_x.to_string(self.key.evaluate(env)).strip(), "")
+
+
+def _literal_text(parser, token, argument, what: str) -> str:
+    if not isinstance(argument, _x._Literal) or not isinstance(argument.value, str):
+        raise parser.error(f"pulldata() needs the {what} as a quoted name", token.position)
+    return argument.value.strip()
+
+
+def _build_lookup(parser, name, argument_tokens, arguments) -> _x._Node:
+    table, column, key_column = (_literal_text(parser, token, argument, what) for token, argument, what in zip(
+        argument_tokens, arguments, ("CSV file's name", "column to read", "column to match")))
+    table = table[:-4] if table.lower().endswith(".csv") else table
+    rows = parser.tables.get(table)
+    if rows is None:
+        raise parser.error(f"pulldata() reads '{table}.csv', which is not shipped beside the form",
+                           argument_tokens[0].position)
+    index: dict[str, str] = {}
+    for row in rows:
+        if key_column not in row or column not in row:
+            raise parser.error(f"'{table}.csv' has no column '{key_column if key_column not in row else column}'",
+                               argument_tokens[1].position)
+        index.setdefault(str(row[key_column]).strip(), str(row[column]))
+    return _Lookup(name.position, index, arguments[3])
+
+
+_x._SPECIAL_FORMS.update({"random": _x._Arity(0, 0), "uuid": _x._Arity(0, 1), "pulldata": _x._Arity(4, 4)})
+_x._BUILDERS.update({"random": _seeded("random"), "uuid": _seeded("uuid"), "pulldata": _build_lookup})
+
+
+# -- ODK paths the parser does not read ---------------------------------------------------------
+
+# instance('list')/root/item[key = value]/column — ODK's lookup in a CSV (or choice list) by key.
+_INSTANCE_LOOKUP = re.compile(
+    r"instance\(\s*(['\"])(?P<table>[^'\"]+)\1\s*\)\s*/\s*root\s*/\s*item\s*"
+    r"\[\s*(?P<key>[A-Za-z_][\w.-]*)\s*=\s*(?P<value>[^\]]+?)\s*\]\s*/\s*(?P<column>[A-Za-z_][\w.-]*)")
+_PARENT_POSITION = re.compile(r"position\(\s*\.\.\s*\)")
+
+
+def rewrite_paths(source: str) -> str:
+    """Spell the ODK paths a chat form can use in the functions the parser knows.
+
+    `instance('x')/root/item[name = ${v}]/label` becomes `pulldata('x', 'label', 'name', ${v})`
+    and `position(..)` becomes `position()`; anything else is left for the parser to judge.
+    """
+    source = _INSTANCE_LOOKUP.sub(
+        lambda m: f"pulldata('{m['table']}', '{m['column']}', '{m['key']}', {m['value']})", source)
+    return _PARENT_POSITION.sub("position()", source)

@@ -117,10 +117,14 @@ class SetLanguage:
 
 @dataclass(frozen=True)
 class Stop:
-    """Stop for now (PAUSED), or with refuse=True decline to go on (REFUSED)."""
+    """Stop for now (PAUSED), or with refuse=True decline to go on (REFUSED).
+
+    `seq`: the prompt a confirmation button was shown over; once the person answered on, the
+    button is stale like any other (None: a typed command, always current)."""
 
     at: dt.datetime
     refuse: bool = False
+    seq: int | None = None
 
 
 @dataclass(frozen=True)

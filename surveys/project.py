@@ -156,6 +156,8 @@ class SurveyProject:
     settings: Settings = Settings()
     quotas: QuotaPolicy = QuotaPolicy()
     reminders: ReminderPolicy = ReminderPolicy()
+    #: Days after ``closes`` during which people who had begun may still finish (no one new starts).
+    grace_days: int = 0
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -177,6 +179,8 @@ class SurveyProject:
         """Canonical JSON (sorted keys): equal projects give equal text, so it can be hashed."""
         data = dataclasses.asdict(self)
         data["opens"], data["closes"] = self.opens.isoformat(), self.closes.isoformat()
+        if not self.grace_days:
+            del data["grace_days"]  # so a project stored before grace periods keeps its hash
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -198,13 +202,14 @@ class SurveyProject:
             strata=tuple(d["strata"]), settings=Settings(**d["settings"]),
             quotas=QuotaPolicy(**d["quotas"]),
             reminders=ReminderPolicy(**{**d["reminders"], "after_days": tuple(d["reminders"]["after_days"])}),
+            grace_days=d.get("grace_days", 0),
         )
 
 
 # -- loading ------------------------------------------------------------------------------
 
 _TOP_KEYS = {"survey", "settings", "units", "groups", "allocation", "quotas", "reminders"}
-_SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "levels", "strata"}
+_SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "grace_days", "levels", "strata"}
 _SETTINGS_KEYS = {"language", "timezone"}
 _GROUP_KEYS = {"label", "form_id", "strata", "allocation"}
 _ALLOCATION_KEYS = {"method", "n", "reserve", "expected_response_rate"}
@@ -317,6 +322,7 @@ class _Parser:
             else self.bad("survey.closes: required")
         if opens and closes and closes < opens:
             self.bad(f"survey.closes: {closes} is before survey.opens {opens}")
+        grace_days = self.integer("survey.grace_days", survey.get("grace_days", 0), 0) or 0
         levels = self.names("survey.levels", survey.get("levels")) if "levels" in survey else ()
         if "levels" not in survey:
             self.bad("survey.levels: required, e.g. [\"province\", \"commune\"]")
@@ -341,7 +347,7 @@ class _Parser:
             raise SurveyError(self.source, self.problems)
         return SurveyProject(id=sid, title=title, index_year=year, opens=opens, closes=closes, levels=levels,
                              groups=groups, units=units, strata=strata, settings=settings, quotas=quotas,
-                             reminders=reminders)
+                             reminders=reminders, grace_days=grace_days)
 
     def settings(self, table: Any) -> Settings:
         table = self.keys("settings", table, _SETTINGS_KEYS)

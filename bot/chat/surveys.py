@@ -17,6 +17,7 @@ from typing import Callable, Sequence
 
 import orjson
 
+from bot.chat.events import Call
 from bot.conversations import Conversations, Handled
 from bot.invitations import code_hash
 from bot.outbox import REPLY
@@ -39,15 +40,6 @@ class Chat:
     bot: str
     chat_id: str
     user_id: str
-
-
-@dataclass(frozen=True)
-class Call:
-    """One platform API call to queue: a method name and its JSON payload."""
-
-    method: str
-    payload: dict
-
 
 
 class ChatLocks:

@@ -20,9 +20,9 @@ class LostReply:
 
 class Deliveries(Protocol):
     async def last_reply_uncertain(self, channel: str, bot: str, chat_id: str, respondent_id: int,
-                                   priority: int) -> bool:
-        """Whether the newest message of ``priority`` queued to this chat for this respondent
-        ended "unknown" or "failed"."""
+                                   priority: int, before_key: str) -> bool:
+        """Whether the newest message of ``priority`` queued to this chat for this respondent,
+        other than those queued under event key ``before_key``, ended "unknown" or "failed"."""
 
     async def replies_left_unknown(self, channel: str, bot: str, priority: int) -> list[LostReply]:
         """Chats of this bot whose newest message of ``priority`` to a respondent is "unknown"
@@ -36,12 +36,16 @@ class SQLiteDeliveries:
         self._storage = storage
 
     async def last_reply_uncertain(self, channel: str, bot: str, chat_id: str, respondent_id: int,
-                                   priority: int) -> bool:
+                                   priority: int, before_key: str) -> bool:
+        # Replies are keyed "<event key>#n" or "<event key>:<what>#n" (bot/chat/surveys.py).
+        mine = before_key.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
         def read(conn: sqlite3.Connection) -> bool:
             row = conn.execute(
                 "SELECT state FROM outbox WHERE respondent_id = ? AND channel = ? AND bot = ? AND chat_id = ?"
-                " AND priority = ? ORDER BY id DESC LIMIT 1",
-                (respondent_id, channel, bot, chat_id, priority)).fetchone()
+                " AND priority = ? AND NOT (COALESCE(dedupe_key, '') LIKE ? ESCAPE '\\' OR COALESCE(dedupe_key, '') LIKE ? ESCAPE '\\')"
+                " ORDER BY id DESC LIMIT 1",
+                (respondent_id, channel, bot, chat_id, priority, f"{mine}#%", f"{mine}:%")).fetchone()
             return row is not None and row[0] in UNCERTAIN
 
         return await self._storage._read(read)  # noqa: SLF001 - storage's own package

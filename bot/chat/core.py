@@ -282,7 +282,7 @@ class ChatCore:
         """The last reply to this person may never have arrived (a crash while sending, a failed
         send): they may see no question at all, so whatever they sent, show it again."""
         if self.deliveries is None or not await self.deliveries.last_reply_uncertain(
-                turn.chat.channel, turn.chat.bot, turn.chat.chat_id, respondent.id, REPLY):
+                turn.chat.channel, turn.chat.bot, turn.chat.chat_id, respondent.id, REPLY, turn.key):
             return
         await self.show_current(turn.chat, respondent, f"{turn.key}:again", turn.renderer)
 

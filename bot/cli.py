@@ -311,8 +311,13 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
 def run_bots(ctx: click.Context) -> None:
     """Run every bot of the configuration (--config) until interrupted.
 
-    Each [[telegram]] bot long-polls or serves its webhook; all share the configured database.
-    Tokens come from the environment (token_env) and never appear in logs.
+    Each [[telegram]] and [[zalo]] bot long-polls or serves its webhook; all share the configured
+    database and the same chat rules. Telegram shows choices as buttons; Zalo numbers them and
+    people type the number, several numbers ("1, 3", "2 và 4") or the options' words; "quay lại"
+    or "<" goes back on both. A loaded survey's opens/closes dates apply (grace_days lets people
+    already answering finish). At start-up, whoever's last reply a crash left undelivered gets
+    their current question again. Tokens come from the environment (token_env) and never appear
+    in logs.
     """
     import logging
     import signal

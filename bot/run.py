@@ -92,6 +92,18 @@ def chat_core(config: BotConfig, storage: Storage, conversations: Conversations,
                     deliveries=deliveries(storage))
 
 
+async def announce_fieldwork(core: ChatCore, channel: str, bot: str, renderer, stop: asyncio.Event,
+                             every_seconds: float = 3600) -> None:
+    """Coordinators hear when fieldwork opens and closes: checked at start-up, then hourly."""
+    while not stop.is_set():
+        try:
+            await core.announce_fieldwork(channel, bot, renderer)
+        except Exception:  # a failed check must not stop the bot; the next one tries again
+            log.exception("%s/%s: fieldwork announcement failed", channel, bot)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_seconds)
+
+
 async def show_lost_prompts(core: ChatCore, channel: str, bot: str, renderer) -> int:
     """At start-up, before the outbox sends: messages a crash left in "sending" become "unknown"
     (never resent, see ``Storage.recover_outbox``), and whoever's last reply that was gets the
@@ -119,6 +131,8 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     dispatcher = telegram.dispatcher()
     running = RunningBot(config, core.surveys, sender, feed, telegram, dispatcher, client)
     await show_lost_prompts(core, TELEGRAM, config.name, TelegramRenderer())
+    running.tasks.append(asyncio.create_task(announce_fieldwork(core, TELEGRAM, config.name, TelegramRenderer(), stop),
+                                             name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
         await client.delete_webhook(drop_pending_updates=False)
@@ -149,6 +163,8 @@ async def start_zalo(config: BotConfig, storage: Storage, conversations: Convers
     zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core)
     running = RunningBot(config, core.surveys, sender, feed, zalo=zalo, zalo_client=client)
     await show_lost_prompts(core, ZALO, config.name, ZaloRenderer())
+    running.tasks.append(asyncio.create_task(announce_fieldwork(core, ZALO, config.name, ZaloRenderer(), stop),
+                                             name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
         await client.call("deleteWebhook")

@@ -338,3 +338,23 @@ async def test_progress_and_export_for_coordinators_on_both_channels(tmp_path):
         await zl.wait_for(has("không gửi được tệp"))
         await tg.send_text("/export")
         assert (await tg.wait_for(lambda m: m.document is not None)).document["file_name"].endswith(".csv")
+
+
+async def test_coordinators_are_told_when_fieldwork_opens_and_closes(tmp_path):
+    today = now().date()
+    async with emulators(tmp_path) as bots:
+        coordinator = bots.telegram.user(COORDINATOR)
+        async with running(bots) as storage:
+            await coordinator.send_text("/progress")  # a chat the bot may write to
+            await coordinator.wait_for()
+            await set_dates(storage, today - dt.timedelta(days=1), today + dt.timedelta(days=9))
+        for _ in range(2):  # a restart tells nothing twice
+            async with running(bots):
+                pass
+        opened = [m.text for m in coordinator.received if "Khảo sát “Khảo sát thử” đã mở" in (m.text or "")]
+        assert len(opened) == 1
+        storage = await open_storage(bots.config.database)
+        await set_dates(storage, today - dt.timedelta(days=20), today - dt.timedelta(days=1), grace=2)
+        await storage.close()
+        async with running(bots):
+            await coordinator.wait_for(has("đã kết thúc ngày"))

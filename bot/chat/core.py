@@ -251,6 +251,27 @@ class ChatCore:
             return None
         return say("survey_closed", language, title=window.title, closes=f"{window.closes:%d/%m/%Y}")
 
+    async def announce_fieldwork(self, channel: str, bot: str, renderer: Renderer) -> int:
+        """Tell this bot's coordinators that fieldwork of its surveys opened or closed, once each
+        (the outbox's dedupe key makes a repeated call, or a restart, send nothing new)."""
+        if self.fieldwork is None:
+            return 0
+        at, sent = self.clock(), 0
+        for window in await self.fieldwork.windows(self.surveys.forms):
+            phase = window.phase(at)
+            if phase is Phase.NOT_YET:
+                continue
+            opened = phase is Phase.OPEN
+            text = say("fieldwork_opened" if opened else "fieldwork_closed", "vi", title=window.title,
+                       opens=f"{window.opens:%d/%m/%Y}", closes=f"{window.closes:%d/%m/%Y}", grace=window.grace_days)
+            for coordinator in sorted(self.coordinators):
+                chat = Chat(channel, bot, coordinator, coordinator)
+                calls, _ = renderer.render([Notice(text)], coordinator, "vi")
+                key = f"fieldwork:{channel}:{bot}:{coordinator}:{window.survey_id}:{'open' if opened else 'closed'}"
+                await self.surveys.send(chat, calls, key, at)
+                sent += 1
+        return sent
+
     async def _begin(self, turn: Turn, respondent: Respondent) -> str | None:
         at = self.clock()
         state = await self.surveys.state(turn.chat, respondent, at)

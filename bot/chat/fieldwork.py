@@ -30,6 +30,7 @@ class Phase(enum.StrEnum):
 
 @dataclass(frozen=True)
 class Window:
+    survey_id: str
     title: str
     opens: dt.date
     closes: dt.date
@@ -48,7 +49,7 @@ class Window:
 
 
 def window_of(project: SurveyProject) -> Window:
-    return Window(project.title, project.opens, project.closes, project.grace_days,
+    return Window(project.id, project.title, project.opens, project.closes, project.grace_days,
                   ZoneInfo(project.settings.timezone))
 
 
@@ -61,6 +62,14 @@ class Fieldwork:
 
     async def window(self, form_id: str | None) -> Window | None:
         """The fieldwork window of the survey that uses `form_id` (the latest-closing one if several)."""
+        return (await self._read()).get(form_id or "")
+
+    async def windows(self, form_ids) -> list[Window]:
+        """The windows of the surveys that use any of `form_ids`, each once."""
+        read = await self._read()
+        return list({w.survey_id: w for f in form_ids if (w := read.get(f)) is not None}.values())
+
+    async def _read(self) -> dict[str, Window]:
         if self._read_at is None or self.monotonic() - self._read_at > _TTL_SECONDS:
             windows: dict[str, Window] = {}
             for stored in await self.storage.list_surveys():
@@ -70,4 +79,4 @@ class Fieldwork:
                     if known is None or known.closes < project.closes:
                         windows[group.form_id] = window_of(project)
             self._windows, self._read_at = windows, self.monotonic()
-        return self._windows.get(form_id or "")
+        return self._windows

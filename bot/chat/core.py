@@ -24,7 +24,7 @@ from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_p
 from bot.outbox import REPLY
 from storage import Respondent, SessionRecord
 from storage.deliveries import Deliveries
-from surveys import codec, engine
+from surveys import engine
 from surveys.engine import fold
 from surveys.messages import say, ui_language
 
@@ -80,7 +80,9 @@ class ChatCore:
             await self._blocked(turn)
             return None
         respondent, session = await self.surveys.linked(turn.chat)
-        state = codec.decode_state(session.state) if session is not None else None
+        # The state the engine last left the session in, kept by Conversations: no decoding on
+        # the answering path, where only its language, status and question are read.
+        state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
         language = ui_language(state.language) if state else "vi"
         if isinstance(incoming, Command):
             name = incoming.name.lower()

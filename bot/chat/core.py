@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNTICK,
-    AskPhone, Blocked, Command, ConfirmStop, Contact, Document, Incoming, Notice, NotText, Outgoing, Press,
+    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Notice, NotText, Outgoing, Press,
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
@@ -363,4 +363,4 @@ def typed_code_in(text: str) -> str | None:
     return None
 
 
-__all__ = ["BACK_WORDS", "SKIP_WORDS", "ChatCore", "Document", "typed_code_in"]
+__all__ = ["BACK_WORDS", "SKIP_WORDS", "ChatCore", "typed_code_in"]

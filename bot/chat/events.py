@@ -59,6 +59,17 @@ class Blocked:
 
 Incoming = Union[Text, Command, Press, Contact, NotText, Blocked]
 
+
+def typed(text: str) -> Incoming:
+    """What a person typed: `/name argument` is a command, anything else text (empty: not text)."""
+    text = text.strip()
+    if not text:
+        return NotText()
+    if text.startswith("/"):
+        name, _, argument = text.partition(" ")
+        return Command(name[1:].lower(), argument.strip())
+    return Text(text)
+
 # Button operations (a Press's `op`).
 CHOOSE, TOGGLE, TICK, UNTICK, DONE, BACK, SKIP, CONFIRM_STOP = "c", "t", "+", "-", "d", "b", "k", "x"
 

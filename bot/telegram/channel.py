@@ -15,7 +15,7 @@ from aiogram.filters import Command as CommandFilter, CommandObject
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Blocked, Command, Contact, Incoming, NotText, Text
+from bot.chat.events import Blocked, Command, Contact, Incoming, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.telegram.render import Pressed, TelegramRenderer, parse_button
 
@@ -66,11 +66,8 @@ class TelegramSurveyBot:
         if message.contact is not None:
             own = message.from_user is not None and message.contact.user_id == message.from_user.id
             incoming: Incoming = Contact(message.contact.phone_number, own)
-        elif message.text is not None:
-            name, _, argument = message.text.partition(" ")
-            incoming = Command(name[1:].lower(), argument) if name.startswith("/") else Text(message.text)
         else:
-            incoming = NotText()
+            incoming = typed(message.text or "")
         await self._handle(message, event_update, incoming)
 
     async def on_press(self, callback: CallbackQuery, event_update: Update) -> None:

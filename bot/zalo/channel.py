@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from aiohttp import web
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Call, Capabilities, Command, ConfirmStop, Document, Incoming, NotText, Outgoing, Text
+from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Outgoing, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.text import render_ask, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
@@ -52,7 +52,7 @@ def _text(output: Outgoing, language: str) -> str:
     return output.caption if isinstance(output, Document) else output.text
 
 
-def parse(update: dict) -> tuple[Chat, str, Incoming] | None:
+def parse(update: dict, bot: str) -> tuple[Chat, str, Incoming] | None:
     """The chat, the event's key and the event of one Zalo update (None: nothing to handle)."""
     message = update.get("message") or {}
     chat_id = str((message.get("chat") or {}).get("id") or "")
@@ -61,15 +61,7 @@ def parse(update: dict) -> tuple[Chat, str, Incoming] | None:
         return None
     user = str((message.get("from") or {}).get("id") or chat_id)
     text = message.get("text") if update.get("event_name") == "message.text.received" else None
-    text = (text or "").strip()
-    if not text:
-        incoming: Incoming = NotText()
-    elif text.startswith("/"):
-        name, _, argument = text.partition(" ")
-        incoming = Command(name[1:].lower(), argument)
-    else:
-        incoming = Text(text)
-    return Chat(CHANNEL, "", chat_id, user), str(message_id), incoming
+    return Chat(CHANNEL, bot, chat_id, user), f"zalo:{bot}:{message_id}", typed(text or "")
 
 
 class ZaloSurveyBot:
@@ -80,12 +72,9 @@ class ZaloSurveyBot:
         self.renderer = ZaloRenderer()
 
     async def handle_update(self, update: dict) -> None:
-        parsed = parse(update)
-        if parsed is None:
-            return
-        chat, message_id, incoming = parsed
-        chat = Chat(CHANNEL, self.name, chat.chat_id, chat.user_id)
-        await self.core.handle(chat, f"zalo:{self.name}:{message_id}", incoming, self.renderer)
+        parsed = parse(update, self.name)
+        if parsed is not None:
+            await self.core.handle(*parsed, self.renderer)
 
 
 # -- getting updates -------------------------------------------------------------------------------

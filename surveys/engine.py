@@ -653,7 +653,7 @@ class _Conversation:
         case optional), by its name (what a script types), or by words found in one label only."""
         number = _POSITION.fullmatch(text)
         if number is not None:
-            # isdecimal in the pattern, not isdigit: "²" is a digit int() cannot read.
+            # `\d` is any decimal digit: full-width "３" counts, "²" (which int() cannot read) does not.
             position = int(number.group(1))
             return visible[position - 1] if 1 <= position <= len(visible) else None
         folded = fold(text)

@@ -267,6 +267,8 @@ class ChatCore:
             text = say("fieldwork_opened" if opened else "fieldwork_closed", "vi", title=window.title,
                        opens=f"{window.opens:%d/%m/%Y}", closes=f"{window.closes:%d/%m/%Y}", grace=window.grace_days)
             for coordinator in sorted(self.coordinators):
+                if not await self.surveys.storage.chat_reached(channel, bot, coordinator):
+                    continue  # a bot cannot write first: only to coordinators who opened the chat
                 chat = Chat(channel, bot, coordinator, coordinator)
                 calls, _ = renderer.render([Notice(text)], coordinator, "vi")
                 key = f"fieldwork:{channel}:{bot}:{coordinator}:{window.survey_id}:{'open' if opened else 'closed'}"

@@ -167,7 +167,7 @@ _MESSAGES: dict[str, dict[str, str]] = {
     # -- the chat core (bot/chat): channels without buttons, survey dates, languages ----------------
     "back_words_hint": {"vi": "(gõ “quay lại” hoặc “<” để quay lại câu trước)",
                         "en": "(type “back” or “<” to go back)"},
-    "consent_typed_hint": {"vi": "Xin gõ 1 (hoặc “đồng ý”) để bắt đầu, 2 (hoặc “không”) để từ chối.",
+    "consent_typed_hint": {"vi": "Xin gõ 1 (hoặc “có”, “đồng ý”) để bắt đầu, 2 (hoặc “không”) để từ chối.",
                            "en": "Please type 1 (or “yes”) to begin, 2 (or “no”) to decline."},
     "help_typed": {
         "vi": "Trả lời bằng cách gõ số thứ tự của phương án (nhiều phương án: 1, 3) hoặc nội dung phương án.\n"

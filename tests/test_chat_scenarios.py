@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -312,6 +313,13 @@ async def test_zalo_texts_never_mention_buttons_and_help_explains_typing(tmp_pat
         for text in (help_text, sticker):
             assert "bấm" not in text and "nút" not in text
         assert "quay lại" in help_text
+        # An unclear consent reply: whatever words the explanation asks for are on the screen.
+        await user.send_text("để tôi xem")
+        unclear = await user.wait_for(lambda m: "đồng ý tham gia" not in (m.text or ""))
+        again = await user.wait_for(has("đồng ý tham gia"))
+        asked = re.findall(r"[«“]([^»”]+)[»”]", unclear.text)
+        assert asked and all(f"“{word}”" in again.text or f"«{word}»" in again.text for word in asked), \
+            (unclear.text, again.text)
 
 
 async def test_lang_lists_the_forms_languages_and_answers_in_the_new_one(tmp_path):

@@ -1,9 +1,8 @@
-"""What every chat channel does the same way: bind a chat to a sampled person, open-mode
+"""The chat core's storage side: bind a chat to a sampled person (code, phone), open-mode
 respondents from a public QR code, and drive their session through the engine.
 
-Channels (Telegram, Zalo) only translate platform updates into calls here and render the
-engine's output; every write is keyed by the platform's update id, so a re-delivered update
-changes nothing.
+The chat core (``bot/chat/core.py``) decides when; every write is keyed by the platform's
+update id, so a re-delivered update changes nothing.
 """
 
 from __future__ import annotations

@@ -18,6 +18,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import clock
+from bot.cli_backup import backup
 from bot.config import Config, ConfigError, load_config
 from storage import QuestionnaireConflict, StorageError, open_storage
 from surveys.model import Questionnaire
@@ -55,6 +56,9 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
     except ConfigError as error:
         errors.print(f"[bold red]✗[/] {escape(str(error))}", markup=True)
         sys.exit(EXIT_REFUSED)
+
+
+main.add_command(backup)  # commands in modules of their own
 
 
 def _database(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path | None:
@@ -317,7 +321,9 @@ def run_bots(ctx: click.Context) -> None:
     or "<" goes back on both. A loaded survey's opens/closes dates apply (grace_days lets people
     already answering finish). At start-up, whoever's last reply a crash left undelivered gets
     their current question again. Tokens come from the environment (token_env) and never appear
-    in logs.
+    in logs; this is the one command that needs them. Each bot asks the platform who it is first:
+    a token the platform refuses stops the command with one line naming the bot and its
+    token_env (exit code 1).
     """
     import logging
     import signal
@@ -327,6 +333,10 @@ def run_bots(ctx: click.Context) -> None:
     config: Config = ctx.obj
     if config.source is None or not config.bots:
         raise click.UsageError("give --config FILE with at least one [[telegram]] bot (see config.example.toml)")
+    try:
+        config.check_secrets()  # the one command that needs the tokens
+    except ConfigError as error:
+        _refuse(str(error))
     # Bots over a new, empty database would refuse every invitation code: a mistyped [storage]
     # path is an error here, not a fresh start.
     _check_database(config.database)
@@ -342,7 +352,10 @@ def run_bots(ctx: click.Context) -> None:
             loop.add_signal_handler(signum, stop.set)
         await run(config, stop, started=lambda bots: tune_garbage_collector())
 
-    asyncio.run(main_loop())
+    try:
+        asyncio.run(main_loop())
+    except ConfigError as error:  # a token the platform refuses
+        _refuse(str(error))
 
 
 @main.command("invite")
@@ -350,11 +363,11 @@ def run_bots(ctx: click.Context) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the letters.")
 @click.option("--telegram", "telegram_username", help="The Telegram bot's username, for deep links and QR codes.")
 @click.option("--zalo", "zalo_name", help="The Zalo bot's name as people search for it.")
-@click.option("--title", default="Khảo sát cải cách hành chính", show_default=True, help="Survey name on the letters.")
+@click.option("--title", default=None, help="Survey name on the letters (default: the survey project's title).")
 @click.option("--reissue", is_flag=True, help="New codes for everyone not yet reached; old codes stop working.")
 @click.pass_context
 def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: str | None, zalo_name: str | None,
-           title: str, reissue: bool) -> None:
+           title: str | None, reissue: bool) -> None:
     """Issue personal codes and write invitation letters for the people not yet reached.
 
     Writes invitations.csv (for mail merge: link, typed code, QR file), qr/*.png and
@@ -364,6 +377,9 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     Earlier letters in the folder are never overwritten: a later run into the same folder
     (e.g. after `khaosat sample replace`) writes invitations-2.csv, letters-2.html and qr-2/,
     then -3, and so on.
+
+    Each letter carries its survey project's title, its [organiser] (the sending agency) and
+    whom to ask (contact, phone, email); without them it is signed "Ban tổ chức khảo sát".
     """
     from rich.progress import Progress
 
@@ -383,7 +399,7 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
         async with await open_storage(db) as storage:
             with Progress(console=console, transient=True) as bar:
                 task = bar.add_task("Issuing codes", total=None)
-                return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue,
+                return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue, title=title,
                                            progress=lambda done, total: bar.update(task, completed=done, total=total))
 
     letters = asyncio.run(issue())
@@ -392,9 +408,12 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
         _refuse(f"nobody to invite in {db}: no sample member without a code (draw or import a sample first; "
                 f"--reissue replaces lost codes). Nothing written in {out}.")
     try:
-        files = write_letters(letters, out, channels, title)
+        files = write_letters(letters, out, channels)
     except OSError as error:
         _refuse(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes")
+    if any(not letter.sender.has_contact for letter in letters):
+        errors.print("[yellow]![/] some letters carry no contact: add phone and email to the survey project's "
+                     "\\[organiser] table (see surveys/templates/survey.example.toml) and run with --reissue")
     earlier = files["csv"].name != "invitations.csv"
     console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/"
                   + (f" (the earlier letters in {out} are kept)" if earlier else ""))

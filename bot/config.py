@@ -2,7 +2,10 @@
 
 An unknown key is an error naming the key, because a misspelt setting that is silently
 ignored is a deployment that behaves differently from what its coordinator wrote. Tokens are
-read from the environment by preference and never appear in a repr or a log line.
+read from the environment by preference and never appear in a repr or a log line. A secret
+whose environment variable is not set is an error only for commands that talk to a platform
+(``Config.check_secrets``, called by ``khaosat run``): loading a survey or printing the status
+on the office computer needs no bot token.
 """
 
 from __future__ import annotations
@@ -47,6 +50,22 @@ class BotConfig:
     webhook_secret: str | None = field(default=None, repr=False)
     #: Wrong typed codes allowed per chat and hour before the bot stops checking (brute force).
     code_attempts_per_hour: int = 5
+    #: Where the token is configured, for messages: "token_env ($NAME)" or "token".
+    token_key: str = "token"
+    #: What ``check_secrets`` reports: secrets read from environment variables that are not set.
+    missing_secrets: tuple[str, ...] = field(default=(), repr=False)
+    #: The configuration file it came from.
+    source: Path | None = field(default=None, compare=False)
+
+    @property
+    def where(self) -> str:
+        return f"[[{self.channel}]] '{self.name}'"
+
+    def token_refused(self, reason: str) -> ConfigError:
+        """The error that stops ``khaosat run`` when the platform refuses this bot's token."""
+        prefix = f"{self.source}: " if self.source else ""
+        return ConfigError(f"{prefix}{self.where}: the platform refused the bot token ({reason}); "
+                           f"check {self.token_key}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +86,12 @@ class Config:
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def check_secrets(self) -> None:
+        """Every bot's token (and webhook secret) is at hand: for commands that talk to a platform."""
+        missing = [problem for bot in self.bots for problem in bot.missing_secrets]
+        if missing:
+            raise ConfigError(f"{self.source}: " + "; ".join(missing))
 
 
 _TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
@@ -141,8 +166,9 @@ def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
     if not name or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)):
         raise ConfigError(f"{path}: {where} needs a name of lower-case letters, digits, - or _")
     where = f"[[{channel}]] '{name}'"
-    token = _secret(path, where, table, "token", "token_env")
-    if not token:
+    missing: list[str] = []
+    token = _secret(where, table, "token", "token_env", missing)
+    if not token and not missing:
         raise ConfigError(f"{path}: {where} has no token: set token_env to the name of an environment variable")
     mode = table.get("mode", "polling")
     if mode not in ("polling", "webhook"):
@@ -151,20 +177,23 @@ def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
     _check_keys(path, f"{where}.pace", pace_table, _PACE_KEYS)
     webhook = table.get("webhook", {})
     _check_keys(path, f"{where}.webhook", webhook, _WEBHOOK_KEYS)
-    secret = _secret(path, f"{where}.webhook", webhook, "secret_token", "secret_token_env")
+    secret = _secret(f"{where}.webhook", webhook, "secret_token", "secret_token_env", missing)
     if mode == "webhook":
         if not webhook.get("url"):
             raise ConfigError(f"{path}: {where} is in webhook mode but has no webhook.url")
         shortest = 8 if channel == "zalo" else 1  # Zalo asks for at least 8 characters
-        if not secret or not _SECRET.match(secret) or len(secret) < shortest:
+        unset = "secret_token_env" in webhook and secret is None  # checked when it is set (check_secrets)
+        if not unset and (not secret or not _SECRET.match(secret) or len(secret) < shortest):
             raise ConfigError(f"{path}: {where} webhook needs a secret token of {shortest}-256 characters "
                               "A-Z a-z 0-9 _ -")
     forms = tuple(_relative(path, form) for form in table.get("forms", []))
     for form in forms:
         if not form.is_file():
             raise ConfigError(f"{path}: {where} form {form} does not exist")
+    token_key = f"token_env (${table['token_env']})" if "token_env" in table else "token"
     return BotConfig(
-        channel=channel, name=str(name), token=token,
+        channel=channel, name=str(name), token=token or "", token_key=token_key, missing_secrets=tuple(missing),
+        source=path,
         api_base=str(table.get("api_base", DEFAULT_API_BASE[channel])).rstrip("/"),
         mode=mode, forms=forms, open_codes=dict(table.get("open_codes", {})),
         open_stratum_question=table.get("open_stratum_question"),
@@ -175,11 +204,14 @@ def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
     )
 
 
-def _secret(path: Path, where: str, table: Mapping, key: str, env_key: str) -> str | None:
+def _secret(where: str, table: Mapping, key: str, env_key: str, missing: list[str]) -> str | None:
+    """The secret, from the environment variable named by ``env_key`` or from ``key``; an unset
+    variable is added to ``missing`` (an error only where the secret is used)."""
     if env_key in table:
         value = os.environ.get(str(table[env_key]))
         if not value:
-            raise ConfigError(f"{path}: {where} reads {key} from ${table[env_key]}, which is not set")
+            missing.append(f"{where} reads {key} from ${table[env_key]}, which is not set")
+            return None
         return value
     return table.get(key)
 

@@ -13,10 +13,12 @@ it must not share the arithmetic it is checking.
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any, Generic, Protocol, TypeVar
 
 import aiohttp
@@ -24,6 +26,7 @@ from aiohttp import web
 
 __all__ = [
     "LOOPBACK_HOSTS",
+    "ScriptedAnswer",
     "Broadcast",
     "EmulatedApiError",
     "EmulatorServer",
@@ -62,6 +65,20 @@ class RecordedRequest:
     method: str
     params: dict[str, Any]
     status: int
+
+
+@dataclass(frozen=True)
+class ScriptedAnswer:
+    """A test switch: what the next call of ``method`` (any method if None) gets instead of its answer.
+
+    ``body`` is sent as is (an error's JSON, or garbage no client can parse); with ``reset`` the
+    connection is dropped after half of it, as a proxy or a flaky network does mid-response.
+    """
+
+    method: str | None
+    status: int
+    body: bytes
+    reset: bool = False
 
 
 class Broadcast:
@@ -195,6 +212,25 @@ class EmulatorServer(Generic[B]):
         self._runner: web.AppRunner | None = None
         self._client: aiohttp.ClientSession | None = None
         self._closing = False
+        self._scripted: list[ScriptedAnswer] = []
+
+    def answer_next(self, method: str | None = None, *, status: int = 200, description: str | None = None,
+                    body: bytes | str | None = None, reset: bool = False) -> None:
+        """Answer the next call of ``method`` (of any method if None) with ``status`` and the platform's
+        error body carrying ``description`` (default: the status's reason), or with the raw ``body``;
+        ``reset`` drops the connection half-way through. Each call queues one answer, used once."""
+        if body is None:
+            text = description or HTTPStatus(status).phrase
+            body = json.dumps(self.error_type(status, text).body() if status >= 400
+                              else {"ok": True, "result": text})
+        self._scripted.append(ScriptedAnswer(method, status, body.encode() if isinstance(body, str) else body,
+                                             reset))
+
+    def _take_scripted(self, method: str) -> ScriptedAnswer | None:
+        for index, scripted in enumerate(self._scripted):
+            if scripted.method is None or scripted.method.lower() == method.lower():
+                return self._scripted.pop(index)
+        return None
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -240,6 +276,10 @@ class EmulatorServer(Generic[B]):
         except EmulatedApiError as error:
             self._unreadable(bot, name, error)
             return web.json_response(error.body(), status=error.error_code)
+        scripted = self._take_scripted(name)
+        if scripted is not None:
+            self._record(bot.token, name, params, scripted.status)
+            return await _scripted_response(request, scripted)
         status, body = await self._call(bot, name, params, request)
         return web.json_response(body, status=status)
 
@@ -342,3 +382,16 @@ class EmulatorServer(Generic[B]):
             ok = 200 <= response.status < 300
             reply = await read_reply(response) if ok and read_reply is not None else None
             return response.status, response.reason, reply
+
+
+async def _scripted_response(request: web.Request, scripted: ScriptedAnswer) -> web.StreamResponse:
+    if not scripted.reset:
+        return web.Response(body=scripted.body, status=scripted.status, content_type="application/json")
+    # Promise the whole body, send half, and hang up: the client sees the connection reset mid-response.
+    response = web.StreamResponse(status=scripted.status, headers={"Content-Type": "application/json"})
+    response.content_length = len(scripted.body)
+    await response.prepare(request)
+    await response.write(scripted.body[: len(scripted.body) // 2])
+    assert request.transport is not None
+    request.transport.abort()
+    return response

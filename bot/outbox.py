@@ -83,7 +83,15 @@ class Rejected:
     error: str
 
 
-Outcome = Sent | RetryAfter | Blocked | Transient | Rejected
+@dataclasses.dataclass(frozen=True)
+class Unauthorized:
+    """The platform refused the bot's token (401, or 404 for a token it does not know): the
+    problem is the bot's, not the message's, so the whole sender pauses before trying again."""
+
+    error: str
+
+
+Outcome = Sent | RetryAfter | Blocked | Transient | Rejected | Unauthorized
 
 
 class Transport(Protocol):
@@ -154,6 +162,7 @@ class OutboxStats:
     blocked: int = 0
     transient: int = 0
     rejected: int = 0
+    unauthorized: int = 0
 
 
 def feed_room(pace: Pace) -> int:
@@ -295,43 +304,70 @@ class OutboxSender:
                       self.bot, self._feed_failures, error)
 
     async def _send(self, message: QueuedMessage, chat_bucket: TokenBucket) -> None:
-        storage = self.storage
         try:
-            if not await storage.mark_sending(message.id, self.wall().isoformat()):
-                return  # no longer pending since it was read: withdrawn (a reminder) or taken
-            # Only this task sends to this chat now, so checking and taking cannot race.
-            while (wait := max(chat_bucket.delay(), self._on_wire.delay())) > 0:
-                await asyncio.sleep(wait)
-            chat_bucket.take()
-            self._on_wire.take()
-            outcome = await self.transport.send(message.method, json.loads(message.payload))
-            at = self.wall()
-            match outcome:
-                case Sent(result):
-                    self.stats.sent += 1
-                    await storage.mark_sent(message.id, at.isoformat(),
-                                            None if result is None else json.dumps(result, ensure_ascii=False))
-                case RetryAfter(seconds):
-                    # The limit is per bot: every chat waits, not just this one.
-                    self.stats.retry_after += 1
-                    self._paused_until = max(self._paused_until, self.clock() + seconds)
-                    await storage.mark_retry(message.id, at.isoformat(),
-                                             (at + dt.timedelta(seconds=seconds)).isoformat(), "429")
-                case Blocked(error):
-                    self.stats.blocked += 1
-                    await storage.mark_failed(message.id, at.isoformat(), error)
-                    if self.on_blocked is not None:
-                        await self.on_blocked(message)
-                case Transient(error) if message.attempts + 1 < self.pace.max_attempts:
-                    self.stats.transient += 1
-                    backoff = min(300.0, 2.0 ** message.attempts)
-                    await storage.mark_retry(message.id, at.isoformat(),
-                                             (at + dt.timedelta(seconds=backoff)).isoformat(), error)
-                case Transient(error) | Rejected(error):
-                    self.stats.rejected += 1
-                    log.error("%s/%s: message %d to chat %s dropped: %s", self.channel, self.bot, message.id,
-                              message.chat_id, error)
-                    await storage.mark_failed(message.id, at.isoformat(), error)
+            await self._send_one(message, chat_bucket)
+        except Exception:  # noqa: BLE001 - a task's exception nobody awaits would only say "never retrieved"
+            # Only a storage failure gets here (every transport answer is an outcome): the message
+            # stays where the database has it, and a restart recovers a *sending* one as unknown.
+            log.exception("%s/%s: message %d to chat %s: recording its outcome failed", self.channel,
+                          self.bot, message.id, message.chat_id)
         finally:
             self._busy_chats.discard(message.chat_id)
             self._wake.set()
+
+    async def _send_one(self, message: QueuedMessage, chat_bucket: TokenBucket) -> None:
+        storage = self.storage
+        if not await storage.mark_sending(message.id, self.wall().isoformat()):
+            return  # no longer pending since it was read: withdrawn (a reminder) or taken
+        # Only this task sends to this chat now, so checking and taking cannot race.
+        while (wait := max(chat_bucket.delay(), self._on_wire.delay())) > 0:
+            await asyncio.sleep(wait)
+        chat_bucket.take()
+        self._on_wire.take()
+        outcome = await self._outcome(message)
+        at = self.wall()
+        backoff = min(300.0, 2.0 ** message.attempts)
+        retry_at = (at + dt.timedelta(seconds=backoff)).isoformat()
+        may_retry = message.attempts + 1 < self.pace.max_attempts
+        match outcome:
+            case Sent(result):
+                self.stats.sent += 1
+                await storage.mark_sent(message.id, at.isoformat(),
+                                        None if result is None else json.dumps(result, ensure_ascii=False))
+            case RetryAfter(seconds):
+                # The limit is per bot: every chat waits, not just this one.
+                self.stats.retry_after += 1
+                self._paused_until = max(self._paused_until, self.clock() + seconds)
+                await storage.mark_retry(message.id, at.isoformat(),
+                                         (at + dt.timedelta(seconds=seconds)).isoformat(), "429")
+            case Blocked(error):
+                self.stats.blocked += 1
+                await storage.mark_failed(message.id, at.isoformat(), error)
+                if self.on_blocked is not None:
+                    await self.on_blocked(message)
+            case Unauthorized(error) if may_retry:
+                # Every other message of this bot would be refused the same way: they all wait.
+                self.stats.unauthorized += 1
+                self._paused_until = max(self._paused_until, self.clock() + backoff)
+                log.error("%s/%s: the platform refused the bot's token (%s); sending paused for %.0f s",
+                          self.channel, self.bot, error, backoff)
+                await storage.mark_retry(message.id, at.isoformat(), retry_at, error)
+            case Transient(error) if may_retry:
+                self.stats.transient += 1
+                await storage.mark_retry(message.id, at.isoformat(), retry_at, error)
+            case Transient(error) | Rejected(error) | Unauthorized(error):
+                self.stats.rejected += 1
+                log.error("%s/%s: message %d to chat %s dropped: %s", self.channel, self.bot, message.id,
+                          message.chat_id, error)
+                await storage.mark_failed(message.id, at.isoformat(), error)
+
+    async def _outcome(self, message: QueuedMessage) -> Outcome:
+        """The transport's outcome; an exception it did not classify (a bug, a library's surprise)
+        becomes a transient failure with its reason, so the message is retried a bounded number of
+        times and then failed, never left in *sending*."""
+        try:
+            return await self.transport.send(message.method, json.loads(message.payload))
+        except Exception as error:  # noqa: BLE001
+            log.exception("%s/%s: sending message %d raised instead of reporting an outcome", self.channel,
+                          self.bot, message.id)
+            return Transient(f"{type(error).__name__}: {error}")

@@ -56,7 +56,7 @@ from zoneinfo import ZoneInfo
 
 from bot.outbox import BULK
 from bot.quotas import release_stale
-from exporters.progress import format_progress, format_status_text, progress, survey_status
+from exporters.progress import fieldwork_messages
 from storage import OutgoingMessage, ReminderTexts, Storage
 from surveys.messages import say, ui_language
 from surveys.project import SurveyProject
@@ -273,26 +273,17 @@ class ReminderFeed:
 # -- the coordinators' daily summary ---------------------------------------------------------------
 
 
-async def summary_text(storage: Storage, now: dt.datetime, language: str = "vi") -> str:
-    """Every stored survey's status text; the per-form progress when no survey is stored."""
-    parts = []
-    for stored in await storage.list_surveys():
-        project = SurveyProject.from_json(stored.project)
-        parts.append(format_status_text(await survey_status(storage, project, now), project, language))
-    if not parts:
-        parts.append(format_progress(await progress(storage), language))
-    return "\n\n".join(parts)
-
-
 async def daily_summary(storage: Storage, bots: Sequence[ReminderBot], now: dt.datetime,
                         language: str = "vi") -> int:
-    """Queue the summary to each bot's coordinators who have opened a chat with it; returns how many.
+    """Queue the summary to each bot's coordinators who have opened a chat with it; returns how many
+    messages were queued. The summary is what /progress shows (``fieldwork_messages``), in as many
+    messages as the platform's limit needs.
 
     A coordinator has "opened the chat" when the bot has already delivered something to that
     chat (e.g. the reply to their /start or /progress): a bot cannot write first. Others are
     skipped (and logged). Keyed by the local date, so a restart the same day sends nothing twice.
     """
-    text: str | None = None
+    texts: dict[int, list[str]] = {}
     queued = 0
     for bot in bots:
         for chat in bot.coordinators:
@@ -300,15 +291,17 @@ async def daily_summary(storage: Storage, bots: Sequence[ReminderBot], now: dt.d
                 log.info("%s/%s: coordinator %s has not opened the chat; no daily summary", bot.channel, bot.bot,
                          chat)
                 continue
-            if text is None:
-                text = await summary_text(storage, now, language)
             chat_id: int | str = int(chat) if bot.channel == "telegram" else str(chat)
             limit = 4096 if bot.channel == "telegram" else 2000
-            message = OutgoingMessage(
+            if limit not in texts:
+                texts[limit] = await fieldwork_messages(storage, now, language, limit)
+            key = f"summary:{bot.channel}:{bot.bot}:{chat}:{now.date().isoformat()}"
+            messages = [OutgoingMessage(
                 channel=bot.channel, bot=bot.bot, chat_id=str(chat), method="sendMessage",
-                payload=json.dumps({"chat_id": chat_id, "text": text[:limit]}, ensure_ascii=False), priority=BULK,
-                dedupe_key=f"summary:{bot.channel}:{bot.bot}:{chat}:{now.date().isoformat()}")
-            queued += await storage.enqueue([message], now.isoformat())
+                payload=json.dumps({"chat_id": chat_id, "text": text}, ensure_ascii=False), priority=BULK,
+                dedupe_key=key if number == 1 else f"{key}:{number}")
+                for number, text in enumerate(texts[limit], start=1)]
+            queued += await storage.enqueue(messages, now.isoformat())
     return queued
 
 

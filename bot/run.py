@@ -14,7 +14,7 @@ import gc
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -28,9 +28,9 @@ from bot.chat.coordination import CoordinatorDesk
 from bot.chat.core import ChatCore
 from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
-from bot.config import BotConfig, Config
+from bot.config import BotConfig, Config, ConfigError
 from bot.conversations import Conversations
-from bot.outbox import REPLY, OutboxSender
+from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
 from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
@@ -123,8 +123,10 @@ async def show_lost_prompts(core: ChatCore, channel: str, bot: str, renderer) ->
 async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                          export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
+    transport = TelegramTransport(client)
+    await require_token(config, transport, client.session.close)
     feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, TELEGRAM, config.name, TelegramTransport(client), config.pace,
+    sender = OutboxSender(storage, TELEGRAM, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, TELEGRAM, clock), feed=feed)
     core = chat_core(config, storage, conversations, forms, export_dir, clock, sender.wake)
     telegram = TelegramSurveyBot(config.name, core.surveys, clock, core=core)
@@ -145,6 +147,20 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     return running
 
 
+async def require_token(config: BotConfig, transport: TelegramTransport | ZaloTransport,
+                        close: Callable[[], Awaitable[None]]) -> None:
+    """Ask the platform who the bot is before anything starts: a token it refuses (or an API it
+    cannot be reached at) stops ``khaosat run`` with one line naming the bot and its key."""
+    outcome = await transport.identify()
+    if isinstance(outcome, Sent):
+        return
+    await close()
+    if isinstance(outcome, Unauthorized):
+        raise config.token_refused(outcome.error)
+    raise ConfigError(f"{config.where}: getMe at {config.api_base} failed at start-up: "
+                      f"{getattr(outcome, 'error', outcome)}")
+
+
 def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime]):
     async def mark(message: QueuedMessage) -> None:
         if message.respondent_id is not None:
@@ -156,8 +172,10 @@ def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime
 async def start_zalo(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                      export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
     client = ZaloClient(config.token, config.api_base)
+    transport = ZaloTransport(client)
+    await require_token(config, transport, client.close)
     feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, ZALO, config.name, ZaloTransport(client), config.pace,
+    sender = OutboxSender(storage, ZALO, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, ZALO, clock), feed=feed)
     core = chat_core(config, storage, conversations, forms, export_dir, clock, sender.wake)
     zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core)
@@ -270,6 +288,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                 started(bots)
             await stop.wait()
         finally:
+            stop.set()  # also when a bot failed to start: the ones already started end with it
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             for running in bots:

@@ -8,6 +8,7 @@ everyone with `reissue`, which revokes the old ones).
 from __future__ import annotations
 
 import csv
+import dataclasses
 import datetime as dt
 import html
 import shutil
@@ -19,6 +20,40 @@ import segno
 
 from bot.invitations import code_hash, new_link_code, new_typed_code
 from storage import Respondent, Storage
+from surveys.project import SurveyProject, stored_project
+
+#: The title of letters to people in no stored survey project.
+GENERIC_TITLE = "Khảo sát cải cách hành chính"
+#: Who signs a letter whose survey project names no organiser.
+UNNAMED_SENDER = "Ban tổ chức khảo sát"
+
+
+@dataclass(frozen=True)
+class Sender:
+    """What a letter says about its survey and who sends it: the survey project's title and
+    [organiser] (``surveys/project.py``), with fallbacks for what the project leaves out."""
+
+    title: str = GENERIC_TITLE
+    organiser: str | None = None
+    contact: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+    @classmethod
+    def of(cls, project: SurveyProject | None, title: str | None = None) -> Sender:
+        """``title`` (``khaosat invite --title``) wins over the project's own."""
+        if project is None:
+            return cls(title or GENERIC_TITLE)
+        o = project.organiser
+        return cls(title or project.title, o.name, o.contact, o.phone, o.email)
+
+    @property
+    def signature(self) -> str:
+        return self.organiser or UNNAMED_SENDER
+
+    @property
+    def has_contact(self) -> bool:
+        return bool(self.phone or self.email)
 
 
 @dataclass(frozen=True)
@@ -29,6 +64,7 @@ class Letter:
     link: str | None
     typed_code: str
     qr_file: str | None
+    sender: Sender = Sender()
 
 
 @dataclass(frozen=True)
@@ -40,9 +76,13 @@ class Channels:
 
 
 async def issue_letters(storage: Storage, channels: Channels, at: dt.datetime, *, reissue: bool = False,
-                        respondents: list[Respondent] | None = None,
+                        respondents: list[Respondent] | None = None, title: str | None = None,
                         progress: Callable[[int, int], None] = lambda done, total: None) -> list[Letter]:
+    """Codes for the people not yet reached, and their letters, each with its ``Sender``: the
+    person's survey project (the only one stored, for people in no sample), ``title`` overriding
+    its title."""
     people = respondents if respondents is not None else await storage.list_respondents()
+    senders = _Senders(storage, title)
     # Only people not yet reached need a letter; anyone already answering has a chat.
     people = [p for p in people if p.disposition in ("sampled", "invited")]
     letters = []
@@ -58,8 +98,30 @@ async def issue_letters(storage: Storage, channels: Channels, at: dt.datetime, *
                                           key=f"invite:{respondent.id}:{at.isoformat()}")
         personal = await storage.personal(respondent.id)
         link = f"https://t.me/{channels.telegram_username}?start={link_code}" if channels.telegram_username else None
-        letters.append(Letter(respondent, personal.name or "", personal.phone or "", link, typed_code, None))
+        letters.append(Letter(respondent, personal.name or "", personal.phone or "", link, typed_code, None,
+                              await senders.of(respondent)))
     return letters
+
+
+class _Senders:
+    """Each respondent's ``Sender``, reading each survey project once."""
+
+    def __init__(self, storage: Storage, title: str | None):
+        self.storage = storage
+        self.title = title
+        self.by_survey: dict[str | None, Sender] = {}
+
+    async def of(self, respondent: Respondent) -> Sender:
+        member = await self.storage.quota_member(respondent.id)  # (survey, stratum) of a sample member
+        survey_id = member[0] if member else None
+        if survey_id not in self.by_survey:
+            if survey_id is None:
+                stored = await self.storage.list_surveys()
+                project = await stored_project(self.storage, stored[0].id) if len(stored) == 1 else None
+            else:
+                project = await stored_project(self.storage, survey_id)
+            self.by_survey[survey_id] = Sender.of(project, self.title)
+        return self.by_survey[survey_id]
 
 
 def letter_files(out: Path, run: int) -> tuple[Path, Path, Path]:
@@ -80,7 +142,7 @@ def _next_run(out: Path) -> int:
         run += 1
 
 
-def write_letters(letters: list[Letter], out: Path, channels: Channels, title: str) -> dict[str, Path]:
+def write_letters(letters: list[Letter], out: Path, channels: Channels) -> dict[str, Path]:
     """invitations.csv for mail merge, one QR image per person, and letters.html to print, under
     the names of the next run into ``out`` (see ``letter_files``). If writing fails, what was
     written is removed again: names and phones are not left behind in half a set of letters."""
@@ -94,16 +156,19 @@ def write_letters(letters: list[Letter], out: Path, channels: Channels, title: s
                 qr_path = qr_dir / f"{_safe(letter.respondent.external_id)}.png"
                 segno.make(letter.link, error="m").save(qr_path, scale=6, border=2)
                 qr_file = str(qr_path.relative_to(out))
-            written.append(Letter(letter.respondent, letter.name, letter.phone, letter.link, letter.typed_code, qr_file))
+            written.append(dataclasses.replace(letter, qr_file=qr_file))
         with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["external_id", "name", "phone", "questionnaire", "stratum", "telegram_link",
-                             "typed_code", "qr_image"])
+                             "typed_code", "qr_image", "survey_title", "sender", "contact", "contact_phone",
+                             "contact_email"])
             for letter in written:
-                r = letter.respondent
+                r, sender = letter.respondent, letter.sender
                 writer.writerow([r.external_id, letter.name, letter.phone, r.form_id or "", r.stratum or "",
-                                 letter.link or "", _spaced(letter.typed_code), letter.qr_file or ""])
-        html_path.write_text(_letters_html(written, channels, title), encoding="utf-8")
+                                 letter.link or "", _spaced(letter.typed_code), letter.qr_file or "",
+                                 sender.title, sender.signature, sender.contact or "", sender.phone or "",
+                                 sender.email or ""])
+        html_path.write_text(_letters_html(written, channels), encoding="utf-8")
     except OSError:
         csv_path.unlink(missing_ok=True)
         html_path.unlink(missing_ok=True)
@@ -121,9 +186,24 @@ def _safe(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in text)
 
 
-def _letters_html(letters: list[Letter], channels: Channels, title: str) -> str:
+def _contact_html(sender: Sender) -> str:
+    """Whom to ask, or nothing when the project names no phone or e-mail."""
+    if not sender.has_contact:
+        return ""
+    ways = []
+    if sender.phone:
+        ways.append(f"điện thoại <b>{html.escape(sender.phone)}</b>")
+    if sender.email:
+        ways.append(f"thư điện tử <b>{html.escape(sender.email)}</b>")
+    who = f"{html.escape(sender.contact)}, " if sender.contact else ""
+    return f"""<p class="contact">Mọi thắc mắc về khảo sát, xin liên hệ: {who}{", ".join(ways)}.</p>\n"""
+
+
+def _letters_html(letters: list[Letter], channels: Channels) -> str:
+    titles = list(dict.fromkeys(letter.sender.title for letter in letters)) or [GENERIC_TITLE]
     pages = []
     for letter in letters:
+        sender = letter.sender
         name = html.escape(letter.name) or "Quý ông/bà"
         ways = []
         if letter.link:
@@ -139,9 +219,10 @@ def _letters_html(letters: list[Letter], channels: Channels, title: str) -> str:
         if letter.link and channels.telegram_username:
             ways.append(f"""<p>Trên Telegram, quý vị cũng có thể gõ mã <b>{_spaced(letter.typed_code)}</b>
  sau khi mở bot <b>@{html.escape(channels.telegram_username)}</b>.</p>""")
+        agency = f'<p class="from">{html.escape(sender.organiser.upper())}</p>\n' if sender.organiser else ""
         pages.append(f"""<section class="letter">
-<h1>THƯ MỜI THAM GIA KHẢO SÁT</h1>
-<p class="sub">{html.escape(title)}</p>
+{agency}<h1>THƯ MỜI THAM GIA KHẢO SÁT</h1>
+<p class="sub">{html.escape(sender.title)}</p>
 <p>Kính gửi: <b>{name}</b></p>
 <p>Quý vị được chọn ngẫu nhiên để cho ý kiến về chất lượng phục vụ của cơ quan hành chính nhà nước.
 Ý kiến của quý vị giúp đánh giá Chỉ số cải cách hành chính (PAR INDEX) và Chỉ số hài lòng (SIPAS).
@@ -149,9 +230,10 @@ Câu trả lời chỉ dùng để thống kê, được bảo vệ theo Nghị 
 Khảo sát mất khoảng 10 phút; quý vị có thể dừng và tiếp tục lúc khác.</p>
 {''.join(ways)}
 <p class="note">Mã này dành riêng cho quý vị, chỉ dùng được một lần trên một tài khoản. Xin không chia sẻ.</p>
+{_contact_html(sender)}<p class="sign">Trân trọng cảm ơn,<br><b>{html.escape(sender.signature)}</b></p>
 </section>""")
     return f"""<!DOCTYPE html>
-<html lang="vi"><head><meta charset="utf-8"><title>{html.escape(title)} — thư mời</title>
+<html lang="vi"><head><meta charset="utf-8"><title>{html.escape("; ".join(titles))} — thư mời</title>
 <style>
 body {{ font-family: "Times New Roman", serif; margin: 0; }}
 .letter {{ page-break-after: always; padding: 2cm; max-width: 17cm; }}
@@ -160,6 +242,8 @@ h1 {{ text-align: center; font-size: 16pt; margin-bottom: 0; }}
 .way {{ display: flex; gap: 1em; align-items: center; border: 1px solid #999; padding: .5em; margin: .8em 0; }}
 .code {{ font-family: monospace; font-size: 20pt; letter-spacing: .2em; }}
 .note {{ font-size: 10pt; color: #444; }}
+.from {{ font-weight: bold; font-size: 11pt; margin: 0 0 1em; }}
+.sign {{ text-align: right; margin-top: 1.5em; }}
 code {{ font-size: 9pt; word-break: break-all; }}
 </style></head><body>
 {''.join(pages)}

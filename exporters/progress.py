@@ -2,11 +2,13 @@
 
 Two views:
 
-* ``progress`` / ``format_progress`` — per questionnaire and stratum over every respondent
-  (open mode included); what the Telegram ``/progress`` command has always shown. Its
+* ``survey_status`` / ``status_messages`` — ``khaosat status``: one survey project's
+  sample per group and stratum with AAPOR rates, quota fill, pace and projection; as text,
+  the same messages for the terminal (``--format text``), /progress and the daily summary
+  (``fieldwork_messages``: every stored survey).
+* ``progress`` / ``format_progress`` — per questionnaire and stratum over every respondent;
+  what /progress shows when no survey project is stored (open mode without a sample). Its
   response rate is completes over everyone except the ineligible (AAPOR RR1 with e = 1).
-* ``survey_status`` / ``format_status_text`` — ``khaosat status``: one survey project's
-  sample per group and stratum with AAPOR rates, quota fill, pace and projection.
 
 Both are computed by GROUP BY queries in storage; no respondent is loaded into Python.
 
@@ -325,18 +327,51 @@ def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
 
-def format_status_text(report: StatusReport, project: SurveyProject | None = None, language: str = "vi") -> str:
-    """``khaosat status`` as a plain-text chat message (Telegram /progress, the daily summary).
+#: A chat message's limit where none is given: Telegram's (Zalo's is 2,000; each channel passes its own).
+TELEGRAM_TEXT_LIMIT = 4096
+#: Room kept after the first line of a message that is one of several, for " (12/34)".
+_PART_NUMBER = 8
 
-    One line per stratum, lagging ones marked ⚠; kept under Telegram's 4096 characters
-    (strata beyond that are summarised by their group totals).
+
+def status_messages(report: StatusReport, project: SurveyProject | None = None, language: str = "vi",
+                    limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    """``khaosat status`` as plain-text chat messages of at most ``limit`` characters each: the one
+    rendering of the status for people (``khaosat status --format text``, /progress, the daily summary).
+
+    A title line (survey, days left, closing date), then per group its total and one line per
+    stratum (quota or expected completes as the target, fill, RR1, projection; lagging ones marked
+    ⚠), then the survey total and the legend. When that is longer than ``limit`` it is split per
+    group — a group is cut at line boundaries only when it alone does not fit — and each message
+    repeats the title with its number, "(2/5)".
     """
     lang = language if language in ("vi", "en") else "vi"
-    if not report.strata() and not report.rows:
-        return say("status_empty", lang, title=report.title)
+    if not report.rows:
+        return [say("status_empty", lang, title=report.title)[:limit]]
     head = say("status_closed" if report.closed else "status_title", lang,
                title=report.title, days=report.days_left, closes=report.closes)
-    lines = [head]
+    blocks = _status_blocks(report, project, lang)
+    whole = "\n".join([head, *(line for block in blocks for line in block)])
+    if len(whole) <= limit:
+        return [whole]
+    head = head[: max(0, limit // 2)]  # a title cannot take the whole message
+    room = limit - len(head) - _PART_NUMBER - 1
+    parts: list[list[str]] = []
+    for block in blocks:
+        for piece in _pieces(block, room):
+            if parts and len("\n".join(parts[-1] + piece)) <= room:
+                parts[-1].extend(piece)
+            else:
+                parts.append(piece)
+    return [f"{head} ({number}/{len(parts)})\n" + "\n".join(part) for number, part in enumerate(parts, start=1)]
+
+
+def format_status_text(report: StatusReport, project: SurveyProject | None = None, language: str = "vi") -> str:
+    """The same messages as a coordinator's Telegram chat gets, one after another, for a terminal."""
+    return "\n\n".join(status_messages(report, project, language))
+
+
+def _status_blocks(report: StatusReport, project: SurveyProject | None, lang: str) -> list[list[str]]:
+    """Per group, its total then its strata; last, the survey total and the legend."""
 
     def label(row: StatusRow) -> str:
         if row.group == "*":
@@ -350,15 +385,45 @@ def format_status_text(report: StatusReport, project: SurveyProject | None = Non
             rest = "/".join(project.units[p].name if p in project.units else p for p in rest.split("/"))
         return f"{name} / {rest}" if rest else name
 
-    for row in report.rows:
+    def line(row: StatusRow) -> str:
         fill = _pct(row.quota_fill if row.quota else (row.completed / row.target if row.target else None))
-        lines.append(say("status_row", lang, mark="⚠" if row.lagging else "•", label=label(row),
-                         completed=row.completed, target=row.target, fill=fill, rr=_pct(row.rr1),
-                         projection=f"{row.projection:.0f}"))
+        return say("status_row", lang, mark="⚠" if row.lagging else "•", label=label(row), completed=row.completed,
+                   target=row.target, fill=fill, rr=_pct(row.rr1), projection=f"{row.projection:.0f}")
+
+    strata = report.strata()
+    blocks = []
+    for total in (r for r in report.rows if r.group != "*" and r.stratum == "*"):
+        blocks.append([line(total)] + [line(r) for r in strata if r.group == total.group])
+    last = [line(r) for r in report.rows if r.group == "*"]
     if any(r.lagging for r in report.rows):
-        lines.append(say("status_lagging", lang))
-    text = "\n".join(lines)
-    if len(text) > 4000:
-        short = [head] + [ln for ln, row in zip(lines[1:], report.rows) if "*" in (row.group, row.stratum)]
-        text = "\n".join(short)[:4000]
-    return text
+        last.append(say("status_lagging", lang))
+    return blocks + [last]
+
+
+def _pieces(lines: list[str], room: int) -> list[list[str]]:
+    """``lines`` as one piece when they fit in ``room`` characters, else cut at line boundaries
+    (a single line longer than ``room`` is shortened)."""
+    pieces: list[list[str]] = [[]]
+    for text in lines:
+        text = text if len(text) <= room else text[: room - 1] + "…"
+        if pieces[-1] and len("\n".join(pieces[-1] + [text])) > room:
+            pieces.append([])
+        pieces[-1].append(text)
+    return [piece for piece in pieces if piece]
+
+
+async def fieldwork_messages(storage: Storage, now: dt.datetime, language: str = "vi",
+                             limit: int = TELEGRAM_TEXT_LIMIT) -> list[str]:
+    """What a coordinator's chat gets for /progress and the daily summary: every stored survey's
+    ``status_messages`` at ``now``; the per-form progress when no survey project is stored (open
+    mode without a sample), cut to ``limit`` at line boundaries."""
+    from surveys.project import stored_project
+
+    messages = []
+    for stored in await storage.list_surveys():
+        project = await stored_project(storage, stored.id)
+        messages += status_messages(await survey_status(storage, project, now), project, language, limit)
+    if not messages:
+        text = format_progress(await progress(storage), language)
+        messages = ["\n".join(piece) for piece in _pieces(text.splitlines(), limit)]
+    return messages

@@ -143,6 +143,18 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Organiser:
+    """Who runs the round, as the invitation letters say: the agency that sends them (``name``,
+    e.g. "Sở Nội vụ tỉnh Quảng Trị") and whom people may ask (``contact``, an office or a
+    person, with a ``phone`` and an ``email``). Every key is optional ([organiser] in the file)."""
+
+    name: str | None = None
+    contact: str | None = None
+    phone: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
 class SurveyProject:
     id: str
     title: str
@@ -156,6 +168,7 @@ class SurveyProject:
     settings: Settings = Settings()
     quotas: QuotaPolicy = QuotaPolicy()
     reminders: ReminderPolicy = ReminderPolicy()
+    organiser: Organiser = Organiser()
     #: Days after ``closes`` during which people who had begun may still finish (no one new starts).
     grace_days: int = 0
 
@@ -179,6 +192,8 @@ class SurveyProject:
         """Canonical JSON (sorted keys): equal projects give equal text, so it can be hashed."""
         data = dataclasses.asdict(self)
         data["opens"], data["closes"] = self.opens.isoformat(), self.closes.isoformat()
+        if self.organiser == Organiser():  # projects stored before [organiser] existed keep their hash
+            del data["organiser"]
         if not self.grace_days:
             del data["grace_days"]  # so a project stored before grace periods keeps its hash
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
@@ -202,13 +217,14 @@ class SurveyProject:
             strata=tuple(d["strata"]), settings=Settings(**d["settings"]),
             quotas=QuotaPolicy(**d["quotas"]),
             reminders=ReminderPolicy(**{**d["reminders"], "after_days": tuple(d["reminders"]["after_days"])}),
+            organiser=Organiser(**d.get("organiser", {})),
             grace_days=d.get("grace_days", 0),
         )
 
 
 # -- loading ------------------------------------------------------------------------------
 
-_TOP_KEYS = {"survey", "settings", "units", "groups", "allocation", "quotas", "reminders"}
+_TOP_KEYS = {"survey", "settings", "units", "groups", "allocation", "quotas", "reminders", "organiser"}
 _SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "grace_days", "levels", "strata"}
 _SETTINGS_KEYS = {"language", "timezone"}
 _GROUP_KEYS = {"label", "form_id", "strata", "allocation"}
@@ -216,6 +232,10 @@ _ALLOCATION_KEYS = {"method", "n", "reserve", "expected_response_rate"}
 _QUOTA_KEYS = {"count_at", "targets", "hard", "release_after_hours"}
 _REMINDER_KEYS = {"after_days", "max_count", "quiet_hours", "text"}
 _UNIT_KEYS = {"id", "name", "level", "parent"}
+_ORGANISER_KEYS = {"name", "contact", "phone", "email"}
+#: What a phone number on a letter may be written with; it needs 8 to 15 digits.
+_PHONE = re.compile(r"^\+?[0-9 .()\-]+$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 
 
 def load_survey(path: Path) -> SurveyProject:
@@ -338,6 +358,7 @@ class _Parser:
             self.check_variable("survey.strata", variable)
         quotas = self.quotas(raw.get("quotas", {}), groups, levels, units)
         reminders = self.reminders(raw.get("reminders"))
+        organiser = self.organiser(raw.get("organiser", {}))
         for group in groups.values():
             for key in group.allocation.fixed:
                 self.check_stratum_key(f"groups.{group.id}.allocation.n.\"{key}\"", key, groups, levels, units)
@@ -347,7 +368,7 @@ class _Parser:
             raise SurveyError(self.source, self.problems)
         return SurveyProject(id=sid, title=title, index_year=year, opens=opens, closes=closes, levels=levels,
                              groups=groups, units=units, strata=strata, settings=settings, quotas=quotas,
-                             reminders=reminders, grace_days=grace_days)
+                             reminders=reminders, organiser=organiser, grace_days=grace_days)
 
     def settings(self, table: Any) -> Settings:
         table = self.keys("settings", table, _SETTINGS_KEYS)
@@ -360,6 +381,32 @@ class _Parser:
         except (ZoneInfoNotFoundError, ValueError):
             self.bad(f"settings.timezone: '{timezone}' is not a known time zone")
         return Settings(str(language), str(timezone))
+
+    def organiser(self, table: Any) -> Organiser:
+        table = self.keys("organiser", table, _ORGANISER_KEYS)
+        name = self.text("organiser.name", table.get("name"), required=False) if "name" in table else None
+        contact = self.text("organiser.contact", table.get("contact"), required=False) if "contact" in table \
+            else None
+        phone = email = None
+        if "phone" in table:
+            if not isinstance(table["phone"], str):
+                self.bad("organiser.phone: must be text, e.g. \"0233 3852 123\" (in quotes, as printed)")
+            else:
+                phone = table["phone"].strip()
+                digits = sum(ch.isdigit() for ch in phone)
+                if not (phone.isascii() and _PHONE.match(phone) and 8 <= digits <= 15):
+                    self.bad(f"organiser.phone: '{phone}' is not a phone number (e.g. 0233 3852 123 or "
+                             "+84 233 3852 123)")
+                    phone = None
+        if "email" in table:
+            if not isinstance(table["email"], str):
+                self.bad("organiser.email: must be text, e.g. \"khaosat@snv.quangtri.gov.vn\"")
+            else:
+                email = table["email"].strip()
+                if not _EMAIL.match(email):
+                    self.bad(f"organiser.email: '{email}' is not an e-mail address (e.g. khaosat@snv.quangtri.gov.vn)")
+                    email = None
+        return Organiser(name, contact, phone, email)
 
     def allocation(self, where: str, table: Any, default: Allocation | None) -> Allocation:
         table = self.keys(where, table, _ALLOCATION_KEYS)

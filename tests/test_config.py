@@ -23,10 +23,11 @@ def test_the_example_configuration_loads_with_its_documented_defaults(monkeypatc
     assert "secret" not in repr(bot) and "secret" not in repr(config)  # tokens never reach a log line
 
 
-def test_a_token_variable_that_is_not_set_is_named(monkeypatch):
+def test_a_token_variable_that_is_not_set_is_named_where_tokens_are_needed(monkeypatch):
     monkeypatch.delenv("KHAOSAT_TELEGRAM_TOKEN", raising=False)
+    config = load_config(ROOT / "config.example.toml")  # loading a survey or the status needs no token
     with pytest.raises(ConfigError, match=r"\$KHAOSAT_TELEGRAM_TOKEN, which is not set"):
-        load_config(ROOT / "config.example.toml")
+        config.check_secrets()
 
 
 @pytest.mark.parametrize("text, message", [

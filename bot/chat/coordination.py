@@ -9,7 +9,7 @@ from typing import Callable
 
 from bot.chat.events import Capabilities, Document, Notice, Outgoing
 from bot.conversations import Conversations
-from exporters.progress import format_progress, progress
+from exporters.progress import fieldwork_messages
 from exporters.table import session_table, write_csv
 from surveys.messages import say
 
@@ -23,8 +23,9 @@ class CoordinatorDesk:
         self.clock = clock
 
     async def run(self, name: str, key: str, capabilities: Capabilities) -> list[Outgoing]:
-        if name == "progress":
-            return [Notice(format_progress(await progress(self.conversations.storage)))]
+        if name == "progress":  # the same text as `khaosat status`, in pieces the platform takes
+            texts = await fieldwork_messages(self.conversations.storage, self.clock(), limit=capabilities.text_limit)
+            return [Notice(text) for text in texts]
         if not capabilities.documents:
             return [Notice(say("export_not_here", "vi"))]
         table = await session_table(self.conversations)

@@ -117,6 +117,8 @@ class Capabilities:
     buttons: bool = False
     phone_request: bool = False
     documents: bool = False
+    #: The longest message the platform takes (longer ones are split at line ends).
+    text_limit: int = 2000
 
 
 @dataclass(frozen=True)

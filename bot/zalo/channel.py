@@ -32,7 +32,7 @@ TEXT_LIMIT = 2000
 
 
 class ZaloRenderer:
-    capabilities = Capabilities()
+    capabilities = Capabilities(text_limit=TEXT_LIMIT)
 
     def render(self, outputs: Sequence[Outgoing], chat_id: str, language: str, *, accepted: bool = True,
                pressed: Any = None) -> tuple[list[Call], str | None]:

@@ -49,20 +49,29 @@ class ZaloClient:
         async with session.post(url, json=payload or {}, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             try:
                 body = await response.json(content_type=None)
-            except ValueError:
-                raise ZaloError(response.status, f"not JSON (HTTP {response.status})") from None
+            except ValueError:  # a proxy's error page, a truncated body
+                raise ZaloError(response.status, f"the answer could not be read (not JSON, HTTP {response.status})") \
+                    from None
         if not isinstance(body, dict) or not body.get("ok"):
             body = body if isinstance(body, dict) else {}
             retry_after = (body.get("parameters") or {}).get("retry_after")
-            raise ZaloError(int(body.get("error_code") or response.status),
+            code = body.get("error_code")
+            raise ZaloError(code if isinstance(code, int) and not isinstance(code, bool) else response.status,
                             str(body.get("description") or "unknown error"), retry_after)
         return body.get("result")
 
     async def get_update(self, timeout: float) -> dict | None:
-        """One update, or None when the long poll timed out with nothing new."""
+        """One update, or None when the long poll timed out with nothing new.
+
+        An answer cut off mid-way or a dropped connection (aiohttp errors that are not OSErrors)
+        is raised as a ConnectionError, so the poll loop waits and polls again instead of dying."""
         try:
             return await self.call("getUpdates", {"timeout": timeout}, timeout=timeout + 10)
         except ZaloError as error:
             if error.code == TIMEOUT_CODE:
                 return None
             raise
+        except aiohttp.ClientError as error:
+            if isinstance(error, OSError):
+                raise
+            raise ConnectionError(f"{type(error).__name__}: {error}") from error

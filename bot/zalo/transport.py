@@ -7,7 +7,7 @@ from typing import Any
 
 import aiohttp
 
-from bot.outbox import Blocked, Outcome, Rejected, RetryAfter, Sent, Transient
+from bot.outbox import Blocked, Outcome, Rejected, RetryAfter, Sent, Transient, Unauthorized
 from bot.zalo.client import ZaloClient, ZaloError
 
 METHODS = {"sendMessage", "sendPhoto", "sendChatAction"}
@@ -20,6 +20,13 @@ class ZaloTransport:
     async def send(self, method: str, payload: dict[str, Any]) -> Outcome:
         if method not in METHODS:
             return Rejected(f"the outbox cannot send {method} on Zalo")
+        return await self._call(method, payload)
+
+    async def identify(self) -> Outcome:
+        """getMe: whether the platform accepts the token (``khaosat run`` asks before it starts)."""
+        return await self._call("getMe", {})
+
+    async def _call(self, method: str, payload: dict[str, Any]) -> Outcome:
         try:
             result = await self.client.call(method, payload)
         except ZaloError as error:
@@ -27,9 +34,12 @@ class ZaloTransport:
                 return RetryAfter(float(error.retry_after or 1))
             if error.code == 403:
                 return Blocked(error.description)
-            if error.code >= 500:
-                return Transient(error.description)
-            return Rejected(error.description)
+            if error.code in (401, 404):  # the token is refused (or unknown: this method exists)
+                return Unauthorized(f"{error.code}: {error.description}")
+            if error.code == 400:
+                return Rejected(f"400: {error.description}")
+            # 5xx, 409, anything else: retried a bounded number of times, with its reason.
+            return Transient(f"{error.code}: {error.description}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
             return Transient(str(error) or type(error).__name__)
         message_id = result.get("message_id") if isinstance(result, dict) else None

@@ -23,7 +23,7 @@ from aiogram.client.session.base import BaseSession
 from aiogram.methods import AnswerCallbackQuery, TelegramMethod
 from aiogram.types import Chat as TgChat, Message, Update
 
-from bot.telegram.render import button_data, keyboard, render_outputs
+from bot.telegram.render import Pressed, button_data, keyboard, render_outputs
 from surveys import engine
 from surveys.model import QuestionType, Questionnaire
 from surveys.templates import FOLDER as TEMPLATES
@@ -107,7 +107,8 @@ def generate(form: Questionnaire, respondents: int, seed: int = 2026) -> Stream:
 
         def sent(step: engine.Step, pressed_message_id: int | None) -> tuple[int, int | None]:
             """Count the calls khaosat renders; return (calls, id of the new prompt's message)."""
-            calls, _ = render_outputs(step.say, chat_id, step.state.language, pressed_message_id)
+            pressed = Pressed(pressed_message_id, None, "") if pressed_message_id is not None else None
+            calls, _ = render_outputs(step.say, chat_id, step.state.language, pressed)
             prompt_id = None
             for call in calls:
                 if call.method == "sendMessage":

@@ -46,7 +46,7 @@ from aiogram import Bot  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 
-from bot.chats import Chat, ChatSurveys  # noqa: E402
+from bot.chat.surveys import Chat, ChatSurveys  # noqa: E402
 from bot.conversations import Conversations  # noqa: E402
 from bot.invitations import code_hash  # noqa: E402
 from bot.run import tune_garbage_collector, load_forms  # noqa: E402

@@ -322,9 +322,14 @@ def run_bots(ctx: click.Context) -> None:
     """Run every bot of the configuration (--config) until interrupted.
 
     Each [[telegram]] and [[zalo]] bot long-polls or serves its webhook; all share the configured
-    database. Tokens come from the environment (token_env) and never appear in logs; this is the
-    one command that needs them. Each bot asks the platform who it is first: a token the platform
-    refuses stops the command with one line naming the bot and its token_env (exit code 1).
+    database and the same chat rules. Telegram shows choices as buttons; Zalo numbers them and
+    people type the number, several numbers ("1, 3", "2 và 4") or the options' words; "quay lại"
+    or "<" goes back on both. A loaded survey's opens/closes dates apply (grace_days lets people
+    already answering finish). At start-up, whoever's last reply a crash left undelivered gets
+    their current question again. Tokens come from the environment (token_env) and never appear
+    in logs; this is the one command that needs them. Each bot asks the platform who it is first:
+    a token the platform refuses stops the command with one line naming the bot and its
+    token_env (exit code 1).
     """
     import logging
     import signal

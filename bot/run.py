@@ -24,22 +24,23 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot import clock as clocks
-from bot.chats import Call, Chat, ChatSurveys, OpenCode
+from bot.chat.coordination import CoordinatorDesk
+from bot.chat.core import ChatCore
+from bot.chat.fieldwork import Fieldwork
+from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
 from bot.conversations import Conversations
-from bot.outbox import OutboxSender, Sent, Unauthorized
+from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
 from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
-from bot.telegram.render import TEXT_LIMIT as TELEGRAM_TEXT
+from bot.telegram.render import TelegramRenderer
 from bot.telegram.transport import TelegramTransport
-from bot.zalo.channel import CHANNEL as ZALO, TEXT_LIMIT as ZALO_TEXT, ZaloSurveyBot, poll as zalo_poll, webhook_handler
+from bot.zalo.channel import CHANNEL as ZALO, ZaloRenderer, ZaloSurveyBot, poll as zalo_poll, webhook_handler
 from bot.zalo.client import ZaloClient
 from bot.zalo.transport import ZaloTransport
-from exporters.progress import fieldwork_messages
-from exporters.table import session_table, write_csv
 from storage import QueuedMessage, Storage
-from surveys.messages import say
+from storage.deliveries import deliveries
 from surveys.model import Questionnaire
 from surveys.xlsform import load_questionnaire
 
@@ -80,24 +81,43 @@ def open_codes(config: BotConfig) -> dict[str, OpenCode]:
     return codes
 
 
-def coordinator_commands(storage: Storage, conversations: Conversations, export_dir: Path,
-                         clock: Callable[[], dt.datetime]):
-    """/progress and /export, for the Telegram user ids listed as coordinators."""
+def chat_core(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
+              export_dir: Path, clock: Callable[[], dt.datetime], on_enqueued: Callable[[], None]) -> ChatCore:
+    """The chat rules for one bot, whatever its channel: coordinators are the listed user ids."""
+    surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
+                          open_stratum_question=config.open_stratum_question,
+                          code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=on_enqueued)
+    return ChatCore(surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
+                    desk=CoordinatorDesk(conversations, export_dir, clock), fieldwork=Fieldwork(storage),
+                    deliveries=deliveries(storage))
 
-    async def progress_command(chat: Chat, key: str) -> list[Call]:
-        telegram = chat.channel == TELEGRAM
-        return [Call("sendMessage", {"chat_id": int(chat.chat_id) if telegram else chat.chat_id, "text": text})
-                for text in await fieldwork_messages(storage, clock(), limit=TELEGRAM_TEXT if telegram else ZALO_TEXT)]
 
-    async def export_command(chat: Chat, key: str) -> list[Call]:
-        table = await session_table(conversations)
-        path = export_dir / f"answers-{clock():%Y%m%d-%H%M%S}-{key.rsplit(':', 1)[-1]}.csv"
-        write_csv(table, path)
-        return [Call("sendDocument", {"chat_id": int(chat.chat_id),
-                                      "document": {"path": str(path), "filename": path.name},
-                                      "caption": say("export_caption", "vi", rows=len(table.rows))})]
+async def announce_fieldwork(core: ChatCore, channel: str, bot: str, renderer, stop: asyncio.Event,
+                             every_seconds: float = 3600) -> None:
+    """Coordinators hear when fieldwork opens and closes: checked at start-up, then hourly."""
+    while not stop.is_set():
+        try:
+            await core.announce_fieldwork(channel, bot, renderer)
+        except Exception:  # a failed check must not stop the bot; the next one tries again
+            log.exception("%s/%s: fieldwork announcement failed", channel, bot)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), every_seconds)
 
-    return {"progress": progress_command, "export": export_command}
+
+async def show_lost_prompts(core: ChatCore, channel: str, bot: str, renderer) -> int:
+    """At start-up, before the outbox sends: messages a crash left in "sending" become "unknown"
+    (never resent, see ``Storage.recover_outbox``), and whoever's last reply that was gets the
+    question on screen again (a repeated question is a smaller harm than a silent bot)."""
+    storage = core.surveys.storage
+    await storage.recover_outbox(channel, bot, core.clock().isoformat())
+    shown = 0
+    for lost in await core.deliveries.replies_left_unknown(channel, bot, REPLY):
+        respondent = await storage.get_respondent(lost.respondent_id)
+        chat = Chat(channel, bot, lost.chat_id, lost.chat_id)
+        shown += await core.show_current(chat, respondent, f"again:{channel}:{bot}:{lost.outbox_id}", renderer)
+    if shown:
+        log.info("%s/%s: %d question(s) shown again after an interrupted send", channel, bot, shown)
+    return shown
 
 
 async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
@@ -108,13 +128,13 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     feed = ReminderFeed(storage, reminder_bot(config), clock)
     sender = OutboxSender(storage, TELEGRAM, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, TELEGRAM, clock), feed=feed)
-    surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
-                          open_stratum_question=config.open_stratum_question,
-                          code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
-    telegram = TelegramSurveyBot(config.name, surveys, clock, coordinators=config.coordinators,
-                                 coordinator_commands=coordinator_commands(storage, conversations, export_dir, clock))
+    core = chat_core(config, storage, conversations, forms, export_dir, clock, sender.wake)
+    telegram = TelegramSurveyBot(config.name, core.surveys, clock, core=core)
     dispatcher = telegram.dispatcher()
-    running = RunningBot(config, surveys, sender, feed, telegram, dispatcher, client)
+    running = RunningBot(config, core.surveys, sender, feed, telegram, dispatcher, client)
+    await show_lost_prompts(core, TELEGRAM, config.name, TelegramRenderer())
+    running.tasks.append(asyncio.create_task(announce_fieldwork(core, TELEGRAM, config.name, TelegramRenderer(), stop),
+                                             name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
         await client.delete_webhook(drop_pending_updates=False)
@@ -157,13 +177,12 @@ async def start_zalo(config: BotConfig, storage: Storage, conversations: Convers
     feed = ReminderFeed(storage, reminder_bot(config), clock)
     sender = OutboxSender(storage, ZALO, config.name, transport, config.pace,
                           on_blocked=_unreachable(storage, ZALO, clock), feed=feed)
-    surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
-                          open_stratum_question=config.open_stratum_question,
-                          code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=sender.wake)
-    commands = coordinator_commands(storage, conversations, export_dir, clock)
-    zalo = ZaloSurveyBot(config.name, surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
-                         coordinator_commands={"progress": commands["progress"]})  # Zalo bots cannot send files
-    running = RunningBot(config, surveys, sender, feed, zalo=zalo, zalo_client=client)
+    core = chat_core(config, storage, conversations, forms, export_dir, clock, sender.wake)
+    zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core)
+    running = RunningBot(config, core.surveys, sender, feed, zalo=zalo, zalo_client=client)
+    await show_lost_prompts(core, ZALO, config.name, ZaloRenderer())
+    running.tasks.append(asyncio.create_task(announce_fieldwork(core, ZALO, config.name, ZaloRenderer(), stop),
+                                             name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
         await client.call("deleteWebhook")

@@ -284,8 +284,8 @@ class ZaloPerson(_Person):
             return None
         if rng.random() < behaviour.walk_away:
             return "walked away"
-        if "gõ 0 để quay lại" in text and rng.random() < behaviour.go_back:
-            await self._send("0")
+        if "quay lại câu trước" in text and rng.random() < behaviour.go_back:
+            await self._send("quay lại")
             return None
         self._typed_question, self._attempts = None, 0
         if options and question.type is QuestionType.SELECT_MULTIPLE:

@@ -36,6 +36,8 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
         lines.append(say("multi_typed_hint", ui))
     elif ask.kind is PromptKind.SELECT_ONE and chat:
         lines.append(say("single_typed_hint", ui))
+    elif ask.kind is PromptKind.CONSENT and chat:
+        lines.append(say("consent_typed_hint", ui))
     elif ask.kind is PromptKind.ACKNOWLEDGE:
         lines.append(say("acknowledge_hint", ui))
     if ask.current_answer:
@@ -43,7 +45,7 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
     if not ask.required and ask.kind not in (PromptKind.CONSENT, PromptKind.ACKNOWLEDGE):
         lines.append(say("skip_word_hint" if chat else "skip_hint", ui))
     if chat and ask.can_go_back:
-        lines.append(say("back_word_hint", ui))
+        lines.append(say("back_words_hint", ui))
     return "\n".join(lines)
 
 

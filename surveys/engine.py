@@ -137,10 +137,14 @@ class SetLanguage:
 
 @dataclass(frozen=True)
 class Stop:
-    """Stop for now (PAUSED), or with refuse=True decline to go on (REFUSED)."""
+    """Stop for now (PAUSED), or with refuse=True decline to go on (REFUSED).
+
+    `seq`: the prompt a confirmation button was shown over; once the person answered on, the
+    button is stale like any other (None: a typed command, always current)."""
 
     at: dt.datetime
     refuse: bool = False
+    seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -658,6 +662,13 @@ class _Conversation:
     def _default(self, question: Question) -> Any:
         if question.default is None:
             return None
+        if question.type.is_select:
+            # A default names choices (XLSForm), while a typed number is a position on screen.
+            names = [c.name for c in self._visible_choices(question)]
+            picked = tuple(n for n in question.default.split() if n in names)
+            if question.type is QuestionType.SELECT_MULTIPLE:
+                return picked or None
+            return picked[0] if picked else None
         try:
             return self._parse(question, question.default)
         except InvalidAnswer:
@@ -686,34 +697,54 @@ class _Conversation:
             if choice is None:
                 raise InvalidAnswer(say("unknown_choice", self.ui, text=text))
             return choice.name
-        whole = self._match_choice(visible, text, by_number=False)
-        if whole is not None:
-            return (whole.name,)
-        picked: list[str] = []
-        for token in re.split(r"[\s,;]+", text):
-            if not token:
-                continue
-            choice = self._match_choice(visible, token)
-            if choice is None:
-                raise InvalidAnswer(say("unknown_choice", self.ui, text=token))
-            if choice.name not in picked:
-                picked.append(choice.name)
+        whole = self._match_choice(visible, text)
+        picked = [whole] if whole is not None else self._match_choices(visible, text)
         order = [c.name for c in question.choices]
-        return tuple(sorted(picked, key=order.index))
+        return tuple(sorted(dict.fromkeys(c.name for c in picked), key=order.index))
 
-    def _match_choice(self, visible: list[Choice], text: str, by_number: bool = True) -> Choice | None:
-        """A choice by its name, its label (accents and case optional), or its shown number."""
-        for choice in visible:
-            if choice.name == text:
-                return choice
+    def _match_choices(self, visible: list[Choice], text: str) -> list[Choice]:
+        """Several choices: numbers or options' words separated by commas, semicolons, "và"/"and"
+        or (between numbers and single words) spaces."""
+        picked: list[Choice] = []
+        for part in _LIST_SEPARATOR.split(text):
+            part = part.strip()
+            if not part:
+                continue
+            choice = self._match_choice(visible, part)
+            if choice is not None:
+                picked.append(choice)
+                continue
+            for token in part.split():
+                choice = self._match_choice(visible, token)
+                if choice is None:
+                    raise InvalidAnswer(say("unknown_choice", self.ui, text=part))
+                picked.append(choice)
+        return picked
+
+    def _match_choice(self, visible: list[Choice], text: str) -> Choice | None:
+        """One choice: by the number shown beside it ("4", "4." or "4)"), by its label (accents and
+        case optional), by its name (what a script types), or by words found in one label only."""
+        number = _POSITION.fullmatch(text)
+        if number is not None:
+            # `\d` is any decimal digit: full-width "３" counts, "²" (which int() cannot read) does not.
+            position = int(number.group(1))
+            return visible[position - 1] if 1 <= position <= len(visible) else None
         folded = fold(text)
-        for choice in visible:
-            if fold(choice.label.get(self.lang, self.form.default_language)) == folded:
+        labels = [fold(choice.label.get(self.lang, self.form.default_language)) for choice in visible]
+        for choice, label in zip(visible, labels):
+            if label == folded:
                 return choice
-        # isdecimal, not isdigit: "²" is a digit int() cannot read; "３" (full width) is decimal.
-        if by_number and text.isdecimal() and 1 <= int(text) <= len(visible):
-            return visible[int(text) - 1]
-        return None
+        for choice in visible:
+            if choice.name == text.strip():
+                return choice
+        if len(folded.replace(" ", "")) < 3:
+            return None
+        # Words of one label only ("một cửa" for "Trực tiếp tại bộ phận một cửa"), and never a
+        # label that a word left out negates: "hài lòng" is not "Không hài lòng".
+        words = set(folded.split())
+        containing = [choice for choice, label in zip(visible, labels)
+                      if f" {folded} " in f" {label} " and not (_NEGATIONS & set(label.split())) - words]
+        return containing[0] if len(containing) == 1 else None
 
     def _validate(self, question: Question, value: Any) -> None:
         if value is None or value == ():
@@ -1082,8 +1113,16 @@ def fold(text: str) -> str:
     return re.sub(r"\s+", " ", text)
 
 
+#: A number as typed on a phone: "4", "4." or "4)" (full-width digits too).
+_POSITION = re.compile(r"\s*(\d+)\s*[.)]?\s*")
+#: Words that turn a label into its opposite (folded).
+_NEGATIONS = {"khong", "chua", "chang", "not", "no", "never"}
+#: Between several choices: a comma, a semicolon, or the word "và"/"and".
+_LIST_SEPARATOR = re.compile(r"[,;]+|\s(?:và|va|and)\s", re.IGNORECASE)
+
+
 def _yes_no(text: str) -> str | None:
-    folded = fold(text)
+    folded = fold(text).rstrip(".!)")
     if folded in _YES_WORDS:
         return "yes"
     if folded in _NO_WORDS:

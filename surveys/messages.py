@@ -76,7 +76,6 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "multi_typed_hint": {"vi": "Quý vị có thể chọn nhiều: gõ các số cách nhau bởi dấu cách, ví dụ 1 3.",
                          "en": "You may choose several: type the numbers separated by spaces, e.g. 1 3."},
     "back_hint": {"vi": "(gõ < để quay lại câu trước)", "en": "(type < to go back)"},
-    "back_word_hint": {"vi": "(gõ 0 để quay lại câu trước)", "en": "(type 0 to go back)"},
     "skip_word_hint": {"vi": "(không bắt buộc: gõ “bỏ qua” để bỏ qua)", "en": "(optional: type “skip” to skip)"},
     "single_typed_hint": {"vi": "Trả lời bằng số thứ tự, ví dụ 2, hoặc gõ nội dung phương án.",
                           "en": "Answer with the number, e.g. 2, or type the option."},
@@ -189,6 +188,37 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "status_empty": {"vi": "Khảo sát {title} chưa có mẫu.", "en": "Survey {title} has no sample yet."},
     "no_survey": {"vi": "Hiện không có khảo sát nào dành cho quý vị.",
                   "en": "There is no survey for you at the moment."},
+    # -- the chat core (bot/chat): channels without buttons, survey dates, languages ----------------
+    "back_words_hint": {"vi": "(gõ “quay lại” hoặc “<” để quay lại câu trước)",
+                        "en": "(type “back” or “<” to go back)"},
+    "consent_typed_hint": {"vi": "Xin gõ 1 (hoặc “có”, “đồng ý”) để bắt đầu, 2 (hoặc “không”) để từ chối.",
+                           "en": "Please type 1 (or “yes”) to begin, 2 (or “no”) to decline."},
+    "help_typed": {
+        "vi": "Trả lời bằng cách gõ số thứ tự của phương án (nhiều phương án: 1, 3) hoặc nội dung phương án.\n"
+              "“quay lại” — về câu trước\n“bỏ qua” — bỏ qua câu không bắt buộc\n/resume — tiếp tục khảo sát\n"
+              "/lang en — English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được "
+              "dùng thế nào",
+        "en": "Answer by typing the option's number (several: 1, 3) or its words.\n“back” — previous question\n"
+              "“skip” — skip an optional question\n/resume — continue the survey\n/lang vi — tiếng Việt\n"
+              "/stop — stop for good, no more reminders\n/privacy — how your data is used"},
+    "not_text_typed": {"vi": "Xin trả lời bằng chữ: gõ số thứ tự hoặc nội dung phương án.",
+                       "en": "Please answer in text: type the option's number or its words."},
+    "languages_available": {"vi": "Phiếu có các ngôn ngữ: {languages}. Gõ /lang và mã ngôn ngữ, ví dụ /lang en.",
+                            "en": "This form is available in: {languages}. Send /lang and a code, e.g. /lang vi."},
+    "survey_not_open": {"vi": "Khảo sát “{title}” chưa bắt đầu. Quý vị có thể trả lời từ ngày {opens}. "
+                              "Xin cảm ơn quý vị!",
+                        "en": "The survey “{title}” has not opened yet. You can answer from {opens}. Thank you!"},
+    "survey_closed": {"vi": "Khảo sát “{title}” đã kết thúc ngày {closes} nên không nhận thêm câu trả lời. "
+                            "Xin cảm ơn quý vị!",
+                      "en": "The survey “{title}” closed on {closes} and takes no more answers. Thank you!"},
+    "fieldwork_opened": {"vi": "Khảo sát “{title}” đã mở (từ {opens} đến {closes}).",
+                         "en": "Fieldwork for “{title}” is open ({opens} to {closes})."},
+    "fieldwork_closed": {"vi": "Khảo sát “{title}” đã kết thúc ngày {closes}; người đang trả lời được hoàn thành "
+                               "thêm {grace} ngày.",
+                         "en": "Fieldwork for “{title}” closed on {closes}; people already answering may finish "
+                               "within {grace} day(s)."},
+    "export_not_here": {"vi": "Kênh này không gửi được tệp. Xin dùng lệnh “khaosat export” hoặc bot Telegram.",
+                        "en": "This channel cannot send files. Please use “khaosat export” or the Telegram bot."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,
@@ -242,5 +272,6 @@ def say(key: str, language: str, /, **values: object) -> str:
 
 
 def ui_language(language: str) -> str:
-    """The language for the software's own words: the form may have languages we do not."""
-    return language if language in UI_LANGUAGES else DEFAULT_UI_LANGUAGE
+    """The language for the software's own words: the form may have languages we do not, and
+    for those English is read more widely than Vietnamese."""
+    return language if language in UI_LANGUAGES else "en"

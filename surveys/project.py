@@ -169,6 +169,8 @@ class SurveyProject:
     quotas: QuotaPolicy = QuotaPolicy()
     reminders: ReminderPolicy = ReminderPolicy()
     organiser: Organiser = Organiser()
+    #: Days after ``closes`` during which people who had begun may still finish (no one new starts).
+    grace_days: int = 0
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -192,6 +194,8 @@ class SurveyProject:
         data["opens"], data["closes"] = self.opens.isoformat(), self.closes.isoformat()
         if self.organiser == Organiser():  # projects stored before [organiser] existed keep their hash
             del data["organiser"]
+        if not self.grace_days:
+            del data["grace_days"]  # so a project stored before grace periods keeps its hash
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -214,13 +218,14 @@ class SurveyProject:
             quotas=QuotaPolicy(**d["quotas"]),
             reminders=ReminderPolicy(**{**d["reminders"], "after_days": tuple(d["reminders"]["after_days"])}),
             organiser=Organiser(**d.get("organiser", {})),
+            grace_days=d.get("grace_days", 0),
         )
 
 
 # -- loading ------------------------------------------------------------------------------
 
 _TOP_KEYS = {"survey", "settings", "units", "groups", "allocation", "quotas", "reminders", "organiser"}
-_SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "levels", "strata"}
+_SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "grace_days", "levels", "strata"}
 _SETTINGS_KEYS = {"language", "timezone"}
 _GROUP_KEYS = {"label", "form_id", "strata", "allocation"}
 _ALLOCATION_KEYS = {"method", "n", "reserve", "expected_response_rate"}
@@ -337,6 +342,7 @@ class _Parser:
             else self.bad("survey.closes: required")
         if opens and closes and closes < opens:
             self.bad(f"survey.closes: {closes} is before survey.opens {opens}")
+        grace_days = self.integer("survey.grace_days", survey.get("grace_days", 0), 0) or 0
         levels = self.names("survey.levels", survey.get("levels")) if "levels" in survey else ()
         if "levels" not in survey:
             self.bad("survey.levels: required, e.g. [\"province\", \"commune\"]")
@@ -362,7 +368,7 @@ class _Parser:
             raise SurveyError(self.source, self.problems)
         return SurveyProject(id=sid, title=title, index_year=year, opens=opens, closes=closes, levels=levels,
                              groups=groups, units=units, strata=strata, settings=settings, quotas=quotas,
-                             reminders=reminders, organiser=organiser)
+                             reminders=reminders, organiser=organiser, grace_days=grace_days)
 
     def settings(self, table: Any) -> Settings:
         table = self.keys("settings", table, _SETTINGS_KEYS)

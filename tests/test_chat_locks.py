@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from bot.chats import ChatLocks
+from bot.chat.surveys import ChatLocks
 
 
 async def test_a_chat_waits_for_its_own_updates_only_and_idle_locks_are_dropped():

@@ -370,7 +370,7 @@ async def test_open_names_the_aiosqlite_version_without_its_internals(db_path, m
 async def test_drive_uses_two_storage_calls_per_update(store, monkeypatch):
     import datetime as dt
 
-    from bot.chats import Chat, ChatSurveys
+    from bot.chat.surveys import Chat, ChatSurveys
     from bot.conversations import Conversations
     from surveys import engine
     from surveys.xlsform import load_questionnaire_bytes

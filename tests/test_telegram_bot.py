@@ -168,16 +168,21 @@ async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await user.press("Đồng ý", consent)
         first = await user.wait_for(lambda m: bool(m.inline_keyboard) and m.text.startswith(("📋", "Tiến độ")))
-        first_choice = next(d for _, d in user.inline_buttons(first) if d.startswith("c:"))
+        first_buttons = user.inline_buttons(first)
+        choices = [d for _, d in first_buttons if d.startswith("c:")]
+        first_choice = choices[0]
         await user.press(first_choice, first)
         second = await user.wait_for(lambda m: m.edits == 0 and "thuộc lĩnh vực nào?" in (m.text or ""))
+        # The answered question keeps only the chosen option, ticked.
+        assert [(label, d) for label, d in user.inline_buttons(first)] == [
+            (f"✓ {next(t for t, d in first_buttons if d == first_choice)}", first_choice)]
         await h.settle()
         session = await session_of(h.storage, respondent_id, form.form_id)
         before = (session.revision, await h.storage.answers(session.id), len(user.received))
-        # The old prompt's other option, pressed now: a notice on the button, nothing stored.
-        other = [d for _, d in user.inline_buttons(first) if d.startswith("c:")][1]
-        await user.press(other, first)
-        await user.press(first_choice, first)  # and a double tap of the original answer
+        # The old prompt's remaining (chosen) button, pressed twice now: a notice on the button,
+        # nothing stored. Its other options are gone, so they cannot be pressed by mistake.
+        await user.press(first_choice, first)
+        await user.press(first_choice, first)
         await asyncio.sleep(0.3)
         await h.settle()
         session_after = await session_of(h.storage, respondent_id, form.form_id)

@@ -17,11 +17,9 @@ from bot.invitations import code_hash, new_link_code, new_typed_code
 from bot.outbox import Pace
 from bot.run import RunningBot, run
 from bot.telegram.emulator import BotApiEmulator, Limits
-from bot.zalo.channel import numbers_to_names
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from storage import Storage, open_storage
 from surveys import codec
-from surveys.engine import Ask, Option, PromptKind
 from surveys.model import QuestionType
 from surveys.templates import FOLDER as TEMPLATES
 from surveys.xlsform import load_questionnaire
@@ -177,7 +175,7 @@ async def test_choice_text_without_accents_answers_too(tmp_path):
         await completed_session(h.storage, respondent_id, form.form_id)
 
 
-async def test_back_with_zero_and_an_unclear_reply_gets_the_question_again(tmp_path):
+async def test_back_by_word_and_an_unclear_reply_gets_the_question_again(tmp_path):
     async with harness(tmp_path, forms=(TOUR,)) as h:
         respondent_id, typed, _ = await h.invite("Z-3", "tour")
         user = h.zalo.user()
@@ -187,11 +185,11 @@ async def test_back_with_zero_and_an_unclear_reply_gets_the_question_again(tmp_p
         await user.wait_for(has("bao nhiêu tuổi"))
         await user.send_text("45")
         sex = await user.wait_for(has("Giới tính"))
-        assert "(gõ 0 để quay lại câu trước)" in sex.text
+        assert "(gõ “quay lại” hoặc “<” để quay lại câu trước)" in sex.text
         await user.send_text("ba")  # not an option
         await user.wait_for(has("Chưa nhận ra câu trả lời “ba”"))
         await user.wait_for(has("Giới tính"))  # the question again
-        await user.send_text("0")
+        await user.send_text("Quay lại")
         back = await user.wait_for(has("bao nhiêu tuổi"))
         assert "Câu trả lời hiện tại: 45" in back.text
         await user.send_text("46")
@@ -207,15 +205,6 @@ async def test_back_with_zero_and_an_unclear_reply_gets_the_question_again(tmp_p
         session = await h.storage.latest_session(respondent_id, "tour")
         answers = {k: codec.decode_value(v.value) for k, v in (await h.storage.answers(session.id)).items()}
         assert (answers["age"], answers["sex"], answers["ways"]) == (46, "nu", ("web", "app"))
-
-
-def test_numbers_are_positions_on_screen_not_choice_names():
-    prompt = Ask(seq=3, kind=PromptKind.SELECT_MULTIPLE, question="q", text="?", options=(
-        Option("1", 1, "5", "Rất hài lòng"), Option("2", 2, "4", "Hài lòng"), Option("5", 3, "1", "Rất kém")))
-    assert numbers_to_names("1 3", prompt) == "5 1"
-    assert numbers_to_names("1,2", prompt) == "5 4"
-    assert numbers_to_names("4", prompt) == "4"  # no 4th option: left for the engine to explain
-    assert numbers_to_names("hai long", prompt) == "hai long"
 
 
 # -- linking ---------------------------------------------------------------------------------------

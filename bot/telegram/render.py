@@ -8,27 +8,28 @@ on an old prompt is recognised as such by the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
-from bot.chats import Call
+from bot.chat.events import (
+    BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, UNTICK,
+    AskPhone, Call, Capabilities, ConfirmStop, Document, Notice, Outgoing, Press,
+)
 from bot.text import split_text
-from surveys.engine import Ask, Output, PromptKind, Say, Tone
+from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.messages import say, ui_language
 
 TEXT_LIMIT = 4096
 CALLBACK_ANSWER_LIMIT = 200
-
-# Button operations. A multi-select option's button says which mark it sets (TICK or UNTICK),
-# so pressing it twice is the same as once; TOGGLE (flip) is only read, from keyboards sent
-# before the marks were named.
-CHOOSE, TOGGLE, TICK, UNTICK, DONE, BACK, SKIP, CONFIRM_STOP = "c", "t", "+", "-", "d", "b", "k", "x"
 _ONE_ROW_LABEL = 14
 
 
 @dataclass(frozen=True)
-class Press:
-    op: str
-    seq: int
-    key: str
+class Pressed:
+    """The message whose button was pressed: its id, its keyboard and the button's data."""
+
+    message_id: int
+    markup: dict | None
+    data: str
 
 
 def button_data(op: str, seq: int, key: str = "") -> str:
@@ -42,30 +43,70 @@ def parse_button(data: str | None) -> Press | None:
     return Press(parts[0], int(parts[1]), parts[2])
 
 
-def render_outputs(outputs: tuple[Output, ...], chat_id: int | str, language: str,
-                   pressed_message_id: int | None = None) -> tuple[list[Call], str | None]:
+class TelegramRenderer:
+    capabilities = Capabilities(buttons=True, phone_request=True, documents=True, text_limit=TEXT_LIMIT)
+
+    def render(self, outputs: Sequence[Outgoing], chat_id: str, language: str, *, accepted: bool = True,
+               pressed: Any = None) -> tuple[list[Call], str | None]:
+        return render_outputs(tuple(outputs), int(chat_id), language, pressed, accepted)
+
+
+def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: str,
+                   pressed: Pressed | None = None, accepted: bool = True) -> tuple[list[Call], str | None]:
     """The calls to make, and the short notice for the callback query if a button was pressed.
 
     A rejected press (stale prompt, invalid choice) is answered on the button itself rather
-    than with a new message; a re-rendered prompt edits the message that was pressed.
+    than with a new message; a re-rendered prompt edits the message that was pressed; an
+    accepted answer leaves only the chosen button, marked, on the question it answered.
     """
     calls: list[Call] = []
     notice: str | None = None
+    if pressed is not None and accepted:
+        calls.extend(_mark_answered(chat_id, pressed))
     for output in outputs:
         if isinstance(output, Say):
-            if pressed_message_id is not None and notice is None and output.tone in (Tone.STALE, Tone.ERROR):
+            if pressed is not None and notice is None and output.tone in (Tone.STALE, Tone.ERROR):
                 notice = output.text[:CALLBACK_ANSWER_LIMIT]
                 continue
             calls.extend(_messages(chat_id, output.text))
+        elif isinstance(output, Notice):
+            calls.extend(_messages(chat_id, output.text,
+                                   {"remove_keyboard": True} if output.closes_phone_request else None))
+        elif isinstance(output, ConfirmStop):
+            buttons = [[_button(output.yes, CONFIRM_STOP, output.seq, "yes"),
+                        _button(output.no, CONFIRM_STOP, output.seq, "no")]]
+            calls.extend(_messages(chat_id, output.text, {"inline_keyboard": buttons}))
+        elif isinstance(output, AskPhone):
+            calls.extend(_messages(chat_id, output.text, {
+                "keyboard": [[{"text": output.button, "request_contact": True}]],
+                "resize_keyboard": True, "one_time_keyboard": True}))
+        elif isinstance(output, Document):
+            calls.append(Call("sendDocument", {"chat_id": chat_id, "caption": output.caption,
+                                               "document": {"path": output.path, "filename": output.filename}}))
         elif output.update:
-            if pressed_message_id is not None and output.kind is PromptKind.SELECT_MULTIPLE:
+            if pressed is not None and output.kind is PromptKind.SELECT_MULTIPLE:
                 calls.append(Call("editMessageReplyMarkup", {
-                    "chat_id": chat_id, "message_id": pressed_message_id,
+                    "chat_id": chat_id, "message_id": pressed.message_id,
                     "reply_markup": keyboard(output, language)}))
             # Otherwise the prompt is still on screen just above the error: no need to repeat it.
         else:
             calls.extend(_messages(chat_id, prompt_text(output, language), keyboard(output, language)))
     return calls, notice
+
+
+def _mark_answered(chat_id: int | str, pressed: Pressed) -> list[Call]:
+    """The answered question keeps only what was chosen, ticked, so it no longer looks live
+    (pressing it again is a stale press, answered on the button)."""
+    press = parse_button(pressed.data)
+    if press is None or press.op not in (CHOOSE, DONE, SKIP) or not pressed.markup:
+        return []
+    buttons = [b for row in pressed.markup.get("inline_keyboard", []) for b in row]
+    if press.op == DONE:
+        kept = [b for b in buttons if (b.get("callback_data") or "").startswith(f"{UNTICK}:")]
+    else:
+        kept = [dict(b, text=f"✓ {b.get('text', '')}") for b in buttons if b.get("callback_data") == pressed.data]
+    return [Call("editMessageReplyMarkup", {"chat_id": chat_id, "message_id": pressed.message_id,
+                                            "reply_markup": {"inline_keyboard": [[b] for b in kept]}})]
 
 
 def _messages(chat_id: int | str, text: str, markup: dict | None = None) -> list[Call]:

@@ -1,9 +1,8 @@
-"""What every chat channel does the same way: bind a chat to a sampled person, open-mode
+"""The chat core's storage side: bind a chat to a sampled person (code, phone), open-mode
 respondents from a public QR code, and drive their session through the engine.
 
-Channels (Telegram, Zalo) only translate platform updates into calls here and render the
-engine's output; every write is keyed by the platform's update id, so a re-delivered update
-changes nothing.
+The chat core (``bot/chat/core.py``) decides when; every write is keyed by the platform's
+update id, so a re-delivered update changes nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +16,7 @@ from typing import Callable, Sequence
 
 import orjson
 
+from bot.chat.events import Call
 from bot.conversations import Conversations, Handled
 from bot.invitations import code_hash
 from bot.outbox import REPLY
@@ -39,15 +39,6 @@ class Chat:
     bot: str
     chat_id: str
     user_id: str
-
-
-@dataclass(frozen=True)
-class Call:
-    """One platform API call to queue: a method name and its JSON payload."""
-
-    method: str
-    payload: dict
-
 
 
 class ChatLocks:

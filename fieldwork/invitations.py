@@ -168,3 +168,15 @@ def write_posters(posters: list[Poster], out: Path, title: str) -> dict[str, Pat
             segno.make(poster.telegram_link, error="q").save(path, scale=12, border=4)
             files[f"qr{number}"] = path
     return files
+
+
+async def survey_respondents(storage, survey_id: str, units: list[str] | None = None) -> list:
+    """The fielded respondents of one survey, optionally only those whose frame unit is in ``units``
+    (a commune officer's letters are those of their communes)."""
+    members = [m for m in await storage.sample_members(survey_id) if m.respondent_id is not None]
+    if units is not None:
+        wanted = set(units)
+        unit_of = {row.frame_id: row.unit for row in await storage.frame_rows(survey_id)}
+        members = [m for m in members if unit_of.get(m.frame_id) in wanted]
+    ids = {m.respondent_id for m in members}
+    return [r for r in await storage.list_respondents() if r.id in ids]

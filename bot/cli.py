@@ -931,5 +931,10 @@ def demo(out: Path, respondents: int, seed: int) -> None:
     asyncio.run(run_demo(out, respondents, seed, console))
 
 
+from bot.cli_console import serve, user  # noqa: E402 — the console's commands, in their own module
+
+main.add_command(user)
+main.add_command(serve)
+
 if __name__ == "__main__":
     main()

@@ -50,6 +50,20 @@ class BotConfig:
 
 
 @dataclass(frozen=True)
+class ConsoleConfig:
+    """``[console]``: the coordinator web console (``khaosat serve``; ``khaosat run`` serves it too)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    #: Cookies marked Secure: "auto" (when the request came over https, or says so through a
+    #: proxy's X-Forwarded-Proto), true or false.
+    secure_cookies: bool | str = "auto"
+    session_hours: int = 12
+    #: Uploads larger than this are refused (frames of 1M rows are ~100 MB).
+    max_upload_mb: int = 512
+
+
+@dataclass(frozen=True)
 class Config:
     database: Path = Path("khaosat.sqlite")
     #: "full": every answer is on disk before the bot replies; "normal": faster, still safe when
@@ -63,6 +77,8 @@ class Config:
     reminder_interval_minutes: int = 15
     #: Local time (HH:MM) of the coordinators' daily summary; None: no summary.
     daily_summary: str | None = "08:00"
+    #: The web console; None when the file has no [console] section.
+    console: ConsoleConfig | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -70,7 +86,8 @@ class Config:
 
 
 _TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
-        "coordinators": {"daily_summary"}}
+        "coordinators": {"daily_summary"},
+        "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb"}}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
              "coordinators", "pace", "webhook", "code_attempts_per_hour"}
@@ -117,7 +134,8 @@ def load_config(path: Path) -> Config:
     config = Config(database=_relative(path, storage.get("path", Config.database)), synchronous=synchronous,
                     timezone=locale.get("timezone", Config.timezone),
                     language=locale.get("language", Config.language), bots=bots, source=path,
-                    reminder_interval_minutes=interval, daily_summary=summary)
+                    reminder_interval_minutes=interval, daily_summary=summary,
+                    console=_console(path, raw["console"]) if "console" in raw else None)
     try:
         config.zone
     except (ZoneInfoNotFoundError, ValueError):
@@ -125,6 +143,25 @@ def load_config(path: Path) -> Config:
     if config.language not in UI_LANGUAGES:
         raise ConfigError(f"{path}: locale.language must be one of {', '.join(UI_LANGUAGES)}")
     return config
+
+
+def _console(path: Path, table: dict) -> ConsoleConfig:
+    listen = table.get("listen", ConsoleConfig.host)
+    port = table.get("port", ConsoleConfig.port)
+    secure = table.get("secure_cookies", ConsoleConfig.secure_cookies)
+    hours = table.get("session_hours", ConsoleConfig.session_hours)
+    upload = table.get("max_upload_mb", ConsoleConfig.max_upload_mb)
+    if not isinstance(listen, str) or not listen:
+        raise ConfigError(f"{path}: console.listen must be an address, e.g. \"127.0.0.1\" or \"0.0.0.0\"")
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise ConfigError(f"{path}: console.port must be a port number from 1 to 65535")
+    if secure not in (True, False, "auto"):
+        raise ConfigError(f"{path}: console.secure_cookies must be true, false or \"auto\"")
+    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 30:
+        raise ConfigError(f"{path}: console.session_hours must be a whole number of hours from 1 to 720")
+    if isinstance(upload, bool) or not isinstance(upload, int) or not 1 <= upload <= 10_000:
+        raise ConfigError(f"{path}: console.max_upload_mb must be a whole number from 1 to 10000")
+    return ConsoleConfig(host=listen, port=port, secure_cookies=secure, session_hours=hours, max_upload_mb=upload)
 
 
 def _tables(path: Path, raw: dict, channel: str) -> list[dict]:

@@ -466,6 +466,77 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX reminders_queued ON reminders (channel, bot, id)"
         " WHERE outbox_id IS NULL AND withdrawn_at IS NULL",
     ),
+    # 10: the coordinator console (console/): its accounts, web sessions, login attempts (for
+    # the rate limit), audit log and background jobs. SQL in storage/accounts.py, audit.py, jobs.py.
+    (
+        """
+        CREATE TABLE console_accounts (
+            id            INTEGER PRIMARY KEY,
+            username      TEXT NOT NULL UNIQUE,
+            display_name  TEXT NOT NULL DEFAULT '',
+            role          TEXT NOT NULL CHECK (role IN ('admin', 'coordinator', 'analyst', 'viewer')),
+            surveys       TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(surveys)),
+            units         TEXT NOT NULL DEFAULT '[]' CHECK (json_valid(units)),
+            personal      INTEGER NOT NULL DEFAULT 0 CHECK (personal IN (0, 1)),
+            password_hash TEXT NOT NULL,
+            disabled      INTEGER NOT NULL DEFAULT 0 CHECK (disabled IN (0, 1)),
+            created_at    TEXT NOT NULL,
+            updated_at    TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE console_sessions (
+            token_hash  TEXT PRIMARY KEY,
+            account_id  INTEGER NOT NULL REFERENCES console_accounts (id),
+            csrf        TEXT NOT NULL,
+            created_at  TEXT NOT NULL,
+            expires_at  TEXT NOT NULL,
+            address     TEXT
+        )
+        """,
+        "CREATE INDEX console_sessions_by_account ON console_sessions (account_id)",
+        """
+        CREATE TABLE console_login_attempts (
+            id        INTEGER PRIMARY KEY,
+            username  TEXT NOT NULL,
+            address   TEXT NOT NULL,
+            ok        INTEGER NOT NULL CHECK (ok IN (0, 1)),
+            at        TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX console_login_attempts_by_user ON console_login_attempts (username, at)",
+        "CREATE INDEX console_login_attempts_by_address ON console_login_attempts (address, at)",
+        """
+        CREATE TABLE console_audit (
+            id         INTEGER PRIMARY KEY,
+            at         TEXT NOT NULL,
+            account_id INTEGER,
+            username   TEXT,
+            address    TEXT,
+            action     TEXT NOT NULL,
+            survey_id  TEXT,
+            detail     TEXT NOT NULL DEFAULT ''
+        )
+        """,
+        "CREATE INDEX console_audit_by_at ON console_audit (at)",
+        """
+        CREATE TABLE console_jobs (
+            id          TEXT PRIMARY KEY,
+            kind        TEXT NOT NULL,
+            survey_id   TEXT,
+            account_id  INTEGER,
+            status      TEXT NOT NULL CHECK (status IN ('queued', 'running', 'done', 'failed')),
+            progress    REAL NOT NULL DEFAULT 0 CHECK (progress >= 0 AND progress <= 1),
+            message     TEXT NOT NULL DEFAULT '',
+            params      TEXT NOT NULL DEFAULT '{}' CHECK (json_valid(params)),
+            result_path TEXT,
+            created_at  TEXT NOT NULL,
+            started_at  TEXT,
+            finished_at TEXT
+        )
+        """,
+        "CREATE INDEX console_jobs_by_survey ON console_jobs (survey_id, created_at)",
+    ),
 ]
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from aiohttp import web
 
 from console import fieldwork_texts  # noqa: F401 — registers the pages' texts
-from console.app import CONSOLE, console_of, stores
+from console.app import CONSOLE, console_of, current_account, request_scope, stores
 from console.jobs import JobRunner, failure_lines, result_files
 
 RUNNER = "jobs"
@@ -69,13 +69,13 @@ def save_upload(upload: web.FileField, folder: Path) -> tuple[Path, str]:
 def survey_wide(request: web.Request) -> None:
     """Actions that change the whole survey (load, frame, draw, quotas): not for an account
     limited to some units (a commune officer sees their communes, not the province's sample)."""
-    if request["scope"].units is not None:
+    if request_scope(request).units is not None:
         raise web.HTTPForbidden(reason="units")
 
 
 async def recent_jobs(request: web.Request, survey_id: str, kinds: tuple[str, ...]) -> list:
     """This survey's jobs of ``kinds`` that this account may see (its own; an admin all)."""
-    account = request["account"]
+    account = current_account(request)
     jobs = await stores(request).jobs.list_jobs(survey_id=survey_id,
                                                 account_id=None if account.role == "admin" else account.id, limit=20)
     return [job_view(job) for job in jobs if job.kind in kinds]

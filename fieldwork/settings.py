@@ -1,6 +1,6 @@
 """Quotas and reminders edited after loading: a new version of the survey project.
 
-An edit takes the stored project file, replaces its ``[quotas]`` and ``[reminders]`` tables and
+An edit takes the stored project as a survey file's tables, replaces ``[quotas]`` and ``[reminders]`` and
 checks the result with the same parser as ``khaosat survey load`` — so the messages name the same
 keys (``quotas.targets."citizen/xa-a"``) — then stores it as the next version. The stored source
 is the edited TOML, so every version can be read and loaded again as a file.
@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import tomllib
 from dataclasses import dataclass
 from typing import Any
 
@@ -42,6 +41,33 @@ def reminder_table(project: SurveyProject) -> dict[str, Any]:
     return table
 
 
+def project_table(project: SurveyProject) -> dict[str, Any]:
+    """The project as the tables of a survey file (what ``parse_survey_table`` reads back to an
+    equal project), built from the stored project so that units read from a CSV are kept."""
+    def allocation(a) -> dict[str, Any]:
+        table: dict[str, Any] = {"method": a.method, "reserve": a.reserve,
+                                 "expected_response_rate": a.expected_response_rate}
+        if a.fixed:
+            table["n"] = dict(a.fixed)
+        elif a.n is not None:
+            table["n"] = a.n
+        return table
+
+    table: dict[str, Any] = {
+        "survey": {"id": project.id, "title": project.title, "index_year": project.index_year,
+                   "opens": project.opens, "closes": project.closes, "levels": list(project.levels),
+                   "strata": list(project.strata)},
+        "settings": dataclasses.asdict(project.settings),
+        "units": [{k: v for k, v in dataclasses.asdict(u).items() if v is not None} for u in project.units.values()],
+        "groups": {g.id: {"label": dict(g.label), "form_id": g.form_id, "strata": list(g.strata),
+                          "allocation": allocation(g.allocation)} for g in project.groups.values()},
+        "quotas": quota_table(project),
+    }
+    if project.reminders.after_days or project.reminders.texts:
+        table["reminders"] = reminder_table(project)
+    return table
+
+
 async def check_edit(storage, survey_id: str, quotas: dict[str, Any], reminders: dict[str, Any]) -> SettingsEdit:
     """Validate new ``[quotas]`` and ``[reminders]`` tables for the stored survey (nothing written)."""
     import tomli_w
@@ -54,9 +80,7 @@ async def check_edit(storage, survey_id: str, quotas: dict[str, Any], reminders:
         old = await stored_project(storage, survey_id)
     except NotFound:
         raise Refused(f"no survey '{survey_id}' in the database") from None
-    raw = tomllib.loads(stored.source)
-    if isinstance(raw.get("units"), str):  # a units CSV beside the original file: the stored units instead
-        raw["units"] = [{k: v for k, v in dataclasses.asdict(u).items() if v is not None} for u in old.units.values()]
+    raw = project_table(old)
     raw["quotas"], raw["reminders"] = quotas, reminders
     if not reminders.get("after_days") and not reminders.get("text"):
         raw.pop("reminders")

@@ -14,7 +14,8 @@ import pytest
 from fieldwork import Refused
 from fieldwork import invitations
 from fieldwork.sample import allocation_preview, draw, import_frame
-from fieldwork.settings import check_edit, quota_table, reminder_table, save_edit
+from fieldwork.settings import check_edit, project_table, quota_table, reminder_table, save_edit
+from surveys.project import parse_survey_table
 from fieldwork.surveys import check_survey, find_project, store_checked
 from storage import open_storage
 
@@ -95,6 +96,9 @@ async def test_quota_and_reminder_edits_are_checked_by_key_and_stored_as_a_new_v
         await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
         project = await find_project(storage, "test-2026")
         quotas, reminders = quota_table(project), reminder_table(project)
+        assert parse_survey_table(project_table(project)).sha256 == project.sha256  # the tables say it all
+        unchanged = await check_edit(storage, "test-2026", quotas, reminders)
+        assert unchanged.changes == [] and unchanged.project.sha256 == project.sha256
         with pytest.raises(Refused) as refused:
             await check_edit(storage, "test-2026", {**quotas, "targets": {"citizen/xa-zz": 5, "citizen/xa-a": 0}},
                              {**reminders, "quiet_hours": {"start": "25:00", "end": "07:00"}})

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console.app import NavEntry, audit, fieldwork_storage, language, render
+from console.app import audit, current_account, fieldwork_storage, language, NavEntry, render, request_scope
 from console.auth import has_personal, requires
 from console.fieldwork_kit import recent_jobs, runner, save_upload, upload_of
 from console.i18n import t
@@ -20,12 +20,12 @@ ACTIONS = ("weight", "estimate", "score")
 
 
 def _whole_survey(request: web.Request) -> None:
-    if request["scope"].units is not None:
+    if request_scope(request).units is not None:
         raise web.HTTPForbidden(reason="units")
 
 
 async def _page(request: web.Request, *, status: int = 200, problems=(), values=None) -> web.Response:
-    project = request["scope"].project
+    project = request_scope(request).project
     forms = sorted({g.form_id for g in project.groups.values()})
     stored = {q.form_id for q in await fieldwork_storage(request).list_questionnaires()}
     return render(request, "fieldwork/data.html", status=status, project=project,
@@ -42,8 +42,8 @@ async def data_page(request: web.Request) -> web.Response:
 
 
 async def _submit(request: web.Request, kind: str, params: dict, detail: str, job_id: str | None = None):
-    project = request["scope"].project
-    job = await runner(request).submit(kind, params, survey_id=project.id, account_id=request["account"].id,
+    project = request_scope(request).project
+    job = await runner(request).submit(kind, params, survey_id=project.id, account_id=current_account(request).id,
                                        job_id=job_id)
     await audit(request, kind, f"{detail} (job {job.id})")
     raise web.HTTPSeeOther(f"/surveys/{project.id}/data")
@@ -57,7 +57,7 @@ async def export(request: web.Request) -> web.Response:
     options = ExportOptions(str(form.get("format", "csv")), str(form.get("layout", "wide")),
                             str(form.get("form", "")) or None, str(form.get("language", "vi")),
                             form.get("personal") == "1")
-    if options.personal and not has_personal(request["account"]):
+    if options.personal and not has_personal(current_account(request)):
         raise web.HTTPForbidden(reason="personal")
     try:
         options.check()

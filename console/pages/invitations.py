@@ -8,7 +8,7 @@ from collections import Counter
 
 from aiohttp import web
 
-from console.app import NavEntry, audit, console_of, fieldwork_storage, language, render
+from console.app import audit, console_of, current_account, fieldwork_storage, language, NavEntry, render, request_scope
 from console.auth import requires
 from console.fieldwork_kit import int_field, recent_jobs, runner
 from console.i18n import t
@@ -31,7 +31,7 @@ def units_under(project, unit_id: str) -> set[str]:
 
 def _scope_units(request: web.Request, unit: str | None) -> list[str] | None:
     """The units letters are for: the chosen one and below, or the account's, or None (all)."""
-    scope = request["scope"]
+    scope = request_scope(request)
     if unit:
         wanted = units_under(scope.project, unit)
         return sorted(wanted if scope.units is None else wanted & scope.units)
@@ -39,7 +39,7 @@ def _scope_units(request: web.Request, unit: str | None) -> list[str] | None:
 
 
 async def _page(request: web.Request, *, status: int = 200, message=None, problems=(), values=None):
-    scope = request["scope"]
+    scope = request_scope(request)
     project = scope.project
     people = await invitations.survey_respondents(fieldwork_storage(request), project.id, _scope_units(request, None))
     counts = Counter(p.disposition for p in people)
@@ -64,7 +64,7 @@ def _ways(form) -> dict:
 
 def _checked_unit(request: web.Request, form) -> str | None:
     unit = str(form.get("unit", "")).strip() or None
-    scope = request["scope"]
+    scope = request_scope(request)
     if unit is not None:
         if unit not in scope.project.units:
             raise web.HTTPNotFound()
@@ -77,7 +77,7 @@ def _checked_unit(request: web.Request, form) -> str | None:
 @requires("coordinator")
 async def issue_letters(request: web.Request) -> web.Response:
     form = await request.post()
-    project = request["scope"].project
+    project = request_scope(request).project
     ways = _ways(form)
     try:
         invitations.channels(ways["telegram"], ways["zalo"])
@@ -85,7 +85,7 @@ async def issue_letters(request: web.Request) -> web.Response:
         return await _page(request, status=400, problems=[refused.message], values=ways)
     unit = _checked_unit(request, form)
     params = {**ways, "reissue": form.get("reissue") == "1", "unit": unit, "units": _scope_units(request, unit)}
-    job = await runner(request).submit("letters", params, survey_id=project.id, account_id=request["account"].id)
+    job = await runner(request).submit("letters", params, survey_id=project.id, account_id=current_account(request).id)
     await audit(request, "letters_issue", f"unit {unit or 'all'}{', reissue' if params['reissue'] else ''} (job {job.id})")
     raise web.HTTPSeeOther(f"/surveys/{project.id}/invitations")
 
@@ -96,7 +96,7 @@ async def _respondent(request: web.Request, form) -> int | None:
     rid = int_field(form, "respondent", t("bad_respondent", language(request)), problems, minimum=1)
     if rid is None:
         return None
-    people = await invitations.survey_respondents(fieldwork_storage(request), request["scope"].project.id,
+    people = await invitations.survey_respondents(fieldwork_storage(request), request_scope(request).project.id,
                                                   _scope_units(request, None))
     return rid if any(p.id == rid for p in people) else None
 
@@ -117,7 +117,7 @@ async def revoke(request: web.Request) -> web.Response:
 @requires("coordinator")
 async def reissue_one(request: web.Request) -> web.Response:
     form = await request.post()
-    project = request["scope"].project
+    project = request_scope(request).project
     ways = _ways(form)
     rid = await _respondent(request, form)
     problems = [] if rid is not None else [t("bad_respondent", language(request))]
@@ -128,7 +128,7 @@ async def reissue_one(request: web.Request) -> web.Response:
     if problems:
         return await _page(request, status=400, problems=problems, values=ways)
     params = {**ways, "reissue": True, "respondent": rid, "unit": None, "units": _scope_units(request, None)}
-    job = await runner(request).submit("letters", params, survey_id=project.id, account_id=request["account"].id)
+    job = await runner(request).submit("letters", params, survey_id=project.id, account_id=current_account(request).id)
     await audit(request, "letters_reissue", f"respondent {rid} (job {job.id})")
     raise web.HTTPSeeOther(f"/surveys/{project.id}/invitations")
 
@@ -156,6 +156,6 @@ async def posters(request: web.Request) -> web.Response:
         return await _page(request, status=400, problems=problems or [t("bad_open_line", lang, n=1)],
                            values={**ways, "open_codes": str(form.get("open_codes", ""))})
     await audit(request, "posters", ", ".join(codes))
-    page = invitations.posters_html(made, ways["title"] or request["scope"].project.title)
+    page = invitations.posters_html(made, ways["title"] or request_scope(request).project.title)
     return web.Response(text=page, content_type="text/html", charset="utf-8", headers={
-        "Content-Disposition": f'attachment; filename="posters-{request["scope"].project.id}.html"'})
+        "Content-Disposition": f'attachment; filename="posters-{request_scope(request).project.id}.html"'})

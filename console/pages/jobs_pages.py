@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from console.app import audit, render, stores
+from console.app import audit, current_account, render, stores
 from console.auth import can_see_survey, requires
 from console.fieldwork_kit import install_runner, job_view
 from console.jobs import result_files
@@ -23,7 +23,7 @@ def setup(app: web.Application) -> None:
 
 async def _job(request: web.Request):
     """The job of the URL, if this account may see it: its own (an admin any), in its scope."""
-    account = request["account"]
+    account = current_account(request)
     try:
         job = await stores(request).jobs.get_job(request.match_info["job"])
     except NotFound:

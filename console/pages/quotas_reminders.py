@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-from console.app import NavEntry, audit, console_of, fieldwork_storage, language, render
+from console.app import audit, console_of, fieldwork_storage, language, NavEntry, render, request_scope
 from console.auth import requires
 from console.fieldwork_kit import survey_wide
 from console.i18n import t
@@ -82,21 +82,22 @@ def _posted(form) -> dict[str, str]:
 
 def _page(request: web.Request, values: dict, *, status: int = 200, message=None, problems=(), changes=None,
           project=None):
-    return render(request, "fieldwork/settings.html", status=status, project=project or request["scope"].project,
+    return render(request, "fieldwork/settings.html", status=status, project=project or request_scope(request).project,
                   values=values, message=message, problems=list(problems), changes=changes)
 
 
 @routes.get("/surveys/{survey}/settings")
 @requires("coordinator")
 async def settings_page(request: web.Request) -> web.Response:
-    return _page(request, form_values(request["scope"].project))
+    survey_wide(request)
+    return _page(request, form_values(request_scope(request).project))
 
 
 async def _checked(request: web.Request, values: dict):
     quotas, reminders, problems = tables_of(values, language(request))
     if problems:
         raise Refused(t("no_changes", language(request)), problems)
-    return await check_edit(fieldwork_storage(request), request["scope"].project.id, quotas, reminders)
+    return await check_edit(fieldwork_storage(request), request_scope(request).project.id, quotas, reminders)
 
 
 @routes.post("/surveys/{survey}/settings/check")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console.app import NavEntry, audit, console_of, fieldwork_storage, language, render
+from console.app import audit, console_of, current_account, fieldwork_storage, language, NavEntry, render, request_scope
 from console.auth import requires
 from console.fieldwork_kit import int_field, recent_jobs, runner, save_upload, survey_wide, upload_of
 from console.i18n import t
@@ -19,7 +19,7 @@ JOB_KINDS = ("frame_import", "draw", "sample_import")
 
 
 async def _page(request: web.Request, *, status: int = 200, message=None, problems=()) -> web.Response:
-    project = request["scope"].project
+    project = request_scope(request).project
     storage = fieldwork_storage(request)
     return render(request, "fieldwork/sample.html", status=status, project=project,
                   info=await storage.sample_info(project.id), strata=await storage.sample_strata(project.id),
@@ -38,7 +38,7 @@ async def sample_page(request: web.Request) -> web.Response:
 async def allocation(request: web.Request) -> web.Response:
     survey_wide(request)
     try:
-        strata = await allocation_preview(fieldwork_storage(request), request["scope"].project)
+        strata = await allocation_preview(fieldwork_storage(request), request_scope(request).project)
     except Refused as refused:
         return render(request, "fieldwork/allocation.html", strata=[], problems=[refused.message, *refused.problems])
     return render(request, "fieldwork/allocation.html", strata=strata, problems=[],
@@ -47,7 +47,7 @@ async def allocation(request: web.Request) -> web.Response:
 
 async def _upload_job(request: web.Request, kind: str, action: str) -> web.Response:
     survey_wide(request)
-    project = request["scope"].project
+    project = request_scope(request).project
     upload = upload_of(await request.post(), "file")
     if upload is None:
         return await _page(request, status=400, problems=[t("no_file", language(request), what="CSV/XLSX")])
@@ -55,7 +55,7 @@ async def _upload_job(request: web.Request, kind: str, action: str) -> web.Respo
     job_id, folder = jobs.new_job_dir()
     path, name = save_upload(upload, folder / "upload")
     await jobs.submit(kind, {"upload": str(path), "name": name}, survey_id=project.id,
-                      account_id=request["account"].id, job_id=job_id)
+                      account_id=current_account(request).id, job_id=job_id)
     await audit(request, action, f"{name} (job {job_id})")
     raise web.HTTPSeeOther(f"/surveys/{project.id}/sample")
 
@@ -76,12 +76,12 @@ async def upload_sample(request: web.Request) -> web.Response:
 @requires("coordinator")
 async def draw(request: web.Request) -> web.Response:
     survey_wide(request)
-    project = request["scope"].project
+    project = request_scope(request).project
     problems: list[str] = []
     seed = int_field(await request.post(), "seed", t("bad_seed", language(request)), problems)
     if problems:
         return await _page(request, status=400, problems=problems)
-    job = await runner(request).submit("draw", {"seed": seed}, survey_id=project.id, account_id=request["account"].id)
+    job = await runner(request).submit("draw", {"seed": seed}, survey_id=project.id, account_id=current_account(request).id)
     await audit(request, "sample_draw", f"seed {seed} (job {job.id})")
     raise web.HTTPSeeOther(f"/surveys/{project.id}/sample")
 
@@ -90,7 +90,7 @@ async def draw(request: web.Request) -> web.Response:
 @requires("coordinator")
 async def replace_nonrespondents(request: web.Request) -> web.Response:
     survey_wide(request)
-    project = request["scope"].project
+    project = request_scope(request).project
     try:
         result = await replace(fieldwork_storage(request), project, console_of(request).now())
     except Refused as refused:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from console.app import NavEntry, audit, console_of, fieldwork_storage, language, render
+from console.app import audit, console_of, current_account, fieldwork_storage, language, NavEntry, render
 from console.auth import can_see_survey, requires
 from console.fieldwork_kit import save_upload, upload_of, uploads_of
 from console.i18n import t
@@ -25,7 +25,7 @@ NAV = [NavEntry("nav_manage_surveys", "/surveys", ("coordinator",), order=5)]
 
 async def _surveys(request: web.Request) -> list[dict]:
     storage = fieldwork_storage(request)
-    account = request["account"]
+    account = current_account(request)
     rows = []
     for stored in await storage.list_surveys():
         if can_see_survey(account, stored.id):
@@ -48,7 +48,7 @@ async def surveys_page(request: web.Request) -> web.Response:
 @routes.post("/surveys/load")
 @requires("coordinator")
 async def load(request: web.Request) -> web.Response:
-    account = request["account"]
+    account = current_account(request)
     lang = language(request)
     form = await request.post()
     project_upload = upload_of(form, "project")

@@ -1,0 +1,203 @@
+"""Browser tests of the fieldwork and data pages: a frame with errors is shown line by line and
+nothing is stored, a good one is imported, the allocation previewed and the sample drawn; an
+analyst downloads SAV and XLSX exports and reads them back, uploads a design and scoring rules
+and gets the scores; viewers and coordinators of other surveys or units get 403, downloads too.
+Jobs run in their own processes, as in production."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import openpyxl
+import pandas as pd
+import pyreadstat
+import pytest
+from playwright.sync_api import expect
+
+from storage import open_storage
+from tests.browser.conftest import FORMS, NOW, run_async
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+GOOD_FRAME = "\n".join(["id,group,unit,name,phone,gender"]
+                       + [f"c{i},citizen,xa-{'abc'[i % 3]},Người {i},," for i in range(90)]
+                       + ["h1,hdnd,tinh-t,Đại biểu,,", "l1,leader,xa-a,Lãnh đạo,,nam", "l2,leader,xa-a,Lãnh đạo 2,,nu"])
+BAD_FRAME = "id,group,unit,name,phone,gender\nc1,citizen,xa-a,An,,\nc1,citizen,xa-zz,Bình,0123,\n"
+
+
+def csv_file(name: str, text: str) -> dict:
+    return {"name": name, "mimeType": "text/csv", "buffer": text.encode("utf-8")}
+
+
+def newest_job(page, status: str):
+    job = page.locator(".job").first
+    expect(job).to_have_attribute("data-status", re.compile("done|failed"), timeout=90_000)
+    assert job.get_attribute("data-status") == status, job.inner_text()
+    return job
+
+
+def audit_actions(server) -> list[str]:
+    return [e.action for e in reversed(server.call(lambda storage, stores: stores.audit.entries(limit=0)))]
+
+
+def survey_only(tmp_path: Path) -> Path:
+    from fieldwork.surveys import check_survey, store_checked
+
+    db = tmp_path / "survey.sqlite"
+
+    async def make():
+        async with await open_storage(db) as storage:
+            await store_checked(storage, check_survey(FORMS / "survey.toml"), NOW)
+
+    run_async(make)
+    return db
+
+
+def test_a_broken_frame_shows_its_lines_then_a_good_one_is_drawn(page, tmp_path, console_server, log_in):
+    server = console_server(survey_only(tmp_path))
+    server.add_account("officer", role="coordinator", surveys=["test-2026"])
+    log_in(page, server, "officer")
+    page.goto(f"{server.url}/surveys/test-2026/sample")
+    page.set_input_files("#frame-form input[type=file]", files=[csv_file("khung.csv", BAD_FRAME)])
+    page.click("#frame-form button[type=submit]")
+    failed = newest_job(page, "failed").inner_text()
+    assert "khung.csv: nothing imported" in failed
+    assert re.search(r"line 3, column id: .*c1", failed) and re.search(r"line 3, column unit: .*xa-zz", failed)
+    assert "Traceback" not in failed
+    assert server.call(lambda storage, stores: storage.frame_rows("test-2026")) == []
+
+    page.set_input_files("#frame-form input[type=file]", files=[csv_file("khung.csv", GOOD_FRAME)])
+    page.click("#frame-form button[type=submit]")
+    assert "93 people; 93 added" in newest_job(page, "done").inner_text()
+    page.click("button[hx-get$='/sample/allocation']")
+    row = page.locator("#allocation-table tr", has_text="citizen/xa-a")
+    expect(row).to_contain_text("30")
+    assert [c.strip() for c in row.locator("td").all_inner_texts()][2:6] == ["30", "20", "0.6667", "1.50"]
+    token = page.locator("#draw-form input[name=csrf_token]").input_value()
+    refused = page.request.post(f"{server.url}/surveys/test-2026/sample/draw", form={"csrf_token": token, "seed": "-3"})
+    assert refused.status == 400 and "Seed phải là số nguyên ≥ 0." in refused.text()  # past the browser's own check
+    page.fill("#draw-form input[name=seed]", "7")
+    page.click("#draw-form button[type=submit]")
+    assert "drew 63 member(s)" in newest_job(page, "done").inner_text()
+    page.reload()
+    expect(page.locator("#sample-strata")).to_contain_text("citizen/xa-b")
+    assert server.call(lambda storage, stores: storage.sample_info("test-2026")).seed == 7
+    assert {"frame_upload", "sample_draw"} <= set(audit_actions(server))
+
+
+@pytest.fixture
+def answered(tmp_path) -> Path:
+    """The export tests' database: the test survey with a drawn sample and answered sessions."""
+    from tests.test_exports import build
+
+    db = tmp_path / "answered.sqlite"
+    run_async(lambda: build(db, tmp_path))
+    return db
+
+
+def download(page, job) -> Path:
+    with page.expect_download() as info:
+        job.locator("a[download]").first.click()
+    return Path(info.value.path())
+
+
+def test_an_analyst_downloads_sav_and_xlsx_exports_and_reads_them_back(page, answered, console_server, log_in):
+    server = console_server(answered)
+    server.add_account("ana", role="analyst", surveys=["test-2026"], personal=False)
+    log_in(page, server, "ana")
+    page.goto(f"{server.url}/surveys/test-2026/data")
+    assert page.locator("#export-form input[name=personal]").count() == 0  # no personal-data access
+    page.select_option("#export-form select[name=format]", "sav")
+    page.click("#export-form button[type=submit]")
+    sav = download(page, newest_job(page, "done"))
+    frame, meta = pyreadstat.read_sav(str(sav))
+    assert len(frame) == 7  # the seven answered sessions
+    assert any(meta.variable_value_labels.values()) and sum(label is not None for label in meta.column_labels) > 10
+
+    page.select_option("#export-form select[name=format]", "xlsx")
+    page.select_option("#export-form select[name=layout]", "long")
+    page.click("#export-form button[type=submit]")
+    xlsx = download(page, newest_job(page, "done"))
+    book = openpyxl.load_workbook(xlsx.open("rb"), read_only=True)
+    assert len(book.sheetnames) >= 2  # the answers and the codebook
+    rows = list(book[book.sheetnames[0]].iter_rows(values_only=True))
+    assert len(rows) > 7 and "Nguyễn" not in str(rows)  # one row per answer, pseudonyms only
+
+    token = page.locator("#export-form input[name=csrf_token]").input_value()
+    refused = page.request.post(f"{server.url}/surveys/test-2026/data/export",
+                                form={"csrf_token": token, "format": "csv", "personal": "1"})
+    assert refused.status == 403
+    actions = audit_actions(server)
+    assert actions.count("export") == 2 and actions.count("download") == 2 and "forbidden" in actions
+
+
+SCORE_RULES = Path(__file__).resolve().parents[1] / "test_scores.py"
+
+
+def test_an_analyst_uploads_a_design_and_computes_scores(page, fieldwork, console_server, log_in, tmp_path):
+    from tests.test_scores import DATA, RULES
+
+    server = console_server(fieldwork.db)
+    server.add_account("ana", role="analyst", surveys=["test-2026"])
+    log_in(page, server, "ana")
+    page.goto(f"{server.url}/surveys/test-2026/data")
+    form = "#statistics-form"
+    page.select_option(f"{form} select[name=action]", "score")
+    page.set_input_files(f"{form} input[name=design]", files=[{"name": "design.toml", "mimeType": "text/plain",
+                                                              "buffer": b"[design]\n"}])
+    page.set_input_files(f"{form} input[name=data]", files=[csv_file("data.csv", DATA.to_csv(index=False))])
+    page.set_input_files(f"{form} input[name=rules]", files=[{"name": "rules.toml", "mimeType": "text/plain",
+                                                             "buffer": RULES.encode()}])
+    page.fill(f"{form} input[name=unit]", "unit")
+    page.fill(f"{form} input[name=group]", "group")
+    page.click(f"{form} button[type=submit]")
+    scores = pd.read_csv(download(page, newest_job(page, "done")))
+    totals = scores[scores.level == "total"].set_index("unit")["value"]
+    assert totals["X"] == pytest.approx(2.0) and totals["Y"] == pytest.approx(1.6)
+
+    # Rules that name a column the data lacks: the job says which, and offers nothing to download.
+    page.select_option(f"{form} select[name=action]", "score")
+    page.set_input_files(f"{form} input[name=data]", files=[csv_file("data.csv", DATA.drop(columns="q3").to_csv(
+        index=False))])
+    page.set_input_files(f"{form} input[name=rules]", files=[{"name": "rules.toml", "mimeType": "text/plain",
+                                                             "buffer": RULES.encode()}])
+    page.fill(f"{form} input[name=unit]", "unit")
+    page.click(f"{form} button[type=submit]")
+    failed = newest_job(page, "failed")
+    assert "q3" in failed.inner_text() and failed.locator("a[download]").count() == 0
+
+
+PAGES = ["sample", "invitations", "settings", "data"]
+
+
+def test_viewers_and_other_scopes_get_403_on_pages_and_downloads(page, fieldwork, console_server, log_in, tmp_path):
+    server = console_server(fieldwork.db)
+    owner = server.add_account("ana", role="analyst", surveys=["test-2026"])
+    result = tmp_path / "export.csv"
+    result.write_text("a,b\n1,2\n", encoding="utf-8")
+
+    async def finished_job(storage, stores):
+        await stores.jobs.create_job("j1", "export", at=NOW.isoformat(), survey_id="test-2026", account_id=owner.id,
+                                     params={})
+        await stores.jobs.start_job("j1", NOW.isoformat())
+        await stores.jobs.finish_job("j1", NOW.isoformat(), result_path=str(result), message="1 row")
+
+    server.call(finished_job)
+    server.add_account("viewer", role="viewer")
+    server.add_account("elsewhere", role="coordinator", surveys=["other-2026"])
+    server.add_account("commune", role="coordinator", surveys=["test-2026"], units=["xa-b"])
+    for username, forbidden in (("viewer", PAGES), ("elsewhere", PAGES), ("commune", ["sample", "settings", "data"])):
+        page.context.clear_cookies()
+        log_in(page, server, username)
+        for name in forbidden:
+            response = page.goto(f"{server.url}/surveys/test-2026/{name}")
+            assert response.status == 403, (username, name)
+        response = page.request.get(f"{server.url}/jobs/j1/files/export.csv")
+        assert response.status == 403, username
+    page.goto(f"{server.url}/surveys/test-2026/invitations")  # the commune officer's own letters
+    assert page.locator("#letters-form select[name=unit] option").all_inner_texts()[1:] == ["Xã Bình (commune)"]
+    page.context.clear_cookies()
+    log_in(page, server, "ana")
+    response = page.request.get(f"{server.url}/jobs/j1/files/export.csv")
+    assert response.status == 200 and response.text() == "a,b\n1,2\n"

@@ -8,7 +8,7 @@ import re
 
 from aiohttp import web
 
-from console.app import audit, console_of, fieldwork_storage, language, NavEntry, render, request_scope
+from console.app import audit, current_account, console_of, fieldwork_storage, language, NavEntry, render, request_scope
 from console.auth import requires
 from console.fieldwork_kit import survey_wide
 from console.i18n import t
@@ -124,7 +124,7 @@ async def save(request: web.Request) -> web.Response:
         if not edit.changes:
             return _page(request, values, message=("ok", t("no_changes", language(request))))
         stored, _ = await save_edit(fieldwork_storage(request), edit, console_of(request).clock(),
-                                    f"console: quotas and reminders by {request['account'].username}")
+                                    f"console: quotas and reminders by {current_account(request).username}")
     except Refused as refused:
         return _page(request, values, status=400, problems=[refused.message, *refused.problems])
     await audit(request, "settings_edit", f"version {stored.version}: " + "; ".join(edit.changes))

@@ -201,3 +201,80 @@ def test_viewers_and_other_scopes_get_403_on_pages_and_downloads(page, fieldwork
     log_in(page, server, "ana")
     response = page.request.get(f"{server.url}/jobs/j1/files/export.csv")
     assert response.status == 200 and response.text() == "a,b\n1,2\n"
+
+
+def test_a_survey_file_with_a_broken_questionnaire_stores_nothing_then_loads(page, tmp_path, console_server,
+                                                                           log_in):
+    server = console_server(survey_only(tmp_path))
+    server.add_account("officer", role="coordinator", surveys=["test-2026"])
+    log_in(page, server, "officer")
+    page.goto(f"{server.url}/surveys")
+    toml = (FORMS / "survey.toml").read_text(encoding="utf-8").replace("Khảo sát thử 2026", "Khảo sát thử 2026 (bản 2)")
+    project = {"name": "survey.toml", "mimeType": "text/plain", "buffer": toml.encode()}
+    units = {"name": "units.csv", "mimeType": "text/csv", "buffer": (FORMS / "units.csv").read_bytes()}
+    broken = Path(__file__).resolve().parents[1] / "forms" / "broken" / "duplicate_names.md"
+    page.set_input_files("input[name=project]", files=[project])
+    page.set_input_files("input[name=units]", files=[units])
+    page.set_input_files("input[name=forms]", files=[str(broken)])
+    page.click("form[action='/surveys/load'] button[type=submit]")
+    problems = page.locator("#problems").inner_text()
+    assert "Không lưu gì." in problems and "duplicate_names.md: " in problems and "row" in problems.lower()
+    assert [v.version for v in server.call(lambda storage, stores: storage.survey_versions("test-2026"))] == [1]
+
+    template = Path(__file__).resolve().parents[2] / "surveys" / "templates" / "sipas_citizen.md"
+    page.set_input_files("input[name=project]", files=[project])
+    page.set_input_files("input[name=units]", files=[units])
+    page.set_input_files("input[name=forms]", files=[str(template)])
+    page.click("form[action='/surveys/load'] button[type=submit]")
+    expect(page.locator(".msg.ok")).to_contain_text("phiên bản 2")
+    assert [v.version for v in server.call(lambda storage, stores: storage.survey_versions("test-2026"))] == [1, 2]
+    assert "survey_load" in audit_actions(server)
+
+
+def test_quota_edits_are_checked_confirmed_stored_and_audited(page, fieldwork, console_server, log_in):
+    server = console_server(fieldwork.db)
+    server.add_account("officer", role="coordinator", surveys=["test-2026"])
+    log_in(page, server, "officer")
+    page.goto(f"{server.url}/surveys/test-2026/settings")
+    page.fill("textarea[name=targets]", "citizen/xa-a = 25\ncitizen/xa-zz = 5")
+    page.fill("input[name=quiet_start]", "25:00")
+    page.click("#settings-form button[type=submit]")
+    errors = page.locator(".msg.error").inner_text()
+    assert "quotas.targets.\"citizen/xa-zz\": 'xa-zz' is not a unit at level commune" in errors
+    assert "reminders.quiet_hours.start: must be a time HH:MM (24-hour)" in errors
+    page.fill("textarea[name=targets]", "citizen/xa-a = 25")
+    page.fill("input[name=quiet_start]", "22:00")
+    page.click("#settings-form button[type=submit]")
+    expect(page.locator("#confirm")).to_contain_text('quotas.targets."citizen/xa-a": 20 → 25')
+    assert len(server.call(lambda storage, stores: storage.survey_versions("test-2026"))) == 1  # not before confirming
+    page.click("#confirm button[type=submit]")
+    expect(page.locator(".msg.ok")).to_contain_text("phiên bản 2")
+    project = server.call(lambda storage, stores: storage.get_survey("test-2026"))
+    assert project.version == 2 and '"citizen/xa-a":25' in project.project.replace(" ", "")
+    entry = next(e for e in server.call(lambda storage, stores: stores.audit.entries(limit=0))
+                 if e.action == "settings_edit")
+    assert "20 → 25" in entry.detail and "21:00 → 22:00" in entry.detail
+
+
+def test_letters_for_one_commune_download_as_a_zip_with_qr_images(page, fieldwork, console_server, log_in):
+    import zipfile
+
+    from fieldwork.invitations import pdf_browser
+
+    server = console_server(fieldwork.db)
+    server.add_account("commune", role="coordinator", surveys=["test-2026"], units=["xa-c"])
+    log_in(page, server, "commune")
+    page.goto(f"{server.url}/surveys/test-2026/invitations")
+    page.click("#letters-form button[type=submit]")  # no bot named: refused in the page
+    assert "say how people answer" in page.locator(".msg.error").inner_text()
+    page.fill("#letters-form input[name=telegram]", "@khaosat_qt_bot")
+    page.click("#letters-form button[type=submit]")
+    archive = zipfile.ZipFile(download(page, newest_job(page, "done")))
+    names = archive.namelist()
+    people = fieldwork.members["citizen/xa-c"]
+    assert "letters.html" in names and "invitations.csv" in names
+    if pdf_browser() is not None:  # a headless Chromium prints the letters to PDF as well
+        assert archive.read("letters.pdf").startswith(b"%PDF")
+    assert len([n for n in names if n.startswith("qr/") and n.endswith(".png")]) == len(people)
+    rows = archive.read("invitations.csv").decode("utf-8-sig").splitlines()[1:]
+    assert len(rows) == len(people) and all("citizen/xa-c" in row for row in rows)

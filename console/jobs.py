@@ -99,6 +99,11 @@ class JobRunner:
             if code != 0:  # the child fails its job itself; this covers a crash or a kill
                 await self.jobs.fail_job(job_id, _now(), f"{STOPPED} (exit {code})")
 
+    def process_id(self, job_id: str) -> int | None:
+        """The pid of a job's running process (benchmarks pause and resume it), or None."""
+        process = self._processes.get(job_id)
+        return process.pid if process is not None and process.returncode is None else None
+
     async def wait(self) -> None:
         """Until every submitted job has ended (tests, benchmarks)."""
         while self._tasks:

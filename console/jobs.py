@@ -2,13 +2,13 @@
 
 A frame of a million rows, an export of 100,000 sessions, letters for a whole province or a
 report take seconds to minutes of CPU. The console records the job (``console_jobs``, through
-``storage.jobs``) and starts ``python -m console.jobs`` for it: a child process, at a lower
-priority, with its own database connections, so neither the console's requests nor the bots'
-answers (which share the machine and, in ``khaosat run``, the event loop) wait for it or for the
-GIL. The child marks the job running, writes its progress about twice a second, and finishes it
-with the file to download, or fails it with the operation's own message (never a traceback; that
-goes to the job's log file). The state lives in the database, so a page reload, or another
-coordinator, sees the same job; the page polls it with htmx.
+``storage.jobs``) and starts ``python -m console.jobs`` for it: a child process with its own
+database connections, at idle priority (``lower_priority``), so neither the console's requests
+nor the bots' answers (which share the machine and, in ``khaosat run``, the event loop) wait for
+it or for the GIL. The child marks the job running, writes its progress about twice a second,
+and finishes it with the file to download, or fails it with the operation's own message (never
+a traceback; that goes to the job's log file). The state lives in the database, so a page
+reload, or another coordinator, sees the same job; the page polls it with htmx.
 
 At most ``MAX_RUNNING`` jobs run at once; the others wait queued, in order.
 """
@@ -210,16 +210,28 @@ async def run_job(database: Path, job_id: str, folder: Path) -> int:
         return 0
 
 
+def lower_priority() -> None:
+    """Run only on CPU time nobody else wants: SCHED_IDLE where Linux offers it (the bots and the
+    console always go first, and under Linux's I/O schedulers an idle task's disk reads wait too),
+    else a high niceness. A job gets slower on a busy machine; answering in chat does not."""
+    try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
+    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError:
+            pass
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one console job (started by the console).")
     parser.add_argument("--db", required=True, type=Path)
     parser.add_argument("--job", required=True)
     parser.add_argument("--dir", required=True, type=Path)
     args = parser.parse_args(argv)
-    try:
-        os.nice(NICENESS)
-    except OSError:
-        pass
+    lower_priority()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     return asyncio.run(run_job(args.db, args.job, args.dir))
 

@@ -152,3 +152,23 @@ def test_letters_print_to_pdf(tmp_path):
     html.write_text("<html><body><h1>Thư mời</h1></body></html>", encoding="utf-8")
     pdf = invitations.print_pdf(html, tmp_path / "l.pdf")
     assert pdf is not None and pdf.read_bytes().startswith(b"%PDF")
+
+
+def test_the_cli_loads_questionnaires_with_the_survey_and_refuses_a_broken_one_whole(tmp_path):
+    import subprocess
+    import sys
+
+    db = tmp_path / "s.sqlite"
+    root = HERE.parent
+
+    def load(*forms: Path) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "bot.cli", "survey", "load", str(SURVEY / "survey.toml"),
+                               "--db", str(db), *(f"--form={f}" for f in forms)],
+                              capture_output=True, text=True, cwd=root, timeout=120)
+
+    refused = load(TEMPLATES / "sipas_citizen.md", HERE / "forms" / "broken" / "duplicate_names.md")
+    assert refused.returncode == 1 and "duplicate_names.md: " in refused.stderr and "Traceback" not in refused.stderr
+    assert not db.exists()  # refused before the database is even opened
+    done = load(TEMPLATES / "sipas_citizen.md")
+    assert done.returncode == 0, done.stderr
+    assert "stored as version 1" in done.stdout

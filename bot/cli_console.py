@@ -6,6 +6,7 @@ Registered on the main group at the end of bot/cli.py.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import sys
 from pathlib import Path
@@ -181,9 +182,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, db: Path | Non
     config: Config = ctx.obj
     db = _survey_db(ctx, db)
     settings = config.console or ConsoleConfig()
-    settings = ConsoleConfig(host=host or settings.host, port=settings.port if port is None else port,
-                             secure_cookies=settings.secure_cookies, session_hours=settings.session_hours,
-                             max_upload_mb=settings.max_upload_mb)
+    settings = dataclasses.replace(settings, host=host or settings.host,
+                                   port=settings.port if port is None else port)
     bots = [ReminderBot(b.channel, b.name, b.pace.per_second) for b in config.bots]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 

@@ -61,6 +61,8 @@ class ConsoleConfig:
     session_hours: int = 12
     #: Uploads larger than this are refused (frames of 1M rows are ~100 MB).
     max_upload_mb: int = 512
+    #: How often the live parts of a page (progress) refresh themselves, in seconds.
+    refresh_seconds: int = 10
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,7 @@ class Config:
 
 _TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
         "coordinators": {"daily_summary"},
-        "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb"}}
+        "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb", "refresh_seconds"}}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
              "coordinators", "pace", "webhook", "code_attempts_per_hour"}
@@ -161,7 +163,11 @@ def _console(path: Path, table: dict) -> ConsoleConfig:
         raise ConfigError(f"{path}: console.session_hours must be a whole number of hours from 1 to 720")
     if isinstance(upload, bool) or not isinstance(upload, int) or not 1 <= upload <= 10_000:
         raise ConfigError(f"{path}: console.max_upload_mb must be a whole number from 1 to 10000")
-    return ConsoleConfig(host=listen, port=port, secure_cookies=secure, session_hours=hours, max_upload_mb=upload)
+    refresh = table.get("refresh_seconds", ConsoleConfig.refresh_seconds)
+    if isinstance(refresh, bool) or not isinstance(refresh, int) or not 1 <= refresh <= 3600:
+        raise ConfigError(f"{path}: console.refresh_seconds must be a whole number of seconds from 1 to 3600")
+    return ConsoleConfig(host=listen, port=port, secure_cookies=secure, session_hours=hours, max_upload_mb=upload,
+                         refresh_seconds=refresh)
 
 
 def _tables(path: Path, raw: dict, channel: str) -> list[dict]:

@@ -78,16 +78,9 @@ def visible_units(account: Account, project: SurveyProject) -> frozenset[str] | 
     """The units the account may see in this project (theirs and everything below); None: all."""
     if account.role == "admin" or not account.units:
         return None
-    mine = set(account.units)
-    visible = set()
-    for unit_id, unit in project.units.items():
-        node = unit
-        while node is not None:
-            if node.id in mine:
-                visible.add(unit_id)
-                break
-            node = project.units.get(node.parent) if node.parent else None
-    return frozenset(visible)
+    from .labels import unit_units
+
+    return frozenset().union(*(unit_units(project, unit) for unit in account.units))
 
 
 def stratum_visible(stratum: str, units: frozenset[str] | None) -> bool:

@@ -107,6 +107,10 @@ TEXTS: dict[str, dict[str, str]] = {
                          "en": "The file holds personal data (Decree 13/2023/NĐ-CP): keep it protected, delete it after use."},
     "no_personal": {"vi": "Tài khoản của bạn không xem được họ tên và số điện thoại.",
                     "en": "Your account does not see names and phones."},
+    "remind_whole_survey_only": {"vi": "Gửi nhắc nhở ngay áp dụng cho cả khảo sát; tài khoản giới hạn theo đơn vị"
+                                       " dùng lượt nhắc định kỳ.",
+                                 "en": "Sending reminders now applies to the whole survey; accounts limited to some"
+                                       " units rely on the periodic reminder pass."},
     "everyone_done": {"vi": "Không còn ai chưa trả lời.", "en": "Nobody left to reach."},
     # users
     "users_title": {"vi": "Tài khoản", "en": "Users"},
@@ -135,6 +139,11 @@ TEXTS: dict[str, dict[str, str]] = {
                      "en": "A coordinator needs at least one survey."},
     "not_yourself": {"vi": "Không thể tự khoá tài khoản của mình.", "en": "You cannot disable your own account."},
     "all": {"vi": "tất cả", "en": "all"},
+    "unknown_surveys": {"vi": "Không có khảo sát: {ids}.", "en": "No such survey: {ids}."},
+    "unknown_units": {"vi": "Không có đơn vị trong các khảo sát đã chọn: {ids}.",
+                      "en": "No such unit in the chosen surveys: {ids}."},
+    "active": {"vi": "đang dùng", "en": "active"},
+    "state": {"vi": "Trạng thái", "en": "State"},
     # audit
     "audit_title": {"vi": "Nhật ký hoạt động", "en": "Audit log"},
     "download_csv": {"vi": "Tải CSV", "en": "Download CSV"},

@@ -287,6 +287,22 @@ def _total(gid: str, stratum: str, part: list[StatusRow], days_left: int) -> Sta
     return replace(row, lagging=any(r.lagging for r in part))
 
 
+def restrict(report: StatusReport, keep) -> StatusReport:
+    """The report over the strata ``keep(row)`` accepts (a coordinator's units), with the group
+    and survey totals computed again from them exactly as ``survey_status`` computes them."""
+    strata = [r for r in report.strata() if keep(r)]
+    totals = [_total(gid, "*", [r for r in strata if r.group == gid], report.days_left)
+              for gid in dict.fromkeys(r.group for r in strata)]
+    if strata:
+        totals.append(_total("*", "*", strata, report.days_left))
+    return replace(report, rows=strata + totals)
+
+
+def total_of(rows: list[StatusRow], days_left: int, group: str = "*", stratum: str = "*") -> StatusRow:
+    """One total row over ``rows`` (strata), as the group and survey totals are made."""
+    return _total(group, stratum, rows, days_left)
+
+
 # -- output ----------------------------------------------------------------------------------------
 
 #: Columns of the csv/json output, in order.

@@ -19,11 +19,12 @@ class NonRespondent:
     respondent_id: int
     pseudonym: str
     group: str
+    form_id: str
     stratum: str
     unit: str | None
     disposition: str
     reason: str
-    answered: int  # questions answered in their latest session of their form
+    answered: int  # answers in their latest session of their form (calculations included)
     last_question: str | None
     has_chat: bool
     reminders: int
@@ -38,10 +39,10 @@ class FieldworkViews(Protocol):
     async def nonrespondents(self, survey_id: str, *, personal: bool = False) -> list[NonRespondent]: ...
 
 
-_NONRESPONDENTS = """
+_NONRESPONDENTS = r"""
 WITH m AS (
     SELECT sm.respondent_id AS rid, sm.grp, sm.stratum, sm.form_id, fu.unit, r.pseudonym, r.disposition,
-           EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id) AS invited,
+           sm.stage >= 1 OR EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id) AS invited,
            EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id) AS has_chat,
            (SELECT max(s.id) FROM sessions s WHERE s.respondent_id = r.id AND s.form_id = sm.form_id) AS sid
     FROM sample_members sm
@@ -51,7 +52,9 @@ WITH m AS (
       AND r.disposition NOT IN ('completed', 'ineligible', 'quota_full', 'replaced')
 )
 SELECT m.*,
-       (SELECT count(*) FROM answers a WHERE a.session_id = m.sid AND a.status = 'answered') AS answered,
+       -- the engine's own entries (__consent__) are not questions of the form
+       (SELECT count(*) FROM answers a WHERE a.session_id = m.sid AND a.status = 'answered'
+        AND a.question NOT LIKE '\_\_%' ESCAPE '\') AS answered,
        (SELECT a.question FROM answers a WHERE a.session_id = m.sid AND a.status = 'answered'
         ORDER BY a.updated_at DESC, a.rowid DESC LIMIT 1) AS last_question,
        (SELECT s.updated_at FROM sessions s WHERE s.id = m.sid) AS last_activity,
@@ -67,7 +70,7 @@ def _reason(disposition: str, invited: bool, has_chat: bool, answered: int) -> s
         return disposition
     if answered:
         return "stopped"
-    if has_chat:
+    if has_chat or disposition in ("contacted", "started", "partial"):
         return "opened"
     return "never_opened" if invited else "not_invited"
 
@@ -97,7 +100,8 @@ class SQLiteFieldworkViews:
         out = []
         for row in await self.tx.fetchall(sql, {"survey": survey_id}):
             out.append(NonRespondent(
-                respondent_id=row["rid"], pseudonym=row["pseudonym"], group=row["grp"], stratum=row["stratum"],
+                respondent_id=row["rid"], pseudonym=row["pseudonym"], group=row["grp"], form_id=row["form_id"],
+                stratum=row["stratum"],
                 unit=row["unit"], disposition=row["disposition"],
                 reason=_reason(row["disposition"], bool(row["invited"]), bool(row["has_chat"]), row["answered"]),
                 answered=row["answered"], last_question=row["last_question"], has_chat=bool(row["has_chat"]),

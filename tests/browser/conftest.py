@@ -38,12 +38,13 @@ ZONE = dt.timezone(dt.timedelta(hours=7))
 NOW = dt.datetime(2026, 8, 21, 12, 0, tzinfo=ZONE)
 T0 = "2026-07-01T08:00:00+07:00"
 PASSWORD = "mat-khau-thu-2026"
+OTHER_SURVEY = "khac-2026"
 
 
 class ConsoleServer:
     """The real console (console.server.start_console) on its own event loop in a thread."""
 
-    def __init__(self, db: Path, *, now: dt.datetime = NOW, bots=()):
+    def __init__(self, db: Path, *, now: dt.datetime = NOW, bots=(), refresh_seconds: int = 10):
         self.db = db
         self.now = now
         self.loop = asyncio.new_event_loop()
@@ -52,7 +53,8 @@ class ConsoleServer:
         self.storage = self._run(open_storage(db))
         from console.server import start_console
 
-        self.running = self._run(start_console(ConsoleConfig(host="127.0.0.1", port=0), self.storage, db,
+        self.running = self._run(start_console(ConsoleConfig(host="127.0.0.1", port=0,
+                                                                             refresh_seconds=refresh_seconds), self.storage, db,
                                                clock=lambda: self.now, bots=bots))
         self.url = self.running.url.rstrip("/")
 
@@ -145,7 +147,7 @@ async def _move(storage, rid: int, steps: list[str], at: str) -> None:
 async def build_fieldwork(tmp_path: Path) -> Fieldwork:
     """The test survey with a drawn sample: in xa-a 4 completed, 2 started, 2 refused, 3 invited
     (one of them with a chat), 1 unreachable; in xa-b 2 completed; invitations for all."""
-    from surveys.project import load_survey, store_survey
+    from surveys.project import load_survey, parse_survey, store_survey
     from surveys.sampling import draw_sample, import_frame_file
 
     project = load_survey(FORMS / "survey.toml")
@@ -177,6 +179,10 @@ async def build_fieldwork(tmp_path: Path) -> Fieldwork:
         await _move(storage, a[11], ["invited", "unreachable"], "2026-08-16T09:00:00+07:00")
         for rid in b[:2]:
             await _move(storage, rid, done, "2026-08-20T09:00:00+07:00")
+        # A second survey, for "another survey's pages".
+        other = parse_survey((FORMS / "survey.toml").read_text(encoding="utf-8").replace(
+            'id = "test-2026"', f'id = "{OTHER_SURVEY}"'), base=FORMS)
+        await store_survey(storage, other, "", "survey.toml", T0)
     return Fieldwork(db, project, members)
 
 
@@ -203,3 +209,50 @@ def run_async(make: Callable[[], Awaitable[Any]]) -> Any:
 @pytest.fixture
 def fieldwork(tmp_path) -> Fieldwork:
     return run_async(lambda: build_fieldwork(tmp_path))
+
+
+SIPAS_FORM = ROOT / "surveys" / "templates" / "sipas_citizen.md"
+
+
+async def answer_in_chat(storage, respondent_ids: list[int], clock: Callable[[], dt.datetime], *,
+                         stop_after: int | None = None, seed: int = 7) -> list[str]:
+    """Simulated people answer the citizen questionnaire through the real chat core (the console
+    channel over ``Conversations``): each takes the first option of a choice, skips what may be
+    skipped and types a valid value otherwise; ``stop_after`` answers, they walk away. Returns each one's final status."""
+    import io
+    import random
+
+    from rich.console import Console
+
+    from bot.console import ConsoleChannel
+    from bot.conversations import Conversations
+    from bot.simulate import TypedAnswers
+    from surveys.xlsform import load_questionnaire_bytes
+
+    source = SIPAS_FORM.read_bytes()
+    form = load_questionnaire_bytes(source, SIPAS_FORM.name)
+    conversations = Conversations(storage)
+    await conversations.register(form, source, SIPAS_FORM.name, clock())
+    typed = TypedAnswers(form, random.Random(seed), clock().date())
+    statuses = []
+    for rid in respondent_ids:
+        respondent = await storage.get_respondent(rid)
+        lines = [0]
+        tries: dict[str, int] = {}
+
+        def read_line(ask):
+            # A safety cap: a person who has typed 300 lines has stopped.
+            if ask is None or lines[0] >= (300 if stop_after is None else stop_after):
+                return None
+            lines[0] += 1
+            if ask.options:
+                return "1"
+            if not ask.required:
+                return ""  # skipped, as the prompt offers
+            question = next(q for q in form.asked if q.name == ask.question)
+            tries[question.name] = tries.get(question.name, -1) + 1
+            return typed.value(question, tries[question.name])
+
+        channel = ConsoleChannel(conversations, Console(file=io.StringIO()), read_line, clock)
+        statuses.append((await channel.take(form, respondent.external_id, "vi")).value)
+    return statuses

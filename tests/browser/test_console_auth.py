@@ -14,9 +14,10 @@ def audit_actions(server) -> list[str]:
 def test_log_in_see_the_surveys_and_log_out(page, fieldwork, console_server, log_in):
     server = console_server(fieldwork.db)
     server.add_account("admin", role="admin")
-    page.goto(f"{server.url}/")
+    page.goto(f"{server.url}/surveys/test-2026/progress")
     assert page.url.startswith(f"{server.url}/login")  # signed out: sent to the login page
     log_in(page, server, "admin")
+    assert page.url == f"{server.url}/surveys/test-2026/progress"  # back where they were going
     page.goto(f"{server.url}/")
     assert page.locator("h2", has_text="Khảo sát thử 2026").is_visible()
     cookies = {c["name"]: c for c in page.context.cookies()}

@@ -11,7 +11,6 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
-from fieldwork import Refused
 
 
 def _now() -> dt.datetime:
@@ -149,5 +148,3 @@ async def score(storage, job, params, folder: Path, progress):
 
 KINDS = {"export": export, "frame_import": frame_import, "sample_import": sample_import, "draw": draw, "letters": letters,
          "report": report, "weight": weight, "estimate": estimate, "score": score}
-
-__all__ = ["KINDS", "Refused"]

@@ -20,15 +20,13 @@ import asyncio
 import datetime as dt
 import logging
 import os
-import shutil
 import sys
 import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Any, Awaitable, Callable
+from typing import Any, Callable
 
-log = logging.getLogger(__name__)
 
 MAX_RUNNING = 2
 #: How often the child writes its progress (seconds).
@@ -139,9 +137,6 @@ def failure_lines(job) -> list[str]:
 
 # -- the child process -------------------------------------------------------------------------
 
-Work = Callable[[Any, Any, dict, Path, "Progress"], Awaitable[tuple[str | None, str]]]
-
-
 class Progress:
     """The latest progress of a job, written to the database by a background task."""
 
@@ -236,12 +231,5 @@ def main(argv: list[str] | None = None) -> int:
     return asyncio.run(run_job(args.db, args.job, args.dir))
 
 
-def remove_job_files(runner: JobRunner, job_id: str) -> None:
-    shutil.rmtree(runner.job_dir(job_id), ignore_errors=True)
-
-
 if __name__ == "__main__":
     sys.exit(main())
-
-
-__all__ = ["JobRunner", "Progress", "files_dir", "result_files", "failure_lines", "run_job", "main"]

@@ -132,9 +132,6 @@ def test_an_analyst_downloads_sav_and_xlsx_exports_and_reads_them_back(page, ans
     assert actions.count("export") == 2 and actions.count("download") == 2 and "forbidden" in actions
 
 
-SCORE_RULES = Path(__file__).resolve().parents[1] / "test_scores.py"
-
-
 def test_an_analyst_uploads_a_design_and_computes_scores(page, fieldwork, console_server, log_in, tmp_path):
     from tests.test_scores import DATA, RULES
 

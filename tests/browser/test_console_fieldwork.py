@@ -275,3 +275,22 @@ def test_letters_for_one_commune_download_as_a_zip_with_qr_images(page, fieldwor
     assert len([n for n in names if n.startswith("qr/") and n.endswith(".png")]) == len(people)
     rows = archive.read("invitations.csv").decode("utf-8-sig").splitlines()[1:]
     assert len(rows) == len(people) and all("citizen/xa-c" in row for row in rows)
+
+
+def test_the_fieldwork_pages_fit_a_phone_in_both_languages(browser, fieldwork, console_server, log_in):
+    server = console_server(fieldwork.db)
+    server.add_account("admin", role="admin")
+    context = browser.new_context(viewport={"width": 390, "height": 844}, locale="vi-VN")
+    page = context.new_page()
+    try:
+        log_in(page, server, "admin")
+        for lang, heading in (("vi", "Khung mẫu và mẫu"), ("en", "Frame and sample")):
+            page.goto(f"{server.url}/lang/{lang}?next=/")
+            for path in ("/surveys", *(f"/surveys/test-2026/{name}" for name in PAGES)):
+                page.goto(f"{server.url}{path}")
+                width = page.evaluate("document.documentElement.scrollWidth")
+                assert width <= 390, (lang, path, width)
+            page.goto(f"{server.url}/surveys/test-2026/sample")
+            assert page.locator("h1").inner_text().startswith(heading)
+    finally:
+        context.close()

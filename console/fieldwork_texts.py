@@ -59,6 +59,8 @@ i18n.add_texts({
                                "en": "Replace refused/unreachable members from the reserves"},
     "replaced": {"vi": "Đã thay {n}; {m} người hết dự phòng trong tầng.",
                  "en": "Replaced {n}; {m} without a reserve left."},
+    "replace_one": {"vi": "Thay một người bằng người dự phòng kế tiếp", "en": "Replace one person by the next reserve"},
+    "reason": {"vi": "Lý do", "en": "Reason"},
     "import_sample": {"vi": "Nạp mẫu đã rút sẵn (có xác suất hoặc trọng số)",
                       "en": "Import an already drawn sample (with probability or weight)"},
     # jobs

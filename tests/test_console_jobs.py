@@ -55,3 +55,33 @@ async def test_jobs_end_done_failed_or_stopped(tmp_path):
         assert job.status == "failed" and job.message.startswith(STOPPED)
     async with await open_storage(db) as storage:
         assert await storage.frame_rows("test-2026") == []  # nothing half-imported
+
+
+async def test_weight_and_estimate_jobs_use_the_uploaded_design(tmp_path):
+    import pandas as pd
+
+    db = tmp_path / "survey.sqlite"
+    async with await open_storage(db) as storage:
+        await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
+    data = tmp_path / "data.csv"
+    pd.DataFrame({"stratum": ["a"] * 6 + ["b"] * 4, "score": [1, 2, 3, 4, 5, 1, 2, 3, 4, 5]}).to_csv(data, index=False)
+    design = tmp_path / "design.toml"
+    design.write_text('[design]\nstrata = "stratum"\n\n[[calibrate]]\nvariable = "stratum"\n'
+                      'totals = { a = 600, b = 400 }\n', encoding="utf-8")
+    async with await ConsoleStores.open(db) as stores:
+        runner = JobRunner(db, stores.jobs)
+        weighted = await runner.submit("weight", {"data": str(data), "design": str(design)}, survey_id="test-2026",
+                                       account_id=None)
+        estimated = await runner.submit("estimate", {"data": str(data), "design": str(design), "means": ["score"],
+                                                     "by": "stratum"}, survey_id="test-2026", account_id=None)
+        broken = design.with_name("broken.toml")
+        broken.write_text('[design]\nstrata = "vung"\n', encoding="utf-8")
+        refused = await runner.submit("estimate", {"data": str(data), "design": str(broken), "means": ["score"]},
+                                      survey_id="test-2026", account_id=None)
+        jobs = [await finished(stores, job.id) for job in (weighted, estimated, refused)]
+    assert [job.status for job in jobs] == ["done", "done", "failed"], [job.message for job in jobs]
+    table = pd.read_csv(result_files(jobs[0])[0])
+    weight = next(c for c in table.columns if c not in ("stratum", "score"))
+    assert table.groupby("stratum")[weight].sum().round(6).to_dict() == {"a": 600, "b": 400}
+    assert "mean" in set(pd.read_csv(result_files(jobs[1])[0], keep_default_na=False).statistic)
+    assert "vung" in jobs[2].message and "Traceback" not in jobs[2].message

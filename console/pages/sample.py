@@ -89,10 +89,20 @@ async def draw(request: web.Request) -> web.Response:
 @routes.post("/surveys/{survey}/sample/replace")
 @requires("coordinator")
 async def replace_nonrespondents(request: web.Request) -> web.Response:
+    """One respondent (the form's id; a reason is kept in their history), or every refused,
+    unreachable or ineligible member, replaced by the next reserve of their stratum."""
     survey_wide(request)
     project = request_scope(request).project
+    form = await request.post()
+    problems: list[str] = []
+    respondent = None
+    if str(form.get("respondent", "")).strip():
+        respondent = int_field(form, "respondent", t("bad_respondent", language(request)), problems, minimum=1)
+    if problems:
+        return await _page(request, status=400, problems=problems)
     try:
-        result = await replace(fieldwork_storage(request), project, console_of(request).now())
+        result = await replace(fieldwork_storage(request), project, console_of(request).now(), respondent=respondent,
+                               reason=str(form.get("reason", "")).strip() or None)
     except Refused as refused:
         return await _page(request, status=400, problems=[refused.message, *refused.problems])
     await audit(request, "sample_replace", "; ".join(f"{old} → {m.respondent_id}" for old, m in result.replaced)

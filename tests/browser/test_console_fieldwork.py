@@ -294,3 +294,26 @@ def test_the_fieldwork_pages_fit_a_phone_in_both_languages(browser, fieldwork, c
             assert page.locator("h1").inner_text().startswith(heading)
     finally:
         context.close()
+
+
+def test_one_refusal_is_replaced_by_the_next_reserve(page, fieldwork, console_server, log_in):
+    server = console_server(fieldwork.db)
+    server.add_account("officer", role="coordinator", surveys=["test-2026"])
+    refused = fieldwork.members["citizen/xa-a"][6]
+    log_in(page, server, "officer")
+    page.goto(f"{server.url}/surveys/test-2026/sample")
+    page.click("#replace-one-form >> xpath=..")  # open the details
+    completed = fieldwork.members["citizen/xa-a"][0]
+    page.fill("#replace-one-form input[name=respondent]", str(completed))
+    page.click("#replace-one-form button[type=submit]")
+    assert f"respondent {completed} is completed; only refused, unreachable, ineligible can be replaced" in \
+        page.locator(".msg.error").inner_text()
+    page.click("#replace-one-form >> xpath=..")
+    page.fill("#replace-one-form input[name=respondent]", str(refused))
+    page.fill("#replace-one-form input[name=reason]", "chuyển công tác")
+    page.click("#replace-one-form button[type=submit]")
+    expect(page.locator(".msg.ok")).to_contain_text("Đã thay 1")
+    person = server.call(lambda storage, stores: storage.get_respondent(refused))
+    assert person.disposition == "replaced"
+    history = server.call(lambda storage, stores: storage.disposition_history(refused))
+    assert history[-1]["reason"] == "chuyển công tác"

@@ -919,7 +919,11 @@ def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None
               show_default=True, help="Folder for the demo database and export.")
 @click.option("--respondents", type=click.IntRange(1, 5_000), default=200, show_default=True)
 @click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same demo.")
-def demo(out: Path, respondents: int, seed: int) -> None:
+@click.option("--serve/--no-serve", default=True, show_default=True,
+              help="End by serving the coordinator console over the demo's fieldwork (until Ctrl+C).")
+@click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
+              help="The console's port on 127.0.0.1 (0: any free port).")
+def demo(out: Path, respondents: int, seed: int, serve: bool, port: int) -> None:
     """Run the Telegram bot against a local Bot API emulator with simulated people, and summarise.
 
     A sample is loaded and invited; simulated people open their links and answer the bundled
@@ -928,7 +932,11 @@ def demo(out: Path, respondents: int, seed: int) -> None:
     """
     from bot.demo import run_demo
 
-    asyncio.run(run_demo(out, respondents, seed, console))
+    summary = asyncio.run(run_demo(out, respondents, seed, console))
+    if serve:
+        from bot.cli_console import serve_demo
+
+        serve_demo(summary, port)
 
 
 from bot.cli_console import serve, user  # noqa: E402 — the console's commands, in their own module

@@ -200,3 +200,51 @@ def serve(ctx: click.Context, host: str | None, port: int | None, db: Path | Non
         asyncio.run(main_loop())
     except OSError as error:
         _refuse(f"cannot listen on {settings.host}:{settings.port}: {error}")
+
+
+#: The demo's console accounts (printed by `khaosat demo`; the demo database is thrown away).
+DEMO_PASSWORD = "khaosat-demo"
+DEMO_ADMIN = "admin"
+DEMO_COORDINATOR = "can-bo-xa"
+
+
+def serve_demo(summary: dict, port: int) -> None:
+    """After `khaosat demo`: a demo admin and a coordinator limited to one commune, then the console
+    over the demo database on 127.0.0.1, its clock running on from where the demo's stopped."""
+    import logging
+    import signal
+
+    from bot.demo import COMMUNES
+    from console.accounts import create_account
+    from console.server import serve_until
+
+    db: Path = summary["database"]
+    survey, commune = summary["survey"], next(iter(COMMUNES))
+    offset = summary["now"] - dt.datetime.now(summary["now"].tzinfo)
+
+    async def accounts(stores) -> None:
+        for name, role, units in ((DEMO_ADMIN, "admin", ()), (DEMO_COORDINATOR, "coordinator", (commune,))):
+            await create_account(stores, name, DEMO_PASSWORD, role=role, at=_now(), surveys=(survey,), units=units,
+                                 personal=True)
+
+    asyncio.run(_with_stores(db, accounts))
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+    def started(running) -> None:
+        _print(f"\n[bold]The coordinator console:[/] {running.url}")
+        _print(f"  log in as [bold]{DEMO_ADMIN}[/] (everything) or [bold]{DEMO_COORDINATOR}[/] (only {commune}), "
+               f"password [bold]{DEMO_PASSWORD}[/]")
+        _print("  Ctrl+C stops it; later: khaosat serve --db " + str(db))
+
+    async def main_loop() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await serve_until(stop, ConsoleConfig(host="127.0.0.1", port=port), db,
+                          clock=lambda: dt.datetime.now(summary["now"].tzinfo) + offset, started=started)
+
+    try:
+        asyncio.run(main_loop())
+    except OSError as error:
+        _refuse(f"cannot serve the console on 127.0.0.1:{port}: {error} (try --port 0, or --no-serve)")

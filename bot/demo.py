@@ -405,7 +405,8 @@ async def _summarise(db_path: Path, out_dir: Path, console: Console, survey: Dem
                   f"khaosat try {bundled_templates()[-1]} --db {db_path}")
     return {"progress": rows, "status": report, "outcomes": dict(work.outcomes), "quota_full": quota_full,
             "reminders": (work.reminders_queued, work.reminders_received), "came_back": dict(work.came_back),
-            "violations": list(violations), "outbox": outbox}
+            "violations": list(violations), "outbox": outbox, "now": now, "database": db_path,
+            "survey": survey.project.id}
 
 
 async def _count_disposition(storage: Storage, disposition: str) -> int:

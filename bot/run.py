@@ -237,6 +237,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
         bots: list[RunningBot] = []
         runners: list[web.AppRunner] = []
         scheduler = None
+        web_console = None
         try:
             for bot_config in config.bots:
                 forms = await load_forms(conversations, bot_config.forms, clock())
@@ -244,11 +245,17 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                 bots.append(await start(bot_config, storage, conversations, forms, export_dir, clock, stop))
             runners = await serve_webhooks(bots)
             scheduler = start_scheduler(config, storage, bots, clock)
+            if config.console is not None:  # [console]: the coordinator console beside the bots
+                from console.server import start_console
+                web_console = await start_console(config.console, storage, config.database, clock=clock,
+                                                  bots=reminder_bots(bots), on_reminders_queued=lambda: reminders_queued(bots))
             log.info("running %d bot(s): %s", len(bots), ", ".join(b.config.name for b in bots))
             if started:
                 started(bots)
             await stop.wait()
         finally:
+            if web_console is not None:
+                await web_console.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             for running in bots:

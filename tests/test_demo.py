@@ -12,7 +12,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_demo_runs_both_bots_against_the_emulators_with_simulated_people(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--out", str(tmp_path), "--respondents", "24"],
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "demo", "--out", str(tmp_path), "--respondents", "24",
+                             "--no-serve"],
                             capture_output=True, text=True, cwd=ROOT, timeout=600)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

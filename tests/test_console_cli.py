@@ -1,0 +1,96 @@
+"""`[console]` in the configuration, and `khaosat user add|list|disable|passwd` on a real database."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.config import ConfigError, ConsoleConfig, load_config
+from storage.console_db import ConsoleStores
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def khaosat(*args, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "bot.cli", *map(str, args)], input=stdin, capture_output=True,
+                          text=True, cwd=ROOT, timeout=120)
+
+
+def test_the_example_console_section_and_its_defaults(monkeypatch, tmp_path):
+    for name in ("KHAOSAT_TELEGRAM_TOKEN", "KHAOSAT_TELEGRAM_WEBHOOK_SECRET", "KHAOSAT_ZALO_TOKEN",
+                 "KHAOSAT_ZALO_WEBHOOK_SECRET"):
+        monkeypatch.setenv(name, "secret-value-123")
+    assert load_config(ROOT / "config.example.toml").console == ConsoleConfig()
+    plain = tmp_path / "k.toml"
+    plain.write_text("[storage]\npath = 'k.sqlite'\n", encoding="utf-8")
+    assert load_config(plain).console is None  # no [console]: `khaosat run` serves no console
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[console]\nport = 70000\n", "console.port must be a port number"),
+    ("[console]\nsecure_cookies = 'yes'\n", "console.secure_cookies must be true, false or \"auto\""),
+    ("[console]\nsession_hours = 0\n", "console.session_hours"),
+    ("[console]\nlisten = ''\n", "console.listen must be an address"),
+    ("[console]\nrefresh = 5\n", "unknown key console.refresh"),
+])
+def test_a_bad_console_section_is_named(tmp_path, text, message):
+    path = tmp_path / "k.toml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(")):
+        load_config(path)
+
+
+def accounts(db: Path):
+    async def read():
+        async with await ConsoleStores.open(db) as stores:
+            return await stores.accounts.list_accounts(), await stores.audit.entries(limit=0)
+    return asyncio.run(read())
+
+
+def test_user_add_list_disable_and_passwd(tmp_path):
+    db = tmp_path / "k.sqlite"
+    result = khaosat("user", "add", "admin", "--role", "admin", "--password-stdin", "--db", db,
+                     stdin="mot-mat-khau-dai\n")
+    assert result.returncode == 0, result.stderr
+    result = khaosat("user", "add", "xa-a", "--role", "coordinator", "--survey", "test-2026", "--unit", "xa-a",
+                     "--password-stdin", "--db", db, stdin="mot-mat-khau-dai\n")
+    assert result.returncode == 0, result.stderr
+    listing = khaosat("user", "list", "--db", db).stdout
+    assert "admin" in listing and "test-2026" in listing and "xa-a" in listing
+    (admin, officer), _ = accounts(db)
+    assert (officer.role, officer.surveys, officer.units, officer.personal) == ("coordinator", ("test-2026",),
+                                                                               ("xa-a",), True)
+    assert admin.password_hash.startswith("$argon2id$")
+    assert khaosat("user", "disable", "xa-a", "--db", db).returncode == 0
+    assert accounts(db)[0][1].disabled
+    assert khaosat("user", "disable", "xa-a", "--enable", "--db", db).returncode == 0
+    before = accounts(db)[0][1].password_hash
+    assert khaosat("user", "passwd", "xa-a", "--password-stdin", "--db", db, stdin="mat-khau-moi-2026\n").returncode == 0
+    (_, officer), audit = accounts(db)
+    assert officer.password_hash != before and not officer.disabled
+    assert [e.action for e in reversed(audit)] == ["user_disabled", "user_enabled", "password_set"]
+
+
+@pytest.mark.parametrize("args, stdin, message", [
+    (["user", "add", "ab", "--role", "admin", "--password-stdin"], "short\n",
+     "The password needs at least 10 characters."),
+    (["user", "add", "ab", "--role", "coordinator", "--password-stdin"], "mot-mat-khau-dai\n",
+     "A coordinator needs at least one survey."),
+    (["user", "add", "bad name!", "--role", "viewer", "--password-stdin"], "mot-mat-khau-dai\n", "Username: 2–64"),
+    (["user", "add", "admin", "--role", "viewer", "--password-stdin"], "mot-mat-khau-dai\n",
+     "The username admin is taken."),
+    (["user", "disable", "nobody"], "", "no console account named 'nobody'"),
+    (["user", "passwd", "nobody", "--password-stdin"], "mot-mat-khau-dai\n", "no console account named 'nobody'"),
+])
+def test_bad_user_commands_say_why_and_write_nothing(tmp_path, args, stdin, message):
+    db = tmp_path / "k.sqlite"
+    khaosat("user", "add", "admin", "--role", "admin", "--password-stdin", "--db", db, stdin="mot-mat-khau-dai\n")
+    before = accounts(db)
+    result = khaosat(*args, "--db", db, stdin=stdin)
+    assert result.returncode == 1
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert accounts(db) == before

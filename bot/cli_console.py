@@ -187,6 +187,9 @@ def serve(ctx: click.Context, host: str | None, port: int | None, db: Path | Non
     bots = [ReminderBot(b.channel, b.name, b.pace.per_second) for b in config.bots]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
+    if not asyncio.run(_with_stores(db, lambda stores: stores.accounts.list_accounts())):
+        _cli().errors.print(f"[yellow]![/] no console account yet: khaosat user add NAME --role admin --db {db}")
+
     async def main_loop() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()

@@ -6,8 +6,10 @@ every module in ``console/pages/`` adds its ``routes`` and ``NAV`` (see console/
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hmac
+import io
 import importlib
 import logging
 import pkgutil
@@ -168,6 +170,18 @@ def render(request: web.Request, template: str, *, status: int = 200, **context:
                             content_type="text/html", charset="utf-8")
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def csv_download(header: Sequence[str], rows, filename: str) -> web.Response:
+    """A CSV file to download (UTF-8 with BOM, as Excel opens Vietnamese correctly), never cached.
+    Audit it (``audit(request, "download", ...)``) in the handler."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows(rows)
+    return web.Response(body=("\ufeff" + out.getvalue()).encode("utf-8"), content_type="text/csv", charset="utf-8",
+                        headers={"Content-Disposition": f'attachment; filename="{filename}"',
+                                 "Cache-Control": "no-store"})
 
 
 # -- middlewares -----------------------------------------------------------------------------------

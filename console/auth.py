@@ -109,6 +109,7 @@ def requires(*roles: str, personal: bool = False) -> Callable[[Handler], Handler
     If the route has a ``{survey}`` part, the survey must exist (404) and be in the account's
     scope (403); ``?unit=`` (or a ``{unit}`` route part) must be a unit of the survey (404)
     the account may see (403). ``personal``: the account must have personal-data access.
+    (A live part asked for by htmx gets 401 with ``HX-Redirect`` to the login page instead.)
     Sets the request's ``Scope`` (``console.app.request_scope(request)``). Refusals are audited by the error middleware.
     """
     def wrap(handler: Handler) -> Handler:
@@ -118,7 +119,10 @@ def requires(*roles: str, personal: bool = False) -> Callable[[Handler], Handler
 
             account = current_account(request)
             if account is None:
-                raise web.HTTPFound(f"/login?next={_quote_path(request)}")
+                target = f"/login?next={_quote_path(request)}"
+                if request.headers.get("HX-Request"):  # a live part whose session ended: the whole page goes
+                    raise web.HTTPUnauthorized(headers={"HX-Redirect": target})
+                raise web.HTTPFound(target)
             if account.role != "admin" and account.role not in roles:
                 raise web.HTTPForbidden(reason="role")
             if personal and not has_personal(account):

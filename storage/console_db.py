@@ -13,12 +13,19 @@ import os
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiosqlite
 
 from .errors import StorageError
 from .migrations import migrate
 from .sqlite import _PRAGMAS  # noqa: PLC2701 — the same pragmas as the fieldwork storage
+
+if TYPE_CHECKING:  # the store modules import this one
+    from .accounts import SQLiteAccounts
+    from .audit import SQLiteAudit
+    from .fieldwork_views import SQLiteFieldworkViews
+    from .jobs import SQLiteJobs
 
 
 async def open_connection(path: str | os.PathLike[str]) -> aiosqlite.Connection:

@@ -94,3 +94,40 @@ def test_bad_user_commands_say_why_and_write_nothing(tmp_path, args, stdin, mess
     assert result.returncode == 1
     assert message in result.stderr and "Traceback" not in result.stderr
     assert accounts(db) == before
+
+
+def test_serve_answers_on_its_port_and_stops_on_ctrl_c(tmp_path):
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    db = tmp_path / "k.sqlite"
+    khaosat("user", "add", "admin", "--role", "admin", "--password-stdin", "--db", db, stdin="mot-mat-khau-dai\n")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "bot.cli", "serve", "--db", str(db), "--port", str(port)],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(200):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as response:
+                    page = response.read().decode()
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("the console did not answer")
+        assert 'name="csrf_token"' in page and "Đăng nhập" in page
+    finally:
+        server.send_signal(signal.SIGINT)
+        out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert f"Console at http://127.0.0.1:{port}/" in out and "Traceback" not in err
+
+
+def test_serve_refuses_a_database_that_does_not_exist(tmp_path):
+    result = khaosat("serve", "--db", tmp_path / "nope.sqlite")
+    assert result.returncode == 1 and "does not exist" in result.stderr
+    assert not (tmp_path / "nope.sqlite").exists()

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import csv
-import io
-
 from aiohttp import web
 
-from console.app import NavEntry, audit, render, stores
+from console.app import NavEntry, audit, csv_download, render, stores
 from console.auth import requires
 from console.i18n import local_time
 from storage.audit import AUDIT_COLUMNS
@@ -34,13 +31,7 @@ async def audit_page(request: web.Request) -> web.Response:
 @requires("admin")
 async def audit_csv(request: web.Request) -> web.Response:
     entries = await stores(request).audit.entries(limit=0)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow([*AUDIT_COLUMNS, "local_time"])
-    for entry in reversed(entries):
-        writer.writerow([*(getattr(entry, c) if getattr(entry, c) is not None else "" for c in AUDIT_COLUMNS),
-                         local_time(entry.at)])
+    rows = [[*(getattr(entry, c) if getattr(entry, c) is not None else "" for c in AUDIT_COLUMNS),
+             local_time(entry.at)] for entry in reversed(entries)]
     await audit(request, "download", f"audit log: {len(entries)} row(s)")
-    return web.Response(body=("\ufeff" + out.getvalue()).encode("utf-8"), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": 'attachment; filename="khaosat-audit.csv"',
-                                 "Cache-Control": "no-store"})
+    return csv_download([*AUDIT_COLUMNS, "local_time"], rows, "khaosat-audit.csv")

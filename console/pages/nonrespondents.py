@@ -5,15 +5,13 @@ to reach by letter or phone (names and phones only for accounts with personal ac
 
 from __future__ import annotations
 
-import csv
-import io
 from collections import Counter
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
 from bot.reminders import REMINDER_SHARE, _Forms, has_reminders  # _Forms: parsed once per version
-from console.app import (NavEntry, audit, console_of, current_account, fieldwork_storage, language, render,
+from console.app import (NavEntry, audit, console_of, csv_download, current_account, fieldwork_storage, language, render,
                          request_scope, stores)
 from console.auth import Scope, has_personal, requires, stratum_visible
 from console.i18n import t
@@ -136,17 +134,12 @@ async def nonrespondents_csv(request: web.Request) -> web.Response:
     personal = has_personal(current_account(request))
     people = [p for p in await _people(request, personal=personal) if p.reason in OFFLINE_REASONS]
     lang = language(request)
-    asked = await asked_questions(request)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["survey_id", "respondent_id", "pseudonym", "group", "stratum", "unit", "reason", "disposition",
-                     *(["name", "phone"] if personal else [])])
-    for p in people:
-        writer.writerow([scope.project.id, p.respondent_id, p.pseudonym, p.group, p.stratum, p.unit or "",
-                         reason_text(p, lang, asked), p.disposition, *([p.name or "", p.phone or ""] if personal else [])])
+    asked: dict[str, tuple[str, ...]] = {}  # no "stopped" among these reasons: no form to read
+    header = ["survey_id", "respondent_id", "pseudonym", "group", "stratum", "unit", "reason", "disposition",
+              *(["name", "phone"] if personal else [])]
+    rows = [[scope.project.id, p.respondent_id, p.pseudonym, p.group, p.stratum, p.unit or "",
+             reason_text(p, lang, asked), p.disposition, *([p.name or "", p.phone or ""] if personal else [])]
+            for p in people]
     await audit(request, "download", f"non-respondents to reach: {len(people)} row(s)"
                 f"{', with names and phones' if personal else ''}{f', unit {scope.unit}' if scope.unit else ''}")
-    name = f"{scope.project.id}-to-reach{('-' + scope.unit) if scope.unit else ''}.csv"
-    return web.Response(body=("\ufeff" + out.getvalue()).encode("utf-8"), content_type="text/csv", charset="utf-8",
-                        headers={"Content-Disposition": f'attachment; filename="{name}"',
-                                 "Cache-Control": "no-store"})
+    return csv_download(header, rows, f"{scope.project.id}-to-reach{('-' + scope.unit) if scope.unit else ''}.csv")

@@ -4,7 +4,7 @@ headless Chromium (Playwright with Debian's /usr/bin/chromium).
 
 Fixtures (see console/README.md):
 
-* ``browser`` — session-scoped Chromium; the tests skip (with the reason) if Playwright or
+* ``browser`` — Chromium, one per test module; the tests skip (with the reason) if Playwright or
   Chromium is missing.
 * ``page`` — a fresh browser context and page per test (no cookies carried over).
 * ``fieldwork`` — a database with the test survey (tests/forms/survey: communes xa-a, xa-b,
@@ -44,7 +44,7 @@ OTHER_SURVEY = "khac-2026"
 class ConsoleServer:
     """The real console (console.server.start_console) on its own event loop in a thread."""
 
-    def __init__(self, db: Path, *, now: dt.datetime = NOW, bots=(), refresh_seconds: int = 10):
+    def __init__(self, db: Path, *, now: dt.datetime = NOW, bots=(), **settings):
         self.db = db
         self.now = now
         self.loop = asyncio.new_event_loop()
@@ -53,8 +53,7 @@ class ConsoleServer:
         self.storage = self._run(open_storage(db))
         from console.server import start_console
 
-        self.running = self._run(start_console(ConsoleConfig(host="127.0.0.1", port=0,
-                                                                             refresh_seconds=refresh_seconds), self.storage, db,
+        self.running = self._run(start_console(ConsoleConfig(host="127.0.0.1", port=0, **settings), self.storage, db,
                                                clock=lambda: self.now, bots=bots))
         self.url = self.running.url.rstrip("/")
 
@@ -95,7 +94,10 @@ def console_server():
         server.stop()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped, not session-scoped: Playwright's sync API keeps an event loop running in the main
+# thread while it is open, and the suite's async tests (pytest-asyncio) that run after the browser
+# modules could not start theirs.
+@pytest.fixture(scope="module")
 def browser():
     try:
         from playwright.sync_api import sync_playwright

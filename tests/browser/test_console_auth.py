@@ -16,10 +16,13 @@ def test_log_in_see_the_surveys_and_log_out(page, fieldwork, console_server, log
     server.add_account("admin", role="admin")
     page.goto(f"{server.url}/surveys/test-2026/progress")
     assert page.url.startswith(f"{server.url}/login")  # signed out: sent to the login page
-    log_in(page, server, "admin")
-    assert page.url == f"{server.url}/surveys/test-2026/progress"  # back where they were going
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    with page.expect_navigation(url=f"{server.url}/surveys/test-2026/progress"):  # back where they were going
+        page.click("form[action='/login'] button[type=submit]")
     page.goto(f"{server.url}/")
-    assert page.locator("h2", has_text="Khảo sát thử 2026").is_visible()
+    assert page.locator("h2 a").evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
+        "/surveys/khac-2026/progress", "/surveys/test-2026/progress"]  # an admin sees every survey
     cookies = {c["name"]: c for c in page.context.cookies()}
     session = cookies["khaosat_session"]
     assert session["httpOnly"] and session["sameSite"] == "Lax" and not session["secure"]  # http on 127.0.0.1
@@ -90,3 +93,32 @@ def test_the_language_switch_keeps_the_page(page, fieldwork, console_server, log
     page.wait_for_load_state()
     assert page.locator("h1").inner_text() == "Surveys"
     assert page.locator("html").get_attribute("lang") == "en"
+
+
+def test_cookies_are_secure_when_configured_and_an_ended_session_redirects_the_live_part(fieldwork, console_server):
+    import aiohttp
+
+    from tests.browser.conftest import run_async
+
+    server = console_server(fieldwork.db, secure_cookies=True)
+    server.add_account("admin", role="admin")
+
+    async def visit():
+        # A Secure cookie never travels over plain http, so this client carries them itself.
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as client:
+            first = await client.get(f"{server.url}/login")
+            page = await first.text()
+            token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            login = await client.post(f"{server.url}/login", allow_redirects=False,
+                                      headers={"Cookie": f"khaosat_login_csrf={token}"},
+                                      data={"csrf_token": token, "username": "admin", "password": PASSWORD})
+            live = await client.get(f"{server.url}/surveys/test-2026/progress/live", headers={"HX-Request": "true"})
+            return [*first.headers.getall("Set-Cookie"), *login.headers.getall("Set-Cookie")], live.status, \
+                live.headers.get("HX-Redirect")
+
+    cookies, status, redirect = run_async(visit)
+    for name in ("khaosat_login_csrf=", "khaosat_session="):
+        cookie = next(c for c in cookies if c.startswith(name))
+        assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    # Without its session, the live part is told to send the whole page to the login page.
+    assert (status, redirect) == (401, "/login?next=%2Fsurveys%2Ftest-2026%2Fprogress%2Flive")

@@ -11,7 +11,7 @@ import pytest
 from bot.reminders import ReminderBot
 from exporters.progress import survey_status
 from storage import open_storage
-from tests.browser.conftest import NOW, OTHER_SURVEY, PASSWORD, answer_in_chat, run_async
+from tests.browser.conftest import NOW, OTHER_SURVEY, answer_in_chat, run_async
 
 SURVEY = "test-2026"
 
@@ -60,6 +60,9 @@ def test_a_scoped_coordinator_sees_only_their_units_and_403_elsewhere(page, fiel
     server = console_server(fieldwork.db)
     server.add_account("officer-a", role="coordinator", surveys=[SURVEY], units=["xa-a"])
     log_in(page, server, "officer-a")
+    page.goto(f"{server.url}/")
+    assert page.locator("h2 a").evaluate_all("links => links.map(a => a.getAttribute('href'))") == [
+        f"/surveys/{SURVEY}/progress"]  # not the other survey
     page.goto(f"{server.url}/surveys/{SURVEY}/progress")
     strata = page.eval_on_selector_all("#strata tbody tr", "rows => rows.map(r => r.dataset.stratum)")
     assert strata == ["citizen|citizen/xa-a", "citizen|*", "*|*"]

@@ -85,3 +85,21 @@ async def test_weight_and_estimate_jobs_use_the_uploaded_design(tmp_path):
     assert table.groupby("stratum")[weight].sum().round(6).to_dict() == {"a": 600, "b": 400}
     assert "mean" in set(pd.read_csv(result_files(jobs[1])[0], keep_default_na=False).statistic)
     assert "vung" in jobs[2].message and "Traceback" not in jobs[2].message
+
+
+async def test_an_imported_sample_job_records_the_sample(tmp_path):
+    db = tmp_path / "survey.sqlite"
+    async with await open_storage(db) as storage:
+        await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
+    sample = tmp_path / "mau.csv"
+    sample.write_text("id,group,unit,name,phone,gender,probability\n" + "".join(
+        f"c{i},citizen,xa-a,Người {i},,,0.25\n" for i in range(8)), encoding="utf-8")
+    async with await ConsoleStores.open(db) as stores:
+        runner = JobRunner(db, stores.jobs)
+        job = await runner.submit("sample_import", {"upload": str(sample), "name": "mẫu.csv"}, survey_id="test-2026",
+                                  account_id=None)
+        done = await finished(stores, job.id)
+    assert done.status == "done" and done.message == "imported 8 sample member(s) from mẫu.csv", done.message
+    async with await open_storage(db) as storage:
+        assert (await storage.sample_info("test-2026")).source == "imported"
+        assert len(await storage.sample_members("test-2026", "main")) == 8

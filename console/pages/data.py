@@ -4,6 +4,8 @@ Names and phones only for accounts with personal-data access."""
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from console.app import audit, current_account, fieldwork_storage, language, NavEntry, render, request_scope
@@ -98,7 +100,7 @@ async def statistics(request: web.Request) -> web.Response:
     names = []
     for field, upload in (("design", design), ("data", data), ("rules", rules)):
         if upload is not None:
-            path, name = save_upload(upload, folder / "upload" / field)
+            path, name = await asyncio.to_thread(save_upload, upload, folder / "upload" / field)
             params[field] = str(path)
             names.append(name)
     await _submit(request, action, params, f"{action} with {', '.join(names) or 'the database'}", job_id)
@@ -116,7 +118,7 @@ async def report(request: web.Request) -> web.Response:
     for field in ("scores", "weights"):
         upload = upload_of(form, field)
         if upload is not None:
-            path, name = save_upload(upload, folder / "upload" / field)
+            path, name = await asyncio.to_thread(save_upload, upload, folder / "upload" / field)
             params[field] = str(path)
             names.append(name)
     if params["weight_column"] and "weights" not in params:

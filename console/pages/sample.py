@@ -4,6 +4,8 @@ reserves, import an already drawn sample. Frames and draws run as background job
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from console.app import audit, console_of, current_account, fieldwork_storage, language, NavEntry, render, request_scope
@@ -53,7 +55,7 @@ async def _upload_job(request: web.Request, kind: str, action: str) -> web.Respo
         return await _page(request, status=400, problems=[t("no_file", language(request), what="CSV/XLSX")])
     jobs = runner(request)
     job_id, folder = jobs.new_job_dir()
-    path, name = save_upload(upload, folder / "upload")
+    path, name = await asyncio.to_thread(save_upload, upload, folder / "upload")
     await jobs.submit(kind, {"upload": str(path), "name": name}, survey_id=project.id,
                       account_id=current_account(request).id, job_id=job_id)
     await audit(request, action, f"{name} (job {job_id})")

@@ -63,6 +63,9 @@ class ConsoleConfig:
     max_upload_mb: int = 512
     #: How often the live parts of a page (progress) refresh themselves, in seconds.
     refresh_seconds: int = 10
+    #: Behind a reverse proxy: take the client's address (login limits, audit) from the last
+    #: X-Forwarded-For entry the proxy added, not from the connection (which is the proxy's).
+    behind_proxy: bool = False
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,8 @@ class Config:
 
 _TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
         "coordinators": {"daily_summary"},
-        "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb", "refresh_seconds"}}
+        "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb", "refresh_seconds",
+                    "behind_proxy"}}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
              "coordinators", "pace", "webhook", "code_attempts_per_hour"}
@@ -166,8 +170,11 @@ def _console(path: Path, table: dict) -> ConsoleConfig:
     refresh = table.get("refresh_seconds", ConsoleConfig.refresh_seconds)
     if isinstance(refresh, bool) or not isinstance(refresh, int) or not 1 <= refresh <= 3600:
         raise ConfigError(f"{path}: console.refresh_seconds must be a whole number of seconds from 1 to 3600")
+    proxy = table.get("behind_proxy", ConsoleConfig.behind_proxy)
+    if not isinstance(proxy, bool):
+        raise ConfigError(f"{path}: console.behind_proxy must be true or false")
     return ConsoleConfig(host=listen, port=port, secure_cookies=secure, session_hours=hours, max_upload_mb=upload,
-                         refresh_seconds=refresh)
+                         refresh_seconds=refresh, behind_proxy=proxy)
 
 
 def _tables(path: Path, raw: dict, channel: str) -> list[dict]:

@@ -112,6 +112,12 @@ def language(request: web.Request) -> str:
 
 
 def client_address(request: web.Request) -> str:
+    """The client's address; behind a proxy (``[console] behind_proxy``) the one the proxy saw,
+    i.e. the last X-Forwarded-For entry (earlier ones are whatever the client claimed)."""
+    if console_of(request).config.behind_proxy:
+        forwarded = [part.strip() for part in request.headers.get("X-Forwarded-For", "").split(",") if part.strip()]
+        if forwarded:
+            return forwarded[-1]
     return request.remote or "?"
 
 

@@ -131,3 +131,34 @@ def test_serve_refuses_a_database_that_does_not_exist(tmp_path):
     result = khaosat("serve", "--db", tmp_path / "nope.sqlite")
     assert result.returncode == 1 and "does not exist" in result.stderr
     assert not (tmp_path / "nope.sqlite").exists()
+
+
+def test_behind_a_proxy_the_login_limit_counts_the_forwarded_address(tmp_path):
+    """Through a proxy every connection comes from the proxy: the limit must count the clients."""
+    import aiohttp
+
+    from console.auth import LOGIN_LIMIT
+    from tests.browser.conftest import ConsoleServer, run_async
+
+    db = tmp_path / "k.sqlite"
+    khaosat("user", "add", "admin", "--role", "admin", "--password-stdin", "--db", db, stdin="mot-mat-khau-dai\n")
+    server = ConsoleServer(db, behind_proxy=True)
+    try:
+        async def attempt(client_ip: str, password: str, username: str = "someone") -> int:
+            async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as client:
+                page = await (await client.get(f"{server.url}/login")).text()
+                token = page.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+                async with client.post(f"{server.url}/login", allow_redirects=False,
+                                       headers={"X-Forwarded-For": f"203.0.113.9, {client_ip}"},
+                                       data={"csrf_token": token, "username": username, "password": password}) as r:
+                    return r.status
+
+        statuses = [run_async(lambda: attempt("198.51.100.1", "wrong-password")) for _ in range(LOGIN_LIMIT + 1)]
+        assert statuses == [401] * LOGIN_LIMIT + [429]
+        assert run_async(lambda: attempt("198.51.100.2", "wrong-password")) == 429  # the account's limit
+        entries = server.call(lambda storage, stores: stores.audit.entries(limit=1))
+        assert entries[0].address == "198.51.100.2" and entries[0].action == "login_limited"
+        # Another person behind the same proxy is not locked out by the first one's failures.
+        assert run_async(lambda: attempt("198.51.100.3", "mot-mat-khau-dai", "admin")) == 302
+    finally:
+        server.stop()

@@ -20,6 +20,7 @@ from rich.table import Table
 from bot import clock
 from bot.cli_backup import backup
 from bot.config import Config, ConfigError, load_config
+from fieldwork import Refused
 from storage import QuestionnaireConflict, StorageError, open_storage
 from surveys.model import Questionnaire
 
@@ -42,6 +43,8 @@ class _Khaosat(click.Group):
         except StorageError as error:
             errors.print(f"[bold red]✗[/] the database cannot be used: {escape(str(error))}")
             sys.exit(EXIT_REFUSED)
+        except Refused as refused:  # a fieldwork operation refused its input: its message, exit 1
+            _refuse(refused.message, refused.problems)
 
 
 @click.group(cls=_Khaosat, context_settings={"help_option_names": ["-h", "--help"]})
@@ -276,37 +279,23 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from exporters.table import export_frame
-    from exporters.writers import ExportError, write
+    from fieldwork.data import ExportOptions, export as export_answers
 
     db = _survey_db(ctx, db)
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=errors, transient=True, disable=not sys.stderr.isatty())
+    options = ExportOptions(file_format, layout, form_id, language, personal)
 
     async def run():
-        from bot.conversations import Conversations
-
         async with await open_storage(db) as storage:
-            if form_id is not None and not await storage.list_sessions(form_id):
-                known = sorted({s.form_id for s in await storage.list_sessions()})
-                _refuse(f"no sessions of form '{form_id}' in {db}"
-                        + (f" (forms with sessions: {', '.join(known)})" if known else " (no sessions at all)"))
             task = bar.add_task("Reading sessions", total=None)
-            return await export_frame(Conversations(storage), form_id, layout=layout, personal=personal,
-                                      language=language,
-                                      progress=lambda done, total: bar.update(task, completed=done, total=total))
+            return await export_answers(storage, out, options, where=str(db),
+                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
 
-    try:
-        with bar:
-            table = asyncio.run(run())
-    except StorageError as error:
-        _refuse(f"{db}: {error}")
-    try:
-        write(table, out, file_format)
-    except (ExportError, OSError) as error:
-        _refuse(f"cannot write {out}: {error}")
-    console.print(f"Wrote {len(table.df)} rows × {len(table.df.columns)} columns ({layout}, {file_format}) to {out}")
+    with bar:
+        exported = asyncio.run(run())
+    console.print(f"Wrote {exported.rows} rows × {exported.columns} columns ({layout}, {file_format}) to {out}")
     if personal:
         errors.print("[bold yellow]![/] The file contains PERSONAL DATA (names and phones): keep it protected "
                      "(Decree 13/2023/NĐ-CP).")
@@ -389,40 +378,33 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     """
     from rich.progress import Progress
 
-    from exporters.letters import Channels, issue_letters, write_letters
+    from fieldwork import invitations
 
     db = _survey_db(ctx, db)
     if not telegram_username and not zalo_name:
         raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
-    try:  # before any code is issued: codes are stored only as hashes, so letters that cannot be written are lost
-        out.mkdir(parents=True, exist_ok=True)
-        tempfile.TemporaryFile(dir=out).close()
-    except OSError as error:
-        _refuse(f"cannot write the letters in {out}: {error}")
-    channels = Channels(telegram_username.lstrip("@") if telegram_username else None, zalo_name)
+    invitations.check_writable(out)
+    ways = invitations.channels(telegram_username, zalo_name)
 
     async def issue():
         async with await open_storage(db) as storage:
             with Progress(console=console, transient=True) as bar:
                 task = bar.add_task("Issuing codes", total=None)
-                return await issue_letters(storage, channels, clock.now(ctx.obj.zone), reissue=reissue, title=title,
-                                           progress=lambda done, total: bar.update(task, completed=done, total=total))
+                return await invitations.issue(
+                    storage, out, ways, title, clock.now(ctx.obj.zone), reissue=reissue, where=str(db),
+                    progress=lambda done, total: bar.update(task, completed=done, total=total))
 
-    letters = asyncio.run(issue())
-    if not letters:
-        console.print("Issued 0 invitation(s).")
-        _refuse(f"nobody to invite in {db}: no sample member without a code (draw or import a sample first; "
-                f"--reissue replaces lost codes). Nothing written in {out}.")
     try:
-        files = write_letters(letters, out, channels)
-    except OSError as error:
-        _refuse(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes")
-    if any(not letter.sender.has_contact for letter in letters):
+        issued = asyncio.run(issue())
+    except Refused:
+        console.print("Issued 0 invitation(s).")
+        raise
+    if issued.without_contact:
         errors.print("[yellow]![/] some letters carry no contact: add phone and email to the survey project's "
                      "\\[organiser] table (see surveys/templates/survey.example.toml) and run with --reissue")
-    earlier = files["csv"].name != "invitations.csv"
-    console.print(f"Issued {len(letters)} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/"
-                  + (f" (the earlier letters in {out} are kept)" if earlier else ""))
+    files = issued.files
+    console.print(f"Issued {issued.count} invitation(s): {files['csv']}, {files['html']}, {files['qr']}/"
+                  + (f" (the earlier letters in {out} are kept)" if issued.earlier_kept else ""))
 
 
 # -- survey projects, sample frames, samples and status ----------------------------------------
@@ -445,20 +427,9 @@ def _refuse(message: str, problems: list | None = None) -> None:
 
 async def _project(storage, survey_id: str | None):
     """The stored project named by --survey, or the only one stored."""
-    from storage import NotFound
-    from surveys.project import stored_project
+    from fieldwork.surveys import find_project
 
-    if survey_id is None:
-        surveys = await storage.list_surveys()
-        if len(surveys) != 1:
-            _refuse("say which survey with --survey ID" + (f" (stored: {', '.join(s.id for s in surveys)})"
-                                                           if surveys else ": none is loaded yet "
-                                                           "(khaosat survey load FILE)"))
-        survey_id = surveys[0].id
-    try:
-        return await stored_project(storage, survey_id)
-    except NotFound:
-        _refuse(f"no survey '{survey_id}' in the database; load it with: khaosat survey load FILE")
+    return await find_project(storage, survey_id)
 
 
 def _wide() -> Console:
@@ -479,32 +450,29 @@ def survey_group() -> None:
 
 @survey_group.command("load")
 @click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--form", "form_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="A group's questionnaire (XLSForm) to store with the survey; repeat for each.")
 @_DB_OPTION
 @click.pass_context
-def survey_load(ctx: click.Context, path: Path, db: Path | None) -> None:
-    """Check a survey TOML file and store it (see config.example.toml, [survey]).
+def survey_load(ctx: click.Context, path: Path, form_paths: tuple[Path, ...], db: Path | None) -> None:
+    """Check a survey TOML file (and its questionnaires, --form) and store it (see config.example.toml, [survey]).
 
     Loading the same id again with the same content changes nothing; changed content is
     stored as a new version (older versions are kept), unless it would remove a group or
-    unit that the frame or sample uses, or change a sampled group's questionnaire.
+    unit that the frame or sample uses, or change a sampled group's questionnaire. Nothing is
+    stored unless the file and every questionnaire are valid.
     """
-    from surveys.project import SurveyError, load_survey, store_survey
+    from fieldwork.surveys import check_survey, store_checked
 
-    try:
-        project = load_survey(path)
-    except SurveyError as error:
-        _refuse(f"{path}: {len(error.problems)} problem(s)", error.problems)
+    checked = check_survey(path, form_paths)
     db = _survey_db(ctx, db, create=True)
 
     async def run():
         async with await open_storage(db) as storage:
-            return await store_survey(storage, project, path.read_text(encoding="utf-8-sig"), path.name,
-                                      clock.now(ctx.obj.zone).isoformat())
+            return await store_checked(storage, checked, clock.now(ctx.obj.zone), name=path.name)
 
-    try:
-        stored, new = asyncio.run(run())
-    except SurveyError as error:
-        _refuse(f"{path}: cannot replace the stored survey '{project.id}'", error.problems)
+    loaded = asyncio.run(run())
+    project, stored, new = loaded.project, loaded, loaded.new
     levels = " → ".join(project.levels)
     console.print(f"[bold green]✓[/] {project.title} ({project.id}): {len(project.groups)} group(s), "
                   f"{len(project.units)} unit(s) ({levels}), {project.opens} – {project.closes}; "
@@ -518,14 +486,17 @@ def survey_list(ctx: click.Context, db: Path | None) -> None:
     """The loaded survey projects and their versions."""
     db = _survey_db(ctx, db)
 
+    from fieldwork.sample import sample_summary
+    from fieldwork.surveys import surveys_with_samples
+
     async def run():
         async with await open_storage(db) as storage:
-            return [(s, await storage.sample_info(s.id)) for s in await storage.list_surveys()]
+            return await surveys_with_samples(storage)
 
     table = Table("id", "title", "year", "opens", "closes", "version", "loaded", "sample")
     for s, sample in asyncio.run(run()):
         table.add_row(s.id, s.title, str(s.index_year), s.opens, s.closes, str(s.version), s.loaded_at[:16],
-                      f"{sample.source} {sample.created_at[:10]}" if sample else "—")
+                      sample_summary(sample))
     _wide().print(table)
 
 
@@ -547,25 +518,17 @@ def frame_import(ctx: click.Context, path: Path, survey_id: str | None, db: Path
     column) and nothing is imported. Importing the same file again changes nothing; names
     and phones are stored apart from everything else.
     """
-    from storage import FrameConflict
-    from surveys.sampling import FrameError, import_frame_file
+    from fieldwork.sample import import_frame
 
     db = _survey_db(ctx, db)
 
     async def run():
         async with await open_storage(db) as storage:
             project = await _project(storage, survey_id)
-            return await import_frame_file(storage, project, path, clock.now(ctx.obj.zone).isoformat())
+            return await import_frame(storage, project, path, clock.now(ctx.obj.zone).isoformat())
 
-    try:
-        result, rows = asyncio.run(run())
-    except FrameError as error:
-        more = error.total - len(error.problems)
-        _refuse(f"{path}: nothing imported, {error.total} problem(s)",
-                [*error.problems, *([f"… and {more} more"] if more else [])])
-    except FrameConflict as error:
-        _refuse(str(error))
-    console.print(f"[bold green]✓[/] {path}: {rows} people; {result.added} added, {result.changed} changed, "
+    result = asyncio.run(run())
+    console.print(f"[bold green]✓[/] {path}: {result.rows} people; {result.added} added, {result.changed} changed, "
                   f"{result.removed} removed, {result.unchanged} unchanged")
 
 
@@ -587,24 +550,20 @@ def sample_draw(ctx: click.Context, seed: int, survey_id: str | None, db: Path |
     Members become respondents ready for `khaosat invite`; reserves wait for
     `khaosat sample replace`. Running again with the same seed changes nothing.
     """
-    from storage import SampleConflict
-    from surveys.sampling import AllocationError, draw_sample
+    from fieldwork.sample import draw
 
     db = _survey_db(ctx, db)
 
     async def run():
         async with await open_storage(db) as storage:
             project = await _project(storage, survey_id)
-            return await draw_sample(storage, project, seed, clock.now(ctx.obj.zone).isoformat())
+            return await draw(storage, project, seed, clock.now(ctx.obj.zone).isoformat())
 
-    try:
-        result = asyncio.run(run())
-    except (AllocationError, SampleConflict) as error:
-        _refuse(str(error))
+    result = asyncio.run(run())
     table = Table("group", "stratum", "N_h", "n_h", "π_h", "weight", "reserve")
-    for s in result.strata.itertuples(index=False):
+    for s in result.strata:
         table.add_row(s.group, s.stratum, str(s.population), str(s.n), f"{s.pi:.4f}",
-                      f"{s.population / s.n:.2f}" if s.n else "—", str(s.reserve))
+                      f"{s.weight:.2f}" if s.n else "—", str(s.reserve))
     _wide().print(table)
     console.print(("[bold green]✓[/] drew " if result.recorded else "Already drawn with this seed: ")
                   + f"{result.main} member(s) and {result.reserve} reserve(s) (seed {seed})")
@@ -621,24 +580,16 @@ def sample_import(ctx: click.Context, path: Path, survey_id: str | None, db: Pat
     Optional columns role (main/reserve) and reserve_rank give reserve lists. Checked
     whole like a frame; the file also becomes the survey's frame.
     """
-    from storage import SampleConflict
-    from surveys.sampling import FrameError, import_sample_file
+    from fieldwork.sample import import_sample
 
     db = _survey_db(ctx, db)
 
     async def run():
         async with await open_storage(db) as storage:
             project = await _project(storage, survey_id)
-            return await import_sample_file(storage, project, path, clock.now(ctx.obj.zone).isoformat())
+            return await import_sample(storage, project, path, clock.now(ctx.obj.zone).isoformat())
 
-    try:
-        recorded, main_count = asyncio.run(run())
-    except FrameError as error:
-        more = error.total - len(error.problems)
-        _refuse(f"{path}: nothing imported, {error.total} problem(s)",
-                [*error.problems, *([f"… and {more} more"] if more else [])])
-    except SampleConflict as error:
-        _refuse(str(error))
+    recorded, main_count = asyncio.run(run())
     console.print(("[bold green]✓[/] imported " if recorded else "Already imported: ")
                   + f"{main_count} sample member(s) from {path}")
 
@@ -659,8 +610,7 @@ def sample_replace(ctx: click.Context, respondent: int | None, nonrespondents: b
     disposition becomes "replaced"; the replacement keeps the stratum's design probability
     n_h/N_h.
     """
-    from storage import NotReplaceable, ReserveExhausted
-    from surveys.sampling import replace_nonrespondents
+    from fieldwork.sample import replace
 
     if (respondent is None) == (not nonrespondents):
         raise click.UsageError("give a RESPONDENT id or --nonrespondents (not both)")
@@ -669,15 +619,11 @@ def sample_replace(ctx: click.Context, respondent: int | None, nonrespondents: b
     async def run():
         async with await open_storage(db) as storage:
             project = await _project(storage, survey_id)
-            at = clock.now(ctx.obj.zone).isoformat()
-            if nonrespondents:
-                return await replace_nonrespondents(storage, project.id, at)
-            return [(respondent, await storage.replace_member(project.id, respondent, at, reason=reason))], []
+            return await replace(storage, project, clock.now(ctx.obj.zone).isoformat(), respondent=respondent,
+                                 reason=reason)
 
-    try:
-        replaced, exhausted = asyncio.run(run())
-    except (NotReplaceable, ReserveExhausted) as error:
-        _refuse(str(error))
+    result = asyncio.run(run())
+    replaced, exhausted = result.replaced, result.exhausted
     for old, member in replaced:
         console.print(f"respondent {old} → {member.respondent_id} (reserve {member.reserve_rank} of "
                       f"{member.stratum}, π {member.pi:.4f})")
@@ -963,7 +909,8 @@ def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None
     Each part needs its input (--db or --config, --weights, --scores); missing ones are skipped.
     """
 
-    from exporters.report import SKIP_TEXT, ReportInputs, build_report, load_scores, load_weights
+    from exporters.report import SKIP_TEXT
+    from fieldwork.data import report as write_report
 
     if weight_column is not None and weights_path is None:
         raise click.UsageError("--weight-column needs --weights FILE")
@@ -973,39 +920,20 @@ def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None
     if db is None and scores_path is None and weights_path is None:
         _refuse("nothing to report: give --db (or --config), --scores FILE or --weights FILE")
     now = _at(ctx, at)
-    inputs = ReportInputs(language=lang or "vi", generated=now.astimezone(clock.VIETNAM))
+    options = dict(scores_path=scores_path, weights_path=weights_path, weight_column=weight_column,
+                   language=lang or "vi", now=now, console=console)
 
-    if db is None:
-        inputs.skipped.append("fieldwork")
-    else:
-        from exporters.progress import survey_status
-
-        async def run():
+    async def run():
+        if db is None:
+            return await write_report(out, **options)
+        try:
             async with await open_storage(db) as storage:
                 project = await _project(storage, survey_id)
-                return project, await survey_status(storage, project, now)
-
-        try:
-            inputs.project, inputs.status = asyncio.run(run())
+                return await write_report(out, storage=storage, project=project, **options)
         except StorageError as error:
             _refuse(f"cannot read the database {db}: {error}")
-    if weights_path is None:
-        inputs.skipped.append("weights")
-    else:
-        inputs.weight_column = weight_column or "weight"
-        inputs.weights, inputs.weights_dropped = _statistics(lambda: load_weights(weights_path,
-                                                                                  inputs.weight_column))
-        inputs.weights_source = weights_path.name
-    if scores_path is None:
-        inputs.skipped.append("scores")
-    else:
-        inputs.scores = _statistics(lambda: load_scores(scores_path))
-        inputs.scores_source = scores_path.name
 
-    try:
-        result = build_report(inputs, out, console=console)
-    except OSError as error:
-        _refuse(f"cannot write the report in {out}: {error}")
+    inputs, result = asyncio.run(run())
     for key in inputs.skipped:
         console.print(f"[yellow]–[/] skipped {SKIP_TEXT[key]['en']}")
     parts = ", ".join(section.key for section in result.sections) or "no part"

@@ -254,6 +254,11 @@ def parse_survey(text: str, source: str = "survey.toml", base: Path | None = Non
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise SurveyError(source, [f"not valid TOML: {error}"]) from None
+    return parse_survey_table(raw, source, base)
+
+
+def parse_survey_table(raw: dict, source: str = "survey.toml", base: Path | None = None) -> SurveyProject:
+    """Validate a survey already read from TOML (e.g. a stored one with edited quotas)."""
     return _Parser(source, base).parse(raw)
 
 
@@ -653,29 +658,37 @@ async def store_survey(storage, project: SurveyProject, source: str, source_name
     strand data already collected: a group or unit that the stored frame or sample uses
     disappears, or a group that has a sample changes its questionnaire.
     """
+    problems = await replacement_problems(storage, project)
+    if problems:
+        raise SurveyError(source_name, problems)
+    return await storage.save_survey(
+        project.id, title=project.title, index_year=project.index_year, opens=project.opens.isoformat(),
+        closes=project.closes.isoformat(), source_name=source_name, source=source,
+        project=project.to_json(), at=at)
+
+
+async def replacement_problems(storage, project: SurveyProject) -> list[str]:
+    """Why ``project`` cannot replace the stored version of its survey (empty: it can; see
+    ``store_survey``), checked apart so that callers storing more than the survey can check first."""
     from storage import NotFound
 
     try:
         old = SurveyProject.from_json((await storage.get_survey(project.id)).project)
     except NotFound:
-        old = None
-    if old is not None and old.sha256 != project.sha256:
-        groups, units = await storage.frame_references(project.id)
-        problems = [f"groups.{g}: the stored frame or sample uses this group; it cannot be removed"
-                    for g in sorted(groups - set(project.groups))]
-        problems += [f"units: unit '{u}' is used by the stored frame; it cannot be removed"
-                     for u in sorted(units - set(project.units))]
-        if await storage.sample_info(project.id) is not None:
-            problems += [f"groups.{g}.form_id: the sample was drawn with questionnaire "
-                         f"'{old.groups[g].form_id}'; it cannot change to '{project.groups[g].form_id}'"
-                         for g in sorted(groups & set(project.groups) & set(old.groups))
-                         if old.groups[g].form_id != project.groups[g].form_id]
-        if problems:
-            raise SurveyError(source_name, problems)
-    return await storage.save_survey(
-        project.id, title=project.title, index_year=project.index_year, opens=project.opens.isoformat(),
-        closes=project.closes.isoformat(), source_name=source_name, source=source,
-        project=project.to_json(), at=at)
+        return []
+    if old.sha256 == project.sha256:
+        return []
+    groups, units = await storage.frame_references(project.id)
+    problems = [f"groups.{g}: the stored frame or sample uses this group; it cannot be removed"
+                for g in sorted(groups - set(project.groups))]
+    problems += [f"units: unit '{u}' is used by the stored frame; it cannot be removed"
+                 for u in sorted(units - set(project.units))]
+    if await storage.sample_info(project.id) is not None:
+        problems += [f"groups.{g}.form_id: the sample was drawn with questionnaire "
+                     f"'{old.groups[g].form_id}'; it cannot change to '{project.groups[g].form_id}'"
+                     for g in sorted(groups & set(project.groups) & set(old.groups))
+                     if old.groups[g].form_id != project.groups[g].form_id]
+    return problems
 
 
 async def stored_project(storage, survey_id: str, version: int | None = None) -> SurveyProject:

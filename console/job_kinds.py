@@ -1,0 +1,150 @@
+"""What each kind of console job does, in the job's own process (see ``console/jobs.py``).
+
+Every kind calls the same ``fieldwork`` operation as the matching ``khaosat`` command, so the
+console and the command line refuse the same input with the same message. Each returns the path
+to offer for download (a file or a folder; None: nothing to download) and a one-line summary.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+from pathlib import Path
+
+
+
+def _now() -> dt.datetime:
+    from bot import clock
+
+    return clock.now(clock.VIETNAM)
+
+
+async def _project(storage, job):
+    from fieldwork.surveys import find_project
+
+    return await find_project(storage, job.survey_id)
+
+
+async def export(storage, job, params, folder: Path, progress):
+    from fieldwork.data import EXPORT_SUFFIX, ExportOptions, export as export_answers
+
+    options = ExportOptions(params["file_format"], params.get("layout", "wide"), params.get("form_id") or None,
+                            params.get("language", "vi"), bool(params.get("personal")))
+    options.check()
+    name = f"{job.survey_id or 'khaosat'}-{options.layout}{'-personal' if options.personal else ''}"
+    out = folder / f"{name}{EXPORT_SUFFIX[options.file_format]}"
+    progress(0.0, "reading sessions")
+    done = await export_answers(storage, out, options, progress=progress.counter("sessions", 0.0, 0.8))
+    return str(out), f"{done.rows} rows × {done.columns} columns ({options.layout}, {options.file_format})"
+
+
+async def frame_import(storage, job, params, folder: Path, progress):
+    from fieldwork.sample import import_frame
+
+    progress(0.1, "checking the frame")
+    project = await _project(storage, job)
+    done = await import_frame(storage, project, Path(params["upload"]), _now().isoformat(), name=params["name"])
+    return None, (f"{params['name']}: {done.rows} people; {done.added} added, {done.changed} changed, "
+                  f"{done.removed} removed, {done.unchanged} unchanged")
+
+
+async def draw(storage, job, params, folder: Path, progress):
+    from fieldwork.sample import draw as draw_sample
+
+    progress(0.1, "drawing")
+    project = await _project(storage, job)
+    drawn = await draw_sample(storage, project, int(params["seed"]), _now().isoformat())
+    return None, (("drew " if drawn.recorded else "already drawn with this seed: ")
+                  + f"{drawn.main} member(s) and {drawn.reserve} reserve(s) (seed {drawn.seed})")
+
+
+async def sample_import(storage, job, params, folder: Path, progress):
+    from fieldwork.sample import import_sample
+
+    progress(0.1, "checking the sample")
+    project = await _project(storage, job)
+    recorded, main = await import_sample(storage, project, Path(params["upload"]), _now().isoformat(),
+                                         name=params["name"])
+    return None, ("imported " if recorded else "already imported: ") + f"{main} sample member(s) from {params['name']}"
+
+
+async def letters(storage, job, params, folder: Path, progress):
+    """Codes and letters for the people of the survey (or of some units) not yet reached; a zip
+    of invitations.csv, letters.html, letters.pdf (when a headless Chromium is installed), qr/."""
+    from fieldwork import invitations
+
+    ways = invitations.channels(params.get("telegram"), params.get("zalo"))
+    people = await invitations.survey_respondents(storage, job.survey_id, params.get("units"))
+    if params.get("respondent") is not None:  # one person's letter again (lost, or sent to the wrong address)
+        people = [p for p in people if p.id == int(params["respondent"])]
+    out = folder / "letters"
+    issued = await invitations.issue(storage, out, ways, params.get("title") or None,
+                                     _now(), reissue=bool(params.get("reissue")), respondents=people,
+                                     where=f"survey {job.survey_id}" + (f", unit {params['unit']}" if params.get("unit")
+                                                                          else ""),
+                                     progress=progress.counter("codes", 0.0, 0.6))
+    progress(0.7, "printing the letters to PDF")
+    invitations.print_pdf(issued.files["html"], issued.files["html"].with_suffix(".pdf"))
+    progress(0.9, "packing")
+    archive = shutil.make_archive(str(folder / f"letters-{job.survey_id}-{params.get('unit') or 'all'}"), "zip", out)
+    return archive, f"{issued.count} invitation(s)"
+
+
+async def report(storage, job, params, folder: Path, progress):
+    from fieldwork.data import report as write_report
+
+    progress(0.1, "reading fieldwork")
+    project = await _project(storage, job)
+    out = folder / "report"
+    await write_report(out, storage=storage, project=project,
+                       scores_path=Path(params["scores"]) if params.get("scores") else None,
+                       weights_path=Path(params["weights"]) if params.get("weights") else None,
+                       weight_column=params.get("weight_column") or None, language=params.get("language", "vi"),
+                       now=_now())
+    return str(out), "report.html and report.xlsx"
+
+
+async def _data(storage, params):
+    """The table to analyse: an uploaded file, or the database's pseudonymous wide export."""
+    from fieldwork.data import answers_table
+
+    if params.get("data"):
+        return Path(params["data"])
+    return await answers_table(storage, params.get("form_id") or None)
+
+
+async def weight(storage, job, params, folder: Path, progress):
+    from fieldwork import data
+
+    progress(0.1, "reading the data")
+    table = await _data(storage, params)
+    progress(0.5, "weighting")
+    out = folder / "weighted.csv"
+    summary = data.weight(table, Path(params["design"]), out)
+    return str(out), f"weights in column '{summary['weight_column']}'; design effect {summary['weights']['deff']:.3f}"
+
+
+async def estimate(storage, job, params, folder: Path, progress):
+    from fieldwork import data
+
+    table = await _data(storage, params)
+    progress(0.5, "estimating")
+    out = folder / "estimates.csv"
+    data.estimate(table, Path(params["design"]), list(params.get("means", [])), list(params.get("totals", [])),
+                  params.get("by") or None, out)
+    return str(out), "estimates with standard errors"
+
+
+async def score(storage, job, params, folder: Path, progress):
+    from fieldwork import data
+
+    table = await _data(storage, params)
+    progress(0.5, "scoring")
+    out = folder / "scores.csv"
+    frame = data.score(table, Path(params["rules"]), out, unit=params["unit"], group=params.get("group") or None,
+                       design_path=Path(params["design"]) if params.get("design") else None)
+    return str(out), f"{len(frame)} statistics"
+
+
+KINDS = {"export": export, "frame_import": frame_import, "sample_import": sample_import, "draw": draw, "letters": letters,
+         "report": report, "weight": weight, "estimate": estimate, "score": score}

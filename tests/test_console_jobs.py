@@ -1,0 +1,105 @@
+"""Console jobs run in their own process: done with a file, failed with the operation's message
+(no traceback), failed as "stopped" when the process dies; the state is in the database."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+import signal
+from pathlib import Path
+
+from console.jobs import STOPPED, JobRunner, result_files
+from fieldwork.surveys import check_survey, store_checked
+from storage import open_storage
+from storage.console_db import ConsoleStores
+
+SURVEY = Path(__file__).parent / "forms" / "survey"
+AT = dt.datetime(2026, 8, 10, 9, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+
+
+async def finished(stores, job_id: str):
+    for _ in range(600):
+        job = await stores.jobs.get_job(job_id)
+        if job.status in ("done", "failed"):
+            return job
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"job {job_id} did not end")
+
+
+async def test_jobs_end_done_failed_or_stopped(tmp_path):
+    db = tmp_path / "survey.sqlite"
+    async with await open_storage(db) as storage:
+        await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
+    async with await ConsoleStores.open(db) as stores:
+        runner = JobRunner(db, stores.jobs)
+        report = await runner.submit("report", {"language": "en"}, survey_id="test-2026", account_id=None)
+        refused = await runner.submit("export", {"file_format": "csv", "form_id": "no_such_form"},
+                                      survey_id="test-2026", account_id=None)
+        done, failed = await finished(stores, report.id), await finished(stores, refused.id)
+        assert done.status == "done", done.message
+        assert {p.name for p in result_files(done)} == {"report.html", "report.xlsx"}
+        assert failed.status == "failed" and failed.message.startswith("no sessions of form 'no_such_form'")
+        assert "Traceback" not in failed.message and result_files(failed) == []
+
+        frame = tmp_path / "big.csv"  # long enough to be caught running
+        frame.write_text("id,group,unit,name,phone,gender\n" + "".join(
+            f"c{i},citizen,xa-a,Người {i},,\n" for i in range(200_000)), encoding="utf-8")
+        killed = await runner.submit("frame_import", {"upload": str(frame), "name": "big.csv"},
+                                     survey_id="test-2026", account_id=None)
+        while (pid := runner.process_id(killed.id)) is None:
+            await asyncio.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+        await runner.wait()
+        job = await stores.jobs.get_job(killed.id)
+        assert job.status == "failed" and job.message.startswith(STOPPED)
+    async with await open_storage(db) as storage:
+        assert await storage.frame_rows("test-2026") == []  # nothing half-imported
+
+
+async def test_weight_and_estimate_jobs_use_the_uploaded_design(tmp_path):
+    import pandas as pd
+
+    db = tmp_path / "survey.sqlite"
+    async with await open_storage(db) as storage:
+        await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
+    data = tmp_path / "data.csv"
+    pd.DataFrame({"stratum": ["a"] * 6 + ["b"] * 4, "score": [1, 2, 3, 4, 5, 1, 2, 3, 4, 5]}).to_csv(data, index=False)
+    design = tmp_path / "design.toml"
+    design.write_text('[design]\nstrata = "stratum"\n\n[[calibrate]]\nvariable = "stratum"\n'
+                      'totals = { a = 600, b = 400 }\n', encoding="utf-8")
+    async with await ConsoleStores.open(db) as stores:
+        runner = JobRunner(db, stores.jobs)
+        weighted = await runner.submit("weight", {"data": str(data), "design": str(design)}, survey_id="test-2026",
+                                       account_id=None)
+        estimated = await runner.submit("estimate", {"data": str(data), "design": str(design), "means": ["score"],
+                                                     "by": "stratum"}, survey_id="test-2026", account_id=None)
+        broken = design.with_name("broken.toml")
+        broken.write_text('[design]\nstrata = "vung"\n', encoding="utf-8")
+        refused = await runner.submit("estimate", {"data": str(data), "design": str(broken), "means": ["score"]},
+                                      survey_id="test-2026", account_id=None)
+        jobs = [await finished(stores, job.id) for job in (weighted, estimated, refused)]
+    assert [job.status for job in jobs] == ["done", "done", "failed"], [job.message for job in jobs]
+    table = pd.read_csv(result_files(jobs[0])[0])
+    weight = next(c for c in table.columns if c not in ("stratum", "score"))
+    assert table.groupby("stratum")[weight].sum().round(6).to_dict() == {"a": 600, "b": 400}
+    assert "mean" in set(pd.read_csv(result_files(jobs[1])[0], keep_default_na=False).statistic)
+    assert "vung" in jobs[2].message and "Traceback" not in jobs[2].message
+
+
+async def test_an_imported_sample_job_records_the_sample(tmp_path):
+    db = tmp_path / "survey.sqlite"
+    async with await open_storage(db) as storage:
+        await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
+    sample = tmp_path / "mau.csv"
+    sample.write_text("id,group,unit,name,phone,gender,probability\n" + "".join(
+        f"c{i},citizen,xa-a,Người {i},,,0.25\n" for i in range(8)), encoding="utf-8")
+    async with await ConsoleStores.open(db) as stores:
+        runner = JobRunner(db, stores.jobs)
+        job = await runner.submit("sample_import", {"upload": str(sample), "name": "mẫu.csv"}, survey_id="test-2026",
+                                  account_id=None)
+        done = await finished(stores, job.id)
+    assert done.status == "done" and done.message == "imported 8 sample member(s) from mẫu.csv", done.message
+    async with await open_storage(db) as storage:
+        assert (await storage.sample_info("test-2026")).source == "imported"
+        assert len(await storage.sample_members("test-2026", "main")) == 8

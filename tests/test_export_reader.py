@@ -1,0 +1,94 @@
+"""The column-wise reader (`exporters.table.read_export`) gives exactly the tables the former
+session-by-session export gave (kept as `tests/legacy_export.py`), on the export tests' database
+(tour and SIPAS forms, a drawn sample, skipped, not applicable and unreached answers)."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import legacy_export
+from exporters.table import ExportTable, export_frame, read_export
+from storage import open_storage
+from test_exports import build
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("reader")
+    path = folder / "k.sqlite"
+    asyncio.run(build(path, folder))
+    return path
+
+
+def reference(db: Path, **kwargs) -> ExportTable:
+    async def run():
+        async with await open_storage(db) as storage:
+            return await legacy_export.export_frame(storage, **kwargs)
+
+    return asyncio.run(run())
+
+
+def assert_same(new: ExportTable, old: ExportTable) -> None:
+    pd.testing.assert_frame_equal(new.df, old.df, check_exact=True)
+    assert [str(t) for t in new.df.dtypes] == [str(t) for t in old.df.dtypes]
+    assert new.variable_labels == old.variable_labels
+    assert new.value_labels == old.value_labels
+    assert new.kinds == old.kinds
+    assert new.questions == old.questions
+    assert new.codebook == old.codebook
+    assert new.forms == old.forms and new.layout == old.layout and new.personal == old.personal
+    assert set(new.skipped) == set(old.skipped)
+    for column, mask in old.skipped.items():
+        assert np.array_equal(new.skipped[column], mask), column
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+@pytest.mark.parametrize("form_id", [None, "tour", "sipas_citizen_example"])
+@pytest.mark.parametrize("personal, language", [(False, "vi"), (True, "en")])
+def test_reader_equals_the_former_export(db, layout, form_id, personal, language):
+    kwargs = dict(form_id=form_id, layout=layout, personal=personal, language=language)
+    old = reference(db, **kwargs)
+    assert len(old.df) > 0
+    assert_same(read_export(db, **kwargs), old)
+
+
+def test_export_frame_reads_off_the_event_loop(db):
+    """The async entry point reads in a worker thread on its own connection, beside an open storage."""
+    threads = []
+
+    async def run():
+        async with await open_storage(db) as storage:
+            return await export_frame(storage, progress=lambda done, total: threads.append(threading.get_ident()))
+
+    table = asyncio.run(run())
+    assert len(table.df) == len(read_export(db).df)
+    assert threads and threading.get_ident() not in threads
+
+
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory) -> Path:
+    """The benchmark's generated database, small: random answers of every kind, paused sessions,
+    not applicable and skipped answers, sample attributes and reminders."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from analysts_data import build as build_generated
+
+    path = tmp_path_factory.mktemp("generated") / "g.sqlite"
+    build_generated(path, sessions=300, communes=7, seed=5)
+    return path
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_reader_equals_the_former_export_on_generated_data(generated, layout):
+    old = reference(generated, layout=layout)
+    assert len(old.df) == 300 if layout == "wide" else len(old.df) > 300 * 20
+    new = read_export(generated, layout=layout)
+    assert_same(new, old)
+    if layout == "wide":
+        assert old.skipped and new.df["ty_le_hai_long"].dtype == "float64"

@@ -862,10 +862,12 @@ def weight(data: Path | None, db: Path | None, form_id: str | None, design_path:
 @_DESIGN
 @click.option("--mean", "means", multiple=True, help="A column to average (a text column: one proportion per category).")
 @click.option("--total", "totals", multiple=True, help="A column to total.")
-@click.option("--by", "by", default=None, help="Also estimate within each value of this column (domains).")
+@click.option("--by", "by", multiple=True,
+              help="Also estimate within each value of this column (domains); give it twice for "
+                   "cross-classified domains (e.g. --by unit --by gioi_tinh).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
 def estimate(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None,
-             means: tuple[str, ...], totals: tuple[str, ...], by: str | None, out: Path) -> None:
+             means: tuple[str, ...], totals: tuple[str, ...], by: tuple[str, ...], out: Path) -> None:
     """Means, proportions and totals with linearised standard errors (as R's survey package):
     one row per statistic with the columns statistic, variable, domain, estimate, se."""
     from exporters.estimation import run_estimate
@@ -878,7 +880,7 @@ def estimate(data: Path | None, db: Path | None, form_id: str | None, design_pat
         scratch.close()
         design_path = Path(scratch.name)
     table = _table(data, db, form_id)
-    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), by, out))
+    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), list(by), out))
     console.print(f"Wrote {out}")
 
 

@@ -9,7 +9,8 @@ then labelled PERSONAL DATA and the file's metadata says so.
 and codebook rows); `exporters.writers` turns it into CSV, XLSX, SPSS, Stata or Parquet.
 
 Layouts
-    *wide*: one row per session. Session and sample columns first (`SESSION_COLUMNS`,
+    *wide*: one row per session. Session and sample columns first (`WIDE_SESSION_COLUMNS`: ``channel``
+    is where the session started, ``last_channel`` where its latest event came from,
     `SAMPLE_COLUMNS`, then ``sample_<attribute>`` for the frame's strata attributes), then one
     column per question in form order (notes excluded; calculations and start/end/today
     metadata included). A select_multiple gives XLSForm's space-separated choice names
@@ -70,7 +71,7 @@ import orjson
 import pandas as pd
 import pyarrow as pa
 
-from storage.answers_read import AnswersRead, database_file, open_answers_read
+from storage.answers_read import EVENT_KEY_CHANNELS, AnswersRead, database_file, open_answers_read
 from surveys import codec
 from surveys.expressions import NOT_APPLICABLE, to_string
 from surveys.messages import EXPORT_LABELS, translate
@@ -92,9 +93,26 @@ ANSWER_STATUSES = ("answered", "skipped", "not_applicable")
 
 _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 
+#: The wide layout's session columns: ``channel`` is where the session started, ``last_channel``
+#: where its latest event came from (a person may start on Telegram and finish on Zalo).
+WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", *SESSION_COLUMNS[5:])
+
+# Labels of columns added here. TODO(lead): move into surveys.messages.EXPORT_LABELS, the one place
+# for texts (this branch may not edit that module).
+_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"}}
+
+
 def text(key: str, language: str) -> str:
     """A column or value label of exports (``EXPORT_LABELS``); a language other than vi and en gets English."""
-    return translate(EXPORT_LABELS, key, language if language in ("vi", "en") else "en")
+    language = language if language in ("vi", "en") else "en"
+    return translate(_LABELS if key in _LABELS else EXPORT_LABELS, key, language)
+
+
+def last_channels(first: Sequence[str], last_event_keys: Sequence[str | None]) -> list[str]:
+    """Each session's last channel: the channel named by the key of its latest event that has one
+    (`storage.answers_read.EVENT_KEY_CHANNELS`), else the channel it started on."""
+    return [EVENT_KEY_CHANNELS.get(key.split(":", 1)[0], channel) if key else channel
+            for channel, key in zip(first, last_event_keys)]
 
 
 @dataclass
@@ -324,7 +342,8 @@ def _wide_table(reader: AnswersRead, form_id: str | None, sessions: dict[str, li
     questions: dict[str, str] = {}
 
     attributes = _attributes(sessions)
-    fixed = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *SESSION_COLUMNS[1:], *SAMPLE_COLUMNS]
+    fixed = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *WIDE_SESSION_COLUMNS[1:], *SAMPLE_COLUMNS]
+    sessions = {**sessions, "last_channel": last_channels(sessions["channel"], sessions["last_event_key"])}
     for name in [*fixed, *attributes]:
         if name in ("session", "number_of_reminders"):
             data[name] = pd.array(sessions[name], dtype="Int64")

@@ -35,7 +35,20 @@ def reference(db: Path, **kwargs) -> ExportTable:
     return asyncio.run(run())
 
 
+def without_last_channel(table: ExportTable) -> ExportTable:
+    """The table as the former export made it: it had no last_channel column (defect 9)."""
+    if "last_channel" not in table.df.columns:
+        return table
+    assert list(table.df.columns).index("last_channel") == list(table.df.columns).index("channel") + 1
+    return ExportTable(table.df.drop(columns="last_channel"),
+                       {k: v for k, v in table.variable_labels.items() if k != "last_channel"},
+                       table.value_labels, [r for r in table.codebook if r["variable"] != "last_channel"],
+                       {k: v for k, v in table.kinds.items() if k != "last_channel"}, table.skipped,
+                       table.questions, table.layout, table.language, table.personal, table.forms)
+
+
 def assert_same(new: ExportTable, old: ExportTable) -> None:
+    new = without_last_channel(new)
     pd.testing.assert_frame_equal(new.df, old.df, check_exact=True)
     assert [str(t) for t in new.df.dtypes] == [str(t) for t in old.df.dtypes]
     assert new.variable_labels == old.variable_labels
@@ -92,3 +105,39 @@ def test_reader_equals_the_former_export_on_generated_data(generated, layout):
     assert_same(new, old)
     if layout == "wide":
         assert old.skipped and new.df["ty_le_hai_long"].dtype == "float64"
+
+
+async def _cross_channel_db(path: Path) -> None:
+    """Three sessions: Telegram then Zalo, Telegram only, and one whose event keys name no channel."""
+    from bot.conversations import Conversations
+    from surveys import engine as E
+    from surveys.xlsform import load_questionnaire
+    from test_exports import TOUR, Clock
+
+    clock = Clock()
+    async with await open_storage(path) as storage:
+        conversations = Conversations(storage)
+        tour = load_questionnaire(TOUR)
+        await conversations.register(tour, TOUR.read_bytes(), TOUR.name, clock())
+        for person, keys in (("p1", ["tg:bot:1", "tg:bot:2", "zalo:bot:3"]), ("p2", ["tg:bot:4", "tg:bot:5"]),
+                             ("p3", ["replay:1", "replay:2"])):
+            session, _ = await conversations.open(person, tour, "telegram", "vi", clock())
+            _, state = await conversations.state(session.id)
+            await conversations.handle(session.id, E.Start(clock()), keys[0])
+            _, state = await conversations.state(session.id)
+            await conversations.handle(session.id, E.Choose("yes", state.seq, clock()), keys[1])
+            if len(keys) > 2:
+                _, state = await conversations.state(session.id)
+                await conversations.handle(session.id, E.Reply("30", clock(), state.seq), keys[2])
+
+
+def test_first_and_last_channel(tmp_path):
+    """Defect 9: a session that started on Telegram and went on on Zalo says so in two columns."""
+    path = tmp_path / "channels.sqlite"
+    asyncio.run(_cross_channel_db(path))
+    df = read_export(path).df
+    assert list(df["channel"]) == ["telegram", "telegram", "telegram"]
+    assert list(df["last_channel"]) == ["zalo", "telegram", "telegram"]
+    table = read_export(path, language="en")
+    assert table.variable_labels["last_channel"] == "Last channel"
+    assert any(r["variable"] == "last_channel" for r in table.codebook)

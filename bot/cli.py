@@ -253,9 +253,18 @@ def _load_or_exit(path: Path) -> Questionnaire:
               help="Language of variable and value labels.")
 @click.option("--personal", is_flag=True,
               help="Add names and phones (PERSONAL DATA, Decree 13/2023/NĐ-CP). Without it: pseudonyms only.")
+@click.option("--delimiter", default=",", show_default=True,
+              help="CSV field separator: ';' for Excel set to a Vietnamese (or other comma-decimal) locale.")
+@click.option("--stata-version", type=click.Choice(["115", "117", "118", "119"]), default="118", show_default=True,
+              help="Stata file format: 118 = Stata 14+; 115 = Stata 12, for R's foreign::read.dta and older "
+                   "readers (text kept as UTF-8 bytes).")
+@click.option("--labels", "use_labels", is_flag=True,
+              help="csv/xlsx: choice labels instead of codes (as KoBoToolbox offers).")
+@click.option("--label-headers", is_flag=True, help="csv/xlsx: question labels as column headers.")
 @click.pass_context
 def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, layout: str, form_id: str | None,
-           language: str, personal: bool) -> None:
+           language: str, personal: bool, delimiter: str, stata_version: str, use_labels: bool,
+           label_headers: bool) -> None:
     """Write the answers for analysts: CSV, Excel, SPSS, Stata or Parquet.
 
     Wide: session, paradata and sample columns, then one column per question (XLSForm names;
@@ -267,7 +276,12 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
     from exporters.table import export_frame
-    from exporters.writers import ExportError, write
+    from exporters.writers import ExportError, WriteOptions, write
+
+    options = WriteOptions(delimiter=delimiter, stata_version=int(stata_version), labels=use_labels,
+                           label_headers=label_headers)
+    if (use_labels or label_headers) and file_format not in ("csv", "xlsx"):
+        raise click.UsageError("--labels and --label-headers are for --format csv or xlsx")
 
     db = _survey_db(ctx, db)
 
@@ -293,7 +307,7 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
     except StorageError as error:
         _refuse(f"{db}: {error}")
     try:
-        write(table, out, file_format)
+        write(table, out, file_format, options)
     except (ExportError, OSError) as error:
         _refuse(f"cannot write {out}: {error}")
     console.print(f"Wrote {len(table.df)} rows × {len(table.df.columns)} columns ({layout}, {file_format}) to {out}")

@@ -26,8 +26,10 @@ Codes
     codes as text with string value labels; Stata's value labels need integers, so there a
     text-coded question is stored as the choice's 1-based position in the list (the number
     people see in chat) with the choice label, and the codebook gives both (see writers).
-    Dates are ISO 8601 text (``YYYY-MM-DD``) and session timestamps ISO 8601 text with their
-    offset, identical in every format. ``duration_seconds`` is completed_at − started_at.
+    In the table, dates are ISO 8601 text (``YYYY-MM-DD``) and session timestamps ISO 8601 text with
+    their offset, as CSV writes them; SPSS, Stata, XLSX and Parquet get real dates and date-times
+    (Vietnam's local time; zone-aware in Parquet), see `exporters.writers.typed_columns`.
+    ``duration_seconds`` is completed_at − started_at.
 
 Missing values: not applicable vs skipped
     *not applicable* (hidden by relevance) and *not reached* (the session stopped before)
@@ -38,8 +40,10 @@ Missing values: not applicable vs skipped
     missing code in the statistics formats: in SPSS a user-missing value (``-99``, or ``-999``…
     if the column already uses it; ``"-99"`` for text columns) labelled "Bỏ qua / skipped";
     in Stata the extended missing value ``.a`` labelled the same for numeric and coded
-    columns (Stata text variables have no missing codes, so skipped text stays ""). Each
-    column's choice is in `ExportTable.skipped` (the rows) and the codebook's ``missing``.
+    columns (Stata text variables have no missing codes, so skipped text stays "", and the
+    codebook says so per column). Dates are written as dates, which carry no missing code:
+    skipped dates are plain missing in every format. Each column's choice is in
+    `ExportTable.skipped` (the rows) and the codebook's ``missing``.
 
 Formula injection
     Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or CR get a leading apostrophe
@@ -516,7 +520,8 @@ def _long_value(value: Any) -> str | None:
 # -- codebook --------------------------------------------------------------------------------
 
 _KIND_TYPES = {"select_one": "select_one", "select_multiple": "select_multiple", "choice": "0/1",
-               "integer": "integer", "decimal": "decimal", "text": "text", "date": "date (ISO 8601 text)",
+               "integer": "integer", "decimal": "decimal", "text": "text",
+               "date": "date (ISO 8601 text in CSV; a date in SPSS, Stata, Excel and Parquet)",
                "calculate": "calculate", "metadata": "metadata", "acknowledge": "acknowledge",
                "personal": "PERSONAL DATA (text)"}
 
@@ -531,7 +536,12 @@ def codebook_rows(table: ExportTable) -> list[dict[str, Any]]:
         values = "; ".join(f"{code} = {label}" for code, label in table.value_labels.get(column, {}).items())
         missing = "empty = not asked / not applicable"
         if column in table.skipped:
-            missing += "; skipped: empty in CSV/XLSX/Parquet, user-missing in SPSS, .a in Stata"
+            if kind == "date":
+                missing += "; skipped: empty everywhere (a date has no missing code)"
+            elif dtype.kind in "if" or str(dtype) == "Int64" or table.value_labels.get(column):
+                missing += "; skipped: empty in CSV/XLSX/Parquet, user-missing in SPSS, .a in Stata"
+            else:  # Stata's text variables have no missing codes
+                missing += "; skipped: empty in CSV/XLSX/Parquet and Stata, user-missing in SPSS"
         rows.append({"variable": column, "label": table.variable_labels.get(column, ""), "type": type_name,
                      "values": values, "missing": missing, "question": table.questions.get(column, "")})
     return rows

@@ -879,9 +879,17 @@ def weight(data: Path | None, db: Path | None, form_id: str | None, design_path:
 @click.option("--by", "by", multiple=True,
               help="Also estimate within each value of this column (domains); give it twice for "
                    "cross-classified domains (e.g. --by unit --by gioi_tinh).")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Confidence level of the intervals.")
+@click.option("--ci", "interval", type=click.Choice(["normal", "t", "logit", "xlogit", "asin", "beta", "mean"]),
+              default="normal", show_default=True,
+              help="Intervals: normal (R's confint), t with the design's degrees of freedom (PSUs − strata), "
+                   "or for proportions a method of R's svyciprop (logit, xlogit, asin, beta, mean; t for the "
+                   "other statistics).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
 def estimate(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None,
-             means: tuple[str, ...], totals: tuple[str, ...], by: tuple[str, ...], out: Path) -> None:
+             means: tuple[str, ...], totals: tuple[str, ...], by: tuple[str, ...], level: float, interval: str,
+             out: Path) -> None:
     """Means, proportions and totals with linearised standard errors (as R's survey package):
     one row per statistic with the columns statistic, variable, domain, estimate, se."""
     from exporters.estimation import run_estimate
@@ -894,7 +902,8 @@ def estimate(data: Path | None, db: Path | None, form_id: str | None, design_pat
         scratch.close()
         design_path = Path(scratch.name)
     table = _table(data, db, form_id)
-    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), list(by), out))
+    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), list(by), out, level=level,
+                                     interval=interval))
     console.print(f"Wrote {out}")
 
 

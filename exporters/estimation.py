@@ -420,20 +420,32 @@ def estimate_all(design: SurveyDesign, means: Iterable[str] = (), totals: Iterab
     return out
 
 
-def write_estimates(estimates: Sequence[Estimate], out_path: str | Path, level: float = 0.95) -> None:
+def write_estimates(estimates: Sequence[Estimate], out_path: str | Path, level: float = 0.95,
+                    interval: str = "normal", df: float = math.inf, rows: int = 0) -> None:
+    """The CSV of `khaosat estimate`; intervals as `exporters.intervals.interval` says."""
+    from exporters.intervals import interval as bounds
+
     with open(out_path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["statistic", "variable", "domain", "estimate", "se", "ci_low", "ci_high"])
         for e in estimates:
-            lo, hi = e.ci(level)
+            lo, hi = bounds(e.statistic, e.estimate, e.se, level, interval, df, rows)
             writer.writerow([e.statistic, e.variable, e.domain, repr(e.estimate), repr(e.se), repr(lo), repr(hi)])
 
 
 def run_estimate(data_path, design_path, means: Sequence[str] = (), totals: Sequence[str] = (),
                  by: str | Sequence[str] | None = None, out_path: str | Path | None = None, level: float = 0.95,
-                 proportions_of: Sequence[str] = ()) -> list[Estimate]:
+                 proportions_of: Sequence[str] = (), interval: str = "normal") -> list[Estimate]:
     """`khaosat estimate`: read the data (a path or a DataFrame) and design, apply its weighting
-    steps, estimate, and write the CSV (statistic, variable, domain, estimate, se, ci_low, ci_high)."""
+    steps, estimate, and write the CSV (statistic, variable, domain, estimate, se, ci_low, ci_high);
+    ``interval``: normal (R's confint), t with the design's degrees of freedom, or a svyciprop
+    method for proportions (`exporters.intervals`), at ``level``."""
+    from exporters.intervals import INTERVALS, degf
+
+    if interval not in INTERVALS:
+        raise DesignError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
+    if not 0 < level < 1:
+        raise DesignError(f"the confidence level must be between 0 and 1 (e.g. 0.95), not {level}")
     df = data_path if isinstance(data_path, pd.DataFrame) else read_table(data_path)
     design = load_design(design_path)
     by_columns = [by] if isinstance(by, str) else list(by or ())
@@ -446,5 +458,5 @@ def run_estimate(data_path, design_path, means: Sequence[str] = (), totals: Sequ
     survey = SurveyDesign.from_design(df, design)
     estimates = estimate_all(survey, means, totals, by_columns or None, proportions_of)
     if out_path is not None:
-        write_estimates(estimates, out_path, level)
+        write_estimates(estimates, out_path, level, interval, degf(survey), len(df))
     return estimates

@@ -419,3 +419,52 @@ def test_a_second_by_column_crosses_the_first(synthetic):
     expected = np.average(subset["y"].dropna(), weights=np.ones(subset["y"].notna().sum()))
     assert north_f.estimate == pytest.approx(expected, rel=1e-12)
     assert alone["region=north"].estimate != pytest.approx(north_f.estimate)
+
+
+R_INTERVALS = """
+d <- svydesign(id = ~psu, strata = ~stratum, weights = ~w, fpc = ~fpc_psu, data = df)
+out("degf", degf(d))
+m <- svymean(~y, d, na.rm = TRUE)
+out("t90", confint(m, level = 0.9, df = degf(d)))
+out("normal90", confint(m, level = 0.9))
+for (method in c("logit", "xlogit", "asin", "beta", "mean")) {
+  ci <- svyciprop(~I(q == "a"), d, method = method, level = 0.9, na.rm = TRUE)
+  out(paste0("prop_", method), c(coef(ci), attr(ci, "ci")))
+}
+"""
+
+
+@need_r
+def test_intervals_match_r(synthetic):
+    """t intervals with degf(design) and svyciprop's logit, xlogit, asin, beta and mean, at 90 %."""
+    from exporters.intervals import degf, interval
+
+    df, path = synthetic
+    r = r_values(read_csv_r(path) + R_INTERVALS)
+    data = df.assign(is_a=np.where(df["q"].isna(), np.nan, (df["q"] == "a").astype(float)))
+    survey = E.SurveyDesign.from_design(data, design_from_dict({"design": BASE}))
+    df_design = degf(survey)
+    assert df_design == r["degf"]
+    m = E.mean(survey, "y")
+    py = {"degf": float(df_design)}
+    py["t90|1"], py["t90|2"] = interval("mean", m.estimate, m.se, 0.9, "t", df_design, len(df))
+    py["normal90|1"], py["normal90|2"] = interval("mean", m.estimate, m.se, 0.9, "normal", df_design, len(df))
+    p = E.mean(survey, "is_a")
+    for method in ("logit", "xlogit", "asin", "beta", "mean"):
+        low, high = interval("proportion", p.estimate, p.se, 0.9, method, df_design, len(df))
+        py[f"prop_{method}|1"], py[f"prop_{method}|2"], py[f"prop_{method}|3"] = p.estimate, low, high
+    worst = _assert_match(py, r)
+    print(f"intervals: max relative difference {worst:.2e}")
+
+
+def test_estimate_writes_the_interval_asked_for(synthetic, tmp_path):
+    df, path = synthetic
+    design = tmp_path / "d.toml"
+    design.write_text('[design]\nstrata = "stratum"\nclusters = "psu"\nweights = "w"\n', encoding="utf-8")
+    out = tmp_path / "e.csv"
+    E.run_estimate(path, design, means=["q"], out_path=out, level=0.9, interval="logit")
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    for row in rows:
+        assert 0 < float(row["ci_low"]) < float(row["estimate"]) < float(row["ci_high"]) < 1
+    with pytest.raises(DesignError, match="interval must be one of"):
+        E.run_estimate(path, design, means=["q"], out_path=out, interval="wald")

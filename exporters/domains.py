@@ -157,7 +157,7 @@ def sparse_variance(design: Any, rows: np.ndarray, cols: np.ndarray, vals: np.nd
 def _variance(design: Any, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, ncols: int, u: np.ndarray,
               c: np.ndarray) -> np.ndarray:
     """Σ_h scale_h Σ_{PSU j in h} (T_jd − T̄_hd)², T = PSU totals of z − U C, from stratum sums."""
-    scale = design.variance_scale()
+    scale, centred, factor = design.variance_scale()
     nstrata = len(design.n_h)
     pair, at = np.unique(design.psu[rows].astype(np.int64) * ncols + cols, return_inverse=True)
     t = np.bincount(at, weights=vals, minlength=len(pair))
@@ -174,8 +174,8 @@ def _variance(design: Any, rows: np.ndarray, cols: np.ndarray, vals: np.ndarray,
         r = u.shape[1]
         gram = design.stratum_groups.sums((s[:, :, None] * s[:, None, :]).reshape(len(s), r * r)).reshape(-1, r, r)
         sum_t2 += -2.0 * np.einsum("khc,kc->hc", cross, c) + np.einsum("hkc,kc->hc", gram @ c, c)
-    centred = sum_t2 - sum_t * sum_t / design.n_h[:, None]
-    return (np.maximum(centred, 0.0) * scale[:, None]).sum(axis=0)
+    squares = sum_t2 - (sum_t * sum_t / design.n_h[:, None]) * centred[:, None]
+    return (np.maximum(squares, 0.0) * scale[:, None]).sum(axis=0) * factor
 
 
 def _indicator(codes: np.ndarray, size: int) -> np.ndarray:

@@ -231,23 +231,35 @@ class SurveyDesign:
     def variance(self, z: np.ndarray) -> np.ndarray:
         """Linearised variance of each column of influence values z (n × k)."""
         z = self.residualise(np.asarray(z, dtype=float).reshape(len(self.data), -1))
-        scale = self.variance_scale()
+        scale, centred, factor = self.variance_scale()
         tot = self.psu_groups.sums(z)
-        mean = self.stratum_groups.sums(tot) / self.n_h[:, None]
+        mean = self.stratum_groups.sums(tot) / self.n_h[:, None] * centred[:, None]
         cen = tot - mean[self.psu_stratum]
-        return (self.stratum_groups.sums(cen * cen) * scale[:, None]).sum(axis=0)
+        return (self.stratum_groups.sums(cen * cen) * scale[:, None]).sum(axis=0) * factor
 
-    def variance_scale(self) -> np.ndarray:
-        """Per stratum f_h · n_h / (n_h − 1); 0 for certainty strata. Lonely PSUs fail, as R's default."""
-        lonely = (self.n_h == 1) & (self.f_h >= 1e-7)
-        if lonely.any():
+    def variance_scale(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per stratum: the factor f_h · n_h / (n_h − 1) (0 for certainty strata) and whether its PSU
+        totals are centred at the stratum mean; and the factor of the whole sum. A stratum with one
+        PSU follows the design's `lonely_psu` (R's survey.lonely.psu; "fail" by default)."""
+        rule = getattr(self.design, "lonely_psu", "fail")
+        certain = self.f_h < 1e-7
+        lonely = (self.n_h == 1) & ~certain
+        if lonely.any() and rule == "fail":
             h = int(np.argmax(lonely))
             raise LonelyPSUError(f"stratum {self.stratum_labels[h]!r} has only one PSU; R's default "
                                  f"(survey.lonely.psu = 'fail') stops here too: merge it with a similar "
-                                 f"stratum, or give an fpc that marks it as taken in full")
-        scale = np.where(self.n_h > 1, self.f_h * self.n_h / np.maximum(self.n_h - 1, 1), 0.0)
-        scale[self.f_h < 1e-7] = 0.0  # certainty strata
-        return scale
+                                 f"stratum, give an fpc that marks it as taken in full, or set "
+                                 f"[design] lonely_psu")
+        scale = np.where(self.n_h > 1, self.f_h * self.n_h / np.maximum(self.n_h - 1, 1), self.f_h)
+        scale[certain] = 0.0
+        centred = ~(lonely & (rule == "adjust"))
+        factor = 1.0
+        if rule in ("remove", "certainty"):
+            scale[lonely] = 0.0
+        elif rule == "average":
+            scale[lonely] = 0.0
+            factor = len(self.n_h) / (len(self.n_h) - int(lonely.sum())) if not lonely.all() else math.nan
+        return scale, centred, factor
 
     # -- helpers ---------------------------------------------------------------------------------
 

@@ -34,9 +34,9 @@ def interval(statistic: str, estimate: float, se: float, level: float, method: s
         raise ValueError(f"the confidence level must be between 0 and 1, not {level}")
     alpha = 1 - level
     if method == "normal":
-        q = stats.norm.ppf(1 - alpha / 2)
+        q = float(stats.norm.ppf(1 - alpha / 2))
         return estimate - q * se, estimate + q * se
-    q = stats.t.ppf(1 - alpha / 2, df)
+    q = float(stats.t.ppf(1 - alpha / 2, df))
     p = estimate
     if statistic != "proportion" or method in ("t", "mean"):
         return estimate - q * se, estimate + q * se
@@ -48,7 +48,7 @@ def interval(statistic: str, estimate: float, se: float, level: float, method: s
     if method == "asin":
         angle, half = math.asin(math.sqrt(p)), q * se / (2 * math.sqrt(p * (1 - p)))
         return math.sin(angle - half) ** 2, math.sin(angle + half) ** 2
-    n_eff = p * (1 - p) / se ** 2 * (stats.t.ppf(alpha / 2, rows - 1) / stats.t.ppf(alpha / 2, df)) ** 2
+    n_eff = p * (1 - p) / se ** 2 * float(stats.t.ppf(alpha / 2, rows - 1) / stats.t.ppf(alpha / 2, df)) ** 2
     return (float(stats.beta.ppf(alpha / 2, n_eff * p, n_eff * (1 - p) + 1)),
             float(stats.beta.ppf(1 - alpha / 2, n_eff * p + 1, n_eff * (1 - p))))
 

@@ -468,3 +468,27 @@ def test_estimate_writes_the_interval_asked_for(synthetic, tmp_path):
         assert 0 < float(row["ci_low"]) < float(row["estimate"]) < float(row["ci_high"]) < 1
     with pytest.raises(DesignError, match="interval must be one of"):
         E.run_estimate(path, design, means=["q"], out_path=out, interval="wald")
+
+
+@need_r
+@pytest.mark.parametrize("rule", ["remove", "certainty", "adjust", "average"])
+def test_lonely_psu_rules_match_r(rule, synthetic, tmp_path):
+    """options(survey.lonely.psu = rule) with a stratum of one PSU: whole-sample and domain statistics."""
+    df, _ = synthetic
+    df = df.copy()
+    first = df["psu"].min()
+    df.loc[df["psu"] == first, "stratum"] = "lonely"
+    path = write_csv(df, tmp_path / "lonely.csv")
+    df = pd.read_csv(path)
+    r = r_values(read_csv_r(path) + f'options(survey.lonely.psu = "{rule}")\n'
+                 + "d <- svydesign(id = ~psu, strata = ~stratum, weights = ~w, data = df)\n" + R_STATISTICS)
+    design = design_from_dict({"design": {"strata": "stratum", "clusters": "psu", "weights": "w", "lonely_psu": rule}})
+    survey = E.SurveyDesign.from_design(df, design)
+    py = _python_statistics(survey, df)
+    for e in E.by(survey, E.mean, "y", "region"):  # the domain path (exporters/domains.py) too
+        assert e.se == pytest.approx(py[f"bymean|{e.domain.split('=')[1]}|se"], rel=1e-9)
+    worst = _assert_match(py, r)
+    print(f"{rule}: max relative difference {worst:.2e}")
+    with pytest.raises(E.LonelyPSUError):
+        E.mean(E.SurveyDesign.from_design(df, design_from_dict(
+            {"design": {"strata": "stratum", "clusters": "psu", "weights": "w"}})), "y")

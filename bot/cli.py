@@ -830,13 +830,14 @@ def _table(data: Path | None, db: Path | None, form_id: str | None):
         return data
     _check_database(db)
 
-    async def read():
-        from exporters.table import export_frame
+    async def migrate():
+        async with await open_storage(db):  # an older database is brought up to date first
+            pass
 
-        async with await open_storage(db) as storage:
-            return (await export_frame(storage, form_id)).df
+    import khaosat
 
-    return asyncio.run(read())
+    asyncio.run(migrate())
+    return khaosat.read_answers(db, form_id)
 _DESIGN = click.option("--design", "design_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                        help="The design file (see exporters/design.example.toml); default: equal weights, "
                             "simple random sampling.")

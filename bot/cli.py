@@ -877,6 +877,8 @@ def weight(data: Path | None, db: Path | None, form_id: str | None, design_path:
 @_DESIGN
 @click.option("--mean", "means", multiple=True, help="A column to average (a text column: one proportion per category).")
 @click.option("--total", "totals", multiple=True, help="A column to total.")
+@click.option("--ratio", "ratios", multiple=True,
+              help="A ratio of two columns' totals, NUM/DEN (R's svyratio), e.g. on_time/procedures.")
 @click.option("--by", "by", multiple=True,
               help="Also estimate within each value of this column (domains); give it twice for "
                    "cross-classified domains (e.g. --by unit --by gioi_tinh).")
@@ -889,14 +891,14 @@ def weight(data: Path | None, db: Path | None, form_id: str | None, design_path:
                    "other statistics).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
 def estimate(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None,
-             means: tuple[str, ...], totals: tuple[str, ...], by: tuple[str, ...], level: float, interval: str,
-             out: Path) -> None:
+             means: tuple[str, ...], totals: tuple[str, ...], ratios: tuple[str, ...], by: tuple[str, ...],
+             level: float, interval: str, out: Path) -> None:
     """Means, proportions and totals with linearised standard errors (as R's survey package):
     one row per statistic with the columns statistic, variable, domain, estimate, se."""
     from exporters.estimation import run_estimate
 
-    if not means and not totals:
-        raise click.UsageError("ask for at least one --mean or --total")
+    if not means and not totals and not ratios:
+        raise click.UsageError("ask for at least one --mean, --total or --ratio")
     if design_path is None:
         scratch = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
         scratch.write("[design]\n")
@@ -904,7 +906,7 @@ def estimate(data: Path | None, db: Path | None, form_id: str | None, design_pat
         design_path = Path(scratch.name)
     table = _table(data, db, form_id)
     _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), list(by), out, level=level,
-                                     interval=interval))
+                                     interval=interval, ratios=list(ratios)))
     console.print(f"Wrote {out}")
 
 

@@ -70,8 +70,9 @@ def domains(design: Any, by_columns: str | Sequence[str]) -> tuple[np.ndarray, l
 
 
 def domain_estimates(design: Any, Y: np.ndarray, valid: np.ndarray, codes: np.ndarray, labels: list[str],
-                     ratio: bool, what: str) -> tuple[np.ndarray, np.ndarray]:
-    """(estimates, SEs), domains × columns of Y: weighted means (``ratio``) or totals."""
+                     ratio: bool, what: str, x: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(estimates, SEs), domains × columns of Y: weighted means (``ratio``; with ``x``, ratios of
+    totals Σwy / Σwx as svyratio) or totals."""
     from exporters.estimation import Groups
 
     n, width = Y.shape
@@ -81,8 +82,9 @@ def domain_estimates(design: Any, Y: np.ndarray, valid: np.ndarray, codes: np.nd
     w = design.weights * (valid & inside)
     Y0 = np.where(np.isnan(Y), 0.0, Y)
     est = groups.sums(w[:, None] * Y0)
+    x = np.ones(n) if x is None else np.where(np.isnan(x), 0.0, x)
     if ratio:
-        psum = groups.sums(w)
+        psum = groups.sums(w * x)
         if (psum == 0).any():
             raise DesignError(f"{what} in domain {labels[int(np.argmax(psum == 0))]}: no observations with a "
                               f"positive weight")
@@ -90,7 +92,8 @@ def domain_estimates(design: Any, Y: np.ndarray, valid: np.ndarray, codes: np.nd
     rows = np.repeat(np.flatnonzero(inside), width)
     column = np.tile(np.arange(width), int(inside.sum()))
     d = codes[rows]
-    values = w[rows] * (Y0[rows, column] - est[d, column]) / psum[d] if ratio else w[rows] * Y0[rows, column]
+    values = (w[rows] * (Y0[rows, column] - est[d, column] * x[rows]) / psum[d] if ratio
+              else w[rows] * Y0[rows, column])
     variance = sparse_variance(design, rows, d * width + column, values, ndomains * width)
     return est, np.sqrt(variance).reshape(ndomains, width)
 

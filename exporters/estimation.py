@@ -341,6 +341,29 @@ def mean(design: SurveyDesign, column: str, domain=None) -> Estimate:
     return Estimate("mean", column, label, float(avg[0]), float(se[0]))
 
 
+def ratio_columns(design: SurveyDesign, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The numerator and denominator of a ratio named "numerator/denominator", as numbers."""
+    numerator, slash, denominator = column.partition("/")
+    if not slash or not numerator or not denominator:
+        raise DesignError(f"a ratio is written numerator/denominator (two columns), not {column!r}")
+    return _numeric(design, numerator), _numeric(design, denominator)
+
+
+def ratio(design: SurveyDesign, column: str, domain=None) -> Estimate:
+    """Σ w·y / Σ w·x for column "y/x", e.g. procedures on time / procedures (svyratio; rows where
+    either is missing are left out, their PSUs stay)."""
+    mask, label = design.domain_mask(domain)
+    y, x = ratio_columns(design, column)
+    w = design.weights * (~np.isnan(y) & ~np.isnan(x) & mask)
+    y0, x0 = np.where(np.isnan(y), 0.0, y), np.where(np.isnan(x), 0.0, x)
+    denominator = float((w * x0).sum())
+    if denominator == 0:
+        raise DesignError(f"ratio {column!r}: the weighted total of the denominator is 0")
+    estimate = float((w * y0).sum()) / denominator
+    z = w * (y0 - estimate * x0) / denominator
+    return Estimate("ratio", column, label, estimate, float(np.sqrt(design.variance(z[:, None]))[0]))
+
+
 def total(design: SurveyDesign, column: str, domain=None) -> Estimate:
     """Weighted total of a numeric column (svytotal; missing values as na.rm=TRUE)."""
     mask, label = design.domain_mask(domain)
@@ -388,9 +411,13 @@ def by(design: SurveyDesign, estimator, column: str, by_column: str | Sequence[s
     from exporters.domains import domain_estimates, domains
 
     codes, labels = domains(design, by_column)
+    x = None
     if estimator in (mean, total):
         y = _numeric(design, column)
         Y, valid, names = y[:, None], ~np.isnan(y), [column]
+    elif estimator is ratio:
+        y, x = ratio_columns(design, column)
+        Y, valid, names = y[:, None], ~np.isnan(y) & ~np.isnan(x), [column]
     elif estimator in (proportions, counts):
         Y, valid, keys = _indicators(design, column)
         names = [f"{column}={k}" for k in keys]
@@ -400,10 +427,10 @@ def by(design: SurveyDesign, estimator, column: str, by_column: str | Sequence[s
             for e in (lambda r: r if isinstance(r, list) else [r])(estimator(design, column, domain=codes == d)):
                 out.append(Estimate(e.statistic, e.variable, label, e.estimate, e.se))
         return out
-    ratio = estimator in (mean, proportions)
-    statistic = {mean: "mean", total: "total", proportions: "proportion", counts: "total"}[estimator]
-    what = f"{'mean' if estimator is mean else 'proportions' if ratio else 'total'} of {column!r}"
-    est, se = domain_estimates(design, Y, valid, codes, labels, ratio, what)
+    is_ratio = estimator in (mean, proportions, ratio)
+    statistic = {mean: "mean", total: "total", proportions: "proportion", counts: "total", ratio: "ratio"}[estimator]
+    what = f"{statistic if statistic != 'proportion' else 'proportions'} of {column!r}"
+    est, se = domain_estimates(design, Y, valid, codes, labels, is_ratio, what, x)
     return [Estimate(statistic, name, label, float(est[d, j]), float(se[d, j]))
             for d, label in enumerate(labels) for j, name in enumerate(names)]
 
@@ -412,7 +439,8 @@ def by(design: SurveyDesign, estimator, column: str, by_column: str | Sequence[s
 
 
 def estimate_all(design: SurveyDesign, means: Iterable[str] = (), totals: Iterable[str] = (),
-                 by_column: str | Sequence[str] | None = None, proportions_of: Iterable[str] = ()) -> list[Estimate]:
+                 by_column: str | Sequence[str] | None = None, proportions_of: Iterable[str] = (),
+                 ratios: Iterable[str] = ()) -> list[Estimate]:
     """What `khaosat estimate` computes: a mean per numeric `means` column (proportions for a
     categorical one), a total per `totals` column (counts per category for a categorical one),
     overall and, with `by_column`, in each of its domains (several columns: cross-classified)."""
@@ -423,6 +451,8 @@ def estimate_all(design: SurveyDesign, means: Iterable[str] = (), totals: Iterab
         jobs.append((proportions, column))
     for column in totals:
         jobs.append((counts if is_categorical(design, column) else total, column))
+    for column in ratios:
+        jobs.append((ratio, column))
     out: list[Estimate] = []
     for estimator, column in jobs:
         result = estimator(design, column)
@@ -447,7 +477,8 @@ def write_estimates(estimates: Sequence[Estimate], out_path: str | Path, level: 
 
 def run_estimate(data_path, design_path, means: Sequence[str] = (), totals: Sequence[str] = (),
                  by: str | Sequence[str] | None = None, out_path: str | Path | None = None, level: float = 0.95,
-                 proportions_of: Sequence[str] = (), interval: str = "normal") -> list[Estimate]:
+                 proportions_of: Sequence[str] = (), interval: str = "normal",
+                 ratios: Sequence[str] = ()) -> list[Estimate]:
     """`khaosat estimate`: read the data (a path or a DataFrame) and design, apply its weighting
     steps, estimate, and write the CSV (statistic, variable, domain, estimate, se, ci_low, ci_high);
     ``interval``: normal (R's confint), t with the design's degrees of freedom, or a svyciprop
@@ -461,14 +492,14 @@ def run_estimate(data_path, design_path, means: Sequence[str] = (), totals: Sequ
     df = data_path if isinstance(data_path, pd.DataFrame) else read_table(data_path)
     design = load_design(design_path)
     by_columns = [by] if isinstance(by, str) else list(by or ())
-    for column in [*means, *totals, *proportions_of, *by_columns]:
+    for column in [*means, *totals, *proportions_of, *by_columns, *(p for r in ratios for p in r.split("/", 1))]:
         if column not in df.columns:
             raise DesignError(f"column {column!r} is not in the data; its columns are: "
                               f"{', '.join(map(str, df.columns))}")
-    if not (means or totals or proportions_of):
-        raise DesignError("nothing to estimate: give --mean COL or --total COL")
+    if not (means or totals or proportions_of or ratios):
+        raise DesignError("nothing to estimate: give --mean COL, --total COL or --ratio NUM/DEN")
     survey = SurveyDesign.from_design(df, design)
-    estimates = estimate_all(survey, means, totals, by_columns or None, proportions_of)
+    estimates = estimate_all(survey, means, totals, by_columns or None, proportions_of, ratios)
     if out_path is not None:
         write_estimates(estimates, out_path, level, interval, degf(survey), len(df))
     return estimates

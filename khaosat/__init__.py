@@ -65,8 +65,9 @@ def weight(data: pd.DataFrame | str | Path, design: Design | Mapping[str, Any] |
 
 def estimate(data: pd.DataFrame | str | Path, design: Design | Mapping[str, Any] | str | Path | None = None, *,
              means: Sequence[str] = (), totals: Sequence[str] = (), proportions: Sequence[str] = (),
-             by: str | Sequence[str] = (), level: float = 0.95, interval: str = "normal") -> pd.DataFrame:
-    """Means (proportions for a categorical column), totals and proportions, overall and in each
+             ratios: Sequence[str] = (), by: str | Sequence[str] = (), level: float = 0.95,
+             interval: str = "normal") -> pd.DataFrame:
+    """Means (proportions for a categorical column), totals, proportions and ratios ("num/den"), overall and in each
     domain of ``by`` (several columns: cross-classified), with linearised SEs and intervals (see
     `exporters.intervals`): one row per statistic, as `khaosat estimate` writes them."""
     from exporters.estimation import SurveyDesign, estimate_all
@@ -78,7 +79,7 @@ def estimate(data: pd.DataFrame | str | Path, design: Design | Mapping[str, Any]
     survey = SurveyDesign.from_design(frame, _design(design))
     by_columns = [by] if isinstance(by, str) else list(by)
     rows = []
-    for e in estimate_all(survey, means, totals, by_columns or None, proportions):
+    for e in estimate_all(survey, means, totals, by_columns or None, proportions, ratios):
         low, high = bounds(e.statistic, e.estimate, e.se, level, interval, degf(survey), len(frame))
         rows.append({"statistic": e.statistic, "variable": e.variable, "domain": e.domain, "estimate": e.estimate,
                      "se": e.se, "ci_low": low, "ci_high": high})

@@ -492,3 +492,33 @@ def test_lonely_psu_rules_match_r(rule, synthetic, tmp_path):
     with pytest.raises(E.LonelyPSUError):
         E.mean(E.SurveyDesign.from_design(df, design_from_dict(
             {"design": {"strata": "stratum", "clusters": "psu", "weights": "w"}})), "y")
+
+
+@need_r
+@pytest.mark.parametrize("name", ["stratified_clustered", "poststratify"])
+def test_ratios_match_r(name, synthetic):
+    """svyratio(~y, ~x) overall and svyby(..., svyratio) by region, plain and post-stratified."""
+    df, path = synthetic
+    if name in CALIBRATED:
+        r_line, sections = CALIBRATED[name]
+        r_design, section = BASE_R + r_line + "\n", {"design": BASE, **sections}
+    else:
+        r_call, plain = SYNTHETIC_DESIGNS[name]
+        r_design, section = f"d <- suppressWarnings({r_call})\n", {"design": plain}
+    r = r_values(read_csv_r(path) + r_design + """
+r <- svyratio(~y, ~x, d, na.rm = TRUE)
+out("ratio", c(coef(r), SE(r)))
+b <- svyby(~y, ~region, denominator = ~x, d, svyratio, na.rm = TRUE)
+out("byratio", c(coef(b), SE(b)))
+""")
+    survey = E.SurveyDesign.from_design(df, design_from_dict(section))
+    whole = E.ratio(survey, "y/x")
+    domains = E.by(survey, E.ratio, "y/x", "region")
+    assert [e.domain for e in domains] == ["region=centre", "region=north", "region=south"]
+    py = {"ratio|1": whole.estimate, "ratio|2": whole.se}
+    for i, value in enumerate([e.estimate for e in domains] + [e.se for e in domains], 1):
+        py[f"byratio|{i}"] = value
+    worst = _assert_match(py, r)
+    print(f"{name}: max relative difference {worst:.2e}")
+    with pytest.raises(DesignError, match="numerator/denominator"):
+        E.ratio(survey, "y")

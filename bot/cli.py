@@ -301,6 +301,36 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
                                       language=language,
                                       progress=lambda done, total: bar.update(task, completed=done, total=total))
 
+    if layout == "long" and file_format == "csv" and not (use_labels or label_headers):
+        # Millions of answers: written a few thousand sessions at a time, memory bounded by one chunk.
+        from exporters.table import long_columns, read_long_chunks
+        from exporters.writers import write_csv_chunks
+
+        async def check():
+            async with await open_storage(db) as storage:
+                if form_id is not None and not await storage.list_sessions(form_id):
+                    known = sorted({s.form_id for s in await storage.list_sessions()})
+                    _refuse(f"no sessions of form '{form_id}' in {db}"
+                            + (f" (forms with sessions: {', '.join(known)})" if known else " (no sessions at all)"))
+
+        try:
+            asyncio.run(check())
+            with bar:
+                task = bar.add_task("Reading sessions", total=None)
+                rows = write_csv_chunks(read_long_chunks(db, form_id, personal, language,
+                                                         lambda done, total: bar.update(task, completed=done,
+                                                                                        total=total)),
+                                        out, delimiter)
+        except StorageError as error:
+            _refuse(f"{db}: {error}")
+        except (ExportError, OSError) as error:
+            _refuse(f"cannot write {out}: {error}")
+        console.print(f"Wrote {rows} rows × {len(long_columns(personal))} columns (long, csv) to {out}")
+        if personal:
+            errors.print("[bold yellow]![/] The file contains PERSONAL DATA (names and phones): keep it protected "
+                         "(Decree 13/2023/NĐ-CP).")
+            console.print("Contains personal data (names, phones).")
+        return
     try:
         with bar:
             table = asyncio.run(run())

@@ -24,7 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -184,6 +184,27 @@ def write_csv(table: ExportTable, path: Path, delimiter: str = ",") -> None:
     with open(path, "wb") as handle:
         handle.write(b"\xef\xbb\xbf")
         pacsv.write_csv(arrow, handle, pacsv.WriteOptions(quoting_style="needed", delimiter=delimiter))
+
+
+def write_csv_chunks(tables: Iterable[ExportTable], path: Path, delimiter: str = ",") -> int:
+    """`write_csv` of a sequence of tables with the same columns (e.g. `read_long_chunks`), one
+    after another into one file with one header: memory holds one chunk. Returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, header = 0, False
+    with open(path, "wb") as handle:
+        handle.write(b"\xef\xbb\xbf")
+        for table in tables:
+            arrow = pa.Table.from_pandas(_neutralised(table.df), preserve_index=False)
+            if len(arrow) or not header:
+                pacsv.write_csv(arrow, handle, pacsv.WriteOptions(quoting_style="needed", delimiter=delimiter,
+                                                                  include_header=not header))
+                header = True
+            rows += len(arrow)
+    return rows
 
 
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")

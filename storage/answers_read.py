@@ -14,12 +14,14 @@ from __future__ import annotations
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Protocol
+from typing import Any, Iterator, Protocol, Sequence
 
 from .errors import StorageError
 
 #: Answers (by rowid range) handed over per chunk: a few tens of MB of arrow arrays at a time.
 CHUNK_ROWS = 200_000
+#: Sessions per chunk of the long layout (~40 answers each).
+SESSIONS_PER_CHUNK = 5_000
 
 #: The channel an event came through, from the prefix of its key (each channel keys the events it
 #: applies by its own update id: ``tg:<bot>:<update>``, ``zalo:<bot>:<message>``,
@@ -52,7 +54,7 @@ class AnswersRead(Protocol):
 
     def answers(self, form_id: str | None) -> Iterator[dict[str, Any]]: ...
 
-    def long_answers(self, form_id: str | None) -> Iterator[dict[str, Any]]: ...
+    def long_answers(self, form_id: str | None, sessions: Sequence[int] = ()) -> Iterator[dict[str, Any]]: ...
 
     def snapshot(self) -> Any: ...
 
@@ -134,17 +136,23 @@ class SQLiteAnswersRead:
             chunk["skipped"] = _integers(chunk["skipped"]).astype(bool)
             yield chunk
 
-    def long_answers(self, form_id: str | None) -> Iterator[dict[str, Any]]:
+    def long_answers(self, form_id: str | None, sessions: Sequence[int] = ()) -> Iterator[dict[str, Any]]:
         """As `answers`, with ``status`` and ``changed_at`` (the answer's latest history entry, else
-        its update time) instead of ``skipped``; not in session order (the caller sorts)."""
+        its update time) instead of ``skipped``, a range of ``sessions`` (sorted ids) at a time in
+        session order, so that a long table can be written as it is read (the caller sorts the
+        questions within a chunk)."""
+        ranges = [(sessions[i], sessions[min(i + SESSIONS_PER_CHUNK, len(sessions)) - 1])
+                  for i in range(0, len(sessions), SESSIONS_PER_CHUNK)]
         for chunk in self._answer_columns({
                 "session": "a.session_id", "question": "a.question", "value": "a.value", "status": "a.status",
                 "changed_at": "coalesce((SELECT h.at FROM answer_history h WHERE h.session_id = a.session_id"
-                              " AND h.question = a.question ORDER BY h.id DESC LIMIT 1), a.updated_at)"}, form_id):
+                              " AND h.question = a.question ORDER BY h.id DESC LIMIT 1), a.updated_at)"}, form_id,
+                ranges):
             chunk["session"] = _integers(chunk["session"])
             yield chunk
 
-    def _answer_columns(self, expressions: dict[str, str], form_id: str | None) -> Iterator[dict[str, Any]]:
+    def _answer_columns(self, expressions: dict[str, str], form_id: str | None,
+                        session_ranges: Sequence[tuple[int, int]] | None = None) -> Iterator[dict[str, Any]]:
         """The answers table in rowid ranges, each column of a range as ONE text that SQLite joins
         (``group_concat``) and arrow splits: no Python object per answer, a sequential scan.
         Record separator U+001E cannot occur in JSON text (control characters are escaped in JSON
@@ -152,14 +160,19 @@ class SQLiteAnswersRead:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        first, last = self._conn.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
-        if first is None:
-            return
         select = ", ".join(f"group_concat({e}, '{_SEPARATOR}')" for e in expressions.values())
-        sql = (f"SELECT {select}, count(*) FROM answers a WHERE a.rowid >= ?1 AND a.rowid < ?2"
+        if session_ranges is None:  # storage order, by rowid: a sequential scan
+            first, last = self._conn.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
+            if first is None:
+                return
+            where = "a.rowid >= ?1 AND a.rowid < ?2"
+            ranges = [(start, start + CHUNK_ROWS) for start in range(first, last + 1, CHUNK_ROWS)]
+        else:  # by session, through the (session_id, question) key
+            where, ranges = "a.session_id >= ?1 AND a.session_id <= ?2", list(session_ranges)
+        sql = (f"SELECT {select}, count(*) FROM answers a WHERE {where}"
                + ("" if form_id is None else " AND a.session_id IN (SELECT id FROM sessions WHERE form_id = ?3)"))
-        for start in range(first, last + 1, CHUNK_ROWS):
-            params = (start, start + CHUNK_ROWS) + (() if form_id is None else (form_id,))
+        for start, end in ranges:
+            params = (start, end) + (() if form_id is None else (form_id,))
             *texts, count = self._conn.execute(sql, params).fetchone()
             if not count:
                 continue
@@ -167,7 +180,7 @@ class SQLiteAnswersRead:
             for name, joined in zip(expressions, texts):
                 column = pc.split_pattern(pa.array([joined], pa.large_string()), _SEPARATOR).flatten()
                 if len(column) != count:
-                    raise StorageError(f"answers {start}…{start + CHUNK_ROWS}: a {name} contains U+001E")
+                    raise StorageError(f"answers {start}…{end}: a {name} contains U+001E")
                 chunk[name] = column
             yield chunk
 

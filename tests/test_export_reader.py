@@ -141,3 +141,20 @@ def test_first_and_last_channel(tmp_path):
     table = read_export(path, language="en")
     assert table.variable_labels["last_channel"] == "Last channel"
     assert any(r["variable"] == "last_channel" for r in table.codebook)
+
+
+def test_long_layout_in_small_chunks_streams_the_same_csv(generated, tmp_path, monkeypatch):
+    """The long layout read a few sessions at a time (as a national export is) equals the former
+    export, and the CSV written chunk by chunk is byte for byte the one written from the whole table."""
+    import storage.answers_read as answers_read
+    from exporters.table import read_long_chunks
+    from exporters.writers import write, write_csv_chunks
+
+    monkeypatch.setattr(answers_read, "SESSIONS_PER_CHUNK", 7)
+    assert_same(read_export(generated, layout="long"), reference(generated, layout="long"))
+    chunks = list(read_long_chunks(generated))
+    assert len(chunks) == -(-300 // 7)
+    whole, streamed = tmp_path / "whole.csv", tmp_path / "streamed.csv"
+    write(read_export(generated, layout="long"), whole, "csv", )
+    rows = write_csv_chunks(iter(chunks), streamed)
+    assert rows == sum(len(c.df) for c in chunks) and streamed.read_bytes() == whole.read_bytes()

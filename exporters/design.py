@@ -13,6 +13,7 @@ population margins (one categorical table = ``postStratify``, several = ``rake``
 
 from __future__ import annotations
 
+import math
 import tomllib
 import zipfile
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pandas as pd
 
 EXAMPLE = Path(__file__).with_name("design.example.toml")
 
-CALIBRATION_METHODS = ("auto", "poststratify", "rake", "linear")
+CALIBRATION_METHODS = ("auto", "poststratify", "rake", "linear", "logit")
 TRIM_RELATIVE = ("value", "mean", "median")
 
 
@@ -111,6 +112,10 @@ class Design:
                 if not m.categorical:
                     raise DesignError(f"{self._where('calibrate')}: {m.variable!r} has a numeric 'total'; "
                                       f"{method} needs 'totals' per level (or use method = \"linear\")")
+        if method == "logit" and (self.bounds is None or not (self.bounds[0] < 1 < self.bounds[1])
+                                  or not all(math.isfinite(b) for b in self.bounds)):
+            raise DesignError(f"{self._where('calibration.bounds')}: logit calibration needs finite bounds "
+                              f"[lower, upper] on the g-weights with lower < 1 < upper, e.g. [0.5, 2]")
         if method == "poststratify" and len(self.calibrate) != 1:
             raise DesignError(f"{self._where('calibration.method')}: poststratify takes exactly one [[calibrate]] table")
 
@@ -119,7 +124,7 @@ class Design:
 
     @property
     def method(self) -> str | None:
-        """The calibration actually applied: None, 'poststratify', 'rake' or 'linear'."""
+        """The calibration actually applied: None, 'poststratify', 'rake', 'linear' or 'logit'."""
         if not self.calibrate:
             return None
         if self.calibration_method != "auto":

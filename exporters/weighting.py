@@ -439,7 +439,7 @@ def _is_number(text: str) -> bool:
 
 def calibrate_linear(df: pd.DataFrame, weights, margins, population: float | None = None,
                      bounds: tuple[float, float] | None = None, maxit: int = 50,
-                     epsilon: float = 1e-7) -> tuple[np.ndarray, Report]:
+                     epsilon: float = 1e-7, calfun: str = "linear") -> tuple[np.ndarray, Report]:
     """R's calibrate(calfun="linear"): GREG weights g·d with Σ g d x = population totals.
 
     Without bounds this is R's closed form (regcalibrate); with `bounds` = (lower, upper) on g it is
@@ -449,7 +449,11 @@ def calibrate_linear(df: pd.DataFrame, weights, margins, population: float | Non
     d = _as_weights(weights, len(df))
     X, T, names = calibration_matrix(df, margins, population)
     sample = X.T @ d
-    if bounds is None or (bounds[0] == -math.inf and bounds[1] == math.inf):
+    if calfun == "logit":
+        if bounds is None:
+            raise DesignError("logit calibration needs bounds on the g-weights, e.g. [0.5, 2]")
+        g, iterations, converged = _grake_linear(X, d, T, bounds, maxit, epsilon, _logit_calfun(*bounds))
+    elif bounds is None or (bounds[0] == -math.inf and bounds[1] == math.inf):
         tmat = (X * d[:, None]).T @ X
         coef = np.linalg.solve(tmat, T - sample)
         g = 1.0 + X @ coef
@@ -458,12 +462,31 @@ def calibrate_linear(df: pd.DataFrame, weights, margins, population: float | Non
         g, iterations, converged = _grake_linear(X, d, T, bounds, maxit, epsilon)
     new = g * d
     err = float(np.max(np.abs(X.T @ new - T)))
-    report = Report("linear", iterations=iterations, converged=converged, max_margin_error=err, maxit=maxit,
+    report = Report(calfun, iterations=iterations, converged=converged, max_margin_error=err, maxit=maxit,
                     epsilon=epsilon, step=LinearStep(X, d, g), details={"calibration_columns": names})
     return new, report
 
 
-def _grake_linear(X, ww, population, bounds, maxit, epsilon):
+def _logit_calfun(lower: float, upper: float):
+    """R's cal.logit: g = 1 + Fm1(u) runs from `lower` to `upper` along a logistic curve."""
+    a = (upper - lower) / ((upper - 1) * (1 - lower))
+
+    def fm1(u):
+        e = np.exp(a * u)
+        return (lower * (upper - 1) + upper * (1 - lower) * e) / (upper - 1 + (1 - lower) * e) - 1
+
+    def df_(u):
+        e = np.exp(a * u)
+        den = upper - 1 + (1 - lower) * e
+        return (upper * (1 - lower) * e * a / den
+                - (lower * (upper - 1) + upper * (1 - lower) * e) * ((1 - lower) * e * a) / den ** 2)
+
+    return fm1, df_
+
+
+def _grake_linear(X, ww, population, bounds, maxit, epsilon, calfun=None):
+    """R's grake: Newton steps on the calibration equations (linear with bounds, or `calfun`'s
+    (Fm1, dF)), halving a step that makes g or its derivative non-finite, as R does."""
     lower, upper = bounds
     sample = X.T @ ww
     scales = population / sample
@@ -479,6 +502,9 @@ def _grake_linear(X, ww, population, bounds, maxit, epsilon):
     def df_(u):
         return ((u < upper - 1) & (u > lower - 1)).astype(float)
 
+    if calfun is not None:
+        fm1, df_ = calfun
+
     eta = np.zeros(X.shape[1])
     xeta = X @ eta
     deriv = df_(xeta)
@@ -490,8 +516,16 @@ def _grake_linear(X, ww, population, bounds, maxit, epsilon):
         deta = np.linalg.pinv(tmat, rcond=256 * np.finfo(float).eps) @ misfit
         eta = eta + deta
         xeta = X @ eta
-        g = 1 + fm1(xeta)
-        deriv = df_(xeta)
+        with np.errstate(over="ignore", invalid="ignore"):
+            g = 1 + fm1(xeta)
+            deriv = df_(xeta)
+            while it < maxit and not (np.all(np.isfinite(g)) and np.all(np.isfinite(deriv))):
+                it += 1
+                deta = deta / 2
+                eta = eta - deta
+                xeta = X @ eta
+                g = 1 + fm1(xeta)
+                deriv = df_(xeta)
         misfit = population - sample - X.T @ (ww * fm1(xeta))
         if np.all(np.abs(misfit) / (1 + np.abs(population)) < epsilon):
             break
@@ -578,12 +612,12 @@ def apply_design(df: pd.DataFrame, design: Design) -> Weighting:
     elif method == "rake":
         w, r = rake(df, w, design.calibrate, maxit=design.maxit or 10,
                     epsilon=1.0 if design.epsilon is None else design.epsilon)
-    elif method == "linear":
+    elif method in ("linear", "logit"):
         w, r = calibrate_linear(df, w, design.calibrate, population=design.population, bounds=design.bounds,
                                 maxit=design.maxit or 50,
-                                epsilon=1e-7 if design.epsilon is None else design.epsilon)
-    if method == "linear" and not r.converged:
-        raise DesignError(f"linear calibration failed to converge in {r.iterations} iterations (largest margin "
+                                epsilon=1e-7 if design.epsilon is None else design.epsilon, calfun=method)
+    if method in ("linear", "logit") and not r.converged:
+        raise DesignError(f"{method} calibration failed to converge in {r.iterations} iterations (largest margin "
                           f"error {r.max_margin_error:g}): widen calibration.bounds or check the totals")
     if method:
         reports.append(r)

@@ -522,3 +522,27 @@ out("byratio", c(coef(b), SE(b)))
     print(f"{name}: max relative difference {worst:.2e}")
     with pytest.raises(DesignError, match="numerator/denominator"):
         E.ratio(survey, "y")
+
+
+@need_r
+def test_logit_calibration_matches_r(synthetic):
+    """calibrate(calfun = "logit", bounds = c(0.7, 1.6)): weights, and estimates with their SEs."""
+    df, path = synthetic
+    r_line = (f"d <- calibrate(d0, ~factor(agegrp) + x, c({sum(AGE.values())}, {AGE['2']}, {AGE['3']}, "
+              f"{AGE['4']}, {X_TOTAL!r}), calfun = 'logit', bounds = c(0.7, 1.6))")
+    r = r_values(read_csv_r(path) + BASE_R + r_line + "\nout('w', weights(d))\n" + R_STATISTICS)
+    design = design_from_dict({"design": BASE,
+                               "calibrate": [{"variable": "agegrp", "totals": AGE}, {"variable": "x", "total": X_TOTAL}],
+                               "calibration": {"method": "logit", "bounds": [0.7, 1.6]}})
+    survey = E.SurveyDesign.from_design(df, design)
+    g = survey.weights / E.SurveyDesign(df, design).weights
+    assert g.min() >= 0.7 - 1e-9 and g.max() <= 1.6 + 1e-9
+    py = _python_statistics(survey, df)
+    py.update({f"w|{i + 1}": w for i, w in enumerate(survey.weights)})
+    worst = _assert_match(py, r)
+    print(f"logit: max relative difference {worst:.2e}")
+    with pytest.raises(DesignError, match="finite bounds"):
+        design_from_dict({"design": BASE, "calibrate": [{"variable": "x", "total": X_TOTAL}],
+                          "calibration": {"method": "logit"}}).method and E.SurveyDesign.from_design(df, design_from_dict(
+                              {"design": BASE, "calibrate": [{"variable": "x", "total": X_TOTAL}],
+                               "calibration": {"method": "logit"}}))

@@ -907,6 +907,8 @@ def weight(data: Path | None, db: Path | None, form_id: str | None, design_path:
 @_DESIGN
 @click.option("--mean", "means", multiple=True, help="A column to average (a text column: one proportion per category).")
 @click.option("--total", "totals", multiple=True, help="A column to total.")
+@click.option("--proportion", "proportions", multiple=True,
+              help="Proportions of each value of a column, also a numerically coded one (a 1–5 scale).")
 @click.option("--ratio", "ratios", multiple=True,
               help="A ratio of two columns' totals, NUM/DEN (R's svyratio), e.g. on_time/procedures.")
 @click.option("--by", "by", multiple=True,
@@ -921,14 +923,15 @@ def weight(data: Path | None, db: Path | None, form_id: str | None, design_path:
                    "other statistics).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
 def estimate(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None,
-             means: tuple[str, ...], totals: tuple[str, ...], ratios: tuple[str, ...], by: tuple[str, ...],
+             means: tuple[str, ...], totals: tuple[str, ...], proportions: tuple[str, ...],
+             ratios: tuple[str, ...], by: tuple[str, ...],
              level: float, interval: str, out: Path) -> None:
     """Means, proportions and totals with linearised standard errors (as R's survey package):
     one row per statistic with the columns statistic, variable, domain, estimate, se."""
     from exporters.estimation import run_estimate
 
-    if not means and not totals and not ratios:
-        raise click.UsageError("ask for at least one --mean, --total or --ratio")
+    if not means and not totals and not ratios and not proportions:
+        raise click.UsageError("ask for at least one --mean, --total, --proportion or --ratio")
     if design_path is None:
         scratch = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
         scratch.write("[design]\n")
@@ -936,7 +939,7 @@ def estimate(data: Path | None, db: Path | None, form_id: str | None, design_pat
         design_path = Path(scratch.name)
     table = _table(data, db, form_id)
     _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), list(by), out, level=level,
-                                     interval=interval, ratios=list(ratios)))
+                                     interval=interval, ratios=list(ratios), proportions_of=list(proportions)))
     console.print(f"Wrote {out}")
 
 

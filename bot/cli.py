@@ -303,7 +303,7 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
 
     if layout == "long" and file_format == "csv" and not (use_labels or label_headers):
         # Millions of answers: written a few thousand sessions at a time, memory bounded by one chunk.
-        from exporters.table import long_columns, read_long_chunks
+        from exporters.long_layout import long_columns, read_long_chunks
         from exporters.writers import write_csv_chunks
 
         async def check():

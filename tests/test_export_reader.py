@@ -147,7 +147,7 @@ def test_long_layout_in_small_chunks_streams_the_same_csv(generated, tmp_path, m
     """The long layout read a few sessions at a time (as a national export is) equals the former
     export, and the CSV written chunk by chunk is byte for byte the one written from the whole table."""
     import storage.answers_read as answers_read
-    from exporters.table import read_long_chunks
+    from exporters.long_layout import read_long_chunks
     from exporters.writers import write, write_csv_chunks
 
     monkeypatch.setattr(answers_read, "SESSIONS_PER_CHUNK", 7)

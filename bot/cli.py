@@ -266,9 +266,18 @@ def _load_or_exit(path: Path) -> Questionnaire:
               help="Language of variable and value labels.")
 @click.option("--personal", is_flag=True,
               help="Add names and phones (PERSONAL DATA, Decree 13/2023/NĐ-CP). Without it: pseudonyms only.")
+@click.option("--delimiter", default=",", show_default=True,
+              help="CSV field separator: ';' for Excel set to a Vietnamese (or other comma-decimal) locale.")
+@click.option("--stata-version", type=click.Choice(["115", "117", "118", "119"]), default="118", show_default=True,
+              help="Stata file format: 118 = Stata 14+; 115 = Stata 12, for R's foreign::read.dta and older "
+                   "readers (text kept as UTF-8 bytes).")
+@click.option("--labels", "use_labels", is_flag=True,
+              help="csv/xlsx: choice labels instead of codes (as KoBoToolbox offers).")
+@click.option("--label-headers", is_flag=True, help="csv/xlsx: question labels as column headers.")
 @click.pass_context
 def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, layout: str, form_id: str | None,
-           language: str, personal: bool) -> None:
+           language: str, personal: bool, delimiter: str, stata_version: str, use_labels: bool,
+           label_headers: bool) -> None:
     """Write the answers for analysts: CSV, Excel, SPSS, Stata or Parquet.
 
     Wide: session, paradata and sample columns, then one column per question (XLSForm names;
@@ -285,7 +294,10 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
 
     bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
                    TimeRemainingColumn(), console=errors, transient=True, disable=not sys.stderr.isatty())
-    options = ExportOptions(file_format, layout, form_id, language, personal)
+    options = ExportOptions(file_format, layout, form_id, language, personal, delimiter=delimiter,
+                            stata_version=int(stata_version), labels=use_labels, label_headers=label_headers)
+    if (use_labels or label_headers) and file_format not in ("csv", "xlsx"):
+        raise click.UsageError("--labels and --label-headers are for --format csv or xlsx")
 
     async def run():
         async with await open_storage(db) as storage:
@@ -792,13 +804,14 @@ def _table(data: Path | None, db: Path | None, form_id: str | None):
         return data
     _check_database(db)
 
-    async def read():
-        from exporters.table import export_frame
+    async def migrate():
+        async with await open_storage(db):  # an older database is brought up to date first
+            pass
 
-        async with await open_storage(db) as storage:
-            return (await export_frame(storage, form_id)).df
+    import khaosat
 
-    return asyncio.run(read())
+    asyncio.run(migrate())
+    return khaosat.read_answers(db, form_id)
 _DESIGN = click.option("--design", "design_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
                        help="The design file (see exporters/design.example.toml); default: equal weights, "
                             "simple random sampling.")
@@ -838,23 +851,39 @@ def weight(data: Path | None, db: Path | None, form_id: str | None, design_path:
 @_DESIGN
 @click.option("--mean", "means", multiple=True, help="A column to average (a text column: one proportion per category).")
 @click.option("--total", "totals", multiple=True, help="A column to total.")
-@click.option("--by", "by", default=None, help="Also estimate within each value of this column (domains).")
+@click.option("--proportion", "proportions", multiple=True,
+              help="Proportions of each value of a column, also a numerically coded one (a 1–5 scale).")
+@click.option("--ratio", "ratios", multiple=True,
+              help="A ratio of two columns' totals, NUM/DEN (R's svyratio), e.g. on_time/procedures.")
+@click.option("--by", "by", multiple=True,
+              help="Also estimate within each value of this column (domains); give it twice for "
+                   "cross-classified domains (e.g. --by unit --by gioi_tinh).")
+@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
+              show_default=True, help="Confidence level of the intervals.")
+@click.option("--ci", "interval", type=click.Choice(["normal", "t", "logit", "xlogit", "asin", "beta", "mean"]),
+              default="normal", show_default=True,
+              help="Intervals: normal (R's confint), t with the design's degrees of freedom (PSUs − strata), "
+                   "or for proportions a method of R's svyciprop (logit, xlogit, asin, beta, mean; t for the "
+                   "other statistics).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
 def estimate(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None,
-             means: tuple[str, ...], totals: tuple[str, ...], by: str | None, out: Path) -> None:
+             means: tuple[str, ...], totals: tuple[str, ...], proportions: tuple[str, ...],
+             ratios: tuple[str, ...], by: tuple[str, ...],
+             level: float, interval: str, out: Path) -> None:
     """Means, proportions and totals with linearised standard errors (as R's survey package):
     one row per statistic with the columns statistic, variable, domain, estimate, se."""
     from exporters.estimation import run_estimate
 
-    if not means and not totals:
-        raise click.UsageError("ask for at least one --mean or --total")
+    if not means and not totals and not ratios and not proportions:
+        raise click.UsageError("ask for at least one --mean, --total, --proportion or --ratio")
     if design_path is None:
         scratch = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
         scratch.write("[design]\n")
         scratch.close()
         design_path = Path(scratch.name)
     table = _table(data, db, form_id)
-    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), by, out))
+    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), list(by), out, level=level,
+                                     interval=interval, ratios=list(ratios), proportions_of=list(proportions)))
     console.print(f"Wrote {out}")
 
 

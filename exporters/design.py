@@ -13,6 +13,7 @@ population margins (one categorical table = ``postStratify``, several = ``rake``
 
 from __future__ import annotations
 
+import math
 import tomllib
 import zipfile
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import pandas as pd
 
 EXAMPLE = Path(__file__).with_name("design.example.toml")
 
-CALIBRATION_METHODS = ("auto", "poststratify", "rake", "linear")
+CALIBRATION_METHODS = ("auto", "poststratify", "rake", "linear", "logit")
 TRIM_RELATIVE = ("value", "mean", "median")
 
 
@@ -64,6 +65,12 @@ class Trimming:
         return self.lower * scale, self.upper * scale
 
 
+#: R's survey.lonely.psu rules: stop; leave the stratum out (remove) or count it as taken with
+#: certainty (both add nothing in one stage); centre its PSU at zero, the grand mean of the
+#: influence values (adjust); or give it the average variance of the other strata (average).
+LONELY_PSU = ("fail", "remove", "certainty", "adjust", "average")
+
+
 @dataclass(frozen=True)
 class Design:
     """A survey design; columns are names in the data table. See `exporters/design.example.toml`."""
@@ -74,6 +81,8 @@ class Design:
     probabilities: str | None = None
     fpc: str | None = None
     nest: bool = False
+    # R's options(survey.lonely.psu): what a stratum with a single PSU contributes to the variance.
+    lonely_psu: str = "fail"
     # Nonresponse adjustment within weighting classes.
     nonresponse_classes: tuple[str, ...] = ()
     responded: str | None = None
@@ -103,6 +112,10 @@ class Design:
                 if not m.categorical:
                     raise DesignError(f"{self._where('calibrate')}: {m.variable!r} has a numeric 'total'; "
                                       f"{method} needs 'totals' per level (or use method = \"linear\")")
+        if method == "logit" and (self.bounds is None or not (self.bounds[0] < 1 < self.bounds[1])
+                                  or not all(math.isfinite(b) for b in self.bounds)):
+            raise DesignError(f"{self._where('calibration.bounds')}: logit calibration needs finite bounds "
+                              f"[lower, upper] on the g-weights with lower < 1 < upper, e.g. [0.5, 2]")
         if method == "poststratify" and len(self.calibrate) != 1:
             raise DesignError(f"{self._where('calibration.method')}: poststratify takes exactly one [[calibrate]] table")
 
@@ -111,7 +124,7 @@ class Design:
 
     @property
     def method(self) -> str | None:
-        """The calibration actually applied: None, 'poststratify', 'rake' or 'linear'."""
+        """The calibration actually applied: None, 'poststratify', 'rake', 'linear' or 'logit'."""
         if not self.calibrate:
             return None
         if self.calibration_method != "auto":
@@ -141,7 +154,7 @@ class Design:
 # -- loading -------------------------------------------------------------------------------------
 
 _KEYS = {
-    "design": {"strata", "clusters", "weights", "probabilities", "fpc", "nest"},
+    "design": {"strata", "clusters", "weights", "probabilities", "fpc", "nest", "lonely_psu"},
     "nonresponse": {"classes", "responded", "eligible"},
     "calibration": {"method", "population", "maxit", "epsilon", "bounds"},
     "calibrate": {"variable", "totals", "total"},
@@ -203,6 +216,9 @@ def design_from_dict(raw: Mapping[str, Any], source: str = "") -> Design:
     d = table("design")
     if "nest" in d and not isinstance(d["nest"], bool):
         fail("design.nest must be true or false")
+    if d.get("lonely_psu", "fail") not in LONELY_PSU:
+        fail(f"design.lonely_psu must be one of {', '.join(LONELY_PSU)} (R's survey.lonely.psu), "
+             f"not {d.get('lonely_psu')!r}")
     nr = table("nonresponse")
     classes = nr.get("classes", [])
     if isinstance(classes, str):
@@ -282,7 +298,7 @@ def design_from_dict(raw: Mapping[str, Any], source: str = "") -> Design:
     return Design(
         strata=string(d, "design", "strata"), clusters=string(d, "design", "clusters"),
         weights=string(d, "design", "weights"), probabilities=string(d, "design", "probabilities"),
-        fpc=string(d, "design", "fpc"), nest=d.get("nest", False),
+        fpc=string(d, "design", "fpc"), nest=d.get("nest", False), lonely_psu=d.get("lonely_psu", "fail"),
         nonresponse_classes=tuple(classes), responded=string(nr, "nonresponse", "responded"),
         eligible=string(nr, "nonresponse", "eligible"),
         calibrate=tuple(margins), calibration_method=method,

@@ -131,6 +131,32 @@ def fpc_population(df: pd.DataFrame, design: Design) -> tuple[np.ndarray, np.nda
     return popsize, sampsize
 
 
+class Groups:
+    """Sums of the rows of a matrix per group code, all columns at once (sorted once, then
+    ``np.add.reduceat``): the column-wise equivalent of one ``np.bincount`` per column."""
+
+    def __init__(self, codes: np.ndarray, size: int) -> None:
+        self.codes = np.asarray(codes, dtype=np.intp)
+        self.size = size
+        self.order = np.argsort(self.codes, kind="stable")
+        ordered = self.codes[self.order]
+        self.starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(ordered) else ordered
+        self.present = ordered[self.starts]
+        # Every row its own group in order (a design without clusters: each person a PSU).
+        self.identity = size == len(self.codes) and bool(np.array_equal(self.codes, np.arange(size)))
+
+    def sums(self, x: np.ndarray) -> np.ndarray:
+        """(size × k) group sums of an (n × k) matrix; a vector gives a vector."""
+        if self.identity:
+            return x
+        if x.ndim == 1:
+            return np.bincount(self.codes, weights=x, minlength=self.size)
+        out = np.zeros((self.size, x.shape[1]))
+        if len(self.codes):
+            out[self.present] = np.add.reduceat(x[self.order], self.starts, axis=0)
+        return out
+
+
 class SurveyDesign:
     """A sample with its design: weights, strata, PSUs, fpc and the calibration steps applied.
 
@@ -160,6 +186,8 @@ class SurveyDesign:
         first[self.strata[::-1]] = np.arange(len(data))[::-1]
         N_h = popsize[first]
         self.f_h = np.where(np.isinf(N_h), 1.0, (N_h - self.n_h) / np.where(np.isinf(N_h), 1.0, N_h))
+        self.psu_groups = Groups(self.psu, len(self.psu_stratum))
+        self.stratum_groups = Groups(self.psu_stratum, nstrata)
         self.stratum_labels = ([level_key(v) for v in sorted(data[design.strata].unique().tolist(), key=_sort_key)]
                                if design.strata else ["(all)"])
 
@@ -177,22 +205,20 @@ class SurveyDesign:
             if isinstance(step, PostStratStep):
                 psw, oldw = step.neww.copy(), step.oldw
                 psw[(psw == 0) & (oldw == 0)] = 1.0
-                k = int(step.codes.max()) + 1
-                den = np.bincount(step.codes, weights=oldw, minlength=k)
+                groups = Groups(step.codes, int(step.codes.max()) + 1)
+                den = groups.sums(oldw)
                 ratio = _safe_div(x, psw[:, None])
-                for j in range(x.shape[1]):
-                    num = np.bincount(step.codes, weights=ratio[:, j] * oldw, minlength=k)
-                    means = _safe_div(num, den)
-                    x[:, j] -= means[step.codes] * psw
+                means = _safe_div(groups.sums(ratio * oldw[:, None]), den[:, None])
+                x -= means[step.codes] * psw[:, None]
             elif isinstance(step, RakingStep):
                 psws = step.margin_weights()
+                margins = [(Groups(c, int(c.max()) + 1), c) for c in step.codes]
                 counts = [np.bincount(c) for c in step.codes]
                 for _ in range(10):
-                    for codes, psw, cnt in zip(step.codes, psws, counts):
+                    for (groups, codes), psw, cnt in zip(margins, psws, counts):
                         ratio = _safe_div(x, psw[:, None])
-                        for j in range(x.shape[1]):
-                            means = _safe_div(np.bincount(codes, weights=ratio[:, j], minlength=len(cnt)), cnt)
-                            x[:, j] -= psw * means[codes]
+                        means = _safe_div(groups.sums(ratio)[:len(cnt)], cnt[:, None])
+                        x -= psw[:, None] * means[codes]
             elif isinstance(step, LinearStep):
                 sw = np.sqrt(step.d)
                 scale = step.g * sw
@@ -205,23 +231,35 @@ class SurveyDesign:
     def variance(self, z: np.ndarray) -> np.ndarray:
         """Linearised variance of each column of influence values z (n × k)."""
         z = self.residualise(np.asarray(z, dtype=float).reshape(len(self.data), -1))
-        npsu = len(self.psu_stratum)
-        nstrata = len(self.n_h)
-        lonely = (self.n_h == 1) & (self.f_h >= 1e-7)
-        if lonely.any():
+        scale, centred, factor = self.variance_scale()
+        tot = self.psu_groups.sums(z)
+        mean = self.stratum_groups.sums(tot) / self.n_h[:, None] * centred[:, None]
+        cen = tot - mean[self.psu_stratum]
+        return (self.stratum_groups.sums(cen * cen) * scale[:, None]).sum(axis=0) * factor
+
+    def variance_scale(self) -> tuple[np.ndarray, np.ndarray, float]:
+        """Per stratum: the factor f_h · n_h / (n_h − 1) (0 for certainty strata) and whether its PSU
+        totals are centred at the stratum mean; and the factor of the whole sum. A stratum with one
+        PSU follows the design's `lonely_psu` (R's survey.lonely.psu; "fail" by default)."""
+        rule = getattr(self.design, "lonely_psu", "fail")
+        certain = self.f_h < 1e-7
+        lonely = (self.n_h == 1) & ~certain
+        if lonely.any() and rule == "fail":
             h = int(np.argmax(lonely))
             raise LonelyPSUError(f"stratum {self.stratum_labels[h]!r} has only one PSU; R's default "
                                  f"(survey.lonely.psu = 'fail') stops here too: merge it with a similar "
-                                 f"stratum, or give an fpc that marks it as taken in full")
-        scale = np.where(self.n_h > 1, self.f_h * self.n_h / np.maximum(self.n_h - 1, 1), 0.0)
-        scale[self.f_h < 1e-7] = 0.0  # certainty strata
-        out = np.empty(z.shape[1])
-        for j in range(z.shape[1]):
-            tot = np.bincount(self.psu, weights=z[:, j], minlength=npsu)
-            mean = np.bincount(self.psu_stratum, weights=tot, minlength=nstrata) / self.n_h
-            cen = tot - mean[self.psu_stratum]
-            out[j] = float(np.sum(np.bincount(self.psu_stratum, weights=cen * cen, minlength=nstrata) * scale))
-        return out
+                                 f"stratum, give an fpc that marks it as taken in full, or set "
+                                 f"[design] lonely_psu")
+        scale = np.where(self.n_h > 1, self.f_h * self.n_h / np.maximum(self.n_h - 1, 1), self.f_h)
+        scale[certain] = 0.0
+        centred = ~(lonely & (rule == "adjust"))
+        factor = 1.0
+        if rule in ("remove", "certainty"):
+            scale[lonely] = 0.0
+        elif rule == "average":
+            scale[lonely] = 0.0
+            factor = len(self.n_h) / (len(self.n_h) - int(lonely.sum())) if not lonely.all() else math.nan
+        return scale, centred, factor
 
     # -- helpers ---------------------------------------------------------------------------------
 
@@ -236,18 +274,13 @@ class SurveyDesign:
             return np.ones(len(self.data), dtype=bool), ""
         if isinstance(domain, tuple) and len(domain) == 2 and isinstance(domain[0], str):
             column, level = domain
-            values = self.column(column)
-            mask = np.array([v is not None and not _isnan(v) and level_key(v) == level_key(level)
-                             for v in values.tolist()])
-            return mask, f"{column}={level_key(level)}"
+            codes, uniques = pd.factorize(self.column(column), use_na_sentinel=True)
+            wanted = np.array([level_key(v) == level_key(level) for v in uniques.tolist()] + [False])
+            return wanted[codes], f"{column}={level_key(level)}"
         mask = np.asarray(domain, dtype=bool)
         if mask.shape != (len(self.data),):
             raise ValueError("a domain must be a (column, level) pair or one boolean per row")
         return mask, "(subset)"
-
-
-def _isnan(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)
 
 
 def _safe_div(a, b):
@@ -308,6 +341,29 @@ def mean(design: SurveyDesign, column: str, domain=None) -> Estimate:
     return Estimate("mean", column, label, float(avg[0]), float(se[0]))
 
 
+def ratio_columns(design: SurveyDesign, column: str) -> tuple[np.ndarray, np.ndarray]:
+    """The numerator and denominator of a ratio named "numerator/denominator", as numbers."""
+    numerator, slash, denominator = column.partition("/")
+    if not slash or not numerator or not denominator:
+        raise DesignError(f"a ratio is written numerator/denominator (two columns), not {column!r}")
+    return _numeric(design, numerator), _numeric(design, denominator)
+
+
+def ratio(design: SurveyDesign, column: str, domain=None) -> Estimate:
+    """Σ w·y / Σ w·x for column "y/x", e.g. procedures on time / procedures (svyratio; rows where
+    either is missing are left out, their PSUs stay)."""
+    mask, label = design.domain_mask(domain)
+    y, x = ratio_columns(design, column)
+    w = design.weights * (~np.isnan(y) & ~np.isnan(x) & mask)
+    y0, x0 = np.where(np.isnan(y), 0.0, y), np.where(np.isnan(x), 0.0, x)
+    denominator = float((w * x0).sum())
+    if denominator == 0:
+        raise DesignError(f"ratio {column!r}: the weighted total of the denominator is 0")
+    estimate = float((w * y0).sum()) / denominator
+    z = w * (y0 - estimate * x0) / denominator
+    return Estimate("ratio", column, label, estimate, float(np.sqrt(design.variance(z[:, None]))[0]))
+
+
 def total(design: SurveyDesign, column: str, domain=None) -> Estimate:
     """Weighted total of a numeric column (svytotal; missing values as na.rm=TRUE)."""
     mask, label = design.domain_mask(domain)
@@ -319,14 +375,12 @@ def total(design: SurveyDesign, column: str, domain=None) -> Estimate:
 
 def _indicators(design: SurveyDesign, column: str):
     series = design.column(column)
-    present = series.notna().to_numpy()
-    levels = sorted(series.dropna().unique().tolist(), key=_sort_key)
+    found, distinct = pd.factorize(series, use_na_sentinel=True)
+    present = found >= 0
+    levels = sorted(distinct.tolist(), key=_sort_key)
     keys = [level_key(v) for v in levels]
-    codes = np.full(len(series), -1, dtype=np.intp)
     lookup = {lv: i for i, lv in enumerate(levels)}
-    for i, v in enumerate(series.tolist()):
-        if present[i]:
-            codes[i] = lookup[v]
+    codes = np.array([lookup[v] for v in distinct.tolist()] + [-1], dtype=np.intp)[found]
     Y = np.zeros((len(series), len(levels)))
     Y[present, codes[present]] = 1.0
     return Y, present, keys
@@ -350,24 +404,46 @@ def counts(design: SurveyDesign, column: str, domain=None) -> list[Estimate]:
             for k, t, s in zip(keys, z.sum(axis=0), se)]
 
 
-def by(design: SurveyDesign, estimator, column: str, by_column: str) -> list[Estimate]:
-    """An estimator in each domain of `by_column` (svyby): sorted levels, the design is never subset."""
-    series = design.column(by_column)
-    out: list[Estimate] = []
-    for level in sorted(series.dropna().unique().tolist(), key=_sort_key):
-        result = estimator(design, column, domain=(by_column, level))
-        out.extend(result if isinstance(result, list) else [result])
-    return out
+def by(design: SurveyDesign, estimator, column: str, by_column: str | Sequence[str]) -> list[Estimate]:
+    """An estimator in each domain of `by_column` (or of several columns, cross-classified): svyby.
+    Sorted levels; the design is never subset. Means, proportions, totals and counts are computed
+    for all domains at once (`exporters.domains`); any other estimator domain by domain."""
+    from exporters.domains import domain_estimates, domains
+
+    codes, labels = domains(design, by_column)
+    x = None
+    if estimator in (mean, total):
+        y = _numeric(design, column)
+        Y, valid, names = y[:, None], ~np.isnan(y), [column]
+    elif estimator is ratio:
+        y, x = ratio_columns(design, column)
+        Y, valid, names = y[:, None], ~np.isnan(y) & ~np.isnan(x), [column]
+    elif estimator in (proportions, counts):
+        Y, valid, keys = _indicators(design, column)
+        names = [f"{column}={k}" for k in keys]
+    else:
+        out: list[Estimate] = []
+        for d, label in enumerate(labels):
+            for e in (lambda r: r if isinstance(r, list) else [r])(estimator(design, column, domain=codes == d)):
+                out.append(Estimate(e.statistic, e.variable, label, e.estimate, e.se))
+        return out
+    is_ratio = estimator in (mean, proportions, ratio)
+    statistic = {mean: "mean", total: "total", proportions: "proportion", counts: "total", ratio: "ratio"}[estimator]
+    what = f"{statistic if statistic != 'proportion' else 'proportions'} of {column!r}"
+    est, se = domain_estimates(design, Y, valid, codes, labels, is_ratio, what, x)
+    return [Estimate(statistic, name, label, float(est[d, j]), float(se[d, j]))
+            for d, label in enumerate(labels) for j, name in enumerate(names)]
 
 
 # -- khaosat estimate ----------------------------------------------------------------------------
 
 
 def estimate_all(design: SurveyDesign, means: Iterable[str] = (), totals: Iterable[str] = (),
-                 by_column: str | None = None, proportions_of: Iterable[str] = ()) -> list[Estimate]:
+                 by_column: str | Sequence[str] | None = None, proportions_of: Iterable[str] = (),
+                 ratios: Iterable[str] = ()) -> list[Estimate]:
     """What `khaosat estimate` computes: a mean per numeric `means` column (proportions for a
     categorical one), a total per `totals` column (counts per category for a categorical one),
-    overall and, with `by_column`, in each of its domains."""
+    overall and, with `by_column`, in each of its domains (several columns: cross-classified)."""
     jobs = []
     for column in means:
         jobs.append((proportions if is_categorical(design, column) else mean, column))
@@ -375,6 +451,8 @@ def estimate_all(design: SurveyDesign, means: Iterable[str] = (), totals: Iterab
         jobs.append((proportions, column))
     for column in totals:
         jobs.append((counts if is_categorical(design, column) else total, column))
+    for column in ratios:
+        jobs.append((ratio, column))
     out: list[Estimate] = []
     for estimator, column in jobs:
         result = estimator(design, column)
@@ -384,30 +462,44 @@ def estimate_all(design: SurveyDesign, means: Iterable[str] = (), totals: Iterab
     return out
 
 
-def write_estimates(estimates: Sequence[Estimate], out_path: str | Path, level: float = 0.95) -> None:
+def write_estimates(estimates: Sequence[Estimate], out_path: str | Path, level: float = 0.95,
+                    interval: str = "normal", df: float = math.inf, rows: int = 0) -> None:
+    """The CSV of `khaosat estimate`; intervals as `exporters.intervals.interval` says."""
+    from exporters.intervals import interval as bounds
+
     with open(out_path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["statistic", "variable", "domain", "estimate", "se", "ci_low", "ci_high"])
         for e in estimates:
-            lo, hi = e.ci(level)
+            lo, hi = bounds(e.statistic, e.estimate, e.se, level, interval, df, rows)
             writer.writerow([e.statistic, e.variable, e.domain, repr(e.estimate), repr(e.se), repr(lo), repr(hi)])
 
 
 def run_estimate(data_path, design_path, means: Sequence[str] = (), totals: Sequence[str] = (),
-                 by: str | None = None, out_path: str | Path | None = None, level: float = 0.95,
-                 proportions_of: Sequence[str] = ()) -> list[Estimate]:
+                 by: str | Sequence[str] | None = None, out_path: str | Path | None = None, level: float = 0.95,
+                 proportions_of: Sequence[str] = (), interval: str = "normal",
+                 ratios: Sequence[str] = ()) -> list[Estimate]:
     """`khaosat estimate`: read the data (a path or a DataFrame) and design, apply its weighting
-    steps, estimate, and write the CSV (statistic, variable, domain, estimate, se, ci_low, ci_high)."""
+    steps, estimate, and write the CSV (statistic, variable, domain, estimate, se, ci_low, ci_high);
+    ``interval``: normal (R's confint), t with the design's degrees of freedom, or a svyciprop
+    method for proportions (`exporters.intervals`), at ``level``."""
+    from exporters.intervals import INTERVALS, degf
+
+    if interval not in INTERVALS:
+        raise DesignError(f"interval must be one of {', '.join(INTERVALS)}, not {interval!r}")
+    if not 0 < level < 1:
+        raise DesignError(f"the confidence level must be between 0 and 1 (e.g. 0.95), not {level}")
     df = data_path if isinstance(data_path, pd.DataFrame) else read_table(data_path)
     design = load_design(design_path)
-    for column in [*means, *totals, *proportions_of, *([by] if by else [])]:
+    by_columns = [by] if isinstance(by, str) else list(by or ())
+    for column in [*means, *totals, *proportions_of, *by_columns, *(p for r in ratios for p in r.split("/", 1))]:
         if column not in df.columns:
             raise DesignError(f"column {column!r} is not in the data; its columns are: "
                               f"{', '.join(map(str, df.columns))}")
-    if not (means or totals or proportions_of):
-        raise DesignError("nothing to estimate: give --mean COL or --total COL")
+    if not (means or totals or proportions_of or ratios):
+        raise DesignError("nothing to estimate: give --mean COL, --total COL or --ratio NUM/DEN")
     survey = SurveyDesign.from_design(df, design)
-    estimates = estimate_all(survey, means, totals, by, proportions_of)
+    estimates = estimate_all(survey, means, totals, by_columns or None, proportions_of, ratios)
     if out_path is not None:
-        write_estimates(estimates, out_path, level)
+        write_estimates(estimates, out_path, level, interval, degf(survey), len(df))
     return estimates

@@ -9,7 +9,8 @@ then labelled PERSONAL DATA and the file's metadata says so.
 and codebook rows); `exporters.writers` turns it into CSV, XLSX, SPSS, Stata or Parquet.
 
 Layouts
-    *wide*: one row per session. Session and sample columns first (`SESSION_COLUMNS`,
+    *wide*: one row per session. Session and sample columns first (`WIDE_SESSION_COLUMNS`: ``channel``
+    is where the session started, ``last_channel`` where its latest event came from,
     `SAMPLE_COLUMNS`, then ``sample_<attribute>`` for the frame's strata attributes), then one
     column per question in form order (notes excluded; calculations and start/end/today
     metadata included). A select_multiple gives XLSForm's space-separated choice names
@@ -25,8 +26,10 @@ Codes
     codes as text with string value labels; Stata's value labels need integers, so there a
     text-coded question is stored as the choice's 1-based position in the list (the number
     people see in chat) with the choice label, and the codebook gives both (see writers).
-    Dates are ISO 8601 text (``YYYY-MM-DD``) and session timestamps ISO 8601 text with their
-    offset, identical in every format. ``duration_seconds`` is completed_at − started_at.
+    In the table, dates are ISO 8601 text (``YYYY-MM-DD``) and session timestamps ISO 8601 text with
+    their offset, as CSV writes them; SPSS, Stata, XLSX and Parquet get real dates and date-times
+    (Vietnam's local time; zone-aware in Parquet), see `exporters.writers.typed_columns`.
+    ``duration_seconds`` is completed_at − started_at.
 
 Missing values: not applicable vs skipped
     *not applicable* (hidden by relevance) and *not reached* (the session stopped before)
@@ -37,8 +40,10 @@ Missing values: not applicable vs skipped
     missing code in the statistics formats: in SPSS a user-missing value (``-99``, or ``-999``…
     if the column already uses it; ``"-99"`` for text columns) labelled "Bỏ qua / skipped";
     in Stata the extended missing value ``.a`` labelled the same for numeric and coded
-    columns (Stata text variables have no missing codes, so skipped text stays ""). Each
-    column's choice is in `ExportTable.skipped` (the rows) and the codebook's ``missing``.
+    columns (Stata text variables have no missing codes, so skipped text stays "", and the
+    codebook says so per column). Dates are written as dates, which carry no missing code:
+    skipped dates are plain missing in every format. Each column's choice is in
+    `ExportTable.skipped` (the rows) and the codebook's ``missing``.
 
 Formula injection
     Text cells starting with ``=``, ``+``, ``-``, ``@``, tab or CR get a leading apostrophe
@@ -55,6 +60,7 @@ Column and value labels are in ``surveys.messages.EXPORT_LABELS`` (the one place
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import json
@@ -62,16 +68,18 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
+import orjson
 import pandas as pd
 
-from bot.conversations import Conversations
+from storage.answers_read import EVENT_KEY_CHANNELS, AnswersRead, database_file, open_answers_read
 from surveys import codec
 from surveys.expressions import NOT_APPLICABLE, to_string
 from surveys.messages import EXPORT_LABELS, translate
 from surveys.model import Question, QuestionType, Questionnaire
+from surveys.xlsform import load_questionnaire_bytes
 
 SESSION_COLUMNS = ("respondent", "session", "form_id", "form_version", "channel", "status", "language",
                    "started_at", "completed_at", "updated_at")
@@ -88,9 +96,26 @@ ANSWER_STATUSES = ("answered", "skipped", "not_applicable")
 
 _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 
+#: The wide layout's session columns: ``channel`` is where the session started, ``last_channel``
+#: where its latest event came from (a person may start on Telegram and finish on Zalo).
+WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", *SESSION_COLUMNS[5:])
+
+# Labels of columns added here. TODO(lead): move into surveys.messages.EXPORT_LABELS, the one place
+# for texts (this branch may not edit that module).
+_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"}}
+
+
 def text(key: str, language: str) -> str:
     """A column or value label of exports (``EXPORT_LABELS``); a language other than vi and en gets English."""
-    return translate(EXPORT_LABELS, key, language if language in ("vi", "en") else "en")
+    language = language if language in ("vi", "en") else "en"
+    return translate(_LABELS if key in _LABELS else EXPORT_LABELS, key, language)
+
+
+def last_channels(first: Sequence[str], last_event_keys: Sequence[str | None]) -> list[str]:
+    """Each session's last channel: the channel named by the key of its latest event that has one
+    (`storage.answers_read.EVENT_KEY_CHANNELS`), else the channel it started on."""
+    return [EVENT_KEY_CHANNELS.get(key.split(":", 1)[0], channel) if key else channel
+            for channel, key in zip(first, last_event_keys)]
 
 
 @dataclass
@@ -137,107 +162,130 @@ Progress = Callable[[int, int], None]
 
 async def export_frame(source: Any, form_id: str | None = None, layout: str = "wide", personal: bool = False,
                        language: str = "vi", progress: Progress | None = None) -> ExportTable:
-    """Read sessions from storage (a Storage or a Conversations) into an ExportTable.
+    """`read_export` of an open storage (or anything with a ``.storage``, or a path), run in a worker
+    thread on a connection of its own, so the caller's event loop keeps serving meanwhile."""
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+    else:
+        path = await database_file(getattr(source, "storage", source))
+    return await asyncio.to_thread(read_export, path, form_id, layout, personal, language, progress)
 
-    ``progress(done, total)`` is called after each session.
+
+def read_export(path: str | Path, form_id: str | None = None, layout: str = "wide", personal: bool = False,
+                language: str = "vi", progress: Progress | None = None) -> ExportTable:
+    """The sessions of the database at ``path`` as an ExportTable (synchronous; any thread).
+
+    A few set-based reads (`storage.answers_read`): the sessions with their sample and paradata in
+    one statement, the answers streamed in chunks and placed in a (sessions × questions) matrix of
+    value ids; each distinct JSON text is decoded once (orjson) and each column converted per
+    distinct value, then spread by index. ``progress(done, total)`` counts sessions.
     """
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
-    conversations = source if isinstance(source, Conversations) else Conversations(source)
-    storage = conversations.storage
-    sessions = await storage.list_sessions(form_id)
-    respondents = {r.id: r for r in await storage.list_respondents()}
-    members, units, attributes = await _sample(storage)
-    reminders = await storage.reminder_counts()
-
-    forms: dict[tuple[str, str], Questionnaire] = {}
-    for session in sessions:
-        key = (session.form_id, session.form_version)
-        if key not in forms:
-            forms[key] = await conversations.questionnaire(*key)
-    columns = _columns(forms.values(), language)
-
-    rows: list[dict[str, Any]] = []
-    statuses: list[dict[str, str]] = []
-    personal_cache: dict[int, Any] = {}
-    for done, session in enumerate(sessions, 1):
-        respondent = respondents.get(session.respondent_id) or await storage.get_respondent(session.respondent_id)
-        state = codec.decode_state(session.state)
-        base: dict[str, Any] = {"respondent": respondent.pseudonym}
-        if personal:
-            if respondent.id not in personal_cache:
-                personal_cache[respondent.id] = await storage.personal(respondent.id)
-            base["name"] = personal_cache[respondent.id].name
-            base["phone"] = personal_cache[respondent.id].phone
-        base.update(session=session.id, form_id=session.form_id, form_version=session.form_version)
-        answers = await storage.answers(session.id)
-        if layout == "long":
-            form = forms[(session.form_id, session.form_version)]
-            changed = {h["question"]: h["at"] for h in await storage.answer_history(session.id)}
-            for name, answer in answers.items():
-                question = form.question(name) if form.has(name) else None
-                if question is not None and question.type is QuestionType.NOTE:
-                    continue
-                value = codec.decode_value(answer.value)
-                rows.append({**base, "question": name,
-                             "type": question.type.value if question else "",
-                             "value": _long_value(value),
-                             "value_label": _long_label(question, value, language, form.default_language),
-                             "status": answer.status,
-                             "changed_at": changed.get(name, answer.updated_at)})
-        else:
-            duration = None
-            if state.started_at and state.completed_at:
-                duration = (state.completed_at - state.started_at).total_seconds()
-            member = members.get(respondent.id)
-            row = {**base, "channel": session.channel, "status": session.status, "language": state.language,
-                   "started_at": _iso(state.started_at), "completed_at": _iso(state.completed_at),
-                   "updated_at": session.updated_at, "duration_seconds": duration,
-                   "disposition": respondent.disposition, "disposition_at": respondent.disposition_at,
-                   "stratum": respondent.stratum,
-                   "survey": member[0] if member else None,
-                   "group": member[1].group if member else None,
-                   "unit": units.get((member[0], member[1].frame_id)) if member else None,
-                   "pi": member[1].pi if member else None,
-                   "weight": member[1].weight if member else None,
-                   "sample_role": member[1].role if member else None,
-                   "number_of_reminders": reminders.get(respondent.id, 0)}
-            if member:
-                for key, value in attributes.get((member[0], member[1].frame_id), {}).items():
-                    row[f"sample_{key}"] = value
-            status = {}
-            for name, answer in answers.items():
-                row[name] = codec.decode_value(answer.value)
-                status[name] = answer.status
-            rows.append(row)
-            statuses.append(status)
+    with open_answers_read(path) as reader, reader.snapshot():
+        forms = {(f.form_id, f.version): load_questionnaire_bytes(f.source, f.source_name)
+                 for f in reader.forms(form_id)}
+        sessions = reader.sessions(form_id, personal)
+        total = len(sessions["session"])
         if progress:
-            progress(done, len(sessions))
+            progress(0, total)
+        if layout == "long":
+            from exporters.long_layout import _long_table
 
-    forms_key = tuple(sorted(forms))
-    if layout == "long":
-        return _long_table(rows, personal, language, forms_key)
-    return _wide_table(rows, statuses, columns, personal, language, forms_key)
+            table = _long_table(reader, form_id, sessions, forms, personal, language, progress)
+        else:
+            table = _wide_table(reader, form_id, sessions, forms, personal, language)
+        if progress:
+            progress(total, total)
+        return table
 
 
-async def _sample(storage: Any) -> tuple[dict[int, tuple[str, Any]], dict, dict]:
-    """respondent id → (survey id, SampleMember); (survey, frame_id) → unit and → attributes."""
-    members: dict[int, tuple[str, Any]] = {}
-    units: dict[tuple[str, str], str] = {}
-    attributes: dict[tuple[str, str], dict[str, Any]] = {}
-    for survey in await storage.list_surveys():
-        fielded = [m for m in await storage.sample_members(survey.id) if m.respondent_id is not None]
-        if not fielded:
-            continue
-        for member in fielded:
-            members.setdefault(member.respondent_id, (survey.id, member))
-        for row in await storage.frame_rows(survey.id):  # personal=False: no names or phones
-            units[(survey.id, row.frame_id)] = row.unit
+class _Values:
+    """Every distinct answer JSON text met, decoded once: text → id, id → value."""
+
+    def __init__(self) -> None:
+        self.ids: dict[str, int] = {}
+        self.decoded: list[Any] = []
+
+    def codes(self, texts: Any) -> np.ndarray:
+        """Value ids of an arrow string array (dictionary-encoded first: each text looked up once)."""
+        encoded = texts.dictionary_encode()
+        ids = np.fromiter((self._id(t) for t in encoded.dictionary.to_pylist()), dtype=np.int64,
+                          count=len(encoded.dictionary))
+        return ids[encoded.indices.to_numpy(zero_copy_only=False)]
+
+    def _id(self, text: str) -> int:
+        found = self.ids.get(text)
+        if found is None:
+            found = self.ids[text] = len(self.decoded)
+            self.decoded.append(_decode(text))
+        return found
+
+
+def _lookup(texts: Any, index: dict[str, int]) -> np.ndarray:
+    """``index[text]`` (-1 where absent) for each item of an arrow string array."""
+    encoded = texts.dictionary_encode()
+    found = np.fromiter((index.get(t, -1) for t in encoded.dictionary.to_pylist()), dtype=np.int64,
+                        count=len(encoded.dictionary))
+    return found[encoded.indices.to_numpy(zero_copy_only=False)]
+
+
+def _decode(text: str) -> Any:
+    """`codec.decode_value` with orjson; the standard library where orjson differs (integers beyond
+    64 bits, which orjson reads as floats, and lone surrogates, which it refuses)."""
+    try:
+        plain = orjson.loads(text)
+    except orjson.JSONDecodeError:
+        plain = json.loads(text)
+    if plain.__class__ is float:
+        plain = json.loads(text)
+    return codec.value_from_plain(plain)
+
+
+def _present(value: Any) -> bool:
+    return value is not None and value is not NOT_APPLICABLE and value != ()
+
+
+def _cells(vids: np.ndarray, decoded: list[Any], convert: Callable[[Any], Any]) -> np.ndarray:
+    """An object array: ``convert(value)`` where an answer is present, else None — worked out once
+    per distinct value id and spread by index (``vids`` < 0: no answer stored)."""
+    distinct, inverse = np.unique(vids, return_inverse=True)
+    out = np.empty(len(distinct), dtype=object)
+    for i, vid in enumerate(distinct.tolist()):
+        value = decoded[vid] if vid >= 0 else None
+        out[i] = convert(value) if _present(value) else None
+    return out[inverse]
+
+
+def _text_column(values: Sequence[Any]) -> Any:
+    return pd.array([None if v is None else str(v) for v in values], dtype=object)
+
+
+def _float_column(cells: np.ndarray) -> Any:
+    return pd.array(np.asarray(cells, dtype=object).astype("float64"), dtype="float64")
+
+
+def _durations(started: list[Any], completed: list[Any]) -> np.ndarray:
+    out = np.full(len(started), math.nan)
+    for i, (start, end) in enumerate(zip(started, completed)):
+        if start and end:
+            out[i] = (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
+    return out
+
+
+def _attributes(sessions: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    """``sample_<attribute>`` columns from the frame rows' JSON attributes (sorted by name)."""
+    parsed: list[dict[str, Any]] = []
+    for survey, text_ in zip(sessions["survey"], sessions["attributes"]):
+        found: dict[str, Any] = {}
+        if survey is not None and text_ is not None:
             try:
-                attributes[(survey.id, row.frame_id)] = dict(json.loads(row.attributes or "{}"))
+                found = dict(orjson.loads(text_ or "{}"))
             except (ValueError, TypeError):
                 pass
-    return members, units, attributes
+        parsed.append(found)
+    names = sorted({f"sample_{k}" for found in parsed for k in found} - {"sample_role"})
+    return {name: [found.get(name[len("sample_"):]) for found in parsed] for name in names}
 
 
 # -- wide ------------------------------------------------------------------------------------
@@ -267,9 +315,30 @@ def _columns(forms: Iterable[Questionnaire], language: str) -> dict[str, _Column
     return columns
 
 
-def _wide_table(rows: list[dict[str, Any]], statuses: list[dict[str, str]], columns: dict[str, _Column],
-                personal: bool, language: str, forms: tuple) -> ExportTable:
-    n = len(rows)
+def _answer_matrix(reader: AnswersRead, form_id: str | None, ids: np.ndarray, names: list[str],
+                   values: _Values) -> tuple[np.ndarray, np.ndarray]:
+    """(value ids, skipped): sessions × questions; value id -1 where no answer is stored."""
+    index = {name: j for j, name in enumerate(names)}
+    vids = np.full((len(ids), len(names)), -1, dtype=np.int64, order="F")
+    skipped = np.zeros((len(ids), len(names)), dtype=bool, order="F")
+    for chunk in reader.answers(form_id):
+        at = np.searchsorted(ids, chunk["session"])
+        column = _lookup(chunk["question"], index)
+        keep = column >= 0
+        at, column = at[keep], column[keep]
+        vids[at, column] = values.codes(chunk["value"])[keep]
+        skipped[at, column] = chunk["skipped"][keep]
+    return vids, skipped
+
+
+def _wide_table(reader: AnswersRead, form_id: str | None, sessions: dict[str, list[Any]],
+                forms: dict[tuple[str, str], Questionnaire], personal: bool, language: str) -> ExportTable:
+    columns = _columns(forms.values(), language)
+    ids = np.asarray(sessions["session"], dtype=np.int64)
+    values = _Values()
+    vids, skipped_matrix = _answer_matrix(reader, form_id, ids, list(columns), values)
+    decoded = values.decoded
+    n = len(ids)
     data: dict[str, Any] = {}
     labels: dict[str, str] = {}
     value_labels: dict[str, dict[Any, str]] = {}
@@ -277,45 +346,44 @@ def _wide_table(rows: list[dict[str, Any]], statuses: list[dict[str, str]], colu
     skipped: dict[str, np.ndarray] = {}
     questions: dict[str, str] = {}
 
-    fixed = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *SESSION_COLUMNS[1:], *SAMPLE_COLUMNS]
-    attribute_names = sorted({k for row in rows for k in row if k.startswith("sample_") and k != "sample_role"})
-    for name in [*fixed, *attribute_names]:
-        values = [row.get(name) for row in rows]
+    attributes = _attributes(sessions)
+    fixed = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *WIDE_SESSION_COLUMNS[1:], *SAMPLE_COLUMNS]
+    sessions = {**sessions, "last_channel": last_channels(sessions["channel"], sessions["last_event_key"])}
+    for name in [*fixed, *attributes]:
         if name in ("session", "number_of_reminders"):
-            data[name] = pd.array(values, dtype="Int64")
-        elif name in ("duration_seconds", "pi", "weight"):
-            data[name] = pd.array([math.nan if v is None else float(v) for v in values], dtype="float64")
+            data[name] = pd.array(sessions[name], dtype="Int64")
+        elif name == "duration_seconds":
+            data[name] = pd.array(_durations(sessions["started_at"], sessions["completed_at"]), dtype="float64")
+        elif name in ("pi", "weight"):
+            data[name] = pd.array([math.nan if v is None else float(v) for v in sessions[name]], dtype="float64")
         else:
-            data[name] = pd.array([None if v is None else str(v) for v in values], dtype=object)
+            data[name] = _text_column(attributes[name] if name in attributes else sessions[name])
         labels[name] = (f"{text('sample_attribute', language)}: {name[len('sample_'):]}"
-                        if name in attribute_names else text(name, language))
+                        if name in attributes else text(name, language))
         kinds[name] = "personal" if name in PERSONAL_COLUMNS else "meta"
 
-    for name, column in columns.items():
+    for j, (name, column) in enumerate(columns.items()):
         question = column.question
         kind = question.type
         label = question.label.get(language, column.default_language) or name
-        raw = [row.get(name) for row in rows]
-        answered_status = [status.get(name) for status in statuses]
-        skip = np.array([s == "skipped" for s in answered_status], dtype=bool) if kind.is_asked else None
-        present = [v is not None and v is not NOT_APPLICABLE and v != () for v in raw]
+        raw = vids[:, j]
+        skip = skipped_matrix[:, j].copy() if kind.is_asked else None
         questions[name] = name
         labels[name] = label
         if kind is QuestionType.SELECT_ONE:
             if column.integer_coded:
-                data[name] = pd.array([int(v) if p else None for v, p in zip(raw, present)], dtype="Int64")
+                data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
                 value_labels[name] = {int(c): lab for c, lab in column.choices.items()}
             else:
-                data[name] = pd.array([str(v) if p else None for v, p in zip(raw, present)], dtype=object)
+                data[name] = pd.array(_cells(raw, decoded, str), dtype=object)
                 value_labels[name] = dict(column.choices)
             kinds[name] = "select_one"
         elif kind is QuestionType.SELECT_MULTIPLE:
-            data[name] = pd.array([" ".join(v) if p else None for v, p in zip(raw, present)], dtype=object)
+            data[name] = pd.array(_cells(raw, decoded, " ".join), dtype=object)
             kinds[name] = "select_multiple"
             for choice, choice_label in column.choices.items():
                 dummy = f"{name}/{choice}"
-                data[dummy] = pd.array([(1 if choice in v else 0) if p else None for v, p in zip(raw, present)],
-                                       dtype="Int64")
+                data[dummy] = pd.array(_cells(raw, decoded, lambda v, c=choice: 1 if c in v else 0), dtype="Int64")
                 labels[dummy] = f"{label}: {choice_label}"
                 value_labels[dummy] = {0: text("not_selected", language), 1: text("selected", language)}
                 kinds[dummy] = "choice"
@@ -323,20 +391,20 @@ def _wide_table(rows: list[dict[str, Any]], statuses: list[dict[str, str]], colu
                 if skip is not None and skip.any():
                     skipped[dummy] = skip
         elif kind is QuestionType.INTEGER:
-            data[name] = pd.array([int(v) if p else None for v, p in zip(raw, present)], dtype="Int64")
+            data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
             kinds[name] = "integer"
         elif kind is QuestionType.DECIMAL:
-            data[name] = pd.array([float(v) if p else math.nan for v, p in zip(raw, present)], dtype="float64")
+            data[name] = _float_column(_cells(raw, decoded, float))
             kinds[name] = "decimal"
         elif kind is QuestionType.CALCULATE:
-            numbers = [v for v, p in zip(raw, present) if p]
+            numbers = [decoded[v] for v in np.unique(raw).tolist() if v >= 0 and _present(decoded[v])]
             if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
-                data[name] = pd.array([float(v) if p else math.nan for v, p in zip(raw, present)], dtype="float64")
+                data[name] = _float_column(_cells(raw, decoded, float))
             else:
-                data[name] = pd.array([_text_cell(v) if p else None for v, p in zip(raw, present)], dtype=object)
+                data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
             kinds[name] = "calculate"
         else:
-            data[name] = pd.array([_text_cell(v) if p else None for v, p in zip(raw, present)], dtype=object)
+            data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
             kinds[name] = {QuestionType.DATE: "date", QuestionType.TEXT: "text",
                            QuestionType.ACKNOWLEDGE: "acknowledge"}.get(kind, "metadata")
         if skip is not None and skip.any():
@@ -344,7 +412,7 @@ def _wide_table(rows: list[dict[str, Any]], statuses: list[dict[str, str]], colu
 
     df = pd.DataFrame(data, index=pd.RangeIndex(n))
     table = ExportTable(df, labels, value_labels, kinds=kinds, skipped=skipped, questions=questions,
-                        layout="wide", language=language, personal=personal, forms=forms)
+                        layout="wide", language=language, personal=personal, forms=tuple(sorted(forms)))
     table.codebook = codebook_rows(table)
     return table
 
@@ -357,50 +425,17 @@ def _text_cell(value: Any) -> str:
     return to_string(value)
 
 
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-# -- long ------------------------------------------------------------------------------------
-
-
-def _long_value(value: Any) -> str | None:
-    if value is None or value is NOT_APPLICABLE or value == ():
-        return None
-    return _text_cell(value)
-
-
-def _long_label(question: Question | None, value: Any, language: str, default_language: str) -> str | None:
-    if question is None or not question.type.is_select or value in (None, ()) or value is NOT_APPLICABLE:
-        return None
-    names = value if isinstance(value, tuple) else (value,)
-    found = []
-    for name in names:
-        choice = question.choice_by_name(str(name))
-        found.append(choice.label.get(language, default_language) if choice else str(name))
-    return "; ".join(found)
-
-
-def _long_table(rows: list[dict[str, Any]], personal: bool, language: str, forms: tuple) -> ExportTable:
-    names = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *LONG_COLUMNS[1:]]
-    data = {}
-    for name in names:
-        values = [row.get(name) for row in rows]
-        data[name] = (pd.array(values, dtype="Int64") if name == "session"
-                      else pd.array([None if v is None else str(v) for v in values], dtype=object))
-    labels = {name: text("answer_status" if name == "status" else name, language) for name in names}
-    kinds = {name: "personal" if name in PERSONAL_COLUMNS else "meta" for name in names}
-    table = ExportTable(pd.DataFrame(data, index=pd.RangeIndex(len(rows))), labels,
-                        {"status": {s: s for s in ANSWER_STATUSES}}, kinds=kinds, layout="long",
-                        language=language, personal=personal, forms=forms)
-    table.codebook = codebook_rows(table)
-    return table
+def _objects(items: list[Any]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
 
 
 # -- codebook --------------------------------------------------------------------------------
 
 _KIND_TYPES = {"select_one": "select_one", "select_multiple": "select_multiple", "choice": "0/1",
-               "integer": "integer", "decimal": "decimal", "text": "text", "date": "date (ISO 8601 text)",
+               "integer": "integer", "decimal": "decimal", "text": "text",
+               "date": "date (ISO 8601 text in CSV; a date in SPSS, Stata, Excel and Parquet)",
                "calculate": "calculate", "metadata": "metadata", "acknowledge": "acknowledge",
                "personal": "PERSONAL DATA (text)"}
 
@@ -415,7 +450,12 @@ def codebook_rows(table: ExportTable) -> list[dict[str, Any]]:
         values = "; ".join(f"{code} = {label}" for code, label in table.value_labels.get(column, {}).items())
         missing = "empty = not asked / not applicable"
         if column in table.skipped:
-            missing += "; skipped: empty in CSV/XLSX/Parquet, user-missing in SPSS, .a in Stata"
+            if kind == "date":
+                missing += "; skipped: empty everywhere (a date has no missing code)"
+            elif dtype.kind in "if" or str(dtype) == "Int64" or table.value_labels.get(column):
+                missing += "; skipped: empty in CSV/XLSX/Parquet, user-missing in SPSS, .a in Stata"
+            else:  # Stata's text variables have no missing codes
+                missing += "; skipped: empty in CSV/XLSX/Parquet and Stata, user-missing in SPSS"
         rows.append({"variable": column, "label": table.variable_labels.get(column, ""), "type": type_name,
                      "values": values, "missing": missing, "question": table.questions.get(column, "")})
     return rows
@@ -430,7 +470,7 @@ class Table:
     rows: tuple[dict[str, Any], ...]
 
 
-async def session_table(conversations: Conversations, form_id: str | None = None) -> Table:
+async def session_table(conversations: Any, form_id: str | None = None) -> Table:
     storage = conversations.storage
     sessions = await storage.list_sessions(form_id)
     question_columns: dict[str, None] = {}

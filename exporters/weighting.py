@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from exporters.design import Design, DesignError, Margin, load_design, read_table
+from exporters.grake import grake, logit_calfun
 
 # -- calibration steps (what the variance needs) -------------------------------------------------
 
@@ -439,7 +440,7 @@ def _is_number(text: str) -> bool:
 
 def calibrate_linear(df: pd.DataFrame, weights, margins, population: float | None = None,
                      bounds: tuple[float, float] | None = None, maxit: int = 50,
-                     epsilon: float = 1e-7) -> tuple[np.ndarray, Report]:
+                     epsilon: float = 1e-7, calfun: str = "linear") -> tuple[np.ndarray, Report]:
     """R's calibrate(calfun="linear"): GREG weights g·d with Σ g d x = population totals.
 
     Without bounds this is R's closed form (regcalibrate); with `bounds` = (lower, upper) on g it is
@@ -449,59 +450,22 @@ def calibrate_linear(df: pd.DataFrame, weights, margins, population: float | Non
     d = _as_weights(weights, len(df))
     X, T, names = calibration_matrix(df, margins, population)
     sample = X.T @ d
-    if bounds is None or (bounds[0] == -math.inf and bounds[1] == math.inf):
+    if calfun == "logit":
+        if bounds is None:
+            raise DesignError("logit calibration needs bounds on the g-weights, e.g. [0.5, 2]")
+        g, iterations, converged = grake(X, d, T, bounds, maxit, epsilon, logit_calfun(*bounds))
+    elif bounds is None or (bounds[0] == -math.inf and bounds[1] == math.inf):
         tmat = (X * d[:, None]).T @ X
         coef = np.linalg.solve(tmat, T - sample)
         g = 1.0 + X @ coef
         iterations, converged = 1, True
     else:
-        g, iterations, converged = _grake_linear(X, d, T, bounds, maxit, epsilon)
+        g, iterations, converged = grake(X, d, T, bounds, maxit, epsilon)
     new = g * d
     err = float(np.max(np.abs(X.T @ new - T)))
-    report = Report("linear", iterations=iterations, converged=converged, max_margin_error=err, maxit=maxit,
+    report = Report(calfun, iterations=iterations, converged=converged, max_margin_error=err, maxit=maxit,
                     epsilon=epsilon, step=LinearStep(X, d, g), details={"calibration_columns": names})
     return new, report
-
-
-def _grake_linear(X, ww, population, bounds, maxit, epsilon):
-    lower, upper = bounds
-    sample = X.T @ ww
-    scales = population / sample
-    scale = None
-    if np.min(scales) > 20:
-        scale = float(np.mean(scales))
-        ww = ww * scale
-        sample = sample * scale
-
-    def fm1(u):
-        return np.minimum(np.maximum(u + 1, lower), upper) - 1
-
-    def df_(u):
-        return ((u < upper - 1) & (u > lower - 1)).astype(float)
-
-    eta = np.zeros(X.shape[1])
-    xeta = X @ eta
-    deriv = df_(xeta)
-    it = 1
-    converged = True
-    while True:
-        tmat = (X * (ww * deriv)[:, None]).T @ X
-        misfit = population - sample - X.T @ (ww * fm1(xeta))
-        deta = np.linalg.pinv(tmat, rcond=256 * np.finfo(float).eps) @ misfit
-        eta = eta + deta
-        xeta = X @ eta
-        g = 1 + fm1(xeta)
-        deriv = df_(xeta)
-        misfit = population - sample - X.T @ (ww * fm1(xeta))
-        if np.all(np.abs(misfit) / (1 + np.abs(population)) < epsilon):
-            break
-        it += 1
-        if it > maxit:
-            converged = False
-            break
-    if scale is not None:
-        g = g * scale
-    return g, min(it, maxit), converged
 
 
 # -- trimming -------------------------------------------------------------------------------------
@@ -578,12 +542,12 @@ def apply_design(df: pd.DataFrame, design: Design) -> Weighting:
     elif method == "rake":
         w, r = rake(df, w, design.calibrate, maxit=design.maxit or 10,
                     epsilon=1.0 if design.epsilon is None else design.epsilon)
-    elif method == "linear":
+    elif method in ("linear", "logit"):
         w, r = calibrate_linear(df, w, design.calibrate, population=design.population, bounds=design.bounds,
                                 maxit=design.maxit or 50,
-                                epsilon=1e-7 if design.epsilon is None else design.epsilon)
-    if method == "linear" and not r.converged:
-        raise DesignError(f"linear calibration failed to converge in {r.iterations} iterations (largest margin "
+                                epsilon=1e-7 if design.epsilon is None else design.epsilon, calfun=method)
+    if method in ("linear", "logit") and not r.converged:
+        raise DesignError(f"{method} calibration failed to converge in {r.iterations} iterations (largest margin "
                           f"error {r.max_margin_error:g}): widen calibration.bounds or check the totals")
     if method:
         reports.append(r)

@@ -24,7 +24,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -44,12 +44,108 @@ class ExportError(ValueError):
     """A table that cannot be written in the asked format (the message says why)."""
 
 
-def write(table: ExportTable, path: Path, file_format: str) -> None:
+#: Stata file formats `--stata-version` offers: 118 (Stata 14 and later, Unicode) by default; 119 only
+#: adds room for more than 32,767 variables; 117 is Stata 13; 115 (Stata 12) is what R's
+#: foreign::read.dta and other older readers open. Before 118 Stata has no Unicode: text is kept as
+#: UTF-8 bytes, which Stata 12/13 show garbled and readers told the encoding read right.
+STATA_VERSIONS = {115: 12, 117: 13, 118: 14, 119: 15}
+#: Session timestamps (ISO 8601 text with an offset in the table) written as date-times.
+TIMESTAMP_COLUMNS = ("started_at", "completed_at", "updated_at", "disposition_at")
+ZONE = "Asia/Ho_Chi_Minh"
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """How to write: the CSV delimiter (";" for Excel in a Vietnamese locale), the Stata format
+    version, choice labels instead of codes and question labels as column headers (CSV and XLSX,
+    as KoBoToolbox offers)."""
+
+    delimiter: str = ","
+    stata_version: int = 118
+    labels: bool = False
+    label_headers: bool = False
+
+
+def write(table: ExportTable, path: Path, file_format: str, options: WriteOptions | None = None) -> None:
+    options = options or WriteOptions()
     if file_format not in FORMATS:
         raise ExportError(f"unknown format {file_format!r}: use one of {', '.join(FORMATS)}")
+    if options.stata_version not in STATA_VERSIONS:
+        raise ExportError(f"Stata version {options.stata_version} is not one of "
+                          f"{', '.join(map(str, STATA_VERSIONS))}")
+    if len(options.delimiter) != 1 or options.delimiter in ('"', "\n", "\r"):
+        raise ExportError(f"the CSV delimiter must be one character other than a quote or a line break, "
+                          f"not {options.delimiter!r}")
+    if (options.labels or options.label_headers) and file_format not in ("csv", "xlsx"):
+        raise ExportError("labels instead of codes and label headers are for csv and xlsx; SPSS and Stata "
+                          "files carry the labels themselves")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    WRITERS[file_format](table, path)
+    if options.labels:
+        table = labelled(table)
+    if options.label_headers:
+        table = label_headers(table)
+    if file_format == "csv":
+        write_csv(table, path, options.delimiter)
+    elif file_format == "dta":
+        write_dta(table, path, options.stata_version)
+    else:
+        WRITERS[file_format](table, path)
+
+
+def labelled(table: ExportTable) -> ExportTable:
+    """Codes replaced by their labels (select_one and the 0/1 choice columns); skipped cells stay empty."""
+    df = table.df.copy()
+    for column, labels in table.value_labels.items():
+        if column in df.columns and table.kinds.get(column) in ("select_one", "choice"):
+            df[column] = pd.array(df[column].map(labels, na_action="ignore").astype(object)
+                                  .where(df[column].notna(), None), dtype=object)
+    return _replace(table, df, value_labels={k: v for k, v in table.value_labels.items()
+                                             if table.kinds.get(k) not in ("select_one", "choice")})
+
+
+def label_headers(table: ExportTable) -> ExportTable:
+    """Question labels as column headers (made unique with the XLSForm name where two agree)."""
+    seen: dict[str, int] = {}
+    for column in table.df.columns:
+        label = table.variable_labels.get(column) or column
+        seen[label] = seen.get(label, 0) + 1
+    headers = {c: (table.variable_labels.get(c) or c) if seen[table.variable_labels.get(c) or c] == 1
+               else f"{table.variable_labels.get(c) or c} [{c}]" for c in table.df.columns}
+    df = table.df.rename(columns=headers)
+    return _replace(table, df, variable_labels={headers[c]: v for c, v in table.variable_labels.items() if c in headers},
+                    value_labels={headers[c]: v for c, v in table.value_labels.items() if c in headers},
+                    kinds={headers[c]: v for c, v in table.kinds.items() if c in headers},
+                    skipped={headers[c]: v for c, v in table.skipped.items() if c in headers})
+
+
+def _replace(table: ExportTable, df: pd.DataFrame, **changes: Any) -> ExportTable:
+    import dataclasses
+
+    return dataclasses.replace(table, df=df, **changes)
+
+
+def typed_columns(table: ExportTable, zone_aware: bool) -> dict[str, pd.Series]:
+    """Date questions (and ``today``) as dates, session timestamps and ``start``/``end`` as date-times
+    in Vietnam's time (naive local time where the format has no zones: SAV, DTA, XLSX; zone-aware in
+    Parquet). The table keeps ISO 8601 text, which CSV writes as it is."""
+    out: dict[str, pd.Series] = {}
+    for column in table.df.columns:
+        kind = table.kinds.get(column)
+        series = table.df[column]
+        if kind not in ("date", "metadata") and column not in TIMESTAMP_COLUMNS:
+            continue
+        present = series.dropna()
+        if present.empty or series.dtype.kind in "if":
+            continue
+        text_ = present.astype(str)
+        if text_.str.fullmatch(r"\d{4}-\d{2}-\d{2}").all():
+            dates = pd.to_datetime(series, format="%Y-%m-%d", errors="coerce")
+            out[column] = dates.dt.date.astype(object).where(dates.notna(), None)
+        elif text_.str.match(r"\d{4}-\d{2}-\d{2}T").all():
+            times = pd.to_datetime(series, format="ISO8601", utc=True, errors="coerce").dt.tz_convert(ZONE)
+            out[column] = times if zone_aware else times.dt.tz_localize(None)
+    return out
 
 
 # -- spreadsheets ----------------------------------------------------------------------------
@@ -74,7 +170,7 @@ def _neutralised(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({c: neutralise_series(df[c]) for c in df.columns}, index=df.index)
 
 
-def write_csv(table: ExportTable, path: Path) -> None:
+def write_csv(table: ExportTable, path: Path, delimiter: str = ",") -> None:
     """UTF-8 with BOM, quoted only where needed; pyarrow's writer (10× pandas' on big tables)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
@@ -83,11 +179,32 @@ def write_csv(table: ExportTable, path: Path) -> None:
     try:
         arrow = pa.Table.from_pandas(data, preserve_index=False)
     except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed Python objects in a column: pandas copes
-        data.to_csv(path, index=False, encoding="utf-8-sig")
+        data.to_csv(path, index=False, encoding="utf-8-sig", sep=delimiter)
         return
     with open(path, "wb") as handle:
         handle.write(b"\xef\xbb\xbf")
-        pacsv.write_csv(arrow, handle, pacsv.WriteOptions(quoting_style="needed"))
+        pacsv.write_csv(arrow, handle, pacsv.WriteOptions(quoting_style="needed", delimiter=delimiter))
+
+
+def write_csv_chunks(tables: Iterable[ExportTable], path: Path, delimiter: str = ",") -> int:
+    """`write_csv` of a sequence of tables with the same columns (e.g. `read_long_chunks`), one
+    after another into one file with one header: memory holds one chunk. Returns the rows written."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    rows, header = 0, False
+    with open(path, "wb") as handle:
+        handle.write(b"\xef\xbb\xbf")
+        for table in tables:
+            arrow = pa.Table.from_pandas(_neutralised(table.df), preserve_index=False)
+            if len(arrow) or not header:
+                pacsv.write_csv(arrow, handle, pacsv.WriteOptions(quoting_style="needed", delimiter=delimiter,
+                                                                  include_header=not header))
+                header = True
+            rows += len(arrow)
+    return rows
 
 
 _ILLEGAL_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
@@ -103,6 +220,8 @@ def write_xlsx(table: ExportTable, path: Path) -> None:
     sheet = workbook.create_sheet("data")
     sheet.append(list(table.df.columns))
     data = _neutralised(table.df).astype(object).where(table.df.notna(), None)
+    for column, typed in typed_columns(table, zone_aware=False).items():
+        data[column] = typed.astype(object).where(typed.notna(), None)
     for row in data.itertuples(index=False, name=None):
         sheet.append([_xlsx_cell(v) for v in row])
     codebook = workbook.create_sheet("codebook")
@@ -128,6 +247,8 @@ def _xlsx_cell(value: Any) -> Any:
         return float(value)
     if isinstance(value, str):
         return _ILLEGAL_XML.sub("", value)
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
     return value
 
 
@@ -197,11 +318,15 @@ def sav_frame(table: ExportTable) -> StatisticalFile:
     value_labels: dict[str, dict[Any, str]] = {}
     missing: dict[str, list[Any]] = {}
     skipped_label = text("skipped", table.language)
+    typed = typed_columns(table, zone_aware=False)
     for column, legal in names.items():
         series = table.df[column]
+        labels[legal] = _label_with_name(table, column, legal)
+        if column in typed:  # dates have no skipped code here: skipped is system-missing
+            data[legal] = typed[column]
+            continue
         numeric = _is_numeric(series)
         out = series.astype("float64") if numeric else series.astype(object).where(series.notna(), None)
-        labels[legal] = _label_with_name(table, column, legal)
         if table.value_labels.get(column):
             value_labels[legal] = {(float(k) if numeric else str(k)): v for k, v in table.value_labels[column].items()}
         skip = table.skipped.get(column)
@@ -219,9 +344,34 @@ def write_sav(table: ExportTable, path: Path) -> None:
     import pyreadstat
 
     sav = sav_frame(table)
+    formats, measures = sav_formats(table, sav)
     pyreadstat.write_sav(sav.df, str(path), column_labels=sav.column_labels,
                          variable_value_labels=sav.value_labels or None, missing_ranges=sav.missing or None,
-                         file_label=_file_label(table))
+                         file_label=_file_label(table), variable_format=formats or None,
+                         variable_measure=measures or None)
+
+
+def sav_formats(table: ExportTable, sav: StatisticalFile) -> tuple[dict[str, str], dict[str, str]]:
+    """SPSS display formats (whole numbers F8.0, not F8.2) and measurement levels: codes of a
+    select_one are ordinal when they are numbers (a scale), else nominal; 0/1 choices nominal;
+    counts, decimals and weights scale; text nominal."""
+    formats: dict[str, str] = {}
+    measures: dict[str, str] = {}
+    for column, legal in sav.names.items():
+        series = table.df[column]
+        kind = table.kinds.get(column, "meta")
+        numeric = _is_numeric(series)
+        if numeric and str(series.dtype) == "Int64":
+            formats[legal] = "F8.0"
+        if kind == "select_one":
+            measures[legal] = "ordinal" if numeric else "nominal"
+        elif kind == "choice":
+            measures[legal] = "nominal"
+        elif numeric or sav.df[legal].dtype.kind == "M" or column in TIMESTAMP_COLUMNS:
+            measures[legal] = "scale"
+        else:
+            measures[legal] = "nominal"
+    return formats, measures
 
 
 # -- Stata -----------------------------------------------------------------------------------
@@ -242,9 +392,13 @@ def dta_frame(table: ExportTable) -> StatisticalFile:
     value_labels: dict[str, dict[Any, str]] = {}
     missing: dict[str, list[Any]] = {}
     skipped_label = text("skipped", table.language)
+    typed = typed_columns(table, zone_aware=False)
     for column, legal in names.items():
         series = table.df[column]
         labels[legal] = _label_with_name(table, column, legal)[:STATA_LABEL_LENGTH]
+        if column in typed:
+            data[legal] = typed[column]
+            continue
         codes = stata_codes(table, column)
         if codes is not None:
             out = series.map(codes, na_action="ignore").astype("float64")
@@ -268,14 +422,26 @@ def dta_frame(table: ExportTable) -> StatisticalFile:
     return StatisticalFile(pd.DataFrame(data, index=table.df.index), labels, value_labels, missing, names)
 
 
-def write_dta(table: ExportTable, path: Path) -> None:
+def write_dta(table: ExportTable, path: Path, version: int = 118) -> None:
     import pyreadstat
 
     dta = dta_frame(table)
-    pyreadstat.write_dta(dta.df, str(path), column_labels=dta.column_labels,
-                         variable_value_labels=dta.value_labels or None,
-                         missing_user_values=dta.missing or None, version=15,
-                         file_label=_file_label(table)[:STATA_LABEL_LENGTH])
+    if version < 118:  # labels are 80 bytes there, not 80 characters: Vietnamese needs up to 3 a letter
+        dta = StatisticalFile(dta.df, {k: _cut_bytes(v, STATA_LABEL_LENGTH) for k, v in dta.column_labels.items()},
+                              {k: {c: _cut_bytes(v, 32_000) for c, v in labels.items()}
+                               for k, labels in dta.value_labels.items()}, dta.missing, dta.names)
+    try:
+        pyreadstat.write_dta(dta.df, str(path), column_labels=dta.column_labels,
+                             variable_value_labels=dta.value_labels or None,
+                             missing_user_values=dta.missing or None, version=STATA_VERSIONS[version],
+                             file_label=_cut_bytes(_file_label(table), STATA_LABEL_LENGTH))
+    except (pyreadstat.ReadstatError, UnicodeEncodeError) as error:
+        raise ExportError(f"Stata {version} cannot hold this table ({error}); use --stata-version 118") from None
+
+
+def _cut_bytes(text_: str, limit: int) -> str:
+    """At most ``limit`` bytes of UTF-8, cut at a character boundary."""
+    return text_.encode("utf-8")[:limit].decode("utf-8", errors="ignore")
 
 
 def _is_numeric(series: pd.Series) -> bool:
@@ -295,7 +461,9 @@ def write_parquet(table: ExportTable, path: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    arrow = pa.Table.from_pandas(table.df, preserve_index=False)
+    typed = typed_columns(table, zone_aware=True)
+    df = table.df.assign(**typed) if typed else table.df
+    arrow = pa.Table.from_pandas(df, preserve_index=False)
     fields = [f.with_metadata({"label": table.variable_labels.get(f.name, "")}) for f in arrow.schema]
     metadata = dict(arrow.schema.metadata or {})
     metadata[b"khaosat"] = json.dumps(table.metadata(), ensure_ascii=False, default=str).encode("utf-8")

@@ -25,6 +25,10 @@ class ExportOptions:
     form_id: str | None = None
     language: str = "vi"
     personal: bool = False
+    delimiter: str = ","  # CSV: ";" for Excel set to a comma-decimal (e.g. Vietnamese) locale
+    stata_version: int = 118
+    labels: bool = False  # csv/xlsx: choice labels instead of codes
+    label_headers: bool = False  # csv/xlsx: question labels as column headers
 
     def check(self) -> None:
         for value, allowed, what in ((self.file_format, EXPORT_FORMATS, "format"),
@@ -32,6 +36,19 @@ class ExportOptions:
                                      (self.language, EXPORT_LANGUAGES, "language")):
             if value not in allowed:
                 raise Refused(f"{what} '{value}' is not one of {', '.join(allowed)}")
+        if (self.labels or self.label_headers) and self.file_format not in ("csv", "xlsx"):
+            raise Refused("labels instead of codes, and question labels as headers, are for csv or xlsx")
+
+    def write_options(self):
+        from exporters.writers import WriteOptions
+
+        return WriteOptions(delimiter=self.delimiter, stata_version=self.stata_version, labels=self.labels,
+                            label_headers=self.label_headers)
+
+    @property
+    def streamed(self) -> bool:
+        """A long CSV of codes is written a few thousand sessions at a time (memory bounded by one chunk)."""
+        return self.layout == "long" and self.file_format == "csv" and not (self.labels or self.label_headers)
 
 
 @dataclass(frozen=True)
@@ -44,7 +61,6 @@ class Exported:
 async def export(storage, out: Path, options: ExportOptions, *, where: str = "the database",
                  progress: Callable[[int, int | None], None] = lambda done, total: None) -> Exported:
     """Write the answers to ``out`` as ``khaosat export`` does (see ``exporters.table``)."""
-    from bot.conversations import Conversations
     from exporters.table import export_frame
     from exporters.writers import ExportError, write
     from storage import StorageError
@@ -55,15 +71,35 @@ async def export(storage, out: Path, options: ExportOptions, *, where: str = "th
             known = sorted({s.form_id for s in await storage.list_sessions()})
             raise Refused(f"no sessions of form '{options.form_id}' in {where}"
                           + (f" (forms with sessions: {', '.join(known)})" if known else " (no sessions at all)"))
-        table = await export_frame(Conversations(storage), options.form_id, layout=options.layout,
-                                   personal=options.personal, language=options.language, progress=progress)
+        if options.streamed:
+            return await _export_long_csv(storage, out, options, progress)
+        table = await export_frame(storage, options.form_id, layout=options.layout, personal=options.personal,
+                                   language=options.language, progress=progress)
     except StorageError as error:
         raise Refused(f"{where}: {error}") from None
+    except (ExportError, OSError) as error:
+        raise Refused(f"cannot write {out}: {error}") from None
     try:
-        write(table, out, options.file_format)
+        write(table, out, options.file_format, options.write_options())
     except (ExportError, OSError) as error:
         raise Refused(f"cannot write {out}: {error}") from None
     return Exported(out, len(table.df), len(table.df.columns))
+
+
+async def _export_long_csv(storage, out: Path, options: ExportOptions,
+                           progress: Callable[[int, int | None], None]) -> Exported:
+    """Millions of answers: read and written chunk by chunk in a worker thread, off the event loop."""
+    import asyncio
+
+    from exporters.long_layout import long_columns, read_long_chunks
+    from exporters.writers import write_csv_chunks
+    from storage.answers_read import database_file
+
+    path = await database_file(storage)
+    rows = await asyncio.to_thread(
+        lambda: write_csv_chunks(read_long_chunks(path, options.form_id, options.personal, options.language, progress),
+                                 out, options.delimiter))
+    return Exported(out, rows, len(long_columns(options.personal)))
 
 
 def statistics(action: Callable[[], Any]) -> Any:

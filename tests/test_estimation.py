@@ -361,3 +361,188 @@ def test_fpc_errors_are_clear():
         E.SurveyDesign(df.assign(N=[0.5, 0.5, 10, 10]), _design(design={"strata": "s", "fpc": "N"}))
     with pytest.raises(DesignError, match="varies within stratum 'b'"):
         E.SurveyDesign(df.assign(N=[10, 10, 10, 20]), _design(design={"strata": "s", "fpc": "N"}))
+
+
+R_BY_CROSSED = """
+stat("bymean", svyby(~y, ~region + sex, d, svymean, na.rm = TRUE))
+stat("bytotal", svyby(~y, ~region + sex, d, svytotal, na.rm = TRUE))
+for (s in sort(unique(df$sex))) for (r in sort(unique(df$region))) {
+  domain <- subset(d, region == r & sex == s)
+  stat(paste0("byprop|", r, ".", s, ":"), svymean(~q, domain, na.rm = TRUE))
+  stat(paste0("bycount|", r, ".", s, ":"), svytotal(~q, domain, na.rm = TRUE))
+}
+stat("byone", svyby(~y, ~agegrp, d, svymean, na.rm = TRUE))
+"""
+
+
+def _r_domain(label: str) -> str:
+    """'region=north, sex=F' → R's svyby name 'north.F'."""
+    return ".".join(part.split("=", 1)[1] for part in label.split(", "))
+
+
+@need_r
+@pytest.mark.parametrize("name", ["stratified_clustered", "poststratify", "rake_defaults", "linear"])
+def test_cross_classified_domains_match_r(name, synthetic):
+    """`by` with two columns (all domains at once, from group sums) vs svyby(~y, ~region + sex)."""
+    df, path = synthetic
+    if name in CALIBRATED:
+        r_line, sections = CALIBRATED[name]
+        r_design, section = BASE_R + r_line + "\n", {"design": BASE, **sections}
+    else:
+        r_call, plain = SYNTHETIC_DESIGNS[name]
+        r_design, section = f"d <- suppressWarnings({r_call})\n", {"design": plain}
+    r = r_values(read_csv_r(path) + "df$q <- factor(df$q)\n" + r_design + R_BY_CROSSED)
+    survey = E.SurveyDesign.from_design(df, design_from_dict(section))
+    py: dict[str, float] = {}
+    for prefix, estimator in (("bymean", E.mean), ("bytotal", E.total), ("byprop", E.proportions),
+                              ("bycount", E.counts)):
+        for e in E.by(survey, estimator, "y" if estimator in (E.mean, E.total) else "q", ["region", "sex"]):
+            key = _r_domain(e.domain) + ("" if "=" not in e.variable else ":|" + e.variable.replace("=", ""))
+            py[f"{prefix}|{key}|est"], py[f"{prefix}|{key}|se"] = e.estimate, e.se
+    for e in E.by(survey, E.mean, "y", "agegrp"):
+        py[f"byone|{_r_domain(e.domain)}|est"], py[f"byone|{_r_domain(e.domain)}|se"] = e.estimate, e.se
+    worst = _assert_match(py, r)
+    print(f"{name}: max relative difference {worst:.2e}")
+
+
+def test_a_second_by_column_crosses_the_first(synthetic):
+    """Two --by columns give cross-classified domains (never the second alone), in svyby's order."""
+    df, _ = synthetic
+    survey = E.SurveyDesign(df, design_from_dict({}))
+    crossed = E.by(survey, E.mean, "y", ["region", "sex"])
+    assert [e.domain for e in crossed][:4] == ["region=centre, sex=F", "region=north, sex=F",
+                                               "region=south, sex=F", "region=centre, sex=M"]
+    assert len(crossed) == 6
+    alone = {e.domain: e for e in E.by(survey, E.mean, "y", "region")}
+    north_f = next(e for e in crossed if e.domain == "region=north, sex=F")
+    subset = df[(df.region == "north") & (df.sex == "F")]
+    expected = np.average(subset["y"].dropna(), weights=np.ones(subset["y"].notna().sum()))
+    assert north_f.estimate == pytest.approx(expected, rel=1e-12)
+    assert alone["region=north"].estimate != pytest.approx(north_f.estimate)
+
+
+R_INTERVALS = """
+d <- svydesign(id = ~psu, strata = ~stratum, weights = ~w, fpc = ~fpc_psu, data = df)
+out("degf", degf(d))
+m <- svymean(~y, d, na.rm = TRUE)
+out("t90", confint(m, level = 0.9, df = degf(d)))
+out("normal90", confint(m, level = 0.9))
+for (method in c("logit", "xlogit", "asin", "beta", "mean")) {
+  ci <- svyciprop(~I(q == "a"), d, method = method, level = 0.9, na.rm = TRUE)
+  out(paste0("prop_", method), c(coef(ci), attr(ci, "ci")))
+}
+"""
+
+
+@need_r
+def test_intervals_match_r(synthetic):
+    """t intervals with degf(design) and svyciprop's logit, xlogit, asin, beta and mean, at 90 %."""
+    from exporters.intervals import degf, interval
+
+    df, path = synthetic
+    r = r_values(read_csv_r(path) + R_INTERVALS)
+    data = df.assign(is_a=np.where(df["q"].isna(), np.nan, (df["q"] == "a").astype(float)))
+    survey = E.SurveyDesign.from_design(data, design_from_dict({"design": BASE}))
+    df_design = degf(survey)
+    assert df_design == r["degf"]
+    m = E.mean(survey, "y")
+    py = {"degf": float(df_design)}
+    py["t90|1"], py["t90|2"] = interval("mean", m.estimate, m.se, 0.9, "t", df_design, len(df))
+    py["normal90|1"], py["normal90|2"] = interval("mean", m.estimate, m.se, 0.9, "normal", df_design, len(df))
+    p = E.mean(survey, "is_a")
+    for method in ("logit", "xlogit", "asin", "beta", "mean"):
+        low, high = interval("proportion", p.estimate, p.se, 0.9, method, df_design, len(df))
+        py[f"prop_{method}|1"], py[f"prop_{method}|2"], py[f"prop_{method}|3"] = p.estimate, low, high
+    worst = _assert_match(py, r)
+    print(f"intervals: max relative difference {worst:.2e}")
+
+
+def test_estimate_writes_the_interval_asked_for(synthetic, tmp_path):
+    df, path = synthetic
+    design = tmp_path / "d.toml"
+    design.write_text('[design]\nstrata = "stratum"\nclusters = "psu"\nweights = "w"\n', encoding="utf-8")
+    out = tmp_path / "e.csv"
+    E.run_estimate(path, design, means=["q"], out_path=out, level=0.9, interval="logit")
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    for row in rows:
+        assert 0 < float(row["ci_low"]) < float(row["estimate"]) < float(row["ci_high"]) < 1
+    with pytest.raises(DesignError, match="interval must be one of"):
+        E.run_estimate(path, design, means=["q"], out_path=out, interval="wald")
+
+
+@need_r
+@pytest.mark.parametrize("rule", ["remove", "certainty", "adjust", "average"])
+def test_lonely_psu_rules_match_r(rule, synthetic, tmp_path):
+    """options(survey.lonely.psu = rule) with a stratum of one PSU: whole-sample and domain statistics."""
+    df, _ = synthetic
+    df = df.copy()
+    first = df["psu"].min()
+    df.loc[df["psu"] == first, "stratum"] = "lonely"
+    path = write_csv(df, tmp_path / "lonely.csv")
+    df = pd.read_csv(path)
+    r = r_values(read_csv_r(path) + f'options(survey.lonely.psu = "{rule}")\n'
+                 + "d <- svydesign(id = ~psu, strata = ~stratum, weights = ~w, data = df)\n" + R_STATISTICS)
+    design = design_from_dict({"design": {"strata": "stratum", "clusters": "psu", "weights": "w", "lonely_psu": rule}})
+    survey = E.SurveyDesign.from_design(df, design)
+    py = _python_statistics(survey, df)
+    for e in E.by(survey, E.mean, "y", "region"):  # the domain path (exporters/domains.py) too
+        assert e.se == pytest.approx(py[f"bymean|{e.domain.split('=')[1]}|se"], rel=1e-9)
+    worst = _assert_match(py, r)
+    print(f"{rule}: max relative difference {worst:.2e}")
+    with pytest.raises(E.LonelyPSUError):
+        E.mean(E.SurveyDesign.from_design(df, design_from_dict(
+            {"design": {"strata": "stratum", "clusters": "psu", "weights": "w"}})), "y")
+
+
+@need_r
+@pytest.mark.parametrize("name", ["stratified_clustered", "poststratify"])
+def test_ratios_match_r(name, synthetic):
+    """svyratio(~y, ~x) overall and svyby(..., svyratio) by region, plain and post-stratified."""
+    df, path = synthetic
+    if name in CALIBRATED:
+        r_line, sections = CALIBRATED[name]
+        r_design, section = BASE_R + r_line + "\n", {"design": BASE, **sections}
+    else:
+        r_call, plain = SYNTHETIC_DESIGNS[name]
+        r_design, section = f"d <- suppressWarnings({r_call})\n", {"design": plain}
+    r = r_values(read_csv_r(path) + r_design + """
+r <- svyratio(~y, ~x, d, na.rm = TRUE)
+out("ratio", c(coef(r), SE(r)))
+b <- svyby(~y, ~region, denominator = ~x, d, svyratio, na.rm = TRUE)
+out("byratio", c(coef(b), SE(b)))
+""")
+    survey = E.SurveyDesign.from_design(df, design_from_dict(section))
+    whole = E.ratio(survey, "y/x")
+    domains = E.by(survey, E.ratio, "y/x", "region")
+    assert [e.domain for e in domains] == ["region=centre", "region=north", "region=south"]
+    py = {"ratio|1": whole.estimate, "ratio|2": whole.se}
+    for i, value in enumerate([e.estimate for e in domains] + [e.se for e in domains], 1):
+        py[f"byratio|{i}"] = value
+    worst = _assert_match(py, r)
+    print(f"{name}: max relative difference {worst:.2e}")
+    with pytest.raises(DesignError, match="numerator/denominator"):
+        E.ratio(survey, "y")
+
+
+@need_r
+def test_logit_calibration_matches_r(synthetic):
+    """calibrate(calfun = "logit", bounds = c(0.7, 1.6)): weights, and estimates with their SEs."""
+    df, path = synthetic
+    r_line = (f"d <- calibrate(d0, ~factor(agegrp) + x, c({sum(AGE.values())}, {AGE['2']}, {AGE['3']}, "
+              f"{AGE['4']}, {X_TOTAL!r}), calfun = 'logit', bounds = c(0.7, 1.6))")
+    r = r_values(read_csv_r(path) + BASE_R + r_line + "\nout('w', weights(d))\n" + R_STATISTICS)
+    design = design_from_dict({"design": BASE,
+                               "calibrate": [{"variable": "agegrp", "totals": AGE}, {"variable": "x", "total": X_TOTAL}],
+                               "calibration": {"method": "logit", "bounds": [0.7, 1.6]}})
+    survey = E.SurveyDesign.from_design(df, design)
+    g = survey.weights / E.SurveyDesign(df, design).weights
+    assert g.min() >= 0.7 - 1e-9 and g.max() <= 1.6 + 1e-9
+    py = _python_statistics(survey, df)
+    py.update({f"w|{i + 1}": w for i, w in enumerate(survey.weights)})
+    worst = _assert_match(py, r)
+    print(f"logit: max relative difference {worst:.2e}")
+    with pytest.raises(DesignError, match="finite bounds"):
+        design_from_dict({"design": BASE, "calibrate": [{"variable": "x", "total": X_TOTAL}],
+                          "calibration": {"method": "logit"}}).method and E.SurveyDesign.from_design(df, design_from_dict(
+                              {"design": BASE, "calibrate": [{"variable": "x", "total": X_TOTAL}],
+                               "calibration": {"method": "logit"}}))

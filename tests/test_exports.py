@@ -29,11 +29,13 @@ from exporters.table import ExportTable, export_frame
 from exporters.writers import (
     FORMATS,
     ExportError,
+    WriteOptions,
     dta_frame,
     legal_names,
     read_parquet_metadata,
     sav_frame,
     stata_codes,
+    typed_columns,
     write,
 )
 from storage import open_storage
@@ -304,13 +306,21 @@ def test_sav_round_trip_values_variable_labels_value_labels(tour, tmp_path):
     assert meta.variable_value_labels["rating"] == {1.0: "Rất không hài lòng", 2.0: "Không hài lòng",
                                                     3.0: "Bình thường", 4.0: "Hài lòng", 5.0: "Rất hài lòng"}
     assert meta.variable_value_labels["sex"] == {"nam": "Nam", "nu": "Nữ"}  # text codes keep text labels
-    # values: identical to the model, except skipped cells, which carry the user-missing code
+    # values: identical to the model, except skipped cells, which carry the user-missing code, and
+    # dates and timestamps, which are dates and date-times (local time)
+    typed = typed_columns(tour, zone_aware=False)
+    assert {"visit", "started_at", "completed_at", "updated_at"} <= set(typed)
+    assert meta.readstat_variable_types["visit"] == "double" and meta.original_variable_types["visit"].startswith("DATE")
     for column, legal in names.items():
-        expected = tour.df[column]
+        expected = typed.get(column, tour.df[column])
         got = df[legal]
         skip = tour.skipped.get(column, np.zeros(len(expected), bool))
         for want, have, skipped in zip(expected, got, skip):
-            if skipped:
+            if column in typed and (skipped or pd.isna(want)):
+                assert pd.isna(have), (column, have)
+            elif column in typed:
+                assert pd.Timestamp(have) == pd.Timestamp(want), (column, want, have)
+            elif skipped:
                 assert have in (-99.0, "-99"), (column, have)
             elif pd.isna(want):
                 assert have == "" or (isinstance(have, float) and math.isnan(have)), (column, have)
@@ -321,10 +331,16 @@ def test_sav_round_trip_values_variable_labels_value_labels(tour, tmp_path):
     # kept as typed: SPSS is not a spreadsheet
     assert df["comment"].tolist()[2:] == ["+1", "-2", "@x"] and df["comment"][0] == INJECTIONS[0]
     assert meta.missing_ranges["comment"] == [{"lo": "-99", "hi": "-99"}]
-    assert meta.variable_value_labels["visit"]["-99"] == "Bỏ qua (skipped)"
+    assert meta.variable_value_labels["comment"]["-99"] == "Bỏ qua (skipped)"
+    assert df["visit"][0] == dt.date(2025, 12, 25) and pd.isna(df["visit"][1])  # a skipped date: missing
+    assert df["started_at"][0] == pd.Timestamp(tour.df["started_at"][0][:19])  # Vietnam's local time
+    # integers display as integers; measurement levels are set
+    assert meta.original_variable_types["age"] == "F8.0" and meta.original_variable_types["rating"] == "F8.0"
+    assert meta.variable_measure["rating"] == "ordinal" and meta.variable_measure["sex"] == "nominal"
+    assert meta.variable_measure["age"] == "scale" and meta.variable_measure["comment"] == "nominal"
     # read without user-missing: skipped becomes missing, like not applicable
     plain, _ = pyreadstat.read_sav(str(path))
-    assert pd.isna(plain["visit"][1]) or plain["visit"][1] == ""
+    assert pd.isna(plain["comment"][1]) or plain["comment"][1] == ""
 
 
 def test_dta_round_trip_with_integer_codes_for_text_choices(tour, tmp_path):
@@ -528,3 +544,76 @@ def test_number_of_reminders_counts_the_recorded_reminders(tmp_path):
     assert done.returncode == 0, done.stderr
     rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
     assert {row["respondent"]: int(row["number_of_reminders"]) for row in rows} == expected
+
+
+# -- typed exports and write options ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("version", [115, 117, 118, 119])
+def test_dta_versions_and_dates(tour, tmp_path, version):
+    """The Stata format asked for (118 by default), dates as %td and timestamps as %tc, read back by
+    pyreadstat and by pandas' own reader (an independent implementation)."""
+    path = tmp_path / f"t{version}.dta"
+    write(tour, path, "dta", WriteOptions(stata_version=version))
+    head = path.read_bytes()[:80]
+    assert (f"<release>{version}</release>".encode() in head) if version > 115 else head[:1] == bytes([115])
+    # before 118 Stata has no Unicode: the text is kept as UTF-8 bytes, which readers told so read right
+    df, meta = pyreadstat.read_dta(str(path), encoding="utf-8")
+    assert meta.column_labels[list(df.columns).index("sex")] == "Giới tính"
+    assert meta.original_variable_types["visit"] == "%td" and meta.original_variable_types["started_at"] == "%tc"
+    assert df["visit"][0] == dt.date(2025, 12, 25) and pd.isna(df["visit"][1])
+    if version == 118:
+        other = pd.read_stata(path, convert_categoricals=False)
+        assert other["visit"][0] == pd.Timestamp("2025-12-25")
+        assert other["started_at"][0] == pd.Timestamp(tour.df["started_at"][0][:19])
+    default = tmp_path / "default.dta"
+    write(tour, default, "dta")
+    assert b"<release>118</release>" in default.read_bytes()[:80]
+
+
+def test_xlsx_and_parquet_carry_dates_and_timestamps(tour, tmp_path):
+    xlsx = tmp_path / "t.xlsx"
+    write(tour, xlsx, "xlsx")
+    sheet = load_workbook(xlsx, read_only=True)["data"]
+    rows = list(sheet.iter_rows(values_only=True))
+    header = rows[0]
+    first = dict(zip(header, rows[1]))
+    assert first["visit"] == dt.datetime(2025, 12, 25)  # Excel keeps dates as date-times
+    assert first["started_at"] == dt.datetime.fromisoformat(tour.df["started_at"][0]).replace(tzinfo=None)
+    parquet = tmp_path / "t.parquet"
+    write(tour, parquet, "parquet")
+    schema = pq.read_schema(parquet)
+    assert str(schema.field("visit").type) == "date32[day]"
+    assert str(schema.field("started_at").type).startswith("timestamp") and "Ho_Chi_Minh" in str(
+        schema.field("started_at").type)
+    back = pd.read_parquet(parquet)
+    assert back["started_at"][0] == pd.Timestamp(tour.df["started_at"][0])
+
+
+def test_csv_delimiter_labels_and_label_headers(tour, tmp_path):
+    path = tmp_path / "semicolon.csv"
+    write(tour, path, "csv", WriteOptions(delimiter=";"))
+    back = pd.read_csv(path, sep=";", encoding="utf-8-sig")
+    assert list(back.columns) == list(tour.df.columns) and back["age"].tolist()[:2] == [30, 45]
+    labelled = tmp_path / "labels.csv"
+    write(tour, labelled, "csv", WriteOptions(labels=True, label_headers=True))
+    back = pd.read_csv(labelled, encoding="utf-8-sig")
+    sex_label, rating_label = tour.variable_labels["sex"], tour.variable_labels["rating"]
+    assert back[sex_label].tolist()[:2] == ["Nữ", "Nam"]
+    assert back[rating_label].tolist()[0] == "Hài lòng" and pd.isna(back[rating_label][1])
+    assert len(set(back.columns)) == len(back.columns)
+    with pytest.raises(ExportError, match="csv and xlsx"):
+        write(tour, tmp_path / "x.sav", "sav", WriteOptions(labels=True))
+    with pytest.raises(ExportError, match="delimiter"):
+        write(tour, tmp_path / "x.csv", "csv", WriteOptions(delimiter='"'))
+
+
+def test_codebook_says_where_skipped_text_is_empty_in_stata(tour, tmp_path):
+    """Stata text variables have no missing codes: the codebook no longer claims '.a' for them."""
+    rows = {r["variable"]: r for r in tour.codebook}
+    assert "empty in CSV/XLSX/Parquet and Stata" in rows["comment"]["missing"]
+    assert ".a in Stata" not in rows["comment"]["missing"]
+    path = tmp_path / "t.dta"
+    write(tour, path, "dta")
+    df, _ = pyreadstat.read_dta(str(path), user_missing=True)
+    assert df["comment"][1] == ""

@@ -90,3 +90,29 @@ def test_estimates_straight_from_the_survey_database(tmp_path):
     assert (row.statistic, row.variable, row.estimate) == ("mean", "age", 40.0)
     both = khaosat("estimate", "--db", str(db), "--data", str(out), "--mean", "age", "--out", str(out))
     assert both.returncode == 2 and "either --data FILE or --db PATH" in both.stderr
+
+
+def test_estimate_options_proportions_ratios_crossed_domains_and_intervals(survey):
+    """--proportion of a 1–5 score, --ratio, two --by (crossed, never the second alone), --ci, --level."""
+    data = pd.read_csv(survey / "data.csv")
+    data["on_time"] = (data["score"] >= 3).astype(int)
+    data["procedures"] = 1 + (data["score"] % 2)
+    data.to_csv(survey / "data.csv", index=False)
+    out = survey / "est.csv"
+    result = khaosat("estimate", "--data", str(survey / "data.csv"), "--design", str(survey / "design.toml"),
+                     "--proportion", "score", "--ratio", "on_time/procedures", "--by", "stratum", "--by", "answer",
+                     "--ci", "logit", "--level", "0.9", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    table = pd.read_csv(out, keep_default_na=False)
+    overall = table[table.domain == ""]
+    assert sorted(overall[overall.statistic == "proportion"].variable) == [f"score={k}" for k in range(1, 6)]
+    assert overall[overall.statistic == "proportion"].estimate.sum() == pytest.approx(1.0)
+    assert set(table.domain) - {""} == {f"stratum={s}, answer={a}" for s in "ab" for a in ("co", "khong")}
+    props = table[table.statistic == "proportion"]
+    assert ((props.ci_low >= 0) & (props.ci_high <= 1)).all()
+    ratio = overall[overall.statistic == "ratio"].iloc[0]
+    design = SurveyDesign.from_design(data, load_design(survey / "design.toml"))
+    w = design.weights
+    assert ratio.estimate == pytest.approx((w * data.on_time).sum() / (w * data.procedures).sum(), rel=1e-12)
+    bad = khaosat("estimate", "--data", str(survey / "data.csv"), "--ci", "wald", "--mean", "score", "--out", str(out))
+    assert bad.returncode == 2 and "wald" in bad.stderr

@@ -6,7 +6,7 @@ import html
 import re
 
 from surveys.engine import Ask, Output, PromptKind, Say
-from surveys.messages import say, ui_language
+from surveys.messages import consent_words, say, ui_language
 
 
 def render(output: Output, language: str, *, show_names: bool = False, chat: bool = False) -> str:
@@ -37,7 +37,7 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
     elif ask.kind is PromptKind.SELECT_ONE and chat:
         lines.append(say("single_typed_hint", ui))
     elif ask.kind is PromptKind.CONSENT and chat:
-        lines.append(say("consent_typed_hint", ui))
+        lines.append(say("consent_typed_hint", ui, **consent_words(ui)))
     elif ask.kind is PromptKind.ACKNOWLEDGE:
         lines.append(say("acknowledge_hint", ui))
     if ask.current_answer:

@@ -184,7 +184,7 @@ async def test_an_old_stop_confirmation_is_stale_once_the_person_answered_on(tmp
         await user.press("Dừng hẳn", confirm)
         await asyncio.sleep(0.3)
         await settle(storage)
-        assert user.callback_answers[-1].get("text") == "Câu hỏi đó đã qua; xin trả lời câu hỏi hiện tại."
+        assert user.callback_answers[-1].get("text") == "Câu hỏi đó đã qua; xin quý vị trả lời câu hỏi hiện tại."
         assert (await stored(storage, respondent_id))[1] == "started"
 
 

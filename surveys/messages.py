@@ -86,7 +86,6 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "unclear_reply": {"vi": "Chưa rõ câu trả lời. {hint}", "en": "The reply is unclear. {hint}"},
     "done": {"vi": "Xong", "en": "Done"},
     "skip": {"vi": "Bỏ qua", "en": "Skip"},
-    "date_format": {"vi": "Xin nhập ngày theo dạng ngày/tháng/năm.", "en": "Please enter the date as day/month/year."},
     "back": {"vi": "⬅ Quay lại", "en": "⬅ Back"},
     "current_answer": {"vi": "Câu trả lời hiện tại: {value}", "en": "Current answer: {value}"},
     "skip_hint": {"vi": "(không bắt buộc: gửi dòng trống để bỏ qua)",

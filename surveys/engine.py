@@ -44,7 +44,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
-from surveys.expected import example_candidates, missing_day, shown_example
+from surveys.expected import example_candidates, missing_day, shown_example, typed_date
 from surveys.expressions import NOT_APPLICABLE, Environment, Expression, ExpressionError, interpolate, to_string
 from surveys.messages import UI_LANGUAGES, consent_words, say, ui_language
 from surveys.model import Choice, Question, QuestionType, Questionnaire
@@ -1150,14 +1150,10 @@ def _parse_decimal(text: str, message: str) -> float:
 
 
 def _parse_date(text: str, message: str) -> dt.date:
-    cleaned = text.strip()
+    parts = typed_date(text)
     try:
-        if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", cleaned):
-            year, month, day = (int(p) for p in cleaned.split("-"))
-            return dt.date(year, month, day)
-        match = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", cleaned)
-        if match:
-            day, month, year = (int(p) for p in match.groups())
+        if parts is not None:
+            day, month, year = parts
             return dt.date(year, month, day)
     except ValueError:
         pass

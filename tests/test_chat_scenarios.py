@@ -24,6 +24,7 @@ from storage import OutgoingMessage, Storage, open_storage
 from surveys import codec
 from surveys.messages import ui_language
 from surveys.project import parse_survey, store_survey
+from survey_toml import survey_toml
 
 TOUR = Path(__file__).parent / "forms" / "tour.md"
 TG_TOKEN, ZALO_TOKEN = "888:telegram-test-token", "777:zalo-test-token"
@@ -226,29 +227,9 @@ async def test_a_prompt_lost_in_a_crash_is_shown_again_at_start_up_and_on_the_ne
             assert again.message_id > tg.received[received - 1].message_id and again.inline_keyboard is not None
 
 
-SURVEY = """
-[survey]
-id = "tour-2026"
-title = "Khảo sát thử"
-index_year = 2026
-opens = {opens}
-closes = {closes}
-grace_days = {grace}
-levels = ["province"]
-[[units]]
-id = "p1"
-name = "Tỉnh"
-level = "province"
-[groups.citizen]
-label = {{ vi = "Người dân" }}
-form_id = "tour"
-strata = []
-allocation = {{ method = "census" }}
-"""
-
-
 async def set_dates(storage: Storage, opens: dt.date, closes: dt.date, grace: int = 0) -> None:
-    source = SURVEY.format(opens=opens.isoformat(), closes=closes.isoformat(), grace=grace)
+    source = survey_toml("tour-2026", "Khảo sát thử", "tour", opens=opens.isoformat(), closes=closes.isoformat(),
+                         survey_keys=f"grace_days = {grace}")
     await store_survey(storage, parse_survey(source), source, "survey.toml", now().isoformat())
 
 

@@ -1,4 +1,5 @@
-"""Engine output as plain text, for channels without buttons (the console and Zalo)."""
+"""Engine output as plain text: whole prompts for channels without buttons (the console and Zalo),
+and the pieces every channel shares (a label's HTML as plain text, the question with what to type)."""
 
 from __future__ import annotations
 

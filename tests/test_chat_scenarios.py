@@ -166,6 +166,12 @@ async def test_the_same_replies_store_the_same_on_both_channels(tmp_path, scenar
                 await user.wait_for(has(expected))
             await settle(storage)
             outcomes.append(await stored(storage, respondent_id))
+            texts = [m.text or "" for m in user.received]
+            thanks = [text for text in texts if "hoàn thành khảo sát" in text]
+            assert len(thanks) == (disposition == "completed"), (channel, thanks)  # one thank-you, not two
+            for text in texts:  # the date question says what to type, beside the question
+                if "Ngày quý vị đến cơ quan" in text:
+                    assert "Ngày quý vị đến cơ quan (ngày/tháng/năm, ví dụ " in text, (channel, text)
         assert outcomes[0] == outcomes[1]
         assert ({name: outcomes[0][0][name] for name in answers}, outcomes[0][1]) == (answers, disposition)
 

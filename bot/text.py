@@ -1,4 +1,5 @@
-"""Engine output as plain text, for channels without buttons (the console and Zalo)."""
+"""Engine output as plain text: whole prompts for channels without buttons (the console and Zalo),
+and the pieces every channel shares (a label's HTML as plain text, the question with what to type)."""
 
 from __future__ import annotations
 
@@ -6,14 +7,20 @@ import html
 import re
 
 from surveys.engine import Ask, Output, PromptKind, Say
-from surveys.messages import say, ui_language
+from surveys.messages import consent_words, say, ui_language
 
 
 def render(output: Output, language: str, *, show_names: bool = False, chat: bool = False) -> str:
     """One message. `show_names` adds each choice's name, which is what a script types."""
     if isinstance(output, Say):
-        return plain_text(output.text)
+        return plain_text(output.text)  # a form's note is a label, with the label's HTML
     return render_ask(output, language, show_names=show_names, chat=chat)
+
+
+def question_line(ask: Ask) -> str:
+    """The question as plain text, with what a valid answer looks like in brackets (dates)."""
+    text = plain_text(ask.text)
+    return f"{text} ({ask.expected})" if ask.expected else text
 
 
 def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool = False) -> str:
@@ -22,26 +29,24 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
     lines: list[str] = []
     if ask.section:
         lines.append(f"== {plain_text(ask.section)} ==")
-    text = plain_text(ask.text)
+    text = question_line(ask)
     lines.append(f"[{ask.progress}] {text}" if ask.progress else text)
-    if ask.expected:
-        lines.append(f"  ({ask.expected})")
     if ask.hint:
         lines.append(f"  ({plain_text(ask.hint)})")
     for option in ask.options:
         mark = "[x] " if option.selected else ("[ ] " if ask.kind is PromptKind.SELECT_MULTIPLE else "")
         name = f"  «{option.name}»" if show_names and option.name != str(option.number) else ""
-        lines.append(f"  {option.number}. {mark}{plain_text(option.label)}{name}")
+        lines.append(f"  {option.number}. {mark}{one_line(option.label)}{name}")
     if ask.kind is PromptKind.SELECT_MULTIPLE:
         lines.append(say("multi_typed_hint", ui))
     elif ask.kind is PromptKind.SELECT_ONE and chat:
         lines.append(say("single_typed_hint", ui))
     elif ask.kind is PromptKind.CONSENT and chat:
-        lines.append(say("consent_typed_hint", ui))
+        lines.append(say("consent_typed_hint", ui, **consent_words(ui)))
     elif ask.kind is PromptKind.ACKNOWLEDGE:
         lines.append(say("acknowledge_hint", ui))
     if ask.current_answer:
-        lines.append(say("current_answer", ui, value=ask.current_answer))
+        lines.append(say("current_answer", ui, value=plain_text(ask.current_answer)))
     if not ask.required and ask.kind not in (PromptKind.CONSENT, PromptKind.ACKNOWLEDGE):
         lines.append(say("skip_word_hint" if chat else "skip_hint", ui))
     if chat and ask.can_go_back:
@@ -64,6 +69,11 @@ def plain_text(text: str) -> str:
     text = _INLINE.sub("", _BLOCK.sub(_BLOCK_MARK, _BREAK.sub("\n", text)))
     text = re.sub(f"{_BLOCK_MARK}+", "\n", text).strip("\n")
     return html.unescape(text)
+
+
+def one_line(text: str) -> str:
+    """A label as plain text on one line, for a button or a numbered option."""
+    return " ".join(plain_text(text).split())
 
 
 def split_text(text: str, limit: int) -> list[str]:

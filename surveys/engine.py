@@ -44,9 +44,9 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
-from surveys.expected import example_candidates, missing_day, shown_example
+from surveys.expected import example_candidates, missing_day, shown_example, typed_date
 from surveys.expressions import NOT_APPLICABLE, Environment, Expression, ExpressionError, interpolate, to_string
-from surveys.messages import UI_LANGUAGES, say, ui_language
+from surveys.messages import UI_LANGUAGES, consent_words, say, ui_language
 from surveys.model import Choice, Question, QuestionType, Questionnaire
 
 CONSENT = "__consent__"  # the `question` of the consent prompt
@@ -555,7 +555,8 @@ class _Conversation:
             self.out.append(Say(say("declined", self.ui), Tone.THANKS))
             return self._finish(_evolve(self.state, status=Status.REFUSED, current=None))
         if answer != "yes":
-            return self._unchanged(Say(say("consent_unclear", self.ui), Tone.ERROR), self.render(update=True))
+            unclear = Say(say("consent_unclear", self.ui, **consent_words(self.ui)), Tone.ERROR)
+            return self._unchanged(unclear, self.render(update=True))
         self.state = _evolve(self.state, status=Status.ACTIVE, started_at=self.event.at)
         return self._advance(0)
 
@@ -1102,15 +1103,16 @@ class _Conversation:
 
 # -- parsing helpers -------------------------------------------------------------------------
 
-_YES_WORDS = {"yes", "y", "co", "dong y", "ok", "agree", "1"}
-_NO_WORDS = {"no", "n", "khong", "khong dong y", "decline", "2"}
-
-
 def fold(text: str) -> str:
     """Lower case without Vietnamese accents, so `hai long` matches `Hài lòng`."""
     text = unicodedata.normalize("NFD", text.strip().casefold().replace("đ", "d"))
     text = "".join(ch for ch in text if unicodedata.category(ch) != "Mn")
     return re.sub(r"\s+", " ", text)
+
+
+# Besides these, the consent options' own labels in every language (what consent_unclear asks for).
+_YES_WORDS = {"yes", "y", "co", "dong y", "ok", "agree", "1"} | {fold(say("consent_yes", ui)) for ui in UI_LANGUAGES}
+_NO_WORDS = {"no", "n", "khong", "khong dong y", "decline", "2"} | {fold(say("consent_no", ui)) for ui in UI_LANGUAGES}
 
 
 #: A number as typed on a phone: "4", "4." or "4)" (full-width digits too).
@@ -1148,14 +1150,10 @@ def _parse_decimal(text: str, message: str) -> float:
 
 
 def _parse_date(text: str, message: str) -> dt.date:
-    cleaned = text.strip()
+    parts = typed_date(text)
     try:
-        if re.fullmatch(r"\d{4}-\d{1,2}-\d{1,2}", cleaned):
-            year, month, day = (int(p) for p in cleaned.split("-"))
-            return dt.date(year, month, day)
-        match = re.fullmatch(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})", cleaned)
-        if match:
-            day, month, year = (int(p) for p in match.groups())
+        if parts is not None:
+            day, month, year = parts
             return dt.date(year, month, day)
     except ValueError:
         pass

@@ -14,15 +14,29 @@ from typing import Any, Iterator
 
 from surveys.model import QuestionType
 
-_DAY_MONTH_YEAR = re.compile(r"\s*(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})\s*")
+_DAY_MONTH_YEAR = re.compile(r"(\d{1,2})[/.-](\d{1,2})[/.-](\d{4})")
+_ISO_DATE = re.compile(r"(\d{4})-(\d{1,2})-(\d{1,2})")
+
+
+def typed_date(text: str) -> tuple[int, int, int] | None:
+    """(day, month, year) of a date typed as day/month/year (also with . or -) or YYYY-MM-DD,
+    not yet checked against the calendar; None when the text has neither shape."""
+    cleaned = text.strip()
+    if match := _ISO_DATE.fullmatch(cleaned):
+        year, month, day = (int(part) for part in match.groups())
+        return day, month, year
+    if match := _DAY_MONTH_YEAR.fullmatch(cleaned):
+        day, month, year = (int(part) for part in match.groups())
+        return day, month, year
+    return None
 
 
 def missing_day(text: str) -> tuple[int, int, int] | None:
-    """(day, month, year) of a typed day/month/year whose month exists but has no such day."""
-    match = _DAY_MONTH_YEAR.fullmatch(text)
-    if match is None:
+    """(day, month, year) of a typed date whose month exists but has no such day."""
+    parts = typed_date(text)
+    if parts is None:
         return None
-    day, month, year = (int(part) for part in match.groups())
+    day, month, year = parts
     if not 1 <= month <= 12 or year < dt.MINYEAR or not calendar.monthrange(year, month)[1] < day <= 31:
         return None
     return day, month, year

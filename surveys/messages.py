@@ -21,10 +21,9 @@ _MESSAGES: dict[str, dict[str, str]] = {
     },
     "consent_yes": {"vi": "Đồng ý", "en": "I agree"},
     "consent_no": {"vi": "Không đồng ý", "en": "I decline"},
-    "consent_unclear": {"vi": "Xin chọn “Đồng ý” để bắt đầu hoặc “Không đồng ý” để từ chối "
-                              "(cũng có thể gõ 1 hoặc 2).",
-                        "en": "Please choose “I agree” to begin or “I decline” to say no "
-                              "(you can also type 1 or 2)."},
+    # {yes} and {no} are the consent options' labels (consent_yes, consent_no), filled in by `say`.
+    "consent_unclear": {"vi": "Xin chọn “{yes}” để bắt đầu hoặc “{no}” để từ chối (cũng có thể gõ 1 hoặc 2).",
+                        "en": "Please choose “{yes}” to begin or “{no}” to say no (you can also type 1 or 2)."},
     "declined": {"vi": "Cảm ơn quý vị. Chúng tôi sẽ không hỏi thêm. Nếu đổi ý, quý vị có thể gửi /resume.",
                  "en": "Thank you. We will not ask anything more. If you change your mind, send /resume."},
     "thanks": {"vi": "Quý vị đã hoàn thành khảo sát. Xin chân thành cảm ơn!",
@@ -87,7 +86,6 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "unclear_reply": {"vi": "Chưa rõ câu trả lời. {hint}", "en": "The reply is unclear. {hint}"},
     "done": {"vi": "Xong", "en": "Done"},
     "skip": {"vi": "Bỏ qua", "en": "Skip"},
-    "date_format": {"vi": "Xin nhập ngày theo dạng ngày/tháng/năm.", "en": "Please enter the date as day/month/year."},
     "back": {"vi": "⬅ Quay lại", "en": "⬅ Back"},
     "current_answer": {"vi": "Câu trả lời hiện tại: {value}", "en": "Current answer: {value}"},
     "skip_hint": {"vi": "(không bắt buộc: gửi dòng trống để bỏ qua)",
@@ -191,8 +189,9 @@ _MESSAGES: dict[str, dict[str, str]] = {
     # -- the chat core (bot/chat): channels without buttons, survey dates, languages ----------------
     "back_words_hint": {"vi": "(gõ “quay lại” hoặc “<” để quay lại câu trước)",
                         "en": "(type “back” or “<” to go back)"},
-    "consent_typed_hint": {"vi": "Xin gõ 1 (hoặc “có”, “đồng ý”) để bắt đầu, 2 (hoặc “không”) để từ chối.",
-                           "en": "Please type 1 (or “yes”) to begin, 2 (or “no”) to decline."},
+    # The same words as consent_unclear, so an unclear reply never asks for a word not on screen.
+    "consent_typed_hint": {"vi": "Xin gõ 1 (hoặc “{yes}”, “có”) để bắt đầu, 2 (hoặc “{no}”, “không”) để từ chối.",
+                           "en": "Please type 1 (or “{yes}”, “yes”) to begin, 2 (or “{no}”, “no”) to decline."},
     "help_typed": {
         "vi": "Trả lời bằng cách gõ số thứ tự của phương án (nhiều phương án: 1, 3) hoặc nội dung phương án.\n"
               "“quay lại” — về câu trước\n“bỏ qua” — bỏ qua câu không bắt buộc\n/resume — tiếp tục khảo sát\n"
@@ -269,6 +268,11 @@ def translate(table: dict[str, dict[str, str]], key: str, language: str, /, **va
 
 def say(key: str, language: str, /, **values: object) -> str:
     return translate(_MESSAGES, key, language, **values)
+
+
+def consent_words(language: str) -> dict[str, str]:
+    """The consent options' labels, for the texts that name them (consent_unclear, consent_typed_hint)."""
+    return {"yes": say("consent_yes", language), "no": say("consent_no", language)}
 
 
 def ui_language(language: str) -> str:

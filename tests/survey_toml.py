@@ -5,7 +5,9 @@ from __future__ import annotations
 
 
 def survey_toml(survey_id: str, title: str, form_id: str, *, communes: tuple[str, ...] = ("a",),
-                extra: str = "") -> str:
+                extra: str = "", opens: str = "2026-08-01", closes: str = "2026-08-31",
+                survey_keys: str = "") -> str:
+    """`survey_keys`: more lines of the [survey] table (e.g. `grace_days = 3`); `extra`: more tables."""
     units = "".join(f'\n[[units]]\nid = "xa-{c}"\nname = "Xã {c.upper()}"\nlevel = "commune"\nparent = "tinh"\n'
                     for c in communes)
     return f"""\
@@ -13,8 +15,9 @@ def survey_toml(survey_id: str, title: str, form_id: str, *, communes: tuple[str
 id = "{survey_id}"
 title = "{title}"
 index_year = 2026
-opens = 2026-08-01
-closes = 2026-08-31
+opens = {opens}
+closes = {closes}
+{survey_keys}
 levels = ["province", "commune"]
 strata = ["commune"]
 

@@ -24,6 +24,7 @@ from storage import OutgoingMessage, Storage, open_storage
 from surveys import codec
 from surveys.messages import ui_language
 from surveys.project import parse_survey, store_survey
+from survey_toml import survey_toml
 
 TOUR = Path(__file__).parent / "forms" / "tour.md"
 TG_TOKEN, ZALO_TOKEN = "888:telegram-test-token", "777:zalo-test-token"
@@ -165,6 +166,12 @@ async def test_the_same_replies_store_the_same_on_both_channels(tmp_path, scenar
                 await user.wait_for(has(expected))
             await settle(storage)
             outcomes.append(await stored(storage, respondent_id))
+            texts = [m.text or "" for m in user.received]
+            thanks = [text for text in texts if "hoàn thành khảo sát" in text]
+            assert len(thanks) == (disposition == "completed"), (channel, thanks)  # one thank-you, not two
+            for text in texts:  # the date question says what to type, beside the question
+                if "Ngày quý vị đến cơ quan" in text:
+                    assert "Ngày quý vị đến cơ quan (ngày/tháng/năm, ví dụ " in text, (channel, text)
         assert outcomes[0] == outcomes[1]
         assert ({name: outcomes[0][0][name] for name in answers}, outcomes[0][1]) == (answers, disposition)
 
@@ -184,7 +191,7 @@ async def test_an_old_stop_confirmation_is_stale_once_the_person_answered_on(tmp
         await user.press("Dừng hẳn", confirm)
         await asyncio.sleep(0.3)
         await settle(storage)
-        assert user.callback_answers[-1].get("text") == "Câu hỏi đó đã qua; xin trả lời câu hỏi hiện tại."
+        assert user.callback_answers[-1].get("text") == "Câu hỏi đó đã qua; xin quý vị trả lời câu hỏi hiện tại."
         assert (await stored(storage, respondent_id))[1] == "started"
 
 
@@ -226,29 +233,9 @@ async def test_a_prompt_lost_in_a_crash_is_shown_again_at_start_up_and_on_the_ne
             assert again.message_id > tg.received[received - 1].message_id and again.inline_keyboard is not None
 
 
-SURVEY = """
-[survey]
-id = "tour-2026"
-title = "Khảo sát thử"
-index_year = 2026
-opens = {opens}
-closes = {closes}
-grace_days = {grace}
-levels = ["province"]
-[[units]]
-id = "p1"
-name = "Tỉnh"
-level = "province"
-[groups.citizen]
-label = {{ vi = "Người dân" }}
-form_id = "tour"
-strata = []
-allocation = {{ method = "census" }}
-"""
-
-
 async def set_dates(storage: Storage, opens: dt.date, closes: dt.date, grace: int = 0) -> None:
-    source = SURVEY.format(opens=opens.isoformat(), closes=closes.isoformat(), grace=grace)
+    source = survey_toml("tour-2026", "Khảo sát thử", "tour", opens=opens.isoformat(), closes=closes.isoformat(),
+                         survey_keys=f"grace_days = {grace}")
     await store_survey(storage, parse_survey(source), source, "survey.toml", now().isoformat())
 
 

@@ -134,7 +134,7 @@ def test_consent_screen_comes_first_and_accepting_asks_the_first_question(markdo
     assert chat.ask.question == "name" and chat.ask.text == "Tên" and chat.ask.seq == 2
 
 
-@pytest.mark.parametrize("text", ["có", "Đồng ý", "yes", "1"])
+@pytest.mark.parametrize("text", ["có", "Đồng ý", "yes", "1", "I agree"])
 def test_consent_can_be_typed(markdown_form, text):
     chat = Chat(markdown_form(ONE_QUESTION))
     chat.start()
@@ -162,6 +162,14 @@ def test_unclear_consent_answer_is_asked_again(markdown_form):
     chat.reply("để xem")
     rejected(chat, before)
     assert chat.error() and chat.ask.kind is E.PromptKind.CONSENT and chat.ask.update
+
+
+@pytest.mark.parametrize("text", ["Không đồng ý", "I decline"])
+def test_the_consent_labels_the_unclear_reply_names_decline_when_typed(markdown_form, text):
+    chat = Chat(markdown_form(ONE_QUESTION))
+    chat.start()
+    chat.reply(text)
+    assert chat.state.status is Status.REFUSED
 
 
 def test_events_before_start_say_not_started(markdown_form):

@@ -243,6 +243,8 @@ def test_a_day_that_does_not_exist_in_its_month_is_said_so(markdown_form):
     english.begin()
     english.reply("30/02/2024")
     assert "February 2024 has no day 30" in english.error(), english.error()
+    english.reply("2024-02-30")  # the other way a date may be typed is read by the same rule
+    assert "February 2024 has no day 30" in english.error(), english.error()
 
 
 def test_the_date_format_is_shown_with_the_question_and_its_example_fits(markdown_form):

@@ -22,11 +22,12 @@ from aiogram.client.telegram import TelegramAPIServer
 
 from bot.conversations import Conversations
 from bot.outbox import REPLY, OutboxSender, Pace, TokenBucket
-from bot.reminders import ReminderBot, ReminderFeed, reminder_pass
+from bot.reminders import ReminderBot, ReminderFeed, render_reminder, reminder_pass
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.telegram.transport import TelegramTransport
 from storage import OUTBOX_STATES, OutgoingMessage, ReminderTexts, StorageError, open_storage
 from surveys import engine
+from surveys.messages import say
 from surveys.project import ReminderPolicy, parse_survey, store_survey
 from surveys.reminders import QuietHours, decide, sendable_before_quiet
 from surveys.sampling import draw_sample, import_frame_file
@@ -62,6 +63,20 @@ en = "You answered {answered} of {total} questions."
 """)
 
 POLICY = ReminderPolicy((1, 3, 7), 2, "21:00", "07:00", {"vi": "x"})
+
+
+EXAMPLE_SURVEY = Path(__file__).resolve().parents[1] / "surveys" / "templates" / "survey.example.toml"
+
+
+def test_the_reviewed_reminder_texts_say_how_many_were_answered_with_no_total():
+    """The chat shows progress as a share of the form; a reminder "12/30" would contradict it."""
+    example = parse_survey(EXAMPLE_SURVEY.read_text(encoding="utf-8"), EXAMPLE_SURVEY.name, base=EXAMPLE_SURVEY.parent)
+    text = render_reminder(example, {"sipas_citizen_example": 30})
+    assert text("vi", "sipas_citizen_example", 12) == (
+        "Phiếu khảo sát của quý vị chưa hoàn thành (quý vị đã trả lời 12 câu). Mời quý vị tiếp tục trả lời.\n"
+        + say("reminder_resume_hint", "vi"))
+    assert text("en", "sipas_citizen_example", 12).startswith("Your survey is not finished yet (you have answered 12 ")
+    assert "30" not in text("vi", "sipas_citizen_example", 12)
 
 
 # -- the pure policy ------------------------------------------------------------------------------

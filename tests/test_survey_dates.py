@@ -10,26 +10,13 @@ import pytest
 
 from bot.chat.fieldwork import Phase, Window
 from surveys.project import SurveyError, parse_survey
+from survey_toml import survey_toml
 
-SURVEY = """
-[survey]
-id = "t"
-title = "Thử"
-index_year = 2026
-opens = 2026-08-01
-closes = 2026-09-30
-{extra}
-levels = ["province"]
-[[units]]
-id = "p1"
-name = "Tỉnh"
-level = "province"
-[groups.citizen]
-label = {{ vi = "Người dân" }}
-form_id = "tour"
-strata = []
-allocation = {{ method = "census" }}
-"""
+
+def survey(survey_keys: str = "") -> str:
+    """A survey open 1 August to 30 September 2026, with more [survey] keys if given."""
+    return survey_toml("t", "Thử", "tour", closes="2026-09-30", survey_keys=survey_keys)
+
 
 HCM = ZoneInfo("Asia/Ho_Chi_Minh")
 WINDOW = Window("t", "Thử", dt.date(2026, 8, 1), dt.date(2026, 9, 30), 3, HCM)
@@ -50,15 +37,15 @@ def test_the_phase_follows_the_local_calendar_day(local, phase):
 
 
 def test_grace_days_is_read_and_a_bad_value_names_the_key():
-    assert parse_survey(SURVEY.format(extra="grace_days = 5")).grace_days == 5
-    assert parse_survey(SURVEY.format(extra="")).grace_days == 0
+    assert parse_survey(survey("grace_days = 5")).grace_days == 5
+    assert parse_survey(survey("")).grace_days == 0
     with pytest.raises(SurveyError, match="survey.grace_days"):
-        parse_survey(SURVEY.format(extra='grace_days = "a week"'))
+        parse_survey(survey('grace_days = "a week"'))
     with pytest.raises(SurveyError, match="survey.grace_days"):
-        parse_survey(SURVEY.format(extra="grace_days = -1"))
+        parse_survey(survey("grace_days = -1"))
 
 
 def test_a_project_without_a_grace_period_keeps_the_hash_it_was_stored_with():
-    project = parse_survey(SURVEY.format(extra=""))
+    project = parse_survey(survey(""))
     assert "grace_days" not in project.to_json()
-    assert "grace_days" in parse_survey(SURVEY.format(extra="grace_days = 2")).to_json()
+    assert "grace_days" in parse_survey(survey("grace_days = 2")).to_json()

@@ -65,7 +65,7 @@ def test_scripted_session_stores_exactly_the_expected_answers(tmp_path):
     assert "› 17\nTuổi phải từ 18 đến 100." in transcript
     assert "Câu trả lời hiện tại: Cổng dịch vụ công, Zalo" in transcript  # the back step shows the answer
     assert "Quý vị hài lòng với Cổng dịch vụ công, Zalo ở mức nào?" in transcript  # piping with labels
-    assert "[Progress ▓▓▓▓▓▓▓▓░░ 85%] The day you visited the office\n  (day/month/year, e.g. " in transcript
+    assert "[Progress ▓▓▓▓▓▓▓▓░░ 85%] The day you visited the office (day/month/year, e.g. " in transcript
     assert transcript.rstrip().endswith("You have completed the survey. Thank you very much!")
 
     sessions, answers, history = asyncio.run(stored(db))

@@ -14,7 +14,7 @@ from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, UNTICK,
     AskPhone, Call, Capabilities, ConfirmStop, Document, Notice, Outgoing, Press,
 )
-from bot.text import split_text
+from bot.text import one_line, plain_text, question_line, split_text
 from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.messages import say, ui_language
 
@@ -68,7 +68,7 @@ def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: 
             if pressed is not None and notice is None and output.tone in (Tone.STALE, Tone.ERROR):
                 notice = output.text[:CALLBACK_ANSWER_LIMIT]
                 continue
-            calls.extend(_messages(chat_id, output.text))
+            calls.extend(_messages(chat_id, plain_text(output.text)))  # a note is a label, with its HTML
         elif isinstance(output, Notice):
             calls.extend(_messages(chat_id, output.text,
                                    {"remove_keyboard": True} if output.closes_phone_request else None))
@@ -121,16 +121,14 @@ def prompt_text(ask: Ask, language: str) -> str:
     ui = ui_language(language)
     lines: list[str] = []
     if ask.section:
-        lines += [f"📋 {ask.section}", ""]
+        lines += [f"📋 {plain_text(ask.section)}", ""]
     if ask.progress:
         lines.append(ask.progress)
-    lines.append(ask.text)
+    lines.append(question_line(ask))
     if ask.hint:
-        lines.append(f"💡 {ask.hint}")
-    if ask.kind is PromptKind.DATE:
-        lines.append(say("date_format", ui))
+        lines.append(f"💡 {plain_text(ask.hint)}")
     if ask.current_answer:
-        lines.append(say("current_answer", ui, value=ask.current_answer))
+        lines.append(say("current_answer", ui, value=plain_text(ask.current_answer)))
     return "\n".join(lines)
 
 
@@ -140,11 +138,12 @@ def keyboard(ask: Ask, language: str) -> dict | None:
     if ask.kind is PromptKind.SELECT_MULTIPLE:
         for option in ask.options:
             mark = "✅" if option.selected else "⬜"
-            rows.append([_button(f"{mark} {option.label}", UNTICK if option.selected else TICK, ask.seq, option.key)])
+            rows.append([_button(f"{mark} {one_line(option.label)}", UNTICK if option.selected else TICK, ask.seq, option.key)])
         rows.append([_button(f"✔ {say('done', ui)}", DONE, ask.seq)])
     elif ask.options:
-        buttons = [_button(option.label, CHOOSE, ask.seq, option.key) for option in ask.options]
-        short = len(buttons) <= 5 and all(len(option.label) <= _ONE_ROW_LABEL for option in ask.options)
+        labels = [one_line(option.label) for option in ask.options]
+        buttons = [_button(label, CHOOSE, ask.seq, option.key) for label, option in zip(labels, ask.options)]
+        short = len(buttons) <= 5 and all(len(label) <= _ONE_ROW_LABEL for label in labels)
         rows.extend([buttons] if short else [[b] for b in buttons])
     elif ask.kind is PromptKind.ACKNOWLEDGE:
         rows.append([_button(say("acknowledge_ok", ui), CHOOSE, ask.seq, "ok")])

@@ -20,9 +20,9 @@ from aiohttp import web
 from bot.chat.core import ChatCore
 from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Outgoing, typed
 from bot.chat.surveys import Chat, ChatSurveys
-from bot.text import render_ask, split_text
+from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
-from surveys.engine import Ask
+from surveys.engine import Ask, Say
 from surveys.messages import say, ui_language
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,8 @@ class ZaloRenderer:
 
 
 def _text(output: Outgoing, language: str) -> str:
-    if isinstance(output, Ask):
-        return render_ask(output, language, chat=True)
+    if isinstance(output, (Ask, Say)):
+        return render(output, language, chat=True)
     if isinstance(output, ConfirmStop):
         return f"{output.text} {say('zalo_stop_how', ui_language(language))}"
     return output.caption if isinstance(output, Document) else output.text

@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from console.i18n import TEXTS, add_texts, t
 from surveys.project import SurveyProject
+
+# Names for the level ids most Vietnamese surveys use (province → commune since July 2025),
+# shown when the survey file gives no survey.level_labels.
+add_texts({"level_province": {"vi": "tỉnh", "en": "province"},
+           "level_commune": {"vi": "xã, phường", "en": "commune"}})
 
 
 def group_label(project: SurveyProject, group_id: str, lang: str) -> str:
     group = project.groups.get(group_id)
     return group.label_in(lang) if group else group_id
+
+
+def level_label(project: SurveyProject, level: str, lang: str) -> str:
+    """The survey file's name for a level, else the built-in one for a common id, else the id."""
+    named = project.level_label(level, lang)
+    if named:
+        return named
+    return t(f"level_{level}", lang) if f"level_{level}" in TEXTS else level
 
 
 def stratum_label(project: SurveyProject, stratum: str, lang: str) -> str:

@@ -142,6 +142,8 @@ i18n.add_texts({
     "form_only": {"vi": "Chỉ bảng hỏi", "en": "Only the questionnaire"},
     "all_forms": {"vi": "Tất cả", "en": "All"},
     "label_language": {"vi": "Ngôn ngữ nhãn", "en": "Label language"},
+    "language_vi": {"vi": "Tiếng Việt", "en": "Vietnamese"},
+    "language_en": {"vi": "Tiếng Anh", "en": "English"},
     "personal_export": {"vi": "Kèm họ tên và số điện thoại (DỮ LIỆU CÁ NHÂN)", "en": "With names and phones (PERSONAL DATA)"},
     "csv_delimiter": {"vi": "Dấu phân cách CSV", "en": "CSV delimiter"},
     "delimiter_comma": {"vi": "dấu phẩy ,", "en": "comma ,"},

@@ -19,6 +19,7 @@ def test_a_semicolon_csv_with_choice_labels_reads_back(page, answered, console_s
     server.add_account("ana", role="analyst", surveys=["test-2026"], personal=False)
     log_in(page, server, "ana")
     page.goto(f"{server.url}{DATA}")
+    assert page.locator("#export-form select[name=language] option").all_inner_texts() == ["Tiếng Việt", "Tiếng Anh"]
     page.select_option("#export-form select[name=format]", "csv")
     page.select_option("#export-form select[name=delimiter]", "semicolon")
     page.check("#export-form input[name=labels]")

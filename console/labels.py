@@ -30,6 +30,11 @@ def stratum_label(project: SurveyProject, stratum: str, lang: str) -> str:
     return " / ".join(project.units[p].name if p in project.units else p for p in rest.split("/")) if rest else "—"
 
 
+def strata_names(project: SurveyProject, strata, lang: str) -> dict[str, tuple[str, str]]:
+    """Stratum key → (group label, stratum label), for rows that carry ``.group`` and ``.stratum``."""
+    return {s.stratum: (group_label(project, s.group, lang), stratum_label(project, s.stratum, lang)) for s in strata}
+
+
 def unit_units(project: SurveyProject, unit: str) -> frozenset[str]:
     """The unit and every unit below it."""
     below = set()

@@ -27,6 +27,8 @@ add_texts({f"audit_{action}": names for action, names in {
     "personal_viewed": {"vi": "xem dữ liệu cá nhân", "en": "personal data viewed"},
     "sample_viewed": {"vi": "xem mẫu", "en": "sample viewed"},
     "sample_draw": {"vi": "rút mẫu", "en": "sample drawn"},
+    "frame_upload": {"vi": "nạp khung mẫu", "en": "frame uploaded"},
+    "sample_upload": {"vi": "nạp mẫu có sẵn", "en": "sample uploaded"},
     "sample_replace": {"vi": "thay người trong mẫu", "en": "sample replacement"},
     "invitation_revoke": {"vi": "thu hồi mã mời", "en": "invitation revoked"},
     "letters_issue": {"vi": "phát thư mời", "en": "letters issued"},

@@ -267,7 +267,8 @@ def test_every_audited_action_has_a_name_for_the_audit_page():
 
     source = "\n".join(p.read_text(encoding="utf-8") for p in Path(audit_log.__file__).parents[1].rglob("*.py"))
     actions = set(re.findall(r'audit\(request, "(\w+)"', source)) | set(re.findall(r'audit\(request, "\w+" if [^,]* else "(\w+)"', source))
-    assert {"login", "download", "user_enabled", "view"} <= actions
+    actions |= set(re.findall(r'_upload_job\(request, "\w+", "(\w+)"\)', source))
+    assert {"login", "download", "user_enabled", "view", "frame_upload"} <= actions
     unnamed = sorted(a for a in actions if not {"vi", "en"} <= set(TEXTS.get(f"audit_{a}", {})))
     assert unnamed == []
 

@@ -195,7 +195,7 @@ def test_viewers_and_other_scopes_get_403_on_pages_and_downloads(page, fieldwork
         response = page.request.get(f"{server.url}/jobs/j1/files/export.csv")
         assert response.status == 403, username
     page.goto(f"{server.url}/surveys/test-2026/invitations")  # the commune officer's own letters
-    assert page.locator("#letters-form select[name=unit] option").all_inner_texts()[1:] == ["Xã Bình (commune)"]
+    assert page.locator("#letters-form select[name=unit] option").all_inner_texts()[1:] == ["Xã Bình (xã, phường)"]  # the level named
     page.context.clear_cookies()
     log_in(page, server, "ana")
     response = page.request.get(f"{server.url}/jobs/j1/files/export.csv")

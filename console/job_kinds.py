@@ -29,7 +29,9 @@ async def export(storage, job, params, folder: Path, progress):
     from fieldwork.data import EXPORT_SUFFIX, ExportOptions, export as export_answers
 
     options = ExportOptions(params["file_format"], params.get("layout", "wide"), params.get("form_id") or None,
-                            params.get("language", "vi"), bool(params.get("personal")))
+                            params.get("language", "vi"), bool(params.get("personal")),
+                            delimiter=params.get("delimiter", ","), stata_version=int(params.get("stata_version", 118)),
+                            labels=bool(params.get("labels")), label_headers=bool(params.get("label_headers")))
     options.check()
     name = f"{job.survey_id or 'khaosat'}-{options.layout}{'-personal' if options.personal else ''}"
     out = folder / f"{name}{EXPORT_SUFFIX[options.file_format]}"

@@ -171,6 +171,8 @@ class SurveyProject:
     organiser: Organiser = Organiser()
     #: Days after ``closes`` during which people who had begun may still finish (no one new starts).
     grace_days: int = 0
+    #: ``survey.level_labels``: level id → {language: label}; levels not in it have none.
+    level_labels: dict[str, dict[str, str]] = field(default_factory=dict)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -186,6 +188,11 @@ class SurveyProject:
     def target(self, stratum: str) -> int | None:
         return self.quotas.targets.get(stratum)
 
+    def level_label(self, level: str, language: str) -> str | None:
+        """The file's name for a level in ``language`` (else Vietnamese), None if it gave none."""
+        label = self.level_labels.get(level, {})
+        return label.get(language) or label.get("vi") or next(iter(label.values()), None)
+
     # -- (de)serialisation for storage ----------------------------------------------------
 
     def to_json(self) -> str:
@@ -196,6 +203,8 @@ class SurveyProject:
             del data["organiser"]
         if not self.grace_days:
             del data["grace_days"]  # so a project stored before grace periods keeps its hash
+        if not self.level_labels:
+            del data["level_labels"]  # likewise for projects stored before level labels
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -219,13 +228,14 @@ class SurveyProject:
             reminders=ReminderPolicy(**{**d["reminders"], "after_days": tuple(d["reminders"]["after_days"])}),
             organiser=Organiser(**d.get("organiser", {})),
             grace_days=d.get("grace_days", 0),
+            level_labels=d.get("level_labels", {}),
         )
 
 
 # -- loading ------------------------------------------------------------------------------
 
 _TOP_KEYS = {"survey", "settings", "units", "groups", "allocation", "quotas", "reminders", "organiser"}
-_SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "grace_days", "levels", "strata"}
+_SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "grace_days", "levels", "strata", "level_labels"}
 _SETTINGS_KEYS = {"language", "timezone"}
 _GROUP_KEYS = {"label", "form_id", "strata", "allocation"}
 _ALLOCATION_KEYS = {"method", "n", "reserve", "expected_response_rate"}
@@ -354,6 +364,7 @@ class _Parser:
         for level in levels:
             if level in ("unit", "group") or "/" in level:
                 self.bad(f"survey.levels: '{level}' cannot be a level name")
+        level_labels = self.level_labels(survey.get("level_labels", {}), levels)
         strata = self.names("survey.strata", survey.get("strata", []))
         settings = self.settings(raw.get("settings", {}))
         units = self.units(raw.get("units"), levels)
@@ -373,7 +384,8 @@ class _Parser:
             raise SurveyError(self.source, self.problems)
         return SurveyProject(id=sid, title=title, index_year=year, opens=opens, closes=closes, levels=levels,
                              groups=groups, units=units, strata=strata, settings=settings, quotas=quotas,
-                             reminders=reminders, organiser=organiser, grace_days=grace_days)
+                             reminders=reminders, organiser=organiser, grace_days=grace_days,
+                             level_labels=level_labels)
 
     def settings(self, table: Any) -> Settings:
         table = self.keys("settings", table, _SETTINGS_KEYS)
@@ -443,6 +455,30 @@ class _Parser:
             rate = 1.0
         return Allocation(str(method), n, fixed, reserve, float(rate))
 
+    def label(self, where: str, label: Any, example: str) -> dict[str, str]:
+        """A text for people: one Vietnamese string, or a table of them per UI language."""
+        if isinstance(label, str):
+            label = {"vi": label}
+        if not isinstance(label, dict) or not label:
+            self.bad(f"{where}: required, e.g. {example}")
+            return {}
+        for lang in label:
+            if lang not in UI_LANGUAGES:
+                self.bad(f"{where}.{lang}: language must be one of {', '.join(UI_LANGUAGES)}")
+        return {lang: self.text(f"{where}.{lang}", text) or "" for lang, text in label.items()}
+
+    def level_labels(self, table: Any, levels: tuple[str, ...]) -> dict[str, dict[str, str]]:
+        example = '{ province = "Tỉnh", commune = { vi = "Xã, phường", en = "Commune" } }'
+        if not isinstance(table, dict):
+            self.bad(f"survey.level_labels: must be a table of level → label, e.g. {example}")
+            return {}
+        labels = {}
+        for level, label in table.items():
+            if level not in levels:
+                self.bad(f"survey.level_labels.{level}: not one of survey.levels ({', '.join(levels)})")
+            labels[level] = self.label(f"survey.level_labels.{level}", label, example)
+        return labels
+
     def groups(self, table: Any, strata: tuple[str, ...], default: Allocation) -> dict[str, Group]:
         if not isinstance(table, dict) or not table:
             self.bad("groups: at least one [groups.<id>] table is required")
@@ -453,16 +489,7 @@ class _Parser:
             if not _ID.match(gid):
                 self.bad(f"{where}: a group id must be letters, digits, '.', '_' or '-'")
             g = self.keys(where, g, _GROUP_KEYS)
-            label = g.get("label")
-            if isinstance(label, str):
-                label = {"vi": label}
-            if not isinstance(label, dict) or not label:
-                self.bad(f"{where}.label: required, e.g. {{ vi = \"Người dân\", en = \"Citizens\" }}")
-                label = {}
-            for lang in label:
-                if lang not in UI_LANGUAGES:
-                    self.bad(f"{where}.label.{lang}: language must be one of {', '.join(UI_LANGUAGES)}")
-            label = {lang: self.text(f"{where}.label.{lang}", text) or "" for lang, text in label.items()}
+            label = self.label(f"{where}.label", g.get("label"), '{ vi = "Người dân", en = "Citizens" }')
             form_id = self.ident(f"{where}.form_id", g.get("form_id"))
             group_strata = self.names(f"{where}.strata", g["strata"]) if "strata" in g else strata
             for variable in group_strata if "strata" in g else ():

@@ -13,12 +13,20 @@ from console.auth import has_personal, requires
 from console.fieldwork_kit import recent_jobs, runner, save_upload, upload_of
 from console.i18n import t
 from fieldwork import Refused
+from exporters.writers import STATA_VERSIONS
 from fieldwork.data import EXPORT_FORMATS, EXPORT_LANGUAGES, EXPORT_LAYOUTS, ExportOptions
 
 routes = web.RouteTableDef()
 NAV = [NavEntry("nav_data", "/surveys/{survey}/data", ("analyst",), order=40)]
 JOB_KINDS = ("export", "weight", "estimate", "score", "report")
 ACTIONS = ("weight", "estimate", "score")
+#: The CSV delimiters the export form offers, by the name it sends (a tab is no form value).
+DELIMITERS = {"comma": ",", "semicolon": ";", "tab": "\t", "pipe": "|"}
+#: The formats that can carry choice labels instead of codes and label headers.
+LABEL_FORMATS = ("csv", "xlsx")
+EXPORT_DEFAULTS = {"format": "csv", "layout": "wide", "form": "", "language": "vi", "delimiter": "comma",
+                   "stata_version": str(ExportOptions.stata_version)}
+EXPORT_FLAGS = ("labels", "label_headers", "personal")
 
 
 def _whole_survey(request: web.Request) -> None:
@@ -26,13 +34,16 @@ def _whole_survey(request: web.Request) -> None:
         raise web.HTTPForbidden(reason="units")
 
 
-async def _page(request: web.Request, *, status: int = 200, problems=(), values=None) -> web.Response:
+async def _page(request: web.Request, *, status: int = 200, problems=(), values=None,
+                export_values=None) -> web.Response:
     project = request_scope(request).project
     forms = sorted({g.form_id for g in project.groups.values()})
     stored = {q.form_id for q in await fieldwork_storage(request).list_questionnaires()}
     return render(request, "fieldwork/data.html", status=status, project=project,
                   forms=[f for f in forms if f in stored] or forms, formats=EXPORT_FORMATS, layouts=EXPORT_LAYOUTS,
                   languages=EXPORT_LANGUAGES, actions=ACTIONS, values=values or {},
+                  delimiters=DELIMITERS, stata_versions=STATA_VERSIONS,
+                  export_values=export_values or {**EXPORT_DEFAULTS, **dict.fromkeys(EXPORT_FLAGS, False)},
                   jobs=await recent_jobs(request, project.id, JOB_KINDS), problems=list(problems))
 
 
@@ -56,19 +67,38 @@ async def _submit(request: web.Request, kind: str, params: dict, detail: str, jo
 async def export(request: web.Request) -> web.Response:
     _whole_survey(request)
     form = await request.post()
-    options = ExportOptions(str(form.get("format", "csv")), str(form.get("layout", "wide")),
-                            str(form.get("form", "")) or None, str(form.get("language", "vi")),
-                            form.get("personal") == "1")
-    if options.personal and not has_personal(current_account(request)):
+    lang = language(request)
+    values = {key: str(form.get(key, default)) for key, default in EXPORT_DEFAULTS.items()}
+    values.update({flag: form.get(flag) == "1" for flag in EXPORT_FLAGS})
+    if values["personal"] and not has_personal(current_account(request)):
         raise web.HTTPForbidden(reason="personal")
+    problems = []
+    if values["delimiter"] not in DELIMITERS:
+        problems.append(t("bad_choice", lang, field=t("csv_delimiter", lang), value=values["delimiter"],
+                          allowed=", ".join(DELIMITERS)))
+    if values["stata_version"] not in map(str, STATA_VERSIONS):
+        problems.append(t("bad_choice", lang, field=t("stata_version", lang), value=values["stata_version"],
+                          allowed=", ".join(map(str, STATA_VERSIONS))))
+    if (values["labels"] or values["label_headers"]) and values["format"] not in LABEL_FORMATS:
+        problems.append(t("labels_csv_xlsx", lang, format=values["format"]))
+    options = ExportOptions(values["format"], values["layout"], values["form"] or None, values["language"],
+                            values["personal"], delimiter=DELIMITERS.get(values["delimiter"], ","),
+                            stata_version=int(values["stata_version"]) if not problems else 118,
+                            labels=values["labels"], label_headers=values["label_headers"])
     try:
         options.check()
     except Refused as refused:
-        return await _page(request, status=400, problems=[refused.message])
+        problems.append(refused.message)
+    if problems:
+        return await _page(request, status=400, problems=problems, export_values=values)
     params = {"file_format": options.file_format, "layout": options.layout, "form_id": options.form_id,
-              "language": options.language, "personal": options.personal}
+              "language": options.language, "personal": options.personal, "delimiter": options.delimiter,
+              "stata_version": options.stata_version, "labels": options.labels,
+              "label_headers": options.label_headers}
     await _submit(request, "export", params, f"{options.file_format} {options.layout} form {options.form_id or 'all'}"
-                  f" {options.language}" + (" WITH PERSONAL DATA" if options.personal else ""))
+                  f" {options.language} delimiter {values['delimiter']} stata {options.stata_version}"
+                  + (" labels" if options.labels else "") + (" label-headers" if options.label_headers else "")
+                  + (" WITH PERSONAL DATA" if options.personal else ""))
 
 
 @routes.post("/surveys/{survey}/data/statistics")

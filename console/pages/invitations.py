@@ -12,6 +12,7 @@ from console.app import audit, console_of, current_account, fieldwork_storage, l
 from console.auth import requires
 from console.fieldwork_kit import int_field, recent_jobs, runner
 from console.i18n import t
+from console.labels import level_label
 from fieldwork import Refused, invitations
 
 routes = web.RouteTableDef()
@@ -44,7 +45,9 @@ async def _page(request: web.Request, *, status: int = 200, message=None, proble
     people = await invitations.survey_respondents(fieldwork_storage(request), project.id, _scope_units(request, None))
     counts = Counter(p.disposition for p in people)
     units = [u for u in project.units.values() if scope.units is None or u.id in scope.units]
+    lang = language(request)
     return render(request, "fieldwork/invitations.html", status=status, project=project, units=units,
+                  level_names={level: level_label(project, level, lang) for level in project.levels},
                   counts={"sampled": counts["sampled"], "invited": counts["invited"],
                           "other": sum(counts.values()) - counts["sampled"] - counts["invited"]},
                   jobs=await recent_jobs(request, project.id, ("letters",)), message=message,

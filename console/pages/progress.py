@@ -14,7 +14,7 @@ from aiohttp import web
 from console.app import NavEntry, console_of, fieldwork_storage, language, render, request_scope, stores
 from console.i18n import t
 from console.auth import Scope, requires, stratum_visible
-from console.labels import group_label, stratum_label, unit_units
+from console.labels import group_label, level_label, stratum_label, unit_units
 from exporters.progress import StatusReport, StatusRow, restrict, survey_status, total_of
 from surveys.project import SurveyProject
 
@@ -74,16 +74,16 @@ async def progress_model(request: web.Request) -> dict:
         "levels": level_totals(project, report, share, lang, total_text, scope.units),
         "chart": await chart(request, project, report, local),
         "updated": now, "unit": scope.unit or "",
-        "unit_choices": [(u.id, u.name, u.level) for u in project.units.values()
+        "unit_choices": [(u.id, u.name, level_label(project, u.level, lang)) for u in project.units.values()
                          if scope.units is None or u.id in scope.units],
         "refresh": console_of(request).config.refresh_seconds,
     }
 
 
 def level_totals(project: SurveyProject, report: StatusReport, share: float, lang: str, total_text: str,
-                 visible: frozenset[str] | None) -> list[tuple[str, list[Line]]]:
-    """Per level of the project (province, commune, …): one total per unit over the strata
-    that name it or a unit below it."""
+                 visible: frozenset[str] | None) -> list[tuple[str, str, list[Line]]]:
+    """Per level of the project (province, commune, …): its id, its name for people, and one
+    total per unit over the strata that name it or a unit below it."""
     strata = report.strata()
     out = []
     for level in project.levels:
@@ -97,7 +97,7 @@ def level_totals(project: SurveyProject, report: StatusReport, share: float, lan
                 total = total_of(rows, report.days_left)
                 lines.append(_line(project, total, share, lang, total_text, group=unit.name))
         if lines:
-            out.append((level, lines))
+            out.append((level, level_label(project, level, lang), lines))
     return out
 
 

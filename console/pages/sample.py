@@ -12,6 +12,7 @@ from console.app import audit, console_of, current_account, fieldwork_storage, l
 from console.auth import requires
 from console.fieldwork_kit import int_field, recent_jobs, runner, save_upload, survey_wide, upload_of
 from console.i18n import t
+from console.labels import strata_names
 from fieldwork import Refused
 from fieldwork.sample import allocation_preview, replace
 
@@ -23,8 +24,10 @@ JOB_KINDS = ("frame_import", "draw", "sample_import")
 async def _page(request: web.Request, *, status: int = 200, message=None, problems=()) -> web.Response:
     project = request_scope(request).project
     storage = fieldwork_storage(request)
+    strata = await storage.sample_strata(project.id)
     return render(request, "fieldwork/sample.html", status=status, project=project,
-                  info=await storage.sample_info(project.id), strata=await storage.sample_strata(project.id),
+                  info=await storage.sample_info(project.id), strata=strata,
+                  names=strata_names(project, strata, language(request)),
                   jobs=await recent_jobs(request, project.id, JOB_KINDS), message=message, problems=list(problems))
 
 
@@ -44,6 +47,7 @@ async def allocation(request: web.Request) -> web.Response:
     except Refused as refused:
         return render(request, "fieldwork/allocation.html", strata=[], problems=[refused.message, *refused.problems])
     return render(request, "fieldwork/allocation.html", strata=strata, problems=[],
+                  names=strata_names(request_scope(request).project, strata, language(request)),
                   total=sum(s.population for s in strata))
 
 

@@ -71,9 +71,11 @@ def test_a_broken_frame_shows_its_lines_then_a_good_one_is_drawn(page, tmp_path,
     page.click("#frame-form button[type=submit]")
     assert "93 people; 93 added" in newest_job(page, "done").inner_text()
     page.click("button[hx-get$='/sample/allocation']")
-    row = page.locator("#allocation-table tr", has_text="citizen/xa-a")
+    row = page.locator("#allocation-table tr[data-stratum='citizen/xa-a']")
     expect(row).to_contain_text("30")
-    assert [c.strip() for c in row.locator("td").all_inner_texts()][2:6] == ["30", "20", "0.6667", "1.50"]
+    cells = [c.strip() for c in row.locator("td").all_inner_texts()]
+    assert cells[:2] == ["Người dân", "Xã Á"]  # labels, not ids
+    assert cells[2:6] == ["30", "20", "0.6667", "1.50"]
     token = page.locator("#draw-form input[name=csrf_token]").input_value()
     refused = page.request.post(f"{server.url}/surveys/test-2026/sample/draw", form={"csrf_token": token, "seed": "-3"})
     assert refused.status == 400 and "Seed phải là số nguyên ≥ 0." in refused.text()  # past the browser's own check
@@ -81,7 +83,7 @@ def test_a_broken_frame_shows_its_lines_then_a_good_one_is_drawn(page, tmp_path,
     page.click("#draw-form button[type=submit]")
     assert "drew 63 member(s)" in newest_job(page, "done").inner_text()
     page.reload()
-    expect(page.locator("#sample-strata")).to_contain_text("citizen/xa-b")
+    expect(page.locator("#sample-strata tr[data-stratum='citizen/xa-b']")).to_contain_text("Người dân · Xã Bình")
     assert server.call(lambda storage, stores: storage.sample_info("test-2026")).seed == 7
     assert {"frame_upload", "sample_draw"} <= set(audit_actions(server))
 
@@ -193,7 +195,7 @@ def test_viewers_and_other_scopes_get_403_on_pages_and_downloads(page, fieldwork
         response = page.request.get(f"{server.url}/jobs/j1/files/export.csv")
         assert response.status == 403, username
     page.goto(f"{server.url}/surveys/test-2026/invitations")  # the commune officer's own letters
-    assert page.locator("#letters-form select[name=unit] option").all_inner_texts()[1:] == ["Xã Bình (commune)"]
+    assert page.locator("#letters-form select[name=unit] option").all_inner_texts()[1:] == ["Xã Bình (xã, phường)"]  # the level named
     page.context.clear_cookies()
     log_in(page, server, "ana")
     response = page.request.get(f"{server.url}/jobs/j1/files/export.csv")

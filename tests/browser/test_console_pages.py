@@ -244,14 +244,33 @@ def test_the_audit_page_and_its_csv(page, fieldwork, console_server, log_in):
     log_in(page, server, "admin", "wrong-password", expect_home=False)
     log_in(page, server, "admin")
     page.goto(f"{server.url}/admin/audit")
-    assert page.eval_on_selector_all("#audit td[data-action]", "cells => cells.map(c => c.innerText)") == [
+    assert page.eval_on_selector_all("#audit td[data-action]", "cells => cells.map(c => c.dataset.action)") == [
         "login", "login_failed"]
+    # named in the user's language, not by the English ids
+    assert page.eval_on_selector_all("#audit td[data-action]", "cells => cells.map(c => c.innerText)") == [
+        "đăng nhập", "đăng nhập sai"]
     with page.expect_download() as download:
         page.click("#audit-csv")
     rows = list(csv.DictReader(open(download.value.path(), encoding="utf-8-sig")))
     assert [r["action"] for r in rows] == ["login_failed", "login"]
     assert rows[1]["username"] == "admin" and rows[1]["local_time"] == "21/08/2026 12:00"
     assert server.call(lambda s, stores: stores.audit.entries(limit=1))[0].action == "download"
+
+
+def test_every_audited_action_has_a_name_for_the_audit_page():
+    """A literal action passed to audit() in the console's code is named in both languages."""
+    import re
+    from pathlib import Path
+
+    from console.i18n import TEXTS
+    from console.pages import audit_log  # noqa: F401 — adds the names
+
+    source = "\n".join(p.read_text(encoding="utf-8") for p in Path(audit_log.__file__).parents[1].rglob("*.py"))
+    actions = set(re.findall(r'audit\(request, "(\w+)"', source)) | set(re.findall(r'audit\(request, "\w+" if [^,]* else "(\w+)"', source))
+    actions |= set(re.findall(r'_upload_job\(request, "\w+", "(\w+)"\)', source))
+    assert {"login", "download", "user_enabled", "view", "frame_upload"} <= actions
+    unnamed = sorted(a for a in actions if not {"vi", "en"} <= set(TEXTS.get(f"audit_{a}", {})))
+    assert unnamed == []
 
 
 @pytest.mark.parametrize("path", [f"/surveys/{SURVEY}/progress", f"/surveys/{SURVEY}/nonrespondents",
@@ -265,5 +284,11 @@ def test_no_horizontal_scrolling_on_a_390_pixel_screen(browser, fieldwork, conso
         log_in(page, server, "admin")
         page.goto(f"{server.url}{path}")
         assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        if path.endswith("/progress"):
+            # the key numbers of a stratum are read without swiping: inside the viewport, not
+            # scrolled away inside the table's box
+            for column in ("completed", "target", "fill", "expected"):
+                box = page.locator(f"#strata tbody tr >> nth=0").locator(f"td[data-col='{column}']").bounding_box()
+                assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (column, box)
     finally:
         context.close()

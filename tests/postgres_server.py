@@ -11,6 +11,7 @@ server binaries (or, under root, a user to run them as) are absent.
 
 from __future__ import annotations
 
+import asyncio
 import glob
 import itertools
 import os
@@ -19,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
@@ -135,11 +137,20 @@ def postgres_server():
         server.stop()
 
 
+def _run(coroutine):
+    """``coroutine`` run to its end on a loop of its own (a test's loop may be running here)."""
+    with ThreadPoolExecutor(1) as thread:
+        return thread.submit(asyncio.run, coroutine).result()
+
+
 @pytest.fixture
-async def postgresql_url(postgres_server):
-    """A fresh, empty database for one test, dropped after it: its ``postgresql://`` URL."""
-    url = await postgres_server.create_database()
+def postgresql_url(postgres_server):
+    """A fresh, empty database for one test, dropped after it: its ``postgresql://`` URL.
+
+    Synchronous, so that a fixture parametrised over both databases may ask for it with
+    ``request.getfixturevalue("postgresql_url")`` (only its PostgreSQL case then needs a server)."""
+    url = _run(postgres_server.create_database())
     try:
         yield url
     finally:
-        await postgres_server.drop_database(url)
+        _run(postgres_server.drop_database(url))

@@ -20,4 +20,4 @@ def markdown_form():
 
 
 # A real PostgreSQL server, started once per session (tests/postgres_server.py).
-from tests.postgres_server import postgres_server, postgresql_url  # noqa: E402, F401
+from tests.postgres_server import empty_postgresql_url, postgres_server, postgresql_url  # noqa: E402, F401

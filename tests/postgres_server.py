@@ -16,6 +16,7 @@ import glob
 import itertools
 import os
 import pwd
+import secrets
 import shutil
 import socket
 import subprocess
@@ -54,24 +55,43 @@ class PostgresServer:
     _folder: Path | None = None
     _binaries: Path | None = None
     _command_prefix: list[str] = field(default_factory=list)
+    _template: str | None = None
+    #: Names of this object's databases (test runs may share a server given by URL).
+    _run_id: str = field(default_factory=lambda: secrets.token_hex(4))
     _names: itertools.count = field(default_factory=lambda: itertools.count(1))
 
     def url_of(self, database: str) -> str:
         parts = urlsplit(self.admin_url)
         return urlunsplit(parts._replace(path="/" + database))
 
-    async def create_database(self) -> str:
-        """A new empty database (from template0): its URL."""
+    async def create_database(self, *, migrated: bool) -> str:
+        """A new database, empty (from template0) or ``migrated`` (a copy of one the migrations
+        ran on once this session: a copy is cheaper than running them again): its URL."""
         import asyncpg
 
-        name = f"khaosat_test_{os.getpid()}_{next(self._names)}"
+        name = f"khaosat_test_{self._run_id}_{next(self._names)}"
+        template = await self._migrated_template() if migrated else "template0"
         connection = await asyncpg.connect(self.admin_url)
         try:
-            await connection.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            await connection.execute(f"CREATE DATABASE {name} TEMPLATE template0 ENCODING 'UTF8'")
+            await connection.execute(f"CREATE DATABASE {name} TEMPLATE {template} ENCODING 'UTF8'")
         finally:
             await connection.close()
         return self.url_of(name)
+
+    async def _migrated_template(self) -> str:
+        import asyncpg
+
+        from storage.pg_migrations import migrate
+
+        if self._template is None:
+            url = await self.create_database(migrated=False)
+            connection = await asyncpg.connect(url)
+            try:
+                await migrate(connection)
+            finally:
+                await connection.close()
+            self._template = urlsplit(url).path.lstrip("/")
+        return self._template
 
     async def drop_database(self, url: str) -> None:
         import asyncpg
@@ -83,6 +103,8 @@ class PostgresServer:
             await connection.close()
 
     def stop(self) -> None:
+        if self._template is not None:
+            _run(self.drop_database(self.url_of(self._template)))
         if self._folder is None:
             return
         subprocess.run([*self._command_prefix, str(self._binaries / "pg_ctl"), "stop", "-D",
@@ -124,13 +146,13 @@ def postgres_server():
     """The session's PostgreSQL server (started here, stopped at the end) or the one named by
     ``KHAOSAT_TEST_POSTGRES_URL``."""
     if os.environ.get(URL_VARIABLE):
-        yield PostgresServer(os.environ[URL_VARIABLE])
-        return
-    binaries = server_binaries()
-    if binaries is None:
-        pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install postgresql,"
-                    f" or set {URL_VARIABLE}")
-    server = PostgresServer.start(binaries)
+        server = PostgresServer(os.environ[URL_VARIABLE])
+    else:
+        binaries = server_binaries()
+        if binaries is None:
+            pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) are not installed: apt-get install"
+                        f" postgresql, or set {URL_VARIABLE}")
+        server = PostgresServer.start(binaries)
     try:
         yield server
     finally:
@@ -143,14 +165,23 @@ def _run(coroutine):
         return thread.submit(asyncio.run, coroutine).result()
 
 
-@pytest.fixture
-def postgresql_url(postgres_server):
-    """A fresh, empty database for one test, dropped after it: its ``postgresql://`` URL.
-
-    Synchronous, so that a fixture parametrised over both databases may ask for it with
-    ``request.getfixturevalue("postgresql_url")`` (only its PostgreSQL case then needs a server)."""
-    url = _run(postgres_server.create_database())
+def _database(server: PostgresServer, *, migrated: bool):
+    url = _run(server.create_database(migrated=migrated))
     try:
         yield url
     finally:
-        _run(postgres_server.drop_database(url))
+        _run(server.drop_database(url))
+
+
+# Both synchronous, so that a fixture parametrised over both databases may ask for one with
+# ``request.getfixturevalue("postgresql_url")`` (only its PostgreSQL case then needs a server).
+@pytest.fixture
+def postgresql_url(postgres_server):
+    """A fresh database for one test, migrated, dropped after it: its ``postgresql://`` URL."""
+    yield from _database(postgres_server, migrated=True)
+
+
+@pytest.fixture
+def empty_postgresql_url(postgres_server):
+    """A fresh, empty database for one test (no migration yet), dropped after it."""
+    yield from _database(postgres_server, migrated=False)

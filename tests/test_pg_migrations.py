@@ -54,8 +54,8 @@ async def postgres_schema(connection: asyncpg.Connection) -> dict:
     return {"columns": columns, "indexes": indexes, "triggers": triggers}
 
 
-async def test_a_fresh_database_gets_every_table_and_column_sqlite_has(postgresql_url, tmp_path):
-    connection = await asyncpg.connect(postgresql_url)
+async def test_a_fresh_database_gets_every_table_and_column_sqlite_has(empty_postgresql_url, tmp_path):
+    connection = await asyncpg.connect(empty_postgresql_url)
     try:
         await migrate(connection)
         assert await schema_version(connection) == len(MIGRATIONS)
@@ -73,8 +73,8 @@ async def test_a_fresh_database_gets_every_table_and_column_sqlite_has(postgresq
     assert postgres["triggers"] == sqlite["triggers"]
 
 
-async def test_two_processes_starting_at_once_migrate_once(postgresql_url):
-    connections = [await asyncpg.connect(postgresql_url) for _ in range(3)]
+async def test_two_processes_starting_at_once_migrate_once(empty_postgresql_url):
+    connections = [await asyncpg.connect(empty_postgresql_url) for _ in range(3)]
     try:
         await asyncio.gather(*(migrate(connection) for connection in connections))
         assert await connections[0].fetchval("SELECT count(*) FROM schema_version") == 1
@@ -85,8 +85,8 @@ async def test_two_processes_starting_at_once_migrate_once(postgresql_url):
             await connection.close()
 
 
-async def test_a_newer_database_is_refused(postgresql_url):
-    connection = await asyncpg.connect(postgresql_url)
+async def test_a_newer_database_is_refused(empty_postgresql_url):
+    connection = await asyncpg.connect(empty_postgresql_url)
     try:
         await migrate(connection)
         await connection.execute("UPDATE schema_version SET version = $1", len(MIGRATIONS) + 1)
@@ -96,8 +96,8 @@ async def test_a_newer_database_is_refused(postgresql_url):
         await connection.close()
 
 
-async def test_translated_checks_and_triggers_behave_as_sqlites(postgresql_url):
-    connection = await asyncpg.connect(postgresql_url)
+async def test_translated_checks_and_triggers_behave_as_sqlites(empty_postgresql_url):
+    connection = await asyncpg.connect(empty_postgresql_url)
     try:
         await migrate(connection)
         at = "2026-08-21T05:00:00+00:00"

@@ -141,13 +141,14 @@ async def schema_version(connection: asyncpg.Connection) -> int:
     return await connection.fetchval("SELECT version FROM schema_version")
 
 
-async def migrate(connection: asyncpg.Connection) -> None:
-    """Bring the database of ``connection`` (not in a transaction) up to ``len(MIGRATIONS)``.
+async def migrate(connection: asyncpg.Connection, *, target: int | None = None) -> None:
+    """Bring the database of ``connection`` (not in a transaction) up to ``len(MIGRATIONS)``
+    (or ``target``, for tests of an upgrade).
 
     A database newer than this code is refused rather than written with an outdated
     understanding of its schema.
     """
-    target = len(MIGRATIONS)
+    target = len(MIGRATIONS) if target is None else target
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
         current = await schema_version(connection)
@@ -159,7 +160,7 @@ async def migrate(connection: asyncpg.Connection) -> None:
         if await connection.fetchval("SELECT to_regclass('schema_version')") is None:
             for statement in _BOOTSTRAP:
                 await connection.execute(statement)
-        for number, migration in enumerate(MIGRATIONS[current:], start=current + 1):
+        for number, migration in enumerate(MIGRATIONS[current:target], start=current + 1):
             for statement in migration:
                 await connection.execute(to_postgresql(statement, number))
             if any(re.search(r"\bINSERT INTO\b", statement) for statement in migration):

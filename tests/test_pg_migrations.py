@@ -131,3 +131,21 @@ async def test_translated_checks_and_triggers_behave_as_sqlites(empty_postgresql
 def test_a_statement_without_a_postgresql_form_is_named():
     with pytest.raises(StorageError, match="migration 11 .*PRAGMA"):
         to_postgresql("PRAGMA foreign_keys = OFF", 11)
+
+
+async def test_an_upgrade_keeps_the_rows_and_new_ids_follow_the_copied_ones(empty_postgresql_url):
+    connection = await asyncpg.connect(empty_postgresql_url)
+    try:
+        await migrate(connection, target=4)  # before migration 5 rebuilds the outbox
+        at = "2026-08-21T05:00:00+00:00"
+        await connection.execute(
+            "INSERT INTO outbox (channel, bot, chat_id, method, payload, created_at, updated_at)"
+            " SELECT 'telegram', 'b', 'c' || n, 'sendMessage', '{}', $1, $1 FROM generate_series(1, 3) n", at)
+        await migrate(connection)
+        assert await connection.fetchval("SELECT string_agg(chat_id, ',' ORDER BY id) FROM outbox") == "c1,c2,c3"
+        new = await connection.fetchval(
+            "INSERT INTO outbox (channel, bot, chat_id, method, payload, created_at, updated_at)"
+            " VALUES ('telegram', 'b', 'c4', 'sendMessage', '{}', $1, $1) RETURNING id", at)
+        assert new == 4  # not 1: the identity moved past the ids copied into the rebuilt table
+    finally:
+        await connection.close()

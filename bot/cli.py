@@ -19,9 +19,9 @@ from rich.table import Table
 
 from bot import clock
 from bot.cli_backup import backup
-from bot.cli_database import DATABASE
+from bot.cli_database import DATABASE, is_postgresql_url
 from bot.config import Config, ConfigError, load_config
-from storage import QuestionnaireConflict, StorageError, is_postgresql_url, open_storage
+from storage import QuestionnaireConflict, StorageError, open_storage
 from surveys.model import Questionnaire
 
 # pyxform (behind surveys.xlsform) and pandas take a third of a second to import: commands that

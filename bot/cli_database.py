@@ -9,6 +9,8 @@ import click
 
 from storage import is_postgresql_url
 
+__all__ = ["DATABASE", "DatabaseLocation", "is_postgresql_url"]
+
 _FILE = click.Path(dir_okay=False, path_type=Path)
 
 

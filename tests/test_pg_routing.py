@@ -3,11 +3,14 @@ bots' storage refuses it with a clear message, never a traceback, and never as a
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from bot.config import load_config
 from storage import StorageError, is_postgresql_url, open_storage
-from tests.test_cli_bad_input import khaosat
+from tests.test_cli_bad_input import ROOT, khaosat
 
 URL = "postgresql://khaosat@127.0.0.1:5/khaosat"
 
@@ -44,3 +47,23 @@ def test_storage_path_in_the_configuration_may_be_a_url(tmp_path):
     assert load_config(tmp_path / "k.toml").database == URL
     (tmp_path / "f.toml").write_text('[storage]\npath = "data/k.sqlite"\n')
     assert load_config(tmp_path / "f.toml").database == tmp_path / "data" / "k.sqlite"
+
+
+def add_user(url: str, username: str, role: str, cwd):
+    """``khaosat user add`` with its password on standard input."""
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "user", "add", username, "--role", role,
+                             "--password-stdin", "--db", url], input="a long enough passphrase\n",
+                            capture_output=True, text=True, cwd=cwd, timeout=120,
+                            env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert "Traceback" not in result.stderr, result.stderr
+    return result
+
+
+def test_console_accounts_are_kept_in_postgresql_from_the_command_line(postgresql_url, tmp_path):
+    added = add_user(postgresql_url, "officer", "admin", tmp_path)
+    assert added.returncode == 0, added.stderr
+    listed = khaosat("user", "list", "--db", postgresql_url, cwd=tmp_path)
+    assert listed.returncode == 0 and "officer" in listed.stdout and "admin" in listed.stdout
+    again = add_user(postgresql_url, "officer", "viewer", tmp_path)
+    assert again.returncode == 1 and "officer is taken" in again.stderr
+    assert not list(tmp_path.iterdir())  # nothing written as a file

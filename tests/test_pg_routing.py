@@ -1,5 +1,6 @@
-"""A postgresql:// URL is recognised wherever an SQLite path is (--db, storage.path): for now the
-bots' storage refuses it with a clear message, never a traceback, and never as a file path."""
+"""A postgresql:// URL is recognised wherever an SQLite path is (--db, storage.path): the console's
+accounts live there already; the bots' storage refuses it for now with a clear message, never a
+traceback, and never takes it for a file path."""
 
 from __future__ import annotations
 

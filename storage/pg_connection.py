@@ -18,9 +18,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from .errors import StorageError
-from .pg_migrations import migrate
+from .pg_migrations import migrate, outside_quotes
 
-_QUOTED = re.compile(r"('(?:[^']|'')*')")
 _PARAMETER = re.compile(r"\?|(?<![:\w]):([A-Za-z_]\w*)")
 _INSERT = re.compile(r"^\s*INSERT\b", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
@@ -48,9 +47,7 @@ def _numbered(sql: str) -> tuple[str, tuple[str | None, ...]]:
             names.append(match[1])
         return f"${names.index(match[1]) + 1}"
 
-    parts = _QUOTED.split(sql)
-    return "".join(part if index % 2 else _PARAMETER.sub(number, part) for index, part in enumerate(parts)), \
-        tuple(names)
+    return outside_quotes(sql, lambda part: _PARAMETER.sub(number, part)), tuple(names)
 
 
 def postgresql_query(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[str, list[Any]]:

@@ -76,14 +76,14 @@ _BOOTSTRAP = (
 )
 
 
-def _outside_quotes(text: str, change) -> str:
+def outside_quotes(text: str, change) -> str:
     """``change`` applied to the parts of ``text`` that are not string literals."""
     return "".join(part if index % 2 else change(part) for index, part in enumerate(_QUOTED.split(text)))
 
 
 def _types(sql: str) -> str:
     for pattern, replacement in _TYPES:
-        sql = _outside_quotes(sql, lambda part, p=pattern, r=replacement: p.sub(r, part))
+        sql = outside_quotes(sql, lambda part, p=pattern, r=replacement: p.sub(r, part))
     return sql
 
 
@@ -94,8 +94,8 @@ def _trigger(match: re.Match) -> str:
         sql = re.sub(r"\bmax\(", "GREATEST(", sql)
         return re.sub(r"\bIS NOT(?!\s+NULL\b)", "IS DISTINCT FROM", sql)
 
-    body = _outside_quotes(match["body"].strip(), expression)
-    condition = f" WHEN ({_outside_quotes(match['condition'], expression)})" if match["condition"] else ""
+    body = outside_quotes(match["body"].strip(), expression)
+    condition = f" WHEN ({outside_quotes(match['condition'], expression)})" if match["condition"] else ""
     return (f"CREATE FUNCTION {name}() RETURNS trigger LANGUAGE plpgsql AS $$\nBEGIN\n{body}\nRETURN NULL;\nEND $$;\n"
             f"CREATE TRIGGER {name} {match['timing']} {match['event']} ON {table} FOR EACH ROW{condition}"
             f" EXECUTE FUNCTION {name}()")
@@ -105,7 +105,7 @@ def _generated(match: re.Match) -> str:
     def cast(part: str) -> str:
         return re.sub(r"\b([a-z_][a-z0-9_]*)\b", r"\1::text", part)
 
-    return f"GENERATED ALWAYS AS ({_outside_quotes(match['expression'], cast)}) STORED"
+    return f"GENERATED ALWAYS AS ({outside_quotes(match['expression'], cast)}) STORED"
 
 
 def to_postgresql(statement: str, migration: int) -> str:

@@ -19,6 +19,7 @@ from rich.table import Table
 
 from bot import clock
 from bot.cli_backup import backup
+from bot.cli_database import DATABASE, is_postgresql_url
 from bot.config import Config, ConfigError, load_config
 from fieldwork import Refused
 from storage import QuestionnaireConflict, StorageError, open_storage
@@ -76,14 +77,15 @@ def _database(ctx: click.Context, db: Path | None, *, create: bool = False) -> P
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-def _check_database(db: Path | None, *, create: bool = False) -> None:
+def _check_database(db: Path | str | None, *, create: bool = False) -> None:
     """The one check of a database path before it is opened (opening creates a missing or empty file).
 
     A file that is not SQLite is always refused. A path that does not exist, or an empty file, is
     refused too unless the command creates databases (``create``: `survey load`, `try`), so a
-    mistyped --db never silently becomes a new, empty database.
+    mistyped --db never silently becomes a new, empty database. A PostgreSQL URL is the server's
+    to check when it is opened.
     """
-    if db is None:
+    if db is None or is_postgresql_url(db):
         return
     if not db.exists():
         if not create:
@@ -182,7 +184,7 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
 
 @main.command("try")
 @click.argument("form_path", metavar="FORM", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--db", type=DATABASE,
               help="SQLite file to keep answers in; run again with the same file to resume.")
 @click.option("--lang", type=click.Choice(["vi", "en"]), default=None,
               help="Language (default: locale.language of the configuration, vi).")
@@ -253,7 +255,7 @@ def _load_or_exit(path: Path) -> Questionnaire:
 
 
 @main.command("export")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--db", type=DATABASE,
               help="The survey database (default: the configured one).")
 @click.option("--format", "file_format", type=click.Choice(["csv", "xlsx", "sav", "dta", "parquet"]), default="csv",
               show_default=True, help="csv (UTF-8 with BOM), xlsx (with a codebook sheet), sav (SPSS), dta (Stata), "
@@ -366,7 +368,7 @@ def run_bots(ctx: click.Context) -> None:
 
 
 @main.command("invite")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path), help="The survey database.")
+@click.option("--db", type=DATABASE, help="The survey database.")
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the letters.")
 @click.option("--telegram", "telegram_username", help="The Telegram bot's username, for deep links and QR codes.")
 @click.option("--zalo", "zalo_name", help="The Zalo bot's name as people search for it.")
@@ -449,7 +451,7 @@ def _wide() -> Console:
     return console if sys.stdout.isatty() else Console(highlight=False, width=200)
 
 
-_DB_OPTION = click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+_DB_OPTION = click.option("--db", type=DATABASE,
                           help="The survey database (default: the configured one).")
 _SURVEY_OPTION = click.option("--survey", "survey_id", default=None,
                               help="The survey project's id (default: the only one loaded).")
@@ -788,7 +790,7 @@ def _statistics(action):
 def _DATA(command):
     """--data FILE, or --db PATH [--form ID] to read the answers straight from the survey database."""
     command = click.option("--form", "form_id", default=None, help="With --db: only this questionnaire.")(command)
-    command = click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+    command = click.option("--db", type=DATABASE,
                            help="Read the answers from the survey database instead (one row per session, "
                                 "with the sample's strata, probabilities and weights).")(command)
     return click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),

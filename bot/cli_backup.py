@@ -6,9 +6,11 @@ from pathlib import Path
 
 import click
 
+from bot.cli_database import DATABASE
+
 
 @click.command("backup")
-@click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+@click.option("--db", type=DATABASE,
               help="The survey database (default: the configured one).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="The backup file to write.")
 @click.pass_context
@@ -24,6 +26,9 @@ def backup(ctx: click.Context, db: Path | None, out: Path) -> None:
     from storage.backup import BackupError, backup_sqlite
 
     db = _survey_db(ctx, db)
+    if isinstance(db, str):  # a postgresql:// URL (DATABASE keeps only files as Path)
+        _refuse("khaosat backup copies an SQLite file; back a PostgreSQL database up with its own tools:"
+                " pg_dump --format=custom --file=BACKUP 'postgresql://…' (and pg_restore to bring it back)")
     try:
         done = backup_sqlite(db, out)
     except (BackupError, OSError) as error:

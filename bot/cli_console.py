@@ -16,10 +16,11 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import clock
+from bot.cli_database import DATABASE
 from bot.config import Config, ConsoleConfig
 
 # bot/cli.py imports this module at its end: its helpers are looked up when a command runs.
-_DB_OPTION = click.option("--db", type=click.Path(dir_okay=False, path_type=Path),
+_DB_OPTION = click.option("--db", type=DATABASE,
                           help="The survey database (default: the configured one).")
 
 

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.outbox import Pace
+from storage import is_postgresql_url
 from surveys.messages import UI_LANGUAGES
 
 CHANNELS = ("telegram", "zalo")
@@ -89,7 +90,7 @@ class ConsoleConfig:
 
 @dataclass(frozen=True)
 class Config:
-    database: Path = Path("khaosat.sqlite")
+    database: Path | str = Path("khaosat.sqlite")  # or a postgresql:// URL
     #: "full": every answer is on disk before the bot replies; "normal": faster, still safe when
     #: the process is killed, but a power cut may lose the last answers (see BENCHMARKS.md).
     synchronous: str = "full"
@@ -162,7 +163,9 @@ def load_config(path: Path) -> Config:
     synchronous = storage.get("synchronous", Config.synchronous)
     if synchronous not in ("full", "normal"):
         raise ConfigError(f"{path}: storage.synchronous must be \"full\" or \"normal\"")
-    config = Config(database=_relative(path, storage.get("path", Config.database)), synchronous=synchronous,
+    database = storage.get("path", Config.database)
+    database = database if is_postgresql_url(database) else _relative(path, database)
+    config = Config(database=database, synchronous=synchronous,
                     timezone=locale.get("timezone", Config.timezone),
                     language=locale.get("language", Config.language), bots=bots, source=path,
                     reminder_interval_minutes=interval, daily_summary=summary,

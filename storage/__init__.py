@@ -77,6 +77,7 @@ __all__ = [
     "Storage",
     "StorageError",
     "StoredQuestionnaire",
+    "is_postgresql_url",
     "open_storage",
     "SAMPLE_ROLES",
     "FrameConflict",
@@ -93,12 +94,23 @@ __all__ = [
 ]
 
 
+def is_postgresql_url(location: object) -> bool:
+    """Whether ``location`` (a --db value, storage.path) names a PostgreSQL database, not a file."""
+    return isinstance(location, str) and location.startswith(("postgresql://", "postgres://"))
+
+
 async def open_storage(path: str | os.PathLike[str], synchronous: str = "full") -> Storage:
     """Open the SQLite database at ``path``, creating it and applying migrations.
+
+    A ``postgresql://`` URL is recognised but refused for now: of the PostgreSQL backend only
+    the migrations, the console's stores and the locks exist (storage/pg_*.py).
 
     Use as ``async with await open_storage(path) as storage:``. ``synchronous`` is "full"
     (the default; every commit is on disk before the call returns) or "normal" (survives a
     killed process, but power loss or an OS crash may lose the last commits); see
     ``SQLiteStorage.open``.
     """
+    if is_postgresql_url(path):
+        raise StorageError("PostgreSQL backend: not yet complete; the bots' storage (sessions, answers,"
+                           " outbox, reminders, fieldwork) runs on SQLite only for now: give an SQLite file")
     return await SQLiteStorage.open(path, synchronous=synchronous)

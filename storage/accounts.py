@@ -105,7 +105,7 @@ class SQLiteAccounts:
                 " password_hash, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (username, display_name, role, json.dumps(list(surveys)), json.dumps(list(units)), int(personal),
                  password_hash, at, at))
-        except sqlite3.IntegrityError:
+        except self.tx.integrity_errors:
             raise AccountExists(f"an account named '{username}' exists already") from None
         return await self.get_account(account_id)
 

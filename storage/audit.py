@@ -24,6 +24,9 @@ class AuditEntry:
     detail: str
 
 
+#: LIMIT for "all rows" in both dialects (SQLite's LIMIT -1 is an error on PostgreSQL).
+_ALL = 2**63 - 1
+
 AUDIT_COLUMNS = ("id", "at", "account_id", "username", "address", "action", "survey_id", "detail")
 
 
@@ -51,7 +54,8 @@ class SQLiteAudit:
         """Newest first; ``before_id`` pages back; ``limit`` 0 means all."""
         rows = await self.tx.fetchall(
             f"SELECT {', '.join(AUDIT_COLUMNS)} FROM console_audit"
-            " WHERE (:before IS NULL OR id < :before) AND (:action IS NULL OR action = :action)"
+            # The comparison first: PostgreSQL types a parameter where it first meets it.
+            " WHERE (id < :before OR :before IS NULL) AND (action = :action OR :action IS NULL)"
             " ORDER BY id DESC LIMIT :limit",
-            {"before": before_id, "action": action, "limit": limit if limit > 0 else -1})
+            {"before": before_id, "action": action, "limit": limit if limit > 0 else _ALL})
         return [AuditEntry(*row) for row in rows]

@@ -54,6 +54,9 @@ class Transactions:
     """``async with transactions.write(): …`` — one BEGIN IMMEDIATE … COMMIT at a time on a
     shared connection (coroutines would otherwise interleave their statements)."""
 
+    #: What a statement breaking a constraint raises (storage/pg_connection.py has PostgreSQL's).
+    integrity_errors: tuple[type[Exception], ...] = (sqlite3.IntegrityError,)
+
     def __init__(self, db: aiosqlite.Connection):
         self.db = db
         self.lock = asyncio.Lock()
@@ -108,11 +111,17 @@ class ConsoleStores:
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str]) -> "ConsoleStores":
+        """``path`` of an SQLite file, or a ``postgresql://`` URL (storage/pg_console.py)."""
+        from . import is_postgresql_url
         from .accounts import SQLiteAccounts
         from .audit import SQLiteAudit
         from .fieldwork_views import SQLiteFieldworkViews
         from .jobs import SQLiteJobs
 
+        if is_postgresql_url(path):
+            from .pg_console import open_console_stores
+
+            return await open_console_stores(cls, path)
         db = await open_connection(path)
         transactions = Transactions(db)
         return cls(db, SQLiteAccounts(transactions), SQLiteAudit(transactions), SQLiteJobs(transactions),

@@ -105,8 +105,9 @@ class SQLiteJobs:
     async def list_jobs(self, *, survey_id: str | None = None, account_id: int | None = None,
                         limit: int = 50) -> list[Job]:
         rows = await self.tx.fetchall(
-            f"SELECT {_COLUMNS} FROM console_jobs WHERE (:survey IS NULL OR survey_id = :survey)"
-            " AND (:account IS NULL OR account_id = :account) ORDER BY created_at DESC, id LIMIT :limit",
+            # The comparison first: PostgreSQL types a parameter where it first meets it.
+            f"SELECT {_COLUMNS} FROM console_jobs WHERE (survey_id = :survey OR :survey IS NULL)"
+            " AND (account_id = :account OR :account IS NULL) ORDER BY created_at DESC, id LIMIT :limit",
             {"survey": survey_id, "account": account_id, "limit": limit})
         return [_job(row) for row in rows]
 

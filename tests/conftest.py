@@ -17,3 +17,7 @@ def markdown_form():
         return load_questionnaire_bytes(textwrap.dedent(text).strip().encode("utf-8"), filename)
 
     return load
+
+
+# A real PostgreSQL server, started once per session (tests/postgres_server.py).
+from tests.postgres_server import empty_postgresql_url, postgres_server, postgresql_url  # noqa: E402, F401

@@ -1,9 +1,10 @@
-"""The console's storage modules on real SQLite: accounts and web sessions, login attempts, the
-audit log, jobs, and the fieldwork views (non-respondents and why, completes per day)."""
+"""The console's storage modules on real SQLite and a real PostgreSQL server (the ``stores``
+tests run on both): accounts and web sessions, login attempts, the audit log, jobs, and the
+fieldwork views (non-respondents and why, completes per day; SQLite only until the bots'
+PostgreSQL backend exists)."""
 
 from __future__ import annotations
 
-import sqlite3
 
 import pytest
 
@@ -15,9 +16,10 @@ from tests.browser.conftest import NOW, answer_in_chat, build_fieldwork
 AT = "2026-08-21T05:00:00+00:00"
 
 
-@pytest.fixture
-async def stores(tmp_path):
-    async with await ConsoleStores.open(tmp_path / "k.sqlite") as opened:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def stores(request, tmp_path):
+    location = tmp_path / "k.sqlite" if request.param == "sqlite" else request.getfixturevalue("postgresql_url")
+    async with await ConsoleStores.open(location) as opened:
         yield opened
 
 
@@ -94,7 +96,7 @@ async def test_a_job_goes_queued_running_done_or_failed_once(stores):
     assert [j.id for j in await stores.jobs.list_jobs(survey_id="s")] == ["j1"]
     with pytest.raises(NotFound):
         await stores.jobs.get_job("nope")
-    with pytest.raises(sqlite3.IntegrityError):  # the schema refuses a status it does not know
+    with pytest.raises(stores.accounts.tx.integrity_errors):  # the schema refuses a status it does not know
         await stores.db.execute("UPDATE console_jobs SET status = 'lost'")
 
 

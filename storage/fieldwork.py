@@ -1,0 +1,560 @@
+"""Fieldwork: survey project versions, sampling frames, samples and their members, the
+dispositions of respondents and the counts coordinators watch.
+
+Tables written here: ``surveys``, ``frame_rows``, ``frames``, ``samples``, ``sample_strata``,
+``sample_members``, ``disposition_history``; ``respondents.disposition`` and new respondents
+of a fielded sample (through ``links.insert_respondent``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .errors import FrameConflict, NotFound, NotReplaceable, ReserveExhausted, SampleConflict, StorageError
+from .records import (
+    FrameImport,
+    FrameRow,
+    SampleInfo,
+    SampleMember,
+    SampleMemberInput,
+    SampleStratum,
+    StoredSurvey,
+)
+from .links import insert_respondent, require_respondent, respondent_by_external_id
+from .reminders_store import REMINDED, withdraw_reminders
+from .sqlite_hops import SQLiteRepository, all_rows, one_row
+
+
+_SURVEY_COLUMNS = (
+    "id, version, title, index_year, opens, closes, source_name, source, project, sha256, loaded_at"
+)
+
+
+_MEMBER_COLUMNS = (
+    "survey_id, frame_id, grp, form_id, stratum, pi, weight, role, reserve_rank, respondent_id,"
+    " promoted_at, replaces, replaced_by, replaced_disposition"
+)
+
+
+class Fieldwork(Protocol):
+    """The fieldwork aggregate's storage (see ``storage/README.md``)."""
+
+    async def set_disposition(
+        self,
+        respondent_id: int,
+        status: str,
+        at: str,
+        *,
+        reason: str | None = None,
+        key: str | None = None,
+    ) -> bool:
+        """Move the respondent to disposition ``status`` (one of ``DISPOSITIONS``)."""
+
+    async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
+        """The respondent's disposition changes in order: dicts of status, reason, at, key."""
+
+    async def save_survey(
+        self,
+        survey_id: str,
+        *,
+        title: str,
+        index_year: int,
+        opens: str,
+        closes: str,
+        source_name: str,
+        source: str,
+        project: str,
+        at: str,
+    ) -> tuple[StoredSurvey, bool]:
+        """Store a survey project; returns (current version, whether a new version was written)."""
+
+    async def get_survey(self, survey_id: str, version: int | None = None) -> StoredSurvey:
+        """The current (or the given) version of a survey, or raise ``NotFound``."""
+
+    async def list_surveys(self) -> list[StoredSurvey]:
+        """The current version of every survey, ordered by id."""
+
+    async def survey_versions(self, survey_id: str) -> list[StoredSurvey]:
+        """Every stored version of a survey, oldest first (empty if unknown)."""
+
+    async def import_frame(self, survey_id: str, rows: Sequence[FrameRow], at: str) -> FrameImport:
+        """Make ``rows`` the survey's frame, in one transaction."""
+
+    async def frame_rows(self, survey_id: str, *, personal: bool = False) -> list[FrameRow]:
+        """The survey's frame ordered by frame_id (name and phone only if ``personal``)."""
+
+    async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
+        """The distinct groups and units the survey's frame and sample refer to."""
+
+    async def record_sample(
+        self,
+        survey_id: str,
+        members: Sequence[SampleMemberInput],
+        strata: Sequence[SampleStratum],
+        *,
+        source: str,
+        seed: int | None,
+        frame_sha256: str | None,
+        params: str,
+        at: str,
+        personal: dict[str, tuple[str | None, str | None]] | None = None,
+        frame: Sequence[FrameRow] | None = None,
+    ) -> bool:
+        """Record a drawn or imported sample in one transaction; False if it was recorded before."""
+
+    async def sample_info(self, survey_id: str) -> SampleInfo | None:
+        """How the survey's sample was made, or None if it has none."""
+
+    async def sample_strata(self, survey_id: str) -> list[SampleStratum]:
+        """N_h, n_h and reserve length per stratum, ordered by stratum."""
+
+    async def sample_members(
+        self, survey_id: str, role: str | None = None
+    ) -> list[SampleMember]:
+        """The survey's members (optionally one role), by stratum then role then rank/frame_id."""
+
+    async def replace_member(
+        self,
+        survey_id: str,
+        respondent_id: int,
+        at: str,
+        *,
+        reason: str | None = None,
+        replaceable: Sequence[str] = ("refused", "unreachable", "ineligible"),
+    ) -> SampleMember:
+        """Field the next reserve of the respondent's stratum in their place; returns it."""
+
+    async def replaceable_members(
+        self, survey_id: str, dispositions: Sequence[str] = ("refused", "unreachable", "ineligible")
+    ) -> list[int]:
+        """Respondent ids of fielded members in ``dispositions``, by id."""
+
+    async def status_counts(self, survey_id: str) -> list[dict[str, Any]]:
+        """Fielded members counted per group, stratum, disposition and stage reached."""
+
+    async def completes_since(self, survey_id: str, since: str) -> dict[tuple[str, str], int]:
+        """(group, stratum) → members whose disposition became "completed" at or after ``since``."""
+
+    async def disposition_counts(self) -> list[tuple[str | None, str | None, str, int]]:
+        """(form_id, stratum, disposition, n) over all respondents, aggregated in SQL."""
+
+    async def unreached_members(self, survey_id: str | None = None) -> list[dict[str, Any]]:
+        """Fielded members invited but never linked to any chat, with name and phone (personal data)."""
+
+
+class SQLiteFieldwork(SQLiteRepository):
+    """``Fieldwork`` on SQLite."""
+
+    async def set_disposition(
+        self,
+        respondent_id: int,
+        status: str,
+        at: str,
+        *,
+        reason: str | None = None,
+        key: str | None = None,
+    ) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            respondent = require_respondent(conn, respondent_id)
+            if key is not None and one_row(
+                conn, "SELECT 1 FROM disposition_history WHERE key = ?", (key,)
+            ):
+                return False
+            if respondent.disposition == status:
+                return False
+            conn.execute(
+                "UPDATE respondents SET disposition = ?, disposition_at = ? WHERE id = ?",
+                (status, at, respondent_id),
+            )
+            conn.execute(
+                "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (respondent_id, status, reason, at, key),
+            )
+            if respondent.disposition in REMINDED and status not in REMINDED:
+                withdraw_reminders(conn, respondent_id, status, at)
+            return True
+
+        return await self._write(body)
+
+    async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT status, reason, at, key FROM disposition_history WHERE respondent_id = ?"
+            " ORDER BY id",
+            (respondent_id,),
+        )
+        return [dict(row) for row in rows]
+
+    async def save_survey(
+        self,
+        survey_id: str,
+        *,
+        title: str,
+        index_year: int,
+        opens: str,
+        closes: str,
+        source_name: str,
+        source: str,
+        project: str,
+        at: str,
+    ) -> tuple[StoredSurvey, bool]:
+        sha256 = hashlib.sha256(project.encode("utf-8")).hexdigest()
+
+        def body(conn: sqlite3.Connection) -> tuple[StoredSurvey, bool]:
+            row = one_row(
+                conn,
+                f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ?"
+                " ORDER BY version DESC LIMIT 1",
+                (survey_id,),
+            )
+            if row is not None and row["sha256"] == sha256:
+                return StoredSurvey(**dict(row)), False
+            version = row["version"] + 1 if row is not None else 1
+            record = StoredSurvey(survey_id, version, title, index_year, opens, closes,
+                                  source_name, source, project, sha256, at)
+            conn.execute(
+                f"INSERT INTO survey_versions ({_SURVEY_COLUMNS})"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                dataclasses.astuple(record),
+            )
+            return record, True
+
+        return await self._write(body)
+
+    async def get_survey(self, survey_id: str, version: int | None = None) -> StoredSurvey:
+        row = await self._fetchone(
+            f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ? AND (? IS NULL OR version = ?)"
+            " ORDER BY version DESC LIMIT 1",
+            (survey_id, version, version),
+        )
+        if row is None:
+            raise NotFound(f"survey {survey_id!r}" + (f" version {version}" if version else ""))
+        return StoredSurvey(**dict(row))
+
+    async def list_surveys(self) -> list[StoredSurvey]:
+        rows = await self._fetchall(
+            f"SELECT {_SURVEY_COLUMNS} FROM survey_versions v WHERE version ="
+            " (SELECT max(version) FROM survey_versions w WHERE w.id = v.id) ORDER BY id"
+        )
+        return [StoredSurvey(**dict(row)) for row in rows]
+
+    async def survey_versions(self, survey_id: str) -> list[StoredSurvey]:
+        rows = await self._fetchall(
+            f"SELECT {_SURVEY_COLUMNS} FROM survey_versions WHERE id = ? ORDER BY version",
+            (survey_id,),
+        )
+        return [StoredSurvey(**dict(row)) for row in rows]
+
+    async def import_frame(self, survey_id: str, rows: Sequence[FrameRow], at: str) -> FrameImport:
+        return await self._write(self._import_frame, survey_id, rows, at)
+
+    @staticmethod
+    def _import_frame(
+        conn: sqlite3.Connection, survey_id: str, rows: Sequence[FrameRow], at: str
+    ) -> FrameImport:
+        existing = {
+            row[0]: tuple(row[1:])
+            for row in all_rows(
+                conn,
+                "SELECT f.frame_id, f.grp, f.unit, f.stratum, f.attributes, p.name, p.phone"
+                " FROM frame_units f LEFT JOIN frame_personal p"
+                " ON p.survey_id = f.survey_id AND p.frame_id = f.frame_id WHERE f.survey_id = ?",
+                (survey_id,),
+            )
+        }
+        wanted = {r.frame_id: (r.group, r.unit, r.stratum, r.attributes, r.name, r.phone) for r in rows}
+        if len(wanted) != len(rows):
+            raise StorageError("frame ids must be unique")
+        added = [fid for fid in wanted if fid not in existing]
+        changed = [fid for fid in wanted if fid in existing and existing[fid] != wanted[fid]]
+        removed = [fid for fid in existing if fid not in wanted]
+        if (added or changed or removed) and one_row(
+            conn, "SELECT 1 FROM samples WHERE survey_id = ?", (survey_id,)
+        ):
+            raise FrameConflict(
+                f"survey {survey_id!r} already has a sample drawn from its frame; this file would "
+                f"add {len(added)}, change {len(changed)} and remove {len(removed)} row(s)"
+            )
+        conn.executemany(
+            "DELETE FROM frame_units WHERE survey_id = ? AND frame_id = ?",
+            [(survey_id, fid) for fid in (*removed, *changed)],
+        )
+        conn.executemany(
+            "INSERT INTO frame_units (survey_id, frame_id, grp, unit, stratum, attributes, imported_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(survey_id, fid, *wanted[fid][:4], at) for fid in (*added, *changed)],
+        )
+        conn.executemany(
+            "INSERT INTO frame_personal (survey_id, frame_id, name, phone) VALUES (?, ?, ?, ?)",
+            [(survey_id, fid, *wanted[fid][4:]) for fid in (*added, *changed)
+             if wanted[fid][4] is not None or wanted[fid][5] is not None],
+        )
+        return FrameImport(len(added), len(changed), len(removed),
+                           len(wanted) - len(added) - len(changed))
+
+    async def frame_rows(self, survey_id: str, *, personal: bool = False) -> list[FrameRow]:
+        if personal:
+            sql = ("SELECT f.frame_id, f.grp AS \"group\", f.unit, f.stratum, f.attributes, p.name, p.phone"
+                   " FROM frame_units f LEFT JOIN frame_personal p"
+                   " ON p.survey_id = f.survey_id AND p.frame_id = f.frame_id"
+                   " WHERE f.survey_id = ? ORDER BY f.frame_id")
+        else:
+            sql = ("SELECT frame_id, grp AS \"group\", unit, stratum, attributes FROM frame_units"
+                   " WHERE survey_id = ? ORDER BY frame_id")
+        return [FrameRow(**dict(row)) for row in await self._fetchall(sql, (survey_id,))]
+
+    async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
+        def body(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:
+            groups = all_rows(
+                conn,
+                "SELECT grp FROM frame_units WHERE survey_id = ?"
+                " UNION SELECT grp FROM sample_members WHERE survey_id = ?",
+                (survey_id, survey_id),
+            )
+            units = all_rows(
+                conn, "SELECT DISTINCT unit FROM frame_units WHERE survey_id = ?", (survey_id,)
+            )
+            return {row[0] for row in groups}, {row[0] for row in units}
+
+        return await self._read(body)
+
+    async def record_sample(
+        self,
+        survey_id: str,
+        members: Sequence[SampleMemberInput],
+        strata: Sequence[SampleStratum],
+        *,
+        source: str,
+        seed: int | None,
+        frame_sha256: str | None,
+        params: str,
+        at: str,
+        personal: dict[str, tuple[str | None, str | None]] | None = None,
+        frame: Sequence[FrameRow] | None = None,
+    ) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            old = one_row(
+                conn,
+                "SELECT source, seed, frame_sha256, created_at FROM samples WHERE survey_id = ?",
+                (survey_id,),
+            )
+            if old is not None:
+                if (old["source"], old["seed"], old["frame_sha256"]) == (source, seed, frame_sha256):
+                    return False
+                raise SampleConflict(
+                    f"survey {survey_id!r} already has a sample ({old['source']} at {old['created_at']}"
+                    + (f", seed {old['seed']}" if old["seed"] is not None else "") + ")"
+                )
+            if frame is not None:
+                self._import_frame(conn, survey_id, frame, at)
+            conn.execute(
+                "INSERT INTO samples (survey_id, source, seed, frame_sha256, params, created_at)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (survey_id, source, seed, frame_sha256, params, at),
+            )
+            conn.executemany(
+                "INSERT INTO sample_strata (survey_id, grp, stratum, population, n, reserve)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                [(survey_id, s.group, s.stratum, s.population, s.n, s.reserve) for s in strata],
+            )
+            known = personal
+            if known is None:
+                known = {
+                    row[0]: (row[1], row[2])
+                    for row in all_rows(
+                        conn,
+                        "SELECT frame_id, name, phone FROM frame_personal WHERE survey_id = ?",
+                        (survey_id,),
+                    )
+                }
+            for m in members:
+                if m.role not in ("main", "reserve"):
+                    raise StorageError(f"unknown sample role {m.role!r}")
+                respondent_id = None
+                if m.role == "main":
+                    name, phone = known.get(m.frame_id, (None, None))
+                    respondent_id = self._field(conn, survey_id, m.frame_id, m.form_id, m.stratum,
+                                                name, phone, at)
+                conn.execute(
+                    "INSERT INTO sample_members (survey_id, frame_id, grp, form_id, stratum, pi, weight,"
+                    " role, reserve_rank, respondent_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (survey_id, m.frame_id, m.group, m.form_id, m.stratum, m.pi, 1.0 / m.pi, m.role,
+                     m.reserve_rank, respondent_id),
+                )
+            return True
+
+        return await self._write(body)
+
+    @classmethod
+    def _field(
+        cls, conn: sqlite3.Connection, survey_id: str, frame_id: str, form_id: str, stratum: str,
+        name: str | None, phone: str | None, at: str,
+    ) -> int:
+        """Make a sample member a respondent (disposition "sampled") with its personal row."""
+        external_id = f"{survey_id}:{frame_id}"
+        if respondent_by_external_id(conn, external_id) is not None:
+            raise SampleConflict(f"respondent {external_id!r} exists already")
+        respondent = insert_respondent(conn, external_id, form_id, stratum, at)
+        if name is not None or phone is not None:
+            conn.execute(
+                "INSERT INTO respondent_personal (respondent_id, name, phone) VALUES (?, ?, ?)",
+                (respondent.id, name, phone),
+            )
+        return respondent.id
+
+    async def sample_info(self, survey_id: str) -> SampleInfo | None:
+        row = await self._fetchone(
+            "SELECT survey_id, source, seed, frame_sha256, params, created_at FROM samples"
+            " WHERE survey_id = ?",
+            (survey_id,),
+        )
+        return SampleInfo(**dict(row)) if row is not None else None
+
+    async def sample_strata(self, survey_id: str) -> list[SampleStratum]:
+        rows = await self._fetchall(
+            "SELECT grp, stratum, population, n, reserve FROM sample_strata WHERE survey_id = ?"
+            " ORDER BY stratum",
+            (survey_id,),
+        )
+        return [SampleStratum(*row) for row in rows]
+
+    async def sample_members(
+        self, survey_id: str, role: str | None = None
+    ) -> list[SampleMember]:
+        rows = await self._fetchall(
+            f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ?"
+            " AND (? IS NULL OR role = ?) ORDER BY stratum, role, reserve_rank, frame_id",
+            (survey_id, role, role),
+        )
+        return [SampleMember(*row) for row in rows]
+
+    async def replace_member(
+        self,
+        survey_id: str,
+        respondent_id: int,
+        at: str,
+        *,
+        reason: str | None = None,
+        replaceable: Sequence[str] = ("refused", "unreachable", "ineligible"),
+    ) -> SampleMember:
+        def body(conn: sqlite3.Connection) -> SampleMember:
+            row = one_row(
+                conn,
+                f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND respondent_id = ?",
+                (survey_id, respondent_id),
+            )
+            if row is None:
+                raise NotReplaceable(f"respondent {respondent_id} is not in the sample of {survey_id!r}")
+            member = SampleMember(*row)
+            if member.replaced_by is not None:
+                raise NotReplaceable(
+                    f"respondent {respondent_id} was replaced already (by {member.replaced_by})")
+            respondent = require_respondent(conn, respondent_id)
+            if respondent.disposition not in replaceable:
+                raise NotReplaceable(
+                    f"respondent {respondent_id} is {respondent.disposition}; only "
+                    f"{', '.join(replaceable)} can be replaced")
+            row = one_row(
+                conn,
+                f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND stratum = ?"
+                " AND role = 'reserve' AND respondent_id IS NULL ORDER BY reserve_rank LIMIT 1",
+                (survey_id, member.stratum),
+            )
+            if row is None:
+                raise ReserveExhausted(f"stratum {member.stratum!r} has no reserve left")
+            reserve = SampleMember(*row)
+            personal = one_row(
+                conn,
+                "SELECT name, phone FROM frame_personal WHERE survey_id = ? AND frame_id = ?",
+                (survey_id, reserve.frame_id),
+            )
+            name, phone = tuple(personal) if personal is not None else (None, None)
+            new_id = self._field(conn, survey_id, reserve.frame_id, reserve.form_id,
+                                 reserve.stratum, name, phone, at)
+            conn.execute(
+                "UPDATE sample_members SET respondent_id = ?, promoted_at = ?, replaces = ?"
+                " WHERE survey_id = ? AND frame_id = ?",
+                (new_id, at, respondent_id, survey_id, reserve.frame_id),
+            )
+            conn.execute(
+                "UPDATE sample_members SET replaced_by = ?, replaced_disposition = ?"
+                " WHERE survey_id = ? AND frame_id = ?",
+                (new_id, respondent.disposition, survey_id, member.frame_id),
+            )
+            conn.execute(
+                "UPDATE respondents SET disposition = 'replaced', disposition_at = ? WHERE id = ?",
+                (at, respondent_id),
+            )
+            withdraw_reminders(conn, respondent_id, "replaced", at)
+            conn.execute(
+                "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
+                " VALUES (?, 'replaced', ?, ?, ?)",
+                (respondent_id, reason or f"replaced by reserve {reserve.reserve_rank} ({new_id})",
+                 at, f"replace:{survey_id}:{respondent_id}"),
+            )
+            row = one_row(
+                conn,
+                f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND frame_id = ?",
+                (survey_id, reserve.frame_id),
+            )
+            return SampleMember(*row)
+
+        return await self._write(body)
+
+    async def replaceable_members(
+        self, survey_id: str, dispositions: Sequence[str] = ("refused", "unreachable", "ineligible")
+    ) -> list[int]:
+        marks = ", ".join("?" for _ in dispositions)
+        rows = await self._fetchall(
+            "SELECT r.id FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id"
+            f" WHERE sm.survey_id = ? AND sm.replaced_by IS NULL AND r.disposition IN ({marks})"
+            " ORDER BY r.id",
+            (survey_id, *dispositions),
+        )
+        return [row[0] for row in rows]
+
+    async def status_counts(self, survey_id: str) -> list[dict[str, Any]]:
+        # disposition and stage are kept on sample_members by triggers (migration 3).
+        rows = await self._fetchall(
+            "SELECT grp AS \"group\", stratum, disposition, replaced_disposition, stage, count(*) AS n"
+            " FROM sample_members WHERE survey_id = ? AND respondent_id IS NOT NULL"
+            " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1, 2",
+            (survey_id,),
+        )
+        return [dict(row) for row in rows]
+
+    async def completes_since(self, survey_id: str, since: str) -> dict[tuple[str, str], int]:
+        rows = await self._fetchall(
+            "SELECT sm.grp, sm.stratum, count(DISTINCT h.respondent_id)"
+            " FROM disposition_history h JOIN sample_members sm ON sm.respondent_id = h.respondent_id"
+            " WHERE h.status = 'completed' AND h.at >= ? AND sm.survey_id = ?"
+            " GROUP BY 1, 2",
+            (since, survey_id),
+        )
+        return {(row[0], row[1]): row[2] for row in rows}
+
+    async def disposition_counts(self) -> list[tuple[str | None, str | None, str, int]]:
+        rows = await self._fetchall(
+            "SELECT form_id, stratum, disposition, count(*) FROM respondents GROUP BY 1, 2, 3"
+        )
+        return [tuple(row) for row in rows]
+
+    async def unreached_members(self, survey_id: str | None = None) -> list[dict[str, Any]]:
+        rows = await self._fetchall(
+            "SELECT sm.survey_id, r.id AS respondent_id, r.pseudonym, sm.grp, sm.stratum, r.disposition,"
+            " (SELECT min(i.created_at) FROM invitations i WHERE i.respondent_id = r.id) AS invited_at,"
+            " p.name, p.phone"
+            " FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id"
+            " LEFT JOIN respondent_personal p ON p.respondent_id = r.id"
+            " WHERE (? IS NULL OR sm.survey_id = ?) AND sm.replaced_by IS NULL"
+            " AND r.disposition IN ('sampled', 'invited')"
+            " AND EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id)"
+            " AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id)"
+            " ORDER BY sm.survey_id, sm.stratum, r.id",
+            (survey_id, survey_id),
+        )
+        return [dict(row) for row in rows]

@@ -18,6 +18,7 @@ from .errors import FrameConflict, NotFound, NotReplaceable, ReserveExhausted, S
 from .records import (
     FrameImport,
     FrameRow,
+    Respondent,
     SampleInfo,
     SampleMember,
     SampleMemberInput,
@@ -38,6 +39,24 @@ _MEMBER_COLUMNS = (
     "survey_id, frame_id, grp, form_id, stratum, pi, weight, role, reserve_rank, respondent_id,"
     " promoted_at, replaces, replaced_by, replaced_disposition"
 )
+
+
+def move_disposition(
+    conn: sqlite3.Connection, respondent: Respondent, status: str, at: str, *, reason: str | None, key: str | None
+) -> None:
+    """The one write of a disposition change: the respondent's disposition (left alone if it is
+    ``status`` already), its history row and, leaving the dispositions reminders go to, the
+    withdrawal of the reminders not sent yet."""
+    conn.execute(
+        "UPDATE respondents SET disposition = ?, disposition_at = ? WHERE id = ? AND disposition IS NOT ?",
+        (status, at, respondent.id, status),
+    )
+    conn.execute(
+        "INSERT INTO disposition_history (respondent_id, status, reason, at, key) VALUES (?, ?, ?, ?, ?)",
+        (respondent.id, status, reason, at, key),
+    )
+    if respondent.disposition in REMINDED and status not in REMINDED:
+        withdraw_reminders(conn, respondent.id, status, at)
 
 
 class Fieldwork(Protocol):
@@ -166,17 +185,7 @@ class SQLiteFieldwork(SQLiteRepository):
                 return False
             if respondent.disposition == status:
                 return False
-            conn.execute(
-                "UPDATE respondents SET disposition = ?, disposition_at = ? WHERE id = ?",
-                (status, at, respondent_id),
-            )
-            conn.execute(
-                "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
-                " VALUES (?, ?, ?, ?, ?)",
-                (respondent_id, status, reason, at, key),
-            )
-            if respondent.disposition in REMINDED and status not in REMINDED:
-                withdraw_reminders(conn, respondent_id, status, at)
+            move_disposition(conn, respondent, status, at, reason=reason, key=key)
             return True
 
         return await self._write(body)
@@ -485,17 +494,9 @@ class SQLiteFieldwork(SQLiteRepository):
                 " WHERE survey_id = ? AND frame_id = ?",
                 (new_id, respondent.disposition, survey_id, member.frame_id),
             )
-            conn.execute(
-                "UPDATE respondents SET disposition = 'replaced', disposition_at = ? WHERE id = ?",
-                (at, respondent_id),
-            )
-            withdraw_reminders(conn, respondent_id, "replaced", at)
-            conn.execute(
-                "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
-                " VALUES (?, 'replaced', ?, ?, ?)",
-                (respondent_id, reason or f"replaced by reserve {reserve.reserve_rank} ({new_id})",
-                 at, f"replace:{survey_id}:{respondent_id}"),
-            )
+            move_disposition(conn, respondent, "replaced", at,
+                             reason=reason or f"replaced by reserve {reserve.reserve_rank} ({new_id})",
+                             key=f"replace:{survey_id}:{respondent_id}")
             row = one_row(
                 conn,
                 f"SELECT {_MEMBER_COLUMNS} FROM sample_members WHERE survey_id = ? AND frame_id = ?",

@@ -8,7 +8,8 @@ from __future__ import annotations
 import sqlite3
 from typing import Protocol
 
-from .reminders_store import withdraw_reminders
+from .fieldwork import move_disposition
+from .links import require_respondent
 from .sqlite_hops import SQLiteRepository, all_rows, one_row
 
 
@@ -126,17 +127,8 @@ class SQLiteQuotas(SQLiteRepository):
                 )
                 key = f"quota-release:{respondent_id}:{reserved_at}"
                 if one_row(conn, "SELECT 1 FROM disposition_history WHERE key = ?", (key,)) is None:
-                    conn.execute(
-                        "UPDATE respondents SET disposition = 'partial', disposition_at = ?"
-                        " WHERE id = ? AND disposition != 'partial'",
-                        (at, respondent_id),
-                    )
-                    withdraw_reminders(conn, respondent_id, "partial", at)
-                    conn.execute(
-                        "INSERT INTO disposition_history (respondent_id, status, reason, at, key)"
-                        " VALUES (?, 'partial', ?, ?, ?)",
-                        (respondent_id, f"quota slot released: no activity since {older_than}", at, key),
-                    )
+                    move_disposition(conn, require_respondent(conn, respondent_id), "partial", at,
+                                     reason=f"quota slot released: no activity since {older_than}", key=key)
                 released.append(respondent_id)
             return released
 

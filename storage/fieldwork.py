@@ -8,6 +8,7 @@ of a fielded sample (through ``links.insert_respondent``).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import hashlib
 import sqlite3
@@ -60,8 +61,9 @@ def move_disposition(
 
 
 class Fieldwork(Protocol):
-    """The fieldwork aggregate's storage (see ``storage/README.md``)."""
+    """The fieldwork aggregate's storage: the contract every backend keeps."""
 
+    @abc.abstractmethod
     async def set_disposition(
         self,
         respondent_id: int,
@@ -71,11 +73,29 @@ class Fieldwork(Protocol):
         reason: str | None = None,
         key: str | None = None,
     ) -> bool:
-        """Move the respondent to disposition ``status`` (one of ``DISPOSITIONS``)."""
+        """Move the respondent to disposition ``status`` (one of ``DISPOSITIONS``).
 
+        In one transaction: the respondent's current disposition and
+        disposition_at are replaced and a history row (status, reason, at,
+        key) is appended. Returns False and writes nothing if ``key`` (unique
+        across all respondents) was recorded before, or if the respondent is
+        already in ``status``. Transitions are not policed here: the caller
+        decides which moves make sense. Moving from a status reminders go to
+        (contacted, started) to any other withdraws, in the same
+        transaction, the person's reminders not sent yet: those still queued
+        (never handed over) and those whose message is pending in the outbox
+        (the message ends ``failed`` with the error "withdrawn: <status>",
+        unsent); their ``reminders`` rows get ``withdrawn_at`` and
+        ``withdrawn_because`` (the status). So do ``replace_member`` and
+        ``release_stale_quota_slots``, which move people too. An unknown
+        status raises ``StorageError``, an unknown respondent ``NotFound``.
+        """
+
+    @abc.abstractmethod
     async def disposition_history(self, respondent_id: int) -> list[dict[str, Any]]:
         """The respondent's disposition changes in order: dicts of status, reason, at, key."""
 
+    @abc.abstractmethod
     async def save_survey(
         self,
         survey_id: str,
@@ -89,26 +109,47 @@ class Fieldwork(Protocol):
         project: str,
         at: str,
     ) -> tuple[StoredSurvey, bool]:
-        """Store a survey project; returns (current version, whether a new version was written)."""
+        """Store a survey project; returns (current version, whether a new version was written).
 
+        Same id and same ``project`` (by sha256) as the current version: nothing is written.
+        Different content: a new version (current + 1) is appended and becomes current;
+        older versions stay readable (``survey_versions``). Whether the new content is
+        compatible with frames already imported is the caller's check
+        (``frame_references``).
+        """
+
+    @abc.abstractmethod
     async def get_survey(self, survey_id: str, version: int | None = None) -> StoredSurvey:
         """The current (or the given) version of a survey, or raise ``NotFound``."""
 
+    @abc.abstractmethod
     async def list_surveys(self) -> list[StoredSurvey]:
         """The current version of every survey, ordered by id."""
 
+    @abc.abstractmethod
     async def survey_versions(self, survey_id: str) -> list[StoredSurvey]:
         """Every stored version of a survey, oldest first (empty if unknown)."""
 
+    @abc.abstractmethod
     async def import_frame(self, survey_id: str, rows: Sequence[FrameRow], at: str) -> FrameImport:
-        """Make ``rows`` the survey's frame, in one transaction."""
+        """Make ``rows`` the survey's frame, in one transaction.
 
+        Rows are matched on frame_id: new ones are added, changed ones updated, ones absent
+        from ``rows`` removed, identical ones left alone (so importing the same file again
+        writes nothing). Personal fields go to their own table. Once the survey has a
+        sample, only an identical frame is accepted; any change raises ``FrameConflict``
+        and writes nothing.
+        """
+
+    @abc.abstractmethod
     async def frame_rows(self, survey_id: str, *, personal: bool = False) -> list[FrameRow]:
         """The survey's frame ordered by frame_id (name and phone only if ``personal``)."""
 
+    @abc.abstractmethod
     async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
         """The distinct groups and units the survey's frame and sample refer to."""
 
+    @abc.abstractmethod
     async def record_sample(
         self,
         survey_id: str,
@@ -123,19 +164,32 @@ class Fieldwork(Protocol):
         personal: dict[str, tuple[str | None, str | None]] | None = None,
         frame: Sequence[FrameRow] | None = None,
     ) -> bool:
-        """Record a drawn or imported sample in one transaction; False if it was recorded before."""
+        """Record a drawn or imported sample in one transaction; False if it was recorded before.
 
+        Main members become respondents (external id ``"<survey>:<frame_id>"``, disposition
+        "sampled", the group's questionnaire, the stratum key, personal data from
+        ``personal`` (frame_id → (name, phone)) or else from the stored frame). Reserves are
+        stored with their rank but are not respondents until promoted, so nobody invites
+        them. An identical sample (same source, seed and frame_sha256) already recorded is a
+        no-op; a different one raises ``SampleConflict``. ``frame``, if given, is imported
+        first in the same transaction (an imported sample is its own frame).
+        """
+
+    @abc.abstractmethod
     async def sample_info(self, survey_id: str) -> SampleInfo | None:
         """How the survey's sample was made, or None if it has none."""
 
+    @abc.abstractmethod
     async def sample_strata(self, survey_id: str) -> list[SampleStratum]:
         """N_h, n_h and reserve length per stratum, ordered by stratum."""
 
+    @abc.abstractmethod
     async def sample_members(
         self, survey_id: str, role: str | None = None
     ) -> list[SampleMember]:
         """The survey's members (optionally one role), by stratum then role then rank/frame_id."""
 
+    @abc.abstractmethod
     async def replace_member(
         self,
         survey_id: str,
@@ -145,24 +199,51 @@ class Fieldwork(Protocol):
         reason: str | None = None,
         replaceable: Sequence[str] = ("refused", "unreachable", "ineligible"),
     ) -> SampleMember:
-        """Field the next reserve of the respondent's stratum in their place; returns it."""
+        """Field the next reserve of the respondent's stratum in their place; returns it.
 
+        In one transaction: the first unused reserve by rank becomes a respondent (as in
+        ``record_sample``) with ``replaces`` set; the replaced respondent moves to
+        disposition "replaced" (history row, reason) and their previous disposition is
+        kept as ``replaced_disposition`` for response rates. Both keep the stratum's design
+        probability. Raises ``NotReplaceable`` if the respondent is not a fielded member of
+        the survey in one of ``replaceable`` (or was replaced already) and
+        ``ReserveExhausted`` if the reserve list is used up; nothing is written then.
+        """
+
+    @abc.abstractmethod
     async def replaceable_members(
         self, survey_id: str, dispositions: Sequence[str] = ("refused", "unreachable", "ineligible")
     ) -> list[int]:
         """Respondent ids of fielded members in ``dispositions``, by id."""
 
+    @abc.abstractmethod
     async def status_counts(self, survey_id: str) -> list[dict[str, Any]]:
-        """Fielded members counted per group, stratum, disposition and stage reached."""
+        """Fielded members counted per group, stratum, disposition and stage reached.
 
+        Dicts of group, stratum, disposition (for a replaced member: the disposition it had
+        when replaced, as ``replaced_disposition``; ``disposition`` stays "replaced"),
+        stage (the furthest step ever reached in the disposition history: 0 sampled,
+        1 invited, 2 contacted, 3 started, 4 completed; refusal and quota-full imply
+        contact, unreachable an invitation) and n. One GROUP BY over the survey's members
+        (the SQLite implementation keeps disposition and stage on them with triggers): the
+        work does not grow with the number of answers or history rows.
+        """
+
+    @abc.abstractmethod
     async def completes_since(self, survey_id: str, since: str) -> dict[tuple[str, str], int]:
         """(group, stratum) → members whose disposition became "completed" at or after ``since``."""
 
+    @abc.abstractmethod
     async def disposition_counts(self) -> list[tuple[str | None, str | None, str, int]]:
         """(form_id, stratum, disposition, n) over all respondents, aggregated in SQL."""
 
+    @abc.abstractmethod
     async def unreached_members(self, survey_id: str | None = None) -> list[dict[str, Any]]:
-        """Fielded members invited but never linked to any chat, with name and phone (personal data)."""
+        """Fielded members invited but never linked to any chat, with name and phone (personal data).
+
+        Dicts of survey_id, respondent_id, pseudonym, grp, stratum, disposition, invited_at
+        (first invitation), name, phone; ordered by survey, stratum, id.
+        """
 
 
 class SQLiteFieldwork(SQLiteRepository):

@@ -8,6 +8,7 @@ Tables written here: ``respondents`` (also by ``fieldwork`` when a sample is fie
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import secrets
 import sqlite3
@@ -77,14 +78,21 @@ def require_respondent(conn: sqlite3.Connection, respondent_id: int) -> Responde
 
 
 class Links(Protocol):
-    """The links aggregate's storage (see ``storage/README.md``)."""
+    """The links aggregate's storage: the contract every backend keeps."""
 
+    @abc.abstractmethod
     async def ensure_respondent(self, external_id: str, at: str) -> Respondent:
-        """Return the respondent for a platform identity, creating it once."""
+        """Return the respondent for a platform identity, creating it once.
 
+        The pseudonym is generated at creation and never changes, so exports
+        made at different times can be joined on it.
+        """
+
+    @abc.abstractmethod
     async def get_respondent(self, respondent_id: int) -> Respondent:
         """Return one respondent or raise ``NotFound``."""
 
+    @abc.abstractmethod
     async def add_respondent(
         self,
         external_id: str,
@@ -95,54 +103,107 @@ class Links(Protocol):
         phone: str | None = None,
         at: str,
     ) -> Respondent:
-        """Add a sample member (e.g. from an imported sample list)."""
+        """Add a sample member (e.g. from an imported sample list).
 
+        Idempotent by ``external_id``: if it exists, the stored respondent is
+        returned unchanged and nothing is written (form, stratum and personal
+        data are not overwritten). A new respondent starts in disposition
+        "sampled". A ``respondent_personal`` row is written only when
+        ``name`` or ``phone`` is given; ``phone`` must already be normalised
+        (E.164). Respondent and personal row are written in one transaction.
+        """
+
+    @abc.abstractmethod
     async def personal(self, respondent_id: int) -> Personal:
-        """The respondent's name and phone (both None if none were stored)."""
+        """The respondent's name and phone (both None if none were stored).
 
+        Raises ``NotFound`` for an unknown respondent.
+        """
+
+    @abc.abstractmethod
     async def respondent_by_phone(self, phone: str) -> Respondent | None:
-        """The respondent with this (normalised) phone, None if nobody has it."""
+        """The respondent with this (normalised) phone, None if nobody has it.
 
+        Raises ``AmbiguousPhone`` if several respondents share it, so the
+        caller can tell the person rather than guess.
+        """
+
+    @abc.abstractmethod
     async def list_respondents(self, form_id: str | None = None) -> list[Respondent]:
         """All respondents (optionally only those assigned ``form_id``), ordered by id."""
 
+    @abc.abstractmethod
     async def set_respondent_form(
         self, respondent_id: int, form_id: str, stratum: str | None, at: str
     ) -> Respondent:
-        """Assign the questionnaire and stratum (open-mode screening); returns the new record."""
+        """Assign the questionnaire and stratum (open-mode screening); returns the new record.
 
+        Overwrites any earlier assignment. ``at`` is accepted for symmetry
+        with other writes; no timestamp column records it yet. Raises
+        ``NotFound`` for an unknown respondent.
+        """
+
+    @abc.abstractmethod
     async def issue_invitation(
         self, respondent_id: int, kind: str, code_hash: str, at: str
     ) -> Invitation:
-        """Store a new invitation code (its hash only) for a respondent."""
+        """Store a new invitation code (its hash only) for a respondent.
 
+        ``kind`` is "link" or "typed". In one transaction every active (not
+        revoked) invitation of the same respondent and kind gets
+        ``revoked_at = at`` and the new one is inserted, so at most one
+        code per respondent and kind works at a time. A ``code_hash`` that
+        already exists raises ``StorageError``; an unknown respondent
+        ``NotFound``.
+        """
+
+    @abc.abstractmethod
     async def revoke_invitations(self, respondent_id: int, at: str) -> int:
         """Revoke all the respondent's active invitations; returns how many were revoked."""
 
+    @abc.abstractmethod
     async def find_invitation(self, code_hash: str) -> Invitation | None:
         """The invitation with this hash, revoked or used ones included (the caller decides)."""
 
+    @abc.abstractmethod
     async def active_invitation(self, respondent_id: int, kind: str) -> Invitation | None:
         """The respondent's not-revoked invitation of this kind, if any."""
 
+    @abc.abstractmethod
     async def use_invitation(
         self, invitation_id: int, channel: str, bot: str, chat_id: str, at: str
     ) -> Invitation:
-        """Record that a chat redeemed the invitation; returns the updated record."""
+        """Record that a chat redeemed the invitation; returns the updated record.
 
+        The first use is kept. A repeat by the same (channel, bot, chat) —
+        e.g. a re-delivered update — is a no-op returning the invitation
+        (even if it was revoked since). A use by another chat raises
+        ``InvitationUsed``. An unused invitation that is revoked raises
+        ``InvitationRevoked``; an unknown id ``NotFound``.
+        """
+
+    @abc.abstractmethod
     async def link_chat(
         self, channel: str, bot: str, chat_id: str, respondent_id: int, at: str
     ) -> None:
-        """Record that this chat on this bot is this respondent."""
+        """Record that this chat on this bot is this respondent.
 
+        Idempotent for the same pair. Raises ``LinkConflict`` if the chat is
+        linked to another respondent, or the respondent to another chat on
+        the same (channel, bot); ``NotFound`` for an unknown respondent.
+        """
+
+    @abc.abstractmethod
     async def linked_respondent(
         self, channel: str, bot: str, chat_id: str
     ) -> Respondent | None:
         """The respondent linked to this chat, if any."""
 
+    @abc.abstractmethod
     async def chats_of(self, respondent_id: int) -> list[tuple[str, str, str]]:
         """The respondent's linked chats as (channel, bot, chat_id), oldest link first."""
 
+    @abc.abstractmethod
     async def log_link_attempt(
         self,
         channel: str,
@@ -154,12 +215,20 @@ class Links(Protocol):
         key: str,
         detail: str | None = None,
     ) -> bool:
-        """Log an attempt to link a chat (e.g. outcome "ok", "bad_code", "used")."""
+        """Log an attempt to link a chat (e.g. outcome "ok", "bad_code", "used").
 
+        Returns False and writes nothing if ``key`` was logged before, so a
+        re-delivered update is not counted twice.
+        """
+
+    @abc.abstractmethod
     async def count_link_attempts(
         self, channel: str, bot: str, chat_id: str, outcome: str, since: str
     ) -> int:
-        """How many attempts with this outcome the chat made at or after ``since``."""
+        """How many attempts with this outcome the chat made at or after ``since``.
+
+        For brute-force limits, e.g. failed codes per chat in the last hour.
+        """
 
 
 class SQLiteLinks(SQLiteRepository):

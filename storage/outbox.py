@@ -6,6 +6,7 @@ Tables written here: ``outbox`` (also by ``sessions`` — a step's replies, thro
 
 from __future__ import annotations
 
+import abc
 import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
@@ -40,38 +41,71 @@ def enqueue_messages(conn: sqlite3.Connection, messages: Sequence[tuple[Outgoing
 
 
 class Outbox(Protocol):
-    """The outbox aggregate's storage (see ``storage/README.md``)."""
+    """The outbox aggregate's storage: the contract every backend keeps."""
 
+    @abc.abstractmethod
     async def enqueue(self, messages: Sequence[OutgoingMessage], at: str) -> int:
-        """Queue messages for sending in one transaction; returns how many were new."""
+        """Queue messages for sending in one transaction; returns how many were new.
 
+        A message whose ``dedupe_key`` is already in the outbox (or earlier
+        in ``messages``) is skipped. Only that uniqueness conflict is
+        ignored: an invalid JSON payload or unknown respondent fails the
+        whole call and queues nothing. New rows are "pending" with 0
+        attempts and created_at = updated_at = ``at``.
+        """
+
+    @abc.abstractmethod
     async def due_messages(
         self, channel: str, bot: str, now: str, limit: int
     ) -> list[QueuedMessage]:
-        """Up to ``limit`` pending messages of one bot whose not_before is unset or <= ``now``."""
+        """Up to ``limit`` pending messages of one bot whose not_before is unset or <= ``now``.
 
+        Ordered by priority (smaller first) then id (oldest first). Reading
+        does not claim them: call ``mark_sending`` before sending.
+        """
+
+    @abc.abstractmethod
     async def mark_sending(self, message_id: int, at: str) -> bool:
         """pending -> sending, just before the platform call; False if not pending."""
 
+    @abc.abstractmethod
     async def mark_sent(self, message_id: int, at: str, result: str | None) -> bool:
         """sending -> sent, keeping the platform's ``result`` (text); False if not sending."""
 
+    @abc.abstractmethod
     async def mark_retry(
         self, message_id: int, at: str, not_before: str, error: str
     ) -> bool:
-        """sending -> pending with attempts + 1, ``error`` kept and retry not before ``not_before``."""
+        """sending -> pending with attempts + 1, ``error`` kept and retry not before ``not_before``.
 
+        False if the message was not in "sending".
+        """
+
+    @abc.abstractmethod
     async def mark_failed(self, message_id: int, at: str, error: str) -> bool:
         """sending -> failed (permanent), attempts + 1; False if not sending."""
 
+    @abc.abstractmethod
     async def recover_outbox(self, channel: str, bot: str, at: str) -> int:
-        """At start-up, turn this bot's messages left in "sending" into "unknown"."""
+        """At start-up, turn this bot's messages left in "sending" into "unknown".
 
+        A row in "sending" means the process died between ``mark_sending``
+        and ``mark_sent``/``mark_retry``: the platform may or may not have
+        delivered it, and Telegram's Bot API has no idempotency key, so
+        resending could show the respondent a duplicate. We choose
+        at-most-once for those few messages: they are NOT resent, only
+        marked "unknown" (error notes the crash) for an operator or a later
+        step to resolve. Only call this when no other process is sending
+        for this bot. Returns how many rows were marked.
+        """
+
+    @abc.abstractmethod
     async def outbox_counts(
         self, channel: str | None = None, bot: str | None = None
     ) -> dict[str, int]:
         """Number of outbox rows per state (every state present, 0 if none), optionally filtered."""
 
+    @abc.abstractmethod
     async def chat_reached(self, channel: str, bot: str, chat_id: str) -> bool:
         """Whether the bot has delivered anything to this chat (so it may write there)."""
 

@@ -5,6 +5,7 @@ Tables written here: ``questionnaires``.
 
 from __future__ import annotations
 
+import abc
 import hashlib
 import sqlite3
 from typing import Protocol
@@ -15,16 +16,25 @@ from .sqlite_hops import SQLiteRepository, one_row
 
 
 class Questionnaires(Protocol):
-    """The questionnaires aggregate's storage (see ``storage/README.md``)."""
+    """The questionnaires aggregate's storage: the contract every backend keeps."""
 
+    @abc.abstractmethod
     async def save_questionnaire(
         self, form_id: str, version: str, source_name: str, source: bytes, at: str
     ) -> StoredQuestionnaire:
-        """Keep the exact source of a questionnaire version."""
+        """Keep the exact source of a questionnaire version.
 
+        Idempotent, because the bot saves the form every time it loads it:
+        identical content returns the record stored first. Different content
+        under the same form_id and version raises ``QuestionnaireConflict`` —
+        answers already collected refer to the old content.
+        """
+
+    @abc.abstractmethod
     async def get_questionnaire(self, form_id: str, version: str) -> StoredQuestionnaire:
         """Return one questionnaire version or raise ``NotFound``."""
 
+    @abc.abstractmethod
     async def list_questionnaires(self) -> list[StoredQuestionnaire]:
         """All stored versions, ordered by form_id then loaded_at."""
 

@@ -5,6 +5,7 @@ Tables written here: ``quota_slots``.
 
 from __future__ import annotations
 
+import abc
 import sqlite3
 from typing import Protocol
 
@@ -14,25 +15,47 @@ from .sqlite_hops import SQLiteRepository, all_rows, one_row
 
 
 class Quotas(Protocol):
-    """The quotas aggregate's storage (see ``storage/README.md``)."""
+    """The quotas aggregate's storage: the contract every backend keeps."""
 
+    @abc.abstractmethod
     async def quota_member(self, respondent_id: int) -> tuple[str, str] | None:
         """(survey_id, stratum key) of a fielded sample member; None for anyone else."""
 
+    @abc.abstractmethod
     async def reserve_quota_slot(
         self, survey_id: str, stratum: str, respondent_id: int, target: int | None, at: str
     ) -> bool:
-        """Take a quota slot for the respondent, in ONE ``BEGIN IMMEDIATE`` transaction."""
+        """Take a quota slot for the respondent, in ONE ``BEGIN IMMEDIATE`` transaction.
 
+        Already holding a reserved or completed slot: True, nothing written. Otherwise, if
+        ``target`` is None (a soft quota) or the stratum's reserved + completed slots are
+        fewer than ``target``, the slot is inserted (or a released one reserved again) and
+        True returned; else False and nothing is written. Because the count and the insert
+        are one write transaction, concurrent callers in any number of processes can never
+        take more than ``target`` slots.
+        """
+
+    @abc.abstractmethod
     async def complete_quota_slot(self, respondent_id: int, at: str) -> bool:
         """Mark the respondent's slot completed; False if they have none or it already is."""
 
+    @abc.abstractmethod
     async def release_quota_slot(self, respondent_id: int, at: str) -> bool:
         """Release the respondent's reserved slot (a refusal); False if none was reserved."""
 
+    @abc.abstractmethod
     async def release_stale_quota_slots(self, survey_id: str, older_than: str, at: str) -> list[int]:
-        """Release reserved slots whose session has had no activity since ``older_than``."""
+        """Release reserved slots whose session has had no activity since ``older_than``.
 
+        In one transaction: slots of people already completed become completed and of
+        people who refused (or were replaced) released (repairing a missed hook); then
+        every reserved slot of a person in contacted/started/partial whose latest session
+        (or, without one, the reservation) is older than ``older_than`` is released and the
+        person becomes a break-off (disposition "partial", history keyed by the slot, so
+        twice is once). Returns the respondent ids released, by id.
+        """
+
+    @abc.abstractmethod
     async def quota_counts(self, survey_id: str) -> dict[str, dict[str, int]]:
         """stratum → {"reserved": n, "completed": n, "released": n} of the survey's slots."""
 

@@ -5,6 +5,7 @@ Tables written here: ``reminders`` (and ``outbox`` rows of handed-over reminders
 
 from __future__ import annotations
 
+import abc
 import json
 import sqlite3
 from collections.abc import Mapping, Sequence
@@ -118,8 +119,9 @@ def withdraw_reminders(conn: sqlite3.Connection, respondent_id: int, because: st
 
 
 class Reminders(Protocol):
-    """The reminders aggregate's storage (see ``storage/README.md``)."""
+    """The reminders aggregate's storage: the contract every backend keeps."""
 
+    @abc.abstractmethod
     async def enqueue_due_reminders(
         self,
         survey_id: str,
@@ -130,8 +132,26 @@ class Reminders(Protocol):
         limits: Mapping[tuple[str, str], int | None],
         at: str,
     ) -> int:
-        """Select the survey's due reminders and queue them, in ONE write transaction; return how many were queued (who, and with what, is in ``reminders``: ``reminders_of``)."""
+        """Select the survey's due reminders and queue them, in ONE write transaction; return
+        how many were queued (who, and with what, is in ``reminders``: ``reminders_of``).
 
+        Due (rules in ``surveys/reminders.py``): fielded members in disposition contacted or
+        started with a chat on one of the bots of ``limits`` (the most recently linked);
+        last activity = the later of their latest session's updated_at and that chat's
+        linked_at; k = reminders since that activity < len(after_days), all reminders <
+        ``max_count``, activity + after_days[k] <= ``now`` and, for k > 0, the previous one
+        queued at least after_days[k] - after_days[k-1] days ago. At most ``limits[bot]`` per
+        bot (None: no limit), oldest activity first. Each is recorded in ``reminders``
+        (number = its ordinal for the person, step = k, channel and bot = the chat's;
+        unique per respondent, survey, activity and step, its ``dedupe_key``
+        ``reminder:{respondent}:{activity_at}:{k}``), so a second pass or a restart never
+        doubles one. Nothing is written to the outbox: the row is queued (``outbox_id``
+        None) until ``hand_over_reminders`` gives it a message. Rows are numbered in
+        (channel, bot) order, each bot's oldest activity first: the order they are handed
+        over in. Quiet hours and open dates are the caller's (the pass's) decision.
+        """
+
+    @abc.abstractmethod
     async def hand_over_reminders(
         self,
         channel: str,
@@ -144,16 +164,39 @@ class Reminders(Protocol):
         method: str = "sendMessage",
         priority: int = 0,
     ) -> ReminderHandOver:
-        """Hand up to ``limit`` of one bot's queued reminders over to its outbox, oldest (lowest id) first, in ONE write transaction."""
+        """Hand up to ``limit`` of one bot's queued reminders over to its outbox, oldest (lowest
+        id) first, in ONE write transaction.
 
+        Every queued reminder of this bot of a survey in ``stopped`` (survey id → why its
+        reminders stop, e.g. "survey closed") is withdrawn, whatever ``limit``. Then up to
+        ``limit`` of the surveys in ``texts`` (survey id → how to word them now) are taken; those
+        of other surveys stay queued (the caller's quiet hours). One whose person is no longer
+        in disposition contacted or started (or has no chat on this bot any more) is withdrawn
+        too; withdrawn means ``withdrawn_at`` = ``at`` and ``withdrawn_because`` = the reason or
+        the disposition, and no message. Every other gets a pending outbox message sent with
+        ``method`` at ``priority``, payload ``{"chat_id", "text"}`` to the person's chat on this
+        bot (a numeric Telegram chat id as a JSON number) and ``respondent_id``, the text
+        rendered now with the person's current progress and language (their latest session of
+        their form), and its ``outbox_id`` set. ``more``: ``limit`` were taken, so more may be
+        queued. A reminder handed over or withdrawn is never taken again, so two senders, or a
+        retry after a crash, cannot double one.
+        """
+
+    @abc.abstractmethod
     async def queued_reminders(self, channel: str | None = None, bot: str | None = None) -> int:
-        """How many reminders are queued (not handed over, not withdrawn), optionally of one channel or bot."""
+        """How many reminders are queued (not handed over, not withdrawn), optionally of one
+        channel or bot."""
 
+    @abc.abstractmethod
     async def reminders_of(self, respondent_id: int) -> list[dict[str, Any]]:
         """The reminders recorded for a respondent, oldest first."""
 
+    @abc.abstractmethod
     async def reminder_counts(self, survey_id: str | None = None) -> dict[int, int]:
-        """Respondent id → number of reminders recorded for them and not withdrawn (queued, handed over or sent: a queued reminder leaves unless it is withdrawn, and the due rules count it too), of ``survey_id`` or of every survey; respondents never reminded are absent."""
+        """Respondent id → number of reminders recorded for them and not withdrawn (queued,
+        handed over or sent: a queued reminder leaves unless it is withdrawn, and the due
+        rules count it too), of ``survey_id`` or of every survey; respondents never reminded
+        are absent."""
 
 
 class SQLiteReminders(SQLiteRepository):

@@ -8,6 +8,7 @@ of migration 7 on ``answers``).
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import sqlite3
 from collections.abc import Sequence
@@ -188,8 +189,9 @@ def _linked_sessions(
 
 
 class Sessions(Protocol):
-    """The sessions aggregate's storage (see ``storage/README.md``)."""
+    """The sessions aggregate's storage: the contract every backend keeps."""
 
+    @abc.abstractmethod
     async def open_session(
         self,
         respondent_id: int,
@@ -200,8 +202,16 @@ class Sessions(Protocol):
         state: str,
         at: str,
     ) -> tuple[SessionRecord, bool]:
-        """Resume or start the respondent's session for a form."""
+        """Resume or start the respondent's session for a form.
 
+        Returns ``(session, False)`` for the existing session of that form
+        whose status is neither "completed" nor "refused", else creates one at
+        revision 0 and returns ``(session, True)``. Concurrent callers never
+        create two open sessions for one respondent and form. Raises
+        ``NotFound`` if the respondent or questionnaire version is unknown.
+        """
+
+    @abc.abstractmethod
     async def current_session(
         self,
         respondent_id: int,
@@ -212,17 +222,31 @@ class Sessions(Protocol):
         state: str,
         at: str,
     ) -> tuple[SessionRecord, bool]:
-        """The session a chat update for this respondent and form goes to, in one call."""
+        """The session a chat update for this respondent and form goes to, in one call.
 
+        One response per person: if the respondent's latest session of the form (as
+        ``latest_session``) is "completed" or "refused", it is returned as is (the engine
+        answers a finished session politely; a refused one can be resumed). Otherwise the
+        open session is returned, or, if there is none, one is created as by
+        ``open_session`` (at revision 0 with ``status`` and ``state``; concurrent callers
+        never create two). Returns ``(session, created)``. Finding an existing session
+        writes nothing. Raises ``NotFound`` if a session has to be created and the
+        respondent or questionnaire version is unknown.
+        """
+
+    @abc.abstractmethod
     async def get_session(self, session_id: int) -> SessionRecord:
         """Return one session or raise ``NotFound``."""
 
+    @abc.abstractmethod
     async def latest_session(self, respondent_id: int, form_id: str) -> SessionRecord | None:
         """The respondent's most recently created session for a form, if any."""
 
+    @abc.abstractmethod
     async def list_sessions(self, form_id: str | None = None) -> list[SessionRecord]:
         """All sessions (optionally of one form), ordered by id."""
 
+    @abc.abstractmethod
     async def apply_step(
         self,
         session_id: int,
@@ -236,23 +260,59 @@ class Sessions(Protocol):
         at: str,
         outgoing: Sequence[OutgoingMessage] = (),
     ) -> StepResult:
-        """Record one engine step atomically."""
+        """Record one engine step atomically.
 
+        Chat platforms deliver at least once, so an ``event_key`` already
+        recorded for this session returns ``StepResult(False, current)`` and
+        writes nothing. The result's ``session`` is the session after the call
+        (after this step, or as it is now for a re-delivered event), so callers
+        need not read it again. Otherwise, if the session's revision is not
+        ``expected_revision`` another writer got there first and
+        ``StaleRevision`` is raised. Otherwise the event is logged, the
+        session's state, status and revision (+1) are replaced, each change
+        is upserted into the current answers, and every change that really
+        alters an answer's value or status is appended to its history.
+        Answer statuses are "answered", "skipped" (optional question left
+        empty) or "not_applicable" (skipped by relevance); anything else
+        fails the whole step. Values are compared as text, so serialise
+        JSON deterministically.
+        ``outgoing`` (the step's replies) is enqueued as by ``enqueue`` in the
+        same transaction, so a step is never stored without its replies nor
+        replies without their step, and a re-delivered event enqueues
+        nothing. A bad outgoing message (e.g. invalid JSON) fails the whole
+        step.
+        Raises ``NotFound`` for an unknown session.
+        """
+
+    @abc.abstractmethod
     async def answers(self, session_id: int) -> dict[str, AnswerRecord]:
         """Current answers of a session keyed by question (empty if none)."""
 
+    @abc.abstractmethod
     async def answer_history(
         self, session_id: int, question: str | None = None
     ) -> list[dict[str, Any]]:
-        """Answer changes in the order they happened."""
+        """Answer changes in the order they happened.
 
+        Each dict has question, old_value, old_status (both None for a first
+        answer), new_value, new_status, event_id and at.
+        """
+
+    @abc.abstractmethod
     async def events(self, session_id: int) -> list[dict[str, Any]]:
-        """The session's applied events by revision."""
+        """The session's applied events by revision.
 
+        Dicts of id (what ``answer_history`` rows point to), event_key,
+        event, revision and at.
+        """
+
+    @abc.abstractmethod
     async def linked_session(
         self, channel: str, bot: str, chat_id: str, default_form: str | None
     ) -> tuple[Respondent | None, SessionRecord | None]:
-        """The respondent linked to this chat and their latest session of their questionnaire (``default_form`` if they have none), read together: what every update of a chat needs first. The session is None if there is none yet (``current_session`` makes it)."""
+        """The respondent linked to this chat and their latest session of their questionnaire
+        (``default_form`` if they have none), read together: what every update of a chat
+        needs first. The session is None if there is none yet (``current_session`` makes it)."""
 
 
 class SQLiteSessions(SQLiteRepository):

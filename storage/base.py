@@ -33,9 +33,10 @@ from .questionnaires import Questionnaires
 from .quotas import Quotas
 from .reminders_store import Reminders
 from .sessions import Sessions
+from .surveys import Surveys
 
 
-class Storage(Questionnaires, Links, Outbox, Sessions, Fieldwork, Quotas, Reminders, Protocol):
+class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Protocol):
     """Durable, idempotent persistence for questionnaires, respondents and sessions."""
 
     async def __aenter__(self) -> Self:

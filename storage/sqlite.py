@@ -21,6 +21,7 @@ from .questionnaires import SQLiteQuestionnaires
 from .quotas import SQLiteQuotas
 from .reminders_store import SQLiteReminders
 from .sessions import SQLiteSessions
+from .surveys import SQLiteSurveys
 from .sqlite_hops import SYNCHRONOUS, Hops, SQLiteThread, open_connection
 
 __all__ = ["SYNCHRONOUS", "SQLiteStorage"]
@@ -53,6 +54,7 @@ class SQLiteStorage(Storage):
         self.links = SQLiteLinks(self._hops)
         self.outbox = SQLiteOutbox(self._hops)
         self.sessions = SQLiteSessions(self._hops)
+        self.surveys = SQLiteSurveys(self._hops)
         self.fieldwork = SQLiteFieldwork(self._hops)
         self.quotas = SQLiteQuotas(self._hops)
         self.reminders = SQLiteReminders(self._hops)
@@ -124,16 +126,18 @@ class SQLiteStorage(Storage):
     events = _Delegate("sessions")
     linked_session = _Delegate("sessions")
 
+    # surveys.py
+    save_survey = _Delegate("surveys")
+    get_survey = _Delegate("surveys")
+    list_surveys = _Delegate("surveys")
+    survey_versions = _Delegate("surveys")
+    import_frame = _Delegate("surveys")
+    frame_rows = _Delegate("surveys")
+    frame_references = _Delegate("surveys")
+
     # fieldwork.py
     set_disposition = _Delegate("fieldwork")
     disposition_history = _Delegate("fieldwork")
-    save_survey = _Delegate("fieldwork")
-    get_survey = _Delegate("fieldwork")
-    list_surveys = _Delegate("fieldwork")
-    survey_versions = _Delegate("fieldwork")
-    import_frame = _Delegate("fieldwork")
-    frame_rows = _Delegate("fieldwork")
-    frame_references = _Delegate("fieldwork")
     record_sample = _Delegate("fieldwork")
     sample_info = _Delegate("fieldwork")
     sample_strata = _Delegate("fieldwork")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .records import ReminderHandOver, ReminderTexts
@@ -26,17 +26,9 @@ def _julianday(iso: str) -> float:
         return conn.execute("SELECT julianday(?)", (iso,)).fetchone()[0]
 
 
-def _payload_chat_id(channel: str, chat_id: str) -> int | str:
-    """A chat id as a payload carries it: a Telegram id that is an integer written canonically
-    as a JSON number (the Bot API's type), anything else as the text it is stored as."""
-    if channel == "telegram":
-        try:
-            number = int(chat_id)
-        except ValueError:
-            return chat_id
-        if str(number) == chat_id:
-            return number
-    return chat_id
+def text_payload(chat_id: str, text: str) -> str:
+    """A text message's payload when the caller gives no builder of its channel's own."""
+    return json.dumps({"chat_id": chat_id, "text": text}, ensure_ascii=False, separators=(",", ":"))
 
 
 # Who is due a reminder (see surveys/reminders.py for the rules, bot/reminders.py for the pass).
@@ -163,6 +155,7 @@ class Reminders(Protocol):
         at: str,
         method: str = "sendMessage",
         priority: int = 0,
+        payload: Callable[[str, str], str] | None = None,
     ) -> ReminderHandOver:
         """Hand up to ``limit`` of one bot's queued reminders over to its outbox, oldest (lowest
         id) first, in ONE write transaction.
@@ -174,8 +167,9 @@ class Reminders(Protocol):
         in disposition contacted or started (or has no chat on this bot any more) is withdrawn
         too; withdrawn means ``withdrawn_at`` = ``at`` and ``withdrawn_because`` = the reason or
         the disposition, and no message. Every other gets a pending outbox message sent with
-        ``method`` at ``priority``, payload ``{"chat_id", "text"}`` to the person's chat on this
-        bot (a numeric Telegram chat id as a JSON number) and ``respondent_id``, the text
+        ``method`` at ``priority``, payload ``payload(chat_id, text)`` (the channel's own: the
+        caller's; without it ``{"chat_id", "text"}`` with the chat id as stored, as text) to the
+        person's chat on this bot and ``respondent_id``, the text
         rendered now with the person's current progress and language (their latest session of
         their form), and its ``outbox_id`` set. ``more``: ``limit`` were taken, so more may be
         queued. A reminder handed over or withdrawn is never taken again, so two senders, or a
@@ -262,11 +256,14 @@ class SQLiteReminders(SQLiteRepository):
         at: str,
         method: str = "sendMessage",
         priority: int = 0,
+        payload: Callable[[str, str], str] | None = None,
     ) -> ReminderHandOver:
         surveys = sorted(set(texts) - set(stopped))
         select = _QUEUED_REMINDERS.format(surveys=", ".join("?" * len(surveys)))
         asked = {survey: {form_id: frozenset(names) for form_id, names in wording.asked.items()}
                  for survey, wording in texts.items()}
+
+        build = payload or text_payload
 
         def body(conn: sqlite3.Connection) -> ReminderHandOver:
             # A stopped survey's reminders all at once: batch by batch, a closed survey's 100,000
@@ -298,12 +295,11 @@ class SQLiteReminders(SQLiteRepository):
                 questions = asked[survey].get(form_id or "", frozenset())
                 progress = sum(1 for name in answered.get(row["session_id"], ()) if name in questions)
                 text = texts[survey].render(row["language"] or None, form_id or None, progress)
-                payload = json.dumps({"chat_id": _payload_chat_id(channel, row["chat_id"]), "text": text},
-                                     ensure_ascii=False, separators=(",", ":"))
+                message_payload = build(row["chat_id"], text)
                 message_id = conn.execute(
                     "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority, respondent_id,"
                     " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (channel, bot, row["chat_id"], method, payload, priority, row["respondent_id"], at, at),
+                    (channel, bot, row["chat_id"], method, message_payload, priority, row["respondent_id"], at, at),
                 ).lastrowid
                 conn.execute("UPDATE reminders SET outbox_id = ? WHERE id = ?", (message_id, row["id"]))
                 handed_over += 1

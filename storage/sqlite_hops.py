@@ -219,8 +219,9 @@ def _batched(conn: sqlite3.Connection, bodies: Sequence[_Call]) -> dict[int, _Ou
     group are calls of different coroutines that were waiting at the same time, so running
     some of them first is one more order they could have arrived in. A batch function returns
     ``Refused(error)`` for a call it refuses having written nothing for it (its caller gets
-    ``error``), ``ALONE`` for a call it leaves to the ordinary body (a re-delivered event, a second step
-    of one session), and raises when anything is off: the caller then runs every body alone.
+    ``error``), ``ALONE`` for a call it leaves to the ordinary body, and raises when anything is
+    off: the caller then runs every body alone (the step write's ``_apply_step`` is itself the
+    batch of one, so even then it is written by the same statements).
     """
     kinds: dict[Callable[..., Any], list[int]] = {}
     for index, (fn, _) in enumerate(bodies):

@@ -149,6 +149,25 @@ def reminder_texts(project: SurveyProject, asked: dict[str, tuple[str, ...]]) ->
     return ReminderTexts(asked, render_reminder(project, {form_id: len(names) for form_id, names in asked.items()}))
 
 
+def reminder_payload(channel: str) -> Callable[[str, str], str]:
+    """(chat id as stored, text) → a reminder's payload on ``channel``: a Telegram chat id that
+    is an integer written canonically goes as a JSON number (the Bot API's type), any other as
+    the text it is stored as (Zalo's ids are strings)."""
+
+    def payload(chat_id: str, text: str) -> str:
+        carried: int | str = chat_id
+        if channel == "telegram":
+            try:
+                number = int(chat_id)
+            except ValueError:
+                number = None
+            if number is not None and str(number) == chat_id:
+                carried = number
+        return json.dumps({"chat_id": carried, "text": text}, ensure_ascii=False, separators=(",", ":"))
+
+    return payload
+
+
 def has_reminders(project: SurveyProject) -> bool:
     return bool(project.reminders.after_days) and project.reminders.max_count > 0
 
@@ -214,6 +233,7 @@ class ReminderFeed:
         self.clock = clock
         self.share = share
         self.monotonic = monotonic
+        self._payload = reminder_payload(bot.channel)
         self._forms = _Forms(storage)
         self._surveys: list[_Survey] = []
         self._read_at: float | None = None
@@ -246,7 +266,7 @@ class ReminderFeed:
         while texts or stopped:
             result = await self.storage.hand_over_reminders(
                 self.bot.channel, self.bot.bot, limit, texts=texts, stopped=stopped, at=now.isoformat(),
-                method="sendMessage", priority=BULK)
+                method="sendMessage", priority=BULK, payload=self._payload)
             if result.withdrawn:
                 log.info("%s/%s: %d queued reminder(s) withdrawn: their person or survey is done", self.bot.channel,
                          self.bot.bot, result.withdrawn)

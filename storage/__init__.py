@@ -1,8 +1,9 @@
 """Durable storage for khaosat: questionnaires, respondents, sessions, answers,
 dispositions, invitations, chat links and the outbox.
 
-All SQL lives in this package. Callers depend on the ``Storage`` interface
-and get an implementation from ``open_storage``.
+All SQL lives in this package, one module per aggregate; ``storage/README.md`` maps every
+table to the module that writes it. Callers depend on the ``Storage`` interface (the union of
+the aggregates' Protocols) and get an implementation from ``open_storage``.
 """
 
 from __future__ import annotations

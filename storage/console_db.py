@@ -19,7 +19,7 @@ import aiosqlite
 
 from .errors import StorageError
 from .migrations import migrate
-from .sqlite import _PRAGMAS  # noqa: PLC2701 — the same pragmas as the fieldwork storage
+from .sqlite_hops import _PRAGMAS  # noqa: PLC2701 — the same pragmas as the fieldwork storage
 
 if TYPE_CHECKING:  # the store modules import this one
     from .accounts import SQLiteAccounts

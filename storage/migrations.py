@@ -8,9 +8,14 @@ edit one that has shipped.
 
 from __future__ import annotations
 
-import aiosqlite
+from typing import TYPE_CHECKING
 
 from .errors import StorageError
+
+if TYPE_CHECKING:
+    import aiosqlite
+
+    from .sqlite_hops import SQLiteThread
 
 #: Each migration is a sequence of statements run inside one transaction.
 MIGRATIONS: list[tuple[str, ...]] = [
@@ -540,8 +545,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
 ]
 
 
-async def migrate(db: aiosqlite.Connection) -> None:
+async def migrate(db: aiosqlite.Connection | SQLiteThread) -> None:
     """Bring ``db`` (in autocommit mode) up to ``len(MIGRATIONS)``.
+
+    ``db`` is the console's aiosqlite connection or the bots' ``SQLiteThread``: only their
+    common public ``execute``, ``execute_fetchall`` and ``in_transaction`` are used.
 
     The version is read under the write lock so two processes opening the
     same file at once cannot both apply a migration. A database newer than
@@ -551,8 +559,7 @@ async def migrate(db: aiosqlite.Connection) -> None:
     target = len(MIGRATIONS)
     await db.execute("BEGIN IMMEDIATE")
     try:
-        async with db.execute("PRAGMA user_version") as cur:
-            (current,) = await cur.fetchone()
+        (current,) = (await db.execute_fetchall("PRAGMA user_version"))[0]
         if current > target:
             raise StorageError(
                 f"database schema version {current} is newer than this khaosat "

@@ -1,5 +1,5 @@
 """One hop per storage call: every public SQLiteStorage method runs as one function on
-aiosqlite's worker thread, with no asyncio.Lock. These tests pin down what that must keep:
+the storage's worker thread (``storage.sqlite_hops.SQLiteThread``), with no asyncio.Lock. These tests pin down what that must keep:
 transactions of concurrent coroutines never interleave, a failing write leaves nothing and
 the connection usable, apply_step returns the session after the step, current_session picks
 the right session in one call, and the ``synchronous`` setting."""
@@ -10,7 +10,8 @@ import asyncio
 import json
 from pathlib import Path
 
-import aiosqlite
+import threading
+
 import pytest
 
 from storage import (
@@ -63,17 +64,18 @@ async def step(s, session_id, key, revision, changes=(), status="active", outgoi
 
 
 class Hops:
-    """Counts the callables handed to aiosqlite's worker thread (one per hop)."""
+    """Counts the callables handed to the storage's worker thread (one per hop)."""
 
     def __init__(self, monkeypatch):
+        from storage.sqlite_hops import SQLiteThread
         self.n = 0
-        original = aiosqlite.Connection._execute
+        original = SQLiteThread.run
 
-        async def counting(conn, fn, *args, **kwargs):
+        async def counting(thread, fn, *args):
             self.n += 1
-            return await original(conn, fn, *args, **kwargs)
+            return await original(thread, fn, *args)
 
-        monkeypatch.setattr(aiosqlite.Connection, "_execute", counting)
+        monkeypatch.setattr(SQLiteThread, "run", counting)
 
 
 # One hop per call ---------------------------------------------------------------------------
@@ -132,7 +134,7 @@ async def test_a_call_cancelled_while_waiting_for_its_hop_is_not_run(store):
         release.wait(5)
         return "slow done"
 
-    first = asyncio.create_task(store._write(slow))
+    first = asyncio.create_task(store._hops.write(slow))
     await asyncio.sleep(0.05)
     # The hop that waits in the worker's queue behind it: the calls below wait for a later one.
     queued = asyncio.create_task(store.get_respondent(respondent.id))
@@ -358,10 +360,14 @@ async def test_unknown_synchronous_setting_is_refused(db_path):
     assert not db_path.exists()
 
 
-async def test_open_names_the_aiosqlite_version_without_its_internals(db_path, monkeypatch):
-    monkeypatch.delattr(aiosqlite.Connection, "_execute")
-    with pytest.raises(StorageError, match=r"aiosqlite .*_execute.*aiosqlite>=0\.20,<0\.23"):
+async def test_a_file_that_is_no_database_is_refused_and_leaves_no_thread(db_path):
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    db_path.write_bytes(b"this is not an SQLite database, just text" * 100)
+    before = {t.ident for t in threading.enumerate()}
+    with pytest.raises(StorageError, match="sqlite: file is not a database"):
         await open_storage(db_path)
+    assert [t.name for t in threading.enumerate() if t.ident not in before and t.name == "khaosat-sqlite"] == []
+    assert db_path.read_bytes().startswith(b"this is not an SQLite database")
 
 
 # The callers: one update = current_session + apply_step ------------------------------------------
@@ -439,7 +445,7 @@ async def _in_one_group(store, *calls):
     def hold(conn):
         release.wait(5)
 
-    held = asyncio.create_task(store._write(hold))
+    held = asyncio.create_task(store._hops.write(hold))
     await asyncio.sleep(0.05)
     tasks = [asyncio.create_task(call) for call in calls]
     await asyncio.sleep(0.05)
@@ -463,21 +469,22 @@ def _replies(n, chat):
 
 async def test_steps_of_one_group_are_decided_as_they_are_one_by_one(store, monkeypatch):
     """Eight plain steps, a re-delivered event, a stale revision, a missing session and a second
-    step of one session, all in one hop: the batch applies the plain ones and leaves the rest to
-    the single-step path, so every caller hears what it would have heard alone."""
-    import storage.sqlite as sqlite_storage
+    step of one session, all in one hop: the batch (the only step write) decides every one, so
+    every caller hears what it would have heard alone."""
+    import storage.sessions as sessions_store
+    import storage.sqlite_hops as hops
     sessions = await _sessions(store, 12)
     for session in sessions[8:11]:
         assert (await step(store, session.id, f"warm:{session.id}", 0, [AnswerChange("q0", "1", "answered")])).applied
     batches = []
-    real = sqlite_storage._apply_steps
+    real = sessions_store._apply_steps
 
     def counted(conn, calls):
         results = real(conn, calls)
-        batches.append([r is not sqlite_storage._ALONE for r in results])
+        batches.append([r is not hops.ALONE for r in results])
         return results
 
-    monkeypatch.setitem(sqlite_storage._BATCHES, sqlite_storage._apply_step, counted)
+    monkeypatch.setitem(hops._BATCHES, sessions_store._apply_step, counted)
     plain = [step(store, s.id, f"e:{s.id}", 0, [AnswerChange("q1", str(k), "answered"),
                                               AnswerChange("q2", '"x"', "answered")], outgoing=_replies(k, str(k)))
              for k, s in enumerate(sessions[:8])]
@@ -489,7 +496,7 @@ async def test_steps_of_one_group_are_decided_as_they_are_one_by_one(store, monk
         step(store, sessions[11].id, "first", 0, [AnswerChange("q1", "7", "answered")]),
         step(store, sessions[11].id, "second", 0),                          # same revision again
     )
-    assert batches and batches[0][:8] == [True] * 8 and batches[0][8:] == [False, False, False, True, False]
+    assert batches == [[True] * 13]  # one batch decided them all: nothing was run again alone
     for k, (result, session) in enumerate(zip(results[:8], sessions)):
         assert result.applied and result.revision == 1 and result.session == await store.get_session(session.id)
         assert {q: a.value for q, a in (await store.answers(session.id)).items()} == {"q1": str(k), "q2": '"x"'}
@@ -522,7 +529,8 @@ async def test_a_batch_that_breaks_a_check_leaves_the_others_stored(store):
 
 
 async def test_linked_sessions_of_one_group_are_read_together(store, monkeypatch):
-    import storage.sqlite as sqlite_storage
+    import storage.sessions as sessions_store
+    import storage.sqlite_hops as hops
     sessions = await _sessions(store, 4)  # respondents 1-4 answer "par"
     for k, session in enumerate(sessions):
         await store.link_chat("telegram", "b", str(k), session.respondent_id, T1)
@@ -530,8 +538,8 @@ async def test_linked_sessions_of_one_group_are_read_together(store, monkeypatch
     await store.link_chat("telegram", "b", "loose", loose.id, T1)
     alone = [await store.linked_session("telegram", "b", chat, "par") for chat in ("0", "3", "loose", "nobody")]
     calls = []
-    real = sqlite_storage._linked_sessions
-    monkeypatch.setitem(sqlite_storage._BATCHES, sqlite_storage._linked_session,
+    real = sessions_store._linked_sessions
+    monkeypatch.setitem(hops._BATCHES, sessions_store._linked_session,
                         lambda conn, batch: calls.append(len(batch)) or real(conn, batch))
     together = await _in_one_group(store, *(store.linked_session("telegram", "b", chat, "par")
                                             for chat in ("0", "3", "loose", "nobody")))
@@ -637,10 +645,10 @@ async def test_a_body_raising_what_a_future_cannot_carry_leaves_no_caller_waitin
     def stop(conn):
         raise StopIteration
 
-    held = asyncio.create_task(store._write(lambda conn: release.wait(5)))
+    held = asyncio.create_task(store._hops.write(lambda conn: release.wait(5)))
     await asyncio.sleep(0.05)
-    failing = asyncio.create_task(store._write(stop))
-    other = asyncio.create_task(store._write(lambda conn: "committed"))
+    failing = asyncio.create_task(store._hops.write(stop))
+    other = asyncio.create_task(store._hops.write(lambda conn: "committed"))
     await asyncio.sleep(0.05)
     release.set()
     await held

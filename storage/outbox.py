@@ -1,0 +1,204 @@
+"""The outbox: messages waiting to be sent, their sending, retries and outcome.
+
+Tables written here: ``outbox`` (also by ``sessions`` — a step's replies, through
+``enqueue_messages`` — and by ``reminders_store`` when reminders are handed over or withdrawn).
+"""
+
+from __future__ import annotations
+
+import abc
+import sqlite3
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from .records import OUTBOX_STATES, OutgoingMessage, QueuedMessage
+from .sqlite_hops import BATCH_ROWS, SQLiteRepository, chunks, placeholders
+
+
+_OUTBOX_COLUMNS = (
+    "id, channel, bot, chat_id, method, payload, priority, dedupe_key, respondent_id, state,"
+    " attempts, not_before, created_at, updated_at, result, error"
+)
+
+
+def enqueue_messages(conn: sqlite3.Connection, messages: Sequence[tuple[OutgoingMessage, str]]) -> int:
+    """Insert (message, at) pairs in order, in as few statements as the batch size allows.
+
+    ON CONFLICT (dedupe_key) rather than INSERT OR IGNORE: OR IGNORE would also silently drop
+    rows failing the json_valid CHECK or NOT NULL.
+    """
+    queued = 0
+    for chunk in chunks(messages, BATCH_ROWS):
+        queued += conn.execute(
+            "INSERT INTO outbox (channel, bot, chat_id, method, payload, priority, dedupe_key, respondent_id,"
+            f" not_before, created_at, updated_at) VALUES {placeholders(len(chunk), 11)}"
+            " ON CONFLICT (dedupe_key) DO NOTHING",
+            [value for m, at in chunk for value in (
+                m.channel, m.bot, str(m.chat_id), m.method, m.payload, m.priority, m.dedupe_key,
+                m.respondent_id, m.not_before, at, at)],
+        ).rowcount
+    return queued
+
+
+class Outbox(Protocol):
+    """The outbox aggregate's storage: the contract every backend keeps."""
+
+    @abc.abstractmethod
+    async def enqueue(self, messages: Sequence[OutgoingMessage], at: str) -> int:
+        """Queue messages for sending in one transaction; returns how many were new.
+
+        A message whose ``dedupe_key`` is already in the outbox (or earlier
+        in ``messages``) is skipped. Only that uniqueness conflict is
+        ignored: an invalid JSON payload or unknown respondent fails the
+        whole call and queues nothing. New rows are "pending" with 0
+        attempts and created_at = updated_at = ``at``.
+        """
+
+    @abc.abstractmethod
+    async def due_messages(
+        self, channel: str, bot: str, now: str, limit: int
+    ) -> list[QueuedMessage]:
+        """Up to ``limit`` pending messages of one bot whose not_before is unset or <= ``now``.
+
+        Ordered by priority (smaller first) then id (oldest first). Reading
+        does not claim them: call ``mark_sending`` before sending.
+        """
+
+    @abc.abstractmethod
+    async def mark_sending(self, message_id: int, at: str) -> bool:
+        """pending -> sending, just before the platform call; False if not pending."""
+
+    @abc.abstractmethod
+    async def mark_sent(self, message_id: int, at: str, result: str | None) -> bool:
+        """sending -> sent, keeping the platform's ``result`` (text); False if not sending."""
+
+    @abc.abstractmethod
+    async def mark_retry(
+        self, message_id: int, at: str, not_before: str, error: str
+    ) -> bool:
+        """sending -> pending with attempts + 1, ``error`` kept and retry not before ``not_before``.
+
+        False if the message was not in "sending".
+        """
+
+    @abc.abstractmethod
+    async def mark_failed(self, message_id: int, at: str, error: str) -> bool:
+        """sending -> failed (permanent), attempts + 1; False if not sending."""
+
+    @abc.abstractmethod
+    async def recover_outbox(self, channel: str, bot: str, at: str) -> int:
+        """At start-up, turn this bot's messages left in "sending" into "unknown".
+
+        A row in "sending" means the process died between ``mark_sending``
+        and ``mark_sent``/``mark_retry``: the platform may or may not have
+        delivered it, and Telegram's Bot API has no idempotency key, so
+        resending could show the respondent a duplicate. We choose
+        at-most-once for those few messages: they are NOT resent, only
+        marked "unknown" (error notes the crash) for an operator or a later
+        step to resolve. Only call this when no other process is sending
+        for this bot. Returns how many rows were marked.
+        """
+
+    @abc.abstractmethod
+    async def outbox_counts(
+        self, channel: str | None = None, bot: str | None = None
+    ) -> dict[str, int]:
+        """Number of outbox rows per state (every state present, 0 if none), optionally filtered."""
+
+    @abc.abstractmethod
+    async def chat_reached(self, channel: str, bot: str, chat_id: str) -> bool:
+        """Whether the bot has delivered anything to this chat (so it may write there)."""
+
+
+class SQLiteOutbox(SQLiteRepository):
+    """``Outbox`` on SQLite."""
+
+    async def enqueue(self, messages: Sequence[OutgoingMessage], at: str) -> int:
+        return await self._write(enqueue_messages, [(message, at) for message in messages])
+
+    async def due_messages(
+        self, channel: str, bot: str, now: str, limit: int
+    ) -> list[QueuedMessage]:
+        rows = await self._fetchall(
+            f"SELECT {_OUTBOX_COLUMNS} FROM outbox"
+            " WHERE channel = ? AND bot = ? AND state = 'pending'"
+            " AND (not_before IS NULL OR not_before <= ?)"
+            " ORDER BY priority, id LIMIT ?",
+            (channel, bot, now, limit),
+        )
+        return [QueuedMessage(**dict(row)) for row in rows]
+
+    async def _move(
+        self, message_id: int, from_state: str, sets: str, params: Sequence[Any]
+    ) -> bool:
+        """Apply ``sets`` only if the row is in ``from_state``; True if it moved."""
+
+        def body(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                f"UPDATE outbox SET {sets} WHERE id = ? AND state = ?",
+                (*params, message_id, from_state),
+            )
+            return cursor.rowcount == 1
+
+        return await self._write(body)
+
+    async def mark_sending(self, message_id: int, at: str) -> bool:
+        return await self._move(
+            message_id, "pending", "state = 'sending', updated_at = ?", (at,)
+        )
+
+    async def mark_sent(self, message_id: int, at: str, result: str | None) -> bool:
+        return await self._move(
+            message_id, "sending", "state = 'sent', updated_at = ?, result = ?", (at, result)
+        )
+
+    async def mark_retry(
+        self, message_id: int, at: str, not_before: str, error: str
+    ) -> bool:
+        return await self._move(
+            message_id,
+            "sending",
+            "state = 'pending', attempts = attempts + 1, updated_at = ?, not_before = ?,"
+            " error = ?",
+            (at, not_before, error),
+        )
+
+    async def mark_failed(self, message_id: int, at: str, error: str) -> bool:
+        return await self._move(
+            message_id,
+            "sending",
+            "state = 'failed', attempts = attempts + 1, updated_at = ?, error = ?",
+            (at, error),
+        )
+
+    async def recover_outbox(self, channel: str, bot: str, at: str) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "UPDATE outbox SET state = 'unknown', updated_at = ?,"
+                " error = 'process stopped while sending; delivery unknown, not resent'"
+                " WHERE channel = ? AND bot = ? AND state = 'sending'",
+                (at, channel, bot),
+            )
+            return cursor.rowcount
+
+        return await self._write(body)
+
+    async def outbox_counts(
+        self, channel: str | None = None, bot: str | None = None
+    ) -> dict[str, int]:
+        rows = await self._fetchall(
+            "SELECT state, count(*) FROM outbox"
+            " WHERE (? IS NULL OR channel = ?) AND (? IS NULL OR bot = ?) GROUP BY state",
+            (channel, channel, bot, bot),
+        )
+        counts = dict.fromkeys(OUTBOX_STATES, 0)
+        counts.update({row[0]: row[1] for row in rows})
+        return counts
+
+    async def chat_reached(self, channel: str, bot: str, chat_id: str) -> bool:
+        row = await self._fetchone(
+            "SELECT 1 FROM outbox WHERE channel = ? AND bot = ? AND state = 'sent' AND chat_id = ?"
+            " LIMIT 1",
+            (channel, bot, str(chat_id)),
+        )
+        return row is not None

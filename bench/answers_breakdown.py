@@ -7,7 +7,7 @@ the outside (no project file is changed):
   - engine only: `surveys.engine.step` plus the state/event codecs over the whole stream, no I/O;
   - CPU time of the event-loop thread per update (`time.thread_time`, so time spent waiting for
     the GIL or for the storage thread is not counted);
-  - the storage thread's hops (`storage.sqlite._in_group`): how many, how many reads and writes
+  - the storage thread's hops (`storage.sqlite_hops._in_group`): how many, how many reads and writes
     each carried (group commit), and its CPU and wall time per update.
 With two threads on one GIL the two CPU figures together bound the throughput. For a profile
 of the loop thread use a sampling profiler (e.g. `py-spy record -f raw`): cProfile charges
@@ -34,7 +34,7 @@ from surveys import codec, engine  # noqa: E402
 
 
 class Hops:
-    """Counts and times the storage thread's hops by wrapping ``storage.sqlite._in_group``."""
+    """Counts and times the storage thread's hops by wrapping ``storage.sqlite_hops._in_group``."""
 
     def __init__(self) -> None:
         self.hops = self.reads = self.writes = 0

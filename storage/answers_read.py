@@ -221,8 +221,7 @@ def open_answers_read(path: str | Path) -> SQLiteAnswersRead:
 
 async def database_file(storage: Any) -> Path:
     """The file behind an open `SQLiteStorage`, so that a reader can open its own connection."""
-    rows = await storage._fetchall("PRAGMA database_list")
-    for row in rows:
-        if row[1] == "main" and row[2]:
-            return Path(row[2])
+    path = await storage.database_file()
+    if path:
+        return Path(path)
     raise StorageError("the storage has no database file (an in-memory database cannot be read apart)")

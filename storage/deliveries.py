@@ -7,6 +7,8 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Protocol
 
+from .sqlite_hops import SQLiteRepository
+
 #: Outbox states after which the person may not have the message on screen.
 UNCERTAIN = ("unknown", "failed")
 
@@ -30,11 +32,9 @@ class Deliveries(Protocol):
         (a crash came while it was being sent)."""
 
 
-class SQLiteDeliveries:
-    """Reads the outbox of a ``SQLiteStorage`` through its read queue (one thread hop each)."""
-
-    def __init__(self, storage) -> None:
-        self._storage = storage
+class SQLiteDeliveries(SQLiteRepository):
+    """Reads of the outbox about what reached a person, through the storage's read queue (one
+    thread hop each); ``SQLiteStorage.deliveries``."""
 
     async def last_reply_uncertain(self, channel: str, bot: str, chat_id: str, respondent_id: int,
                                    priority: int, before_key: str) -> bool:
@@ -49,7 +49,7 @@ class SQLiteDeliveries:
                 (respondent_id, channel, bot, chat_id, priority, f"{mine}#%", f"{mine}:%")).fetchone()
             return row is not None and row[0] in UNCERTAIN
 
-        return await self._storage._read(read)  # noqa: SLF001 - storage's own package
+        return await self._read(read)
 
     async def replies_left_unknown(self, channel: str, bot: str, priority: int) -> list[LostReply]:
         def read(conn: sqlite3.Connection) -> list[LostReply]:
@@ -62,8 +62,8 @@ class SQLiteDeliveries:
                 " ORDER BY o.id", (channel, bot, priority)).fetchall()
             return [LostReply(*row) for row in rows]
 
-        return await self._storage._read(read)  # noqa: SLF001
+        return await self._read(read)
 
 
 def deliveries(storage) -> Deliveries:
-    return SQLiteDeliveries(storage)
+    return storage.deliveries

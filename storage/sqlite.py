@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .base import Storage
+from .deliveries import SQLiteDeliveries
 from .fieldwork import SQLiteFieldwork
 from .links import SQLiteLinks
 from .outbox import SQLiteOutbox
@@ -58,6 +59,7 @@ class SQLiteStorage(Storage):
         self.fieldwork = SQLiteFieldwork(self._hops)
         self.quotas = SQLiteQuotas(self._hops)
         self.reminders = SQLiteReminders(self._hops)
+        self.deliveries = SQLiteDeliveries(self._hops)  # reads only: what reached a person (outbox)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], synchronous: str = "full") -> SQLiteStorage:
@@ -71,6 +73,12 @@ class SQLiteStorage(Storage):
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(conn, *args)`` on the worker thread in a hop of its own (benchmarks, tests)."""
         return await self._hops.run(fn, *args)
+
+    async def database_file(self) -> str | None:
+        """The file behind this storage (None in memory), so that a reader can open its own
+        connection (exports in a worker thread or process)."""
+        rows = await self._hops.fetchall("PRAGMA database_list")
+        return next((row[2] for row in rows if row[1] == "main" and row[2]), None)
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """A read for tests that check what is stored."""

@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _harness as h  # noqa: E402
 from aiogram import Bot  # noqa: E402
 
-import storage.sqlite as sqlite_storage  # noqa: E402
+import storage.sqlite_hops as sqlite_storage  # noqa: E402
 import telegram_answers as ta  # noqa: E402
 from surveys import codec, engine  # noqa: E402
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import abc
 import json
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from .records import ReminderHandOver, ReminderTexts
@@ -42,6 +42,7 @@ def text_payload(chat_id: str, text: str) -> str:
 # activity first, up to the bot's limit (a UNION ALL of one ``ORDER BY … LIMIT`` per bot: a
 # row_number() window over all rows cost a fifth of a second per 100,000), straight into
 # ``reminders``: SQLite buffers the selection before inserting, since it reads that table too.
+# {in_strata} is empty, or keeps the members of the strata given (a unit-scoped coordinator's).
 _DUE_REMINDERS = """
 WITH a AS (
     SELECT r.id AS rid, l.channel AS channel, l.bot AS bot,
@@ -51,7 +52,7 @@ WITH a AS (
     {chat}
     LEFT JOIN sessions s ON s.id = (SELECT max(x.id) FROM sessions x
                                     WHERE x.respondent_id = r.id AND x.form_id = r.form_id)
-    WHERE sm.survey_id = :survey AND r.disposition IN {reminded}
+    WHERE sm.survey_id = :survey AND r.disposition IN {reminded}{in_strata}
 ),
 b AS MATERIALIZED (
     SELECT a.*, julianday(a.activity_at) AS act_jd,
@@ -123,6 +124,7 @@ class Reminders(Protocol):
         now: str,
         limits: Mapping[tuple[str, str], int | None],
         at: str,
+        strata: Collection[str] | None = None,
     ) -> int:
         """Select the survey's due reminders and queue them, in ONE write transaction; return
         how many were queued (who, and with what, is in ``reminders``: ``reminders_of``).
@@ -141,6 +143,10 @@ class Reminders(Protocol):
         None) until ``hand_over_reminders`` gives it a message. Rows are numbered in
         (channel, bot) order, each bot's oldest activity first: the order they are handed
         over in. Quiet hours and open dates are the caller's (the pass's) decision.
+
+        ``strata``: only members of these stratum keys (``sample_members.stratum``) are
+        considered, in the same statement (e.g. the strata a unit-scoped coordinator sees); an
+        empty collection queues nobody; None (the default): the whole survey, as above.
         """
 
     @abc.abstractmethod
@@ -205,6 +211,7 @@ class SQLiteReminders(SQLiteRepository):
         now: str,
         limits: Mapping[tuple[str, str], int | None],
         at: str,
+        strata: Collection[str] | None = None,
     ) -> int:
         # The policy's offsets as SQL literals (ints): CASE k ... END is NULL once k >= len(after_days).
         steps = [int(d) for d in after_days]
@@ -214,7 +221,7 @@ class SQLiteReminders(SQLiteRepository):
         gaps = f"CASE b.k {gaps} END" if gaps else "NULL"
         # Bots in (channel, bot) order: the reminders are numbered in that order, each bot's oldest first.
         bots = sorted(limits.items())
-        if not bots:
+        if not bots or (strata is not None and not strata):
             return 0
         params: dict[str, Any] = {
             "survey": survey_id,
@@ -222,6 +229,10 @@ class SQLiteReminders(SQLiteRepository):
             "now_jd": _julianday(now),
             "at": at,
         }
+        in_strata = ""
+        if strata is not None:  # one JSON array parameter, whatever the number of strata
+            in_strata = " AND sm.stratum IN (SELECT value FROM json_each(:strata))"
+            params["strata"] = json.dumps(sorted(set(strata)), ensure_ascii=False)
         for i, ((channel, bot), limit) in enumerate(bots):
             params.update({f"c{i}": channel, f"b{i}": bot, f"n{i}": -1 if limit is None else int(limit)})
         if len(bots) == 1:  # one link per (bot, person): a lookup in the UNIQUE (channel, bot, respondent_id)
@@ -235,7 +246,8 @@ class SQLiteReminders(SQLiteRepository):
             " strftime('%Y-%m-%dT%H:%M:%S+00:00', c.due_jd), :at, c.channel, c.bot"
             f" FROM c WHERE c.channel = :c{i} AND c.bot = :b{i} ORDER BY c.act_jd, c.rid LIMIT :n{i})"
             for i in range(len(bots)))
-        insert = _DUE_REMINDERS.format(chat=chat, days=days, gaps=gaps, picks=picks, reminded=repr(REMINDED))
+        insert = _DUE_REMINDERS.format(chat=chat, days=days, gaps=gaps, picks=picks, reminded=repr(REMINDED),
+                                      in_strata=in_strata)
 
         def body(conn: sqlite3.Connection) -> int:
             # A reminder already recorded fails the whole pass (rolled back) rather than queue twice.

@@ -6,6 +6,7 @@ to reach by letter or phone (names and phones only for accounts with personal ac
 from __future__ import annotations
 
 from collections import Counter
+from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -57,6 +58,18 @@ async def _people(request: web.Request, *, personal: bool) -> list[NonRespondent
     return [p for p in people if inside(scope.units, p) and inside(wanted, p)]
 
 
+def reminded_strata(scope: Scope, people: list[NonRespondent]) -> frozenset[str] | None:
+    """The strata "send a reminder now" is limited to: None (the whole survey) for an unscoped
+    account on the whole survey; else the strata of ``people`` (``_people``) that the account's
+    units and ?unit= show (``stratum_visible``), as the progress page counts them. Everyone a
+    reminder can go to (contacted or started) is a non-respondent, so no stratum is missed."""
+    if scope.units is None and scope.unit is None:
+        return None
+    wanted = unit_units(scope.project, scope.unit) if scope.unit else None
+    return frozenset(p.stratum for p in people
+                     if stratum_visible(p.stratum, scope.units) and stratum_visible(p.stratum, wanted))
+
+
 @routes.get("/surveys/{survey}/nonrespondents")
 @requires("coordinator")
 async def nonrespondents_page(request: web.Request) -> web.Response:
@@ -78,12 +91,13 @@ async def nonrespondents_page(request: web.Request) -> web.Response:
     strata = [(stratum, group_label(project, stratum.split("/", 1)[0], lang), stratum_label(project, stratum, lang),
                counts, sum(counts.values())) for stratum, counts in sorted(summary.items())]
     message = request.query.get("queued")
+    remindable = reminded_strata(scope, people)
     return render(request, "nonrespondents.html", project=project, strata=strata, reasons=REASONS, chosen=chosen,
                   chosen_label=stratum_label(project, chosen, lang) if chosen else "",
                   listed=[(p, reason_text(p, lang, asked)) for p in listed], personal=personal, unit=scope.unit or "",
-                  can_remind=scope.units is None and scope.unit is None, queued=message,
-                  skipped=request.query.get("skipped"), with_chat=sum(1 for p in people if p.has_chat
-                                                                       and p.reason in ("opened", "stopped")))
+                  queued=message, skipped=request.query.get("skipped"),
+                  with_chat=sum(1 for p in people if p.has_chat and p.reason in ("opened", "stopped")
+                                and (remindable is None or p.stratum in remindable)))
 
 
 @routes.post("/surveys/{survey}/nonrespondents/remind")
@@ -92,11 +106,12 @@ async def remind_now(request: web.Request) -> web.Response:
     """Queue a reminder now for everyone of the survey with a chat who is contacted or started and
     has not been reminded since their last activity: ``Storage.enqueue_due_reminders`` with the
     survey's own reminder count and quiet hours (``sendable_before_quiet``), due at once; the
-    bots' feeds hand them over to the outbox as for a periodic pass. Whole survey only: the
-    storage selects by survey, so an account limited to some units may not use it."""
+    bots' feeds hand them over to the outbox as for a periodic pass. An account limited to some
+    units, or a ?unit= (checked by ``@requires``: another unit is 403), reminds only the strata it
+    sees (``reminded_strata``), filtered in the same statement."""
     scope: Scope = request_scope(request)
-    if scope.units is not None:
-        raise web.HTTPForbidden(reason="unit-scoped reminders")
+    strata = reminded_strata(scope, await _people(request, personal=False))
+    where = f", strata {' '.join(sorted(strata)) or '(none)'}" if strata is not None else ""
     project = scope.project
     console = console_of(request)
     now = console.clock()
@@ -115,15 +130,20 @@ async def remind_now(request: web.Request) -> web.Response:
         elif all(limit == 0 for limit in limits.values()):
             why = "quiet hours"
     if why is not None:
-        await audit(request, "remind_now", f"none: {why}")
-        raise web.HTTPSeeOther(f"/surveys/{project.id}/nonrespondents?skipped={why}")
+        await audit(request, "remind_now", f"none: {why}{where}")
+        raise web.HTTPSeeOther(page_url(project.id, scope.unit, skipped=why))
     queued = await fieldwork_storage(request).enqueue_due_reminders(
         project.id, after_days=(0,), max_count=project.reminders.max_count, now=now.isoformat(), limits=limits,
-        at=now.isoformat())
+        at=now.isoformat(), strata=strata)
     if queued:
         console.on_reminders_queued()
-    await audit(request, "remind_now", f"{queued} reminder(s) queued")
-    raise web.HTTPSeeOther(f"/surveys/{project.id}/nonrespondents?queued={queued}")
+    await audit(request, "remind_now", f"{queued} reminder(s) queued{where}")
+    raise web.HTTPSeeOther(page_url(project.id, scope.unit, queued=queued))
+
+
+def page_url(survey_id: str, unit: str | None, **query) -> str:
+    """The non-respondents page to come back to, on the same ?unit=."""
+    return f"/surveys/{survey_id}/nonrespondents?{urlencode({**({'unit': unit} if unit else {}), **query})}"
 
 
 @routes.get("/surveys/{survey}/nonrespondents.csv")

@@ -92,7 +92,7 @@ def test_a_scoped_coordinator_sees_only_their_units_and_403_elsewhere(page, fiel
         response = page.goto(f"{server.url}{path}")
         assert response.status == 403, path
         assert page.locator("h1").inner_text() == "Không được phép"
-    for path in (f"/surveys/{SURVEY}/nonrespondents/remind", "/admin/users", "/admin/users/1/disable"):
+    for path in (f"/surveys/{SURVEY}/nonrespondents/remind?unit=xa-b", "/admin/users", "/admin/users/1/disable"):
         token = page.locator("form[action='/logout'] input[name=csrf_token]").get_attribute("value")
         assert page.request.post(f"{server.url}{path}", form={"csrf_token": token}).status == 403, path
     forbidden = server.call(lambda storage, stores: stores.audit.entries(action="forbidden", limit=0))
@@ -160,6 +160,57 @@ def test_send_reminders_now(page, fieldwork, console_server, log_in):
     server.now = NOW.replace(hour=22)
     page.click("#remind-now")
     page.wait_for_selector(".msg.warn >> text=quiet hours")
+
+
+def test_a_commune_coordinator_reminds_their_commune_only(page, fieldwork, console_server, log_in):
+    bot = ReminderBot("telegram", "test-bot", 30.0)
+    server = console_server(fieldwork.db, bots=[bot])
+    server.add_account("officer-a", role="coordinator", surveys=[SURVEY], units=["xa-a"])
+    started_a = fieldwork.members["citizen/xa-a"][4:6]  # started on 16 August
+    contacted_b = fieldwork.members["citizen/xa-b"][2:5]
+
+    async def link(storage, stores):
+        for rid in contacted_b:
+            await storage.set_disposition(rid, "invited", "2026-08-16T09:00:00+07:00")
+        for i, rid in enumerate(started_a + contacted_b):
+            await storage.link_chat("telegram", "test-bot", str(1000 + i), rid, "2026-08-16T09:00:00+07:00")
+            if rid in contacted_b:
+                await storage.set_disposition(rid, "contacted", "2026-08-16T09:00:00+07:00")
+    server.call(link)
+
+    async def reminded(storage, stores):
+        return {rid for rid in started_a + contacted_b if await storage.reminders_of(rid)}
+    log_in(page, server, "officer-a")
+    page.goto(f"{server.url}/surveys/{SURVEY}/nonrespondents")
+    assert page.inner_text("#remind-now").endswith("(2)")
+    page.click("#remind-now")
+    page.wait_for_selector(".msg.ok")
+    assert page.inner_text(".msg.ok") == "Đã xếp 2 nhắc nhở vào hàng đợi."
+    assert server.call(reminded) == set(started_a)  # xa-b's contacted people are not theirs
+    page.click("#remind-now")  # once per activity
+    page.wait_for_selector(".msg.ok")
+    assert page.inner_text(".msg.ok") == "Đã xếp 0 nhắc nhở vào hàng đợi."
+    # Naming another commune is refused and queues nothing; their own is fine.
+    token = page.locator("form[action='/logout'] input[name=csrf_token]").get_attribute("value")
+    post = page.request.post(f"{server.url}/surveys/{SURVEY}/nonrespondents/remind?unit=xa-b",
+                             form={"csrf_token": token})
+    assert post.status == 403
+    page.goto(f"{server.url}/surveys/{SURVEY}/nonrespondents?unit=xa-a")
+    page.click("#remind-now")
+    page.wait_for_selector(".msg.ok")
+    assert page.url.endswith("?unit=xa-a&queued=0")
+    assert server.call(reminded) == set(started_a)
+    details = [e.detail for e in server.call(lambda s, stores: stores.audit.entries(action="remind_now"))]
+    assert details == ["0 reminder(s) queued, strata citizen/xa-a"] * 2 + ["2 reminder(s) queued, strata citizen/xa-a"]
+    # The whole survey's coordinator then reminds xa-b's people.
+    server.add_account("coordinator", role="coordinator", surveys=[SURVEY])
+    page.context.clear_cookies()
+    log_in(page, server, "coordinator")
+    page.goto(f"{server.url}/surveys/{SURVEY}/nonrespondents")
+    page.click("#remind-now")
+    page.wait_for_selector(".msg.ok")
+    assert page.inner_text(".msg.ok") == "Đã xếp 3 nhắc nhở vào hàng đợi."
+    assert server.call(reminded) == set(started_a + contacted_b)
 
 
 @pytest.mark.parametrize("personal", [True, False])

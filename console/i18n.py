@@ -107,10 +107,6 @@ TEXTS: dict[str, dict[str, str]] = {
                          "en": "The file holds personal data (Decree 13/2023/NĐ-CP): keep it protected, delete it after use."},
     "no_personal": {"vi": "Tài khoản của bạn không xem được họ tên và số điện thoại.",
                     "en": "Your account does not see names and phones."},
-    "remind_whole_survey_only": {"vi": "Gửi nhắc nhở ngay áp dụng cho cả khảo sát; tài khoản giới hạn theo đơn vị"
-                                       " dùng lượt nhắc định kỳ.",
-                                 "en": "Sending reminders now applies to the whole survey; accounts limited to some"
-                                       " units rely on the periodic reminder pass."},
     "everyone_done": {"vi": "Không còn ai chưa trả lời.", "en": "Nobody left to reach."},
     # users
     "users_title": {"vi": "Tài khoản", "en": "Users"},

@@ -48,7 +48,7 @@ from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from exporters.letters import Channels, Letter, issue_letters
 from exporters.progress import format_status_text, progress, survey_status
-from exporters.table import session_table, write_csv
+from fieldwork.data import ExportOptions, export as export_answers
 from storage import Storage, open_storage
 from surveys.project import SurveyProject, load_survey, store_survey
 from surveys.sampling import DrawResult, allocate, draw_sample, import_frame_file
@@ -377,11 +377,9 @@ async def _summarise(db_path: Path, out_dir: Path, console: Console, survey: Dem
     async with await open_storage(db_path) as storage:
         report = await survey_status(storage, survey.project, now)
         rows = await progress(storage)
-        table = await session_table(Conversations(storage))
+        exported = await export_answers(storage, out_dir / "answers.csv", ExportOptions())
         outbox = await storage.outbox_counts()
         quota_full = await _count_disposition(storage, "quota_full")
-    export = out_dir / "answers.csv"
-    write_csv(table, export)
     console.rule(f"khaosat status --survey {survey.project.id} --format text  (as of {now:%Y-%m-%d %H:%M})")
     console.print(format_status_text(report, survey.project, "en"), markup=False, highlight=False)
     console.rule("Summary")
@@ -399,7 +397,7 @@ async def _summarise(db_path: Path, out_dir: Path, console: Console, survey: Dem
     console.print(f"Bot → Zalo: {zalo_stats.sent} messages, {zalo_stats.duplicates} messages delivered twice by the "
                   f"platform (each handled once), {zalo_stats.too_many_requests} × 429")
     console.print(f"Outbox {dict(outbox)}; Bot API request violations: {len(violations)}")
-    console.print(f"Export: {export} ({len(table.rows)} sessions × {len(table.columns)} columns)")
+    console.print(f"Export: {exported.path} ({exported.rows} sessions × {exported.columns} columns)")
     console.print(f"Status yourself: khaosat status --db {db_path}")
     console.print(f"Database: {db_path}  — take a questionnaire yourself: "
                   f"khaosat try {bundled_templates()[-1]} --db {db_path}")

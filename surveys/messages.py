@@ -160,6 +160,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "progress_reached": {"vi": "đã liên hệ", "en": "reached"},
     "progress_refused": {"vi": "từ chối", "en": "refused"},
     "progress_unreachable": {"vi": "không liên lạc được", "en": "unreachable"},
+    "export_failed": {"vi": "Không xuất được dữ liệu: {reason}. Xin thử lại sau hoặc dùng lệnh “khaosat export”.",
+                      "en": "The answers could not be exported: {reason}. Please try again later or use “khaosat export”."},
     "export_caption": {"vi": "Dữ liệu trả lời (mã ẩn danh), {rows} phiên.",
                        "en": "Answers (pseudonymous ids), {rows} sessions."},
     # -- quotas and reminders ---------------------------------------------------------------------

@@ -21,10 +21,6 @@ from surveys.messages import say
 log = logging.getLogger(__name__)
 
 # TODO(lead): move into surveys.messages.MESSAGES (the one place for texts; this branch may not edit it).
-_EXPORT_FAILED = {"vi": "Không xuất được dữ liệu: {reason}. Xin thử lại sau hoặc dùng lệnh “khaosat export”.",
-                  "en": "The answers could not be exported: {reason}. Please try again later or use “khaosat export”."}
-
-
 class CoordinatorDesk:
     commands = ("progress", "export")
 
@@ -45,7 +41,7 @@ class CoordinatorDesk:
             exported = await asyncio.to_thread(write_export, database, path)
         except (Refused, StorageError) as error:
             log.warning("/export for %s failed: %s", key, error)
-            return [Notice(_EXPORT_FAILED["vi"].format(reason=getattr(error, "message", None) or error))]
+            return [Notice(say("export_failed", "vi", reason=getattr(error, "message", None) or error))]
         return [Document(str(path), path.name, say("export_caption", "vi", rows=exported.rows))]
 
 

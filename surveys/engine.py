@@ -650,7 +650,11 @@ class _Conversation:
                 return (self._only_visible(question, kept) or None) if kind.is_select else kept
             if kind is QuestionType.SELECT_MULTIPLE and self.state.draft:
                 return self._only_visible(question, self.state.draft) or None
-            return self._default(question)
+            default = self._default(question)
+            if default is not None and not self._required(question) and not self._still_valid(question, default):
+                return None  # "Skip" on an optional question whose constraint refuses its default: as
+                # clearing the default in ODK Collect, it is left empty (else nothing could skip it)
+            return default
         return self._parse(question, text)
 
     def _only_visible(self, question: Question, value: Any) -> Any:

@@ -478,6 +478,7 @@ def test_valid_answers_always_complete(markdown: str, data) -> None:
                 # Every value refused: the constraint reads an empty earlier answer (NaN), so no
                 # number fits. An optional question is then skipped, as a respondent would.
                 untried = [[E.Reply("", at)]]
+                note_event("skipped an optional question no number fits")
             plan = data.draw(st.sampled_from(untried or plans), label="plan")
             for event in plan:
                 before = state

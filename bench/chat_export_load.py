@@ -4,7 +4,7 @@
 
 The export is the chat's own `/export`: `bot.chat.coordination.CoordinatorDesk.run("export", ...)`
 awaited as a task on the same event loop as the bot, as the chat core awaits it for a
-coordinator (it runs `write_export`, the shared `fieldwork.data.export`, off the loop). Its
+coordinator (it runs `write_export`: the shared `fieldwork.data.export` in an idle-priority child). Its
 storage is opened on the analysts' generated database (`bench/analysts_data.py`: 100,000 sessions
 × ~37 answers, built once and reused); in production it is the bot's own file, here a separate
 one on the same disk, as bench/console_export_load.py argues (WAL read marks never block the writer).

@@ -61,9 +61,11 @@ def write_export(database: Path, out: Path) -> Exported:
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         lower_priority(child.pid)  # at once, before its imports (no preexec_fn: the bot has threads)
         stdout, stderr = child.communicate()
-    if child.returncode != 0:
-        lines = stderr.strip().splitlines()
-        raise Refused(lines[-1] if child.returncode == 2 and lines else f"the export stopped (exit {child.returncode})")
+    if child.returncode == 2 and stderr.strip():  # refused: its own words, for the coordinator
+        raise Refused(stderr.strip())
+    if child.returncode != 0:  # a crash: the traceback to the log, one line to the chat
+        log.error("/export of %s: the child process failed (exit %s):\n%s", database, child.returncode, stderr)
+        raise Refused(f"the export stopped (exit {child.returncode})")
     rows, columns = json.loads(stdout.strip().splitlines()[-1])
     return Exported(out, rows, columns)
 

@@ -27,12 +27,12 @@ import uuid
 from pathlib import Path
 from typing import Any, Callable
 
+from fieldwork.background import lower_priority
+
 
 MAX_RUNNING = 2
 #: How often the child writes its progress (seconds).
 PROGRESS_EVERY = 0.5
-#: Niceness of the child: the bots and the console come first.
-NICENESS = 10
 #: What a job that its process left unfinished says (crash, kill, console stopped).
 STOPPED = "the job stopped before it finished"
 
@@ -203,21 +203,6 @@ async def run_job(database: Path, job_id: str, folder: Path) -> int:
         flusher.cancel()
         await stores.jobs.finish_job(job_id, _now(), result_path=result, message=message)
         return 0
-
-
-def lower_priority() -> None:
-    """Run only on CPU time nobody else wants: SCHED_IDLE where Linux offers it (the bots and the
-    console always go first, and under Linux's I/O schedulers an idle task's disk reads wait too),
-    else a high niceness. A job gets slower on a busy machine; answering in chat does not."""
-    try:
-        os.nice(NICENESS)
-    except OSError:
-        pass
-    if hasattr(os, "sched_setscheduler") and hasattr(os, "SCHED_IDLE"):
-        try:
-            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
-        except OSError:
-            pass
 
 
 def main(argv: list[str] | None = None) -> int:

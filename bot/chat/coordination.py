@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 import logging
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -13,6 +17,7 @@ from bot.chat.events import Capabilities, Document, Notice, Outgoing
 from bot.conversations import Conversations
 from exporters.progress import fieldwork_messages
 from fieldwork import Refused
+from fieldwork.background import lower_priority
 from fieldwork.data import ExportOptions, Exported, export
 from storage import StorageError, open_storage
 from storage.answers_read import database_file
@@ -47,10 +52,37 @@ class CoordinatorDesk:
 
 def write_export(database: Path, out: Path) -> Exported:
     """`khaosat export`'s wide, pseudonymous CSV of ``database`` (the shared `fieldwork.data.export`),
-    run to the end in the calling thread on an event loop and connection of its own: called through
-    ``asyncio.to_thread``, neither the read nor the write of the file holds the bots' event loop."""
+    run in a child process at idle priority from its first instruction (as the console's jobs run)
+    and waited for in the calling thread (``asyncio.to_thread``): in a worker thread the export
+    shares the bots' GIL and costs them a third or more of their answers (bench/chat_export_load.py)."""
+    source = str(Path(__file__).resolve().parents[2])  # the child imports the same code as the bot
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    with subprocess.Popen([sys.executable, "-m", "bot.chat.coordination", str(database), str(out)], env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
+        lower_priority(child.pid)  # at once, before its imports (no preexec_fn: the bot has threads)
+        stdout, stderr = child.communicate()
+    if child.returncode == 2 and stderr.strip():  # refused: its own words, for the coordinator
+        raise Refused(stderr.strip())
+    if child.returncode != 0:  # a crash: the traceback to the log, one line to the chat
+        log.error("/export of %s: the child process failed (exit %s):\n%s", database, child.returncode, stderr)
+        raise Refused(f"the export stopped (exit {child.returncode})")
+    rows, columns = json.loads(stdout.strip().splitlines()[-1])
+    return Exported(out, rows, columns)
+
+
+def export_here(database: Path, out: Path) -> Exported:
+    """The export, to the end, in this process on an event loop and connection of its own."""
     async def run() -> Exported:
         async with await open_storage(database) as storage:
             return await export(storage, out, ExportOptions(), where=database.name)
 
     return asyncio.run(run())
+
+
+if __name__ == "__main__":  # write_export's child: the figures on stdout, a refusal's text on stderr
+    try:
+        exported = export_here(Path(sys.argv[1]), Path(sys.argv[2]))
+    except (Refused, StorageError) as error:
+        print(getattr(error, "message", None) or error, file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps([exported.rows, exported.columns]))

@@ -88,12 +88,12 @@ def user() -> None:
 def user_add(ctx: click.Context, username: str, role: str, surveys: tuple[str, ...], units: tuple[str, ...],
              personal: bool | None, display_name: str, password_stdin: bool, db: Path | None) -> None:
     """Add a console account."""
-    from console.accounts import AccountError, create_account
+    from console.accounts import AccountError, create_account, personal_by_default
 
     db = _survey_db(ctx, db, create=True)
     password = _read_password(password_stdin)
     if personal is None:
-        personal = role in ("admin", "coordinator")
+        personal = personal_by_default(role)
     try:
         account = asyncio.run(_with_stores(db, lambda stores: create_account(
             stores, username, password, role=role, at=_now(), display_name=display_name, surveys=surveys,

@@ -11,6 +11,10 @@ a traceback; that goes to the job's log file). The state lives in the database, 
 reload, or another coordinator, sees the same job; the page polls it with htmx.
 
 At most ``MAX_RUNNING`` jobs run at once; the others wait queued, in order.
+
+A job's folder (its uploads and results: letters with names and phones, personal exports) is
+removed ``KEEP_FILES_DAYS`` after the job ended (``JobRunner.remove_old_files``, at start and
+hourly): a download is meant to be taken, not to keep personal data on the server.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import asyncio
 import datetime as dt
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -35,6 +40,12 @@ MAX_RUNNING = 2
 PROGRESS_EVERY = 0.5
 #: What a job that its process left unfinished says (crash, kill, console stopped).
 STOPPED = "the job stopped before it finished"
+
+
+#: Days a finished job's files stay downloadable.
+KEEP_FILES_DAYS = 7
+#: What a job whose files were removed says instead of offering them.
+FILES_REMOVED = "files removed {days} days after the job ended"
 
 
 def files_dir(database: Path) -> Path:
@@ -96,6 +107,22 @@ class JobRunner:
                     self._processes.pop(job_id, None)
             if code != 0:  # the child fails its job itself; this covers a crash or a kill
                 await self.jobs.fail_job(job_id, _now(), f"{STOPPED} (exit {code})")
+
+    async def remove_old_files(self, now: dt.datetime, *, keep_days: int = KEEP_FILES_DAYS) -> int:
+        """Remove the folders of jobs that ended more than ``keep_days`` ago; how many went.
+
+        The folder goes first, then the row forgets it: a stop in between leaves a row whose
+        files are already gone, which offers nothing (``result_files`` checks) and is redone."""
+        cutoff = (now - dt.timedelta(days=keep_days)).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+        removed = 0
+        for job in await self.jobs.ended_before(cutoff):
+            folder = self.job_dir(job.id)
+            if not folder.exists() and job.result_path is None:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            await self.jobs.forget_files(job.id, FILES_REMOVED.format(days=keep_days))
+            removed += 1
+        return removed
 
     def process_id(self, job_id: str) -> int | None:
         """The pid of a job's running process (benchmarks pause and resume it), or None."""

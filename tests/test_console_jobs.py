@@ -103,3 +103,26 @@ async def test_an_imported_sample_job_records_the_sample(tmp_path):
     async with await open_storage(db) as storage:
         assert (await storage.sample_info("test-2026")).source == "imported"
         assert len(await storage.sample_members("test-2026", "main")) == 8
+
+
+async def test_a_jobs_files_are_removed_a_week_after_it_ended(tmp_path):
+    """Letters and personal exports are downloads, not an archive: old job folders go."""
+    from console.jobs import KEEP_FILES_DAYS
+
+    db = tmp_path / "survey.sqlite"
+    async with await ConsoleStores.open(db) as stores:
+        runner = JobRunner(db, stores.jobs)
+        ended = {}
+        for name, days_ago in (("old", KEEP_FILES_DAYS + 1), ("recent", KEEP_FILES_DAYS - 1)):
+            job_id, folder = runner.new_job_dir()
+            (folder / "letters.html").write_text("Nguyễn Văn A, 0901234567", encoding="utf-8")
+            at = (AT - dt.timedelta(days=days_ago)).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+            await stores.jobs.create_job(job_id, "letters", at=at, survey_id="test-2026")
+            await stores.jobs.finish_job(job_id, at, result_path=str(folder))
+            ended[name] = job_id
+        assert await runner.remove_old_files(AT) == 1
+        old, recent = await stores.jobs.get_job(ended["old"]), await stores.jobs.get_job(ended["recent"])
+        assert not runner.job_dir(old.id).exists() and result_files(old) == []
+        assert old.result_path is None and "removed" in old.message
+        assert [p.name for p in result_files(recent)] == ["letters.html"]
+        assert await runner.remove_old_files(AT) == 0  # idempotent

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import logging
 import os
 import shutil
@@ -45,7 +46,7 @@ STOPPED = "the job stopped before it finished"
 #: Days a finished job's files stay downloadable.
 KEEP_FILES_DAYS = 7
 #: What a job whose files were removed says instead of offering them.
-FILES_REMOVED = "files removed {days} days after the job ended"
+FILES_REMOVED = "job_files_removed"
 
 
 def files_dir(database: Path) -> Path:
@@ -120,7 +121,7 @@ class JobRunner:
             if not folder.exists() and job.result_path is None:
                 continue
             shutil.rmtree(folder, ignore_errors=True)
-            await self.jobs.forget_files(job.id, FILES_REMOVED.format(days=keep_days))
+            await self.jobs.forget_files(job.id, keyed(FILES_REMOVED, days=keep_days))
             removed += 1
         return removed
 
@@ -162,6 +163,30 @@ def failure_lines(job) -> list[str]:
     return [line for line in job.message.split("\n") if line.strip()]
 
 
+# A job's progress and summary are stored as a text key of the console's catalogue with its
+# fields, so each reader sees them in their own language; a refusal's message stays the
+# operation's own text (the same as the command line's).
+_KEYED = "@"
+
+
+def keyed(key: str, **fields: Any) -> str:
+    """A message stored as ``key`` of console/fieldwork_texts.py with ``fields``."""
+    return _KEYED + json.dumps([key, fields], ensure_ascii=False)
+
+
+def job_message(message: str, language: str) -> str:
+    """A stored job message in ``language``: a keyed one translated, any other as it is."""
+    from console.i18n import t
+
+    if message.startswith(_KEYED):
+        try:
+            key, fields = json.loads(message[len(_KEYED):])
+        except (ValueError, TypeError):
+            return message
+        return t(key, language, **fields)
+    return message
+
+
 # -- the child process -------------------------------------------------------------------------
 
 class Progress:
@@ -185,7 +210,8 @@ class Progress:
                 return
             last[0] = moment
             share = done / total if total else 0.0
-            self(start + (end - start) * share, f"{what} {done:,}" + (f" / {total:,}" if total else ""))
+            self(start + (end - start) * share, keyed(f"job_counted_{what}", done=f"{done:,}", total=f"{total:,}")
+                 if total else keyed(f"job_counting_{what}", done=f"{done:,}"))
 
         return update
 

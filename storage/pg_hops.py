@@ -155,6 +155,18 @@ class PostgresConnection:
                 self._wait(self._asyncpg.execute(_TRANSACTIONS["BEGIN"]))
             raise StorageError(f"postgresql: {_described(error)}") from error
 
+    def _statement(self, statement: str) -> Any:
+        """``statement`` prepared on the server, once while it is among the ``_PREPARED`` latest."""
+        prepared = self._prepared.get(statement)
+        if prepared is None:
+            prepared = self._wait(self._asyncpg.prepare(statement))
+            self._prepared[statement] = prepared
+            if len(self._prepared) > _PREPARED:
+                self._prepared.popitem(last=False)
+        else:
+            self._prepared.move_to_end(statement)
+        return prepared
+
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> Cursor:
         if not params and _CONTROL.match(sql):
             statement = sql.strip().upper()
@@ -175,14 +187,7 @@ class PostgresConnection:
             if insert and insert[1].lower() in self._id_tables and not _RETURNING.search(query):
                 statement = query + " RETURNING id"
             self._statements[query] = statement
-        prepared = self._prepared.get(statement)
-        if prepared is None:
-            prepared = self._wait(self._asyncpg.prepare(statement))
-            self._prepared[statement] = prepared
-            if len(self._prepared) > _PREPARED:
-                self._prepared.popitem(last=False)
-        else:
-            self._prepared.move_to_end(statement)
+        prepared = self._statement(statement)
         rows = self._wait(prepared.fetch(*args))
         tag = prepared.get_statusmsg() or ""
         count = tag.rsplit(" ", 1)[-1]
@@ -194,6 +199,23 @@ class PostgresConnection:
             lastrowid = rows[-1][0]
             rows = ()
         return Cursor(rows, rowcount, lastrowid)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any] | dict[str, Any]]) -> Cursor:
+        """``sql`` once per row, in order: consecutive rows that translate alike go as one
+        pipelined ``executemany`` (rows whose Nones differ are different statements here)."""
+        runs: list[tuple[str, list[list[Any]]]] = []
+        for params in rows:
+            query, args = postgresql_query(sql, params)
+            if runs and runs[-1][0] == query:
+                runs[-1][1].append(args)
+            else:
+                runs.append((query, [args]))
+        try:
+            for query, batch in runs:
+                self._wait(self._statement(query).executemany(batch))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+            raise StorageError(f"postgresql: {_described(error)}") from error
+        return Cursor(())
 
     def close(self) -> None:
         try:

@@ -14,6 +14,8 @@ What is translated, mechanically, so that no statement is written twice:
   ``ctid``, PostgreSQL's physical row address: the same order for rows never updated.
 * ``json_each(x)`` (a JSON array given as one parameter) → ``json_array_elements_text(x::json)``,
   whose column is also named ``value``.
+* ``/*postgresql: …*/``, a comment to SQLite, is SQL here: what only PostgreSQL needs said, such
+  as ``FOR UPDATE … SKIP LOCKED`` where SQLite's one writer already keeps two processes apart.
 * ``SELECT changes()`` is answered by the connection itself (storage/pg_hops.py): the rows the
   previous statement changed.
 
@@ -37,6 +39,7 @@ from .pg_migrations import outside_quotes
 _PARAMETER = re.compile(r"\?|(?<![:\w]):([A-Za-z_]\w*)")
 _ROWID = re.compile(r"\browid\b", re.I)
 _JSON_EACH = re.compile(r"\bjson_each\(([^()]*)\)", re.I)
+_ONLY_HERE = re.compile(r"/\*postgresql:(.*?)\*/", re.S)
 #: A parameter's place in a parsed statement (a character SQL never contains).
 _SLOT = "\x00"
 
@@ -64,6 +67,7 @@ def _parsed(sql: str) -> tuple[tuple[str, ...], tuple[str | None, ...], tuple[in
 
     def rewrite(part: str) -> str:
         part = _PARAMETER.sub(slot, part)
+        part = _ONLY_HERE.sub(r"\1", part)
         part = _ROWID.sub("ctid", part)
         return _JSON_EACH.sub(r"json_array_elements_text(CAST(\1 AS json))", part)
 

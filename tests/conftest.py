@@ -46,3 +46,14 @@ def database(request, tmp_path):
     if request.param == "postgresql":
         return request.getfixturevalue("postgresql_url")
     return tmp_path / "data" / "khaosat.sqlite"
+
+
+@pytest.fixture
+def second_database(request, tmp_path, postgres_server):
+    """Another database of the same kind as this test's ``database``, for a test that needs two."""
+    if request.node.callspec.params["database"] == "postgresql":
+        from tests.postgres_server import _database
+
+        yield from _database(postgres_server, migrated=True)
+    else:
+        yield tmp_path / "second" / "khaosat.sqlite"

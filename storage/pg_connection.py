@@ -16,7 +16,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from .errors import StorageError
-from .pg_dialect import postgresql_query
+from .pg_dialect import as_sqlite_number, postgresql_query
 from .pg_migrations import migrate
 
 _INSERT = re.compile(r"^\s*INSERT\b", re.I)
@@ -51,10 +51,15 @@ async def run(connection: asyncpg.Connection, sql: str, params: Sequence[Any] | 
     return Outcome(int(count) if count.isdigit() else 0)
 
 
+async def _numbers_as_sqlite(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("numeric", encoder=str, decoder=as_sqlite_number, schema="pg_catalog",
+                                    format="text")
+
+
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool of connections to ``url`` (sessions in UTC), the database migrated."""
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_numbers_as_sqlite,
                                          server_settings={"timezone": "UTC"})
     except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise StorageError(f"cannot open {redacted(url)}: {error}") from None

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import functools
 import re
+from decimal import Decimal
 from collections.abc import Sequence
 from typing import Any
 
@@ -106,3 +107,10 @@ def postgresql_query(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> t
         values = params
     query, given = _rendered(sql, tuple([type(value) for value in values]))
     return query, [int(values[i]) if type(values[i]) is bool else values[i] for i in given]
+
+
+def as_sqlite_number(text: str) -> int | float:
+    """A numeric (what sum() and avg() of integers give on PostgreSQL) as SQLite gives it: an int
+    when whole, else a float; the connections decode ``numeric`` with it."""
+    value = Decimal(text)
+    return int(value) if value == value.to_integral_value() else float(value)

@@ -33,14 +33,13 @@ import asyncio
 import re
 from collections import OrderedDict
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 import asyncpg
 
 from .errors import StorageError
 from .pg_connection import redacted
-from .pg_dialect import postgresql_query
+from .pg_dialect import as_sqlite_number, postgresql_query
 from .pg_migrations import migrate
 from .sqlite_hops import SQLiteThread
 
@@ -53,12 +52,6 @@ _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 #: The hop's transactions (storage/sqlite_hops.py) in PostgreSQL's words.
 _TRANSACTIONS = {"BEGIN IMMEDIATE": "BEGIN", "BEGIN": "BEGIN ISOLATION LEVEL REPEATABLE READ"}
-
-
-def _number(text: str) -> int | float:
-    """A numeric (what sum() and avg() of integers give) as SQLite gives it: an int when whole."""
-    value = Decimal(text)
-    return int(value) if value == value.to_integral_value() else float(value)
 
 
 #: A broken constraint said as SQLite says it, so that a message reads the same on both databases.
@@ -128,7 +121,7 @@ class PostgresConnection:
         except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise StorageError(f"cannot open {redacted(url)}: {error}") from None
         try:
-            await conn.set_type_codec("numeric", encoder=str, decoder=_number, schema="pg_catalog", format="text")
+            await conn.set_type_codec("numeric", encoder=str, decoder=as_sqlite_number, schema="pg_catalog", format="text")
             await migrate(conn)
         except asyncpg.PostgresError as error:
             await conn.close()

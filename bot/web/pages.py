@@ -226,20 +226,26 @@ async def security_headers(request: web.Request, handler):
     try:
         response = await handler(request)
     except web.HTTPException as error:
-        response = error
-        if error.status == 404:
-            response = web.Response(status=404, text=say("web_not_understood", "vi"), content_type="text/plain")
-        elif error.status >= 500:
+        if error.status < 400:
+            error.headers.update(_HEADERS)
             raise
+        if error.status >= 500:
+            raise
+        # 404, 405, 413 (a body over 64 KB)...: one polite line, whatever was asked
+        response = web.Response(status=error.status, text=say("web_not_understood", "vi"), content_type="text/plain")
     except Exception:  # noqa: BLE001 — the person sees a polite line; the log has the traceback
         log.exception("web: %s %s failed", request.method, request.path)
         response = web.Response(status=500, text=say("web_not_understood", "vi"), content_type="text/plain")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("X-Frame-Options", "DENY")
-    response.headers.setdefault("Referrer-Policy", "no-referrer")
-    response.headers.setdefault(
-        "Content-Security-Policy", "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'")
+    for name, value in _HEADERS.items():
+        response.headers.setdefault(name, value)
     return response
+
+
+#: The console's headers: no framing, no sniffing, nothing from elsewhere, no referrer (the
+#: invitation code must not leave in one).
+_HEADERS = {"X-Content-Type-Options": "nosniff", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+            "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; "
+                                       "form-action 'self'"}
 
 
 def make_web_app(channel: WebChannel, settings: WebSettings = WebSettings(), *,
@@ -251,7 +257,7 @@ def make_web_app(channel: WebChannel, settings: WebSettings = WebSettings(), *,
     app[SECRET] = secret or secrets.token_bytes(32)
     app.router.add_get("/s/", show)
     app.router.add_post("/s/", post)
-    app.router.add_get("/s", lambda request: _redirect_slash())
+    app.router.add_get("/s", _redirect_slash)
     static = HERE / "static"
     app.router.add_get("/s/static/htmx.min.js", _htmx)
     app.router.add_static("/s/static", static, name="web_static", append_version=True)
@@ -259,7 +265,7 @@ def make_web_app(channel: WebChannel, settings: WebSettings = WebSettings(), *,
     return app
 
 
-async def _redirect_slash() -> web.StreamResponse:
+async def _redirect_slash(request: web.Request) -> web.StreamResponse:
     raise web.HTTPMovedPermanently("/s/")
 
 

@@ -144,6 +144,7 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
         "skip": ask is not None and not ask.required and ask.kind in (
             PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE),
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
+        "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
         "finished": finished, "languages": "en" if ui == "vi" else "vi",
         "csrf_field": Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf)}">'),
         "css": request.app.router["web_static"].url_for(filename="web.css"),

@@ -419,7 +419,9 @@ class WebPerson(_Person):
         form = self.page.form("ask") if self.page else None
         fields = list((form.hidden if form else {}).items()) + [("action", action)]
         fields += list(answer.items()) if isinstance(answer, dict) else list(answer)
-        self._say(f"[{action}] {' '.join(v for k, v in fields if k in ('text', 'choice', 'ticked'))}")
+        labels = {value: label for _, _, value, label in (form.inputs if form else ())}
+        chosen = [labels.get(v, v) if k != "text" else v for k, v in fields if k in ("text", "choice", "ticked")]
+        self._say(f"[{' + '.join(chosen)}]" if chosen else f"[{action}]")
         await self.post(fields)
 
     async def _next_message(self) -> WebPage:

@@ -58,6 +58,8 @@ class WebSettings:
 WEB = web.AppKey("web_channel", WebChannel)
 SETTINGS = web.AppKey("web_settings", WebSettings)
 SECRET = web.AppKey("web_secret", bytes)
+#: The stylesheet's and htmx's addresses, worked out once (a versioned URL hashes the file).
+ASSETS = web.AppKey("web_assets", dict)
 
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
@@ -147,8 +149,7 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
         "finished": finished, "languages": "en" if ui == "vi" else "vi",
         "csrf_field": Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf)}">'),
-        "css": request.app.router["web_static"].url_for(filename="web.css"),
-        "htmx": request.app.router["web_static"].url_for(filename="htmx.min.js") if HTMX.is_file() else "",
+        **request.app[ASSETS],
     }
     response = web.Response(text=_environment.get_template("page.html").render(values), status=status,
                             content_type="text/html", charset="utf-8")
@@ -206,7 +207,7 @@ async def post(request: web.Request) -> web.StreamResponse:
     events = parse_form(form, lambda name: [str(v) for v in form.getall(name, [])])
     if not events:
         return page(request, _with_notice(await channel.current(token), "web_not_understood"), token, status=400)
-    if not await channel.linked(token) and form.get("action") == "code":
+    if form.get("action") == "code" and not await channel.linked(token):
         if await channel.link(token, _address(request), events[0]) is None:
             return page(request, _notice("web_too_many_codes"), token, status=429)
     else:
@@ -263,6 +264,9 @@ def make_web_app(channel: WebChannel, settings: WebSettings = WebSettings(), *,
     app.router.add_get("/s/static/htmx.min.js", _htmx)
     app.router.add_static("/s/static", static, name="web_static", append_version=True)
     app.router.add_get("/s/{code}", open_link)
+    assets = app.router["web_static"]
+    app[ASSETS] = {"css": str(assets.url_for(filename="web.css")),
+                   "htmx": "/s/static/htmx.min.js" if HTMX.is_file() else ""}
     return app
 
 

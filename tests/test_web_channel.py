@@ -8,9 +8,9 @@ import random
 import aiohttp
 
 from bot.simulate import Behaviour, WebPerson, read_page
-from surveys import codec
+from surveys import codec, engine
 from surveys.xlsform import load_questionnaire
-from tests.web_helpers import TOUR, web_harness
+from tests.web_helpers import FIELD_LIST, TOUR, web_harness
 
 STEADY = Behaviour(decline=0, walk_away=0, go_back=0, press_old_button=0, skip_optional=0)
 
@@ -188,3 +188,38 @@ async def test_start_on_telegram_and_finish_on_the_web(tmp_path):
         assert stored["age"] == 52
         assert {c[0] for c in await h.storage.chats_of(rid)} == {"telegram", "web"}
         assert len(await h.storage.list_sessions("tour")) == 1
+
+
+def key_of(form, label: str) -> str:
+    return next(value for kind, _, value, shown in form.inputs if shown == label)
+
+
+async def test_a_field_list_group_is_one_page_and_its_answers_go_in_order(tmp_path):
+    async with web_harness(tmp_path, forms=(FIELD_LIST,)) as h:
+        rid, _, link = await h.invite("W-9", "web_field_list")
+        async with browser() as session:
+            p = await person(session, h, link)
+            await p.get(f"/s/{link}")
+            await p.post(dict(p.page.form("ask").hidden, action="answer", choice="yes"))
+            page = p.page
+            for words in ("bao nhiêu tuổi", "Giới tính", "dịch vụ công trực tuyến", "kênh nào"):
+                assert words in page.text  # the whole group on one page
+            form = page.form("ask")
+            assert form.hidden["group"] == "1"
+            sex, no = key_of(form, "Nữ"), key_of(form, "Không")
+            fields = [*form.hidden.items(), ("q", "age"), ("q", "sex"), ("q", "online"), ("q", "ways"),
+                      ("action", "answer"), ("text.age", "17"), ("choice.sex", sex), ("choice.online", no)]
+            page = await p.post(fields)
+            # The engine stops at the first answer it refuses: nothing after it is stored.
+            assert "18 đến 100" in page.text and "Giới tính" in page.text
+            assert await answers_of(h.storage, rid, "web_field_list") == {}
+            form = page.form("ask")
+            fields = [*form.hidden.items(), ("q", "age"), ("q", "sex"), ("q", "online"), ("q", "ways"),
+                      ("action", "answer"), ("text.age", "40"), ("choice.sex", sex), ("choice.online", no),
+                      ("multi.ways", "1"), ("was.ways", "")]
+            page = await p.post(fields)
+            # "ways" did not apply (not online): passed over; the next page is the question after the group.
+            assert "Góp ý" in page.text and "group" not in page.form("ask").hidden
+            stored = await answers_of(h.storage, rid, "web_field_list")
+            assert (stored["age"], stored["sex"], stored["online"]) == (40, "nu", "khong")
+            assert stored["ways"] is engine.NOT_APPLICABLE

@@ -22,6 +22,8 @@ from surveys.templates import FOLDER as TEMPLATES
 SIPAS = TEMPLATES / "sipas_citizen.md"
 PAR = TEMPLATES / "par_index_officials.md"
 TOUR = Path(__file__).parent / "forms" / "tour.md"
+#: A group with ``appearance = field-list`` (the web shows it on one page), one question after it.
+FIELD_LIST = Path(__file__).parent / "forms" / "web_field_list.md"
 TG_TOKEN = "888:telegram-web-test-token"
 FAST_PACE = Pace(per_second=900, per_chat_per_second=900, per_chat_burst=900)
 

@@ -30,6 +30,7 @@ from bot.chat.events import (
     Call, Capabilities, Command, Incoming, NotText, Outgoing, Press, Text,
 )
 from bot.chat.surveys import Chat
+from surveys import engine
 from surveys.engine import Ask, PromptKind
 
 CHANNEL = "web"
@@ -62,6 +63,8 @@ class Screen:
     said: tuple[Outgoing, ...] = ()
     ask: Ask | None = None
     linked: bool = True
+    #: Where the form's ``appearance`` is ``field-list``: the group's questions after ``ask``.
+    group: tuple[Ask, ...] = ()
 
 
 def screen_of(outputs: Sequence[Outgoing], language: str, linked: bool = True) -> Screen:
@@ -206,8 +209,65 @@ class WebChannel:
             self._replies.popitem(last=False)
 
     async def current(self, token: str) -> Screen:
-        """The page to show now: the replies of this browser's last post if fresh, else what its
-        session shows (the same on any device)."""
+        """The page to show now, with the rest of a field-list group under its first question."""
+        screen = await self._current(token)
+        if screen.ask is None:
+            return screen
+        return dataclasses.replace(screen, group=await self.rest_of_group(token, screen.ask))
+
+    async def rest_of_group(self, token: str, ask: Ask) -> tuple[Ask, ...]:
+        """Where ``ask`` belongs to a group whose appearance is ``field-list``: the group's later
+        questions, each drawn by the engine as it would ask it now (a page shows them all, as a
+        paper form does; one that turns out not to apply is passed over by the engine)."""
+        surveys = self.core.surveys
+        respondent, session = await surveys.linked(self.chat(token))
+        form = surveys.form_of(respondent) if respondent is not None else None
+        if form is None or session is None or not form.has(ask.question):
+            return ()
+        question = form.question(ask.question)
+        group = next((g for g in reversed(question.groups)
+                      if "field-list" in (form.groups[g].appearance or "").split()), None)
+        if group is None:
+            return ()
+        state = surveys.conversations.states.decode(session.id, session.state)
+        later = [q.name for q in form.asked if group in q.groups and form.index(q.name) > form.index(question.name)]
+        asks = (engine.current_prompt(form, dataclasses.replace(state, current=name)) for name in later)
+        return tuple(a for a in asks if a is not None)
+
+    async def handle_group(self, token: str, form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> Screen:
+        """A field-list page posted: each question's answer in turn, as long as the engine asks
+        for a question of the page next (it stops at an error, or where the answers lead out)."""
+        replies = WebReplies()
+        key = f"web:{token[:12]}:{secrets.token_hex(8)}"
+        posted = set(getall("q"))
+        answered: set[str] = set()
+        chat, count = self.chat(token), 0
+        while True:
+            now = await self.core.screen(chat)
+            ask = screen_of(now[1], now[0]).ask if now is not None else None
+            if ask is None or ask.question not in posted or ask.question in answered:
+                break
+            answered.add(ask.question)
+            mine = {name: value for name, value in form.items() if name.endswith(f".{ask.question}")}
+            fields = {name.rsplit(".", 1)[0]: value for name, value in mine.items()}
+            fields.update(action="answer", seq=str(ask.seq))
+            if ask.kind is PromptKind.ACKNOWLEDGE:
+                fields["choice"] = "ok"
+            elif ask.kind is PromptKind.SELECT_MULTIPLE:
+                fields["multi"] = "1"
+            elif ask.kind in (PromptKind.SELECT_ONE, PromptKind.CONSENT) and "choice" not in fields:
+                fields["text"] = ""  # nothing chosen: skipped if it may be, else the engine says why
+            events = parse_form(fields, lambda name: getall(f"{name}.{ask.question}"))
+            for incoming in events:
+                await self.core.handle(chat, f"{key}#{count}", incoming, replies)
+                count += 1
+        screen = screen_of(replies.outputs, replies.language)
+        self._keep(token, screen)
+        return screen
+
+    async def _current(self, token: str) -> Screen:
+        """The replies of this browser's last post if fresh, else what its session shows (the
+        same on any device)."""
         kept = self._replies.pop(token, None)
         if kept is not None and self.monotonic() - kept.at < _REPLY_SECONDS:
             if kept.screen.ask is None and kept.screen.linked:

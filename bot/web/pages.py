@@ -129,21 +129,37 @@ def _percent(progress: str) -> int | None:
     return min(100, int(found.group(1))) if found else None
 
 
+_SINGLE = {"choice": "choice", "ticked": "ticked", "text": "text", "multi": "multi", "was": "was", "marker": False}
+
+
+def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
+    """What the template needs to draw one question; on a group's page, field names carry the
+    question's name (``text.age``) so one post answers several."""
+    names = ({key: f"{key}.{ask.question}" for key in _SINGLE} | {"marker": True}) if in_group else _SINGLE
+    options = ask.kind in (PromptKind.SELECT_ONE, PromptKind.SELECT_MULTIPLE, PromptKind.CONSENT)
+    multi = ask.kind is PromptKind.SELECT_MULTIPLE
+    field, value = _field(ask)
+    return {"ask": ask, "first": index == 0, "names": names, "options": options, "multi": multi,
+            "field": field, "value": value, "id": f"answer-{index}" if in_group else "answer",
+            "text": plain_text(ask.text) + (f" ({ask.expected})" if ask.expected else ""),
+            "was": " ".join(o.key for o in ask.options if o.selected) if multi else "",
+            # A browser refuses to send a form with an empty required field; on a group's page a
+            # question may turn out not to apply, so the engine alone decides there.
+            "required": ask.required and not multi and options and not in_group}
+
+
 def page(request: web.Request, screen: Screen, token: str, *, status: int = 200) -> web.Response:
     ask = screen.ask
     ui = ui_language(screen.language)
-    options = ask is not None and ask.kind in (PromptKind.SELECT_ONE, PromptKind.SELECT_MULTIPLE, PromptKind.CONSENT)
-    multi = ask is not None and ask.kind is PromptKind.SELECT_MULTIPLE
-    field, value = _field(ask) if ask is not None else ("", "")
+    asks = ((ask,) + screen.group) if ask is not None else ()
     csrf = _csrf(request, token)
     finished = any(isinstance(o, Say) and o.tone is Tone.THANKS for o in screen.said)
     values = {
         "ui": ui, "screen": screen, "ask": ask, "said": _said(screen.said, ui),
         "t": lambda key, **fields: say(key, ui, **fields), "plain": plain_text,
-        "question": (plain_text(ask.text) + (f" ({ask.expected})" if ask.expected else "")) if ask else "",
-        "options": options, "multi": multi, "field": field, "value": value,
-        "was": " ".join(o.key for o in ask.options if o.selected) if multi else "",
-        "skip": ask is not None and not ask.required and ask.kind in (
+        "questions": [_question(one, index, bool(screen.group)) for index, one in enumerate(asks)],
+        "group": bool(screen.group),
+        "skip": ask is not None and not screen.group and not ask.required and ask.kind in (
             PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE),
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
@@ -204,7 +220,11 @@ async def post(request: web.Request) -> web.StreamResponse:
         response = page(request, _notice("web_page_expired"), fresh, status=403)
         _set_cookie(request, response, fresh)
         return response
-    events = parse_form(form, lambda name: [str(v) for v in form.getall(name, [])])
+    getall = lambda name: [str(v) for v in form.getall(name, [])]  # noqa: E731
+    if form.get("group") == "1" and form.get("action", "answer") == "answer":
+        await channel.handle_group(token, form, getall)
+        raise _see_page()
+    events = parse_form(form, getall)
     if not events:
         return page(request, _with_notice(await channel.current(token), "web_not_understood"), token, status=400)
     if form.get("action") == "code" and not await channel.linked(token):

@@ -11,7 +11,7 @@ import pytest
 from bot.simulate import TypedAnswers, question_in
 from surveys import codec
 from surveys.xlsform import load_questionnaire
-from tests.web_helpers import PAR, SIPAS, TOUR
+from tests.web_helpers import FIELD_LIST, PAR, SIPAS, TOUR
 
 FORMS = {"sipas_citizen_example": SIPAS, "par_index_officials_example": PAR, "tour": TOUR}
 
@@ -223,3 +223,23 @@ def test_without_javascript_the_pages_work_with_plain_forms(web_server, phone):
         submit(page, "button[value=answer]")
     status, answers = stored(server, rid, "tour")
     assert status == "completed" and answers["age"] == 33
+
+
+def test_a_field_list_group_is_answered_on_one_page_without_javascript(web_server, phone):
+    server = web_server(forms=(FIELD_LIST,))
+    rid, _, link = invite(server, "B-6", "web_field_list")
+    page = phone(javascript=False)
+    page.goto(f"{server.url}/s/{link}")
+    page.get_by_label("Đồng ý", exact=True).check()
+    submit(page, "button[value=answer]")
+    assert page.locator("form.ask fieldset").count() == 3 and page.locator("form.ask input[type=text]").count() == 1
+    for field in page.locator("form.ask input:not([type=hidden])").all():
+        assert field.evaluate("f => f.labels.length") >= 1
+    page.fill("input[inputmode=numeric]", "52")
+    page.get_by_label("Nam", exact=True).check()
+    page.get_by_label("Có", exact=True).check()
+    page.get_by_label("Zalo", exact=True).check()
+    submit(page, "button[value=answer]")
+    assert "Góp ý" in page.locator("main").inner_text()
+    status, answers = stored(server, rid, "web_field_list")
+    assert (answers["age"], answers["sex"], answers["online"], answers["ways"]) == (52, "nam", "co", ("zalo",))

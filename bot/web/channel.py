@@ -283,6 +283,3 @@ class WebChannel:
             return Screen("vi", (), None, linked=False)
         return screen_of(now[1], now[0])
 
-
-def is_select(ask: Ask | None) -> bool:
-    return ask is not None and ask.kind in (PromptKind.SELECT_ONE, PromptKind.CONSENT, PromptKind.ACKNOWLEDGE)

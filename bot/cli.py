@@ -317,11 +317,12 @@ def run_bots(ctx: click.Context) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the letters.")
 @click.option("--telegram", "telegram_username", help="The Telegram bot's username, for deep links and QR codes.")
 @click.option("--zalo", "zalo_name", help="The Zalo bot's name as people search for it.")
+@click.option("--web", "web_url", help="The web pages' public address (default: [web] public_url of the configuration).")
 @click.option("--title", default=None, help="Survey name on the letters (default: the survey project's title).")
 @click.option("--reissue", is_flag=True, help="New codes for everyone not yet reached; old codes stop working.")
 @click.pass_context
 def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: str | None, zalo_name: str | None,
-           title: str | None, reissue: bool) -> None:
+           web_url: str | None, title: str | None, reissue: bool) -> None:
     """Issue personal codes and write invitation letters for the people not yet reached.
 
     Writes invitations.csv (for mail merge: link, typed code, QR file), qr/*.png and
@@ -340,10 +341,11 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     from fieldwork import invitations
 
     db = _survey_db(ctx, db)
-    if not telegram_username and not zalo_name:
-        raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
+    web_url = web_url or (ctx.obj.web.public_url if ctx.obj.web else None)
+    if not telegram_username and not zalo_name and not web_url:
+        raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME and/or --web URL")
     invitations.check_writable(out)
-    ways = invitations.channels(telegram_username, zalo_name)
+    ways = invitations.channels(telegram_username, zalo_name, web_url)
 
     async def issue():
         async with await open_storage(db) as storage:

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.outbox import Pace
+from bot.web.settings import KEYS as WEB_KEYS, WebConfig, WebConfigError, web_config
 from storage import is_postgresql_url
 from surveys.messages import UI_LANGUAGES
 
@@ -104,6 +105,8 @@ class Config:
     daily_summary: str | None = "08:00"
     #: The web console; None when the file has no [console] section.
     console: ConsoleConfig | None = None
+    #: The respondents' web pages; None when the file has no [web] section.
+    web: WebConfig | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -119,7 +122,8 @@ class Config:
 _TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
         "coordinators": {"daily_summary"},
         "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb", "refresh_seconds",
-                    "behind_proxy"}}
+                    "behind_proxy"},
+        "web": WEB_KEYS}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
              "coordinators", "pace", "webhook", "code_attempts_per_hour"}
@@ -169,7 +173,8 @@ def load_config(path: Path) -> Config:
                     timezone=locale.get("timezone", Config.timezone),
                     language=locale.get("language", Config.language), bots=bots, source=path,
                     reminder_interval_minutes=interval, daily_summary=summary,
-                    console=_console(path, raw["console"]) if "console" in raw else None)
+                    console=_console(path, raw["console"]) if "console" in raw else None,
+                    web=_web(path, raw["web"], bots) if "web" in raw else None)
     try:
         config.zone
     except (ZoneInfoNotFoundError, ValueError):
@@ -177,6 +182,13 @@ def load_config(path: Path) -> Config:
     if config.language not in UI_LANGUAGES:
         raise ConfigError(f"{path}: locale.language must be one of {', '.join(UI_LANGUAGES)}")
     return config
+
+
+def _web(path: Path, table: dict, bots: tuple[BotConfig, ...]) -> WebConfig:
+    try:
+        return web_config(path, table, [bot.name for bot in bots])
+    except WebConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _console(path: Path, table: dict) -> ConsoleConfig:

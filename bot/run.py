@@ -219,6 +219,17 @@ async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
     return runners
 
 
+async def start_web_pages(config: Config, storage: Storage, conversations: Conversations, bots: list[RunningBot],
+                          export_dir: Path, clock: Callable[[], dt.datetime]):
+    """The web channel, asking what the bot named in ``[web] bot`` asks (the first bot by default)."""
+    from bot.web.server import start_web
+
+    running = next((b for b in bots if b.config.name == config.web.bot), bots[0])
+    core = chat_core(running.config, storage, conversations, list(running.surveys.forms.values()), export_dir,
+                     clock, on_enqueued=lambda: None)
+    return await start_web(config.web, core)
+
+
 def reminder_bot(config: BotConfig) -> ReminderBot:
     return ReminderBot(config.channel, config.name, config.pace.per_second, tuple(str(c) for c in config.coordinators))
 
@@ -276,7 +287,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
         bots: list[RunningBot] = []
         runners: list[web.AppRunner] = []
         scheduler = None
-        web_console = None
+        web_console = web_pages = None
         try:
             for bot_config in config.bots:
                 forms = await load_forms(conversations, bot_config.forms, clock())
@@ -288,6 +299,8 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                 from console.server import start_console
                 web_console = await start_console(config.console, storage, config.database, clock=clock,
                                                   bots=reminder_bots(bots), on_reminders_queued=lambda: reminders_queued(bots))
+            if config.web is not None:  # [web]: the respondents' pages, through the chat core of one bot
+                web_pages = await start_web_pages(config, storage, conversations, bots, export_dir, clock)
             log.info("running %d bot(s): %s", len(bots), ", ".join(b.config.name for b in bots))
             if started:
                 started(bots)
@@ -296,6 +309,8 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
             stop.set()  # also when a bot failed to start: the ones already started end with it
             if web_console is not None:
                 await web_console.stop()
+            if web_pages is not None:
+                await web_pages.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             for running in bots:

@@ -78,7 +78,7 @@ async def letters(storage, job, params, folder: Path, progress):
     of invitations.csv, letters.html, letters.pdf (when a headless Chromium is installed), qr/."""
     from fieldwork import invitations
 
-    ways = invitations.channels(params.get("telegram"), params.get("zalo"))
+    ways = invitations.channels(params.get("telegram"), params.get("zalo"), params.get("web"))
     people = await invitations.survey_respondents(storage, job.survey_id, params.get("units"))
     if params.get("respondent") is not None:  # one person's letter again (lost, or sent to the wrong address)
         people = [p for p in people if p.id == int(params["respondent"])]

@@ -136,7 +136,7 @@ class ChatCore:
             return await self._drive(turn, respondent, engine.Back(at))
         if folded in SKIP_WORDS:
             return await self._drive(turn, respondent, engine.Reply("", at))
-        return await self._drive(turn, respondent, engine.Reply(text, at), session)
+        return await self._drive(turn, respondent, engine.Reply(text, at, incoming.seq), session)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -196,7 +196,8 @@ class ChatCore:
     async def _link_code(self, turn: Turn, code: str) -> Respondent | None:
         kind = "link" if is_link_code(code) else "typed"
         normalised = code if kind == "link" else normalise_typed_code(code)
-        outcome, respondent = await self.surveys.link_code(turn.chat, normalised, kind, turn.key, self.clock())
+        outcome, respondent = await self.surveys.link_code(turn.chat, normalised, kind, turn.key, self.clock(),
+                                                           code_is_key=turn.renderer.capabilities.code_is_key)
         return await self._after_link(turn, outcome, respondent)
 
     async def _contact(self, turn: Turn, contact: Contact) -> str | None:
@@ -323,6 +324,29 @@ class ChatCore:
         calls, _ = renderer.render((dataclasses.replace(prompt, update=False),), chat.chat_id, state.language)
         await self.surveys.send(chat, calls, key, self.clock(), respondent.id)
         return True
+
+    async def screen(self, chat: Chat) -> tuple[str, list[Outgoing]] | None:
+        """What a chat shows now, for a channel that draws whole pages (the web) rather than
+        sending messages: the prompt on screen, or what the session's status means; None for a
+        chat nobody is linked to. Reads only."""
+        respondent, session = await self.surveys.linked(chat)
+        if respondent is None:
+            return None
+        form = self.surveys.form_of(respondent)
+        state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
+        if form is None or state is None:
+            return "vi", []
+        language = ui_language(state.language)
+        if state.status in (engine.Status.ACTIVE, engine.Status.CONSENT):
+            prompt = engine.current_prompt(form, state)
+            return state.language, [dataclasses.replace(prompt, update=False)] if prompt is not None else []
+        texts = {engine.Status.COMPLETED: ("already_completed", engine.Tone.THANKS),
+                 engine.Status.REFUSED: ("refused_state", engine.Tone.INFO),
+                 engine.Status.PAUSED: ("paused", engine.Tone.INFO)}
+        if state.status in texts:
+            key, tone = texts[state.status]
+            return state.language, [engine.Say(say(key, language), tone)]
+        return state.language, []
 
     async def _send(self, turn: Turn, outputs: list[Outgoing], language: str, respondent_id: int | None = None,
                     suffix: str = "") -> str | None:

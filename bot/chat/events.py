@@ -19,6 +19,9 @@ from surveys import engine
 @dataclass(frozen=True)
 class Text:
     text: str
+    #: The prompt it answers, where the channel knows it (a web form): an answer sent from a page
+    #: the person has since moved past is stale, as a button on an old message is.
+    seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +122,9 @@ class Capabilities:
     documents: bool = False
     #: The longest message the platform takes (longer ones are split at line ends).
     text_limit: int = 2000
+    #: The code itself proves who the person is (a web link, opened on each of their devices):
+    #: a code already used on this channel links another chat of it too.
+    code_is_key: bool = False
 
 
 @dataclass(frozen=True)

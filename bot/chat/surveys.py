@@ -114,8 +114,10 @@ class ChatSurveys:
         """The chat's respondent and their latest session in one read (for `drive(session=...)`)."""
         return await self.storage.linked_session(chat.channel, chat.bot, chat.chat_id, self.default_form)
 
-    async def link_code(self, chat: Chat, code: str, kind: str, key: str, at: dt.datetime) -> tuple[Link, Respondent | None]:
-        """Bind the chat to the person whose invitation carries `code` (first use wins)."""
+    async def link_code(self, chat: Chat, code: str, kind: str, key: str, at: dt.datetime, *,
+                        code_is_key: bool = False) -> tuple[Link, Respondent | None]:
+        """Bind the chat to the person whose invitation carries `code` (first use wins, except
+        `code_is_key`: the channel's chats are the person's devices, and the code is their key)."""
         since = (at - dt.timedelta(hours=1)).isoformat()
         failures = sum([await self.storage.count_link_attempts(chat.channel, chat.bot, chat.chat_id, outcome.value, since)
                         for outcome in _FAILED])
@@ -126,7 +128,7 @@ class ChatSurveys:
         if invitation is None or invitation.revoked_at is not None:
             await self._log(chat, Link.INVALID, key, at)
             return Link.INVALID, None
-        if invitation.used_at is not None and invitation.used_channel != chat.channel:
+        if invitation.used_at is not None and (invitation.used_channel != chat.channel or code_is_key):
             # The same person moving to another messenger: one chat per channel, one session.
             return await self._link(chat, invitation.respondent_id, key, at)
         try:
@@ -249,6 +251,8 @@ class ChatSurveys:
     async def send(self, chat: Chat, calls: list[Call], key: str, at: dt.datetime,
                    respondent_id: int | None = None) -> None:
         """Queue messages that answer an update outside any session (help, linking)."""
+        if not calls:
+            return  # a channel that answers in its HTTP response (the web) queues nothing
         await self.storage.enqueue(self._outgoing(chat, calls, key, respondent_id), at.isoformat())
         self.on_enqueued()
 

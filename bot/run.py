@@ -89,7 +89,8 @@ def chat_core(config: BotConfig, storage: Storage, conversations: Conversations,
     """The chat rules for one bot, whatever its channel: coordinators are the listed user ids."""
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
-                          code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=on_enqueued)
+                          code_attempts_per_hour=config.code_attempts_per_hour,
+                          code_failures_per_minute=config.code_failures_per_minute, on_enqueued=on_enqueued)
     return ChatCore(surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
                     desk=CoordinatorDesk(conversations, export_dir, clock), fieldwork=Fieldwork(storage),
                     deliveries=deliveries(storage))

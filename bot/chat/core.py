@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNTICK,
-    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Notice, NotText, Outgoing, Press,
+    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Notice, NotText, Outgoing, Press,
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
@@ -27,6 +28,12 @@ from storage.deliveries import Deliveries
 from surveys import engine
 from surveys.engine import fold
 from surveys.messages import say, ui_language
+
+log = logging.getLogger(__name__)
+
+#: Group chats whose updates were logged as ignored, remembered up to this many (then forgotten
+#: all at once: a chat may be logged a second time, the log never grows without bound).
+_GROUPS_REMEMBERED = 10_000
 
 #: Typed words that go back or skip, on every channel and every question type (never a bare
 #: number: 0 is an answer to "how many times?").
@@ -65,19 +72,39 @@ class ChatCore:
         self.fieldwork = fieldwork
         self.deliveries = deliveries
         self.locks = ChatLocks()
+        self._groups_logged: set[str] = set()
 
     async def handle(self, chat: Chat, key: str, incoming: Incoming, renderer: Renderer,
                      pressed: Any = None) -> str | None:
         """Handle one event; returns the short notice to show on a pressed button, if any."""
+        if not chat.private:
+            return await self._not_private(Turn(chat, key, renderer, pressed), incoming)
         async with self.locks[chat.chat_id]:
             turn = Turn(chat, key, renderer, pressed)
             return await self._handle(turn, incoming)
+
+    async def _not_private(self, turn: Turn, incoming: Incoming) -> None:
+        """Surveys happen in private chats only: a group's, supergroup's or channel's updates bind
+        nobody and get no reply (a code sent there would open that person's survey for the whole
+        group); the bot leaves a group it is added to. Logged once per chat."""
+        chat = turn.chat
+        if chat.chat_id not in self._groups_logged:
+            if len(self._groups_logged) >= _GROUPS_REMEMBERED:
+                self._groups_logged.clear()
+            self._groups_logged.add(chat.chat_id)
+            log.info("%s/%s: updates from group chat %s are ignored (surveys happen in private chats only)",
+                     chat.channel, chat.bot, chat.chat_id)
+        if isinstance(incoming, Joined):
+            await self._send(turn, [Leave()], "vi", suffix="leave")
+        return None
 
     # -- dispatch ------------------------------------------------------------------------------
 
     async def _handle(self, turn: Turn, incoming: Incoming) -> str | None:
         if isinstance(incoming, Blocked):
             await self._blocked(turn)
+            return None
+        if isinstance(incoming, Joined):  # a person unblocked the bot: nothing to say until they write
             return None
         respondent, session = await self.surveys.linked(turn.chat)
         # The state the engine last left the session in, kept by Conversations: no decoding on
@@ -147,8 +174,10 @@ class ChatCore:
         if payload and (is_link_code(payload) or is_typed_code(payload)):
             respondent = await self._link_code(turn, payload)
         elif payload:
-            await self.surveys.link_code(turn.chat, payload, "link", turn.key, at)  # logged as a wrong code
-            return await self._send(turn, [Notice(say("code_invalid", "vi"))], "vi", suffix="refused")
+            outcome, _ = await self.surveys.link_code(turn.chat, payload, "link", turn.key, at,  # a wrong code
+                                                      flood=await self._code_flood(turn, at))
+            return await self._send(turn, [Notice(say(LINK_MESSAGES.get(outcome, "code_invalid"), "vi"))], "vi",
+                                    suffix="refused")
         if respondent is None:
             return await self._welcome(turn)
         return await self._begin(turn, respondent)
@@ -196,8 +225,24 @@ class ChatCore:
     async def _link_code(self, turn: Turn, code: str) -> Respondent | None:
         kind = "link" if is_link_code(code) else "typed"
         normalised = code if kind == "link" else normalise_typed_code(code)
-        outcome, respondent = await self.surveys.link_code(turn.chat, normalised, kind, turn.key, self.clock())
+        at = self.clock()
+        outcome, respondent = await self.surveys.link_code(turn.chat, normalised, kind, turn.key, at,
+                                                           flood=await self._code_flood(turn, at))
         return await self._after_link(turn, outcome, respondent)
+
+    async def _code_flood(self, turn: Turn, at: dt.datetime) -> bool:
+        """Whether the bot-wide limit on wrong codes has tripped; the coordinators hear of it, at
+        most once a quarter of an hour (the outbox's dedupe key)."""
+        failures = await self.surveys.code_flood(turn.chat, at)
+        if failures is None:
+            return False
+        chat = turn.chat
+        quarter = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+        text = say("code_flood_alert", "vi", bot=chat.bot, count=failures)
+        await self.notify_coordinators(chat.channel, chat.bot, turn.renderer, text, "code-flood", quarter.isoformat())
+        log.warning("%s/%s: %d wrong codes in the last minute: only chats with no wrong code may try now",
+                    chat.channel, chat.bot, failures)
+        return True
 
     async def _contact(self, turn: Turn, contact: Contact) -> str | None:
         if not contact.own:
@@ -266,14 +311,22 @@ class ChatCore:
             opened = phase is Phase.OPEN
             text = say("fieldwork_opened" if opened else "fieldwork_closed", "vi", title=window.title,
                        opens=f"{window.opens:%d/%m/%Y}", closes=f"{window.closes:%d/%m/%Y}", grace=window.grace_days)
-            for coordinator in sorted(self.coordinators):
-                if not await self.surveys.storage.chat_reached(channel, bot, coordinator):
-                    continue  # a bot cannot write first: only to coordinators who opened the chat
-                chat = Chat(channel, bot, coordinator, coordinator)
-                calls, _ = renderer.render([Notice(text)], coordinator, "vi")
-                key = f"fieldwork:{channel}:{bot}:{coordinator}:{window.survey_id}:{'open' if opened else 'closed'}"
-                await self.surveys.send(chat, calls, key, at)
-                sent += 1
+            sent += await self.notify_coordinators(channel, bot, renderer, text, "fieldwork",
+                                                   f"{window.survey_id}:{'open' if opened else 'closed'}")
+        return sent
+
+    async def notify_coordinators(self, channel: str, bot: str, renderer: Renderer, text: str, kind: str,
+                                  what: str) -> int:
+        """Queue ``text`` to each of this bot's coordinators, once per ``kind`` and ``what`` (the outbox's
+        dedupe key makes a repeated call, or a restart, send nothing new); returns to how many."""
+        sent = 0
+        for coordinator in sorted(self.coordinators):
+            if not await self.surveys.storage.chat_reached(channel, bot, coordinator):
+                continue  # a bot cannot write first: only to coordinators who opened the chat
+            chat = Chat(channel, bot, coordinator, coordinator)
+            calls, _ = renderer.render([Notice(text)], coordinator, "vi")
+            await self.surveys.send(chat, calls, f"{kind}:{channel}:{bot}:{coordinator}:{what}", self.clock())
+            sent += 1
         return sent
 
     async def _begin(self, turn: Turn, respondent: Respondent) -> str | None:

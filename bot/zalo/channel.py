@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from aiohttp import web
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Outgoing, typed
+from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Leave, Outgoing, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
@@ -39,6 +39,8 @@ class ZaloRenderer:
         """Numbered text; an unclear reply gets its explanation and then the question again."""
         calls = []
         for output in outputs:
+            if isinstance(output, Leave):  # no way known for a Zalo bot to leave a group: it stays silent there
+                continue
             calls.extend(Call("sendMessage", {"chat_id": chat_id, "text": part})
                          for part in split_text(_text(output, language), TEXT_LIMIT))
         return calls, None
@@ -90,7 +92,9 @@ def parse(update: dict, bot: str) -> tuple[Chat, str, Incoming] | None:
         return None
     user = str((message.get("from") or {}).get("id") or chat_id)
     text = message.get("text") if update.get("event_name") == "message.text.received" else None
-    return Chat(CHANNEL, bot, chat_id, user), f"zalo:{bot}:{message_id}", typed(text or "")
+    # Zalo marks each chat PRIVATE or GROUP; one with no type is taken for the private chat it always was.
+    private = str((message.get("chat") or {}).get("chat_type") or "PRIVATE").upper() == "PRIVATE"
+    return Chat(CHANNEL, bot, chat_id, user, private), f"zalo:{bot}:{message_id}", typed(text or "")
 
 
 class ZaloSurveyBot:

@@ -122,3 +122,86 @@ def test_code_failures_per_minute_is_checked_at_load(tmp_path):
             load_config(path)
     path.write_text('[[telegram]]\nname = "t"\ntoken = "1:x"\ncode_failures_per_minute = 12\n', encoding="utf-8")
     assert load_config(path).bots[0].code_failures_per_minute == 12
+
+
+# -- 5. a quota that filled while the person was away ---------------------------------------------------
+
+
+class MovableClock:
+    def __init__(self, at):
+        self.at = at
+
+    def __call__(self):
+        return self.at
+
+
+async def test_a_person_whose_released_slot_was_taken_is_told_once_and_asked_nothing_more(tmp_path):
+    import datetime as dt
+
+    from bot.invitations import code_hash, new_link_code
+    from bot.quotas import release_stale
+    from survey_toml import survey_toml
+    from surveys.project import parse_survey, store_survey
+    from surveys.sampling import draw_sample, import_frame_file
+    from surveys.xlsform import load_questionnaire
+    from test_telegram_bot import SIPAS, answer_everything
+
+    # After the date answer_everything types (01/11/2026), within the survey's dates.
+    t0 = dt.datetime(2026, 12, 2, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+    clock = MovableClock(t0)
+    form = load_questionnaire(SIPAS)
+    async with telegram_harness(tmp_path, clock=clock) as h:
+        text = survey_toml("quota-chat", "Thử hạn ngạch", form.form_id, opens="2026-11-15", closes="2026-12-31",
+                           extra="""\
+[quotas]
+hard = true
+release_after_hours = 72
+[quotas.targets]
+"citizen/xa-a" = 1
+""")
+        project = parse_survey(text)
+        await store_survey(h.storage, project, text, "survey.toml", t0.isoformat())
+        frame = tmp_path / "frame.csv"
+        frame.write_text("id,group,unit\n" + "".join(f"a{i},citizen,xa-a\n" for i in range(3)), encoding="utf-8")
+        await import_frame_file(h.storage, project, frame, t0.isoformat())
+        await draw_sample(h.storage, project, 1, t0.isoformat())
+        ids = sorted(m.respondent_id for m in await h.storage.sample_members(project.id, "main"))
+        codes = [new_link_code() for _ in ids]
+        for respondent_id, code in zip(ids, codes):
+            await h.storage.issue_invitation(respondent_id, "link", code_hash(code), t0.isoformat())
+
+        # Lan consents and answers one question, then walks away for three days: her slot is released.
+        lan = h.telegram.user(7001)
+        await lan.start(codes[0])
+        consent = await lan.wait_for(lambda m: "đồng ý tham gia" in (m.text or "") and bool(m.inline_keyboard))
+        await lan.press(lan.inline_buttons(consent)[0][1], consent)
+        first = await lan.wait_for(lambda m: m.edits == 0 and bool(m.inline_keyboard))
+        await lan.press(lan.inline_buttons(first)[0][1], first)
+        await lan.wait_for(lambda m: m.edits == 0 and bool(m.inline_keyboard))
+        await h.settle()
+        clock.at = t0 + dt.timedelta(hours=73)
+        assert await release_stale(h.storage, project, clock.at) == [ids[0]]
+        # Minh takes the freed slot and completes: the stratum is full.
+        minh = h.telegram.user(7002)
+        await minh.start(codes[1])
+        await answer_everything(minh, form)
+        await h.settle()
+        # Lan comes back and answers: she is told the quota is full...
+        clock.at = t0 + dt.timedelta(hours=75)
+        current = next(m for m in reversed(lan.received) if m.inline_keyboard)
+        await lan.press(lan.inline_buttons(current)[0][1], current)
+        await lan.wait_for(lambda m: "đủ số phiếu" in (m.text or ""))
+        await h.settle()
+        told = len(lan.received)
+        # ...and /start, an answer or a press asks her nothing more, and says so briefly.
+        for act in (lambda: lan.start(), lambda: lan.send_text("1"),
+                    lambda: lan.press(lan.inline_buttons(current)[0][1], current)):
+            await act()
+            reply = await lan.wait_for(lambda m: m.edits == 0)
+            assert not reply.inline_keyboard and "đã kết thúc" in (reply.text or ""), reply.text
+        await h.settle()
+        after = lan.received[told:]
+        assert len(after) == 3
+        assert not any("đủ số phiếu" in (m.text or "") for m in after), "the quota explanation is said once"
+        assert (await h.storage.get_respondent(ids[0])).disposition == "quota_full"
+        assert (await h.storage.latest_session(ids[0], form.form_id)).status != "completed"

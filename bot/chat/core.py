@@ -41,6 +41,8 @@ BACK_WORDS = {"<", "quay lai", "back", "/back"}
 SKIP_WORDS = {"bo qua", "skip"}
 #: "/stop có" confirms at once where there are no buttons.
 _YES = {"co", "yes", "dong y", "y"}
+#: The disposition of a person whose (hard-quota) stratum filled before they could finish.
+QUOTA_FULL = "quota_full"
 #: Where people already answering may go on: they had said yes, and were not done.
 _IN_PROGRESS = (engine.Status.ACTIVE, engine.Status.PAUSED)
 
@@ -127,6 +129,8 @@ class ChatCore:
             if isinstance(incoming, Text):
                 return await self._unlinked(turn, incoming.text)
             return await self._welcome(turn)
+        if respondent.disposition == QUOTA_FULL:
+            return await self._quota_ended(turn, respondent, language)
         notice = await self._linked(turn, incoming, respondent, session, state, language)
         if not turn.prompted and state is not None and state.current is not None:
             await self._show_again_if_lost(turn, respondent, session)
@@ -280,6 +284,12 @@ class ChatCore:
             await self.surveys.storage.set_disposition(respondent.id, "unreachable", self.clock().isoformat(),
                                                        reason=f"{turn.chat.channel}: bot blocked", key=turn.key)
 
+    async def _quota_ended(self, turn: Turn, respondent: Respondent, language: str) -> str | None:
+        """The person's stratum filled (a hard quota; they were told so, once, by the step that found
+        it full): their session has ended, so nothing they send asks a question again, which could no
+        longer count; each message gets a short word that it has ended."""
+        return await self._send(turn, [Notice(say("quota_ended", language))], language, respondent.id, "ended")
+
     # -- survey dates --------------------------------------------------------------------------
 
     async def _closed(self, respondent: Respondent, state: engine.SessionState | None, at: dt.datetime,
@@ -330,6 +340,8 @@ class ChatCore:
         return sent
 
     async def _begin(self, turn: Turn, respondent: Respondent) -> str | None:
+        if respondent.disposition == QUOTA_FULL:
+            return await self._quota_ended(turn, respondent, "vi")
         at = self.clock()
         state = await self.surveys.state(turn.chat, respondent, at)
         language = ui_language(state.language) if state else "vi"

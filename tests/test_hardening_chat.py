@@ -205,3 +205,74 @@ release_after_hours = 72
         assert not any("đủ số phiếu" in (m.text or "") for m in after), "the quota explanation is said once"
         assert (await h.storage.get_respondent(ids[0])).disposition == "quota_full"
         assert (await h.storage.latest_session(ids[0], form.form_id)).status != "completed"
+
+
+# -- 4. floods of junk ----------------------------------------------------------------------------------
+
+
+async def test_error_replies_are_coalesced_per_chat_and_wait_behind_real_replies(tmp_path):
+    from bot.outbox import ERROR_REPLY, REPLY
+    from storage import OutgoingMessage, open_storage
+
+    def message(chat: str, key: str, *, error: bool) -> OutgoingMessage:
+        return OutgoingMessage(channel="telegram", bot="b", chat_id=chat, method="sendMessage",
+                               payload='{"text": "x"}', priority=ERROR_REPLY if error else REPLY, dedupe_key=key,
+                               coalesce=error)
+
+    async with await open_storage(tmp_path / "o.sqlite") as storage:
+        at = "2026-08-02T09:00:00+07:00"
+        # A flood: 50 junk messages from chat 1, each answered with an error and the question again.
+        for n in range(50):
+            await storage.enqueue([message("1", f"junk{n}#0", error=True), message("1", f"junk{n}#1", error=True)], at)
+        await storage.enqueue([message("2", "junk-other#0", error=True)], at)
+        await storage.enqueue([message("3", "answer#0", error=False)], at)
+        due = await storage.due_messages("telegram", "b", "9999", 100)
+        assert [(m.chat_id, m.dedupe_key) for m in due] == [
+            ("3", "answer#0"),  # a real answer's reply first, though queued last
+            ("1", "junk0#0"), ("1", "junk0#1"),  # one pending error reply (both parts) per chat
+            ("2", "junk-other#0"),
+        ]
+        # Once chat 1's error reply has left, the next junk gets one again.
+        for m in due[1:3]:
+            assert await storage.mark_sending(m.id, at) and await storage.mark_sent(m.id, at, None)
+        assert await storage.enqueue([message("1", "junk51#0", error=True)], at) == 1
+        assert await storage.enqueue([message("1", "junk52#0", error=True)], at) == 0
+        # Real replies are never coalesced.
+        assert await storage.enqueue([message("1", f"answer{n}#0", error=False) for n in range(3)], at) == 3
+
+
+async def test_a_flood_of_junk_delays_neither_the_next_question_nor_other_chats(tmp_path):
+    from bot.outbox import Pace
+    from test_telegram_bot import FAST, Limits
+    # Per chat: one message, then one every 5 s; per bot: one a second, less than six flooding chats
+    # would take. Before, 50 junk messages queued 50 error replies ahead of the next question (four
+    # minutes), and everyone else's replies queued behind all of them.
+    pace = Pace(per_second=1, per_chat_per_second=0.2, per_chat_burst=1)
+    async with telegram_harness(tmp_path, pace=pace, limits=FAST) as h:
+        flooders = []
+        for n in range(6):
+            await h.invite(f"S-05{n}", "sipas_citizen_example", code=f"{'C' * 11}{'d' * 10}{n}")
+            user = h.telegram.user(7100 + n)
+            await user.start(f"{'C' * 11}{'d' * 10}{n}")
+            flooders.append(user)
+        for user in flooders:
+            await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or "") and bool(m.inline_keyboard), timeout=90)
+        # The consent question is on screen; each sends 50 messages it cannot use.
+        for user in flooders:
+            for _ in range(50):
+                await user.send_text("???")
+        first = flooders[0]
+        await first.wait_for(lambda m: m.edits == 0 and not m.inline_keyboard, timeout=30)  # one error reply
+        # Someone else answering meanwhile is not held up by the floods.
+        await h.invite("S-0599", "sipas_citizen_example", code="E" * 11 + "f" * 11)
+        other = h.telegram.user(7199)
+        await other.start("E" * 11 + "f" * 11)
+        await other.wait_for(lambda m: "đồng ý tham gia" in (m.text or "") and bool(m.inline_keyboard), timeout=20)
+        # The flooder answers: the next question comes after at most one more error reply.
+        before = len(first.received)
+        consent = next(m for m in reversed(first.received) if m.inline_keyboard)
+        await first.press(first.inline_buttons(consent)[0][1], consent)
+        question = await first.wait_for(lambda m: m.edits == 0 and bool(m.inline_keyboard), timeout=20)
+        between = [m for m in first.received[before:] if m is not question and m.message_id < question.message_id]
+        assert len(between) <= 1, [m.text for m in between]
+        assert len(first.received) < 10, "a flood gets a few error replies, not one per message"

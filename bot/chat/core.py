@@ -141,7 +141,7 @@ class ChatCore:
         at = self.clock()
         if isinstance(incoming, NotText):
             return await self._send(turn, [Notice(say("not_text_typed" if turn.typed else "not_text", language))],
-                                    language)
+                                    language, error=True)
         if isinstance(incoming, Command) and incoming.name.lower() == "stop":
             return await self._stop(turn, respondent, incoming.argument, state, language)
         closed = await self._closed(respondent, state, at, language)
@@ -155,7 +155,7 @@ class ChatCore:
                 event = {"lang": lambda: engine.SetLanguage(argument, at), "resume": lambda: engine.Resume(at),
                          "back": lambda: engine.Back(at)}[name]()
                 return await self._drive(turn, respondent, event)
-            return await self._send(turn, [Notice(say("unknown_command", language))], language)
+            return await self._send(turn, [Notice(say("unknown_command", language))], language, error=True)
         if isinstance(incoming, Press):
             event = _press_event(incoming, at)
             if event is None:
@@ -181,7 +181,7 @@ class ChatCore:
             outcome, _ = await self.surveys.link_code(turn.chat, payload, "link", turn.key, at,  # a wrong code
                                                       flood=await self._code_flood(turn, at))
             return await self._send(turn, [Notice(say(LINK_MESSAGES.get(outcome, "code_invalid"), "vi"))], "vi",
-                                    suffix="refused")
+                                    suffix="refused", error=True)
         if respondent is None:
             return await self._welcome(turn)
         return await self._begin(turn, respondent)
@@ -214,7 +214,7 @@ class ChatCore:
             return await self._open(turn, keyword)
         code = text.strip() if is_link_code(text.strip()) else typed_code_in(text)
         if code is None:
-            return await self._welcome(turn)
+            return await self._welcome(turn, error=True)
         respondent = await self._link_code(turn, code)
         return None if respondent is None else await self._begin(turn, respondent)
 
@@ -264,18 +264,20 @@ class ChatCore:
         if outcome is Link.ALREADY:
             return respondent
         notice = Notice(say(LINK_MESSAGES[outcome], "vi"), closes_phone_request)
+        linked = outcome is Link.LINKED
         await self._send(turn, [notice], "vi", respondent.id if respondent else None,
-                         "linked" if outcome is Link.LINKED else "refused")
+                         "linked" if linked else "refused", error=not linked and not closes_phone_request)
         return respondent
 
-    async def _welcome(self, turn: Turn) -> str | None:
+    async def _welcome(self, turn: Turn, *, error: bool = False) -> str | None:
+        """The welcome of a chat nobody is linked to; ``error``: in answer to text that held no code."""
         if turn.renderer.capabilities.phone_request:
             output: Outgoing = AskPhone(say("welcome_unlinked", "vi"), say("share_phone", "vi"))
         else:
             output = Notice(say("zalo_welcome", "vi"))
         if turn.pressed is not None:
             return await self._send(turn, [engine.Say(say("welcome_unlinked", "vi"), engine.Tone.STALE)], "vi")
-        return await self._send(turn, [output], "vi", suffix="welcome")
+        return await self._send(turn, [output], "vi", suffix="welcome", error=error)
 
     async def _blocked(self, turn: Turn) -> None:
         """A person who blocks the bot is unreachable now, before any reminder bounces."""
@@ -288,7 +290,8 @@ class ChatCore:
         """The person's stratum filled (a hard quota; they were told so, once, by the step that found
         it full): their session has ended, so nothing they send asks a question again, which could no
         longer count; each message gets a short word that it has ended."""
-        return await self._send(turn, [Notice(say("quota_ended", language))], language, respondent.id, "ended")
+        return await self._send(turn, [Notice(say("quota_ended", language))], language, respondent.id, "ended",
+                                error=True)
 
     # -- survey dates --------------------------------------------------------------------------
 
@@ -390,10 +393,12 @@ class ChatCore:
         return True
 
     async def _send(self, turn: Turn, outputs: list[Outgoing], language: str, respondent_id: int | None = None,
-                    suffix: str = "") -> str | None:
+                    suffix: str = "", *, error: bool = False) -> str | None:
+        """Render and queue ``outputs``; ``error``: they answer something that could not be used (junk,
+        a wrong code), so they are coalesced per chat and wait behind real answers' replies."""
         calls, notice = turn.renderer.render(outputs, turn.chat.chat_id, language, pressed=turn.pressed)
         key = f"{turn.key}:{suffix}" if suffix else turn.key
-        await self.surveys.send(turn.chat, calls, key, self.clock(), respondent_id)
+        await self.surveys.send(turn.chat, calls, key, self.clock(), respondent_id, error=error)
         return notice
 
 

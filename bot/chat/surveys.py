@@ -19,7 +19,7 @@ import orjson
 from bot.chat.events import Call
 from bot.conversations import Conversations, Handled
 from bot.invitations import code_hash
-from bot.outbox import REPLY
+from bot.outbox import ERROR_REPLY, REPLY
 from storage import (
     AmbiguousPhone,
     InvitationUsed,
@@ -246,7 +246,8 @@ class ChatSurveys:
             return None
 
         def replies(step: engine.Step, _record: SessionRecord) -> list[OutgoingMessage]:
-            return self._outgoing(chat, render(step), key, respondent.id)
+            # An answer the engine could not take gets an error reply: coalesced, behind real replies.
+            return self._outgoing(chat, render(step), key, respondent.id, error=not step.accepted)
 
         handled = await self.conversations.handle(record, event, key, replies)
         if handled.applied:
@@ -271,13 +272,15 @@ class ChatSurveys:
     # -- sending -----------------------------------------------------------------------------------
 
     async def send(self, chat: Chat, calls: list[Call], key: str, at: dt.datetime,
-                   respondent_id: int | None = None) -> None:
-        """Queue messages that answer an update outside any session (help, linking)."""
-        await self.storage.enqueue(self._outgoing(chat, calls, key, respondent_id), at.isoformat())
+                   respondent_id: int | None = None, *, error: bool = False) -> None:
+        """Queue messages that answer an update outside any session (help, linking); ``error``: a
+        reply to something that could not be used (``ERROR_REPLY``: coalesced per chat)."""
+        await self.storage.enqueue(self._outgoing(chat, calls, key, respondent_id, error=error), at.isoformat())
         self.on_enqueued()
 
-    def _outgoing(self, chat: Chat, calls: list[Call], key: str, respondent_id: int | None) -> list[OutgoingMessage]:
+    def _outgoing(self, chat: Chat, calls: list[Call], key: str, respondent_id: int | None, *,
+                  error: bool = False) -> list[OutgoingMessage]:
         return [OutgoingMessage(channel=chat.channel, bot=chat.bot, chat_id=chat.chat_id, method=call.method,
-                                payload=orjson.dumps(call.payload).decode(), priority=REPLY,
-                                dedupe_key=f"{key}#{index}", respondent_id=respondent_id)
+                                payload=orjson.dumps(call.payload).decode(), priority=ERROR_REPLY if error else REPLY,
+                                dedupe_key=f"{key}#{index}", respondent_id=respondent_id, coalesce=error)
                 for index, call in enumerate(calls)]

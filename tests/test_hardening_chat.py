@@ -243,7 +243,7 @@ async def test_error_replies_are_coalesced_per_chat_and_wait_behind_real_replies
 
 async def test_a_flood_of_junk_delays_neither_the_next_question_nor_other_chats(tmp_path):
     from bot.outbox import Pace
-    from test_telegram_bot import FAST, Limits
+    from test_telegram_bot import FAST
     # Per chat: one message, then one every 5 s; per bot: one a second, less than six flooding chats
     # would take. Before, 50 junk messages queued 50 error replies ahead of the next question (four
     # minutes), and everyone else's replies queued behind all of them.

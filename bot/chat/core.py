@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 #: all at once: a chat may be logged a second time, the log never grows without bound).
 _GROUPS_REMEMBERED = 10_000
 
+#: The coordinators hear of a brute force on codes at most this often.
+_FLOOD_ALERT_EVERY = dt.timedelta(minutes=15)
+
 #: Typed words that go back or skip, on every channel and every question type (never a bare
 #: number: 0 is an answer to "how many times?").
 BACK_WORDS = {"<", "quay lai", "back", "/back"}
@@ -75,6 +78,7 @@ class ChatCore:
         self.deliveries = deliveries
         self.locks = ChatLocks()
         self._groups_logged: set[str] = set()
+        self._flood_alerted_at: dt.datetime | None = None
 
     async def handle(self, chat: Chat, key: str, incoming: Incoming, renderer: Renderer,
                      pressed: Any = None) -> str | None:
@@ -235,17 +239,19 @@ class ChatCore:
         return await self._after_link(turn, outcome, respondent)
 
     async def _code_flood(self, turn: Turn, at: dt.datetime) -> bool:
-        """Whether the bot-wide limit on wrong codes has tripped; the coordinators hear of it, at
-        most once a quarter of an hour (the outbox's dedupe key)."""
+        """Whether the bot-wide limit on wrong codes has tripped; the coordinators hear of it (and the
+        log), at most once a quarter of an hour."""
         failures = await self.surveys.code_flood(turn.chat, at)
         if failures is None:
             return False
         chat = turn.chat
-        quarter = at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
-        text = say("code_flood_alert", "vi", bot=chat.bot, count=failures)
-        await self.notify_coordinators(chat.channel, chat.bot, turn.renderer, text, "code-flood", quarter.isoformat())
-        log.warning("%s/%s: %d wrong codes in the last minute: only chats with no wrong code may try now",
-                    chat.channel, chat.bot, failures)
+        if self._flood_alerted_at is None or at - self._flood_alerted_at >= _FLOOD_ALERT_EVERY:
+            self._flood_alerted_at = at
+            text = say("code_flood_alert", "vi", bot=chat.bot, count=failures)
+            await self.notify_coordinators(chat.channel, chat.bot, turn.renderer, text, "code-flood",
+                                           at.isoformat(timespec="minutes"))
+            log.warning("%s/%s: %d wrong codes in the last minute: only chats with no wrong code may try now",
+                        chat.channel, chat.bot, failures)
         return True
 
     async def _contact(self, turn: Turn, contact: Contact) -> str | None:

@@ -94,13 +94,14 @@ class ChatCore:
         nobody and get no reply (a code sent there would open that person's survey for the whole
         group); the bot leaves a group it is added to. Logged once per chat."""
         chat = turn.chat
-        if chat.chat_id not in self._groups_logged:
+        first = chat.chat_id not in self._groups_logged
+        if first:
             if len(self._groups_logged) >= _GROUPS_REMEMBERED:
                 self._groups_logged.clear()
             self._groups_logged.add(chat.chat_id)
             log.info("%s/%s: updates from group chat %s are ignored (surveys happen in private chats only)",
                      chat.channel, chat.bot, chat.chat_id)
-        if isinstance(incoming, Joined):
+        if first or isinstance(incoming, Joined):  # also a group the bot was in before it left groups
             await self._send(turn, [Leave()], "vi", suffix="leave")
         return None
 

@@ -254,3 +254,17 @@ async def test_khaosat_run_with_the_bot_api_unreachable_exits_with_one_line(tmp_
     code, stderr = await khaosat_run(tmp_path, f"http://127.0.0.1:{dead}", free_port())
     assert code != 0
     assert f"127.0.0.1:{dead}" in one_line(stderr)
+
+
+async def test_a_malformed_zalo_update_from_get_updates_is_skipped_with_one_log_line(tmp_path, caplog):
+    from test_zalo_bot import TOUR, has
+    async with zalo_harness(tmp_path, forms=(TOUR,)) as h:
+        _, typed, _ = await h.invite("Z-11", "tour")
+        with caplog.at_level(logging.WARNING):
+            for body in (b'{"ok": true, "result": {"event_name": 5}}', b'{"ok": true, "result": [1, 2]}'):
+                h.emulator.answer_next("getUpdates", body=body)
+            user = h.zalo.user()
+            await user.send_text(typed)
+            await user.wait_for(has("đồng ý tham gia"))
+        skipped = [r for r in caplog.records if "skipped" in r.getMessage()]
+        assert len(skipped) == 2 and not [r for r in caplog.records if r.exc_info]

@@ -172,3 +172,6 @@ class SQLiteStorage(Storage):
     queued_reminders = _Delegate("reminders")
     reminders_of = _Delegate("reminders")
     reminder_counts = _Delegate("reminders")
+
+    # hardening: links.py, the bot-wide limit on failed code attempts
+    count_bot_link_attempts = _Delegate("links")

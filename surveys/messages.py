@@ -235,6 +235,17 @@ _MESSAGES: dict[str, dict[str, str]] = {
                          "en": "This page is out of date or the session has expired. Please open the survey again."},
     "web_not_understood": {"vi": "Xin lỗi, chúng tôi không hiểu yêu cầu này; câu trả lời của quý vị không thay đổi.",
                            "en": "Sorry, we did not understand that request; your answers are unchanged."},
+    # -- hardening: a brute force on codes, a session a full quota ended -------------------------
+    "code_busy": {"vi": "Vừa có rất nhiều lần nhập sai mã, nên việc kiểm tra mã tạm dừng với các cuộc trò chuyện "
+                        "đã nhập sai. Xin quý vị thử lại sau vài phút.",
+                  "en": "There have just been very many wrong codes, so codes are not checked for a while in chats "
+                        "that already entered a wrong one. Please try again in a few minutes."},
+    "code_flood_alert": {"vi": "⚠ Bot {bot}: {count} lần nhập sai mã mời trong một phút qua, có thể ai đó đang dò mã. "
+                               "Người đã nhập sai phải chờ; người chưa nhập sai vẫn dùng mã đúng được.",
+                         "en": "⚠ Bot {bot}: {count} wrong invitation codes in the last minute; someone may be "
+                               "guessing codes. Chats that entered a wrong code wait; others can still use a right one."},
+    "quota_ended": {"vi": "Phần trả lời của quý vị đã kết thúc. Xin chân thành cảm ơn quý vị!",
+                    "en": "Your part in this survey has ended. Thank you very much!"},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

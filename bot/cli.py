@@ -1004,6 +1004,10 @@ from bot.cli_console import serve, user  # noqa: E402 — the console's commands
 
 main.add_command(user)
 main.add_command(serve)
+from bot.cli_privacy import privacy, purge  # noqa: E402 — retention and rights requests
+
+main.add_command(purge)
+main.add_command(privacy)
 
 if __name__ == "__main__":
     main()

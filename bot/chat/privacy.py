@@ -165,7 +165,9 @@ class ChatPrivacy:
         form = self.surveys.form_of(respondent)
         session = await self.storage.latest_session(respondent.id, form.form_id) if form else None
         if session is not None:
-            answered = sum(a.status == "answered" for a in (await self.storage.answers(session.id)).values())
+            asked = {question.name for question in form.asked}  # not metadata such as `start`
+            answered = sum(a.status == "answered" and name in asked
+                           for name, a in (await self.storage.answers(session.id)).items())
         lines = [say("privacy_held_title", language, controller=notice.controller(language)),
                  say("privacy_field_name", language, value=stored if personal and personal.name else missing),
                  say("privacy_field_phone", language, value=f"•••{phone[-3:]}" if phone else missing),

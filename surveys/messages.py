@@ -137,9 +137,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
                               "en": "This account has already answered this survey. Thank you!"},
     "help": {
         "vi": "Trả lời bằng cách bấm nút hoặc gõ câu trả lời.\n/resume — tiếp tục khảo sát\n/lang en — "
-              "English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được dùng thế nào",
+              "English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được dùng thế nào"
+              "\n/xoa — rút lại đồng ý, xóa dữ liệu",
         "en": "Answer by pressing a button or typing.\n/resume — continue the survey\n/lang vi — tiếng "
-              "Việt\n/stop — stop for good, no more reminders\n/privacy — how your data is used"},
+              "Việt\n/stop — stop for good, no more reminders\n/privacy — how your data is used"
+              "\n/delete — withdraw consent, delete your data"},
     "privacy": {
         "vi": "Chúng tôi lưu: câu trả lời của quý vị, thời điểm trả lời và mã định danh cuộc trò chuyện để "
               "quý vị tiếp tục được khi quay lại. Câu trả lời chỉ dùng để tính chỉ số cải cách hành chính, "
@@ -204,10 +206,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Trả lời bằng cách gõ số thứ tự của phương án (nhiều phương án: 1, 3) hoặc nội dung phương án.\n"
               "“quay lại” — về câu trước\n“bỏ qua” — bỏ qua câu không bắt buộc\n/resume — tiếp tục khảo sát\n"
               "/lang en — English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được "
-              "dùng thế nào",
+              "dùng thế nào\n/xoa — rút lại đồng ý, xóa dữ liệu",
         "en": "Answer by typing the option's number (several: 1, 3) or its words.\n“back” — previous question\n"
               "“skip” — skip an optional question\n/resume — continue the survey\n/lang vi — tiếng Việt\n"
-              "/stop — stop for good, no more reminders\n/privacy — how your data is used"},
+              "/stop — stop for good, no more reminders\n/privacy — how your data is used"
+              "\n/delete — withdraw consent, delete your data"},
     "not_text_typed": {"vi": "Xin trả lời bằng chữ: gõ số thứ tự hoặc nội dung phương án.",
                        "en": "Please answer in text: type the option's number or its words."},
     "languages_available": {"vi": "Phiếu có các ngôn ngữ: {languages}. Gõ /lang và mã ngôn ngữ, ví dụ /lang en.",

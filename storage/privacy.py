@@ -164,7 +164,8 @@ class Privacy(Protocol):
 
     @abc.abstractmethod
     async def requests_to_notify(self, channel: str, bot: str) -> list[tuple[RightsRequest, str]]:
-        """Fulfilled requests whose person has a chat on this bot: (request, chat id)."""
+        """Fulfilled requests whose person has a chat on this bot: (request, chat id). The bot the
+        request was made on answers it; another bot only when the person has no chat left there."""
 
     @abc.abstractmethod
     async def close_rights_request(self, request_id: int, at: str) -> bool:
@@ -290,7 +291,11 @@ class SQLitePrivacy(SQLiteRepository):
         columns = ", ".join(f"q.{c.strip()}" for c in _REQUEST_COLUMNS.split(","))
         rows = await self._fetchall(
             f"SELECT {columns}, l.chat_id FROM rights_requests q JOIN chat_links l ON l.respondent_id = q.respondent_id"
-            " WHERE q.status = 'fulfilled' AND l.channel = ? AND l.bot = ? ORDER BY q.id", (channel, bot))
+            " WHERE q.status = 'fulfilled' AND l.channel = ? AND l.bot = ?"
+            # The bot the request was made on tells the person; another only when that chat is gone.
+            " AND ((q.channel = l.channel AND q.bot = l.bot) OR NOT EXISTS (SELECT 1 FROM chat_links o"
+            " WHERE o.respondent_id = q.respondent_id AND o.channel = q.channel AND o.bot = q.bot))"
+            " ORDER BY q.id", (channel, bot))
         return [(RightsRequest(*row[:-1]), row[-1]) for row in rows]
 
     async def close_rights_request(self, request_id: int, at: str) -> bool:

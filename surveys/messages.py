@@ -246,6 +246,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
                              "của tôi”).",
                        "en": "You may withdraw consent and ask for your data to be deleted: send /delete (or write "
                              "“delete my data”)."},
+    "rights_nothing_held": {"vi": "Cuộc trò chuyện này chưa gắn với ai trong danh sách khảo sát, nên chúng tôi không "
+                                  "lưu câu trả lời hay thông tin cá nhân nào của quý vị qua đây.",
+                            "en": "This chat is not linked to anyone on the survey list, so we hold no answers or "
+                                  "personal data of yours through it."},
     "rights_confirm": {"vi": "Quý vị muốn rút lại đồng ý và yêu cầu xóa toàn bộ câu trả lời và thông tin cá nhân của "
                              "mình? Sau khi xác nhận, chúng tôi ngừng gửi mọi câu hỏi và nhắc nhở. Gõ “/xoa có” để "
                              "xác nhận; gõ câu trả lời để tiếp tục khảo sát.",

@@ -210,9 +210,9 @@ async def test_withdraw_request_to_erasure_on_both_messengers(tmp_path, channel)
             assert kept == sorted({"p0", "p1", "p2"} - {frame_id})
         assert other_pseudonym not in after  # nobody else had answered: an empty export stays valid
         assert list(csv.reader(after.splitlines()))[0]  # a header row is still written
-        # The chat is forgotten: the person is now a stranger to the bot.
-        await user.send_text("xin chào")
-        await user.wait_for(lambda m: "đã hoàn tất" not in (m.text or ""))
+        # The chat is forgotten: the person is now a stranger to the bot, which holds nothing of theirs.
+        await user.send_text("delete my data")
+        await user.wait_for(has("không lưu câu trả lời hay thông tin cá nhân nào"))
     finally:
         stop.set()
         await task

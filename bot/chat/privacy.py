@@ -129,6 +129,9 @@ class ChatPrivacy:
         if command == "privacy":
             text = await self.held(turn.chat, respondent, language) if respondent else say("privacy", language)
             return True, await core._send(turn, [Notice(text)], language, rid)
+        if respondent is None and (command in RIGHTS_COMMANDS or (isinstance(incoming, Text)
+                                                                 and asks_erasure(incoming.text))):
+            return True, await core._send(turn, [Notice(say("rights_nothing_held", language))], language)
         if respondent is None or isinstance(incoming, Blocked):
             return False, None
         # A withdrawal made the person "refused": only then can a request be open (one read saved

@@ -11,7 +11,8 @@ import click
 from bot.cli_database import DATABASE
 
 _WHAT = (("names", "names"), ("phones", "phones"), ("frame_people", "frame rows with name/phone"),
-         ("chats", "chat links (chat ids)"), ("codes", "invitation codes"), ("link_attempts", "link attempts"),
+         ("chats", "chat links (chat ids)"), ("codes", "invitation codes"), ("accounts", "messenger account ids"),
+         ("link_attempts", "link attempts"),
          ("messages", "sent messages' chat ids and texts"))
 
 

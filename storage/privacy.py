@@ -95,11 +95,15 @@ def _forget_contact(conn: sqlite3.Connection, respondent_ids: Sequence[int], cou
             counts["phones"] += row[1] is not None
             conn.execute("DELETE FROM respondent_personal WHERE respondent_id = ?", (respondent_id,))
         counts["codes"] += conn.execute("DELETE FROM invitations WHERE respondent_id = ?", (respondent_id,)).rowcount
+        # Open mode names a respondent by the messenger's user id: that is personal too.
+        counts["accounts"] += conn.execute(
+            "UPDATE respondents SET external_id = 'erased:' || id WHERE id = ?"
+            " AND (external_id LIKE 'telegram:%' OR external_id LIKE 'zalo:%')", (respondent_id,)).rowcount
 
 
 def _counts() -> dict[str, int]:
-    return dict.fromkeys(("names", "phones", "frame_people", "chats", "codes", "link_attempts", "messages",
-                          "sessions", "answers"), 0)
+    return dict.fromkeys(("names", "phones", "frame_people", "chats", "codes", "accounts", "link_attempts",
+                          "messages", "sessions", "answers"), 0)
 
 
 def _purge_counts(conn: sqlite3.Connection, survey_id: str, respondent_ids: Sequence[int]) -> dict[str, int]:
@@ -112,6 +116,9 @@ def _purge_counts(conn: sqlite3.Connection, survey_id: str, respondent_ids: Sequ
         counts["names"] += row[0]
         counts["phones"] += row[1]
         counts["codes"] += one_row(conn, "SELECT count(*) FROM invitations WHERE respondent_id = ?", (respondent_id,))[0]
+        counts["accounts"] += one_row(
+            conn, "SELECT count(*) FROM respondents WHERE id = ? AND (external_id LIKE 'telegram:%'"
+            " OR external_id LIKE 'zalo:%')", (respondent_id,))[0]
         counts["chats"] += one_row(conn, "SELECT count(*) FROM chat_links WHERE respondent_id = ?", (respondent_id,))[0]
         counts["messages"] += one_row(conn, "SELECT count(*) FROM outbox WHERE respondent_id = ? AND chat_id <> ''",
                                       (respondent_id,))[0]
@@ -275,9 +282,6 @@ class SQLitePrivacy(SQLiteRepository):
             counts["messages"] += conn.execute(
                 "UPDATE outbox SET payload = '{}' WHERE respondent_id = ? AND state NOT IN ('pending', 'sending')",
                 (who,)).rowcount
-            respondent = require_respondent(conn, who)
-            if respondent.external_id.startswith(("telegram:", "zalo:")):  # open mode: the id holds the user id
-                conn.execute("UPDATE respondents SET external_id = ? WHERE id = ?", (f"erased:{who}", who))
             told = bool(_chats(conn, [who]))
             conn.execute("UPDATE rights_requests SET status = ?, fulfilled_at = ?, fulfilled_by = ? WHERE id = ?",
                          ("fulfilled" if told else "closed", at, actor, request_id))

@@ -40,7 +40,7 @@ OPENED = dt.datetime(2026, 8, 2, 9, 0, tzinfo=ZONE)
 
 async def fielded(tmp_path: Path) -> tuple[Path, list[int]]:
     """Three people of a closed-on-31-August survey: names and phones, codes, chats, messages,
-    and answers from the first."""
+    and answers from the first; and one walk-in of open mode (chat only)."""
     db = tmp_path / "r.sqlite"
     form_path = tmp_path / "form.md"
     form_path.write_text(FORM, encoding="utf-8")
@@ -64,6 +64,9 @@ async def fielded(tmp_path: Path) -> tuple[Path, list[int]]:
             await storage.enqueue([OutgoingMessage("telegram", "t", str(1000 + n), "sendMessage",
                                                    '{"chat_id": %d, "text": "Câu 1"}' % (1000 + n),
                                                    dedupe_key=f"m-{rid}", respondent_id=rid)], at)
+        # Someone who came through an open code: not in the sample, named by their Telegram user id.
+        walk_in = await storage.add_respondent("telegram:t:user:42", form_id="ret_form", stratum="citizen/xa-a", at=at)
+        await storage.link_chat("telegram", "t", "42", walk_in.id, at)
         record, _ = await conversations.open_for(ids[0], form, "telegram", None, OPENED)
         for n, event in enumerate([engine.Start(at=OPENED), engine.Reply("yes", at=OPENED),
                                    engine.Reply("7", at=OPENED)]):
@@ -88,8 +91,8 @@ async def test_retention_purges_contact_data_after_close_and_keeps_answers(tmp_p
     assert "ret-2026: kept until 01/10/2026" in early.output
     dry = await purge(db, "--dry-run", "--at", "2026-10-01T08:00:00+07:00")
     assert dry.exit_code == 0, dry.output
-    assert ("ret-2026: would delete 3 names, 3 phones, 3 frame rows with name/phone, 3 chat links (chat ids), "
-            "3 invitation codes, 3 link attempts") in dry.output
+    assert ("ret-2026: would delete 3 names, 3 phones, 3 frame rows with name/phone, 4 chat links (chat ids), "
+            "3 invitation codes, 1 messenger account ids, 3 link attempts") in dry.output
     assert "Dry run: nothing was deleted." in dry.output
     async with await open_storage(db) as storage:
         assert (await storage.personal(ids[0])).name == "Người 0"  # the dry run deleted nothing
@@ -111,6 +114,8 @@ async def test_retention_purges_contact_data_after_close_and_keeps_answers(tmp_p
         session = await storage.latest_session(ids[0], "ret_form")
         assert {k: v.value for k, v in (await storage.answers(session.id)).items()} == answers_before
         assert answers_before["q1"] == "7"
+        walk_in = (await storage.list_respondents("ret_form"))[-1]
+        assert walk_in.external_id == f"erased:{walk_in.id}" and await storage.chats_of(walk_in.id) == []
         (entry,) = await storage.privacy_log(survey_id="ret-2026")
         assert entry["action"] == "retention_purge" and entry["detail"]["names"] == 3
     # Idempotent: a second pass (the hourly one in `khaosat run`, here its function) finds nothing.

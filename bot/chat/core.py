@@ -331,6 +331,8 @@ class ChatCore:
         state = await self.surveys.state(chat, respondent, self.clock())
         if form is None or state is None or state.status not in (engine.Status.ACTIVE, engine.Status.CONSENT):
             return False
+        if self.privacy is not None and await self.privacy.silenced(respondent):
+            return False
         prompt = engine.current_prompt(form, state)
         if prompt is None:
             return False

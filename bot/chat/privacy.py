@@ -119,6 +119,10 @@ class ChatPrivacy:
                                           language=shown.language, channel=shown.channel, text=shown.text,
                                           at=self.clock().isoformat(), key=f"consent:{turn.key}")
 
+    async def silenced(self, respondent: Respondent) -> bool:
+        """The person withdrew: nothing is sent to them but the state of their request."""
+        return respondent.disposition == "refused" and await self.storage.active_rights_request(respondent.id) is not None
+
     # -- the person's rights -----------------------------------------------------------------------
 
     async def intercept(self, core: ChatCore, turn: Turn, incoming: Incoming, respondent: Respondent | None,

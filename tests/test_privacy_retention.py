@@ -127,11 +127,25 @@ async def test_retention_purges_contact_data_after_close_and_keeps_answers(tmp_p
     assert "deleted 0 names, 0 phones" in again.output
 
 
-async def test_purge_of_an_unknown_survey_is_one_clear_line(tmp_path):
-    db, _ = await fielded(tmp_path)
+async def test_unknown_surveys_and_requests_are_one_clear_line(tmp_path):
+    db, _ids = await fielded(tmp_path)
     result = await purge(db, "--survey", "khong-co", "--dry-run")
     assert result.exit_code == 1
     assert "--survey khong-co: no such survey" in result.output and "Traceback" not in result.output
+    unknown = await asyncio.to_thread(CliRunner().invoke, main, ["privacy", "fulfil", "99", "--db", str(db)])
+    assert unknown.exit_code == 1 and "rights request 99: no such request" in unknown.output
+    listed = await asyncio.to_thread(CliRunner().invoke, main, ["privacy", "requests", "--db", str(db)])
+    assert listed.exit_code == 0 and "No requests." in listed.output
+    async with await open_storage(db) as storage:
+        request, _ = await storage.open_rights_request(_ids[1], kind="withdraw_delete", channel="zalo", bot="z",
+                                                       language="vi", at=OPENED.isoformat(),
+                                                       acknowledge_by="2026-08-04", handle_by="2026-08-17")
+    listed = await asyncio.to_thread(CliRunner().invoke, main, ["privacy", "requests", "--survey", "ret-2026",
+                                                                "--db", str(db)])
+    assert listed.output.split()[0] == str(request.id) and "handle by 2026-08-17" in listed.output
+    wrong = await asyncio.to_thread(CliRunner().invoke, main, ["privacy", "requests", "--survey", "khac",
+                                                               "--db", str(db)])
+    assert wrong.exit_code == 1 and "Traceback" not in wrong.output
 
 
 # -- the texts as data ------------------------------------------------------------------------------

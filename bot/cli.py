@@ -212,7 +212,7 @@ def _load_or_exit(path: Path) -> Questionnaire:
 @click.option("--lang", "language", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
               help="Language of variable and value labels.")
 @click.option("--personal", is_flag=True,
-              help="Add names and phones (PERSONAL DATA, Decree 13/2023/NĐ-CP). Without it: pseudonyms only.")
+              help="Add names and phones (PERSONAL DATA, Law 91/2025/QH15). Without it: pseudonyms only.")
 @click.option("--delimiter", default=",", show_default=True,
               help="CSV field separator: ';' for Excel set to a Vietnamese (or other comma-decimal) locale.")
 @click.option("--stata-version", type=click.Choice(["115", "117", "118", "119"]), default="118", show_default=True,
@@ -257,7 +257,7 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
     console.print(f"Wrote {exported.rows} rows × {exported.columns} columns ({layout}, {file_format}) to {out}")
     if personal:
         errors.print("[bold yellow]![/] The file contains PERSONAL DATA (names and phones): keep it protected "
-                     "(Decree 13/2023/NĐ-CP).")
+                     "(Law 91/2025/QH15 on personal data).")
         console.print("Contains personal data (names, phones).")
 
 
@@ -385,8 +385,8 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
 
     --list-unreached --out FILE writes everyone invited who never opened a chat with a bot
     (Telegram and Zalo bots cannot write first), with name, phone, group and stratum, so the
-    coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Decree
-    13/2023/NĐ-CP): keep it on the office computer and delete it after use.
+    coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Law
+    91/2025/QH15): keep it on the office computer and delete it after use.
 
     --run-once makes the same pass `khaosat run` makes every [reminders] interval_minutes:
     releases idle quota slots and queues the due reminders (never in quiet hours, never
@@ -467,7 +467,10 @@ from bot.cli_console import serve, user  # noqa: E402
 from bot.cli_fieldwork import frame_group, sample_group, status, survey_group  # noqa: E402
 from bot.cli_statistics import estimate, report, score, weight  # noqa: E402
 
-for command in (user, serve, survey_group, frame_group, sample_group, status, weight, estimate, score, report):
+from bot.cli_privacy import privacy, purge  # noqa: E402 — retention and rights requests
+
+for command in (user, serve, survey_group, frame_group, sample_group, status, weight, estimate, score, report,
+                purge, privacy):
     main.add_command(command)
 
 if __name__ == "__main__":

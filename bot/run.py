@@ -28,6 +28,7 @@ from aiohttp import web
 from bot import clock as clocks
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.core import ChatCore
+from bot.chat.privacy import ChatPrivacy
 from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
@@ -93,7 +94,7 @@ def chat_core(config: BotConfig, storage: Storage, conversations: Conversations,
                           code_failures_per_minute=config.code_failures_per_minute, on_enqueued=on_enqueued)
     return ChatCore(surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
                     desk=CoordinatorDesk(conversations, export_dir, clock), fieldwork=Fieldwork(storage),
-                    deliveries=deliveries(storage))
+                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock))
 
 
 async def announce_fieldwork(core: ChatCore, channel: str, bot: str, renderer, stop: asyncio.Event,
@@ -137,6 +138,8 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     dispatcher = telegram.dispatcher()
     running = RunningBot(config, core.surveys, sender, feed, telegram, dispatcher, client)
     await show_lost_prompts(core, TELEGRAM, config.name, TelegramRenderer())
+    running.tasks.append(asyncio.create_task(core.privacy.watch(TELEGRAM, config.name, TelegramRenderer(), stop),
+                                             name=f"privacy-{config.name}"))
     running.tasks.append(asyncio.create_task(announce_fieldwork(core, TELEGRAM, config.name, TelegramRenderer(), stop),
                                              name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
@@ -204,6 +207,8 @@ async def start_zalo(config: BotConfig, storage: Storage, conversations: Convers
     zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core)
     running = RunningBot(config, core.surveys, sender, feed, zalo=zalo, zalo_client=client)
     await show_lost_prompts(core, ZALO, config.name, ZaloRenderer())
+    running.tasks.append(asyncio.create_task(core.privacy.watch(ZALO, config.name, ZaloRenderer(), stop),
+                                             name=f"privacy-{config.name}"))
     running.tasks.append(asyncio.create_task(announce_fieldwork(core, ZALO, config.name, ZaloRenderer(), stop),
                                              name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))

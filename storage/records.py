@@ -118,7 +118,7 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Personal:
-    """A respondent's personal data, stored apart from answers (Decree 13/2023/NĐ-CP).
+    """A respondent's personal data, stored apart from answers (Law 91/2025/QH15 on personal data).
 
     ``phone`` is normalised by the caller (E.164, e.g. "+84912345678").
     """

@@ -16,6 +16,7 @@ from storage.base import Storage
 from storage.fieldwork import Fieldwork, SQLiteFieldwork
 from storage.links import Links, SQLiteLinks
 from storage.outbox import Outbox, SQLiteOutbox
+from storage.privacy import Privacy, SQLitePrivacy
 from storage.questionnaires import Questionnaires, SQLiteQuestionnaires
 from storage.quotas import Quotas, SQLiteQuotas
 from storage.reminders_store import Reminders, SQLiteReminders
@@ -37,6 +38,7 @@ PAIRS = [
     (Fieldwork, SQLiteFieldwork, "fieldwork"),
     (Quotas, SQLiteQuotas, "quotas"),
     (Reminders, SQLiteReminders, "reminders"),
+    (Privacy, SQLitePrivacy, "privacy"),
 ]
 
 

@@ -20,6 +20,7 @@ from bot.chat.events import (
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
+from bot.chat.privacy import ChatPrivacy
 from bot.chat.surveys import LINK_MESSAGES, Chat, ChatLocks, ChatSurveys, Link
 from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_phone, normalise_typed_code
 from bot.outbox import REPLY
@@ -60,6 +61,8 @@ class Turn:
     pressed: Any = None
     #: Set once the engine accepted a step: a new prompt (or the end) is on its way.
     prompted: bool = False
+    #: The session's state before this event (``bot/chat/privacy.py`` records an accepted consent).
+    before: engine.SessionState | None = None
 
     @property
     def typed(self) -> bool:
@@ -69,13 +72,15 @@ class Turn:
 class ChatCore:
     def __init__(self, surveys: ChatSurveys, clock: Callable[[], dt.datetime], *,
                  coordinators: Sequence[str] = (), desk: CoordinatorDesk | None = None,
-                 fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None):
+                 fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None,
+                 privacy: ChatPrivacy | None = None):
         self.surveys = surveys
         self.clock = clock
         self.coordinators = {str(c) for c in coordinators}
         self.desk = desk
         self.fieldwork = fieldwork
         self.deliveries = deliveries
+        self.privacy = privacy
         self.locks = ChatLocks()
         self._groups_logged: set[str] = set()
         self._flood_alerted_at: dt.datetime | None = None
@@ -118,12 +123,17 @@ class ChatCore:
         # the answering path, where only its language, status and question are read.
         state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
         language = ui_language(state.language) if state else "vi"
+        turn.before = state
+        if self.privacy is not None:  # /privacy, a withdrawal, anything from a person who withdrew
+            handled, notice = await self.privacy.intercept(self, turn, incoming, respondent, language)
+            if handled:
+                return notice
         if isinstance(incoming, Command):
             name = incoming.name.lower()
             if self.desk is not None and name in self.desk.commands and turn.chat.user_id in self.coordinators:
                 return await self._send(turn, await self.desk.run(name, turn.key, turn.renderer.capabilities),
                                         language)
-            if name in ("help", "privacy"):
+            if name in ("help", "privacy"):  # /privacy: here only without bot/chat/privacy.py
                 return await self._send(turn, [Notice(say(f"{name}_typed" if turn.typed and name == "help"
                                                           else name, language))], language)
             if name == "start":
@@ -366,6 +376,8 @@ class ChatCore:
     async def _drive(self, turn: Turn, respondent: Respondent, event: engine.Event,
                      session: SessionRecord | None = None) -> str | None:
         notice: str | None = None
+        if self.privacy is not None:  # the survey's own consent text
+            turn.renderer = await self.privacy.renderer(turn.renderer, turn.chat.channel, respondent)
 
         def render(step: engine.Step) -> list:
             nonlocal notice
@@ -377,6 +389,8 @@ class ChatCore:
         if handled is None:
             return await self._send(turn, [Notice(say("no_survey", "vi"))], "vi", respondent.id, "none")
         turn.prompted = handled.step.accepted
+        if self.privacy is not None:
+            await self.privacy.after_step(turn, respondent, handled.step)
         return notice
 
     async def _show_again_if_lost(self, turn: Turn, respondent: Respondent, session: SessionRecord | None) -> None:
@@ -393,9 +407,13 @@ class ChatCore:
         state = await self.surveys.state(chat, respondent, self.clock())
         if form is None or state is None or state.status not in (engine.Status.ACTIVE, engine.Status.CONSENT):
             return False
+        if self.privacy is not None and await self.privacy.silenced(respondent):
+            return False
         prompt = engine.current_prompt(form, state)
         if prompt is None:
             return False
+        if self.privacy is not None:
+            renderer = await self.privacy.renderer(renderer, chat.channel, respondent)
         calls, _ = renderer.render((dataclasses.replace(prompt, update=False),), chat.chat_id, state.language)
         await self.surveys.send(chat, calls, key, self.clock(), respondent.id)
         return True

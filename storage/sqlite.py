@@ -18,6 +18,7 @@ from .deliveries import SQLiteDeliveries
 from .fieldwork import SQLiteFieldwork
 from .links import SQLiteLinks
 from .outbox import SQLiteOutbox
+from .paper_entries import SQLitePaperEntries
 from .questionnaires import SQLiteQuestionnaires
 from .quotas import SQLiteQuotas
 from .reminders_store import SQLiteReminders
@@ -60,6 +61,7 @@ class SQLiteStorage(Storage):
         self.quotas = SQLiteQuotas(self._hops)
         self.reminders = SQLiteReminders(self._hops)
         self.deliveries = SQLiteDeliveries(self._hops)  # reads only: what reached a person (outbox)
+        self.paper = SQLitePaperEntries(self._hops)  # paper forms and their typed entries
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], synchronous: str = "full") -> SQLiteStorage:

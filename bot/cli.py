@@ -19,6 +19,7 @@ from rich.table import Table
 
 from bot import clock
 from bot.cli_backup import backup
+from bot.cli_paper import paper
 from bot.cli_database import DATABASE, is_postgresql_url
 from bot.config import Config, ConfigError, load_config
 from fieldwork import Refused
@@ -63,6 +64,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 main.add_command(backup)  # commands in modules of their own
+main.add_command(paper)
 
 
 def _database(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path | None:

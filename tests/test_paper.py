@@ -185,3 +185,17 @@ async def test_status_shows_rates_by_mode(survey, tmp_path):
     text = subprocess.run([sys.executable, "-m", "bot.cli", "status", "--db", str(db), "--at", NOW.isoformat(),
                            "--format", "text"], capture_output=True, text=True, cwd=ROOT).stdout
     assert "Giấy: 1" in text
+
+
+def test_cli_paper_print(survey, tmp_path):
+    project, db = survey
+    out = tmp_path / "forms"
+    run = lambda *a: subprocess.run([sys.executable, "-m", "bot.cli", "paper", "print", "--db", str(db),
+                                     "--out", str(out), *a], capture_output=True, text=True, cwd=ROOT)
+    bad = run("--unit", "xa-z")
+    assert bad.returncode == 1 and "no unit xa-z" in bad.stderr and not out.exists() or not any(out.iterdir())
+    done = run("--unit", "xa-c", "--no-pdf")
+    assert done.returncode == 0, done.stderr
+    assert "Printed" in done.stdout and (out / "paper-forms.html").exists() and not (out / "paper-forms.pdf").exists()
+    again = run("--unit", "xa-c", "--reissue", "--no-pdf")
+    assert again.returncode == 0 and (out / "paper-forms-2.html").exists()

@@ -192,3 +192,31 @@ def test_printing_from_the_console_gives_a_zip(page, printed, console_server, lo
         assert archive.read("paper-forms.pdf").startswith(b"%PDF")
     rows = archive.read("paper-forms.csv").decode("utf-8-sig").splitlines()[1:]
     assert rows and all(",Phường Cẩm," in row for row in rows)  # only the account's commune
+
+
+def test_progress_shows_rates_by_mode(page, printed, console_server, log_in):
+    """The Progress page has completes and RR1's share per mode, over the account's strata."""
+    from fieldwork.paper import find_form, save_entry
+
+    db, codes = printed
+    server = console_server(db, now=NOW)
+
+    async def type_twice(storage, stores):
+        paper = await find_form(storage, codes[2])
+        await save_entry(storage, paper.id, 1, ANSWERS, "vi", account_id=None, username="an", at=NOW)
+        await save_entry(storage, paper.id, 2, ANSWERS, "vi", account_id=None, username="binh", at=NOW)
+
+    server.call(type_twice)
+    server.add_account("nhap-mot", role="coordinator", surveys=[SURVEY], units=["xa-a"])
+    server.add_account("xa-b", role="coordinator", surveys=[SURVEY], units=["xa-b"])
+    log_in(page, server, "nhap-mot")
+    page.goto(f"{server.url}/surveys/{SURVEY}/progress")
+    paper_row = page.locator("#modes tr[data-mode=paper]")
+    assert paper_row.locator("td").first.inner_text() == "Giấy"
+    assert paper_row.locator("[data-col=completed]").inner_text() == "1"
+    sampled = int(page.locator("#strata tbody tr").first.locator("td").nth(2).inner_text())
+    assert paper_row.locator("[data-col=rate]").inner_text() == f"{1 / sampled:.0%}"
+    page.context.clear_cookies()
+    log_in(page, server, "xa-b")  # another commune: none of its people answered on paper
+    page.goto(f"{server.url}/surveys/{SURVEY}/progress")
+    assert page.locator("#modes tr[data-mode=paper]").count() == 0

@@ -10,6 +10,7 @@ form identifies its respondent (a scanner reading the QR types the code on the e
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 import segno
@@ -151,8 +152,6 @@ class FormPrinter:
     @staticmethod
     def _digits(question: Question) -> int:
         """As many boxes as the largest number the constraint allows has digits (default 4)."""
-        import re
-
         if question.constraint is not None:
             numbers = [n for n in re.findall(r"\d+", question.constraint.source)]
             if numbers:

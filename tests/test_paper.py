@@ -199,3 +199,25 @@ def test_cli_paper_print(survey, tmp_path):
     assert "Printed" in done.stdout and (out / "paper-forms.html").exists() and not (out / "paper-forms.pdf").exists()
     again = run("--unit", "xa-c", "--reissue", "--no-pdf")
     assert again.returncode == 0 and (out / "paper-forms-2.html").exists()
+
+
+async def test_the_mode_column_is_in_every_export_format(survey, tmp_path):
+    import pyreadstat
+
+    from fieldwork.data import EXPORT_FORMATS, EXPORT_SUFFIX, ExportOptions, export
+
+    project, db = survey
+    async with await open_storage(db) as storage:
+        await print_forms(storage, project, tmp_path / "out", NOW, units=["xa-c"], pdf=False)
+        code = (tmp_path / "out" / "paper-forms.csv").read_text(encoding="utf-8-sig").splitlines()[1].split(",")[-1]
+        paper = await find_form(storage, code)
+        await save_entry(storage, paper.id, 1, ANSWERS, "vi", account_id=1, username="an", at=NOW)
+        await save_entry(storage, paper.id, 2, ANSWERS, "vi", account_id=2, username="binh", at=NOW)
+        readers = {"csv": lambda p: pd.read_csv(p, encoding="utf-8-sig"), "xlsx": lambda p: pd.read_excel(p),
+                   "sav": lambda p: pyreadstat.read_sav(str(p))[0], "dta": lambda p: pd.read_stata(p),
+                   "parquet": lambda p: pd.read_parquet(p)}
+        for file_format in EXPORT_FORMATS:
+            out = tmp_path / f"answers{EXPORT_SUFFIX[file_format]}"
+            await export(storage, out, ExportOptions(file_format, "wide", "sipas_citizen_example", "vi", False))
+            table = readers[file_format](out)
+            assert list(table["mode"]) == ["paper"], file_format

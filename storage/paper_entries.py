@@ -98,6 +98,10 @@ class PaperEntries(Protocol):
         written, raises ``StorageError``. Returns False when the same answers were stored already."""
 
     @abc.abstractmethod
+    async def form_units(self, survey_id: str) -> dict[int, str]:
+        """paper form id → the frame unit of its respondent (the console's scope check and lists)."""
+
+    @abc.abstractmethod
     async def mark_paper_written(self, paper_form_id: int, session_id: int, at: str) -> bool:
         """Record the session the copy became; False if it was recorded before (the first one stays)."""
 
@@ -178,6 +182,21 @@ class SQLitePaperEntries(SQLiteRepository):
             return True
 
         return await self._write(body)
+
+    async def form_units(self, survey_id: str) -> dict[int, str]:
+        rows = await self._fetchall(
+            "SELECT p.id, f.unit FROM paper_forms p JOIN sample_members m ON m.respondent_id = p.respondent_id"
+            " JOIN frame_units f ON f.survey_id = m.survey_id AND f.frame_id = m.frame_id WHERE p.survey_id = ?",
+            (survey_id,))
+        return {row[0]: row[1] for row in rows}
+
+    async def form_unit(self, paper_form_id: int) -> str | None:
+        """The frame unit of one paper form's respondent."""
+        row = await self._fetchone(
+            "SELECT f.unit FROM paper_forms p JOIN sample_members m ON m.respondent_id = p.respondent_id"
+            " JOIN frame_units f ON f.survey_id = m.survey_id AND f.frame_id = m.frame_id WHERE p.id = ?",
+            (paper_form_id,))
+        return row[0] if row is not None else None
 
     async def mark_paper_written(self, paper_form_id: int, session_id: int, at: str) -> bool:
         def body(conn: sqlite3.Connection) -> bool:

@@ -24,7 +24,6 @@ from console.i18n import add_texts, t
 from console.pages.invitations import units_under
 from fieldwork import Refused
 from fieldwork import paper as paper_ops
-from fieldwork.invitations import survey_respondents
 from fieldwork.paper_entry import check, normalise
 from surveys.phrasing import choice_codes, numbering
 
@@ -86,28 +85,28 @@ add_texts({
 
 # -- scope -------------------------------------------------------------------------------------
 
-async def _visible_respondents(request: web.Request) -> set[int] | None:
-    """Respondent ids of the account's units (None: every one of the survey)."""
-    scope = request_scope(request)
-    if scope.units is None:
-        return None
-    people = await survey_respondents(fieldwork_storage(request), scope.project.id, sorted(scope.units))
-    return {p.id for p in people}
+def _in_scope(request: web.Request, unit: str | None) -> bool:
+    """Whether a respondent of frame unit ``unit`` is the account's (an unscoped account: everyone)."""
+    units = request_scope(request).units
+    return units is None or unit in units
+
+
+async def _checked(request: web.Request, paper):
+    """``paper`` if it is of this survey (else 404) and of the account's units (else 403)."""
+    if paper.survey_id != request_scope(request).project.id:
+        raise web.HTTPNotFound()
+    if not _in_scope(request, await fieldwork_storage(request).paper.form_unit(paper.id)):
+        raise web.HTTPForbidden(reason="unit")
+    return paper
 
 
 async def _paper_form(request: web.Request):
     """The paper form of the route, of this survey (404) and of the account's units (403)."""
-    storage = fieldwork_storage(request)
     try:
-        paper = await storage.paper.paper_form(int(request.match_info["paper"]))
+        paper = await fieldwork_storage(request).paper.paper_form(int(request.match_info["paper"]))
     except (ValueError, LookupError):
         raise web.HTTPNotFound() from None
-    if paper.survey_id != request_scope(request).project.id:
-        raise web.HTTPNotFound()
-    visible = await _visible_respondents(request)
-    if visible is not None and paper.respondent_id not in visible:
-        raise web.HTTPForbidden(reason="unit")
-    return paper
+    return await _checked(request, paper)
 
 
 # -- the survey's paper page ----------------------------------------------------------------------
@@ -115,9 +114,8 @@ async def _paper_form(request: web.Request):
 async def _index(request: web.Request, *, status: int = 200, message=None, problems=(), code: str = ""):
     scope = request_scope(request)
     storage = fieldwork_storage(request)
-    visible = await _visible_respondents(request)
-    forms = [f for f in await storage.paper.paper_forms(scope.project.id)
-             if visible is None or f.respondent_id in visible]
+    units = await storage.paper.form_units(scope.project.id)
+    forms = [f for f in await storage.paper.paper_forms(scope.project.id) if _in_scope(request, units.get(f.id))]
     passes = await storage.paper.entry_passes(scope.project.id)
     counts = {"printed": len(forms), "written": sum(f.session_id is not None for f in forms),
               "once": sum(passes.get(f.id) == (1,) for f in forms),
@@ -169,12 +167,10 @@ async def find(request: web.Request) -> web.Response:
     code = str(form.get("code", "")).strip()
     paper = await paper_ops.find_form(fieldwork_storage(request), code) if code else None
     project = request_scope(request).project
-    visible = await _visible_respondents(request) if paper is not None else None
     if paper is None or paper.survey_id != project.id:
         return await _index(request, status=404, problems=[t("paper_no_form", language(request), code=code)],
                             code=code)
-    if visible is not None and paper.respondent_id not in visible:
-        raise web.HTTPForbidden(reason="unit")
+    await _checked(request, paper)
     raise web.HTTPSeeOther(f"/surveys/{project.id}/paper/{paper.id}")
 
 
@@ -226,12 +222,8 @@ async def _entry_page(request: web.Request, paper, *, status: int = 200, typed=N
         raise web.HTTPSeeOther(f"/surveys/{paper.survey_id}/paper?written={paper.session_id}")
     respondent = await storage.get_respondent(paper.respondent_id)
     scope = request_scope(request)
-    unit = next((m for m in await storage.sample_members(scope.project.id) if m.respondent_id == respondent.id), None)
-    unit_name = ""
-    if unit is not None:
-        rows = {r.frame_id: r.unit for r in await storage.frame_rows(scope.project.id)}
-        unit_id = rows.get(unit.frame_id)
-        unit_name = scope.project.units[unit_id].name if unit_id in scope.project.units else unit_id or ""
+    unit_id = await storage.paper.form_unit(paper.id)
+    unit_name = scope.project.units[unit_id].name if unit_id in scope.project.units else unit_id or ""
     pass_number = state.next_pass
     typed = typed or {}
     resolve = []

@@ -141,8 +141,9 @@ async def test_paper_round_trip(survey, tmp_path):
         session = await storage.get_session(saved.session_id)
         assert session.channel == "paper" and session.status == "completed"
         assert (await storage.get_respondent(second.respondent_id)).disposition == "completed"
-        history = [h["status"] for h in await storage.disposition_history(first.respondent_id)]
-        assert history[-2:] == ["started", "completed"]
+        history = await storage.disposition_history(first.respondent_id)
+        assert [h["status"] for h in history][-2:] == ["started", "completed"]
+        assert history[-1]["reason"].endswith("completed (paper)")  # the final disposition and its mode
 
     from fieldwork.data import ExportOptions, export
 

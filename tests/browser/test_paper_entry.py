@@ -141,6 +141,7 @@ def test_without_javascript_on_a_phone_and_other_communes_get_403(browser, print
     try:
         log_in(page, server, "nhap-mot")
         open_form(page, server, codes[1])
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390  # the entry screen fits a phone
         for name in order():
             if ANSWERS.get(name):
                 page.fill(f"#f-{name}", ANSWERS[name])
@@ -168,6 +169,14 @@ def test_without_javascript_on_a_phone_and_other_communes_get_403(browser, print
         with page.expect_response(re.compile(r"/paper/find$")) as answer:
             page.keyboard.press("Enter")
         assert answer.value.status == 403
+        # Every form needs its CSRF token; the engine check of another commune's form is refused too.
+        find = f"{server.url}/surveys/{SURVEY}/paper/find"
+        token = page.locator("input[name=csrf_token]").first.get_attribute("value")
+        assert page.request.post(find, form={"code": "ZZZZ ZZZZ"}).status == 403  # no token
+        assert page.request.post(find, form={"code": "ZZZZ ZZZZ", "csrf_token": token}).status == 404
+        check = page.request.post(f"{server.url}/surveys/{SURVEY}/paper/{paper_id}/check",
+                                  form={"csrf_token": token, "a_doi_tuong": "1"})
+        assert check.status == 403
     finally:
         outsider.close()
 

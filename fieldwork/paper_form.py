@@ -188,6 +188,7 @@ header { display: flex; gap: 1em; align-items: center; border-bottom: 2px solid 
 h1 { font-size: 14pt; margin: 0; } .form-title, .unit { margin: .2em 0; }
 h2.section { font-size: 12pt; margin: 1em 0 .3em; border-bottom: 1px solid #666; }
 .vi { display: block; } .en { display: block; color: #444; font-style: italic; font-size: 9.5pt; }
+.label > .vi, .rule > .vi, .skip > .vi, .how > span { display: inline; } .how > .en::before { content: " · "; } .label > .en, .rule > .en, .skip > .en { margin-left: 1.6em; }
 .q { break-inside: avoid; margin: .6em 0; }
 .label { margin: 0; } .num { margin-right: .3em; } .req { color: #000; font-weight: bold; }
 .hint, .how, .rule, .fmt { font-size: 9.5pt; margin: .15em 0 .15em 1.6em; }

@@ -44,7 +44,12 @@ class FormPrinter:
         self.body = self._body()
 
     def text(self, text, lang: str) -> str:
-        return text.get(lang, self.form.default_language) if text else ""
+        """A label in ``lang``; a ``${name}`` in it (an answer shown in chat) points to its question."""
+        words = text.get(lang, self.form.default_language) if text else ""
+        if "${" not in words:
+            return words
+        phraser = self.phrasers[lang]
+        return re.sub(r"\$\{([^{}]*)\}", lambda m: f"({phraser.question(m.group(1)) or '…'})", words)
 
     def both(self, text, css: str = "") -> str:
         """A text in Vietnamese, with the English beneath when it differs."""

@@ -222,3 +222,24 @@ async def test_the_mode_column_is_in_every_export_format(survey, tmp_path):
             await export(storage, out, ExportOptions(file_format, "wide", "sipas_citizen_example", "vi", False))
             table = readers[file_format](out)
             assert list(table["mode"]) == ["paper"], file_format
+
+
+def _forms_that_load() -> list[Path]:
+    paths = sorted((ROOT / "tests" / "forms" / "real").glob("*/*.xls*")) + sorted(
+        (ROOT / "tests" / "forms" / "lenient").glob("*.md")) + [ROOT / "tests" / "forms" / "tour.md"]
+    return paths
+
+
+@pytest.mark.parametrize("path", _forms_that_load(), ids=lambda p: p.name)
+def test_every_form_that_loads_prints_and_checks(path):
+    """Real forms by others and the lenient ones: printing and the entry check never fail."""
+    from fieldwork.paper_form import Copy, FormPrinter
+    from surveys.xlsform import FormError
+
+    try:
+        form = load_questionnaire(path)
+    except FormError:
+        pytest.skip("pyxform refuses this form")
+    page = FormPrinter(form).copy(Copy("AAAA BBBB", "t"))
+    assert page.count('class="q"') == len(form.asked) and "${" not in page
+    assert set(check(form, {}, NOW).status) == {q.name for q in form.asked}

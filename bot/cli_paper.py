@@ -60,3 +60,19 @@ def print_paper(ctx: click.Context, db: Path | None, survey_id: str | None, out:
     console.print(f"Printed {printed.count} paper form(s): {files}")
     if not no_pdf and "pdf" not in printed.files:
         console.print("No PDF: no headless Chromium found (apt-get install chromium); print the HTML instead.")
+
+
+def print_modes(report, out) -> None:
+    """`khaosat status`'s table of response rates by mode (``exporters.modes``), when anyone answered."""
+    from rich.table import Table
+
+    rows = report.modes()
+    if not rows:
+        return
+    table = Table(title="By mode: completes, and RR1's share (completes in the mode / the eligible sample)")
+    for column in ("mode", "completed", "partial", "refused", "RR1 share"):
+        table.add_column(column, justify="left" if column == "mode" else "right")
+    for row in rows:
+        table.add_row(row.mode, str(row.completed), str(row.partial), str(row.refused),
+                      "–" if row.rr1 is None else f"{row.rr1:.1%}")
+    out.print(table)

@@ -186,6 +186,9 @@ async def test_status_shows_rates_by_mode(survey, tmp_path):
     text = subprocess.run([sys.executable, "-m", "bot.cli", "status", "--db", str(db), "--at", NOW.isoformat(),
                            "--format", "text"], capture_output=True, text=True, cwd=ROOT).stdout
     assert "Giấy: 1" in text
+    table = subprocess.run([sys.executable, "-m", "bot.cli", "status", "--db", str(db), "--at", NOW.isoformat()],
+                           capture_output=True, text=True, cwd=ROOT).stdout
+    assert re.search(r"paper\s.*\s1\s.*\s0\s.*\s0\s.*%", table), table
 
 
 def test_cli_paper_print(survey, tmp_path):

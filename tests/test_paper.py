@@ -246,3 +246,25 @@ def test_every_form_that_loads_prints_and_checks(path):
     page = FormPrinter(form).copy(Copy("AAAA BBBB", "t"))
     assert page.count('class="q"') == len(form.asked) and "${" not in page
     assert set(check(form, {}, NOW).status) == {q.name for q in form.asked}
+
+
+async def test_a_full_stratum_stops_a_paper_form_like_a_chat(survey, tmp_path):
+    """Hard quota (citizen/xa-a: 20): with every slot taken, the typed form is not written, the
+    person is quota-full, and the entries stay."""
+    project, db = survey
+    async with await open_storage(db) as storage:
+        members = sorted(m.respondent_id for m in await storage.sample_members(project.id, "main")
+                         if m.stratum == "citizen/xa-a")
+        for rid in members[1:21]:
+            assert await storage.reserve_quota_slot(project.id, "citizen/xa-a", rid, 20, T0)
+        await print_forms(storage, project, tmp_path / "out", NOW, units=["xa-a"], pdf=False)
+        form_code = {row.split(",")[0]: row.split(",")[-1] for row in
+                     (tmp_path / "out" / "paper-forms.csv").read_text(encoding="utf-8-sig").splitlines()[1:]}
+        person = await storage.get_respondent(members[0])
+        paper = await find_form(storage, form_code[person.external_id])
+        await save_entry(storage, paper.id, 1, ANSWERS, "vi", account_id=1, username="an", at=NOW)
+        with pytest.raises(Refused, match="stratum may be full"):
+            await save_entry(storage, paper.id, 2, ANSWERS, "vi", account_id=2, username="binh", at=NOW)
+        assert (await storage.get_respondent(members[0])).disposition == "quota_full"
+        state = await form_state(storage, paper.id)
+        assert not state.written and set(state.entries) == {1, 2}

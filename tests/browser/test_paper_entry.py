@@ -48,7 +48,8 @@ def order() -> list[str]:
 
 def open_form(page, server, code: str) -> None:
     page.goto(f"{server.url}/surveys/{SURVEY}/paper")
-    page.keyboard.type(code)  # the code box has the focus: type, then Enter
+    expect(page.locator("#paper-code")).to_be_focused()  # the code box has the focus: type, then Enter
+    page.keyboard.type(code)
     page.keyboard.press("Enter")
     page.wait_for_selector("#entry-form")
 

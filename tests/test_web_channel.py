@@ -223,3 +223,29 @@ async def test_a_field_list_group_is_one_page_and_its_answers_go_in_order(tmp_pa
             stored = await answers_of(h.storage, rid, "web_field_list")
             assert (stored["age"], stored["sex"], stored["online"]) == (40, "nu", "khong")
             assert stored["ways"] is engine.NOT_APPLICABLE
+
+
+def test_wrong_codes_are_counted_per_address_and_in_all_within_the_hour():
+    from bot.web.channel import GuessLimit
+
+    clock = [0.0]
+    limit = GuessLimit(per_address=2, in_all=3, window=3600, monotonic=lambda: clock[0])
+    limit.failed("10.0.0.1")
+    limit.failed("10.0.0.1")
+    assert not limit.allowed("10.0.0.1") and limit.allowed("10.0.0.2")
+    limit.failed("10.0.0.2")
+    assert not limit.allowed("10.0.0.3")  # three wrong codes from everyone together
+    clock[0] = 3601.0
+    assert limit.allowed("10.0.0.1") and limit.allowed("10.0.0.3")  # an hour later
+
+
+async def test_odd_addresses_get_a_polite_answer(tmp_path):
+    async with web_harness(tmp_path) as h:
+        async with browser() as session:
+            for path in ("/s/" + "x" * 300, "/s/a%2Fb", "/s/%00", "/s/static/../../etc/passwd", "/s/nothing/here"):
+                async with session.get(h.url + path) as response:
+                    text = await response.text()
+                    assert response.status in (404, 403), path
+                    assert "Traceback" not in text and "root:" not in text
+            async with session.put(h.url + "/s/", data="x") as response:
+                assert response.status == 405 and "không hiểu" in await response.text()

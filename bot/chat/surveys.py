@@ -124,7 +124,8 @@ class ChatSurveys:
         if failures >= self.code_attempts_per_hour:
             await self._log(chat, Link.TOO_MANY, key, at)
             return Link.TOO_MANY, None
-        invitation = await self.storage.find_invitation(code_hash(code))
+        # "/start Nữ" typed by hand is no code (codes are ASCII), and must not break the hash.
+        invitation = await self.storage.find_invitation(code_hash(code)) if code.isascii() else None
         if invitation is None or invitation.revoked_at is not None:
             await self._log(chat, Link.INVALID, key, at)
             return Link.INVALID, None

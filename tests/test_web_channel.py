@@ -250,3 +250,27 @@ async def test_odd_addresses_get_a_polite_answer(tmp_path):
                     assert "Traceback" not in text and "root:" not in text
             async with session.put(h.url + "/s/", data="x") as response:
                 assert response.status == 405 and "không hiểu" in await response.text()
+
+
+async def test_start_on_the_web_and_finish_on_telegram(tmp_path):
+    async with web_harness(tmp_path) as h:
+        rid, _, link = await h.invite("W-10", "tour")
+        async with browser() as session:
+            p = await person(session, h, link)
+            await p.get(f"/s/{link}")
+            await p.post(dict(p.page.form("ask").hidden, action="answer", choice="yes"))
+            await p.post(dict(p.page.form("ask").hidden, action="answer", text="38"))
+            assert "Giới tính" in p.page.text
+        tg = h.telegram.user(7002)
+        await tg.start(link)  # the same letter's link, now on Telegram
+        prompt = await tg.wait_for(lambda m: "Giới tính" in (m.text or ""))
+        await tg.press("Nam", prompt)
+        prompt = await tg.wait_for(lambda m: "trực tuyến" in (m.text or ""))
+        await tg.press("Không", prompt)
+        for expect in ("Góp ý", "Ngày", "hoàn thành"):
+            prompt = await tg.wait_for(lambda m, expect=expect: expect in (m.text or ""))
+            if expect != "hoàn thành":
+                await tg.press("Bỏ qua", prompt)
+        stored = await answers_of(h.storage, rid)
+        assert (stored["age"], stored["sex"], stored["online"]) == (38, "nam", "khong")
+        assert (await h.storage.latest_session(rid, "tour")).status == "completed"

@@ -235,7 +235,8 @@ def _letters_html(letters: list[Letter], channels: Channels) -> str:
 <p>Kính gửi: <b>{name}</b></p>
 <p>Quý vị được chọn ngẫu nhiên để cho ý kiến về chất lượng phục vụ của cơ quan hành chính nhà nước.
 Ý kiến của quý vị giúp đánh giá Chỉ số cải cách hành chính (PAR INDEX) và Chỉ số hài lòng (SIPAS).
-Câu trả lời chỉ dùng để thống kê, được bảo vệ theo Nghị định 13/2023/NĐ-CP và không công bố kèm danh tính.
+Câu trả lời chỉ dùng để thống kê, được bảo vệ theo Luật Bảo vệ dữ liệu cá nhân số 91/2025/QH15 và không công bố kèm danh tính;
+quý vị có quyền rút lại đồng ý và yêu cầu xóa dữ liệu (gửi /xoa trong cuộc trò chuyện).
 Khảo sát mất khoảng 10 phút; quý vị có thể dừng và tiếp tục lúc khác.</p>
 {''.join(ways)}
 <p class="note">Mã này dành riêng cho quý vị, chỉ dùng được một lần trên một tài khoản. Xin không chia sẻ.</p>

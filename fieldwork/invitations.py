@@ -159,7 +159,7 @@ def posters_html(posters: list[Poster], title: str) -> str:
         pages.append(f"""<section class="poster"><h1>MỜI QUÝ VỊ CHO Ý KIẾN</h1>
 <p class="sub">{html.escape(title)}</p><p class="counter">{html.escape(poster.counter)}</p>
 {''.join(parts)}<p class="note">Khảo sát mất khoảng 10 phút. Câu trả lời chỉ dùng để thống kê
-(Nghị định 13/2023/NĐ-CP).</p></section>""")
+(Luật Bảo vệ dữ liệu cá nhân số 91/2025/QH15).</p></section>""")
     return f"""<!DOCTYPE html>
 <html lang="vi"><head><meta charset="utf-8"><title>{html.escape(title)} — áp phích</title>
 <style>

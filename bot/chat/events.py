@@ -60,7 +60,12 @@ class Blocked:
     """The person blocked the bot (a membership change)."""
 
 
-Incoming = Union[Text, Command, Press, Contact, NotText, Blocked]
+@dataclass(frozen=True)
+class Joined:
+    """The bot was added to a chat (on Telegram: a group, a supergroup or a channel)."""
+
+
+Incoming = Union[Text, Command, Press, Contact, NotText, Blocked, Joined]
 
 
 def typed(text: str) -> Incoming:
@@ -112,7 +117,12 @@ class Document:
     caption: str
 
 
-Outgoing = Union[engine.Say, engine.Ask, Notice, ConfirmStop, AskPhone, Document]
+@dataclass(frozen=True)
+class Leave:
+    """The bot leaves the chat (a group it was added to); a channel that cannot leave renders nothing."""
+
+
+Outgoing = Union[engine.Say, engine.Ask, Notice, ConfirmStop, AskPhone, Document, Leave]
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ async def test_strange_posts_get_a_polite_page_and_change_no_answer(tmp_path):
                 dict(hidden, action="teleport"),
                 dict(hidden, action="answer", text="x" * 100_000),
                 dict(hidden, action="lang", lang="<script>"),
+                dict(hidden, action="code", code="Nữ"),  # a code form left open in another tab
                 {**hidden, "action": "answer", "choice": "\x00\ud800".encode("utf-8", "surrogatepass").decode("latin-1")},
             ]
             for fields in strange:
@@ -223,3 +224,53 @@ async def test_a_field_list_group_is_one_page_and_its_answers_go_in_order(tmp_pa
             stored = await answers_of(h.storage, rid, "web_field_list")
             assert (stored["age"], stored["sex"], stored["online"]) == (40, "nu", "khong")
             assert stored["ways"] is engine.NOT_APPLICABLE
+
+
+def test_wrong_codes_are_counted_per_address_and_in_all_within_the_hour():
+    from bot.web.channel import GuessLimit
+
+    clock = [0.0]
+    limit = GuessLimit(per_address=2, in_all=3, window=3600, monotonic=lambda: clock[0])
+    limit.failed("10.0.0.1")
+    limit.failed("10.0.0.1")
+    assert not limit.allowed("10.0.0.1") and limit.allowed("10.0.0.2")
+    limit.failed("10.0.0.2")
+    assert not limit.allowed("10.0.0.3")  # three wrong codes from everyone together
+    clock[0] = 3601.0
+    assert limit.allowed("10.0.0.1") and limit.allowed("10.0.0.3")  # an hour later
+
+
+async def test_odd_addresses_get_a_polite_answer(tmp_path):
+    async with web_harness(tmp_path) as h:
+        async with browser() as session:
+            for path in ("/s/" + "x" * 300, "/s/a%2Fb", "/s/%00", "/s/static/../../etc/passwd", "/s/nothing/here"):
+                async with session.get(h.url + path) as response:
+                    text = await response.text()
+                    assert response.status in (404, 403), path
+                    assert "Traceback" not in text and "root:" not in text
+            async with session.put(h.url + "/s/", data="x") as response:
+                assert response.status == 405 and "không hiểu" in await response.text()
+
+
+async def test_start_on_the_web_and_finish_on_telegram(tmp_path):
+    async with web_harness(tmp_path) as h:
+        rid, _, link = await h.invite("W-10", "tour")
+        async with browser() as session:
+            p = await person(session, h, link)
+            await p.get(f"/s/{link}")
+            await p.post(dict(p.page.form("ask").hidden, action="answer", choice="yes"))
+            await p.post(dict(p.page.form("ask").hidden, action="answer", text="38"))
+            assert "Giới tính" in p.page.text
+        tg = h.telegram.user(7002)
+        await tg.start(link)  # the same letter's link, now on Telegram
+        prompt = await tg.wait_for(lambda m: "Giới tính" in (m.text or ""))
+        await tg.press("Nam", prompt)
+        prompt = await tg.wait_for(lambda m: "trực tuyến" in (m.text or ""))
+        await tg.press("Không", prompt)
+        for expect in ("Góp ý", "Ngày", "hoàn thành"):
+            prompt = await tg.wait_for(lambda m, expect=expect: expect in (m.text or ""))
+            if expect != "hoàn thành":
+                await tg.press("Bỏ qua", prompt)
+        stored = await answers_of(h.storage, rid)
+        assert (stored["age"], stored["sex"], stored["online"]) == (38, "nam", "khong")
+        assert (await h.storage.latest_session(rid, "tour")).status == "completed"

@@ -147,7 +147,8 @@ class ChatSurveys:
         if flood and failures:
             await self._log(chat, Link.THROTTLED, key, at)
             return Link.THROTTLED, None
-        invitation = await self.storage.find_invitation(code_hash(code))
+        # "/start Nữ" typed by hand is no code (codes are ASCII), and must not break the hash.
+        invitation = await self.storage.find_invitation(code_hash(code)) if code.isascii() else None
         if invitation is None or invitation.revoked_at is not None:
             await self._log(chat, Link.INVALID, key, at)
             return Link.INVALID, None

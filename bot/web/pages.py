@@ -227,8 +227,11 @@ async def post(request: web.Request) -> web.StreamResponse:
     events = parse_form(form, getall)
     if not events:
         return page(request, _with_notice(await channel.current(token), "web_not_understood"), token, status=400)
-    if form.get("action") == "code" and not await channel.linked(token):
-        if await channel.link(token, _address(request), events[0]) is None:
+    if form.get("action") == "code":
+        if await channel.linked(token):
+            # A code form from an older page: the code as an invitation link, never as an answer.
+            await channel.handle(token, [Command("start", str(form.get("code", "")).strip()[:64])])
+        elif await channel.link(token, _address(request), events[0]) is None:
             return page(request, _notice("web_too_many_codes"), token, status=429)
     else:
         await channel.handle(token, events)

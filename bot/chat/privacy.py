@@ -151,12 +151,26 @@ class ChatPrivacy:
             return True, await core._send(turn, [Notice(say("rights_confirm", language))], language, rid, "rights")
         at = self.clock()
         due = deadlines(at.astimezone(_ZONE).date())
-        request, _ = await self.storage.open_rights_request(
+        request, new = await self.storage.open_rights_request(
             respondent.id, kind="withdraw_delete", channel=turn.chat.channel, bot=turn.chat.bot, language=language,
             at=at.isoformat(), acknowledge_by=due.acknowledge_by.isoformat(), handle_by=due.handle_by.isoformat())
+        if new:
+            await self._tell_coordinators(core, turn, request.id, respondent.pseudonym, due)
         text = say("rights_opened", language, id=request.id, at=local(request.opened_at),
                    handle_by=day(request.handle_by))
         return True, await core._send(turn, [Notice(text)], language, rid, "rights")
+
+    async def _tell_coordinators(self, core: ChatCore, turn: Turn, request_id: int, pseudonym: str, due) -> None:
+        """The bot's coordinators hear of a new request and its deadlines at once (pseudonym only),
+        those who opened a chat with the bot (it cannot write first)."""
+        text = say("rights_request_coordinator", "vi", id=request_id, pseudonym=pseudonym,
+                   acknowledge_by=f"{due.acknowledge_by:%d/%m/%Y}", handle_by=f"{due.handle_by:%d/%m/%Y}")
+        for coordinator in sorted(core.coordinators):
+            if not await self.storage.chat_reached(turn.chat.channel, turn.chat.bot, coordinator):
+                continue
+            calls, _ = turn.renderer.render([Notice(text)], coordinator, "vi")
+            await self.surveys.send(Chat(turn.chat.channel, turn.chat.bot, coordinator, coordinator), calls,
+                                    f"rights-coordinator:{request_id}:{coordinator}", self.clock())
 
     async def held(self, chat: Chat, respondent: Respondent, language: str) -> str:
         """What is held about the person: which fields, never the secrets themselves."""

@@ -22,6 +22,9 @@ if TYPE_CHECKING:
 #: ``schema_first.py``; append new ones here, one tuple each, after a comment saying what for.
 MIGRATIONS: list[tuple[str, ...]] = [
     *FIRST_MIGRATIONS,
+    # hardening: the bot-wide limit on failed code attempts counts a bot's attempts of the last
+    # minute, from every chat: a range of this index instead of a scan of all the bot's attempts.
+    ("CREATE INDEX link_attempts_by_bot ON link_attempts (channel, bot, at)",),
     # privacy: consents with the exact text shown, data subjects' rights requests (Law
     # 91/2025/QH15, Decree 356/2025/NĐ-CP) and the audit trail of their fulfilment and of purges.
     (

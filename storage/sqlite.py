@@ -144,6 +144,7 @@ class SQLiteStorage(Storage):
     import_frame = _Delegate("surveys")
     frame_rows = _Delegate("surveys")
     frame_references = _Delegate("surveys")
+    frame_sizes = _Delegate("surveys")
 
     # fieldwork.py
     set_disposition = _Delegate("fieldwork")
@@ -173,6 +174,9 @@ class SQLiteStorage(Storage):
     queued_reminders = _Delegate("reminders")
     reminders_of = _Delegate("reminders")
     reminder_counts = _Delegate("reminders")
+
+    # hardening: links.py, the bot-wide limit on failed code attempts
+    count_bot_link_attempts = _Delegate("links")
 
     # privacy.py
     record_consent = _Delegate("privacy")

@@ -280,6 +280,32 @@ _MESSAGES: dict[str, dict[str, str]] = {
                           "survey system. This is the last message we send you. Thank you."},
     "export_not_here": {"vi": "Kênh này không gửi được tệp. Xin dùng lệnh “khaosat export” hoặc bot Telegram.",
                         "en": "This channel cannot send files. Please use “khaosat export” or the Telegram bot."},
+    # The web channel's page (bot/web): buttons and labels around the questions.
+    "web_title": {"vi": "Khảo sát ý kiến", "en": "Opinion survey"},
+    "web_next": {"vi": "Tiếp tục ➜", "en": "Next ➜"},
+    "web_code_label": {"vi": "Mã mời (8 ký tự, in trên thư mời)", "en": "Invitation code (8 characters, on your letter)"},
+    "web_code_submit": {"vi": "Bắt đầu", "en": "Begin"},
+    "web_continue": {"vi": "Tiếp tục khảo sát", "en": "Continue the survey"},
+    "web_stop": {"vi": "Dừng khảo sát", "en": "Stop the survey"},
+    "web_switch_language": {"vi": "English", "en": "Tiếng Việt"},
+    "web_your_answer": {"vi": "Câu trả lời của quý vị", "en": "Your answer"},
+    "web_too_many_codes": {"vi": "Có quá nhiều lần nhập sai mã từ địa chỉ này. Xin quý vị thử lại sau một giờ.",
+                           "en": "Too many wrong codes from this address. Please try again in an hour."},
+    "web_page_expired": {"vi": "Trang đã cũ hoặc phiên làm việc đã hết hạn. Xin quý vị mở lại trang khảo sát.",
+                         "en": "This page is out of date or the session has expired. Please open the survey again."},
+    "web_not_understood": {"vi": "Xin lỗi, chúng tôi không hiểu yêu cầu này; câu trả lời của quý vị không thay đổi.",
+                           "en": "Sorry, we did not understand that request; your answers are unchanged."},
+    # -- hardening: a brute force on codes, a session a full quota ended -------------------------
+    "code_busy": {"vi": "Vừa có rất nhiều lần nhập sai mã, nên việc kiểm tra mã tạm dừng với các cuộc trò chuyện "
+                        "đã nhập sai. Xin quý vị thử lại sau vài phút.",
+                  "en": "There have just been very many wrong codes, so codes are not checked for a while in chats "
+                        "that already entered a wrong one. Please try again in a few minutes."},
+    "code_flood_alert": {"vi": "⚠ Bot {bot}: {count} lần nhập sai mã mời trong một phút qua, có thể ai đó đang dò mã. "
+                               "Người đã nhập sai phải chờ; người chưa nhập sai vẫn dùng mã đúng được.",
+                         "en": "⚠ Bot {bot}: {count} wrong invitation codes in the last minute; someone may be "
+                               "guessing codes. Chats that entered a wrong code wait; others can still use a right one."},
+    "quota_ended": {"vi": "Phần trả lời của quý vị đã kết thúc. Xin chân thành cảm ơn quý vị!",
+                    "en": "Your part in this survey has ended. Thank you very much!"},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

@@ -40,7 +40,7 @@ RIGHTS_COMMANDS = {"xoa", "delete", "withdraw", "erase"}
 RIGHTS_PHRASES = ("xoa du lieu", "rut lai dong y", "rut lai su dong y", "huy dong y", "delete my data",
                   "erase my data", "remove my data", "withdraw consent", "withdraw my consent")
 _YES = {"co", "yes", "dong y", "y"}
-_CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "console": "web"}
+_CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "web": "web"}
 _TTL_SECONDS = 60.0
 _ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
-from bot.chat.events import Blocked, Command, Incoming, Notice, Outgoing, Renderer, Text
+from bot.chat.events import Blocked, Command, Incoming, Notice, Outgoing, Renderer, Text, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from fieldwork.privacy import retention_pass
 from storage import NotFound, Respondent
@@ -128,6 +128,10 @@ class ChatPrivacy:
     async def intercept(self, core: ChatCore, turn: Turn, incoming: Incoming, respondent: Respondent | None,
                         language: str) -> tuple[bool, str | None]:
         """(handled, button notice): /privacy, a withdrawal, or anything from a person who withdrew."""
+        if isinstance(incoming, Text) and incoming.text.lstrip().startswith("/"):
+            as_typed = typed(incoming.text)  # a command typed where text is taken (the web's answer box)
+            if isinstance(as_typed, Command) and as_typed.name in RIGHTS_COMMANDS:
+                incoming = as_typed
         command = incoming.name.lower() if isinstance(incoming, Command) else None
         rid = respondent.id if respondent else None
         if command == "privacy":

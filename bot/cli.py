@@ -467,10 +467,11 @@ from bot.cli_console import serve, user  # noqa: E402
 from bot.cli_fieldwork import frame_group, sample_group, status, survey_group  # noqa: E402
 from bot.cli_statistics import estimate, report, score, weight  # noqa: E402
 
+from bot.cli_paper import paper  # noqa: E402
 from bot.cli_privacy import privacy, purge  # noqa: E402 — retention and rights requests
 
 for command in (user, serve, survey_group, frame_group, sample_group, status, weight, estimate, score, report,
-                purge, privacy):
+                purge, privacy, paper):
     main.add_command(command)
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def purge(ctx: click.Context, db: Path | None, survey_id: str | None, dry_run: b
     are deleted; answers stay, under their pseudonyms. `khaosat run` does the same pass hourly;
     running it again deletes nothing more.
     """
-    from bot.cli import _at, _refuse, _survey_db, console
+    from bot.cli_common import _at, _refuse, _survey_db, console
     from fieldwork.privacy import retention_pass
     from storage import open_storage
 
@@ -70,7 +70,7 @@ def privacy() -> None:
 @click.pass_context
 def requests(ctx: click.Context, db: Path | None, survey_id: str | None) -> None:
     """List requests with their legal deadlines (Decree 356/2025/NĐ-CP)."""
-    from bot.cli import _refuse, _survey_db, console
+    from bot.cli_common import _refuse, _survey_db, console
     from fieldwork import Refused
     from fieldwork.surveys import find_project
     from storage import open_storage
@@ -105,7 +105,7 @@ def requests(ctx: click.Context, db: Path | None, survey_id: str | None) -> None
 def fulfil(ctx: click.Context, request_id: int, db: Path | None) -> None:
     """Erase the person of request REQUEST_ID: answers, name, phone, codes; the bot then tells them."""
     from bot import clock
-    from bot.cli import _refuse, _survey_db, console
+    from bot.cli_common import _refuse, _survey_db, console
     from fieldwork.privacy import PrivacyError, fulfil_request
     from storage import open_storage
 

@@ -97,11 +97,14 @@ _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 
 #: The wide layout's session columns: ``channel`` is where the session started, ``last_channel``
 #: where its latest event came from (a person may start on Telegram and finish on Zalo).
-WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", *SESSION_COLUMNS[5:])
+#: ``mode`` (telegram, zalo, web, paper…) is the mode that counts for response rates by mode: the
+#: channel of the session's latest answer, as ``last_channel``, under the survey statistician's name.
+WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", "mode", *SESSION_COLUMNS[5:])
 
 # Labels of columns added here. TODO(lead): move into surveys.messages.EXPORT_LABELS, the one place
 # for texts (this branch may not edit that module).
-_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"}}
+_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"},
+           "mode": {"vi": "Hình thức trả lời", "en": "Mode"}}
 
 
 def text(key: str, language: str) -> str:
@@ -347,7 +350,8 @@ def _wide_table(reader: AnswersRead, form_id: str | None, sessions: dict[str, li
 
     attributes = _attributes(sessions)
     fixed = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *WIDE_SESSION_COLUMNS[1:], *SAMPLE_COLUMNS]
-    sessions = {**sessions, "last_channel": last_channels(sessions["channel"], sessions["last_event_key"])}
+    last = last_channels(sessions["channel"], sessions["last_event_key"])
+    sessions = {**sessions, "last_channel": last, "mode": last}
     for name in [*fixed, *attributes]:
         if name in ("session", "number_of_reminders"):
             data[name] = pd.array(sessions[name], dtype="Int64")

@@ -25,8 +25,8 @@ SESSIONS_PER_CHUNK = 5_000
 
 #: The channel an event came through, from the prefix of its key (each channel keys the events it
 #: applies by its own update id: ``tg:<bot>:<update>``, ``zalo:<bot>:<message>``,
-#: ``console:<uuid>``). Events with another key (tests, replays, system events) name no channel.
-EVENT_KEY_CHANNELS = {"tg": "telegram", "zalo": "zalo", "console": "console"}
+#: ``console:<uuid>``, a typed paper form ``paper:<form>:<seq>``). Events with another key (tests, replays, system events) name no channel.
+EVENT_KEY_CHANNELS = {"tg": "telegram", "zalo": "zalo", "console": "console", "paper": "paper"}
 
 #: Columns of `AnswersRead.sessions`, in order.
 SESSION_FIELDS = ("session", "respondent_id", "respondent", "form_id", "form_version", "channel",

@@ -81,6 +81,37 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # paper: printed paper forms (one per sampled person, by the hash of its code) and the
+    # entries typed from the returned ones (first, second, resolution); storage/paper_entries.py
+    (
+        """
+        CREATE TABLE paper_forms (
+            id            INTEGER PRIMARY KEY,
+            code_hash     TEXT NOT NULL UNIQUE,
+            respondent_id INTEGER NOT NULL REFERENCES respondents (id),
+            survey_id     TEXT NOT NULL,
+            form_id       TEXT NOT NULL,
+            form_version  TEXT NOT NULL,
+            printed_at    TEXT NOT NULL,
+            session_id    INTEGER REFERENCES sessions (id),
+            written_at    TEXT
+        )
+        """,
+        "CREATE INDEX paper_forms_by_survey ON paper_forms (survey_id, id)",
+        "CREATE INDEX paper_forms_by_respondent ON paper_forms (respondent_id)",
+        """
+        CREATE TABLE paper_entries (
+            paper_form_id INTEGER NOT NULL REFERENCES paper_forms (id),
+            pass          INTEGER NOT NULL CHECK (pass IN (1, 2, 3)),
+            account_id    INTEGER,
+            username      TEXT NOT NULL,
+            language      TEXT NOT NULL,
+            answers       TEXT NOT NULL CHECK (json_valid(answers)),
+            entered_at    TEXT NOT NULL,
+            PRIMARY KEY (paper_form_id, pass)
+        )
+        """,
+    ),
 ]
 
 

@@ -19,6 +19,7 @@ from .fieldwork import SQLiteFieldwork
 from .links import SQLiteLinks
 from .outbox import SQLiteOutbox
 from .privacy import SQLitePrivacy
+from .paper_entries import SQLitePaperEntries
 from .questionnaires import SQLiteQuestionnaires
 from .quotas import SQLiteQuotas
 from .reminders_store import SQLiteReminders
@@ -62,6 +63,7 @@ class SQLiteStorage(Storage):
         self.reminders = SQLiteReminders(self._hops)
         self.deliveries = SQLiteDeliveries(self._hops)  # reads only: what reached a person (outbox)
         self.privacy = SQLitePrivacy(self._hops)
+        self.paper = SQLitePaperEntries(self._hops)  # paper forms and their typed entries
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], synchronous: str = "full") -> SQLiteStorage:

@@ -194,6 +194,14 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "status_total": {"vi": "Tổng", "en": "Total"},
     "status_lagging": {"vi": "⚠ = chậm: dự kiến không đạt chỉ tiêu", "en": "⚠ = lagging: projected below target"},
     "status_empty": {"vi": "Khảo sát {title} chưa có mẫu.", "en": "Survey {title} has no sample yet."},
+    # paper: response rates by mode (khaosat status, /progress, the console's Progress page)
+    "status_modes": {"vi": "Theo hình thức trả lời (phiếu hoàn thành, tỷ lệ trên mẫu): {modes}",
+                     "en": "By mode (completes, rate over the sample): {modes}"},
+    "mode_telegram": {"vi": "Telegram", "en": "Telegram"},
+    "mode_zalo": {"vi": "Zalo", "en": "Zalo"},
+    "mode_web": {"vi": "Trang web", "en": "Web"},
+    "mode_paper": {"vi": "Giấy", "en": "Paper"},
+    "mode_console": {"vi": "Dòng lệnh", "en": "Command line"},
     "no_survey": {"vi": "Hiện không có khảo sát nào dành cho quý vị.",
                   "en": "There is no survey for you at the moment."},
     # -- the chat core (bot/chat): channels without buttons, survey dates, languages ----------------

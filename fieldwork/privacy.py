@@ -21,6 +21,11 @@ from surveys.privacy import notice_of, purge_date
 from surveys.project import SurveyProject
 
 
+#: Channels that cannot write to a person first (the web pages answer only a request): a
+#: fulfilled request forgets their chats at once; the person finds themselves unlinked.
+SILENT_CHANNELS = ("web",)
+
+
 class PrivacyError(Refused):
     """A request that cannot be fulfilled (unknown, or not open): one clear sentence."""
 
@@ -33,7 +38,7 @@ async def fulfil_request(storage: Storage, request_id: int, actor: str, at: dt.d
     if found[0].status != "open":
         raise PrivacyError(f"rights request {request_id}: already {found[0].status} "
                            f"({found[0].fulfilled_at or found[0].opened_at})")
-    counts = await storage.erase_respondent(request_id, actor, at.isoformat())
+    counts = await storage.erase_respondent(request_id, actor, at.isoformat(), silent_channels=SILENT_CHANNELS)
     if counts is None:  # fulfilled meanwhile by someone else
         raise PrivacyError(f"rights request {request_id}: already fulfilled")
     return counts

@@ -162,12 +162,14 @@ class Privacy(Protocol):
         ``form_ids`` (open mode), or the one ``request_id``; all when no filter is given."""
 
     @abc.abstractmethod
-    async def erase_respondent(self, request_id: int, actor: str, at: str) -> dict[str, int] | None:
+    async def erase_respondent(self, request_id: int, actor: str, at: str, *,
+                               silent_channels: Sequence[str] = ()) -> dict[str, int] | None:
         """Fulfil an open request: delete the person's sessions, events, answers and their history,
         quota slot, name and phone (also in the frame), invitation codes, and the texts of the
         messages sent to them; the request becomes "fulfilled" (or "closed" at once when no chat
-        is left to tell them). Returns what was deleted; None (nothing written) if the request
-        is not open. Logged in ``privacy_log``."""
+        is left to tell them; chats on ``silent_channels``, which cannot write first, are
+        forgotten at once). Returns what was deleted; None (nothing written) if the request is
+        not open. Logged in ``privacy_log``."""
 
     @abc.abstractmethod
     async def requests_to_notify(self, channel: str, bot: str) -> list[tuple[RightsRequest, str]]:
@@ -259,7 +261,8 @@ class SQLitePrivacy(SQLiteRepository):
                                     params)
         return [RightsRequest(*row) for row in rows]
 
-    async def erase_respondent(self, request_id: int, actor: str, at: str) -> dict[str, int] | None:
+    async def erase_respondent(self, request_id: int, actor: str, at: str, *,
+                               silent_channels: Sequence[str] = ()) -> dict[str, int] | None:
         def body(conn: sqlite3.Connection) -> dict[str, int] | None:
             request = _request(conn, "id = ?", (request_id,))
             if request is None or request.status != "open":
@@ -282,6 +285,13 @@ class SQLitePrivacy(SQLiteRepository):
             counts["messages"] += conn.execute(
                 "UPDATE outbox SET payload = '{}' WHERE respondent_id = ? AND state NOT IN ('pending', 'sending')",
                 (who,)).rowcount
+            for channel, bot, chat_id in _chats(conn, [who]):
+                if channel in silent_channels:
+                    counts["link_attempts"] += conn.execute(
+                        "DELETE FROM link_attempts WHERE channel = ? AND bot = ? AND chat_id = ?",
+                        (channel, bot, chat_id)).rowcount
+                    counts["chats"] += conn.execute("DELETE FROM chat_links WHERE channel = ? AND bot = ? AND chat_id = ?",
+                                                    (channel, bot, chat_id)).rowcount
             told = bool(_chats(conn, [who]))
             conn.execute("UPDATE rights_requests SET status = ?, fulfilled_at = ?, fulfilled_by = ? WHERE id = ?",
                          ("fulfilled" if told else "closed", at, actor, request_id))

@@ -254,6 +254,14 @@ _MESSAGES: dict[str, dict[str, str]] = {
                              "của tôi”).",
                        "en": "You may withdraw consent and ask for your data to be deleted: send /delete (or write "
                              "“delete my data”)."},
+    # To the bot's coordinators (pseudonym only).
+    "rights_request_coordinator": {
+        "vi": "Yêu cầu về dữ liệu số {id} ({pseudonym}): người trả lời rút lại đồng ý và yêu cầu xóa dữ liệu. "
+              "Hạn xác nhận {acknowledge_by}, hạn xử lý {handle_by} (Nghị định 356/2025/NĐ-CP). Xử lý trong bảng "
+              "điều khiển, trang “Yêu cầu về dữ liệu”, hoặc bằng lệnh “khaosat privacy fulfil {id}”.",
+        "en": "Data request no. {id} ({pseudonym}): the respondent withdrew consent and asked for deletion. "
+              "Acknowledge by {acknowledge_by}, handle by {handle_by} (Decree 356/2025/NĐ-CP). Handle it in the "
+              "console, page “Data requests”, or with “khaosat privacy fulfil {id}”."},
     "rights_nothing_held": {"vi": "Cuộc trò chuyện này chưa gắn với ai trong danh sách khảo sát, nên chúng tôi không "
                                   "lưu câu trả lời hay thông tin cá nhân nào của quý vị qua đây.",
                             "en": "This chat is not linked to anyone on the survey list, so we hold no answers or "

@@ -105,13 +105,17 @@ async def test_withdraw_request_to_erasure_on_both_messengers(tmp_path, channel)
         emulator = BotApiEmulator(limits=Limits(per_bot_per_second=1000, per_chat_per_second=1000, per_chat_burst=1000))
         base = await emulator.start()
         platform = emulator.add_bot("123:tg-token", "khaosat_test_bot")
-        bot = BotConfig(channel="telegram", name="tg", token="123:tg-token", api_base=base, forms=(TOUR,), pace=FAST)
+        coordinator = platform.user(999001)
+        bot = BotConfig(channel="telegram", name="tg", token="123:tg-token", api_base=base, forms=(TOUR,), pace=FAST,
+                        coordinators=("999001",))
     else:
         emulator = ZaloBotApiEmulator(limits=ZaloLimits(per_bot_per_second=1000, per_chat_per_second=1000,
                                                         per_chat_burst=1000))
         base = await emulator.start()
         platform = emulator.add_bot("777:zl-token", "Bot Khảo sát")
-        bot = BotConfig(channel="zalo", name="zl", token="777:zl-token", api_base=base, forms=(TOUR,), pace=FAST)
+        coordinator = platform.user("c00rd1na7or")
+        bot = BotConfig(channel="zalo", name="zl", token="777:zl-token", api_base=base, forms=(TOUR,), pace=FAST,
+                        coordinators=("c00rd1na7or",))
     config = Config(database=db, source=tmp_path / "k.toml", console=ConsoleConfig(port=port), bots=(bot,))
     stop, ready = asyncio.Event(), asyncio.Event()
     task = asyncio.create_task(run(config, stop, clock=clock, started=lambda bots: ready.set()))
@@ -119,6 +123,8 @@ async def test_withdraw_request_to_erasure_on_both_messengers(tmp_path, channel)
     if task.done():
         task.result()
     try:
+        await coordinator.send_text("/help")  # a bot cannot write first: the coordinator opens the chat
+        await coordinator.wait_for(has("/resume"))
         # -- consent: the survey's own text, recorded exactly as shown ---------------------------
         if channel == "telegram":
             user = platform.user(555001)
@@ -163,6 +169,9 @@ async def test_withdraw_request_to_erasure_on_both_messengers(tmp_path, channel)
         opened = await user.wait_for(has("Đã nhận yêu cầu số"))
         handle_by = today + dt.timedelta(days=15)
         assert f"{handle_by:%d/%m/%Y}" in opened.text
+        alert = await coordinator.wait_for(has("Yêu cầu về dữ liệu số"))  # the coordinators hear at once
+        assert pseudonym in alert.text and f"hạn xử lý {handle_by:%d/%m/%Y}" in alert.text
+        assert "Nguyễn" not in alert.text
         await user.send_text("40")  # no more questions: the answer is not taken
         await user.wait_for(has("đang được xử lý"))
         async with await open_storage(db) as storage:

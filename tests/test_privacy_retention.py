@@ -164,6 +164,9 @@ def test_consent_states_purpose_controller_retention_rights_and_abroad_per_chann
         assert ("nước ngoài" if language == "vi" else "abroad") not in zalo.text
         assert telegram.sha256 != zalo.sha256 and telegram.version == zalo.version == defaults()["version"]
         assert notice.consent(language, "telegram") == telegram  # the same inputs give the same text
+    vi = notice.consent("vi", "telegram").text
+    assert "quý vị" in vi.casefold() and not re.search(r"\bbạn\b", vi.casefold()) and '"' not in vi  # house style
+    assert vi.endswith("Quý vị có đồng ý tham gia không?")
 
 
 def test_a_survey_may_replace_the_texts_and_bad_values_name_the_key():

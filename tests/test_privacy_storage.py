@@ -83,3 +83,22 @@ async def test_erasure_reaches_answers_history_events_and_quota(tmp_path):
             "SELECT payload FROM outbox WHERE respondent_id = ? AND state = 'sent'", (person,))
         assert sent and all(row[0] == "{}" for row in sent)  # what was said to them is gone too
         assert (await storage.get_respondent(person)).pseudonym  # the pseudonymous row stays, as evidence
+
+
+async def test_web_chats_which_cannot_be_written_to_are_forgotten_at_fulfilment(tmp_path):
+    from fieldwork.privacy import fulfil_request
+
+    db, ids = await fielded(tmp_path)
+    at = OPENED + dt.timedelta(hours=1)
+    async with await open_storage(db) as storage:
+        walk_in = await storage.add_respondent("web-only", form_id="ret_form", at=at.isoformat())
+        await storage.link_chat("web", "browser-a", "browser-a", walk_in.id, at.isoformat())
+        await storage.link_chat("web", "browser-b", "browser-b", ids[2], at.isoformat())
+        both, _ = await open_for(storage, ids[2], at.isoformat())
+        web_only, _ = await open_for(storage, walk_in.id, at.isoformat())
+        await fulfil_request(storage, both.id, "cli", at)
+        await fulfil_request(storage, web_only.id, "cli", at)
+        assert await storage.chats_of(ids[2]) == [("telegram", "t", "1002")]  # told there, then forgotten
+        assert (await storage.rights_requests(request_id=both.id))[0].status == "fulfilled"
+        assert await storage.chats_of(walk_in.id) == []
+        assert (await storage.rights_requests(request_id=web_only.id))[0].status == "closed"

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 from zoneinfo import ZoneInfo
 
-from bot.chat.events import Blocked, Command, Incoming, Notice, Outgoing, Renderer, Text
+from bot.chat.events import Blocked, Command, Incoming, Notice, Outgoing, Renderer, Text, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from fieldwork.privacy import retention_pass
 from storage import NotFound, Respondent
@@ -40,7 +40,7 @@ RIGHTS_COMMANDS = {"xoa", "delete", "withdraw", "erase"}
 RIGHTS_PHRASES = ("xoa du lieu", "rut lai dong y", "rut lai su dong y", "huy dong y", "delete my data",
                   "erase my data", "remove my data", "withdraw consent", "withdraw my consent")
 _YES = {"co", "yes", "dong y", "y"}
-_CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "console": "web"}
+_CHANNEL_NAMES = {"telegram": "Telegram", "zalo": "Zalo", "web": "web"}
 _TTL_SECONDS = 60.0
 _ZONE = ZoneInfo("Asia/Ho_Chi_Minh")
 
@@ -128,6 +128,10 @@ class ChatPrivacy:
     async def intercept(self, core: ChatCore, turn: Turn, incoming: Incoming, respondent: Respondent | None,
                         language: str) -> tuple[bool, str | None]:
         """(handled, button notice): /privacy, a withdrawal, or anything from a person who withdrew."""
+        if isinstance(incoming, Text) and incoming.text.lstrip().startswith("/"):
+            as_typed = typed(incoming.text)  # a command typed where text is taken (the web's answer box)
+            if isinstance(as_typed, Command) and as_typed.name in RIGHTS_COMMANDS:
+                incoming = as_typed
         command = incoming.name.lower() if isinstance(incoming, Command) else None
         rid = respondent.id if respondent else None
         if command == "privacy":
@@ -151,12 +155,26 @@ class ChatPrivacy:
             return True, await core._send(turn, [Notice(say("rights_confirm", language))], language, rid, "rights")
         at = self.clock()
         due = deadlines(at.astimezone(_ZONE).date())
-        request, _ = await self.storage.open_rights_request(
+        request, new = await self.storage.open_rights_request(
             respondent.id, kind="withdraw_delete", channel=turn.chat.channel, bot=turn.chat.bot, language=language,
             at=at.isoformat(), acknowledge_by=due.acknowledge_by.isoformat(), handle_by=due.handle_by.isoformat())
+        if new:
+            await self._tell_coordinators(core, turn, request.id, respondent.pseudonym, due)
         text = say("rights_opened", language, id=request.id, at=local(request.opened_at),
                    handle_by=day(request.handle_by))
         return True, await core._send(turn, [Notice(text)], language, rid, "rights")
+
+    async def _tell_coordinators(self, core: ChatCore, turn: Turn, request_id: int, pseudonym: str, due) -> None:
+        """The bot's coordinators hear of a new request and its deadlines at once (pseudonym only),
+        those who opened a chat with the bot (it cannot write first)."""
+        text = say("rights_request_coordinator", "vi", id=request_id, pseudonym=pseudonym,
+                   acknowledge_by=f"{due.acknowledge_by:%d/%m/%Y}", handle_by=f"{due.handle_by:%d/%m/%Y}")
+        for coordinator in sorted(core.coordinators):
+            if not await self.storage.chat_reached(turn.chat.channel, turn.chat.bot, coordinator):
+                continue
+            calls, _ = turn.renderer.render([Notice(text)], coordinator, "vi")
+            await self.surveys.send(Chat(turn.chat.channel, turn.chat.bot, coordinator, coordinator), calls,
+                                    f"rights-coordinator:{request_id}:{coordinator}", self.clock())
 
     async def held(self, chat: Chat, respondent: Respondent, language: str) -> str:
         """What is held about the person: which fields, never the secrets themselves."""

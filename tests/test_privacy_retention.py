@@ -38,10 +38,11 @@ SURVEY = survey_toml("ret-2026", "Thử lưu giữ", "ret_form", extra="[privacy
 OPENED = dt.datetime(2026, 8, 2, 9, 0, tzinfo=ZONE)
 
 
-async def fielded(tmp_path: Path) -> tuple[Path, list[int]]:
+async def fielded(tmp_path: Path, db: Path | str | None = None) -> tuple[Path | str, list[int]]:
     """Three people of a closed-on-31-August survey: names and phones, codes, chats, messages,
-    and answers from the first; and one walk-in of open mode (chat only)."""
-    db = tmp_path / "r.sqlite"
+    and answers from the first; and one walk-in of open mode (chat only). ``db``: where (an
+    SQLite path by default, or a PostgreSQL URL)."""
+    db = db or tmp_path / "r.sqlite"
     form_path = tmp_path / "form.md"
     form_path.write_text(FORM, encoding="utf-8")
     frame = tmp_path / "frame.csv"

@@ -1,4 +1,4 @@
-"""The privacy repository on real SQLite: a withdrawal stops every message in one transaction, each
+"""The privacy repository on real SQLite and PostgreSQL: a withdrawal stops every message in one transaction, each
 step happens once (idempotent), and erasure reaches every table that held the person."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ async def open_for(storage, respondent_id: int, at: str):
                                              language="vi", at=at, acknowledge_by="2026-08-04", handle_by="2026-08-17")
 
 
-async def test_withdrawal_stops_messages_and_reminders_and_each_step_happens_once(tmp_path):
-    db, ids = await fielded(tmp_path)
+async def test_withdrawal_stops_messages_and_reminders_and_each_step_happens_once(tmp_path, database):
+    db, ids = await fielded(tmp_path, database)
     person, other = ids[1], ids[2]
     at = (OPENED + dt.timedelta(hours=1)).isoformat()
     async with await open_storage(db) as storage:
@@ -63,8 +63,8 @@ async def test_withdrawal_stops_messages_and_reminders_and_each_step_happens_onc
             ["opened", "fulfilled", "closed"]
 
 
-async def test_erasure_reaches_answers_history_events_and_quota(tmp_path):
-    db, ids = await fielded(tmp_path)
+async def test_erasure_reaches_answers_history_events_and_quota(tmp_path, database):
+    db, ids = await fielded(tmp_path, database)
     person = ids[0]  # the one who answered
     at = (OPENED + dt.timedelta(hours=1)).isoformat()
     async with await open_storage(db) as storage:
@@ -85,10 +85,10 @@ async def test_erasure_reaches_answers_history_events_and_quota(tmp_path):
         assert (await storage.get_respondent(person)).pseudonym  # the pseudonymous row stays, as evidence
 
 
-async def test_web_chats_which_cannot_be_written_to_are_forgotten_at_fulfilment(tmp_path):
+async def test_web_chats_which_cannot_be_written_to_are_forgotten_at_fulfilment(tmp_path, database):
     from fieldwork.privacy import fulfil_request
 
-    db, ids = await fielded(tmp_path)
+    db, ids = await fielded(tmp_path, database)
     at = OPENED + dt.timedelta(hours=1)
     async with await open_storage(db) as storage:
         walk_in = await storage.add_respondent("web-only", form_id="ret_form", at=at.isoformat())

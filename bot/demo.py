@@ -49,8 +49,7 @@ from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from exporters.letters import Channels, Letter, issue_letters
 from exporters.progress import format_status_text, progress, survey_status
 from fieldwork.data import ExportOptions, export as export_answers
-from storage import Storage, StorageError, open_storage
-from storage.pg_connection import redacted
+from storage import Storage, StorageError, open_storage, redacted
 from surveys.project import SurveyProject, load_survey, store_survey
 from surveys.sampling import DrawResult, allocate, draw_sample, import_frame_file
 from surveys.templates import FOLDER as TEMPLATES, bundled_templates

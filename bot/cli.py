@@ -446,7 +446,9 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
               help="End by serving the coordinator console over the demo's fieldwork (until Ctrl+C).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="The console's port on 127.0.0.1 (0: any free port).")
-def demo(out: Path, respondents: int, seed: int, serve: bool, port: int) -> None:
+@click.option("--db", "database", type=DATABASE, default=None,
+              help="An empty PostgreSQL database (postgresql://…) instead of a fresh demo.sqlite in --out.")
+def demo(out: Path, respondents: int, seed: int, serve: bool, port: int, database: str | None) -> None:
     """Run the Telegram bot against a local Bot API emulator with simulated people, and summarise.
 
     A sample is loaded and invited; simulated people open their links and answer the bundled
@@ -455,7 +457,10 @@ def demo(out: Path, respondents: int, seed: int, serve: bool, port: int) -> None
     """
     from bot.demo import run_demo
 
-    summary = asyncio.run(run_demo(out, respondents, seed, console))
+    if database is not None and not is_postgresql_url(database):
+        raise click.BadParameter("the demo makes its own SQLite file in --out; --db takes a postgresql:// URL",
+                                 param_hint="--db")
+    summary = asyncio.run(run_demo(out, respondents, seed, console, database))
     if serve:
         from bot.cli_console import serve_demo
 

@@ -52,7 +52,7 @@ from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from exporters.letters import Channels, Letter, issue_letters
 from exporters.progress import format_status_text, progress, survey_status
 from fieldwork.data import ExportOptions, export as export_answers
-from storage import Storage, open_storage
+from storage import Storage, StorageError, open_storage, redacted
 from surveys.project import SurveyProject, load_survey, store_survey
 from surveys.sampling import DrawResult, allocate, draw_sample, import_frame_file
 from surveys.templates import FOLDER as TEMPLATES, bundled_templates
@@ -127,11 +127,20 @@ class Fieldwork:
     came_back: collections.Counter = field(default_factory=collections.Counter)
 
 
-async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console) -> dict:
+async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console,
+                   database: str | None = None) -> dict:
+    """The demo in ``out_dir`` (its database a fresh ``demo.sqlite`` there, or ``database``, a
+    PostgreSQL URL of an empty database: the demo's survey must be the only one)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    db_path = out_dir / "demo.sqlite"
-    for leftover in out_dir.glob("demo.sqlite*"):
-        leftover.unlink()
+    if database is None:
+        db_path: Path | str = out_dir / "demo.sqlite"
+        for leftover in out_dir.glob("demo.sqlite*"):
+            leftover.unlink()
+    else:
+        db_path = database
+        async with await open_storage(db_path) as storage:
+            if await storage.list_surveys() or await storage.list_respondents():
+                raise StorageError(f"{redacted(database)} holds a survey already: give the demo an empty database")
     rng = random.Random(seed)
     zone = ZoneInfo("Asia/Ho_Chi_Minh")
     clock = SimulatedClock(dt.datetime.combine(clocks.now(zone).date(), START_AT, zone))
@@ -285,7 +294,7 @@ def _print_intro(console: Console, survey: DemoSurvey, respondents: int, base: s
         view.add_row(s.group, s.stratum, str(s.population), str(s.n), f"{s.pi:.4f}")
     console.print(view)
     console.print(f"{respondents} simulated people answer on Telegram ({base}) and Zalo ({zalo_base}), both local "
-                  f"emulators; bundled example questionnaires; database {db_path}; simulated clock starts "
+                  f"emulators; bundled example questionnaires; database {redacted(str(db_path))}; simulated clock starts "
                   f"{clock():%Y-%m-%d %H:%M} (Asia/Ho_Chi_Minh)")
 
 
@@ -437,9 +446,10 @@ async def _summarise(db_path: Path, out_dir: Path, console: Console, survey: Dem
                   f"platform (each handled once), {zalo_stats.too_many_requests} × 429")
     console.print(f"Outbox {dict(outbox)}; Bot API request violations: {len(violations)}")
     console.print(f"Export: {exported.path} ({exported.rows} sessions × {exported.columns} columns)")
-    console.print(f"Status yourself: khaosat status --db {db_path}")
-    console.print(f"Database: {db_path}  — take a questionnaire yourself: "
-                  f"khaosat try {bundled_templates()[-1]} --db {db_path}")
+    shown = redacted(str(db_path))  # a URL's password is never printed
+    console.print(f"Status yourself: khaosat status --db {shown}")
+    console.print(f"Database: {shown}  — take a questionnaire yourself: "
+                  f"khaosat try {bundled_templates()[-1]} --db {shown}")
     return {"progress": rows, "status": report, "outcomes": dict(work.outcomes), "quota_full": quota_full,
             "reminders": (work.reminders_queued, work.reminders_received), "came_back": dict(work.came_back),
             "violations": list(violations), "outbox": outbox, "now": now, "database": db_path,

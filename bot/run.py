@@ -321,7 +321,8 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
 
     async with await open_storage(config.database, synchronous=config.synchronous) as storage:
         conversations = Conversations(storage, quotas=QuotaGate(storage))
-        export_dir = config.database.parent / "exports"
+        # /export's files: beside the SQLite file, or beside the configuration for a PostgreSQL URL.
+        export_dir = (config.source.parent if isinstance(config.database, str) else config.database.parent) / "exports"
         bots: list[RunningBot] = []
         runners: list[web.AppRunner] = []
         scheduler = None

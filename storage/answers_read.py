@@ -90,6 +90,9 @@ class SQLiteAnswersRead:
     Open it in the thread (or process) that uses it; `open_answers_read` does.
     """
 
+    #: One column of a chunk as one text (``_answer_columns``); PostgreSQL's is ``string_agg``.
+    _JOINED = "group_concat({expression}, '{separator}')"
+
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
         if not path.is_file():
@@ -131,7 +134,7 @@ class SQLiteAnswersRead:
         ``session`` (int64 numpy), ``question`` and ``value`` (JSON text) strings, ``skipped`` (bool
         numpy)."""
         for chunk in self._answer_columns({"session": "a.session_id", "question": "a.question", "value": "a.value",
-                                           "skipped": "a.status = 'skipped'"}, form_id):
+                                           "skipped": "CASE WHEN a.status = 'skipped' THEN 1 ELSE 0 END"}, form_id):
             chunk["session"] = _integers(chunk["session"])
             chunk["skipped"] = _integers(chunk["skipped"]).astype(bool)
             yield chunk
@@ -160,13 +163,11 @@ class SQLiteAnswersRead:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        select = ", ".join(f"group_concat({e}, '{_SEPARATOR}')" for e in expressions.values())
+        select = ", ".join(self._JOINED.format(expression=e, separator=_SEPARATOR) for e in expressions.values())
         if session_ranges is None:  # storage order, by rowid: a sequential scan
-            first, last = self._conn.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
-            if first is None:
+            where, ranges = self._storage_ranges()
+            if not ranges:
                 return
-            where = "a.rowid >= ?1 AND a.rowid < ?2"
-            ranges = [(start, start + CHUNK_ROWS) for start in range(first, last + 1, CHUNK_ROWS)]
         else:  # by session, through the (session_id, question) key
             where, ranges = "a.session_id >= ?1 AND a.session_id <= ?2", list(session_ranges)
         sql = (f"SELECT {select}, count(*) FROM answers a WHERE {where}"
@@ -183,6 +184,14 @@ class SQLiteAnswersRead:
                     raise StorageError(f"answers {start}…{end}: a {name} contains U+001E")
                 chunk[name] = column
             yield chunk
+
+    def _storage_ranges(self) -> tuple[str, list[tuple[int, int]]]:
+        """The answers in rowid ranges of `CHUNK_ROWS`: SQLite's storage order, a sequential scan."""
+        first, last = self._conn.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
+        if first is None:
+            return "", []
+        return "a.rowid >= ?1 AND a.rowid < ?2", [(start, start + CHUNK_ROWS) for start in
+                                                  range(first, last + 1, CHUNK_ROWS)]
 
     def snapshot(self) -> "_Snapshot":
         """``with reader.snapshot():`` every read inside sees the same committed state (one read
@@ -212,16 +221,24 @@ def _integers(column: Any) -> Any:
 
 
 def open_answers_read(path: str | Path) -> SQLiteAnswersRead:
-    """A reader of the survey database at ``path`` (read-only use, its own connection)."""
+    """A reader of the survey database at ``path`` (a file or a ``postgresql://`` URL; read-only
+    use, its own connection)."""
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        from .pg_answers_read import PostgresAnswersRead
+
+        return PostgresAnswersRead(path)
     try:
         return SQLiteAnswersRead(path)
     except sqlite3.Error as error:
         raise StorageError(f"cannot read {path}: {error}") from error
 
 
-async def database_file(storage: Any) -> Path:
-    """The file behind an open `SQLiteStorage`, so that a reader can open its own connection."""
+async def database_file(storage: Any) -> Path | str:
+    """The file behind an open storage (or its PostgreSQL URL, kept a string), so that a reader can
+    open its own connection."""
     path = await storage.database_file()
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        return path
     if path:
         return Path(path)
     raise StorageError("the storage has no database file (an in-memory database cannot be read apart)")

@@ -40,12 +40,13 @@ ANSWERS = {
 }
 
 
-async def build_survey(tmp_path: Path) -> tuple[object, Path]:
-    """The test survey with its questionnaires loaded and a sample drawn (nobody invited yet)."""
+async def build_survey(tmp_path: Path, db: Path | str | None = None) -> tuple[object, Path | str]:
+    """The test survey with its questionnaires loaded and a sample drawn (nobody invited yet), in
+    ``db`` (an SQLite file by default, or a PostgreSQL URL)."""
     from fieldwork.surveys import check_survey, store_checked
     from surveys.sampling import draw_sample, import_frame_file
 
-    db = tmp_path / "paper.sqlite"
+    db = db or tmp_path / "paper.sqlite"
     frame = tmp_path / "frame.csv"
     rows = ["id,group,unit,name,phone"]
     for unit, size in {"xa-a": 120, "xa-b": 80, "xa-c": 40}.items():
@@ -60,8 +61,8 @@ async def build_survey(tmp_path: Path) -> tuple[object, Path]:
 
 
 @pytest.fixture
-async def survey(tmp_path):
-    return await build_survey(tmp_path)
+async def survey(tmp_path, database):
+    return await build_survey(tmp_path, database)
 
 
 def test_skip_instructions_are_phrased_from_relevant():

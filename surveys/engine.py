@@ -41,10 +41,11 @@ from typing import Any
 from surveys.engine_answers import _Answering, _yes_no, fold
 from surveys.engine_flow import _Flow
 from surveys.engine_plan import _Plan, _plan
+from surveys.engine_repeats import _RepeatFlow
 from surveys.engine_render import _Rendering
 from surveys.expressions import NOT_APPLICABLE, Environment
 from surveys.messages import UI_LANGUAGES, consent_words, say, ui_language
-from surveys.model import Questionnaire
+from surveys.model import Question, Questionnaire
 from surveys.session import (  # the engine's public types, re-exported (see __all__)
     CONSENT,
     Ask,
@@ -84,14 +85,18 @@ __all__ = [
 
 def step(form: Questionnaire, state: SessionState, event: Event) -> Step:
     """Apply one event. Never raises for anything a respondent can send."""
-    return _Conversation(form, state, event).run()
+    return _conversation(form, state, event).run()
 
 
 def current_prompt(form: Questionnaire, state: SessionState) -> Ask | None:
     """The prompt on screen, rendered again (for channels that need its options)."""
     if state.current is None:
         return None
-    return _Conversation(form, state, Resume(at=state.started_at or dt.datetime.min)).render(update=True)
+    return _conversation(form, state, Resume(at=state.started_at or dt.datetime.min)).render(update=True)
+
+
+def _conversation(form: Questionnaire, state: SessionState, event: Event) -> "_Conversation":
+    return _RepeatConversation(form, state, event) if form.has_repeats else _Conversation(form, state, event)
 
 
 class _Conversation(_Answering, _Flow, _Rendering):
@@ -124,6 +129,13 @@ class _Conversation(_Answering, _Flow, _Rendering):
                 known = self._condition_values
                 for condition_id in dependents:
                     known.pop(condition_id, None)
+
+    def _key(self, question: Question) -> str:
+        """The key of the question's answer (its name; per instance in a form with repeats)."""
+        return question.name
+
+    def _current_question(self) -> Question:
+        return self.form.question(self.state.current)
 
     @property
     def lang(self) -> str:
@@ -229,3 +241,11 @@ class _Conversation(_Answering, _Flow, _Rendering):
             self.state = _evolve(self.state, seq=self.state.seq + 1)
             self.out.append(self.render())
         return self._finish(self.state)
+
+
+class _RepeatConversation(_RepeatFlow, _Conversation):
+    """A conversation over a form with repeats (`surveys.engine_repeats`)."""
+
+    def __init__(self, form: Questionnaire, state: SessionState, event: Event):
+        super().__init__(form, state, event)
+        self._init_repeats()

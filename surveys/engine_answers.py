@@ -23,7 +23,7 @@ class _Answering:
     def _answer(self, event: Event) -> Step:
         if self.state.status is Status.PAUSED:
             self.state = _evolve(self.state, status=Status.ACTIVE)
-        question = self.form.question(self.state.current)
+        question = self._current_question()
         try:
             if isinstance(event, Toggle):
                 return self._toggle(question, event.key, event.on)
@@ -32,7 +32,7 @@ class _Answering:
         except InvalidAnswer as problem:
             return self._unchanged(Say(self._explain(question, event, problem.message), Tone.ERROR),
                                    self.render(update=True))
-        self._set(question.name, value)
+        self._set(self._key(question), value)
         self.state = _evolve(self.state, draft=())
         return self._advance(self.form.index(question.name) + 1)
 
@@ -77,8 +77,8 @@ class _Answering:
             return (choice.name,) if kind is QuestionType.SELECT_MULTIPLE else choice.name
         text = event.text.strip()
         if text == "":
-            if question.name in self.answers and self.answers[question.name] not in (None, NOT_APPLICABLE):
-                kept = self.answers[question.name]  # came back and kept the answer
+            kept = self.answers.get(self._key(question))
+            if kept is not None and kept is not NOT_APPLICABLE:  # came back and kept the answer
                 return (self._only_visible(question, kept) or None) if kind.is_select else kept
             if kind is QuestionType.SELECT_MULTIPLE and self.state.draft:
                 return self._only_visible(question, self.state.draft) or None

@@ -22,44 +22,56 @@ class _Flow:
         """Walk forward from `start` to the next question to ask (unanswered, or an answer the
         answers as they now stand make invalid), or to the end."""
         self._recalculate()
-        questions = self.form.questions
-        conditional = self.plan.condition_ids
         forward_from = self.plan.forward_from
         if forward_from is not None:
             start = min(start, forward_from)
         closing: list[int] = []  # positions in self.out of the notes shown since the last question
-        for index in range(start, len(questions)):
-            question = questions[index]
-            if conditional[index] and not self._relevant_at(index):
-                self._set(question.name, NOT_APPLICABLE)
-                continue
-            kind = question.type
-            if kind is QuestionType.CALCULATE:
-                self._set(question.name, self._calculate(question))
-            elif kind in (QuestionType.START, QuestionType.TODAY):
-                if self.answers.get(question.name) in (None, NOT_APPLICABLE):
-                    started = self.state.started_at or self.event.at
-                    self._set(question.name, started if kind is QuestionType.START else started.date())
-            elif kind in (QuestionType.EMPTY_METADATA, QuestionType.UNASKABLE):
-                self._set(question.name, None)
-            elif kind is QuestionType.END:
-                pass  # filled at completion
-            elif kind is QuestionType.NOTE:
-                if index > self.state.furthest:
-                    closing.append(len(self.out))
-                    self.out.append(Say(self._label(question), Tone.NOTE))
-            elif (value := self.answers.get(question.name, NOT_APPLICABLE)) is not NOT_APPLICABLE \
-                    and self._still_valid(question, value):
-                closing.clear()
-            else:
-                if value is not NOT_APPLICABLE:  # answered before a change that makes it invalid
-                    self._set(question.name, NOT_APPLICABLE)
-                    self.out.append(Say(say("answer_again", self.ui)))
-                self.state = _evolve(self.state, current=question.name, seq=self.state.seq + 1,
-                                     furthest=max(self.state.furthest, index),
-                                     draft=self._initial_draft(question))
-                self.out.append(self.render())
-                return self._finish(self.state)
+        for index in range(start, len(self.form.questions)):
+            asked = self._visit(index, index, closing)
+            if asked is not None:
+                return asked
+        return self._complete(closing)
+
+    def _visit(self, index: int, ordinal: int, closing: list[int]) -> Step | None:
+        """The flow reaches the question at `index` (the `ordinal`-th place of the walk): record what
+        it does not ask, show a note, pass an answer still valid, or ask it (the step is returned)."""
+        question = self.form.questions[index]
+        key = self._key(question)
+        if self.plan.condition_ids[index] and not self._relevant_at(index):
+            self._set(key, NOT_APPLICABLE)
+            return None
+        kind = question.type
+        if kind is QuestionType.CALCULATE:
+            self._set(key, self._calculate(question))
+        elif kind in (QuestionType.START, QuestionType.TODAY):
+            if self.answers.get(key) in (None, NOT_APPLICABLE):
+                started = self.state.started_at or self.event.at
+                self._set(key, started if kind is QuestionType.START else started.date())
+        elif kind in (QuestionType.EMPTY_METADATA, QuestionType.UNASKABLE):
+            self._set(key, None)
+        elif kind is QuestionType.END:
+            pass  # filled at completion
+        elif kind is QuestionType.NOTE:
+            if ordinal > self.state.furthest:
+                closing.append(len(self.out))
+                self.out.append(Say(self._label(question), Tone.NOTE))
+        elif (value := self.answers.get(key, NOT_APPLICABLE)) is not NOT_APPLICABLE \
+                and self._still_valid(question, value):
+            closing.clear()
+        else:
+            if value is not NOT_APPLICABLE:  # answered before a change that makes it invalid
+                self._set(key, NOT_APPLICABLE)
+                self.out.append(Say(say("answer_again", self.ui)))
+            self.state = _evolve(self.state, current=key, seq=self.state.seq + 1,
+                                 furthest=max(self.state.furthest, ordinal),
+                                 draft=self._initial_draft(question))
+            self.out.append(self.render())
+            return self._finish(self.state)
+        return None
+
+    def _complete(self, closing: list[int]) -> Step:
+        """Nothing is left to ask: the session is completed, with the form's closing notes as thanks."""
+        questions = self.form.questions
         for index in self.plan.ends:
             if self._relevant_at(index):
                 self._set(questions[index].name, self.event.at)
@@ -207,7 +219,7 @@ class _Flow:
     def _evaluate_calculation(self, question: Question) -> Any:
         try:
             # The value already stored is `.` to the calculation: once() keeps it.
-            value = question.calculation.evaluate(self._environment(current=self.answers.get(question.name)))
+            value = question.calculation.evaluate(self._environment(current=self.answers.get(self._key(question))))
         except ExpressionError:
             return None
         if isinstance(value, bool):

@@ -47,7 +47,7 @@ class _Rendering:
                        Option("no", 2, "no", say("consent_no", self.ui)))
             return Ask(state.seq, PromptKind.CONSENT, CONSENT,
                        say("consent", self.ui, title=self.form.title), options=options, update=update)
-        question = self.form.question(state.current)
+        question = self._current_question()
         view = self.plan.view(self.form, self.form.index(question.name), self.lang)
         if not question.type.is_select:
             options = ()
@@ -66,11 +66,11 @@ class _Rendering:
         hint = view.hint
         if hint:
             hint = interpolate(hint, self._environment(), self._display)
-        value = self.answers.get(question.name)
+        value = self.answers.get(state.current)
         return Ask(
             seq=state.seq,
             kind=view.kind if view.kind is not None else PromptKind(question.type.value),
-            question=question.name,
+            question=state.current,
             text=interpolate(view.label, self._environment(), self._display),
             hint=hint,
             options=options,

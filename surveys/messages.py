@@ -220,6 +220,13 @@ _MESSAGES: dict[str, dict[str, str]] = {
                                "within {grace} day(s)."},
     "export_not_here": {"vi": "Kênh này không gửi được tệp. Xin dùng lệnh “khaosat export” hoặc bot Telegram.",
                         "en": "This channel cannot send files. Please use “khaosat export” or the Telegram bot."},
+    # repeats: "add another?" after each instance of a repeat without a count ({label}: the repeat's label)
+    "add_another": {"vi": "Quý vị có muốn thêm một “{label}” nữa không? (đã có {count})",
+                    "en": "Do you want to add another “{label}”? ({count} so far)"},
+    "add_another_yes": {"vi": "Có, thêm", "en": "Yes, add one"},
+    "add_another_no": {"vi": "Không, tiếp tục", "en": "No, go on"},
+    "add_another_unclear": {"vi": "Xin chọn “{yes}” hoặc “{no}” (cũng có thể gõ 1 hoặc 2).",
+                            "en": "Please choose “{yes}” or “{no}” (you can also type 1 or 2)."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

@@ -44,6 +44,10 @@ class SessionState:
     furthest: int = -1
     started_at: dt.datetime | None = None
     completed_at: dt.datetime | None = None
+    #: Instances of each repeat reached, by the repeat's path (`household`, `household[2]/visit`).
+    instances: Mapping[str, int] = field(default_factory=dict)
+    #: Paths of the repeats without a count where "add another?" was answered no.
+    closed: tuple[str, ...] = ()
 
 
 # -- events ----------------------------------------------------------------------------------

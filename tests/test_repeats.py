@@ -1,0 +1,304 @@
+"""Repeat groups in the conversation engine: instances, "add another?", functions over instances,
+going back across instances and changing a count later (issue 17)."""
+
+from __future__ import annotations
+
+from surveys import codec
+from surveys import engine as E
+from surveys.engine import Status, Tone
+from surveys.expressions import NOT_APPLICABLE
+from surveys.repeats import instance_key, split_key
+from tests.test_engine import Chat
+
+HEADER = "| | type | name | label::Tiếng Việt (vi) | label::English (en) | repeat_count | relevant | calculation | constraint |"
+
+
+def form_text(*rows: str) -> str:
+    return "| survey |\n" + HEADER + "\n" + "\n".join(f"| | {row} |" for row in rows) + "\n"
+
+
+ROSTER = form_text(
+    "integer | n | Hộ có mấy người? | How many people? | | | | . >= 0 and . <= 9",
+    "begin repeat | member | Thành viên | Member | ${n} | | |",
+    "calculate | pos | | | | | position(..) |",
+    "text | name | Tên người thứ ${pos}? | Name of person ${pos}? | | | |",
+    "integer | age | Tuổi của ${name}? | Age of ${name}? | | | | . < 120",
+    "text | job | Nghề của ${name}? | Job of ${name}? | | ${age} >= 15 | |",
+    "end repeat | | | | | | |",
+    "calculate | people | | | | | count(${name}) |",
+    "calculate | total | | | | | sum(${age}) |",
+    "calculate | oldest | | | | | max(${age}) |",
+    "calculate | youngest | | | | | min(${age}) |",
+    "calculate | names | | | | | join(', ', ${name}) |",
+    "calculate | second | | | | | indexed-repeat(${name}, ${member}, 2) |",
+    "calculate | instances | | | | | count(${member}) |",
+    "note | bye | Cảm ơn ${names} | Thanks ${names} | | | |",
+)
+
+
+def start(markdown_form, text: str, language: str = "vi") -> Chat:
+    chat = Chat(markdown_form(text), language)
+    chat.begin()
+    return chat
+
+
+def answer_roster(chat: Chat, people: list[tuple[str, str, str | None]]) -> None:
+    chat.reply(str(len(people)))
+    for name, age, job in people:
+        chat.reply(name)
+        chat.reply(age)
+        if job is not None:
+            chat.reply(job)
+
+
+def test_a_count_from_an_earlier_answer_asks_each_instance_and_keys_answers_by_instance(markdown_form):
+    chat = start(markdown_form, ROSTER)
+    chat.reply("2")
+    assert chat.state.current == "member[1]/name"
+    assert chat.ask.text == "Tên người thứ 1?"
+    assert chat.ask.section == "Thành viên (1)"
+    chat.reply("An")
+    assert chat.ask.text == "Tuổi của An?" and chat.ask.section == ""
+    chat.reply("40")
+    assert chat.state.current == "member[1]/job"
+    chat.reply("Nông dân")
+    assert chat.state.current == "member[2]/name"
+    assert chat.ask.text == "Tên người thứ 2?" and chat.ask.section == "Thành viên (2)"
+    chat.reply("Bình")
+    chat.reply("8")  # under 15: no job question in this instance
+    assert chat.state.status is Status.COMPLETED
+    answers = chat.state.answers
+    assert answers["member[1]/name"] == "An" and answers["member[2]/name"] == "Bình"
+    assert answers["member[1]/age"] == 40 and answers["member[2]/age"] == 8
+    assert answers["member[1]/job"] == "Nông dân" and answers["member[2]/job"] is NOT_APPLICABLE
+    assert answers["member[1]/pos"] == 1 and answers["member[2]/pos"] == 2
+    assert chat.state.instances == {"member": 2}
+    assert "Cảm ơn An, Bình" in chat.said(Tone.THANKS)[0]
+
+
+def test_functions_over_the_instances(markdown_form):
+    chat = start(markdown_form, ROSTER)
+    answer_roster(chat, [("An", "40", "Thợ"), ("Bình", "8", None), ("Chi", "17", "Học sinh")])
+    answers = chat.state.answers
+    assert answers["people"] == 3 and answers["instances"] == 3
+    assert answers["total"] == 65
+    assert answers["oldest"] == 40 and answers["youngest"] == 8
+    assert answers["names"] == "An, Bình, Chi"
+    assert answers["second"] == "Bình"
+
+
+def test_a_count_of_zero_skips_the_repeat(markdown_form):
+    chat = start(markdown_form, ROSTER)
+    chat.reply("0")
+    assert chat.state.status is Status.COMPLETED
+    assert chat.state.answers["people"] == 0 and chat.state.answers["total"] == 0
+    assert not any("[" in key for key in chat.state.answers)
+
+
+def test_going_back_crosses_instance_boundaries_and_out_of_the_repeat(markdown_form):
+    chat = start(markdown_form, ROSTER)
+    chat.reply("2")
+    chat.reply("An")
+    chat.reply("40")
+    chat.reply("Thợ")
+    assert chat.state.current == "member[2]/name"
+    chat.back()
+    assert chat.state.current == "member[1]/job" and chat.ask.current_answer == "Thợ"
+    chat.back()
+    chat.back()
+    assert chat.state.current == "member[1]/name" and chat.ask.current_answer == "An"
+    chat.back()
+    assert chat.state.current == "n" and chat.ask.current_answer == "2"
+    chat.reply("")  # keeps 2
+    assert chat.state.current == "member[2]/name"  # the flow goes on where it was
+
+
+def test_changing_the_count_later_drops_or_adds_instances(markdown_form):
+    chat = start(markdown_form, ROSTER)
+    chat.reply("2")
+    for text in ("An", "40", "Thợ", "Bình"):
+        chat.reply(text)
+    assert chat.state.current == "member[2]/age"
+    for _ in range(5):
+        chat.back()
+    assert chat.state.current == "n"
+    step = chat.reply("1")
+    assert step.changes["member[2]/name"] is NOT_APPLICABLE
+    assert chat.state.instances == {"member": 1}
+    assert chat.state.status is Status.COMPLETED
+    assert chat.state.answers["people"] == 1 and chat.state.answers["names"] == "An"
+
+
+def test_raising_the_count_asks_the_new_instances_only(markdown_form):
+    chat = start(markdown_form, ROSTER)
+    chat.reply("1")
+    chat.reply("An")
+    chat.reply("40")
+    for _ in range(3):
+        chat.back()
+    assert chat.state.current == "n"
+    chat.reply("2")
+    # instance 1 is still valid except its job, which was never answered
+    assert chat.state.current == "member[1]/job"
+    chat.reply("Thợ")
+    assert chat.state.current == "member[2]/name"
+    chat.reply("Bình")
+    chat.reply("5")
+    assert chat.state.status is Status.COMPLETED
+    assert chat.state.instances == {"member": 2}
+
+
+OPEN = form_text(
+    "begin repeat | child | Con | Child | | | |",
+    "text | cname | Tên con? | Child's name? | | | |",
+    "integer | cage | Tuổi? | Age? | | | | . < 30",
+    "end repeat | | | | | | |",
+    "calculate | kids | | | | | count(${child}) |",
+    "text | after | Ghi chú? | Remarks? | | | |",
+)
+
+
+def test_an_open_repeat_asks_add_another_after_each_instance(markdown_form):
+    chat = start(markdown_form, OPEN)
+    assert chat.state.current == "child[1]/cname"
+    chat.reply("Hoa")
+    chat.reply("3")
+    assert chat.state.current == "child[1]/__more__"
+    assert chat.ask.kind is E.PromptKind.SELECT_ONE
+    assert chat.ask.text == "Quý vị có muốn thêm một “Con” nữa không? (đã có 1)"
+    assert [o.key for o in chat.ask.options] == ["yes", "no"]
+    chat.choose("yes")
+    assert chat.state.current == "child[2]/cname"
+    chat.reply("Lan")
+    chat.reply("5")
+    chat.reply("không")  # typed no
+    assert chat.state.current == "after"
+    assert chat.state.answers["kids"] == 2 and chat.state.closed == ("child",)
+    chat.reply("ok")
+    assert chat.state.status is Status.COMPLETED
+
+
+def test_add_another_in_english_and_an_unclear_reply(markdown_form):
+    chat = start(markdown_form, OPEN, "en")
+    chat.reply("Hoa")
+    chat.reply("3")
+    assert chat.ask.text == "Do you want to add another “Child”? (1 so far)"
+    before = chat.state
+    chat.reply("perhaps")
+    assert chat.result.accepted is False and chat.state == before
+    assert "Yes, add one" in chat.error()
+    chat.reply("No, go on")
+    assert chat.state.current == "after"
+
+
+def test_back_to_add_another_and_changing_it_adds_or_drops_instances(markdown_form):
+    chat = start(markdown_form, OPEN)
+    chat.reply("Hoa")
+    chat.reply("3")
+    chat.choose("yes")
+    chat.reply("Lan")
+    chat.reply("5")
+    chat.choose("no")
+    assert chat.state.current == "after"
+    chat.back()
+    assert chat.state.current == "child[2]/__more__"
+    assert chat.ask.current_answer == "Không, tiếp tục"
+    chat.back()
+    chat.back()
+    chat.back()
+    assert chat.state.current == "child[1]/__more__" and chat.ask.current_answer == "Có, thêm"
+    step = chat.choose("no")  # drops the second child
+    assert step.changes == {"child[2]/cname": NOT_APPLICABLE, "child[2]/cage": NOT_APPLICABLE, "kids": 1}
+    assert chat.state.current == "after" and chat.state.instances == {"child": 1}
+    chat.back()
+    assert chat.state.current == "child[1]/__more__"
+    chat.choose("yes")  # and adds one again, asked afresh
+    assert chat.state.current == "child[2]/cname" and chat.ask.current_answer == ""
+
+
+def test_back_from_the_first_question_of_an_instance_goes_to_add_another(markdown_form):
+    chat = start(markdown_form, OPEN)
+    chat.reply("Hoa")
+    chat.reply("3")
+    chat.choose("yes")
+    chat.back()
+    assert chat.state.current == "child[1]/__more__"
+    chat.back()
+    assert chat.state.current == "child[1]/cage"
+
+
+NESTED = form_text(
+    "begin repeat | hh | Hộ | Household | 2 | | |",
+    "text | head | Chủ hộ? | Head? | | | |",
+    "begin repeat | visit | Lần thăm | Visit | | | |",
+    "calculate | vpos | | | | | position(..) |",
+    "integer | cost | Chi phí lần ${vpos} của hộ ${head}? | Cost of visit ${vpos} for ${head}? | | | |",
+    "end repeat | | | | | | |",
+    "calculate | hh_cost | | | | | sum(${cost}) |",
+    "end repeat | | | | | | |",
+    "calculate | all_cost | | | | | sum(${hh_cost}) |",
+    "calculate | first_visit_2 | | | | | indexed-repeat(${cost}, ${hh}, 2, ${visit}, 1) |",
+)
+
+
+def test_nested_repeats_keep_answers_per_instance_and_sum_per_household(markdown_form):
+    chat = start(markdown_form, NESTED)
+    chat.reply("Ánh")
+    assert chat.state.current == "hh[1]/visit[1]/cost"
+    chat.reply("10")
+    chat.choose("yes")
+    assert chat.state.current == "hh[1]/visit[2]/cost"
+    chat.reply("20")
+    chat.choose("no")
+    assert chat.state.current == "hh[2]/head" and chat.ask.section == "Hộ (2)"
+    chat.reply("Bảo")
+    assert chat.ask.section == "Hộ (2) › Lần thăm (1)"
+    assert chat.ask.text == "Chi phí lần 1 của hộ Bảo?"
+    chat.reply("5")
+    assert chat.state.current == "hh[2]/visit[1]/__more__"
+    chat.back()
+    assert chat.state.current == "hh[2]/visit[1]/cost" and chat.ask.current_answer == "5"
+    chat.back()  # across the nested boundary: to the outer instance's question
+    assert chat.state.current == "hh[2]/head"
+    chat.reply("")
+    assert chat.state.current == "hh[2]/visit[1]/__more__"
+    chat.back()
+    chat.reply("7")
+    assert chat.state.current == "hh[2]/visit[1]/__more__"
+    chat.reply("2")
+    assert chat.state.status is Status.COMPLETED
+    answers = chat.state.answers
+    assert answers["hh[1]/visit[2]/cost"] == 20 and answers["hh[2]/visit[1]/cost"] == 7
+    assert answers["hh[1]/hh_cost"] == 30 and answers["hh[2]/hh_cost"] == 7
+    assert answers["all_cost"] == 37 and answers["first_visit_2"] == 7
+    assert chat.state.instances == {"hh": 2, "hh[1]/visit": 2, "hh[2]/visit": 1}
+
+
+def test_the_state_with_instances_survives_the_codec_and_old_states_decode():
+    state = E.SessionState("f", "1", "vi", instances={"hh": 2, "hh[1]/visit": 1}, closed=("hh[1]/visit",))
+    assert codec.decode_state(codec.encode_state(state)) == state
+    plain = E.SessionState("f", "1", "vi")
+    assert "instances" not in codec.encode_state(plain)
+
+
+def test_instance_keys_split_back():
+    assert split_key("hh[2]/visit[10]/cost") == (("hh", "visit"), (2, 10), "cost")
+    assert split_key("age") == ((), (), "age")
+
+
+def test_a_name_used_in_and_out_of_a_repeat_keeps_apart(markdown_form):
+    form = markdown_form(form_text(
+        "integer | age | Tuổi quý vị? | Your age? | | | |",
+        "begin repeat | member | Thành viên | Member | 1 | | |",
+        "integer | age | Tuổi thành viên? | Member's age? | | | |",
+        "end repeat | | | | | | |",
+    ))
+    inner = form.question("member/age")
+    assert instance_key(inner, (1,)) == "member[1]/age"
+    chat = Chat(form)
+    chat.begin()
+    chat.reply("50")
+    assert chat.state.current == "member[1]/age"
+    chat.reply("20")
+    assert chat.state.status is Status.COMPLETED
+    assert chat.state.answers["age"] == 50 and chat.state.answers["member[1]/age"] == 20

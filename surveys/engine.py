@@ -21,6 +21,8 @@ Flow rules, decided once here for every channel:
   when a form has none, so completion says thank you once.
 - Every question prompt carries a sequence number; an event naming an older number changes
   nothing (stale buttons, double taps).
+- Repeat groups (instances, "add another?", answers per instance) are walked by
+  `surveys.engine_repeats`, used only for forms that have them.
 
 Progress (`Ask.progress`) is the share of the way through the form: the asked questions that
 come before the one on screen, in form order, over all the form's asked questions, whether they

@@ -16,6 +16,9 @@ as before. Rules, decided here for every channel:
 - The walk goes through every instance in order, so going back crosses instance boundaries (an
   "add another?" answered is a step back too), and every later answer is checked again after a
   change, as outside repeats.
+- Progress is the position of the question in the form, as outside repeats: every instance of a
+  repeat shows the same share (the number of instances is not known in advance), and it moves on
+  after the repeat.
 """
 
 from __future__ import annotations

@@ -123,3 +123,14 @@ def _blocks(form: Questionnaire) -> Block:
         name, items = stack.pop()
         stack[-1][1].append(Block(name, tuple(items)))
     return Block(None, tuple(stack[0][1]))
+
+
+def describe(form: Questionnaire) -> str:
+    """The form's repeats as `form check` lists them: `member (×${hh_size}), crop ("add another?")`."""
+    parts = []
+    for group in form.groups.values():
+        if group.repeat:
+            how = f"×{group.repeat_count.source}" if group.repeat_count is not None else '"add another?"'
+            inside = [g for g in group.parents if form.groups[g].repeat]
+            parts.append(f"{group.name} ({how}{', inside ' + inside[-1] if inside else ''})")
+    return ", ".join(parts)

@@ -302,3 +302,93 @@ def test_a_name_used_in_and_out_of_a_repeat_keeps_apart(markdown_form):
     chat.reply("20")
     assert chat.state.status is Status.COMPLETED
     assert chat.state.answers["age"] == 50 and chat.state.answers["member[1]/age"] == 20
+
+
+def test_add_another_survives_pause_resume_language_and_stale_presses(markdown_form):
+    chat = start(markdown_form, OPEN)
+    chat.reply("Hoa")
+    chat.reply("3")
+    seq = chat.state.seq
+    chat.stop()
+    assert chat.state.status is Status.PAUSED
+    chat.resume()
+    assert chat.state.current == "child[1]/__more__" and chat.ask.text.startswith("Quý vị có muốn thêm")
+    chat.language("en")
+    assert chat.ask.text == "Do you want to add another “Child”? (1 so far)"
+    assert [o.label for o in chat.ask.options] == ["Yes, add one", "No, go on"]
+    prompt = E.current_prompt(chat.form, chat.state)
+    assert prompt.question == "child[1]/__more__" and prompt.can_go_back
+    before = chat.state
+    chat.choose("yes", seq=seq)  # a button of an older prompt
+    assert chat.result.accepted is False and chat.state == before
+    chat.reply("2")  # typed number of the second button
+    assert chat.state.current == "after"
+
+
+GUARDED = form_text(
+    "select_one yn | has_kids | Có con không? | Any children? | | | |",
+    "begin repeat | kid | Con | Child | 2 | ${has_kids} = 'yes' | |",
+    "integer | born | Năm sinh? | Year born? | | | | . > 1990",
+    "integer | school | Năm đi học? | Year at school? | | | | . >= ${born} + 5",
+    "select_one yn | twin | Sinh đôi? | A twin? | | | |",
+    "end repeat | | | | | | |",
+) + """
+| choices |
+| | list_name | name | label |
+| | yn | yes | Có |
+| | yn | no | Không |
+"""
+
+
+def test_a_repeat_that_does_not_apply_has_no_instances_and_a_constraint_reads_its_instance(markdown_form):
+    chat = start(markdown_form, GUARDED)
+    chat.reply("Không")
+    assert chat.state.status is Status.COMPLETED
+    assert chat.state.instances == {"kid": 0}
+    chat = start(markdown_form, GUARDED)
+    chat.reply("Có")
+    chat.reply("2010")
+    before = chat.state
+    chat.reply("2012")  # before born + 5 of this child
+    assert chat.result.accepted is False and chat.state == before
+    chat.reply("2016")
+    chat.reply("Không")
+    assert chat.state.current == "kid[2]/born"
+    chat.reply("2020")
+    chat.reply("2025")
+    chat.reply("Có")
+    assert chat.state.status is Status.COMPLETED
+    # the repeat stops applying: every instance's answers become not applicable
+    chat2 = start(markdown_form, GUARDED)
+    chat2.reply("Có")
+    chat2.reply("2010")
+    chat2.back()
+    chat2.back()
+    assert chat2.state.current == "has_kids"
+    step = chat2.reply("Không")
+    assert step.changes == {"has_kids": "no", "kid[1]/born": NOT_APPLICABLE} and chat2.state.instances == {"kid": 0}
+    assert chat2.state.status is Status.COMPLETED
+
+
+def test_a_form_without_repeats_keeps_its_state_text():
+    # instances and closed are written only for forms with repeats: stored states of other forms
+    # keep the exact text they had (their event logs replay to the same bytes).
+    state = E.SessionState("f", "1", "vi", answers={"a": 1})
+    text = codec.encode_state(state)
+    assert '"instances"' not in text and '"closed"' not in text
+    assert codec.decode_state(text) == state
+
+
+def test_form_check_lists_the_repeats_and_asks_their_questions():
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "form", "check", "tests/forms/roster.md"], cwd=root,
+                            capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PYTHONPATH": str(root), "COLUMNS": "200"})
+    assert result.returncode == 0, result.stderr
+    assert 'member (×${hh_size}), visit (×${visits}, inside member), crop ("add another?")' in result.stdout
+    assert "not asked" not in result.stdout and "warning" not in result.stdout

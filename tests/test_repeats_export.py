@@ -185,3 +185,17 @@ def test_a_form_without_repeats_keeps_its_single_table(tmp_path):
     assert "_index" not in table.df.columns and table.repeats == {}
     write(table, tmp_path / "plain.csv", "csv")
     assert sorted(p.name for p in tmp_path.glob("plain*.csv")) == ["plain.csv"]
+
+
+def test_the_long_layout_lists_repeat_answers_under_their_instance_keys_with_types_and_labels(db):
+    async def run():
+        async with await open_storage(db) as storage:
+            return await export_frame(storage, "roster", layout="long")
+
+    long = asyncio.run(run()).df
+    rows = {(r["session"], r["question"]): r for r in long.to_dict("records")}
+    first = long["session"].min()
+    assert rows[(first, "member[2]/age")]["value"] == "8" and rows[(first, "member[2]/age")]["type"] == "integer"
+    sex = rows[(first, "member[2]/sex")]
+    assert (sex["value"], sex["value_label"], sex["type"]) == ("2", "Nữ", "select_one")
+    assert rows[(first, "member[1]/visit[2]/cost")]["value"] == "200.5"

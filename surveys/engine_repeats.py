@@ -364,11 +364,11 @@ class _RepeatFlow:
             words = {"yes": say("add_another_yes", self.ui), "no": say("add_another_no", self.ui)}
             return self._unchanged(Say(say("add_another_unclear", self.ui, **words), Tone.ERROR),
                                    self.render(update=True))
-        if answer == "yes":
+        if answer == "yes" and number < MAX_INSTANCES:
             self.closed.discard(path)
             if self.instances.get(path, 0) <= number:
                 self.instances[path] = number + 1
-        else:
+        else:  # "no", or as many instances as a repeat may have
             self._resize(path, number)
             self.closed.add(path)
         return self._advance(0)

@@ -392,3 +392,49 @@ def test_form_check_lists_the_repeats_and_asks_their_questions():
     assert result.returncode == 0, result.stderr
     assert 'member (×${hh_size}), visit (×${visits}, inside member), crop ("add another?")' in result.stdout
     assert "not asked" not in result.stdout and "warning" not in result.stdout
+
+
+# -- any sequence of events ------------------------------------------------------------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+_TEXTS = st.sampled_from(["0", "1", "2", "3", "An", "40", "8", "có", "không", "", "Lúa", "2010", "x", "150"])
+_EVENTS = st.one_of(
+    st.tuples(st.just("reply"), _TEXTS),
+    st.tuples(st.just("choose"), st.sampled_from(["yes", "no", "1", "2", "9"])),
+    st.tuples(st.just("back"), st.none()),
+    st.tuples(st.just("stop"), st.none()),
+    st.tuples(st.just("resume"), st.none()),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(which=st.sampled_from(["ROSTER", "OPEN", "NESTED", "GUARDED"]), events=st.lists(_EVENTS, max_size=40))
+def test_any_events_keep_instances_and_answers_consistent(markdown_form, which, events):
+    form = markdown_form(globals()[which])
+    chat = Chat(form)  # checks the codec round trip after every step
+    chat.begin()
+    for kind, value in events:
+        if chat.state.status is Status.COMPLETED:
+            break
+        if kind == "reply":
+            chat.reply(value)
+        elif kind == "choose":
+            chat.choose(value)
+        elif kind == "back":
+            chat.back()
+        elif kind == "stop":
+            chat.stop()
+        else:
+            chat.resume()
+        state = chat.state
+        for key, answer in state.answers.items():
+            repeats, numbers, _ = split_key(key)
+            for depth in range(1, len(repeats) + 1):  # an answer of an instance that is gone is not applicable
+                path = "".join(f"{r}[{n}]/" for r, n in zip(repeats[:depth - 1], numbers[:depth - 1])) + repeats[depth - 1]
+                if numbers[depth - 1] > state.instances.get(path, 0):
+                    assert answer is NOT_APPLICABLE, (key, answer, state.instances)
+        if state.current is not None and state.status is not Status.COMPLETED:
+            prompt = E.current_prompt(form, state)
+            assert prompt is not None and prompt.question == state.current

@@ -111,6 +111,10 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
     table.add_row("questions asked", str(len(questionnaire.asked)))
     table.add_row("by type", ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
     table.add_row("groups", str(len(questionnaire.groups)))
+    if questionnaire.has_repeats:  # asked once per instance; exported as a table each
+        from surveys.repeats import describe
+
+        table.add_row("repeats", describe(questionnaire))
     table.add_row("languages", ", ".join(f"{lang.name} ({lang.code})" for lang in questionnaire.languages)
                   + f"; default {questionnaire.default_language}")
     console.print(table)

@@ -56,6 +56,8 @@ class AnswersRead(Protocol):
 
     def long_answers(self, form_id: str | None, sessions: Sequence[int] = ()) -> Iterator[dict[str, Any]]: ...
 
+    def repeat_answers(self, form_id: str | None) -> Iterator[dict[str, Any]]: ...
+
     def snapshot(self) -> Any: ...
 
     def close(self) -> None: ...
@@ -139,6 +141,16 @@ class SQLiteAnswersRead:
             chunk["skipped"] = _integers(chunk["skipped"]).astype(bool)
             yield chunk
 
+    def repeat_answers(self, form_id: str | None) -> Iterator[dict[str, Any]]:
+        """As `answers`, only those inside repeat instances (keys such as ``household[2]/age``, which
+        no question name can be: XLSForm names have no brackets), for the repeat tables."""
+        for chunk in self._answer_columns({"session": "a.session_id", "question": "a.question", "value": "a.value",
+                                           "skipped": "a.status = 'skipped'"}, form_id,
+                                          only="instr(a.question, '[') > 0"):
+            chunk["session"] = _integers(chunk["session"])
+            chunk["skipped"] = _integers(chunk["skipped"]).astype(bool)
+            yield chunk
+
     def long_answers(self, form_id: str | None, sessions: Sequence[int] = ()) -> Iterator[dict[str, Any]]:
         """As `answers`, with ``status`` and ``changed_at`` (the answer's latest history entry, else
         its update time) instead of ``skipped``, a range of ``sessions`` (sorted ids) at a time in
@@ -155,7 +167,8 @@ class SQLiteAnswersRead:
             yield chunk
 
     def _answer_columns(self, expressions: dict[str, str], form_id: str | None,
-                        session_ranges: Sequence[tuple[int, int]] | None = None) -> Iterator[dict[str, Any]]:
+                        session_ranges: Sequence[tuple[int, int]] | None = None,
+                        only: str | None = None) -> Iterator[dict[str, Any]]:
         """The answers table in rowid ranges, each column of a range as ONE text that SQLite joins
         (``group_concat``) and arrow splits: no Python object per answer, a sequential scan.
         Record separator U+001E cannot occur in JSON text (control characters are escaped in JSON
@@ -170,6 +183,8 @@ class SQLiteAnswersRead:
                 return
         else:  # by session, through the (session_id, question) key
             where, ranges = "a.session_id >= ?1 AND a.session_id <= ?2", list(session_ranges)
+        if only is not None:
+            where = f"{where} AND {only}"
         sql = (f"SELECT {select}, count(*) FROM answers a WHERE {where}"
                + ("" if form_id is None else " AND a.session_id IN (SELECT id FROM sessions WHERE form_id = ?3)"))
         for start, end in ranges:

@@ -314,6 +314,13 @@ _MESSAGES: dict[str, dict[str, str]] = {
                                "guessing codes. Chats that entered a wrong code wait; others can still use a right one."},
     "quota_ended": {"vi": "Phần trả lời của quý vị đã kết thúc. Xin chân thành cảm ơn quý vị!",
                     "en": "Your part in this survey has ended. Thank you very much!"},
+    # repeats: "add another?" after each instance of a repeat without a count ({label}: the repeat's label)
+    "add_another": {"vi": "Quý vị có muốn thêm một “{label}” nữa không? (đã có {count})",
+                    "en": "Do you want to add another “{label}”? ({count} so far)"},
+    "add_another_yes": {"vi": "Có, thêm", "en": "Yes, add one"},
+    "add_another_no": {"vi": "Không, tiếp tục", "en": "No, go on"},
+    "add_another_unclear": {"vi": "Xin chọn “{yes}” hoặc “{no}” (cũng có thể gõ 1 hoặc 2).",
+                            "en": "Please choose “{yes}” or “{no}” (you can also type 1 or 2)."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

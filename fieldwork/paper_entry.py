@@ -130,6 +130,9 @@ def unknown_code(code: str, language: str) -> str:
 
 def check(form: Questionnaire, typed: Mapping[str, str], at: dt.datetime, language: str | None = None) -> Checked:
     """Replay ``typed`` through the engine (nothing is stored) and say, per question, what came of it."""
+    from fieldwork.paper_form import refuse_repeats
+
+    refuse_repeats(form)
     language = language or form.default_language
     state = engine.new_session(form, language)
     errors: dict[str, str] = {}

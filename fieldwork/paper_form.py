@@ -34,10 +34,23 @@ def _e(text: str) -> str:
     return html.escape(text or "")
 
 
+def refuse_repeats(form: Questionnaire) -> None:
+    """Paper forms have one box per question: a form with repeat groups (a household roster) has
+    no printed layout or typed entry yet, so it is refused by name rather than printed wrong."""
+    from fieldwork import Refused
+    from surveys.repeats import repeat_plan
+
+    repeats = sorted(repeat_plan(form).repeat_names)
+    if repeats:
+        raise Refused(f"questionnaire {form.form_id} has repeat groups ({', '.join(repeats)}): paper forms and "
+                      "paper entry do not support repeats yet; nothing printed or written")
+
+
 class FormPrinter:
     """The body of one questionnaire, worked out once, printed for every copy."""
 
     def __init__(self, form: Questionnaire):
+        refuse_repeats(form)
         self.form = form
         self.numbers = numbering(form)
         self.phrasers = {lang: Phraser(form, lang) for lang in LANGUAGES}

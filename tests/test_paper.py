@@ -234,7 +234,25 @@ def _forms_that_load() -> list[Path]:
     from tests.test_real_forms import pyxform_converts
 
     real = [p for p in sorted((ROOT / "tests" / "forms" / "real").glob("*/*.xls*")) if pyxform_converts(p)]
-    return real + sorted((ROOT / "tests" / "forms" / "lenient").glob("*.md")) + [ROOT / "tests" / "forms" / "tour.md"]
+    paths = real + sorted((ROOT / "tests" / "forms" / "lenient").glob("*.md")) + [ROOT / "tests" / "forms" / "tour.md"]
+    return [p for p in paths if not _has_repeats(p)]
+
+
+def _has_repeats(path: Path) -> bool:
+    from surveys.repeats import repeat_plan
+
+    return bool(repeat_plan(load_questionnaire(path)).repeat_names)
+
+
+def test_a_form_with_repeats_is_refused_by_name_for_paper():
+    from fieldwork import Refused
+    from fieldwork.paper_form import FormPrinter
+
+    form = load_questionnaire(ROOT / "tests" / "forms" / "lenient" / "repeat.md")
+    with pytest.raises(Refused, match=r"has repeat groups \(r\): paper forms and paper entry do not support"):
+        FormPrinter(form)
+    with pytest.raises(Refused, match="repeat groups"):
+        check(form, {"a": "2"}, NOW)
 
 
 @pytest.mark.parametrize("path", _forms_that_load(), ids=lambda p: p.name)

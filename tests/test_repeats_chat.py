@@ -67,8 +67,8 @@ async def stored(storage: Storage, respondent_id: int) -> tuple[dict, dict, str]
     return answers, dict(state.instances), session.status
 
 
-async def test_a_roster_is_answered_the_same_on_telegram_and_zalo(tmp_path):
-    async with emulators(tmp_path) as plain:
+async def test_a_roster_is_answered_the_same_on_telegram_and_zalo(database, tmp_path):
+    async with emulators(tmp_path, database) as plain:
         bots = RosterBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
         async with running(bots) as storage:
             outcomes = []

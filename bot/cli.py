@@ -20,9 +20,11 @@ from rich.table import Table
 from bot import clock
 from bot.cli_backup import backup
 from bot.cli_database import DATABASE, is_postgresql_url
+from bot.cli_rekey import rekey
 from bot.config import Config, ConfigError, load_config
 from fieldwork import Refused
 from storage import QuestionnaireConflict, StorageError, open_storage
+from storage.atomic_files import describe
 from surveys.model import Questionnaire
 
 # pyxform (behind surveys.xlsform) and pandas take a third of a second to import: commands that
@@ -46,6 +48,8 @@ class _Khaosat(click.Group):
             sys.exit(EXIT_REFUSED)
         except Refused as refused:  # a fieldwork operation refused its input: its message, exit 1
             _refuse(refused.message, refused.problems)
+        except OSError as error:  # a file that cannot be read or written: one line (storage.atomic_files)
+            _refuse(describe(error, error.filename or "a file", "read or write"))
 
 
 @click.group(cls=_Khaosat, context_settings={"help_option_names": ["-h", "--help"]})
@@ -63,6 +67,7 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 main.add_command(backup)  # commands in modules of their own
+main.add_command(rekey)
 
 
 def _database(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path | None:
@@ -752,7 +757,7 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
         try:
             count = asyncio.run(listing())
         except OSError as error:
-            _refuse(f"cannot write {out}: {error}")
+            _refuse(describe(error, out))
         console.print(f"Wrote {out}: {count} person(s) invited but never reached in a chat.")
         console.print("Contains personal data (names, phones).")
         return

@@ -13,6 +13,7 @@ from typing import Callable
 
 from exporters.letters import Channels, issue_letters, write_letters
 from fieldwork import Refused
+from storage.atomic_files import atomic_path, describe, make_folder, write_text
 
 #: Browsers that print HTML to PDF headless (Debian's chromium, Google Chrome), first found wins.
 _PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -45,7 +46,7 @@ def check_writable(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
     except OSError as error:
-        raise Refused(f"cannot write the letters in {out}: {error}") from None
+        raise Refused(describe(error, out, "write the letters in")) from None
 
 
 async def issue(storage, out: Path, ways: Channels, title: str | None, at: dt.datetime, *, reissue: bool = False,
@@ -161,13 +162,14 @@ def write_posters(posters: list[Poster], out: Path, title: str) -> dict[str, Pat
     """posters.html (one page per counter) and a QR image per Telegram poster in ``out``."""
     import segno
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     files = {"html": out / "posters.html"}
-    files["html"].write_text(posters_html(posters, title), encoding="utf-8")
+    write_text(files["html"], posters_html(posters, title))
     for number, poster in enumerate(posters, start=1):
         if poster.telegram_link:
             path = out / f"poster-qr-{number}.png"
-            segno.make(poster.telegram_link, error="q").save(path, scale=12, border=4)
+            with atomic_path(path) as partial:
+                segno.make(poster.telegram_link, error="q").save(str(partial), kind="png", scale=12, border=4)
             files[f"qr{number}"] = path
     return files
 

@@ -21,7 +21,6 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
-_LISTEN = re.compile(r"^\S+:\d{1,5}$")
 
 
 def _check(pattern: re.Pattern, message: str):
@@ -30,6 +29,19 @@ def _check(pattern: re.Pattern, message: str):
             raise ValueError(message)
         return value
     return AfterValidator(check)
+
+
+def _path(value: str) -> str:
+    if "\x00" in value:
+        raise ValueError("must be a path (it contains a NUL character)")
+    return value
+
+
+def _listen(value: str) -> str:
+    host, _, port = value.rpartition(":")
+    if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("must be HOST:PORT with a port from 1 to 65535, e.g. \"127.0.0.1:8443\"")
+    return value
 
 
 def _telegram_user_id(value: Any) -> int:
@@ -52,12 +64,13 @@ class _Table(BaseModel):
 
 
 Text = Annotated[str, Field(min_length=1)]
+PathText = Annotated[str, Field(min_length=1), AfterValidator(_path)]
 Positive = Annotated[float, Field(gt=0)]
 AtLeastOne = Annotated[int, Field(ge=1)]
 
 
 class StorageSection(_Table):
-    path: Text = "khaosat.sqlite"
+    path: PathText = "khaosat.sqlite"
     synchronous: Literal["full", "normal"] = "full"
 
 
@@ -126,7 +139,7 @@ class PaceTable(_Table):
 
 class WebhookTable(_Table):
     url: Annotated[str, _check(re.compile(r"^https?://\S+$"), "must be an http(s):// URL")] | None = None
-    listen: Annotated[str, _check(_LISTEN, "must be HOST:PORT, e.g. \"127.0.0.1:8443\"")] = "127.0.0.1:8443"
+    listen: Annotated[str, AfterValidator(_listen)] = "127.0.0.1:8443"
     secret_token: Text | None = None
     secret_token_env: Text | None = None
 
@@ -138,7 +151,7 @@ class BotTable(_Table):
     token_env: Text | None = None
     api_base: Annotated[str, _check(re.compile(r"^https?://\S+$"), "must be an http(s):// URL")] | None = None
     mode: Literal["polling", "webhook"] = "polling"
-    forms: list[Text] = []
+    forms: list[PathText] = []
     open_codes: dict[str, Annotated[Any, AfterValidator(_open_code)]] = {}
     open_stratum_question: Text | None = None
     pace: PaceTable = PaceTable()

@@ -73,6 +73,9 @@ def test_a_token_variable_that_is_not_set_is_named_where_tokens_are_needed(monke
     ("[[telegram]]\nname = 'qt'\ntoken = 't'\n[[telegram]]\nname = 'qt'\ntoken = 'u'\n",
      "[[telegram]] name: two bots are named \"qt\""),
     ("[console]\nport = '80'\n", "[console] port: must be a whole number, got \"80\""),
+    ("[storage]\npath = \"a\\u0000b\"\n", "[storage] path: must be a path (it contains a NUL character)"),
+    ("[[telegram]]\nname = 'qt'\ntoken = 't'\n[telegram.webhook]\nlisten = 'localhost:99999'\n",
+     "[telegram.webhook] listen: must be HOST:PORT with a port from 1 to 65535"),
 ])
 def test_a_wrong_configuration_names_the_key_and_what_is_wrong(tmp_path, text, message):
     path = tmp_path / "config.toml"

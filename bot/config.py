@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from bot.config_schema import BOT_TABLES, SECTIONS, BotTable, Problems, toml_key
+from bot.config_schema import BOT_TABLES, SECTIONS, BotTable, Problems, shown, toml_key
 from bot.outbox import Pace
 from storage import is_postgresql_url
 from surveys.messages import UI_LANGUAGES
@@ -149,16 +149,16 @@ def load_config(path: Path) -> Config:
     bots = [bot for channel in CHANNELS for bot in _bots(path, channel, raw.get(channel, []), problems)]
     names = [(b.channel, b.name) for b in bots]
     for channel, name in sorted({n for n in names if names.count(n) > 1}):
-        problems.add(f"[[{channel}]] name", f"two bots are named \"{name}\"; each needs its own name")
+        problems.add(f"[[{channel}]] name", f"two bots are named {shown(name)}; each needs its own name")
     storage, locale = sections["storage"], sections["locale"]
     if locale is not None:
         try:
             ZoneInfo(locale.timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            problems.add("[locale] timezone", f"not a known time zone, got \"{locale.timezone}\" "
+            problems.add("[locale] timezone", f"not a known time zone, got {shown(locale.timezone)} "
                          "(e.g. \"Asia/Ho_Chi_Minh\")")
         if locale.language not in UI_LANGUAGES:
-            problems.add("[locale] language", f"must be one of {', '.join(UI_LANGUAGES)}, got \"{locale.language}\"")
+            problems.add("[locale] language", f"must be one of {', '.join(UI_LANGUAGES)}, got {shown(locale.language)}")
     if problems.lines:
         raise ConfigError(problems.lines)
     assert storage is not None and locale is not None
@@ -223,7 +223,7 @@ def _bot(path: Path, channel: str, table: BotTable, problems: Problems, of: str)
         for payload, target in table.open_codes.items():
             if served is not None and target["form"] not in served:
                 problems.add(f"[{channel}] open_codes.{toml_key(payload)}{of}",
-                             f"names form \"{target['form']}\", which is not one of this bot's forms "
+                             f"names form {shown(target['form'])}, which is not one of this bot's forms "
                              f"({', '.join(served) or 'none'})")
     if len(problems.lines) > before:
         return None

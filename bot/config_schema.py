@@ -14,6 +14,7 @@ problems of the next: every problem of the file is listed at once. Checks that s
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -181,8 +182,8 @@ def shown(value: Any) -> str:
     """A value as the TOML file wrote it, for "got …"."""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, str):
-        return f'"{value}"' if len(value) <= 60 else f'"{value[:57]}…"'
+    if isinstance(value, str):  # quoted and escaped as TOML writes it: a line break stays on the line
+        return json.dumps(value if len(value) <= 60 else value[:57] + "…", ensure_ascii=False)
     if isinstance(value, dict):
         return "a table"
     if isinstance(value, list):
@@ -196,7 +197,7 @@ def toml_key(part: str | int) -> str:
     """One step of a key path as TOML spells it: bare, "quoted" or [n] (a list item, from 1)."""
     if isinstance(part, int):
         return f"[{part + 1}]"
-    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else f'"{part}"'
+    return part if re.fullmatch(r"[A-Za-z0-9_-]+", part) else shown(part)
 
 
 def _number(value: Any) -> str:
@@ -250,6 +251,7 @@ class Problems:
 
     def add(self, where: str, message: str) -> None:
         line = f"{self.source}: {where}: {message}" if where else f"{self.source}: {message}"
+        line = line.replace("\r", "\\r").replace("\n", "\\n")  # one problem, one line (a path may hold a break)
         if line not in self.lines:
             self.lines.append(line)
 

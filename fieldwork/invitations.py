@@ -64,7 +64,7 @@ async def issue(storage, out: Path, ways: Channels, title: str | None, at: dt.da
     try:
         files = write_letters(letters, out, ways)
     except OSError as error:
-        raise Refused(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes"
+        raise Refused(f"{describe(error, out)}; no letter was kept: run again with --reissue to replace the codes"
                       ) from None
     return Issued(len(letters), files, sum(not letter.sender.has_contact for letter in letters))
 

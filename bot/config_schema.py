@@ -258,8 +258,7 @@ class Problems:
     def validate(self, model: type[M], raw: Any, section: str, *, bot: str | None = None) -> M | None:
         """``raw`` as ``model``, or None after adding one problem per pydantic error."""
         if not isinstance(raw, dict):
-            self.add(f"[{section}]", f"must be a table{' [' + section + ']' if bot is None else ''}, "
-                     f"got {shown(raw)}")
+            self.add(f"[{section}]" + (f" of bot {bot}" if bot else ""), f"must be a table, got {shown(raw)}")
             return None
         try:
             return model.model_validate(raw)

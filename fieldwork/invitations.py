@@ -81,6 +81,10 @@ async def revoke(storage, respondent_id: int, at: dt.datetime) -> int:
     return await storage.revoke_invitations(respondent_id, at.isoformat())
 
 
+class _NoPdf(Exception):
+    """The browser ran but printed nothing."""
+
+
 def pdf_browser() -> str | None:
     """A maintained HTML-to-PDF printer on this machine (a headless Chromium), or None."""
     return next((path for path in map(shutil.which, _PDF_BROWSERS) if path), None)
@@ -93,13 +97,16 @@ def print_pdf(html_path: Path, pdf_path: Path, *, timeout: float = 300) -> Path 
     if browser is None:
         return None
     with tempfile.TemporaryDirectory(prefix="khaosat-pdf-") as profile:
-        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                   "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()]
         try:
-            subprocess.run(command, capture_output=True, timeout=timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired):
+            with atomic_path(pdf_path) as partial:  # a failed print leaves no empty PDF behind
+                command = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                           "--no-pdf-header-footer", f"--print-to-pdf={partial}", html_path.resolve().as_uri()]
+                subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+                if not partial.exists() or partial.stat().st_size == 0:
+                    raise _NoPdf
+        except (_NoPdf, OSError, subprocess.TimeoutExpired):
             return None
-    return pdf_path if pdf_path.exists() and pdf_path.stat().st_size > 0 else None
+    return pdf_path
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,8 @@ from .personal_crypto import ENV, PersonalKeyError, codec
 
 @dataclass(frozen=True)
 class Rekeyed:
+    """How many rows were re-encrypted (rows already under the current key are left as they are)."""
+
     respondents: int
     frame_rows: int
 
@@ -33,17 +35,26 @@ def rekey_sqlite(path: Path, *, busy_timeout_s: float = 30) -> Rekeyed:
     connection = sqlite3.connect(path, isolation_level=None, timeout=busy_timeout_s)
     try:
         connection.execute("BEGIN IMMEDIATE")
-        respondents = connection.execute("SELECT respondent_id, name, phone FROM respondent_personal").fetchall()
-        for respondent_id, name, phone in respondents:
+        respondents = connection.execute(
+            "SELECT respondent_id, name, phone, phone_hmac FROM respondent_personal").fetchall()
+        changed = 0
+        for respondent_id, name, phone, phone_hmac in respondents:
+            if personal.is_current(name) and personal.is_current(phone) and (phone is None or phone_hmac):
+                continue  # done by an earlier run (or written with the current key)
             name, phone = personal.open(name), personal.open(phone)  # any configured key, or plaintext
             connection.execute(
                 "UPDATE respondent_personal SET name = ?, phone = ?, phone_hmac = ? WHERE respondent_id = ?",
                 (personal.seal(name), personal.seal(phone), personal.phone_hash(phone), respondent_id))
+            changed += 1
         frame = connection.execute("SELECT survey_id, frame_id, name, phone FROM frame_personal").fetchall()
+        frame_changed = 0
         for survey_id, frame_id, name, phone in frame:
+            if personal.is_current(name) and personal.is_current(phone):
+                continue
             connection.execute(
                 "UPDATE frame_personal SET name = ?, phone = ? WHERE survey_id = ? AND frame_id = ?",
                 (personal.seal(personal.open(name)), personal.seal(personal.open(phone)), survey_id, frame_id))
+            frame_changed += 1
         connection.execute("COMMIT")
     except sqlite3.Error as error:
         raise StorageError(f"sqlite: {error}") from None
@@ -51,4 +62,4 @@ def rekey_sqlite(path: Path, *, busy_timeout_s: float = 30) -> Rekeyed:
         if connection.in_transaction:
             connection.execute("ROLLBACK")
         connection.close()
-    return Rekeyed(len(respondents), len(frame))
+    return Rekeyed(changed, frame_changed)

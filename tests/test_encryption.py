@@ -136,7 +136,8 @@ def test_a_database_written_without_a_key_is_plaintext_with_a_warning_until_reke
     assert refused.returncode == 1 and f"{ENV} is not set: there is no key to encrypt with" in refused.stderr
     key = generate_key()
     assert khaosat("rekey", "--db", db, key=key, cwd=tmp_path).returncode == 0
-    assert khaosat("rekey", "--db", db, key=key, cwd=tmp_path).returncode == 0  # again: harmless
+    again = khaosat("rekey", "--db", db, key=key, cwd=tmp_path)  # again: nothing left to do
+    assert again.returncode == 0 and "of 0 respondent(s) and 0 frame row(s)" in again.stdout
     with sqlite3.connect(db) as raw:
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         raw.execute("VACUUM")  # freed pages may still hold the old plaintext until reused

@@ -24,6 +24,7 @@ from bot.cli_database import DATABASE
 from bot.config import Config, ConfigError, load_config
 from fieldwork import Refused
 from storage import QuestionnaireConflict, StorageError, open_storage
+from storage.atomic_files import describe
 from surveys.model import Questionnaire
 
 # pyxform (behind surveys.xlsform) and pandas take a third of a second to import: commands that
@@ -40,6 +41,8 @@ class _Khaosat(click.Group):
             sys.exit(EXIT_REFUSED)
         except Refused as refused:  # a fieldwork operation refused its input: its message, exit 1
             _refuse(refused.message, refused.problems)
+        except OSError as error:  # a file that cannot be read or written: one line (storage.atomic_files)
+            _refuse(describe(error, error.filename or "a file", "read or write"))
 
 
 @click.group(cls=_Khaosat, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,9 +115,9 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
     table.add_row("by type", ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
     table.add_row("groups", str(len(questionnaire.groups)))
     if questionnaire.has_repeats:  # asked once per instance; exported as a table each
-        from surveys.repeats import describe
+        from surveys.repeats import describe as describe_repeats
 
-        table.add_row("repeats", describe(questionnaire))
+        table.add_row("repeats", describe_repeats(questionnaire))
     table.add_row("languages", ", ".join(f"{lang.name} ({lang.code})" for lang in questionnaire.languages)
                   + f"; default {questionnaire.default_language}")
     console.print(table)
@@ -418,7 +421,7 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
         try:
             count = asyncio.run(listing())
         except OSError as error:
-            _refuse(f"cannot write {out}: {error}")
+            _refuse(describe(error, out))
         console.print(f"Wrote {out}: {count} person(s) invited but never reached in a chat.")
         console.print("Contains personal data (names, phones).")
         return
@@ -477,10 +480,11 @@ from bot.cli_fieldwork import frame_group, sample_group, status, survey_group  #
 from bot.cli_statistics import estimate, report, score, weight  # noqa: E402
 
 from bot.cli_paper import paper  # noqa: E402
+from bot.cli_rekey import rekey  # noqa: E402
 from bot.cli_privacy import privacy, purge  # noqa: E402 — retention and rights requests
 
 for command in (user, serve, survey_group, frame_group, sample_group, status, weight, estimate, score, report,
-                purge, privacy, paper):
+                purge, privacy, paper, rekey):
     main.add_command(command)
 
 if __name__ == "__main__":

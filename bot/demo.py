@@ -53,6 +53,7 @@ from exporters.letters import Channels, Letter, issue_letters
 from exporters.progress import format_status_text, progress, survey_status
 from fieldwork.data import ExportOptions, export as export_answers
 from storage import Storage, StorageError, open_storage, redacted
+from storage.personal_crypto import take_plaintext_warning
 from surveys.project import SurveyProject, load_survey, store_survey
 from surveys.sampling import DrawResult, allocate, draw_sample, import_frame_file
 from surveys.templates import FOLDER as TEMPLATES, bundled_templates
@@ -145,6 +146,9 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console,
     zone = ZoneInfo("Asia/Ho_Chi_Minh")
     clock = SimulatedClock(dt.datetime.combine(clocks.now(zone).date(), START_AT, zone))
     forms = {form.form_id: form for form in map(load_questionnaire, bundled_templates())}
+    plaintext = take_plaintext_warning()  # said once, here, rather than by the logger at some point
+    if plaintext:
+        console.print(f"Invented people only: {plaintext}.", markup=False, highlight=False)
     web = WebConfig(public_url=f"http://127.0.0.1:{_free_port()}")
     web = dataclasses.replace(web, port=int(web.public_url.rsplit(":", 1)[1]))
     survey = await prepare_survey(db_path, out_dir, respondents, seed, clock, web.public_url)

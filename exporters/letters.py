@@ -20,6 +20,7 @@ import segno
 
 from bot.invitations import code_hash, new_link_code, new_typed_code
 from storage import Respondent, Storage
+from storage.atomic_files import atomic_open, atomic_path, write_text
 from surveys.project import SurveyProject, stored_project
 
 #: The title of letters to people in no stored survey project.
@@ -159,10 +160,12 @@ def write_letters(letters: list[Letter], out: Path, channels: Channels) -> dict[
             qr_file = None
             if letter.link or letter.web_link:  # the Telegram link's QR, else the web page's
                 qr_path = qr_dir / f"{_safe(letter.respondent.external_id)}.png"
-                segno.make(letter.link or letter.web_link, error="m").save(qr_path, scale=6, border=2)
+                with atomic_path(qr_path) as partial:
+                    segno.make(letter.link or letter.web_link, error="m").save(str(partial), kind="png", scale=6,
+                                                                               border=2)
                 qr_file = str(qr_path.relative_to(out))
             written.append(dataclasses.replace(letter, qr_file=qr_file))
-        with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
+        with atomic_open(csv_path, "w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["external_id", "name", "phone", "questionnaire", "stratum", "telegram_link",
                              "typed_code", "qr_image", "survey_title", "sender", "contact", "contact_phone",
@@ -173,7 +176,7 @@ def write_letters(letters: list[Letter], out: Path, channels: Channels) -> dict[
                                  letter.link or "", _spaced(letter.typed_code), letter.qr_file or "",
                                  sender.title, sender.signature, sender.contact or "", sender.phone or "",
                                  sender.email or "", letter.web_link or ""])
-        html_path.write_text(_letters_html(written, channels), encoding="utf-8")
+        write_text(html_path, _letters_html(written, channels))
     except OSError:
         csv_path.unlink(missing_ok=True)
         html_path.unlink(missing_ok=True)

@@ -35,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from exporters.table import _FORMULA_PREFIXES, ExportTable, text
+from storage.atomic_files import atomic_open, atomic_path, make_folder, save_workbook
 
 FORMATS = ("csv", "xlsx", "sav", "dta", "parquet")
 XLSX_MAX_ROWS = 1_048_575
@@ -84,16 +85,16 @@ def write(table: ExportTable, path: Path, file_format: str, options: WriteOption
     if (options.labels or options.label_headers) and file_format not in ("csv", "xlsx"):
         raise ExportError("labels instead of codes and label headers are for csv and xlsx; SPSS and Stata "
                           "files carry the labels themselves")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_folder(Path(path).parent) / Path(path).name
     repeats = table.repeats
     table = _prepared(table, options)
-    if file_format == "csv":
-        write_csv(table, path, options.delimiter)
-    elif file_format == "dta":
-        write_dta(table, path, options.stata_version)
-    else:
-        WRITERS[file_format](table, path)
+    with atomic_path(path) as partial:  # a failed export leaves no half file, and keeps an earlier one
+        if file_format == "csv":
+            write_csv(table, partial, options.delimiter)
+        elif file_format == "dta":
+            write_dta(table, partial, options.stata_version)
+        else:
+            WRITERS[file_format](table, partial)
     if file_format != "xlsx":  # XLSX holds the repeat tables as sheets of its own
         for name, repeat in repeats.items():
             write(repeat, repeat_path(path, name), file_format, options)
@@ -217,10 +218,9 @@ def write_csv_chunks(tables: Iterable[ExportTable], path: Path, delimiter: str =
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_folder(Path(path).parent) / Path(path).name
     rows, header = 0, False
-    with open(path, "wb") as handle:
+    with atomic_open(path, "wb") as handle:
         handle.write(b"\xef\xbb\xbf")
         for table in tables:
             arrow = pa.Table.from_pandas(_neutralised(table.df), preserve_index=False)
@@ -255,7 +255,7 @@ def write_xlsx(table: ExportTable, path: Path) -> None:
     codebook.append(fields)
     for entry in [*table.codebook, *(entry for repeat in table.repeats.values() for entry in repeat.codebook)]:
         codebook.append([_xlsx_cell(_neutral(entry.get(f, ""))) for f in fields])
-    workbook.save(path)
+    save_workbook(workbook, path)
 
 
 def _data_sheet(workbook: Any, name: str, table: ExportTable) -> None:

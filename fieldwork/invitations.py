@@ -13,6 +13,7 @@ from typing import Callable
 
 from exporters.letters import Channels, issue_letters, write_letters
 from fieldwork import Refused
+from storage.atomic_files import atomic_path, describe, make_folder, write_text
 
 #: Browsers that print HTML to PDF headless (Debian's chromium, Google Chrome), first found wins.
 _PDF_BROWSERS = ("chromium", "chromium-browser", "google-chrome")
@@ -51,7 +52,7 @@ def check_writable(out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         tempfile.TemporaryFile(dir=out).close()
     except OSError as error:
-        raise Refused(f"cannot write the letters in {out}: {error}") from None
+        raise Refused(describe(error, out, "write the letters in")) from None
 
 
 async def issue(storage, out: Path, ways: Channels, title: str | None, at: dt.datetime, *, reissue: bool = False,
@@ -69,7 +70,7 @@ async def issue(storage, out: Path, ways: Channels, title: str | None, at: dt.da
     try:
         files = write_letters(letters, out, ways)
     except OSError as error:
-        raise Refused(f"cannot write the letters in {out}: {error}; run again with --reissue to replace the codes"
+        raise Refused(f"{describe(error, out)}; no letter was kept: run again with --reissue to replace the codes"
                       ) from None
     return Issued(len(letters), files, sum(not letter.sender.has_contact for letter in letters))
 
@@ -86,6 +87,10 @@ async def revoke(storage, respondent_id: int, at: dt.datetime) -> int:
     return await storage.revoke_invitations(respondent_id, at.isoformat())
 
 
+class _NoPdf(Exception):
+    """The browser ran but printed nothing."""
+
+
 def pdf_browser() -> str | None:
     """A maintained HTML-to-PDF printer on this machine (a headless Chromium), or None."""
     return next((path for path in map(shutil.which, _PDF_BROWSERS) if path), None)
@@ -98,13 +103,16 @@ def print_pdf(html_path: Path, pdf_path: Path, *, timeout: float = 300) -> Path 
     if browser is None:
         return None
     with tempfile.TemporaryDirectory(prefix="khaosat-pdf-") as profile:
-        command = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
-                   "--no-pdf-header-footer", f"--print-to-pdf={pdf_path}", html_path.resolve().as_uri()]
         try:
-            subprocess.run(command, capture_output=True, timeout=timeout, check=False)
-        except (OSError, subprocess.TimeoutExpired):
+            with atomic_path(pdf_path) as partial:  # a failed print leaves no empty PDF behind
+                command = [browser, "--headless", "--no-sandbox", "--disable-gpu", f"--user-data-dir={profile}",
+                           "--no-pdf-header-footer", f"--print-to-pdf={partial}", html_path.resolve().as_uri()]
+                subprocess.run(command, capture_output=True, timeout=timeout, check=False)
+                if not partial.exists() or partial.stat().st_size == 0:
+                    raise _NoPdf
+        except (_NoPdf, OSError, subprocess.TimeoutExpired):
             return None
-    return pdf_path if pdf_path.exists() and pdf_path.stat().st_size > 0 else None
+    return pdf_path
 
 
 @dataclass(frozen=True)
@@ -177,13 +185,15 @@ def write_posters(posters: list[Poster], out: Path, title: str) -> dict[str, Pat
     """posters.html (one page per counter) and a QR image per Telegram poster in ``out``."""
     import segno
 
-    out.mkdir(parents=True, exist_ok=True)
+    make_folder(out)
     files = {"html": out / "posters.html"}
-    files["html"].write_text(posters_html(posters, title), encoding="utf-8")
+    write_text(files["html"], posters_html(posters, title))
     for number, poster in enumerate(posters, start=1):
         if poster.telegram_link or poster.web_link:
             path = out / f"poster-qr-{number}.png"
-            segno.make(poster.telegram_link or poster.web_link, error="q").save(path, scale=12, border=4)
+            with atomic_path(path) as partial:
+                segno.make(poster.telegram_link or poster.web_link, error="q").save(str(partial), kind="png",
+                                                                                   scale=12, border=4)
             files[f"qr{number}"] = path
     return files
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 from .errors import StorageError
+from .personal_crypto import codec
 
 #: Answers (by rowid range) handed over per chunk: a few tens of MB of arrow arrays at a time.
 CHUNK_ROWS = 200_000
@@ -129,7 +130,12 @@ class SQLiteAnswersRead:
                                if personal else "")
         rows = self._conn.execute(sql, (form_id,)).fetchall()
         columns = list(zip(*rows)) if rows else [()] * len(SESSION_FIELDS)
-        return {name: list(values) for name, values in zip(SESSION_FIELDS, columns)}
+        out = {name: list(values) for name, values in zip(SESSION_FIELDS, columns)}
+        if personal:  # names and phones are encrypted at rest (personal_crypto)
+            personal_codec = codec()
+            for name in ("name", "phone"):
+                out[name] = [personal_codec.open(value) for value in out[name]]
+        return out
 
     def answers(self, form_id: str | None) -> Iterator[dict[str, Any]]:
         """Every stored answer, in chunks of `CHUNK_ROWS` rows in storage order, as arrow arrays:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .errors import StorageError
+from .ownership import APPLICATION_ID, FIRST_TABLES, ForeignDatabase, foreign_message
 from .schema_first import FIRST_MIGRATIONS
 
 if TYPE_CHECKING:
@@ -112,6 +113,12 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # loaders: phones are encrypted at rest (storage/personal_crypto.py); a lookup by phone
+    # compares this keyed hash (HMAC-SHA256) of the normalised number instead.
+    (
+        "ALTER TABLE respondent_personal ADD COLUMN phone_hmac TEXT",
+        "CREATE INDEX respondent_personal_by_phone_hmac ON respondent_personal (phone_hmac)",
+    ),
 ]
 
 
@@ -130,6 +137,15 @@ async def migrate(db: aiosqlite.Connection | SQLiteThread) -> None:
     await db.execute("BEGIN IMMEDIATE")
     try:
         (current,) = (await db.execute_fetchall("PRAGMA user_version"))[0]
+        (application_id,) = (await db.execute_fetchall("PRAGMA application_id"))[0]
+        if application_id != APPLICATION_ID:
+            # Checked again under the write lock (``ownership.check_sqlite_file`` ran before
+            # opening), then marked: the header says whose file this is.
+            tables = {row[0] for row in await db.execute_fetchall(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")}
+            if tables and (application_id != 0 or current == 0 or not FIRST_TABLES <= tables):
+                raise ForeignDatabase(foreign_message("the database", application_id, tables))
+            await db.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # an int constant
         if current > target:
             raise StorageError(
                 f"database schema version {current} is newer than this khaosat "

@@ -36,6 +36,9 @@ def web_config(path: Path, table: dict, bot_names: list[str]) -> WebConfig:
     def fail(key: str, what: str) -> WebConfigError:
         return WebConfigError(f"{path}: web.{key} must be {what}")
 
+    unknown = sorted(set(table) - KEYS)
+    if unknown:
+        raise WebConfigError(f"{path}: [web] {unknown[0]}: unknown key; known: {', '.join(sorted(KEYS))}")
     url = table.get("public_url")
     if not isinstance(url, str) or urlsplit(url).scheme not in ("https", "http") or not urlsplit(url).netloc:
         raise fail("public_url", "the address people open, e.g. \"https://khaosat.example.gov.vn\"")

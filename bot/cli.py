@@ -20,7 +20,7 @@ from bot import clock
 from bot.cli_backup import backup
 from bot.cli_common import (EXIT_REFUSED, _DB_OPTION, _SURVEY_OPTION, _at, _check_database, _database, _project,  # noqa: F401
                             _refuse, _survey_db, console, errors)
-from bot.cli_database import DATABASE
+from bot.cli_database import DATABASE, is_postgresql_url
 from bot.config import Config, ConfigError, load_config
 from fieldwork import Refused
 from storage import QuestionnaireConflict, StorageError, open_storage

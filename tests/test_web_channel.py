@@ -302,3 +302,21 @@ async def test_start_on_the_web_and_finish_on_telegram(tmp_path):
         stored = await answers_of(h.storage, rid)
         assert (stored["age"], stored["sex"], stored["online"]) == (38, "nam", "khong")
         assert (await h.storage.latest_session(rid, "tour")).status == "completed"
+
+
+async def test_english_before_the_browser_is_linked_and_the_survey_starts_in_it(tmp_path):
+    async with web_harness(tmp_path) as h:
+        rid, typed, _ = await h.invite("W-EN", "tour")
+        async with browser() as session:
+            page = read_page(200, await (await session.get(f"{h.url}/s/")).text())
+            assert "Mã mời" in page.text  # Vietnamese first
+            async with session.post(f"{h.url}/s/", data=dict(page.form("lang").hidden, lang="en")) as response:
+                assert response.url.path == "/s/" and not response.url.query  # nothing in the address
+                page = read_page(response.status, await response.text())
+            assert "Invitation code" in page.text and "Your data rights" in page.text and "Mã mời" not in page.text
+            assert page.form("lang").button("vi") is not None  # and back to Vietnamese from there
+            async with session.post(f"{h.url}/s/", data=dict(page.form("code").hidden, code=typed)) as response:
+                assert response.url.path == "/s/" and not response.url.query
+                page = read_page(response.status, await response.text())
+            assert "agree to take part" in page.text and page.form("ask") is not None
+        assert [c[0] for c in await h.storage.chats_of(rid)] == ["web"]

@@ -430,6 +430,8 @@ class ChatCore:
         if form is None or state is None:
             return "vi", []
         language = ui_language(state.language)
+        if self.privacy is not None and (pending := await self.privacy.request_state(respondent, language)):
+            return state.language, [pending]  # a withdrawal is open: its state, nothing else
         if state.status in (engine.Status.ACTIVE, engine.Status.CONSENT):
             prompt = engine.current_prompt(form, state)
             return state.language, [dataclasses.replace(prompt, update=False)] if prompt is not None else []

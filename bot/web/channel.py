@@ -31,6 +31,7 @@ from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, UNTICK,
     Call, Capabilities, Command, Incoming, NotText, Outgoing, Press, Text,
 )
+from bot.chat.privacy import WITHDRAW, WITHDRAW_YES
 from bot.chat.surveys import Chat, Link
 from storage.links import Links
 from surveys import engine
@@ -87,7 +88,7 @@ def screen_of(outputs: Sequence[Outgoing], language: str, linked: bool = True) -
 def parse_form(form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> list[Incoming]:
     """The events one posted form stands for; [] for a form that makes no sense (nothing happens).
 
-    Fields: ``action`` (the button pressed), ``seq`` (the prompt the page showed), and the
+    Fields: ``action`` (the button pressed: an answer, a command, ``withdraw``…), ``seq`` (the prompt the page showed), and the
     answer: ``choice`` (one option's key), ``ticked`` (options' keys, several) with ``was``
     (those ticked when the page was drawn), or ``text``.
     """
@@ -98,6 +99,8 @@ def parse_form(form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> l
         return [Text(str(form.get("code", ""))[:200])] if str(form.get("code", "")).strip() else [NotText()]
     if action in ("start", "resume", "stop", "help", "privacy"):
         return [Command(action)]
+    if action in ("withdraw", "withdraw_yes"):  # the data rights buttons: the core's withdrawal command
+        return [Command(WITHDRAW, WITHDRAW_YES if action == "withdraw_yes" else "")]
     if action == "lang":
         language = str(form.get("lang", ""))[:10]
         return [Command("lang", language)] if language.isalpha() else []
@@ -191,7 +194,8 @@ class WebChannel:
         key = f"web:{token[:12]}:{secrets.token_hex(8)}"
         for index, incoming in enumerate(events):
             await self.core.handle(self.chat(token), f"{key}#{index}", incoming, replies)
-        screen = screen_of(replies.outputs, replies.language)
+        # A browser nobody is linked to may ask too (/privacy): its page keeps the code form.
+        screen = screen_of(replies.outputs, replies.language, await self.linked(token))
         self._keep(token, screen)
         return screen
 

@@ -36,7 +36,7 @@ from bot.text import plain_text
 from bot.web.channel import Screen, WebChannel, parse_form
 from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.expected import typed_date
-from surveys.messages import say, ui_language
+from surveys.messages import UI_LANGUAGES, say, ui_language
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ HERE = Path(__file__).parent
 #: The console's vendored htmx, served here too when it is installed beside us ("where present").
 HTMX = HERE.parent.parent / "console" / "static" / "htmx.min.js"
 COOKIE = "khaosat_web"
+#: The language chosen before the browser is linked (only "vi" or "en": no personal data), handed
+#: to the core as its language command once the browser is linked.
+LANG_COOKIE = "khaosat_lang"
 CSRF_FIELD = "csrf_token"
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _COOKIE_DAYS = 180
@@ -86,12 +89,30 @@ def _address(request: web.Request) -> str:
     return request.remote or "?"
 
 
-def _set_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+def _set_cookie(request: web.Request, response: web.StreamResponse, token: str, name: str = COOKIE) -> None:
     setting = request.app[SETTINGS].secure_cookies
     secure = (request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https") \
         if setting == "auto" else bool(setting)
-    response.set_cookie(COOKIE, token, max_age=_COOKIE_DAYS * 86400, path="/s", httponly=True, samesite="Lax",
+    response.set_cookie(name, token, max_age=_COOKIE_DAYS * 86400, path="/s", httponly=True, samesite="Lax",
                         secure=secure)
+
+
+def _chosen_language(request: web.Request) -> str | None:
+    chosen = request.cookies.get(LANG_COOKIE)
+    return chosen if chosen in UI_LANGUAGES else None
+
+
+async def _carry_language(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """The browser was just linked: the language chosen before becomes the survey's (through the
+    core's language command), and the cookie has done its job."""
+    chosen = _chosen_language(request)
+    if chosen is None:
+        return
+    channel = request.app[WEB]
+    if await channel.linked(token):
+        if chosen != "vi":
+            await channel.handle(token, [Command("lang", chosen)])
+        response.del_cookie(LANG_COOKIE, path="/s")
 
 
 def _see_page() -> web.HTTPSeeOther:
@@ -107,7 +128,8 @@ def _said(outputs, language: str) -> list[dict[str, Any]]:
         elif isinstance(output, Say):
             items.append({"kind": output.tone.value, "text": plain_text(output.text)})
         elif isinstance(output, Notice):
-            items.append({"kind": "info", "text": output.text})
+            # ``rights``: the data rights step this text is, which says the buttons under it
+            items.append({"kind": "info", "text": output.text, "rights": output.rights})
     return items
 
 
@@ -149,6 +171,8 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
 
 
 def page(request: web.Request, screen: Screen, token: str, *, status: int = 200) -> web.Response:
+    if not screen.linked:  # the code form: in the language chosen on it (Vietnamese by default)
+        screen = Screen(_chosen_language(request) or "vi", screen.said, screen.ask, False, screen.group)
     ask = screen.ask
     ui = ui_language(screen.language)
     asks = ((ask,) + screen.group) if ask is not None else ()
@@ -164,6 +188,8 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
         "finished": finished, "languages": "en" if ui == "vi" else "vi",
+        # A withdrawal is open: the page shows its state and nothing else (the core says so).
+        "rights_open": any(isinstance(o, Notice) and o.rights == "state" for o in screen.said),
         "csrf_field": Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf)}">'),
         **request.app[ASSETS],
     }
@@ -173,8 +199,9 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
     return response
 
 
-def _notice(key: str) -> Screen:
-    return Screen("vi", (Notice(say(key, "vi")),), None, linked=False)
+def _notice(request: web.Request, key: str) -> Screen:
+    language = _chosen_language(request) or "vi"
+    return Screen(language, (Notice(say(key, language)),), None, linked=False)
 
 
 # -- handlers ----------------------------------------------------------------------------------------
@@ -186,16 +213,17 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     code = request.match_info["code"]
     token = _token(request) or channel.new_token()
     if not _CODE.fullmatch(code):
-        return page(request, _notice("code_invalid"), token, status=404)
+        return page(request, _notice(request, "code_invalid"), token, status=404)
     if await channel.linked(token):
         # Already linked: the same code (or another person's, which the core refuses politely).
         await channel.handle(token, [Command("start", code)])
     elif await channel.link(token, _address(request), Command("start", code)) is None:
-        response = page(request, _notice("web_too_many_codes"), token, status=429)
+        response = page(request, _notice(request, "web_too_many_codes"), token, status=429)
         _set_cookie(request, response, token)
         return response
     response = _see_page()
     _set_cookie(request, response, token)
+    await _carry_language(request, response, token)
     raise response
 
 
@@ -204,7 +232,7 @@ async def show(request: web.Request) -> web.StreamResponse:
     token = _token(request)
     if token is None:
         token = channel.new_token()
-        response = page(request, Screen("vi", (Notice(say("zalo_welcome", "vi")),), None, linked=False), token)
+        response = page(request, _notice(request, "zalo_welcome"), token)
         _set_cookie(request, response, token)
         return response
     return page(request, await channel.current(token), token)
@@ -217,10 +245,16 @@ async def post(request: web.Request) -> web.StreamResponse:
     sent = form.get(CSRF_FIELD)
     if token is None or not isinstance(sent, str) or not hmac.compare_digest(sent, _csrf(request, token)):
         fresh = token or channel.new_token()
-        response = page(request, _notice("web_page_expired"), fresh, status=403)
+        response = page(request, _notice(request, "web_page_expired"), fresh, status=403)
         _set_cookie(request, response, fresh)
         return response
     getall = lambda name: [str(v) for v in form.getall(name, [])]  # noqa: E731
+    if form.get("action") == "lang" and not await channel.linked(token):
+        # Before linking the core holds no language for this browser: the page keeps the choice.
+        response = _see_page()
+        if str(form.get("lang", "")) in UI_LANGUAGES:
+            _set_cookie(request, response, str(form.get("lang")), LANG_COOKIE)
+        raise response
     if form.get("group") == "1" and form.get("action", "answer") == "answer":
         await channel.handle_group(token, form, getall)
         raise _see_page()
@@ -232,7 +266,11 @@ async def post(request: web.Request) -> web.StreamResponse:
             # A code form from an older page: the code as an invitation link, never as an answer.
             await channel.handle(token, [Command("start", str(form.get("code", "")).strip()[:64])])
         elif await channel.link(token, _address(request), events[0]) is None:
-            return page(request, _notice("web_too_many_codes"), token, status=429)
+            return page(request, _notice(request, "web_too_many_codes"), token, status=429)
+        else:
+            response = _see_page()
+            await _carry_language(request, response, token)
+            raise response
     else:
         await channel.handle(token, events)
     raise _see_page()

@@ -88,8 +88,8 @@ def screen_of(outputs: Sequence[Outgoing], language: str, linked: bool = True) -
 def parse_form(form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> list[Incoming]:
     """The events one posted form stands for; [] for a form that makes no sense (nothing happens).
 
-    Fields: ``action`` (the button pressed: an answer, a command, ``withdraw``…), ``seq`` (the prompt the page showed), and the
-    answer: ``choice`` (one option's key), ``ticked`` (options' keys, several) with ``was``
+    Fields: ``action`` (the button pressed: an answer, a command, ``withdraw``…), ``seq`` (the
+    prompt the page showed), and the answer: ``choice`` (one option's key), ``ticked`` (options' keys, several) with ``was``
     (those ticked when the page was drawn), or ``text``.
     """
     action = str(form.get("action", "answer"))
@@ -141,7 +141,8 @@ class GuessLimit:
 
     def __init__(self, storage: Links, per_address: int, in_all: int, clock: Callable[[], dt.datetime],
                  window: dt.timedelta = dt.timedelta(hours=1)):
-        self.storage, self.per_address, self.in_all, self.clock, self.window = storage, per_address, in_all, clock, window
+        self.storage, self.per_address, self.in_all = storage, per_address, in_all
+        self.clock, self.window = clock, window
 
     @staticmethod
     def _address(address: str) -> str:

@@ -261,7 +261,8 @@ def test_the_data_rights_button_asks_confirms_then_shows_only_the_request(web_se
     assert server.call(lambda h: h.storage.rights_requests()) == []
     submit(page, "button[value=withdraw_yes]")
     (request,) = server.call(lambda h: h.storage.rights_requests())
-    assert request.respondent_id == rid and f"Đã nhận yêu cầu số {request.id}" in page.locator("main").inner_text()
+    assert request.respondent_id == rid
+    assert f"Đã nhận yêu cầu số {request.id}" in page.locator("main").inner_text()
     page.reload()
     assert f"Yêu cầu xóa dữ liệu số {request.id}" in page.locator("main").inner_text()
     assert page.locator("form").count() == 0 and no_sideways_scroll(page)

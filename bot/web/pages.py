@@ -7,9 +7,12 @@ Routes (all under ``/s/``):
   stay in the address bar or the history.
 - ``GET /s/``: the page of this browser: the question on screen (one at a time, with progress
   and back), what the core last said, or the code form for a browser nobody is linked to.
-- ``POST /s/``: an answer or a button (back, skip, stop, language…), then a redirect to ``GET
-  /s/`` (post-redirect-get: a reload never answers twice). htmx, where it loads, only boosts
-  these forms into in-page requests.
+- ``POST /s/``: an answer or a button (back, skip, stop, language, data rights…), then a
+  redirect to ``GET /s/`` (post-redirect-get: a reload never answers twice). htmx, where it
+  loads, only boosts these forms into in-page requests. The data rights button on every page
+  sends the core's ``/privacy``; the buttons under its texts send its withdrawal command (the
+  core marks which text is which step: ``Notice.rights``). A language chosen before the browser
+  is linked is a ``vi``/``en`` cookie, handed to the core as ``/lang`` once linked.
 
 Every POST carries a CSRF token derived from the browser's token; wrong codes are limited per
 address and in all (``GuessLimit``), beside the core's per-chat limit; the headers are the

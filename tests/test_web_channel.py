@@ -315,6 +315,10 @@ async def test_english_before_the_browser_is_linked_and_the_survey_starts_in_it(
                 page = read_page(response.status, await response.text())
             assert "Invitation code" in page.text and "Your data rights" in page.text and "Mã mời" not in page.text
             assert page.form("lang").button("vi") is not None  # and back to Vietnamese from there
+            # The core's replies to a browser nobody is linked to are in the chosen language too.
+            async with session.post(f"{h.url}/s/", data=dict(page.form("code").hidden, code="ZZZZ ZZZZ")) as r:
+                page = read_page(r.status, await r.text())
+            assert "That invitation code is wrong" in page.text and "Mã mời không đúng" not in page.text
             async with session.post(f"{h.url}/s/", data=dict(page.form("code").hidden, code=typed)) as response:
                 assert response.url.path == "/s/" and not response.url.query
                 page = read_page(response.status, await response.text())

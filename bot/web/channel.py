@@ -89,8 +89,8 @@ def parse_form(form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> l
     """The events one posted form stands for; [] for a form that makes no sense (nothing happens).
 
     Fields: ``action`` (the button pressed: an answer, a command, ``withdraw``…), ``seq`` (the
-    prompt the page showed), and the answer: ``choice`` (one option's key), ``ticked`` (options' keys, several) with ``was``
-    (those ticked when the page was drawn), or ``text``.
+    prompt the page showed), and the answer: ``choice`` (one option's key), ``ticked`` (options'
+    keys, several) with ``was`` (those ticked when the page was drawn), or ``text``.
     """
     action = str(form.get("action", "answer"))
     seq_text = str(form.get("seq", ""))
@@ -188,24 +188,26 @@ class WebChannel:
     async def linked(self, token: str) -> bool:
         return await self.core.surveys.respondent(self.chat(token)) is not None
 
-    async def handle(self, token: str, events: Sequence[Incoming]) -> Screen:
+    async def handle(self, token: str, events: Sequence[Incoming], language: str = "vi") -> Screen:
         """Hand the events to the core one by one, as one chat's updates; what they said is kept
-        for the next page of this browser."""
+        for the next page of this browser. ``language``: the page's, before anyone is linked."""
         replies = WebReplies()
         key = f"web:{token[:12]}:{secrets.token_hex(8)}"
         for index, incoming in enumerate(events):
-            await self.core.handle(self.chat(token), f"{key}#{index}", incoming, replies)
-        # A browser nobody is linked to may ask too (/privacy): its page keeps the code form.
-        screen = screen_of(replies.outputs, replies.language, await self.linked(token))
+            await self.core.handle(self.chat(token), f"{key}#{index}", incoming, replies, language=language)
+        screen = screen_of(replies.outputs, replies.language)
+        if screen.ask is None and not await self.linked(token):
+            # A browser nobody is linked to may ask too (/privacy): its page keeps the code form.
+            screen = dataclasses.replace(screen, linked=False)
         self._keep(token, screen)
         return screen
 
-    async def link(self, token: str, address: str, incoming: Incoming) -> Screen | None:
+    async def link(self, token: str, address: str, incoming: Incoming, language: str = "vi") -> Screen | None:
         """A code or keyword from a browser nobody is linked to; None when this address (or
         everyone together) has had too many wrong codes this hour."""
         if not await self.guesses.allowed(address):
             return None
-        screen = await self.handle(token, [incoming])
+        screen = await self.handle(token, [incoming], language)
         if not await self.linked(token):
             await self.guesses.failed(address, token)
             screen = dataclasses.replace(screen, linked=False)

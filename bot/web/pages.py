@@ -105,6 +105,11 @@ def _chosen_language(request: web.Request) -> str | None:
     return chosen if chosen in UI_LANGUAGES else None
 
 
+def _page_language(request: web.Request) -> str:
+    """What the core speaks to this browser while nobody is linked to it."""
+    return _chosen_language(request) or "vi"
+
+
 async def _carry_language(request: web.Request, response: web.StreamResponse, token: str) -> None:
     """The browser was just linked: the language chosen before becomes the survey's (through the
     core's language command), and the cookie has done its job."""
@@ -175,7 +180,7 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
 
 def page(request: web.Request, screen: Screen, token: str, *, status: int = 200) -> web.Response:
     if not screen.linked:  # the code form: in the language chosen on it (Vietnamese by default)
-        screen = Screen(_chosen_language(request) or "vi", screen.said, screen.ask, False, screen.group)
+        screen = Screen(_page_language(request), screen.said, screen.ask, False, screen.group)
     ask = screen.ask
     ui = ui_language(screen.language)
     asks = ((ask,) + screen.group) if ask is not None else ()
@@ -203,7 +208,7 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
 
 
 def _notice(request: web.Request, key: str) -> Screen:
-    language = _chosen_language(request) or "vi"
+    language = _page_language(request)
     return Screen(language, (Notice(say(key, language)),), None, linked=False)
 
 
@@ -220,7 +225,7 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     if await channel.linked(token):
         # Already linked: the same code (or another person's, which the core refuses politely).
         await channel.handle(token, [Command("start", code)])
-    elif await channel.link(token, _address(request), Command("start", code)) is None:
+    elif await channel.link(token, _address(request), Command("start", code), _page_language(request)) is None:
         response = page(request, _notice(request, "web_too_many_codes"), token, status=429)
         _set_cookie(request, response, token)
         return response
@@ -268,14 +273,14 @@ async def post(request: web.Request) -> web.StreamResponse:
         if await channel.linked(token):
             # A code form from an older page: the code as an invitation link, never as an answer.
             await channel.handle(token, [Command("start", str(form.get("code", "")).strip()[:64])])
-        elif await channel.link(token, _address(request), events[0]) is None:
+        elif await channel.link(token, _address(request), events[0], _page_language(request)) is None:
             return page(request, _notice(request, "web_too_many_codes"), token, status=429)
         else:
             response = _see_page()
             await _carry_language(request, response, token)
             raise response
     else:
-        await channel.handle(token, events)
+        await channel.handle(token, events, _page_language(request))
     raise _see_page()
 
 

@@ -166,7 +166,7 @@ class WebBench:
                                                            stratum="xa-a", at=at.isoformat())
             await self.storage.issue_invitation(respondent.id, "link", code_hash(tg.link_code(index)), at.isoformat())
             self.respondent_ids.append(respondent.id)
-        channel = WebChannel(core, GuessLimit(10**9, 10**9))
+        channel = WebChannel(core, GuessLimit(self.storage, 10**9, 10**9, h.now))
         self.runner = web.AppRunner(make_web_app(channel), access_log=None)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()

@@ -391,7 +391,8 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
     """Reminders: list the people bots cannot reach, or make one reminder pass.
 
     --list-unreached --out FILE writes everyone invited who never opened a chat with a bot
-    (Telegram and Zalo bots cannot write first), with name, phone, group and stratum, so the
+    (Telegram and Zalo bots cannot write first; people who answer only on the web pages are
+    listed too, marked "web only"), with name, phone, group and stratum, so the
     coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Law
     91/2025/QH15): keep it on the office computer and delete it after use.
 
@@ -419,10 +420,11 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
                 return await write_unreached(storage, out, survey_id)
 
         try:
-            count = asyncio.run(listing())
+            count, web_only = asyncio.run(listing())
         except OSError as error:
             _refuse(describe(error, out))
-        console.print(f"Wrote {out}: {count} person(s) invited but never reached in a chat.")
+        console.print(f"Wrote {out}: {count} person(s) invited but never reached in a chat, "
+                      f"{web_only} of them web only: no chat to remind.")
         console.print("Contains personal data (names, phones).")
         return
     if not config.bots:

@@ -329,8 +329,14 @@ async def daily_summary(storage: Storage, bots: Sequence[ReminderBot], now: dt.d
 # -- people the bots cannot reach ------------------------------------------------------------------
 
 
-async def write_unreached(storage: Storage, path: Path, survey_id: str | None = None) -> int:
-    """CSV (UTF-8 with BOM, for Excel) of sample members invited but never linked to any chat.
+#: Someone who answers only on the web pages: no chat a reminder could go to.
+WEB_ONLY = "web only: no chat to remind"
+
+
+async def write_unreached(storage: Storage, path: Path, survey_id: str | None = None) -> tuple[int, int]:
+    """CSV (UTF-8 with BOM, for Excel) of sample members invited whom no bot can remind: never
+    linked to any chat, or linked only to the web pages (which cannot write first; their ``reach``
+    says so). Returns (people listed, of them web only).
 
     PERSONAL DATA (names, phones): for the coordinator, to remind by letter, SMS or phone.
     """
@@ -339,11 +345,12 @@ async def write_unreached(storage: Storage, path: Path, survey_id: str | None = 
     with atomic_open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["survey_id", "respondent_id", "pseudonym", "group", "stratum", "disposition", "invited_at",
-                         "name", "phone"])
+                         "name", "phone", "reach"])
         for row in rows:
             writer.writerow([row["survey_id"], row["respondent_id"], row["pseudonym"], row["grp"], row["stratum"],
-                             row["disposition"], row["invited_at"] or "", row["name"] or "", row["phone"] or ""])
-    return len(rows)
+                             row["disposition"], row["invited_at"] or "", row["name"] or "", row["phone"] or "",
+                             WEB_ONLY if row["web_only"] else "no chat"])
+    return len(rows), sum(row["web_only"] for row in rows)
 
 
 # -- the scheduler ---------------------------------------------------------------------------------

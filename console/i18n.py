@@ -89,6 +89,8 @@ TEXTS: dict[str, dict[str, str]] = {
     "reason_stopped": {"vi": "dừng ở câu {n}", "en": "stopped at question {n}"},
     "reason_refused": {"vi": "từ chối", "en": "refused"},
     "reason_unreachable": {"vi": "không liên lạc được", "en": "unreachable"},
+    # webmore: someone linked only to the web pages (they cannot write first)
+    "web_only_no_chat": {"vi": "chỉ trên web: không có chat để nhắc", "en": "web only: no chat to remind"},
     "col_reason": {"vi": "Lý do", "en": "Why"},
     "col_person": {"vi": "Người", "en": "Person"},
     "col_name": {"vi": "Họ tên", "en": "Name"},

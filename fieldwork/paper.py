@@ -28,11 +28,12 @@ from typing import Callable, Mapping
 
 from fieldwork import Refused
 from fieldwork.paper_entry import Checked, check, differences, events, normalise
-from fieldwork.paper_form import Copy, FormPrinter, forms_html
+from fieldwork.paper_form import PAPER, Copy, FormPrinter, forms_html
 from surveys.model import Questionnaire
+from surveys.privacy import PrivacyNotice, notice_of
 
-#: The channel (and mode) of sessions typed from paper; also the prefix of their event keys.
-PAPER = "paper"
+#: PAPER: the channel (and mode) of sessions typed from paper; also the prefix of their event keys.
+#: The pass that resolves where entries 1 and 2 differ.
 RESOLVED = 3
 
 
@@ -101,7 +102,8 @@ async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: li
         form, version = forms[person.form_id]
         await storage.paper.record_paper_form(code_hash(letter.typed_code), person.id, project.id, form.form_id,
                                               version, at.isoformat())
-        printer = printers.get(form.form_id) or printers.setdefault(form.form_id, FormPrinter(form))
+        printer = printers.get(form.form_id) or printers.setdefault(
+            form.form_id, FormPrinter(form, notice_of(project, form.title)))
         code = f"{letter.typed_code[:4]} {letter.typed_code[4:]}"
         unit = project.units[member_unit[person.id]].name if member_unit.get(person.id) in project.units else ""
         pages.append(printer.copy(Copy(code, project.title, unit)))
@@ -267,5 +269,23 @@ async def write(storage, state: FormState, typed: Mapping[str, str], language: s
     if session.status != engine.Status.COMPLETED.value:
         raise Refused(f"paper form {paper.id}: the session stopped at {current.current or session.status} "
                       "(the stratum may be full); the entries are kept")
+    # The returned form is a consent to the text printed on it (Vietnamese first, English beneath):
+    # recorded as the chat records its consent screen, once per form.
+    shown = (await _notice(storage, paper.survey_id, state.form)).consent("vi", PAPER)
+    await storage.record_consent(paper.respondent_id, version=shown.version, sha256=shown.sha256,
+                                 language=shown.language, channel=shown.channel, text=shown.text,
+                                 at=at.isoformat(), key=f"consent:{PAPER}:{paper.id}")
     await storage.paper.mark_paper_written(paper.id, session.id, at.isoformat())
     return session.id
+
+
+async def _notice(storage, survey_id: str, form: Questionnaire) -> PrivacyNotice:
+    """The survey's privacy texts, as printed on its forms."""
+    from storage import NotFound
+    from surveys.project import SurveyProject
+
+    try:
+        project = SurveyProject.from_json((await storage.get_survey(survey_id)).project)
+    except NotFound:
+        project = None
+    return notice_of(project, form.title)

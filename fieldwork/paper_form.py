@@ -3,8 +3,10 @@
 Vietnamese first with English beneath, every question numbered, choice codes printed beside each
 choice (to circle, and to type at data entry), skip instructions in words from `relevant`
 (``surveys.phrasing``), required questions marked, constraints stated, boxes for numbers and
-dates, lines for text. Each copy carries the person's code and a QR code of it, so a returned
-form identifies its respondent (a scanner reading the QR types the code on the entry screen).
+dates, lines for text. Above the questions, the survey's consent text (``surveys.privacy``) in both
+languages with its version: a returned form is a consent to that text. Each copy carries the
+person's code and a QR code of it, so a returned form identifies its respondent (a scanner
+reading the QR types the code on the entry screen).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import segno
 
 from surveys.model import Question, QuestionType, Questionnaire
 from surveys.phrasing import Phraser, choice_codes, constraint_words, numbering
+from surveys.privacy import PrivacyNotice
 
 LANGUAGES = ("vi", "en")
+#: The channel of what is typed from paper: its sessions, and the consent its printed text records.
+PAPER = "paper"
 
 
 @dataclass(frozen=True)
@@ -49,12 +54,19 @@ def refuse_repeats(form: Questionnaire) -> None:
 class FormPrinter:
     """The body of one questionnaire, worked out once, printed for every copy."""
 
-    def __init__(self, form: Questionnaire):
+    def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None):
         refuse_repeats(form)
         self.form = form
         self.numbers = numbering(form)
         self.phrasers = {lang: Phraser(form, lang) for lang in LANGUAGES}
         self.body = self._body()
+        self.consent = self._consent(notice or PrivacyNotice(form.title))
+
+    @staticmethod
+    def _consent(notice: PrivacyNotice) -> str:
+        vi, en = notice.consent("vi", PAPER), notice.consent("en", PAPER)
+        return (f'<div class="consent"><p class="vi">{_e(vi.text)}</p><p class="en">{_e(en.text)}</p>'
+                f'<p class="version">Phiên bản {_e(vi.version)} / Version {_e(en.version)}</p></div>')
 
     def text(self, text, lang: str) -> str:
         """A label in ``lang``; a ``${name}`` in it (an answer shown in chat) points to its question."""
@@ -189,6 +201,7 @@ class FormPrinter:
 <header><div class="ident"><img class="qr" src="{qr}" alt="QR {_e(copy.code)}">
 <p class="code-label">Mã phiếu / Form code<br><b class="code">{_e(copy.code)}</b></p></div>
 <div class="titles"><h1>{_e(copy.title)}</h1><p class="form-title">{_e(self.form.title)}</p>{unit}</div></header>
+{self.consent}
 {legend}
 {self.body}
 <p class="end"><span class="vi">Xin chân thành cảm ơn quý vị. Xin gửi lại phiếu cho cán bộ khảo sát.</span>
@@ -222,6 +235,8 @@ h2.section { font-size: 12pt; margin: 1em 0 .3em; border-bottom: 1px solid #666;
 .lines span { display: block; border-bottom: 1px dotted #000; height: 1.3em; margin-left: 1.6em; }
 .note { margin: .6em 0; font-style: italic; }
 .legend { font-size: 9.5pt; margin: .5em 0; }
+.consent { border: 1px solid #000; padding: .3em .6em; margin: .6em 0; font-size: 9.5pt; }
+.consent p { margin: .2em 0; white-space: pre-line; } .consent .version { font-size: 8.5pt; }
 .end { margin-top: 1.2em; text-align: center; }
 @page { size: A4; margin: 0; }
 """

@@ -171,10 +171,12 @@ class Fieldwork(Protocol):
 
     @abc.abstractmethod
     async def unreached_members(self, survey_id: str | None = None) -> list[dict[str, Any]]:
-        """Fielded members invited but never linked to any chat, with name and phone (personal data).
+        """Fielded members invited whom no bot can write to, with name and phone (personal data):
+        never linked to any chat, or (``web_only``) linked only to web pages, which cannot write
+        first, and not finished.
 
         Dicts of survey_id, respondent_id, pseudonym, grp, stratum, disposition, invited_at
-        (first invitation), name, phone; ordered by survey, stratum, id.
+        (first invitation), name, phone, web_only; ordered by survey, stratum, id.
         """
 
 
@@ -424,17 +426,20 @@ class SQLiteFieldwork(SQLiteRepository):
         rows = await self._fetchall(
             "SELECT sm.survey_id, r.id AS respondent_id, r.pseudonym, sm.grp, sm.stratum, r.disposition,"
             " (SELECT min(i.created_at) FROM invitations i WHERE i.respondent_id = r.id) AS invited_at,"
-            " p.name, p.phone"
+            " p.name, p.phone,"
+            " EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id) AS web_only"
             " FROM sample_members sm JOIN respondents r ON r.id = sm.respondent_id"
             " LEFT JOIN respondent_personal p ON p.respondent_id = r.id"
             " WHERE (? IS NULL OR sm.survey_id = ?) AND sm.replaced_by IS NULL"
-            " AND r.disposition IN ('sampled', 'invited')"
             " AND EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id)"
-            " AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id)"
+            # a messenger chat: the bots reach them (web pages cannot write first)
+            " AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id AND l.channel <> 'web')"
+            " AND (r.disposition IN ('sampled', 'invited') OR r.disposition IN ('contacted', 'started', 'partial')"
+            " AND EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id))"
             " ORDER BY sm.survey_id, sm.stratum, r.id",
             (survey_id, survey_id),
         )
-        out = [dict(row) for row in rows]
+        out = [dict(row) | {"web_only": bool(row["web_only"])} for row in rows]
         for row in out:  # names and phones are encrypted at rest (personal_crypto)
             row["name"], row["phone"] = opened(row["name"], row["phone"])
         return out

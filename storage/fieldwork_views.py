@@ -32,6 +32,8 @@ class NonRespondent:
     last_activity: str | None
     name: str | None = None  # personal data: only when asked for
     phone: str | None = None
+    #: Linked only to the web pages: no chat a reminder could go to.
+    web_only: bool = False
 
 
 class FieldworkViews(Protocol):
@@ -45,6 +47,9 @@ WITH m AS (
     SELECT sm.respondent_id AS rid, sm.grp, sm.stratum, sm.form_id, fu.unit, r.pseudonym, r.disposition,
            sm.stage >= 1 OR EXISTS (SELECT 1 FROM invitations i WHERE i.respondent_id = r.id) AS invited,
            EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id) AS has_chat,
+           -- linked only to web pages, which cannot write first: no reminder reaches them
+           EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id)
+           AND NOT EXISTS (SELECT 1 FROM chat_links l WHERE l.respondent_id = r.id AND l.channel <> 'web') AS web_only,
            (SELECT max(s.id) FROM sessions s WHERE s.respondent_id = r.id AND s.form_id = sm.form_id) AS sid
     FROM sample_members sm
     JOIN respondents r ON r.id = sm.respondent_id
@@ -108,5 +113,5 @@ class SQLiteFieldworkViews:
                 reason=_reason(row["disposition"], bool(row["invited"]), bool(row["has_chat"]), row["answered"]),
                 answered=row["answered"], last_question=row["last_question"], has_chat=bool(row["has_chat"]),
                 reminders=row["reminders"], last_activity=row["last_activity"],
-                name=name, phone=phone))
+                name=name, phone=phone, web_only=bool(row["web_only"])))
         return out

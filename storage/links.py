@@ -254,6 +254,11 @@ class Links(Protocol):
         For the bot-wide brute-force limit (failed codes per minute, from any number of chats).
         """
 
+    @abc.abstractmethod
+    async def count_channel_link_attempts(self, channel: str, outcomes: Sequence[str], since: str) -> int:
+        """How many attempts with any of ``outcomes`` were logged under ``channel`` (every bot and
+        chat) at or after ``since``: the web's limit on wrong codes from everyone together."""
+
 
 class SQLiteLinks(SQLiteRepository):
     """``Links`` on SQLite."""
@@ -525,5 +530,14 @@ class SQLiteLinks(SQLiteRepository):
             "SELECT count(*) FROM link_attempts"
             f" WHERE channel = ? AND bot = ? AND at >= ? AND outcome IN ({', '.join('?' * len(outcomes))})",
             (channel, bot, since, *outcomes),
+        )
+        return row[0]
+
+    async def count_channel_link_attempts(self, channel: str, outcomes: Sequence[str], since: str) -> int:
+        # The index link_attempts_by_bot (channel, bot, at) serves the channel prefix.
+        row = await self._fetchone(
+            "SELECT count(*) FROM link_attempts"
+            f" WHERE channel = ? AND at >= ? AND outcome IN ({', '.join('?' * len(outcomes))})",
+            (channel, since, *outcomes),
         )
         return row[0]

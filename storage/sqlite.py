@@ -191,3 +191,6 @@ class SQLiteStorage(Storage):
     close_rights_request = _Delegate("privacy")
     purge_contact_data = _Delegate("privacy")
     privacy_log = _Delegate("privacy")
+
+    # webmore: links.py, the web's limit on wrong codes from everyone together
+    count_channel_link_attempts = _Delegate("links")

@@ -290,6 +290,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
                         "en": "This channel cannot send files. Please use “khaosat export” or the Telegram bot."},
     # The web channel's page (bot/web): buttons and labels around the questions.
     "web_title": {"vi": "Khảo sát ý kiến", "en": "Opinion survey"},
+    # webmore: the data rights button on every page, and the withdrawal's two steps
+    "web_data_rights": {"vi": "Quyền về dữ liệu cá nhân", "en": "Your data rights"},
+    "web_withdraw": {"vi": "Rút lại đồng ý và yêu cầu xóa dữ liệu", "en": "Withdraw consent and delete my data"},
+    "web_withdraw_yes": {"vi": "Có, rút lại đồng ý và xóa dữ liệu của tôi",
+                         "en": "Yes, withdraw my consent and delete my data"},
     "web_next": {"vi": "Tiếp tục ➜", "en": "Next ➜"},
     "web_code_label": {"vi": "Mã mời (8 ký tự, in trên thư mời)", "en": "Invitation code (8 characters, on your letter)"},
     "web_code_submit": {"vi": "Bắt đầu", "en": "Begin"},

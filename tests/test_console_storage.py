@@ -119,3 +119,21 @@ async def test_nonrespondents_say_why_and_completes_are_counted_per_local_day(tm
     async with await ConsoleStores.open(fieldwork.db) as stores:
         anonymous = await stores.fieldwork.nonrespondents("test-2026")
     assert all(p.name is None and p.phone is None for p in anonymous)
+
+
+async def test_people_who_answer_only_on_the_web_are_named_not_dropped(tmp_path, database):
+    """The web cannot write first: someone linked only there gets no reminder, and the page says so."""
+    from console.pages.nonrespondents import reason_text
+
+    fieldwork = await build_fieldwork(tmp_path, database)
+    a = fieldwork.members["citizen/xa-a"]
+    async with await open_storage(fieldwork.db) as storage:
+        await storage.link_chat("web", "browser-1", "browser-1", a[9], AT)
+        await storage.link_chat("web", "browser-2", "browser-2", a[8], AT)
+        await storage.link_chat("telegram", "bot", "501", a[8], AT)  # also a messenger: reminders reach them
+    async with await ConsoleStores.open(fieldwork.db) as stores:
+        people = {p.respondent_id: p for p in await stores.fieldwork.nonrespondents("test-2026")}
+    assert people[a[9]].web_only and not people[a[8]].web_only and not people[a[4]].web_only
+    assert reason_text(people[a[9]], "en", {}) == "opened the chat, no answer — web only: no chat to remind"
+    assert "chỉ trên web: không có chat để nhắc" in reason_text(people[a[9]], "vi", {})
+    assert "web" not in reason_text(people[a[8]], "en", {})

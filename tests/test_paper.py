@@ -286,3 +286,27 @@ async def test_a_full_stratum_stops_a_paper_form_like_a_chat(survey, tmp_path):
         assert (await storage.get_respondent(members[0])).disposition == "quota_full"
         state = await form_state(storage, paper.id)
         assert not state.written and set(state.entries) == {1, 2}
+
+
+async def test_a_paper_form_prints_the_privacy_text_and_records_its_consent(survey, tmp_path):
+    """The printed form carries the survey's consent text in both languages and its version; the
+    written entry records that consent (channel "paper") through the chat's consent record."""
+    from surveys.privacy import notice_of
+
+    project, db = survey
+    async with await open_storage(db) as storage:
+        printed = await print_forms(storage, project, tmp_path / "printed", NOW, units=["xa-c"], pdf=False)
+        page = printed.files["html"].read_text(encoding="utf-8")
+        notice = notice_of(project, "")
+        vi, en = notice.consent("vi", "paper"), notice.consent("en", "paper")
+        assert "91/2025/QH15" in page and "Bên kiểm soát dữ liệu" in page and "Data controller" in page
+        assert page.count(f"Phiên bản {vi.version} / Version {en.version}") == printed.count
+        assert "nước ngoài" not in page  # no messenger involved
+        code = printed.files["csv"].read_text(encoding="utf-8-sig").splitlines()[1].split(",")[-1].strip()
+        form = await find_form(storage, code)
+        assert await storage.consents_of(form.respondent_id) == []
+        await save_entry(storage, form.id, 1, ANSWERS, "vi", account_id=1, username="an", at=NOW)
+        saved = await save_entry(storage, form.id, 2, ANSWERS, "vi", account_id=2, username="binh", at=NOW)
+        assert saved.written
+        (consent,) = await storage.consents_of(form.respondent_id)
+        assert (consent.channel, consent.version, consent.text) == ("paper", vi.version, vi.text)

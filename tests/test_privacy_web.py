@@ -36,3 +36,40 @@ async def test_withdrawal_and_erasure_on_the_web_pages(tmp_path):
             assert await h.storage.latest_session(rid, "tour") is None and await h.storage.chats_of(rid) == []
             page = read_page(200, await (await session.get(f"{h.url}/s/")).text())
             assert page.form("code") is not None and page.form("ask") is None  # a stranger: asked for a code
+
+
+async def post_button(session, url: str, form, action: str):
+    """Press the form's button ``action``, as a browser without JavaScript does (then follow the
+    redirect)."""
+    name, value = form.button(action)
+    async with session.post(f"{url}/s/", data=dict(form.hidden, **{name: value})) as response:
+        return read_page(response.status, await response.text())
+
+
+async def test_the_data_rights_button_on_every_page_leads_to_the_request_and_its_state(tmp_path):
+    async with web_harness(tmp_path) as h:
+        rid, _, link = await h.invite("W-R1", "tour")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as session:
+            code_page = read_page(200, await (await session.get(f"{h.url}/s/")).text())
+            assert "Quyền về dữ liệu cá nhân" in code_page.form("rights").buttons[0][2]
+            page = read_page(200, await (await session.get(f"{h.url}/s/{link}")).text())
+            assert page.form("ask") is not None and page.form("rights") is not None  # the consent screen
+            page = read_page(200, await (await session.post(f"{h.url}/s/", data=dict(
+                page.form("ask").hidden, action="answer", choice="yes"))).text())
+            assert "bao nhiêu tuổi" in page.text and page.form("rights") is not None
+            # The same view as /privacy, then the request: confirmed by a second button.
+            page = await post_button(session, h.url, page.form("rights"), "privacy")
+            assert "Dữ liệu về quý vị" in page.text and "mã ẩn danh" in page.text
+            assert page.form("ask") is not None  # the question is still there, to go on
+            page = await post_button(session, h.url, page.form("withdraw"), "withdraw")
+            assert "Quý vị muốn rút lại đồng ý" in page.text and await h.storage.rights_requests() == []
+            page = await post_button(session, h.url, page.form("withdraw"), "withdraw_yes")
+            (request,) = await h.storage.rights_requests()
+            assert request.respondent_id == rid and request.channel == "web"
+            assert f"Đã nhận yêu cầu số {request.id}" in page.text
+            # From now on the page shows the request's state only, on every reload.
+            page = read_page(200, await (await session.get(f"{h.url}/s/")).text())
+            assert f"Yêu cầu xóa dữ liệu số {request.id}" in page.text
+            assert [f.classes for f in page.forms] == []
+            # An old page's answer changes nothing and gets the same state.
+            assert (await h.storage.get_respondent(rid)).disposition == "refused"

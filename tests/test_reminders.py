@@ -622,6 +622,27 @@ def test_list_unreached_writes_a_csv_for_the_coordinator(tmp_path, database):
     assert rows[0]["stratum"] == "citizen/xa-a" and rows[0]["disposition"] == "invited"
 
 
+def test_list_unreached_names_the_people_who_answer_only_on_the_web(tmp_path, database):
+    """A web page cannot write first: someone linked only there is listed (to reach by letter or
+    phone), marked so, rather than dropped because they have "a chat"."""
+    db, _, _, ids = asyncio.run(setup(database, tmp_path, size=4, link=1))
+
+    async def on_the_web():
+        async with await open_storage(db) as storage:
+            await storage.link_chat("web", "browser-1", "browser-1", ids[1], T0.isoformat())
+            await storage.set_disposition(ids[1], "started", T0.isoformat())
+    asyncio.run(on_the_web())
+    out = tmp_path / "unreached.csv"
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "remind", "--list-unreached", "--out", str(out),
+                             "--db", str(db)], capture_output=True, text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 of them web only: no chat to remind" in result.stdout
+    rows = list(csv.DictReader(out.read_bytes().decode("utf-8-sig").splitlines()))
+    assert [int(r["respondent_id"]) for r in rows] == ids[1:]
+    assert [r["reach"] for r in rows] == ["web only: no chat to remind", "no chat", "no chat"]
+    assert rows[0]["disposition"] == "started"
+
+
 def test_remind_run_once_from_the_command_line(tmp_path, database):
     db, _, _, ids = asyncio.run(setup(database, tmp_path, size=2))
     config = tmp_path / "c.toml"

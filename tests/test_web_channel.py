@@ -3,6 +3,7 @@ a person answers by plain form posts; CSRF, code guessing and strange input chan
 
 from __future__ import annotations
 
+import contextlib
 import random
 
 import aiohttp
@@ -226,18 +227,45 @@ async def test_a_field_list_group_is_one_page_and_its_answers_go_in_order(tmp_pa
             assert stored["ways"] is engine.NOT_APPLICABLE
 
 
-def test_wrong_codes_are_counted_per_address_and_in_all_within_the_hour():
-    from bot.web.channel import GuessLimit
+async def test_wrong_codes_are_counted_per_address_and_in_all_within_the_hour(tmp_path):
+    """The counts are the database's (link attempts), so a second process, or the same one
+    after a restart, sees them."""
+    import datetime as dt
 
-    clock = [0.0]
-    limit = GuessLimit(per_address=2, in_all=3, window=3600, monotonic=lambda: clock[0])
-    limit.failed("10.0.0.1")
-    limit.failed("10.0.0.1")
-    assert not limit.allowed("10.0.0.1") and limit.allowed("10.0.0.2")
-    limit.failed("10.0.0.2")
-    assert not limit.allowed("10.0.0.3")  # three wrong codes from everyone together
-    clock[0] = 3601.0
-    assert limit.allowed("10.0.0.1") and limit.allowed("10.0.0.3")  # an hour later
+    from bot.web.channel import GuessLimit
+    from storage import open_storage
+
+    clock = [dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))]
+    async with await open_storage(tmp_path / "limits.sqlite") as storage:
+        limit = GuessLimit(storage, per_address=2, in_all=3, clock=lambda: clock[0])
+        await limit.failed("10.0.0.1")
+        await limit.failed("10.0.0.1")
+        assert not await limit.allowed("10.0.0.1") and await limit.allowed("10.0.0.2")
+        await limit.failed("10.0.0.2")
+        assert not await limit.allowed("10.0.0.3")  # three wrong codes from everyone together
+        other_process = GuessLimit(storage, per_address=2, in_all=3, clock=lambda: clock[0])
+        assert not await other_process.allowed("10.0.0.3")
+        clock[0] += dt.timedelta(hours=1, seconds=1)
+        assert await limit.allowed("10.0.0.1") and await limit.allowed("10.0.0.3")  # an hour later
+        # The address itself is not stored, only a hash of it.
+    import sqlite3
+    with contextlib.closing(sqlite3.connect(tmp_path / "limits.sqlite")) as conn:
+        rows = conn.execute("SELECT * FROM link_attempts").fetchall()
+    assert len(rows) == 3 and not any("10.0.0" in str(row) for row in rows)
+
+
+async def test_wrong_codes_still_count_after_a_restart(tmp_path):
+    async with web_harness(tmp_path, codes_per_address_per_hour=2) as h:
+        rid, _, link = await h.invite("W-R", "tour")
+        for attempt in range(2):
+            async with browser() as session:
+                async with session.get(f"{h.url}/s/WRONGCODE{attempt}") as response:
+                    assert response.status == 200
+    async with web_harness(tmp_path, codes_per_address_per_hour=2) as h:  # the same database, restarted
+        async with browser() as session:
+            async with session.get(f"{h.url}/s/{link}") as response:
+                assert response.status == 429 and "quá nhiều lần" in await response.text()
+        assert await h.storage.chats_of(rid) == []
 
 
 async def test_odd_addresses_get_a_polite_answer(tmp_path):
@@ -274,3 +302,25 @@ async def test_start_on_the_web_and_finish_on_telegram(tmp_path):
         stored = await answers_of(h.storage, rid)
         assert (stored["age"], stored["sex"], stored["online"]) == (38, "nam", "khong")
         assert (await h.storage.latest_session(rid, "tour")).status == "completed"
+
+
+async def test_english_before_the_browser_is_linked_and_the_survey_starts_in_it(tmp_path):
+    async with web_harness(tmp_path) as h:
+        rid, typed, _ = await h.invite("W-EN", "tour")
+        async with browser() as session:
+            page = read_page(200, await (await session.get(f"{h.url}/s/")).text())
+            assert "Mã mời" in page.text  # Vietnamese first
+            async with session.post(f"{h.url}/s/", data=dict(page.form("lang").hidden, lang="en")) as response:
+                assert response.url.path == "/s/" and not response.url.query  # nothing in the address
+                page = read_page(response.status, await response.text())
+            assert "Invitation code" in page.text and "Your data rights" in page.text and "Mã mời" not in page.text
+            assert page.form("lang").button("vi") is not None  # and back to Vietnamese from there
+            # The core's replies to a browser nobody is linked to are in the chosen language too.
+            async with session.post(f"{h.url}/s/", data=dict(page.form("code").hidden, code="ZZZZ ZZZZ")) as r:
+                page = read_page(r.status, await r.text())
+            assert "That invitation code is wrong" in page.text and "Mã mời không đúng" not in page.text
+            async with session.post(f"{h.url}/s/", data=dict(page.form("code").hidden, code=typed)) as response:
+                assert response.url.path == "/s/" and not response.url.query
+                page = read_page(response.status, await response.text())
+            assert "agree to take part" in page.text and page.form("ask") is not None
+        assert [c[0] for c in await h.storage.chats_of(rid)] == ["web"]

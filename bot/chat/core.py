@@ -63,6 +63,9 @@ class Turn:
     prompted: bool = False
     #: The session's state before this event (``bot/chat/privacy.py`` records an accepted consent).
     before: engine.SessionState | None = None
+    #: The language of a chat nobody is linked to yet, as its channel knows it (a web page's
+    #: switch before any code); a linked chat speaks its session's.
+    language: str = "vi"
 
     @property
     def typed(self) -> bool:
@@ -86,12 +89,13 @@ class ChatCore:
         self._flood_alerted_at: dt.datetime | None = None
 
     async def handle(self, chat: Chat, key: str, incoming: Incoming, renderer: Renderer,
-                     pressed: Any = None) -> str | None:
-        """Handle one event; returns the short notice to show on a pressed button, if any."""
+                     pressed: Any = None, *, language: str = "vi") -> str | None:
+        """Handle one event; returns the short notice to show on a pressed button, if any.
+        ``language``: what to speak while nobody is linked to the chat."""
         if not chat.private:
             return await self._not_private(Turn(chat, key, renderer, pressed), incoming)
         async with self.locks[chat.chat_id]:
-            turn = Turn(chat, key, renderer, pressed)
+            turn = Turn(chat, key, renderer, pressed, language=ui_language(language))
             return await self._handle(turn, incoming)
 
     async def _not_private(self, turn: Turn, incoming: Incoming) -> None:
@@ -122,7 +126,7 @@ class ChatCore:
         # The state the engine last left the session in, kept by Conversations: no decoding on
         # the answering path, where only its language, status and question are read.
         state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
-        language = ui_language(state.language) if state else "vi"
+        language = ui_language(state.language) if state else turn.language
         turn.before = state
         if self.privacy is not None:  # /privacy, a withdrawal, anything from a person who withdrew
             handled, notice = await self.privacy.intercept(self, turn, incoming, respondent, language)
@@ -195,8 +199,8 @@ class ChatCore:
         elif payload:
             outcome, _ = await self.surveys.link_code(turn.chat, payload, "link", turn.key, at,  # a wrong code
                                                       flood=await self._code_flood(turn, at))
-            return await self._send(turn, [Notice(say(LINK_MESSAGES.get(outcome, "code_invalid"), "vi"))], "vi",
-                                    suffix="refused", error=True)
+            return await self._send(turn, [Notice(say(LINK_MESSAGES.get(outcome, "code_invalid"), turn.language))],
+                                    turn.language, suffix="refused", error=True)
         if respondent is None:
             return await self._welcome(turn)
         return await self._begin(turn, respondent)
@@ -281,21 +285,23 @@ class ChatCore:
                           closes_phone_request: bool = False) -> Respondent | None:
         if outcome is Link.ALREADY:
             return respondent
-        notice = Notice(say(LINK_MESSAGES[outcome], "vi"), closes_phone_request)
+        notice = Notice(say(LINK_MESSAGES[outcome], turn.language), closes_phone_request)
         linked = outcome is Link.LINKED
-        await self._send(turn, [notice], "vi", respondent.id if respondent else None,
+        await self._send(turn, [notice], turn.language, respondent.id if respondent else None,
                          "linked" if linked else "refused", error=not linked and not closes_phone_request)
         return respondent
 
     async def _welcome(self, turn: Turn, *, error: bool = False) -> str | None:
         """The welcome of a chat nobody is linked to; ``error``: in answer to text that held no code."""
+        language = turn.language
         if turn.renderer.capabilities.phone_request:
-            output: Outgoing = AskPhone(say("welcome_unlinked", "vi"), say("share_phone", "vi"))
+            output: Outgoing = AskPhone(say("welcome_unlinked", language), say("share_phone", language))
         else:
-            output = Notice(say("zalo_welcome", "vi"))
+            output = Notice(say("zalo_welcome", language))
         if turn.pressed is not None:
-            return await self._send(turn, [engine.Say(say("welcome_unlinked", "vi"), engine.Tone.STALE)], "vi")
-        return await self._send(turn, [output], "vi", suffix="welcome", error=error)
+            return await self._send(turn, [engine.Say(say("welcome_unlinked", language), engine.Tone.STALE)],
+                                    language)
+        return await self._send(turn, [output], language, suffix="welcome", error=error)
 
     async def _blocked(self, turn: Turn) -> None:
         """A person who blocks the bot is unreachable now, before any reminder bounces."""
@@ -430,6 +436,8 @@ class ChatCore:
         if form is None or state is None:
             return "vi", []
         language = ui_language(state.language)
+        if self.privacy is not None and (pending := await self.privacy.request_state(respondent, language)):
+            return state.language, [pending]  # a withdrawal is open: its state, nothing else
         if state.status in (engine.Status.ACTIVE, engine.Status.CONSENT):
             prompt = engine.current_prompt(form, state)
             return state.language, [dataclasses.replace(prompt, update=False)] if prompt is not None else []

@@ -90,6 +90,10 @@ class Notice:
 
     text: str
     closes_phone_request: bool = False
+    #: Where the text is a step of the person's data rights (``bot/chat/privacy.py``): "held" (what
+    #: is held, the withdrawal may be asked for), "confirm" (the withdrawal awaits a yes), "state"
+    #: (a request is open: nothing else is said). A channel that draws pages offers the buttons.
+    rights: str = ""
 
 
 @dataclass(frozen=True)

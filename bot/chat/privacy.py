@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 
 #: Commands that ask for withdrawal and deletion (Telegram commands are Latin letters only).
 RIGHTS_COMMANDS = {"xoa", "delete", "withdraw", "erase"}
+#: The withdrawal as a channel's buttons send it: the command, then the command with its yes.
+WITHDRAW = "xoa"
+WITHDRAW_YES = "có"
 #: Plain words that ask the same (accents folded), in a short message of their own.
 RIGHTS_PHRASES = ("xoa du lieu", "rut lai dong y", "rut lai su dong y", "huy dong y", "delete my data",
                   "erase my data", "remove my data", "withdraw consent", "withdraw my consent")
@@ -135,24 +138,22 @@ class ChatPrivacy:
         command = incoming.name.lower() if isinstance(incoming, Command) else None
         rid = respondent.id if respondent else None
         if command == "privacy":
-            text = await self.held(turn.chat, respondent, language) if respondent else say("privacy", language)
-            return True, await core._send(turn, [Notice(text)], language, rid)
+            held = Notice(await self.held(turn.chat, respondent, language), rights="held") if respondent \
+                else Notice(say("privacy", language))
+            return True, await core._send(turn, [held], language, rid)
         if respondent is None and (command in RIGHTS_COMMANDS or (isinstance(incoming, Text)
                                                                  and asks_erasure(incoming.text))):
             return True, await core._send(turn, [Notice(say("rights_nothing_held", language))], language)
         if respondent is None or isinstance(incoming, Blocked):
             return False, None
-        # A withdrawal made the person "refused": only then can a request be open (one read saved
-        # on every other message).
-        active = await self.storage.active_rights_request(respondent.id) if respondent.disposition == "refused" \
-            else None
-        if active is not None:
-            text = say("rights_pending", language, id=active.id, handle_by=day(active.handle_by))
-            return True, await core._send(turn, [Notice(text)], language, rid, "rights")
+        state = await self.request_state(respondent, language)
+        if state is not None:
+            return True, await core._send(turn, [state], language, rid, "rights")
         if not (command in RIGHTS_COMMANDS or (isinstance(incoming, Text) and asks_erasure(incoming.text))):
             return False, None
         if command is None or fold(incoming.argument).rstrip(".!") not in _YES:
-            return True, await core._send(turn, [Notice(say("rights_confirm", language))], language, rid, "rights")
+            return True, await core._send(turn, [Notice(say("rights_confirm", language), rights="confirm")],
+                                          language, rid, "rights")
         at = self.clock()
         due = deadlines(at.astimezone(_ZONE).date())
         request, new = await self.storage.open_rights_request(
@@ -162,7 +163,18 @@ class ChatPrivacy:
             await self._tell_coordinators(core, turn, request.id, respondent.pseudonym, due)
         text = say("rights_opened", language, id=request.id, at=local(request.opened_at),
                    handle_by=day(request.handle_by))
-        return True, await core._send(turn, [Notice(text)], language, rid, "rights")
+        return True, await core._send(turn, [Notice(text, rights="state")], language, rid, "rights")
+
+    async def request_state(self, respondent: Respondent, language: str) -> Notice | None:
+        """The state of the person's open request, all that is said to them while it is open."""
+        # A withdrawal made the person "refused": only then can a request be open (one read saved
+        # on every other message).
+        if respondent.disposition != "refused":
+            return None
+        active = await self.storage.active_rights_request(respondent.id)
+        if active is None:
+            return None
+        return Notice(say("rights_pending", language, id=active.id, handle_by=day(active.handle_by)), rights="state")
 
     async def _tell_coordinators(self, core: ChatCore, turn: Turn, request_id: int, pseudonym: str, due) -> None:
         """The bot's coordinators hear of a new request and its deadlines at once (pseudonym only),

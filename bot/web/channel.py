@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import datetime as dt
+import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -29,11 +31,16 @@ from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, UNTICK,
     Call, Capabilities, Command, Incoming, NotText, Outgoing, Press, Text,
 )
-from bot.chat.surveys import Chat
+from bot.chat.privacy import WITHDRAW, WITHDRAW_YES
+from bot.chat.surveys import Chat, Link
+from storage.links import Links
 from surveys import engine
 from surveys.engine import Ask, PromptKind
 
 CHANNEL = "web"
+#: The web's own link attempts, per client address (``GuessLimit``), apart from the core's per chat.
+ADDRESS_CHANNEL = "web-address"
+WRONG_CODE = Link.INVALID.value
 #: How long a reply waits for the GET that shows it (the redirect comes within a second).
 _REPLY_SECONDS = 120.0
 _REPLIES_KEPT = 10_000
@@ -81,9 +88,9 @@ def screen_of(outputs: Sequence[Outgoing], language: str, linked: bool = True) -
 def parse_form(form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> list[Incoming]:
     """The events one posted form stands for; [] for a form that makes no sense (nothing happens).
 
-    Fields: ``action`` (the button pressed), ``seq`` (the prompt the page showed), and the
-    answer: ``choice`` (one option's key), ``ticked`` (options' keys, several) with ``was``
-    (those ticked when the page was drawn), or ``text``.
+    Fields: ``action`` (the button pressed: an answer, a command, ``withdraw``…), ``seq`` (the
+    prompt the page showed), and the answer: ``choice`` (one option's key), ``ticked`` (options'
+    keys, several) with ``was`` (those ticked when the page was drawn), or ``text``.
     """
     action = str(form.get("action", "answer"))
     seq_text = str(form.get("seq", ""))
@@ -92,6 +99,8 @@ def parse_form(form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> l
         return [Text(str(form.get("code", ""))[:200])] if str(form.get("code", "")).strip() else [NotText()]
     if action in ("start", "resume", "stop", "help", "privacy"):
         return [Command(action)]
+    if action in ("withdraw", "withdraw_yes"):  # the data rights buttons: the core's withdrawal command
+        return [Command(WITHDRAW, WITHDRAW_YES if action == "withdraw_yes" else "")]
     if action == "lang":
         language = str(form.get("lang", ""))[:10]
         return [Command("lang", language)] if language.isalpha() else []
@@ -124,30 +133,30 @@ def parse_form(form: Mapping[str, Any], getall: Callable[[str], list[str]]) -> l
 
 class GuessLimit:
     """Wrong codes allowed per client address and in all per hour, beside the core's per-chat
-    count (a browser that drops its cookie is a new chat; its address is not)."""
+    count (a browser that drops its cookie is a new chat; its address is not).
 
-    def __init__(self, per_address: int, in_all: int, window: float = 3600.0,
-                 monotonic: Callable[[], float] = time.monotonic):
-        self.per_address, self.in_all, self.window, self.monotonic = per_address, in_all, window, monotonic
-        self._by_address: dict[str, collections.deque[float]] = {}
-        self._all: collections.deque[float] = collections.deque()
+    Each wrong code is a link attempt in the database (channel ``web-address``, "bot" a hash of
+    the address: the address itself is not kept), so the limits hold across restarts and across
+    several processes serving the pages."""
 
-    def _trim(self, times: collections.deque[float]) -> collections.deque[float]:
-        horizon = self.monotonic() - self.window
-        while times and times[0] < horizon:
-            times.popleft()
-        return times
+    def __init__(self, storage: Links, per_address: int, in_all: int, clock: Callable[[], dt.datetime],
+                 window: dt.timedelta = dt.timedelta(hours=1)):
+        self.storage, self.per_address, self.in_all = storage, per_address, in_all
+        self.clock, self.window = clock, window
 
-    def allowed(self, address: str) -> bool:
-        mine = self._trim(self._by_address.get(address, collections.deque()))
-        return len(mine) < self.per_address and len(self._trim(self._all)) < self.in_all
+    @staticmethod
+    def _address(address: str) -> str:
+        return hashlib.sha256(address.encode()).hexdigest()[:16]
 
-    def failed(self, address: str) -> None:
-        now = self.monotonic()
-        self._by_address.setdefault(address, collections.deque()).append(now)
-        self._all.append(now)
-        if len(self._by_address) > 100_000:  # forget addresses with no recent failure
-            self._by_address = {a: t for a, t in self._by_address.items() if self._trim(t)}
+    async def allowed(self, address: str) -> bool:
+        since = (self.clock() - self.window).isoformat()
+        mine = await self.storage.count_bot_link_attempts(ADDRESS_CHANNEL, self._address(address), [WRONG_CODE], since)
+        return mine < self.per_address and \
+            await self.storage.count_channel_link_attempts(ADDRESS_CHANNEL, [WRONG_CODE], since) < self.in_all
+
+    async def failed(self, address: str, chat_id: str = "") -> None:
+        await self.storage.log_link_attempt(ADDRESS_CHANNEL, self._address(address), chat_id, WRONG_CODE,
+                                            self.clock().isoformat(), key=f"{ADDRESS_CHANNEL}:{secrets.token_hex(12)}")
 
 
 # -- the channel -----------------------------------------------------------------------------------
@@ -179,25 +188,28 @@ class WebChannel:
     async def linked(self, token: str) -> bool:
         return await self.core.surveys.respondent(self.chat(token)) is not None
 
-    async def handle(self, token: str, events: Sequence[Incoming]) -> Screen:
+    async def handle(self, token: str, events: Sequence[Incoming], language: str = "vi") -> Screen:
         """Hand the events to the core one by one, as one chat's updates; what they said is kept
-        for the next page of this browser."""
+        for the next page of this browser. ``language``: the page's, before anyone is linked."""
         replies = WebReplies()
         key = f"web:{token[:12]}:{secrets.token_hex(8)}"
         for index, incoming in enumerate(events):
-            await self.core.handle(self.chat(token), f"{key}#{index}", incoming, replies)
+            await self.core.handle(self.chat(token), f"{key}#{index}", incoming, replies, language=language)
         screen = screen_of(replies.outputs, replies.language)
+        if screen.ask is None and not await self.linked(token):
+            # A browser nobody is linked to may ask too (/privacy): its page keeps the code form.
+            screen = dataclasses.replace(screen, linked=False)
         self._keep(token, screen)
         return screen
 
-    async def link(self, token: str, address: str, incoming: Incoming) -> Screen | None:
+    async def link(self, token: str, address: str, incoming: Incoming, language: str = "vi") -> Screen | None:
         """A code or keyword from a browser nobody is linked to; None when this address (or
         everyone together) has had too many wrong codes this hour."""
-        if not self.guesses.allowed(address):
+        if not await self.guesses.allowed(address):
             return None
-        screen = await self.handle(token, [incoming])
+        screen = await self.handle(token, [incoming], language)
         if not await self.linked(token):
-            self.guesses.failed(address)
+            await self.guesses.failed(address, token)
             screen = dataclasses.replace(screen, linked=False)
             self._keep(token, screen)
         return screen

@@ -7,9 +7,12 @@ Routes (all under ``/s/``):
   stay in the address bar or the history.
 - ``GET /s/``: the page of this browser: the question on screen (one at a time, with progress
   and back), what the core last said, or the code form for a browser nobody is linked to.
-- ``POST /s/``: an answer or a button (back, skip, stop, language…), then a redirect to ``GET
-  /s/`` (post-redirect-get: a reload never answers twice). htmx, where it loads, only boosts
-  these forms into in-page requests.
+- ``POST /s/``: an answer or a button (back, skip, stop, language, data rights…), then a
+  redirect to ``GET /s/`` (post-redirect-get: a reload never answers twice). htmx, where it
+  loads, only boosts these forms into in-page requests. The data rights button on every page
+  sends the core's ``/privacy``; the buttons under its texts send its withdrawal command (the
+  core marks which text is which step: ``Notice.rights``). A language chosen before the browser
+  is linked is a ``vi``/``en`` cookie, handed to the core as ``/lang`` once linked.
 
 Every POST carries a CSRF token derived from the browser's token; wrong codes are limited per
 address and in all (``GuessLimit``), beside the core's per-chat limit; the headers are the
@@ -36,7 +39,7 @@ from bot.text import plain_text
 from bot.web.channel import Screen, WebChannel, parse_form
 from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.expected import typed_date
-from surveys.messages import say, ui_language
+from surveys.messages import UI_LANGUAGES, say, ui_language
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,9 @@ HERE = Path(__file__).parent
 #: The console's vendored htmx, served here too when it is installed beside us ("where present").
 HTMX = HERE.parent.parent / "console" / "static" / "htmx.min.js"
 COOKIE = "khaosat_web"
+#: The language chosen before the browser is linked (only "vi" or "en": no personal data), handed
+#: to the core as its language command once the browser is linked.
+LANG_COOKIE = "khaosat_lang"
 CSRF_FIELD = "csrf_token"
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _COOKIE_DAYS = 180
@@ -86,12 +92,35 @@ def _address(request: web.Request) -> str:
     return request.remote or "?"
 
 
-def _set_cookie(request: web.Request, response: web.StreamResponse, token: str) -> None:
+def _set_cookie(request: web.Request, response: web.StreamResponse, token: str, name: str = COOKIE) -> None:
     setting = request.app[SETTINGS].secure_cookies
     secure = (request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https") \
         if setting == "auto" else bool(setting)
-    response.set_cookie(COOKIE, token, max_age=_COOKIE_DAYS * 86400, path="/s", httponly=True, samesite="Lax",
+    response.set_cookie(name, token, max_age=_COOKIE_DAYS * 86400, path="/s", httponly=True, samesite="Lax",
                         secure=secure)
+
+
+def _chosen_language(request: web.Request) -> str | None:
+    chosen = request.cookies.get(LANG_COOKIE)
+    return chosen if chosen in UI_LANGUAGES else None
+
+
+def _page_language(request: web.Request) -> str:
+    """What the core speaks to this browser while nobody is linked to it."""
+    return _chosen_language(request) or "vi"
+
+
+async def _carry_language(request: web.Request, response: web.StreamResponse, token: str) -> None:
+    """The browser was just linked: the language chosen before becomes the survey's (through the
+    core's language command), and the cookie has done its job."""
+    chosen = _chosen_language(request)
+    if chosen is None:
+        return
+    channel = request.app[WEB]
+    if await channel.linked(token):
+        if chosen != "vi":
+            await channel.handle(token, [Command("lang", chosen)])
+        response.del_cookie(LANG_COOKIE, path="/s")
 
 
 def _see_page() -> web.HTTPSeeOther:
@@ -107,7 +136,8 @@ def _said(outputs, language: str) -> list[dict[str, Any]]:
         elif isinstance(output, Say):
             items.append({"kind": output.tone.value, "text": plain_text(output.text)})
         elif isinstance(output, Notice):
-            items.append({"kind": "info", "text": output.text})
+            # ``rights``: the data rights step this text is, which says the buttons under it
+            items.append({"kind": "info", "text": output.text, "rights": output.rights})
     return items
 
 
@@ -149,6 +179,8 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
 
 
 def page(request: web.Request, screen: Screen, token: str, *, status: int = 200) -> web.Response:
+    if not screen.linked:  # the code form: in the language chosen on it (Vietnamese by default)
+        screen = Screen(_page_language(request), screen.said, screen.ask, False, screen.group)
     ask = screen.ask
     ui = ui_language(screen.language)
     asks = ((ask,) + screen.group) if ask is not None else ()
@@ -164,6 +196,8 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
         "finished": finished, "languages": "en" if ui == "vi" else "vi",
+        # A withdrawal is open: the page shows its state and nothing else (the core says so).
+        "rights_open": any(isinstance(o, Notice) and o.rights == "state" for o in screen.said),
         "csrf_field": Markup(f'<input type="hidden" name="{CSRF_FIELD}" value="{escape(csrf)}">'),
         **request.app[ASSETS],
     }
@@ -173,8 +207,9 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
     return response
 
 
-def _notice(key: str) -> Screen:
-    return Screen("vi", (Notice(say(key, "vi")),), None, linked=False)
+def _notice(request: web.Request, key: str) -> Screen:
+    language = _page_language(request)
+    return Screen(language, (Notice(say(key, language)),), None, linked=False)
 
 
 # -- handlers ----------------------------------------------------------------------------------------
@@ -186,16 +221,17 @@ async def open_link(request: web.Request) -> web.StreamResponse:
     code = request.match_info["code"]
     token = _token(request) or channel.new_token()
     if not _CODE.fullmatch(code):
-        return page(request, _notice("code_invalid"), token, status=404)
+        return page(request, _notice(request, "code_invalid"), token, status=404)
     if await channel.linked(token):
         # Already linked: the same code (or another person's, which the core refuses politely).
         await channel.handle(token, [Command("start", code)])
-    elif await channel.link(token, _address(request), Command("start", code)) is None:
-        response = page(request, _notice("web_too_many_codes"), token, status=429)
+    elif await channel.link(token, _address(request), Command("start", code), _page_language(request)) is None:
+        response = page(request, _notice(request, "web_too_many_codes"), token, status=429)
         _set_cookie(request, response, token)
         return response
     response = _see_page()
     _set_cookie(request, response, token)
+    await _carry_language(request, response, token)
     raise response
 
 
@@ -204,7 +240,7 @@ async def show(request: web.Request) -> web.StreamResponse:
     token = _token(request)
     if token is None:
         token = channel.new_token()
-        response = page(request, Screen("vi", (Notice(say("zalo_welcome", "vi")),), None, linked=False), token)
+        response = page(request, _notice(request, "zalo_welcome"), token)
         _set_cookie(request, response, token)
         return response
     return page(request, await channel.current(token), token)
@@ -217,10 +253,16 @@ async def post(request: web.Request) -> web.StreamResponse:
     sent = form.get(CSRF_FIELD)
     if token is None or not isinstance(sent, str) or not hmac.compare_digest(sent, _csrf(request, token)):
         fresh = token or channel.new_token()
-        response = page(request, _notice("web_page_expired"), fresh, status=403)
+        response = page(request, _notice(request, "web_page_expired"), fresh, status=403)
         _set_cookie(request, response, fresh)
         return response
     getall = lambda name: [str(v) for v in form.getall(name, [])]  # noqa: E731
+    if form.get("action") == "lang" and not await channel.linked(token):
+        # Before linking the core holds no language for this browser: the page keeps the choice.
+        response = _see_page()
+        if str(form.get("lang", "")) in UI_LANGUAGES:
+            _set_cookie(request, response, str(form.get("lang")), LANG_COOKIE)
+        raise response
     if form.get("group") == "1" and form.get("action", "answer") == "answer":
         await channel.handle_group(token, form, getall)
         raise _see_page()
@@ -231,10 +273,14 @@ async def post(request: web.Request) -> web.StreamResponse:
         if await channel.linked(token):
             # A code form from an older page: the code as an invitation link, never as an answer.
             await channel.handle(token, [Command("start", str(form.get("code", "")).strip()[:64])])
-        elif await channel.link(token, _address(request), events[0]) is None:
-            return page(request, _notice("web_too_many_codes"), token, status=429)
+        elif await channel.link(token, _address(request), events[0], _page_language(request)) is None:
+            return page(request, _notice(request, "web_too_many_codes"), token, status=429)
+        else:
+            response = _see_page()
+            await _carry_language(request, response, token)
+            raise response
     else:
-        await channel.handle(token, events)
+        await channel.handle(token, events, _page_language(request))
     raise _see_page()
 
 

@@ -34,7 +34,8 @@ class RunningWeb:
 
 
 def web_channel(config: WebConfig, core: ChatCore) -> WebChannel:
-    return WebChannel(core, GuessLimit(config.codes_per_address_per_hour, config.codes_per_hour))
+    return WebChannel(core, GuessLimit(core.surveys.storage, config.codes_per_address_per_hour, config.codes_per_hour,
+                                        core.clock))
 
 
 async def start_web(config: WebConfig, core: ChatCore) -> RunningWeb:

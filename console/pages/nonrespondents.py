@@ -25,7 +25,7 @@ NAV = [NavEntry("nav_nonrespondents", "/surveys/{survey}/nonrespondents", ("coor
 
 #: Shown in the page per stratum; the CSV has everyone.
 PAGE_ROWS = 500
-#: Reasons to reach by letter or phone: no chat the bots could write to.
+#: Reasons to reach by letter or phone: no chat the bots could write to (and anyone ``web_only``).
 OFFLINE_REASONS = ("not_invited", "never_opened", "unreachable")
 
 
@@ -35,8 +35,10 @@ def reason_text(person: NonRespondent, lang: str, asked: dict[str, tuple[str, ..
     if person.reason == "stopped":
         names = asked.get(person.form_id, ())
         n = names.index(person.last_question) + 2 if person.last_question in names else person.answered + 1
-        return t("reason_stopped", lang, n=min(n, len(names)) if names else n)
-    return t(f"reason_{person.reason}", lang)
+        why = t("reason_stopped", lang, n=min(n, len(names)) if names else n)
+    else:
+        why = t(f"reason_{person.reason}", lang)
+    return f"{why} — {t('web_only_no_chat', lang)}" if person.web_only else why
 
 
 async def asked_questions(request: web.Request) -> dict[str, tuple[str, ...]]:
@@ -152,7 +154,7 @@ async def nonrespondents_csv(request: web.Request) -> web.Response:
     """The people to reach by letter or phone (no chat the bots can write to), UTF-8 with BOM."""
     scope: Scope = request_scope(request)
     personal = has_personal(current_account(request))
-    people = [p for p in await _people(request, personal=personal) if p.reason in OFFLINE_REASONS]
+    people = [p for p in await _people(request, personal=personal) if p.reason in OFFLINE_REASONS or p.web_only]
     lang = language(request)
     asked: dict[str, tuple[str, ...]] = {}  # no "stopped" among these reasons: no form to read
     header = ["survey_id", "respondent_id", "pseudonym", "group", "stratum", "unit", "reason", "disposition",

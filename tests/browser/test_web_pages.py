@@ -243,3 +243,26 @@ def test_a_field_list_group_is_answered_on_one_page_without_javascript(web_serve
     assert "Góp ý" in page.locator("main").inner_text()
     status, answers = stored(server, rid, "web_field_list")
     assert (answers["age"], answers["sex"], answers["online"], answers["ways"]) == (52, "nam", "co", ("zalo",))
+
+
+@pytest.mark.parametrize("javascript", [False, True], ids=["plain_forms", "htmx"])
+def test_the_data_rights_button_asks_confirms_then_shows_only_the_request(web_server, phone, javascript):
+    server = web_server()
+    rid, _, link = invite(server, "B-7", "tour")
+    page = phone(javascript=javascript)
+    page.goto(f"{server.url}/s/{link}")
+    assert page.locator("form.rights button").is_visible()  # on the consent screen already
+    Answerer(page, TOUR).answer_one()
+    assert "bao nhiêu tuổi" in page.locator("main").inner_text()
+    submit(page, "form.rights button")
+    assert "Dữ liệu về quý vị" in page.locator("main").inner_text() and no_sideways_scroll(page)
+    submit(page, "button[value=withdraw]")
+    assert "Quý vị muốn rút lại đồng ý" in page.locator("main").inner_text()
+    assert server.call(lambda h: h.storage.rights_requests()) == []
+    submit(page, "button[value=withdraw_yes]")
+    (request,) = server.call(lambda h: h.storage.rights_requests())
+    assert request.respondent_id == rid
+    assert f"Đã nhận yêu cầu số {request.id}" in page.locator("main").inner_text()
+    page.reload()
+    assert f"Yêu cầu xóa dữ liệu số {request.id}" in page.locator("main").inner_text()
+    assert page.locator("form").count() == 0 and no_sideways_scroll(page)

@@ -26,6 +26,7 @@ import abc
 from types import TracebackType
 from typing import Protocol, Self
 
+from .coordination import Coordination
 from .fieldwork import Fieldwork
 from .links import Links
 from .outbox import Outbox
@@ -36,7 +37,7 @@ from .sessions import Sessions
 from .surveys import Surveys
 
 
-class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Protocol):
+class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Coordination, Protocol):
     """Durable, idempotent persistence for questionnaires, respondents and sessions."""
 
     async def __aenter__(self) -> Self:

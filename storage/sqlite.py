@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .base import Storage
+from .coordination import SQLiteCoordination
 from .deliveries import SQLiteDeliveries
 from .fieldwork import SQLiteFieldwork
 from .links import SQLiteLinks
@@ -60,6 +61,7 @@ class SQLiteStorage(Storage):
         self.quotas = SQLiteQuotas(self._hops)
         self.reminders = SQLiteReminders(self._hops)
         self.deliveries = SQLiteDeliveries(self._hops)  # reads only: what reached a person (outbox)
+        self.coordination = SQLiteCoordination(self._hops)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], synchronous: str = "full") -> SQLiteStorage:
@@ -171,3 +173,14 @@ class SQLiteStorage(Storage):
     queued_reminders = _Delegate("reminders")
     reminders_of = _Delegate("reminders")
     reminder_counts = _Delegate("reminders")
+
+    # outbox.py: several processes (claims with a lease, and rows of processes that are gone)
+    claim_message = _Delegate("outbox")
+    recover_abandoned = _Delegate("outbox")
+
+    # coordination.py
+    heartbeat = _Delegate("coordination")
+    leave = _Delegate("coordination")
+    live_processes = _Delegate("coordination")
+    take_lease = _Delegate("coordination")
+    release_lease = _Delegate("coordination")

@@ -13,6 +13,7 @@ import pytest
 import storage
 from storage import AnswerChange, NotFound, OutgoingMessage, ReminderTexts, StaleRevision, StorageError, open_storage
 from storage.base import Storage
+from storage.coordination import Coordination, SQLiteCoordination
 from storage.fieldwork import Fieldwork, SQLiteFieldwork
 from storage.links import Links, SQLiteLinks
 from storage.outbox import Outbox, SQLiteOutbox
@@ -37,6 +38,7 @@ PAIRS = [
     (Fieldwork, SQLiteFieldwork, "fieldwork"),
     (Quotas, SQLiteQuotas, "quotas"),
     (Reminders, SQLiteReminders, "reminders"),
+    (Coordination, SQLiteCoordination, "coordination"),
 ]
 
 

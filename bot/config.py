@@ -89,6 +89,21 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    """``[process]``: this ``khaosat run`` process among several on one database (bot/processes.py)."""
+
+    #: In logs and in the database's list of live processes; None: "<host>-<pid>".
+    name: str | None = None
+    #: "host:port" of /healthz and /readyz; None: not served.
+    health: str | None = None
+    #: "text" (one human line per event) or "json" (one JSON object per line, for a log collector).
+    log_format: str = "text"
+    #: Updates of one chat may reach several processes (webhooks behind a load balancer): take a
+    #: turn on the chat in the database around each update.
+    shared_chats: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     database: Path | str = Path("khaosat.sqlite")  # or a postgresql:// URL
     #: "full": every answer is on disk before the bot replies; "normal": faster, still safe when
@@ -104,6 +119,7 @@ class Config:
     daily_summary: str | None = "08:00"
     #: The web console; None when the file has no [console] section.
     console: ConsoleConfig | None = None
+    process: ProcessConfig = ProcessConfig()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -119,7 +135,8 @@ class Config:
 _TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
         "coordinators": {"daily_summary"},
         "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb", "refresh_seconds",
-                    "behind_proxy"}}
+                    "behind_proxy"},
+        "process": {"name", "health", "log_format", "shared_chats"}}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
              "coordinators", "pace", "webhook", "code_attempts_per_hour"}
@@ -169,7 +186,8 @@ def load_config(path: Path) -> Config:
                     timezone=locale.get("timezone", Config.timezone),
                     language=locale.get("language", Config.language), bots=bots, source=path,
                     reminder_interval_minutes=interval, daily_summary=summary,
-                    console=_console(path, raw["console"]) if "console" in raw else None)
+                    console=_console(path, raw["console"]) if "console" in raw else None,
+                    process=_process(path, raw.get("process", {})))
     try:
         config.zone
     except (ZoneInfoNotFoundError, ValueError):
@@ -203,6 +221,24 @@ def _console(path: Path, table: dict) -> ConsoleConfig:
         raise ConfigError(f"{path}: console.behind_proxy must be true or false")
     return ConsoleConfig(host=listen, port=port, secure_cookies=secure, session_hours=hours, max_upload_mb=upload,
                          refresh_seconds=refresh, behind_proxy=proxy)
+
+
+def _process(path: Path, table: dict) -> ProcessConfig:
+    name = table.get("name")
+    if name is not None and (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name)):
+        raise ConfigError(f"{path}: process.name must be 1-64 letters, digits, '.', '_' or '-'")
+    health = table.get("health")
+    if health is not None:
+        host, _, port = health.rpartition(":") if isinstance(health, str) else ("", "", "")
+        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"{path}: process.health must be an address host:port, e.g. \"127.0.0.1:8091\"")
+    log_format = table.get("log_format", ProcessConfig.log_format)
+    if log_format not in ("text", "json"):
+        raise ConfigError(f"{path}: process.log_format must be \"text\" or \"json\"")
+    shared = table.get("shared_chats", ProcessConfig.shared_chats)
+    if not isinstance(shared, bool):
+        raise ConfigError(f"{path}: process.shared_chats must be true or false")
+    return ProcessConfig(name=name, health=health, log_format=log_format, shared_chats=shared)
 
 
 def _tables(path: Path, raw: dict, channel: str) -> list[dict]:

@@ -57,14 +57,15 @@ class Turn:
 class ChatCore:
     def __init__(self, surveys: ChatSurveys, clock: Callable[[], dt.datetime], *,
                  coordinators: Sequence[str] = (), desk: CoordinatorDesk | None = None,
-                 fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None):
+                 fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None, locks: Any = None):
         self.surveys = surveys
         self.clock = clock
         self.coordinators = {str(c) for c in coordinators}
         self.desk = desk
         self.fieldwork = fieldwork
         self.deliveries = deliveries
-        self.locks = ChatLocks()
+        # One turn per chat: in this process (ChatLocks), or across processes (bot.processes).
+        self.locks = locks if locks is not None else ChatLocks()
 
     async def handle(self, chat: Chat, key: str, incoming: Incoming, renderer: Renderer,
                      pressed: Any = None) -> str | None:

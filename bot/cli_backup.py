@@ -22,7 +22,7 @@ def backup(ctx: click.Context, db: Path | None, out: Path) -> None:
     one is complete. The copy holds PERSONAL DATA (names, phones): keep it as protected as the
     database (Decree 13/2023/NĐ-CP). It opens like any khaosat database (--db FILE).
     """
-    from bot.cli import _refuse, _survey_db, console
+    from bot.cli_common import _refuse, _survey_db, console
     from storage.backup import BackupError, backup_sqlite
 
     db = _survey_db(ctx, db)

@@ -144,6 +144,7 @@ class SQLiteStorage(Storage):
     import_frame = _Delegate("surveys")
     frame_rows = _Delegate("surveys")
     frame_references = _Delegate("surveys")
+    frame_sizes = _Delegate("surveys")
 
     # fieldwork.py
     set_disposition = _Delegate("fieldwork")

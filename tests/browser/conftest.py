@@ -146,14 +146,15 @@ async def _move(storage, rid: int, steps: list[str], at: str) -> None:
         await storage.set_disposition(rid, status, at)
 
 
-async def build_fieldwork(tmp_path: Path) -> Fieldwork:
+async def build_fieldwork(tmp_path: Path, db: Path | str | None = None) -> Fieldwork:
     """The test survey with a drawn sample: in xa-a 4 completed, 2 started, 2 refused, 3 invited
-    (one of them with a chat), 1 unreachable; in xa-b 2 completed; invitations for all."""
+    (one of them with a chat), 1 unreachable; in xa-b 2 completed; invitations for all. In ``db``
+    (a file or a PostgreSQL URL) if given, else in a file of ``tmp_path``."""
     from surveys.project import load_survey, parse_survey, store_survey
     from surveys.sampling import draw_sample, import_frame_file
 
     project = load_survey(FORMS / "survey.toml")
-    db = tmp_path / "console.sqlite"
+    db = tmp_path / "console.sqlite" if db is None else db
     frame = tmp_path / "frame.csv"
     rows = ["id,group,unit,name,phone"]
     for unit, size in {"xa-a": 120, "xa-b": 80, "xa-c": 40}.items():

@@ -303,7 +303,8 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
 
     async with await open_storage(config.database, synchronous=config.synchronous) as storage:
         conversations = Conversations(storage, quotas=QuotaGate(storage))
-        export_dir = config.database.parent / "exports"
+        beside = config.database if isinstance(config.database, Path) else config.source or Path("khaosat.toml")
+        export_dir = beside.parent / "exports"  # beside the SQLite file, or the configuration of a postgresql:// one
         bots: list[RunningBot] = []
         runners: list[web.AppRunner] = []
         scheduler = None

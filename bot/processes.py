@@ -54,7 +54,8 @@ log = logging.getLogger(__name__)
 
 HEARTBEAT_SECONDS = 1.0
 PROCESS_LEASE_SECONDS = 5.0
-#: A chat's turn lapses after this long if its holder died while handling an update.
+#: A chat's turn lapses after this long even if its holder still beats (an update stuck that
+#: long); a killed holder's turn is free as soon as its heartbeat lapses.
 CHAT_TURN_SECONDS = 30.0
 
 
@@ -172,7 +173,8 @@ class SharedChatLocks:
 
     In the process, the chat's ``asyncio.Lock`` (updates wait in order, no database write while
     they wait); then a lease on the chat in the database, taken with backoff and given up after
-    the update. A process killed mid-update holds the chat for ``CHAT_TURN_SECONDS`` at most.
+    the update. A process killed mid-update holds the chat until its heartbeat lapses
+(``PROCESS_LEASE_SECONDS``).
     """
 
     def __init__(self, storage: Storage, holder: str, channel: str, bot: str):

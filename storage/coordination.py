@@ -9,7 +9,7 @@ Tables written here: ``processes``, ``leases``.
   process sends at its share of a bot's rate (``bot/coordination.py``).
 * **Leases.** A named lease (``take_lease``) is held by one process until a time: the reminder
   pass (one process a turn), one chat's turn while its update is handled. A killed holder's lease
-  lapses by itself; no one has to clean up. Taking is one ``INSERT … ON CONFLICT DO UPDATE …
+  is free as soon as its heartbeat lapses (or at its end); no one has to clean up. Taking is one ``INSERT … ON CONFLICT DO UPDATE …
   WHERE`` statement, atomic on both databases (PostgreSQL locks the conflicting row, re-checks
   the WHERE on its latest version, and so lets one of two racing takers through).
 
@@ -69,8 +69,10 @@ class Coordination(Protocol):
 
     @abc.abstractmethod
     async def take_lease(self, name: str, holder: str, at: str, until: str) -> bool:
-        """Hold ``name`` until ``until``: True if it was free (never taken, or lapsed by ``at``)
-        or already ``holder``'s (then renewed); False, writing nothing, if another holds it."""
+        """Hold ``name`` until ``until``: True if it was free (never taken, lapsed by ``at``, or
+        held by a process that is not alive: killed, its heartbeat lapsed) or already ``holder``'s
+        (then renewed); False, writing nothing, if another live process holds it. Holders are
+        process ids (``heartbeat``)."""
 
     @abc.abstractmethod
     async def release_lease(self, name: str, holder: str) -> bool:
@@ -104,8 +106,9 @@ class SQLiteCoordination(SQLiteRepository):
             return conn.execute(
                 "INSERT INTO leases (name, holder, until) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE"
                 " SET holder = excluded.holder, until = excluded.until"
-                " WHERE leases.until <= ? OR leases.holder = excluded.holder",
-                (name, holder, until, at)).rowcount == 1
+                " WHERE leases.until <= ? OR leases.holder = excluded.holder OR NOT EXISTS"
+                " (SELECT 1 FROM processes p WHERE p.id = leases.holder AND p.lease_until > ?)",
+                (name, holder, until, at, at)).rowcount == 1
 
         return await self._write(body)
 

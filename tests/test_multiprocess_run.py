@@ -27,7 +27,12 @@ from bot.telegram.emulator import BotApiEmulator, Limits
 from storage import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "1000:procs-run"
+
+
+def token(bot: int) -> str:
+    return f"{1000 + bot}:procs-run"
+
+
 QUESTIONS = 5
 FORM = """\
 | survey |
@@ -47,13 +52,21 @@ def free_port() -> int:
 
 
 class Cluster:
-    """The emulator, a round-robin load balancer and ``size`` `khaosat run` processes."""
+    """The emulator, a round-robin load balancer and ``size`` `khaosat run` processes.
 
-    def __init__(self, workdir: Path, database: Path | str, size: int, *, per_second: int = 100):
+    ``webhook``: every process runs every bot, updates reach them through the load balancer
+    (``shared_chats``). ``polling``: the bots are split between the processes, each polls its own.
+    """
+
+    def __init__(self, workdir: Path, database: Path | str, size: int, *, per_second: int = 100, bots: int = 1,
+                 mode: str = "webhook", per_chat: int = 1):
         self.workdir = workdir
         self.database = database
         self.size = size
         self.per_second = per_second
+        self.bots = bots
+        self.mode = mode
+        self.per_chat = per_chat
         self.processes: list[asyncio.subprocess.Process | None] = [None] * size
         self.ports = [free_port() for _ in range(size)]
         self.health_ports = [free_port() for _ in range(size)]
@@ -61,16 +74,18 @@ class Cluster:
         self._next = 0
 
     async def __aenter__(self) -> Cluster:
-        self.emulator = BotApiEmulator(limits=Limits(per_bot_per_second=self.per_second, per_chat_burst=5))
+        self.emulator = BotApiEmulator(limits=Limits(per_bot_per_second=self.per_second, per_chat_burst=5,
+                                                     per_chat_per_second=self.per_chat))
         await self.emulator.start()
-        self.bot = self.emulator.add_bot(TOKEN, "procs_run_bot")
+        self.emulated = [self.emulator.add_bot(token(bot), f"procs_run_bot{bot}") for bot in range(self.bots)]
+        self.bot = self.emulated[0]
         self.session = aiohttp.ClientSession()
         app = web.Application()
-        app.router.add_post("/hook", self._forward)
+        app.router.add_post("/hook/{bot}", self._forward)
         self.balancer = web.AppRunner(app, access_log=None)
         await self.balancer.setup()
         await web.TCPSite(self.balancer, "127.0.0.1", 0).start()
-        self.hook = f"http://127.0.0.1:{self.balancer.addresses[0][1]}/hook"
+        self.hook = f"http://127.0.0.1:{self.balancer.addresses[0][1]}/hook/"
         form = self.workdir / "form.md"
         form.write_text(FORM, encoding="utf-8")
         async with await open_storage(self.database):
@@ -90,6 +105,10 @@ class Cluster:
 
     def _config(self, index: int, form: Path) -> str:
         db = self.database if isinstance(self.database, str) else str(self.database)
+        mine = range(self.bots) if self.mode == "webhook" else range(index, self.bots, self.size)
+        return self._process_config(index, db) + "".join(self._bot_config(index, bot, form) for bot in mine)
+
+    def _process_config(self, index: int, db: str) -> str:
         return f"""
 [storage]
 path = {json.dumps(db)}
@@ -97,22 +116,29 @@ path = {json.dumps(db)}
 name = "p{index}"
 health = "127.0.0.1:{self.health_ports[index]}"
 log_format = "json"
-shared_chats = true
+shared_chats = {"true" if self.mode == "webhook" else "false"}
 [coordinators]
 daily_summary = false
-[[telegram]]
-name = "procs"
-token = "{TOKEN}"
-api_base = "{self.emulator.base_url}"
-mode = "webhook"
-forms = [{json.dumps(str(form))}]
-open_codes = {{ "mo" = "procs_form" }}
+"""
+
+    def _bot_config(self, index: int, bot: int, form: Path) -> str:
+        webhook = f"""
 [telegram.webhook]
-url = "{self.hook}"
+url = "{self.hook}{bot}"
 listen = "127.0.0.1:{self.ports[index]}"
 secret_token = "procs-secret"
+""" if self.mode == "webhook" else ""
+        return f"""
+[[telegram]]
+name = "procs{bot}"
+token = "{token(bot)}"
+api_base = "{self.emulator.base_url}"
+mode = "{self.mode}"
+forms = [{json.dumps(str(form))}]
+open_codes = {{ "mo" = "procs_form" }}{webhook}
 [telegram.pace]
 per_second = {self.per_second}
+per_chat_per_second = {self.per_chat}
 per_chat_burst = 5
 """
 
@@ -123,7 +149,8 @@ per_chat_burst = 5
         for _ in range(self.size):
             index, self._next = self._next, (self._next + 1) % self.size
             try:
-                async with self.session.post(f"http://127.0.0.1:{self.ports[index]}/hook", data=body,
+                async with self.session.post(f"http://127.0.0.1:{self.ports[index]}/hook/{request.match_info['bot']}",
+                                             data=body,
                                              headers={k: v for k, v in request.headers.items()
                                                       if k.lower().startswith(("x-telegram", "content-type"))},
                                              timeout=aiohttp.ClientTimeout(total=10)) as answer:
@@ -173,17 +200,19 @@ per_chat_burst = 5
                 raise AssertionError(f"process {index} never ready")
 
     def delivered(self) -> dict[int, list[str]]:
-        return {user_id: [m.text or "" for m in user.received] for user_id, user in self.bot.users.items()}
+        return {user_id: [m.text or "" for m in user.received] for bot in self.emulated
+                for user_id, user in bot.users.items()}
 
 
 def answer_for(person: int, question: int) -> str:
     return str(1000 * person + question)
 
 
-async def take_part(cluster: Cluster, person: int, timeout: float = 60) -> None:
+async def take_part(cluster: Cluster, person: int, timeout: float = 60, *, pause: bool = True) -> None:
     """Open the survey with the public code, agree, and answer each question once as it is asked
-    (a question shown again after a lost reply is not answered twice)."""
-    user = cluster.bot.user(7000 + person)
+    (a question shown again after a lost reply is not answered twice). People are spread over
+    the bots; ``pause``: a person reads a little before answering."""
+    user = cluster.emulated[person % cluster.bots].user(7000 + person)
     await user.start("mo")
     consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""), timeout)
     await user.press("Đồng ý", consent)
@@ -194,7 +223,8 @@ async def take_part(cluster: Cluster, person: int, timeout: float = 60) -> None:
         if question in answered:
             continue
         answered.add(question)
-        await asyncio.sleep(random.uniform(0.05, 0.3))
+        if pause:
+            await asyncio.sleep(random.uniform(0.05, 0.3))
         await user.send_text(answer_for(person, question))
     await user.wait_for(lambda m: "hoàn thành" in (m.text or ""), timeout)
 
@@ -245,3 +275,36 @@ async def test_killing_processes_loses_and_doubles_nothing(tmp_path, database):
     got = collections.Counter((chat, text) for chat, texts in delivered.items() for text in texts)
     assert not expected["sent"] - got, "a sent message did not arrive"
     assert not got - (expected["sent"] + expected["unknown"]), "a message arrived more often than it was sent"
+
+
+def test_the_process_section_is_checked_and_names_the_key(tmp_path):
+    import pytest
+
+    from bot.config import ConfigError, ProcessConfig, load_config
+
+    path = tmp_path / "c.toml"
+    path.write_text('[process]\nname = "bot-1"\nhealth = "127.0.0.1:8091"\nlog_format = "json"\n', encoding="utf-8")
+    assert load_config(path).process == ProcessConfig(name="bot-1", health="127.0.0.1:8091", log_format="json")
+    for line, key in (('health = "8091"', "process.health"), ('log_format = "xml"', "process.log_format"),
+                      ('shared_chats = "yes"', "process.shared_chats"), ('name = "a b"', "process.name"),
+                      ('port = 1', "port")):
+        path.write_text(f"[process]\n{line}\n", encoding="utf-8")
+        with pytest.raises(ConfigError, match=key):
+            load_config(path)
+
+
+def test_json_logs_are_one_object_per_line_with_the_process_name(capsys):
+    import logging
+
+    from bot import logs
+
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    logs.configure("json", "bot-7")
+    try:
+        logging.getLogger("khaosat.test").warning("chat %s: nothing sent twice", "42")
+    finally:
+        root.handlers[:], root.level = handlers, level
+    line = json.loads(capsys.readouterr().err.strip().splitlines()[-1])
+    assert (line["process"], line["pid"], line["level"], line["message"]) == (
+        "bot-7", os.getpid(), "WARNING", "chat 42: nothing sent twice")

@@ -93,7 +93,11 @@ class Cluster:
         for index in range(self.size):
             (self.workdir / f"p{index}.toml").write_text(self._config(index, form), encoding="utf-8")
         await asyncio.gather(*(self.start(index) for index in range(self.size)))
-        await self.wait_ready()
+        try:
+            await self.wait_ready()
+        except BaseException:
+            await self.__aexit__()
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -189,7 +193,7 @@ per_chat_burst = 5
 
     async def wait_ready(self, indices: list[int] | None = None) -> None:
         for index in indices if indices is not None else range(self.size):
-            for _ in range(600):
+            for _ in range(1200):  # two minutes: on a loaded machine, importing aiogram alone takes seconds
                 with contextlib.suppress(aiohttp.ClientError):
                     if (await self.health(index, "/readyz"))[0] == 200:
                         break

@@ -46,6 +46,8 @@ from aiogram import Bot  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 
+from bot.chat.core import ChatCore  # noqa: E402
+from bot.chat.privacy import ChatPrivacy  # noqa: E402
 from bot.chat.surveys import Chat, ChatSurveys  # noqa: E402
 from bot.conversations import Conversations  # noqa: E402
 from bot.invitations import code_hash  # noqa: E402
@@ -66,13 +68,15 @@ def link_code(index: int) -> str:
 class KhaosatBench:
     """One fresh khaosat bot over one fresh SQLite file."""
 
-    def __init__(self, db_dir: Path, stream: h.Stream, *, synchronous: str | None = None):
+    def __init__(self, db_dir: Path, stream: h.Stream, *, synchronous: str | None = None,
+                 database: str | None = None):
         self.db_dir = db_dir
         self.stream = stream
         self.synchronous = synchronous  # None: the project's own setting (FULL)
+        self.database = database  # a fresh PostgreSQL database's URL instead of an SQLite file
 
     async def setup(self, bot: Bot) -> None:
-        self.path = Path(tempfile.mkdtemp(prefix="khaosat-bench-", dir=self.db_dir)) / "survey.sqlite"
+        self.path = self.database or Path(tempfile.mkdtemp(prefix="khaosat-bench-", dir=self.db_dir)) / "survey.sqlite"
         self.storage = await open_storage(self.path)
         if self.synchronous:  # a what-if only, never the headline number
             await self.storage._db.execute(f"PRAGMA synchronous = {self.synchronous}")
@@ -85,7 +89,9 @@ class KhaosatBench:
             self.enqueued += 1
 
         self.surveys = ChatSurveys(self.storage, conversations, forms, on_enqueued=wake)
-        telegram = TelegramSurveyBot(BOT_NAME, self.surveys, h.now)
+        # The chat core's privacy hooks as bot/run.py has them (the survey's consent text, rights).
+        core = ChatCore(self.surveys, h.now, privacy=ChatPrivacy(self.surveys, h.now))
+        telegram = TelegramSurveyBot(BOT_NAME, self.surveys, h.now, core=core)
         self.dispatcher = telegram.dispatcher()  # as bot/run.py builds it
         form_id = forms[0].form_id
         self.respondent_ids = {}
@@ -121,7 +127,8 @@ class KhaosatBench:
             problems.append(f"outbox: {queued} replies queued, the engine rendered {self.stream.replies}")
         return {"ok": not problems, "problems": problems[:10], "answers_stored": stored_answers,
                 "answers_expected": sum(len(p.answers) for p in self.stream.respondents),
-                "replies_queued": queued, "size_mb": round(self.path.stat().st_size / 1e6, 1)}
+                "replies_queued": queued,
+                "size_mb": None if self.database else round(self.path.stat().st_size / 1e6, 1)}
 
     async def close(self) -> None:
         await self.storage.close()

@@ -20,10 +20,11 @@ from bot import clock
 from bot.cli_backup import backup
 from bot.cli_common import (EXIT_REFUSED, _DB_OPTION, _SURVEY_OPTION, _at, _check_database, _database, _project,  # noqa: F401
                             _refuse, _survey_db, console, errors)
-from bot.cli_database import DATABASE
+from bot.cli_database import DATABASE, is_postgresql_url
 from bot.config import Config, ConfigError, load_config
 from fieldwork import Refused
 from storage import QuestionnaireConflict, StorageError, open_storage
+from storage.atomic_files import describe
 from surveys.model import Questionnaire
 
 # pyxform (behind surveys.xlsform) and pandas take a third of a second to import: commands that
@@ -40,6 +41,8 @@ class _Khaosat(click.Group):
             sys.exit(EXIT_REFUSED)
         except Refused as refused:  # a fieldwork operation refused its input: its message, exit 1
             _refuse(refused.message, refused.problems)
+        except OSError as error:  # a file that cannot be read or written: one line (storage.atomic_files)
+            _refuse(describe(error, error.filename or "a file", "read or write"))
 
 
 @click.group(cls=_Khaosat, context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,6 +114,10 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
     table.add_row("questions asked", str(len(questionnaire.asked)))
     table.add_row("by type", ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
     table.add_row("groups", str(len(questionnaire.groups)))
+    if questionnaire.has_repeats:  # asked once per instance; exported as a table each
+        from surveys.repeats import describe as describe_repeats
+
+        table.add_row("repeats", describe_repeats(questionnaire))
     table.add_row("languages", ", ".join(f"{lang.name} ({lang.code})" for lang in questionnaire.languages)
                   + f"; default {questionnaire.default_language}")
     console.print(table)
@@ -212,7 +219,7 @@ def _load_or_exit(path: Path) -> Questionnaire:
 @click.option("--lang", "language", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
               help="Language of variable and value labels.")
 @click.option("--personal", is_flag=True,
-              help="Add names and phones (PERSONAL DATA, Decree 13/2023/NĐ-CP). Without it: pseudonyms only.")
+              help="Add names and phones (PERSONAL DATA, Law 91/2025/QH15). Without it: pseudonyms only.")
 @click.option("--delimiter", default=",", show_default=True,
               help="CSV field separator: ';' for Excel set to a Vietnamese (or other comma-decimal) locale.")
 @click.option("--stata-version", type=click.Choice(["115", "117", "118", "119"]), default="118", show_default=True,
@@ -257,7 +264,7 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
     console.print(f"Wrote {exported.rows} rows × {exported.columns} columns ({layout}, {file_format}) to {out}")
     if personal:
         errors.print("[bold yellow]![/] The file contains PERSONAL DATA (names and phones): keep it protected "
-                     "(Decree 13/2023/NĐ-CP).")
+                     "(Law 91/2025/QH15 on personal data).")
         console.print("Contains personal data (names, phones).")
 
 
@@ -320,11 +327,12 @@ def run_bots(ctx: click.Context) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the letters.")
 @click.option("--telegram", "telegram_username", help="The Telegram bot's username, for deep links and QR codes.")
 @click.option("--zalo", "zalo_name", help="The Zalo bot's name as people search for it.")
+@click.option("--web", "web_url", help="The web pages' public address (default: [web] public_url of the configuration).")
 @click.option("--title", default=None, help="Survey name on the letters (default: the survey project's title).")
 @click.option("--reissue", is_flag=True, help="New codes for everyone not yet reached; old codes stop working.")
 @click.pass_context
 def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: str | None, zalo_name: str | None,
-           title: str | None, reissue: bool) -> None:
+           web_url: str | None, title: str | None, reissue: bool) -> None:
     """Issue personal codes and write invitation letters for the people not yet reached.
 
     Writes invitations.csv (for mail merge: link, typed code, QR file), qr/*.png and
@@ -343,10 +351,11 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     from fieldwork import invitations
 
     db = _survey_db(ctx, db)
-    if not telegram_username and not zalo_name:
-        raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
+    web_url = web_url or (ctx.obj.web.public_url if ctx.obj.web else None)
+    if not telegram_username and not zalo_name and not web_url:
+        raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME and/or --web URL")
     invitations.check_writable(out)
-    ways = invitations.channels(telegram_username, zalo_name)
+    ways = invitations.channels(telegram_username, zalo_name, web_url)
 
     async def issue():
         async with await open_storage(db) as storage:
@@ -386,8 +395,8 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
 
     --list-unreached --out FILE writes everyone invited who never opened a chat with a bot
     (Telegram and Zalo bots cannot write first), with name, phone, group and stratum, so the
-    coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Decree
-    13/2023/NĐ-CP): keep it on the office computer and delete it after use.
+    coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Law
+    91/2025/QH15): keep it on the office computer and delete it after use.
 
     --run-once makes the same pass `khaosat run` makes every [reminders] interval_minutes:
     releases idle quota slots and queues the due reminders (never in quiet hours, never
@@ -415,7 +424,7 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
         try:
             count = asyncio.run(listing())
         except OSError as error:
-            _refuse(f"cannot write {out}: {error}")
+            _refuse(describe(error, out))
         console.print(f"Wrote {out}: {count} person(s) invited but never reached in a chat.")
         console.print("Contains personal data (names, phones).")
         return
@@ -447,7 +456,9 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
               help="End by serving the coordinator console over the demo's fieldwork (until Ctrl+C).")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True,
               help="The console's port on 127.0.0.1 (0: any free port).")
-def demo(out: Path, respondents: int, seed: int, serve: bool, port: int) -> None:
+@click.option("--db", "database", type=DATABASE, default=None,
+              help="An empty PostgreSQL database (postgresql://…) instead of a fresh demo.sqlite in --out.")
+def demo(out: Path, respondents: int, seed: int, serve: bool, port: int, database: str | None) -> None:
     """Run the Telegram bot against a local Bot API emulator with simulated people, and summarise.
 
     A sample is loaded and invited; simulated people open their links and answer the bundled
@@ -456,7 +467,10 @@ def demo(out: Path, respondents: int, seed: int, serve: bool, port: int) -> None
     """
     from bot.demo import run_demo
 
-    summary = asyncio.run(run_demo(out, respondents, seed, console))
+    if database is not None and not is_postgresql_url(database):
+        raise click.BadParameter("the demo makes its own SQLite file in --out; --db takes a postgresql:// URL",
+                                 param_hint="--db")
+    summary = asyncio.run(run_demo(out, respondents, seed, console, database))
     if serve:
         from bot.cli_console import serve_demo
 
@@ -468,7 +482,12 @@ from bot.cli_console import serve, user  # noqa: E402
 from bot.cli_fieldwork import frame_group, sample_group, status, survey_group  # noqa: E402
 from bot.cli_statistics import estimate, report, score, weight  # noqa: E402
 
-for command in (user, serve, survey_group, frame_group, sample_group, status, weight, estimate, score, report):
+from bot.cli_paper import paper  # noqa: E402
+from bot.cli_rekey import rekey  # noqa: E402
+from bot.cli_privacy import privacy, purge  # noqa: E402 — retention and rights requests
+
+for command in (user, serve, survey_group, frame_group, sample_group, status, weight, estimate, score, report,
+                purge, privacy, paper, rekey):
     main.add_command(command)
 
 if __name__ == "__main__":

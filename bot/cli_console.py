@@ -183,9 +183,14 @@ def serve(ctx: click.Context, host: str | None, port: int | None, db: Path | Non
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve_until(stop, settings, db, clock=lambda: clock.now(config.zone), bots=bots,
-                          synchronous=config.synchronous,
-                          started=lambda running: _print(f"Console at {running.url} (Ctrl+C stops)"))
+        serving = [serve_until(stop, settings, db, clock=lambda: clock.now(config.zone), bots=bots,
+                               synchronous=config.synchronous,
+                               started=lambda running: _print(f"Console at {running.url} (Ctrl+C stops)"))]
+        if config.web is not None:  # [web]: the respondents' pages too
+            from bot.web.server import serve_web_until
+            serving.append(serve_web_until(stop, config, db, clock=lambda: clock.now(config.zone),
+                                           started=lambda running: _print(f"Web pages at {running.url}")))
+        await asyncio.gather(*serving)
 
     try:
         asyncio.run(main_loop())

@@ -262,3 +262,6 @@ def status(ctx: click.Context, survey_id: str | None, out_format: str, lang: str
                       f"{row.pace:.1f}", f"{row.projection:.0f}", style=style, end_section=row.stratum == "*")
     _wide().print(table)
     console.print("[dim]target* = expected completes (no quota); red = lagging: projected below target[/]")
+    from bot.cli_paper import print_modes
+
+    print_modes(report, _wide())

@@ -1,6 +1,7 @@
 """The configuration file (TOML; see config.example.toml), checked strictly.
 
-An unknown key is an error naming the key, because a misspelt setting that is silently
+The file is checked against a schema (``bot.config_schema``) at load: every problem is listed
+at once, one line each naming the table and key. An unknown key is an error naming the key, because a misspelt setting that is silently
 ignored is a deployment that behaves differently from what its coordinator wrote. Tokens are
 read from the environment by preference and never appear in a repr or a log line. A secret
 whose environment variable is not set is an error only for commands that talk to a platform
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.config_schema import BOT_TABLES, SECTIONS, BotTable, Problems, shown, toml_key
 from bot.outbox import Pace
+from bot.web.settings import WebConfig, WebConfigError, web_config
 from storage import is_postgresql_url
 from surveys.messages import UI_LANGUAGES
 
@@ -27,7 +30,11 @@ DEFAULT_API_BASE = {"telegram": "https://api.telegram.org", "zalo": "https://bot
 
 
 class ConfigError(ValueError):
-    pass
+    """A configuration refused; ``problems`` has one line per problem (``str``: all of them)."""
+
+    def __init__(self, problems: str | list[str]) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        super().__init__("\n".join(self.problems))
 
 
 @dataclass(frozen=True)
@@ -51,6 +58,9 @@ class BotConfig:
     webhook_secret: str | None = field(default=None, repr=False)
     #: Wrong typed codes allowed per chat and hour before the bot stops checking (brute force).
     code_attempts_per_hour: int = 5
+    #: Wrong codes per minute from all chats of the bot before only chats with no wrong code in the
+    #: last hour may try (a brute force from many chats); coordinators are told when it trips.
+    code_failures_per_minute: int = 30
     #: Where the token is configured, for messages: "token_env ($NAME)" or "token".
     token_key: str = "token"
     #: What ``check_secrets`` reports: secrets read from environment variables that are not set.
@@ -119,6 +129,8 @@ class Config:
     daily_summary: str | None = "08:00"
     #: The web console; None when the file has no [console] section.
     console: ConsoleConfig | None = None
+    #: The respondents' web pages; None when the file has no [web] section.
+    web: WebConfig | None = None
     process: ProcessConfig = ProcessConfig()
 
     @property
@@ -132,186 +144,155 @@ class Config:
             raise ConfigError(f"{self.source}: " + "; ".join(missing))
 
 
-_TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
-        "coordinators": {"daily_summary"},
-        "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb", "refresh_seconds",
-                    "behind_proxy"},
-        "process": {"name", "health", "log_format", "shared_chats"}}
-_HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
-_BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
-             "coordinators", "pace", "webhook", "code_attempts_per_hour"}
-_PACE_KEYS = {"per_second", "per_chat_per_second", "per_chat_burst", "max_in_flight"}
-_WEBHOOK_KEYS = {"url", "listen", "secret_token", "secret_token_env"}
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
 
 def load_config(path: Path) -> Config:
+    """The configuration in ``path``, or ``ConfigError`` listing every problem (one line each)."""
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a folder, not a configuration file") from None
+    except OSError as error:
+        raise ConfigError(f"{path}: cannot be read ({error.strerror or error})") from None
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path}: not valid TOML: {error}") from None
     except UnicodeDecodeError as error:
         raise ConfigError(f"{path}: not UTF-8 text (byte {error.start}; perhaps Windows-1258 or TCVN3): "
                           "save it as UTF-8") from None
-    known = set(_TOP) | set(CHANNELS)
-    for section, values in raw.items():
+    problems = Problems(path)
+    known = [*SECTIONS, *CHANNELS, "web"]  # [web] is checked by bot/web/settings.py
+    for section in raw:
         if section not in known:
-            raise ConfigError(f"{path}: unknown section [{section}]; known: {', '.join(sorted(known))}")
-        if section in _TOP:
-            _check_keys(path, section, values, _TOP[section])
-    storage: dict[str, Any] = raw.get("storage", {})
-    locale: dict[str, Any] = raw.get("locale", {})
-    bots = tuple(_bot(path, channel, index, table)
-                 for channel in CHANNELS for index, table in enumerate(_tables(path, raw, channel)))
+            problems.add(f"[{section}]", f"unknown section; known: {', '.join(sorted(known))}")
+    sections = {name: problems.validate(model, raw.get(name, {}), name) for name, model in SECTIONS.items()}
+    bots = [bot for channel in CHANNELS for bot in _bots(path, channel, raw.get(channel, []), problems)]
     names = [(b.channel, b.name) for b in bots]
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{path}: two bots share a name; each [[telegram]]/[[zalo]] needs its own name")
-    interval = raw.get("reminders", {}).get("interval_minutes", Config.reminder_interval_minutes)
-    if isinstance(interval, bool) or not isinstance(interval, int) or not 1 <= interval <= 1440:
-        raise ConfigError(f"{path}: reminders.interval_minutes must be a whole number of minutes from 1 to 1440")
-    summary = raw.get("coordinators", {}).get("daily_summary", Config.daily_summary)
-    if summary is False or summary == "":
-        summary = None
-    elif not isinstance(summary, str) or not _HHMM.match(summary):
-        raise ConfigError(f"{path}: coordinators.daily_summary must be a local time HH:MM (24-hour), "
-                          "or false for none")
-    synchronous = storage.get("synchronous", Config.synchronous)
-    if synchronous not in ("full", "normal"):
-        raise ConfigError(f"{path}: storage.synchronous must be \"full\" or \"normal\"")
-    database = storage.get("path", Config.database)
-    database = database if is_postgresql_url(database) else _relative(path, database)
-    config = Config(database=database, synchronous=synchronous,
-                    timezone=locale.get("timezone", Config.timezone),
-                    language=locale.get("language", Config.language), bots=bots, source=path,
-                    reminder_interval_minutes=interval, daily_summary=summary,
-                    console=_console(path, raw["console"]) if "console" in raw else None,
-                    process=_process(path, raw.get("process", {})))
-    try:
-        config.zone
-    except (ZoneInfoNotFoundError, ValueError):
-        raise ConfigError(f"{path}: locale.timezone '{config.timezone}' is not a known time zone") from None
-    if config.language not in UI_LANGUAGES:
-        raise ConfigError(f"{path}: locale.language must be one of {', '.join(UI_LANGUAGES)}")
-    return config
+    for channel, name in sorted({n for n in names if names.count(n) > 1}):
+        problems.add(f"[[{channel}]] name", f"two bots are named {shown(name)}; each needs its own name")
+    storage, locale = sections["storage"], sections["locale"]
+    if locale is not None:
+        try:
+            ZoneInfo(locale.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.add("[locale] timezone", f"not a known time zone, got {shown(locale.timezone)} "
+                         "(e.g. \"Asia/Ho_Chi_Minh\")")
+        if locale.language not in UI_LANGUAGES:
+            problems.add("[locale] language", f"must be one of {', '.join(UI_LANGUAGES)}, got {shown(locale.language)}")
+    web = None
+    if "web" in raw:
+        try:
+            web = web_config(path, raw["web"], [bot.name for bot in bots]) if isinstance(raw["web"], dict) else None
+        except WebConfigError as error:
+            problems.add("", str(error).removeprefix(f"{path}: "))
+        if not isinstance(raw["web"], dict):
+            problems.add("[web]", f"must be a table, got {shown(raw['web'])}")
+    if problems.lines:
+        raise ConfigError(problems.lines)
+    assert storage is not None and locale is not None
+    database = storage.path if is_postgresql_url(storage.path) else _relative(path, storage.path)
+    console = sections["console"]
+    return Config(database=database, synchronous=storage.synchronous, timezone=locale.timezone,
+                  language=locale.language, bots=tuple(bots), source=path,
+                  reminder_interval_minutes=sections["reminders"].interval_minutes,  # type: ignore[union-attr]
+                  daily_summary=sections["coordinators"].daily_summary,  # type: ignore[union-attr]
+                  console=ConsoleConfig(host=console.listen, port=console.port,  # type: ignore[union-attr]
+                                        secure_cookies=console.secure_cookies, session_hours=console.session_hours,
+                                        max_upload_mb=console.max_upload_mb, refresh_seconds=console.refresh_seconds,
+                                        behind_proxy=console.behind_proxy) if "console" in raw else None,
+                  web=web, process=ProcessConfig(**sections["process"].model_dump()))  # type: ignore[union-attr]
 
 
-def _console(path: Path, table: dict) -> ConsoleConfig:
-    listen = table.get("listen", ConsoleConfig.host)
-    port = table.get("port", ConsoleConfig.port)
-    secure = table.get("secure_cookies", ConsoleConfig.secure_cookies)
-    hours = table.get("session_hours", ConsoleConfig.session_hours)
-    upload = table.get("max_upload_mb", ConsoleConfig.max_upload_mb)
-    if not isinstance(listen, str) or not listen:
-        raise ConfigError(f"{path}: console.listen must be an address, e.g. \"127.0.0.1\" or \"0.0.0.0\"")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        raise ConfigError(f"{path}: console.port must be a port number from 1 to 65535")
-    if secure not in (True, False, "auto"):
-        raise ConfigError(f"{path}: console.secure_cookies must be true, false or \"auto\"")
-    if isinstance(hours, bool) or not isinstance(hours, int) or not 1 <= hours <= 24 * 30:
-        raise ConfigError(f"{path}: console.session_hours must be a whole number of hours from 1 to 720")
-    if isinstance(upload, bool) or not isinstance(upload, int) or not 1 <= upload <= 10_000:
-        raise ConfigError(f"{path}: console.max_upload_mb must be a whole number from 1 to 10000")
-    refresh = table.get("refresh_seconds", ConsoleConfig.refresh_seconds)
-    if isinstance(refresh, bool) or not isinstance(refresh, int) or not 1 <= refresh <= 3600:
-        raise ConfigError(f"{path}: console.refresh_seconds must be a whole number of seconds from 1 to 3600")
-    proxy = table.get("behind_proxy", ConsoleConfig.behind_proxy)
-    if not isinstance(proxy, bool):
-        raise ConfigError(f"{path}: console.behind_proxy must be true or false")
-    return ConsoleConfig(host=listen, port=port, secure_cookies=secure, session_hours=hours, max_upload_mb=upload,
-                         refresh_seconds=refresh, behind_proxy=proxy)
-
-
-def _process(path: Path, table: dict) -> ProcessConfig:
-    name = table.get("name")
-    if name is not None and (not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9._-]{1,64}", name)):
-        raise ConfigError(f"{path}: process.name must be 1-64 letters, digits, '.', '_' or '-'")
-    health = table.get("health")
-    if health is not None:
-        host, _, port = health.rpartition(":") if isinstance(health, str) else ("", "", "")
-        if not host or not port.isdigit() or not 1 <= int(port) <= 65535:
-            raise ConfigError(f"{path}: process.health must be an address host:port, e.g. \"127.0.0.1:8091\"")
-    log_format = table.get("log_format", ProcessConfig.log_format)
-    if log_format not in ("text", "json"):
-        raise ConfigError(f"{path}: process.log_format must be \"text\" or \"json\"")
-    shared = table.get("shared_chats", ProcessConfig.shared_chats)
-    if not isinstance(shared, bool):
-        raise ConfigError(f"{path}: process.shared_chats must be true or false")
-    return ProcessConfig(name=name, health=health, log_format=log_format, shared_chats=shared)
-
-
-def _tables(path: Path, raw: dict, channel: str) -> list[dict]:
-    tables = raw.get(channel, [])
+def _bots(path: Path, channel: str, tables: Any, problems: Problems) -> list[BotConfig]:
     if not isinstance(tables, list):
-        raise ConfigError(f"{path}: write bots as [[{channel}]] (a list of tables), not [{channel}]")
-    return tables
+        problems.add(f"[{channel}]", f"write bots as [[{channel}]] (a list of tables), not [{channel}]")
+        return []
+    bots = []
+    for index, table in enumerate(tables):
+        named = table.get("name") if isinstance(table, dict) else None
+        label = (f"'{named}'" if isinstance(named, str) else f"#{index + 1}") if len(tables) > 1 else None
+        model = problems.validate(BOT_TABLES[channel], table, channel, bot=label)
+        if model is not None:
+            bot = _bot(path, channel, model, problems, f" of bot '{model.name}'" if label else "")
+            if bot is not None:
+                bots.append(bot)
+    return bots
 
 
-def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
-    where = f"[[{channel}]] #{index + 1}"
-    _check_keys(path, where, table, _BOT_KEYS)
-    name = table.get("name")
-    if not name or not re.fullmatch(r"[a-z0-9][a-z0-9_-]*", str(name)):
-        raise ConfigError(f"{path}: {where} needs a name of lower-case letters, digits, - or _")
-    where = f"[[{channel}]] '{name}'"
+def _bot(path: Path, channel: str, table: BotTable, problems: Problems, of: str) -> BotConfig | None:
+    """Checks that span keys of one bot table (its keys and types were checked by the schema)."""
+    before = len(problems.lines)
     missing: list[str] = []
-    token = _secret(where, table, "token", "token_env", missing)
-    if not token and not missing:
-        raise ConfigError(f"{path}: {where} has no token: set token_env to the name of an environment variable")
-    mode = table.get("mode", "polling")
-    if mode not in ("polling", "webhook"):
-        raise ConfigError(f"{path}: {where} mode must be polling or webhook")
-    pace_table = table.get("pace", {})
-    _check_keys(path, f"{where}.pace", pace_table, _PACE_KEYS)
-    webhook = table.get("webhook", {})
-    _check_keys(path, f"{where}.webhook", webhook, _WEBHOOK_KEYS)
-    secret = _secret(f"{where}.webhook", webhook, "secret_token", "secret_token_env", missing)
-    if mode == "webhook":
-        if not webhook.get("url"):
-            raise ConfigError(f"{path}: {where} is in webhook mode but has no webhook.url")
+    where = f"[[{channel}]] '{table.name}'"
+    token = _secret(where, table.token, table.token_env, "token", "token_env", missing)
+    if table.token is not None and table.token_env is not None:
+        problems.add(f"[{channel}] token{of}", "give token or token_env, not both")
+    elif not token and not missing:
+        problems.add(f"[{channel}] token_env{of}", "is required: the name of the environment variable that "
+                     "holds the bot's token")
+    webhook = table.webhook
+    secret = _secret(f"{where}.webhook", webhook.secret_token, webhook.secret_token_env, "secret_token",
+                     "secret_token_env", missing)
+    if table.mode == "webhook":
+        if not webhook.url:
+            problems.add(f"[{channel}.webhook] url{of}", "is required in webhook mode (mode = \"webhook\")")
         shortest = 8 if channel == "zalo" else 1  # Zalo asks for at least 8 characters
-        unset = "secret_token_env" in webhook and secret is None  # checked when it is set (check_secrets)
+        unset = webhook.secret_token_env is not None and secret is None  # checked when set (check_secrets)
         if not unset and (not secret or not _SECRET.match(secret) or len(secret) < shortest):
-            raise ConfigError(f"{path}: {where} webhook needs a secret token of {shortest}-256 characters "
-                              "A-Z a-z 0-9 _ -")
-    forms = tuple(_relative(path, form) for form in table.get("forms", []))
-    for form in forms:
-        if not form.is_file():
-            raise ConfigError(f"{path}: {where} form {form} does not exist")
-    token_key = f"token_env (${table['token_env']})" if "token_env" in table else "token"
+            problems.add(f"[{channel}.webhook] secret_token{of}", f"webhook mode needs a secret token of "
+                         f"{shortest}-256 characters A-Z a-z 0-9 _ -")
+    forms = tuple(_relative(path, form) for form in table.forms)
+    for number, form in enumerate(forms, start=1):
+        if form.is_dir():
+            problems.add(f"[{channel}] forms[{number}]{of}", f"{form} is a folder, not a questionnaire file")
+        elif not form.is_file():
+            problems.add(f"[{channel}] forms[{number}]{of}", f"{form} does not exist")
+    if table.open_codes and len(problems.lines) == before:
+        served = _form_ids(forms)
+        for payload, target in table.open_codes.items():
+            if served is not None and target["form"] not in served:
+                problems.add(f"[{channel}] open_codes.{toml_key(payload)}{of}",
+                             f"names form {shown(target['form'])}, which is not one of this bot's forms "
+                             f"({', '.join(served) or 'none'})")
+    if len(problems.lines) > before:
+        return None
     return BotConfig(
-        channel=channel, name=str(name), token=token or "", token_key=token_key, missing_secrets=tuple(missing),
-        source=path,
-        api_base=str(table.get("api_base", DEFAULT_API_BASE[channel])).rstrip("/"),
-        mode=mode, forms=forms, open_codes=dict(table.get("open_codes", {})),
-        open_stratum_question=table.get("open_stratum_question"),
-        coordinators=tuple(int(c) if channel == "telegram" else str(c) for c in table.get("coordinators", [])),
-        pace=Pace(**{k: pace_table[k] for k in pace_table}),
-        webhook_url=webhook.get("url"), webhook_listen=webhook.get("listen", "127.0.0.1:8443"),
-        webhook_secret=secret, code_attempts_per_hour=int(table.get("code_attempts_per_hour", 5)),
-    )
+        channel=channel, name=table.name, token=token or "", missing_secrets=tuple(missing), source=path,
+        token_key=f"token_env (${table.token_env})" if table.token_env is not None else "token",
+        api_base=(table.api_base or DEFAULT_API_BASE[channel]).rstrip("/"),
+        mode=table.mode, forms=forms,
+        open_codes={payload: (target["form"] if target["stratum"] is None else dict(target))
+                    for payload, target in table.open_codes.items()},
+        open_stratum_question=table.open_stratum_question, coordinators=tuple(table.coordinators),
+        pace=Pace(**table.pace.model_dump(exclude_none=True)),
+        webhook_url=webhook.url, webhook_listen=webhook.listen, webhook_secret=secret,
+        code_attempts_per_hour=table.code_attempts_per_hour, code_failures_per_minute=table.code_failures_per_minute)
 
 
-def _secret(where: str, table: Mapping, key: str, env_key: str, missing: list[str]) -> str | None:
+def _form_ids(forms: tuple[Path, ...]) -> list[str] | None:
+    """The form_id of each questionnaire (read only when open codes must name one of them); None
+    when a form does not load (``khaosat run`` and ``form check`` report that one)."""
+    from surveys.xlsform import FormError, load_questionnaire
+
+    try:
+        return [load_questionnaire(form).form_id for form in forms]
+    except FormError:
+        return None
+
+
+def _secret(where: str, value: str | None, env_name: str | None, key: str, env_key: str,
+            missing: list[str]) -> str | None:
     """The secret, from the environment variable named by ``env_key`` or from ``key``; an unset
     variable is added to ``missing`` (an error only where the secret is used)."""
-    if env_key in table:
-        value = os.environ.get(str(table[env_key]))
-        if not value:
-            missing.append(f"{where} reads {key} from ${table[env_key]}, which is not set")
+    if env_name is not None:
+        secret = os.environ.get(env_name)
+        if not secret:
+            missing.append(f"{where} reads {key} from ${env_name}, which is not set")
             return None
-        return value
-    return table.get(key)
-
-
-def _check_keys(path: Path, where: str, values: Any, allowed: set[str]) -> None:
-    if not isinstance(values, dict):
-        raise ConfigError(f"{path}: {where} must be a table")
-    unknown = set(values) - allowed
-    if unknown:
-        raise ConfigError(f"{path}: unknown key {where}.{sorted(unknown)[0]}; "
-                          f"known in {where}: {', '.join(sorted(allowed))}")
+        return secret
+    return value
 
 
 def _relative(config_path: Path, value: Any) -> Path:

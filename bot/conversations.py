@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Callable, Protocol, Sequence
 
 from storage import AnswerChange, OutgoingMessage, SessionRecord, StaleRevision, Storage
+from storage.answers_read import EVENT_KEY_CHANNELS
 from surveys import codec, engine
 from surveys.messages import say, ui_language
 from surveys.model import Questionnaire
@@ -177,8 +178,11 @@ class Conversations:
     async def _disposition(self, session: SessionRecord, event: engine.Event, event_key: str) -> None:
         """Keep the respondent's disposition in step with the session (idempotent by the event key)."""
         status = DISPOSITION_OF_STATUS[engine.Status(session.status)]
+        # The mode the change came through (telegram, zalo, web, paper…), so a final disposition says how.
+        mode = EVENT_KEY_CHANNELS.get(event_key.split(":", 1)[0], session.channel)
         await self.storage.set_disposition(session.respondent_id, status, event.at.isoformat(),
-                                           reason=f"session {session.id} {session.status}", key=f"{event_key}:disposition")
+                                           reason=f"session {session.id} {session.status} ({mode})",
+                                           key=f"{event_key}:disposition")
 
     async def _settle(self, session: SessionRecord, event: engine.Event) -> None:
         """Completion marks the quota slot completed, refusal releases it (idempotent)."""

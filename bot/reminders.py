@@ -58,6 +58,7 @@ from bot.outbox import BULK
 from bot.quotas import release_stale
 from exporters.progress import fieldwork_messages
 from storage import OutgoingMessage, ReminderTexts, Storage
+from storage.atomic_files import atomic_open, make_folder
 from surveys.messages import say, ui_language
 from surveys.project import SurveyProject
 from surveys.reminders import sendable_before_quiet
@@ -334,8 +335,8 @@ async def write_unreached(storage: Storage, path: Path, survey_id: str | None = 
     PERSONAL DATA (names, phones): for the coordinator, to remind by letter, SMS or phone.
     """
     rows = await storage.unreached_members(survey_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+    make_folder(path.parent)
+    with atomic_open(path, "w", encoding="utf-8-sig", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["survey_id", "respondent_id", "pseudonym", "group", "stratum", "disposition", "invited_at",
                          "name", "phone"])

@@ -24,7 +24,7 @@ from markupsafe import Markup, escape
 
 from bot.config import ConsoleConfig
 from bot.reminders import ReminderBot
-from storage import Storage
+from storage import Storage, is_postgresql_url
 from storage.accounts import Account
 from storage.console_db import ConsoleStores
 
@@ -59,7 +59,7 @@ class Console:
     storage: Storage
     stores: ConsoleStores
     config: ConsoleConfig
-    database: Path
+    database: Path | str  # a file, or a PostgreSQL URL
     clock: Callable[[], dt.datetime]
     #: The bots reminders go through (``[[telegram]]``/``[[zalo]]`` of the configuration).
     bots: Sequence[ReminderBot] = ()
@@ -296,7 +296,9 @@ def make_app(storage: Storage, stores_: ConsoleStores, config: ConsoleConfig, da
              on_reminders_queued: Callable[[], None] = lambda: None) -> web.Application:
     app = web.Application(middlewares=[security_headers, error_pages, sessions, csrf],
                           client_max_size=config.max_upload_mb * 1024 * 1024)
-    console = Console(storage, stores_, config, Path(database), clock, tuple(bots), on_reminders_queued)
+    # (a PostgreSQL URL stays a string: Path would fold its "//")
+    console = Console(storage, stores_, config, database if is_postgresql_url(database) else Path(database), clock,
+                      tuple(bots), on_reminders_queued)
     app[CONSOLE] = console
     for module in page_modules():
         app.router.add_routes(module.routes)

@@ -13,6 +13,7 @@ from aiohttp import web
 from console import fieldwork_texts  # noqa: F401 — registers the pages' texts
 from console.app import CONSOLE, console_of, current_account, request_scope, stores
 from console.jobs import JobRunner, failure_lines, result_files
+from storage.atomic_files import atomic_open
 
 RUNNER = "jobs"
 CLEANER = "job files cleaner"
@@ -81,7 +82,7 @@ def save_upload(upload: web.FileField, folder: Path) -> tuple[Path, str]:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / safe
     upload.file.seek(0)
-    with path.open("wb") as handle:
+    with atomic_open(path, "wb") as handle:  # a full disk leaves no truncated upload for a job to read
         shutil.copyfileobj(upload.file, handle)
     return path, name
 

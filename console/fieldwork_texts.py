@@ -126,6 +126,7 @@ i18n.add_texts({
                    "en": "For sample members without a code. Codes appear once, in the letters: download and keep them safe."},
     "telegram_bot": {"vi": "Tên bot Telegram (@…)", "en": "Telegram bot username (@…)"},
     "zalo_bot": {"vi": "Tên bot Zalo", "en": "Zalo bot name"},
+    "web_pages_url": {"vi": "Địa chỉ trang web khảo sát (https://…)", "en": "Survey web pages' address (https://…)"},
     "letter_title": {"vi": "Tên khảo sát trên thư", "en": "Survey name on the letters"},
     "reissue": {"vi": "Cấp lại mã mới cho mọi người chưa trả lời (mã cũ hết hiệu lực)",
                 "en": "New codes for everyone not yet reached (old codes stop working)"},

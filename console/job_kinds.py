@@ -78,7 +78,7 @@ async def letters(storage, job, params, folder: Path, progress):
     of invitations.csv, letters.html, letters.pdf (when a headless Chromium is installed), qr/."""
     from fieldwork import invitations
 
-    ways = invitations.channels(params.get("telegram"), params.get("zalo"))
+    ways = invitations.channels(params.get("telegram"), params.get("zalo"), params.get("web"))
     people = await invitations.survey_respondents(storage, job.survey_id, params.get("units"))
     if params.get("respondent") is not None:  # one person's letter again (lost, or sent to the wrong address)
         people = [p for p in people if p.id == int(params["respondent"])]
@@ -93,6 +93,21 @@ async def letters(storage, job, params, folder: Path, progress):
     progress(0.9, keyed("job_step_packing"))
     archive = shutil.make_archive(str(folder / f"letters-{job.survey_id}-{params.get('unit') or 'all'}"), "zip", out)
     return archive, keyed("job_done_letters", count=issued.count)
+
+
+async def paper_forms(storage, job, params, folder: Path, progress):
+    """Paper questionnaires for the people of the survey (or of some units) not yet reached: a zip of
+    paper-forms.html, paper-forms.pdf (with a headless Chromium) and paper-forms.csv."""
+    from fieldwork.paper import pack, print_forms
+
+    project = await _project(storage, job)
+    out = folder / "paper"
+    printed = await print_forms(storage, project, out, _now(), units=params.get("units"),
+                                reissue=bool(params.get("reissue")), respondent=params.get("respondent"),
+                                progress=progress.counter("codes", 0.0, 0.6))
+    progress(0.9, "packing")
+    archive = pack(printed.files, folder / f"paper-forms-{job.survey_id}-{params.get('unit') or 'all'}")
+    return str(archive), f"{printed.count} paper form(s)"
 
 
 async def report(storage, job, params, folder: Path, progress):
@@ -152,4 +167,4 @@ async def score(storage, job, params, folder: Path, progress):
 
 
 KINDS = {"export": export, "frame_import": frame_import, "sample_import": sample_import, "draw": draw, "letters": letters,
-         "report": report, "weight": weight, "estimate": estimate, "score": score}
+         "paper_forms": paper_forms, "report": report, "weight": weight, "estimate": estimate, "score": score}

@@ -31,9 +31,11 @@ import time
 import traceback
 import uuid
 from pathlib import Path
+from urllib.parse import urlsplit
 from typing import Any, Callable
 
 from fieldwork.background import lower_priority
+from storage import is_postgresql_url
 
 
 MAX_RUNNING = 2
@@ -47,10 +49,16 @@ STOPPED = "the job stopped before it finished"
 KEEP_FILES_DAYS = 7
 #: What a job whose files were removed says instead of offering them.
 FILES_REMOVED = "job_files_removed"
+#: Where a job's child finds a PostgreSQL URL (its --db is then "-"): not on its command line,
+#: where ps would show the password.
+URL_VARIABLE = "KHAOSAT_JOB_DATABASE"
 
 
-def files_dir(database: Path) -> Path:
-    """Where jobs keep their uploads and results: beside the database, one folder per job."""
+def files_dir(database: Path | str) -> Path:
+    """Where jobs keep their uploads and results: beside the database, one folder per job (for a
+    PostgreSQL URL, in the folder the console runs in, named after the database)."""
+    if isinstance(database, str):
+        return Path.cwd() / f"{urlsplit(database).path.strip('/')}-console-files"
     return database.parent / f"{database.stem}-console-files"
 
 
@@ -61,8 +69,8 @@ def _now() -> str:
 class JobRunner:
     """Starts the child process of each submitted job and reaps it (one per console)."""
 
-    def __init__(self, database: Path, jobs, *, max_running: int = MAX_RUNNING):
-        self.database = Path(database)
+    def __init__(self, database: Path | str, jobs, *, max_running: int = MAX_RUNNING):
+        self.database = database if is_postgresql_url(database) else Path(database)
         self.jobs = jobs  # storage.jobs.Jobs
         self.root = files_dir(self.database)
         self._slots = asyncio.Semaphore(max_running)
@@ -96,11 +104,15 @@ class JobRunner:
             folder = self.job_dir(job_id)
             folder.mkdir(parents=True, exist_ok=True)
             with (folder / "job.log").open("ab") as log_file:
+                env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_source_root(),
+                                                                                 os.environ.get("PYTHONPATH")]))}
+                database = str(self.database)
+                if isinstance(self.database, str):
+                    env[URL_VARIABLE], database = self.database, "-"
                 process = await asyncio.create_subprocess_exec(
-                    sys.executable, "-m", "console.jobs", "--db", str(self.database), "--job", job_id,
+                    sys.executable, "-m", "console.jobs", "--db", database, "--job", job_id,
                     "--dir", str(folder), stdin=asyncio.subprocess.DEVNULL, stdout=log_file, stderr=log_file,
-                    env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [_source_root(),
-                                                                                   os.environ.get("PYTHONPATH")]))})
+                    env=env)
                 self._processes[job_id] = process
                 try:
                     code = await process.wait()
@@ -224,7 +236,7 @@ async def _flush(jobs, job_id: str, progress: Progress) -> None:
             await jobs.set_progress(job_id, progress.value, progress.message)
 
 
-async def run_job(database: Path, job_id: str, folder: Path) -> int:
+async def run_job(database: Path | str, job_id: str, folder: Path) -> int:
     """Run one job in this process; 0 when it ended (done or failed with its message)."""
     from fieldwork import Refused
     from storage import open_storage
@@ -260,13 +272,14 @@ async def run_job(database: Path, job_id: str, folder: Path) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one console job (started by the console).")
-    parser.add_argument("--db", required=True, type=Path)
+    parser.add_argument("--db", required=True, help="the database file, or - for the URL in $" + URL_VARIABLE)
     parser.add_argument("--job", required=True)
     parser.add_argument("--dir", required=True, type=Path)
     args = parser.parse_args(argv)
     lower_priority()
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return asyncio.run(run_job(args.db, args.job, args.dir))
+    database = os.environ[URL_VARIABLE] if args.db == "-" else Path(args.db)
+    return asyncio.run(run_job(database, args.job, args.dir))
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import pandas as pd
 from exporters.design import Design, DesignError, load_design, read_table
 from exporters.weighting import (CalibrationStep, LinearStep, PostStratStep, RakingStep, apply_design,
                                  level_key)
+from storage.atomic_files import atomic_open
 
 
 class LonelyPSUError(DesignError):
@@ -467,7 +468,7 @@ def write_estimates(estimates: Sequence[Estimate], out_path: str | Path, level: 
     """The CSV of `khaosat estimate`; intervals as `exporters.intervals.interval` says."""
     from exporters.intervals import interval as bounds
 
-    with open(out_path, "w", newline="", encoding="utf-8") as fh:
+    with atomic_open(out_path, "w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
         writer.writerow(["statistic", "variable", "domain", "estimate", "se", "ci_low", "ci_high"])
         for e in estimates:

@@ -21,6 +21,7 @@ from exporters.table import (ANSWER_STATUSES, LONG_COLUMNS, PERSONAL_COLUMNS, Ex
 from storage.answers_read import AnswersRead, open_answers_read
 from surveys.expressions import NOT_APPLICABLE
 from surveys.model import Question, QuestionType, Questionnaire
+from surveys.repeats import repeat_plan, split_key
 from surveys.xlsform import load_questionnaire_bytes
 
 
@@ -121,7 +122,14 @@ def long_frames(reader: AnswersRead, form_id: str | None, sessions: dict[str, li
 
 
 def _question(form: Questionnaire, name: str) -> Question | None:
-    return form.question(name) if form.has(name) else None
+    """The question of a stored answer's key: its name, or an instance key (`member[2]/age`)."""
+    if form.has(name):
+        return form.question(name)
+    if "[" in name and form.has_repeats:
+        repeats, _numbers, bare = split_key(name)
+        index = repeat_plan(form).by_shape.get((repeats, bare))
+        return None if index is None else form.questions[index]
+    return None
 
 
 def _long_value(value: Any) -> str | None:

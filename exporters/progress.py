@@ -179,9 +179,17 @@ class StatusReport:
     pace_days: int
     closed: bool
     rows: list[StatusRow]  # strata, then a total per group, then the survey total
+    #: Members per stratum, mode and AAPOR class (``exporters.modes``: response rates by mode).
+    mode_counts: tuple = ()
 
     def strata(self) -> list[StatusRow]:
         return [r for r in self.rows if "*" not in (r.group, r.stratum)]
+
+    def modes(self) -> list:
+        """Completes and RR1's share per mode over the strata of this report (``exporters.modes``)."""
+        from exporters.modes import mode_rates
+
+        return mode_rates(self.mode_counts, {r.stratum for r in self.strata()})
 
 
 _COUNTED = ("allocated", "sampled", "replaced", "invited", "contacted", "started", "completed", "partial",
@@ -262,8 +270,11 @@ async def survey_status(storage: Storage, project: SurveyProject, now: dt.dateti
         totals.append(_total(gid, "*", part, days_left))
     if rows:
         totals.append(_total("*", "*", rows, days_left))
+    from exporters.modes import mode_counts
+
     return StatusReport(project.id, project.title, local.isoformat(), project.opens.isoformat(),
-                        project.closes.isoformat(), days_left, pace_days, closed, rows + totals)
+                        project.closes.isoformat(), days_left, pace_days, closed, rows + totals,
+                        await mode_counts(storage, project.id, closed=closed))
 
 
 def _row(gid: str, stratum: str, c: dict, k: Counter, quota: int | None, target: int, pace: float,
@@ -321,8 +332,9 @@ def status_records(report: StatusReport) -> list[dict]:
 
 
 def status_json(report: StatusReport) -> str:
-    data = {k: v for k, v in asdict(report).items() if k != "rows"}
+    data = {k: v for k, v in asdict(report).items() if k not in ("rows", "mode_counts")}
     data["rows"] = status_records(report)
+    data["modes"] = [asdict(row) for row in report.modes()]
     return json.dumps(data, ensure_ascii=False, indent=2)
 
 
@@ -411,6 +423,10 @@ def _status_blocks(report: StatusReport, project: SurveyProject | None, lang: st
     for total in (r for r in report.rows if r.group != "*" and r.stratum == "*"):
         blocks.append([line(total)] + [line(r) for r in strata if r.group == total.group])
     last = [line(r) for r in report.rows if r.group == "*"]
+    from exporters.modes import modes_line
+
+    if by_mode := modes_line(report.modes(), lang):
+        last.append(by_mode)
     if any(r.lagging for r in report.rows):
         last.append(say("status_lagging", lang))
     return blocks + [last]

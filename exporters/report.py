@@ -39,6 +39,7 @@ import numpy as np
 import pandas as pd
 
 from exporters.design import DesignError, read_table
+from storage.atomic_files import save_workbook, write_text
 from surveys.messages import translate
 
 LANGUAGES = ("vi", "en")
@@ -827,7 +828,7 @@ def write_xlsx(report: Report, path: Path) -> None:
             image = Image(io.BytesIO(chart.png))
             sheet.add_image(image, f"A{row + 1}")
             row += 3 + math.ceil(image.height / 20)  # default rows are 15 pt = 20 px
-    workbook.save(path)
+    save_workbook(workbook, path)
 
 
 def _header(sheet, bold) -> None:
@@ -871,7 +872,7 @@ def report_steps(inputs: ReportInputs, out_dir: Path) -> tuple[Report, list[tupl
             scores_sections(inputs.scores, inputs.project, inputs.scores_source, lang))))
 
     def html_step():
-        (out_dir / "report.html").write_text(render_html(report), encoding="utf-8")
+        write_text(out_dir / "report.html", render_html(report))
 
     steps.append(("report.html", html_step))
     steps.append(("report.xlsx", lambda: write_xlsx(report, out_dir / "report.xlsx")))

@@ -28,6 +28,7 @@ import pandas as pd
 
 from exporters.design import Design, DesignError, load_design, read_table
 from exporters.estimation import SurveyDesign
+from storage.atomic_files import atomic_path, make_folder
 from surveys.scoring import ScoringRules, load_scoring
 
 LEVELS = ("subcriterion", "criterion", "domain", "total")
@@ -184,9 +185,10 @@ def run_score(data: Path | pd.DataFrame, rules_path: Path, out_path: Path, *, un
     design = SurveyDesign.from_design(data, load_design(design_path) if design_path else Design())
     frame = scores_frame(score_units(data, rules, design, unit=unit, group=group))
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    if out_path.suffix.lower() == ".xlsx":
-        frame.to_excel(out_path, index=False)
-    else:
-        frame.to_csv(out_path, index=False, encoding="utf-8-sig")
+    make_folder(out_path.parent)
+    with atomic_path(out_path) as partial:
+        if out_path.suffix.lower() == ".xlsx":
+            frame.to_excel(partial, index=False)
+        else:
+            frame.to_csv(partial, index=False, encoding="utf-8-sig")
     return frame

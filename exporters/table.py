@@ -1,6 +1,6 @@
 """Answers as tables for analysts: the export model behind `khaosat export`.
 
-Respondents appear under their pseudonym only (Decree 13/2023/ND-CP): an analyst's file
+Respondents appear under their pseudonym only (Law 91/2025/QH15 on personal data): an analyst's file
 never carries the external id that links a row to a person. Names and phones are added only
 when asked for explicitly (``personal=True``, ``khaosat export --personal``); the columns are
 then labelled PERSONAL DATA and the file's metadata says so.
@@ -97,11 +97,19 @@ _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 
 #: The wide layout's session columns: ``channel`` is where the session started, ``last_channel``
 #: where its latest event came from (a person may start on Telegram and finish on Zalo).
-WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", *SESSION_COLUMNS[5:])
+#: ``mode`` (telegram, zalo, web, paper…) is the mode that counts for response rates by mode: the
+#: channel of the session's latest answer, as ``last_channel``, under the survey statistician's name.
+WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", "mode", *SESSION_COLUMNS[5:])
 
 # Labels of columns added here. TODO(lead): move into surveys.messages.EXPORT_LABELS, the one place
 # for texts (this branch may not edit that module).
-_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"}}
+_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"},
+           "mode": {"vi": "Hình thức trả lời", "en": "Mode"},
+           # repeat tables (exporters/repeat_tables.py), as KoBoToolbox names their columns
+           "row_index": {"vi": "Số thứ tự dòng (_index)", "en": "Row number (_index)"},
+           "parent_table": {"vi": "Bảng cha", "en": "Parent table"},
+           "parent_index": {"vi": "Dòng của bảng cha (_index của bảng cha)", "en": "Row of the parent table (its _index)"},
+           "instance_number": {"vi": "Lần lặp thứ (trong dòng cha)", "en": "Instance number (within the parent row)"}}
 
 
 def text(key: str, language: str) -> str:
@@ -140,6 +148,9 @@ class ExportTable:
     language: str = "vi"
     personal: bool = False
     forms: tuple[tuple[str, str], ...] = ()
+    #: One long table per repeat of the forms (wide layout), by repeat name, in form order: a row per
+    #: instance, linked to its parent's row by ``_parent_index`` (see `exporters.repeat_tables`).
+    repeats: dict[str, "ExportTable"] = field(default_factory=dict)
 
     def metadata(self) -> dict[str, Any]:
         """Everything but the data, as JSON-able values (Parquet keeps it in its schema)."""
@@ -305,7 +316,7 @@ def _columns(forms: Iterable[Questionnaire], language: str) -> dict[str, _Column
     columns: dict[str, _Column] = {}
     for form in forms:
         for question in form.questions:
-            if question.type is QuestionType.NOTE:
+            if question.type is QuestionType.NOTE or question.repeats:  # repeats have tables of their own
                 continue
             column = columns.setdefault(question.name, _Column(question, form.default_language))
             for choice in question.choices:
@@ -347,7 +358,8 @@ def _wide_table(reader: AnswersRead, form_id: str | None, sessions: dict[str, li
 
     attributes = _attributes(sessions)
     fixed = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *WIDE_SESSION_COLUMNS[1:], *SAMPLE_COLUMNS]
-    sessions = {**sessions, "last_channel": last_channels(sessions["channel"], sessions["last_event_key"])}
+    last = last_channels(sessions["channel"], sessions["last_event_key"])
+    sessions = {**sessions, "last_channel": last, "mode": last}
     for name in [*fixed, *attributes]:
         if name in ("session", "number_of_reminders"):
             data[name] = pd.array(sessions[name], dtype="Int64")
@@ -362,58 +374,75 @@ def _wide_table(reader: AnswersRead, form_id: str | None, sessions: dict[str, li
         kinds[name] = "personal" if name in PERSONAL_COLUMNS else "meta"
 
     for j, (name, column) in enumerate(columns.items()):
-        question = column.question
-        kind = question.type
-        label = question.label.get(language, column.default_language) or name
-        raw = vids[:, j]
-        skip = skipped_matrix[:, j].copy() if kind.is_asked else None
-        questions[name] = name
-        labels[name] = label
-        if kind is QuestionType.SELECT_ONE:
-            if column.integer_coded:
-                data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
-                value_labels[name] = {int(c): lab for c, lab in column.choices.items()}
-            else:
-                data[name] = pd.array(_cells(raw, decoded, str), dtype=object)
-                value_labels[name] = dict(column.choices)
-            kinds[name] = "select_one"
-        elif kind is QuestionType.SELECT_MULTIPLE:
-            data[name] = pd.array(_cells(raw, decoded, " ".join), dtype=object)
-            kinds[name] = "select_multiple"
-            for choice, choice_label in column.choices.items():
-                dummy = f"{name}/{choice}"
-                data[dummy] = pd.array(_cells(raw, decoded, lambda v, c=choice: 1 if c in v else 0), dtype="Int64")
-                labels[dummy] = f"{label}: {choice_label}"
-                value_labels[dummy] = {0: text("not_selected", language), 1: text("selected", language)}
-                kinds[dummy] = "choice"
-                questions[dummy] = name
-                if skip is not None and skip.any():
-                    skipped[dummy] = skip
-        elif kind is QuestionType.INTEGER:
-            data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
-            kinds[name] = "integer"
-        elif kind is QuestionType.DECIMAL:
-            data[name] = _float_column(_cells(raw, decoded, float))
-            kinds[name] = "decimal"
-        elif kind is QuestionType.CALCULATE:
-            numbers = [decoded[v] for v in np.unique(raw).tolist() if v >= 0 and _present(decoded[v])]
-            if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
-                data[name] = _float_column(_cells(raw, decoded, float))
-            else:
-                data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
-            kinds[name] = "calculate"
-        else:
-            data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
-            kinds[name] = {QuestionType.DATE: "date", QuestionType.TEXT: "text",
-                           QuestionType.ACKNOWLEDGE: "acknowledge"}.get(kind, "metadata")
-        if skip is not None and skip.any():
-            skipped[name] = skip
+        add_question_columns(name, column, vids[:, j], skipped_matrix[:, j], decoded, language,
+                             data, labels, value_labels, kinds, skipped, questions)
+    has_repeats = any(form.has_repeats for form in forms.values())
+    if has_repeats:  # rows are numbered for the repeat tables' `_parent_index` to point to
+        data = {"_index": pd.array(np.arange(1, n + 1), dtype="Int64"), **data}
+        labels["_index"], kinds["_index"] = text("row_index", language), "meta"
 
     df = pd.DataFrame(data, index=pd.RangeIndex(n))
     table = ExportTable(df, labels, value_labels, kinds=kinds, skipped=skipped, questions=questions,
                         layout="wide", language=language, personal=personal, forms=tuple(sorted(forms)))
     table.codebook = codebook_rows(table)
+    if has_repeats:
+        from exporters.repeat_tables import repeat_tables
+
+        table.repeats = repeat_tables(reader, form_id, forms, sessions, table, language)
     return table
+
+
+def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_cells: np.ndarray,
+                         decoded: list[Any], language: str, data: dict[str, Any], labels: dict[str, str],
+                         value_labels: dict[str, dict[Any, str]], kinds: dict[str, str],
+                         skipped: dict[str, np.ndarray], questions: dict[str, str]) -> None:
+    """The column(s) of one question from its value ids ``raw`` (one per row; -1: no answer), added to
+    the table's dicts: shared by the main table and the repeat tables (`exporters.repeat_tables`)."""
+    question = column.question
+    kind = question.type
+    label = question.label.get(language, column.default_language) or name
+    skip = skipped_cells.copy() if kind.is_asked else None
+    questions[name] = question.name
+    labels[name] = label
+    if kind is QuestionType.SELECT_ONE:
+        if column.integer_coded:
+            data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
+            value_labels[name] = {int(c): lab for c, lab in column.choices.items()}
+        else:
+            data[name] = pd.array(_cells(raw, decoded, str), dtype=object)
+            value_labels[name] = dict(column.choices)
+        kinds[name] = "select_one"
+    elif kind is QuestionType.SELECT_MULTIPLE:
+        data[name] = pd.array(_cells(raw, decoded, " ".join), dtype=object)
+        kinds[name] = "select_multiple"
+        for choice, choice_label in column.choices.items():
+            dummy = f"{name}/{choice}"
+            data[dummy] = pd.array(_cells(raw, decoded, lambda v, c=choice: 1 if c in v else 0), dtype="Int64")
+            labels[dummy] = f"{label}: {choice_label}"
+            value_labels[dummy] = {0: text("not_selected", language), 1: text("selected", language)}
+            kinds[dummy] = "choice"
+            questions[dummy] = name
+            if skip is not None and skip.any():
+                skipped[dummy] = skip
+    elif kind is QuestionType.INTEGER:
+        data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
+        kinds[name] = "integer"
+    elif kind is QuestionType.DECIMAL:
+        data[name] = _float_column(_cells(raw, decoded, float))
+        kinds[name] = "decimal"
+    elif kind is QuestionType.CALCULATE:
+        numbers = [decoded[v] for v in np.unique(raw).tolist() if v >= 0 and _present(decoded[v])]
+        if numbers and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers):
+            data[name] = _float_column(_cells(raw, decoded, float))
+        else:
+            data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
+        kinds[name] = "calculate"
+    else:
+        data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
+        kinds[name] = {QuestionType.DATE: "date", QuestionType.TEXT: "text",
+                       QuestionType.ACKNOWLEDGE: "acknowledge"}.get(kind, "metadata")
+    if skip is not None and skip.any():
+        skipped[name] = skip
 
 
 def _text_cell(value: Any) -> str:

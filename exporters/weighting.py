@@ -23,6 +23,7 @@ import pandas as pd
 
 from exporters.design import Design, DesignError, Margin, load_design, read_table
 from exporters.grake import grake, logit_calfun
+from storage.atomic_files import atomic_path
 
 # -- calibration steps (what the variance needs) -------------------------------------------------
 
@@ -571,11 +572,12 @@ def run_weight(data, design_path: str | Path, out_path: str | Path | None = None
         out[design.weight_column] = result.weights
         out_path = Path(out_path)
         suffix = out_path.suffix.lower()
-        if suffix in (".xlsx", ".xlsm"):
-            out.to_excel(out_path, index=False)
-        elif suffix == ".parquet":
-            out.to_parquet(out_path, index=False)
-        else:
-            out.to_csv(out_path, index=False, float_format="%.17g")
+        with atomic_path(out_path) as partial:
+            if suffix in (".xlsx", ".xlsm"):
+                out.to_excel(partial, index=False)
+            elif suffix == ".parquet":
+                out.to_parquet(partial, index=False)
+            else:
+                out.to_csv(partial, index=False, float_format="%.17g")
     return {"weights": weight_summary(result.weights), "base": weight_summary(result.base),
             "steps": [r.as_dict() for r in result.reports], "weight_column": design.weight_column}

@@ -15,6 +15,11 @@ Per format (see `exporters.table` for codes and missing values):
   are cut to Stata's 80 characters. Text is kept as typed.
 - **parquet**: the table as is (nullable integers, text), with `ExportTable.metadata()` as
   JSON under the schema metadata key ``khaosat`` and each column's label as field metadata.
+
+A form with repeats has one more table per repeat (`ExportTable.repeats`, see
+`exporters.repeat_tables`): XLSX gives each a sheet named after the repeat (its codebook rows join
+the codebook sheet); every other format writes each beside the main file, named
+``<file>-<repeat>.<ext>`` (`repeat_path`), written the same way.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import numpy as np
 import pandas as pd
 
 from exporters.table import _FORMULA_PREFIXES, ExportTable, text
+from storage.atomic_files import atomic_open, atomic_path, make_folder, save_workbook
 
 FORMATS = ("csv", "xlsx", "sav", "dta", "parquet")
 XLSX_MAX_ROWS = 1_048_575
@@ -79,18 +85,38 @@ def write(table: ExportTable, path: Path, file_format: str, options: WriteOption
     if (options.labels or options.label_headers) and file_format not in ("csv", "xlsx"):
         raise ExportError("labels instead of codes and label headers are for csv and xlsx; SPSS and Stata "
                           "files carry the labels themselves")
+    path = make_folder(Path(path).parent) / Path(path).name
+    repeats = table.repeats
+    table = _prepared(table, options)
+    with atomic_path(path) as partial:  # a failed export leaves no half file, and keeps an earlier one
+        if file_format == "csv":
+            write_csv(table, partial, options.delimiter)
+        elif file_format == "dta":
+            write_dta(table, partial, options.stata_version)
+        else:
+            WRITERS[file_format](table, partial)
+    if file_format != "xlsx":  # XLSX holds the repeat tables as sheets of its own
+        for name, repeat in repeats.items():
+            write(repeat, repeat_path(path, name), file_format, options)
+
+
+def repeat_path(path: Path, repeat: str) -> Path:
+    """Where a repeat's table is written beside the main file: ``answers.csv`` → ``answers-member.csv``."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    return path.with_name(f"{path.stem}-{repeat}{path.suffix}")
+
+
+def _prepared(table: ExportTable, options: WriteOptions) -> ExportTable:
+    """Labels for codes and label headers, as asked, on the table and its repeat tables."""
+    prepared = table
     if options.labels:
-        table = labelled(table)
+        prepared = labelled(prepared)
     if options.label_headers:
-        table = label_headers(table)
-    if file_format == "csv":
-        write_csv(table, path, options.delimiter)
-    elif file_format == "dta":
-        write_dta(table, path, options.stata_version)
-    else:
-        WRITERS[file_format](table, path)
+        prepared = label_headers(prepared)
+    if prepared is not table and table.repeats:
+        prepared = _replace(prepared, prepared.df,
+                            repeats={name: _prepared(repeat, options) for name, repeat in table.repeats.items()})
+    return prepared
 
 
 def labelled(table: ExportTable) -> ExportTable:
@@ -192,10 +218,9 @@ def write_csv_chunks(tables: Iterable[ExportTable], path: Path, delimiter: str =
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    path = make_folder(Path(path).parent) / Path(path).name
     rows, header = 0, False
-    with open(path, "wb") as handle:
+    with atomic_open(path, "wb") as handle:
         handle.write(b"\xef\xbb\xbf")
         for table in tables:
             arrow = pa.Table.from_pandas(_neutralised(table.df), preserve_index=False)
@@ -216,20 +241,42 @@ def write_xlsx(table: ExportTable, path: Path) -> None:
                           "use csv, parquet, sav or dta")
     from openpyxl import Workbook
 
+    for name, repeat in table.repeats.items():
+        if len(repeat.df) > XLSX_MAX_ROWS:
+            raise ExportError(f"the repeat '{name}' has {len(repeat.df):,} rows, more than an Excel sheet holds "
+                              f"(at most {XLSX_MAX_ROWS:,}): use csv, parquet, sav or dta")
     workbook = Workbook(write_only=True)
-    sheet = workbook.create_sheet("data")
+    _data_sheet(workbook, "data", table)
+    sheets = {"data", "codebook"}
+    for name, repeat in table.repeats.items():
+        _data_sheet(workbook, _sheet_name(name, sheets), repeat)
+    codebook = workbook.create_sheet("codebook")
+    fields = ["variable", "label", "type", "values", "missing", "question"]
+    codebook.append(fields)
+    for entry in [*table.codebook, *(entry for repeat in table.repeats.values() for entry in repeat.codebook)]:
+        codebook.append([_xlsx_cell(_neutral(entry.get(f, ""))) for f in fields])
+    save_workbook(workbook, path)
+
+
+def _data_sheet(workbook: Any, name: str, table: ExportTable) -> None:
+    sheet = workbook.create_sheet(name)
     sheet.append(list(table.df.columns))
     data = _neutralised(table.df).astype(object).where(table.df.notna(), None)
     for column, typed in typed_columns(table, zone_aware=False).items():
         data[column] = typed.astype(object).where(typed.notna(), None)
     for row in data.itertuples(index=False, name=None):
         sheet.append([_xlsx_cell(v) for v in row])
-    codebook = workbook.create_sheet("codebook")
-    fields = ["variable", "label", "type", "values", "missing", "question"]
-    codebook.append(fields)
-    for entry in table.codebook:
-        codebook.append([_xlsx_cell(_neutral(entry.get(f, ""))) for f in fields])
-    workbook.save(path)
+
+
+def _sheet_name(repeat: str, taken: set[str]) -> str:
+    """A repeat's sheet: its name, cut to Excel's 31 characters and made unique."""
+    base = re.sub(r"[\\/*?:\[\]]", "_", repeat)[:31]
+    name, number = base, 2
+    while name.lower() in {t.lower() for t in taken}:
+        name = f"{base[:28]}~{number}"
+        number += 1
+    taken.add(name)
+    return name
 
 
 def _neutral(value: Any) -> Any:
@@ -258,7 +305,8 @@ def _xlsx_cell(value: Any) -> Any:
 def legal_names(columns: list[str], length: int = STATA_NAME_LENGTH) -> dict[str, str]:
     """XLSForm names → names SPSS and Stata both accept: ``q/choice`` → ``q_choice``.
 
-    ASCII letters, digits and ``_``, starting with a letter or ``_``, at most ``length``
+    ASCII letters, digits and ``_``, starting with a letter (SPSS refuses ``_`` first: ``_index`` of
+    the repeat tables becomes ``v_index``), at most ``length``
     characters (Stata's 32), not a Stata reserved word, unique (``_2``, ``_3`` … replace the
     end when two would collide, case-insensitively as SPSS compares them).
     """
@@ -268,7 +316,7 @@ def legal_names(columns: list[str], length: int = STATA_NAME_LENGTH) -> dict[str
         ascii_name = unicodedata.normalize("NFKD", column.replace("đ", "d").replace("Đ", "D"))
         ascii_name = ascii_name.encode("ascii", "ignore").decode()
         name = re.sub(r"[^A-Za-z0-9_]", "_", ascii_name) or "v"
-        if not re.match(r"[A-Za-z_]", name):
+        if not re.match(r"[A-Za-z]", name):
             name = "v" + name
         if name.lower() in _STATA_RESERVED or name in _STATA_RESERVED:
             name += "_"

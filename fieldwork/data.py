@@ -64,6 +64,7 @@ async def export(storage, out: Path, options: ExportOptions, *, where: str = "th
     from exporters.table import export_frame
     from exporters.writers import ExportError, write
     from storage import StorageError
+    from storage.atomic_files import describe
 
     options.check()
     try:
@@ -77,12 +78,16 @@ async def export(storage, out: Path, options: ExportOptions, *, where: str = "th
                                    language=options.language, progress=progress)
     except StorageError as error:
         raise Refused(f"{where}: {error}") from None
-    except (ExportError, OSError) as error:
+    except ExportError as error:
         raise Refused(f"cannot write {out}: {error}") from None
+    except OSError as error:  # the disk is full, the folder read-only…: one line, no half file left
+        raise Refused(describe(error, out)) from None
     try:
         write(table, out, options.file_format, options.write_options())
-    except (ExportError, OSError) as error:
+    except ExportError as error:
         raise Refused(f"cannot write {out}: {error}") from None
+    except OSError as error:  # the disk is full, the folder read-only…: one line, no half file left
+        raise Refused(describe(error, out)) from None
     return Exported(out, len(table.df), len(table.df.columns))
 
 

@@ -9,6 +9,7 @@ the aggregates' Protocols) and get an implementation from ``open_storage``.
 from __future__ import annotations
 
 import os
+from urllib.parse import urlsplit, urlunsplit
 
 from .base import Storage
 from .errors import (
@@ -79,6 +80,7 @@ __all__ = [
     "StorageError",
     "StoredQuestionnaire",
     "is_postgresql_url",
+    "redacted",
     "open_storage",
     "SAMPLE_ROLES",
     "FrameConflict",
@@ -93,6 +95,14 @@ __all__ = [
     "SampleStratum",
     "StoredSurvey",
 ]
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 def is_postgresql_url(location: object) -> bool:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 from .errors import StorageError
+from .personal_crypto import codec
 
 #: Answers (by rowid range) handed over per chunk: a few tens of MB of arrow arrays at a time.
 CHUNK_ROWS = 200_000
@@ -25,8 +26,8 @@ SESSIONS_PER_CHUNK = 5_000
 
 #: The channel an event came through, from the prefix of its key (each channel keys the events it
 #: applies by its own update id: ``tg:<bot>:<update>``, ``zalo:<bot>:<message>``,
-#: ``console:<uuid>``). Events with another key (tests, replays, system events) name no channel.
-EVENT_KEY_CHANNELS = {"tg": "telegram", "zalo": "zalo", "console": "console"}
+#: ``console:<uuid>``, a typed paper form ``paper:<form>:<seq>``). Events with another key (tests, replays, system events) name no channel.
+EVENT_KEY_CHANNELS = {"tg": "telegram", "zalo": "zalo", "console": "console", "paper": "paper"}
 
 #: Columns of `AnswersRead.sessions`, in order.
 SESSION_FIELDS = ("session", "respondent_id", "respondent", "form_id", "form_version", "channel",
@@ -55,6 +56,8 @@ class AnswersRead(Protocol):
     def answers(self, form_id: str | None) -> Iterator[dict[str, Any]]: ...
 
     def long_answers(self, form_id: str | None, sessions: Sequence[int] = ()) -> Iterator[dict[str, Any]]: ...
+
+    def repeat_answers(self, form_id: str | None) -> Iterator[dict[str, Any]]: ...
 
     def snapshot(self) -> Any: ...
 
@@ -90,6 +93,9 @@ class SQLiteAnswersRead:
     Open it in the thread (or process) that uses it; `open_answers_read` does.
     """
 
+    #: One column of a chunk as one text (``_answer_columns``); PostgreSQL's is ``string_agg``.
+    _JOINED = "group_concat({expression}, '{separator}')"
+
     def __init__(self, path: str | Path) -> None:
         path = Path(path)
         if not path.is_file():
@@ -124,14 +130,29 @@ class SQLiteAnswersRead:
                                if personal else "")
         rows = self._conn.execute(sql, (form_id,)).fetchall()
         columns = list(zip(*rows)) if rows else [()] * len(SESSION_FIELDS)
-        return {name: list(values) for name, values in zip(SESSION_FIELDS, columns)}
+        out = {name: list(values) for name, values in zip(SESSION_FIELDS, columns)}
+        if personal:  # names and phones are encrypted at rest (personal_crypto)
+            personal_codec = codec()
+            for name in ("name", "phone"):
+                out[name] = [personal_codec.open(value) for value in out[name]]
+        return out
 
     def answers(self, form_id: str | None) -> Iterator[dict[str, Any]]:
         """Every stored answer, in chunks of `CHUNK_ROWS` rows in storage order, as arrow arrays:
         ``session`` (int64 numpy), ``question`` and ``value`` (JSON text) strings, ``skipped`` (bool
         numpy)."""
         for chunk in self._answer_columns({"session": "a.session_id", "question": "a.question", "value": "a.value",
-                                           "skipped": "a.status = 'skipped'"}, form_id):
+                                           "skipped": "CASE WHEN a.status = 'skipped' THEN 1 ELSE 0 END"}, form_id):
+            chunk["session"] = _integers(chunk["session"])
+            chunk["skipped"] = _integers(chunk["skipped"]).astype(bool)
+            yield chunk
+
+    def repeat_answers(self, form_id: str | None) -> Iterator[dict[str, Any]]:
+        """As `answers`, only those inside repeat instances (keys such as ``household[2]/age``, which
+        no question name can be: XLSForm names have no brackets), for the repeat tables."""
+        for chunk in self._answer_columns({"session": "a.session_id", "question": "a.question", "value": "a.value",
+                                           "skipped": "a.status = 'skipped'"}, form_id,
+                                          only="instr(a.question, '[') > 0"):
             chunk["session"] = _integers(chunk["session"])
             chunk["skipped"] = _integers(chunk["skipped"]).astype(bool)
             yield chunk
@@ -152,7 +173,8 @@ class SQLiteAnswersRead:
             yield chunk
 
     def _answer_columns(self, expressions: dict[str, str], form_id: str | None,
-                        session_ranges: Sequence[tuple[int, int]] | None = None) -> Iterator[dict[str, Any]]:
+                        session_ranges: Sequence[tuple[int, int]] | None = None,
+                        only: str | None = None) -> Iterator[dict[str, Any]]:
         """The answers table in rowid ranges, each column of a range as ONE text that SQLite joins
         (``group_concat``) and arrow splits: no Python object per answer, a sequential scan.
         Record separator U+001E cannot occur in JSON text (control characters are escaped in JSON
@@ -160,15 +182,15 @@ class SQLiteAnswersRead:
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        select = ", ".join(f"group_concat({e}, '{_SEPARATOR}')" for e in expressions.values())
+        select = ", ".join(self._JOINED.format(expression=e, separator=_SEPARATOR) for e in expressions.values())
         if session_ranges is None:  # storage order, by rowid: a sequential scan
-            first, last = self._conn.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
-            if first is None:
+            where, ranges = self._storage_ranges()
+            if not ranges:
                 return
-            where = "a.rowid >= ?1 AND a.rowid < ?2"
-            ranges = [(start, start + CHUNK_ROWS) for start in range(first, last + 1, CHUNK_ROWS)]
         else:  # by session, through the (session_id, question) key
             where, ranges = "a.session_id >= ?1 AND a.session_id <= ?2", list(session_ranges)
+        if only is not None:
+            where = f"{where} AND {only}"
         sql = (f"SELECT {select}, count(*) FROM answers a WHERE {where}"
                + ("" if form_id is None else " AND a.session_id IN (SELECT id FROM sessions WHERE form_id = ?3)"))
         for start, end in ranges:
@@ -183,6 +205,14 @@ class SQLiteAnswersRead:
                     raise StorageError(f"answers {start}…{end}: a {name} contains U+001E")
                 chunk[name] = column
             yield chunk
+
+    def _storage_ranges(self) -> tuple[str, list[tuple[int, int]]]:
+        """The answers in rowid ranges of `CHUNK_ROWS`: SQLite's storage order, a sequential scan."""
+        first, last = self._conn.execute("SELECT min(rowid), max(rowid) FROM answers").fetchone()
+        if first is None:
+            return "", []
+        return "a.rowid >= ?1 AND a.rowid < ?2", [(start, start + CHUNK_ROWS) for start in
+                                                  range(first, last + 1, CHUNK_ROWS)]
 
     def snapshot(self) -> "_Snapshot":
         """``with reader.snapshot():`` every read inside sees the same committed state (one read
@@ -212,16 +242,24 @@ def _integers(column: Any) -> Any:
 
 
 def open_answers_read(path: str | Path) -> SQLiteAnswersRead:
-    """A reader of the survey database at ``path`` (read-only use, its own connection)."""
+    """A reader of the survey database at ``path`` (a file or a ``postgresql://`` URL; read-only
+    use, its own connection)."""
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        from .pg_answers_read import PostgresAnswersRead
+
+        return PostgresAnswersRead(path)
     try:
         return SQLiteAnswersRead(path)
     except sqlite3.Error as error:
         raise StorageError(f"cannot read {path}: {error}") from error
 
 
-async def database_file(storage: Any) -> Path:
-    """The file behind an open `SQLiteStorage`, so that a reader can open its own connection."""
+async def database_file(storage: Any) -> Path | str:
+    """The file behind an open storage (or its PostgreSQL URL, kept a string), so that a reader can
+    open its own connection."""
     path = await storage.database_file()
+    if isinstance(path, str) and path.startswith(("postgresql://", "postgres://")):
+        return path
     if path:
         return Path(path)
     raise StorageError("the storage has no database file (an in-memory database cannot be read apart)")

@@ -30,6 +30,7 @@ from .coordination import Coordination
 from .fieldwork import Fieldwork
 from .links import Links
 from .outbox import Outbox
+from .privacy import Privacy
 from .questionnaires import Questionnaires
 from .quotas import Quotas
 from .reminders_store import Reminders
@@ -37,7 +38,8 @@ from .sessions import Sessions
 from .surveys import Surveys
 
 
-class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Coordination, Protocol):
+class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Privacy, Coordination,
+              Protocol):
     """Durable, idempotent persistence for questionnaires, respondents and sessions."""
 
     async def __aenter__(self) -> Self:

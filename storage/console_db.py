@@ -19,6 +19,7 @@ import aiosqlite
 
 from .errors import StorageError
 from .migrations import migrate
+from .ownership import check_sqlite_file
 from .sqlite_hops import _PRAGMAS  # noqa: PLC2701 — the same pragmas as the fieldwork storage
 
 if TYPE_CHECKING:  # the store modules import this one
@@ -32,6 +33,7 @@ async def open_connection(path: str | os.PathLike[str]) -> aiosqlite.Connection:
     """Open (creating if needed) and migrate; autocommit mode, rows as ``sqlite3.Row``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_sqlite_file(path)  # another program's file: refused before anything is written to it
     try:
         db = await aiosqlite.connect(path, isolation_level=None)
     except sqlite3.Error as error:

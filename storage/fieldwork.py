@@ -15,7 +15,8 @@ from typing import Any, Protocol
 
 from .errors import NotReplaceable, ReserveExhausted, SampleConflict, StorageError
 from .records import FrameRow, Respondent, SampleInfo, SampleMember, SampleMemberInput, SampleStratum
-from .links import insert_respondent, require_respondent, respondent_by_external_id
+from .links import insert_personal, insert_respondent, require_respondent, respondent_by_external_id
+from .personal_crypto import opened
 from .reminders_store import REMINDED, withdraw_reminders
 from .surveys import import_frame_rows
 from .sqlite_hops import SQLiteRepository, all_rows, one_row
@@ -252,7 +253,7 @@ class SQLiteFieldwork(SQLiteRepository):
             known = personal
             if known is None:
                 known = {
-                    row[0]: (row[1], row[2])
+                    row[0]: opened(row[1], row[2])
                     for row in all_rows(
                         conn,
                         "SELECT frame_id, name, phone FROM frame_personal WHERE survey_id = ?",
@@ -287,11 +288,7 @@ class SQLiteFieldwork(SQLiteRepository):
         if respondent_by_external_id(conn, external_id) is not None:
             raise SampleConflict(f"respondent {external_id!r} exists already")
         respondent = insert_respondent(conn, external_id, form_id, stratum, at)
-        if name is not None or phone is not None:
-            conn.execute(
-                "INSERT INTO respondent_personal (respondent_id, name, phone) VALUES (?, ?, ?)",
-                (respondent.id, name, phone),
-            )
+        insert_personal(conn, respondent.id, name, phone)
         return respondent.id
 
     async def sample_info(self, survey_id: str) -> SampleInfo | None:
@@ -360,7 +357,7 @@ class SQLiteFieldwork(SQLiteRepository):
                 "SELECT name, phone FROM frame_personal WHERE survey_id = ? AND frame_id = ?",
                 (survey_id, reserve.frame_id),
             )
-            name, phone = tuple(personal) if personal is not None else (None, None)
+            name, phone = opened(*personal) if personal is not None else (None, None)
             new_id = self._field(conn, survey_id, reserve.frame_id, reserve.form_id,
                                  reserve.stratum, name, phone, at)
             conn.execute(
@@ -437,4 +434,7 @@ class SQLiteFieldwork(SQLiteRepository):
             " ORDER BY sm.survey_id, sm.stratum, r.id",
             (survey_id, survey_id),
         )
-        return [dict(row) for row in rows]
+        out = [dict(row) for row in rows]
+        for row in out:  # names and phones are encrypted at rest (personal_crypto)
+            row["name"], row["phone"] = opened(row["name"], row["phone"])
+        return out

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from .console_db import Transactions
+from .personal_crypto import opened
 
 #: Why a sample member has not finished (``NonRespondent.reason``).
 REASONS = ("not_invited", "never_opened", "opened", "stopped", "refused", "unreachable")
@@ -99,6 +100,7 @@ class SQLiteFieldworkViews:
             personal_join="LEFT JOIN respondent_personal p ON p.respondent_id = m.rid" if personal else "")
         out = []
         for row in await self.tx.fetchall(sql, {"survey": survey_id}):
+            name, phone = opened(row["name"], row["phone"]) if personal else (None, None)  # encrypted at rest
             out.append(NonRespondent(
                 respondent_id=row["rid"], pseudonym=row["pseudonym"], group=row["grp"], form_id=row["form_id"],
                 stratum=row["stratum"],
@@ -106,5 +108,5 @@ class SQLiteFieldworkViews:
                 reason=_reason(row["disposition"], bool(row["invited"]), bool(row["has_chat"]), row["answered"]),
                 answered=row["answered"], last_question=row["last_question"], has_chat=bool(row["has_chat"]),
                 reminders=row["reminders"], last_activity=row["last_activity"],
-                name=row["name"] if personal else None, phone=row["phone"] if personal else None))
+                name=name, phone=phone))
         return out

@@ -12,9 +12,11 @@ import abc
 import dataclasses
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from typing import Protocol
 
 from .errors import AmbiguousPhone, InvitationRevoked, InvitationUsed, LinkConflict, NotFound
+from .personal_crypto import codec, opened
 from .records import Invitation, Personal, Respondent
 from .sqlite_hops import SQLiteRepository, one_row
 
@@ -66,6 +68,19 @@ def insert_respondent(
         (external_id, pseudonym, at, form_id, stratum),
     )
     return Respondent(cursor.lastrowid, external_id, pseudonym, at, form_id, stratum)
+
+
+def insert_personal(conn: sqlite3.Connection, respondent_id: int, name: str | None, phone: str | None) -> None:
+    """The one write of a ``respondent_personal`` row (none when there is neither name nor phone):
+    name and phone encrypted, the phone's keyed hash for lookups (``personal_crypto``)."""
+    if name is None and phone is None:
+        return
+    personal = codec()
+    row = {"respondent_id": respondent_id, "name": personal.seal(name), "phone": personal.seal(phone)}
+    if personal.encrypting:  # without a key the row is as before migration 11 (upgrade tests write such rows)
+        row["phone_hmac"] = personal.phone_hash(phone)
+    conn.execute(f"INSERT INTO respondent_personal ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+                 tuple(row.values()))
 
 
 def require_respondent(conn: sqlite3.Connection, respondent_id: int) -> Respondent:
@@ -230,6 +245,15 @@ class Links(Protocol):
         For brute-force limits, e.g. failed codes per chat in the last hour.
         """
 
+    @abc.abstractmethod
+    async def count_bot_link_attempts(
+        self, channel: str, bot: str, outcomes: Sequence[str], since: str
+    ) -> int:
+        """How many attempts with any of ``outcomes`` every chat of the bot made at or after ``since``.
+
+        For the bot-wide brute-force limit (failed codes per minute, from any number of chats).
+        """
+
 
 class SQLiteLinks(SQLiteRepository):
     """``Links`` on SQLite."""
@@ -261,12 +285,7 @@ class SQLiteLinks(SQLiteRepository):
             if existing is not None:
                 return existing
             respondent = insert_respondent(conn, external_id, form_id, stratum, at)
-            if name is not None or phone is not None:
-                conn.execute(
-                    "INSERT INTO respondent_personal (respondent_id, name, phone)"
-                    " VALUES (?, ?, ?)",
-                    (respondent.id, name, phone),
-                )
+            insert_personal(conn, respondent.id, name, phone)
             return respondent
 
         return await self._write(body)
@@ -280,16 +299,20 @@ class SQLiteLinks(SQLiteRepository):
                 "SELECT name, phone FROM respondent_personal WHERE respondent_id = ?",
                 (respondent_id,),
             )
-            return Personal(**dict(row)) if row is not None else Personal()
+            return Personal(*opened(row["name"], row["phone"])) if row is not None else Personal()
 
         return await self._read(body)
 
     async def respondent_by_phone(self, phone: str) -> Respondent | None:
+        # Encrypted phones are found by their keyed hash (one per configured key, for rotation);
+        # plaintext ones (written without a key) by the number itself.
+        hashes = codec().phone_hashes(phone)
         rows = await self._fetchall(
             f"SELECT {RESPONDENT_COLUMNS_R} FROM respondents r"
             " JOIN respondent_personal p ON p.respondent_id = r.id"
-            " WHERE p.phone = ? ORDER BY r.id LIMIT 2",
-            (phone,),
+            f" WHERE p.phone = ? OR p.phone_hmac IN ({', '.join('?' * len(hashes)) or 'NULL'})"
+            " ORDER BY r.id LIMIT 2",
+            (phone, *hashes),
         )
         if len(rows) > 1:
             raise AmbiguousPhone(f"several respondents have phone {phone}")
@@ -492,5 +515,15 @@ class SQLiteLinks(SQLiteRepository):
             "SELECT count(*) FROM link_attempts"
             " WHERE channel = ? AND bot = ? AND chat_id = ? AND outcome = ? AND at >= ?",
             (channel, bot, str(chat_id), outcome, since),
+        )
+        return row[0]
+
+    async def count_bot_link_attempts(
+        self, channel: str, bot: str, outcomes: Sequence[str], since: str
+    ) -> int:
+        row = await self._fetchone(
+            "SELECT count(*) FROM link_attempts"
+            f" WHERE channel = ? AND bot = ? AND at >= ? AND outcome IN ({', '.join('?' * len(outcomes))})",
+            (channel, bot, since, *outcomes),
         )
         return row[0]

@@ -11,24 +11,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from . import redacted
 from .errors import StorageError
 from .pg_dialect import as_sqlite_number, postgresql_query
 from .pg_migrations import migrate
 
 _INSERT = re.compile(r"^\s*INSERT\b", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
-
-
-def redacted(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
 
 
 @dataclass(frozen=True)

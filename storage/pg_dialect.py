@@ -3,7 +3,7 @@ runs it: translated once per statement text (and kinds of parameter values), the
 
 What is translated, mechanically, so that no statement is written twice:
 
-* parameters: ``?`` and ``:name`` (a name used twice is one parameter) become ``$n`` with the
+* parameters: ``?``, ``?NNN`` and ``:name`` (a name used twice is one parameter) become ``$n`` with the
   type of the value given, ``$n::bigint`` for an int (and a bool, stored as 0/1 as SQLite
   does), ``::float8``, ``::text``, ``::bytea``; a None is written into the statement as
   ``NULL``. Why typed: PostgreSQL infers a parameter's type from where it stands, and where
@@ -37,7 +37,7 @@ from typing import Any
 from .errors import StorageError
 from .pg_migrations import outside_quotes
 
-_PARAMETER = re.compile(r"\?|(?<![:\w]):([A-Za-z_]\w*)")
+_PARAMETER = re.compile(r"\?(\d*)|(?<![:\w]):([A-Za-z_]\w*)")
 _ROWID = re.compile(r"\browid\b", re.I)
 _JSON_EACH = re.compile(r"\bjson_each\(([^()]*)\)", re.I)
 _ONLY_HERE = re.compile(r"/\*postgresql:(.*?)\*/", re.S)
@@ -57,13 +57,17 @@ def _parsed(sql: str) -> tuple[tuple[str, ...], tuple[str | None, ...], tuple[in
     places: list[int] = []
 
     def slot(match: re.Match) -> str:
-        if match[0] == "?":
+        if match[2]:
+            if match[2] not in names:
+                names.append(match[2])
+            places.append(names.index(match[2]))
+        elif match[1]:  # ?NNN: the NNNth value
+            index = int(match[1]) - 1
+            names.extend([None] * (index + 1 - len(names)))
+            places.append(index)
+        else:
             names.append(None)
             places.append(len(names) - 1)
-        else:
-            if match[1] not in names:
-                names.append(match[1])
-            places.append(names.index(match[1]))
         return _SLOT
 
     def rewrite(part: str) -> str:

@@ -20,11 +20,16 @@ recent kept), so the answer path's statements are a bind and an execute each.
 What ``execute(sql, params)`` gives back: a cursor with ``fetchone``/``fetchall``, rows read by
 name or position (asyncpg's ``Record``), ``rowcount`` (from the command tag) and ``lastrowid``
 (an ``INSERT`` into a table with an ``id`` column gets ``RETURNING id``). Transactions: the hop's
-``BEGIN IMMEDIATE`` is a plain ``BEGIN`` (READ COMMITTED: one process writes one hop at a time);
-its read-only ``BEGIN`` is ``REPEATABLE READ`` so the reads of a hop see one state, as SQLite's
-read transaction does; and since PostgreSQL refuses every statement after a failed one until the
-transaction ends, a read that fails restarts the read transaction so the hop's other reads go on
-(a write group is undone and run again body by body with SAVEPOINTs, as on SQLite).
+``BEGIN IMMEDIATE`` is a plain ``BEGIN`` (READ COMMITTED: one process writes one hop at a time),
+a failed body is undone as on SQLite (the group rolled back and run again body by body with
+SAVEPOINTs: PostgreSQL refuses every statement after a failed one until then). Each round trip
+to the server costs more than SQLite's whole statement, so the control statements travel
+together (``_control``): a write hop's ``BEGIN`` and ``SAVEPOINT`` go in one round trip before its
+first statement, ``RELEASE`` with ``COMMIT``; and a read hop runs without a transaction, each
+statement seeing what is committed when it starts. Within one process that is the state SQLite's
+read transaction would show (the thread writes nothing between a hop's reads); across processes
+a hop's reads may see another's commit between them, which no read here relies on (a decision
+that must hold is taken in a write hop).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ _CHANGES = re.compile(r"^\s*SELECT\s+changes\(\)\s*$", re.I)
 _INSERT_INTO = re.compile(r"^\s*INSERT\s+INTO\s+(\w+)", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 #: The hop's transactions (storage/sqlite_hops.py) in PostgreSQL's words.
-_TRANSACTIONS = {"BEGIN IMMEDIATE": "BEGIN", "BEGIN": "BEGIN ISOLATION LEVEL REPEATABLE READ"}
+_ENDS = ("COMMIT", "ROLLBACK", "END")
 
 
 #: A broken constraint said as SQLite says it, so that a message reads the same on both databases.
@@ -106,7 +111,8 @@ class PostgresConnection:
         self._loop = asyncio.new_event_loop()
         self._prepared: OrderedDict[str, asyncpg.prepared_stmt.PreparedStatement] = OrderedDict()
         self._changes = 0
-        self._snapshot = False  # in the hop's read transaction
+        self._snapshot = False  # in the hop's read "transaction" (module docstring)
+        self._pending: list[str] = []  # transaction control not sent yet (``_control``)
         try:
             self._asyncpg: asyncpg.Connection = self._loop.run_until_complete(self._connect(url))
         except BaseException:
@@ -139,17 +145,36 @@ class PostgresConnection:
 
     @property
     def in_transaction(self) -> bool:
-        return self._asyncpg.is_in_transaction()
+        return (self._snapshot or (bool(self._pending) and self._pending[0] == "BEGIN")
+                or self._asyncpg.is_in_transaction())
 
     def execute(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Cursor:
         try:
+            if not params and _CONTROL.match(sql):
+                self._control(sql.strip().upper())
+                return Cursor(())
+            if self._pending:
+                pending, self._pending = self._pending, []
+                self._wait(self._asyncpg.execute("; ".join(pending)))
             return self._run(sql, params)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
-            if self._snapshot and self._asyncpg.is_in_transaction():
-                # The hop's other reads go on in a new read transaction (module docstring).
-                self._wait(self._asyncpg.execute("ROLLBACK"))
-                self._wait(self._asyncpg.execute(_TRANSACTIONS["BEGIN"]))
             raise StorageError(f"postgresql: {_described(error)}") from error
+
+    def _control(self, statement: str) -> None:
+        """The hops' transaction control, in as few round trips as it takes (module docstring):
+        a read hop's ``BEGIN … COMMIT`` sends nothing; a write hop's ``BEGIN`` and ``SAVEPOINT``
+        go with the next statement's round trip before it, ``RELEASE`` with the ``COMMIT``."""
+        if statement == "BEGIN":
+            self._snapshot = True
+            return
+        if self._snapshot and statement in _ENDS:
+            self._snapshot = False
+            return
+        self._pending.append("BEGIN" if statement == "BEGIN IMMEDIATE" else statement)
+        if statement in _ENDS:
+            pending, self._pending = self._pending, []
+            if pending[0] != "BEGIN":  # (BEGIN … COMMIT with nothing between: nothing to send)
+                self._wait(self._asyncpg.execute("; ".join(pending)))
 
     def _statement(self, statement: str) -> Any:
         """``statement`` prepared on the server, once while it is among the ``_PREPARED`` latest."""
@@ -164,15 +189,6 @@ class PostgresConnection:
         return prepared
 
     def _run(self, sql: str, params: Sequence[Any] | dict[str, Any]) -> Cursor:
-        if not params and _CONTROL.match(sql):
-            statement = sql.strip().upper()
-            if statement in _TRANSACTIONS:
-                self._snapshot = statement == "BEGIN"
-                statement = _TRANSACTIONS[statement]
-            elif statement in ("COMMIT", "ROLLBACK", "END"):
-                self._snapshot = False
-            self._wait(self._asyncpg.execute(statement))
-            return Cursor(())
         if not params and _CHANGES.match(sql):
             return Cursor(((self._changes,),))
         query, args = postgresql_query(sql, params)

@@ -36,6 +36,7 @@ import asyncpg
 
 from .errors import StorageError
 from .migrations import MIGRATIONS
+from .ownership import ForeignDatabase, foreign_message
 
 #: pg_advisory_xact_lock key of the migration runner ("khaosat" in ASCII).
 MIGRATION_LOCK = 0x6B68616F736174
@@ -194,6 +195,11 @@ async def migrate(connection: asyncpg.Connection, *, target: int | None = None) 
         if current == target:
             return
         if await connection.fetchval("SELECT to_regclass('schema_version')") is None:
+            # No schema_version: khaosat's only if the schema is empty (``storage.ownership``).
+            tables = {row["tablename"] for row in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")}
+            if tables:
+                raise ForeignDatabase(foreign_message("the database's schema", 0, tables))
             for statement in _BOOTSTRAP:
                 await connection.execute(statement)
         for number, migration in enumerate(MIGRATIONS[current:target], start=current + 1):

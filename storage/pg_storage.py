@@ -18,8 +18,12 @@ class PostgresStorage(SQLiteStorage):
         is refused here too, so a configuration means the same on both."""
         if str(synchronous).lower() not in SYNCHRONOUS:
             raise StorageError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
-        return cls(await open_connection(url))
+        return cls(await open_connection(url), url)
+
+    def __init__(self, db, url: str) -> None:
+        super().__init__(db)
+        self._url = url
 
     async def database_file(self) -> str | None:
-        """No file: a reader opens its own connection with the URL instead."""
-        return None
+        """No file: the URL, with which a reader opens a connection of its own (answers_read.py)."""
+        return self._url

@@ -19,6 +19,8 @@ from .deliveries import SQLiteDeliveries
 from .fieldwork import SQLiteFieldwork
 from .links import SQLiteLinks
 from .outbox import SQLiteOutbox
+from .privacy import SQLitePrivacy
+from .paper_entries import SQLitePaperEntries
 from .questionnaires import SQLiteQuestionnaires
 from .quotas import SQLiteQuotas
 from .reminders_store import SQLiteReminders
@@ -61,6 +63,8 @@ class SQLiteStorage(Storage):
         self.quotas = SQLiteQuotas(self._hops)
         self.reminders = SQLiteReminders(self._hops)
         self.deliveries = SQLiteDeliveries(self._hops)  # reads only: what reached a person (outbox)
+        self.privacy = SQLitePrivacy(self._hops)
+        self.paper = SQLitePaperEntries(self._hops)  # paper forms and their typed entries
         self.coordination = SQLiteCoordination(self._hops)
 
     @classmethod
@@ -174,6 +178,21 @@ class SQLiteStorage(Storage):
     queued_reminders = _Delegate("reminders")
     reminders_of = _Delegate("reminders")
     reminder_counts = _Delegate("reminders")
+
+    # hardening: links.py, the bot-wide limit on failed code attempts
+    count_bot_link_attempts = _Delegate("links")
+
+    # privacy.py
+    record_consent = _Delegate("privacy")
+    consents_of = _Delegate("privacy")
+    open_rights_request = _Delegate("privacy")
+    active_rights_request = _Delegate("privacy")
+    rights_requests = _Delegate("privacy")
+    erase_respondent = _Delegate("privacy")
+    requests_to_notify = _Delegate("privacy")
+    close_rights_request = _Delegate("privacy")
+    purge_contact_data = _Delegate("privacy")
+    privacy_log = _Delegate("privacy")
 
     # outbox.py: several processes (claims with a lease, and rows of processes that are gone)
     claim_message = _Delegate("outbox")

@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 
 from .errors import StorageError
 from .migrations import migrate
+from .ownership import ForeignDatabase, check_sqlite_file, unwritable
 
 T = TypeVar("T")
 
@@ -359,6 +360,7 @@ async def open_connection(path: str | os.PathLike[str], synchronous: str = "full
         raise StorageError(f"synchronous must be one of {', '.join(SYNCHRONOUS)}, not {synchronous!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    check_sqlite_file(path)  # another program's file: refused before the pragmas below write to it
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(path, isolation_level=None, cached_statements=_STATEMENT_CACHE,
@@ -373,6 +375,12 @@ async def open_connection(path: str | os.PathLike[str], synchronous: str = "full
         with _translated():
             await db.run(lambda conn: None)  # the connection is open, or its error is raised here
             await migrate(db)
+    except StorageError as error:
+        await db.close()
+        why = None if isinstance(error, ForeignDatabase) else unwritable(path)
+        if why:  # SQLite says only "unable to open database file" or "readonly database"
+            raise StorageError(why) from None
+        raise
     except BaseException:
         await db.close()
         raise

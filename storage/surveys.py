@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from .errors import FrameConflict, NotFound, StorageError
+from .personal_crypto import codec, opened
 from .records import FrameImport, FrameRow, StoredSurvey
 from .sqlite_hops import SQLiteRepository, all_rows, one_row
 
@@ -26,7 +27,7 @@ def import_frame_rows(
     conn: sqlite3.Connection, survey_id: str, rows: Sequence[FrameRow], at: str
 ) -> FrameImport:
     existing = {
-        row[0]: tuple(row[1:])
+        row[0]: (*tuple(row[1:5]), *opened(row[5], row[6]))
         for row in all_rows(
             conn,
             "SELECT f.frame_id, f.grp, f.unit, f.stratum, f.attributes, p.name, p.phone"
@@ -57,9 +58,10 @@ def import_frame_rows(
         " VALUES (?, ?, ?, ?, ?, ?, ?)",
         [(survey_id, fid, *wanted[fid][:4], at) for fid in (*added, *changed)],
     )
+    personal = codec()  # names and phones encrypted at rest (personal_crypto)
     conn.executemany(
         "INSERT INTO frame_personal (survey_id, frame_id, name, phone) VALUES (?, ?, ?, ?)",
-        [(survey_id, fid, *wanted[fid][4:]) for fid in (*added, *changed)
+        [(survey_id, fid, personal.seal(wanted[fid][4]), personal.seal(wanted[fid][5])) for fid in (*added, *changed)
          if wanted[fid][4] is not None or wanted[fid][5] is not None],
     )
     return FrameImport(len(added), len(changed), len(removed),
@@ -203,7 +205,10 @@ class SQLiteSurveys(SQLiteRepository):
         else:
             sql = ("SELECT frame_id, grp AS \"group\", unit, stratum, attributes FROM frame_units"
                    " WHERE survey_id = ? ORDER BY frame_id")
-        return [FrameRow(**dict(row)) for row in await self._fetchall(sql, (survey_id,))]
+        rows = [dict(row) for row in await self._fetchall(sql, (survey_id,))]
+        for row in rows if personal else ():
+            row["name"], row["phone"] = opened(row["name"], row["phone"])
+        return [FrameRow(**row) for row in rows]
 
     async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
         def body(conn: sqlite3.Connection) -> tuple[set[str], set[str]]:

@@ -108,6 +108,9 @@ def encode_state(state: engine.SessionState) -> str:
         "started_at": state.started_at.isoformat() if state.started_at else None,
         "completed_at": state.completed_at.isoformat() if state.completed_at else None,
     }
+    if state.instances or state.closed:  # forms with repeats only: other states keep their text
+        plain["instances"] = dict(state.instances)
+        plain["closed"] = list(state.closed)
     return _dumps(plain, orjson.OPT_SORT_KEYS)
 
 
@@ -178,6 +181,8 @@ def decode_state(text: str) -> engine.SessionState:
         furthest=plain["furthest"],
         started_at=_datetime(plain["started_at"]),
         completed_at=_datetime(plain["completed_at"]),
+        instances=plain.get("instances") or {},
+        closed=tuple(plain.get("closed") or ()),
     )
 
 

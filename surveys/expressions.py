@@ -94,6 +94,21 @@ class Environment:
     #: Stable for one session (its start time): random() and uuid() are worked out from it,
     #: so they are the same at every step, as `once()` would keep them in ODK.
     seed: str = ""
+    #: `position(..)`: the number of the repeat instance being evaluated (1 outside repeats).
+    position: int = 1
+    #: `indexed-repeat(${name}, ${repeat}, n, ...)`: the answer to `name` in the instances named by
+    #: (repeat, number) pairs, or None for a form without repeats (then every answer is the first).
+    indexed: Callable[[str, tuple[tuple[str, object], ...]], object] | None = None
+
+
+class NodeSet(tuple):
+    """The answers to a question inside a repeat, read from outside its instance: one per instance.
+
+    XPath's node-set, as count(), sum(), min(), max() and join() take it; read as one value it is its
+    first node (XPath's string() of a node-set). Members are values as expressions see them.
+    """
+
+    __slots__ = ()
 
 
 # --------------------------------------------------------------------------
@@ -166,6 +181,8 @@ def to_string(value: object) -> str:
     if isinstance(value, datetime.date):
         return value.isoformat()
     if isinstance(value, (tuple, list)):
+        if value.__class__ is NodeSet:
+            return to_string(value[0]) if value else ""
         return " ".join(to_string(item) for item in value)
     return str(value)
 
@@ -442,12 +459,25 @@ def _extremum(pick: Callable[..., int | float]) -> Callable[..., int | float]:
     """ODK's variadic min/max: one empty or non-numeric argument poisons the result."""
 
     def apply(*values: object) -> int | float:
-        numbers = [_to_number(value) for value in values]
+        numbers = [_to_number(value) for value in _nodes(values)]
+        if not numbers:
+            return _NAN
         if any(_is_nan(number) for number in numbers):
             return _NAN
         return pick(numbers)
 
     return apply
+
+
+def _nodes(values: tuple[object, ...]) -> list[object]:
+    """Arguments with every node-set spread into its answered nodes (an unanswered instance is skipped)."""
+    found: list[object] = []
+    for value in values:
+        if value.__class__ is NodeSet:
+            found += [node for node in value if to_string(node) != ""]
+        else:
+            found.append(value)
+    return found
 
 
 def _slice_index(value: object) -> int:

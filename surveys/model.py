@@ -33,8 +33,7 @@ class QuestionType(enum.StrEnum):
     # Device metadata that has no meaning in a chat: kept as an empty column so exports
     # of a form written for ODK still have every column the analyst expects.
     EMPTY_METADATA = "empty_metadata"
-    # A question the form asks but a chat cannot (a geopoint, a photo, a question inside a
-    # repeat...): the form still loads, the question is never shown, its column stays empty
+    # A question the form asks but a chat cannot (a geopoint, a photo...): the form still loads, the question is never shown, its column stays empty
     # and `Question.unaskable` says why, so exports can give it its own missing code.
     UNASKABLE = "unaskable"
 
@@ -138,6 +137,13 @@ class Group:
     #: Names of enclosing groups, outermost first.
     parents: tuple[str, ...] = ()
     location: Location | None = None
+    #: As written, e.g. "field-list": the web pages show the whole group on one page.
+    appearance: str | None = None
+    #: A repeat: its questions are asked once per instance (`begin repeat`).
+    repeat: bool = False
+    #: How many instances a repeat has (`repeat_count`, read in the enclosing instance); None on
+    #: a repeat: "add another?" is asked after each instance.
+    repeat_count: Expression | None = None
 
 
 @dataclass(frozen=True)
@@ -161,6 +167,9 @@ class Question:
     appearance: str | None = None
     #: Enclosing groups, outermost first.
     groups: tuple[str, ...] = ()
+    #: Enclosing repeats (names of groups among `groups`), outermost first: the question is asked
+    #: once per instance and its answers are stored per instance (`surveys.repeats.instance_key`).
+    repeats: tuple[str, ...] = ()
     #: The XLSForm type as written, e.g. `deviceid` for EMPTY_METADATA.
     source_type: str = ""
     location: Location | None = None
@@ -230,6 +239,10 @@ class Questionnaire:
     def conditions(self, question: Question) -> tuple[Expression, ...]:
         """Every relevance condition that applies: enclosing groups' first, then its own."""
         return self._conditions[question.name]  # type: ignore[attr-defined]
+
+    @property
+    def has_repeats(self) -> bool:
+        return self.derived("has_repeats", lambda form: any(group.repeat for group in form.groups.values()))
 
     @property
     def unaskable(self) -> tuple[Question, ...]:

@@ -1,7 +1,8 @@
 """Sample frames, stratified random samples and reserve lists.
 
 Reading a frame. A frame is a CSV (UTF-8 with or without BOM, or UTF-16 with BOM; comma,
-semicolon or tab separated) or an XLSX file (first sheet) with a header row: ``id``,
+semicolon or tab separated; read strictly by ``surveys.frame_files``) or an XLSX file (first
+sheet) with a header row: ``id``,
 ``group``, ``unit``, optional ``name`` and ``phone``, and one column per strata variable
 that is not ``unit`` or a level (see ``surveys.project``). Column names ignore case and
 surrounding spaces; other columns are refused (they may carry personal data nobody asked
@@ -40,15 +41,12 @@ which weights do not correct; nonresponse adjustments belong to weighting.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import hashlib
-import io
 import json
 import math
 import re
 import unicodedata
-import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
@@ -59,114 +57,15 @@ import numpy as np
 import pandas as pd
 
 from bot.invitations import PhoneError, normalise_phone
+from surveys.frame_files import FrameError, Problem, read_table
 from surveys.project import Allocation, SurveyProject
 
-#: Problems reported before the rest are only counted.
-MAX_PROBLEMS = 50
 FRAME_COLUMNS = ("id", "group", "unit", "name", "phone")
 SAMPLE_COLUMNS = ("probability", "weight", "role", "reserve_rank")
 
 
-@dataclass(frozen=True)
-class Problem:
-    line: int | None
-    column: str | None
-    message: str
-
-    def __str__(self) -> str:
-        where = ", ".join(p for p in (f"line {self.line}" if self.line else None,
-                                      f"column {self.column}" if self.column else None) if p)
-        return f"{where}: {self.message}" if where else self.message
-
-
-class FrameError(ValueError):
-    """A frame (or sample) file refused whole; ``problems`` has at most MAX_PROBLEMS entries."""
-
-    def __init__(self, source: str, problems: list[Problem], total: int | None = None) -> None:
-        self.source = source
-        self.problems = problems[:MAX_PROBLEMS]
-        self.total = total if total is not None else len(problems)
-        more = f" (and {self.total - len(self.problems)} more)" if self.total > len(self.problems) else ""
-        super().__init__(f"{source}: {self.total} problem(s){more}: " + "; ".join(map(str, self.problems[:5])))
-
-
 class AllocationError(ValueError):
     pass
-
-
-# -- reading tables ------------------------------------------------------------------------------
-
-
-def read_table(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    """Header and rows of a CSV or XLSX file; each row with its line number (header = 1)."""
-    suffix = path.suffix.lower()
-    if suffix in (".xlsx", ".xlsm"):
-        return _read_xlsx(path)
-    if suffix == ".xls":
-        raise FrameError(str(path), [Problem(None, None, "old .xls files are not read; save as .xlsx or CSV UTF-8")])
-    return _read_csv(path)
-
-
-def _decode(data: bytes, source: str) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = data[: error.start].count(b"\n") + 1
-        raise FrameError(source, [Problem(line, None, "the file is not UTF-8 text (perhaps Windows-1258 or "
-                                                      "TCVN3); in Excel save as 'CSV UTF-8'")]) from None
-
-
-def _read_csv(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    text = _decode(path.read_bytes(), str(path))
-    if not text.strip():
-        raise FrameError(str(path), [Problem(None, None, "the file is empty")])
-    first = text.split("\n", 1)[0]
-    delimiter = max((",", ";", "\t"), key=first.count)
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    header = next(reader)
-    rows = []
-    line = reader.line_num
-    for record in reader:
-        start, line = line + 1, reader.line_num
-        if any(cell.strip() for cell in record):
-            rows.append((start, record))
-    return header, rows
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value)
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if hasattr(value, "date") and hasattr(value, "isoformat"):
-        return value.date().isoformat() if hasattr(value, "hour") and not (value.hour or value.minute) \
-            else value.isoformat()
-    return str(value)
-
-
-def _read_xlsx(path: Path) -> tuple[list[str], list[tuple[int, list[str]]]]:
-    from openpyxl import load_workbook
-
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-    except (zipfile.BadZipFile, KeyError, OSError, ValueError) as error:
-        raise FrameError(str(path), [Problem(None, None, f"not a readable XLSX file ({error})")]) from None
-    try:
-        sheet = workbook.worksheets[0]
-        rows = [(number, [_cell(v) for v in values])
-                for number, values in enumerate(sheet.iter_rows(values_only=True), start=1)]
-    finally:
-        workbook.close()
-    if not rows or not any(c.strip() for c in rows[0][1]):
-        raise FrameError(str(path), [Problem(None, None, "the file is empty (no header on line 1)")])
-    header = rows[0][1]
-    while header and not header[-1].strip():
-        header = header[:-1]
-    return header, [(n, cells) for n, cells in rows[1:] if any(c.strip() for c in cells)]
 
 
 # -- validating frames -----------------------------------------------------------------------

@@ -42,7 +42,7 @@ UNASKABLE_TYPES = {
 YES = {"yes", "true", "true()"}
 # Extensions of the file a `select_one_from_file` reads its choices from.
 CHOICE_FILE = re.compile(r".+\.(csv|xml|geojson)$", re.IGNORECASE)
-REPEAT_REASON = "questions inside a repeat (repeat '{}' is not asked in this version)"
+REPEAT_REASON = "questions inside a loop (loop '{}' is not asked in this version)"
 #: A range with at most this many steps is asked as buttons, one per value.
 RANGE_BUTTONS = 11
 _RANGE_DEFAULTS = {"start": Decimal(1), "end": Decimal(10), "step": Decimal(1)}
@@ -53,7 +53,7 @@ _UNSUPPORTED_EXPRESSION = ("invalid regular expression", "'..' (parent)", "unexp
 _UNKNOWN_FUNCTION = re.compile(r"unknown function '([^']+)'")
 #: ODK functions (https://getodk.github.io/xforms-spec/) that a chat does not evaluate.
 ODK_FUNCTIONS_NOT_EVALUATED = frozenset({
-    "indexed-repeat", "distance", "area", "geofence", "digest", "randomize", "version", "extract-signed",
+    "distance", "area", "geofence", "digest", "randomize", "version", "extract-signed",
     "base64-decode", "decimal-time", "checklist", "weighted-checklist", "instance", "current",
     "translate", "last-saved", "property", "sum-selected", "choice-name",
 })
@@ -156,8 +156,6 @@ def unused_column_effect(key: str) -> str:
         return "images, audio and video in labels are not sent in a chat; the text label is"
     if key == "_dynamic_default":
         return "a default worked out by an expression is not used; the question starts empty"
-    if key in ("control.jr:count", "repeat_count"):
-        return "the repeat is not asked in this version, so its count is not used"
     if key == "parameters":
         return "parameters have no effect in a chat; kept with the question"
     return "not used by a chat survey; kept with the question as metadata"
@@ -166,7 +164,7 @@ def unused_column_effect(key: str) -> str:
 # What the chat does when an expression uses something it does not evaluate.
 DROPPED = {"relevant": "the chat treats it as always true", "constraint": "answers are not checked against it",
             "calculation": "the value stays empty", "required": "the question is optional",
-            "choice_filter": "every choice is shown"}
+            "choice_filter": "every choice is shown", "repeat_count": "the chat asks \"add another?\" instead"}
 
 
 class LenientBuilder:
@@ -254,6 +252,23 @@ class LenientBuilder:
             return replace(question, type=QuestionType.CALCULATE)
         self.warnings.append(f"{where}: read_only: the chat shows it as a note and does not ask it")
         return replace(question, type=QuestionType.NOTE)
+
+    def _repeat(self, name: str, element: dict, first: int, row: int | None) -> None:
+        """A repeat whose questions are `self.questions[first:]`: they are asked once per instance.
+
+        Its count is `repeat_count` (pyxform turns a number into a generated `NAME_count`
+        calculation, read back here); without one the chat asks "add another?" after each instance.
+        """
+        for index in range(first, len(self.questions)):
+            question = self.questions[index]
+            self.questions[index] = replace(question, repeats=(name,) + question.repeats)
+            self.repeat_members.setdefault(index, name)
+        count = str(element.get("control", {}).get("jr:count") or "").strip()
+        generated = re.fullmatch(r"\$\{(\w+)\}", count)
+        if generated and generated.group(1) in self.generated_counts:
+            count = self.generated_counts[generated.group(1)]
+        self.groups[name] = replace(self.groups[name], repeat=True,
+                                    repeat_count=self._expression(count, row, "repeat_count") if count else None)
 
     def _qualify_repeat_names(self) -> None:
         """A question inside a repeat may share its name with one outside: call it `repeat/name`.

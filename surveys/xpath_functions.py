@@ -12,9 +12,12 @@ nothing here reads a clock, a file or a random source:
 - `pulldata()` reads a CSV file shipped beside the form, loaded with the form and indexed when
   the expression is parsed; `instance('x')/root/item[key = v]/column` is rewritten into it.
 
-Without repeats, a `${name}` is one node: `count()` counts it when it holds an answer, `sum()`
-adds the answers given, `join()` joins them (a select_multiple's choices one by one), and
-`position(..)` is 1.
+A `${name}` outside any repeat is one node: `count()` counts it when it holds an answer, `sum()`
+adds the answers given, `join()` joins them (a select_multiple's choices one by one). A question
+inside a repeat read from outside its instance is a `NodeSet`, one node per instance: `count()`
+counts the instances, `sum()`, `min()`, `max()` and `join()` take the answered ones.
+`position(..)` is the number of the instance being evaluated (`Environment.position`), and
+`indexed-repeat()` reads one instance's answer through `Environment.indexed`.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ def _once(env: _x.Environment, value: object) -> object:
 def _items(values: Sequence[object]) -> list[object]:
     """Arguments as node-set members: a select_multiple gives its choices, empties are dropped."""
     found: list[object] = []
-    for value in values:
+    for value in _x._nodes(values):
         if isinstance(value, (tuple, list)):
             found += [item for item in value if _x.to_string(item) != ""]
         elif _x.to_string(value) != "":
@@ -48,11 +51,11 @@ def _items(values: Sequence[object]) -> list[object]:
 
 
 def _count(*values: object) -> int:
-    return sum(1 for value in values if _x.to_string(value) != "")
+    return sum(len(value) if value.__class__ is _x.NodeSet else _x.to_string(value) != "" for value in values)
 
 
 def _sum(*values: object) -> int | float:
-    numbers = [_x._to_number(value) for value in values if _x.to_string(value) != ""]
+    numbers = [_x._to_number(value) for value in _x._nodes(values) if _x.to_string(value) != ""]
     total: int | float = 0
     for number in numbers:
         total += number
@@ -102,9 +105,38 @@ _x._FUNCTIONS.update({
     "decimal-date-time": _x._function(_decimal_date_time, 1, 1),
     "date-time": _x._function(_date_time, 1, 1),
     "boolean-from-string": _x._function(_boolean_from_string, 1, 1),
-    # Without repeats every node is the first of its kind (`position(..)` is read as position()).
-    "position": _x._function(lambda *ignored: 1, 0, 1),
+    # `position(..)` is read as position(): the instance of the innermost repeat being evaluated.
+    "position": _x._function(lambda env, *ignored: env.position, 0, 1, needs_env=True),
 })
+
+
+class _IndexedRepeat(_x._Node):
+    """indexed-repeat(${name}, ${repeat}, n[, ${inner repeat}, m...]): one instance's answer."""
+
+    __slots__ = ("name", "pairs")
+
+    def __init__(self, position: int, name: str, pairs: list[tuple[str, _x._Node]]) -> None:
+        super().__init__(position)
+        self.name = name
+        self.pairs = pairs
+
+    def evaluate(self, env: _x.Environment) -> object:
+        numbers = tuple((repeat, _x._to_number(number.evaluate(env))) for repeat, number in self.pairs)
+        if env.indexed is None:  # no repeats in this form: every node is the first
+            return _x._read(env.values.get(self.name)) if all(n == 1 for _, n in numbers) else ""
+        return _x._read(env.indexed(self.name, numbers))
+
+
+def _build_indexed_repeat(parser, name, argument_tokens, arguments) -> _x._Node:
+    if len(arguments) % 2 == 0:
+        raise parser.error("indexed-repeat() takes a ${question}, then pairs of ${repeat} and a number",
+                           name.position)
+    references = [arguments[0]] + arguments[1::2]
+    for token, argument in zip([argument_tokens[0]] + argument_tokens[1::2], references):
+        if not isinstance(argument, _x._Reference):
+            raise parser.error("indexed-repeat() needs ${names} for its question and repeats", token.position)
+    return _IndexedRepeat(name.position, references[0].name,
+                          [(reference.name, number) for reference, number in zip(references[1:], arguments[2::2])])
 
 
 # -- seeded values -----------------------------------------------------------------------------
@@ -188,8 +220,10 @@ def _build_lookup(parser, name, argument_tokens, arguments) -> _x._Node:
     return _Lookup(name.position, index, arguments[3])
 
 
-_x._SPECIAL_FORMS.update({"random": _x._Arity(0, 0), "uuid": _x._Arity(0, 1), "pulldata": _x._Arity(4, 4)})
-_x._BUILDERS.update({"random": _seeded("random"), "uuid": _seeded("uuid"), "pulldata": _build_lookup})
+_x._SPECIAL_FORMS.update({"random": _x._Arity(0, 0), "uuid": _x._Arity(0, 1), "pulldata": _x._Arity(4, 4),
+                         "indexed-repeat": _x._Arity(3, None)})
+_x._BUILDERS.update({"random": _seeded("random"), "uuid": _seeded("uuid"), "pulldata": _build_lookup,
+                     "indexed-repeat": _build_indexed_repeat})
 
 
 # -- ODK paths the parser does not read ---------------------------------------------------------

@@ -113,7 +113,9 @@ class PostgresServer:
         shutil.rmtree(self._folder, ignore_errors=True)
 
     @classmethod
-    def start(cls, binaries: Path) -> "PostgresServer":
+    def start(cls, binaries: Path, *, durable: bool = False) -> "PostgresServer":
+        """``durable``: PostgreSQL's own defaults (fsync, synchronous_commit) as a deployment keeps
+        them, for benchmarks; tests run without."""
         prefix: list[str] = []
         owner = None
         if os.geteuid() == 0:
@@ -130,8 +132,8 @@ class PostgresServer:
         try:
             run(str(binaries / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust", "--no-sync",
                 "-E", "UTF8", "--locale=C")
-            options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c fsync=off"
-                       " -c synchronous_commit=off -c full_page_writes=off -c max_connections=200")
+            options = (f"-p {port} -k {folder} -c listen_addresses=127.0.0.1 -c max_connections=200"
+                       + ("" if durable else " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"))
             run(str(binaries / "pg_ctl"), "start", "-D", str(data), "-w", "-s", "-l", str(folder / "log"),
                 "-o", options)
         except subprocess.CalledProcessError as error:

@@ -46,6 +46,7 @@ class Bots:
     """Both emulators, kept across runs of `khaosat run` on one database."""
 
     tmp_path: Path
+    database: Path | str
     telegram_emulator: BotApiEmulator
     zalo_emulator: ZaloBotApiEmulator
     telegram: object
@@ -57,17 +58,17 @@ class Bots:
                           forms=(TOUR,), pace=FAST_PACE, coordinators=(COORDINATOR,)),
                 BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=self.zalo_emulator.base_url,
                           forms=(TOUR,), pace=FAST_PACE, coordinators=("zalo-coordinator",)))
-        return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
+        return Config(database=self.database, bots=bots, source=self.tmp_path / "c.toml")
 
 
 @contextlib.asynccontextmanager
-async def emulators(tmp_path: Path):
+async def emulators(tmp_path: Path, database: Path | str):
     fast = dict(per_bot_per_second=1000, per_chat_per_second=1000, per_chat_burst=1000)
     telegram_emulator, zalo_emulator = BotApiEmulator(limits=Limits(**fast)), ZaloBotApiEmulator(limits=ZaloLimits(**fast))
     await telegram_emulator.start()
     await zalo_emulator.start()
     try:
-        yield Bots(tmp_path, telegram_emulator, zalo_emulator, telegram_emulator.add_bot(TG_TOKEN, "khaosat_test_bot"),
+        yield Bots(tmp_path, database, telegram_emulator, zalo_emulator, telegram_emulator.add_bot(TG_TOKEN, "khaosat_test_bot"),
                    zalo_emulator.add_bot(ZALO_TOKEN, "Bot Khảo sát"))
     finally:
         await telegram_emulator.stop()
@@ -155,9 +156,9 @@ SCENARIOS = [
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=[s[0] for s in SCENARIOS])
-async def test_the_same_replies_store_the_same_on_both_channels(tmp_path, scenario):
+async def test_the_same_replies_store_the_same_on_both_channels(tmp_path, database, scenario):
     _, replies, answers, disposition = scenario
-    async with emulators(tmp_path) as bots, running(bots) as storage:
+    async with emulators(tmp_path, database) as bots, running(bots) as storage:
         outcomes = []
         for index, channel in enumerate(("telegram", "zalo")):
             respondent_id, user = await arrive(bots, storage, channel, f"P-{channel}", 7000 + index)
@@ -179,8 +180,8 @@ async def test_the_same_replies_store_the_same_on_both_channels(tmp_path, scenar
 # -- chat rules ------------------------------------------------------------------------------------
 
 
-async def test_an_old_stop_confirmation_is_stale_once_the_person_answered_on(tmp_path):
-    async with emulators(tmp_path) as bots, running(bots) as storage:
+async def test_an_old_stop_confirmation_is_stale_once_the_person_answered_on(tmp_path, database):
+    async with emulators(tmp_path, database) as bots, running(bots) as storage:
         respondent_id, user = await arrive(bots, storage, "telegram", "P-1", 7101)
         await user.send_text("1")
         await user.wait_for(has("bao nhiêu tuổi"))
@@ -195,8 +196,8 @@ async def test_an_old_stop_confirmation_is_stale_once_the_person_answered_on(tmp
         assert (await stored(storage, respondent_id))[1] == "started"
 
 
-async def test_a_prompt_lost_in_a_crash_is_shown_again_at_start_up_and_on_the_next_reply(tmp_path):
-    async with emulators(tmp_path) as bots:
+async def test_a_prompt_lost_in_a_crash_is_shown_again_at_start_up_and_on_the_next_reply(tmp_path, database):
+    async with emulators(tmp_path, database) as bots:
         async with running(bots) as storage:
             tg_id, tg = await arrive(bots, storage, "telegram", "P-2", 7201)
             zl_id, zl = await arrive(bots, storage, "zalo", "P-3", 7202)
@@ -239,9 +240,9 @@ async def set_dates(storage: Storage, opens: dt.date, closes: dt.date, grace: in
     await store_survey(storage, parse_survey(source), source, "survey.toml", now().isoformat())
 
 
-async def test_before_opening_the_bot_says_when_and_starts_nothing(tmp_path):
+async def test_before_opening_the_bot_says_when_and_starts_nothing(tmp_path, database):
     today = now().date()
-    async with emulators(tmp_path) as bots:
+    async with emulators(tmp_path, database) as bots:
         storage = await open_storage(bots.config.database)
         await set_dates(storage, today + dt.timedelta(days=5), today + dt.timedelta(days=30))
         await storage.close()
@@ -257,9 +258,9 @@ async def test_before_opening_the_bot_says_when_and_starts_nothing(tmp_path):
                 assert (await storage.get_respondent(respondent_id)).disposition == "contacted"
 
 
-async def test_after_closing_only_people_already_answering_finish_within_the_grace_period(tmp_path):
+async def test_after_closing_only_people_already_answering_finish_within_the_grace_period(tmp_path, database):
     today = now().date()
-    async with emulators(tmp_path) as bots:
+    async with emulators(tmp_path, database) as bots:
         storage = await open_storage(bots.config.database)
         await set_dates(storage, today - dt.timedelta(days=30), today + dt.timedelta(days=1))
         await storage.close()
@@ -288,8 +289,8 @@ async def test_after_closing_only_people_already_answering_finish_within_the_gra
             assert (answers["age"], "sex" in answers, disposition) == (45, False, "started")
 
 
-async def test_zalo_texts_never_mention_buttons_and_help_explains_typing(tmp_path):
-    async with emulators(tmp_path) as bots, running(bots) as storage:
+async def test_zalo_texts_never_mention_buttons_and_help_explains_typing(tmp_path, database):
+    async with emulators(tmp_path, database) as bots, running(bots) as storage:
         _, user = await arrive(bots, storage, "zalo", "P-6", 7501)
         consent = user.received[-1]
         assert "gõ 1" in consent.text.lower()  # the consent screen says what to type
@@ -309,8 +310,8 @@ async def test_zalo_texts_never_mention_buttons_and_help_explains_typing(tmp_pat
             (unclear.text, again.text)
 
 
-async def test_lang_lists_the_forms_languages_and_answers_in_the_new_one(tmp_path):
-    async with emulators(tmp_path) as bots, running(bots) as storage:
+async def test_lang_lists_the_forms_languages_and_answers_in_the_new_one(tmp_path, database):
+    async with emulators(tmp_path, database) as bots, running(bots) as storage:
         for index, channel in enumerate(("telegram", "zalo")):
             _, user = await arrive(bots, storage, channel, f"P-{channel}", 7600 + index)
             await user.send_text("/lang")
@@ -322,8 +323,8 @@ async def test_lang_lists_the_forms_languages_and_answers_in_the_new_one(tmp_pat
     assert ui_language("km") == "en" and ui_language("vi") == "vi"
 
 
-async def test_progress_and_export_for_coordinators_on_both_channels(tmp_path):
-    async with emulators(tmp_path) as bots, running(bots) as storage:
+async def test_progress_and_export_for_coordinators_on_both_channels(tmp_path, database):
+    async with emulators(tmp_path, database) as bots, running(bots) as storage:
         await invite(storage, "P-7")
         tg, zl = bots.telegram.user(COORDINATOR), bots.zalo.user("zalo-coordinator")
         for user in (tg, zl):
@@ -335,9 +336,9 @@ async def test_progress_and_export_for_coordinators_on_both_channels(tmp_path):
         assert (await tg.wait_for(lambda m: m.document is not None)).document["file_name"].endswith(".csv")
 
 
-async def test_coordinators_are_told_when_fieldwork_opens_and_closes(tmp_path):
+async def test_coordinators_are_told_when_fieldwork_opens_and_closes(tmp_path, database):
     today = now().date()
-    async with emulators(tmp_path) as bots:
+    async with emulators(tmp_path, database) as bots:
         coordinator = bots.telegram.user(COORDINATOR)
         async with running(bots) as storage:
             await coordinator.send_text("/progress")  # a chat the bot may write to

@@ -102,7 +102,7 @@ def test_scoring_rules_with_a_missing_or_wrong_key(files, rules, words):
 
 def test_config_errors_keep_their_brackets_and_encoding(files):
     (files / "typo.toml").write_text('[storage]\npath = "x.sqlite"\n[bogus]\n')
-    refused(khaosat("--config", "typo.toml", "status", cwd=files), "unknown section [bogus]")
+    refused(khaosat("--config", "typo.toml", "status", cwd=files), "[bogus]: unknown section")
     (files / "c1258.toml").write_bytes(b'[storage]\npath = "t\xe1ng.sqlite"\n')
     refused(khaosat("--config", "c1258.toml", "status", cwd=files), "c1258.toml: not UTF-8")
 

@@ -28,8 +28,9 @@ async def finished(stores, job_id: str):
     raise AssertionError(f"job {job_id} did not end")
 
 
-async def test_jobs_end_done_failed_or_stopped(tmp_path):
-    db = tmp_path / "survey.sqlite"
+async def test_jobs_end_done_failed_or_stopped(tmp_path, database, monkeypatch):
+    db = database
+    monkeypatch.chdir(tmp_path)  # a PostgreSQL database's job files go in the working folder
     async with await open_storage(db) as storage:
         await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
     async with await ConsoleStores.open(db) as stores:
@@ -88,8 +89,9 @@ async def test_weight_and_estimate_jobs_use_the_uploaded_design(tmp_path):
     assert "vung" in jobs[2].message and "Traceback" not in jobs[2].message
 
 
-async def test_an_imported_sample_job_records_the_sample(tmp_path):
-    db = tmp_path / "survey.sqlite"
+async def test_an_imported_sample_job_records_the_sample(tmp_path, database, monkeypatch):
+    db = database
+    monkeypatch.chdir(tmp_path)  # a PostgreSQL database's job files go in the working folder
     async with await open_storage(db) as storage:
         await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
     sample = tmp_path / "mau.csv"

@@ -11,6 +11,7 @@ import pytest
 
 from surveys import codec
 from surveys import engine as E
+from surveys import engine_plan
 from surveys.engine import Ask, Say, Status, Tone
 from surveys.expressions import NOT_APPLICABLE
 from surveys.model import QuestionType
@@ -801,7 +802,7 @@ def test_bundled_templates_complete_with_cooperative_answers(template):
     assert chat.state.status is Status.COMPLETED
 
 
-# -- per-form caches (surveys.engine._Plan): the same steps as a form that has cached nothing --
+# -- per-form caches (surveys.engine_plan._Plan): the same steps as a form that has cached nothing --
 
 
 def replay_steps(form, events) -> list[E.Step]:
@@ -934,7 +935,7 @@ def test_the_plan_is_worked_out_once_per_form(markdown_form):
 
 
 def test_a_full_cache_is_emptied_and_results_stay_right(markdown_form, monkeypatch):
-    monkeypatch.setattr(E, "_MEMO_LIMIT", 3)
+    monkeypatch.setattr(engine_plan, "_MEMO_LIMIT", 3)
     form = markdown_form(RELEVANCE_AND_PROGRESS)
     for first, number in (("a", "7"), ("b", "3"), ("c", None), ("a", "2"), ("b", "9")):
         chat = answer_relevance_and_progress(form, first, number)

@@ -36,14 +36,16 @@ def reference(db: Path, **kwargs) -> ExportTable:
 
 
 def without_last_channel(table: ExportTable) -> ExportTable:
-    """The table as the former export made it: it had no last_channel column (defect 9)."""
+    """The table as the former export made it: it had no last_channel column (defect 9), nor the
+    mode column (paper mode) that follows it."""
+    added = ("last_channel", "mode")
     if "last_channel" not in table.df.columns:
         return table
     assert list(table.df.columns).index("last_channel") == list(table.df.columns).index("channel") + 1
-    return ExportTable(table.df.drop(columns="last_channel"),
-                       {k: v for k, v in table.variable_labels.items() if k != "last_channel"},
-                       table.value_labels, [r for r in table.codebook if r["variable"] != "last_channel"],
-                       {k: v for k, v in table.kinds.items() if k != "last_channel"}, table.skipped,
+    return ExportTable(table.df.drop(columns=[c for c in added if c in table.df.columns]),
+                       {k: v for k, v in table.variable_labels.items() if k not in added},
+                       table.value_labels, [r for r in table.codebook if r["variable"] not in added],
+                       {k: v for k, v in table.kinds.items() if k not in added}, table.skipped,
                        table.questions, table.layout, table.language, table.personal, table.forms)
 
 

@@ -11,7 +11,8 @@ from openpyxl import Workbook
 
 from storage import FrameConflict, open_storage
 from surveys.project import load_survey, store_survey
-from surveys.sampling import MAX_PROBLEMS, FrameError, import_frame_file, read_frame
+from surveys.frame_files import MAX_PROBLEMS
+from surveys.sampling import FrameError, import_frame_file, read_frame
 
 FORMS = Path(__file__).parent / "forms" / "survey"
 T0 = "2026-07-01T08:00:00+07:00"

@@ -150,7 +150,7 @@ def test_read_only_is_worked_out_when_it_has_a_calculation_and_shown_as_a_note_o
     assert [say.text.split("\n")[0] for say in chat.result.say if say.tone is E.Tone.THANKS] == ["Read this"]
 
 
-def test_questions_inside_a_repeat_are_not_asked_and_a_name_shared_with_one_outside_keeps_apart() -> None:
+def test_questions_inside_a_repeat_are_asked_per_instance_and_a_name_shared_with_one_outside_keeps_apart() -> None:
     form = form_of("""
         | survey |
         | | type | name | label | repeat_count |
@@ -162,14 +162,18 @@ def test_questions_inside_a_repeat_are_not_asked_and_a_name_shared_with_one_outs
         | | integer | total | Total? | |
     """)
     assert form.question("name").type is QuestionType.TEXT
-    assert form.question("member/name").type is QuestionType.UNASKABLE
-    assert form.question("age").unaskable.startswith("questions inside a repeat")
-    assert any("repeat 'member' is not asked in this version" in w for w in form.warnings)
+    assert form.question("member/name").type is QuestionType.TEXT and form.question("member/name").repeats == ("member",)
+    assert not form.unaskable and not any("repeat" in w for w in form.warnings)
     chat = Session(form)
     chat.reply("An")
+    for number, (name, age) in enumerate((("Bình", "30"), ("Chi", "5")), start=1):
+        assert chat.ask.question == f"member[{number}]/name"
+        chat.reply(name)
+        chat.reply(age)
     assert chat.ask.question == "total"
     chat.reply("2")
-    assert chat.answers["name"] == "An" and chat.answers["member/name"] is None
+    assert chat.answers["name"] == "An" and chat.answers["member[1]/name"] == "Bình"
+    assert chat.answers["member[2]/age"] == 5
 
 
 CSV_FORM = """
@@ -238,7 +242,7 @@ def test_an_odk_function_the_chat_does_not_evaluate_is_dropped_with_a_warning_a_
         | survey |
         | | type | name | label | relevant | constraint |
         | | integer | a | A? | | |
-        | | integer | b | B? | indexed-repeat(${a}, ${a}, 1) > 0 | wq:length(5) |
+        | | integer | b | B? | area(${a}) > 0 | wq:length(5) |
     """)
     assert form.question("b").relevant is None and form.question("b").constraint is None
     assert any("row 3, column 'relevant'" in w and "the chat treats it as always true" in w for w in form.warnings)

@@ -289,9 +289,9 @@ def test_the_process_section_is_checked_and_names_the_key(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text('[process]\nname = "bot-1"\nhealth = "127.0.0.1:8091"\nlog_format = "json"\n', encoding="utf-8")
     assert load_config(path).process == ProcessConfig(name="bot-1", health="127.0.0.1:8091", log_format="json")
-    for line, key in (('health = "8091"', "process.health"), ('log_format = "xml"', "process.log_format"),
-                      ('shared_chats = "yes"', "process.shared_chats"), ('name = "a b"', "process.name"),
-                      ('port = 1', "port")):
+    for line, key in (('health = "8091"', r"\[process\] health"), ('log_format = "xml"', r"\[process\] log_format"),
+                      ('shared_chats = "yes"', r"\[process\] shared_chats"), ('name = "a b"', r"\[process\] name"),
+                      ('port = 1', r"\[process\] port")):
         path.write_text(f"[process]\n{line}\n", encoding="utf-8")
         with pytest.raises(ConfigError, match=key):
             load_config(path)

@@ -27,6 +27,7 @@ from storage import open_storage
 from surveys import engine
 from surveys.engine import Ask, PromptKind, Reply, SetLanguage, Start, Status, new_session, step
 from surveys.model import Questionnaire
+from surveys.repeats import MORE, split_key
 from surveys.xlsform import FormError, iter_form_files, load_questionnaire
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,6 +46,9 @@ _CANDIDATES = {
     PromptKind.TEXT: ["Nguyen Van An", "abc", "12345", "0912345678", "an.nguyen@example.com", "ABC-123", "x"],
 }
 _MAX_PROMPTS = 2000
+# Forms whose repeats the scripted run reaches (others count their instances from questions a chat
+# cannot ask, so have none).
+ROSTERS = {"nestedfk.csv"}
 # Forms no person could finish, in ODK either: file name → (question, why).
 STUCK = {
     "survey_spraying.xlsx": ("irs_sticker_num", "its required constraint regex(., '^[:digit:]{6}$') is a "
@@ -74,6 +78,11 @@ def _candidates(prompt: Ask) -> list[str]:
 
 def generated_script(form: Questionnaire) -> list[str]:
     """Lines that take `form` to its end through the engine, or AssertionError saying where it stuck."""
+    return scripted_run(form)[0]
+
+
+def scripted_run(form: Questionnaire) -> tuple[list[str], engine.SessionState]:
+    """`generated_script`'s lines and the completed session's state."""
     state = new_session(form)
     lines: list[str] = []
     at = AT
@@ -84,7 +93,7 @@ def generated_script(form: Questionnaire) -> list[str]:
     for _ in range(_MAX_PROMPTS):
         state = result.state
         if state.status is Status.COMPLETED:
-            return lines
+            return lines, state
         prompt = engine.current_prompt(form, state)
         assert prompt is not None, f"no prompt on screen in status {state.status}"
         at += dt.timedelta(seconds=5)
@@ -94,6 +103,12 @@ def generated_script(form: Questionnaire) -> list[str]:
             # one, as a person would find out; go back and answer that one otherwise.
             result = step(form, state, engine.Back(at, seq=state.seq))
             lines.append("<")
+            continue
+        if prompt.question.endswith(f"/{MORE}"):
+            # "Add another?" of a repeat without a count: a second instance, then go on.
+            line = "1" if split_key(prompt.question)[1][-1] < 2 else "2"
+            result = step(form, state, Reply(line, at, seq=state.seq))
+            lines.append(line)
             continue
         attempt = tried.get(prompt.question, 0)
         assert attempt < len(candidates), f"every generated answer to '{prompt.question}' was refused"
@@ -107,6 +122,11 @@ def generated_script(form: Questionnaire) -> list[str]:
 async def _sessions(db: Path) -> list:
     async with await open_storage(db) as storage:
         return await storage.list_sessions()
+
+
+async def _answer_keys(db: Path, session_id: int) -> set[str]:
+    async with await open_storage(db) as storage:
+        return set(await storage.answers(session_id))
 
 
 def try_in_console(path: Path, lines: list[str], db: Path) -> subprocess.CompletedProcess:
@@ -143,13 +163,19 @@ def test_real_form_loads_iff_pyxform_converts_it_and_a_scripted_try_completes_it
         with pytest.raises(AssertionError, match=f"every generated answer to '{question}' was refused"):
             generated_script(form)
         return
-    lines = generated_script(form)
+    lines, state = scripted_run(form)
+    if path.name in ROSTERS:
+        assert any(state.instances.values()), state.instances
     db = tmp_path / "try.sqlite"
     result = try_in_console(path, lines, db)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "Traceback" not in result.stdout + result.stderr
     (session,) = asyncio.run(_sessions(db))
     assert Status(session.status) is Status.COMPLETED, (session.status, result.stdout[-3000:])
+    if any(state.instances.values()):
+        # A roster is asked, not skipped: answers are stored per instance (`household[1]/age`).
+        keys = asyncio.run(_answer_keys(db, session.id))
+        assert any("[1]/" in key for key in keys), sorted(keys)[:20]
 
 
 # -- pyxform's example forms (beside the checkout) ------------------------------------------------------

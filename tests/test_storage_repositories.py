@@ -17,6 +17,7 @@ from storage.coordination import Coordination, SQLiteCoordination
 from storage.fieldwork import Fieldwork, SQLiteFieldwork
 from storage.links import Links, SQLiteLinks
 from storage.outbox import Outbox, SQLiteOutbox
+from storage.privacy import Privacy, SQLitePrivacy
 from storage.questionnaires import Questionnaires, SQLiteQuestionnaires
 from storage.quotas import Quotas, SQLiteQuotas
 from storage.reminders_store import Reminders, SQLiteReminders
@@ -38,6 +39,7 @@ PAIRS = [
     (Fieldwork, SQLiteFieldwork, "fieldwork"),
     (Quotas, SQLiteQuotas, "quotas"),
     (Reminders, SQLiteReminders, "reminders"),
+    (Privacy, SQLitePrivacy, "privacy"),
     (Coordination, SQLiteCoordination, "coordination"),
 ]
 

@@ -66,13 +66,17 @@ def now() -> dt.datetime:
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, *, limits: Limits = FAST, pace: Pace = FAST_PACE, **bot_options):
+async def harness(tmp_path: Path, database: Path | str | None = None, *, limits: Limits = FAST, pace: Pace = FAST_PACE,
+                  clock=None, **bot_options):
+    """The bot under ``khaosat run`` against the emulator; ``database``: an SQLite path (default: one
+    in ``tmp_path``) or a PostgreSQL URL."""
+    database = database or tmp_path / "survey.sqlite"
     emulator = BotApiEmulator(limits=limits)
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "khaosat_test_bot")
     bot = BotConfig(channel="telegram", name="test", token=TOKEN, api_base=base, forms=(SIPAS, TOUR),
                     coordinators=(COORDINATOR,), pace=pace, **bot_options)
-    config = Config(database=tmp_path / "survey.sqlite", bots=(bot,), source=tmp_path / "config.toml")
+    config = Config(database=database, bots=(bot,), source=tmp_path / "config.toml")
     stop, ready = asyncio.Event(), asyncio.Event()
     running: list[RunningBot] = []
 
@@ -80,7 +84,7 @@ async def harness(tmp_path: Path, *, limits: Limits = FAST, pace: Pace = FAST_PA
         running.extend(bots)
         ready.set()
 
-    task = asyncio.create_task(run(config, stop, started=started))
+    task = asyncio.create_task(run(config, stop, started=started, clock=clock))
     await asyncio.wait({task, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()
@@ -138,9 +142,9 @@ async def session_of(storage: Storage, respondent_id: int, form_id: str):
 # -- the main path ---------------------------------------------------------------------------------
 
 
-async def test_an_invited_respondent_completes_the_sipas_template(tmp_path):
+async def test_an_invited_respondent_completes_the_sipas_template(tmp_path, database):
     form = load_questionnaire(SIPAS)
-    async with harness(tmp_path) as h:
+    async with harness(tmp_path, database) as h:
         respondent_id, user = await h.invited_user("S-0001", form.form_id, 5001)
         linked = await user.wait_for(lambda m: "Đã xác nhận" in (m.text or ""))
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
@@ -161,9 +165,9 @@ async def test_an_invited_respondent_completes_the_sipas_template(tmp_path):
         assert stats.edits >= 1  # the multi-select marks were edited in place
 
 
-async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
+async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path, database):
     form = load_questionnaire(SIPAS)
-    async with harness(tmp_path) as h:
+    async with harness(tmp_path, database) as h:
         respondent_id, user = await h.invited_user("S-0002", form.form_id, 5002)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await user.press("Đồng ý", consent)
@@ -194,9 +198,9 @@ async def test_a_stale_button_and_a_double_tap_change_nothing(tmp_path):
         assert "thuộc lĩnh vực nào?" in second.text
 
 
-async def test_a_double_tap_on_a_multi_select_option_ticks_it_once(tmp_path):
+async def test_a_double_tap_on_a_multi_select_option_ticks_it_once(tmp_path, database):
     form = load_questionnaire(SIPAS)
-    async with harness(tmp_path) as h:
+    async with harness(tmp_path, database) as h:
         respondent_id, user = await h.invited_user("S-0003", form.form_id, 5003)
         for _ in range(60):  # answer until the first multi-select prompt
             message = await user.wait_for(lambda m: m.edits == 0 and bool(m.text) and bool(m.inline_keyboard))
@@ -231,9 +235,9 @@ async def test_a_double_tap_on_a_multi_select_option_ticks_it_once(tmp_path):
         assert codec.decode_value(stored.value) == (choice,)
 
 
-async def test_a_duplicate_update_is_processed_once(tmp_path):
+async def test_a_duplicate_update_is_processed_once(tmp_path, database):
     form = load_questionnaire(SIPAS)
-    async with harness(tmp_path) as h:
+    async with harness(tmp_path, database) as h:
         respondent_id, user = await h.invited_user("S-0003", form.form_id, 5003)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         update_id = await user.press("Đồng ý", consent)
@@ -253,8 +257,8 @@ async def test_a_duplicate_update_is_processed_once(tmp_path):
 # -- linking ---------------------------------------------------------------------------------------
 
 
-async def test_a_wrong_code_is_refused_politely_and_logged(tmp_path):
-    async with harness(tmp_path) as h:
+async def test_a_wrong_code_is_refused_politely_and_logged(tmp_path, database):
+    async with harness(tmp_path, database) as h:
         await h.invite("S-0004", "sipas_citizen_example")
         user = h.telegram.user(5004)
         await user.start("Z" * 22)
@@ -265,8 +269,8 @@ async def test_a_wrong_code_is_refused_politely_and_logged(tmp_path):
         assert await h.storage.linked_respondent("telegram", "test", "5004") is None
 
 
-async def test_a_code_reused_from_a_second_chat_is_refused(tmp_path):
-    async with harness(tmp_path) as h:
+async def test_a_code_reused_from_a_second_chat_is_refused(tmp_path, database):
+    async with harness(tmp_path, database) as h:
         respondent_id = await h.invite("S-0005", "sipas_citizen_example")
         first, second = h.telegram.user(5005), h.telegram.user(5006)
         await first.start(LINK_CODE)
@@ -279,8 +283,8 @@ async def test_a_code_reused_from_a_second_chat_is_refused(tmp_path):
                                                    (now() - dt.timedelta(hours=1)).isoformat()) == 1
 
 
-async def test_sharing_a_phone_number_links_the_sampled_person(tmp_path):
-    async with harness(tmp_path) as h:
+async def test_sharing_a_phone_number_links_the_sampled_person(tmp_path, database):
+    async with harness(tmp_path, database) as h:
         respondent_id = await h.invite("S-0007", "sipas_citizen_example", phone="+84912345678")
         user = h.telegram.user(5007)
         await user.start()
@@ -295,8 +299,8 @@ async def test_sharing_a_phone_number_links_the_sampled_person(tmp_path):
 # -- failures on the way out -----------------------------------------------------------------------
 
 
-async def test_a_blocked_bot_marks_the_respondent_unreachable(tmp_path):
-    async with harness(tmp_path) as h:
+async def test_a_blocked_bot_marks_the_respondent_unreachable(tmp_path, database):
+    async with harness(tmp_path, database) as h:
         respondent_id, user = await h.invited_user("S-0008", "sipas_citizen_example", 5008)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await h.settle()
@@ -321,9 +325,9 @@ async def test_a_blocked_bot_marks_the_respondent_unreachable(tmp_path):
         assert consent.text
 
 
-async def test_a_429_waits_retry_after_and_sends_once(tmp_path):
+async def test_a_429_waits_retry_after_and_sends_once(tmp_path, database):
     tight = Limits(per_bot_per_second=1000, per_chat_per_second=1, per_chat_burst=1)
-    async with harness(tmp_path, limits=tight, pace=FAST_PACE) as h:  # a bot configured too fast
+    async with harness(tmp_path, database, limits=tight, pace=FAST_PACE) as h:  # a bot configured too fast
         await h.invite("S-0009", "sipas_citizen_example")
         user = h.telegram.user(5009)
         await user.start(LINK_CODE)
@@ -338,8 +342,8 @@ async def test_a_429_waits_retry_after_and_sends_once(tmp_path):
 # -- other modes -----------------------------------------------------------------------------------
 
 
-async def test_open_mode_one_response_per_account(tmp_path):
-    async with harness(tmp_path, open_codes={"quay-mot-cua": {"form": "tour", "stratum": "xa-b"}}) as h:
+async def test_open_mode_one_response_per_account(tmp_path, database):
+    async with harness(tmp_path, database, open_codes={"quay-mot-cua": {"form": "tour", "stratum": "xa-b"}}) as h:
         user = h.telegram.user(5010)
         await user.start("quay-mot-cua")
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
@@ -360,8 +364,8 @@ async def test_open_mode_one_response_per_account(tmp_path):
         await user.wait_for(lambda m: "đã trả lời khảo sát này rồi" in (m.text or ""))
 
 
-async def test_coordinators_get_progress_and_others_do_not(tmp_path):
-    async with harness(tmp_path) as h:
+async def test_coordinators_get_progress_and_others_do_not(tmp_path, database):
+    async with harness(tmp_path, database) as h:
         await h.invite("S-0011", "sipas_citizen_example")
         coordinator, someone = h.telegram.user(COORDINATOR), h.telegram.user(5011)
         await coordinator.send_text("/progress")
@@ -375,8 +379,8 @@ async def test_coordinators_get_progress_and_others_do_not(tmp_path):
         assert document.document["file_name"].endswith(".csv")
 
 
-async def test_stop_asks_first_then_records_a_refusal(tmp_path):
-    async with harness(tmp_path) as h:
+async def test_stop_asks_first_then_records_a_refusal(tmp_path, database):
+    async with harness(tmp_path, database) as h:
         respondent_id, user = await h.invited_user("S-0012", "sipas_citizen_example", 5012)
         consent = await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
         await user.press("Đồng ý", consent)
@@ -398,10 +402,10 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-async def test_webhook_mode_checks_the_secret_token(tmp_path):
+async def test_webhook_mode_checks_the_secret_token(tmp_path, database):
     port = free_port()
     url = f"http://127.0.0.1:{port}/tg/test"
-    async with harness(tmp_path, mode="webhook", webhook_url=url, webhook_listen=f"127.0.0.1:{port}",
+    async with harness(tmp_path, database, mode="webhook", webhook_url=url, webhook_listen=f"127.0.0.1:{port}",
                        webhook_secret="s3cret-token") as h:
         await h.invite("S-0013", "sipas_citizen_example")
         user = h.telegram.user(5013)

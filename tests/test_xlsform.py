@@ -84,13 +84,13 @@ ACCEPTED = [
 # whose message says what the chat does instead.
 WARNED = {
     "gps.xls": ("survey", 2, "type", "'location' (gps) is not asked: a chat cannot take locations"),
-    "loop": ("survey", 3, "type", "repeat 'loop_toilet_types' is not asked in this version"),
-    "simple_loop": ("survey", 2, "type", "repeat 'my_table' is not asked"),
-    "repeat_date_test": ("survey", 4, "type", "repeat 'repeat_test' is not asked"),
+    "loop": ("survey", 3, "type", "loop 'loop_toilet_types' is not asked in this version"),
+    "simple_loop": ("survey", 2, "type", "loop 'my_table' is not asked"),
+    "repeat_date_test": ("survey", 4, "label", "Repeat has no label"),
     "widgets": ("survey", 6, "type", "a chat cannot take time-of-day answers"),
     "hidden": ("survey", 2, "type", "a chat cannot take hidden fields"),
     "default_time_demo": ("survey", 2, "type", "time-of-day answers"),
-    "tutorial": ("survey", 2, "type", "repeat 'member' is not asked"),
+    "tutorial": ("survey", 2, "tutorial notes", "not used by a chat survey"),
     "sms_info": ("survey", 2, "sms_field", "not used by a chat survey; kept with the question as metadata"),
     "case_insensitivity": ("entities", 2, None, "the 'entities' sheet is ignored"),
     "table-list": ("choices", 23, "image", "are not sent in a chat; their labels are"),
@@ -98,7 +98,7 @@ WARNED = {
     "xl_date_ambiguous_v1": ("settings", 2, "xml_root", "setting 'xml_root' is not used by a chat survey"),
     "UCL_Biomass_Plot_Form": ("survey", 16, "type", "the file 'UCL_regions.csv', which is not shipped beside"),
     "attribute_columns_test": ("survey", 2, "bind::saveIncomplete", "not used by a chat survey"),
-    "xlsform_spec_test": ("survey", 15, "repeat_count", "its count is not used"),
+    "xlsform_spec_test": ("survey", 32, "type", "a chat cannot take time-of-day answers"),
     "flat_xlsform_test": ("settings", 2, "flat", "setting 'flat' is not used"),
 }
 
@@ -216,7 +216,7 @@ BROKEN_CASES = {
 # name of tests/forms/lenient/NAME.md → (sheet, row, column, fragment of the warning): forms that
 # use what a chat cannot do load, and say so at the place and what the chat does instead.
 LENIENT_CASES = {
-    "repeat": ("survey", 3, "type", "repeat 'r' is not asked in this version: the questions in it are skipped"),
+    "repeat": ("survey", 3, "repeat_count", "the chat asks \"add another?\" instead"),
     "geopoint": ("survey", 2, "type", "a chat cannot take locations"),
     "time": ("survey", 2, "type", "a chat cannot take time-of-day answers; it is skipped and exported as missing"),
     "read_only": ("survey", 3, "read_only", "the chat shows it as a note and does not ask it"),

@@ -60,7 +60,9 @@ class Harness:
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, *, with_telegram: bool = False, forms=(SIPAS, TOUR), **zalo_options):
+async def harness(tmp_path: Path, database: Path | str | None = None, *, with_telegram: bool = False,
+                  forms=(SIPAS, TOUR), **zalo_options):
+    database = database or tmp_path / "survey.sqlite"
     zalo_emulator = ZaloBotApiEmulator(limits=ZaloLimits(per_bot_per_second=1000, per_chat_per_second=1000,
                                                          per_chat_burst=1000))
     zalo_base = await zalo_emulator.start()
@@ -75,7 +77,7 @@ async def harness(tmp_path: Path, *, with_telegram: bool = False, forms=(SIPAS, 
         telegram = tg_emulator.add_bot(TG_TOKEN, "khaosat_test_bot")
         bots.append(BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=tg_base, forms=tuple(forms),
                               pace=FAST_PACE))
-    config = Config(database=tmp_path / "survey.sqlite", bots=tuple(bots), source=tmp_path / "c.toml")
+    config = Config(database=database, bots=tuple(bots), source=tmp_path / "c.toml")
     stop, ready = asyncio.Event(), asyncio.Event()
     running: list[RunningBot] = []
     task = asyncio.create_task(run(config, stop, started=lambda b: (running.extend(b), ready.set())))
@@ -142,9 +144,9 @@ async def completed_session(storage: Storage, respondent_id: int, form_id: str):
 # -- answering -------------------------------------------------------------------------------------
 
 
-async def test_an_invited_respondent_completes_sipas_by_typed_numbers(tmp_path):
+async def test_an_invited_respondent_completes_sipas_by_typed_numbers(tmp_path, database):
     form = load_questionnaire(SIPAS)
-    async with harness(tmp_path) as h:
+    async with harness(tmp_path, database) as h:
         respondent_id, typed, _ = await h.invite("Z-1", form.form_id)
         user = h.zalo.user(display_name="Lan")
         await user.send_text(f"{typed[:4].lower()} {typed[4:].lower()}")  # as read off the letter
@@ -163,9 +165,9 @@ async def test_an_invited_respondent_completes_sipas_by_typed_numbers(tmp_path):
         assert all(len(m.text) <= 2000 for m in user.received)
 
 
-async def test_choice_text_without_accents_answers_too(tmp_path):
+async def test_choice_text_without_accents_answers_too(tmp_path, database):
     form = load_questionnaire(SIPAS)
-    async with harness(tmp_path) as h:
+    async with harness(tmp_path, database) as h:
         respondent_id, typed, _ = await h.invite("Z-2", form.form_id)
         user = h.zalo.user()
         await user.send_text(typed)
@@ -175,8 +177,8 @@ async def test_choice_text_without_accents_answers_too(tmp_path):
         await completed_session(h.storage, respondent_id, form.form_id)
 
 
-async def test_back_by_word_and_an_unclear_reply_gets_the_question_again(tmp_path):
-    async with harness(tmp_path, forms=(TOUR,)) as h:
+async def test_back_by_word_and_an_unclear_reply_gets_the_question_again(tmp_path, database):
+    async with harness(tmp_path, database, forms=(TOUR,)) as h:
         respondent_id, typed, _ = await h.invite("Z-3", "tour")
         user = h.zalo.user()
         await user.send_text(typed)
@@ -210,8 +212,8 @@ async def test_back_by_word_and_an_unclear_reply_gets_the_question_again(tmp_pat
 # -- linking ---------------------------------------------------------------------------------------
 
 
-async def test_wrong_codes_are_limited_per_chat_and_hour(tmp_path):
-    async with harness(tmp_path, code_attempts_per_hour=3) as h:
+async def test_wrong_codes_are_limited_per_chat_and_hour(tmp_path, database):
+    async with harness(tmp_path, database, code_attempts_per_hour=3) as h:
         _, typed, _ = await h.invite("Z-4", "sipas_citizen_example")
         user = h.zalo.user()
         for attempt in range(3):
@@ -222,8 +224,8 @@ async def test_wrong_codes_are_limited_per_chat_and_hour(tmp_path):
         assert await h.storage.linked_respondent("zalo", "zl", user.id) is None
 
 
-async def test_a_code_reused_from_a_second_zalo_chat_is_refused(tmp_path):
-    async with harness(tmp_path) as h:
+async def test_a_code_reused_from_a_second_zalo_chat_is_refused(tmp_path, database):
+    async with harness(tmp_path, database) as h:
         respondent_id, typed, _ = await h.invite("Z-5", "sipas_citizen_example")
         first, second = h.zalo.user(), h.zalo.user()
         await first.send_text(typed)
@@ -234,8 +236,8 @@ async def test_a_code_reused_from_a_second_zalo_chat_is_refused(tmp_path):
         assert await h.storage.linked_respondent("zalo", "zl", second.id) is None
 
 
-async def test_a_duplicate_delivery_is_processed_once(tmp_path):
-    async with harness(tmp_path, forms=(TOUR,)) as h:
+async def test_a_duplicate_delivery_is_processed_once(tmp_path, database):
+    async with harness(tmp_path, database, forms=(TOUR,)) as h:
         respondent_id, typed, _ = await h.invite("Z-6", "tour")
         user = h.zalo.user()
         await user.send_text(typed)
@@ -252,12 +254,12 @@ async def test_a_duplicate_delivery_is_processed_once(tmp_path):
         assert len(user.received) == received
 
 
-async def test_a_long_message_is_split_at_line_boundaries(tmp_path):
+async def test_a_long_message_is_split_at_line_boundaries(tmp_path, database):
     long_form = tmp_path / "long.md"
     paragraph = "Đây là một đoạn giới thiệu dài về cuộc khảo sát. " * 12
     long_form.write_text(TOUR.read_text(encoding="utf-8").replace(
         "Chào mừng đến với phiếu thử.", (paragraph.strip() + "<br>") * 5), encoding="utf-8")
-    async with harness(tmp_path, forms=(long_form,)) as h:
+    async with harness(tmp_path, database, forms=(long_form,)) as h:
         _, typed, _ = await h.invite("Z-7", "tour")
         user = h.zalo.user()
         await user.send_text(typed)
@@ -272,8 +274,8 @@ async def test_a_long_message_is_split_at_line_boundaries(tmp_path):
 # -- across channels -------------------------------------------------------------------------------
 
 
-async def test_start_on_telegram_and_finish_on_zalo(tmp_path):
-    async with harness(tmp_path, with_telegram=True, forms=(TOUR,)) as h:
+async def test_start_on_telegram_and_finish_on_zalo(tmp_path, database):
+    async with harness(tmp_path, database, with_telegram=True, forms=(TOUR,)) as h:
         respondent_id, typed, link = await h.invite("Z-8", "tour")
         tg = h.telegram.user(6001)
         await tg.start(link)
@@ -298,14 +300,14 @@ async def test_start_on_telegram_and_finish_on_zalo(tmp_path):
         assert {c[0] for c in await h.storage.chats_of(respondent_id)} == {"telegram", "zalo"}
 
 
-async def test_webhook_mode_checks_the_secret_header(tmp_path):
+async def test_webhook_mode_checks_the_secret_header(tmp_path, database):
     import socket
 
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     url = f"http://127.0.0.1:{port}/zalo/zl"
-    async with harness(tmp_path, forms=(TOUR,), mode="webhook", webhook_url=url,
+    async with harness(tmp_path, database, forms=(TOUR,), mode="webhook", webhook_url=url,
                        webhook_listen=f"127.0.0.1:{port}", webhook_secret="zalo-hook-secret") as h:
         _, typed, _ = await h.invite("Z-9", "tour")
         user = h.zalo.user()

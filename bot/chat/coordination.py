@@ -19,7 +19,7 @@ from exporters.progress import fieldwork_messages
 from fieldwork import Refused
 from fieldwork.background import lower_priority
 from fieldwork.data import ExportOptions, Exported, export
-from storage import StorageError, open_storage
+from storage import StorageError, open_storage, redacted
 from storage.answers_read import database_file
 from surveys.messages import say
 
@@ -50,13 +50,19 @@ class CoordinatorDesk:
         return [Document(str(path), path.name, say("export_caption", "vi", rows=exported.rows))]
 
 
-def write_export(database: Path, out: Path) -> Exported:
+#: Where write_export's child finds a PostgreSQL URL (its first argument is then "-").
+_URL_VARIABLE = "KHAOSAT_EXPORT_DATABASE"
+
+
+def write_export(database: Path | str, out: Path) -> Exported:
     """`khaosat export`'s wide, pseudonymous CSV of ``database`` (the shared `fieldwork.data.export`),
     run in a child process at idle priority from its first instruction (as the console's jobs run)
     and waited for in the calling thread (``asyncio.to_thread``): in a worker thread the export
     shares the bots' GIL and costs them a third or more of their answers (bench/chat_export_load.py)."""
     source = str(Path(__file__).resolve().parents[2])  # the child imports the same code as the bot
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [source, os.environ.get("PYTHONPATH")]))}
+    if isinstance(database, str):  # a PostgreSQL URL: in the environment, where ps does not show its password
+        env[_URL_VARIABLE], database = database, "-"
     with subprocess.Popen([sys.executable, "-m", "bot.chat.coordination", str(database), str(out)], env=env,
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as child:
         lower_priority(child.pid)  # at once, before its imports (no preexec_fn: the bot has threads)
@@ -70,18 +76,20 @@ def write_export(database: Path, out: Path) -> Exported:
     return Exported(out, rows, columns)
 
 
-def export_here(database: Path, out: Path) -> Exported:
+def export_here(database: Path | str, out: Path) -> Exported:
     """The export, to the end, in this process on an event loop and connection of its own."""
+    where = database.name if isinstance(database, Path) else redacted(database)
+
     async def run() -> Exported:
         async with await open_storage(database) as storage:
-            return await export(storage, out, ExportOptions(), where=database.name)
+            return await export(storage, out, ExportOptions(), where=where)
 
     return asyncio.run(run())
 
 
 if __name__ == "__main__":  # write_export's child: the figures on stdout, a refusal's text on stderr
     try:
-        exported = export_here(Path(sys.argv[1]), Path(sys.argv[2]))
+        exported = export_here(os.environ[_URL_VARIABLE] if sys.argv[1] == "-" else Path(sys.argv[1]), Path(sys.argv[2]))
     except (Refused, StorageError) as error:
         print(getattr(error, "message", None) or error, file=sys.stderr)
         sys.exit(2)

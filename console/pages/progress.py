@@ -12,9 +12,10 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from console.app import NavEntry, console_of, fieldwork_storage, language, render, request_scope, stores
-from console.i18n import t
+from console.i18n import add_texts, t
 from console.auth import Scope, requires, stratum_visible
 from console.labels import group_label, level_label, stratum_label, unit_units
+from exporters.modes import mode_name
 from exporters.progress import StatusReport, StatusRow, restrict, survey_status, total_of
 from surveys.project import SurveyProject
 
@@ -22,6 +23,14 @@ routes = web.RouteTableDef()
 NAV = [NavEntry("nav_progress", "/surveys/{survey}/progress", ("coordinator", "analyst", "viewer"), order=10)]
 
 ROLES = ("coordinator", "analyst", "viewer")
+
+add_texts({  # response rates by mode (exporters/modes.py)
+    "modes_title": {"vi": "Theo hình thức trả lời", "en": "By mode"},
+    "col_mode": {"vi": "Hình thức", "en": "Mode"},
+    "col_partial": {"vi": "Dở dang", "en": "Partial"},
+    "col_refused": {"vi": "Từ chối", "en": "Refused"},
+    "col_mode_rate": {"vi": "Tỷ lệ hoàn thành trên mẫu", "en": "Completes over the sample"},
+})
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,7 @@ async def progress_model(request: web.Request) -> dict:
         "project": project, "report": report, "lines": lines, "share": share,
         "levels": level_totals(project, report, share, lang, total_text, scope.units),
         "chart": await chart(request, project, report, local),
+        "modes": [(mode_name(row.mode, lang), row) for row in report.modes()],
         "updated": now, "unit": scope.unit or "",
         "unit_choices": [(u.id, u.name, level_label(project, u.level, lang)) for u in project.units.values()
                          if scope.units is None or u.id in scope.units],

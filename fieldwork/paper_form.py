@@ -1,0 +1,232 @@
+"""A questionnaire as a printed paper form: HTML to print (A4, print CSS), one copy per person.
+
+Vietnamese first with English beneath, every question numbered, choice codes printed beside each
+choice (to circle, and to type at data entry), skip instructions in words from `relevant`
+(``surveys.phrasing``), required questions marked, constraints stated, boxes for numbers and
+dates, lines for text. Each copy carries the person's code and a QR code of it, so a returned
+form identifies its respondent (a scanner reading the QR types the code on the entry screen).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+import segno
+
+from surveys.model import Question, QuestionType, Questionnaire
+from surveys.phrasing import Phraser, choice_codes, constraint_words, numbering
+
+LANGUAGES = ("vi", "en")
+
+
+@dataclass(frozen=True)
+class Copy:
+    """One printed copy: the person's code (as printed, "AB3D EF9H") and the survey's title."""
+
+    code: str
+    title: str
+    unit: str = ""
+
+
+def _e(text: str) -> str:
+    return html.escape(text or "")
+
+
+def refuse_repeats(form: Questionnaire) -> None:
+    """Paper forms have one box per question: a form with repeat groups (a household roster) has
+    no printed layout or typed entry yet, so it is refused by name rather than printed wrong."""
+    from fieldwork import Refused
+    from surveys.repeats import repeat_plan
+
+    repeats = sorted(repeat_plan(form).repeat_names)
+    if repeats:
+        raise Refused(f"questionnaire {form.form_id} has repeat groups ({', '.join(repeats)}): paper forms and "
+                      "paper entry do not support repeats yet; nothing printed or written")
+
+
+class FormPrinter:
+    """The body of one questionnaire, worked out once, printed for every copy."""
+
+    def __init__(self, form: Questionnaire):
+        refuse_repeats(form)
+        self.form = form
+        self.numbers = numbering(form)
+        self.phrasers = {lang: Phraser(form, lang) for lang in LANGUAGES}
+        self.body = self._body()
+
+    def text(self, text, lang: str) -> str:
+        """A label in ``lang``; a ``${name}`` in it (an answer shown in chat) points to its question."""
+        words = text.get(lang, self.form.default_language) if text else ""
+        if "${" not in words:
+            return words
+        phraser = self.phrasers[lang]
+        return re.sub(r"\$\{([^{}]*)\}", lambda m: f"({phraser.question(m.group(1)) or '…'})", words)
+
+    def both(self, text, css: str = "") -> str:
+        """A text in Vietnamese, with the English beneath when it differs."""
+        vi, en = self.text(text, "vi"), self.text(text, "en")
+        out = f'<span class="vi {css}">{_e(vi)}</span>'
+        if en and en != vi:
+            out += f'<span class="en {css}">{_e(en)}</span>'
+        return out
+
+    # -- skips ---------------------------------------------------------------------------------
+
+    def _runs(self) -> dict[str, tuple[str, int, int, int | None]]:
+        """First question of each run of consecutive numbered questions under the same conditions →
+        (condition key, first number, last number, the number to go to otherwise)."""
+        asked = [q for q in self.form.questions if q.name in self.numbers]
+        runs: dict[str, tuple[str, int, int, int | None]] = {}
+        index = 0
+        while index < len(asked):
+            conditions = self.form.conditions(asked[index])
+            end = index
+            while end + 1 < len(asked) and self.form.conditions(asked[end + 1]) == conditions:
+                end += 1
+            if conditions:
+                after = self.numbers[asked[end + 1].name] if end + 1 < len(asked) else None
+                runs[asked[index].name] = (asked[index].name, self.numbers[asked[index].name],
+                                           self.numbers[asked[end].name], after)
+            index = end + 1
+        return runs
+
+    def skip_instruction(self, question: Question, first: int, last: int, after: int | None) -> str:
+        parts = []
+        for lang in LANGUAGES:
+            phraser = self.phrasers[lang]
+            words = phraser.words["and"].join(phraser.condition(c) for c in self.form.conditions(question))
+            span = f"{first}" if first == last else f"{first}–{last}"
+            if lang == "vi":
+                where = f"chuyển sang câu {after}" if after else "chuyển sang phần cuối phiếu"
+                parts.append(f'<span class="vi">Nếu {_e(words)}, trả lời câu {span}; nếu không, {where}.</span>')
+            else:
+                where = f"go to Q{after}" if after else "go to the end of the form"
+                parts.append(f'<span class="en">If {_e(words)}, answer Q{span}; otherwise {where}.</span>')
+        return f'<p class="skip">➜ {"".join(parts)}</p>'
+
+    # -- questions -----------------------------------------------------------------------------
+
+    def _body(self) -> str:
+        runs = self._runs()
+        out, group = [], None
+        for question in self.form.questions:
+            if question.groups != group and question.type.is_shown:
+                group = question.groups
+                labels = [self.form.groups[g].label for g in question.groups if self.form.groups[g].label]
+                if labels:
+                    out.append(f'<h2 class="section">{self.both(labels[-1])}</h2>')
+            if question.type is QuestionType.NOTE:
+                out.append(f'<div class="note">{self.both(question.label)}</div>')
+                continue
+            if question.name not in self.numbers:
+                continue
+            if question.name in runs:
+                _, first, last, after = runs[question.name]
+                out.append(self.skip_instruction(question, first, last, after))
+            out.append(self._question(question))
+        return "\n".join(out)
+
+    def _question(self, question: Question) -> str:
+        number = self.numbers[question.name]
+        required = question.required is not None and question.required.source.strip() not in ("false()", "0")
+        mark = '<span class="req" title="bắt buộc / required">*</span>' if required else ""
+        hint = f'<p class="hint">{self.both(question.hint)}</p>' if question.hint else ""
+        rule = ""
+        words = [constraint_words(question, lang) for lang in LANGUAGES]
+        if any(words):
+            rule = (f'<p class="rule"><span class="vi">{_e(words[0])}</span>'
+                    + (f'<span class="en">{_e(words[1])}</span>' if words[1] and words[1] != words[0] else "") + "</p>")
+        return (f'<div class="q" id="q{number}"><p class="label"><b class="num">{number}.</b>{mark} '
+                f'{self.both(question.label)}</p>{hint}{self._answer(question)}{rule}</div>')
+
+    def _answer(self, question: Question) -> str:
+        kind = question.type
+        if kind.is_select:
+            codes = choice_codes(question)
+            how = ('<p class="how"><span class="vi">Khoanh tròn một mã</span><span class="en">Circle one code</span></p>'
+                   if kind is QuestionType.SELECT_ONE else
+                   '<p class="how"><span class="vi">Khoanh tròn các mã phù hợp (có thể chọn nhiều)</span>'
+                   '<span class="en">Circle every code that applies</span></p>')
+            items = "".join(f'<li><span class="code">{_e(codes[c.name])}</span> {self.both(c.label)}</li>'
+                            for c in question.choices)
+            return f'{how}<ol class="choices">{items}</ol>'
+        if kind is QuestionType.INTEGER:
+            return f'<p class="boxes">{self._boxes(self._digits(question))}</p>'
+        if kind is QuestionType.DECIMAL:
+            return f'<p class="boxes">{self._boxes(6)}<span class="sep">,</span>{self._boxes(2)}</p>'
+        if kind is QuestionType.DATE:
+            return (f'<p class="boxes">{self._boxes(2)}<span class="sep">/</span>{self._boxes(2)}'
+                    f'<span class="sep">/</span>{self._boxes(4)} <span class="fmt">(ngày/tháng/năm · dd/mm/yyyy)</span></p>')
+        if kind is QuestionType.ACKNOWLEDGE:
+            return f'<p class="boxes">{self._boxes(1)} <span class="fmt">✓</span></p>'
+        return '<p class="lines"><span></span><span></span><span></span></p>'
+
+    @staticmethod
+    def _boxes(count: int) -> str:
+        return f'<span class="box-row">{"<span class=box></span>" * count}</span>'
+
+    @staticmethod
+    def _digits(question: Question) -> int:
+        """As many boxes as the largest number the constraint allows has digits (default 4)."""
+        if question.constraint is not None:
+            numbers = [n for n in re.findall(r"\d+", question.constraint.source)]
+            if numbers:
+                return max(1, min(12, max(len(n) for n in numbers)))
+        return 4
+
+    # -- a copy --------------------------------------------------------------------------------
+
+    def copy(self, copy: Copy) -> str:
+        qr = segno.make(copy.code.replace(" ", ""), error="m").svg_data_uri(scale=3)
+        unit = f'<p class="unit">{_e(copy.unit)}</p>' if copy.unit else ""
+        legend = ('<p class="legend"><span class="vi">Câu có dấu <b>*</b> là câu bắt buộc. Xin khoanh tròn mã '
+                  'bên cạnh phương án chọn; viết rõ ràng vào các ô.</span><span class="en">Questions marked '
+                  '<b>*</b> must be answered. Circle the code beside your choice; write clearly in the boxes.'
+                  '</span></p>')
+        return f"""<section class="paper">
+<header><div class="ident"><img class="qr" src="{qr}" alt="QR {_e(copy.code)}">
+<p class="code-label">Mã phiếu / Form code<br><b class="code">{_e(copy.code)}</b></p></div>
+<div class="titles"><h1>{_e(copy.title)}</h1><p class="form-title">{_e(self.form.title)}</p>{unit}</div></header>
+{legend}
+{self.body}
+<p class="end"><span class="vi">Xin chân thành cảm ơn quý vị. Xin gửi lại phiếu cho cán bộ khảo sát.</span>
+<span class="en">Thank you. Please return this form to the survey staff.</span></p>
+</section>"""
+
+
+STYLE = """
+body { font-family: "Times New Roman", "DejaVu Serif", serif; font-size: 11pt; margin: 0; }
+.paper { page-break-after: always; padding: 1.2cm 1.5cm; }
+header { display: flex; gap: 1em; align-items: center; border-bottom: 2px solid #000; padding-bottom: .4em; }
+.ident { display: flex; gap: .5em; align-items: center; }
+.qr { width: 2.6cm; height: 2.6cm; }
+.code { font-family: "DejaVu Sans Mono", monospace; font-size: 16pt; letter-spacing: .15em; }
+h1 { font-size: 14pt; margin: 0; } .form-title, .unit { margin: .2em 0; }
+h2.section { font-size: 12pt; margin: 1em 0 .3em; border-bottom: 1px solid #666; }
+.vi { display: block; } .en { display: block; color: #444; font-style: italic; font-size: 9.5pt; }
+.label > .vi, .rule > .vi, .skip > .vi, .how > span { display: inline; } .how > .en::before { content: " · "; } .label > .en, .rule > .en, .skip > .en { margin-left: 1.6em; }
+.q { break-inside: avoid; margin: .6em 0; }
+.label { margin: 0; } .num { margin-right: .3em; } .req { color: #000; font-weight: bold; }
+.hint, .how, .rule, .fmt { font-size: 9.5pt; margin: .15em 0 .15em 1.6em; }
+.rule::before { content: "⚠ "; }
+.skip { border: 1px dashed #000; padding: .25em .5em; margin: .6em 0 .3em; font-size: 10pt; }
+.choices { list-style: none; margin: .2em 0 .2em 1.6em; padding: 0; columns: 2; }
+.choices li { break-inside: avoid; margin: .1em 0; display: flex; gap: .4em; }
+.choices .code { display: inline-block; min-width: 1.6em; height: 1.6em; border: 1px solid #000; border-radius: 50%;
+  text-align: center; line-height: 1.6em; font-weight: bold; font-size: 10pt; letter-spacing: 0; }
+.boxes { margin: .2em 0 .2em 1.6em; display: flex; align-items: flex-end; gap: .2em; }
+.box-row { display: inline-flex; } .box { display: inline-block; width: .75cm; height: .85cm; border: 1px solid #000;
+  margin-right: -1px; } .sep { font-size: 14pt; }
+.lines span { display: block; border-bottom: 1px dotted #000; height: 1.3em; margin-left: 1.6em; }
+.note { margin: .6em 0; font-style: italic; }
+.legend { font-size: 9.5pt; margin: .5em 0; }
+.end { margin-top: 1.2em; text-align: center; }
+@page { size: A4; margin: 0; }
+"""
+
+
+def forms_html(pages: list[str], title: str) -> str:
+    return (f'<!DOCTYPE html>\n<html lang="vi"><head><meta charset="utf-8"><title>{_e(title)} — phiếu giấy</title>'
+            f'<style>{STYLE}</style></head><body>\n' + "\n".join(pages) + "\n</body></html>\n")

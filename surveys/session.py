@@ -1,0 +1,227 @@
+"""Session state, events and what to say: the data the conversation engine takes and gives.
+
+Plain frozen dataclasses with no behaviour, so channels, storage (`surveys.codec`) and tests
+share them without importing the engine's workings. `surveys.engine` re-exports every name.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Union
+
+from surveys.model import Questionnaire
+
+CONSENT = "__consent__"  # the `question` of the consent prompt
+
+
+class Status(enum.StrEnum):
+    NEW = "new"
+    CONSENT = "consent"
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    REFUSED = "refused"
+
+
+@dataclass(frozen=True)
+class SessionState:
+    form_id: str
+    form_version: str
+    language: str
+    status: Status = Status.NEW
+    #: Name of the question on screen (CONSENT on the consent screen), None when none is.
+    current: str | None = None
+    #: Sequence number of the prompt on screen.
+    seq: int = 0
+    #: Question name → value. Absent: not reached. None: left empty. NOT_APPLICABLE: skipped by relevance.
+    answers: Mapping[str, Any] = field(default_factory=dict)
+    #: Marks of a multi-select not yet submitted with Done.
+    draft: tuple[str, ...] = ()
+    #: Index of the furthest question reached, so notes are not shown twice after a back step.
+    furthest: int = -1
+    started_at: dt.datetime | None = None
+    completed_at: dt.datetime | None = None
+    #: Instances of each repeat reached, by the repeat's path (`household`, `household[2]/visit`).
+    instances: Mapping[str, int] = field(default_factory=dict)
+    #: Paths of the repeats without a count where "add another?" was answered no.
+    closed: tuple[str, ...] = ()
+
+
+# -- events ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Start:
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Reply:
+    """Typed text for the prompt on screen (seq None: whatever is current)."""
+
+    text: str
+    at: dt.datetime
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Choose:
+    """A button pressed: a choice key, `yes`/`no` on the consent screen, `ok` for acknowledge."""
+
+    key: str
+    seq: int
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Toggle:
+    key: str
+    seq: int
+    at: dt.datetime
+    #: The mark the press asks for (True ticked, False not); None flips it. A button that names
+    #: its target makes a double tap, or a press repeated over a weak connection, change nothing.
+    on: bool | None = None
+
+
+@dataclass(frozen=True)
+class Done:
+    seq: int
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Back:
+    at: dt.datetime
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class SetLanguage:
+    language: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Stop for now (PAUSED), or with refuse=True decline to go on (REFUSED).
+
+    `seq`: the prompt a confirmation button was shown over; once the person answered on, the
+    button is stale like any other (None: a typed command, always current)."""
+
+    at: dt.datetime
+    refuse: bool = False
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Resume:
+    at: dt.datetime
+
+
+Event = Union[Start, Reply, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
+
+# -- what to say -----------------------------------------------------------------------------
+
+
+class Tone(enum.StrEnum):
+    NOTE = "note"  # a form's note
+    INFO = "info"
+    ERROR = "error"  # the answer was not accepted
+    STALE = "stale"  # the event was for a prompt no longer on screen
+    THANKS = "thanks"
+
+
+class PromptKind(enum.StrEnum):
+    CONSENT = "consent"
+    SELECT_ONE = "select_one"
+    SELECT_MULTIPLE = "select_multiple"
+    ACKNOWLEDGE = "acknowledge"
+    INTEGER = "integer"
+    DECIMAL = "decimal"
+    DATE = "date"
+    TEXT = "text"
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str  # stable short id, for button data
+    number: int  # position as shown, for typed replies
+    name: str
+    label: str
+    selected: bool = False
+
+
+@dataclass(frozen=True)
+class Say:
+    text: str
+    tone: Tone = Tone.INFO
+
+
+@dataclass(frozen=True)
+class Ask:
+    seq: int
+    kind: PromptKind
+    question: str
+    text: str
+    hint: str = ""
+    options: tuple[Option, ...] = ()
+    progress: str = ""
+    #: Group labels to show as a heading: set when this question opens a new section.
+    section: str = ""
+    required: bool = False
+    can_go_back: bool = False
+    #: The answer already given, shown when the respondent came back to change it.
+    current_answer: str = ""
+    #: True when this re-renders the prompt already on screen (same seq): edit it in place.
+    update: bool = False
+    #: What a valid answer looks like, shown with the question where the type needs it (a date's
+    #: format with an example that satisfies the question's constraint); "" otherwise.
+    expected: str = ""
+
+
+Output = Union[Say, Ask]
+
+
+@dataclass(frozen=True)
+class Step:
+    state: SessionState
+    say: tuple[Output, ...]
+    #: Question name → new value, for every answer this step changed.
+    changes: Mapping[str, Any] = field(default_factory=dict)
+    #: False when the event changed nothing (stale, invalid, or not applicable now).
+    accepted: bool = True
+
+
+def new_session(form: Questionnaire, language: str | None = None) -> SessionState:
+    return SessionState(form.form_id, form.version, language or form.default_language)
+
+
+class InvalidAnswer(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+
+def _evolve(state: SessionState, **changes: Any) -> SessionState:
+    """`dataclasses.replace` for SessionState, without its per-call field introspection.
+
+    SessionState has no __post_init__ or validation, so copying the fields and overriding some
+    is exactly what replace() does; the engine calls it several times per step.
+    """
+    evolved = object.__new__(SessionState)
+    fields_ = evolved.__dict__
+    fields_.update(state.__dict__)
+    for name, value in changes.items():
+        if name not in fields_:
+            raise TypeError(f"SessionState has no field {name!r}")
+        fields_[name] = value
+    return evolved
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of one type; floats also of one sign (0.0 and -0.0 calculate differently)."""
+    return type(a) is type(b) and a == b and (type(a) is not float or math.copysign(1, a) == math.copysign(1, b))

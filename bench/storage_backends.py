@@ -8,7 +8,8 @@ process, every reply queued and every stored answer checked), once over a fresh 
 (synchronous=FULL, the default) and once over a fresh PostgreSQL database, in turns, the order
 swapped each round, so the machine's drift (±15% a minute here) falls on both alike. The
 PostgreSQL server is started here (Debian's binaries, as the tests do) with its own durable
-defaults (fsync and synchronous_commit on), on a Unix socket's neighbour: TCP on 127.0.0.1.
+defaults (fsync and synchronous_commit on); the bot connects over its Unix socket (``--tcp``:
+over TCP on 127.0.0.1 instead).
 Reported: each run's answers/s and each round's ratio PostgreSQL / SQLite (the goal: ≥ 0.7).
 """
 
@@ -30,6 +31,14 @@ import telegram_answers as ta  # noqa: E402
 from aiogram import Bot  # noqa: E402
 
 from tests.postgres_server import PostgresServer, server_binaries  # noqa: E402
+
+
+def connect_url(server: PostgresServer, url: str, tcp: bool) -> str:
+    """``url`` over the server's Unix socket (as a bot on the database's host connects), or over
+    TCP on 127.0.0.1 with ``--tcp``."""
+    if tcp:
+        return url
+    return f"{url}?host={server._folder}"  # noqa: SLF001 - the socket's folder (tests/postgres_server.py)
 
 
 async def one_run(stream: h.Stream, db_dir: Path, database: str | None, concurrency: int) -> float:
@@ -63,7 +72,8 @@ async def main(args: argparse.Namespace) -> None:
                 for backend in order:
                     url = await server.create_database(migrated=True) if backend == "postgresql" else None
                     try:
-                        this[backend] = await one_run(stream, Path(folder), url, args.concurrency)
+                        this[backend] = await one_run(stream, Path(folder), url and connect_url(server, url, args.tcp),
+                                                      args.concurrency)
                     finally:
                         if url:
                             await server.drop_database(url)
@@ -71,7 +81,7 @@ async def main(args: argparse.Namespace) -> None:
                 ratios.append(this["postgresql"] / this["sqlite"])
                 print(f"round {round_ + 1}: SQLite {this['sqlite']:.0f} answers/s, PostgreSQL "
                       f"{this['postgresql']:.0f} answers/s, ratio {ratios[-1]:.2f}", flush=True)
-        print(json.dumps({"respondents": args.respondents, "answers_per_run": stream.answers,
+        print(json.dumps({"respondents": args.respondents, "answers_per_run": stream.answers, "tcp": args.tcp,
                           "concurrency": args.concurrency,
                           "sqlite": [round(r) for r in rates["sqlite"]],
                           "postgresql": [round(r) for r in rates["postgresql"]],
@@ -86,4 +96,5 @@ if __name__ == "__main__":
     parser.add_argument("--respondents", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--tcp", action="store_true", help="connect over TCP on 127.0.0.1, not the Unix socket")
     asyncio.run(main(parser.parse_args()))

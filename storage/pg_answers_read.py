@@ -4,6 +4,9 @@ column is joined into one text and how the answers are cut into chunks differ.""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 from .answers_read import CHUNK_ROWS, SQLiteAnswersRead
 from .pg_hops import PostgresConnection
 
@@ -25,3 +28,13 @@ class PostgresAnswersRead(SQLiteAnswersRead):
         step = max(1, CHUNK_ROWS * (last - first + 1) // count)
         return "a.session_id >= ?1 AND a.session_id < ?2", [(start, start + step) for start in
                                                             range(first, last + 1, step)]
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Every read inside sees one committed state: a REPEATABLE READ transaction (the storage
+        thread's read hops run without one; an export's reads must agree with each other)."""
+        self._conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        try:
+            yield
+        finally:
+            self._conn.execute("COMMIT")

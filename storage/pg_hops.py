@@ -153,12 +153,16 @@ class PostgresConnection:
             if not params and _CONTROL.match(sql):
                 self._control(sql.strip().upper())
                 return Cursor(())
-            if self._pending:
-                pending, self._pending = self._pending, []
-                self._wait(self._asyncpg.execute("; ".join(pending)))
+            self._flush()
             return self._run(sql, params)
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise StorageError(f"postgresql: {_described(error)}") from error
+
+    def _flush(self) -> None:
+        """Send the transaction control held back (``_control``) before a statement."""
+        if self._pending:
+            pending, self._pending = self._pending, []
+            self._wait(self._asyncpg.execute("; ".join(pending)))
 
     def _control(self, statement: str) -> None:
         """The hops' transaction control, in as few round trips as it takes (module docstring):
@@ -198,6 +202,8 @@ class PostgresConnection:
             insert = _INSERT_INTO.match(query)
             if insert and insert[1].lower() in self._id_tables and not _RETURNING.search(query):
                 statement = query + " RETURNING id"
+            if len(self._statements) > _PREPARED:  # bounded: texts differ by their NULLs too
+                self._statements.clear()
             self._statements[query] = statement
         prepared = self._statement(statement)
         rows = self._wait(prepared.fetch(*args))
@@ -223,6 +229,7 @@ class PostgresConnection:
             else:
                 runs.append((query, [args]))
         try:
+            self._flush()
             for query, batch in runs:
                 self._wait(self._statement(query).executemany(batch))
         except (asyncpg.PostgresError, asyncpg.InterfaceError) as error:

@@ -49,11 +49,11 @@ def database(request, tmp_path):
 
 
 @pytest.fixture
-def second_database(request, tmp_path, postgres_server):
+def second_database(request, tmp_path):
     """Another database of the same kind as this test's ``database``, for a test that needs two."""
     if request.node.callspec.params["database"] == "postgresql":
         from tests.postgres_server import _database
 
-        yield from _database(postgres_server, migrated=True)
+        yield from _database(request.getfixturevalue("postgres_server"), migrated=True)
     else:
         yield tmp_path / "second" / "khaosat.sqlite"

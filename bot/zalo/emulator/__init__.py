@@ -20,7 +20,11 @@ What the emulator enforces, because the platform does or may:
   configurable (:class:`ZaloLimits`) and answered with 429 and ``parameters.retry_after``.
 - Webhooks: updates are POSTed as ``{"ok": true, "result": <update>}`` with the secret in
   :data:`SECRET_HEADER`; ``getUpdates`` is refused while a webhook is set.
-Error codes the platform does not document are named constants here, so they are easy to change.
+Error codes the platform does not document are named constants (in ``model``), so they are easy to change.
+
+The emulator is split by responsibility: ``model`` (error codes, method parameters, limits,
+records) and ``people`` (simulated people and each bot's state); this module is the HTTP side
+and the Bot API methods, and re-exports the old names.
 """
 
 from __future__ import annotations
@@ -30,16 +34,21 @@ import json
 import math
 import random
 import time
-from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
 from aiohttp import web
 
-from bot.emulation import LOOPBACK_HOSTS, Broadcast, EmulatedApiError, EmulatorServer, Inbox, RateLimiter, RecordedRequest
+from bot.emulation import LOOPBACK_HOSTS, EmulatedApiError, EmulatorServer
+from bot.zalo.emulator.model import (
+    CHAT_ACTIONS, CHAT_NOT_STARTED, FORBIDDEN, METHOD_PARAMETERS, REQUEST_TIMEOUT, SECRET_HEADER,
+    TEXT_TOO_LONG, TIMEOUT, USER_BLOCKED, WEBHOOK_ACTIVE, WEBHOOK_CONFLICT, _GET_ALLOWED, _STRING,
+    ZaloApiError, ZaloBotStats, ZaloLimits, ZaloReceived, ZaloRequest, _Pending, _bad, _now_ms,
+)
+from bot.zalo.emulator.people import EmulatedZaloBot, SimulatedZaloUser
+
 
 __all__ = [
     "CHAT_NOT_STARTED",
@@ -56,272 +65,6 @@ __all__ = [
     "ZaloReceived",
     "ZaloRequest",
 ]
-
-#: Header carrying setWebhook's secret_token on every webhook POST.
-SECRET_HEADER = "X-Bot-Api-Secret-Token"
-#: Error codes and descriptions the platform does not document; the emulator's choices.
-FORBIDDEN = 403
-USER_BLOCKED = "user blocked the bot"
-CHAT_NOT_STARTED = "the bot cannot write first: this person has never messaged the bot"
-TIMEOUT = 408
-REQUEST_TIMEOUT = "Request timeout"
-WEBHOOK_CONFLICT = 409
-WEBHOOK_ACTIVE = "webhook is active: call deleteWebhook before getUpdates"
-TOO_MANY_REQUESTS = "Too many requests"
-TEXT_TOO_LONG = "text too long"
-
-#: Event names of updates, by the kind of message the person sent.
-EVENT_NAMES = {
-    "text": "message.text.received",
-    "photo": "message.image.received",
-    "sticker": "message.sticker.received",
-    "unsupported": "message.unsupported.received",
-}
-CHAT_ACTIONS = {"typing", "upload_photo"}
-
-# Parameter types: "string" is a JSON string; "number" is a JSON number or numeric text (clients
-# send getUpdates' timeout both ways).
-_STRING, _NUMBER = "string", "number"
-#: Each method's parameters: name -> (type, required). The platform's whole surface as we know it.
-METHOD_PARAMETERS: dict[str, dict[str, tuple[str, bool]]] = {
-    "getMe": {},
-    "getUpdates": {"timeout": (_NUMBER, False)},
-    "setWebhook": {"url": (_STRING, True), "secret_token": (_STRING, True)},
-    "deleteWebhook": {},
-    "getWebhookInfo": {},
-    "sendMessage": {"chat_id": (_STRING, True), "text": (_STRING, True)},
-    "sendPhoto": {"chat_id": (_STRING, True), "photo": (_STRING, True), "caption": (_STRING, False)},
-    "sendSticker": {"chat_id": (_STRING, True), "sticker": (_STRING, True)},
-    "sendChatAction": {"chat_id": (_STRING, True), "action": (_STRING, True)},
-}
-_GET_ALLOWED = {"getMe"}
-
-
-@dataclass(frozen=True)
-class ZaloLimits:
-    """Zalo's limits. Only text_max is documented; the rate limits are guesses, all overridable."""
-
-    per_bot_per_second: float = 30
-    per_chat_per_second: float = 1
-    per_chat_burst: int = 3
-    text_max: int = 2000
-    caption_max: int = 2000
-    secret_token_min: int = 8
-    secret_token_max: int = 256
-    # Whether a 429 carries parameters.retry_after (undocumented: a bot must cope without it).
-    retry_after_hint: bool = True
-    # Pauses between webhook delivery attempts; the last one repeats until delivery succeeds.
-    webhook_retry_delays: tuple[float, ...] = (0.05, 0.2, 1.0)
-    webhook_timeout: float = 10.0
-
-
-class ZaloRequest(RecordedRequest):
-    """One API call as the emulator saw it."""
-
-
-@dataclass
-class ZaloBotStats:
-    """Per-bot counters, so tests can assert e.g. that a broadcast never hit a 429."""
-
-    sent: int = 0
-    too_many_requests: int = 0
-    forbidden: int = 0
-    bad_requests: int = 0
-    updates_delivered: int = 0  # handed out by getUpdates or POSTed to the webhook, duplicates included
-    duplicates: int = 0  # of those, redeliveries (redeliver() or spontaneous)
-
-
-@dataclass
-class ZaloReceived:
-    """A message the bot sent to a simulated person."""
-
-    message_id: str
-    text: str | None
-    date: int  # milliseconds since the epoch
-    kind: str  # "text", "photo" or "sticker"
-    photo: str | None = None
-    caption: str | None = None
-    sticker: str | None = None
-
-
-class ZaloApiError(EmulatedApiError):
-    """An error answer: ``{"ok": false, "error_code", "description"}`` (+ parameters.retry_after)."""
-
-
-def _bad(description: str) -> ZaloApiError:
-    return ZaloApiError(400, description)
-
-
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
-class _Limiter(RateLimiter):
-    """A 1-second window per bot and a token bucket per chat; 429 carries retry_after if the limits say so."""
-
-    def __init__(self, limits: ZaloLimits, clock: Callable[[], float]) -> None:
-        super().__init__(limits, clock, lambda retry_after: ZaloApiError(
-            429, TOO_MANY_REQUESTS, retry_after if limits.retry_after_hint else None))
-
-
-@dataclass
-class _Pending:
-    update: dict[str, Any]
-    duplicate: bool = False  # a redelivery; never duplicated again by chance
-
-    @property
-    def message_id(self) -> str:
-        return self.update["message"]["message_id"]
-
-
-class SimulatedZaloUser:
-    """A person in a private chat with one bot (chat id == user id)."""
-
-    def __init__(self, bot: EmulatedZaloBot, user_id: str, display_name: str) -> None:
-        self.bot = bot
-        self.id = user_id
-        self.display_name = display_name
-        self.received: list[ZaloReceived] = []
-        self.chat_actions: list[str] = []
-        self.blocked = False
-        self.started = False  # the bot learns the chat id only after the person writes
-        self._inbox: Inbox[ZaloReceived] = Inbox()
-
-    @property
-    def as_from(self) -> dict[str, Any]:
-        return {"id": self.id, "display_name": self.display_name, "is_bot": False}
-
-    @property
-    def as_chat(self) -> dict[str, Any]:
-        return {"id": self.id, "chat_type": "PRIVATE"}
-
-    async def send_text(self, text: str) -> str:
-        """Write to the bot; returns the update's message_id."""
-        return self._send("text", {"text": text})
-
-    async def send_sticker(self, sticker: str = "bfa4e8d5b4905dce0481") -> str:
-        return self._send("sticker", {"sticker": sticker,
-                                      "url": f"https://zalo-api.zadn.vn/api/emoticon/sticker/webpc?eid={sticker}"})
-
-    async def send_photo(self, url: str = "https://example.org/photo.jpg", caption: str | None = None) -> str:
-        content: dict[str, Any] = {"photo": url}
-        if caption is not None:
-            content["caption"] = caption
-        return self._send("photo", content)
-
-    async def send_unsupported(self) -> str:
-        """A message the platform does not pass on (voice, file, location...)."""
-        return self._send("unsupported", {})
-
-    async def send_in_group(self, group_id: str, text: str) -> str:
-        """Write ``text`` in a group chat the bot is a member of (``chat_type`` "GROUP")."""
-        message = {"message_id": self.bot.new_message_id(), "from": self.as_from,
-                   "chat": {"id": group_id, "chat_type": "GROUP"}, "date": _now_ms(), "text": text}
-        return self.bot.push_update(EVENT_NAMES["text"], message)
-
-    def block(self) -> None:
-        """Block the bot: sends to this chat now fail with 403. The bot is not told."""
-        self.blocked = True
-
-    def unblock(self) -> None:
-        self.blocked = False
-
-    async def wait_for(self, predicate: Callable[[ZaloReceived], bool] | None = None,
-                       timeout: float = 10) -> ZaloReceived:
-        """The next received message that satisfies ``predicate`` (None: the next message at all).
-
-        Messages are consumed in order from where the previous ``wait_for`` stopped, so a reply
-        that arrived before the call is not missed; messages the predicate rejects are skipped.
-        """
-        return await self._inbox.wait_for(
-            lambda message: predicate is None or predicate(message), timeout, self.id,
-            lambda: [m.text or m.caption or m.sticker for m in self.received[-3:]])
-
-    def deliver(self, message: ZaloReceived) -> None:
-        """Called by the emulator when the bot sends a message to this chat."""
-        self.received.append(message)
-        self._inbox.record(message)
-
-    def _send(self, kind: str, content: dict[str, Any]) -> str:
-        if self.blocked:
-            raise RuntimeError(f"user {self.id} blocked the bot; call unblock() first")
-        self.started = True
-        message = {"message_id": self.bot.new_message_id(), "from": self.as_from, "chat": self.as_chat,
-                   "date": _now_ms(), **content}
-        return self.bot.push_update(EVENT_NAMES[kind], message)
-
-
-class EmulatedZaloBot:
-    """One bot account on the emulated platform: its people, pending updates and webhook."""
-
-    def __init__(self, emulator: ZaloBotApiEmulator, token: str, name: str) -> None:
-        bot_id, _, secret = token.partition(":")
-        if not bot_id.isdigit() or not secret or "/" in token:
-            raise ValueError(f"bot token must look like '1234567890:AbCd...', got {token!r}")
-        self.token = token
-        self.id = bot_id
-        self.name = name
-        self.users: dict[str, SimulatedZaloUser] = {}
-        self.stats = ZaloBotStats()
-        self.limiter = _Limiter(emulator.limits, emulator.clock)
-        self.pending: deque[_Pending] = deque()
-        self.changed = Broadcast()
-        self.webhook_url: str | None = None
-        self.webhook_secret: str | None = None
-        self.webhook_updated_at = 0
-        self.webhook_errors: list[str] = []  # the platform does not report them; tests may look
-        self.webhook_task: asyncio.Task[None] | None = None
-        self._emulator = emulator
-        self._history: dict[str, dict[str, Any]] = {}  # message_id -> update, for redeliver()
-        self._ids = random.Random(f"{emulator.seed}:{token}")
-
-    @property
-    def pending_update_count(self) -> int:
-        return len(self.pending)
-
-    def user(self, user_id: str | None = None, display_name: str = "Lan") -> SimulatedZaloUser:
-        """The simulated person with ``user_id`` (created on first use; a fresh id when None)."""
-        if user_id is None:
-            user_id = f"{self._ids.getrandbits(80):020x}"
-        if user_id not in self.users:
-            self.users[user_id] = SimulatedZaloUser(self, user_id, display_name)
-        return self.users[user_id]
-
-    def new_message_id(self) -> str:
-        return f"{self._ids.getrandbits(128):032x}"
-
-    async def redeliver(self, message_id: str) -> None:
-        """Hand a person's message out again (at the end of the queue), as the platform may."""
-        if message_id not in self._history:
-            raise LookupError(f"no message {message_id} was ever sent to bot {self.name!r}")
-        self.pending.append(_Pending(self._history[message_id], duplicate=True))
-        self.changed.notify()
-
-    def push_update(self, event_name: str, message: dict[str, Any]) -> str:
-        update = {"event_name": event_name, "message": message}
-        self._history[message["message_id"]] = update
-        self.pending.append(_Pending(update))
-        self.changed.notify()
-        return message["message_id"]
-
-    def take(self) -> _Pending | None:
-        """The next update to hand out; by chance, queue a duplicate of it for later."""
-        if not self.pending:
-            return None
-        entry = self.pending.popleft()
-        self.stats.updates_delivered += 1
-        if entry.duplicate:
-            self.stats.duplicates += 1
-        elif self._emulator.roll_duplicate():
-            self.pending.append(_Pending(entry.update, duplicate=True))
-        return entry
-
-    def put_back(self, entry: _Pending) -> None:
-        """An update that could not be delivered goes back to the front of the queue."""
-        self.stats.updates_delivered -= 1
-        if entry.duplicate:
-            self.stats.duplicates -= 1
-        self.pending.appendleft(entry)
 
 
 Handler = Callable[[EmulatedZaloBot, dict[str, Any], web.Request | None], Awaitable[Any]]
@@ -598,4 +341,3 @@ def _check_webhook_url(url: str) -> None:
         raise _bad("invalid webhook url")
     if parts.scheme != "https" and parts.hostname not in LOOPBACK_HOSTS:
         raise _bad("webhook url must be HTTPS")
-

@@ -301,7 +301,10 @@ def run_bots(ctx: click.Context) -> None:
     # Bots over a new, empty database would refuse every invitation code: a mistyped [storage]
     # path is an error here, not a fresh start.
     _check_database(config.database)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from bot import logs
+    from bot.processes import default_process_name
+
+    logs.configure(config.process.log_format, config.process.name or default_process_name())
     # aiogram logs every update at INFO ("Update id=… is handled"): at survey load that is
     # thousands of lines a second, each costing the event loop as much as a storage call.
     logging.getLogger("aiogram.event").setLevel(logging.WARNING)

@@ -99,6 +99,21 @@ class ConsoleConfig:
 
 
 @dataclass(frozen=True)
+class ProcessConfig:
+    """``[process]``: this ``khaosat run`` process among several on one database (bot/processes.py)."""
+
+    #: In logs and in the database's list of live processes; None: "<host>-<pid>".
+    name: str | None = None
+    #: "host:port" of /healthz and /readyz; None: not served.
+    health: str | None = None
+    #: "text" (one human line per event) or "json" (one JSON object per line, for a log collector).
+    log_format: str = "text"
+    #: Updates of one chat may reach several processes (webhooks behind a load balancer): take a
+    #: turn on the chat in the database around each update.
+    shared_chats: bool = False
+
+
+@dataclass(frozen=True)
 class Config:
     database: Path | str = Path("khaosat.sqlite")  # or a postgresql:// URL
     #: "full": every answer is on disk before the bot replies; "normal": faster, still safe when
@@ -116,6 +131,7 @@ class Config:
     console: ConsoleConfig | None = None
     #: The respondents' web pages; None when the file has no [web] section.
     web: WebConfig | None = None
+    process: ProcessConfig = ProcessConfig()
 
     @property
     def zone(self) -> ZoneInfo:
@@ -186,7 +202,7 @@ def load_config(path: Path) -> Config:
                                         secure_cookies=console.secure_cookies, session_hours=console.session_hours,
                                         max_upload_mb=console.max_upload_mb, refresh_seconds=console.refresh_seconds,
                                         behind_proxy=console.behind_proxy) if "console" in raw else None,
-                  web=web)
+                  web=web, process=ProcessConfig(**sections["process"].model_dump()))  # type: ignore[union-attr]
 
 
 def _bots(path: Path, channel: str, tables: Any, problems: Problems) -> list[BotConfig]:

@@ -130,6 +130,16 @@ class ConsoleSection(_Table):
     behind_proxy: bool = False
 
 
+class ProcessSection(_Table):
+    """``[process]``: this ``khaosat run`` among several on one database (bot/processes.py)."""
+
+    name: Annotated[str, _check(re.compile(r"^[A-Za-z0-9._-]{1,64}$"),
+                                "must be 1-64 letters, digits, '.', '_' or '-'")] | None = None
+    health: Annotated[str, AfterValidator(_listen)] | None = None
+    log_format: Literal["text", "json"] = "text"
+    shared_chats: bool = False
+
+
 class PaceTable(_Table):
     per_second: Positive | None = None
     per_chat_per_second: Positive | None = None
@@ -172,7 +182,7 @@ class ZaloBotTable(BotTable):
 
 SECTIONS: dict[str, type[_Table]] = {"storage": StorageSection, "locale": LocaleSection,
                                      "reminders": RemindersSection, "coordinators": CoordinatorsSection,
-                                     "console": ConsoleSection}
+                                     "console": ConsoleSection, "process": ProcessSection}
 BOT_TABLES: dict[str, type[BotTable]] = {"telegram": TelegramBotTable, "zalo": ZaloBotTable}
 #: Bot keys that are TOML tables of their own: ``[telegram.pace]``, ``[zalo.webhook]``.
 _SUBTABLES = ("pace", "webhook")

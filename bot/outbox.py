@@ -6,6 +6,11 @@ bot drains the queue within the platform's limits. Replies to people who are ans
 leave in order, one at a time; different chats are sent concurrently, because a real Bot
 API round trip from Vietnam takes a tenth of a second or more.
 
+Several processes may send for one bot (``bot/processes.py``): each row is claimed by one of
+them (``Storage.claim_message``, with a lease), a chat's messages leave one at a time whichever
+process sends them, each process sends at its share of the bot's rate and first looks at the
+chats that hash to it (``share``).
+
 Reminders are not put in the outbox by the pass that decides them: they wait queued in the
 database, and a sender given a ``feed`` (``bot.reminders.ReminderFeed``) asks it for more
 whenever fewer than two seconds' worth of bulk messages (at its rate) are pending, so they are
@@ -22,6 +27,8 @@ import datetime as dt
 import json
 import logging
 import math
+import os
+import socket
 import time
 from typing import Any, Awaitable, Callable, Protocol
 
@@ -105,6 +112,20 @@ class Transport(Protocol):
 #: Adds up to ``room`` bulk messages of the sender's bot to the outbox; returns how many it added.
 Feed = Callable[[int], Awaitable[int]]
 
+#: How long a claimed message is this process's to send: a process that dies mid-send leaves it
+#: in "sending", and once this has passed and its heartbeat has lapsed it becomes "unknown".
+SEND_LEASE_SECONDS = 10.0
+#: A message of a chat another process owns is anyone's once it has waited this long. The owners
+#: are recomputed at every heartbeat (a dead process's chats move once its lease lapses), so this
+#: is only a safety net for a live owner whose sender is stuck; short, it would let two processes'
+#: per-chat buckets send to one chat at once.
+STEAL_AFTER_SECONDS = 30.0
+#: How often a sender with peers looks at the queue when nothing woke it: a reply enqueued by
+#: another process reaches this one's queue only through the database.
+_PEER_POLL_SECONDS = 0.1
+#: Of a bot's rate, what several processes sending for it take between them (``_apply_share``).
+_PEERS_SHARE = 0.95
+
 
 # -- rate limits -------------------------------------------------------------------------------
 
@@ -181,7 +202,8 @@ def utc_now() -> dt.datetime:
 class OutboxSender:
     def __init__(self, storage: Storage, channel: str, bot: str, transport: Transport, pace: Pace = Pace(), *,
                  on_blocked: Callable[[QueuedMessage], Awaitable[None]] | None = None, feed: Feed | None = None,
-                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = utc_now):
+                 clock: Callable[[], float] = time.monotonic, wall: Callable[[], dt.datetime] = utc_now,
+                 holder: str | None = None, share: Callable[[], Any] | None = None):
         self.storage = storage
         self.channel = channel
         self.bot = bot
@@ -193,6 +215,11 @@ class OutboxSender:
         self.clock = clock
         self.wall = wall
         self.stats = OutboxStats()
+        #: Who claims the rows this sender sends (the process's id among its peers).
+        self.holder = holder or f"{socket.gethostname()}-{os.getpid()}"
+        #: This process's ``bot.processes.Share`` of the bot (None: the only sender).
+        self.share = share
+        self._count = 1
         # Two views of the per-bot limit: `_planned` paces how fast sends are started (in priority
         # order), `_on_wire` is checked just before each request leaves, after the database write
         # that precedes it, so that a slow commit cannot bunch requests together.
@@ -211,7 +238,7 @@ class OutboxSender:
         self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
-        recovered = await self.storage.recover_outbox(self.channel, self.bot, self.wall().isoformat())
+        recovered = await self.storage.recover_abandoned(self.wall().isoformat())
         if recovered:
             log.warning("%s/%s: %d message(s) were being sent at a crash; not resent", self.channel,
                         self.bot, recovered)
@@ -220,7 +247,8 @@ class OutboxSender:
             self._wake.clear()
             waiter = asyncio.ensure_future(self._wake.wait())
             stopper = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({waiter, stopper}, timeout=0.5 if wait is None else max(wait, 0.001),
+            idle = 0.5 if self._count <= 1 else _PEER_POLL_SECONDS
+            await asyncio.wait({waiter, stopper}, timeout=idle if wait is None else max(wait, 0.001),
                                return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
             stopper.cancel()
@@ -236,6 +264,9 @@ class OutboxSender:
         now = self.clock()
         if self._paused_until > now:
             return self._paused_until - now
+        share = self.share() if self.share is not None else None
+        if share is not None and not self._apply_share(share):
+            return 0.5
         due = await self._due()
         if self.feed is not None and await self._top_up(due):
             due = await self._due()
@@ -248,6 +279,8 @@ class OutboxSender:
         waiting_priority: int | None = None
         for message in due:
             chat = message.chat_id
+            if share is not None and not share.owns(chat) and not self._stale(message):
+                continue  # another process's chat, for now
             if waiting_priority is not None and message.priority > waiting_priority:
                 break
             if chat in self._busy_chats or chat in held:
@@ -272,6 +305,23 @@ class OutboxSender:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
         return next_wait if next_wait is not None else (0.0 if len(due) == _LOOK_AHEAD else None)
+
+    def _apply_share(self, share: Any) -> bool:
+        """Pace at this process's share of the bot's rate; False while it must not send yet."""
+        if share.count != self._count:
+            self._count = share.count
+            # Each process's requests reach the platform with delays of their own, which one
+            # process's window margin cannot see: several take 1/n of 95% of the rate between them.
+            rate = self.pace.per_second * (_PEERS_SHARE if share.count > 1 else 1.0)
+            self._planned.count = self._on_wire.count = max(1, int(rate / share.count))
+        return share.sending
+
+    def _stale(self, message: QueuedMessage) -> bool:
+        try:
+            waited = self.wall() - dt.datetime.fromisoformat(message.created_at)
+        except (TypeError, ValueError):
+            return True
+        return waited >= dt.timedelta(seconds=STEAL_AFTER_SECONDS)
 
     async def _due(self) -> list[QueuedMessage]:
         return await self.storage.due_messages(self.channel, self.bot, self.wall().isoformat(), _LOOK_AHEAD)
@@ -321,8 +371,11 @@ class OutboxSender:
 
     async def _send_one(self, message: QueuedMessage, chat_bucket: TokenBucket) -> None:
         storage = self.storage
-        if not await storage.mark_sending(message.id, self.wall().isoformat()):
-            return  # no longer pending since it was read: withdrawn (a reminder) or taken
+        at = self.wall()
+        lease = (at + dt.timedelta(seconds=SEND_LEASE_SECONDS)).isoformat()
+        if not await storage.claim_message(message, self.holder, at.isoformat(), lease):
+            return  # no longer pending since it was read (withdrawn, or another process took it),
+            # or another message of its chat is in flight from another process: the next pump sees
         # Only this task sends to this chat now, so checking and taking cannot race.
         while (wait := max(chat_bucket.delay(), self._on_wire.delay())) > 0:
             await asyncio.sleep(wait)

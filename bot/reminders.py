@@ -359,19 +359,36 @@ async def write_unreached(storage: Storage, path: Path, survey_id: str | None = 
 def schedule(storage: Storage, bots: Sequence[ReminderBot], clock: Callable[[], dt.datetime], *,
              zone: ZoneInfo, interval_minutes: int = DEFAULT_INTERVAL_MINUTES,
              daily_summary_at: str | None = DEFAULT_DAILY_SUMMARY, language: str = "vi",
-             on_enqueued: Callable[[], None] = lambda: None):
+             on_enqueued: Callable[[], None] = lambda: None, holder: str | None = None):
     """Start the process's one ``AsyncIOScheduler``: the reminder pass and the daily summary.
 
     The jobs read everything from the database on each run, so the scheduler needs no job
     store: a restart just schedules them again. Returns the started scheduler (call
     ``shutdown(wait=False)`` to stop it).
+
+    Among several ``khaosat run`` processes (``holder``: this one's id) each job runs where its
+    lease is taken (``Storage.take_lease``): the pass holds "reminder-pass" for the interval, so
+    one process passes per interval whichever scheduler fires first, and a killed one's turn
+    lapses by the next; the summary holds "daily-summary" for the day. Both are idempotent all
+    the same (keys), so a lease only saves the work, never guards a duplicate.
     """
     from apscheduler.schedulers.asyncio import AsyncIOScheduler
     from apscheduler.triggers.cron import CronTrigger
     from apscheduler.triggers.interval import IntervalTrigger
 
+    async def my_turn(job: str, seconds: float) -> bool:
+        if holder is None:
+            return True
+        at = dt.datetime.now(dt.timezone.utc)
+        if await storage.take_lease(job, holder, at.isoformat(), (at + dt.timedelta(seconds=seconds)).isoformat()):
+            return True
+        log.info("%s: another process has this turn", job)
+        return False
+
     async def pass_job() -> None:
         try:
+            if not await my_turn("reminder-pass", interval_minutes * 60 * 0.9):
+                return
             result = await reminder_pass(storage, bots, clock())
             if result.count:
                 on_enqueued()
@@ -380,6 +397,8 @@ def schedule(storage: Storage, bots: Sequence[ReminderBot], clock: Callable[[], 
 
     async def summary_job() -> None:
         try:
+            if not await my_turn("daily-summary", 12 * 3600):
+                return
             if await daily_summary(storage, bots, clock(), language):
                 on_enqueued()
         except Exception:  # noqa: BLE001

@@ -2,7 +2,9 @@
 
 Each bot gets its own dispatcher and its own outbox sender; they share one database and one
 copy of each questionnaire. One process is enough for every provincial bot: the work per
-answer is small and the platforms' rate limits, not the CPU, set the pace.
+answer is small and the platforms' rate limits, not the CPU, set the pace. Several processes
+may run on one database (``bot/processes.py``): they beat a heartbeat, share each bot's sending,
+run the reminder pass one at a time and, with ``[process] health``, answer /healthz and /readyz.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import asyncio
 import contextlib
 import errno
 import datetime as dt
+import functools
 import gc
 import logging
 from dataclasses import dataclass, field
@@ -34,6 +37,7 @@ from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
 from bot.conversations import Conversations
 from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
+from bot.processes import Peers, SharedChatLocks, bot_key, serve_health
 from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
@@ -65,6 +69,8 @@ class RunningBot:
     client: Bot | None = None
     zalo: ZaloSurveyBot | None = None
     zalo_client: ZaloClient | None = None
+    core: ChatCore | None = None
+    renderer: object = None
     tasks: list[asyncio.Task] = field(default_factory=list)
 
 
@@ -86,15 +92,17 @@ def open_codes(config: BotConfig) -> dict[str, OpenCode]:
 
 
 def chat_core(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
-              export_dir: Path, clock: Callable[[], dt.datetime], on_enqueued: Callable[[], None]) -> ChatCore:
-    """The chat rules for one bot, whatever its channel: coordinators are the listed user ids."""
+              export_dir: Path, clock: Callable[[], dt.datetime], on_enqueued: Callable[[], None],
+              shared_chats: SharedChatLocks | None = None) -> ChatCore:
+    """The chat rules for one bot, whatever its channel: coordinators are the listed user ids;
+    ``shared_chats``: a chat's updates take turns across processes (``[process] shared_chats``)."""
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
                           code_attempts_per_hour=config.code_attempts_per_hour,
                           code_failures_per_minute=config.code_failures_per_minute, on_enqueued=on_enqueued)
     return ChatCore(surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
                     desk=CoordinatorDesk(conversations, export_dir, clock), fieldwork=Fieldwork(storage),
-                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock))
+                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock), locks=shared_chats)
 
 
 async def announce_fieldwork(core: ChatCore, channel: str, bot: str, renderer, stop: asyncio.Event,
@@ -114,7 +122,7 @@ async def show_lost_prompts(core: ChatCore, channel: str, bot: str, renderer) ->
     (never resent, see ``Storage.recover_outbox``), and whoever's last reply that was gets the
     question on screen again (a repeated question is a smaller harm than a silent bot)."""
     storage = core.surveys.storage
-    await storage.recover_outbox(channel, bot, core.clock().isoformat())
+    await storage.recover_abandoned(dt.datetime.now(dt.timezone.utc).isoformat())
     shown = 0
     for lost in await core.deliveries.replies_left_unknown(channel, bot, REPLY):
         respondent = await storage.get_respondent(lost.respondent_id)
@@ -125,18 +133,32 @@ async def show_lost_prompts(core: ChatCore, channel: str, bot: str, renderer) ->
     return shown
 
 
+def sender_and_core(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
+                    export_dir: Path, clock: Callable[[], dt.datetime], transport, peers: Peers | None,
+                    shared_chats: bool) -> tuple[ReminderFeed, OutboxSender, ChatCore]:
+    """A bot's reminder feed, outbox sender and chat core; among ``peers``, the sender claims rows
+    as this process and sends at its share of the bot's rate."""
+    feed = ReminderFeed(storage, reminder_bot(config), clock)
+    process = {} if peers is None else {"holder": peers.id,
+                                        "share": functools.partial(peers.share, bot_key(config.channel, config.name))}
+    sender = OutboxSender(storage, config.channel, config.name, transport, config.pace,
+                          on_blocked=_unreachable(storage, config.channel, clock), feed=feed, **process)
+    locks = SharedChatLocks(storage, peers.id, config.channel, config.name) if peers and shared_chats else None
+    return feed, sender, chat_core(config, storage, conversations, forms, export_dir, clock, sender.wake, locks)
+
+
 async def start_telegram(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
-                         export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
+                         export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event, *,
+                         peers: Peers | None = None, shared_chats: bool = False) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
     transport = TelegramTransport(client)
     await require_token(config, transport, client.session.close)
-    feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, TELEGRAM, config.name, transport, config.pace,
-                          on_blocked=_unreachable(storage, TELEGRAM, clock), feed=feed)
-    core = chat_core(config, storage, conversations, forms, export_dir, clock, sender.wake)
+    feed, sender, core = sender_and_core(config, storage, conversations, forms, export_dir, clock, transport, peers,
+                                         shared_chats)
     telegram = TelegramSurveyBot(config.name, core.surveys, clock, core=core)
     dispatcher = telegram.dispatcher()
-    running = RunningBot(config, core.surveys, sender, feed, telegram, dispatcher, client)
+    running = RunningBot(config, core.surveys, sender, feed, telegram, dispatcher, client, core=core,
+                         renderer=TelegramRenderer())
     await show_lost_prompts(core, TELEGRAM, config.name, TelegramRenderer())
     running.tasks.append(asyncio.create_task(core.privacy.watch(TELEGRAM, config.name, TelegramRenderer(), stop),
                                              name=f"privacy-{config.name}"))
@@ -196,16 +218,16 @@ def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime
 
 
 async def start_zalo(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
-                     export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event) -> RunningBot:
+                     export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event, *,
+                     peers: Peers | None = None, shared_chats: bool = False) -> RunningBot:
     client = ZaloClient(config.token, config.api_base)
     transport = ZaloTransport(client)
     await require_token(config, transport, client.close)
-    feed = ReminderFeed(storage, reminder_bot(config), clock)
-    sender = OutboxSender(storage, ZALO, config.name, transport, config.pace,
-                          on_blocked=_unreachable(storage, ZALO, clock), feed=feed)
-    core = chat_core(config, storage, conversations, forms, export_dir, clock, sender.wake)
+    feed, sender, core = sender_and_core(config, storage, conversations, forms, export_dir, clock, transport, peers,
+                                         shared_chats)
     zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core)
-    running = RunningBot(config, core.surveys, sender, feed, zalo=zalo, zalo_client=client)
+    running = RunningBot(config, core.surveys, sender, feed, zalo=zalo, zalo_client=client, core=core,
+                         renderer=ZaloRenderer())
     await show_lost_prompts(core, ZALO, config.name, ZaloRenderer())
     running.tasks.append(asyncio.create_task(core.privacy.watch(ZALO, config.name, ZaloRenderer(), stop),
                                              name=f"privacy-{config.name}"))
@@ -284,12 +306,21 @@ def reminders_queued(bots: list[RunningBot]) -> None:
         running.sender.wake()
 
 
-def start_scheduler(config: Config, storage: Storage, bots: list[RunningBot], clock: Callable[[], dt.datetime]):
+def start_scheduler(config: Config, storage: Storage, bots: list[RunningBot], clock: Callable[[], dt.datetime],
+                    holder: str | None = None):
     """The process's one scheduler: the reminder pass and the coordinators' daily summary
-    (``bot/reminders.py``); the jobs read everything from the database."""
+    (``bot/reminders.py``); the jobs read everything from the database. Among several processes
+    each job runs in the one that takes its lease (``holder``: this process)."""
     return schedule(storage, reminder_bots(bots), clock, zone=config.zone,
                     interval_minutes=config.reminder_interval_minutes, daily_summary_at=config.daily_summary,
-                    language=config.language, on_enqueued=lambda: reminders_queued(bots))
+                    language=config.language, on_enqueued=lambda: reminders_queued(bots), holder=holder)
+
+
+async def show_lost_prompts_of(bots: list[RunningBot]) -> None:
+    """Messages of a process that is gone were marked unknown: their people see the question again."""
+    for running in bots:
+        if running.core is not None:
+            await show_lost_prompts(running.core, running.config.channel, running.config.name, running.renderer)
 
 
 def tune_garbage_collector() -> None:
@@ -327,13 +358,22 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
         runners: list[web.AppRunner] = []
         scheduler = None
         web_console = web_pages = None
+        peers = Peers(storage, [bot_key(b.channel, b.name) for b in config.bots], config.process.name)
+        heartbeat: asyncio.Task | None = None
+        health = None
         try:
+            await peers.beat()  # before any sender looks at its share
+            heartbeat = asyncio.create_task(peers.run(stop, lambda: show_lost_prompts_of(bots)), name="heartbeat")
+            if config.process.health:
+                health = await serve_health(config.process.health, peers, storage,
+                                            lambda: len(bots) == len(config.bots))
             for bot_config in config.bots:
                 forms = await load_forms(conversations, bot_config.forms, clock())
                 start = start_telegram if bot_config.channel == TELEGRAM else start_zalo
-                bots.append(await start(bot_config, storage, conversations, forms, export_dir, clock, stop))
+                bots.append(await start(bot_config, storage, conversations, forms, export_dir, clock, stop,
+                                        peers=peers, shared_chats=config.process.shared_chats))
             runners = await serve_webhooks(bots)
-            scheduler = start_scheduler(config, storage, bots, clock)
+            scheduler = start_scheduler(config, storage, bots, clock, peers.id)
             if config.console is not None:  # [console]: the coordinator console beside the bots
                 from console.server import start_console
                 web_console = await start_console(config.console, storage, config.database, clock=clock,
@@ -364,3 +404,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                     await running.zalo_client.close()
             for runner in runners:
                 await runner.cleanup()
+            if heartbeat is not None:
+                await asyncio.gather(heartbeat, return_exceptions=True)  # it leaves the list of live processes
+            if health is not None:
+                await health.cleanup()

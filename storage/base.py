@@ -26,6 +26,7 @@ import abc
 from types import TracebackType
 from typing import Protocol, Self
 
+from .coordination import Coordination
 from .fieldwork import Fieldwork
 from .links import Links
 from .outbox import Outbox
@@ -37,7 +38,8 @@ from .sessions import Sessions
 from .surveys import Surveys
 
 
-class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Privacy, Protocol):
+class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Privacy, Coordination,
+              Protocol):
     """Durable, idempotent persistence for questionnaires, respondents and sessions."""
 
     async def __aenter__(self) -> Self:

@@ -119,6 +119,25 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE respondent_personal ADD COLUMN phone_hmac TEXT",
         "CREATE INDEX respondent_personal_by_phone_hmac ON respondent_personal (phone_hmac)",
     ),
+    # procs: several `khaosat run` processes on one database (storage/coordination.py): who is
+    # alive (heartbeats, and the bots each sends for), named leases (the reminder pass, a chat's
+    # turn), and which process is sending an outbox row until when (a killed one's rows lapse).
+    (
+        """
+        CREATE TABLE processes (
+            id           TEXT PRIMARY KEY,
+            name         TEXT NOT NULL,
+            bots         TEXT NOT NULL,
+            started_at   TEXT NOT NULL,
+            heartbeat_at TEXT NOT NULL,
+            lease_until  TEXT NOT NULL
+        )
+        """,
+        "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, until TEXT NOT NULL)",
+        "ALTER TABLE outbox ADD COLUMN claimed_by TEXT",
+        "ALTER TABLE outbox ADD COLUMN lease_until TEXT",
+        "CREATE INDEX outbox_sending ON outbox (channel, bot, chat_id) WHERE state = 'sending'",
+    ),
 ]
 
 

@@ -11,6 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from typing import Any, Protocol
 
+from .coordination import serialise
 from .records import OUTBOX_STATES, OutgoingMessage, QueuedMessage
 from .sqlite_hops import BATCH_ROWS, SQLiteRepository, chunks, placeholders
 
@@ -119,6 +120,24 @@ class Outbox(Protocol):
         """
 
     @abc.abstractmethod
+    async def claim_message(self, message: QueuedMessage, holder: str, at: str, lease_until: str) -> bool:
+        """pending -> sending for ``holder`` (a process id) until ``lease_until``, just before the
+        platform call; False, writing nothing, if the row is not pending any more (another process
+        took it, or it was withdrawn) or another message of its chat is being sent (by any process:
+        a chat's messages leave one at a time, in order, whichever process sends them).
+        """
+
+    @abc.abstractmethod
+    async def recover_abandoned(self, at: str) -> int:
+        """Turn messages left in "sending" by processes that are gone into "unknown".
+
+        Gone: the row's lease has passed at ``at`` and its claimer is no live process
+        (``Coordination.live_processes``) — killed, or a row from before claims were recorded. As
+        ``recover_outbox`` does for a crash, they are never resent: the platform may have delivered
+        them. Safe to call from any process at any time. Returns how many rows were marked.
+        """
+
+    @abc.abstractmethod
     async def outbox_counts(
         self, channel: str | None = None, bot: str | None = None
     ) -> dict[str, int]:
@@ -199,6 +218,29 @@ class SQLiteOutbox(SQLiteRepository):
                 (at, channel, bot),
             )
             return cursor.rowcount
+
+        return await self._write(body)
+
+    async def claim_message(self, message: QueuedMessage, holder: str, at: str, lease_until: str) -> bool:
+        def body(conn: sqlite3.Connection) -> bool:
+            serialise(conn, f"outbox-chat:{message.channel}:{message.bot}:{message.chat_id}")
+            return conn.execute(
+                "UPDATE outbox SET state = 'sending', updated_at = ?, claimed_by = ?, lease_until = ?"
+                " WHERE id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox busy"
+                "   WHERE busy.channel = ? AND busy.bot = ? AND busy.chat_id = ? AND busy.state = 'sending')",
+                (at, holder, lease_until, message.id, message.channel, message.bot, message.chat_id)).rowcount == 1
+
+        return await self._write(body)
+
+    async def recover_abandoned(self, at: str) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE outbox SET state = 'unknown', updated_at = ?,"
+                " error = 'process ' || coalesce(claimed_by, '?') || ' stopped while sending;"
+                " delivery unknown, not resent'"
+                " WHERE state = 'sending' AND coalesce(lease_until, '') <= ?"
+                " AND NOT EXISTS (SELECT 1 FROM processes p WHERE p.id = outbox.claimed_by AND p.lease_until > ?)",
+                (at, at, at)).rowcount
 
         return await self._write(body)
 

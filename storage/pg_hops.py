@@ -104,6 +104,9 @@ class Cursor:
 class PostgresConnection:
     """One asyncpg connection driven synchronously from the storage thread (module docstring)."""
 
+    #: What ``storage.coordination.serialise`` asks to know whether to take an advisory lock.
+    dialect = "postgresql"
+
     def __init__(self, url: str) -> None:
         self._loop = asyncio.new_event_loop()
         self._prepared: OrderedDict[str, asyncpg.prepared_stmt.PreparedStatement] = OrderedDict()

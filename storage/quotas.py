@@ -9,6 +9,7 @@ import abc
 import sqlite3
 from typing import Protocol
 
+from .coordination import serialise
 from .fieldwork import move_disposition
 from .links import require_respondent
 from .sqlite_hops import SQLiteRepository, all_rows, one_row
@@ -73,6 +74,9 @@ class SQLiteQuotas(SQLiteRepository):
         self, survey_id: str, stratum: str, respondent_id: int, target: int | None, at: str
     ) -> bool:
         def body(conn: sqlite3.Connection) -> bool:
+            # The count below and the insert must not interleave with another taker's of the
+            # same stratum (PostgreSQL's READ COMMITTED would let both count 9 of 10).
+            serialise(conn, f"quota:{survey_id}:{stratum}")
             row = one_row(
                 conn, "SELECT state FROM quota_slots WHERE respondent_id = ?", (respondent_id,)
             )

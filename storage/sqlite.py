@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from .base import Storage
+from .coordination import SQLiteCoordination
 from .deliveries import SQLiteDeliveries
 from .fieldwork import SQLiteFieldwork
 from .links import SQLiteLinks
@@ -64,6 +65,7 @@ class SQLiteStorage(Storage):
         self.deliveries = SQLiteDeliveries(self._hops)  # reads only: what reached a person (outbox)
         self.privacy = SQLitePrivacy(self._hops)
         self.paper = SQLitePaperEntries(self._hops)  # paper forms and their typed entries
+        self.coordination = SQLiteCoordination(self._hops)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], synchronous: str = "full") -> SQLiteStorage:
@@ -194,3 +196,14 @@ class SQLiteStorage(Storage):
 
     # webmore: links.py, the web's limit on wrong codes from everyone together
     count_channel_link_attempts = _Delegate("links")
+
+    # outbox.py: several processes (claims with a lease, and rows of processes that are gone)
+    claim_message = _Delegate("outbox")
+    recover_abandoned = _Delegate("outbox")
+
+    # coordination.py
+    heartbeat = _Delegate("coordination")
+    leave = _Delegate("coordination")
+    live_processes = _Delegate("coordination")
+    take_lease = _Delegate("coordination")
+    release_lease = _Delegate("coordination")

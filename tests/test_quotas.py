@@ -97,7 +97,6 @@ async def counts(db: Path, project) -> dict:
     return {"dispositions": dispositions, "slots": slots, "report": report}
 
 
-@pytest.mark.sqlite_only("four processes: quotas across processes on PostgreSQL are issue 15's multi-process part")
 async def test_hundreds_racing_in_four_processes_never_overshoot_a_hard_quota(tmp_path, database):
     db, form_path, project, ids = await setup_survey(tmp_path, database, size=400, target=10)
     chunks = [ids[i::4] for i in range(4)]

@@ -13,6 +13,7 @@ import pytest
 import storage
 from storage import AnswerChange, NotFound, OutgoingMessage, ReminderTexts, StaleRevision, StorageError, open_storage
 from storage.base import Storage
+from storage.coordination import Coordination, SQLiteCoordination
 from storage.fieldwork import Fieldwork, SQLiteFieldwork
 from storage.links import Links, SQLiteLinks
 from storage.outbox import Outbox, SQLiteOutbox
@@ -39,6 +40,7 @@ PAIRS = [
     (Quotas, SQLiteQuotas, "quotas"),
     (Reminders, SQLiteReminders, "reminders"),
     (Privacy, SQLitePrivacy, "privacy"),
+    (Coordination, SQLiteCoordination, "coordination"),
 ]
 
 

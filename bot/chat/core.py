@@ -76,7 +76,7 @@ class ChatCore:
     def __init__(self, surveys: ChatSurveys, clock: Callable[[], dt.datetime], *,
                  coordinators: Sequence[str] = (), desk: CoordinatorDesk | None = None,
                  fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None,
-                 privacy: ChatPrivacy | None = None):
+                 privacy: ChatPrivacy | None = None, locks: Any = None):
         self.surveys = surveys
         self.clock = clock
         self.coordinators = {str(c) for c in coordinators}
@@ -84,7 +84,8 @@ class ChatCore:
         self.fieldwork = fieldwork
         self.deliveries = deliveries
         self.privacy = privacy
-        self.locks = ChatLocks()
+        # One turn per chat: in this process (ChatLocks), or across processes (bot.processes).
+        self.locks = locks if locks is not None else ChatLocks()
         self._groups_logged: set[str] = set()
         self._flood_alerted_at: dt.datetime | None = None
 

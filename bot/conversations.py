@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from storage import AnswerChange, OutgoingMessage, SessionRecord, StaleRevision, Storage
 from surveys import codec, engine
@@ -105,14 +105,16 @@ class Conversations:
         return self._forms[key]
 
     async def open(self, external_id: str, form: Questionnaire, channel: str, language: str | None,
-                   at: dt.datetime) -> tuple[SessionRecord, bool]:
-        """The respondent's open session for this form, or a new one: (session, created)."""
+                   at: dt.datetime, preloads: Mapping[str, str] | None = None) -> tuple[SessionRecord, bool]:
+        """The respondent's open session for this form, or a new one: (session, created).
+
+        `preloads`: the sampled person's attributes a new session starts with (see fieldwork.preloads)."""
         respondent = await self.storage.ensure_respondent(external_id, at.isoformat())
-        return await self.open_for(respondent.id, form, channel, language, at)
+        return await self.open_for(respondent.id, form, channel, language, at, preloads)
 
     async def open_for(self, respondent_id: int, form: Questionnaire, channel: str, language: str | None,
-                       at: dt.datetime) -> tuple[SessionRecord, bool]:
-        state = engine.new_session(form, language)
+                       at: dt.datetime, preloads: Mapping[str, str] | None = None) -> tuple[SessionRecord, bool]:
+        state = engine.new_session(form, language, preloads)
         return await self.storage.open_session(respondent_id, form.form_id, form.version, channel,
                                                state.status.value, codec.encode_state(state), at.isoformat())
 

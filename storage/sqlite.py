@@ -171,3 +171,6 @@ class SQLiteStorage(Storage):
     queued_reminders = _Delegate("reminders")
     reminders_of = _Delegate("reminders")
     reminder_counts = _Delegate("reminders")
+
+    # surveys.py (forms branch): preloads of a sampled person's frame row
+    respondent_frame_row = _Delegate("surveys")

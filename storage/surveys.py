@@ -123,6 +123,11 @@ class Surveys(Protocol):
     async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
         """The distinct groups and units the survey's frame and sample refer to."""
 
+    @abc.abstractmethod
+    async def respondent_frame_row(self, respondent_id: int) -> tuple[str, FrameRow] | None:
+        """The survey and frame row (no name or phone) of the sampled person who is this respondent,
+        or None (a respondent from an open code, or one without a sample)."""
+
 
 class SQLiteSurveys(SQLiteRepository):
     """``Surveys`` on SQLite."""
@@ -215,3 +220,15 @@ class SQLiteSurveys(SQLiteRepository):
             return {row[0] for row in groups}, {row[0] for row in units}
 
         return await self._read(body)
+
+    async def respondent_frame_row(self, respondent_id: int) -> tuple[str, FrameRow] | None:
+        row = await self._fetchone(
+            "SELECT m.survey_id, f.frame_id, f.grp AS \"group\", f.unit, f.stratum, f.attributes"
+            " FROM sample_members m JOIN frame_units f ON f.survey_id = m.survey_id AND f.frame_id = m.frame_id"
+            " WHERE m.respondent_id = ?",
+            (respondent_id,),
+        )
+        if row is None:
+            return None
+        found = dict(row)
+        return found.pop("survey_id"), FrameRow(**found)

@@ -111,6 +111,8 @@ def encode_state(state: engine.SessionState) -> str:
     if state.instances or state.closed:  # forms with repeats only: other states keep their text
         plain["instances"] = dict(state.instances)
         plain["closed"] = list(state.closed)
+    if state.preloads:  # forms that read the sampled person's frame row only
+        plain["preloads"] = dict(state.preloads)
     return _dumps(plain, orjson.OPT_SORT_KEYS)
 
 
@@ -183,6 +185,7 @@ def decode_state(text: str) -> engine.SessionState:
         completed_at=_datetime(plain["completed_at"]),
         instances=plain.get("instances") or {},
         closed=tuple(plain.get("closed") or ()),
+        preloads=plain.get("preloads") or {},
     )
 
 

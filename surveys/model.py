@@ -199,6 +199,9 @@ class Questionnaire:
     warnings: tuple[str, ...] = ()
     #: Settings the chat does not use, as written (header → value); each was a warning.
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: Attributes of the sampled person the form reads (`instance('respondent')/root/item/unit`),
+    #: which the place that opens a session passes in; () when it reads none.
+    preloads: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {q.name: q for q in self.questions})

@@ -48,6 +48,9 @@ class SessionState:
     instances: Mapping[str, int] = field(default_factory=dict)
     #: Paths of the repeats without a count where "add another?" was answered no.
     closed: tuple[str, ...] = ()
+    #: The sampled person's unit, group, stratum and frame attributes that the form reads
+    #: (`instance('respondent')/root/item/unit`), as given when the session was opened.
+    preloads: Mapping[str, str] = field(default_factory=dict)
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -195,8 +198,13 @@ class Step:
     accepted: bool = True
 
 
-def new_session(form: Questionnaire, language: str | None = None) -> SessionState:
-    return SessionState(form.form_id, form.version, language or form.default_language)
+def new_session(form: Questionnaire, language: str | None = None,
+                preloads: Mapping[str, Any] | None = None) -> SessionState:
+    """A session not started yet. `preloads`: the sampled person's attributes (unit, group,
+    stratum, frame columns); only those the form reads are kept, as text."""
+    kept = {name: "" if preloads.get(name) is None else str(preloads[name])
+            for name in form.preloads if name in preloads} if preloads else {}
+    return SessionState(form.form_id, form.version, language or form.default_language, preloads=kept)
 
 
 class InvalidAnswer(Exception):

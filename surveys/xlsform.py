@@ -38,7 +38,7 @@ from surveys.xlsform_extras import (
     is_unsupported_feature,
     uses_parameters,
 )
-from surveys.xpath_functions import rewrite_paths
+from surveys.xpath_functions import respondent_attributes, rewrite_paths
 from surveys.model import (
     ANY_LANGUAGE,
     Choice,
@@ -236,6 +236,7 @@ class _Builder(LenientBuilder):
         self.pyxform_warnings = warnings
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
+        self.preloads: set[str] = set()  # attributes of the sampled person the expressions read
         self.survey_rows: list[dict] = workbook.survey or []
         self.row_cursor = 0
         self.default_language = self._default_language()
@@ -274,6 +275,7 @@ class _Builder(LenientBuilder):
             groups=self.groups,
             warnings=tuple(self.warnings),
             settings=self.settings,
+            preloads=tuple(sorted(self.preloads)),
         )
 
     def _version(self) -> str:
@@ -595,6 +597,7 @@ class _Builder(LenientBuilder):
                     allow_current: bool = False, allow_bare_names: bool = False) -> Expression | None:
         if source is None or str(source).strip() == "":
             return None
+        self.preloads.update(respondent_attributes(str(source)))
         try:
             return parse(rewrite_paths(str(source)), allow_current=allow_current,
                          allow_bare_names=allow_bare_names, tables=self.attachments)

@@ -260,6 +260,7 @@ class _RepeatFlow:
             self._resize(path, 1)  # a repeat without a count: its first instance is asked straight away
         number = 1
         while number <= self.instances[path]:
+            self._instance_calculations(block, inner, numbers + (number,))
             asked = self._walk(block, inner, numbers + (number,), f"{path}[{number}]/", closing)
             if asked is not None:
                 return asked
@@ -269,6 +270,16 @@ class _RepeatFlow:
                     return self._ask_more(inner, numbers + (number,))
             number += 1
         return None
+
+    def _instance_calculations(self, block: Block, repeats: tuple[str, ...], numbers: tuple[int, ...]) -> None:
+        """Work out an instance's own calculations on entering it, wherever they stand in the repeat:
+        a label often shows `position(..)` calculated below it (in ODK every calculation is current)."""
+        self._enter(repeats, numbers)
+        for item in block.items:
+            if isinstance(item, int) and self.form.questions[item].type is QuestionType.CALCULATE \
+                    and self._relevant_at(item):
+                question = self.form.questions[item]
+                self._set(self._key(question), self._calculate(question))
 
     def _ask_more(self, repeats: tuple[str, ...], numbers: tuple[int, ...]) -> Step:
         self._enter(repeats, numbers)

@@ -231,8 +231,8 @@ NESTED = form_text(
     "begin repeat | hh | Hộ | Household | 2 | | |",
     "text | head | Chủ hộ? | Head? | | | |",
     "begin repeat | visit | Lần thăm | Visit | | | |",
-    "calculate | vpos | | | | | position(..) |",
     "integer | cost | Chi phí lần ${vpos} của hộ ${head}? | Cost of visit ${vpos} for ${head}? | | | |",
+    "calculate | vpos | | | | | position(..) |",  # below the label that shows it: worked out on entry
     "end repeat | | | | | | |",
     "calculate | hh_cost | | | | | sum(${cost}) |",
     "end repeat | | | | | | |",

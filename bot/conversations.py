@@ -93,15 +93,17 @@ class Conversations:
         self.states = DecodedStates()
 
     async def register(self, form: Questionnaire, source: bytes, source_name: str, at: dt.datetime) -> None:
-        """Keep the form's source in the database, so sessions always find the exact version they answer."""
-        await self.storage.save_questionnaire(form.form_id, form.version, source_name, source, at.isoformat())
+        """Keep the form's source and the CSV files it reads in the database, so sessions always find
+        the exact version they answer, lookups included."""
+        await self.storage.save_questionnaire(form.form_id, form.version, source_name, source, at.isoformat(),
+                                              form.attachments)
         self._forms[(form.form_id, form.version)] = form
 
     async def questionnaire(self, form_id: str, version: str) -> Questionnaire:
         key = (form_id, version)
         if key not in self._forms:
             stored = await self.storage.get_questionnaire(form_id, version)
-            self._forms[key] = load_questionnaire_bytes(stored.source, stored.source_name)
+            self._forms[key] = load_questionnaire_bytes(stored.source, stored.source_name, stored.attachments)
         return self._forms[key]
 
     async def open(self, external_id: str, form: Questionnaire, channel: str, language: str | None,

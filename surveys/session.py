@@ -71,6 +71,18 @@ class Reply:
 
 
 @dataclass(frozen=True)
+class Locate:
+    """A location shared from the platform's map (not typed): degrees, and metres when known."""
+
+    latitude: float
+    longitude: float
+    at: dt.datetime
+    seq: int | None = None
+    altitude: float | None = None
+    accuracy: float | None = None
+
+
+@dataclass(frozen=True)
 class Choose:
     """A button pressed: a choice key, `yes`/`no` on the consent screen, `ok` for acknowledge."""
 
@@ -124,7 +136,7 @@ class Resume:
     at: dt.datetime
 
 
-Event = Union[Start, Reply, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
+Event = Union[Start, Reply, Locate, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
 
 # -- what to say -----------------------------------------------------------------------------
 
@@ -146,6 +158,9 @@ class PromptKind(enum.StrEnum):
     DECIMAL = "decimal"
     DATE = "date"
     TEXT = "text"
+    GEOPOINT = "geopoint"
+    TIME = "time"
+    DATETIME = "dateTime"
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,9 @@ _TYPES = {
     "decimal": QuestionType.DECIMAL,
     "text": QuestionType.TEXT,
     "date": QuestionType.DATE,
+    "geopoint": QuestionType.GEOPOINT,
+    "time": QuestionType.TIME,
+    "dateTime": QuestionType.DATETIME,
     "acknowledge": QuestionType.ACKNOWLEDGE,
     "trigger": QuestionType.ACKNOWLEDGE,
     "calculate": QuestionType.CALCULATE,
@@ -221,7 +224,15 @@ class _Builder(LenientBuilder):
     def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str],
                  read_attachment: Callable[[str], bytes | None]):
         self.filename = filename
-        self.attachments = Attachments(read_attachment, self._choice_tables(workbook))
+        self.read_files: dict[str, bytes] = {}  # attachments found, kept with the form
+
+        def read_and_keep(name: str) -> bytes | None:
+            content = read_attachment(name)
+            if content is not None:
+                self.read_files[name] = content
+            return content
+
+        self.attachments = Attachments(read_and_keep, self._choice_tables(workbook))
         #: Name of the `loop` being read: every question inside it is UNASKABLE.
         self.repeat: str | None = None
         #: `NAME_count` calculations pyxform generated for a literal `repeat_count`: name → source.
@@ -276,6 +287,7 @@ class _Builder(LenientBuilder):
             warnings=tuple(self.warnings),
             settings=self.settings,
             preloads=tuple(sorted(self.preloads)),
+            attachments=dict(sorted(self.read_files.items())),
         )
 
     def _version(self) -> str:

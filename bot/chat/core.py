@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNTICK,
-    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Notice, NotText, Outgoing, Press,
+    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Location, Notice, NotText, Outgoing, Press,
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
@@ -130,6 +130,9 @@ class ChatCore:
             if event is None:
                 return None
             return await self._drive(turn, respondent, event, session)
+        if isinstance(incoming, Location):
+            return await self._drive(turn, respondent, engine.Locate(incoming.latitude, incoming.longitude, at,
+                                                                     accuracy=incoming.accuracy), session)
         text = incoming.text.strip()
         folded = fold(text)
         if folded in BACK_WORDS:

@@ -48,6 +48,15 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class Location:
+    """A location shared from the platform's map, in degrees; `accuracy` in metres when given."""
+
+    latitude: float
+    longitude: float
+    accuracy: float | None = None
+
+
+@dataclass(frozen=True)
 class NotText:
     """A sticker, photo, voice note…: nothing the survey can read."""
 
@@ -57,7 +66,7 @@ class Blocked:
     """The person blocked the bot (a membership change)."""
 
 
-Incoming = Union[Text, Command, Press, Contact, NotText, Blocked]
+Incoming = Union[Text, Command, Press, Contact, Location, NotText, Blocked]
 
 
 def typed(text: str) -> Incoming:
@@ -117,6 +126,8 @@ class Capabilities:
     buttons: bool = False
     phone_request: bool = False
     documents: bool = False
+    #: A button that sends the person's location (Telegram's request_location).
+    location_request: bool = False
     #: The longest message the platform takes (longer ones are split at line ends).
     text_limit: int = 2000
 

@@ -46,7 +46,8 @@ def parse_button(data: str | None) -> Press | None:
 
 
 class TelegramRenderer:
-    capabilities = Capabilities(buttons=True, phone_request=True, documents=True, text_limit=TEXT_LIMIT)
+    capabilities = Capabilities(buttons=True, phone_request=True, documents=True, location_request=True,
+                                text_limit=TEXT_LIMIT)
 
     def render(self, outputs: Sequence[Outgoing], chat_id: str, language: str, *, accepted: bool = True,
                pressed: Any = None) -> tuple[list[Call], str | None]:
@@ -92,6 +93,8 @@ def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: 
                     "chat_id": chat_id, "message_id": pressed.message_id,
                     "reply_markup": keyboard(output, language)}))
             # Otherwise the prompt is still on screen just above the error: no need to repeat it.
+        elif output.kind is PromptKind.GEOPOINT:
+            calls.extend(_messages(chat_id, prompt_text(output, language), location_keyboard(language), html=True))
         else:
             calls.extend(_messages(chat_id, prompt_text(output, language), keyboard(output, language), html=True))
     return calls, notice
@@ -137,7 +140,18 @@ def prompt_text(ask: Ask, language: str) -> str:
         lines.append(f"💡 {render_html(ask.hint)}")
     if ask.current_answer:
         lines.append(escape(say("current_answer", ui, value=plain_text(ask.current_answer)), quote=False))
+    if ask.kind is PromptKind.GEOPOINT:  # the location keyboard leaves no room for inline buttons: words
+        if not ask.required:
+            lines.append(escape(say("skip_word_hint", ui), quote=False))
+        if ask.can_go_back:
+            lines.append(escape(say("back_words_hint", ui), quote=False))
     return "\n".join(lines)
+
+
+def location_keyboard(language: str) -> dict:
+    """One button that sends the person's location; typed coordinates work as well."""
+    return {"keyboard": [[{"text": say("share_location", ui_language(language)), "request_location": True}]],
+            "resize_keyboard": True, "one_time_keyboard": True}
 
 
 def keyboard(ask: Ask, language: str) -> dict | None:

@@ -126,8 +126,6 @@ class Capabilities:
     buttons: bool = False
     phone_request: bool = False
     documents: bool = False
-    #: A button that sends the person's location (Telegram's request_location).
-    location_request: bool = False
     #: The longest message the platform takes (longer ones are split at line ends).
     text_limit: int = 2000
 

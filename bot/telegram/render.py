@@ -46,8 +46,7 @@ def parse_button(data: str | None) -> Press | None:
 
 
 class TelegramRenderer:
-    capabilities = Capabilities(buttons=True, phone_request=True, documents=True, location_request=True,
-                                text_limit=TEXT_LIMIT)
+    capabilities = Capabilities(buttons=True, phone_request=True, documents=True, text_limit=TEXT_LIMIT)
 
     def render(self, outputs: Sequence[Outgoing], chat_id: str, language: str, *, accepted: bool = True,
                pressed: Any = None) -> tuple[list[Call], str | None]:

@@ -141,8 +141,14 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
 @click.option("--lang", type=click.Choice(["vi", "en"]), default=None,
               help="Language (default: locale.language of the configuration, vi).")
 @click.option("--respondent", default="console", show_default=True, help="Who is answering (any id).")
+@click.option("--frame", "frame_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Sample frame (CSV/XLSX) whose row --frame-id the form preloads (instance('respondent')).")
+@click.option("--frame-id", default=None, help="The frame_id of the row of --frame to preload.")
+@click.option("--preload", "preload_flags", multiple=True, metavar="NAME=VALUE",
+              help="A preload of the sampled person (unit, group, stratum, a frame column); repeatable.")
 @click.pass_context
-def try_form(ctx: click.Context, form_path: Path, db: Path | None, lang: str | None, respondent: str) -> None:
+def try_form(ctx: click.Context, form_path: Path, db: Path | None, lang: str | None, respondent: str,
+             frame_path: Path | None, frame_id: str | None, preload_flags: tuple[str, ...]) -> None:
     """Take the questionnaire FORM in the terminal, through the same engine as the chat bots.
 
     From a script (stdin not a terminal) one line answers one prompt: `yes` accepts consent,
@@ -151,17 +157,20 @@ def try_form(ctx: click.Context, form_path: Path, db: Path | None, lang: str | N
     acknowledge, an empty line skips an optional question, `<` goes back. `/stop` pauses,
     `/refuse` declines, `/lang en` switches language.
     """
+    from bot.cli_preloads import try_preloads
+
     questionnaire = _load_or_exit(form_path)
+    preloads = try_preloads(questionnaire, frame_path, frame_id, preload_flags)
     db = _database(ctx, db, create=True)
     if db is None:
         scratch = tempfile.TemporaryDirectory(prefix="khaosat-try-")
         db = Path(scratch.name) / "try.sqlite"
         errors.print("[dim]No --db: answers are kept only until this run ends.[/]")
-    asyncio.run(_try(questionnaire, form_path, db, lang or ctx.obj.language, respondent, ctx.obj))
+    asyncio.run(_try(questionnaire, form_path, db, lang or ctx.obj.language, respondent, ctx.obj, preloads))
 
 
 async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: str, respondent: str,
-               config: Config) -> None:
+               config: Config, preloads: dict[str, str] | None = None) -> None:
     from bot.console import ConsoleChannel
     from bot.conversations import Conversations
 
@@ -188,7 +197,7 @@ async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: st
             sys.exit(EXIT_REFUSED)
         channel = ConsoleChannel(conversations, console, read_line, lambda: clock.now(config.zone),
                                  echo_input=not interactive)
-        await channel.take(questionnaire, f"console:{respondent}", lang)
+        await channel.take(questionnaire, f"console:{respondent}", lang, preloads)
 
 
 def _load_or_exit(path: Path) -> Questionnaire:

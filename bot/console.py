@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Callable
+from typing import Callable, Mapping
 
 from rich.console import Console
 
@@ -37,9 +37,10 @@ class ConsoleChannel:
         self.show_names = show_names
         self.last_prompt: Ask | None = None
 
-    async def take(self, form: Questionnaire, external_id: str, language: str | None = None) -> Status:
+    async def take(self, form: Questionnaire, external_id: str, language: str | None = None,
+                   preloads: Mapping[str, str] | None = None) -> Status:
         """Run one respondent's session until it completes, is refused, or input ends."""
-        session, _ = await self.conversations.open(external_id, form, CHANNEL, language, self.clock())
+        session, _ = await self.conversations.open(external_id, form, CHANNEL, language, self.clock(), preloads)
         state = codec.decode_state(session.state)
         if language and language != state.language:
             state = await self._send(session.id, engine.SetLanguage(language, self.clock()), state)

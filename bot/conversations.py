@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Callable, Mapping, Protocol, Sequence
 
 from storage import AnswerChange, OutgoingMessage, SessionRecord, StaleRevision, Storage
 from storage.answers_read import EVENT_KEY_CHANNELS
@@ -94,26 +94,30 @@ class Conversations:
         self.states = DecodedStates()
 
     async def register(self, form: Questionnaire, source: bytes, source_name: str, at: dt.datetime) -> None:
-        """Keep the form's source in the database, so sessions always find the exact version they answer."""
-        await self.storage.save_questionnaire(form.form_id, form.version, source_name, source, at.isoformat())
+        """Keep the form's source and the CSV files it reads in the database, so sessions always find
+        the exact version they answer, lookups included."""
+        await self.storage.save_questionnaire(form.form_id, form.version, source_name, source, at.isoformat(),
+                                              form.attachments)
         self._forms[(form.form_id, form.version)] = form
 
     async def questionnaire(self, form_id: str, version: str) -> Questionnaire:
         key = (form_id, version)
         if key not in self._forms:
             stored = await self.storage.get_questionnaire(form_id, version)
-            self._forms[key] = load_questionnaire_bytes(stored.source, stored.source_name)
+            self._forms[key] = load_questionnaire_bytes(stored.source, stored.source_name, stored.attachments)
         return self._forms[key]
 
     async def open(self, external_id: str, form: Questionnaire, channel: str, language: str | None,
-                   at: dt.datetime) -> tuple[SessionRecord, bool]:
-        """The respondent's open session for this form, or a new one: (session, created)."""
+                   at: dt.datetime, preloads: Mapping[str, str] | None = None) -> tuple[SessionRecord, bool]:
+        """The respondent's open session for this form, or a new one: (session, created).
+
+        `preloads`: the sampled person's attributes a new session starts with (see fieldwork.preloads)."""
         respondent = await self.storage.ensure_respondent(external_id, at.isoformat())
-        return await self.open_for(respondent.id, form, channel, language, at)
+        return await self.open_for(respondent.id, form, channel, language, at, preloads)
 
     async def open_for(self, respondent_id: int, form: Questionnaire, channel: str, language: str | None,
-                       at: dt.datetime) -> tuple[SessionRecord, bool]:
-        state = engine.new_session(form, language)
+                       at: dt.datetime, preloads: Mapping[str, str] | None = None) -> tuple[SessionRecord, bool]:
+        state = engine.new_session(form, language, preloads)
         return await self.storage.open_session(respondent_id, form.form_id, form.version, channel,
                                                state.status.value, codec.encode_state(state), at.isoformat())
 

@@ -114,7 +114,7 @@ class _Forms:
         for stored in await self.storage.list_questionnaires():  # ordered by loaded_at: latest wins
             if stored.sha256 not in self._parsed:
                 try:
-                    form = load_questionnaire_bytes(stored.source, stored.source_name)
+                    form = load_questionnaire_bytes(stored.source, stored.source_name, stored.attachments)
                 except Exception:  # noqa: BLE001 — a stored test blob that is not a form
                     self._parsed[stored.sha256] = None
                 else:

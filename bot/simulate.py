@@ -71,6 +71,13 @@ class TypedAnswers:
         rng = self.rng
         if question.type is QuestionType.TEXT:
             return rng.choice(_SUGGESTIONS)
+        if question.type is QuestionType.TIME:
+            return f"{rng.randint(7, 17)}:{rng.choice(('00', '15', '30', '45'))}"
+        if question.type is QuestionType.DATETIME:
+            day = self.today - dt.timedelta(days=rng.randint(0, 30))
+            return f"{day:%d/%m/%Y} {rng.randint(7, 17)}:30"
+        if question.type is QuestionType.GEOPOINT:  # somewhere in Viet Nam, typed as people type it
+            return f"{rng.uniform(8.6, 23.3):.5f}, {rng.uniform(102.2, 109.4):.5f}"
         if question.type is QuestionType.DATE:
             day = self.today - dt.timedelta(days=rng.randint(0, 365))
             return day.strftime("%d/%m/%Y") if rng.random() < 0.5 else day.isoformat()

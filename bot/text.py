@@ -3,10 +3,8 @@ and the pieces every channel shares (a label's HTML as plain text, the question 
 
 from __future__ import annotations
 
-import html
-import re
-
 from surveys.engine import Ask, Output, PromptKind, Say
+from surveys.markup import render_plain
 from surveys.messages import consent_words, say, ui_language
 
 
@@ -54,21 +52,10 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
     return "\n".join(lines)
 
 
-# The simple HTML form authors put in labels (as ODK Collect shows it): line breaks and blocks
-# become new lines, emphasis is dropped; anything else stays as typed ("3 < 5" is no tag).
-_BREAK = re.compile(r"<br\s*/?>", re.IGNORECASE)
-_BLOCK = re.compile(r"\s*</?(?:p|div|li|ul|ol|h[1-6])(?:\s[^<>]*)?>\s*", re.IGNORECASE)
-_INLINE = re.compile(r"</?(?:b|i|u|s|em|strong|small|big|span|font|sup|sub)(?:\s[^<>]*)?>", re.IGNORECASE)
-_BLOCK_MARK = "\x00"
-
-
 def plain_text(text: str) -> str:
-    """A label's simple HTML as plain text for a messenger: `<br>`, `<p>` → new lines; `<b>` etc. dropped."""
-    if "<" not in text and "&" not in text:
-        return text
-    text = _INLINE.sub("", _BLOCK.sub(_BLOCK_MARK, _BREAK.sub("\n", text)))
-    text = re.sub(f"{_BLOCK_MARK}+", "\n", text).strip("\n")
-    return html.unescape(text)
+    """A label's markup (XLSForm markdown, simple HTML) as plain text for a messenger: `<br>`, `<p>`
+    → new lines; `**bold**`, `<b>` etc. dropped (surveys.markup reads it)."""
+    return render_plain(text)
 
 
 def one_line(text: str) -> str:

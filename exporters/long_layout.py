@@ -30,7 +30,7 @@ def read_long_chunks(path: str | Path, form_id: str | None = None, personal: boo
     """The long layout as a sequence of ExportTables of a few thousand sessions each, in order, read
     in one snapshot: for writing a national export (millions of answers) with bounded memory."""
     with open_answers_read(path) as reader, reader.snapshot():
-        forms = {(f.form_id, f.version): load_questionnaire_bytes(f.source, f.source_name)
+        forms = {(f.form_id, f.version): load_questionnaire_bytes(f.source, f.source_name, f.attachments)
                  for f in reader.forms(form_id)}
         sessions = reader.sessions(form_id, personal)
         for df in long_frames(reader, form_id, sessions, forms, personal, language, progress):

@@ -193,7 +193,7 @@ def read_export(path: str | Path, form_id: str | None = None, layout: str = "wid
     if layout not in LAYOUTS:
         raise ValueError(f"layout must be one of {', '.join(LAYOUTS)}, not {layout!r}")
     with open_answers_read(path) as reader, reader.snapshot():
-        forms = {(f.form_id, f.version): load_questionnaire_bytes(f.source, f.source_name)
+        forms = {(f.form_id, f.version): load_questionnaire_bytes(f.source, f.source_name, f.attachments)
                  for f in reader.forms(form_id)}
         sessions = reader.sessions(form_id, personal)
         total = len(sessions["session"])
@@ -439,7 +439,8 @@ def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_
         kinds[name] = "calculate"
     else:
         data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
-        kinds[name] = {QuestionType.DATE: "date", QuestionType.TEXT: "text",
+        kinds[name] = {QuestionType.DATE: "date", QuestionType.TEXT: "text", QuestionType.GEOPOINT: "text",
+                       QuestionType.TIME: "text", QuestionType.DATETIME: "text",
                        QuestionType.ACKNOWLEDGE: "acknowledge"}.get(kind, "metadata")
     if skip is not None and skip.any():
         skipped[name] = skip

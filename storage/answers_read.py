@@ -12,9 +12,9 @@ The SQL is here (storage owns all SQL); `exporters.table` turns the rows into co
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Protocol, Sequence
+from typing import Any, Iterator, Mapping, Protocol, Sequence
 
 from .errors import StorageError
 from .personal_crypto import codec
@@ -44,6 +44,8 @@ class FormSource:
     version: str
     source: bytes
     source_name: str
+    #: The files beside it that it reads (`prices.csv` → bytes), as stored with it.
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
 
 
 class AnswersRead(Protocol):
@@ -121,7 +123,12 @@ class SQLiteAnswersRead:
             "  WHERE (?1 IS NULL OR form_id = ?1) GROUP BY form_id, form_version) s"
             " JOIN questionnaires q ON q.form_id = s.form_id AND q.version = s.form_version"
             " ORDER BY s.first", (form_id,)).fetchall()
-        return [FormSource(*row) for row in rows]
+        files: dict[tuple[str, str], dict[str, bytes]] = {}
+        for key_form, key_version, name, content in self._conn.execute(
+                "SELECT form_id, version, name, content FROM questionnaire_attachments"
+                " WHERE (?1 IS NULL OR form_id = ?1) ORDER BY name", (form_id,)):
+            files.setdefault((key_form, key_version), {})[name] = bytes(content)
+        return [FormSource(*row, attachments=files.get((row[0], row[1]), {})) for row in rows]
 
     def sessions(self, form_id: str | None, personal: bool) -> dict[str, list[Any]]:
         """One list per `SESSION_FIELDS` entry, one item per session in id order."""

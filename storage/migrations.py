@@ -138,6 +138,21 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "ALTER TABLE outbox ADD COLUMN lease_until TEXT",
         "CREATE INDEX outbox_sending ON outbox (channel, bot, chat_id) WHERE state = 'sending'",
     ),
+    # forms: the CSV files a questionnaire reads (pulldata, instance(), select_one_from_file),
+    # kept with its source so a restarted bot loads the form as it was loaded first.
+    (
+        """
+        CREATE TABLE questionnaire_attachments (
+            form_id TEXT NOT NULL,
+            version TEXT NOT NULL,
+            name    TEXT NOT NULL,
+            content BLOB NOT NULL,
+            sha256  TEXT NOT NULL,
+            PRIMARY KEY (form_id, version, name),
+            FOREIGN KEY (form_id, version) REFERENCES questionnaires (form_id, version)
+        )
+        """,
+    ),
 ]
 
 

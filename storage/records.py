@@ -21,6 +21,8 @@ class StoredQuestionnaire:
     source: bytes
     sha256: str
     loaded_at: str
+    #: The files shipped beside it that it reads (`prices.csv` → bytes); filled by `get_questionnaire`.
+    attachments: Mapping[str, bytes] = field(default_factory=dict)
 
 
 #: AAPOR-style dispositions a respondent can be in (enforced by a CHECK).

@@ -207,3 +207,6 @@ class SQLiteStorage(Storage):
     live_processes = _Delegate("coordination")
     take_lease = _Delegate("coordination")
     release_lease = _Delegate("coordination")
+
+    # surveys.py (forms branch): preloads of a sampled person's frame row
+    respondent_frame_row = _Delegate("surveys")

@@ -129,6 +129,11 @@ class Surveys(Protocol):
     async def frame_sizes(self, survey_id: str) -> dict[tuple[str, str], int]:
         """How many people the survey's frame has per (group, stratum): N_h, counted in the database."""
 
+    @abc.abstractmethod
+    async def respondent_frame_row(self, respondent_id: int) -> tuple[str, FrameRow] | None:
+        """The survey and frame row (no name or phone) of the sampled person who is this respondent,
+        or None (a respondent from an open code, or one without a sample)."""
+
 
 class SQLiteSurveys(SQLiteRepository):
     """``Surveys`` on SQLite."""
@@ -229,3 +234,15 @@ class SQLiteSurveys(SQLiteRepository):
         rows = await self._fetchall(
             "SELECT grp, stratum, count(*) FROM frame_units WHERE survey_id = ? GROUP BY grp, stratum", (survey_id,))
         return {(row[0], row[1]): row[2] for row in rows}
+
+    async def respondent_frame_row(self, respondent_id: int) -> tuple[str, FrameRow] | None:
+        row = await self._fetchone(
+            "SELECT m.survey_id, f.frame_id, f.grp AS \"group\", f.unit, f.stratum, f.attributes"
+            " FROM sample_members m JOIN frame_units f ON f.survey_id = m.survey_id AND f.frame_id = m.frame_id"
+            " WHERE m.respondent_id = ?",
+            (respondent_id,),
+        )
+        if row is None:
+            return None
+        found = dict(row)
+        return found.pop("survey_id"), FrameRow(**found)

@@ -56,6 +56,7 @@ from surveys.session import (  # the engine's public types, re-exported (see __a
     Done,
     Event,
     InvalidAnswer,
+    Locate,
     Option,
     Output,
     PromptKind,
@@ -77,7 +78,7 @@ from surveys.session import (  # the engine's public types, re-exported (see __a
 
 
 __all__ = [
-    "CONSENT", "NOT_APPLICABLE", "Ask", "Back", "Choose", "Done", "Event", "InvalidAnswer", "Option", "Output",
+    "CONSENT", "NOT_APPLICABLE", "Ask", "Back", "Choose", "Done", "Event", "InvalidAnswer", "Locate", "Option", "Output",
     "PromptKind", "Reply", "Resume", "Say", "SessionState", "SetLanguage", "Start", "Status", "Step", "Stop",
     "Toggle", "Tone", "current_prompt", "fold", "new_session", "step", "_Plan", "_plan",
 ]

@@ -16,7 +16,7 @@ from surveys.expected import example_candidates, missing_day, shown_example, typ
 from surveys.expressions import NOT_APPLICABLE
 from surveys.messages import UI_LANGUAGES, say
 from surveys.model import Choice, Question, QuestionType
-from surveys.session import Choose, Done, Event, InvalidAnswer, Reply, Say, Status, Step, Tone, Toggle, _evolve
+from surveys.session import Choose, Done, Event, InvalidAnswer, Locate, Reply, Say, Status, Step, Tone, Toggle, _evolve
 
 
 class _Answering:
@@ -64,6 +64,11 @@ class _Answering:
 
     def _value_from(self, question: Question, event: Event) -> Any:
         kind = question.type
+        if isinstance(event, Locate):
+            if kind is not QuestionType.GEOPOINT:
+                raise InvalidAnswer(say("location_not_asked", self.ui))
+            return geopoint(event.latitude, event.longitude, event.altitude, event.accuracy,
+                            say("geopoint_out_of_range", self.ui))
         if isinstance(event, Done):
             if kind is not QuestionType.SELECT_MULTIPLE:
                 raise InvalidAnswer(say("invalid", self.ui))
@@ -124,6 +129,12 @@ class _Answering:
             return _parse_decimal(text, say("not_decimal", self.ui))
         if kind is QuestionType.DATE:
             return _parse_date(text, say("not_date", self.ui))
+        if kind is QuestionType.TIME:
+            return _parse_time(text, say("not_time", self.ui), self.event.at)
+        if kind is QuestionType.DATETIME:
+            return _parse_datetime(text, say("not_datetime", self.ui), self.event.at)
+        if kind is QuestionType.GEOPOINT:
+            return _parse_geopoint(text, say("not_geopoint", self.ui), say("geopoint_out_of_range", self.ui))
         if kind is QuestionType.ACKNOWLEDGE:
             if _yes_no(text) == "yes" or fold(text) in ("ok", "x"):
                 return "OK"
@@ -275,4 +286,92 @@ def _parse_date(text: str, message: str) -> dt.date:
             return dt.date(year, month, day)
     except ValueError:
         pass
+    raise InvalidAnswer(message)
+
+
+# Typed coordinates: "10.77, 106.70", "10.77 106.70", "10,77; 106,70" (decimal commas), and ODK's
+# own "lat lon alt acc" (four numbers separated by spaces).
+_NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
+_TYPED_POINT = re.compile(rf"\s*({_NUMBER})\s*(?:[,;]\s*|\s+)({_NUMBER})\s*")
+_ODK_POINT = re.compile(r"\s*([+-]?\d+(?:\.\d+)?)(?:\s+([+-]?\d+(?:\.\d+)?)){3}\s*")
+
+
+def geopoint(latitude: float, longitude: float, altitude: float | None, accuracy: float | None,
+             out_of_range: str) -> str:
+    """ODK's geopoint text, "latitude longitude altitude accuracy" (0 where not known)."""
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise InvalidAnswer(out_of_range)
+    return " ".join(_number_text(n) for n in (latitude, longitude, altitude or 0, accuracy or 0))
+
+
+def _number_text(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
+
+
+def _parse_geopoint(text: str, message: str, out_of_range: str) -> str:
+    odk = _ODK_POINT.fullmatch(text)
+    if odk:
+        numbers = [float(n) for n in text.split()]
+        return geopoint(numbers[0], numbers[1], numbers[2], numbers[3], out_of_range)
+    typed = _TYPED_POINT.fullmatch(text)
+    if typed is None:
+        raise InvalidAnswer(message)
+    latitude, longitude = (float(n.replace(",", ".")) for n in typed.groups())
+    return geopoint(latitude, longitude, None, None, out_of_range)
+
+
+# A time as people type it: "14:30", "14h30", "14g", "2:30 chiều", "9 giờ 15", "9:05:30 am".
+_TYPED_TIME = re.compile(r"(\d{1,2})(?:\s*(?::|h|g|gio)\s*(\d{1,2})?(?:\s*phut)?(?::(\d{2}))?)?"
+                         r"\s*(am|pm|sang|trua|chieu|toi)?")
+_AFTERNOON = {"pm", "chieu", "toi"}
+
+
+def _clock_time(text: str) -> dt.time | None:
+    typed = _TYPED_TIME.fullmatch(fold(text))
+    if typed is None:
+        return None
+    hour, minute, second = (int(part) if part else 0 for part in typed.groups()[:3])
+    half = typed.group(4)
+    if half is not None and not 1 <= hour <= 12:
+        return None
+    if half in _AFTERNOON and hour < 12:
+        hour += 12
+    elif half in ("am", "sang") and hour == 12:
+        hour = 0
+    try:
+        return dt.time(hour, minute, second)
+    except ValueError:
+        return None
+
+
+def _odk_offset(at: dt.datetime) -> str:
+    """ODK writes times with the device's offset; the chat's is the event's (Asia/Ho_Chi_Minh)."""
+    offset = at.utcoffset() or dt.timedelta(0)
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _parse_time(text: str, message: str, at: dt.datetime) -> str:
+    moment = _clock_time(text)
+    if moment is None:
+        raise InvalidAnswer(message)
+    return f"{moment:%H:%M:%S}.000{_odk_offset(at)}"
+
+
+def _parse_datetime(text: str, message: str, at: dt.datetime) -> str:
+    """A date then a time ("02/03/2026 14:30", "2026-03-02T14:30"), stored as ODK's dateTime."""
+    words = text.strip().replace("T", " ", 1).split() if re.match(r"\d{4}-\d\d-\d\dT", text.strip()) \
+        else text.split()
+    for cut in range(1, len(words)):
+        parts = typed_date(" ".join(words[:cut]))
+        moment = _clock_time(" ".join(words[cut:]))
+        if parts is None or moment is None:
+            continue
+        day, month, year = parts
+        try:
+            date = dt.date(year, month, day)
+        except ValueError:
+            continue
+        return f"{date.isoformat()}T{moment:%H:%M:%S}.000{_odk_offset(at)}"
     raise InvalidAnswer(message)

@@ -137,7 +137,8 @@ class _Flow:
             if self._plain is None or self._plain[0] != self.state.started_at:
                 self._plain = (self.state.started_at, Environment(
                     values=self.answers, today=(self.state.started_at or at).date(), now=at,
-                    choice_label=self._choice_label, seed=str(self.state.started_at or "")))
+                    choice_label=self._choice_label, seed=str(self.state.started_at or ""),
+                    preloads=self.state.preloads))
             return self._plain[1]
         return Environment(
             values=self.answers,
@@ -147,6 +148,7 @@ class _Flow:
             choice_label=self._choice_label,
             choice_row={"name": choice.name, **choice.columns} if choice else None,
             seed=str(self.state.started_at or ""),
+            preloads=self.state.preloads,
         )
 
     def _true(self, expression, current: Any = None, choice: Choice | None = None) -> bool:

@@ -84,6 +84,12 @@ class _Rendering:
         )
 
     def _expected(self, question: Question) -> str:
+        if question.type is QuestionType.GEOPOINT:
+            return say("geopoint_expected", self.ui)
+        if question.type is QuestionType.TIME:
+            return say("time_expected", self.ui)
+        if question.type is QuestionType.DATETIME:
+            return say("datetime_expected", self.ui)
         if question.type is not QuestionType.DATE:
             return ""
         example = self._example(question)

@@ -188,7 +188,7 @@ class _RepeatFlow:
         return Environment(
             values=scope, current=current, today=(started or at).date(), now=at, choice_label=self._choice_label,
             choice_row={"name": choice.name, **choice.columns} if choice else None, seed=str(started or ""),
-            position=self.here[-1] if self.here else 1, indexed=scope.indexed)
+            position=self.here[-1] if self.here else 1, indexed=scope.indexed, preloads=self.state.preloads)
 
     def _relevant_at(self, index: int) -> bool:
         plan = self.plan

@@ -99,6 +99,9 @@ class Environment:
     #: `indexed-repeat(${name}, ${repeat}, n, ...)`: the answer to `name` in the instances named by
     #: (repeat, number) pairs, or None for a form without repeats (then every answer is the first).
     indexed: Callable[[str, tuple[tuple[str, object], ...]], object] | None = None
+    #: `instance('respondent')/root/item/x`: the sampled person's unit, group, stratum and frame
+    #: attributes, given to the session when it opens (empty for a respondent without a frame row).
+    preloads: Mapping[str, str] = field(default_factory=dict)
 
 
 class NodeSet(tuple):

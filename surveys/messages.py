@@ -326,6 +326,22 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "add_another_no": {"vi": "Không, tiếp tục", "en": "No, go on"},
     "add_another_unclear": {"vi": "Xin chọn “{yes}” hoặc “{no}” (cũng có thể gõ 1 hoặc 2).",
                             "en": "Please choose “{yes}” or “{no}” (you can also type 1 or 2)."},
+    # forms: geopoint questions (a shared location, or coordinates typed as “vĩ độ, kinh độ”)
+    "geopoint_expected": {"vi": "vĩ độ, kinh độ, ví dụ 10.7769, 106.7009",
+                          "en": "latitude, longitude, e.g. 10.7769, 106.7009"},
+    "not_geopoint": {"vi": "Xin gửi vị trí, hoặc gõ vĩ độ và kinh độ cách nhau bởi dấu phẩy.",
+                     "en": "Please share a location, or type the latitude and longitude separated by a comma."},
+    "geopoint_out_of_range": {"vi": "Vĩ độ phải từ -90 đến 90 và kinh độ từ -180 đến 180.",
+                              "en": "The latitude must be between -90 and 90 and the longitude between -180 and 180."},
+    "location_not_asked": {"vi": "Câu hỏi này không hỏi vị trí; xin trả lời câu hỏi ở trên.",
+                           "en": "This question does not ask for a location; please answer the question above."},
+    "time_expected": {"vi": "giờ:phút, ví dụ 14:30", "en": "hours:minutes, e.g. 14:30"},
+    "datetime_expected": {"vi": "ngày/tháng/năm giờ:phút, ví dụ 02/03/2026 14:30",
+                          "en": "day/month/year hours:minutes, e.g. 02/03/2026 14:30"},
+    "not_time": {"vi": "Xin nhập giờ theo dạng giờ:phút, ví dụ 14:30.", "en": "Please enter the time as hours:minutes, e.g. 14:30."},
+    "not_datetime": {"vi": "Xin nhập ngày và giờ theo dạng ngày/tháng/năm giờ:phút, ví dụ 02/03/2026 14:30.",
+                     "en": "Please enter the date and time as day/month/year hours:minutes, e.g. 02/03/2026 14:30."},
+    "share_location": {"vi": "📍 Gửi vị trí hiện tại", "en": "📍 Send my current location"},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

@@ -24,6 +24,11 @@ class QuestionType(enum.StrEnum):
     DECIMAL = "decimal"
     TEXT = "text"
     DATE = "date"
+    #: ODK's "latitude longitude altitude accuracy": a shared location or typed coordinates.
+    GEOPOINT = "geopoint"
+    #: ODK's time ("14:30:00.000+07:00") and dateTime ("2026-03-02T14:30:00.000+07:00"), typed.
+    TIME = "time"
+    DATETIME = "dateTime"
     ACKNOWLEDGE = "acknowledge"
     CALCULATE = "calculate"
     # Metadata filled from the session, never asked.
@@ -59,6 +64,9 @@ _ASKED = frozenset(
         QuestionType.DECIMAL,
         QuestionType.TEXT,
         QuestionType.DATE,
+        QuestionType.GEOPOINT,
+        QuestionType.TIME,
+        QuestionType.DATETIME,
         QuestionType.ACKNOWLEDGE,
     }
 )
@@ -201,6 +209,12 @@ class Questionnaire:
     warnings: tuple[str, ...] = ()
     #: Settings the chat does not use, as written (header → value); each was a warning.
     settings: Mapping[str, str] = field(default_factory=dict)
+    #: Attributes of the sampled person the form reads (`instance('respondent')/root/item/unit`),
+    #: which the place that opens a session passes in; () when it reads none.
+    preloads: tuple[str, ...] = ()
+    #: The files shipped beside the form that it read (`prices.csv` → bytes), kept with its source
+    #: so a stored form loads again with its lookups and choice files.
+    attachments: Mapping[str, bytes] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_by_name", {q.name: q for q in self.questions})

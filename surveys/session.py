@@ -48,6 +48,9 @@ class SessionState:
     instances: Mapping[str, int] = field(default_factory=dict)
     #: Paths of the repeats without a count where "add another?" was answered no.
     closed: tuple[str, ...] = ()
+    #: The sampled person's unit, group, stratum and frame attributes that the form reads
+    #: (`instance('respondent')/root/item/unit`), as given when the session was opened.
+    preloads: Mapping[str, str] = field(default_factory=dict)
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -65,6 +68,18 @@ class Reply:
     text: str
     at: dt.datetime
     seq: int | None = None
+
+
+@dataclass(frozen=True)
+class Locate:
+    """A location shared from the platform's map (not typed): degrees, and metres when known."""
+
+    latitude: float
+    longitude: float
+    at: dt.datetime
+    seq: int | None = None
+    altitude: float | None = None
+    accuracy: float | None = None
 
 
 @dataclass(frozen=True)
@@ -121,7 +136,7 @@ class Resume:
     at: dt.datetime
 
 
-Event = Union[Start, Reply, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
+Event = Union[Start, Reply, Locate, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
 
 # -- what to say -----------------------------------------------------------------------------
 
@@ -143,6 +158,9 @@ class PromptKind(enum.StrEnum):
     DECIMAL = "decimal"
     DATE = "date"
     TEXT = "text"
+    GEOPOINT = "geopoint"
+    TIME = "time"
+    DATETIME = "dateTime"
 
 
 @dataclass(frozen=True)
@@ -195,8 +213,13 @@ class Step:
     accepted: bool = True
 
 
-def new_session(form: Questionnaire, language: str | None = None) -> SessionState:
-    return SessionState(form.form_id, form.version, language or form.default_language)
+def new_session(form: Questionnaire, language: str | None = None,
+                preloads: Mapping[str, Any] | None = None) -> SessionState:
+    """A session not started yet. `preloads`: the sampled person's attributes (unit, group,
+    stratum, frame columns); only those the form reads are kept, as text."""
+    kept = {name: "" if preloads.get(name) is None else str(preloads[name])
+            for name in form.preloads if name in preloads} if preloads else {}
+    return SessionState(form.form_id, form.version, language or form.default_language, preloads=kept)
 
 
 class InvalidAnswer(Exception):

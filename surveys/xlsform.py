@@ -38,7 +38,7 @@ from surveys.xlsform_extras import (
     is_unsupported_feature,
     uses_parameters,
 )
-from surveys.xpath_functions import rewrite_paths
+from surveys.xpath_functions import respondent_attributes, rewrite_paths
 from surveys.model import (
     ANY_LANGUAGE,
     Choice,
@@ -61,6 +61,9 @@ _TYPES = {
     "decimal": QuestionType.DECIMAL,
     "text": QuestionType.TEXT,
     "date": QuestionType.DATE,
+    "geopoint": QuestionType.GEOPOINT,
+    "time": QuestionType.TIME,
+    "dateTime": QuestionType.DATETIME,
     "acknowledge": QuestionType.ACKNOWLEDGE,
     "trigger": QuestionType.ACKNOWLEDGE,
     "calculate": QuestionType.CALCULATE,
@@ -221,7 +224,15 @@ class _Builder(LenientBuilder):
     def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str],
                  read_attachment: Callable[[str], bytes | None]):
         self.filename = filename
-        self.attachments = Attachments(read_attachment, self._choice_tables(workbook))
+        self.read_files: dict[str, bytes] = {}  # attachments found, kept with the form
+
+        def read_and_keep(name: str) -> bytes | None:
+            content = read_attachment(name)
+            if content is not None:
+                self.read_files[name] = content
+            return content
+
+        self.attachments = Attachments(read_and_keep, self._choice_tables(workbook))
         #: Name of the `loop` being read: every question inside it is UNASKABLE.
         self.repeat: str | None = None
         #: `NAME_count` calculations pyxform generated for a literal `repeat_count`: name → source.
@@ -236,6 +247,7 @@ class _Builder(LenientBuilder):
         self.pyxform_warnings = warnings
         self.problems: list[Problem] = []
         self.warnings: list[str] = []
+        self.preloads: set[str] = set()  # attributes of the sampled person the expressions read
         self.survey_rows: list[dict] = workbook.survey or []
         self.row_cursor = 0
         self.default_language = self._default_language()
@@ -274,6 +286,8 @@ class _Builder(LenientBuilder):
             groups=self.groups,
             warnings=tuple(self.warnings),
             settings=self.settings,
+            preloads=tuple(sorted(self.preloads)),
+            attachments=dict(sorted(self.read_files.items())),
         )
 
     def _version(self) -> str:
@@ -596,6 +610,7 @@ class _Builder(LenientBuilder):
                     allow_current: bool = False, allow_bare_names: bool = False) -> Expression | None:
         if source is None or str(source).strip() == "":
             return None
+        self.preloads.update(respondent_attributes(str(source)))
         try:
             return parse(rewrite_paths(str(source)), allow_current=allow_current,
                          allow_bare_names=allow_bare_names, tables=self.attachments)

@@ -26,15 +26,15 @@ from pathlib import Path
 from surveys.expressions import ExpressionError
 from surveys.model import Location, Question, QuestionType
 
-_LOCATIONS = "locations"
+_LOCATIONS = "lines and areas on a map (a geopoint is asked)"
 _MEDIA = "photos, sound, video or files"
+_DEVICE_LOCATION = "the device's own location (a chat has no device to read it from)"
 #: XLSForm type → what a chat cannot take; such a question loads as UNASKABLE.
 UNASKABLE_TYPES = {
-    "geopoint": _LOCATIONS, "geotrace": _LOCATIONS, "geoshape": _LOCATIONS,
-    "start-geopoint": _LOCATIONS, "background-geopoint": _LOCATIONS, "osm": "map features",
+    "geotrace": _LOCATIONS, "geoshape": _LOCATIONS,
+    "start-geopoint": _DEVICE_LOCATION, "background-geopoint": _DEVICE_LOCATION, "osm": "map features",
     "photo": _MEDIA, "image": _MEDIA, "audio": _MEDIA, "video": _MEDIA, "file": _MEDIA,
     "background-audio": _MEDIA, "barcode": "barcode scanning", "rank": "ranking",
-    "time": "time-of-day answers", "dateTime": "date-and-time answers", "datetime": "date-and-time answers",
     "select one external": "external choice lists with no external_choices sheet", "hidden": "hidden fields",
     "xml-external": "external XML data", "csv-external": "external data",
     "include": "other forms included by name",

@@ -31,7 +31,7 @@ from collections.abc import Mapping, Sequence
 
 from surveys import expressions as _x
 
-__all__ = ["rewrite_paths"]
+__all__ = ["RESPONDENT_INSTANCE", "respondent_attributes", "rewrite_paths"]
 
 
 def _once(env: _x.Environment, value: object) -> object:
@@ -220,10 +220,35 @@ def _build_lookup(parser, name, argument_tokens, arguments) -> _x._Node:
     return _Lookup(name.position, index, arguments[3])
 
 
+# -- preloads from the sample frame -------------------------------------------------------------
+
+#: The secondary instance that holds the sampled person's frame row: `instance('respondent')/root/item/unit`.
+RESPONDENT_INSTANCE = "respondent"
+#: What `instance('respondent')/root/item/x` is read as; not an ODK function, so no form spells it.
+_PRELOAD_FUNCTION = "khaosat-respondent"
+
+
+class _Preload(_x._Node):
+    """One attribute of the sampled person (unit, group, stratum, a frame column); "" when absent."""
+
+    __slots__ = ("attribute",)
+
+    def __init__(self, position: int, attribute: str) -> None:
+        super().__init__(position)
+        self.attribute = attribute
+
+    def evaluate(self, env: _x.Environment) -> object:
+        return env.preloads.get(self.attribute, "")
+
+
+def _build_preload(parser, name, argument_tokens, arguments) -> _x._Node:
+    return _Preload(name.position, _literal_text(parser, argument_tokens[0], arguments[0], "attribute"))
+
+
 _x._SPECIAL_FORMS.update({"random": _x._Arity(0, 0), "uuid": _x._Arity(0, 1), "pulldata": _x._Arity(4, 4),
-                         "indexed-repeat": _x._Arity(3, None)})
+                         "indexed-repeat": _x._Arity(3, None), _PRELOAD_FUNCTION: _x._Arity(1, 1)})
 _x._BUILDERS.update({"random": _seeded("random"), "uuid": _seeded("uuid"), "pulldata": _build_lookup,
-                     "indexed-repeat": _build_indexed_repeat})
+                     "indexed-repeat": _build_indexed_repeat, _PRELOAD_FUNCTION: _build_preload})
 
 
 # -- ODK paths the parser does not read ---------------------------------------------------------
@@ -233,14 +258,24 @@ _INSTANCE_LOOKUP = re.compile(
     r"instance\(\s*(['\"])(?P<table>[^'\"]+)\1\s*\)\s*/\s*root\s*/\s*item\s*"
     r"\[\s*(?P<key>[A-Za-z_][\w.-]*)\s*=\s*(?P<value>[^\]]+?)\s*\]\s*/\s*(?P<column>[A-Za-z_][\w.-]*)")
 _PARENT_POSITION = re.compile(r"position\(\s*\.\.\s*\)")
+# instance('respondent')/root/item/unit — the one row of the sampled person, no key to match.
+_RESPONDENT_PATH = re.compile(
+    r"instance\(\s*(['\"])" + RESPONDENT_INSTANCE + r"\1\s*\)\s*/\s*root\s*/\s*item\s*/\s*(?P<attribute>[A-Za-z_][\w.-]*)")
+
+
+def respondent_attributes(source: str) -> set[str]:
+    """The sampled person's attributes an expression reads through `instance('respondent')`."""
+    return {match["attribute"] for match in _RESPONDENT_PATH.finditer(source)}
 
 
 def rewrite_paths(source: str) -> str:
     """Spell the ODK paths a chat form can use in the functions the parser knows.
 
     `instance('x')/root/item[name = ${v}]/label` becomes `pulldata('x', 'label', 'name', ${v})`
-    and `position(..)` becomes `position()`; anything else is left for the parser to judge.
+    and `position(..)` becomes `position()`; `instance('respondent')/root/item/unit` reads the
+    sampled person's frame row given to the session. Anything else is left for the parser to judge.
     """
+    source = _RESPONDENT_PATH.sub(lambda m: f"{_PRELOAD_FUNCTION}('{m['attribute']}')", source)
     source = _INSTANCE_LOOKUP.sub(
         lambda m: f"pulldata('{m['table']}', '{m['column']}', '{m['key']}', {m['value']})", source)
     return _PARENT_POSITION.sub("position()", source)

@@ -6,6 +6,8 @@ the calls are what the transports would send."""
 from __future__ import annotations
 
 import datetime as dt
+import html
+import re
 
 import pytest
 
@@ -53,11 +55,18 @@ def rendered(channel: str, step: E.Step) -> list[dict]:
     return [call.payload for call in calls if call.method == "sendMessage"]
 
 
+def visible(payload: dict) -> str:
+    """What Telegram shows of a message sent with parse_mode HTML: the text without its tags."""
+    if payload.get("parse_mode") != "HTML":
+        return payload["text"]
+    return html.unescape(re.sub(r"</?[bi]>", "", payload["text"]))
+
+
 def shown(payloads: list[dict]) -> str:
     """Every text a person sees: the messages and the labels of their buttons."""
     parts = []
     for payload in payloads:
-        parts.append(payload["text"])
+        parts.append(visible(payload))
         for row in (payload.get("reply_markup") or {}).get("inline_keyboard", []):
             parts.extend(button["text"] for button in row)
     return "\n".join(parts)
@@ -100,7 +109,7 @@ def test_the_answer_again_notice_comes_before_the_question_it_reasks(markdown_fo
     session.send(lambda seq, at: E.Back(at, seq))  # from the date back to "some"
     session.send(lambda seq, at: E.Back(at, seq))  # and to "total"
     step = session.send(lambda seq, at: E.Reply("2", at, seq))  # now 4 > 2: "some" is asked again
-    texts = [payload["text"] for payload in rendered(channel, step)]
+    texts = [visible(payload) for payload in rendered(channel, step)]
     notice = say("answer_again", "vi")
     assert notice in texts, texts
     assert any("Trong đó, số lần trực tuyến" in text for text in texts[texts.index(notice) + 1:]), texts
@@ -115,5 +124,36 @@ def test_one_thank_you_at_completion_the_closing_note_and_the_completed_line(mar
     session.send(lambda seq, at: E.Reply("4", at, seq))
     last = session.send(lambda seq, at: E.Reply("15/06/2026", at, seq))
     assert session.state.status is E.Status.COMPLETED
-    texts = [payload["text"] for payload in rendered(channel, last)]
+    texts = [visible(payload) for payload in rendered(channel, last)]
     assert texts == [f"Cảm ơn quý vị!\nHẹn gặp lại.\n{say('completed', 'vi')}"], texts
+
+
+MARKUP_FORM = """
+| survey |
+|        | type          | name  | label                                                    |
+|        | note          | intro | # Phần một<br>Xin **đọc kỹ** & trả lời *thật lòng*        |
+|        | select_one yn | agree | Quý vị **đồng ý** với _điều 3_ không? (3 * 4 < 13; mã hh_size) |
+| choices |
+|         | list_name | name  | label        |
+|         | yn        | co    | **Có**       |
+|         | yn        | khong | Không        |
+| settings |
+|          | form_id | default_language |
+|          | markup  | vi               |
+"""
+
+
+def test_label_markup_is_telegram_html_escaped_and_plain_text_on_zalo(markdown_form):
+    _, first = begin(markdown_form(MARKUP_FORM))
+    telegram = rendered("telegram", first)
+    assert all(payload.get("parse_mode") == "HTML" for payload in telegram)
+    texts = "\n".join(payload["text"] for payload in telegram)
+    assert "<b>Phần một</b>\nXin <b>đọc kỹ</b> &amp; trả lời <i>thật lòng</i>" in texts
+    assert "Quý vị <b>đồng ý</b> với <i>điều 3</i> không? (3 * 4 &lt; 13; mã hh_size)" in texts
+    buttons = [b["text"] for b in telegram[-1]["reply_markup"]["inline_keyboard"][0]]
+    assert buttons == ["Có", "Không"]  # buttons cannot carry markup: plain
+    zalo = shown(rendered("zalo", first))
+    assert "Phần một\nXin đọc kỹ & trả lời thật lòng" in zalo
+    assert "Quý vị đồng ý với điều 3 không? (3 * 4 < 13; mã hh_size)" in zalo
+    for marker in ("**", "<b>", "# ", "_điều", "&amp;"):
+        assert marker not in zalo, marker

@@ -62,7 +62,7 @@ GEO = """
     | survey |
     | | type | name | label | relevant | priority |
     | | integer | n | How many? | | high |
-    | | geopoint | where | Where? | | |
+    | | geotrace | where | Where? | | |
     | | image | photo | Photo? | ${n} > 5 | low |
     | | text | last | Anything else? | | high |
 """
@@ -71,10 +71,10 @@ GEO = """
 def test_a_question_a_chat_cannot_ask_is_kept_skipped_and_stored_as_missing() -> None:
     form = form_of(GEO)
     where = form.question("where")
-    assert where.type is QuestionType.UNASKABLE and where.source_type == "geopoint"
-    assert where.unaskable == "locations"
+    assert where.type is QuestionType.UNASKABLE and where.source_type == "geotrace"
+    assert where.unaskable == "lines and areas on a map (a geopoint is asked)"
     assert [q.name for q in form.unaskable] == ["where", "photo"]
-    assert any("'where' (geopoint) is not asked" in w and "row 3, column 'type'" in w for w in form.warnings)
+    assert any("'where' (geotrace) is not asked" in w and "row 3, column 'type'" in w for w in form.warnings)
     chat = Session(form)
     assert chat.ask.question == "n"
     chat.reply("3")
@@ -281,7 +281,8 @@ def test_form_check_lists_the_questions_a_chat_does_not_ask(tmp_path: Path) -> N
                             text=True, cwd=ROOT, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "not asked in a chat (2)" in result.stdout
-    assert "where (geopoint, sheet 'survey', row 3, column 'type'): locations" in result.stdout
+    assert ("where (geotrace, sheet 'survey', row 3, column 'type'): lines and areas on a map (a geopoint is asked)"
+            in result.stdout)
     assert "column 'priority' (rows 2, 4, 5)" in result.stdout
 
 

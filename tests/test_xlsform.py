@@ -77,19 +77,17 @@ ACCEPTED = [
     "style_settings", "extra_columns", "extra_sheet_names", "field-list", "allow_comment_rows_test",
     "choice_name_same_as_select_name", "cascading_select_test_equivalent", "xml_escaping",
     "blank_second_row", "ict_survey_fails", "spaces_in_choices_header", "badly_named_choices_sheet",
-    "ODKValidateWarnings", "choice_name_as_type",
+    "ODKValidateWarnings", "choice_name_as_type", "default_time_demo",
 ]
 
 # Forms that use something a chat cannot do: they load, with a warning at (sheet, row, column)
 # whose message says what the chat does instead.
 WARNED = {
-    "gps.xls": ("survey", 2, "type", "'location' (gps) is not asked: a chat cannot take locations"),
     "loop": ("survey", 3, "type", "loop 'loop_toilet_types' is not asked in this version"),
     "simple_loop": ("survey", 2, "type", "loop 'my_table' is not asked"),
     "repeat_date_test": ("survey", 4, "label", "Repeat has no label"),
-    "widgets": ("survey", 6, "type", "a chat cannot take time-of-day answers"),
+    "widgets": ("survey", 12, "type", "a chat cannot take barcode scanning"),
     "hidden": ("survey", 2, "type", "a chat cannot take hidden fields"),
-    "default_time_demo": ("survey", 2, "type", "time-of-day answers"),
     "tutorial": ("survey", 2, "tutorial notes", "not used by a chat survey"),
     "sms_info": ("survey", 2, "sms_field", "not used by a chat survey; kept with the question as metadata"),
     "case_insensitivity": ("entities", 2, None, "the 'entities' sheet is ignored"),
@@ -98,7 +96,7 @@ WARNED = {
     "xl_date_ambiguous_v1": ("settings", 2, "xml_root", "setting 'xml_root' is not used by a chat survey"),
     "UCL_Biomass_Plot_Form": ("survey", 16, "type", "the file 'UCL_regions.csv', which is not shipped beside"),
     "attribute_columns_test": ("survey", 2, "bind::saveIncomplete", "not used by a chat survey"),
-    "xlsform_spec_test": ("survey", 32, "type", "a chat cannot take time-of-day answers"),
+    "xlsform_spec_test": ("survey", 35, "type", "a chat cannot take barcode scanning"),
     "flat_xlsform_test": ("settings", 2, "flat", "setting 'flat' is not used"),
 }
 
@@ -217,8 +215,7 @@ BROKEN_CASES = {
 # use what a chat cannot do load, and say so at the place and what the chat does instead.
 LENIENT_CASES = {
     "repeat": ("survey", 3, "repeat_count", "the chat asks \"add another?\" instead"),
-    "geopoint": ("survey", 2, "type", "a chat cannot take locations"),
-    "time": ("survey", 2, "type", "a chat cannot take time-of-day answers; it is skipped and exported as missing"),
+    "geotrace": ("survey", 2, "type", "a chat cannot take lines and areas on a map (a geopoint is asked)"),
     "read_only": ("survey", 3, "read_only", "the chat shows it as a note and does not ask it"),
     "media_image": ("survey", 2, "media::image", "images, audio and video in labels are not sent"),
     "parameters": ("survey", 2, "parameters", "parameters have no effect in a chat"),

@@ -16,7 +16,8 @@ from typing import Any, Callable, Sequence
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNTICK,
-    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Notice, NotText, Outgoing, Press,
+    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Location, Notice, NotText, Outgoing,
+    Press,
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
@@ -181,6 +182,9 @@ class ChatCore:
             if event is None:
                 return None
             return await self._drive(turn, respondent, event, session)
+        if isinstance(incoming, Location):
+            return await self._drive(turn, respondent, engine.Locate(incoming.latitude, incoming.longitude, at,
+                                                                     accuracy=incoming.accuracy), session)
         text = incoming.text.strip()
         folded = fold(text)
         if folded in BACK_WORDS:

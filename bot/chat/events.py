@@ -51,6 +51,15 @@ class Contact:
 
 
 @dataclass(frozen=True)
+class Location:
+    """A location shared from the platform's map, in degrees; `accuracy` in metres when given."""
+
+    latitude: float
+    longitude: float
+    accuracy: float | None = None
+
+
+@dataclass(frozen=True)
 class NotText:
     """A sticker, photo, voice note…: nothing the survey can read."""
 
@@ -65,7 +74,7 @@ class Joined:
     """The bot was added to a chat (on Telegram: a group, a supergroup or a channel)."""
 
 
-Incoming = Union[Text, Command, Press, Contact, NotText, Blocked, Joined]
+Incoming = Union[Text, Command, Press, Contact, Location, NotText, Blocked, Joined]
 
 
 def typed(text: str) -> Incoming:

@@ -20,10 +20,12 @@ from bot.chat.events import Call
 from bot.conversations import Conversations, Handled
 from bot.invitations import code_hash
 from bot.outbox import ERROR_REPLY, REPLY
+from fieldwork.preloads import frame_row_preloads
 from storage import (
     AmbiguousPhone,
     InvitationUsed,
     LinkConflict,
+    NotFound,
     OutgoingMessage,
     Respondent,
     SessionRecord,
@@ -31,6 +33,7 @@ from storage import (
 )
 from surveys import codec, engine
 from surveys.model import Questionnaire
+from surveys.project import stored_project
 
 
 @dataclass(frozen=True)
@@ -219,7 +222,7 @@ class ChatSurveys:
         # One response per person: a finished session is the session (the engine says so politely);
         # a refused one can be resumed by the person who refused. One storage call, and no write
         # unless a session has to be created.
-        status, state = self._new_state(form)
+        status, state = await self._respondent_new_state(form, respondent) if form.preloads else self._new_state(form)
         record, _ = await self.storage.current_session(respondent.id, form.form_id, form.version, chat.channel,
                                                        status, state, at.isoformat())
         return record
@@ -231,6 +234,21 @@ class ChatSurveys:
             state = engine.new_session(form, None)
             self._new_states[key] = (state.status.value, codec.encode_state(state))
         return self._new_states[key]
+
+    async def _respondent_new_state(self, form: Questionnaire, respondent: Respondent) -> tuple[str, str]:
+        """A new session of a form that reads the sampled person's frame row, with that row preloaded."""
+        found = await self.storage.respondent_frame_row(respondent.id)
+        if found is None:  # an open-code respondent: only the stratum is known
+            preloads = {"stratum": respondent.stratum or ""}
+        else:
+            survey_id, row = found
+            try:
+                project = await stored_project(self.storage, survey_id)
+            except NotFound:
+                project = None
+            preloads = frame_row_preloads(row, project)
+        state = engine.new_session(form, None, preloads)
+        return state.status.value, codec.encode_state(state)
 
     async def drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str,
                     render: Callable[[engine.Step], list[Call]], session: SessionRecord | None = None) -> Handled | None:

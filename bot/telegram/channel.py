@@ -16,7 +16,7 @@ from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 from aiogram.types import Chat as TelegramChat
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Blocked, Command, Contact, Incoming, Joined, typed
+from bot.chat.events import Blocked, Command, Contact, Incoming, Joined, Location, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.telegram.render import Pressed, TelegramRenderer, parse_button
 
@@ -68,6 +68,9 @@ class TelegramSurveyBot:
         if message.contact is not None:
             own = message.from_user is not None and message.contact.user_id == message.from_user.id
             incoming: Incoming = Contact(message.contact.phone_number, own)
+        elif message.location is not None:
+            incoming = Location(message.location.latitude, message.location.longitude,
+                                message.location.horizontal_accuracy)
         else:
             incoming = typed(message.text or "")
         await self._handle(message, event_update, incoming)

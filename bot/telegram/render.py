@@ -8,14 +8,16 @@ on an old prompt is recognised as such by the engine.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from html import escape
 from typing import Any, Sequence
 
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, UNTICK,
     AskPhone, Call, Capabilities, ConfirmStop, Document, Leave, Notice, Outgoing, Press,
 )
-from bot.text import one_line, plain_text, question_line, split_text
+from bot.text import one_line, plain_text, split_text
 from surveys.engine import Ask, PromptKind, Say, Tone
+from surveys.markup import render_html
 from surveys.messages import say, ui_language
 
 TEXT_LIMIT = 4096
@@ -68,7 +70,8 @@ def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: 
             if pressed is not None and notice is None and output.tone in (Tone.STALE, Tone.ERROR):
                 notice = output.text[:CALLBACK_ANSWER_LIMIT]
                 continue
-            calls.extend(_messages(chat_id, plain_text(output.text)))  # a note is a label, with its HTML
+            # A form's note is a label, with its markup; the engine's own texts have none.
+            calls.extend(_messages(chat_id, render_html(output.text), html=True))
         elif isinstance(output, Notice):
             calls.extend(_messages(chat_id, output.text,
                                    {"remove_keyboard": True} if output.closes_phone_request else None))
@@ -91,8 +94,10 @@ def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: 
                     "chat_id": chat_id, "message_id": pressed.message_id,
                     "reply_markup": keyboard(output, language)}))
             # Otherwise the prompt is still on screen just above the error: no need to repeat it.
+        elif output.kind is PromptKind.GEOPOINT:
+            calls.extend(_messages(chat_id, prompt_text(output, language), location_keyboard(language), html=True))
         else:
-            calls.extend(_messages(chat_id, prompt_text(output, language), keyboard(output, language)))
+            calls.extend(_messages(chat_id, prompt_text(output, language), keyboard(output, language), html=True))
     return calls, notice
 
 
@@ -111,27 +116,43 @@ def _mark_answered(chat_id: int | str, pressed: Pressed) -> list[Call]:
                                             "reply_markup": {"inline_keyboard": [[b] for b in kept]}})]
 
 
-def _messages(chat_id: int | str, text: str, markup: dict | None = None) -> list[Call]:
+def _messages(chat_id: int | str, text: str, markup: dict | None = None, *, html: bool = False) -> list[Call]:
+    """`html`: the text is Telegram HTML (labels' markup rendered, the rest escaped); every tag opens
+    and closes on one line, so cutting at line ends keeps each piece well formed."""
     parts = split_text(text, TEXT_LIMIT)
-    calls = [Call("sendMessage", {"chat_id": chat_id, "text": part}) for part in parts]
+    extra = {"parse_mode": "HTML"} if html else {}
+    calls = [Call("sendMessage", {"chat_id": chat_id, "text": part, **extra}) for part in parts]
     if markup is not None:
         calls[-1].payload["reply_markup"] = markup
     return calls
 
 
 def prompt_text(ask: Ask, language: str) -> str:
+    """The prompt as Telegram HTML: labels with their markup (bold, italic), everything else escaped."""
     ui = ui_language(language)
     lines: list[str] = []
     if ask.section:
-        lines += [f"📋 {plain_text(ask.section)}", ""]
+        lines += [f"📋 <b>{escape(plain_text(ask.section), quote=False)}</b>", ""]
     if ask.progress:
-        lines.append(ask.progress)
-    lines.append(question_line(ask))
+        lines.append(escape(ask.progress, quote=False))
+    question = render_html(ask.text)
+    lines.append(f"{question} ({escape(ask.expected, quote=False)})" if ask.expected else question)
     if ask.hint:
-        lines.append(f"💡 {plain_text(ask.hint)}")
+        lines.append(f"💡 {render_html(ask.hint)}")
     if ask.current_answer:
-        lines.append(say("current_answer", ui, value=plain_text(ask.current_answer)))
+        lines.append(escape(say("current_answer", ui, value=plain_text(ask.current_answer)), quote=False))
+    if ask.kind is PromptKind.GEOPOINT:  # the location keyboard leaves no room for inline buttons: words
+        if not ask.required:
+            lines.append(escape(say("skip_word_hint", ui), quote=False))
+        if ask.can_go_back:
+            lines.append(escape(say("back_words_hint", ui), quote=False))
     return "\n".join(lines)
+
+
+def location_keyboard(language: str) -> dict:
+    """One button that sends the person's location; typed coordinates work as well."""
+    return {"keyboard": [[{"text": say("share_location", ui_language(language)), "request_location": True}]],
+            "resize_keyboard": True, "one_time_keyboard": True}
 
 
 def keyboard(ask: Ask, language: str) -> dict | None:

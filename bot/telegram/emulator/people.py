@@ -64,6 +64,13 @@ class SimulatedUser:
         return self._send({"contact": {"phone_number": phone, "first_name": self.first_name,
                                        "user_id": self.id}})
 
+    async def share_location(self, latitude: float, longitude: float, accuracy: float | None = None) -> int:
+        """Send a location, as the request_location button or the attachment menu does."""
+        location: dict[str, Any] = {"latitude": latitude, "longitude": longitude}
+        if accuracy is not None:
+            location["horizontal_accuracy"] = accuracy
+        return self._send({"location": location})
+
     async def press(self, button: str, message: ReceivedMessage | None = None) -> int:
         """Press an inline button (by label or callback_data); old messages' buttons work too."""
         message = message or self._latest_with_keyboard()

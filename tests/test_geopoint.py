@@ -108,8 +108,8 @@ async def _arrive(bots: Bots, storage: Storage, channel: str, chat: int):
     return respondent.id, user
 
 
-async def test_a_location_shared_on_telegram_and_typed_on_zalo_is_stored_and_exported(tmp_path):
-    async with emulators(tmp_path) as plain:
+async def test_a_location_shared_on_telegram_and_typed_on_zalo_is_stored_and_exported(tmp_path, database):
+    async with emulators(tmp_path, database) as plain:
         bots = GeoBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
         async with running(bots) as storage:
             for index, channel in enumerate(("telegram", "zalo")):

@@ -83,8 +83,8 @@ async def _invite(storage: Storage, respondent_id: int) -> tuple[str, str]:
     return typed, link
 
 
-async def test_sampled_people_see_their_own_unit_on_telegram_and_zalo_and_it_is_exported(tmp_path):
-    async with emulators(tmp_path) as plain:
+async def test_sampled_people_see_their_own_unit_on_telegram_and_zalo_and_it_is_exported(tmp_path, database):
+    async with emulators(tmp_path, database) as plain:
         bots = PreloadBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
         async with running(bots) as storage:
             today = now().date()

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import segno
 
+from surveys.markup import render_html
 from surveys.model import Question, QuestionType, Questionnaire
 from surveys.phrasing import Phraser, choice_codes, constraint_words, numbering
 from surveys.privacy import PrivacyNotice
@@ -79,9 +80,10 @@ class FormPrinter:
     def both(self, text, css: str = "") -> str:
         """A text in Vietnamese, with the English beneath when it differs."""
         vi, en = self.text(text, "vi"), self.text(text, "en")
-        out = f'<span class="vi {css}">{_e(vi)}</span>'
+        # render_html escapes the text and keeps the label's **bold** and *italic* (surveys/markup.py).
+        out = f'<span class="vi {css}">{render_html(vi)}</span>'
         if en and en != vi:
-            out += f'<span class="en {css}">{_e(en)}</span>'
+            out += f'<span class="en {css}">{render_html(en)}</span>'
         return out
 
     # -- skips ---------------------------------------------------------------------------------

@@ -44,3 +44,24 @@ def test_the_html_is_always_well_formed_and_shows_what_the_plain_text_shows(labe
             stack.append(tag)
     assert not stack and "<" not in re.sub(r"</?[bi]>", "", rendered)
     assert stdlib_html.unescape(re.sub(r"</?[bi]>", "", rendered)) == render_plain(label)
+
+
+def test_the_web_page_and_the_paper_form_show_a_labels_markup_escaped():
+    """The same reader as Telegram's: bold and italic kept, anything else escaped."""
+    from bot.web.pages import _said
+    from fieldwork.paper_form import FormPrinter
+    from surveys.engine import Say
+    from surveys.xlsform import load_questionnaire_bytes
+
+    [item] = _said([Say("Xin **lưu ý**: <script>x()</script> *ngày* mai")], "vi")
+    assert str(item["text"]) == "Xin <b>lưu ý</b>: &lt;script&gt;x()&lt;/script&gt; <i>ngày</i> mai"
+    form = load_questionnaire_bytes("""
+| survey |
+| | type | name | label |
+| | text | q | Quý vị **thường** dùng <dịch vụ> nào? |
+| settings |
+| | form_id | version |
+| | m | 1 |
+""".strip().encode("utf-8"), "m.md")
+    printer = FormPrinter(form)
+    assert "Quý vị <b>thường</b> dùng &lt;dịch vụ&gt; nào?" in printer.both(form.questions[0].label)

@@ -36,6 +36,7 @@ from markupsafe import Markup, escape
 
 from bot.chat.events import ConfirmStop, Command, Notice
 from bot.text import plain_text
+from surveys.markup import render_html
 from bot.web.channel import Screen, WebChannel, parse_form
 from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.expected import typed_date
@@ -134,7 +135,7 @@ def _said(outputs, language: str) -> list[dict[str, Any]]:
             items.append({"kind": "confirm", "text": output.text, "seq": output.seq, "yes": output.yes,
                           "no": output.no})
         elif isinstance(output, Say):
-            items.append({"kind": output.tone.value, "text": plain_text(output.text)})
+            items.append({"kind": output.tone.value, "text": Markup(render_html(output.text))})
         elif isinstance(output, Notice):
             # ``rights``: the data rights step this text is, which says the buttons under it
             items.append({"kind": "info", "text": output.text, "rights": output.rights})
@@ -171,7 +172,8 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
     field, value = _field(ask)
     return {"ask": ask, "first": index == 0, "names": names, "options": options, "multi": multi,
             "field": field, "value": value, "id": f"answer-{index}" if in_group else "answer",
-            "text": plain_text(ask.text) + (f" ({ask.expected})" if ask.expected else ""),
+            # The label's markup (**bold**, *italic*, <br>) as escaped HTML, as Telegram shows it.
+            "text": Markup(render_html(ask.text)) + (f" ({ask.expected})" if ask.expected else ""),
             "was": " ".join(o.key for o in ask.options if o.selected) if multi else "",
             # A browser refuses to send a form with an empty required field; on a group's page a
             # question may turn out not to apply, so the engine alone decides there.

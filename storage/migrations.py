@@ -40,7 +40,6 @@ MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "CREATE INDEX paper_forms_by_survey ON paper_forms (survey_id, id)",
         "CREATE INDEX paper_forms_by_respondent ON paper_forms (respondent_id)",
-        "CREATE INDEX paper_forms_by_session ON paper_forms (session_id)",
         """
         CREATE TABLE paper_entries (
             paper_form_id INTEGER NOT NULL REFERENCES paper_forms (id),

@@ -62,7 +62,10 @@ _ANSWERED = "('started', 'partial', 'completed', 'refused')"
 _MODE_COUNTS = (
     "SELECT m.stratum AS stratum, CASE WHEN m.disposition = 'replaced' THEN m.replaced_disposition"
     " ELSE m.disposition END AS disposition,"
-    " CASE WHEN EXISTS (SELECT 1 FROM paper_forms p WHERE p.session_id = s.id) THEN 'paper' ELSE s.channel END AS mode,"
+    # The paper sessions are looked up once (an ephemeral index), not per member: paper_forms has no
+    # index on session_id, and its migration has shipped.
+    " CASE WHEN s.id IN (SELECT p.session_id FROM paper_forms p WHERE p.session_id IS NOT NULL) THEN 'paper'"
+    " ELSE s.channel END AS mode,"
     " count(*) AS n"
     " FROM sample_members m JOIN sessions s ON s.id ="
     " (SELECT max(x.id) FROM sessions x WHERE x.respondent_id = m.respondent_id)"

@@ -46,6 +46,8 @@ from aiogram import Bot  # noqa: E402
 from aiogram.client.session.aiohttp import AiohttpSession  # noqa: E402
 from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 
+from bot.chat.core import ChatCore  # noqa: E402
+from bot.chat.privacy import ChatPrivacy  # noqa: E402
 from bot.chat.surveys import Chat, ChatSurveys  # noqa: E402
 from bot.conversations import Conversations  # noqa: E402
 from bot.invitations import code_hash  # noqa: E402
@@ -85,7 +87,9 @@ class KhaosatBench:
             self.enqueued += 1
 
         self.surveys = ChatSurveys(self.storage, conversations, forms, on_enqueued=wake)
-        telegram = TelegramSurveyBot(BOT_NAME, self.surveys, h.now)
+        # The chat core's privacy hooks as bot/run.py has them (the survey's consent text, rights).
+        core = ChatCore(self.surveys, h.now, privacy=ChatPrivacy(self.surveys, h.now))
+        telegram = TelegramSurveyBot(BOT_NAME, self.surveys, h.now, core=core)
         self.dispatcher = telegram.dispatcher()  # as bot/run.py builds it
         form_id = forms[0].form_id
         self.respondent_ids = {}

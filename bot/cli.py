@@ -13,14 +13,14 @@ from collections import Counter
 from pathlib import Path
 
 import click
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from bot import clock
 from bot.cli_backup import backup
-from bot.cli_paper import paper
-from bot.cli_database import DATABASE, is_postgresql_url
+from bot.cli_common import (EXIT_REFUSED, _DB_OPTION, _SURVEY_OPTION, _at, _check_database, _database, _project,  # noqa: F401
+                            _refuse, _survey_db, console, errors)
+from bot.cli_database import DATABASE
 from bot.config import Config, ConfigError, load_config
 from fieldwork import Refused
 from storage import QuestionnaireConflict, StorageError, open_storage
@@ -28,13 +28,6 @@ from surveys.model import Questionnaire
 
 # pyxform (behind surveys.xlsform) and pandas take a third of a second to import: commands that
 # need them import them where they are used, so `khaosat status` and `--help` start fast.
-
-EXIT_REFUSED = 1
-
-# Scripts read the transcript line by line: no wrapping when output is not a terminal.
-console = Console(highlight=False, soft_wrap=not sys.stdout.isatty())
-errors = Console(stderr=True, highlight=False, soft_wrap=True)
-
 
 class _Khaosat(click.Group):
     """The command group; a database that cannot be used ends with a message, not a traceback."""
@@ -64,56 +57,6 @@ def main(ctx: click.Context, config_path: Path | None) -> None:
 
 
 main.add_command(backup)  # commands in modules of their own
-main.add_command(paper)
-
-
-def _database(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path | None:
-    """--db if given, else the configured database when a configuration file was given; checked
-    by `_check_database` (only commands that create a database pass ``create=True``)."""
-    config: Config = ctx.obj
-    db = db if db is not None or config.source is None else config.database
-    _check_database(db, create=create)
-    return db
-
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-def _check_database(db: Path | str | None, *, create: bool = False) -> None:
-    """The one check of a database path before it is opened (opening creates a missing or empty file).
-
-    A file that is not SQLite is always refused. A path that does not exist, or an empty file, is
-    refused too unless the command creates databases (``create``: `survey load`, `try`), so a
-    mistyped --db never silently becomes a new, empty database. A PostgreSQL URL is the server's
-    to check when it is opened.
-    """
-    if db is None or is_postgresql_url(db):
-        return
-    if not db.exists():
-        if not create:
-            _refuse(f"{db} does not exist: give the path of an existing khaosat database "
-                    "(khaosat survey load FILE --db PATH creates one)")
-        return
-    if not db.is_file():
-        _refuse(f"{db} is not a file, not a khaosat database")
-    with db.open("rb") as handle:
-        head = handle.read(len(_SQLITE_HEADER))
-    if not head:
-        if not create:
-            _refuse(f"{db} is empty, not a khaosat database (khaosat survey load FILE --db PATH creates one)")
-    elif head != _SQLITE_HEADER:
-        _refuse(f"{db} is not a khaosat database (not an SQLite file)")
-
-
-def _at(ctx: click.Context, at: str | None):
-    """The hidden --at ISO time, or now."""
-    import datetime as dt
-
-    try:
-        now = dt.datetime.fromisoformat(at) if at else clock.now(ctx.obj.zone)
-    except ValueError:
-        raise click.BadParameter(f"{at!r} is not an ISO date-time (e.g. 2026-08-15T09:00)", param_hint="--at")
-    return now if now.tzinfo is not None else now.replace(tzinfo=ctx.obj.zone)
 
 
 # -- forms -----------------------------------------------------------------------------------
@@ -269,7 +212,7 @@ def _load_or_exit(path: Path) -> Questionnaire:
 @click.option("--lang", "language", type=click.Choice(["vi", "en"]), default="vi", show_default=True,
               help="Language of variable and value labels.")
 @click.option("--personal", is_flag=True,
-              help="Add names and phones (PERSONAL DATA, Decree 13/2023/NĐ-CP). Without it: pseudonyms only.")
+              help="Add names and phones (PERSONAL DATA, Law 91/2025/QH15). Without it: pseudonyms only.")
 @click.option("--delimiter", default=",", show_default=True,
               help="CSV field separator: ';' for Excel set to a Vietnamese (or other comma-decimal) locale.")
 @click.option("--stata-version", type=click.Choice(["115", "117", "118", "119"]), default="118", show_default=True,
@@ -314,7 +257,7 @@ def export(ctx: click.Context, db: Path | None, file_format: str, out: Path, lay
     console.print(f"Wrote {exported.rows} rows × {exported.columns} columns ({layout}, {file_format}) to {out}")
     if personal:
         errors.print("[bold yellow]![/] The file contains PERSONAL DATA (names and phones): keep it protected "
-                     "(Decree 13/2023/NĐ-CP).")
+                     "(Law 91/2025/QH15 on personal data).")
         console.print("Contains personal data (names, phones).")
 
 
@@ -374,11 +317,12 @@ def run_bots(ctx: click.Context) -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path), help="Folder for the letters.")
 @click.option("--telegram", "telegram_username", help="The Telegram bot's username, for deep links and QR codes.")
 @click.option("--zalo", "zalo_name", help="The Zalo bot's name as people search for it.")
+@click.option("--web", "web_url", help="The web pages' public address (default: [web] public_url of the configuration).")
 @click.option("--title", default=None, help="Survey name on the letters (default: the survey project's title).")
 @click.option("--reissue", is_flag=True, help="New codes for everyone not yet reached; old codes stop working.")
 @click.pass_context
 def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: str | None, zalo_name: str | None,
-           title: str | None, reissue: bool) -> None:
+           web_url: str | None, title: str | None, reissue: bool) -> None:
     """Issue personal codes and write invitation letters for the people not yet reached.
 
     Writes invitations.csv (for mail merge: link, typed code, QR file), qr/*.png and
@@ -397,10 +341,11 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
     from fieldwork import invitations
 
     db = _survey_db(ctx, db)
-    if not telegram_username and not zalo_name:
-        raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
+    web_url = web_url or (ctx.obj.web.public_url if ctx.obj.web else None)
+    if not telegram_username and not zalo_name and not web_url:
+        raise click.UsageError("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME and/or --web URL")
     invitations.check_writable(out)
-    ways = invitations.channels(telegram_username, zalo_name)
+    ways = invitations.channels(telegram_username, zalo_name, web_url)
 
     async def issue():
         async with await open_storage(db) as storage:
@@ -423,294 +368,6 @@ def invite(ctx: click.Context, db: Path | None, out: Path, telegram_username: st
                   + (f" (the earlier letters in {out} are kept)" if issued.earlier_kept else ""))
 
 
-# -- survey projects, sample frames, samples and status ----------------------------------------
-
-
-def _survey_db(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path:
-    """The database a command needs: --db or the configured one, checked (see `_check_database`)."""
-    db = _database(ctx, db, create=create)
-    if db is None:
-        raise click.UsageError("give --db PATH of an existing database, or --config with its storage.path")
-    return db
-
-
-def _refuse(message: str, problems: list | None = None) -> None:
-    errors.print(f"[bold red]✗[/] {escape(message)}", markup=True, highlight=False)
-    for problem in problems or []:
-        errors.print(f"    {problem}", markup=False)
-    sys.exit(EXIT_REFUSED)
-
-
-async def _project(storage, survey_id: str | None):
-    """The stored project named by --survey, or the only one stored."""
-    from fieldwork.surveys import find_project
-
-    return await find_project(storage, survey_id)
-
-
-def _wide() -> Console:
-    """Tables for scripts are not cut to 80 columns."""
-    return console if sys.stdout.isatty() else Console(highlight=False, width=200)
-
-
-_DB_OPTION = click.option("--db", type=DATABASE,
-                          help="The survey database (default: the configured one).")
-_SURVEY_OPTION = click.option("--survey", "survey_id", default=None,
-                              help="The survey project's id (default: the only one loaded).")
-
-
-@main.group("survey")
-def survey_group() -> None:
-    """Survey projects: one round with its groups, units, strata, dates and settings."""
-
-
-@survey_group.command("load")
-@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--form", "form_paths", multiple=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="A group's questionnaire (XLSForm) to store with the survey; repeat for each.")
-@_DB_OPTION
-@click.pass_context
-def survey_load(ctx: click.Context, path: Path, form_paths: tuple[Path, ...], db: Path | None) -> None:
-    """Check a survey TOML file (and its questionnaires, --form) and store it (see config.example.toml, [survey]).
-
-    Loading the same id again with the same content changes nothing; changed content is
-    stored as a new version (older versions are kept), unless it would remove a group or
-    unit that the frame or sample uses, or change a sampled group's questionnaire. Nothing is
-    stored unless the file and every questionnaire are valid.
-    """
-    from fieldwork.surveys import check_survey, store_checked
-
-    checked = check_survey(path, form_paths)
-    db = _survey_db(ctx, db, create=True)
-
-    async def run():
-        async with await open_storage(db) as storage:
-            return await store_checked(storage, checked, clock.now(ctx.obj.zone), name=path.name)
-
-    loaded = asyncio.run(run())
-    project, stored, new = loaded.project, loaded, loaded.new
-    levels = " → ".join(project.levels)
-    console.print(f"[bold green]✓[/] {project.title} ({project.id}): {len(project.groups)} group(s), "
-                  f"{len(project.units)} unit(s) ({levels}), {project.opens} – {project.closes}; "
-                  + (f"stored as version {stored.version}" if new else f"unchanged (version {stored.version})"))
-
-
-@survey_group.command("list")
-@_DB_OPTION
-@click.pass_context
-def survey_list(ctx: click.Context, db: Path | None) -> None:
-    """The loaded survey projects and their versions."""
-    db = _survey_db(ctx, db)
-
-    from fieldwork.sample import sample_summary
-    from fieldwork.surveys import surveys_with_samples
-
-    async def run():
-        async with await open_storage(db) as storage:
-            return await surveys_with_samples(storage)
-
-    table = Table("id", "title", "year", "opens", "closes", "version", "loaded", "sample")
-    for s, sample in asyncio.run(run()):
-        table.add_row(s.id, s.title, str(s.index_year), s.opens, s.closes, str(s.version), s.loaded_at[:16],
-                      sample_summary(sample))
-    _wide().print(table)
-
-
-@main.group("frame")
-def frame_group() -> None:
-    """Sample frames: the people who may be sampled."""
-
-
-@frame_group.command("import")
-@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_SURVEY_OPTION
-@_DB_OPTION
-@click.pass_context
-def frame_import(ctx: click.Context, path: Path, survey_id: str | None, db: Path | None) -> None:
-    """Import a frame from CSV (UTF-8, with or without BOM) or XLSX.
-
-    Columns: id, group, unit, optional name and phone, and the survey's strata variables.
-    The file is checked whole: any problem (each shown with its line, header = line 1, and
-    column) and nothing is imported. Importing the same file again changes nothing; names
-    and phones are stored apart from everything else.
-    """
-    from fieldwork.sample import import_frame
-
-    db = _survey_db(ctx, db)
-
-    async def run():
-        async with await open_storage(db) as storage:
-            project = await _project(storage, survey_id)
-            return await import_frame(storage, project, path, clock.now(ctx.obj.zone).isoformat())
-
-    result = asyncio.run(run())
-    console.print(f"[bold green]✓[/] {path}: {result.rows} people; {result.added} added, {result.changed} changed, "
-                  f"{result.removed} removed, {result.unchanged} unchanged")
-
-
-@main.group("sample")
-def sample_group() -> None:
-    """Draw the sample, import one drawn elsewhere, and replace nonrespondents from reserves."""
-
-
-@sample_group.command("draw")
-@click.option("--seed", type=click.IntRange(0), required=True, help="Same seed and frame, same sample.")
-@_SURVEY_OPTION
-@_DB_OPTION
-@click.pass_context
-def sample_draw(ctx: click.Context, seed: int, survey_id: str | None, db: Path | None) -> None:
-    """Draw a stratified random sample and ordered reserve lists from the imported frame.
-
-    Each group's allocation (fixed, proportional, equal or census) comes from the survey
-    project; every member's inclusion probability n_h/N_h and base weight are stored.
-    Members become respondents ready for `khaosat invite`; reserves wait for
-    `khaosat sample replace`. Running again with the same seed changes nothing.
-    """
-    from fieldwork.sample import draw
-
-    db = _survey_db(ctx, db)
-
-    async def run():
-        async with await open_storage(db) as storage:
-            project = await _project(storage, survey_id)
-            return await draw(storage, project, seed, clock.now(ctx.obj.zone).isoformat())
-
-    result = asyncio.run(run())
-    table = Table("group", "stratum", "N_h", "n_h", "π_h", "weight", "reserve")
-    for s in result.strata:
-        table.add_row(s.group, s.stratum, str(s.population), str(s.n), f"{s.pi:.4f}",
-                      f"{s.weight:.2f}" if s.n else "—", str(s.reserve))
-    _wide().print(table)
-    console.print(("[bold green]✓[/] drew " if result.recorded else "Already drawn with this seed: ")
-                  + f"{result.main} member(s) and {result.reserve} reserve(s) (seed {seed})")
-
-
-@sample_group.command("import")
-@click.argument("path", metavar="FILE", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_SURVEY_OPTION
-@_DB_OPTION
-@click.pass_context
-def sample_import(ctx: click.Context, path: Path, survey_id: str | None, db: Path | None) -> None:
-    """Import a sample drawn elsewhere: the frame's columns plus probability or weight.
-
-    Optional columns role (main/reserve) and reserve_rank give reserve lists. Checked
-    whole like a frame; the file also becomes the survey's frame.
-    """
-    from fieldwork.sample import import_sample
-
-    db = _survey_db(ctx, db)
-
-    async def run():
-        async with await open_storage(db) as storage:
-            project = await _project(storage, survey_id)
-            return await import_sample(storage, project, path, clock.now(ctx.obj.zone).isoformat())
-
-    recorded, main_count = asyncio.run(run())
-    console.print(("[bold green]✓[/] imported " if recorded else "Already imported: ")
-                  + f"{main_count} sample member(s) from {path}")
-
-
-@sample_group.command("replace")
-@click.argument("respondent", type=int, required=False)
-@click.option("--nonrespondents", is_flag=True,
-              help="Replace every refused, unreachable or ineligible member, reserves in order.")
-@click.option("--reason", default=None, help="Kept in the replaced person's disposition history.")
-@_SURVEY_OPTION
-@_DB_OPTION
-@click.pass_context
-def sample_replace(ctx: click.Context, respondent: int | None, nonrespondents: bool, reason: str | None,
-                   survey_id: str | None, db: Path | None) -> None:
-    """Replace RESPONDENT (an id) by the next reserve of the same stratum.
-
-    Only refused, unreachable or ineligible members are replaced. The replaced person's
-    disposition becomes "replaced"; the replacement keeps the stratum's design probability
-    n_h/N_h.
-    """
-    from fieldwork.sample import replace
-
-    if (respondent is None) == (not nonrespondents):
-        raise click.UsageError("give a RESPONDENT id or --nonrespondents (not both)")
-    db = _survey_db(ctx, db)
-
-    async def run():
-        async with await open_storage(db) as storage:
-            project = await _project(storage, survey_id)
-            return await replace(storage, project, clock.now(ctx.obj.zone).isoformat(), respondent=respondent,
-                                 reason=reason)
-
-    result = asyncio.run(run())
-    replaced, exhausted = result.replaced, result.exhausted
-    for old, member in replaced:
-        console.print(f"respondent {old} → {member.respondent_id} (reserve {member.reserve_rank} of "
-                      f"{member.stratum}, π {member.pi:.4f})")
-    for old in exhausted:
-        errors.print(f"[yellow]respondent {old}: no reserve left in the stratum[/]")
-    console.print(f"Replaced {len(replaced)}; {len(exhausted)} without a reserve.")
-
-
-@main.command("status")
-@_SURVEY_OPTION
-@click.option("--format", "out_format", type=click.Choice(["table", "csv", "json", "text"]), default="table",
-              show_default=True, help="text: the chat message sent to coordinators.")
-@click.option("--lang", type=click.Choice(["vi", "en"]), default=None, help="Language of the text format.")
-@click.option("--at", "at", default=None, hidden=True, help="Compute as of this ISO time (tests, replays).")
-@_DB_OPTION
-@click.pass_context
-def status(ctx: click.Context, survey_id: str | None, out_format: str, lang: str | None, at: str | None,
-           db: Path | None) -> None:
-    """Fieldwork per group and stratum: sampled, invited, contacted, started, completed,
-    AAPOR response rates (RR1, RR2, COOP1), quota fill, pace, days left and projection.
-
-    Pace is completes per day over the last 7 days; projection = completed + pace × days
-    left; strata projected below their quota target (or the expected completes of their
-    sample) are lagging and shown in red.
-    """
-
-    from exporters.progress import format_status_text, status_csv, status_json, survey_status
-
-    db = _survey_db(ctx, db)
-    now = _at(ctx, at)
-
-    async def run():
-        async with await open_storage(db) as storage:
-            project = await _project(storage, survey_id)
-            return project, await survey_status(storage, project, now)
-
-    project, report = asyncio.run(run())
-    if out_format == "json":
-        click.echo(status_json(report))
-        return
-    if out_format == "csv":
-        click.echo(status_csv(report), nl=False)
-        return
-    if out_format == "text":
-        click.echo(format_status_text(report, project, lang or ctx.obj.language))
-        return
-    state = "closed" if report.closed else f"{report.days_left} day(s) left"
-    table = Table(title=f"{report.title} — {state} (closes {report.closes}); pace over {report.pace_days} day(s)")
-    for column in ("group", "stratum", "n", "sampled", "invited", "contacted", "started", "completed", "RR1",
-                   "RR2", "COOP1", "target", "quota fill", "pace/day", "projection"):
-        table.add_column(column, justify="left" if column in ("group", "stratum") else "right")
-
-    def pct(value):
-        return "–" if value is None else f"{value:.0%}"
-
-    for row in report.rows:
-        total = "*" in (row.group, row.stratum)
-        style = "bold red" if row.lagging else ("bold" if total else None)
-        within = row.stratum.split("/", 1)[1] if "/" in row.stratum else ("" if row.stratum == "*" else "—")
-        table.add_row(row.group if row.group != "*" else "total", within,
-                      str(row.allocated), str(row.sampled), str(row.invited), str(row.contacted), str(row.started),
-                      str(row.completed), pct(row.rr1), pct(row.rr2), pct(row.coop1),
-                      f"{row.target}{'' if row.quota is not None else '*'}", pct(row.quota_fill),
-                      f"{row.pace:.1f}", f"{row.projection:.0f}", style=style, end_section=row.stratum == "*")
-    _wide().print(table)
-    console.print("[dim]target* = expected completes (no quota); red = lagging: projected below target[/]")
-    from bot.cli_paper import print_modes
-
-    print_modes(report, _wide())
-
-
 @main.command("remind")
 @click.option("--list-unreached", "list_unreached", is_flag=True,
               help="Write the people invited but never linked to a chat (CSV, PERSONAL DATA).")
@@ -728,8 +385,8 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
 
     --list-unreached --out FILE writes everyone invited who never opened a chat with a bot
     (Telegram and Zalo bots cannot write first), with name, phone, group and stratum, so the
-    coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Decree
-    13/2023/NĐ-CP): keep it on the office computer and delete it after use.
+    coordinator can remind them by letter, SMS or phone. The file holds PERSONAL DATA (Law
+    91/2025/QH15): keep it on the office computer and delete it after use.
 
     --run-once makes the same pass `khaosat run` makes every [reminders] interval_minutes:
     releases idle quota slots and queues the due reminders (never in quiet hours, never
@@ -777,206 +434,6 @@ def remind(ctx: click.Context, list_unreached: bool, out: Path | None, run_once:
     console.print(f"Queued {result.count} reminder(s).")
 
 
-# -- statistics: weights, estimates, index scores ----------------------------------------------
-
-
-def _statistics(action):
-    """Run a statistics step, turning a design or data problem into a clear message and exit 1."""
-    from exporters.design import DesignError
-    from surveys.scoring import ScoringError
-
-    try:
-        return action()
-    except (DesignError, ScoringError, OSError) as error:
-        errors.print(f"[bold red]✗[/] {escape(str(error))}", markup=True)
-        sys.exit(EXIT_REFUSED)
-
-
-def _DATA(command):
-    """--data FILE, or --db PATH [--form ID] to read the answers straight from the survey database."""
-    command = click.option("--form", "form_id", default=None, help="With --db: only this questionnaire.")(command)
-    command = click.option("--db", type=DATABASE,
-                           help="Read the answers from the survey database instead (one row per session, "
-                                "with the sample's strata, probabilities and weights).")(command)
-    return click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                        help="A table: CSV, XLSX, Parquet or SPSS .sav (e.g. from khaosat export, or paper "
-                             "forms typed into Excel).")(command)
-
-
-def _table(data: Path | None, db: Path | None, form_id: str | None):
-    """The table to analyse: a file as given, or the wide export of the database (pseudonymous)."""
-    if (data is None) == (db is None):
-        raise click.UsageError("give either --data FILE or --db PATH")
-    if data is not None:
-        return data
-    _check_database(db)
-
-    async def migrate():
-        async with await open_storage(db):  # an older database is brought up to date first
-            pass
-
-    import khaosat
-
-    asyncio.run(migrate())
-    return khaosat.read_answers(db, form_id)
-_DESIGN = click.option("--design", "design_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-                       help="The design file (see exporters/design.example.toml); default: equal weights, "
-                            "simple random sampling.")
-
-
-@main.command("weight")
-@_DATA
-@click.option("--design", "design_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The design file (see exporters/design.example.toml).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="The data with its weights.")
-def weight(data: Path | None, db: Path | None, form_id: str | None, design_path: Path, out: Path) -> None:
-    """Compute weights: base weights, nonresponse adjustment, post-stratification or raking,
-    linear calibration and trimming, as the design file says; prints a weight summary."""
-    from exporters.weighting import run_weight
-
-    table = _table(data, db, form_id)
-    summary = _statistics(lambda: run_weight(table, design_path, out))
-    labels = {"n": "rows", "min": "min", "q1": "1st quartile", "median": "median", "q3": "3rd quartile",
-              "max": "max", "mean": "mean", "sum": "sum", "deff": "design effect (Kish)",
-              "n_eff": "effective sample size"}
-    table = Table(title="Weight summary")
-    for column in ("", "base weights", "final weights"):
-        table.add_column(column, justify="left" if not column else "right")
-    for key, label in labels.items():
-        table.add_row(label, *(f"{summary[which][key]:,.4f}" if key != "n" else str(summary[which][key])
-                               for which in ("base", "weights")))
-    console.print(table)
-    for step in summary["steps"]:
-        console.print(f"{step['method']}: {step['iterations']} iteration(s), "
-                      f"{'converged' if step['converged'] else '[bold red]did not converge[/]'}, "
-                      f"largest margin error {step['max_margin_error']:.3g}")
-    console.print(f"Wrote {out} (weights in column '{summary['weight_column']}')")
-
-
-@main.command("estimate")
-@_DATA
-@_DESIGN
-@click.option("--mean", "means", multiple=True, help="A column to average (a text column: one proportion per category).")
-@click.option("--total", "totals", multiple=True, help="A column to total.")
-@click.option("--proportion", "proportions", multiple=True,
-              help="Proportions of each value of a column, also a numerically coded one (a 1–5 scale).")
-@click.option("--ratio", "ratios", multiple=True,
-              help="A ratio of two columns' totals, NUM/DEN (R's svyratio), e.g. on_time/procedures.")
-@click.option("--by", "by", multiple=True,
-              help="Also estimate within each value of this column (domains); give it twice for "
-                   "cross-classified domains (e.g. --by unit --by gioi_tinh).")
-@click.option("--level", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=0.95,
-              show_default=True, help="Confidence level of the intervals.")
-@click.option("--ci", "interval", type=click.Choice(["normal", "t", "logit", "xlogit", "asin", "beta", "mean"]),
-              default="normal", show_default=True,
-              help="Intervals: normal (R's confint), t with the design's degrees of freedom (PSUs − strata), "
-                   "or for proportions a method of R's svyciprop (logit, xlogit, asin, beta, mean; t for the "
-                   "other statistics).")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV to write.")
-def estimate(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None,
-             means: tuple[str, ...], totals: tuple[str, ...], proportions: tuple[str, ...],
-             ratios: tuple[str, ...], by: tuple[str, ...],
-             level: float, interval: str, out: Path) -> None:
-    """Means, proportions and totals with linearised standard errors (as R's survey package):
-    one row per statistic with the columns statistic, variable, domain, estimate, se."""
-    from exporters.estimation import run_estimate
-
-    if not means and not totals and not ratios and not proportions:
-        raise click.UsageError("ask for at least one --mean, --total, --proportion or --ratio")
-    if design_path is None:
-        scratch = tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False)
-        scratch.write("[design]\n")
-        scratch.close()
-        design_path = Path(scratch.name)
-    table = _table(data, db, form_id)
-    _statistics(lambda: run_estimate(table, design_path, list(means), list(totals), list(by), out, level=level,
-                                     interval=interval, ratios=list(ratios), proportions_of=list(proportions)))
-    console.print(f"Wrote {out}")
-
-
-@main.command("score")
-@_DATA
-@_DESIGN
-@click.option("--rules", "rules_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="The year's scoring rules (see surveys/templates/scoring_*.example.toml).")
-@click.option("--unit", required=True, help="The column naming the rated unit (province, department, commune).")
-@click.option("--group", default=None, help="The column naming the respondent group, when the rules weight groups.")
-@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="CSV or XLSX to write.")
-def score(data: Path | None, db: Path | None, form_id: str | None, design_path: Path | None, rules_path: Path,
-          unit: str, group: str | None, out: Path) -> None:
-    """The survey share of the index per rated unit: points per sub-criterion, criterion, domain
-    and total with standard errors, confidence intervals and ranks; SIPAS-style satisfaction."""
-    from exporters.scores import run_score
-
-    table = _table(data, db, form_id)
-    frame = _statistics(lambda: run_score(table, rules_path, out, unit=unit, group=group, design_path=design_path))
-    totals = frame[frame.level == "total"].sort_values("rank")
-    table = Table(title="Total points by unit")
-    for column in ("rank", "unit", "points", "se"):
-        table.add_column(column, justify="left" if column == "unit" else "right")
-    for row in totals.itertuples():
-        table.add_row(str(row.rank), str(row.unit), f"{row.value:.2f} / {row.maximum:.2f}", f"{row.se:.3f}")
-    console.print(table)
-    console.print(f"Wrote {out} ({len(frame)} statistics)")
-
-
-# -- report ----------------------------------------------------------------------------------
-
-
-@main.command("report")
-@click.option("--out", required=True, type=click.Path(file_okay=False, path_type=Path),
-              help="Folder for report.html and report.xlsx.")
-@_DB_OPTION
-@_SURVEY_OPTION
-@click.option("--scores", "scores_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="The table of khaosat score (CSV or XLSX).")
-@click.option("--weights", "weights_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="A table with a weight column, e.g. the output of khaosat weight.")
-@click.option("--weight-column", default=None, help="The weight column of --weights (default: weight).")
-@click.option("--lang", type=click.Choice(["vi", "en"]), default=None, help="Language of the report (default: vi).")
-@click.option("--at", "at", default=None, hidden=True, help="Compute as of this ISO time (tests, replays).")
-@click.pass_context
-def report(ctx: click.Context, out: Path, db: Path | None, survey_id: str | None, scores_path: Path | None,
-           weights_path: Path | None, weight_column: str | None, lang: str | None, at: str | None) -> None:
-    """Write report.html (one self-contained page with charts) and report.xlsx: fieldwork per
-    stratum from the database (response rates, quota fill, lagging strata), the weight
-    distribution, and index scores by unit with confidence intervals and domain breakdowns.
-
-    Each part needs its input (--db or --config, --weights, --scores); missing ones are skipped.
-    """
-
-    from exporters.report import SKIP_TEXT
-    from fieldwork.data import report as write_report
-
-    if weight_column is not None and weights_path is None:
-        raise click.UsageError("--weight-column needs --weights FILE")
-    db = _database(ctx, db)
-    if survey_id is not None and db is None:
-        raise click.UsageError("--survey needs --db PATH (or --config with its storage.path)")
-    if db is None and scores_path is None and weights_path is None:
-        _refuse("nothing to report: give --db (or --config), --scores FILE or --weights FILE")
-    now = _at(ctx, at)
-    options = dict(scores_path=scores_path, weights_path=weights_path, weight_column=weight_column,
-                   language=lang or "vi", now=now, console=console)
-
-    async def run():
-        if db is None:
-            return await write_report(out, **options)
-        try:
-            async with await open_storage(db) as storage:
-                project = await _project(storage, survey_id)
-                return await write_report(out, storage=storage, project=project, **options)
-        except StorageError as error:
-            _refuse(f"cannot read the database {db}: {error}")
-
-    inputs, result = asyncio.run(run())
-    for key in inputs.skipped:
-        console.print(f"[yellow]–[/] skipped {SKIP_TEXT[key]['en']}")
-    parts = ", ".join(section.key for section in result.sections) or "no part"
-    console.print(f"[bold green]✓[/] Wrote {out / 'report.html'} and {out / 'report.xlsx'} ({parts}; "
-                  f"{len(result.charts())} chart(s))")
-
-
 # -- demo ------------------------------------------------------------------------------------
 
 
@@ -1005,10 +462,17 @@ def demo(out: Path, respondents: int, seed: int, serve: bool, port: int) -> None
         serve_demo(summary, port)
 
 
-from bot.cli_console import serve, user  # noqa: E402 — the console's commands, in their own module
+# Commands in modules of their own, which use the helpers above.
+from bot.cli_console import serve, user  # noqa: E402
+from bot.cli_fieldwork import frame_group, sample_group, status, survey_group  # noqa: E402
+from bot.cli_statistics import estimate, report, score, weight  # noqa: E402
 
-main.add_command(user)
-main.add_command(serve)
+from bot.cli_paper import paper  # noqa: E402
+from bot.cli_privacy import privacy, purge  # noqa: E402 — retention and rights requests
+
+for command in (user, serve, survey_group, frame_group, sample_group, status, weight, estimate, score, report,
+                purge, privacy, paper):
+    main.add_command(command)
 
 if __name__ == "__main__":
     main()

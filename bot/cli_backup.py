@@ -20,9 +20,9 @@ def backup(ctx: click.Context, db: Path | None, out: Path) -> None:
     The copy is the database at one instant (no half-written answer), checked for integrity and
     written as one self-contained file; an earlier backup at --out is replaced only once the new
     one is complete. The copy holds PERSONAL DATA (names, phones): keep it as protected as the
-    database (Decree 13/2023/NĐ-CP). It opens like any khaosat database (--db FILE).
+    database (Law 91/2025/QH15 on personal data). It opens like any khaosat database (--db FILE).
     """
-    from bot.cli import _refuse, _survey_db, console
+    from bot.cli_common import _refuse, _survey_db, console
     from storage.backup import BackupError, backup_sqlite
 
     db = _survey_db(ctx, db)

@@ -16,30 +16,17 @@ from rich.markup import escape
 from rich.table import Table
 
 from bot import clock
-from bot.cli_database import DATABASE
+from bot import cli_common
+from bot.cli_common import _DB_OPTION, _survey_db
 from bot.config import Config, ConsoleConfig
 
-# bot/cli.py imports this module at its end: its helpers are looked up when a command runs.
-_DB_OPTION = click.option("--db", type=DATABASE,
-                          help="The survey database (default: the configured one).")
-
-
-def _cli():
-    from bot import cli
-
-    return cli
-
-
 def _refuse(message: str) -> None:
-    _cli()._refuse(message)
-
-
-def _survey_db(ctx: click.Context, db: Path | None, *, create: bool = False) -> Path:
-    return _cli()._survey_db(ctx, db, create=create)
+    cli_common._refuse(message)
 
 
 def _print(text: str) -> None:
-    _cli().console.print(text)
+    cli_common.console.print(text)
+
 
 ROLE_CHOICE = click.Choice(["admin", "coordinator", "analyst", "viewer"])
 
@@ -88,12 +75,12 @@ def user() -> None:
 def user_add(ctx: click.Context, username: str, role: str, surveys: tuple[str, ...], units: tuple[str, ...],
              personal: bool | None, display_name: str, password_stdin: bool, db: Path | None) -> None:
     """Add a console account."""
-    from console.accounts import AccountError, create_account
+    from console.accounts import AccountError, create_account, personal_by_default
 
     db = _survey_db(ctx, db, create=True)
     password = _read_password(password_stdin)
     if personal is None:
-        personal = role in ("admin", "coordinator")
+        personal = personal_by_default(role)
     try:
         account = asyncio.run(_with_stores(db, lambda stores: create_account(
             stores, username, password, role=role, at=_now(), display_name=display_name, surveys=surveys,
@@ -116,7 +103,7 @@ def user_list(ctx: click.Context, db: Path | None) -> None:
     for a in accounts:
         table.add_row(a.username, a.display_name, a.role, ", ".join(a.surveys) or "all", ", ".join(a.units) or "all",
                       "yes" if a.personal else "no", "disabled" if a.disabled else "active")
-    _cli()._wide().print(table)
+    cli_common._wide().print(table)
 
 
 @user.command("disable")
@@ -189,16 +176,21 @@ def serve(ctx: click.Context, host: str | None, port: int | None, db: Path | Non
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
     if not asyncio.run(_with_stores(db, lambda stores: stores.accounts.list_accounts())):
-        _cli().errors.print(f"[yellow]![/] no console account yet: khaosat user add NAME --role admin --db {db}")
+        cli_common.errors.print(f"[yellow]![/] no console account yet: khaosat user add NAME --role admin --db {db}")
 
     async def main_loop() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        await serve_until(stop, settings, db, clock=lambda: clock.now(config.zone), bots=bots,
-                          synchronous=config.synchronous,
-                          started=lambda running: _print(f"Console at {running.url} (Ctrl+C stops)"))
+        serving = [serve_until(stop, settings, db, clock=lambda: clock.now(config.zone), bots=bots,
+                               synchronous=config.synchronous,
+                               started=lambda running: _print(f"Console at {running.url} (Ctrl+C stops)"))]
+        if config.web is not None:  # [web]: the respondents' pages too
+            from bot.web.server import serve_web_until
+            serving.append(serve_web_until(stop, config, db, clock=lambda: clock.now(config.zone),
+                                           started=lambda running: _print(f"Web pages at {running.url}")))
+        await asyncio.gather(*serving)
 
     try:
         asyncio.run(main_loop())

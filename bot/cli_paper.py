@@ -37,7 +37,7 @@ def print_paper(ctx: click.Context, db: Path | None, survey_id: str | None, out:
     earlier files in the folder are kept: a later run writes paper-forms-2.*, then -3 …
     """
     from bot import clock
-    from bot.cli import _project, _survey_db, console
+    from bot.cli_common import _project, _survey_db, console
     from fieldwork import Refused
     from fieldwork.invitations import check_writable
     from fieldwork.paper import print_forms

@@ -19,6 +19,7 @@ from typing import Any, Mapping
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bot.outbox import Pace
+from bot.web.settings import KEYS as WEB_KEYS, WebConfig, WebConfigError, web_config
 from storage import is_postgresql_url
 from surveys.messages import UI_LANGUAGES
 
@@ -51,6 +52,9 @@ class BotConfig:
     webhook_secret: str | None = field(default=None, repr=False)
     #: Wrong typed codes allowed per chat and hour before the bot stops checking (brute force).
     code_attempts_per_hour: int = 5
+    #: Wrong codes per minute from all chats of the bot before only chats with no wrong code in the
+    #: last hour may try (a brute force from many chats); coordinators are told when it trips.
+    code_failures_per_minute: int = 30
     #: Where the token is configured, for messages: "token_env ($NAME)" or "token".
     token_key: str = "token"
     #: What ``check_secrets`` reports: secrets read from environment variables that are not set.
@@ -104,6 +108,8 @@ class Config:
     daily_summary: str | None = "08:00"
     #: The web console; None when the file has no [console] section.
     console: ConsoleConfig | None = None
+    #: The respondents' web pages; None when the file has no [web] section.
+    web: WebConfig | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -119,10 +125,12 @@ class Config:
 _TOP = {"storage": {"path", "synchronous"}, "locale": {"timezone", "language"}, "reminders": {"interval_minutes"},
         "coordinators": {"daily_summary"},
         "console": {"listen", "port", "secure_cookies", "session_hours", "max_upload_mb", "refresh_seconds",
-                    "behind_proxy"}}
+                    "behind_proxy"},
+        "web": WEB_KEYS}
 _HHMM = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)$")
 _BOT_KEYS = {"name", "token", "token_env", "api_base", "mode", "forms", "open_codes", "open_stratum_question",
-             "coordinators", "pace", "webhook", "code_attempts_per_hour"}
+             "coordinators", "pace", "webhook", "code_attempts_per_hour",
+             "code_failures_per_minute"}
 _PACE_KEYS = {"per_second", "per_chat_per_second", "per_chat_burst", "max_in_flight"}
 _WEBHOOK_KEYS = {"url", "listen", "secret_token", "secret_token_env"}
 _SECRET = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
@@ -169,7 +177,8 @@ def load_config(path: Path) -> Config:
                     timezone=locale.get("timezone", Config.timezone),
                     language=locale.get("language", Config.language), bots=bots, source=path,
                     reminder_interval_minutes=interval, daily_summary=summary,
-                    console=_console(path, raw["console"]) if "console" in raw else None)
+                    console=_console(path, raw["console"]) if "console" in raw else None,
+                    web=_web(path, raw["web"], bots) if "web" in raw else None)
     try:
         config.zone
     except (ZoneInfoNotFoundError, ValueError):
@@ -177,6 +186,13 @@ def load_config(path: Path) -> Config:
     if config.language not in UI_LANGUAGES:
         raise ConfigError(f"{path}: locale.language must be one of {', '.join(UI_LANGUAGES)}")
     return config
+
+
+def _web(path: Path, table: dict, bots: tuple[BotConfig, ...]) -> WebConfig:
+    try:
+        return web_config(path, table, [bot.name for bot in bots])
+    except WebConfigError as error:
+        raise ConfigError(str(error)) from None
 
 
 def _console(path: Path, table: dict) -> ConsoleConfig:
@@ -243,6 +259,10 @@ def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
     for form in forms:
         if not form.is_file():
             raise ConfigError(f"{path}: {where} form {form} does not exist")
+    failures_per_minute = table.get("code_failures_per_minute", BotConfig.code_failures_per_minute)
+    if isinstance(failures_per_minute, bool) or not isinstance(failures_per_minute, int) \
+            or not 1 <= failures_per_minute <= 100_000:
+        raise ConfigError(f"{path}: {where}.code_failures_per_minute must be a whole number from 1 to 100000")
     token_key = f"token_env (${table['token_env']})" if "token_env" in table else "token"
     return BotConfig(
         channel=channel, name=str(name), token=token or "", token_key=token_key, missing_secrets=tuple(missing),
@@ -254,6 +274,7 @@ def _bot(path: Path, channel: str, index: int, table: dict) -> BotConfig:
         pace=Pace(**{k: pace_table[k] for k in pace_table}),
         webhook_url=webhook.get("url"), webhook_listen=webhook.get("listen", "127.0.0.1:8443"),
         webhook_secret=secret, code_attempts_per_hour=int(table.get("code_attempts_per_hour", 5)),
+        code_failures_per_minute=failures_per_minute,
     )
 
 

@@ -8,10 +8,11 @@ The demo does what a coordinator does, with the same library calls as the CLI:
    commune; a hard quota on one stratum), imports a generated frame of a few thousand people
    and draws a stratified sample (``survey load``, ``frame import``, ``sample draw --seed``);
 2. issues everyone a personal invitation, a link and a typed code (``invite``);
-3. runs both bots (``khaosat run``, with its quota gate) on a simulated clock; a few hundred
-   simulated people answer — half on Telegram (buttons), half on Zalo (typed numbers); some
-   decline, walk away half-way, go back or press old buttons; late arrivals in the quota
-   stratum are thanked and not asked;
+3. runs both bots and the web pages (``khaosat run`` with ``[web]``, with its quota gate) on a
+   simulated clock; a few hundred simulated people answer — most on Telegram (buttons) or Zalo
+   (typed numbers), one in six on the web pages over HTTP (plain form posts, as a phone without
+   JavaScript); some decline, walk away half-way, go back or press old buttons; late arrivals
+   in the quota stratum are thanked and not asked;
 4. moves the clock four days on (a weekday morning, outside quiet hours) and makes one
    reminder pass (``khaosat remind --run-once``); the bots send the reminders, and most of
    the people who walked away send /resume and finish;
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+import aiohttp
 import click
 from rich.console import Console
 from rich.progress import Progress
@@ -43,8 +45,9 @@ from bot.conversations import Conversations
 from bot.outbox import Pace
 from bot.reminders import reminder_pass
 from bot.run import RunningBot, tune_garbage_collector, reminder_bots, reminders_queued, run
-from bot.simulate import TelegramPerson, Transcript, ZaloPerson
+from bot.simulate import TelegramPerson, Transcript, WebPerson, ZaloPerson
 from bot.telegram.emulator import BotApiEmulator, Limits
+from bot.web.settings import WebConfig
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from exporters.letters import Channels, Letter, issue_letters
 from exporters.progress import format_status_text, progress, survey_status
@@ -74,6 +77,7 @@ FRAME_SIZE = {"citizen": 3000, "official": 400}  # at least; at least 4 × the g
 START_AT = dt.time(8, 0)  # the simulated fieldwork starts at 08:00 local time
 JUMP = dt.timedelta(days=4, hours=1)  # then walks on to 09:00 four days later: reminders are due (after 3 days)
 COME_BACK = 0.75  # chance that a reminded person sends /resume
+WEB_SHARE = 6  # every sixth person answers on the web pages
 
 _FAMILY = ("Nguyễn", "Trần", "Lê", "Phạm", "Hoàng", "Huỳnh", "Phan", "Vũ", "Võ", "Đặng", "Bùi", "Đỗ", "Hồ",
            "Ngô", "Dương", "Lý")
@@ -132,7 +136,9 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console)
     zone = ZoneInfo("Asia/Ho_Chi_Minh")
     clock = SimulatedClock(dt.datetime.combine(clocks.now(zone).date(), START_AT, zone))
     forms = {form.form_id: form for form in map(load_questionnaire, bundled_templates())}
-    survey = await prepare_survey(db_path, out_dir, respondents, seed, clock)
+    web = WebConfig(public_url=f"http://127.0.0.1:{_free_port()}")
+    web = dataclasses.replace(web, port=int(web.public_url.rsplit(":", 1)[1]))
+    survey = await prepare_survey(db_path, out_dir, respondents, seed, clock, web.public_url)
     emulator = BotApiEmulator(limits=DEMO_LIMITS)
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, TELEGRAM_USERNAME)
@@ -140,7 +146,7 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console)
     zalo_emulator = ZaloBotApiEmulator(limits=DEMO_ZALO_LIMITS, duplicate_probability=0.02, seed=seed)
     zalo_base = await zalo_emulator.start()
     zalo = zalo_emulator.add_bot(ZALO_TOKEN, ZALO_NAME)
-    config = _config(db_path, out_dir, base, zalo_base)
+    config = dataclasses.replace(_config(db_path, out_dir, base, zalo_base), web=web)
     stop, ready = asyncio.Event(), asyncio.Event()
     running: list[RunningBot] = []
     # bot.run.run switches the quota gate on (Conversations(storage, quotas=QuotaGate(storage))).
@@ -149,18 +155,25 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console)
                                                               tune_garbage_collector())))
     await ready.wait()
     _print_intro(console, survey, respondents, base, zalo_base, db_path, clock)
-    transcripts = {"Telegram": Transcript(), "Zalo": Transcript()}
+    transcripts = {"Telegram": Transcript(), "Zalo": Transcript(), "the web": Transcript()}
+    browsers = aiohttp.TCPConnector(limit=100)
+    people: list[Someone] = []
     try:
-        people = _people(survey.letters, forms, telegram, zalo, transcripts, rng, clock().date())
+        people = _people(survey.letters, forms, telegram, zalo, transcripts, rng, clock().date(), browsers)
         work = Fieldwork()
         await _answer(people, work, console)
         await _settle(running)
         await _remind_and_come_back(running, people, work, clock, rng, console)
+        _print_web(console, people)
         for channel, transcript in transcripts.items():
             console.rule(f"The first person's chat on {channel}")
             console.print(transcript.text(), markup=False, highlight=False)
         await _settle(running)
     finally:
+        for someone in people:
+            if isinstance(someone.person, WebPerson):
+                await someone.person.session.close()
+        await browsers.close()
         stop.set()
         await bots_task
         await emulator.stop()
@@ -173,7 +186,7 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console)
 
 
 async def prepare_survey(db_path: Path, out_dir: Path, respondents: int, seed: int,
-                         clock: SimulatedClock) -> DemoSurvey:
+                         clock: SimulatedClock, web_url: str | None = None) -> DemoSurvey:
     """What a coordinator does before fieldwork: survey load, frame import, sample draw, invite."""
     sizes = _sample_sizes(respondents)
     frame_sizes = {group: max(FRAME_SIZE[group], 4 * n) for group, n in sizes.items()}
@@ -196,7 +209,7 @@ async def prepare_survey(db_path: Path, out_dir: Path, respondents: int, seed: i
                            at.isoformat())
         await import_frame_file(storage, project, frame_file, at.isoformat())
         sample = await draw_sample(storage, project, seed, at.isoformat())
-        letters = await issue_letters(storage, Channels(TELEGRAM_USERNAME, ZALO_NAME), at)
+        letters = await issue_letters(storage, Channels(TELEGRAM_USERNAME, ZALO_NAME, web_url), at)
     return DemoSurvey(project, survey_file, frame_file, sum(frame_sizes.values()), sample, quota_target, letters)
 
 
@@ -279,20 +292,35 @@ def _print_intro(console: Console, survey: DemoSurvey, respondents: int, base: s
 # -- simulated people ------------------------------------------------------------------------------
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 @dataclass
 class Someone:
     respondent_id: int
-    person: TelegramPerson | ZaloPerson
+    person: TelegramPerson | ZaloPerson | WebPerson
     outcome: str = ""
 
 
 def _people(letters: list[Letter], forms: dict, telegram, zalo, transcripts: dict[str, Transcript],
-            rng: random.Random, today: dt.date) -> list[Someone]:
-    """Half open their Telegram link, half type their code to the Zalo bot; the first of each keeps a transcript."""
+            rng: random.Random, today: dt.date, browsers: aiohttp.TCPConnector) -> list[Someone]:
+    """One in six open the web link of their letter (each with a browser of their own: its
+    cookies), the others alternate: Telegram link, Zalo code; the first of each keeps a transcript."""
     people = []
     for number, letter in enumerate(letters):
         form, person_rng = forms[letter.respondent.form_id], random.Random(rng.random())
-        if number % 2 == 0:
+        if number % WEB_SHARE == WEB_SHARE - 1 and letter.web_link:
+            browser = aiohttp.ClientSession(connector=browsers, connector_owner=False,
+                                            cookie_jar=aiohttp.CookieJar(unsafe=True))
+            base, code = letter.web_link.split("/s/", 1)
+            person = WebPerson(browser, base, form, code, person_rng,
+                               transcripts["the web"] if number == WEB_SHARE - 1 else None, today=today)
+        elif number % 2 == 0:
             link_code = letter.link.rsplit("start=", 1)[1]
             user = telegram.user(10_000 + number, first_name=letter.name.split()[-1])
             person = TelegramPerson(user, form, link_code, person_rng,
@@ -334,12 +362,15 @@ async def _remind_and_come_back(running: list[RunningBot], people: list[Someone]
     work.clock_to = clock()
     await reminder_pass(storage, reminder_bots(running), clock())
     reminders_queued(running)
-    reminded = [s for s in people if await storage.reminders_of(s.respondent_id)]
+    reminded = [s for s in people if await storage.reminders_of(s.respondent_id)
+                and not isinstance(s.person, WebPerson)]
     work.reminders_queued = len(reminded)
     console.print(f"Simulated clock: {work.clock_from:%Y-%m-%d %H:%M} → {work.clock_to:%Y-%m-%d %H:%M}; "
                   f"reminder pass queued {len(reminded)} reminder(s)")
 
     async def one(someone: Someone) -> None:
+        if isinstance(someone.person, WebPerson):
+            return  # reminders go to people's chats; a web page cannot be written to
         try:
             await someone.person.wait_for_reminder(timeout=15)
         except TimeoutError:
@@ -350,6 +381,14 @@ async def _remind_and_come_back(running: list[RunningBot], people: list[Someone]
             work.came_back[outcome] += 1
 
     await asyncio.gather(*(one(someone) for someone in reminded))
+
+
+def _print_web(console: Console, people: list[Someone]) -> None:
+    on_web = [s.person for s in people if isinstance(s.person, WebPerson)]
+    sizes = sorted(size for person in on_web for size in person.pages)
+    if sizes:
+        console.print(f"Web pages: {len(on_web)} people answered over HTTP, {len(sizes)} pages, median "
+                      f"{sizes[len(sizes) // 2]} bytes of HTML (largest {sizes[-1]})")
 
 
 async def _settle(running: list[RunningBot]) -> None:

@@ -30,6 +30,10 @@ from storage import QueuedMessage, Storage
 log = logging.getLogger(__name__)
 
 REPLY = 0
+#: Replies to what could not be used (junk, a wrong code, an unclear answer): behind real answers'
+#: replies, ahead of bulk sends, and coalesced (one pending per chat), so a chat sending junk
+#: neither waits minutes for its next question nor delays everyone else's replies.
+ERROR_REPLY = 5
 BULK = 10
 
 #: The platform counts requests as they arrive, which is a few milliseconds after we send them

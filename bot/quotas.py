@@ -20,7 +20,10 @@ Decisions (see also ``QuotaPolicy``):
   ``release_after_hours`` (those people become break-offs, disposition ``partial``). A
   person whose slot was released and who comes back is checked again at their next step
   after a pause of an hour or more (and always at completion), so they cannot complete past
-  a full stratum. With ``count_at = "start"`` slots are never released.
+  a full stratum. Once told the stratum is full (disposition ``quota_full``), the chat core
+  asks them nothing more: ``/start``, an answer or a press gets a short "your part has ended"
+  and never the question again (``ChatCore._quota_ended``). With ``count_at = "start"`` slots
+  are never released.
 """
 
 from __future__ import annotations

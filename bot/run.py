@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import datetime as dt
 import gc
 import logging
@@ -17,15 +18,17 @@ from pathlib import Path
 from typing import Awaitable, Callable
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiogram.exceptions import TelegramAPIError
 from aiohttp import web
 
 from bot import clock as clocks
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.core import ChatCore
+from bot.chat.privacy import ChatPrivacy
 from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
@@ -36,8 +39,9 @@ from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
 from bot.telegram.render import TelegramRenderer
 from bot.telegram.transport import TelegramTransport
+from bot.telegram.webhook import CheckedRequestHandler
 from bot.zalo.channel import CHANNEL as ZALO, ZaloRenderer, ZaloSurveyBot, poll as zalo_poll, webhook_handler
-from bot.zalo.client import ZaloClient
+from bot.zalo.client import ZaloClient, ZaloError
 from bot.zalo.transport import ZaloTransport
 from storage import QueuedMessage, Storage
 from storage.deliveries import deliveries
@@ -86,10 +90,11 @@ def chat_core(config: BotConfig, storage: Storage, conversations: Conversations,
     """The chat rules for one bot, whatever its channel: coordinators are the listed user ids."""
     surveys = ChatSurveys(storage, conversations, forms, open_codes=open_codes(config),
                           open_stratum_question=config.open_stratum_question,
-                          code_attempts_per_hour=config.code_attempts_per_hour, on_enqueued=on_enqueued)
+                          code_attempts_per_hour=config.code_attempts_per_hour,
+                          code_failures_per_minute=config.code_failures_per_minute, on_enqueued=on_enqueued)
     return ChatCore(surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
                     desk=CoordinatorDesk(conversations, export_dir, clock), fieldwork=Fieldwork(storage),
-                    deliveries=deliveries(storage))
+                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock))
 
 
 async def announce_fieldwork(core: ChatCore, channel: str, bot: str, renderer, stop: asyncio.Event,
@@ -133,18 +138,39 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
     dispatcher = telegram.dispatcher()
     running = RunningBot(config, core.surveys, sender, feed, telegram, dispatcher, client)
     await show_lost_prompts(core, TELEGRAM, config.name, TelegramRenderer())
+    running.tasks.append(asyncio.create_task(core.privacy.watch(TELEGRAM, config.name, TelegramRenderer(), stop),
+                                             name=f"privacy-{config.name}"))
     running.tasks.append(asyncio.create_task(announce_fieldwork(core, TELEGRAM, config.name, TelegramRenderer(), stop),
                                              name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
-        await client.delete_webhook(drop_pending_updates=False)
+        await at_start_up(config, "deleteWebhook", client.delete_webhook(drop_pending_updates=False))
         running.tasks.append(asyncio.create_task(
             dispatcher.start_polling(client, handle_signals=False, close_bot_session=False,
                                      allowed_updates=UPDATES),
             name=f"polling-{config.name}"))
     else:
-        await client.set_webhook(config.webhook_url, secret_token=config.webhook_secret, allowed_updates=UPDATES)
+        await at_start_up(config, "setWebhook", client.set_webhook(
+            config.webhook_url, secret_token=config.webhook_secret, allowed_updates=UPDATES))
     return running
+
+
+async def at_start_up(config: BotConfig, method: str, call: Awaitable[object]) -> None:
+    """A platform call ``khaosat run`` needs before serving: a refusal or a network failure stops
+    the command with one line naming the bot, the method and the platform's reason (no traceback;
+    a supervisor such as systemd restarts it, with its own back-off)."""
+    try:
+        await call
+    except (TelegramAPIError, ZaloError) as error:
+        reason = getattr(error, "message", None) or getattr(error, "description", None) or str(error)
+        raise StartupError(f"{config.where}: {method} at {config.api_base} failed at start-up: {reason}") from None
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        raise StartupError(f"{config.where}: {method} at {config.api_base} failed at start-up: "
+                           f"{error or type(error).__name__}") from None
+
+
+class StartupError(ConfigError):
+    """``khaosat run`` cannot start serving: one line, printed by the command, and a non-zero exit."""
 
 
 async def require_token(config: BotConfig, transport: TelegramTransport | ZaloTransport,
@@ -181,14 +207,17 @@ async def start_zalo(config: BotConfig, storage: Storage, conversations: Convers
     zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core)
     running = RunningBot(config, core.surveys, sender, feed, zalo=zalo, zalo_client=client)
     await show_lost_prompts(core, ZALO, config.name, ZaloRenderer())
+    running.tasks.append(asyncio.create_task(core.privacy.watch(ZALO, config.name, ZaloRenderer(), stop),
+                                             name=f"privacy-{config.name}"))
     running.tasks.append(asyncio.create_task(announce_fieldwork(core, ZALO, config.name, ZaloRenderer(), stop),
                                              name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
-        await client.call("deleteWebhook")
+        await at_start_up(config, "deleteWebhook", client.call("deleteWebhook"))
         running.tasks.append(asyncio.create_task(zalo_poll(client, zalo, stop), name=f"polling-{config.name}"))
     else:
-        await client.call("setWebhook", {"url": config.webhook_url, "secret_token": config.webhook_secret})
+        await at_start_up(config, "setWebhook", client.call(
+            "setWebhook", {"url": config.webhook_url, "secret_token": config.webhook_secret}))
     return running
 
 
@@ -205,8 +234,8 @@ async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
         app = by_address.setdefault(running.config.webhook_listen, web.Application())
         path = urlsplit(running.config.webhook_url).path or "/"
         if running.dispatcher is not None:
-            SimpleRequestHandler(running.dispatcher, running.client, secret_token=running.config.webhook_secret,
-                                 handle_in_background=False).register(app, path=path)
+            CheckedRequestHandler(running.dispatcher, running.client, secret_token=running.config.webhook_secret,
+                                  handle_in_background=False, name=running.config.name).register(app, path=path)
         elif running.zalo is not None:
             app.router.add_post(path, webhook_handler(running.zalo, running.config.webhook_secret))
     runners = []
@@ -214,9 +243,29 @@ async def serve_webhooks(bots: list[RunningBot]) -> list[web.AppRunner]:
         host, _, port = address.rpartition(":")
         runner = web.AppRunner(app)
         await runner.setup()
-        await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()
-        runners.append(runner)
+        runners.append(runner)  # cleaned up by the caller, also when it cannot listen
+        try:
+            await web.TCPSite(runner, host or "0.0.0.0", int(port)).start()
+        except OSError as error:
+            bots_there = ", ".join(b.config.where for b in bots if b.config.webhook_listen == address)
+            for started in runners:
+                await started.cleanup()
+            in_use = " (the address is already in use: is another khaosat running?)" \
+                if error.errno == errno.EADDRINUSE else ""
+            raise StartupError(f"{bots_there}: cannot listen for webhooks on {address}{in_use}: "
+                               f"{error.strerror or error}") from None
     return runners
+
+
+async def start_web_pages(config: Config, storage: Storage, conversations: Conversations, bots: list[RunningBot],
+                          export_dir: Path, clock: Callable[[], dt.datetime]):
+    """The web channel, asking what the bot named in ``[web] bot`` asks (the first bot by default)."""
+    from bot.web.server import start_web
+
+    running = next((b for b in bots if b.config.name == config.web.bot), bots[0])
+    core = chat_core(running.config, storage, conversations, list(running.surveys.forms.values()), export_dir,
+                     clock, on_enqueued=lambda: None)
+    return await start_web(config.web, core)
 
 
 def reminder_bot(config: BotConfig) -> ReminderBot:
@@ -276,7 +325,7 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
         bots: list[RunningBot] = []
         runners: list[web.AppRunner] = []
         scheduler = None
-        web_console = None
+        web_console = web_pages = None
         try:
             for bot_config in config.bots:
                 forms = await load_forms(conversations, bot_config.forms, clock())
@@ -288,6 +337,8 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
                 from console.server import start_console
                 web_console = await start_console(config.console, storage, config.database, clock=clock,
                                                   bots=reminder_bots(bots), on_reminders_queued=lambda: reminders_queued(bots))
+            if config.web is not None:  # [web]: the respondents' pages, through the chat core of one bot
+                web_pages = await start_web_pages(config, storage, conversations, bots, export_dir, clock)
             log.info("running %d bot(s): %s", len(bots), ", ".join(b.config.name for b in bots))
             if started:
                 started(bots)
@@ -296,6 +347,8 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
             stop.set()  # also when a bot failed to start: the ones already started end with it
             if web_console is not None:
                 await web_console.stop()
+            if web_pages is not None:
+                await web_pages.stop()
             if scheduler is not None:
                 scheduler.shutdown(wait=False)
             for running in bots:

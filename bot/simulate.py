@@ -9,6 +9,7 @@ they already answered.
 from __future__ import annotations
 
 import datetime as dt
+import html.parser
 import random
 import re
 from dataclasses import dataclass, field
@@ -301,3 +302,164 @@ class ZaloPerson(_Person):
         else:
             self._typed_question = question
             await self._type(question, 0)
+
+
+# -- the web channel -------------------------------------------------------------------------------
+
+
+@dataclass
+class WebForm:
+    """One ``<form method="post">`` of a page: its fields as a browser would send them."""
+
+    classes: str
+    hidden: dict[str, str] = field(default_factory=dict)
+    #: (type, name, value, label) of each radio, checkbox or text-like input.
+    inputs: list[tuple[str, str, str, str]] = field(default_factory=list)
+    #: (name, value, text) of each submit button.
+    buttons: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def button(self, value: str) -> tuple[str, str] | None:
+        return next(((name, v) for name, v, _ in self.buttons if v == value), None)
+
+
+@dataclass
+class WebPage:
+    status: int
+    size: int
+    text: str = ""
+    forms: list[WebForm] = field(default_factory=list)
+
+    def form(self, kind: str) -> WebForm | None:
+        return next((f for f in self.forms if kind in f.classes.split()), None)
+
+
+class _PageReader(html.parser.HTMLParser):
+    def __init__(self, page: WebPage):
+        super().__init__()
+        self.page, self.form, self.label, self.pending = page, None, None, None
+        self.texts: list[str] = []
+        self.button: list | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = {k: v or "" for k, v in attrs}
+        if tag == "form":
+            self.form = WebForm(a.get("class", ""))
+            self.page.forms.append(self.form)
+        elif tag == "input" and self.form is not None:
+            kind = a.get("type", "text")
+            if kind == "hidden":
+                self.form.hidden[a.get("name", "")] = a.get("value", "")
+            else:
+                self.pending = [kind, a.get("name", ""), a.get("value", ""), ""]
+                self.form.inputs.append(tuple(self.pending))
+        elif tag == "button" and self.form is not None:
+            self.button = [a.get("name", ""), a.get("value", ""), ""]
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self.form = None
+        elif tag == "button" and self.button is not None and self.form is not None:
+            self.form.buttons.append((self.button[0], self.button[1], self.button[2].strip()))
+            self.button = None
+        elif tag == "label" and self.pending is not None and self.form is not None:
+            self.form.inputs[-1] = (*self.pending[:3], self.pending[3].strip())
+            self.pending = None
+
+    def handle_data(self, data: str) -> None:
+        self.texts.append(data)
+        if self.button is not None:
+            self.button[2] += data
+        elif self.pending is not None:
+            self.pending[3] += data
+
+
+def read_page(status: int, body: str) -> WebPage:
+    page = WebPage(status, len(body.encode()))
+    reader = _PageReader(page)
+    reader.feed(body)
+    page.text = " ".join(" ".join(reader.texts).split())
+    return page
+
+
+class WebPerson(_Person):
+    """Someone answering on the web pages over HTTP, as a browser without JavaScript would:
+    plain form posts, a redirect after each, the page read back."""
+
+    def __init__(self, session: Any, base_url: str, form: Questionnaire, code: str, rng: random.Random,
+                 transcript: Transcript | None = None, behaviour: Behaviour = Behaviour(),
+                 today: dt.date | None = None):
+        super().__init__(None, form, code, rng, transcript, behaviour, today)  # type: ignore[arg-type]
+        self.session, self.base_url = session, base_url.rstrip("/")
+        self.page: WebPage | None = None
+        self._fresh = False
+        #: Bytes of HTML of every page read (the benchmark's transfer size per question).
+        self.pages: list[int] = []
+
+    async def get(self, path: str) -> WebPage:
+        async with self.session.get(self.base_url + path) as response:
+            return self._read(response.status, await response.text())
+
+    async def post(self, fields: dict[str, str] | list[tuple[str, str]]) -> WebPage:
+        async with self.session.post(self.base_url + "/s/", data=fields) as response:
+            return self._read(response.status, await response.text())
+
+    def _read(self, status: int, body: str) -> WebPage:
+        self.page, self._fresh = read_page(status, body), True
+        self.pages.append(self.page.size)
+        return self.page
+
+    async def _open(self) -> None:
+        self._say(f"(mở đường link /s/{self.code[:6]}…)")
+        await self.get(f"/s/{self.code}")
+
+    async def _send(self, text: str) -> None:
+        await self._submit("answer", {"text": text})
+
+    async def _submit(self, action: str, answer: dict[str, str] | list[tuple[str, str]] = ()) -> None:
+        form = self.page.form("ask") if self.page else None
+        fields = list((form.hidden if form else {}).items()) + [("action", action)]
+        fields += list(answer.items()) if isinstance(answer, dict) else list(answer)
+        labels = {value: label for _, _, value, label in (form.inputs if form else ())}
+        chosen = [labels.get(v, v) if k != "text" else v for k, v in fields if k in ("text", "choice", "ticked")]
+        self._say(f"[{' + '.join(chosen)}]" if chosen else f"[{action}]")
+        await self.post(fields)
+
+    async def _next_message(self) -> WebPage:
+        if not self._fresh:
+            await self.get("/s/")
+        self._fresh = False
+        return self.page
+
+    async def _react(self, page: WebPage, text: str) -> str | None:
+        rng, behaviour = self.rng, self.behaviour
+        form = page.form("ask")
+        if form is None:
+            return "stuck"
+        if "đồng ý tham gia" in text or "agree to take part" in text:
+            await self._submit("answer", {"choice": "no" if rng.random() < behaviour.decline else "yes"})
+            return None
+        question = question_in(self.form, text)
+        if rng.random() < behaviour.walk_away:
+            return "walked away"
+        if form.button("back") and rng.random() < behaviour.go_back:
+            await self._submit("back")
+            return None
+        retyping = question is not None and question is self._typed_question
+        self._typed_question, self._attempts = None, self._attempts + 1 if retyping else 0
+        radios = [value for kind, name, value, _ in form.inputs if kind == "radio"]
+        boxes = [value for kind, name, value, _ in form.inputs if kind == "checkbox"]
+        if boxes:
+            picked = rng.sample(boxes, rng.randint(1, min(3, len(boxes))))
+            await self._submit("answer", [("ticked", key) for key in picked])
+        elif radios:
+            await self._submit("answer", {"choice": rng.choice(radios)})
+        elif form.hidden.get("choice") == "ok":
+            await self._submit("answer")
+        elif form.button("skip") and rng.random() < behaviour.skip_optional:
+            await self._submit("skip")
+        elif question is not None:
+            self._typed_question = question
+            await self._type(question, self._attempts)
+        else:
+            return "stuck"
+        return None

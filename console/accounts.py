@@ -39,6 +39,13 @@ def check_scope(role: str, surveys: tuple[str, ...]) -> None:
         raise AccountError("scope_needed")
 
 
+def personal_by_default(role: str) -> bool:
+    """Whether a new account of ``role`` may see names and phones unless told otherwise: the
+    people who contact respondents (admin, coordinator) do; analysts and viewers do not. The
+    CLI's ``user add`` and the Users page both start from this."""
+    return role in ("admin", "coordinator")
+
+
 def check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD:
         raise AccountError("bad_password", n=MIN_PASSWORD)

@@ -30,6 +30,7 @@ from storage.console_db import ConsoleStores
 
 from . import i18n
 from .auth import Scope, has_personal, token_hash
+from .jobs import job_message
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +148,8 @@ def _pct(value: float | None) -> str:
 
 
 _environment.filters["pct"] = _pct
+# A job's stored progress or summary in the reader's language: {{ job.message|job_text(lang) }}.
+_environment.filters["job_text"] = job_message
 
 
 def render_text(request: web.Request, template: str, **context: Any) -> str:

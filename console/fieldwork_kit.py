@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import shutil
 from pathlib import Path
@@ -13,6 +15,9 @@ from console.app import CONSOLE, console_of, current_account, request_scope, sto
 from console.jobs import JobRunner, failure_lines, result_files
 
 RUNNER = "jobs"
+CLEANER = "job files cleaner"
+#: How often old job files are looked for (seconds).
+CLEAN_EVERY = 3600
 
 
 def runner(request: web.Request) -> JobRunner:
@@ -27,16 +32,31 @@ def install_runner(app: web.Application) -> None:
     async def start(app: web.Application) -> None:
         console = app[CONSOLE]
         if RUNNER not in console.extras:
-            console.extras[RUNNER] = JobRunner(console.database, console.stores.jobs)
+            console.extras[RUNNER] = job_runner = JobRunner(console.database, console.stores.jobs)
             await console.stores.jobs.fail_unfinished(_now(), f"{STOPPED} (the console was restarted)")
+            console.extras[CLEANER] = asyncio.create_task(_remove_old_files(console, job_runner),
+                                                          name="console job files")
 
     async def stop(app: web.Application) -> None:
+        cleaner = app[CONSOLE].extras.pop(CLEANER, None)
+        if cleaner is not None:
+            cleaner.cancel()
         job_runner = app[CONSOLE].extras.pop(RUNNER, None)
         if job_runner is not None:
             await job_runner.close()
 
     app.on_startup.append(start)
     app.on_cleanup.append(stop)
+
+
+async def _remove_old_files(console, job_runner: JobRunner) -> None:
+    """At start, then hourly: old jobs' files go (``JobRunner.remove_old_files``)."""
+    while True:
+        try:
+            await job_runner.remove_old_files(console.clock())
+        except Exception:  # a locked file or a busy database: try again next time
+            logging.getLogger(__name__).exception("removing old job files failed")
+        await asyncio.sleep(CLEAN_EVERY)
 
 
 _SAFE_NAME = re.compile(r"[^\w.\-]+")

@@ -11,6 +11,8 @@ import datetime as dt
 import shutil
 from pathlib import Path
 
+from console.jobs import keyed
+
 
 
 def _now() -> dt.datetime:
@@ -35,39 +37,40 @@ async def export(storage, job, params, folder: Path, progress):
     options.check()
     name = f"{job.survey_id or 'khaosat'}-{options.layout}{'-personal' if options.personal else ''}"
     out = folder / f"{name}{EXPORT_SUFFIX[options.file_format]}"
-    progress(0.0, "reading sessions")
+    progress(0.0, keyed("job_step_reading_sessions"))
     done = await export_answers(storage, out, options, progress=progress.counter("sessions", 0.0, 0.8))
-    return str(out), f"{done.rows} rows × {done.columns} columns ({options.layout}, {options.file_format})"
+    return str(out), keyed("job_done_export", rows=done.rows, columns=done.columns, layout=options.layout,
+                           file_format=options.file_format)
 
 
 async def frame_import(storage, job, params, folder: Path, progress):
     from fieldwork.sample import import_frame
 
-    progress(0.1, "checking the frame")
+    progress(0.1, keyed("job_step_checking_frame"))
     project = await _project(storage, job)
     done = await import_frame(storage, project, Path(params["upload"]), _now().isoformat(), name=params["name"])
-    return None, (f"{params['name']}: {done.rows} people; {done.added} added, {done.changed} changed, "
-                  f"{done.removed} removed, {done.unchanged} unchanged")
+    return None, keyed("job_done_frame", name=params["name"], rows=done.rows, added=done.added, changed=done.changed,
+                       removed=done.removed, unchanged=done.unchanged)
 
 
 async def draw(storage, job, params, folder: Path, progress):
     from fieldwork.sample import draw as draw_sample
 
-    progress(0.1, "drawing")
+    progress(0.1, keyed("job_step_drawing"))
     project = await _project(storage, job)
     drawn = await draw_sample(storage, project, int(params["seed"]), _now().isoformat())
-    return None, (("drew " if drawn.recorded else "already drawn with this seed: ")
-                  + f"{drawn.main} member(s) and {drawn.reserve} reserve(s) (seed {drawn.seed})")
+    return None, keyed("job_done_drawn" if drawn.recorded else "job_done_drawn_already", main=drawn.main,
+                       reserve=drawn.reserve, seed=drawn.seed)
 
 
 async def sample_import(storage, job, params, folder: Path, progress):
     from fieldwork.sample import import_sample
 
-    progress(0.1, "checking the sample")
+    progress(0.1, keyed("job_step_checking_sample"))
     project = await _project(storage, job)
     recorded, main = await import_sample(storage, project, Path(params["upload"]), _now().isoformat(),
                                          name=params["name"])
-    return None, ("imported " if recorded else "already imported: ") + f"{main} sample member(s) from {params['name']}"
+    return None, keyed("job_done_sample" if recorded else "job_done_sample_already", main=main, name=params["name"])
 
 
 async def letters(storage, job, params, folder: Path, progress):
@@ -75,7 +78,7 @@ async def letters(storage, job, params, folder: Path, progress):
     of invitations.csv, letters.html, letters.pdf (when a headless Chromium is installed), qr/."""
     from fieldwork import invitations
 
-    ways = invitations.channels(params.get("telegram"), params.get("zalo"))
+    ways = invitations.channels(params.get("telegram"), params.get("zalo"), params.get("web"))
     people = await invitations.survey_respondents(storage, job.survey_id, params.get("units"))
     if params.get("respondent") is not None:  # one person's letter again (lost, or sent to the wrong address)
         people = [p for p in people if p.id == int(params["respondent"])]
@@ -85,11 +88,11 @@ async def letters(storage, job, params, folder: Path, progress):
                                      where=f"survey {job.survey_id}" + (f", unit {params['unit']}" if params.get("unit")
                                                                           else ""),
                                      progress=progress.counter("codes", 0.0, 0.6))
-    progress(0.7, "printing the letters to PDF")
+    progress(0.7, keyed("job_step_printing"))
     invitations.print_pdf(issued.files["html"], issued.files["html"].with_suffix(".pdf"))
-    progress(0.9, "packing")
+    progress(0.9, keyed("job_step_packing"))
     archive = shutil.make_archive(str(folder / f"letters-{job.survey_id}-{params.get('unit') or 'all'}"), "zip", out)
-    return archive, f"{issued.count} invitation(s)"
+    return archive, keyed("job_done_letters", count=issued.count)
 
 
 async def paper_forms(storage, job, params, folder: Path, progress):
@@ -110,7 +113,7 @@ async def paper_forms(storage, job, params, folder: Path, progress):
 async def report(storage, job, params, folder: Path, progress):
     from fieldwork.data import report as write_report
 
-    progress(0.1, "reading fieldwork")
+    progress(0.1, keyed("job_step_reading_fieldwork"))
     project = await _project(storage, job)
     out = folder / "report"
     await write_report(out, storage=storage, project=project,
@@ -118,7 +121,7 @@ async def report(storage, job, params, folder: Path, progress):
                        weights_path=Path(params["weights"]) if params.get("weights") else None,
                        weight_column=params.get("weight_column") or None, language=params.get("language", "vi"),
                        now=_now())
-    return str(out), "report.html and report.xlsx"
+    return str(out), keyed("job_done_report")
 
 
 async def _data(storage, params):
@@ -133,34 +136,34 @@ async def _data(storage, params):
 async def weight(storage, job, params, folder: Path, progress):
     from fieldwork import data
 
-    progress(0.1, "reading the data")
+    progress(0.1, keyed("job_step_reading_data"))
     table = await _data(storage, params)
-    progress(0.5, "weighting")
+    progress(0.5, keyed("job_step_weighting"))
     out = folder / "weighted.csv"
     summary = data.weight(table, Path(params["design"]), out)
-    return str(out), f"weights in column '{summary['weight_column']}'; design effect {summary['weights']['deff']:.3f}"
+    return str(out), keyed("job_done_weight", column=summary["weight_column"], deff=f"{summary['weights']['deff']:.3f}")
 
 
 async def estimate(storage, job, params, folder: Path, progress):
     from fieldwork import data
 
     table = await _data(storage, params)
-    progress(0.5, "estimating")
+    progress(0.5, keyed("job_step_estimating"))
     out = folder / "estimates.csv"
     data.estimate(table, Path(params["design"]), list(params.get("means", [])), list(params.get("totals", [])),
                   params.get("by") or None, out)
-    return str(out), "estimates with standard errors"
+    return str(out), keyed("job_done_estimate")
 
 
 async def score(storage, job, params, folder: Path, progress):
     from fieldwork import data
 
     table = await _data(storage, params)
-    progress(0.5, "scoring")
+    progress(0.5, keyed("job_step_scoring"))
     out = folder / "scores.csv"
     frame = data.score(table, Path(params["rules"]), out, unit=params["unit"], group=params.get("group") or None,
                        design_path=Path(params["design"]) if params.get("design") else None)
-    return str(out), f"{len(frame)} statistics"
+    return str(out), keyed("job_done_score", count=len(frame))
 
 
 KINDS = {"export": export, "frame_import": frame_import, "sample_import": sample_import, "draw": draw, "letters": letters,

@@ -11,6 +11,10 @@ a traceback; that goes to the job's log file). The state lives in the database, 
 reload, or another coordinator, sees the same job; the page polls it with htmx.
 
 At most ``MAX_RUNNING`` jobs run at once; the others wait queued, in order.
+
+A job's folder (its uploads and results: letters with names and phones, personal exports) is
+removed ``KEEP_FILES_DAYS`` after the job ended (``JobRunner.remove_old_files``, at start and
+hourly): a download is meant to be taken, not to keep personal data on the server.
 """
 
 from __future__ import annotations
@@ -18,8 +22,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import json
 import logging
 import os
+import shutil
 import sys
 import time
 import traceback
@@ -35,6 +41,12 @@ MAX_RUNNING = 2
 PROGRESS_EVERY = 0.5
 #: What a job that its process left unfinished says (crash, kill, console stopped).
 STOPPED = "the job stopped before it finished"
+
+
+#: Days a finished job's files stay downloadable.
+KEEP_FILES_DAYS = 7
+#: What a job whose files were removed says instead of offering them.
+FILES_REMOVED = "job_files_removed"
 
 
 def files_dir(database: Path) -> Path:
@@ -97,6 +109,22 @@ class JobRunner:
             if code != 0:  # the child fails its job itself; this covers a crash or a kill
                 await self.jobs.fail_job(job_id, _now(), f"{STOPPED} (exit {code})")
 
+    async def remove_old_files(self, now: dt.datetime, *, keep_days: int = KEEP_FILES_DAYS) -> int:
+        """Remove the folders of jobs that ended more than ``keep_days`` ago; how many went.
+
+        The folder goes first, then the row forgets it: a stop in between leaves a row whose
+        files are already gone, which offers nothing (``result_files`` checks) and is redone."""
+        cutoff = (now - dt.timedelta(days=keep_days)).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+        removed = 0
+        for job in await self.jobs.ended_before(cutoff):
+            folder = self.job_dir(job.id)
+            if not folder.exists() and job.result_path is None:
+                continue
+            shutil.rmtree(folder, ignore_errors=True)
+            await self.jobs.forget_files(job.id, keyed(FILES_REMOVED, days=keep_days))
+            removed += 1
+        return removed
+
     def process_id(self, job_id: str) -> int | None:
         """The pid of a job's running process (benchmarks pause and resume it), or None."""
         process = self._processes.get(job_id)
@@ -135,6 +163,30 @@ def failure_lines(job) -> list[str]:
     return [line for line in job.message.split("\n") if line.strip()]
 
 
+# A job's progress and summary are stored as a text key of the console's catalogue with its
+# fields, so each reader sees them in their own language; a refusal's message stays the
+# operation's own text (the same as the command line's).
+_KEYED = "@"
+
+
+def keyed(key: str, **fields: Any) -> str:
+    """A message stored as ``key`` of console/fieldwork_texts.py with ``fields``."""
+    return _KEYED + json.dumps([key, fields], ensure_ascii=False)
+
+
+def job_message(message: str, language: str) -> str:
+    """A stored job message in ``language``: a keyed one translated, any other as it is."""
+    from console.i18n import t
+
+    if message.startswith(_KEYED):
+        try:
+            key, fields = json.loads(message[len(_KEYED):])
+        except (ValueError, TypeError):
+            return message
+        return t(key, language, **fields)
+    return message
+
+
 # -- the child process -------------------------------------------------------------------------
 
 class Progress:
@@ -158,7 +210,8 @@ class Progress:
                 return
             last[0] = moment
             share = done / total if total else 0.0
-            self(start + (end - start) * share, f"{what} {done:,}" + (f" / {total:,}" if total else ""))
+            self(start + (end - start) * share, keyed(f"job_counted_{what}", done=f"{done:,}", total=f"{total:,}")
+                 if total else keyed(f"job_counting_{what}", done=f"{done:,}"))
 
         return update
 

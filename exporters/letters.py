@@ -65,14 +65,18 @@ class Letter:
     typed_code: str
     qr_file: str | None
     sender: Sender = Sender()
+    #: The web page of the invitation, ``<public_url>/s/<link code>`` (None without ``[web]``).
+    web_link: str | None = None
 
 
 @dataclass(frozen=True)
 class Channels:
-    """How a letter says to answer: a Telegram bot username, a Zalo bot name, or both."""
+    """How a letter says to answer: a Telegram bot username, a Zalo bot name, the web pages'
+    public address (``[web] public_url``), or several."""
 
     telegram_username: str | None = None
     zalo_name: str | None = None
+    web_url: str | None = None
 
 
 async def issue_letters(storage: Storage, channels: Channels, at: dt.datetime, *, reissue: bool = False,
@@ -98,8 +102,9 @@ async def issue_letters(storage: Storage, channels: Channels, at: dt.datetime, *
                                           key=f"invite:{respondent.id}:{at.isoformat()}")
         personal = await storage.personal(respondent.id)
         link = f"https://t.me/{channels.telegram_username}?start={link_code}" if channels.telegram_username else None
+        web_link = f"{channels.web_url.rstrip('/')}/s/{link_code}" if channels.web_url else None
         letters.append(Letter(respondent, personal.name or "", personal.phone or "", link, typed_code, None,
-                              await senders.of(respondent)))
+                              await senders.of(respondent), web_link))
     return letters
 
 
@@ -152,22 +157,22 @@ def write_letters(letters: list[Letter], out: Path, channels: Channels) -> dict[
         written = []
         for letter in letters:
             qr_file = None
-            if letter.link:
+            if letter.link or letter.web_link:  # the Telegram link's QR, else the web page's
                 qr_path = qr_dir / f"{_safe(letter.respondent.external_id)}.png"
-                segno.make(letter.link, error="m").save(qr_path, scale=6, border=2)
+                segno.make(letter.link or letter.web_link, error="m").save(qr_path, scale=6, border=2)
                 qr_file = str(qr_path.relative_to(out))
             written.append(dataclasses.replace(letter, qr_file=qr_file))
         with csv_path.open("w", encoding="utf-8-sig", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["external_id", "name", "phone", "questionnaire", "stratum", "telegram_link",
                              "typed_code", "qr_image", "survey_title", "sender", "contact", "contact_phone",
-                             "contact_email"])
+                             "contact_email", "web_link"])
             for letter in written:
                 r, sender = letter.respondent, letter.sender
                 writer.writerow([r.external_id, letter.name, letter.phone, r.form_id or "", r.stratum or "",
                                  letter.link or "", _spaced(letter.typed_code), letter.qr_file or "",
                                  sender.title, sender.signature, sender.contact or "", sender.phone or "",
-                                 sender.email or ""])
+                                 sender.email or "", letter.web_link or ""])
         html_path.write_text(_letters_html(written, channels), encoding="utf-8")
     except OSError:
         csv_path.unlink(missing_ok=True)
@@ -210,10 +215,14 @@ def _letters_html(letters: list[Letter], channels: Channels) -> str:
             qr = segno.make(letter.link, error="m").svg_data_uri(scale=5)
             ways.append(f"""<div class="way"><img src="{qr}" alt="QR"><p><b>Telegram:</b> quét mã QR bằng
  điện thoại, hoặc mở đường link<br><code>{html.escape(letter.link)}</code></p></div>""")
+        if letter.web_link:
+            qr = segno.make(letter.web_link, error="m").svg_data_uri(scale=5)
+            ways.append(f"""<div class="way"><img src="{qr}" alt="QR"><p><b>Trang web:</b> quét mã QR hoặc mở
+ địa chỉ sau bằng trình duyệt trên điện thoại hay máy tính<br><code>{html.escape(letter.web_link)}</code></p></div>""")
         if channels.zalo_name:
             ways.append(f"""<div class="way"><p><b>Zalo:</b> tìm <b>{html.escape(channels.zalo_name)}</b>, nhắn
  tin đầu tiên là mã sau:</p><p class="code">{_spaced(letter.typed_code)}</p></div>""")
-        elif not letter.link:
+        elif not letter.link and not letter.web_link:
             ways.append(f"""<div class="way"><p>Mã tham gia của quý vị:</p>
 <p class="code">{_spaced(letter.typed_code)}</p></div>""")
         if letter.link and channels.telegram_username:
@@ -226,7 +235,8 @@ def _letters_html(letters: list[Letter], channels: Channels) -> str:
 <p>Kính gửi: <b>{name}</b></p>
 <p>Quý vị được chọn ngẫu nhiên để cho ý kiến về chất lượng phục vụ của cơ quan hành chính nhà nước.
 Ý kiến của quý vị giúp đánh giá Chỉ số cải cách hành chính (PAR INDEX) và Chỉ số hài lòng (SIPAS).
-Câu trả lời chỉ dùng để thống kê, được bảo vệ theo Nghị định 13/2023/NĐ-CP và không công bố kèm danh tính.
+Câu trả lời chỉ dùng để thống kê, được bảo vệ theo Luật Bảo vệ dữ liệu cá nhân số 91/2025/QH15 và không công bố kèm danh tính;
+quý vị có quyền rút lại đồng ý và yêu cầu xóa dữ liệu (gửi /xoa trong cuộc trò chuyện).
 Khảo sát mất khoảng 10 phút; quý vị có thể dừng và tiếp tục lúc khác.</p>
 {''.join(ways)}
 <p class="note">Mã này dành riêng cho quý vị, chỉ dùng được một lần trên một tài khoản. Xin không chia sẻ.</p>

@@ -1,6 +1,6 @@
 """Answers as tables for analysts: the export model behind `khaosat export`.
 
-Respondents appear under their pseudonym only (Decree 13/2023/ND-CP): an analyst's file
+Respondents appear under their pseudonym only (Law 91/2025/QH15 on personal data): an analyst's file
 never carries the external id that links a row to a person. Names and phones are added only
 when asked for explicitly (``personal=True``, ``khaosat export --personal``); the columns are
 then labelled PERSONAL DATA and the file's metadata says so.

@@ -29,13 +29,19 @@ class Issued:
         return self.files["csv"].name != "invitations.csv"
 
 
-def channels(telegram_username: str | None, zalo_name: str | None) -> Channels:
-    """How people answer, as a letter says it; at least one way is needed."""
+def channels(telegram_username: str | None, zalo_name: str | None, web_url: str | None = None) -> Channels:
+    """How people answer, as a letter says it; at least one way is needed. ``web_url``: the web
+    pages' public address (``[web] public_url``), letters then carry ``<web_url>/s/<code>``."""
+    from urllib.parse import urlsplit
+
     telegram_username = (telegram_username or "").strip().lstrip("@") or None
     zalo_name = (zalo_name or "").strip() or None
-    if not telegram_username and not zalo_name:
-        raise Refused("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME")
-    return Channels(telegram_username, zalo_name)
+    web_url = (web_url or "").strip().rstrip("/") or None
+    if web_url and (urlsplit(web_url).scheme not in ("http", "https") or not urlsplit(web_url).netloc):
+        raise Refused(f"the web pages' address '{web_url}' must start with https:// (e.g. https://khaosat.example.vn)")
+    if not telegram_username and not zalo_name and not web_url:
+        raise Refused("say how people answer: --telegram BOT_USERNAME and/or --zalo NAME and/or --web URL")
+    return Channels(telegram_username, zalo_name, web_url)
 
 
 def check_writable(out: Path) -> None:
@@ -109,10 +115,12 @@ class Poster:
     telegram_link: str | None  # https://t.me/<bot>?start=<open code>
     zalo_name: str | None
     zalo_keyword: str | None
+    #: The web page for whoever scans it: ``<web_url>/s/<open code>``.
+    web_link: str | None = None
 
 
 def posters_for(open_codes: dict[str, str], ways: Channels) -> list[Poster]:
-    """One poster per open code (code → counter name); the same code serves both bots."""
+    """One poster per open code (code → counter name); the same code serves both bots and the web."""
     import re
 
     posters = []
@@ -122,7 +130,10 @@ def posters_for(open_codes: dict[str, str], ways: Channels) -> list[Poster]:
             if not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", code):
                 raise Refused(f"open code '{code}': a Telegram start code has 1–64 letters, digits, '_' or '-'")
             link = f"https://t.me/{ways.telegram_username}?start={code}"
-        posters.append(Poster(counter or code, link, ways.zalo_name, code if ways.zalo_name else None))
+        if ways.web_url and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", code):
+            raise Refused(f"open code '{code}': a web link's code has 1–64 letters, digits, '_' or '-'")
+        web_link = f"{ways.web_url}/s/{code}" if ways.web_url else None
+        posters.append(Poster(counter or code, link, ways.zalo_name, code if ways.zalo_name else None, web_link))
     return posters
 
 
@@ -137,13 +148,18 @@ def posters_html(posters: list[Poster], title: str) -> str:
             qr = segno.make(poster.telegram_link, error="q").svg_data_uri(scale=14)
             parts.append(f'<img class="qr" src="{qr}" alt="QR Telegram"><p>Quét mã bằng điện thoại (Telegram)<br>'
                          f'<code>{html.escape(poster.telegram_link)}</code></p>')
+        if poster.web_link:
+            if not poster.telegram_link:
+                qr = segno.make(poster.web_link, error="q").svg_data_uri(scale=14)
+                parts.append(f'<img class="qr" src="{qr}" alt="QR">')
+            parts.append(f'<p>Trang web: <code>{html.escape(poster.web_link)}</code></p>')
         if poster.zalo_name:
             parts.append(f'<p class="zalo">Zalo: tìm <b>{html.escape(poster.zalo_name)}</b> và nhắn '
                          f'<b class="code">{html.escape(poster.zalo_keyword or "")}</b></p>')
         pages.append(f"""<section class="poster"><h1>MỜI QUÝ VỊ CHO Ý KIẾN</h1>
 <p class="sub">{html.escape(title)}</p><p class="counter">{html.escape(poster.counter)}</p>
 {''.join(parts)}<p class="note">Khảo sát mất khoảng 10 phút. Câu trả lời chỉ dùng để thống kê
-(Nghị định 13/2023/NĐ-CP).</p></section>""")
+(Luật Bảo vệ dữ liệu cá nhân số 91/2025/QH15).</p></section>""")
     return f"""<!DOCTYPE html>
 <html lang="vi"><head><meta charset="utf-8"><title>{html.escape(title)} — áp phích</title>
 <style>
@@ -165,9 +181,9 @@ def write_posters(posters: list[Poster], out: Path, title: str) -> dict[str, Pat
     files = {"html": out / "posters.html"}
     files["html"].write_text(posters_html(posters, title), encoding="utf-8")
     for number, poster in enumerate(posters, start=1):
-        if poster.telegram_link:
+        if poster.telegram_link or poster.web_link:
             path = out / f"poster-qr-{number}.png"
-            segno.make(poster.telegram_link, error="q").save(path, scale=12, border=4)
+            segno.make(poster.telegram_link or poster.web_link, error="q").save(path, scale=12, border=4)
             files[f"qr{number}"] = path
     return files
 

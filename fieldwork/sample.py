@@ -72,12 +72,14 @@ async def allocation_preview(storage, project: SurveyProject) -> list[StratumAll
     """
     from surveys.sampling import AllocationError, allocate
 
-    rows = await storage.frame_rows(project.id)
-    if not rows:
+    # Counted by the database: the console shows this preview, and a million frame rows read
+    # into Python objects would hold its event loop for seconds.
+    counts = await storage.frame_sizes(project.id)
+    if not counts:
         raise Refused(f"survey {project.id} has no frame: run `khaosat frame import` first")
     sizes: dict[str, Counter] = {}
-    for row in rows:
-        sizes.setdefault(row.group, Counter())[row.stratum] += 1
+    for (group, stratum), size in counts.items():
+        sizes.setdefault(group, Counter())[stratum] = size
     strata = []
     for gid in sorted(sizes):
         group = project.groups[gid]

@@ -101,17 +101,16 @@ def is_postgresql_url(location: object) -> bool:
 
 
 async def open_storage(path: str | os.PathLike[str], synchronous: str = "full") -> Storage:
-    """Open the SQLite database at ``path``, creating it and applying migrations.
-
-    A ``postgresql://`` URL is recognised but refused for now: of the PostgreSQL backend only
-    the migrations, the console's stores and the locks exist (storage/pg_*.py).
+    """Open the SQLite database at ``path`` (creating it) or the PostgreSQL database a
+    ``postgresql://`` URL names, and apply the migrations.
 
     Use as ``async with await open_storage(path) as storage:``. ``synchronous`` is "full"
     (the default; every commit is on disk before the call returns) or "normal" (survives a
     killed process, but power loss or an OS crash may lose the last commits); see
-    ``SQLiteStorage.open``.
+    ``SQLiteStorage.open``. On PostgreSQL the server's ``synchronous_commit`` decides instead.
     """
     if is_postgresql_url(path):
-        raise StorageError("PostgreSQL backend: not yet complete; the bots' storage (sessions, answers,"
-                           " outbox, reminders, fieldwork) runs on SQLite only for now: give an SQLite file")
+        from .pg_storage import PostgresStorage  # asyncpg is imported only for PostgreSQL
+
+        return await PostgresStorage.open(str(path))
     return await SQLiteStorage.open(path, synchronous=synchronous)

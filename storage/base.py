@@ -29,6 +29,7 @@ from typing import Protocol, Self
 from .fieldwork import Fieldwork
 from .links import Links
 from .outbox import Outbox
+from .privacy import Privacy
 from .questionnaires import Questionnaires
 from .quotas import Quotas
 from .reminders_store import Reminders
@@ -36,7 +37,7 @@ from .sessions import Sessions
 from .surveys import Surveys
 
 
-class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Protocol):
+class Storage(Questionnaires, Links, Outbox, Sessions, Surveys, Fieldwork, Quotas, Reminders, Privacy, Protocol):
     """Durable, idempotent persistence for questionnaires, respondents and sessions."""
 
     async def __aenter__(self) -> Self:

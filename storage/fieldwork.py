@@ -34,7 +34,7 @@ def move_disposition(
     ``status`` already), its history row and, leaving the dispositions reminders go to, the
     withdrawal of the reminders not sent yet."""
     conn.execute(
-        "UPDATE respondents SET disposition = ?, disposition_at = ? WHERE id = ? AND disposition IS NOT ?",
+        "UPDATE respondents SET disposition = ?, disposition_at = ? WHERE id = ? AND disposition IS DISTINCT FROM ?",
         (status, at, respondent.id, status),
     )
     conn.execute(

@@ -56,6 +56,10 @@ class Jobs(Protocol):
 
     async def fail_unfinished(self, at: str, message: str) -> int: ...
 
+    async def ended_before(self, at: str) -> list[Job]: ...
+
+    async def forget_files(self, job_id: str, message: str) -> None: ...
+
 
 def _job(row) -> Job:
     values = dict(row)
@@ -117,3 +121,15 @@ class SQLiteJobs:
             "UPDATE console_jobs SET status = 'failed', message = ?, finished_at = ?"
             " WHERE status IN ('queued', 'running')", (message, at))
         return count
+
+    async def ended_before(self, at: str) -> list[Job]:
+        """Jobs that ended (done or failed) before ``at``, oldest first: their files may go."""
+        rows = await self.tx.fetchall(
+            f"SELECT {_COLUMNS} FROM console_jobs WHERE status IN ('done', 'failed') AND finished_at < ?"
+            " ORDER BY finished_at, id", (at,))
+        return [_job(row) for row in rows]
+
+    async def forget_files(self, job_id: str, message: str) -> None:
+        """A job's files were removed: it offers nothing to download and says why."""
+        await self.tx.execute("UPDATE console_jobs SET result_path = NULL, message = ? WHERE id = ?",
+                              (message, job_id))

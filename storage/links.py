@@ -12,6 +12,7 @@ import abc
 import dataclasses
 import secrets
 import sqlite3
+from collections.abc import Sequence
 from typing import Protocol
 
 from .errors import AmbiguousPhone, InvitationRevoked, InvitationUsed, LinkConflict, NotFound
@@ -228,6 +229,15 @@ class Links(Protocol):
         """How many attempts with this outcome the chat made at or after ``since``.
 
         For brute-force limits, e.g. failed codes per chat in the last hour.
+        """
+
+    @abc.abstractmethod
+    async def count_bot_link_attempts(
+        self, channel: str, bot: str, outcomes: Sequence[str], since: str
+    ) -> int:
+        """How many attempts with any of ``outcomes`` every chat of the bot made at or after ``since``.
+
+        For the bot-wide brute-force limit (failed codes per minute, from any number of chats).
         """
 
 
@@ -492,5 +502,15 @@ class SQLiteLinks(SQLiteRepository):
             "SELECT count(*) FROM link_attempts"
             " WHERE channel = ? AND bot = ? AND chat_id = ? AND outcome = ? AND at >= ?",
             (channel, bot, str(chat_id), outcome, since),
+        )
+        return row[0]
+
+    async def count_bot_link_attempts(
+        self, channel: str, bot: str, outcomes: Sequence[str], since: str
+    ) -> int:
+        row = await self._fetchone(
+            "SELECT count(*) FROM link_attempts"
+            f" WHERE channel = ? AND bot = ? AND at >= ? AND outcome IN ({', '.join('?' * len(outcomes))})",
+            (channel, bot, since, *outcomes),
         )
         return row[0]

@@ -22,6 +22,65 @@ if TYPE_CHECKING:
 #: ``schema_first.py``; append new ones here, one tuple each, after a comment saying what for.
 MIGRATIONS: list[tuple[str, ...]] = [
     *FIRST_MIGRATIONS,
+    # hardening: the bot-wide limit on failed code attempts counts a bot's attempts of the last
+    # minute, from every chat: a range of this index instead of a scan of all the bot's attempts.
+    ("CREATE INDEX link_attempts_by_bot ON link_attempts (channel, bot, at)",),
+    # privacy: consents with the exact text shown, data subjects' rights requests (Law
+    # 91/2025/QH15, Decree 356/2025/NĐ-CP) and the audit trail of their fulfilment and of purges.
+    (
+        """
+        CREATE TABLE privacy_texts (
+            sha256   TEXT PRIMARY KEY,
+            version  TEXT NOT NULL,
+            language TEXT NOT NULL,
+            channel  TEXT NOT NULL,
+            text     TEXT NOT NULL,
+            first_at TEXT NOT NULL
+        )
+        """,
+        """
+        CREATE TABLE consents (
+            id            INTEGER PRIMARY KEY,
+            respondent_id INTEGER NOT NULL REFERENCES respondents (id),
+            text_sha256   TEXT NOT NULL REFERENCES privacy_texts (sha256),
+            version       TEXT NOT NULL,
+            channel       TEXT NOT NULL,
+            at            TEXT NOT NULL,
+            key           TEXT NOT NULL UNIQUE
+        )
+        """,
+        "CREATE INDEX consents_by_respondent ON consents (respondent_id, id)",
+        """
+        CREATE TABLE rights_requests (
+            id             INTEGER PRIMARY KEY,
+            respondent_id  INTEGER NOT NULL REFERENCES respondents (id),
+            kind           TEXT NOT NULL CHECK (kind IN ('withdraw_delete')),
+            channel        TEXT NOT NULL,
+            bot            TEXT NOT NULL,
+            language       TEXT NOT NULL,
+            opened_at      TEXT NOT NULL,
+            acknowledge_by TEXT NOT NULL,
+            handle_by      TEXT NOT NULL,
+            status         TEXT NOT NULL CHECK (status IN ('open', 'fulfilled', 'closed')),
+            fulfilled_at   TEXT,
+            fulfilled_by   TEXT,
+            notified_at    TEXT
+        )
+        """,
+        "CREATE UNIQUE INDEX rights_requests_one_active ON rights_requests (respondent_id) WHERE status <> 'closed'",
+        "CREATE INDEX rights_requests_by_status ON rights_requests (status, id)",
+        """
+        CREATE TABLE privacy_log (
+            id         INTEGER PRIMARY KEY,
+            request_id INTEGER REFERENCES rights_requests (id),
+            survey_id  TEXT,
+            action     TEXT NOT NULL,
+            actor      TEXT NOT NULL,
+            detail     TEXT NOT NULL,
+            at         TEXT NOT NULL
+        )
+        """,
+    ),
     # paper: printed paper forms (one per sampled person, by the hash of its code) and the
     # entries typed from the returned ones (first, second, resolution); storage/paper_entries.py
     (

@@ -25,8 +25,11 @@ def enqueue_messages(conn: sqlite3.Connection, messages: Sequence[tuple[Outgoing
     """Insert (message, at) pairs in order, in as few statements as the batch size allows.
 
     ON CONFLICT (dedupe_key) rather than INSERT OR IGNORE: OR IGNORE would also silently drop
-    rows failing the json_valid CHECK or NOT NULL.
+    rows failing the json_valid CHECK or NOT NULL. Coalesced messages (``OutgoingMessage.coalesce``)
+    for a chat that already has one pending are left out.
     """
+    if any(m.coalesce for m, _ in messages):
+        messages = _coalesced(conn, messages)
     queued = 0
     for chunk in chunks(messages, BATCH_ROWS):
         queued += conn.execute(
@@ -38,6 +41,22 @@ def enqueue_messages(conn: sqlite3.Connection, messages: Sequence[tuple[Outgoing
                 m.respondent_id, m.not_before, at, at)],
         ).rowcount
     return queued
+
+
+def _coalesced(conn: sqlite3.Connection,
+               messages: Sequence[tuple[OutgoingMessage, str]]) -> list[tuple[OutgoingMessage, str]]:
+    """``messages`` without the coalesced ones whose chat already has a pending message of their
+    priority (decided once per chat and priority for the whole batch, so a batch's parts, say an
+    error and the question asked again, are kept or dropped together)."""
+    waiting: dict[tuple[str, str, str, int], bool] = {}
+    for m, _ in messages:
+        key = (m.channel, m.bot, str(m.chat_id), m.priority)
+        if m.coalesce and key not in waiting:
+            waiting[key] = conn.execute(
+                "SELECT 1 FROM outbox WHERE channel = ? AND bot = ? AND state = 'pending' AND priority = ?"
+                " AND chat_id = ? LIMIT 1", (m.channel, m.bot, m.priority, str(m.chat_id))).fetchone() is not None
+    return [(m, at) for m, at in messages
+            if not (m.coalesce and waiting[(m.channel, m.bot, str(m.chat_id), m.priority)])]
 
 
 class Outbox(Protocol):

@@ -1,15 +1,13 @@
 """PostgreSQL connections for the stores: an asyncpg pool, migrated when opened, and
 ``PostgresTransactions``, the same small interface as ``console_db.Transactions``.
 
-The stores' SQL is written once, in the dialect both databases share: ``?`` or ``:name``
-parameters (turned into ``$n`` here, once per statement text), SQLite's ``json_valid`` and
-``julianday`` (functions the migrations create on PostgreSQL), rows read by name or position.
-A store that needs SQL only one database understands says so in its own module.
+The stores' SQL is written once, in the dialect both databases share, and translated by
+``pg_dialect.postgresql_query`` (the same translation as the bots' storage thread, pg_hops.py);
+rows are read by name or position.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Sequence
@@ -18,9 +16,9 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 
 from .errors import StorageError
-from .pg_migrations import migrate, outside_quotes
+from .pg_dialect import as_sqlite_number, postgresql_query
+from .pg_migrations import migrate
 
-_PARAMETER = re.compile(r"\?|(?<![:\w]):([A-Za-z_]\w*)")
 _INSERT = re.compile(r"^\s*INSERT\b", re.I)
 _RETURNING = re.compile(r"\bRETURNING\b", re.I)
 
@@ -31,33 +29,6 @@ def redacted(url: str) -> str:
     if parts.password is None:
         return url
     return urlunsplit(parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)))
-
-
-@functools.lru_cache(maxsize=1024)
-def _numbered(sql: str) -> tuple[str, tuple[str | None, ...]]:
-    """``sql`` with ``$n`` parameters, and the name of each (None for a ``?``); a name used twice
-    is one parameter."""
-    names: list[str | None] = []
-
-    def number(match: re.Match) -> str:
-        if match[0] == "?":
-            names.append(None)
-            return f"${len(names)}"
-        if match[1] not in names:
-            names.append(match[1])
-        return f"${names.index(match[1]) + 1}"
-
-    return outside_quotes(sql, lambda part: _PARAMETER.sub(number, part)), tuple(names)
-
-
-def postgresql_query(sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> tuple[str, list[Any]]:
-    """A statement with ``?`` or ``:name`` parameters as asyncpg runs it: ($n SQL, arguments)."""
-    query, names = _numbered(sql)
-    if isinstance(params, dict):
-        return query, [params[name] for name in names]
-    if len(params) != len(names):
-        raise StorageError(f"{len(names)} parameters in the statement, {len(params)} given: {sql}")
-    return query, list(params)
 
 
 @dataclass(frozen=True)
@@ -80,10 +51,15 @@ async def run(connection: asyncpg.Connection, sql: str, params: Sequence[Any] | 
     return Outcome(int(count) if count.isdigit() else 0)
 
 
+async def _numbers_as_sqlite(connection: asyncpg.Connection) -> None:
+    await connection.set_type_codec("numeric", encoder=str, decoder=as_sqlite_number, schema="pg_catalog",
+                                    format="text")
+
+
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     """A pool of connections to ``url`` (sessions in UTC), the database migrated."""
     try:
-        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size,
+        pool = await asyncpg.create_pool(url, min_size=min_size, max_size=max_size, init=_numbers_as_sqlite,
                                          server_settings={"timezone": "UTC"})
     except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
         raise StorageError(f"cannot open {redacted(url)}: {error}") from None

@@ -8,7 +8,8 @@ is written once and the test in tests/test_pg_migrations.py proves both schemas 
   PRIMARY KEY``; ``INTEGER`` → ``BIGINT`` (SQLite's are 64-bit); ``REAL`` → ``DOUBLE PRECISION``;
   ``BLOB`` → ``BYTEA``. ``TEXT``, CHECKs, partial indexes and ``ALTER TABLE`` are the same.
 * ``json_valid(x)`` and ``julianday(t)`` are functions this runner creates, as SQLite's (NULL
-  for what does not parse), so the stores' SQL runs on both (PostgreSQL 15 has no ``IS JSON``);
+  for what does not parse; so are the few other SQLite functions the repositories call,
+  ``_FUNCTIONS``), so the stores' SQL runs on both (PostgreSQL 15 has no ``IS JSON``);
   ``julianday`` reads a time without offset as UTC only in a session whose TimeZone is UTC, as
   the pool's are (storage/pg_connection.py).
 * a trigger ``CREATE TRIGGER t AFTER … ON tbl [WHEN c] BEGIN …; END`` → a plpgsql function
@@ -72,6 +73,39 @@ _BOOTSTRAP = (
     EXCEPTION WHEN invalid_datetime_format OR datetime_field_overflow THEN
         RETURN NULL;
     END $$
+    """,
+)
+
+
+#: SQLite's functions the repositories' statements call that PostgreSQL lacks, as far as they use
+#: them (storage/pg_dialect.py): made again by every run of ``migrate``, so that a database
+#: migrated before one was added gets it too.
+_FUNCTIONS = (
+    # json_extract(doc, '$.key.key'): the value at that path as text (SQLite gives a JSON number
+    # as a number; the repositories read only strings this way).
+    """
+    CREATE OR REPLACE FUNCTION json_extract(document TEXT, path TEXT) RETURNS TEXT IMMUTABLE
+    LANGUAGE sql AS $$
+        SELECT document::jsonb #>> CASE WHEN path = '$' THEN '{}'::text[]
+                                        ELSE string_to_array(substr(path, 3), '.') END
+    $$
+    """,
+    # strftime(format, julian day) with %Y %m %d %H %M %S, in UTC.
+    """
+    CREATE OR REPLACE FUNCTION strftime(format TEXT, moment DOUBLE PRECISION) RETURNS TEXT IMMUTABLE
+    LANGUAGE sql AS $$
+        SELECT replace(replace(replace(replace(replace(replace(format,
+            '%Y', to_char(t, 'YYYY')), '%m', to_char(t, 'MM')), '%d', to_char(t, 'DD')),
+            '%H', to_char(t, 'HH24')), '%M', to_char(t, 'MI')), '%S', to_char(t, 'SS'))
+        FROM (SELECT to_timestamp((moment - 2440587.5) * 86400) AT TIME ZONE 'UTC' AS t) AS utc
+    $$
+    """,
+    # date(time, '+420 minutes'): the date, in UTC moved by the modifier, as YYYY-MM-DD.
+    """
+    CREATE OR REPLACE FUNCTION date(moment TEXT, modifier TEXT) RETURNS TEXT STABLE
+    LANGUAGE sql AS $$
+        SELECT to_char((moment::timestamptz AT TIME ZONE 'UTC') + modifier::interval, 'YYYY-MM-DD')
+    $$
     """,
 )
 
@@ -155,6 +189,8 @@ async def migrate(connection: asyncpg.Connection, *, target: int | None = None) 
         if current > target:
             raise StorageError(f"database schema version {current} is newer than this khaosat supports ({target});"
                                " upgrade khaosat to open it")
+        for function in _FUNCTIONS:
+            await connection.execute(function)
         if current == target:
             return
         if await connection.fetchval("SELECT to_regclass('schema_version')") is None:

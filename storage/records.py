@@ -118,7 +118,7 @@ class StepResult:
 
 @dataclass(frozen=True)
 class Personal:
-    """A respondent's personal data, stored apart from answers (Decree 13/2023/NĐ-CP).
+    """A respondent's personal data, stored apart from answers (Law 91/2025/QH15 on personal data).
 
     ``phone`` is normalised by the caller (E.164, e.g. "+84912345678").
     """
@@ -167,6 +167,10 @@ class OutgoingMessage:
     dedupe_key: str | None = None
     respondent_id: int | None = None
     not_before: str | None = None
+    #: At most one batch of such messages per chat waits at a time: while a chat has a pending
+    #: message of this ``priority``, a new coalesced batch for it is dropped (a chat's error
+    #: replies: give coalesced messages a priority of their own).
+    coalesce: bool = False
 
 
 @dataclass(frozen=True)

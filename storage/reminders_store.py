@@ -43,6 +43,10 @@ def text_payload(chat_id: str, text: str) -> str:
 # row_number() window over all rows cost a fifth of a second per 100,000), straight into
 # ``reminders``: SQLite buffers the selection before inserting, since it reads that table too.
 # {in_strata} is empty, or keeps the members of the strata given (a unit-scoped coordinator's).
+#: LIMIT for a bot without one: the largest integer, as both databases understand it (PostgreSQL
+#: refuses SQLite's -1).
+_NO_LIMIT = 2**63 - 1
+
 _DUE_REMINDERS = """
 WITH a AS (
     SELECT r.id AS rid, l.channel AS channel, l.bot AS bot,
@@ -79,7 +83,9 @@ INSERT INTO reminders (respondent_id, survey_id, number, step, activity_at, due_
 # A bot's queued reminders, oldest first, with what handing one over needs: the person's
 # disposition and form, their chat on that bot (a lookup in UNIQUE (channel, bot, respondent_id),
 # cheaper than carrying the chat on every row of a 100,000-reminder pass), and their latest
-# session's id and language. {surveys} is a list of placeholders.
+# session's id and language. {surveys} is a list of placeholders. Two senders of one bot in two
+# processes each take other reminders: SQLite's write lock makes them take turns; on PostgreSQL
+# the rows read are claimed (the comment is SQL there: storage/pg_dialect.py).
 _QUEUED_REMINDERS = """
 SELECT q.id, q.respondent_id, q.survey_id, r.disposition, r.form_id, l.chat_id, s.id AS session_id,
     json_extract(s.state, '$.language') AS language
@@ -89,7 +95,7 @@ LEFT JOIN sessions s ON s.id = (SELECT max(x.id) FROM sessions x
                                 WHERE x.respondent_id = r.id AND x.form_id = r.form_id)
 WHERE q.channel = ? AND q.bot = ? AND q.outbox_id IS NULL AND q.withdrawn_at IS NULL
     AND q.survey_id IN ({surveys})
-ORDER BY q.id LIMIT ?
+ORDER BY q.id LIMIT ? /*postgresql: FOR UPDATE OF q SKIP LOCKED*/
 """
 
 
@@ -234,7 +240,7 @@ class SQLiteReminders(SQLiteRepository):
             in_strata = " AND sm.stratum IN (SELECT value FROM json_each(:strata))"
             params["strata"] = json.dumps(sorted(set(strata)), ensure_ascii=False)
         for i, ((channel, bot), limit) in enumerate(bots):
-            params.update({f"c{i}": channel, f"b{i}": bot, f"n{i}": -1 if limit is None else int(limit)})
+            params.update({f"c{i}": channel, f"b{i}": bot, f"n{i}": _NO_LIMIT if limit is None else int(limit)})
         if len(bots) == 1:  # one link per (bot, person): a lookup in the UNIQUE (channel, bot, respondent_id)
             chat = "JOIN chat_links l ON l.channel = :c0 AND l.bot = :b0 AND l.respondent_id = r.id"
         else:
@@ -244,7 +250,7 @@ class SQLiteReminders(SQLiteRepository):
         picks = "\nUNION ALL\n".join(
             "SELECT * FROM (SELECT c.rid, :survey, c.total + 1, c.k, c.activity_at,"
             " strftime('%Y-%m-%dT%H:%M:%S+00:00', c.due_jd), :at, c.channel, c.bot"
-            f" FROM c WHERE c.channel = :c{i} AND c.bot = :b{i} ORDER BY c.act_jd, c.rid LIMIT :n{i})"
+            f" FROM c WHERE c.channel = :c{i} AND c.bot = :b{i} ORDER BY c.act_jd, c.rid LIMIT :n{i}) AS pick{i}"
             for i in range(len(bots)))
         insert = _DUE_REMINDERS.format(chat=chat, days=days, gaps=gaps, picks=picks, reminded=repr(REMINDED),
                                       in_strata=in_strata)

@@ -98,7 +98,7 @@ FIRST_MIGRATIONS: list[tuple[str, ...]] = [
         """,
         "ALTER TABLE respondents ADD COLUMN disposition_at TEXT",
         "CREATE INDEX respondents_by_form ON respondents (form_id, id)",
-        # Decree 13/2023/NĐ-CP: personal data in its own table, never joined
+        # Personal data (Law 91/2025/QH15) in its own table, never joined
         # into answer exports; deleting a row here anonymises the respondent.
         """
         CREATE TABLE respondent_personal (
@@ -223,7 +223,7 @@ FIRST_MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
         "CREATE INDEX frame_units_by_stratum ON frame_units (survey_id, grp, stratum)",
-        # Decree 13/2023/NĐ-CP: names and phones of the frame apart from everything else.
+        # Personal data (Law 91/2025/QH15): names and phones of the frame apart from everything else.
         """
         CREATE TABLE frame_personal (
             survey_id TEXT NOT NULL,

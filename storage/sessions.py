@@ -34,7 +34,7 @@ _SESSION_COLUMNS_BUT_STATE = ", ".join(c.strip() for c in _SESSION_COLUMNS.split
 _ANSWER_UPSERT = (
     "ON CONFLICT (session_id, question) DO UPDATE SET value = excluded.value, status = excluded.status,"
     " updated_at = excluded.updated_at"
-    " WHERE answers.value IS NOT excluded.value OR answers.status IS NOT excluded.status"
+    " WHERE answers.value IS DISTINCT FROM excluded.value OR answers.status IS DISTINCT FROM excluded.status"
 )
 
 

@@ -18,6 +18,7 @@ from .deliveries import SQLiteDeliveries
 from .fieldwork import SQLiteFieldwork
 from .links import SQLiteLinks
 from .outbox import SQLiteOutbox
+from .privacy import SQLitePrivacy
 from .paper_entries import SQLitePaperEntries
 from .questionnaires import SQLiteQuestionnaires
 from .quotas import SQLiteQuotas
@@ -61,6 +62,7 @@ class SQLiteStorage(Storage):
         self.quotas = SQLiteQuotas(self._hops)
         self.reminders = SQLiteReminders(self._hops)
         self.deliveries = SQLiteDeliveries(self._hops)  # reads only: what reached a person (outbox)
+        self.privacy = SQLitePrivacy(self._hops)
         self.paper = SQLitePaperEntries(self._hops)  # paper forms and their typed entries
 
     @classmethod
@@ -144,6 +146,7 @@ class SQLiteStorage(Storage):
     import_frame = _Delegate("surveys")
     frame_rows = _Delegate("surveys")
     frame_references = _Delegate("surveys")
+    frame_sizes = _Delegate("surveys")
 
     # fieldwork.py
     set_disposition = _Delegate("fieldwork")
@@ -173,3 +176,18 @@ class SQLiteStorage(Storage):
     queued_reminders = _Delegate("reminders")
     reminders_of = _Delegate("reminders")
     reminder_counts = _Delegate("reminders")
+
+    # hardening: links.py, the bot-wide limit on failed code attempts
+    count_bot_link_attempts = _Delegate("links")
+
+    # privacy.py
+    record_consent = _Delegate("privacy")
+    consents_of = _Delegate("privacy")
+    open_rights_request = _Delegate("privacy")
+    active_rights_request = _Delegate("privacy")
+    rights_requests = _Delegate("privacy")
+    erase_respondent = _Delegate("privacy")
+    requests_to_notify = _Delegate("privacy")
+    close_rights_request = _Delegate("privacy")
+    purge_contact_data = _Delegate("privacy")
+    privacy_log = _Delegate("privacy")

@@ -123,6 +123,10 @@ class Surveys(Protocol):
     async def frame_references(self, survey_id: str) -> tuple[set[str], set[str]]:
         """The distinct groups and units the survey's frame and sample refer to."""
 
+    @abc.abstractmethod
+    async def frame_sizes(self, survey_id: str) -> dict[tuple[str, str], int]:
+        """How many people the survey's frame has per (group, stratum): N_h, counted in the database."""
+
 
 class SQLiteSurveys(SQLiteRepository):
     """``Surveys`` on SQLite."""
@@ -215,3 +219,8 @@ class SQLiteSurveys(SQLiteRepository):
             return {row[0] for row in groups}, {row[0] for row in units}
 
         return await self._read(body)
+
+    async def frame_sizes(self, survey_id: str) -> dict[tuple[str, str], int]:
+        rows = await self._fetchall(
+            "SELECT grp, stratum, count(*) FROM frame_units WHERE survey_id = ? GROUP BY grp, stratum", (survey_id,))
+        return {(row[0], row[1]): row[2] for row in rows}

@@ -11,13 +11,17 @@ UI_LANGUAGES = ("vi", "en")
 DEFAULT_UI_LANGUAGE = "vi"
 
 _MESSAGES: dict[str, dict[str, str]] = {
+    # The consent screen when no survey gives its own (``khaosat try``); the bots show the survey's
+    # privacy texts instead (surveys/privacy.py, templates/privacy.default.toml).
     "consent": {
         "vi": "Chúng tôi xin ý kiến của quý vị cho cuộc khảo sát “{title}”. Câu trả lời chỉ dùng để "
-              "thống kê, được bảo vệ theo Nghị định 13/2023/NĐ-CP và không công bố kèm danh tính. "
-              "Quý vị có thể dừng lúc nào và tiếp tục sau. Quý vị có đồng ý tham gia không?",
+              "thống kê, được bảo vệ theo Luật Bảo vệ dữ liệu cá nhân số 91/2025/QH15 và không công bố kèm "
+              "danh tính. Quý vị có thể dừng lúc nào, rút lại đồng ý và yêu cầu xóa dữ liệu. "
+              "Quý vị có đồng ý tham gia không?",
         "en": "We would like your views for the survey “{title}”. Answers are used only for statistics, "
-              "protected under Decree 13/2023/ND-CP and never published with your identity. You can stop "
-              "at any time and continue later. Do you agree to take part?",
+              "protected under the Law on Personal Data Protection No. 91/2025/QH15 and never published with "
+              "your identity. You can stop at any time, withdraw consent and ask for deletion. "
+              "Do you agree to take part?",
     },
     "consent_yes": {"vi": "Đồng ý", "en": "I agree"},
     "consent_no": {"vi": "Không đồng ý", "en": "I decline"},
@@ -133,18 +137,22 @@ _MESSAGES: dict[str, dict[str, str]] = {
                               "en": "This account has already answered this survey. Thank you!"},
     "help": {
         "vi": "Trả lời bằng cách bấm nút hoặc gõ câu trả lời.\n/resume — tiếp tục khảo sát\n/lang en — "
-              "English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được dùng thế nào",
+              "English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được dùng thế nào"
+              "\n/xoa — rút lại đồng ý, xóa dữ liệu",
         "en": "Answer by pressing a button or typing.\n/resume — continue the survey\n/lang vi — tiếng "
-              "Việt\n/stop — stop for good, no more reminders\n/privacy — how your data is used"},
+              "Việt\n/stop — stop for good, no more reminders\n/privacy — how your data is used"
+              "\n/delete — withdraw consent, delete your data"},
     "privacy": {
         "vi": "Chúng tôi lưu: câu trả lời của quý vị, thời điểm trả lời và mã định danh cuộc trò chuyện để "
               "quý vị tiếp tục được khi quay lại. Câu trả lời chỉ dùng để tính chỉ số cải cách hành chính, "
-              "được phân tích dưới mã ẩn danh và không công bố kèm danh tính (Nghị định 13/2023/NĐ-CP về bảo "
-              "vệ dữ liệu cá nhân). Quý vị có thể dừng bất cứ lúc nào bằng /stop.",
+              "được phân tích dưới mã ẩn danh và không công bố kèm danh tính (Luật Bảo vệ dữ liệu cá nhân số "
+              "91/2025/QH15, Nghị định 356/2025/NĐ-CP). Quý vị có thể dừng bất cứ lúc nào bằng /stop, rút lại "
+              "đồng ý và yêu cầu xóa dữ liệu bằng /xoa.",
         "en": "We keep your answers, when you gave them, and the chat id so you can continue where you "
               "left off. Answers are used only to compute the administrative-reform index, analysed under a "
-              "pseudonym and never published with your identity (Decree 13/2023/ND-CP on personal data). "
-              "You can stop at any time with /stop."},
+              "pseudonym and never published with your identity (Law on Personal Data Protection No. "
+              "91/2025/QH15, Decree 356/2025/NĐ-CP). You can stop at any time with /stop, and withdraw consent "
+              "and ask for deletion with /delete."},
     "stop_confirm": {"vi": "Quý vị muốn dừng hẳn và không nhận nhắc nhở nữa?",
                      "en": "Do you want to stop for good and receive no more reminders?"},
     "zalo_stop_how": {"vi": "Gõ “/stop có” để xác nhận; gõ câu trả lời cho câu hỏi để tiếp tục.",
@@ -206,10 +214,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Trả lời bằng cách gõ số thứ tự của phương án (nhiều phương án: 1, 3) hoặc nội dung phương án.\n"
               "“quay lại” — về câu trước\n“bỏ qua” — bỏ qua câu không bắt buộc\n/resume — tiếp tục khảo sát\n"
               "/lang en — English\n/stop — dừng hẳn, không nhận nhắc nhở\n/privacy — dữ liệu của quý vị được "
-              "dùng thế nào",
+              "dùng thế nào\n/xoa — rút lại đồng ý, xóa dữ liệu",
         "en": "Answer by typing the option's number (several: 1, 3) or its words.\n“back” — previous question\n"
               "“skip” — skip an optional question\n/resume — continue the survey\n/lang vi — tiếng Việt\n"
-              "/stop — stop for good, no more reminders\n/privacy — how your data is used"},
+              "/stop — stop for good, no more reminders\n/privacy — how your data is used"
+              "\n/delete — withdraw consent, delete your data"},
     "not_text_typed": {"vi": "Xin trả lời bằng chữ: gõ số thứ tự hoặc nội dung phương án.",
                        "en": "Please answer in text: type the option's number or its words."},
     "languages_available": {"vi": "Phiếu có các ngôn ngữ: {languages}. Gõ /lang và mã ngôn ngữ, ví dụ /lang en.",
@@ -226,8 +235,77 @@ _MESSAGES: dict[str, dict[str, str]] = {
                                "thêm {grace} ngày.",
                          "en": "Fieldwork for “{title}” closed on {closes}; people already answering may finish "
                                "within {grace} day(s)."},
+    # -- a respondent's rights (bot/chat/privacy.py; Law 91/2025/QH15, Decree 356/2025/NĐ-CP) ------
+    "privacy_held_title": {"vi": "Dữ liệu về quý vị mà {controller} đang lưu:",
+                           "en": "What {controller} holds about you:"},
+    "privacy_stored": {"vi": "có lưu", "en": "stored"},
+    "privacy_not_stored": {"vi": "không lưu", "en": "not stored"},
+    "privacy_field_name": {"vi": "• Họ tên: {value}", "en": "• Name: {value}"},
+    "privacy_field_phone": {"vi": "• Số điện thoại: {value}", "en": "• Phone number: {value}"},
+    "privacy_field_chats": {"vi": "• Cuộc trò chuyện đã liên kết: {value}", "en": "• Linked chats: {value}"},
+    "privacy_field_answers": {"vi": "• Câu trả lời: {count} câu, lưu dưới mã ẩn danh {pseudonym}",
+                              "en": "• Answers: {count}, kept under the pseudonym {pseudonym}"},
+    "privacy_field_consent": {"vi": "• Đồng ý tham gia: phiên bản {version} của thông báo, lúc {at}, qua {channel}",
+                              "en": "• Consent: notice version {version}, at {at}, on {channel}"},
+    "privacy_no_consent": {"vi": "• Đồng ý tham gia: chưa có", "en": "• Consent: not given"},
+    "privacy_field_retention": {"vi": "• Họ tên, số điện thoại, mã cuộc trò chuyện và mã mời được xóa từ ngày {date}.",
+                                "en": "• Names, phone numbers, chat ids and invitation codes are deleted from {date}."},
+    "privacy_rights": {"vi": "Quý vị có thể rút lại đồng ý và yêu cầu xóa dữ liệu: gửi /xoa (hoặc viết “xóa dữ liệu "
+                             "của tôi”).",
+                       "en": "You may withdraw consent and ask for your data to be deleted: send /delete (or write "
+                             "“delete my data”)."},
+    "rights_nothing_held": {"vi": "Cuộc trò chuyện này chưa gắn với ai trong danh sách khảo sát, nên chúng tôi không "
+                                  "lưu câu trả lời hay thông tin cá nhân nào của quý vị qua đây.",
+                            "en": "This chat is not linked to anyone on the survey list, so we hold no answers or "
+                                  "personal data of yours through it."},
+    "rights_confirm": {"vi": "Quý vị muốn rút lại đồng ý và yêu cầu xóa toàn bộ câu trả lời và thông tin cá nhân của "
+                             "mình? Sau khi xác nhận, chúng tôi ngừng gửi mọi câu hỏi và nhắc nhở. Gõ “/xoa có” để "
+                             "xác nhận; gõ câu trả lời để tiếp tục khảo sát.",
+                       "en": "Do you want to withdraw your consent and have all your answers and personal data "
+                             "deleted? Once you confirm, we send no more questions or reminders. Type “/delete yes” "
+                             "to confirm; answer the question to go on."},
+    "rights_opened": {"vi": "Đã nhận yêu cầu số {id} của quý vị lúc {at}. Chúng tôi đã ngừng gửi câu hỏi và nhắc "
+                            "nhở. Dữ liệu của quý vị sẽ được xóa chậm nhất ngày {handle_by}, và quý vị sẽ được báo "
+                            "khi xong.",
+                      "en": "We have received your request no. {id} at {at}. We have stopped sending questions and "
+                            "reminders. Your data will be deleted by {handle_by} at the latest, and we will tell "
+                            "you when it is done."},
+    "rights_pending": {"vi": "Yêu cầu xóa dữ liệu số {id} của quý vị đang được xử lý (chậm nhất ngày {handle_by}). "
+                             "Chúng tôi không gửi thêm câu hỏi hay nhắc nhở nào.",
+                       "en": "Your deletion request no. {id} is being handled (by {handle_by} at the latest). We "
+                             "send no more questions or reminders."},
+    "rights_done": {"vi": "Yêu cầu số {id} đã hoàn tất: câu trả lời và thông tin cá nhân của quý vị đã được xóa "
+                          "khỏi hệ thống khảo sát. Đây là tin nhắn cuối cùng chúng tôi gửi quý vị. Xin cảm ơn.",
+                    "en": "Request no. {id} is done: your answers and personal data have been deleted from the "
+                          "survey system. This is the last message we send you. Thank you."},
     "export_not_here": {"vi": "Kênh này không gửi được tệp. Xin dùng lệnh “khaosat export” hoặc bot Telegram.",
                         "en": "This channel cannot send files. Please use “khaosat export” or the Telegram bot."},
+    # The web channel's page (bot/web): buttons and labels around the questions.
+    "web_title": {"vi": "Khảo sát ý kiến", "en": "Opinion survey"},
+    "web_next": {"vi": "Tiếp tục ➜", "en": "Next ➜"},
+    "web_code_label": {"vi": "Mã mời (8 ký tự, in trên thư mời)", "en": "Invitation code (8 characters, on your letter)"},
+    "web_code_submit": {"vi": "Bắt đầu", "en": "Begin"},
+    "web_continue": {"vi": "Tiếp tục khảo sát", "en": "Continue the survey"},
+    "web_stop": {"vi": "Dừng khảo sát", "en": "Stop the survey"},
+    "web_switch_language": {"vi": "English", "en": "Tiếng Việt"},
+    "web_your_answer": {"vi": "Câu trả lời của quý vị", "en": "Your answer"},
+    "web_too_many_codes": {"vi": "Có quá nhiều lần nhập sai mã từ địa chỉ này. Xin quý vị thử lại sau một giờ.",
+                           "en": "Too many wrong codes from this address. Please try again in an hour."},
+    "web_page_expired": {"vi": "Trang đã cũ hoặc phiên làm việc đã hết hạn. Xin quý vị mở lại trang khảo sát.",
+                         "en": "This page is out of date or the session has expired. Please open the survey again."},
+    "web_not_understood": {"vi": "Xin lỗi, chúng tôi không hiểu yêu cầu này; câu trả lời của quý vị không thay đổi.",
+                           "en": "Sorry, we did not understand that request; your answers are unchanged."},
+    # -- hardening: a brute force on codes, a session a full quota ended -------------------------
+    "code_busy": {"vi": "Vừa có rất nhiều lần nhập sai mã, nên việc kiểm tra mã tạm dừng với các cuộc trò chuyện "
+                        "đã nhập sai. Xin quý vị thử lại sau vài phút.",
+                  "en": "There have just been very many wrong codes, so codes are not checked for a while in chats "
+                        "that already entered a wrong one. Please try again in a few minutes."},
+    "code_flood_alert": {"vi": "⚠ Bot {bot}: {count} lần nhập sai mã mời trong một phút qua, có thể ai đó đang dò mã. "
+                               "Người đã nhập sai phải chờ; người chưa nhập sai vẫn dùng mã đúng được.",
+                         "en": "⚠ Bot {bot}: {count} wrong invitation codes in the last minute; someone may be "
+                               "guessing codes. Chats that entered a wrong code wait; others can still use a right one."},
+    "quota_ended": {"vi": "Phần trả lời của quý vị đã kết thúc. Xin chân thành cảm ơn quý vị!",
+                    "en": "Your part in this survey has ended. Thank you very much!"},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

@@ -138,6 +138,8 @@ class Group:
     #: Names of enclosing groups, outermost first.
     parents: tuple[str, ...] = ()
     location: Location | None = None
+    #: As written, e.g. "field-list": the web pages show the whole group on one page.
+    appearance: str | None = None
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from surveys.privacy import PrivacyPolicy, parse_policy
+
 #: Allocation methods (see ``surveys.sampling``).
 ALLOCATION_METHODS = ("proportional", "equal", "fixed", "census")
 #: When a quota slot counts as taken (enforced elsewhere).
@@ -173,6 +175,8 @@ class SurveyProject:
     grace_days: int = 0
     #: ``survey.level_labels``: level id → {language: label}; levels not in it have none.
     level_labels: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: ``[privacy]``: texts, version and retention (``surveys/privacy.py``); empty = the defaults.
+    privacy: PrivacyPolicy = PrivacyPolicy()
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -205,6 +209,8 @@ class SurveyProject:
             del data["grace_days"]  # so a project stored before grace periods keeps its hash
         if not self.level_labels:
             del data["level_labels"]  # likewise for projects stored before level labels
+        if self.privacy == PrivacyPolicy():
+            del data["privacy"]  # likewise for projects stored before [privacy]
         return json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
     @property
@@ -229,12 +235,13 @@ class SurveyProject:
             organiser=Organiser(**d.get("organiser", {})),
             grace_days=d.get("grace_days", 0),
             level_labels=d.get("level_labels", {}),
+            privacy=PrivacyPolicy.from_dict(d.get("privacy")),
         )
 
 
 # -- loading ------------------------------------------------------------------------------
 
-_TOP_KEYS = {"survey", "settings", "units", "groups", "allocation", "quotas", "reminders", "organiser"}
+_TOP_KEYS = {"survey", "settings", "units", "groups", "allocation", "quotas", "reminders", "organiser", "privacy"}
 _SURVEY_KEYS = {"id", "title", "index_year", "opens", "closes", "grace_days", "levels", "strata", "level_labels"}
 _SETTINGS_KEYS = {"language", "timezone"}
 _GROUP_KEYS = {"label", "form_id", "strata", "allocation"}
@@ -375,6 +382,7 @@ class _Parser:
         quotas = self.quotas(raw.get("quotas", {}), groups, levels, units)
         reminders = self.reminders(raw.get("reminders"))
         organiser = self.organiser(raw.get("organiser", {}))
+        privacy = parse_policy(raw.get("privacy", {}), self.bad)
         for group in groups.values():
             for key in group.allocation.fixed:
                 self.check_stratum_key(f"groups.{group.id}.allocation.n.\"{key}\"", key, groups, levels, units)
@@ -385,7 +393,7 @@ class _Parser:
         return SurveyProject(id=sid, title=title, index_year=year, opens=opens, closes=closes, levels=levels,
                              groups=groups, units=units, strata=strata, settings=settings, quotas=quotas,
                              reminders=reminders, organiser=organiser, grace_days=grace_days,
-                             level_labels=level_labels)
+                             level_labels=level_labels, privacy=privacy)
 
     def settings(self, table: Any) -> Settings:
         table = self.keys("settings", table, _SETTINGS_KEYS)

@@ -407,14 +407,15 @@ class _Builder(LenientBuilder):
     def _group(self, element: dict, groups: tuple[str, ...], location: Location) -> None:
         name = element["name"]
         row = location.row - 2 if location.row else None
+        appearance = element.get("control", {}).get("appearance")
         self.groups[name] = Group(
             name=name,
             label=self._text(element.get("label")),
             relevant=self._expression(element.get("bind", {}).get("relevant"), row, "relevant"),
             parents=groups,
             location=location,
+            appearance=appearance or None,
         )
-        appearance = element.get("control", {}).get("appearance")
         if appearance:
             self._check_appearance(appearance, row)
         opens_repeat = element.get("type") in ("repeat", "loop") and self.repeat is None

@@ -9,7 +9,8 @@ import os
 import signal
 from pathlib import Path
 
-from console.jobs import STOPPED, JobRunner, result_files
+from console import fieldwork_texts  # noqa: F401 — the jobs' texts
+from console.jobs import STOPPED, JobRunner, job_message, result_files
 from fieldwork.surveys import check_survey, store_checked
 from storage import open_storage
 from storage.console_db import ConsoleStores
@@ -99,7 +100,34 @@ async def test_an_imported_sample_job_records_the_sample(tmp_path):
         job = await runner.submit("sample_import", {"upload": str(sample), "name": "mẫu.csv"}, survey_id="test-2026",
                                   account_id=None)
         done = await finished(stores, job.id)
-    assert done.status == "done" and done.message == "imported 8 sample member(s) from mẫu.csv", done.message
+    assert done.status == "done", done.message
+    # Stored by key: each reader sees the summary in their own language.
+    assert job_message(done.message, "en") == "imported 8 sample member(s) from mẫu.csv"
+    assert job_message(done.message, "vi") == "đã nhập 8 người trong mẫu từ mẫu.csv"
     async with await open_storage(db) as storage:
         assert (await storage.sample_info("test-2026")).source == "imported"
         assert len(await storage.sample_members("test-2026", "main")) == 8
+
+
+async def test_a_jobs_files_are_removed_a_week_after_it_ended(tmp_path):
+    """Letters and personal exports are downloads, not an archive: old job folders go."""
+    from console.jobs import KEEP_FILES_DAYS
+
+    db = tmp_path / "survey.sqlite"
+    async with await ConsoleStores.open(db) as stores:
+        runner = JobRunner(db, stores.jobs)
+        ended = {}
+        for name, days_ago in (("old", KEEP_FILES_DAYS + 1), ("recent", KEEP_FILES_DAYS - 1)):
+            job_id, folder = runner.new_job_dir()
+            (folder / "letters.html").write_text("Nguyễn Văn A, 0901234567", encoding="utf-8")
+            at = (AT - dt.timedelta(days=days_ago)).astimezone(dt.timezone.utc).isoformat(timespec="seconds")
+            await stores.jobs.create_job(job_id, "letters", at=at, survey_id="test-2026")
+            await stores.jobs.finish_job(job_id, at, result_path=str(folder))
+            ended[name] = job_id
+        assert await runner.remove_old_files(AT) == 1
+        old, recent = await stores.jobs.get_job(ended["old"]), await stores.jobs.get_job(ended["recent"])
+        assert not runner.job_dir(old.id).exists() and result_files(old) == []
+        assert old.result_path is None
+        assert job_message(old.message, "vi") == f"tệp đã được xóa {KEEP_FILES_DAYS} ngày sau khi xong việc"
+        assert [p.name for p in result_files(recent)] == ["letters.html"]
+        assert await runner.remove_old_files(AT) == 0  # idempotent

@@ -1,7 +1,6 @@
 """The console's storage modules on real SQLite and a real PostgreSQL server (the ``stores``
 tests run on both): accounts and web sessions, login attempts, the audit log, jobs, and the
-fieldwork views (non-respondents and why, completes per day; SQLite only until the bots'
-PostgreSQL backend exists)."""
+fieldwork views (non-respondents and why, completes per day)."""
 
 from __future__ import annotations
 
@@ -100,8 +99,8 @@ async def test_a_job_goes_queued_running_done_or_failed_once(stores):
         await stores.db.execute("UPDATE console_jobs SET status = 'lost'")
 
 
-async def test_nonrespondents_say_why_and_completes_are_counted_per_local_day(tmp_path):
-    fieldwork = await build_fieldwork(tmp_path)
+async def test_nonrespondents_say_why_and_completes_are_counted_per_local_day(tmp_path, database):
+    fieldwork = await build_fieldwork(tmp_path, database)
     a = fieldwork.members["citizen/xa-a"]
     async with await open_storage(fieldwork.db) as storage:
         await storage.link_chat("telegram", "bot", "501", a[8], AT)  # invited, then opened the chat

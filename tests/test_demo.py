@@ -19,6 +19,7 @@ def test_demo_runs_both_bots_against_the_emulators_with_simulated_people(tmp_pat
     assert result.returncode == 0, output
     assert "Traceback" not in output
     assert "The first person's chat on Telegram" in output and "The first person's chat on Zalo" in output
+    assert "The first person's chat on the web" in output and re.search(r"Web pages: [1-9]\d* people", output)
     assert "🤖" in output and "👤" in output
     assert "Bot API request violations: 0" in output and "'failed': 0" in output
     assert output.count(" 0 × 429") == 2
@@ -37,7 +38,7 @@ def test_demo_runs_both_bots_against_the_emulators_with_simulated_people(tmp_pat
     rows = list(csv.DictReader((tmp_path / "answers.csv").open(encoding="utf-8-sig")))
     assert len(rows) == 24  # everyone opened the link, so everyone has a session
     assert {row["form_id"] for row in rows} == {"sipas_citizen_example", "par_index_officials_example"}
-    assert {row["channel"] for row in rows} == {"telegram", "zalo"}
+    assert {row["channel"] for row in rows} == {"telegram", "zalo", "web"}
     assert {row["status"] for row in rows} <= {status.value for status in Status}
     completed = [row for row in rows if row["status"] == "completed"]
     assert completed and all(row["end"] for row in completed)

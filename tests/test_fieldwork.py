@@ -44,9 +44,9 @@ async def test_a_broken_questionnaire_stops_the_whole_load_with_sheet_row_column
     assert any("row" in p for p in refused.value.problems)
 
 
-async def test_survey_and_forms_are_stored_together_and_a_conflicting_form_stores_nothing(tmp_path):
+async def test_survey_and_forms_are_stored_together_and_a_conflicting_form_stores_nothing(database, tmp_path):
     checked = check_survey(SURVEY / "survey.toml", (TEMPLATES / "sipas_citizen.md",))
-    async with await open_storage(tmp_path / "s.sqlite") as storage:
+    async with await open_storage(database) as storage:
         loaded = await store_checked(storage, checked, AT)
         assert (loaded.version, loaded.new) == (1, True)
         assert [q.form_id for q in await storage.list_questionnaires()] == ["sipas_citizen_example"]
@@ -69,8 +69,8 @@ async def test_a_form_no_group_answers_is_refused():
     assert "is not the questionnaire of any group" in refused.value.problems[0]
 
 
-async def test_allocation_preview_is_what_the_draw_draws_and_frame_errors_name_lines(tmp_path):
-    async with await open_storage(tmp_path / "s.sqlite") as storage:
+async def test_allocation_preview_is_what_the_draw_draws_and_frame_errors_name_lines(database, tmp_path):
+    async with await open_storage(database) as storage:
         await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
         project = await find_project(storage, None)
         with pytest.raises(Refused, match="no frame"):
@@ -91,8 +91,8 @@ async def test_allocation_preview_is_what_the_draw_draws_and_frame_errors_name_l
         assert next(s for s in preview if s.stratum == "citizen/xa-a").pi == pytest.approx(2 / 3)
 
 
-async def test_quota_and_reminder_edits_are_checked_by_key_and_stored_as_a_new_version(tmp_path):
-    async with await open_storage(tmp_path / "s.sqlite") as storage:
+async def test_quota_and_reminder_edits_are_checked_by_key_and_stored_as_a_new_version(database, tmp_path):
+    async with await open_storage(database) as storage:
         await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
         project = await find_project(storage, "test-2026")
         quotas, reminders = quota_table(project), reminder_table(project)
@@ -121,8 +121,8 @@ async def test_quota_and_reminder_edits_are_checked_by_key_and_stored_as_a_new_v
         assert tomllib.loads(stored.source)["quotas"]["targets"] == {"citizen/xa-a": 25}
 
 
-async def test_revoke_and_reissue_one_person_and_open_posters(tmp_path):
-    async with await open_storage(tmp_path / "s.sqlite") as storage:
+async def test_revoke_and_reissue_one_person_and_open_posters(database, tmp_path):
+    async with await open_storage(database) as storage:
         person = await storage.add_respondent("S-1", form_id="sipas_citizen_example", stratum="xa-a", name="Lan",
                                               phone=None, at=AT.isoformat())
         ways = invitations.channels("@khaosat_bot", "Khảo sát QT")

@@ -46,7 +46,7 @@ async def drain(sender: OutboxSender, storage, timeout: float = 20) -> None:
     await run_until(sender, drained, timeout)
 
 
-async def test_replies_go_before_bulk_and_each_chat_keeps_its_order(tmp_path):
+async def test_replies_go_before_bulk_and_each_chat_keeps_its_order(database, tmp_path):
     emulator = BotApiEmulator(limits=Limits(per_bot_per_second=5, per_chat_per_second=100, per_chat_burst=100))
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "outbox_bot")
@@ -54,7 +54,7 @@ async def test_replies_go_before_bulk_and_each_chat_keeps_its_order(tmp_path):
     for user in users:
         await user.start()  # a bot cannot write first
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
-    async with await open_storage(tmp_path / "db.sqlite") as storage:
+    async with await open_storage(database) as storage:
         bulk = [message(100 + n, f"reminder {n}", BULK, f"bulk-{n}") for n in range(5)]
         ordered = [message(105, f"step {n}", REPLY, f"reply-{n}") for n in range(3)]
         await storage.enqueue(bulk + ordered, AT)
@@ -70,7 +70,7 @@ async def test_replies_go_before_bulk_and_each_chat_keeps_its_order(tmp_path):
     await emulator.stop()
 
 
-async def test_a_network_failure_is_retried_and_delivered_once(tmp_path):
+async def test_a_network_failure_is_retried_and_delivered_once(database, tmp_path):
     emulator = BotApiEmulator()
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "outbox_bot")
@@ -78,7 +78,7 @@ async def test_a_network_failure_is_retried_and_delivered_once(tmp_path):
     await user.start()
     await emulator.stop()  # the API is unreachable for a while
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
-    async with await open_storage(tmp_path / "db.sqlite") as storage:
+    async with await open_storage(database) as storage:
         await storage.enqueue([message(200, "xin chào", REPLY, "m1")], AT)
         sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot))
         await sender.pump()
@@ -109,7 +109,7 @@ async def run_until_sent(sender: OutboxSender, storage, count: int, timeout: flo
     await run_until(sender, sent, timeout)
 
 
-async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(tmp_path):
+async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(database, tmp_path):
     """Two seconds' worth at a time, asked for when fewer than that are pending, replies first."""
     emulator = BotApiEmulator(limits=Limits(per_bot_per_second=10, per_chat_per_second=100, per_chat_burst=100))
     base = await emulator.start()
@@ -119,7 +119,7 @@ async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(tmp_path)
     bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
     pace = Pace(per_second=10, per_chat_per_second=50, per_chat_burst=50)
     assert feed_room(pace) == 20
-    async with await open_storage(tmp_path / "db.sqlite") as storage:
+    async with await open_storage(database) as storage:
         await storage.enqueue([message(299, f"step {n}", REPLY, f"reply-{n}") for n in range(3)], AT)
         waiting = [message(300 + n, f"reminder {n}", BULK, f"bulk-{n}") for n in range(30)]
         asked: list[tuple[int, int]] = []  # (room asked for, bulk messages pending then)
@@ -143,7 +143,7 @@ async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(tmp_path)
     await emulator.stop()
 
 
-async def test_a_failing_feed_does_not_stop_the_replies(tmp_path):
+async def test_a_failing_feed_does_not_stop_the_replies(database, tmp_path):
     emulator = BotApiEmulator()
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "outbox_bot")
@@ -154,7 +154,7 @@ async def test_a_failing_feed_does_not_stop_the_replies(tmp_path):
     async def feed(room: int) -> int:
         raise OSError("disk I/O error")
 
-    async with await open_storage(tmp_path / "db.sqlite") as storage:
+    async with await open_storage(database) as storage:
         await storage.enqueue([message(200, "xin chào", REPLY, "m1")], AT)
         await run_until_sent(OutboxSender(storage, "telegram", "t", TelegramTransport(bot), feed=feed), storage, 1)
         assert [m.text for m in user.received] == ["xin chào"]
@@ -162,7 +162,7 @@ async def test_a_failing_feed_does_not_stop_the_replies(tmp_path):
     await emulator.stop()
 
 
-async def test_a_feed_that_keeps_failing_is_logged_once_a_minute_and_its_recovery_once(tmp_path, caplog):
+async def test_a_feed_that_keeps_failing_is_logged_once_a_minute_and_its_recovery_once(database, tmp_path, caplog):
     """Pumps come every half second or faster; a traceback each time would bury the log."""
     now = [0.0]
     failing = [True]
@@ -172,7 +172,7 @@ async def test_a_feed_that_keeps_failing_is_logged_once_a_minute_and_its_recover
             raise OSError("disk I/O error")
         return 0
 
-    async with await open_storage(tmp_path / "db.sqlite") as storage:
+    async with await open_storage(database) as storage:
         sender = OutboxSender(storage, "telegram", "t", transport=None, feed=feed, clock=lambda: now[0])
         caplog.set_level(logging.INFO, logger="bot.outbox")
 

@@ -107,10 +107,10 @@ def unretrieved(caplog):
 
 @pytest.mark.parametrize("channel", ["telegram", "zalo"])
 @pytest.mark.parametrize("fault", sorted(FAULTS))
-async def test_an_unclassified_answer_is_retried_with_its_reason_then_delivered(tmp_path, channel, fault,
+async def test_an_unclassified_answer_is_retried_with_its_reason_then_delivered(database, tmp_path, channel, fault,
                                                                                   unretrieved):
     answer, reason = FAULTS[fault]
-    async with Platform(channel) as platform, await open_storage(tmp_path / "db.sqlite") as storage:
+    async with Platform(channel) as platform, await open_storage(database) as storage:
         platform.emulator.answer_next("sendMessage", **answer)
         await storage.enqueue([platform.message("Câu 1/10", "m1")], AT)
         clock = FakeClock()
@@ -130,8 +130,8 @@ async def test_an_unclassified_answer_is_retried_with_its_reason_then_delivered(
 
 
 @pytest.mark.parametrize("channel", ["telegram", "zalo"])
-async def test_retries_are_bounded_and_end_failed_with_the_reason(tmp_path, channel, unretrieved):
-    async with Platform(channel) as platform, await open_storage(tmp_path / "db.sqlite") as storage:
+async def test_retries_are_bounded_and_end_failed_with_the_reason(database, tmp_path, channel, unretrieved):
+    async with Platform(channel) as platform, await open_storage(database) as storage:
         await storage.enqueue([platform.message("Câu 1/10", "m1")], AT)
         sender = OutboxSender(storage, channel, "b", platform.transport, Pace(max_attempts=2))
         wall = dt.datetime.fromisoformat(AT)
@@ -145,9 +145,9 @@ async def test_retries_are_bounded_and_end_failed_with_the_reason(tmp_path, chan
     assert unretrieved() == []
 
 
-async def test_a_queued_call_the_transport_cannot_even_build_fails_with_the_reason(tmp_path, unretrieved):
+async def test_a_queued_call_the_transport_cannot_even_build_fails_with_the_reason(database, tmp_path, unretrieved):
     """A malformed row (a document without its path) must not leave the message in *sending*."""
-    async with Platform("telegram") as platform, await open_storage(tmp_path / "db.sqlite") as storage:
+    async with Platform("telegram") as platform, await open_storage(database) as storage:
         await storage.enqueue([OutgoingMessage("telegram", "b", "501", "sendDocument",
                                                json.dumps({"chat_id": 501, "document": {"filename": "x.csv"}}),
                                                priority=REPLY, dedupe_key="doc")], AT)
@@ -165,8 +165,8 @@ class RaisingTransport:
         raise RuntimeError("a bug in the transport")
 
 
-async def test_a_transport_that_raises_gets_a_bounded_retry_not_a_message_stuck_in_sending(tmp_path, unretrieved):
-    async with await open_storage(tmp_path / "db.sqlite") as storage:
+async def test_a_transport_that_raises_gets_a_bounded_retry_not_a_message_stuck_in_sending(database, tmp_path, unretrieved):
+    async with await open_storage(database) as storage:
         await storage.enqueue([OutgoingMessage("zalo", "b", "c1", "sendMessage", json.dumps({"chat_id": "c1",
                                                "text": "x"}), priority=REPLY, dedupe_key="m")], AT)
         sender = OutboxSender(storage, "zalo", "b", RaisingTransport(), Pace(max_attempts=2))
@@ -182,10 +182,10 @@ async def test_a_transport_that_raises_gets_a_bounded_retry_not_a_message_stuck_
     assert unretrieved() == []
 
 
-async def test_a_sender_whose_token_is_refused_pauses_the_whole_bot(tmp_path):
+async def test_a_sender_whose_token_is_refused_pauses_the_whole_bot(database, tmp_path):
     """A 401 is about the bot, not the message: the other chats' messages wait too, instead of each
     spending an attempt on the same refusal."""
-    async with Platform("telegram") as platform, await open_storage(tmp_path / "db.sqlite") as storage:
+    async with Platform("telegram") as platform, await open_storage(database) as storage:
         platform.emulator.answer_next("sendMessage", status=401, description="Unauthorized")
         await storage.enqueue([platform.message("một", "m1")], AT)
         sender = OutboxSender(storage, "telegram", "b", platform.transport, Pace(max_attempts=3))

@@ -12,10 +12,15 @@ from storage.pg_connection import PostgresTransactions, open_pool, postgresql_qu
 from tests.postgres_server import PostgresServer
 
 
-def test_parameters_are_numbered_once_per_name_and_never_inside_literals():
-    assert postgresql_query("SELECT ? , '?', ?::text", (1, 2)) == ("SELECT $1 , '?', $2::text", [1, 2])
+def test_parameters_are_numbered_once_per_name_typed_by_value_and_never_inside_literals():
+    assert postgresql_query("SELECT ? , '?', ?::text", (1, "2")) == ("SELECT $1::bigint , '?', $2::text::text", [1, "2"])
     assert postgresql_query("SELECT :a, ':b', :a::int, :c", {"a": 1, "c": 3, "b": 9}) == (
-        "SELECT $1, ':b', $1::int, $2", [1, 3])
+        "SELECT $1::bigint, ':b', $1::bigint::int, $2::bigint", [1, 3])
+    # A None takes the type its place needs; a bool is 0 or 1, as SQLite stores it.
+    assert postgresql_query("SELECT ?, ?, ?, ?", (None, True, 0.5, b"x")) == (
+        "SELECT NULL, $1::bigint, $2::float8, $3::bytea", [1, 0.5, b"x"])
+    assert postgresql_query("SELECT a.rowid FROM a WHERE x IN (SELECT value FROM json_each(:s))", {"s": "[]"}) == (
+        "SELECT a.ctid FROM a WHERE x IN (SELECT value FROM json_array_elements_text(CAST($1::text AS json)))", ["[]"])
     with pytest.raises(StorageError, match="2 parameters in the statement, 1 given"):
         postgresql_query("SELECT ?, ?", (1,))
 

@@ -1,6 +1,6 @@
 """A postgresql:// URL is recognised wherever an SQLite path is (--db, storage.path): the console's
-accounts live there already; the bots' storage refuses it for now with a clear message, never a
-traceback, and never takes it for a file path."""
+accounts and the bots' storage live there; a server that cannot be reached is a clear message
+without the URL's password, never a traceback, and the URL is never taken for a file path."""
 
 from __future__ import annotations
 
@@ -14,19 +14,28 @@ from storage import StorageError, is_postgresql_url, open_storage
 from tests.test_cli_bad_input import ROOT, khaosat
 
 URL = "postgresql://khaosat@127.0.0.1:5/khaosat"
+SECRET_URL = "postgresql://khaosat:s3cret@127.0.0.1:5/khaosat"
 
 
-async def test_open_storage_recognises_a_url_and_says_what_is_missing(tmp_path):
+async def test_open_storage_recognises_a_url_and_an_unreachable_server_is_a_clear_error(tmp_path):
     assert is_postgresql_url(URL) and is_postgresql_url("postgres://h/d") and not is_postgresql_url(tmp_path)
-    with pytest.raises(StorageError, match="PostgreSQL backend: not yet complete"):
-        await open_storage(URL)
+    with pytest.raises(StorageError, match="cannot open postgresql://khaosat:\\*\\*\\*@127.0.0.1:5/khaosat") as refused:
+        await open_storage(SECRET_URL)
+    assert "s3cret" not in str(refused.value)
     assert not list(tmp_path.iterdir())  # not taken for a file name
 
 
-def test_db_accepts_a_url_and_the_refusal_is_clear(tmp_path):
-    result = khaosat("status", "--db", URL, cwd=tmp_path)
-    assert result.returncode == 1
-    assert "PostgreSQL backend: not yet complete" in result.stderr
+def test_db_accepts_a_url_and_an_unreachable_server_is_a_message_without_the_password(tmp_path):
+    result = khaosat("status", "--db", SECRET_URL, cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "cannot open postgresql://khaosat:***@127.0.0.1:5/khaosat" in result.stderr
+    assert "s3cret" not in result.stderr + result.stdout
+    assert not list(tmp_path.iterdir())
+
+
+def test_status_reads_a_postgresql_database(postgresql_url, tmp_path):
+    result = khaosat("status", "--db", postgresql_url, cwd=tmp_path)
+    assert "none is loaded yet" in result.stderr and "Traceback" not in result.stderr  # it read the database
     assert not list(tmp_path.iterdir())
 
 

@@ -122,10 +122,9 @@ def test_quiet_hours_window_and_budget():
 # -- against the database ---------------------------------------------------------------------------
 
 
-async def setup(tmp_path: Path, size: int = 6, linked_at: dt.datetime = T0, link: int | None = None):
+async def setup(db, tmp_path: Path, size: int = 6, linked_at: dt.datetime = T0, link: int | None = None):
     """A census of ``size`` people, the first ``link`` (default all) linked to a Telegram chat at ``linked_at``."""
     tmp_path.mkdir(parents=True, exist_ok=True)
-    db = tmp_path / "r.sqlite"
     form_path = tmp_path / "form.md"
     form_path.write_text(FORM, encoding="utf-8")
     frame = tmp_path / "frame.csv"
@@ -182,8 +181,8 @@ async def reminder_rows(db: Path, enqueued_at: dt.datetime | None = None) -> lis
         return [dict(r) for r in rows]
 
 
-async def test_due_by_offsets_and_max_count(tmp_path):
-    db, _, _, ids = await setup(tmp_path)
+async def test_due_by_offsets_and_max_count(tmp_path, database):
+    db, _, _, ids = await setup(database, tmp_path)
     assert (await run_pass(db, T0 + dt.timedelta(hours=23))).count == 0
     at = T0 + dt.timedelta(days=1, minutes=1)
     first = await run_pass(db, at)
@@ -205,8 +204,8 @@ async def test_due_by_offsets_and_max_count(tmp_path):
         assert {m["priority"] for m in await messages(storage)} == {10}  # BULK
 
 
-async def test_the_pass_queues_reminders_and_the_feed_hands_them_over_oldest_first(tmp_path):
-    db, _, _, ids = await setup(tmp_path, size=6)
+async def test_the_pass_queues_reminders_and_the_feed_hands_them_over_oldest_first(tmp_path, database):
+    db, _, _, ids = await setup(database, tmp_path, size=6)
     at = T0 + dt.timedelta(days=1, minutes=1)
     async with await open_storage(db) as storage:
         assert (await reminder_pass(storage, [BOT], at)).count == 6
@@ -225,8 +224,8 @@ async def test_the_pass_queues_reminders_and_the_feed_hands_them_over_oldest_fir
         assert await storage.reminder_counts() == dict.fromkeys(ids, 1)
 
 
-async def test_new_activity_starts_the_count_again(tmp_path):
-    db, form_path, _, ids = await setup(tmp_path, size=1)
+async def test_new_activity_starts_the_count_again(tmp_path, database):
+    db, form_path, _, ids = await setup(database, tmp_path, size=1)
     form = load_questionnaire(form_path)
     assert (await run_pass(db, T0 + dt.timedelta(days=1, minutes=1))).count == 1
     later = T0 + dt.timedelta(days=2)
@@ -241,25 +240,25 @@ async def test_new_activity_starts_the_count_again(tmp_path):
     assert (await run_pass(db, later + dt.timedelta(days=9))).count == 0  # 2 in all
 
 
-async def test_none_in_quiet_hours(tmp_path):
+async def test_none_in_quiet_hours(tmp_path, database):
     evening = dt.datetime(2026, 8, 2, 21, 30, tzinfo=VN)
-    db, _, _, ids = await setup(tmp_path, linked_at=evening)
+    db, _, _, ids = await setup(database, tmp_path, linked_at=evening)
     assert (await run_pass(db, dt.datetime(2026, 8, 3, 22, 0, tzinfo=VN))).count == 0
     assert (await run_pass(db, dt.datetime(2026, 8, 4, 6, 59, tzinfo=VN))).count == 0
     assert (await run_pass(db, dt.datetime(2026, 8, 4, 7, 1, tzinfo=VN))).count == len(ids)
 
 
-async def test_only_as_many_as_can_leave_before_quiet_hours(tmp_path):
-    db, _, _, ids = await setup(tmp_path, size=6)
+async def test_only_as_many_as_can_leave_before_quiet_hours(tmp_path, database):
+    db, _, _, ids = await setup(database, tmp_path, size=6)
     slow = ReminderBot("telegram", "t", per_second=1 / 600)  # 1 message per 10 minutes
     now = dt.datetime(2026, 8, 3, 20, 0, tzinfo=VN)  # an hour before quiet hours: 6 × 0.5 = 3
     assert (await run_pass(db, now, [slow])).count == 3
     assert (await run_pass(db, dt.datetime(2026, 8, 4, 7, 0, tzinfo=VN), [slow])).count == 3  # the rest, next day
 
 
-async def test_nothing_is_handed_over_in_quiet_hours(tmp_path):
+async def test_nothing_is_handed_over_in_quiet_hours(tmp_path, database):
     """Queued before quiet hours, a reminder waits for their end: the feed sizes itself like the pass."""
-    db, _, _, ids = await setup(tmp_path, size=6)
+    db, _, _, ids = await setup(database, tmp_path, size=6)
     async with await open_storage(db) as storage:
         assert (await reminder_pass(storage, [BOT], dt.datetime(2026, 8, 3, 20, 0, tzinfo=VN))).count == 6
         for quiet in (dt.datetime(2026, 8, 3, 21, 0, tzinfo=VN), dt.datetime(2026, 8, 3, 23, 30, tzinfo=VN),
@@ -274,8 +273,8 @@ async def test_nothing_is_handed_over_in_quiet_hours(tmp_path):
         assert (await storage.outbox_counts())["pending"] == 6
 
 
-async def test_two_bots_most_recent_chat_and_a_limit_per_bot(tmp_path):
-    db, _, _, ids = await setup(tmp_path, size=3, link=0)
+async def test_two_bots_most_recent_chat_and_a_limit_per_bot(tmp_path, database):
+    db, _, _, ids = await setup(database, tmp_path, size=3, link=0)
     a, b, c = ids
     async with await open_storage(db) as storage:
         for rid, channel, bot, chat, at in [(a, "telegram", "t", "-1001", T0), (a, "zalo", "z", "za", T0 + dt.timedelta(hours=1)),
@@ -305,14 +304,15 @@ async def test_two_bots_most_recent_chat_and_a_limit_per_bot(tmp_path):
     assert [(r["respondent_id"], r["step"], r["number"]) for r in await reminder_rows(db, morning)] == [(c, 0, 1)]
 
 
-async def test_upgrade_from_schema_4_keeps_reminders_and_outbox(tmp_path, monkeypatch):
+@pytest.mark.sqlite_only("SQLite's upgrade path from schema 4")
+async def test_upgrade_from_schema_4_keeps_reminders_and_outbox(tmp_path, database, monkeypatch):
     """Migration 5 rebuilds ``reminders`` (dedupe key computed) and ``outbox`` (same columns); 6 links them;
     9 leaves a reminder with a message as it was and one whose message is missing withdrawn, not queued."""
     from storage import migrations
 
     all_migrations = list(migrations.MIGRATIONS)
     monkeypatch.setattr(migrations, "MIGRATIONS", all_migrations[:4])
-    db, _, _, ids = await setup(tmp_path, size=3)
+    db, _, _, ids = await setup(database, tmp_path, size=3)
     at = (T0 + dt.timedelta(days=1, minutes=1)).isoformat()
     with sqlite3.connect(db) as conn:  # what the schema-4 code wrote: a reminder and its message
         key = f"reminder:{ids[0]}:{T0.isoformat()}:0"
@@ -353,8 +353,8 @@ async def test_upgrade_from_schema_4_keeps_reminders_and_outbox(tmp_path, monkey
     conn.close()
 
 
-async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp_path):
-    db, form_path, _, ids = await setup(tmp_path, size=6)
+async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp_path, database, second_database):
+    db, form_path, _, ids = await setup(database, tmp_path, size=6)
     form = load_questionnaire(form_path)
     async with await open_storage(db) as storage:
         conversations = Conversations(storage)
@@ -372,7 +372,7 @@ async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp
     assert (await run_pass(db, at)).count == 2
     assert sorted(r["respondent_id"] for r in await reminder_rows(db, at)) == ids[4:]
     # After the survey closes: nothing.
-    db2, _, _, _ = await setup(tmp_path / "closed", size=2)
+    db2, _, _, _ = await setup(second_database, tmp_path / "closed", size=2)
     result = await run_pass(db2, dt.datetime(2026, 9, 1, 9, 0, tzinfo=VN))
     assert result.count == 0 and result.skipped == {"remind-test": "survey not open"}
 
@@ -380,10 +380,10 @@ async def test_none_after_completion_refusal_unreachable_quota_full_or_close(tmp
 COMPLETE = ["/start", "yes", "1", "2", "3"]  # consent, then the three questions
 
 
-async def test_a_reminder_not_sent_when_its_person_completes_or_refuses_is_withdrawn(tmp_path):
+async def test_a_reminder_not_sent_when_its_person_completes_or_refuses_is_withdrawn(tmp_path, database):
     """A large pass drains for hours: what has not left when the person finishes never will,
     whether it is still queued or already handed over and waiting in the outbox."""
-    db, form_path, _, ids = await setup(tmp_path, size=4)
+    db, form_path, _, ids = await setup(database, tmp_path, size=4)
     at = T0 + dt.timedelta(days=1, minutes=1)
     form = load_questionnaire(form_path)
     async with await open_storage(db) as storage:
@@ -411,16 +411,16 @@ async def test_a_reminder_not_sent_when_its_person_completes_or_refuses_is_withd
     assert (await run_pass(db, at + dt.timedelta(days=3))).count == 0
 
 
-async def test_the_hand_over_checks_the_person_and_the_survey_again(tmp_path):
+async def test_the_hand_over_checks_the_person_and_the_survey_again(tmp_path, database):
     """A disposition written without ``set_disposition`` (by hand, or by an older khaosat), or a
     survey that closed while its reminders were queued: the hand-over withdraws, it does not send."""
-    db, _, _, ids = await setup(tmp_path, size=4)
+    db, _, _, ids = await setup(database, tmp_path, size=4)
     at = T0 + dt.timedelta(days=1, minutes=1)
     async with await open_storage(db) as storage:
         assert (await reminder_pass(storage, [BOT], at)).count == 4
-    with sqlite3.connect(db) as conn:
-        conn.execute("UPDATE respondents SET disposition = 'ineligible' WHERE id = ?", (ids[0],))
-    conn.close()
+    async with await open_storage(db) as storage:  # by hand: around set_disposition
+        await storage._run(lambda conn: conn.execute(  # noqa: SLF001
+            "UPDATE respondents SET disposition = 'ineligible' WHERE id = ?", (ids[0],)))
     async with await open_storage(db) as storage:
         assert await hand_over(storage, at, room=1) == 1  # ids[0]'s withdrawn, so the feed went on to ids[1]'s
         after_close = dt.datetime(2026, 9, 1, 9, 0, tzinfo=VN)
@@ -431,11 +431,11 @@ async def test_the_hand_over_checks_the_person_and_the_survey_again(tmp_path):
         assert await storage.queued_reminders() == 0
 
 
-async def test_the_sender_skips_a_message_withdrawn_after_it_was_read(tmp_path):
+async def test_the_sender_skips_a_message_withdrawn_after_it_was_read(tmp_path, database):
     emulator = BotApiEmulator(limits=Limits(per_bot_per_second=30, per_chat_per_second=100, per_chat_burst=100))
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "remind_bot")
-    db, _, _, ids = await setup(tmp_path, size=2)
+    db, _, _, ids = await setup(database, tmp_path, size=2)
     for n in range(2):
         await telegram.user(1000 + n).start()
     at = T0 + dt.timedelta(days=1, minutes=1)
@@ -461,8 +461,8 @@ async def test_the_sender_skips_a_message_withdrawn_after_it_was_read(tmp_path):
     assert [str(r.params["chat_id"]) for r in emulator.requests if r.method == "sendMessage"] == ["1000"]
 
 
-async def test_restart_loses_none_and_doubles_none(tmp_path):
-    db, _, _, ids = await setup(tmp_path, size=5)
+async def test_restart_loses_none_and_doubles_none(tmp_path, database):
+    db, _, _, ids = await setup(database, tmp_path, size=5)
     now = T0 + dt.timedelta(days=1, minutes=1)
     # Pass, then "kill" before anything is handed over: the reminders wait queued in the database.
     assert (await run_pass(db, now)).count == 5
@@ -490,8 +490,8 @@ async def test_restart_loses_none_and_doubles_none(tmp_path):
     assert len({r["dedupe_key"] for r in rows}) == 5
 
 
-async def test_a_hand_over_is_all_or_nothing_and_two_senders_share_the_queue(tmp_path):
-    db, _, _, ids = await setup(tmp_path, size=5)
+async def test_a_hand_over_is_all_or_nothing_and_two_senders_share_the_queue(tmp_path, database):
+    db, _, _, ids = await setup(database, tmp_path, size=5)
     now = T0 + dt.timedelta(days=1, minutes=1)
     assert (await run_pass(db, now)).count == 5
     calls = []
@@ -515,8 +515,8 @@ async def test_a_hand_over_is_all_or_nothing_and_two_senders_share_the_queue(tmp
     assert sorted(m["respondent_id"] for m in outbox) == ids
 
 
-async def test_progress_numbers_and_language(tmp_path):
-    db, form_path, _, ids = await setup(tmp_path, size=2)
+async def test_progress_numbers_and_language(tmp_path, database):
+    db, form_path, _, ids = await setup(database, tmp_path, size=2)
     form = load_questionnaire(form_path)
     async with await open_storage(db) as storage:
         conversations = Conversations(storage)
@@ -535,9 +535,9 @@ async def test_progress_numbers_and_language(tmp_path):
     assert payloads[ids[0]]["chat_id"] == 1000
 
 
-async def test_the_text_has_the_progress_of_when_it_is_handed_over(tmp_path):
+async def test_the_text_has_the_progress_of_when_it_is_handed_over(tmp_path, database):
     """Queued at the pass, rendered at the hand-over: what the person answered meanwhile counts."""
-    db, form_path, _, ids = await setup(tmp_path, size=1)
+    db, form_path, _, ids = await setup(database, tmp_path, size=1)
     form = load_questionnaire(form_path)
     async with await open_storage(db) as storage:
         conversations = Conversations(storage)
@@ -551,11 +551,11 @@ async def test_the_text_has_the_progress_of_when_it_is_handed_over(tmp_path):
     assert json.loads(message["payload"])["text"].startswith("Bạn đã trả lời 2/3 câu.")
 
 
-async def test_reminders_reach_the_people_in_the_emulator_after_the_replies(tmp_path):
+async def test_reminders_reach_the_people_in_the_emulator_after_the_replies(tmp_path, database):
     emulator = BotApiEmulator(limits=Limits(per_bot_per_second=30, per_chat_per_second=100, per_chat_burst=100))
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "remind_bot")
-    db, _, _, ids = await setup(tmp_path, size=3)
+    db, _, _, ids = await setup(database, tmp_path, size=3)
     users = [telegram.user(1000 + n) for n in range(3)]
     for user in users:
         await user.start()  # they opened the chat (a bot cannot write first)
@@ -587,8 +587,8 @@ async def test_reminders_reach_the_people_in_the_emulator_after_the_replies(tmp_
     assert not emulator.violations
 
 
-async def test_a_resting_feed_looks_again_when_told_or_after_a_while(tmp_path):
-    db, _, _, ids = await setup(tmp_path, size=2, link=1)
+async def test_a_resting_feed_looks_again_when_told_or_after_a_while(tmp_path, database):
+    db, _, _, ids = await setup(database, tmp_path, size=2, link=1)
     at = T0 + dt.timedelta(days=1, minutes=1)
     elapsed = [0.0]
     async with await open_storage(db) as storage:
@@ -607,8 +607,8 @@ async def test_a_resting_feed_looks_again_when_told_or_after_a_while(tmp_path):
         assert await feed(10) == 1
 
 
-def test_list_unreached_writes_a_csv_for_the_coordinator(tmp_path):
-    db, _, _, ids = asyncio.run(setup(tmp_path, size=4, link=1))
+def test_list_unreached_writes_a_csv_for_the_coordinator(tmp_path, database):
+    db, _, _, ids = asyncio.run(setup(database, tmp_path, size=4, link=1))
     out = tmp_path / "unreached.csv"
     result = subprocess.run([sys.executable, "-m", "bot.cli", "remind", "--list-unreached", "--out", str(out),
                              "--db", str(db)], capture_output=True, text=True, cwd=ROOT)
@@ -622,8 +622,8 @@ def test_list_unreached_writes_a_csv_for_the_coordinator(tmp_path):
     assert rows[0]["stratum"] == "citizen/xa-a" and rows[0]["disposition"] == "invited"
 
 
-def test_remind_run_once_from_the_command_line(tmp_path):
-    db, _, _, ids = asyncio.run(setup(tmp_path, size=2))
+def test_remind_run_once_from_the_command_line(tmp_path, database):
+    db, _, _, ids = asyncio.run(setup(database, tmp_path, size=2))
     config = tmp_path / "c.toml"
     config.write_text(f'[storage]\npath = "{db}"\n\n[[telegram]]\nname = "t"\ntoken = "1:x"\n', encoding="utf-8")
     at = (T0 + dt.timedelta(days=1, minutes=1)).isoformat()

@@ -16,7 +16,7 @@ NOW = "2026-08-05T09:00:00+07:00"
 BOT = ("telegram", "t")
 
 
-async def two_communes(tmp_path: Path):
+async def two_communes(tmp_path: Path, db):
     """The test survey's sample over communes xa-a and xa-b, every main member contacted with a chat."""
     project = load_survey(SURVEY_FILE)
     frame = tmp_path / "frame.csv"
@@ -24,7 +24,6 @@ async def two_communes(tmp_path: Path):
     for unit, size in {"xa-a": 120, "xa-b": 80, "xa-c": 40}.items():
         rows += [f"{unit}-{i:03d},citizen,{unit},Người {unit} {i},09{i:08d}" for i in range(size)]
     frame.write_text("\n".join(rows) + "\n", encoding="utf-8")
-    db = tmp_path / "strata.sqlite"
     async with await open_storage(db) as storage:
         await store_survey(storage, project, "", "survey.toml", T0)
         await import_frame_file(storage, project, frame, T0)
@@ -50,8 +49,8 @@ async def reminded(db: Path) -> set[int]:
         return {row[0] for row in await storage._fetchall("SELECT respondent_id FROM reminders")}  # noqa: SLF001
 
 
-async def test_only_the_given_strata_are_queued_once(tmp_path):
-    db, project, members = await two_communes(tmp_path)
+async def test_only_the_given_strata_are_queued_once(tmp_path, database):
+    db, project, members = await two_communes(tmp_path, database)
     a, b = set(members["citizen/xa-a"]), set(members["citizen/xa-b"])
     assert a and b
     assert await queue(db, project.id, strata=["citizen/xa-b"]) == len(b)
@@ -64,7 +63,7 @@ async def test_only_the_given_strata_are_queued_once(tmp_path):
     assert await reminded(db) == a | b
 
 
-async def test_a_stratum_of_no_member_queues_nobody(tmp_path):
-    db, project, _ = await two_communes(tmp_path)
+async def test_a_stratum_of_no_member_queues_nobody(tmp_path, database):
+    db, project, _ = await two_communes(tmp_path, database)
     assert await queue(db, project.id, strata=["citizen/xa-zz", "citizen/xa-c"]) == 0
     assert await reminded(db) == set()

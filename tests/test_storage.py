@@ -33,8 +33,9 @@ T2 = "2024-05-01T08:02:00+07:00"
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "khaosat.sqlite"
+def db_path(database):
+    """An SQLite file, then a PostgreSQL database (tests/conftest.py)."""
+    return database
 
 
 @pytest.fixture
@@ -71,6 +72,7 @@ def user_version(path: Path) -> int:
 # Migrations -------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("reads PRAGMA user_version (tests/test_pg_migrations.py covers PostgreSQL's)")
 async def test_new_database_is_migrated_and_reopening_is_a_no_op(db_path):
     async with await open_storage(db_path) as s:
         await s.ensure_respondent("tg:1", T0)
@@ -80,6 +82,7 @@ async def test_new_database_is_migrated_and_reopening_is_a_no_op(db_path):
     assert user_version(db_path) == len(migrations.MIGRATIONS)
 
 
+@pytest.mark.sqlite_only("SQLite's upgrade path (tests/test_pg_migrations.py covers PostgreSQL's)")
 async def test_older_database_gets_missing_migrations(db_path, monkeypatch):
     async with await open_storage(db_path) as s:
         await s.ensure_respondent("tg:1", T0)
@@ -94,6 +97,7 @@ async def test_older_database_gets_missing_migrations(db_path, monkeypatch):
         assert conn.execute("SELECT count(*) FROM extra").fetchone() == (0,)
 
 
+@pytest.mark.sqlite_only("SQLite's upgrade path (tests/test_pg_migrations.py covers PostgreSQL's)")
 async def test_failed_upgrade_leaves_old_schema_intact(db_path, monkeypatch):
     async with await open_storage(db_path):
         pass
@@ -109,6 +113,7 @@ async def test_failed_upgrade_leaves_old_schema_intact(db_path, monkeypatch):
     assert "extra" not in tables
 
 
+@pytest.mark.sqlite_only("writes PRAGMA user_version (tests/test_pg_migrations.py covers PostgreSQL's)")
 async def test_newer_database_is_refused(db_path):
     async with await open_storage(db_path):
         pass
@@ -118,6 +123,7 @@ async def test_newer_database_is_refused(db_path):
         await open_storage(db_path)
 
 
+@pytest.mark.sqlite_only("SQLite's PRAGMAs")
 async def test_durability_pragmas(store, db_path):
     assert db_path.exists()  # parent directory was created
     with sqlite3.connect(db_path) as conn:
@@ -366,6 +372,7 @@ WRITER = textwrap.dedent(
 )
 
 
+@pytest.mark.sqlite_only("reads the file with sqlite3 after the kill")
 async def test_sigkill_mid_write_leaves_a_consistent_database(db_path):
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-c", WRITER, str(db_path),
@@ -400,6 +407,7 @@ async def test_sigkill_mid_write_leaves_a_consistent_database(db_path):
         assert await step(s, session.id, f"e{n}", n) == StepResult(True, n + 1)
 
 
+@pytest.mark.sqlite_only("SQLite's upgrade path from schema 6")
 async def test_answers_stored_before_schema_7_get_their_history_from_the_triggers(db_path, monkeypatch):
     """Migration 7 moves history writing into triggers; answers written by the old code carry on."""
     every_migration = list(migrations.MIGRATIONS)

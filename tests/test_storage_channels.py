@@ -35,8 +35,9 @@ T3 = "2024-05-01T08:03:00+07:00"
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "khaosat.sqlite"
+def db_path(database):
+    """An SQLite file, then a PostgreSQL database (tests/conftest.py)."""
+    return database
 
 
 @pytest.fixture
@@ -61,6 +62,7 @@ def msg(text: str = "hi", *, chat: str = "100", **kw) -> OutgoingMessage:
 # Migration from version 1 ---------------------------------------------
 
 
+@pytest.mark.sqlite_only("SQLite's upgrade path from schema 1")
 async def test_version_1_database_is_upgraded_with_data_intact(db_path, monkeypatch):
     all_migrations = migrations.MIGRATIONS
     monkeypatch.setattr(migrations, "MIGRATIONS", all_migrations[:1])
@@ -132,6 +134,7 @@ async def test_add_respondent_is_idempotent_and_does_not_overwrite(store, db_pat
     assert len(await store.list_respondents()) == 1
 
 
+@pytest.mark.sqlite_only("looks through a second sqlite3 connection")
 async def test_personal_row_only_when_given(store, db_path):
     r = await store.add_respondent("sample:002", at=T0)
     assert await store.personal(r.id) == Personal(None, None)

@@ -30,8 +30,9 @@ T2 = "2024-05-01T08:02:00+07:00"
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "data" / "khaosat.sqlite"
+def db_path(database):
+    """An SQLite file, then a PostgreSQL database (tests/conftest.py)."""
+    return database
 
 
 @pytest.fixture
@@ -112,6 +113,7 @@ async def test_calls_waiting_for_the_worker_share_one_hop(store, monkeypatch):
         assert (await store.get_respondent(r.id)).disposition == "started"
 
 
+@pytest.mark.sqlite_only("looks through a second sqlite3 connection")
 async def test_a_write_is_committed_before_its_caller_hears_of_it(store, db_path):
     """Another connection sees the write as soon as the call returns: it is on disk, not pending."""
     import sqlite3
@@ -315,6 +317,7 @@ async def test_current_session_returns_a_finished_latest_session(store, finished
     assert len(await store.list_sessions()) == 1
 
 
+@pytest.mark.sqlite_only("watches the WAL file's size")
 async def test_current_session_writes_nothing_when_a_session_exists(store, db_path):
     respondent = await respondent_with_form(store)
     await current(store, respondent.id)
@@ -345,6 +348,7 @@ async def test_concurrent_current_session_creates_one(db_path):
 # synchronous --------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only("SQLite's PRAGMA synchronous")
 @pytest.mark.parametrize(("setting", "pragma"), [("full", 2), ("normal", 1), ("NORMAL", 1)])
 async def test_synchronous_setting(db_path, setting, pragma):
     async with await open_storage(db_path, synchronous=setting) as s:
@@ -354,12 +358,14 @@ async def test_synchronous_setting(db_path, setting, pragma):
         assert (await s._fetchall("PRAGMA synchronous"))[0][0] == 2  # noqa: SLF001 - FULL by default
 
 
+@pytest.mark.sqlite_only("checks that no file was made")
 async def test_unknown_synchronous_setting_is_refused(db_path):
     with pytest.raises(StorageError, match="synchronous"):
         await open_storage(db_path, synchronous="off")
     assert not db_path.exists()
 
 
+@pytest.mark.sqlite_only("a file that is no SQLite database")
 async def test_a_file_that_is_no_database_is_refused_and_leaves_no_thread(db_path):
     db_path.parent.mkdir(parents=True, exist_ok=True)
     db_path.write_bytes(b"this is not an SQLite database, just text" * 100)

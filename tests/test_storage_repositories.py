@@ -16,6 +16,7 @@ from storage.base import Storage
 from storage.fieldwork import Fieldwork, SQLiteFieldwork
 from storage.links import Links, SQLiteLinks
 from storage.outbox import Outbox, SQLiteOutbox
+from storage.privacy import Privacy, SQLitePrivacy
 from storage.questionnaires import Questionnaires, SQLiteQuestionnaires
 from storage.quotas import Quotas, SQLiteQuotas
 from storage.reminders_store import Reminders, SQLiteReminders
@@ -37,6 +38,7 @@ PAIRS = [
     (Fieldwork, SQLiteFieldwork, "fieldwork"),
     (Quotas, SQLiteQuotas, "quotas"),
     (Reminders, SQLiteReminders, "reminders"),
+    (Privacy, SQLitePrivacy, "privacy"),
 ]
 
 
@@ -125,13 +127,13 @@ def _step(s, session_id, key, revision, outgoing=()):
                         changes=[AnswerChange("q1", json.dumps(key), "answered")], at=T1, outgoing=list(outgoing))
 
 
-async def test_a_lone_step_takes_the_batched_write(tmp_path, monkeypatch):
+async def test_a_lone_step_takes_the_batched_write(database, monkeypatch):
     """One path for the step write: a lone apply_step is the batch of one, with its refusals."""
     import storage.sessions as sessions_store
     batches = []
     real = sessions_store._apply_steps
     monkeypatch.setattr(sessions_store, "_apply_steps", lambda conn, calls: batches.append(len(calls)) or real(conn, calls))
-    async with await open_storage(tmp_path / "x.sqlite") as s:
+    async with await open_storage(database) as s:
         session = await _session(s)
         reply = OutgoingMessage("telegram", "b", "1", "sendMessage", '{"text": "hi"}', dedupe_key="k#0")
         applied = await _step(s, session.id, "e1", 0, [reply])
@@ -156,9 +158,9 @@ async def _queued_reminder(s, chat_id: str) -> int:
     return respondent.id
 
 
-async def test_handing_reminders_over_uses_the_callers_payload_and_text(tmp_path):
+async def test_handing_reminders_over_uses_the_callers_payload_and_text(database):
     texts = {"svy": ReminderTexts({}, lambda language, form_id, answered: f"nhắc {answered}")}
-    async with await open_storage(tmp_path / "x.sqlite") as s:
+    async with await open_storage(database) as s:
         await _queued_reminder(s, "1001")
         built = []
 

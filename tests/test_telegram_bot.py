@@ -66,7 +66,7 @@ def now() -> dt.datetime:
 
 
 @contextlib.asynccontextmanager
-async def harness(tmp_path: Path, *, limits: Limits = FAST, pace: Pace = FAST_PACE, **bot_options):
+async def harness(tmp_path: Path, *, limits: Limits = FAST, pace: Pace = FAST_PACE, clock=None, **bot_options):
     emulator = BotApiEmulator(limits=limits)
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "khaosat_test_bot")
@@ -80,7 +80,7 @@ async def harness(tmp_path: Path, *, limits: Limits = FAST, pace: Pace = FAST_PA
         running.extend(bots)
         ready.set()
 
-    task = asyncio.create_task(run(config, stop, started=started))
+    task = asyncio.create_task(run(config, stop, started=started, clock=clock))
     await asyncio.wait({task, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
     if task.done():
         task.result()

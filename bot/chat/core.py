@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import logging
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNTICK,
-    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Notice, NotText, Outgoing, Press,
+    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Notice, NotText, Outgoing, Press,
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
+from bot.chat.privacy import ChatPrivacy
 from bot.chat.surveys import LINK_MESSAGES, Chat, ChatLocks, ChatSurveys, Link
 from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_phone, normalise_typed_code
 from bot.outbox import REPLY
@@ -28,12 +30,23 @@ from surveys import engine
 from surveys.engine import fold
 from surveys.messages import say, ui_language
 
+log = logging.getLogger(__name__)
+
+#: Group chats whose updates were logged as ignored, remembered up to this many (then forgotten
+#: all at once: a chat may be logged a second time, the log never grows without bound).
+_GROUPS_REMEMBERED = 10_000
+
+#: The coordinators hear of a brute force on codes at most this often.
+_FLOOD_ALERT_EVERY = dt.timedelta(minutes=15)
+
 #: Typed words that go back or skip, on every channel and every question type (never a bare
 #: number: 0 is an answer to "how many times?").
 BACK_WORDS = {"<", "quay lai", "back", "/back"}
 SKIP_WORDS = {"bo qua", "skip"}
 #: "/stop có" confirms at once where there are no buttons.
 _YES = {"co", "yes", "dong y", "y"}
+#: The disposition of a person whose (hard-quota) stratum filled before they could finish.
+QUOTA_FULL = "quota_full"
 #: Where people already answering may go on: they had said yes, and were not done.
 _IN_PROGRESS = (engine.Status.ACTIVE, engine.Status.PAUSED)
 
@@ -48,6 +61,8 @@ class Turn:
     pressed: Any = None
     #: Set once the engine accepted a step: a new prompt (or the end) is on its way.
     prompted: bool = False
+    #: The session's state before this event (``bot/chat/privacy.py`` records an accepted consent).
+    before: engine.SessionState | None = None
 
     @property
     def typed(self) -> bool:
@@ -57,21 +72,43 @@ class Turn:
 class ChatCore:
     def __init__(self, surveys: ChatSurveys, clock: Callable[[], dt.datetime], *,
                  coordinators: Sequence[str] = (), desk: CoordinatorDesk | None = None,
-                 fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None):
+                 fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None,
+                 privacy: ChatPrivacy | None = None):
         self.surveys = surveys
         self.clock = clock
         self.coordinators = {str(c) for c in coordinators}
         self.desk = desk
         self.fieldwork = fieldwork
         self.deliveries = deliveries
+        self.privacy = privacy
         self.locks = ChatLocks()
+        self._groups_logged: set[str] = set()
+        self._flood_alerted_at: dt.datetime | None = None
 
     async def handle(self, chat: Chat, key: str, incoming: Incoming, renderer: Renderer,
                      pressed: Any = None) -> str | None:
         """Handle one event; returns the short notice to show on a pressed button, if any."""
+        if not chat.private:
+            return await self._not_private(Turn(chat, key, renderer, pressed), incoming)
         async with self.locks[chat.chat_id]:
             turn = Turn(chat, key, renderer, pressed)
             return await self._handle(turn, incoming)
+
+    async def _not_private(self, turn: Turn, incoming: Incoming) -> None:
+        """Surveys happen in private chats only: a group's, supergroup's or channel's updates bind
+        nobody and get no reply (a code sent there would open that person's survey for the whole
+        group); the bot leaves a group it is added to. Logged once per chat."""
+        chat = turn.chat
+        first = chat.chat_id not in self._groups_logged
+        if first:
+            if len(self._groups_logged) >= _GROUPS_REMEMBERED:
+                self._groups_logged.clear()
+            self._groups_logged.add(chat.chat_id)
+            log.info("%s/%s: updates from group chat %s are ignored (surveys happen in private chats only)",
+                     chat.channel, chat.bot, chat.chat_id)
+        if first or isinstance(incoming, Joined):  # also a group the bot was in before it left groups
+            await self._send(turn, [Leave()], "vi", suffix="leave")
+        return None
 
     # -- dispatch ------------------------------------------------------------------------------
 
@@ -79,17 +116,24 @@ class ChatCore:
         if isinstance(incoming, Blocked):
             await self._blocked(turn)
             return None
+        if isinstance(incoming, Joined):  # a person unblocked the bot: nothing to say until they write
+            return None
         respondent, session = await self.surveys.linked(turn.chat)
         # The state the engine last left the session in, kept by Conversations: no decoding on
         # the answering path, where only its language, status and question are read.
         state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
         language = ui_language(state.language) if state else "vi"
+        turn.before = state
+        if self.privacy is not None:  # /privacy, a withdrawal, anything from a person who withdrew
+            handled, notice = await self.privacy.intercept(self, turn, incoming, respondent, language)
+            if handled:
+                return notice
         if isinstance(incoming, Command):
             name = incoming.name.lower()
             if self.desk is not None and name in self.desk.commands and turn.chat.user_id in self.coordinators:
                 return await self._send(turn, await self.desk.run(name, turn.key, turn.renderer.capabilities),
                                         language)
-            if name in ("help", "privacy"):
+            if name in ("help", "privacy"):  # /privacy: here only without bot/chat/privacy.py
                 return await self._send(turn, [Notice(say(f"{name}_typed" if turn.typed and name == "help"
                                                           else name, language))], language)
             if name == "start":
@@ -100,6 +144,8 @@ class ChatCore:
             if isinstance(incoming, Text):
                 return await self._unlinked(turn, incoming.text)
             return await self._welcome(turn)
+        if respondent.disposition == QUOTA_FULL:
+            return await self._quota_ended(turn, respondent, language)
         notice = await self._linked(turn, incoming, respondent, session, state, language)
         if not turn.prompted and state is not None and state.current is not None:
             await self._show_again_if_lost(turn, respondent, session)
@@ -110,7 +156,7 @@ class ChatCore:
         at = self.clock()
         if isinstance(incoming, NotText):
             return await self._send(turn, [Notice(say("not_text_typed" if turn.typed else "not_text", language))],
-                                    language)
+                                    language, error=True)
         if isinstance(incoming, Command) and incoming.name.lower() == "stop":
             return await self._stop(turn, respondent, incoming.argument, state, language)
         closed = await self._closed(respondent, state, at, language)
@@ -124,7 +170,7 @@ class ChatCore:
                 event = {"lang": lambda: engine.SetLanguage(argument, at), "resume": lambda: engine.Resume(at),
                          "back": lambda: engine.Back(at)}[name]()
                 return await self._drive(turn, respondent, event)
-            return await self._send(turn, [Notice(say("unknown_command", language))], language)
+            return await self._send(turn, [Notice(say("unknown_command", language))], language, error=True)
         if isinstance(incoming, Press):
             event = _press_event(incoming, at)
             if event is None:
@@ -136,7 +182,7 @@ class ChatCore:
             return await self._drive(turn, respondent, engine.Back(at))
         if folded in SKIP_WORDS:
             return await self._drive(turn, respondent, engine.Reply("", at))
-        return await self._drive(turn, respondent, engine.Reply(text, at), session)
+        return await self._drive(turn, respondent, engine.Reply(text, at, incoming.seq), session)
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -147,8 +193,10 @@ class ChatCore:
         if payload and (is_link_code(payload) or is_typed_code(payload)):
             respondent = await self._link_code(turn, payload)
         elif payload:
-            await self.surveys.link_code(turn.chat, payload, "link", turn.key, at)  # logged as a wrong code
-            return await self._send(turn, [Notice(say("code_invalid", "vi"))], "vi", suffix="refused")
+            outcome, _ = await self.surveys.link_code(turn.chat, payload, "link", turn.key, at,  # a wrong code
+                                                      flood=await self._code_flood(turn, at))
+            return await self._send(turn, [Notice(say(LINK_MESSAGES.get(outcome, "code_invalid"), "vi"))], "vi",
+                                    suffix="refused", error=True)
         if respondent is None:
             return await self._welcome(turn)
         return await self._begin(turn, respondent)
@@ -181,7 +229,7 @@ class ChatCore:
             return await self._open(turn, keyword)
         code = text.strip() if is_link_code(text.strip()) else typed_code_in(text)
         if code is None:
-            return await self._welcome(turn)
+            return await self._welcome(turn, error=True)
         respondent = await self._link_code(turn, code)
         return None if respondent is None else await self._begin(turn, respondent)
 
@@ -196,8 +244,27 @@ class ChatCore:
     async def _link_code(self, turn: Turn, code: str) -> Respondent | None:
         kind = "link" if is_link_code(code) else "typed"
         normalised = code if kind == "link" else normalise_typed_code(code)
-        outcome, respondent = await self.surveys.link_code(turn.chat, normalised, kind, turn.key, self.clock())
+        at = self.clock()
+        outcome, respondent = await self.surveys.link_code(turn.chat, normalised, kind, turn.key, at,
+                                                           code_is_key=turn.renderer.capabilities.code_is_key,
+                                                           flood=await self._code_flood(turn, at))
         return await self._after_link(turn, outcome, respondent)
+
+    async def _code_flood(self, turn: Turn, at: dt.datetime) -> bool:
+        """Whether the bot-wide limit on wrong codes has tripped; the coordinators hear of it (and the
+        log), at most once a quarter of an hour."""
+        failures = await self.surveys.code_flood(turn.chat, at)
+        if failures is None:
+            return False
+        chat = turn.chat
+        if self._flood_alerted_at is None or at - self._flood_alerted_at >= _FLOOD_ALERT_EVERY:
+            self._flood_alerted_at = at
+            text = say("code_flood_alert", "vi", bot=chat.bot, count=failures)
+            await self.notify_coordinators(chat.channel, chat.bot, turn.renderer, text, "code-flood",
+                                           at.isoformat(timespec="minutes"))
+            log.warning("%s/%s: %d wrong codes in the last minute: only chats with no wrong code may try now",
+                        chat.channel, chat.bot, failures)
+        return True
 
     async def _contact(self, turn: Turn, contact: Contact) -> str | None:
         if not contact.own:
@@ -215,18 +282,20 @@ class ChatCore:
         if outcome is Link.ALREADY:
             return respondent
         notice = Notice(say(LINK_MESSAGES[outcome], "vi"), closes_phone_request)
+        linked = outcome is Link.LINKED
         await self._send(turn, [notice], "vi", respondent.id if respondent else None,
-                         "linked" if outcome is Link.LINKED else "refused")
+                         "linked" if linked else "refused", error=not linked and not closes_phone_request)
         return respondent
 
-    async def _welcome(self, turn: Turn) -> str | None:
+    async def _welcome(self, turn: Turn, *, error: bool = False) -> str | None:
+        """The welcome of a chat nobody is linked to; ``error``: in answer to text that held no code."""
         if turn.renderer.capabilities.phone_request:
             output: Outgoing = AskPhone(say("welcome_unlinked", "vi"), say("share_phone", "vi"))
         else:
             output = Notice(say("zalo_welcome", "vi"))
         if turn.pressed is not None:
             return await self._send(turn, [engine.Say(say("welcome_unlinked", "vi"), engine.Tone.STALE)], "vi")
-        return await self._send(turn, [output], "vi", suffix="welcome")
+        return await self._send(turn, [output], "vi", suffix="welcome", error=error)
 
     async def _blocked(self, turn: Turn) -> None:
         """A person who blocks the bot is unreachable now, before any reminder bounces."""
@@ -234,6 +303,13 @@ class ChatCore:
         if respondent is not None and respondent.disposition not in ("completed", "refused"):
             await self.surveys.storage.set_disposition(respondent.id, "unreachable", self.clock().isoformat(),
                                                        reason=f"{turn.chat.channel}: bot blocked", key=turn.key)
+
+    async def _quota_ended(self, turn: Turn, respondent: Respondent, language: str) -> str | None:
+        """The person's stratum filled (a hard quota; they were told so, once, by the step that found
+        it full): their session has ended, so nothing they send asks a question again, which could no
+        longer count; each message gets a short word that it has ended."""
+        return await self._send(turn, [Notice(say("quota_ended", language))], language, respondent.id, "ended",
+                                error=True)
 
     # -- survey dates --------------------------------------------------------------------------
 
@@ -266,17 +342,27 @@ class ChatCore:
             opened = phase is Phase.OPEN
             text = say("fieldwork_opened" if opened else "fieldwork_closed", "vi", title=window.title,
                        opens=f"{window.opens:%d/%m/%Y}", closes=f"{window.closes:%d/%m/%Y}", grace=window.grace_days)
-            for coordinator in sorted(self.coordinators):
-                if not await self.surveys.storage.chat_reached(channel, bot, coordinator):
-                    continue  # a bot cannot write first: only to coordinators who opened the chat
-                chat = Chat(channel, bot, coordinator, coordinator)
-                calls, _ = renderer.render([Notice(text)], coordinator, "vi")
-                key = f"fieldwork:{channel}:{bot}:{coordinator}:{window.survey_id}:{'open' if opened else 'closed'}"
-                await self.surveys.send(chat, calls, key, at)
-                sent += 1
+            sent += await self.notify_coordinators(channel, bot, renderer, text, "fieldwork",
+                                                   f"{window.survey_id}:{'open' if opened else 'closed'}")
+        return sent
+
+    async def notify_coordinators(self, channel: str, bot: str, renderer: Renderer, text: str, kind: str,
+                                  what: str) -> int:
+        """Queue ``text`` to each of this bot's coordinators, once per ``kind`` and ``what`` (the outbox's
+        dedupe key makes a repeated call, or a restart, send nothing new); returns to how many."""
+        sent = 0
+        for coordinator in sorted(self.coordinators):
+            if not await self.surveys.storage.chat_reached(channel, bot, coordinator):
+                continue  # a bot cannot write first: only to coordinators who opened the chat
+            chat = Chat(channel, bot, coordinator, coordinator)
+            calls, _ = renderer.render([Notice(text)], coordinator, "vi")
+            await self.surveys.send(chat, calls, f"{kind}:{channel}:{bot}:{coordinator}:{what}", self.clock())
+            sent += 1
         return sent
 
     async def _begin(self, turn: Turn, respondent: Respondent) -> str | None:
+        if respondent.disposition == QUOTA_FULL:
+            return await self._quota_ended(turn, respondent, "vi")
         at = self.clock()
         state = await self.surveys.state(turn.chat, respondent, at)
         language = ui_language(state.language) if state else "vi"
@@ -290,6 +376,8 @@ class ChatCore:
     async def _drive(self, turn: Turn, respondent: Respondent, event: engine.Event,
                      session: SessionRecord | None = None) -> str | None:
         notice: str | None = None
+        if self.privacy is not None:  # the survey's own consent text
+            turn.renderer = await self.privacy.renderer(turn.renderer, turn.chat.channel, respondent)
 
         def render(step: engine.Step) -> list:
             nonlocal notice
@@ -301,6 +389,8 @@ class ChatCore:
         if handled is None:
             return await self._send(turn, [Notice(say("no_survey", "vi"))], "vi", respondent.id, "none")
         turn.prompted = handled.step.accepted
+        if self.privacy is not None:
+            await self.privacy.after_step(turn, respondent, handled.step)
         return notice
 
     async def _show_again_if_lost(self, turn: Turn, respondent: Respondent, session: SessionRecord | None) -> None:
@@ -317,18 +407,47 @@ class ChatCore:
         state = await self.surveys.state(chat, respondent, self.clock())
         if form is None or state is None or state.status not in (engine.Status.ACTIVE, engine.Status.CONSENT):
             return False
+        if self.privacy is not None and await self.privacy.silenced(respondent):
+            return False
         prompt = engine.current_prompt(form, state)
         if prompt is None:
             return False
+        if self.privacy is not None:
+            renderer = await self.privacy.renderer(renderer, chat.channel, respondent)
         calls, _ = renderer.render((dataclasses.replace(prompt, update=False),), chat.chat_id, state.language)
         await self.surveys.send(chat, calls, key, self.clock(), respondent.id)
         return True
 
+    async def screen(self, chat: Chat) -> tuple[str, list[Outgoing]] | None:
+        """What a chat shows now, for a channel that draws whole pages (the web) rather than
+        sending messages: the prompt on screen, or what the session's status means; None for a
+        chat nobody is linked to. Reads only."""
+        respondent, session = await self.surveys.linked(chat)
+        if respondent is None:
+            return None
+        form = self.surveys.form_of(respondent)
+        state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
+        if form is None or state is None:
+            return "vi", []
+        language = ui_language(state.language)
+        if state.status in (engine.Status.ACTIVE, engine.Status.CONSENT):
+            prompt = engine.current_prompt(form, state)
+            return state.language, [dataclasses.replace(prompt, update=False)] if prompt is not None else []
+        texts = {engine.Status.COMPLETED: ("already_completed", engine.Tone.THANKS),
+                 engine.Status.REFUSED: ("refused_state", engine.Tone.INFO),
+                 engine.Status.PAUSED: ("paused", engine.Tone.INFO)}
+        if state.status in texts:
+            key, tone = texts[state.status]
+            return state.language, [engine.Say(say(key, language), tone)]
+        return state.language, []
+
     async def _send(self, turn: Turn, outputs: list[Outgoing], language: str, respondent_id: int | None = None,
-                    suffix: str = "") -> str | None:
+                    suffix: str = "", *, error: bool = False) -> str | None:
+        """Render and queue ``outputs``; ``error``: they answer something that could not be used (junk,
+        a wrong code), so they are coalesced per chat and wait behind real answers' replies."""
         calls, notice = turn.renderer.render(outputs, turn.chat.chat_id, language, pressed=turn.pressed)
         key = f"{turn.key}:{suffix}" if suffix else turn.key
-        await self.surveys.send(turn.chat, calls, key, self.clock(), respondent_id)
+        await self.surveys.send(turn.chat, calls, key, self.clock(), respondent_id, error=error)
         return notice
 
 

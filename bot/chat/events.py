@@ -19,6 +19,9 @@ from surveys import engine
 @dataclass(frozen=True)
 class Text:
     text: str
+    #: The prompt it answers, where the channel knows it (a web form): an answer sent from a page
+    #: the person has since moved past is stale, as a button on an old message is.
+    seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,12 @@ class Blocked:
     """The person blocked the bot (a membership change)."""
 
 
-Incoming = Union[Text, Command, Press, Contact, NotText, Blocked]
+@dataclass(frozen=True)
+class Joined:
+    """The bot was added to a chat (on Telegram: a group, a supergroup or a channel)."""
+
+
+Incoming = Union[Text, Command, Press, Contact, NotText, Blocked, Joined]
 
 
 def typed(text: str) -> Incoming:
@@ -109,7 +117,12 @@ class Document:
     caption: str
 
 
-Outgoing = Union[engine.Say, engine.Ask, Notice, ConfirmStop, AskPhone, Document]
+@dataclass(frozen=True)
+class Leave:
+    """The bot leaves the chat (a group it was added to); a channel that cannot leave renders nothing."""
+
+
+Outgoing = Union[engine.Say, engine.Ask, Notice, ConfirmStop, AskPhone, Document, Leave]
 
 
 @dataclass(frozen=True)
@@ -119,6 +132,9 @@ class Capabilities:
     documents: bool = False
     #: The longest message the platform takes (longer ones are split at line ends).
     text_limit: int = 2000
+    #: The code itself proves who the person is (a web link, opened on each of their devices):
+    #: a code already used on this channel links another chat of it too.
+    code_is_key: bool = False
 
 
 @dataclass(frozen=True)

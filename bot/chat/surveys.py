@@ -19,7 +19,7 @@ import orjson
 from bot.chat.events import Call
 from bot.conversations import Conversations, Handled
 from bot.invitations import code_hash
-from bot.outbox import REPLY
+from bot.outbox import ERROR_REPLY, REPLY
 from storage import (
     AmbiguousPhone,
     InvitationUsed,
@@ -39,6 +39,8 @@ class Chat:
     bot: str
     chat_id: str
     user_id: str
+    #: False for a group, supergroup or channel: surveys happen in private chats only.
+    private: bool = True
 
 
 class ChatLocks:
@@ -67,6 +69,8 @@ class Link(enum.StrEnum):
     USED_ELSEWHERE = "code_reused"
     CHAT_TAKEN = "chat_linked_other"
     TOO_MANY = "too_many_attempts"
+    #: Not checked: the bot-wide limit on wrong codes tripped, and this chat had entered one.
+    THROTTLED = "throttled"
     NOT_FOUND = "phone_not_found"
     AMBIGUOUS = "phone_ambiguous"
 
@@ -80,6 +84,7 @@ LINK_MESSAGES = {
     Link.USED_ELSEWHERE: "code_used_elsewhere",
     Link.CHAT_TAKEN: "chat_linked_other",
     Link.TOO_MANY: "too_many_attempts",
+    Link.THROTTLED: "code_busy",
     Link.NOT_FOUND: "phone_not_found",
     Link.AMBIGUOUS: "phone_ambiguous",
 }
@@ -94,7 +99,8 @@ class OpenCode:
 class ChatSurveys:
     def __init__(self, storage: Storage, conversations: Conversations, forms: Sequence[Questionnaire], *,
                  open_codes: dict[str, OpenCode] | None = None, open_stratum_question: str | None = None,
-                 code_attempts_per_hour: int = 5, on_enqueued: Callable[[], None] = lambda: None):
+                 code_attempts_per_hour: int = 5, code_failures_per_minute: int = 30,
+                 on_enqueued: Callable[[], None] = lambda: None):
         self.storage = storage
         self.conversations = conversations
         self.forms = {form.form_id: form for form in forms}
@@ -102,6 +108,7 @@ class ChatSurveys:
         self.open_codes = open_codes or {}
         self.open_stratum_question = open_stratum_question
         self.code_attempts_per_hour = code_attempts_per_hour
+        self.code_failures_per_minute = code_failures_per_minute
         self.on_enqueued = on_enqueued
         self._new_states: dict[tuple[str, str], tuple[str, str]] = {}
 
@@ -114,19 +121,38 @@ class ChatSurveys:
         """The chat's respondent and their latest session in one read (for `drive(session=...)`)."""
         return await self.storage.linked_session(chat.channel, chat.bot, chat.chat_id, self.default_form)
 
-    async def link_code(self, chat: Chat, code: str, kind: str, key: str, at: dt.datetime) -> tuple[Link, Respondent | None]:
-        """Bind the chat to the person whose invitation carries `code` (first use wins)."""
+    async def code_flood(self, chat: Chat, at: dt.datetime) -> int | None:
+        """The bot's wrong codes of the last minute, from every chat, when they reach the bot-wide
+        limit (a brute force from many chats); None below it."""
+        since = (at - dt.timedelta(minutes=1)).isoformat()
+        failures = await self.storage.count_bot_link_attempts(chat.channel, chat.bot, [o.value for o in _FAILED],
+                                                              since)
+        return failures if failures >= self.code_failures_per_minute else None
+
+    async def link_code(self, chat: Chat, code: str, kind: str, key: str, at: dt.datetime, *,
+                        code_is_key: bool = False, flood: bool = False) -> tuple[Link, Respondent | None]:
+        """Bind the chat to the person whose invitation carries `code` (first use wins, except
+        `code_is_key`: the channel's chats are the person's devices, and the code is their key).
+
+        ``flood``: the bot-wide limit tripped (``code_flood``). Then only a chat with no wrong code
+        in the last hour has its code checked: an honest person, who types their code right the
+        first time, still gets in, while each chat of a brute force gets one guess, not
+        ``code_attempts_per_hour``, until the wrong codes fall back under the limit."""
         since = (at - dt.timedelta(hours=1)).isoformat()
         failures = sum([await self.storage.count_link_attempts(chat.channel, chat.bot, chat.chat_id, outcome.value, since)
                         for outcome in _FAILED])
         if failures >= self.code_attempts_per_hour:
             await self._log(chat, Link.TOO_MANY, key, at)
             return Link.TOO_MANY, None
-        invitation = await self.storage.find_invitation(code_hash(code))
+        if flood and failures:
+            await self._log(chat, Link.THROTTLED, key, at)
+            return Link.THROTTLED, None
+        # "/start Nữ" typed by hand is no code (codes are ASCII), and must not break the hash.
+        invitation = await self.storage.find_invitation(code_hash(code)) if code.isascii() else None
         if invitation is None or invitation.revoked_at is not None:
             await self._log(chat, Link.INVALID, key, at)
             return Link.INVALID, None
-        if invitation.used_at is not None and invitation.used_channel != chat.channel:
+        if invitation.used_at is not None and (invitation.used_channel != chat.channel or code_is_key):
             # The same person moving to another messenger: one chat per channel, one session.
             return await self._link(chat, invitation.respondent_id, key, at)
         try:
@@ -222,7 +248,8 @@ class ChatSurveys:
             return None
 
         def replies(step: engine.Step, _record: SessionRecord) -> list[OutgoingMessage]:
-            return self._outgoing(chat, render(step), key, respondent.id)
+            # An answer the engine could not take gets an error reply: coalesced, behind real replies.
+            return self._outgoing(chat, render(step), key, respondent.id, error=not step.accepted)
 
         handled = await self.conversations.handle(record, event, key, replies)
         if handled.applied:
@@ -247,13 +274,17 @@ class ChatSurveys:
     # -- sending -----------------------------------------------------------------------------------
 
     async def send(self, chat: Chat, calls: list[Call], key: str, at: dt.datetime,
-                   respondent_id: int | None = None) -> None:
-        """Queue messages that answer an update outside any session (help, linking)."""
-        await self.storage.enqueue(self._outgoing(chat, calls, key, respondent_id), at.isoformat())
+                   respondent_id: int | None = None, *, error: bool = False) -> None:
+        """Queue messages that answer an update outside any session (help, linking); ``error``: a
+        reply to something that could not be used (``ERROR_REPLY``: coalesced per chat)."""
+        if not calls:
+            return  # a channel that answers in its HTTP response (the web) queues nothing
+        await self.storage.enqueue(self._outgoing(chat, calls, key, respondent_id, error=error), at.isoformat())
         self.on_enqueued()
 
-    def _outgoing(self, chat: Chat, calls: list[Call], key: str, respondent_id: int | None) -> list[OutgoingMessage]:
+    def _outgoing(self, chat: Chat, calls: list[Call], key: str, respondent_id: int | None, *,
+                  error: bool = False) -> list[OutgoingMessage]:
         return [OutgoingMessage(channel=chat.channel, bot=chat.bot, chat_id=chat.chat_id, method=call.method,
-                                payload=orjson.dumps(call.payload).decode(), priority=REPLY,
-                                dedupe_key=f"{key}#{index}", respondent_id=respondent_id)
+                                payload=orjson.dumps(call.payload).decode(), priority=ERROR_REPLY if error else REPLY,
+                                dedupe_key=f"{key}#{index}", respondent_id=respondent_id, coalesce=error)
                 for index, call in enumerate(calls)]

@@ -13,9 +13,10 @@ from typing import Callable
 from aiogram import Dispatcher, Router
 from aiogram.filters import Command as CommandFilter, CommandObject
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
+from aiogram.types import Chat as TelegramChat
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Blocked, Command, Contact, Incoming, typed
+from bot.chat.events import Blocked, Command, Contact, Incoming, Joined, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.telegram.render import Pressed, TelegramRenderer, parse_button
 
@@ -52,11 +53,12 @@ class TelegramSurveyBot:
     def _key(self, update: Update) -> str:
         return f"tg:{self.name}:{update.update_id}"
 
-    def _chat(self, chat_id: int, user_id: int | None) -> Chat:
-        return Chat(CHANNEL, self.name, str(chat_id), str(user_id if user_id is not None else chat_id))
+    def _chat(self, chat: TelegramChat, user_id: int | None) -> Chat:
+        return Chat(CHANNEL, self.name, str(chat.id), str(user_id if user_id is not None else chat.id),
+                    private=chat.type == "private")
 
     async def _handle(self, message: Message, update: Update, incoming: Incoming) -> None:
-        chat = self._chat(message.chat.id, message.from_user.id if message.from_user else None)
+        chat = self._chat(message.chat, message.from_user.id if message.from_user else None)
         await self.core.handle(chat, self._key(update), incoming, self.renderer)
 
     async def on_command(self, message: Message, command: CommandObject, event_update: Update) -> None:
@@ -78,11 +80,15 @@ class TelegramSurveyBot:
             return
         markup = message.reply_markup.model_dump(exclude_none=True) if message.reply_markup else None
         pressed = Pressed(message.message_id, markup, callback.data or "")
-        notice = await self.core.handle(self._chat(message.chat.id, callback.from_user.id), self._key(event_update),
+        notice = await self.core.handle(self._chat(message.chat, callback.from_user.id), self._key(event_update),
                                         press, self.renderer, pressed)
         await callback.answer(notice or None)
 
     async def on_membership(self, change: ChatMemberUpdated, event_update: Update) -> None:
-        if change.new_chat_member.status == "kicked":
-            await self.core.handle(self._chat(change.chat.id, change.from_user.id), self._key(event_update),
-                                   Blocked(), self.renderer)
+        """The bot's own membership: blocked by a person (kicked from a private chat), or added to a
+        group or channel (which it leaves: see ``ChatCore``)."""
+        status = change.new_chat_member.status
+        incoming = Blocked() if status == "kicked" else Joined() if status in ("member", "administrator") else None
+        if incoming is not None:
+            await self.core.handle(self._chat(change.chat, change.from_user.id), self._key(event_update),
+                                   incoming, self.renderer)

@@ -39,6 +39,7 @@ __all__ = [
     "Limits",
     "ReceivedMessage",
     "Request",
+    "SimulatedGroup",
     "SimulatedUser",
     "Upload",
 ]
@@ -385,6 +386,73 @@ class SimulatedUser:
         raise LookupError(f"user {self.id} has no message with an inline keyboard")
 
 
+class SimulatedGroup(SimulatedUser):
+    """A group, supergroup or channel the bot can be added to: what the bot sends there lands in
+    ``received`` (as in a private chat), and members write to it with :meth:`say`.
+
+    Telegram tells the bot it was added or removed with a ``my_chat_member`` update; ``leaveChat``
+    takes it out again, after which sends to the chat fail with 403 and members' messages no
+    longer reach it.
+    """
+
+    def __init__(self, bot: EmulatedBot, chat_id: int, title: str, kind: str) -> None:
+        if kind not in ("group", "supergroup", "channel"):
+            raise ValueError(f"a group chat is a group, a supergroup or a channel, not {kind!r}")
+        super().__init__(bot, chat_id, title, "vi", None)
+        self.title = title
+        self.kind = kind
+        self.started = True  # the bot may write in a group it was added to
+        self.bot_present = False
+
+    @property
+    def as_chat(self) -> dict[str, Any]:
+        return {"id": self.id, "type": self.kind, "title": self.title}
+
+    def add_bot(self, by: SimulatedUser) -> int:
+        """``by`` adds the bot (as an administrator to a channel, as a member elsewhere)."""
+        self.bot_present = True
+        return self._push_bot_membership(by.as_user, "left", "administrator" if self.kind == "channel" else "member")
+
+    def bot_left(self) -> None:
+        """Called by the emulator when the bot calls leaveChat."""
+        status = "administrator" if self.kind == "channel" else "member"
+        self.bot_present = False
+        self._push_bot_membership(self.bot.as_user, status, "left")
+
+    async def say(self, member: SimulatedUser, text: str) -> int:
+        """``member`` writes ``text`` in the group (commands as typed, e.g. ``/start CODE``)."""
+        if self.kind == "channel":
+            raise ValueError("members do not write in a channel")
+        if not self.bot_present:
+            raise RuntimeError(f"the bot is not in group {self.id}: add_bot() first")
+        message_id = self.new_message_id()
+        message = {"message_id": message_id, "from": member.as_user, "chat": self.as_chat,
+                   "date": int(time.time()), "text": text}
+        if text.startswith("/"):
+            command = text.split(maxsplit=1)[0]
+            message["entities"] = [{"type": "bot_command", "offset": 0, "length": _utf16_len(command)}]
+        return self.bot.push_update("message", message)
+
+    def _push_bot_membership(self, sender: dict[str, Any], old_status: str, new_status: str) -> int:
+        def member(status: str) -> dict[str, Any]:
+            member: dict[str, Any] = {"status": status, "user": self.bot.as_user}
+            if status == "administrator":
+                member.update(dict.fromkeys(_ADMIN_RIGHTS, False), can_manage_chat=True, can_post_messages=True)
+            return member
+
+        return self.bot.push_update("my_chat_member", {
+            "chat": self.as_chat, "from": sender, "date": int(time.time()),
+            "old_chat_member": member(old_status), "new_chat_member": member(new_status),
+        })
+
+
+#: ChatMemberAdministrator's required rights (api.json), and can_send_welcome_messages, which the
+#: installed aiogram requires too.
+_ADMIN_RIGHTS = ("can_be_edited", "is_anonymous", "can_manage_chat", "can_delete_messages", "can_manage_video_chats",
+                 "can_restrict_members", "can_promote_members", "can_change_info", "can_invite_users",
+                 "can_post_stories", "can_edit_stories", "can_delete_stories", "can_send_welcome_messages")
+
+
 class EmulatedBot:
     """One bot account on the emulated server: its users, updates and delivery mode."""
 
@@ -415,6 +483,7 @@ class EmulatedBot:
         self._update_ids = itertools.count(seeded.randrange(100_000_000, 900_000_000))
         self._user_ids = itertools.count(seeded.randrange(5_000_000_000, 6_000_000_000, 1000))
         self._query_ids = itertools.count(seeded.randrange(10**17, 9 * 10**17))
+        self._group_ids = itertools.count(seeded.randrange(1_000_000_000_000, 1_000_100_000_000))
         self._queries: dict[str, _CallbackQuery] = {}
 
     @property
@@ -433,6 +502,13 @@ class EmulatedBot:
         if user_id not in self.users:
             self.users[user_id] = SimulatedUser(self, user_id, first_name, language_code, username)
         return self.users[user_id]
+
+    def group(self, kind: str = "group", title: str = "Tổ dân phố 3") -> SimulatedGroup:
+        """A new group, supergroup or channel (a negative chat id, as Telegram gives them)."""
+        chat_id = -next(self._group_ids)
+        group = SimulatedGroup(self, chat_id, title, kind)
+        self.users[chat_id] = group  # chats by id: a group's messages are received like a person's
+        return group
 
     async def redeliver(self, update_id: int) -> None:
         """Deliver an already-delivered update again, as Telegram's at-least-once delivery may."""
@@ -531,6 +607,7 @@ class BotApiEmulator(EmulatorServer[EmulatedBot]):
             "deleteMessage": self._delete_message,
             "answerCallbackQuery": self._answer_callback_query,
             "sendChatAction": self._send_chat_action,
+            "leaveChat": self._leave_chat,
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
@@ -700,6 +777,8 @@ class BotApiEmulator(EmulatorServer[EmulatedBot]):
         user = bot.users.get(int(chat_id)) if _INTEGER_TEXT.fullmatch(chat_id) else None
         if user is None:
             raise _bad("chat not found")
+        if isinstance(user, SimulatedGroup) and not user.bot_present:
+            raise _forbidden(f"bot is not a member of the {user.kind} chat")
         if user.blocked:
             raise _forbidden("bot was blocked by the user")
         if not user.started:
@@ -877,6 +956,13 @@ class BotApiEmulator(EmulatorServer[EmulatedBot]):
                                   "cache_time": p.integer("cache_time")}
         query.user.callback_answers.append({k: v for k, v in answer.items() if v is not None})
         bot.stats.callback_answers += 1
+        return True
+
+    async def _leave_chat(self, bot: EmulatedBot, p: _Params) -> bool:
+        chat = self._recipient(bot, p)
+        if not isinstance(chat, SimulatedGroup):
+            raise _bad("chat member status can't be changed in private chats")
+        chat.bot_left()
         return True
 
     async def _send_chat_action(self, bot: EmulatedBot, p: _Params) -> bool:

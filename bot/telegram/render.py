@@ -12,7 +12,7 @@ from typing import Any, Sequence
 
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, UNTICK,
-    AskPhone, Call, Capabilities, ConfirmStop, Document, Notice, Outgoing, Press,
+    AskPhone, Call, Capabilities, ConfirmStop, Document, Leave, Notice, Outgoing, Press,
 )
 from bot.text import one_line, plain_text, question_line, split_text
 from surveys.engine import Ask, PromptKind, Say, Tone
@@ -80,6 +80,8 @@ def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: 
             calls.extend(_messages(chat_id, output.text, {
                 "keyboard": [[{"text": output.button, "request_contact": True}]],
                 "resize_keyboard": True, "one_time_keyboard": True}))
+        elif isinstance(output, Leave):
+            calls.append(Call("leaveChat", {"chat_id": chat_id}))
         elif isinstance(output, Document):
             calls.append(Call("sendDocument", {"chat_id": chat_id, "caption": output.caption,
                                                "document": {"path": output.path, "filename": output.filename}}))

@@ -30,6 +30,7 @@ from aiogram.methods import (
     EditMessageReplyMarkup,
     EditMessageText,
     GetMe,
+    LeaveChat,
     SendDocument,
     SendMessage,
     SendPhoto,
@@ -46,6 +47,7 @@ METHODS: dict[str, type[TelegramMethod]] = {
     "editMessageReplyMarkup": EditMessageReplyMarkup,
     "sendDocument": SendDocument,
     "sendPhoto": SendPhoto,
+    "leaveChat": LeaveChat,
 }
 #: Payload fields that name a file on disk: {"path": ..., "filename": ...}.
 _FILE_FIELDS = ("document", "photo")

@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable, Sequence
 from aiohttp import web
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Outgoing, typed
+from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Leave, Outgoing, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
@@ -39,6 +39,8 @@ class ZaloRenderer:
         """Numbered text; an unclear reply gets its explanation and then the question again."""
         calls = []
         for output in outputs:
+            if isinstance(output, Leave):  # no way known for a Zalo bot to leave a group: it stays silent there
+                continue
             calls.extend(Call("sendMessage", {"chat_id": chat_id, "text": part})
                          for part in split_text(_text(output, language), TEXT_LIMIT))
         return calls, None
@@ -52,6 +54,35 @@ def _text(output: Outgoing, language: str) -> str:
     return output.caption if isinstance(output, Document) else output.text
 
 
+def _is_id(value: Any) -> bool:
+    return isinstance(value, str) and value != "" or isinstance(value, int) and not isinstance(value, bool)
+
+
+def update_problem(update: Any) -> str | None:
+    """Why ``update`` is not a Zalo update the bot can read (None: it is one).
+
+    Checked before ``parse`` on every update that comes from outside (webhook or long poll), so
+    a malformed one is refused with its reason instead of failing half-way through handling."""
+    if not isinstance(update, dict):
+        return f"an update is a JSON object, not {type(update).__name__}"
+    if not isinstance(update.get("event_name"), str):
+        return "event_name is missing or not text"
+    message = update.get("message")
+    if not isinstance(message, dict):
+        return "message is missing or not an object"
+    if not _is_id(message.get("message_id")):
+        return "message.message_id is missing or not an id"
+    chat = message.get("chat")
+    if not isinstance(chat, dict) or not _is_id(chat.get("id")):
+        return "message.chat.id is missing or not an id"
+    sender = message.get("from")
+    if sender is not None and (not isinstance(sender, dict) or not _is_id(sender.get("id", chat["id"]))):
+        return "message.from is not a user"
+    if "text" in message and not isinstance(message["text"], str):
+        return "message.text is not text"
+    return None
+
+
 def parse(update: dict, bot: str) -> tuple[Chat, str, Incoming] | None:
     """The chat, the event's key and the event of one Zalo update (None: nothing to handle)."""
     message = update.get("message") or {}
@@ -61,7 +92,9 @@ def parse(update: dict, bot: str) -> tuple[Chat, str, Incoming] | None:
         return None
     user = str((message.get("from") or {}).get("id") or chat_id)
     text = message.get("text") if update.get("event_name") == "message.text.received" else None
-    return Chat(CHANNEL, bot, chat_id, user), f"zalo:{bot}:{message_id}", typed(text or "")
+    # Zalo marks each chat PRIVATE or GROUP; one with no type is taken for the private chat it always was.
+    private = str((message.get("chat") or {}).get("chat_type") or "PRIVATE").upper() == "PRIVATE"
+    return Chat(CHANNEL, bot, chat_id, user, private), f"zalo:{bot}:{message_id}", typed(text or "")
 
 
 class ZaloSurveyBot:
@@ -100,10 +133,19 @@ async def poll(client: ZaloClient, bot: ZaloSurveyBot, stop: asyncio.Event, time
             continue
         failures = 0
         if update:
+            problem = update_problem(update)
+            if problem is not None:
+                log.warning("zalo/%s: an update from getUpdates was skipped: %s", bot.name, problem)
+                continue
             try:
                 await bot.handle_update(update)
             except Exception:  # one bad update must not stop the bot; the next poll goes on
                 log.exception("zalo/%s: update failed", bot.name)
+
+
+def _refuse(bot: ZaloSurveyBot, request: web.Request, reason: str) -> web.Response:
+    log.warning("zalo/%s: webhook request from %s refused with 400: %s", bot.name, request.remote, reason)
+    return web.json_response({"ok": False, "description": reason}, status=400)
 
 
 def webhook_handler(bot: ZaloSurveyBot, secret: str) -> Callable[[web.Request], Awaitable[web.Response]]:
@@ -115,10 +157,12 @@ def webhook_handler(bot: ZaloSurveyBot, secret: str) -> Callable[[web.Request], 
         try:
             body = await request.json()
         except ValueError:
-            return web.json_response({"ok": False, "description": "not JSON"}, status=400)
-        update = body.get("result", body) if isinstance(body, dict) else None
-        if isinstance(update, dict):
-            await bot.handle_update(update)
+            return _refuse(bot, request, "the body is not JSON")
+        update = body.get("result", body) if isinstance(body, dict) else body
+        problem = update_problem(update)
+        if problem is not None:
+            return _refuse(bot, request, problem)
+        await bot.handle_update(update)
         return web.json_response({"ok": True})
 
     return handle

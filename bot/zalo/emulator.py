@@ -213,6 +213,12 @@ class SimulatedZaloUser:
         """A message the platform does not pass on (voice, file, location...)."""
         return self._send("unsupported", {})
 
+    async def send_in_group(self, group_id: str, text: str) -> str:
+        """Write ``text`` in a group chat the bot is a member of (``chat_type`` "GROUP")."""
+        message = {"message_id": self.bot.new_message_id(), "from": self.as_from,
+                   "chat": {"id": group_id, "chat_type": "GROUP"}, "date": _now_ms(), "text": text}
+        return self.bot.push_update(EVENT_NAMES["text"], message)
+
     def block(self) -> None:
         """Block the bot: sends to this chat now fail with 403. The bot is not told."""
         self.blocked = True

@@ -62,6 +62,7 @@ async def invitations_page(request: web.Request) -> web.Response:
 
 def _ways(form) -> dict:
     return {"telegram": str(form.get("telegram", "")).strip(), "zalo": str(form.get("zalo", "")).strip(),
+            "web": str(form.get("web", "")).strip(),
             "title": str(form.get("title", "")).strip()}
 
 
@@ -83,7 +84,7 @@ async def issue_letters(request: web.Request) -> web.Response:
     project = request_scope(request).project
     ways = _ways(form)
     try:
-        invitations.channels(ways["telegram"], ways["zalo"])
+        invitations.channels(ways["telegram"], ways["zalo"], ways["web"])
     except Refused as refused:
         return await _page(request, status=400, problems=[refused.message], values=ways)
     unit = _checked_unit(request, form)
@@ -125,7 +126,7 @@ async def reissue_one(request: web.Request) -> web.Response:
     rid = await _respondent(request, form)
     problems = [] if rid is not None else [t("bad_respondent", language(request))]
     try:
-        invitations.channels(ways["telegram"], ways["zalo"])
+        invitations.channels(ways["telegram"], ways["zalo"], ways["web"])
     except Refused as refused:
         problems.append(refused.message)
     if problems:
@@ -152,7 +153,7 @@ async def posters(request: web.Request) -> web.Response:
             continue
         codes[code.strip()] = counter.strip()
     try:
-        made = invitations.posters_for(codes, invitations.channels(ways["telegram"], ways["zalo"])) if codes else []
+        made = invitations.posters_for(codes, invitations.channels(ways["telegram"], ways["zalo"], ways["web"])) if codes else []
     except Refused as refused:
         problems.append(refused.message)
     if problems or not codes:

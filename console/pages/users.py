@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from console.accounts import AccountError, change_password, check_scope, create_account, split_ids
+from console.accounts import (AccountError, change_password, check_scope, create_account, personal_by_default,
+                              split_ids)
 from console.app import NavEntry, audit, console_of, current_account, fieldwork_storage, render, stores
 from console.auth import requires
 from storage import NotFound
@@ -49,18 +50,25 @@ async def users_page(request: web.Request) -> web.Response:
 @requires("admin")
 async def add_user(request: web.Request) -> web.Response:
     form = await request.post()
-    values = {key: str(form.get(key, "")).strip() for key in ("username", "display_name", "role", "surveys", "units")}
+    values = {key: str(form.get(key, "")).strip() for key in ("username", "display_name", "role", "surveys", "units", "personal")}
     surveys, units = split_ids(values["surveys"]), split_ids(values["units"])
     try:
         await _check_ids(request, surveys, units)
         account = await create_account(
             stores(request), values["username"], str(form.get("password", "")), role=values["role"],
             at=console_of(request).now(), display_name=values["display_name"], surveys=surveys, units=units,
-            personal=form.get("personal") == "on")
+            personal=_personal_choice(values["personal"], values["role"]))
     except AccountError as error:
         return await _page(request, status=400, error=error, form=values)
     await audit(request, "user_added", _describe(account))
     raise web.HTTPSeeOther(f"/admin/users?saved={account.username}")
+
+
+def _personal_choice(value, role: str) -> bool:
+    """The add form's "personal" select: yes, no, or (the default) as ``user add`` decides by role."""
+    if value in ("yes", "no"):
+        return value == "yes"
+    return personal_by_default(role)
 
 
 async def _target(request: web.Request) -> Account:

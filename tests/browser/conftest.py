@@ -146,14 +146,15 @@ async def _move(storage, rid: int, steps: list[str], at: str) -> None:
         await storage.set_disposition(rid, status, at)
 
 
-async def build_fieldwork(tmp_path: Path) -> Fieldwork:
+async def build_fieldwork(tmp_path: Path, db: Path | str | None = None) -> Fieldwork:
     """The test survey with a drawn sample: in xa-a 4 completed, 2 started, 2 refused, 3 invited
-    (one of them with a chat), 1 unreachable; in xa-b 2 completed; invitations for all."""
+    (one of them with a chat), 1 unreachable; in xa-b 2 completed; invitations for all. In ``db``
+    (a file or a PostgreSQL URL) if given, else in a file of ``tmp_path``."""
     from surveys.project import load_survey, parse_survey, store_survey
     from surveys.sampling import draw_sample, import_frame_file
 
     project = load_survey(FORMS / "survey.toml")
-    db = tmp_path / "console.sqlite"
+    db = tmp_path / "console.sqlite" if db is None else db
     frame = tmp_path / "frame.csv"
     rows = ["id,group,unit,name,phone"]
     for unit, size in {"xa-a": 120, "xa-b": 80, "xa-c": 40}.items():
@@ -258,3 +259,70 @@ async def answer_in_chat(storage, respondent_ids: list[int], clock: Callable[[],
         channel = ConsoleChannel(conversations, Console(file=io.StringIO()), read_line, clock)
         statuses.append((await channel.take(form, respondent.external_id, "vi")).value)
     return statuses
+
+
+# -- the respondents' web pages (bot/web) ---------------------------------------------------------------
+
+
+class WebServer:
+    """``khaosat run`` with a Telegram bot (emulated) and the web pages (tests/web_helpers.py), on
+    its own event loop in a thread. ``.url``; ``.call(coro_fn)`` runs ``await coro_fn(harness)``
+    on the server's loop (invitations, the Telegram user, reading storage)."""
+
+    def __init__(self, tmp_path: Path, **options):
+        from tests.web_helpers import web_harness
+
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name="web-server", daemon=True)
+        self.thread.start()
+        self._context = web_harness(tmp_path, **options)
+        self.harness = self._run(self._context.__aenter__())
+        self.url = self.harness.url
+
+    def _run(self, coro: Awaitable[Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout=120)
+
+    def call(self, fn: Callable[..., Awaitable[Any]]) -> Any:
+        return self._run(fn(self.harness))
+
+    def stop(self) -> None:
+        self._run(self._context.__aexit__(None, None, None))
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(timeout=10)
+        self.loop.close()
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    started: list[WebServer] = []
+
+    def start(**options) -> WebServer:
+        server = WebServer(tmp_path / f"web{len(started)}", **options)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+#: A mid-range phone's screen (CSS pixels).
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True, "locale": "vi-VN"}
+
+
+@pytest.fixture
+def phone(browser):
+    """``phone(javascript=True)``: a new browser context (a device of its own: no shared cookies)
+    with a phone's screen, and its page."""
+    contexts = []
+
+    def open_page(javascript: bool = True):
+        context = browser.new_context(java_script_enabled=javascript, **PHONE)
+        contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(15_000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

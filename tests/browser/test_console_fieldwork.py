@@ -69,7 +69,7 @@ def test_a_broken_frame_shows_its_lines_then_a_good_one_is_drawn(page, tmp_path,
 
     page.set_input_files("#frame-form input[type=file]", files=[csv_file("khung.csv", GOOD_FRAME)])
     page.click("#frame-form button[type=submit]")
-    assert "93 people; 93 added" in newest_job(page, "done").inner_text()
+    assert "93 người; thêm 93" in newest_job(page, "done").inner_text()  # the summary in the page's language
     page.click("button[hx-get$='/sample/allocation']")
     row = page.locator("#allocation-table tr[data-stratum='citizen/xa-a']")
     expect(row).to_contain_text("30")
@@ -81,7 +81,7 @@ def test_a_broken_frame_shows_its_lines_then_a_good_one_is_drawn(page, tmp_path,
     assert refused.status == 400 and "Seed phải là số nguyên ≥ 0." in refused.text()  # past the browser's own check
     page.fill("#draw-form input[name=seed]", "7")
     page.click("#draw-form button[type=submit]")
-    assert "drew 63 member(s)" in newest_job(page, "done").inner_text()
+    assert "đã chọn 63 người" in newest_job(page, "done").inner_text()
     page.reload()
     expect(page.locator("#sample-strata tr[data-stratum='citizen/xa-b']")).to_contain_text("Người dân · Xã Bình")
     assert server.call(lambda storage, stores: storage.sample_info("test-2026")).seed == 7

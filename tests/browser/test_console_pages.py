@@ -259,6 +259,20 @@ def test_users_page_adds_changes_disables_and_resets(page, browser, fieldwork, c
     form.locator("input[name=units]").fill("xa-b")
     form.locator("button").click()
     page.wait_for_selector("#accounts li[data-username=officer-b]")
+    # Personal access left "by role": a coordinator gets it, as `khaosat user add` gives it.
+    accounts = {a.username: a for a in server.call(lambda s, stores: stores.accounts.list_accounts())}
+    assert accounts["officer-b"].personal
+    page.click("summary")
+    form.locator("input[name=username]").fill("analyst-c")
+    form.locator("input[name=password]").fill("mot-mat-khau-dai")
+    form.locator("select[name=role]").select_option("coordinator")
+    form.locator("input[name=surveys]").fill(SURVEY)
+    form.locator("input[name=units]").fill("")
+    form.locator("select[name=personal]").select_option("no")
+    form.locator("button").click()
+    page.wait_for_selector("#accounts li[data-username=analyst-c]")
+    accounts = {a.username: a for a in server.call(lambda s, stores: stores.accounts.list_accounts())}
+    assert not accounts["analyst-c"].personal
     # The new account logs in elsewhere and sees only xa-b.
     other = browser.new_context().new_page()
     log_in(other, server, "officer-b", "mot-mat-khau-dai")

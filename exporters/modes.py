@@ -1,15 +1,21 @@
 """Response rates by mode: how many of a survey's sample answered on Telegram, Zalo, the web or paper.
 
-A member's mode is the mode of their latest session: the channel of its latest answer (the export's
-``mode`` column, ``storage.answers_read.EVENT_KEY_CHANNELS``), so a person who started on Telegram
-and whose paper form was typed in counts for paper. Each member is in one AAPOR class
-(``exporters.progress``); per mode the rate is RR1's share: completes in that mode over every
-eligible member of the sample (the denominator of RR1), so the modes' rates add up to RR1 — the
-way mixed-mode surveys report each mode's contribution. Members without a session have no mode.
+A session's mode is the channel it started on (telegram, zalo, web, console), or ``paper`` when it
+was typed from a returned paper form (the export's ``mode`` column says the same); a member's mode is
+that of their latest session. Each member is in one AAPOR class (``exporters.progress``); per mode we
+count completes (I), partials (P) and refusals (R), and the rate is RR1's share: completes in that
+mode over every eligible member of the sample (RR1's denominator), so the modes' rates add up to RR1
+— the way mixed-mode surveys report each mode's contribution.
+
+Cost: one probe per member who answered (their latest session), so at national scale (100,000
+members) it reads apart from the bots — on a connection of its own in a worker thread — and is kept
+``CACHE_SECONDS`` per survey: the Progress page refreshes itself, the modes move slowly.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import Counter
 from dataclasses import dataclass
 
@@ -17,13 +23,17 @@ from surveys.messages import say
 
 #: Modes in the order they are shown (others follow, by name).
 ORDER = ("telegram", "zalo", "web", "paper", "console")
+#: How long a survey's counts are reused (seconds).
+CACHE_SECONDS = 30.0
+
+_cache: dict[tuple[str, str], tuple[float, list[dict]]] = {}
 
 
 @dataclass(frozen=True)
 class ModeCount:
     stratum: str
     mode: str
-    aapor: str  # I, P, R, NC, O, UH, NE
+    aapor: str  # I, P or R
     n: int
 
 
@@ -33,27 +43,39 @@ class ModeRow:
     completed: int  # AAPOR I
     partial: int  # P
     refused: int  # R
-    rr1: float | None  # completed / eligible members of the whole sample shown
+    rr1: float | None  # completed / eligible members of the strata shown
+
+
+async def _rows(storage, survey_id: str) -> list[dict]:
+    from storage.paper_entries import read_mode_counts
+
+    path = await storage.database_file()
+    if not path:  # an in-memory database has only the storage's own connection
+        return await storage.paper.mode_counts(survey_id)
+    key = (path, survey_id)
+    kept = _cache.get(key)
+    if kept is not None and time.monotonic() - kept[0] < CACHE_SECONDS:
+        return kept[1]
+    rows = await asyncio.to_thread(read_mode_counts, path, survey_id)
+    _cache[key] = (time.monotonic(), rows)
+    return rows
 
 
 async def mode_counts(storage, survey_id: str, *, closed: bool) -> tuple[ModeCount, ...]:
-    """Per stratum, mode and AAPOR class, the fielded members (``storage.paper.mode_counts``)."""
+    """Per stratum, mode and AAPOR class (I, P, R), the fielded members who answered."""
     from exporters.progress import aapor_class
-    from storage.answers_read import EVENT_KEY_CHANNELS
 
     counts: Counter = Counter()
-    for row in await storage.paper.mode_counts(survey_id, EVENT_KEY_CHANNELS):
+    for row in await _rows(storage, survey_id):
         counts[(row["stratum"], row["mode"], aapor_class(row["disposition"], closed=closed))] += row["n"]
     return tuple(ModeCount(stratum, mode, aapor, n) for (stratum, mode, aapor), n in sorted(counts.items()))
 
 
-def mode_rates(counts: tuple[ModeCount, ...], strata: set[str] | None = None) -> list[ModeRow]:
-    """One row per mode that has a session, over the strata given (None: all)."""
-    kept = [c for c in counts if strata is None or c.stratum in strata]
-    eligible = sum(c.n for c in kept if c.aapor != "NE")
+def mode_rates(counts: tuple[ModeCount, ...], strata: set[str], eligible: int) -> list[ModeRow]:
+    """One row per mode over ``strata``; ``eligible``: RR1's denominator over the same strata."""
     by_mode: dict[str, Counter] = {}
-    for c in kept:
-        if c.mode:
+    for c in counts:
+        if c.stratum in strata:
             by_mode.setdefault(c.mode, Counter())[c.aapor] += c.n
     order = {mode: i for i, mode in enumerate(ORDER)}
     return [ModeRow(mode, k["I"], k["P"], k["R"], k["I"] / eligible if eligible else None)

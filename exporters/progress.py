@@ -189,7 +189,9 @@ class StatusReport:
         """Completes and RR1's share per mode over the strata of this report (``exporters.modes``)."""
         from exporters.modes import mode_rates
 
-        return mode_rates(self.mode_counts, {r.stratum for r in self.strata()})
+        strata = self.strata()
+        eligible = sum(n for r in strata for aapor, n in r.classes if aapor != "NE")
+        return mode_rates(self.mode_counts, {r.stratum for r in strata}, eligible)
 
 
 _COUNTED = ("allocated", "sampled", "replaced", "invited", "contacted", "started", "completed", "partial",

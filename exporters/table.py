@@ -97,8 +97,8 @@ _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 
 #: The wide layout's session columns: ``channel`` is where the session started, ``last_channel``
 #: where its latest event came from (a person may start on Telegram and finish on Zalo).
-#: ``mode`` (telegram, zalo, web, paper…) is the mode that counts for response rates by mode: the
-#: channel of the session's latest answer, as ``last_channel``, under the survey statistician's name.
+#: ``mode`` (telegram, zalo, web, paper…), as response rates by mode count it (``exporters.modes``): the
+#: channel the session started on, or ``paper`` when it was typed from a paper form.
 WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", "mode", *SESSION_COLUMNS[5:])
 
 # Labels of columns added here. TODO(lead): move into surveys.messages.EXPORT_LABELS, the one place
@@ -359,7 +359,8 @@ def _wide_table(reader: AnswersRead, form_id: str | None, sessions: dict[str, li
     attributes = _attributes(sessions)
     fixed = ["respondent", *(PERSONAL_COLUMNS if personal else ()), *WIDE_SESSION_COLUMNS[1:], *SAMPLE_COLUMNS]
     last = last_channels(sessions["channel"], sessions["last_event_key"])
-    sessions = {**sessions, "last_channel": last, "mode": last}
+    mode = ["paper" if channel == "paper" else first for first, channel in zip(sessions["channel"], last)]
+    sessions = {**sessions, "last_channel": last, "mode": mode}
     for name in [*fixed, *attributes]:
         if name in ("session", "number_of_reminders"):
             data[name] = pd.array(sessions[name], dtype="Int64")

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import NotFound, StorageError
-from .sqlite_hops import SQLiteRepository, all_rows, one_row
+from .sqlite_hops import SQLiteRepository, one_row
 
 #: The entries of one paper form: typed first, typed again by someone else, resolved.
 ENTRY_PASSES = (1, 2, 3)
@@ -53,13 +53,40 @@ _FORM_COLUMNS = "id, respondent_id, survey_id, form_id, form_version, printed_at
 _ENTRY_COLUMNS = "paper_form_id, pass, account_id, username, language, answers, entered_at"
 
 
-def mode_sql(channels: dict[str, str]) -> str:
-    """SQL for the mode of session ``s``: the channel named by the key prefix of its latest event
-    that names one (``answers_read.EVENT_KEY_CHANNELS``), else the channel it started on."""
-    cases = " ".join(f"WHEN e.event_key LIKE '{prefix}:%' THEN '{channel}'" for prefix, channel in channels.items())
-    likes = " OR ".join(f"e.event_key LIKE '{prefix}:%'" for prefix in channels)
-    return (f"coalesce((SELECT CASE {cases} END FROM events e WHERE e.session_id = s.id AND ({likes})"
-            " ORDER BY e.revision DESC LIMIT 1), s.channel)")
+#: Dispositions whose AAPOR class is I, P or R: the members a mode is counted for.
+_ANSWERED = "('started', 'partial', 'completed', 'refused')"
+
+#: Fielded members of a survey who answered, per stratum, disposition (a replaced member's: the one it
+#: had when replaced) and the mode of their latest session: "paper" when it was typed from a paper form,
+#: else the channel it started on. One probe per member (no events are read).
+_MODE_COUNTS = (
+    "SELECT m.stratum AS stratum, CASE WHEN m.disposition = 'replaced' THEN m.replaced_disposition"
+    " ELSE m.disposition END AS disposition,"
+    # The paper sessions are looked up once (an ephemeral index), not per member: paper_forms has no
+    # index on session_id, and its migration has shipped.
+    " CASE WHEN s.id IN (SELECT p.session_id FROM paper_forms p WHERE p.session_id IS NOT NULL) THEN 'paper'"
+    " ELSE s.channel END AS mode,"
+    " count(*) AS n"
+    " FROM sample_members m JOIN sessions s ON s.id ="
+    " (SELECT max(x.id) FROM sessions x WHERE x.respondent_id = m.respondent_id)"
+    f" WHERE m.survey_id = ? AND (m.disposition IN {_ANSWERED} OR m.replaced_disposition IN {_ANSWERED})"
+    " GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
+)
+
+
+def read_mode_counts(path: str, survey_id: str) -> list[dict[str, Any]]:
+    """``mode_counts`` on a read connection of its own (a worker thread calls it): at national scale it
+    reads one session per member, which must not hold the bots' storage thread (WAL: no blocking)."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        conn.execute("PRAGMA query_only = 1")
+        conn.execute("PRAGMA busy_timeout = 10000")
+        conn.row_factory = sqlite3.Row
+        return [dict(row) for row in conn.execute(_MODE_COUNTS, (survey_id,)).fetchall()]
+    except sqlite3.Error as error:
+        raise StorageError(f"cannot read the modes of {path}: {error}") from error
+    finally:
+        conn.close()
 
 
 class PaperEntries(Protocol):
@@ -206,20 +233,8 @@ class SQLitePaperEntries(SQLiteRepository):
 
         return await self._write(body)
 
-    async def mode_counts(self, survey_id: str, channels: dict[str, str]) -> list[dict[str, Any]]:
-        """Fielded members of a survey counted per stratum, disposition (a replaced member's: the one it
-        had when replaced) and the mode of their latest session ("" without a session): a read for
-        the response rates by mode, kept here because paper is the mode that needed it."""
-
-        def body(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-            rows = all_rows(
-                conn,
-                "SELECT m.stratum, CASE WHEN m.disposition = 'replaced' THEN coalesce(m.replaced_disposition, 'invited')"
-                f" ELSE m.disposition END AS disposition, coalesce({mode_sql(channels)}, '') AS mode, count(*) AS n"
-                " FROM sample_members m"
-                " LEFT JOIN sessions s ON s.id = (SELECT max(x.id) FROM sessions x WHERE x.respondent_id = m.respondent_id)"
-                " WHERE m.survey_id = ? AND m.respondent_id IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3",
-                (survey_id,))
-            return [dict(row) for row in rows]
-
-        return await self._read(body)
+    async def mode_counts(self, survey_id: str) -> list[dict[str, Any]]:
+        """Members who answered per stratum, disposition and mode (``_MODE_COUNTS``), on the storage's
+        own connection (an in-memory database; a file is read apart with ``read_mode_counts``)."""
+        rows = await self._fetchall(_MODE_COUNTS, (survey_id,))
+        return [dict(row) for row in rows]

@@ -77,6 +77,8 @@ add_texts({
     "paper_other": {"vi": "Giá trị khác", "en": "Another value"},
     "paper_question": {"vi": "Câu", "en": "Question"},
     "paper_blank": {"vi": "(để trống)", "en": "(blank)"},
+    "paper_pick_all": {"vi": "Xin chọn một giá trị cho mỗi câu có hai lần nhập khác nhau.",
+                       "en": "Please pick a value for every question where the two entries differ."},
     "audit_paper_print": {"vi": "in phiếu giấy", "en": "paper forms printed"},
     "audit_paper_entry": {"vi": "nhập phiếu giấy", "en": "paper form typed"},
     "audit_paper_written": {"vi": "ghi phiếu giấy thành phiên trả lời", "en": "paper form written"},
@@ -301,7 +303,7 @@ async def save(request: web.Request) -> web.Response:
         typed = {**state.typed(2), **picked}
         if set(picked) != set(state.differing):
             return await _entry_page(request, paper, status=400, typed=picked,
-                                     problems=[t("paper_pass_3", language(request))], entry_language=entry_language)
+                                     problems=[t("paper_pick_all", language(request))], entry_language=entry_language)
     else:
         typed = _typed(form_data, state)
     account = current_account(request)

@@ -113,6 +113,8 @@ def test_double_entry_with_a_constraint_error_a_skip_and_a_resolution(page, brow
         rows = second.locator("#differences tbody tr")
         expect(rows).to_have_count(1)
         assert rows.first.locator(".value").all_inner_texts() == ["4", "5"]
+        second.click("text=Lưu kết quả đối chiếu")  # nothing picked yet: refused, nothing written
+        expect(second.locator(".msg.error")).to_contain_text("Xin chọn một giá trị")
         second.locator("input[name=pick_hai_long_chung][value='2']").check()
         expect(second.locator("#v-hai_long_chung")).to_have_attribute("data-status", "ok")
         second.click("text=Lưu kết quả đối chiếu")

@@ -49,8 +49,12 @@ class ModeRow:
 async def _rows(storage, survey_id: str) -> list[dict]:
     from storage.paper_entries import read_mode_counts
 
+    from storage import is_postgresql_url
+
     path = await storage.database_file()
-    if not path:  # an in-memory database has only the storage's own connection
+    # An in-memory database has only the storage's own connection; PostgreSQL serves concurrent
+    # readers itself, so its storage reads it (the thread below is for SQLite's file).
+    if not path or is_postgresql_url(str(path)):
         return await storage.paper.mode_counts(survey_id)
     key = (path, survey_id)
     kept = _cache.get(key)

@@ -181,6 +181,7 @@ async def test_status_shows_rates_by_mode(survey, tmp_path):
         await save_entry(storage, paper.id, 2, ANSWERS, "vi", account_id=2, username="binh", at=NOW)
     run = subprocess.run([sys.executable, "-m", "bot.cli", "status", "--db", str(db), "--at", NOW.isoformat(),
                           "--format", "json"], capture_output=True, text=True, cwd=ROOT)
+    assert run.returncode == 0, run.stderr
     data = json.loads(run.stdout)
     paper_mode = next(m for m in data["modes"] if m["mode"] == "paper")
     assert paper_mode["completed"] == 1 and paper_mode["rr1"] == pytest.approx(1 / data["rows"][-1]["sampled"])

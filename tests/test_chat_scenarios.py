@@ -103,18 +103,18 @@ async def settle(storage: Storage) -> None:
         await asyncio.sleep(0.02)
 
 
-async def invite(storage: Storage, external_id: str) -> tuple[int, str, str]:
-    respondent = await storage.add_respondent(external_id, form_id="tour", stratum="xa-a", at=now().isoformat())
+async def invite(storage: Storage, external_id: str, form_id: str = "tour") -> tuple[int, str, str]:
+    respondent = await storage.add_respondent(external_id, form_id=form_id, stratum="xa-a", at=now().isoformat())
     typed, link = new_typed_code(), new_link_code()
     await storage.issue_invitation(respondent.id, "typed", code_hash(typed), now().isoformat())
     await storage.issue_invitation(respondent.id, "link", code_hash(link), now().isoformat())
     return respondent.id, typed, link
 
 
-async def arrive(bots: Bots, storage: Storage, channel: str, external_id: str, chat: int):
+async def arrive(bots: Bots, storage: Storage, channel: str, external_id: str, chat: int, form_id: str = "tour"):
     """An invited person opens the bot: Telegram by the letter's link, Zalo by typing the code
     inside a sentence. Returns (respondent id, user) once the consent question is on screen."""
-    respondent_id, typed, link = await invite(storage, external_id)
+    respondent_id, typed, link = await invite(storage, external_id, form_id)
     if channel == "telegram":
         user = bots.telegram.user(chat)
         await user.start(link)

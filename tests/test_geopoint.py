@@ -11,15 +11,14 @@ from pathlib import Path
 import pytest
 
 from bot.config import BotConfig, Config
-from bot.invitations import code_hash, new_link_code, new_typed_code
 from bot.telegram.render import TelegramRenderer
 from exporters.table import export_frame
-from storage import Storage
 from surveys import codec
 from surveys import engine as E
 from surveys.model import QuestionType
 from surveys.xlsform import load_questionnaire
-from tests.test_chat_scenarios import FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, emulators, has, now, running, settle
+from tests.test_chat_scenarios import (FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, arrive, emulators, has, running,
+                                      settle)
 
 GEO = Path(__file__).parent / "forms" / "geopoint.md"
 AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone(dt.timedelta(hours=7)))
@@ -93,27 +92,13 @@ class GeoBots(Bots):
         return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
 
 
-async def _arrive(bots: Bots, storage: Storage, channel: str, chat: int):
-    respondent = await storage.add_respondent(f"G-{channel}", form_id="geo", stratum="xa-a", at=now().isoformat())
-    typed, link = new_typed_code(), new_link_code()
-    await storage.issue_invitation(respondent.id, "typed", code_hash(typed), now().isoformat())
-    await storage.issue_invitation(respondent.id, "link", code_hash(link), now().isoformat())
-    if channel == "telegram":
-        user = bots.telegram.user(chat)
-        await user.start(link)
-    else:
-        user = bots.zalo.user(f"zl-{chat}")
-        await user.send_text(typed)
-    await user.wait_for(has("đồng ý tham gia"))
-    return respondent.id, user
-
 
 async def test_a_location_shared_on_telegram_and_typed_on_zalo_is_stored_and_exported(tmp_path, database):
     async with emulators(tmp_path, database) as plain:
         bots = GeoBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
         async with running(bots) as storage:
             for index, channel in enumerate(("telegram", "zalo")):
-                _, user = await _arrive(bots, storage, channel, 8200 + index)
+                _, user = await arrive(bots, storage, channel, f"G-{channel}", 8200 + index, "geo")
                 await user.send_text("1")
                 await user.wait_for(has("Tên điểm giao dịch?"))
                 await user.send_text("Bưu điện")

@@ -8,10 +8,10 @@ import dataclasses
 from pathlib import Path
 
 from bot.config import BotConfig, Config
-from bot.invitations import code_hash, new_link_code, new_typed_code
 from storage import Storage
 from surveys import codec
-from tests.test_chat_scenarios import FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, emulators, has, now, running, settle
+from tests.test_chat_scenarios import (FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, arrive, emulators, has, running,
+                                      settle)
 
 ROSTER = Path(__file__).parent / "forms" / "roster.md"
 
@@ -26,20 +26,6 @@ class RosterBots(Bots):
                           forms=(ROSTER,), pace=FAST_PACE))
         return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
 
-
-async def arrive(bots: Bots, storage: Storage, channel: str, external_id: str, chat: int):
-    respondent = await storage.add_respondent(external_id, form_id="roster", stratum="xa-a", at=now().isoformat())
-    typed, link = new_typed_code(), new_link_code()
-    await storage.issue_invitation(respondent.id, "typed", code_hash(typed), now().isoformat())
-    await storage.issue_invitation(respondent.id, "link", code_hash(link), now().isoformat())
-    if channel == "telegram":
-        user = bots.telegram.user(chat)
-        await user.start(link)
-    else:
-        user = bots.zalo.user(f"zl-{chat}")
-        await user.send_text(typed)
-    await user.wait_for(has("đồng ý tham gia"))
-    return respondent.id, user
 
 
 #: (reply, what the next message says); "[Có, thêm]" presses that button on Telegram (typed on Zalo).
@@ -73,7 +59,7 @@ async def test_a_roster_is_answered_the_same_on_telegram_and_zalo(database, tmp_
         async with running(bots) as storage:
             outcomes = []
             for index, channel in enumerate(("telegram", "zalo")):
-                respondent_id, user = await arrive(bots, storage, channel, f"H-{channel}", 8000 + index)
+                respondent_id, user = await arrive(bots, storage, channel, f"H-{channel}", 8000 + index, "roster")
                 for reply, expected in CONVERSATION:
                     if reply.startswith("[") and channel == "telegram":
                         prompt = user.received[-1]

@@ -272,6 +272,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
                        "en": "Do you want to withdraw your consent and have all your answers and personal data "
                              "deleted? Once you confirm, we send no more questions or reminders. Type “/delete yes” "
                              "to confirm; answer the question to go on."},
+    "rights_confirm_button": {"vi": "Quý vị muốn rút lại đồng ý và yêu cầu xóa toàn bộ câu trả lời và thông tin cá "
+                                    "nhân của mình? Sau khi xác nhận, chúng tôi ngừng gửi mọi câu hỏi và nhắc nhở. "
+                                    "Bấm nút bên dưới để xác nhận; trả lời câu hỏi để tiếp tục khảo sát.",
+                              "en": "Do you want to withdraw your consent and have all your answers and personal "
+                                    "data deleted? Once you confirm, we send no more questions or reminders. Press "
+                                    "the button below to confirm; answer the question to go on."},
     "rights_opened": {"vi": "Đã nhận yêu cầu số {id} của quý vị lúc {at}. Chúng tôi đã ngừng gửi câu hỏi và nhắc "
                             "nhở. Dữ liệu của quý vị sẽ được xóa chậm nhất ngày {handle_by}, và quý vị sẽ được báo "
                             "khi xong.",

@@ -138,7 +138,9 @@ def _said(outputs, language: str) -> list[dict[str, Any]]:
             items.append({"kind": output.tone.value, "text": Markup(render_html(output.text))})
         elif isinstance(output, Notice):
             # ``rights``: the data rights step this text is, which says the buttons under it
-            items.append({"kind": "info", "text": output.text, "rights": output.rights})
+            # The page confirms with a button under the text, not by typing "/xoa có" as a chat does.
+            text = say("rights_confirm_button", ui_language(language)) if output.rights == "confirm" else output.text
+            items.append({"kind": "info", "text": text, "rights": output.rights})
     return items
 
 

@@ -107,6 +107,16 @@ class PersonalCodec:
         """Every lookup value ``phone`` may be stored under: one per configured key."""
         return [_phone_hmac(key, phone) for key in self.keys]
 
+    def address_hash(self, address: str) -> str:
+        """What is kept of a client's network address (the web's limit on wrong codes per address):
+        HMAC-SHA256 under a key derived from the current data key, so the stored value cannot be
+        turned back into the address by hashing all 2³² IPv4 addresses; without a key, a plain
+        SHA-256, as names and phones are plaintext then."""
+        if not self.keys:
+            return hashlib.sha256(address.encode("utf-8")).hexdigest()[:16]
+        address_key = hmac.new(self.keys[0], b"khaosat client address v1", hashlib.sha256).digest()
+        return hmac.new(address_key, address.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
 
 _AAD = b"khaosat personal field v1"
 

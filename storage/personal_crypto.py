@@ -107,6 +107,12 @@ class PersonalCodec:
         """Every lookup value ``phone`` may be stored under: one per configured key."""
         return [_phone_hmac(key, phone) for key in self.keys]
 
+    def derived_secret(self, purpose: bytes) -> bytes | None:
+        """A secret for ``purpose`` derived from the current data key (None without one), the same
+        in every process and after a restart (the web pages' CSRF tokens)."""
+        return hmac.new(self.keys[0], b"khaosat derived secret v1:" + purpose, hashlib.sha256).digest() \
+            if self.keys else None
+
     def address_hash(self, address: str) -> str:
         """What is kept of a client's network address (the web's limit on wrong codes per address):
         HMAC-SHA256 under a key derived from the current data key, so the stored value cannot be

@@ -351,3 +351,23 @@ async def test_with_a_data_key_the_stored_address_tag_cannot_be_found_by_hashing
             tags.extend(row[0] for row in conn.execute("SELECT DISTINCT bot FROM link_attempts"))
     plain = hashlib.sha256(b"10.0.0.1").hexdigest()
     assert len(tags) == 2 and tags[0] != tags[1] and not any(plain.startswith(tag) for tag in tags)
+
+
+async def test_with_a_data_key_a_page_loaded_before_a_restart_still_posts(tmp_path, monkeypatch):
+    """The CSRF secret is derived from the data key: an answer typed on a page loaded before the
+    server restarted (a deployment, a crash) is taken, not refused as an expired page."""
+    from storage import personal_crypto
+
+    monkeypatch.setenv(personal_crypto.ENV, personal_crypto.generate_key())
+    async with browser() as session:
+        async with web_harness(tmp_path) as h:
+            rid, _, link = await h.invite("W-K", "tour")
+            page = read_page(200, await (await session.get(f"{h.url}/s/{link}")).text())
+            page = read_page(200, await (await session.post(f"{h.url}/s/", data=dict(
+                page.form("ask").hidden, action="answer", choice="yes"))).text())
+            assert "bao nhiêu tuổi" in page.text
+            old_form = page.form("ask").hidden
+        async with web_harness(tmp_path) as h:  # the same database, restarted
+            async with session.post(f"{h.url}/s/", data=dict(old_form, action="answer", text="34")) as response:
+                assert response.status == 200, await response.text()
+            assert (await answers_of(h.storage, rid)).get("age") == 34

@@ -14,9 +14,10 @@ Routes (all under ``/s/``):
   core marks which text is which step: ``Notice.rights``). A language chosen before the browser
   is linked is a ``vi``/``en`` cookie, handed to the core as ``/lang`` once linked.
 
-Every POST carries a CSRF token derived from the browser's token (under a secret derived from the data key, so it outlives a restart); wrong codes are limited per
-address and in all (``GuessLimit``), beside the core's per-chat limit; the headers are the
-console's (no framing, no sniffing, same-origin everything).
+Every POST carries a CSRF token derived from the browser's token (under a secret derived from
+the data key, so it outlives a restart); wrong codes are limited per address and in all
+(``GuessLimit``), beside the core's per-chat limit; the headers are the console's (no framing,
+no sniffing, same-origin everything).
 """
 
 from __future__ import annotations

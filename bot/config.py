@@ -96,6 +96,9 @@ class ConsoleConfig:
     #: Behind a reverse proxy: take the client's address (login limits, audit) from the last
     #: X-Forwarded-For entry the proxy added, not from the connection (which is the proxy's).
     behind_proxy: bool = False
+    #: Where jobs keep uploads and results (None: beside the SQLite file; for a PostgreSQL
+    #: database, in the folder khaosat runs in).
+    files_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +204,9 @@ def load_config(path: Path) -> Config:
                   console=ConsoleConfig(host=console.listen, port=console.port,  # type: ignore[union-attr]
                                         secure_cookies=console.secure_cookies, session_hours=console.session_hours,
                                         max_upload_mb=console.max_upload_mb, refresh_seconds=console.refresh_seconds,
-                                        behind_proxy=console.behind_proxy) if "console" in raw else None,
+                                        behind_proxy=console.behind_proxy,
+                                        files_dir=_relative(path, console.files_dir) if console.files_dir else None)
+                  if "console" in raw else None,
                   web=web, process=ProcessConfig(**sections["process"].model_dump()))  # type: ignore[union-attr]
 
 

@@ -128,6 +128,7 @@ class ConsoleSection(_Table):
     max_upload_mb: Annotated[int, Field(ge=1, le=10_000)] = 512
     refresh_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
     behind_proxy: bool = False
+    files_dir: PathText | None = None
 
 
 class ProcessSection(_Table):

@@ -14,6 +14,7 @@ from typing import Any
 
 from surveys.expected import example_candidates, missing_day, shown_example, typed_date
 from surveys.expressions import NOT_APPLICABLE
+from surveys.map_links import map_link
 from surveys.messages import UI_LANGUAGES, say
 from surveys.model import Choice, Question, QuestionType
 from surveys.session import Choose, Done, Event, InvalidAnswer, Locate, Reply, Say, Status, Step, Tone, Toggle, _evolve
@@ -134,7 +135,7 @@ class _Answering:
         if kind is QuestionType.DATETIME:
             return _parse_datetime(text, say("not_datetime", self.ui), self.event.at)
         if kind is QuestionType.GEOPOINT:
-            return _parse_geopoint(text, say("not_geopoint", self.ui), say("geopoint_out_of_range", self.ui))
+            return _parse_geopoint(text, self.ui)
         if kind is QuestionType.ACKNOWLEDGE:
             if _yes_no(text) == "yes" or fold(text) in ("ok", "x"):
                 return "OK"
@@ -308,16 +309,23 @@ def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _parse_geopoint(text: str, message: str, out_of_range: str) -> str:
+def _parse_geopoint(text: str, ui: str) -> str:
+    """Typed coordinates, or a map link holding them (see ``surveys.map_links``)."""
+    out_of_range = say("geopoint_out_of_range", ui)
     odk = _ODK_POINT.fullmatch(text)
     if odk:
         numbers = [float(n) for n in text.split()]
         return geopoint(numbers[0], numbers[1], numbers[2], numbers[3], out_of_range)
     typed = _TYPED_POINT.fullmatch(text)
-    if typed is None:
-        raise InvalidAnswer(message)
-    latitude, longitude = (float(n.replace(",", ".")) for n in typed.groups())
-    return geopoint(latitude, longitude, None, None, out_of_range)
+    if typed is not None:
+        latitude, longitude = (float(n.replace(",", ".")) for n in typed.groups())
+        return geopoint(latitude, longitude, None, None, out_of_range)
+    link = map_link(text)
+    if link is None:
+        raise InvalidAnswer(say("not_geopoint", ui))
+    if link.point is None:  # a short link: only opening it would tell where it points
+        raise InvalidAnswer(say("map_link_without_point", ui))
+    return geopoint(*link.point, None, None, out_of_range)
 
 
 # A time as people type it: "14:30", "14h30", "14g", "2:30 chiều", "9 giờ 15", "9:05:30 am".

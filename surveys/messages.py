@@ -348,6 +348,21 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "not_datetime": {"vi": "Xin nhập ngày và giờ theo dạng ngày/tháng/năm giờ:phút, ví dụ 02/03/2026 14:30.",
                      "en": "Please enter the date and time as day/month/year hours:minutes, e.g. 02/03/2026 14:30."},
     "share_location": {"vi": "📍 Gửi vị trí hiện tại", "en": "📍 Send my current location"},
+    # zalobundle: a map link with no coordinates in it (a short link), and a location Zalo did not pass on
+    "map_link_without_point": {
+        "vi": "Liên kết này không ghi tọa độ nên bot không đọc được (liên kết rút gọn như maps.app.goo.gl phải "
+              "mở ra mới biết). Xin mở nó trong Google Maps, nhấn giữ lên điểm đó: vĩ độ, kinh độ hiện ở ô tìm "
+              "kiếm; xin gõ hoặc dán hai số đó vào đây.",
+        "en": "This link does not contain the coordinates, so the bot cannot read it (a short link such as "
+              "maps.app.goo.gl has to be opened first). Please open it in Google Maps and long-press the place: "
+              "the latitude and longitude appear in the search box; please type or paste those two numbers here."},
+    "zalo_location_not_passed": {
+        "vi": "Rất tiếc, Zalo không chuyển vị trí quý vị chia sẻ đến bot nên bot chưa nhận được. Xin gõ vĩ độ và "
+              "kinh độ, ví dụ 10.7769, 106.7009. Cách tìm: mở Google Maps, nhấn giữ lên vị trí đó, tọa độ hiện ở ô "
+              "tìm kiếm; chép và dán vào đây.",
+        "en": "Sorry, Zalo does not pass a shared location on to the bot, so it did not arrive. Please type the "
+              "latitude and longitude, e.g. 10.7769, 106.7009. To find them: open Google Maps and long-press the "
+              "place; the coordinates appear in the search box; copy and paste them here."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

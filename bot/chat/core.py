@@ -15,7 +15,7 @@ from typing import Any, Callable, Sequence
 
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
-    BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNTICK,
+    BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNSUPPORTED, UNTICK,
     AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Location, Notice, NotText, Outgoing,
     Press,
     Renderer, Text,
@@ -161,8 +161,10 @@ class ChatCore:
                       state: engine.SessionState | None, language: str) -> str | None:
         at = self.clock()
         if isinstance(incoming, NotText):
-            return await self._send(turn, [Notice(say("not_text_typed" if turn.typed else "not_text", language))],
-                                    language, error=True)
+            key = "not_text_typed" if turn.typed else "not_text"
+            if incoming.kind == UNSUPPORTED and self._asks_location(respondent, state):
+                key = "zalo_location_not_passed"  # most likely a location shared from Zalo's map
+            return await self._send(turn, [Notice(say(key, language))], language, error=True)
         if isinstance(incoming, Command) and incoming.name.lower() == "stop":
             return await self._stop(turn, respondent, incoming.argument, state, language)
         closed = await self._closed(respondent, state, at, language)
@@ -192,6 +194,14 @@ class ChatCore:
         if folded in SKIP_WORDS:
             return await self._drive(turn, respondent, engine.Reply("", at))
         return await self._drive(turn, respondent, engine.Reply(text, at, incoming.seq), session)
+
+    def _asks_location(self, respondent: Respondent, state: engine.SessionState | None) -> bool:
+        """Whether the question on screen is a geopoint."""
+        form = self.surveys.form_of(respondent)
+        if form is None or state is None or state.status not in _IN_PROGRESS:
+            return False
+        prompt = engine.current_prompt(form, state)
+        return prompt is not None and prompt.kind is engine.PromptKind.GEOPOINT
 
     # -- commands ------------------------------------------------------------------------------
 

@@ -61,7 +61,15 @@ class Location:
 
 @dataclass(frozen=True)
 class NotText:
-    """A sticker, photo, voice note…: nothing the survey can read."""
+    """A sticker, photo, voice note…: nothing the survey can read. ``kind``: what it was, where the
+    platform says (UNSUPPORTED, IMAGE, STICKER below; "" where it does not)."""
+
+    kind: str = ""
+
+
+#: NotText kinds. UNSUPPORTED: the platform says a message came but not what it held (Zalo sends a
+#: shared location, a voice note or a file so).
+UNSUPPORTED, IMAGE, STICKER = "unsupported", "image", "sticker"
 
 
 @dataclass(frozen=True)

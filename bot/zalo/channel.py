@@ -18,7 +18,9 @@ from typing import Any, Awaitable, Callable, Sequence
 from aiohttp import web
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Leave, Outgoing, typed
+from bot.chat.events import (
+    IMAGE, STICKER, UNSUPPORTED, Call, Capabilities, ConfirmStop, Document, Incoming, Leave, NotText, Outgoing, typed,
+)
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
@@ -91,10 +93,23 @@ def parse(update: dict, bot: str) -> tuple[Chat, str, Incoming] | None:
     if not chat_id or message_id is None:
         return None
     user = str((message.get("from") or {}).get("id") or chat_id)
-    text = message.get("text") if update.get("event_name") == "message.text.received" else None
+    text = message.get("text") if update.get("event_name") == TEXT_EVENT else None
     # Zalo marks each chat PRIVATE or GROUP; one with no type is taken for the private chat it always was.
     private = str((message.get("chat") or {}).get("chat_type") or "PRIVATE").upper() == "PRIVATE"
-    return Chat(CHANNEL, bot, chat_id, user, private), f"zalo:{bot}:{message_id}", typed(text or "")
+    incoming = typed(text or "") if text is not None else not_text(update)
+    return Chat(CHANNEL, bot, chat_id, user, private), f"zalo:{bot}:{message_id}", incoming
+
+
+TEXT_EVENT = "message.text.received"
+#: The other events the platform documents, by what they hold.
+_NOT_TEXT_KINDS = {"message.unsupported.received": UNSUPPORTED, "message.image.received": IMAGE,
+                   "message.sticker.received": STICKER}
+
+
+def not_text(update: dict) -> NotText:
+    """A message that is not text, by its event: the core answers an unsupported one on a location
+    question with how to type the coordinates (Zalo does not pass a shared location on)."""
+    return NotText(_NOT_TEXT_KINDS.get(update.get("event_name"), ""))
 
 
 class ZaloSurveyBot:

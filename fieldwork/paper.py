@@ -27,8 +27,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from fieldwork import Refused
-from fieldwork.paper_entry import Checked, check, differences, events, normalise
+from fieldwork.paper_entry import Checked, check, differences, events, normalise, replay_budget
 from fieldwork.paper_form import PAPER, Copy, FormPrinter, forms_html
+from fieldwork.paper_repeats import Blocks, typed_fields
 from surveys.model import Questionnaire
 from surveys.privacy import PrivacyNotice, notice_of
 
@@ -72,9 +73,11 @@ async def latest_forms(storage) -> dict[str, tuple[Questionnaire, str]]:
 
 async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: list[str] | None = None,
                       reissue: bool = False, respondent: int | None = None, pdf: bool = True,
+                      blocks: Blocks = Blocks(),
                       progress: Callable[[int, int], None] = lambda done, total: None) -> Printed:
     """A paper form for every person of the survey (or of ``units``, or one ``respondent``) who has
-    no code yet (``reissue``: everyone not yet reached, with new codes; old ones stop working)."""
+    no code yet (``reissue``: everyone not yet reached, with new codes; old ones stop working).
+    ``blocks``: how many blank blocks a repeat of unknown size gets (``fieldwork.paper_repeats``)."""
     from bot.invitations import code_hash
     from exporters.letters import Channels, issue_letters
     from fieldwork.invitations import check_writable, print_pdf, survey_respondents
@@ -103,7 +106,7 @@ async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: li
         await storage.paper.record_paper_form(code_hash(letter.typed_code), person.id, project.id, form.form_id,
                                               version, at.isoformat())
         printer = printers.get(form.form_id) or printers.setdefault(
-            form.form_id, FormPrinter(form, notice_of(project, form.title)))
+            form.form_id, FormPrinter(form, notice_of(project, form.title), blocks))
         code = f"{letter.typed_code[:4]} {letter.typed_code[4:]}"
         unit = project.units[member_unit[person.id]].name if member_unit.get(person.id) in project.units else ""
         pages.append(printer.copy(Copy(code, project.title, unit)))
@@ -218,7 +221,7 @@ async def save_entry(storage, paper_form_id: int, pass_number: int, typed: Mappi
         raise Refused("the second entry must be typed by another person than the first")
     if pass_number == 1 and 2 in state.entries and state.entries[2].username == username:
         raise Refused("the first entry must be typed by another person than the second")
-    values = {q.name: normalise(q, typed.get(q.name)) for q in state.form.asked}
+    values = {key: normalise(q, typed.get(key)) for key, q in typed_fields(state.form, typed)}
     values = {name: value for name, value in values.items() if value}
     checked = check(state.form, values, at, language)
     if not checked.ok:
@@ -254,7 +257,7 @@ async def write(storage, state: FormState, typed: Mapping[str, str], language: s
                       f"(session {record.id}); the paper form was not written")
     form = await conversations.questionnaire(record.form_id, record.form_version)
     current = codec.decode_state(record.state)
-    for _ in range(4 * len(form.questions) + 16):
+    for _ in range(max(4 * len(form.questions) + 16, replay_budget(form, typed))):
         planned = events(form, current, typed, at)
         if planned is None:
             break

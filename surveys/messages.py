@@ -363,6 +363,23 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "Sorry, Zalo does not pass a shared location on to the bot, so it did not arrive. Please type the "
               "latitude and longitude, e.g. 10.7769, 106.7009. To find them: open Google Maps and long-press the "
               "place; the coordinates appear in the search box; copy and paste them here."},
+    # paper entry of a repeat's blocks ({block}: "Thành viên 4"; {count}: the count phrased, "câu 1")
+    "paper_block_missing": {"vi": "Khối “{block}” để trống, nhưng theo {count} có {have} khối “{label}”: xin nhập "
+                                  "khối này, hoặc sửa {count}.",
+                            "en": "Block “{block}” is empty, but {count} gives {have} blocks of “{label}”: type "
+                                  "this block, or correct {count}."},
+    "paper_block_beyond": {"vi": "Khối “{block}” có nhập, nhưng theo {count} chỉ có {have} khối “{label}”: xin xoá "
+                                 "khối này, hoặc sửa {count}.",
+                           "en": "Block “{block}” is filled, but {count} gives only {have} blocks of “{label}”: "
+                                 "clear this block, or correct {count}."},
+    "paper_block_gap": {"vi": "Khối “{block}” có nhập nhưng khối “{previous}” trước nó để trống: xin nhập các khối "
+                              "theo thứ tự.",
+                        "en": "Block “{block}” is filled but block “{previous}” before it is empty: please type the "
+                              "blocks in order."},
+    "paper_block_skipped": {"vi": "Khối “{block}” có nhập, nhưng phần “{label}” bị bỏ qua theo hướng dẫn chuyển câu: "
+                                  "xin xoá khối này, hoặc sửa câu trả lời trước.",
+                            "en": "Block “{block}” is filled, but the form's logic skips “{label}”: clear this block, "
+                                  "or correct the earlier answer."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

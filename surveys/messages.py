@@ -357,6 +357,13 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "en": "Sorry, Zalo does not pass a shared location on to the bot, so it did not arrive. Please type the "
               "latitude and longitude, e.g. 10.7769, 106.7009. To find them: open Google Maps and long-press the "
               "place; the coordinates appear in the search box; copy and paste them here."},
+    # zalobundle: /export of a form with repeats (and media answers) sends one ZIP
+    "export_caption_zip": {"vi": "Tệp ZIP gồm {tables} bảng: bảng chính và một bảng cho mỗi nhóm lặp lại.",
+                           "en": "The ZIP holds {tables} tables: the main one and one per repeat."},
+    "export_caption_zip_media": {
+        "vi": "Tệp ZIP gồm {tables} bảng (bảng chính và một bảng cho mỗi nhóm lặp lại) và {media} tệp đa phương "
+              "tiện của các câu trả lời.",
+        "en": "The ZIP holds {tables} tables (the main one and one per repeat) and {media} media files of the answers."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

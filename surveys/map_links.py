@@ -26,7 +26,8 @@ _NUMBER = r"[+-]?\d{1,3}(?:\.\d+)?"
 #: "10.77,106.70", "10.77, 106.70", "loc:10.77+106.70" (a "+" is a space once unquoted), with a
 #: label after it as Android writes one: "10.77,106.70(Chợ Bến Thành)" (cut at a space, the label may
 #: come without its closing parenthesis).
-_PAIR = re.compile(rf"\s*(?:loc:)?\s*({_NUMBER})\s*(?:,\s*|\s+)({_NUMBER})\s*(?:\(.*)?", re.S)
+#: (Possessive quantifiers: a long run of spaces costs one pass, not one per space.)
+_PAIR = re.compile(rf"\s*+(?:loc:\s*+)?({_NUMBER})(?:\s*+,\s*+|\s++)({_NUMBER})\s*+(?:\(.*)?", re.S)
 _GOOGLE_PIN = re.compile(rf"!3d({_NUMBER})!4d({_NUMBER})")
 _GOOGLE_CENTRE = re.compile(rf"/@({_NUMBER}),({_NUMBER})(?:[,/]|$)")
 _OSM_CENTRE = re.compile(rf"(?:^|&)map=\d+(?:\.\d+)?/({_NUMBER})/({_NUMBER})(?:&|$)")

@@ -380,6 +380,13 @@ _MESSAGES: dict[str, dict[str, str]] = {
                                   "xin xoá khối này, hoặc sửa câu trả lời trước.",
                             "en": "Block “{block}” is filled, but the form's logic skips “{label}”: clear this block, "
                                   "or correct the earlier answer."},
+    # zalobundle: /export of a form with repeats (and media answers) sends one ZIP
+    "export_caption_zip": {"vi": "Tệp ZIP gồm {tables} bảng: bảng chính và một bảng cho mỗi nhóm lặp lại.",
+                           "en": "The ZIP holds {tables} tables: the main one and one per repeat."},
+    "export_caption_zip_media": {
+        "vi": "Tệp ZIP gồm {tables} bảng (bảng chính và một bảng cho mỗi nhóm lặp lại) và {media} tệp đa phương "
+              "tiện của các câu trả lời.",
+        "en": "The ZIP holds {tables} tables (the main one and one per repeat) and {media} media files of the answers."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

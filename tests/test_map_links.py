@@ -114,3 +114,12 @@ def zalo_update(event: str, **content) -> dict:
 def test_zalo_tells_what_kind_of_message_is_not_text(event: str, content: dict, incoming) -> None:
     _, key, parsed = parse(zalo_update(event, **content), "zl")
     assert key == "zalo:zl:m1" and parsed == incoming
+
+
+@pytest.mark.parametrize("text", ["1" + " " * 4000 + "x", "10.7" + " " * 3000 + "106.7" + " " * 900 + "x",
+                                  "https://maps.google.com/?q=1" + "+" * 4000 + "x"])
+def test_a_message_as_long_as_telegram_takes_is_refused_politely(text: str) -> None:
+    """(Each of these once cost the bot a second of backtracking; now one pass.)"""
+    form, state = at_geopoint()
+    step = E.step(form, state, E.Reply(text, AT))
+    assert not step.accepted and "where" not in step.state.answers

@@ -117,7 +117,7 @@ class _Conversation(_Answering, _Flow, _Rendering):
         # answer forgets only the conditions that read it. Progress and section headings ask
         # the relevance of every question for every prompt.
         self._condition_values: dict[int, bool] = {}
-        self._plain: tuple[dt.datetime | None, Environment] | None = None
+        self._plain: tuple[tuple, Environment] | None = None
         #: How many times `_set` changed a value: `_recalculate` repeats until a pass changes none.
         self._sets = 0
 
@@ -199,6 +199,10 @@ class _Conversation(_Answering, _Flow, _Rendering):
         return self._finish(state)
 
     def _ask_consent(self) -> Step:
+        seed = getattr(self.event, "seed", None)
+        if seed and not self.state.seed and self.state.started_at is None:
+            # Only before any value was drawn (random() needs a start): a later Start keeps them.
+            self.state = _evolve(self.state, seed=str(seed))
         self.state = _evolve(self.state, status=Status.CONSENT, current=CONSENT, seq=self.state.seq + 1)
         self.out.append(self.render())
         return self._finish(self.state)

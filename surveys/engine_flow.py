@@ -232,9 +232,12 @@ class _Flow:
         return value
 
     def _visible_choices(self, question: Question) -> list[Choice]:
+        """The choices shown now, in the order shown (`randomize`: `_shown_order`)."""
         if question.choice_filter is None:
-            return list(question.choices)
-        return [c for c in question.choices if self._true(question.choice_filter, choice=c)]
+            choices = list(question.choices)
+        else:
+            choices = [c for c in question.choices if self._true(question.choice_filter, choice=c)]
+        return self._shown_order(question, choices) if question.randomize else choices
 
     def _is_visible(self, question: Question, choice: Choice) -> bool:
         """Whether `choice`, one of the question's own, is shown now."""

@@ -51,6 +51,8 @@ class _Rendering:
         view = self.plan.view(self.form, self.form.index(question.name), self.lang)
         if not question.type.is_select:
             options = ()
+        elif question.type is QuestionType.RANK:
+            options = self._rank_options(question)  # surveys.engine_rank
         elif view.options is not None:  # no choice filter: every choice, numbered in order
             options = view.options
             if state.draft:
@@ -75,7 +77,7 @@ class _Rendering:
             hint=hint,
             options=options,
             progress=self._progress(question),
-            section="" if update else self._section(question),
+            section="" if update or (state.draft and question.type is QuestionType.RANK) else self._section(question),
             required=required,
             can_go_back=self._has_previous(question),
             current_answer=self._display(question.name, value),
@@ -84,6 +86,8 @@ class _Rendering:
         )
 
     def _expected(self, question: Question) -> str:
+        if question.type is QuestionType.RANK:
+            return self._rank_expected()
         if question.type is QuestionType.GEOPOINT:
             return say("geopoint_expected", self.ui)
         if question.type is QuestionType.TIME:

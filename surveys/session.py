@@ -174,6 +174,8 @@ class PromptKind(enum.StrEnum):
     GEOPOINT = "geopoint"
     TIME = "time"
     DATETIME = "dateTime"
+    #: Choices put in order one pick at a time: `options` are the ones not ranked yet.
+    RANK = "rank"
 
 
 @dataclass(frozen=True)

@@ -79,7 +79,7 @@ class _Rendering:
             progress=self._progress(question),
             section="" if update or (state.draft and question.type is QuestionType.RANK) else self._section(question),
             required=required,
-            can_go_back=self._has_previous(question),
+            can_go_back=bool(state.draft and question.type is QuestionType.RANK) or self._has_previous(question),
             current_answer=self._display(question.name, value),
             update=update,
             expected=self._expected(question),

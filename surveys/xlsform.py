@@ -534,7 +534,13 @@ class _Builder(LenientBuilder):
         choices = []
         # A randomized list is not written into the question by pyxform (ODK shuffles the list it
         # names): read it from the form's lists.
-        listed = element.get("choices") or (self.form.get("choices") or {}).get(element.get("itemset"), [])
+        listed = element.get("choices")
+        if not listed:
+            listed = (self.form.get("choices") or {}).get(element.get("itemset")) or []
+            row = location.row - 2 if location.row else None
+            if "or_other" not in self._raw(row, "type"):
+                # pyxform adds or_other's choice to the shared list: only the question that asks for it shows it
+                listed = [c for c in listed if c.get("name") != "other" or self._choice_row(list_name, "other")]
         for position, raw in enumerate(listed or []):
             name = str(raw.get("name", ""))
             label = self._text(raw.get("label"))

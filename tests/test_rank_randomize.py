@@ -335,3 +335,17 @@ def test_rank_questions_load_without_warnings_and_the_type_is_rank() -> None:
     form = form_of(RANKED)
     assert form.question("order").type.value == "rank" and form.unaskable == ()
     assert not [w for w in form.warnings if "rank" in w]
+
+
+def test_a_rank_written_on_paper_is_entered_pick_by_pick() -> None:
+    from pathlib import Path
+
+    from fieldwork.paper_entry import check, normalise
+    from surveys.xlsform import load_questionnaire
+
+    form = load_questionnaire(Path(__file__).parent / "forms" / "ranking.md")
+    typed = {"priorities": "3 1 4", "channel": "3", "channels_rank": "2", "age": "40"}
+    assert check(form, typed, AT).complete
+    refused = check(form, {**typed, "priorities": "3 1 9"}, AT)
+    assert not refused.complete and "“9”" in refused.errors["priorities"]
+    assert normalise(form.question("priorities"), "3, 1 4") == "3 1 4"  # the order is the answer

@@ -349,3 +349,27 @@ def test_a_rank_written_on_paper_is_entered_pick_by_pick() -> None:
     refused = check(form, {**typed, "priorities": "3 1 9"}, AT)
     assert not refused.complete and "“9”" in refused.errors["priorities"]
     assert normalise(form.question("priorities"), "3, 1 4") == "3 1 4"  # the order is the answer
+
+
+def test_a_rank_inside_a_repeat_is_ranked_per_instance() -> None:
+    form = form_of("""
+    | survey |
+    | | type | name | label | repeat_count | parameters |
+    | | begin repeat | hh | Hộ | 2 | |
+    | | rank x | r | Xếp | | randomize=true |
+    | | end repeat | | | | |
+    | | integer | n | N | | |
+
+    | choices |
+    | | list_name | name | label |
+    | | x | a | A |
+    | | x | b | B |
+    | | x | c | C |
+    """)
+    state, steps = run(form, E.Start(AT, seed="q"), E.Choose("yes", 1, AT))
+    first = [o.name for o in steps[-1].say[-1].options]
+    state, steps = run(form, E.Reply("1", AT), E.Back(AT), E.Reply("1 2", AT), state=state)
+    assert steps[0].state.draft == (first[0],) and steps[1].state.draft == ()
+    assert state.answers["hh[1]/r"] == tuple(first) and state.current == "hh[2]/r"
+    state, _ = run(form, E.Reply("3 2", AT), state=state)
+    assert len(state.answers["hh[2]/r"]) == 3 and state.current == "n"

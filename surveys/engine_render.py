@@ -31,6 +31,8 @@ class _Rendering:
             question = self.form.question(name)
             if question.type.is_select:
                 names = value if isinstance(value, tuple) else (value,)
+                if question.type is QuestionType.RANK:  # "1. Thủ tục, 2. Thái độ"
+                    return ", ".join(f"{i}. {self._choice_label(name, n)}" for i, n in enumerate(names, start=1))
                 return ", ".join(self._choice_label(name, n) for n in names)
             if question.type is QuestionType.DATE and isinstance(value, dt.date):
                 return value.strftime("%d/%m/%Y")

@@ -300,7 +300,7 @@ def test_back_takes_back_picks_one_by_one_then_leaves_the_question() -> None:
     left = E.step(form, undone.state, E.Back(AT)).state  # no picks left: back to the rank before
     assert left.current == "order" and left.draft == ()
     shown = E.current_prompt(form, left)
-    assert shown.current_answer == "Thời gian, Thủ tục, Thái độ" and len(shown.options) == 3
+    assert shown.current_answer == "1. Thời gian, 2. Thủ tục, 3. Thái độ" and len(shown.options) == 3
     kept = E.step(form, left, E.Reply("", AT))  # an empty reply keeps the ranking given before
     assert kept.state.current == "optional" and kept.state.answers["order"] == ("b", "a", "c")
     again = E.step(form, E.step(form, left, E.Reply("1", AT)).state, E.Back(AT)).state

@@ -3,7 +3,6 @@ questions asked as successive choices, in the engine: one rule for every channel
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import textwrap
 

@@ -14,7 +14,9 @@ Layouts
     `SAMPLE_COLUMNS`, then ``sample_<attribute>`` for the frame's strata attributes), then one
     column per question in form order (notes excluded; calculations and start/end/today
     metadata included). A select_multiple gives XLSForm's space-separated choice names
-    column **plus** one 0/1 column per choice named ``question/choice`` (ODK's convention).
+    column **plus** one 0/1 column per choice named ``question/choice`` (ODK's convention); a
+    rank gives the names in rank order plus one column per choice, ``question/choice``, with
+    the rank given to that choice (1 = first).
     *long*: one row per stored answer (session × question reached): value, value label,
     status and the time of the answer's last change (from the answer history).
 
@@ -425,6 +427,19 @@ def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_
             questions[dummy] = name
             if skip is not None and skip.any():
                 skipped[dummy] = skip
+    elif kind is QuestionType.RANK:
+        # ODK's text (the names in rank order) plus, as select_multiple's 0/1 columns, one column
+        # per choice with the rank given to it (1 = first; empty: not ranked, e.g. stopped early).
+        data[name] = pd.array(_cells(raw, decoded, " ".join), dtype=object)
+        kinds[name] = "rank"
+        for choice, choice_label in column.choices.items():
+            dummy = f"{name}/{choice}"
+            data[dummy] = pd.array(_cells(raw, decoded, lambda v, c=choice: _rank_of(v, c)), dtype="Int64")
+            labels[dummy] = f"{label}: {choice_label} ({text('rank_of', language)})"
+            kinds[dummy] = "rank_position"
+            questions[dummy] = name
+            if skip is not None and skip.any():
+                skipped[dummy] = skip
     elif kind is QuestionType.INTEGER:
         data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
         kinds[name] = "integer"
@@ -447,6 +462,12 @@ def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_
         skipped[name] = skip
 
 
+def _rank_of(value: Any, choice: str) -> int | None:
+    """The rank (1 = first) a rank answer gives `choice`; None when it is not ranked."""
+    names = value.split() if isinstance(value, str) else [str(name) for name in value]
+    return names.index(choice) + 1 if choice in names else None
+
+
 def _text_cell(value: Any) -> str:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
@@ -464,6 +485,7 @@ def _objects(items: list[Any]) -> np.ndarray:
 # -- codebook --------------------------------------------------------------------------------
 
 _KIND_TYPES = {"select_one": "select_one", "select_multiple": "select_multiple", "choice": "0/1",
+               "rank": "rank (choice names in rank order)", "rank_position": "rank (1 = first)",
                "integer": "integer", "decimal": "decimal", "text": "text",
                "date": "date (ISO 8601 text in CSV; a date in SPSS, Stata, Excel and Parquet)",
                "calculate": "calculate", "metadata": "metadata", "acknowledge": "acknowledge",

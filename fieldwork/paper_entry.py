@@ -73,6 +73,9 @@ def normalise(question: Question, text: str | None) -> str:
                                key=lambda c: order.index(c) if c in order else len(order)))
     if question.type is QuestionType.SELECT_ONE:
         return text.upper() if text.upper() in choice_codes(question).values() else text
+    if question.type is QuestionType.RANK:  # the order is the answer: kept
+        codes = set(choice_codes(question).values())
+        return " ".join(c.upper() if c.upper() in codes else c for c in _MULTI_SEPARATORS.split(text) if c)
     if question.type is QuestionType.DATE:
         parsed = _date(text)
         return parsed.strftime("%d/%m/%Y") if parsed else text
@@ -121,6 +124,20 @@ def events(form: Questionnaire, state: engine.SessionState, typed: Mapping[str, 
         for choice in question.choices:
             if (choice.name in wanted) != (choice.name in marks):
                 return engine.Toggle(choice.key, state.seq, at, on=choice.name in wanted), f"toggle{choice.key}"
+        return engine.Done(state.seq, at), "done"
+    if kind is QuestionType.RANK and text:
+        # One pick at a time, as the chat asks it: the codes in the order written.
+        wanted = []
+        for code in (c for c in _MULTI_SEPARATORS.split(text) if c):
+            key = _keys(question).get(code.upper()) or _keys(question).get(code)
+            if key is None:
+                return _Unknown(code, at), "unknown"
+            wanted.append(question.choice_by_key(key))
+        ranked = list(state.draft)
+        if ranked != [c.name for c in wanted[:len(ranked)]]:
+            return engine.Back(at, state.seq), "unrank"
+        if len(ranked) < len(wanted):
+            return engine.Choose(wanted[len(ranked)].key, state.seq, at), f"rank{len(ranked)}"
         return engine.Done(state.seq, at), "done"
     if kind is QuestionType.ACKNOWLEDGE:
         return (engine.Choose("ok", state.seq, at), "ok") if text else (engine.Reply("", at, state.seq), "blank")
@@ -227,7 +244,8 @@ def _verdict(form: Questionnaire, state: engine.SessionState, typed: Mapping[str
 
 def _step_budget(form: Questionnaire) -> int:
     """Enough events for every question (a multi-select's marks one by one) and the consent."""
-    return 8 + sum(len(q.choices) + 2 if q.type is QuestionType.SELECT_MULTIPLE else 2 for q in form.questions)
+    return 8 + sum(len(q.choices) + 2 if q.type is QuestionType.SELECT_MULTIPLE
+                   else 2 * len(q.choices) + 2 if q.type is QuestionType.RANK else 2 for q in form.questions)
 
 
 def _keys(question: Question) -> dict[str, str]:

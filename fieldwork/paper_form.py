@@ -231,10 +231,15 @@ class FormPrinter:
             codes = choice_codes(question)
             how = ('<p class="how"><span class="vi">Khoanh tròn một mã</span><span class="en">Circle one code</span></p>'
                    if kind is QuestionType.SELECT_ONE else
+                   '<p class="how"><span class="vi">Ghi các mã theo thứ tự ưu tiên, quan trọng nhất trước</span>'
+                   '<span class="en">Write the codes in order of preference, the first one first</span></p>'
+                   if kind is QuestionType.RANK else
                    '<p class="how"><span class="vi">Khoanh tròn các mã phù hợp (có thể chọn nhiều)</span>'
                    '<span class="en">Circle every code that applies</span></p>')
             items = "".join(f'<li><span class="code">{_e(codes[c.name])}</span> {self.both(c.label)}</li>'
                             for c in question.choices)
+            if kind is QuestionType.RANK:
+                return f'{how}<ol class="choices">{items}</ol><p class="boxes">{self._boxes(len(question.choices))}</p>'
             return f'{how}<ol class="choices">{items}</ol>'
         if kind is QuestionType.INTEGER:
             return f'<p class="boxes">{self._boxes(self._digits(question))}</p>'

@@ -43,11 +43,12 @@ from typing import Any
 from surveys.engine_answers import _Answering, _yes_no, fold
 from surveys.engine_flow import _Flow
 from surveys.engine_plan import _Plan, _plan
+from surveys.engine_rank import _Ranking
 from surveys.engine_repeats import _RepeatFlow
 from surveys.engine_render import _Rendering
 from surveys.expressions import NOT_APPLICABLE, Environment
 from surveys.messages import UI_LANGUAGES, consent_words, say, ui_language
-from surveys.model import Question, Questionnaire
+from surveys.model import Question, Questionnaire, QuestionType
 from surveys.session import (  # the engine's public types, re-exported (see __all__)
     CONSENT,
     Ask,
@@ -102,7 +103,7 @@ def _conversation(form: Questionnaire, state: SessionState, event: Event) -> "_C
     return _RepeatConversation(form, state, event) if form.has_repeats else _Conversation(form, state, event)
 
 
-class _Conversation(_Answering, _Flow, _Rendering):
+class _Conversation(_Answering, _Flow, _Rendering, _Ranking):
     def __init__(self, form: Questionnaire, state: SessionState, event: Event):
         self.form = form
         self.plan = _plan(form)
@@ -117,7 +118,7 @@ class _Conversation(_Answering, _Flow, _Rendering):
         # answer forgets only the conditions that read it. Progress and section headings ask
         # the relevance of every question for every prompt.
         self._condition_values: dict[int, bool] = {}
-        self._plain: tuple[dt.datetime | None, Environment] | None = None
+        self._plain: tuple[tuple, Environment] | None = None
         #: How many times `_set` changed a value: `_recalculate` repeats until a pass changes none.
         self._sets = 0
 
@@ -171,6 +172,8 @@ class _Conversation(_Answering, _Flow, _Rendering):
         if status is Status.CONSENT or self.state.current == CONSENT:
             return self._consent(event)
         if isinstance(event, Back):
+            if self.state.draft and self._current_question().type is QuestionType.RANK:
+                return self._rank_undo()  # back takes back the last pick first
             return self._back()
         return self._answer(event)
 
@@ -199,6 +202,10 @@ class _Conversation(_Answering, _Flow, _Rendering):
         return self._finish(state)
 
     def _ask_consent(self) -> Step:
+        seed = getattr(self.event, "seed", None)
+        if seed and not self.state.seed and self.state.started_at is None:
+            # Only before any value was drawn (random() needs a start): a later Start keeps them.
+            self.state = _evolve(self.state, seed=str(seed))
         self.state = _evolve(self.state, status=Status.CONSENT, current=CONSENT, seq=self.state.seq + 1)
         self.out.append(self.render())
         return self._finish(self.state)

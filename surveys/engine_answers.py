@@ -25,6 +25,8 @@ class _Answering:
         if self.state.status is Status.PAUSED:
             self.state = _evolve(self.state, status=Status.ACTIVE)
         question = self._current_question()
+        if question.type is QuestionType.RANK:
+            return self._rank(question, event)  # surveys.engine_rank
         try:
             if isinstance(event, Toggle):
                 return self._toggle(question, event.key, event.on)
@@ -33,6 +35,10 @@ class _Answering:
         except InvalidAnswer as problem:
             return self._unchanged(Say(self._explain(question, event, problem.message), Tone.ERROR),
                                    self.render(update=True))
+        return self._accept(question, value)
+
+    def _accept(self, question: Question, value: Any) -> Step:
+        """A valid answer: stored, and the flow moves on."""
         self._set(self._key(question), value)
         self.state = _evolve(self.state, draft=())
         return self._advance(self.form.index(question.name) + 1)
@@ -109,7 +115,7 @@ class _Answering:
             # A default names choices (XLSForm), while a typed number is a position on screen.
             names = [c.name for c in self._visible_choices(question)]
             picked = tuple(n for n in question.default.split() if n in names)
-            if question.type is QuestionType.SELECT_MULTIPLE:
+            if question.type in (QuestionType.SELECT_MULTIPLE, QuestionType.RANK):
                 return picked or None
             return picked[0] if picked else None
         try:

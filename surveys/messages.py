@@ -387,6 +387,19 @@ _MESSAGES: dict[str, dict[str, str]] = {
         "vi": "Tệp ZIP gồm {tables} bảng (bảng chính và một bảng cho mỗi nhóm lặp lại) và {media} tệp đa phương "
               "tiện của các câu trả lời.",
         "en": "The ZIP holds {tables} tables (the main one and one per repeat) and {media} media files of the answers."},
+    # rank: asked one pick at a time, the options left shown with their first numbers.
+    "rank_next": {"vi": "lựa chọn thứ {n} của quý vị?", "en": "your choice number {n}?"},
+    "rank_so_far": {"vi": "đã xếp: {ranking}", "en": "ranked so far: {ranking}"},
+    "rank_typed_hint": {"vi": "Gõ số của lựa chọn tiếp theo, hoặc cả thứ tự một lần, ví dụ {example}.",
+                        "en": "Type the number of your next choice, or the whole order at once, e.g. {example}."},
+    "rank_done_hint": {"vi": "(không bắt buộc xếp hết: gõ “bỏ qua” để dừng xếp ở đây)",
+                       "en": "(you need not rank them all: type “skip” to stop here)"},
+    "rank_already": {"vi": "“{text}” đã được xếp rồi; xin chọn trong các lựa chọn còn lại.",
+                     "en": "“{text}” is ranked already; please choose among those left."},
+    "rank_twice": {"vi": "Mỗi lựa chọn chỉ xếp một lần; xin gõ lại thứ tự, ví dụ {example}.",
+                   "en": "Each choice is ranked once; please type the order again, e.g. {example}."},
+    "rank_all": {"vi": "Xin xếp hạng hết các lựa chọn.", "en": "Please rank every choice."},
+    "rank_undone": {"vi": "Đã bỏ lựa chọn thứ {n} (“{label}”).", "en": "Took back choice number {n} (“{label}”)."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,
@@ -425,6 +438,8 @@ EXPORT_LABELS: dict[str, dict[str, str]] = {
     "selected": {"vi": "Có chọn", "en": "Selected"},
     "not_selected": {"vi": "Không chọn", "en": "Not selected"},
     "sample_attribute": {"vi": "Thuộc tính mẫu", "en": "Sample attribute"},
+    # One column per choice of a rank question: the rank the respondent gave it (1 = first).
+    "rank_of": {"vi": "hạng", "en": "rank"},
 }
 
 

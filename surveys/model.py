@@ -30,6 +30,8 @@ class QuestionType(enum.StrEnum):
     TIME = "time"
     DATETIME = "dateTime"
     ACKNOWLEDGE = "acknowledge"
+    #: ODK's rank: every choice put in order, stored as the names in rank order, space-separated.
+    RANK = "rank"
     CALCULATE = "calculate"
     # Metadata filled from the session, never asked.
     START = "start"
@@ -53,7 +55,7 @@ class QuestionType(enum.StrEnum):
 
     @property
     def is_select(self) -> bool:
-        return self in (QuestionType.SELECT_ONE, QuestionType.SELECT_MULTIPLE)
+        return self in (QuestionType.SELECT_ONE, QuestionType.SELECT_MULTIPLE, QuestionType.RANK)
 
 
 _ASKED = frozenset(
@@ -68,6 +70,7 @@ _ASKED = frozenset(
         QuestionType.TIME,
         QuestionType.DATETIME,
         QuestionType.ACKNOWLEDGE,
+        QuestionType.RANK,
     }
 )
 
@@ -187,6 +190,10 @@ class Question:
     #: (`priority`, `theme`), `bind::…`/`body::…` attributes, `media::image`... Each was
     #: reported as a warning when the form was loaded.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: `parameters: randomize=true`: the choices are shown in an order shuffled once per session
+    #: (`surveys.choice_order`); with `seed=…`, an order that is a function of that value, as in ODK.
+    randomize: bool = False
+    randomize_seed: Expression | None = None
 
     def choice_by_key(self, key: str) -> Choice | None:
         return next((c for c in self.choices if c.key == key), None)

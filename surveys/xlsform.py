@@ -65,6 +65,7 @@ _TYPES = {
     "time": QuestionType.TIME,
     "dateTime": QuestionType.DATETIME,
     "acknowledge": QuestionType.ACKNOWLEDGE,
+    "rank": QuestionType.RANK,
     "trigger": QuestionType.ACKNOWLEDGE,
     "calculate": QuestionType.CALCULATE,
     "start": QuestionType.START,
@@ -489,7 +490,15 @@ class _Builder(LenientBuilder):
             groups=groups,
             source_type=self._raw(row, "type") or element.get("type", ""),
             location=location,
+            **(self._randomize(element, row) if kind.is_select else {}),
         )
+
+    def _randomize(self, element: dict, row: int | None) -> dict[str, Any]:
+        """`parameters: randomize=true [seed=…]` of a choice list (pyxform checked the words)."""
+        parameters = element.get("parameters") or {}
+        if str(parameters.get("randomize", "")).strip().lower() not in YES:
+            return {}
+        return {"randomize": True, "randomize_seed": self._expression(parameters.get("seed"), row, "parameters")}
 
     def _choice_filter(self, element: dict, choices: tuple[Choice, ...], row: int | None) -> Expression | None:
         """The choice_filter, whose bare names must be columns of the filtered choice list.
@@ -523,7 +532,16 @@ class _Builder(LenientBuilder):
     def _choices(self, element: dict, location: Location) -> tuple[Choice, ...]:
         list_name = element.get("list_name") or element.get("itemset")
         choices = []
-        for position, raw in enumerate(element.get("choices") or []):
+        # A randomized list is not written into the question by pyxform (ODK shuffles the list it
+        # names): read it from the form's lists.
+        listed = element.get("choices")
+        if not listed:
+            listed = (self.form.get("choices") or {}).get(element.get("itemset")) or []
+            row = location.row - 2 if location.row else None
+            if "or_other" not in self._raw(row, "type"):
+                # pyxform adds or_other's choice to the shared list: only the question that asks for it shows it
+                listed = [c for c in listed if c.get("name") != "other" or self._choice_row(list_name, "other")]
+        for position, raw in enumerate(listed or []):
             name = str(raw.get("name", ""))
             label = self._text(raw.get("label"))
             if name == "other" and label.by_language and set(label.by_language.values()) == {"Other"}:
@@ -580,7 +598,8 @@ class _Builder(LenientBuilder):
         for question in self.questions:
             for column, expression in (("relevant", question.relevant), ("constraint", question.constraint),
                                        ("calculation", question.calculation), ("required", question.required),
-                                       ("choice_filter", question.choice_filter)):
+                                       ("choice_filter", question.choice_filter),
+                                       ("parameters", question.randomize_seed)):
                 if expression is not None:
                     self._check_names(expression.references, names, question.location, column)
             for column, text in (("label", question.label), ("hint", question.hint)):

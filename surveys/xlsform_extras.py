@@ -34,7 +34,7 @@ UNASKABLE_TYPES = {
     "geotrace": _LOCATIONS, "geoshape": _LOCATIONS,
     "start-geopoint": _DEVICE_LOCATION, "background-geopoint": _DEVICE_LOCATION, "osm": "map features",
     "photo": _MEDIA, "image": _MEDIA, "audio": _MEDIA, "video": _MEDIA, "file": _MEDIA,
-    "background-audio": _MEDIA, "barcode": "barcode scanning", "rank": "ranking",
+    "background-audio": _MEDIA, "barcode": "barcode scanning",
     "select one external": "external choice lists with no external_choices sheet", "hidden": "hidden fields",
     "xml-external": "external XML data", "csv-external": "external data",
     "include": "other forms included by name",
@@ -146,8 +146,11 @@ class Attachments:
 
 
 def uses_parameters(element: dict) -> bool:
-    """`parameters` that the chat honours: a range's bounds, the columns of a choice file."""
-    return element.get("type") == "range" or bool(CHOICE_FILE.match(str(element.get("itemset") or "")))
+    """`parameters` that the chat honours: a range's bounds, the columns of a choice file, a choice
+    list's `randomize` and `seed`."""
+    return (element.get("type") == "range" or bool(CHOICE_FILE.match(str(element.get("itemset") or "")))
+            or (bool(element.get("itemset") or element.get("choices"))
+                and set(element.get("parameters") or ()) <= {"randomize", "seed"}))
 
 
 def unused_column_effect(key: str) -> str:
@@ -164,7 +167,8 @@ def unused_column_effect(key: str) -> str:
 # What the chat does when an expression uses something it does not evaluate.
 DROPPED = {"relevant": "the chat treats it as always true", "constraint": "answers are not checked against it",
             "calculation": "the value stays empty", "required": "the question is optional",
-            "choice_filter": "every choice is shown", "repeat_count": "the chat asks \"add another?\" instead"}
+            "choice_filter": "every choice is shown", "repeat_count": "the chat asks \"add another?\" instead",
+            "parameters": "the choices are shuffled from the session's own seed"}
 
 
 class LenientBuilder:

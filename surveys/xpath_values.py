@@ -68,7 +68,7 @@ class Environment:
     now: datetime.datetime | None = None
     choice_label: Callable[[str, str], str] | None = None
     choice_row: Mapping[str, str] | None = None
-    #: Stable for one session (its start time): random() and uuid() are worked out from it,
+    #: Stable for one session (`surveys.session.session_seed`): random() and uuid() are worked out from it,
     #: so they are the same at every step, as `once()` would keep them in ODK.
     seed: str = ""
     #: `position(..)`: the number of the repeat instance being evaluated (1 outside repeats).

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
@@ -390,7 +391,9 @@ class ChatCore:
         closed = await self._closed(respondent, state, at, language)
         if closed is not None:
             return await self._send(turn, [Notice(closed)], language, respondent.id, "closed")
-        return await self._drive(turn, respondent, engine.Start(at=at))
+        # The session's seed (random(), uuid(), shuffled choices) is drawn here, outside the
+        # sans-I/O engine, and kept in the event log with the Start event.
+        return await self._drive(turn, respondent, engine.Start(at=at, seed=secrets.token_hex(8)))
 
     # -- the engine ----------------------------------------------------------------------------
 

@@ -267,7 +267,7 @@ class WebChannel:
                 fields["choice"] = "ok"
             elif ask.kind is PromptKind.SELECT_MULTIPLE:
                 fields["multi"] = "1"
-            elif ask.kind in (PromptKind.SELECT_ONE, PromptKind.CONSENT) and "choice" not in fields:
+            elif ask.kind in (PromptKind.SELECT_ONE, PromptKind.CONSENT, PromptKind.RANK) and "choice" not in fields:
                 fields["text"] = ""  # nothing chosen: skipped if it may be, else the engine says why
             events = parse_form(fields, lambda name: getall(f"{name}.{ask.question}"))
             for incoming in events:

@@ -170,7 +170,8 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
     """What the template needs to draw one question; on a group's page, field names carry the
     question's name (``text.age``) so one post answers several."""
     names = ({key: f"{key}.{ask.question}" for key in _SINGLE} | {"marker": True}) if in_group else _SINGLE
-    options = ask.kind in (PromptKind.SELECT_ONE, PromptKind.SELECT_MULTIPLE, PromptKind.CONSENT)
+    # A rank is picked one choice per page, among those left (the engine asks them in turn).
+    options = ask.kind in (PromptKind.SELECT_ONE, PromptKind.SELECT_MULTIPLE, PromptKind.CONSENT, PromptKind.RANK)
     multi = ask.kind is PromptKind.SELECT_MULTIPLE
     field, value = _field(ask)
     return {"ask": ask, "first": index == 0, "names": names, "options": options, "multi": multi,
@@ -197,7 +198,8 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
         "questions": [_question(one, index, bool(screen.group)) for index, one in enumerate(asks)],
         "group": bool(screen.group),
         "skip": ask is not None and not screen.group and not ask.required and ask.kind in (
-            PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE),
+            PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE,
+            PromptKind.RANK),
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
         "finished": finished, "languages": "en" if ui == "vi" else "vi",

@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Callable
 
 from bot.chat.events import Capabilities, Document, Notice, Outgoing
-from bot.conversations import Conversations
 from exporters.progress import fieldwork_messages
 from fieldwork import Refused
 from fieldwork.background import lower_priority
+from fieldwork.conversations import Conversations
 from fieldwork.data import ExportOptions, Exported, export
 from storage import StorageError, open_storage, redacted
 from storage.answers_read import database_file

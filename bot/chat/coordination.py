@@ -25,7 +25,7 @@ from surveys.messages import say
 
 log = logging.getLogger(__name__)
 
-# TODO(lead): move into surveys.messages.MESSAGES (the one place for texts; this branch may not edit it).
+
 class CoordinatorDesk:
     commands = ("progress", "export")
 

@@ -13,8 +13,8 @@ from typing import Callable, Mapping
 
 from rich.console import Console
 
-from bot.conversations import Conversations
 from bot.text import render
+from fieldwork.conversations import Conversations
 from surveys import codec, engine
 from surveys.engine import Ask, Say, Status, Tone
 from surveys.messages import say, ui_language

@@ -41,7 +41,6 @@ from rich.table import Table
 
 from bot import clock as clocks
 from bot.config import BotConfig, Config
-from bot.conversations import Conversations
 from bot.outbox import Pace
 from bot.reminders import reminder_pass
 from bot.run import RunningBot, tune_garbage_collector, reminder_bots, reminders_queued, run
@@ -51,6 +50,7 @@ from bot.web.settings import WebConfig
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from exporters.letters import Channels, Letter, issue_letters
 from exporters.progress import format_status_text, progress, survey_status
+from fieldwork.conversations import Conversations
 from fieldwork.data import ExportOptions, export as export_answers
 from storage import Storage, StorageError, open_storage, redacted
 from storage.personal_crypto import take_plaintext_warning

@@ -35,10 +35,8 @@ from bot.chat.privacy import ChatPrivacy
 from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
-from bot.conversations import Conversations
 from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
 from bot.processes import Peers, SharedChatLocks, bot_key, serve_health
-from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
 from bot.telegram.render import TelegramRenderer
@@ -47,6 +45,8 @@ from bot.telegram.webhook import CheckedRequestHandler
 from bot.zalo.channel import CHANNEL as ZALO, ZaloRenderer, ZaloSurveyBot, poll as zalo_poll, webhook_handler
 from bot.zalo.client import ZaloClient, ZaloError
 from bot.zalo.transport import ZaloTransport
+from fieldwork.conversations import Conversations
+from fieldwork.quotas import QuotaGate
 from storage import QueuedMessage, Storage
 from storage.deliveries import deliveries
 from surveys.model import Questionnaire

@@ -103,21 +103,11 @@ _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 #: channel the session started on, or ``paper`` when it was typed from a paper form.
 WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", "mode", *SESSION_COLUMNS[5:])
 
-# Labels of columns added here. TODO(lead): move into surveys.messages.EXPORT_LABELS, the one place
-# for texts (this branch may not edit that module).
-_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"},
-           "mode": {"vi": "Hình thức trả lời", "en": "Mode"},
-           # repeat tables (exporters/repeat_tables.py), as KoBoToolbox names their columns
-           "row_index": {"vi": "Số thứ tự dòng (_index)", "en": "Row number (_index)"},
-           "parent_table": {"vi": "Bảng cha", "en": "Parent table"},
-           "parent_index": {"vi": "Dòng của bảng cha (_index của bảng cha)", "en": "Row of the parent table (its _index)"},
-           "instance_number": {"vi": "Lần lặp thứ (trong dòng cha)", "en": "Instance number (within the parent row)"}}
-
 
 def text(key: str, language: str) -> str:
     """A column or value label of exports (``EXPORT_LABELS``); a language other than vi and en gets English."""
     language = language if language in ("vi", "en") else "en"
-    return translate(_LABELS if key in _LABELS else EXPORT_LABELS, key, language)
+    return translate(EXPORT_LABELS, key, language)
 
 
 def last_channels(first: Sequence[str], last_event_keys: Sequence[str | None]) -> list[str]:

@@ -10,7 +10,7 @@ the differences, and make the result the person's session.
 * ``save_entry`` stores what one person typed (entry 1, entry 2 by someone else, or the resolution),
   checked first by the engine (``fieldwork.paper_entry.check``): an entry the form refuses is not
   stored. When two entries agree, or once their differences are resolved, ``write`` replays the
-  answers through ``bot.conversations.Conversations`` — the step path of chat answers, with the
+  answers through ``fieldwork.conversations.Conversations`` — the step path of chat answers, with the
   quota gate — on the person's session, with event keys ``paper:<form>:<prompt>:<kind>``, so
   dispositions, quotas and answer history follow as for a chat, the export's mode is ``paper``,
   and writing the same form again changes nothing.
@@ -78,9 +78,9 @@ async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: li
     """A paper form for every person of the survey (or of ``units``, or one ``respondent``) who has
     no code yet (``reissue``: everyone not yet reached, with new codes; old ones stop working).
     ``blocks``: how many blank blocks a repeat of unknown size gets (``fieldwork.paper_repeats``)."""
-    from bot.invitations import code_hash
     from exporters.letters import Channels, issue_letters
     from fieldwork.invitations import check_writable, print_pdf, survey_respondents
+    from surveys.invitation_codes import code_hash
 
     people = await survey_respondents(storage, project.id, units)
     if respondent is not None:
@@ -171,7 +171,7 @@ class FormState:
 async def find_form(storage, code: str):
     """The paper form printed with ``code`` (as typed or scanned: spaces, dashes and case do not
     matter), or None."""
-    from bot.invitations import code_hash, is_typed_code, normalise_typed_code
+    from surveys.invitation_codes import code_hash, is_typed_code, normalise_typed_code
 
     cleaned = normalise_typed_code(code)
     if not is_typed_code(cleaned):
@@ -243,8 +243,8 @@ async def save_entry(storage, paper_form_id: int, pass_number: int, typed: Mappi
 
 async def write(storage, state: FormState, typed: Mapping[str, str], language: str, at: dt.datetime) -> int:
     """Replay the final answers on the person's session through the chat's step path; returns its id."""
-    from bot.conversations import Conversations
-    from bot.quotas import QuotaGate
+    from fieldwork.conversations import Conversations
+    from fieldwork.quotas import QuotaGate
     from surveys import codec, engine
 
     paper = state.paper

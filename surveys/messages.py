@@ -410,6 +410,9 @@ EXPORT_LABELS: dict[str, dict[str, str]] = {
     "form_id": {"vi": "Mã phiếu", "en": "Form id"},
     "form_version": {"vi": "Phiên bản phiếu", "en": "Form version"},
     "channel": {"vi": "Kênh trả lời", "en": "Channel"},
+    # The wide layout's last channel and mode (exporters/table.py WIDE_SESSION_COLUMNS), beside channel.
+    "last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"},
+    "mode": {"vi": "Hình thức trả lời", "en": "Mode"},
     "status": {"vi": "Trạng thái phiên", "en": "Session status"},
     "language": {"vi": "Ngôn ngữ trả lời", "en": "Language answered in"},
     "started_at": {"vi": "Bắt đầu lúc", "en": "Started at"},
@@ -434,6 +437,11 @@ EXPORT_LABELS: dict[str, dict[str, str]] = {
     "value_label": {"vi": "Nhãn giá trị", "en": "Value label"},
     "changed_at": {"vi": "Trả lời/sửa lần cuối lúc", "en": "Last answered/changed at"},
     "answer_status": {"vi": "Tình trạng câu trả lời", "en": "Answer status"},
+    # repeat tables (exporters/repeat_tables.py), as KoBoToolbox names their columns
+    "row_index": {"vi": "Số thứ tự dòng (_index)", "en": "Row number (_index)"},
+    "parent_table": {"vi": "Bảng cha", "en": "Parent table"},
+    "parent_index": {"vi": "Dòng của bảng cha (_index của bảng cha)", "en": "Row of the parent table (its _index)"},
+    "instance_number": {"vi": "Lần lặp thứ (trong dòng cha)", "en": "Instance number (within the parent row)"},
     "skipped": {"vi": "Bỏ qua (skipped)", "en": "Skipped (bỏ qua)"},
     "selected": {"vi": "Có chọn", "en": "Selected"},
     "not_selected": {"vi": "Không chọn", "en": "Not selected"},

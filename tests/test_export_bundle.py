@@ -21,7 +21,7 @@ from bot.chat.coordination import CoordinatorDesk, export_caption
 from bot.chat.events import Capabilities, Document
 from bot.config import ConsoleConfig
 from bot.telegram.render import TelegramRenderer
-from bot.conversations import Conversations
+from fieldwork.conversations import Conversations
 from console import fieldwork_texts  # noqa: F401 — the jobs' texts
 from console.accounts import create_account
 from console.app import make_app

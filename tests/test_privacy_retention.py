@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.conversations import Conversations
+from fieldwork.conversations import Conversations
 from fieldwork.privacy import retention_pass
 from storage import OutgoingMessage, open_storage
 from surveys import engine

@@ -12,7 +12,7 @@ import pandas as pd
 import pyreadstat
 import pytest
 
-from bot.conversations import Conversations
+from fieldwork.conversations import Conversations
 from exporters.table import export_frame
 from exporters.writers import FORMATS, legal_names, write
 from storage import open_storage

@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Callable
 
 from bot.chat.events import Capabilities, Document, Notice, Outgoing
-from bot.conversations import Conversations
 from exporters.bundle import Handover, handover
 from exporters.progress import fieldwork_messages
 from fieldwork import Refused
 from fieldwork.background import lower_priority
+from fieldwork.conversations import Conversations
 from fieldwork.data import ExportOptions, Exported, export
 from storage import StorageError, open_storage, redacted
 from storage.answers_read import database_file
@@ -26,7 +26,7 @@ from surveys.messages import say
 
 log = logging.getLogger(__name__)
 
-# TODO(lead): move into surveys.messages.MESSAGES (the one place for texts; this branch may not edit it).
+
 class CoordinatorDesk:
     commands = ("progress", "export")
 

@@ -61,9 +61,9 @@ async def serve_web_until(stop: asyncio.Event, config: Config, database, *, cloc
                           started: Callable[[RunningWeb], None] | None = None) -> None:
     """``khaosat serve`` with ``[web]``: the pages beside the console, over their own connection
     to the database, asking what the bot named in ``[web] bot`` asks (the first bot by default)."""
-    from bot.conversations import Conversations
-    from bot.quotas import QuotaGate
     from bot.run import chat_core, load_forms
+    from fieldwork.conversations import Conversations
+    from fieldwork.quotas import QuotaGate
     from storage import open_storage
 
     bot = next((b for b in config.bots if b.name == config.web.bot), config.bots[0])

@@ -52,6 +52,8 @@ class Checked:
     #: Questions skipped by the form's logic that nevertheless have a typed value (it is not stored).
     ignored: tuple[str, ...] = ()
     complete: bool = False
+    #: The session's number of instances per repeat path (``member``, ``member[2]/visit``).
+    instances: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -222,7 +224,8 @@ def _verdict(form: Questionnaire, state: engine.SessionState, typed: Mapping[str
             status[name] = "empty"
         else:
             status[name] = "ok"
-    return Checked(status, errors, tuple(ignored), complete=state.status is engine.Status.COMPLETED and not errors)
+    return Checked(status, errors, tuple(ignored), complete=state.status is engine.Status.COMPLETED and not errors,
+                   instances=dict(state.instances))
 
 
 def _step_budget(form: Questionnaire) -> int:

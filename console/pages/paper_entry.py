@@ -324,7 +324,11 @@ async def check_entry(request: web.Request) -> web.Response:
     checked = check(state.form, {k: v for k, v in values.items() if v}, console_of(request).clock(),
                     str(form_data.get("language", "vi")))
     lang = language(request)
-    return render(request, "paper_verdicts.html", verdicts=_verdicts(checked, typed, lang), ok=checked.ok)
+    verdicts = _verdicts(checked, typed, lang)
+    for item in _layout(state, lang, typed, checked.instances):  # a block's error gone: its verdict cleared
+        if item["kind"] == "open" and item["path"] not in verdicts:
+            verdicts[item["path"]] = {"status": "", "words": "", "dom": item["dom"]}
+    return render(request, "paper_verdicts.html", verdicts=verdicts, ok=checked.ok)
 
 
 def _resolution(form_data, state) -> dict[str, str]:

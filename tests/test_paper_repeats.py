@@ -305,3 +305,45 @@ async def test_a_roster_typed_twice_in_the_console_is_stored_and_exported_as_a_c
     assert list(members[members["session"] == session.id]["name"]) == ["An", "Bình", "Chi"]
     visits = table.repeats["visit"].df
     assert list(visits[visits["session"] == session.id]["cost"]) == [150.0, 200.5, 80.0]
+
+
+async def test_two_entries_that_differ_in_a_block_are_resolved_in_the_console(tmp_path):
+    """Entry 1 and entry 2 differ in one member's age: the resolution lists that field under its
+    block, and the picked value is written to that instance."""
+    from console.accounts import create_account
+    from console.server import start_console
+    from bot.config import ConsoleConfig
+    from fieldwork.paper import find_form, print_forms, save_entry
+    from storage.console_db import ConsoleStores
+
+    project, db = await build(tmp_path)
+    async with await ConsoleStores.open(db) as stores:
+        await create_account(stores, "doi-chieu", PASSWORD, role="coordinator", at=T0, surveys=(SURVEY,))
+    async with await open_storage(db) as storage:
+        printed = await print_forms(storage, project, tmp_path / "out", NOW, pdf=False)
+        paper = await find_form(storage, printed.files["csv"].read_text(encoding="utf-8-sig").splitlines()[1]
+                                .split(",")[-1])
+        await save_entry(storage, paper.id, 1, TYPED, "vi", account_id=None, username="an", at=NOW)
+        saved = await save_entry(storage, paper.id, 2, {**TYPED, "member[3]/age": "71"}, "vi", account_id=None,
+                                 username="binh", at=NOW)
+        assert saved.differing == ("member[3]/age",) and not saved.written
+        running = await start_console(ConsoleConfig(host="127.0.0.1", port=0), storage, db, clock=lambda: NOW)
+        url = running.url.rstrip("/")
+        try:
+            async with client() as browser:
+                await log_in(browser, url, "doi-chieu")
+                async with browser.get(f"{url}/surveys/{SURVEY}/paper/{paper.id}") as response:
+                    page = await response.text()
+                assert response.status == 200 and "Đối chiếu" in page
+                assert "Thành viên 3</span><br><b>4.</b> Tuổi của (câu 2)?" in page
+                assert 'name="pick_member[3]/age"' in page and 'id="v-member-3--age"' in page
+                async with browser.post(f"{url}/surveys/{SURVEY}/paper/{paper.id}",
+                                        data={"csrf_token": token(page), "pass": "3", "language": "vi",
+                                              "pick_member[3]/age": "2"}) as response:
+                    assert response.status == 200 and "written=" in str(response.url)
+        finally:
+            await running.stop()
+        session_id = (await storage.paper.paper_form(paper.id)).session_id
+        answers = await storage.answers(session_id)
+        assert codec.decode_value(answers["member[3]/age"].value) == 71
+        assert codec.decode_value(answers["oldest"].value) == 71

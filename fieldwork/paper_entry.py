@@ -179,7 +179,7 @@ def check(form: Questionnaire, typed: Mapping[str, str], at: dt.datetime, langua
         errors[question] = message or say("invalid", ui_language(language))
         blanked.add(question)
     if form.has_repeats and state.status is engine.Status.COMPLETED and not errors:
-        for path, repeat, number, have in blocks_beyond(form, state.instances, typed):
+        for path, repeat, number, have in blocks_beyond(state.instances, typed):
             open_repeat = form.groups[repeat].repeat_count is None
             key = "paper_block_beyond" if not open_repeat else "paper_block_gap" if have else "paper_block_skipped"
             errors[path] = _block_words(form, key, language, path, have=have)

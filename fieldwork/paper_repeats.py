@@ -121,7 +121,7 @@ def more_answer(key: str, typed: Mapping[str, str]) -> str:
     """"add another?" after the instance ``key`` names (``crop[2]/__more__``): yes when the next block
     has something typed."""
     repeats, numbers, _ = split_key(key)
-    following = f"{block_path(repeats[:-1] + (repeats[-1],), numbers[:-1] + (numbers[-1] + 1,))}/"
+    following = f"{block_path(repeats, numbers[:-1] + (numbers[-1] + 1,))}/"
     return "yes" if any(k.startswith(following) and (v or "").strip() for k, v in typed.items()) else "no"
 
 
@@ -141,16 +141,15 @@ def empty_counted_block(form: Questionnaire, key: str, typed: Mapping[str, str])
     return None
 
 
-def blocks_beyond(form: Questionnaire, instances: Mapping[str, int], typed: Mapping[str, str]) -> list[tuple[str, str, int, int]]:
+def blocks_beyond(instances: Mapping[str, int], typed: Mapping[str, str]) -> list[tuple[str, str, int, int]]:
     """Blocks typed that are not instances of the session the engine made: (path, repeat, number,
     the repeat's number of instances there), outermost first."""
-    beyond = []
+    beyond: list[tuple[str, str, int, int]] = []
     for path in sorted(filled_blocks(typed), key=lambda p: (p.count("/"), split_key(p + "/")[1])):
         repeats, numbers, _ = split_key(path + "/")
         repeat_path = instance_prefix(repeats[:-1], numbers[:-1]) + repeats[-1]
-        parent = block_path(repeats[:-1], numbers[:-1]) if len(repeats) > 1 else None
-        if parent is not None and any(b[0] == parent for b in beyond):
-            continue  # its parent block is already named
+        if any(path.startswith(named + "/") for named, *_ in beyond):
+            continue  # a block around it is named already
         have = instances.get(repeat_path, 0)
         if numbers[-1] > have:
             beyond.append((path, repeats[-1], numbers[-1], have))

@@ -127,7 +127,7 @@ def test_blocks_typed_are_the_instances_and_must_agree_with_the_count(roster):
                                                         "“Thành viên”: xin nhập khối này, hoặc sửa câu 1."}
     # Two people, three blocks typed: the block beyond the count is named.
     two = check(roster, {**TYPED, "hh_size": "2"}, NOW, "en")
-    assert two.errors == {"member[3]": "Block “Member 3” is filled, but Q1 gives only 2 blocks of “Member”: clear "
+    assert two.errors == {"member[3]": "Block “Member 3” is filled, but Q1 gives only 2 block(s) of “Member”: clear "
                                        "this block, or correct Q1."}
     # A nested count: An's visits say 1, two visit blocks are typed.
     nested = check(roster, {**TYPED, "member[1]/visits": "1"}, NOW, "vi")

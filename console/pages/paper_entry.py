@@ -7,7 +7,9 @@ JavaScript, htmx posts the form on every change and swaps in each question's ver
 the save button posts the whole page and gets it back with the same verdicts. Double entry: the
 second entry is typed blind by another person; when the two differ, the differences are shown side
 by side and a third action resolves them; agreeing or resolved entries become the respondent's
-session (mode ``paper``) through the chat's step path (``fieldwork.paper``).
+session (mode ``paper``) through the chat's step path (``fieldwork.paper``). A repeat group is
+typed block by block as printed, each field keyed as the chat keys the answer (``member[2]/age``,
+``fieldwork.paper_repeats``); "add a block" shows one more block of a repeat without saving.
 
 Coordinators within their units (and admins); every save is audited; every form carries CSRF.
 """

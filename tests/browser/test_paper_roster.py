@@ -1,6 +1,6 @@
 """A household roster typed on the paper entry screen in a real headless Chromium: the blocks of the
 printed form, a count that disagrees with the blocks typed flagged on the block as one types
-(htmx), corrected, saved; the entry stored keyed per instance."""
+(htmx), corrected, saved; the entry stored keyed per instance; on a phone the blocks fit."""
 
 from __future__ import annotations
 
@@ -62,3 +62,11 @@ def test_a_roster_is_typed_block_by_block(page, tmp_path, console_server, log_in
         return json.loads((await storage.paper.paper_entries(paper.id))[0].answers)
 
     assert server.call(entry) == TYPED  # keyed per instance, as a chat session keys its answers
+
+    # On a phone the nested blocks fit the screen: nothing scrolls sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{server.url}/surveys/{SURVEY}/paper")
+    page.fill("#paper-code", code)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#b-member-8--visit-3")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390

@@ -133,7 +133,6 @@ class FormPrinter:
         for item in block.items:
             if isinstance(item, Block):
                 out.append(self._repeat(item, repeats, numbers))
-                group = None
                 continue
             question = self.form.questions[item]
             # The headings of the groups inside the innermost repeat (that repeat's own heading is the block's).
@@ -166,12 +165,10 @@ class FormPrinter:
         inner = repeats + (block.name,)
         heading = f'<h2 class="section">{self.both(group.label)}</h2>' if group.label and not repeats else ""
         instances = []
+        vi, en = (self.text(group.label, lang) or block.name for lang in LANGUAGES)
         for number in range(1, count + 1):
-            names = []
-            for lang in LANGUAGES:
-                label = self.text(group.label, lang) or block.name
-                names.append(f'<span class="{lang}">{_e(label)} {number}</span>')
-            title = names[0] + (names[1] if names[1] != names[0].replace('"vi"', '"en"') else "")
+            title = f'<span class="vi">{_e(vi)} {number}</span>' + (
+                f'<span class="en">{_e(en)} {number}</span>' if en != vi else "")
             body = "\n".join(self._items(block, inner, numbers + (number,)))
             instances.append(f'<div class="instance" data-block="{_e(block_path(inner, numbers + (number,)))}">'
                              f'<h3 class="instance-title">{title}</h3>\n{body}</div>')

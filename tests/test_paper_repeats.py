@@ -347,3 +347,34 @@ async def test_two_entries_that_differ_in_a_block_are_resolved_in_the_console(tm
         answers = await storage.answers(session_id)
         assert codec.decode_value(answers["member[3]/age"].value) == 71
         assert codec.decode_value(answers["oldest"].value) == 71
+
+
+async def test_cli_prints_the_blank_blocks_asked_for(tmp_path):
+    import subprocess
+    import sys
+
+    _, db = await build(tmp_path)
+    out = tmp_path / "forms"
+    run = subprocess.run([sys.executable, "-m", "bot.cli", "paper", "print", "--db", str(db), "--out", str(out),
+                          "--no-pdf", "--blocks", "2", "--nested-blocks", "1"], capture_output=True, text=True,
+                         cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    page = (out / "paper-forms.html").read_text(encoding="utf-8")
+    copy = page.split('<section class="paper">')[1]
+    assert blocks_of(copy, "crop") == ["crop[1]", "crop[2]"]  # no count: --blocks
+    assert len(blocks_of(copy, "member")) == 8  # bounded by hh_size's constraint, whatever --blocks says
+    bad = subprocess.run([sys.executable, "-m", "bot.cli", "paper", "print", "--db", str(db), "--out", str(out),
+                          "--blocks", "0"], capture_output=True, text=True, cwd=ROOT)
+    assert bad.returncode == 2 and "--blocks" in bad.stderr
+
+
+def test_keys_that_name_no_field_are_not_typed_values(roster):
+    from fieldwork.paper_repeats import question_at, typed_fields
+
+    for key in ("member[0]/age", "member[2]/nothing", "member[2]/visit[1]", "hh_size[2]/x", "member[2]/__more__",
+                "crop[1]/name"):
+        assert question_at(roster, key) is None, key
+    far = check(roster, {**TYPED, "member[999]/age": "3"}, NOW, "vi")
+    assert list(far.errors) == ["member[999]"]  # a block far beyond the count: named, not a crash
+    keys = [key for key, _ in typed_fields(roster, {"member[2]/nothing": "x"})]
+    assert "member[2]/nothing" not in keys and keys[0] == "hh_size"

@@ -52,6 +52,8 @@ class Checked:
     #: Questions skipped by the form's logic that nevertheless have a typed value (it is not stored).
     ignored: tuple[str, ...] = ()
     complete: bool = False
+    #: The session's number of instances per repeat path (``member``, ``member[2]/visit``).
+    instances: Mapping[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -194,7 +196,7 @@ def check(form: Questionnaire, typed: Mapping[str, str], at: dt.datetime, langua
         errors[question] = message or say("invalid", ui_language(language))
         blanked.add(question)
     if form.has_repeats and state.status is engine.Status.COMPLETED and not errors:
-        for path, repeat, number, have in blocks_beyond(form, state.instances, typed):
+        for path, repeat, number, have in blocks_beyond(state.instances, typed):
             open_repeat = form.groups[repeat].repeat_count is None
             key = "paper_block_beyond" if not open_repeat else "paper_block_gap" if have else "paper_block_skipped"
             errors[path] = _block_words(form, key, language, path, have=have)
@@ -239,7 +241,8 @@ def _verdict(form: Questionnaire, state: engine.SessionState, typed: Mapping[str
             status[name] = "empty"
         else:
             status[name] = "ok"
-    return Checked(status, errors, tuple(ignored), complete=state.status is engine.Status.COMPLETED and not errors)
+    return Checked(status, errors, tuple(ignored), complete=state.status is engine.Status.COMPLETED and not errors,
+                   instances=dict(state.instances))
 
 
 def _step_budget(form: Questionnaire) -> int:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import segno
 
-from fieldwork.paper_repeats import Blocks, block_path, literal_count, printed_blocks
+from fieldwork.paper_repeats import Blocks, block_path, fill_label, literal_count, position_names, printed_blocks
 from surveys.markup import render_html
 from surveys.model import Question, QuestionType, Questionnaire
 from surveys.phrasing import Phraser, choice_codes, constraint_words, numbering
@@ -68,14 +68,7 @@ class FormPrinter:
         """A label in ``lang``; a ``${name}`` in it (an answer shown in chat) points to its question,
         or, for an instance's ``position(..)`` (``positions``), is the block's number."""
         words = text.get(lang, self.form.default_language) if text else ""
-        if "${" not in words:
-            return words
-        phraser, positions = self.phrasers[lang], positions or {}
-
-        def shown(name: str) -> str:
-            return str(positions[name]) if name in positions else f"({phraser.question(name) or '…'})"
-
-        return re.sub(r"\$\{([^{}]*)\}", lambda m: shown(m.group(1)), words)
+        return fill_label(words, self.phrasers[lang], positions or {})
 
     def both(self, text, css: str = "", positions: dict[str, int] | None = None) -> str:
         """A text in Vietnamese, with the English beneath when it differs."""
@@ -140,7 +133,6 @@ class FormPrinter:
         for item in block.items:
             if isinstance(item, Block):
                 out.append(self._repeat(item, repeats, numbers))
-                group = None
                 continue
             question = self.form.questions[item]
             # The headings of the groups inside the innermost repeat (that repeat's own heading is the block's).
@@ -164,12 +156,7 @@ class FormPrinter:
 
     def _positions(self, repeats: tuple[str, ...], numbers: tuple[int, ...]) -> dict[str, int]:
         """The instance's ``position(..)`` calculations (``${pos}`` in a label): the block's number."""
-        found = {}
-        for question in self.form.questions:
-            if question.repeats and question.repeats == repeats and question.calculation is not None \
-                    and question.calculation.source.replace(" ", "") in ("position(..)", "position()"):
-                found[question.name] = numbers[-1]
-        return found
+        return {name: numbers[-1] for name in position_names(self.form, repeats)} if repeats else {}
 
     def _repeat(self, block: Block, repeats: tuple[str, ...], numbers: tuple[int, ...]) -> str:
         """A repeat: its instruction, then one block per instance, each headed by its name and number."""
@@ -178,12 +165,10 @@ class FormPrinter:
         inner = repeats + (block.name,)
         heading = f'<h2 class="section">{self.both(group.label)}</h2>' if group.label and not repeats else ""
         instances = []
+        vi, en = (self.text(group.label, lang) or block.name for lang in LANGUAGES)
         for number in range(1, count + 1):
-            names = []
-            for lang in LANGUAGES:
-                label = self.text(group.label, lang) or block.name
-                names.append(f'<span class="{lang}">{_e(label)} {number}</span>')
-            title = names[0] + (names[1] if names[1] != names[0].replace('"vi"', '"en"') else "")
+            title = f'<span class="vi">{_e(vi)} {number}</span>' + (
+                f'<span class="en">{_e(en)} {number}</span>' if en != vi else "")
             body = "\n".join(self._items(block, inner, numbers + (number,)))
             instances.append(f'<div class="instance" data-block="{_e(block_path(inner, numbers + (number,)))}">'
                              f'<h3 class="instance-title">{title}</h3>\n{body}</div>')

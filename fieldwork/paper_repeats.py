@@ -121,7 +121,7 @@ def more_answer(key: str, typed: Mapping[str, str]) -> str:
     """"add another?" after the instance ``key`` names (``crop[2]/__more__``): yes when the next block
     has something typed."""
     repeats, numbers, _ = split_key(key)
-    following = f"{block_path(repeats[:-1] + (repeats[-1],), numbers[:-1] + (numbers[-1] + 1,))}/"
+    following = f"{block_path(repeats, numbers[:-1] + (numbers[-1] + 1,))}/"
     return "yes" if any(k.startswith(following) and (v or "").strip() for k, v in typed.items()) else "no"
 
 
@@ -141,16 +141,15 @@ def empty_counted_block(form: Questionnaire, key: str, typed: Mapping[str, str])
     return None
 
 
-def blocks_beyond(form: Questionnaire, instances: Mapping[str, int], typed: Mapping[str, str]) -> list[tuple[str, str, int, int]]:
+def blocks_beyond(instances: Mapping[str, int], typed: Mapping[str, str]) -> list[tuple[str, str, int, int]]:
     """Blocks typed that are not instances of the session the engine made: (path, repeat, number,
     the repeat's number of instances there), outermost first."""
-    beyond = []
+    beyond: list[tuple[str, str, int, int]] = []
     for path in sorted(filled_blocks(typed), key=lambda p: (p.count("/"), split_key(p + "/")[1])):
         repeats, numbers, _ = split_key(path + "/")
         repeat_path = instance_prefix(repeats[:-1], numbers[:-1]) + repeats[-1]
-        parent = block_path(repeats[:-1], numbers[:-1]) if len(repeats) > 1 else None
-        if parent is not None and any(b[0] == parent for b in beyond):
-            continue  # its parent block is already named
+        if any(path.startswith(named + "/") for named, *_ in beyond):
+            continue  # a block around it is named already
         have = instances.get(repeat_path, 0)
         if numbers[-1] > have:
             beyond.append((path, repeats[-1], numbers[-1], have))
@@ -179,15 +178,19 @@ class Opening:
 
 @dataclass(frozen=True)
 class Closing:
+    """A block ends; ``last``: the last block of its repeat there (``repeat_path``: ``member[2]/visit``)."""
+
     path: str
     depth: int
+    last: bool
+    repeat_path: str
 
 
 def entry_layout(form: Questionnaire, typed: Mapping[str, str] = {}, instances: Mapping[str, int] = {},
-                 extra: Mapping[str, int] = {}, blocks: Blocks = Blocks()) -> list[Field | Opening | Closing]:
+                 at_least: Mapping[str, int] = {}, blocks: Blocks = Blocks()) -> list[Field | Opening | Closing]:
     """The fields to type, in form order, blocks opened and closed around a repeat's fields: for each
     repeat as many blocks as were printed, or as typed, or as the count worked out from what is
-    typed (``instances``), plus ``extra`` asked for on the screen (repeat path → blocks)."""
+    typed (``instances``), or as asked for on the screen (``at_least``: repeat path → blocks)."""
     out: list[Field | Opening | Closing] = []
     highest: dict[str, int] = {}
     for path in filled_blocks(typed):
@@ -204,15 +207,33 @@ def entry_layout(form: Questionnaire, typed: Mapping[str, str] = {}, instances: 
                 continue
             where = instance_prefix(repeats, numbers) + item.name
             literal = literal_count(form, item.name)
-            count = literal if literal is not None else max(
-                printed_blocks(form, item.name, blocks), highest.get(where, 0), instances.get(where, 0))
-            count = min(MAX_INSTANCES, count + extra.get(where, 0))
+            count = literal if literal is not None else min(MAX_INSTANCES, max(
+                printed_blocks(form, item.name, blocks), highest.get(where, 0), instances.get(where, 0),
+                at_least.get(where, 0)))
             for number in range(1, count + 1):
                 inner = repeats + (item.name,), numbers + (number,)
                 path = block_path(*inner)
                 out.append(Opening(path, item.name, number, len(repeats), number == 1))
                 walk(item, *inner)
-                out.append(Closing(path, len(repeats)))
+                out.append(Closing(path, len(repeats), number == count, where))
 
     walk(repeat_plan(form).root, (), ())
     return out
+
+
+def position_names(form: Questionnaire, repeats: tuple[str, ...]) -> tuple[str, ...]:
+    """The calculations of an instance that are its number (``position(..)``), for labels: ``${pos}``."""
+    return tuple(q.name for q in form.questions if q.repeats and q.repeats == repeats and q.calculation is not None
+                 and q.calculation.source.replace(" ", "") in ("position(..)", "position()"))
+
+
+def fill_label(words: str, phraser, positions: Mapping[str, int] = {}) -> str:
+    """A label as paper shows it: ``${name}`` → the block's number for an instance's position,
+    else “(câu 5)” (the question whose answer the chat would show)."""
+    if "${" not in words:
+        return words
+
+    def shown(name: str) -> str:
+        return str(positions[name]) if name in positions else f"({phraser.question(name) or '…'})"
+
+    return re.sub(r"\$\{([^{}]*)\}", lambda m: shown(m.group(1)), words)

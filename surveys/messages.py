@@ -366,11 +366,11 @@ _MESSAGES: dict[str, dict[str, str]] = {
     # paper entry of a repeat's blocks ({block}: "Thành viên 4"; {count}: the count phrased, "câu 1")
     "paper_block_missing": {"vi": "Khối “{block}” để trống, nhưng theo {count} có {have} khối “{label}”: xin nhập "
                                   "khối này, hoặc sửa {count}.",
-                            "en": "Block “{block}” is empty, but {count} gives {have} blocks of “{label}”: type "
+                            "en": "Block “{block}” is empty, but {count} gives {have} block(s) of “{label}”: type "
                                   "this block, or correct {count}."},
     "paper_block_beyond": {"vi": "Khối “{block}” có nhập, nhưng theo {count} chỉ có {have} khối “{label}”: xin xoá "
                                  "khối này, hoặc sửa {count}.",
-                           "en": "Block “{block}” is filled, but {count} gives only {have} blocks of “{label}”: "
+                           "en": "Block “{block}” is filled, but {count} gives only {have} block(s) of “{label}”: "
                                  "clear this block, or correct {count}."},
     "paper_block_gap": {"vi": "Khối “{block}” có nhập nhưng khối “{previous}” trước nó để trống: xin nhập các khối "
                               "theo thứ tự.",

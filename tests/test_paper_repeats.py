@@ -194,7 +194,7 @@ async def post_entry(client, url: str, paper_id: int, pass_number: int, typed: d
 
 async def chat_interview(storage, form) -> int:
     """The same household answered in chat, through the chat's step path; its session id."""
-    from bot.conversations import Conversations
+    from fieldwork.conversations import Conversations
     from surveys import engine as E
 
     conversations = Conversations(storage)

@@ -83,6 +83,18 @@ class Locate:
 
 
 @dataclass(frozen=True)
+class Attach:
+    """A file sent for a media question, already stored: `name` is the stored file's name (the
+    answer's value, as ODK stores media answers), `mime` its type, `size` its bytes."""
+
+    name: str
+    mime: str
+    size: int
+    at: dt.datetime
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
 class Choose:
     """A button pressed: a choice key, `yes`/`no` on the consent screen, `ok` for acknowledge."""
 
@@ -136,7 +148,7 @@ class Resume:
     at: dt.datetime
 
 
-Event = Union[Start, Reply, Locate, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
+Event = Union[Start, Reply, Locate, Attach, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
 
 # -- what to say -----------------------------------------------------------------------------
 
@@ -161,6 +173,10 @@ class PromptKind(enum.StrEnum):
     GEOPOINT = "geopoint"
     TIME = "time"
     DATETIME = "dateTime"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    FILE = "file"
 
 
 @dataclass(frozen=True)

@@ -358,6 +358,19 @@ _MESSAGES: dict[str, dict[str, str]] = {
                   "en": "Please send a file with the attachment button 📎 (not typed text)."},
     "wrong_media": {"vi": "Tệp này không đúng loại câu hỏi cần. Xin gửi {expected}.",
                     "en": "This file is not of the kind the question asks for. Please send {expected}."},
+    "media_not_received": {"vi": "Tin nhắn này không chuyển được vào khảo sát.",
+                           "en": "This message could not be passed on to the survey."},
+    # Zalo passes photos only to a bot (bot/zalo/channel.py ZALO_MEDIA)
+    "zalo_image_expected": {"vi": "gửi một ảnh bằng nút gửi ảnh của Zalo",
+                            "en": "send a photo with Zalo's photo button"},
+    "zalo_file_expected": {"vi": "Zalo chỉ chuyển được ảnh: xin chụp và gửi ảnh của giấy tờ",
+                           "en": "Zalo passes on photos only: please send a photo of the document"},
+    "zalo_no_media_optional": {"vi": "Zalo không chuyển được ghi âm hay video vào khảo sát; xin gõ “bỏ qua” để sang câu sau",
+                               "en": "Zalo cannot pass recordings or videos on to the survey; please type “skip” to go on"},
+    "zalo_no_media_required": {"vi": "Zalo không chuyển được ghi âm hay video vào khảo sát; xin trả lời câu này trên "
+                                     "trang web khảo sát (đường dẫn trong thư mời) hoặc liên hệ nhóm khảo sát",
+                               "en": "Zalo cannot pass recordings or videos on to the survey; please answer this "
+                                     "question on the survey's web page (the link in your letter) or contact the survey team"},
     "attachment_not_asked": {"vi": "Câu hỏi này không cần gửi tệp; xin trả lời câu hỏi ở trên.",
                              "en": "This question does not ask for a file; please answer the question above."},
     "media_too_big": {"vi": "Tệp này quá lớn (tối đa {limit} MB). Xin gửi một tệp nhỏ hơn.",

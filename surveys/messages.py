@@ -371,6 +371,8 @@ _MESSAGES: dict[str, dict[str, str]] = {
                                      "trang web khảo sát (đường dẫn trong thư mời) hoặc liên hệ nhóm khảo sát",
                                "en": "Zalo cannot pass recordings or videos on to the survey; please answer this "
                                      "question on the survey's web page (the link in your letter) or contact the survey team"},
+    "console_file_path": {"vi": "{expected}; trong cửa sổ lệnh: gõ đường dẫn tới tệp",
+                          "en": "{expected}; in a terminal: type the path of the file"},
     "attachment_not_asked": {"vi": "Câu hỏi này không cần gửi tệp; xin trả lời câu hỏi ở trên.",
                              "en": "This question does not ask for a file; please answer the question above."},
     "media_too_big": {"vi": "Tệp này quá lớn (tối đa {limit} MB). Xin gửi một tệp nhỏ hơn.",

@@ -102,7 +102,8 @@ def chat_core(config: BotConfig, storage: Storage, conversations: Conversations,
                           code_failures_per_minute=config.code_failures_per_minute, on_enqueued=on_enqueued)
     return ChatCore(surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
                     desk=CoordinatorDesk(conversations, export_dir, clock), fieldwork=Fieldwork(storage),
-                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock), locks=shared_chats)
+                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock), locks=shared_chats,
+                    media_limit=config.media_limit_mb * 1024 * 1024)
 
 
 async def announce_fieldwork(core: ChatCore, channel: str, bot: str, renderer, stop: asyncio.Event,

@@ -443,6 +443,9 @@ def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_
         else:
             data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
         kinds[name] = "calculate"
+    elif kind.is_media:  # the stored file's name; `exporters.media_files` puts the file beside the export
+        data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
+        kinds[name] = "media"
     else:
         data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
         kinds[name] = {QuestionType.DATE: "date", QuestionType.TEXT: "text", QuestionType.GEOPOINT: "text",
@@ -479,7 +482,8 @@ _KIND_TYPES = {"select_one": "select_one", "select_multiple": "select_multiple",
                "integer": "integer", "decimal": "decimal", "text": "text",
                "date": "date (ISO 8601 text in CSV; a date in SPSS, Stata, Excel and Parquet)",
                "calculate": "calculate", "metadata": "metadata", "acknowledge": "acknowledge",
-               "personal": "PERSONAL DATA (text)"}
+               "personal": "PERSONAL DATA (text)",
+               "media": "media (the file's path, in the <export>-media/ folder beside the export)"}
 
 
 def codebook_rows(table: ExportTable) -> list[dict[str, Any]]:

@@ -87,12 +87,22 @@ async def export(storage, out: Path, options: ExportOptions, *, where: str = "th
     except OSError as error:  # the disk is full, the folder read-only…: one line, no half file left
         raise Refused(describe(error, out)) from None
     try:
+        table = await _media_beside(storage, table, out)
         write(table, out, options.file_format, options.write_options())
+    except StorageError as error:
+        raise Refused(f"{where}: {error}") from None
     except ExportError as error:
         raise Refused(f"cannot write {out}: {error}") from None
     except OSError as error:  # the disk is full, the folder read-only…: one line, no half file left
         raise Refused(describe(error, out)) from None
     return Exported(out, len(table.df), len(table.df.columns))
+
+
+async def _media_beside(storage, table, out: Path):
+    """The files of media answers in ``<stem>-media/`` beside ``out`` (`exporters.media_files`)."""
+    from exporters.media_files import write_media
+
+    return await write_media(table, out, lambda ids: storage.media.media_files(list(ids)))
 
 
 async def _export_long_csv(storage, out: Path, options: ExportOptions,

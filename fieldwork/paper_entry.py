@@ -141,6 +141,8 @@ def events(form: Questionnaire, state: engine.SessionState, typed: Mapping[str, 
         if len(ranked) < len(wanted):
             return engine.Choose(wanted[len(ranked)].key, state.seq, at), f"rank{len(ranked)}"
         return engine.Done(state.seq, at), "done"
+    if kind.is_media:  # not on paper (fieldwork.paper_form): whatever was typed, left empty
+        return engine.Reply("", at, state.seq), "blank"
     if kind is QuestionType.ACKNOWLEDGE:
         return (engine.Choose("ok", state.seq, at), "ok") if text else (engine.Reply("", at, state.seq), "blank")
     if kind is QuestionType.DATE and text:
@@ -163,6 +165,9 @@ def unknown_code(code: str, language: str) -> str:
 
 def check(form: Questionnaire, typed: Mapping[str, str], at: dt.datetime, language: str | None = None) -> Checked:
     """Replay ``typed`` through the engine (nothing is stored) and say, per question, what came of it."""
+    from fieldwork.paper_form import refuse_unprintable
+
+    refuse_unprintable(form)
     language = language or form.default_language
     state = engine.new_session(form, language)
     errors: dict[str, str] = {}

@@ -47,10 +47,23 @@ def _e(text: str) -> str:
     return html.escape(text or "")
 
 
+def refuse_unprintable(form: Questionnaire) -> None:
+    """What paper cannot carry, refused by name: a required photo, recording or file (an optional
+    one is printed as "not on paper" and left empty)."""
+    from fieldwork import Refused
+
+    required = [q.name for q in form.questions if q.type.is_media and q.required is not None
+                and q.required.source.strip() not in ("false()", "0")]
+    if required:
+        raise Refused(f"questionnaire {form.form_id} requires a photo, recording or file ({', '.join(required)}), "
+                      "which a paper form cannot carry: make it optional to print the form; nothing printed or written")
+
+
 class FormPrinter:
     """The body of one questionnaire, worked out once, printed for every copy."""
 
     def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None, blocks: Blocks = Blocks()):
+        refuse_unprintable(form)
         self.form = form
         self.blocks = blocks
         self.numbers = numbering(form)
@@ -235,6 +248,10 @@ class FormPrinter:
                     f'<span class="sep">/</span>{self._boxes(4)} <span class="fmt">(ngày/tháng/năm · dd/mm/yyyy)</span></p>')
         if kind is QuestionType.ACKNOWLEDGE:
             return f'<p class="boxes">{self._boxes(1)} <span class="fmt">✓</span></p>'
+        if kind.is_media:  # answered in the chat or on the web only; left empty when typed from paper
+            return ('<p class="how"><span class="vi">Không trả lời trên giấy (ảnh, ghi âm hoặc tệp chỉ gửi được qua '
+                    'khảo sát trực tuyến)</span><span class="en">Not on paper (a photo, recording or file can only be '
+                    'sent in the online survey)</span></p>')
         return '<p class="lines"><span></span><span></span><span></span></p>'
 
     @staticmethod

@@ -93,6 +93,30 @@ class PersonalCodec:
         except (InvalidTag, ValueError, binascii.Error):
             raise PersonalKeyError("a stored name or phone is damaged (it does not decrypt)") from None
 
+    def seal_bytes(self, content: bytes) -> tuple[bytes, str | None]:
+        """A media file's stored bytes and the id of the key that sealed them (None: plaintext,
+        without a key); nonce + ciphertext, as `seal` does for text."""
+        if not self.keys:
+            _warn_plaintext()
+            return content, None
+        key_id = _key_id(self.keys[0])
+        nonce = os.urandom(12)
+        return nonce + self._ciphers[key_id].encrypt(nonce, content, _MEDIA_AAD), key_id
+
+    def open_bytes(self, stored: bytes, key_id: str | None) -> bytes:
+        """A media file's bytes as sent."""
+        if key_id is None:
+            return bytes(stored)
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise PersonalKeyError(f"a media file was encrypted with a key that is not in {ENV}: set the key "
+                                   "it was written with (see `khaosat rekey --help`)")
+        try:
+            stored = bytes(stored)
+            return cipher.decrypt(stored[:12], stored[12:], _MEDIA_AAD)
+        except (InvalidTag, ValueError):
+            raise PersonalKeyError("a stored media file is damaged (it does not decrypt)") from None
+
     def is_current(self, stored: str | None) -> bool:
         """Already encrypted with the first key (``khaosat rekey`` leaves it as it is)."""
         return stored is None or bool(self.keys) and stored.startswith(f"{PREFIX}{_key_id(self.keys[0])}:")
@@ -125,6 +149,7 @@ class PersonalCodec:
 
 
 _AAD = b"khaosat personal field v1"
+_MEDIA_AAD = b"khaosat media file v1"
 
 
 def _key_id(key: bytes) -> str:

@@ -19,7 +19,7 @@ from surveys.expressions import NOT_APPLICABLE
 
 STATE_FORMAT = 1
 
-_EVENTS = {cls.__name__: cls for cls in (engine.Start, engine.Reply, engine.Locate, engine.Choose, engine.Toggle,
+_EVENTS = {cls.__name__: cls for cls in (engine.Start, engine.Reply, engine.Locate, engine.Attach, engine.Choose, engine.Toggle,
                                           engine.Done, engine.Back, engine.SetLanguage, engine.Stop,
                                           engine.Resume)}
 _EVENT_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _EVENTS.values()}

@@ -52,6 +52,7 @@ from surveys.model import Question, Questionnaire, QuestionType
 from surveys.session import (  # the engine's public types, re-exported (see __all__)
     CONSENT,
     Ask,
+    Attach,
     Back,
     Choose,
     Done,
@@ -79,7 +80,7 @@ from surveys.session import (  # the engine's public types, re-exported (see __a
 
 
 __all__ = [
-    "CONSENT", "NOT_APPLICABLE", "Ask", "Back", "Choose", "Done", "Event", "InvalidAnswer", "Locate", "Option", "Output",
+    "CONSENT", "NOT_APPLICABLE", "Ask", "Attach", "Back", "Choose", "Done", "Event", "InvalidAnswer", "Locate", "Option", "Output",
     "PromptKind", "Reply", "Resume", "Say", "SessionState", "SetLanguage", "Start", "Status", "Step", "Stop",
     "Toggle", "Tone", "current_prompt", "fold", "new_session", "step", "_Plan", "_plan",
 ]

@@ -15,9 +15,10 @@ from typing import Any
 from surveys.expected import example_candidates, missing_day, shown_example, typed_date
 from surveys.expressions import NOT_APPLICABLE
 from surveys.map_links import map_link
+from surveys.media import accepts
 from surveys.messages import UI_LANGUAGES, say
 from surveys.model import Choice, Question, QuestionType
-from surveys.session import Choose, Done, Event, InvalidAnswer, Locate, Reply, Say, Status, Step, Tone, Toggle, _evolve
+from surveys.session import Attach, Choose, Done, Event, InvalidAnswer, Locate, Reply, Say, Status, Step, Tone, Toggle, _evolve
 
 
 class _Answering:
@@ -71,6 +72,12 @@ class _Answering:
 
     def _value_from(self, question: Question, event: Event) -> Any:
         kind = question.type
+        if isinstance(event, Attach):
+            if not kind.is_media:
+                raise InvalidAnswer(say("attachment_not_asked", self.ui))
+            if not accepts(question, event.mime, event.name):
+                raise InvalidAnswer(say("wrong_media", self.ui, expected=self._expected(question)))
+            return event.name
         if isinstance(event, Locate):
             if kind is not QuestionType.GEOPOINT:
                 raise InvalidAnswer(say("location_not_asked", self.ui))
@@ -142,6 +149,8 @@ class _Answering:
             return _parse_datetime(text, say("not_datetime", self.ui), self.event.at)
         if kind is QuestionType.GEOPOINT:
             return _parse_geopoint(text, self.ui)
+        if kind.is_media:  # typed text is no file (a skip is an empty reply, handled before)
+            raise InvalidAnswer(say(f"send_{kind.value}", self.ui))
         if kind is QuestionType.ACKNOWLEDGE:
             if _yes_no(text) == "yes" or fold(text) in ("ok", "x"):
                 return "OK"

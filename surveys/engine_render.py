@@ -94,6 +94,8 @@ class _Rendering:
             return say("geopoint_expected", self.ui)
         if question.type is QuestionType.TIME:
             return say("time_expected", self.ui)
+        if question.type.is_media:
+            return say(f"{question.type.value}_expected", self.ui) + (f" ({question.accept})" if question.accept else "")
         if question.type is QuestionType.DATETIME:
             return say("datetime_expected", self.ui)
         if question.type is not QuestionType.DATE:

@@ -96,6 +96,18 @@ class Locate:
 
 
 @dataclass(frozen=True)
+class Attach:
+    """A file sent for a media question, already stored: `name` is the stored file's name (the
+    answer's value, as ODK stores media answers), `mime` its type, `size` its bytes."""
+
+    name: str
+    mime: str
+    size: int
+    at: dt.datetime
+    seq: int | None = None
+
+
+@dataclass(frozen=True)
 class Choose:
     """A button pressed: a choice key, `yes`/`no` on the consent screen, `ok` for acknowledge."""
 
@@ -149,7 +161,7 @@ class Resume:
     at: dt.datetime
 
 
-Event = Union[Start, Reply, Locate, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
+Event = Union[Start, Reply, Locate, Attach, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
 
 # -- what to say -----------------------------------------------------------------------------
 
@@ -176,6 +188,10 @@ class PromptKind(enum.StrEnum):
     DATETIME = "dateTime"
     #: Choices put in order one pick at a time: `options` are the ones not ranked yet.
     RANK = "rank"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    FILE = "file"
 
 
 @dataclass(frozen=True)

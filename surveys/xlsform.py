@@ -64,6 +64,10 @@ _TYPES = {
     "geopoint": QuestionType.GEOPOINT,
     "time": QuestionType.TIME,
     "dateTime": QuestionType.DATETIME,
+    "image": QuestionType.IMAGE,
+    "audio": QuestionType.AUDIO,
+    "video": QuestionType.VIDEO,
+    "file": QuestionType.FILE,
     "acknowledge": QuestionType.ACKNOWLEDGE,
     "rank": QuestionType.RANK,
     "trigger": QuestionType.ACKNOWLEDGE,
@@ -149,6 +153,9 @@ CHAT_APPEARANCES = {"minimal", "likert", "horizontal", "horizontal-compact", "co
                     "field-list", "multiline", "label", "list", "list-nolabel", "autocomplete"}
 
 _NO = {"no", "false", "false()", ""}
+#: Media types, and the appearances of an image that ODK draws on screen (asked as a photo of it).
+_MEDIA_TYPES = {"image", "photo", "audio", "video", "file"}
+_DRAWN = {"signature", "draw", "annotate"}
 _UNNAMED_NOTE = re.compile(r"generated_note_name_(\d+)")
 _OTHER_LABEL = Text({"vi": "Khác", "en": "Other"})
 _OTHER_PROMPT = Text({"vi": "Vui lòng ghi rõ:", "en": "Please specify:"})
@@ -456,6 +463,8 @@ class _Builder(LenientBuilder):
         if kind is QuestionType.CALCULATE and not bind.get("calculate"):
             self._problem(Location("survey", location.row, "calculation"), "a calculate needs a calculation")
         appearance = element.get("control", {}).get("appearance")
+        if appearance and kind.is_media:
+            appearance = self._media_appearance(appearance, row)
         if appearance:
             self._check_appearance(appearance, row)
         choices: tuple[Choice, ...] = ()
@@ -491,6 +500,7 @@ class _Builder(LenientBuilder):
             source_type=self._raw(row, "type") or element.get("type", ""),
             location=location,
             **(self._randomize(element, row) if kind.is_select else {}),
+            accept=str(element.get("control", {}).get("accept") or "").strip() if kind.is_media else "",
         )
 
     def _randomize(self, element: dict, row: int | None) -> dict[str, Any]:
@@ -499,6 +509,18 @@ class _Builder(LenientBuilder):
         if str(parameters.get("randomize", "")).strip().lower() not in YES:
             return {}
         return {"randomize": True, "randomize_seed": self._expression(parameters.get("seed"), row, "parameters")}
+
+    def _media_appearance(self, appearance: str, row: int | None) -> str | None:
+        """A media question's appearance: a drawing (`signature`, `draw`, `annotate`) is asked for
+        as a photo of it, said once as a warning; the rest is checked as any appearance."""
+        words = str(appearance).split()
+        drawn = [word for word in words if word in _DRAWN]
+        if drawn:
+            self.warnings.append(f"{Location('survey', self._row_number(row), 'appearance')}: appearance "
+                                 f"{', '.join(drawn)}: a chat cannot draw, so it asks for a photo of it "
+                                 "(sent with the attachment button)")
+        rest = [word for word in words if word not in _DRAWN]
+        return " ".join(rest) or None
 
     def _choice_filter(self, element: dict, choices: tuple[Choice, ...], row: int | None) -> Expression | None:
         """The choice_filter, whose bare names must be columns of the filtered choice list.
@@ -572,7 +594,8 @@ class _Builder(LenientBuilder):
         unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS and k not in _HANDLED_KEYS]
         unknown += [f"bind.{k}" for k in element.get("bind", {}) if k not in _SUPPORTED_BIND]
         unknown += [f"control.{k}" for k in element.get("control", {})
-                    if k != "appearance" and not (k == "jr:count" and element.get("type") == "repeat")]
+                    if k != "appearance" and not (k == "jr:count" and element.get("type") == "repeat")
+                    and not (k == "accept" and element.get("type") in _MEDIA_TYPES)]
         if element.get("parameters") and not uses_parameters(element):
             unknown.append("parameters")
         metadata: dict[str, str] = {}

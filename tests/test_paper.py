@@ -236,7 +236,37 @@ def _forms_that_load() -> list[Path]:
 
     real = [p for p in sorted((ROOT / "tests" / "forms" / "real").glob("*/*.xls*")) if pyxform_converts(p)]
     paths = real + sorted((ROOT / "tests" / "forms" / "lenient").glob("*.md")) + [ROOT / "tests" / "forms" / "tour.md"]
-    return paths
+    return [p for p in paths if not _requires_media(p)]
+
+
+def _requires_media(path: Path) -> bool:
+    return any(q.type.is_media and q.required is not None and q.required.source.strip() not in ("false()", "0")
+               for q in load_questionnaire(path).questions)
+
+
+_PAPER_MEDIA = """| survey |
+| | type | name | label | required |
+| | text | shop | Name of the shop? | yes |
+| | image | front | A photo of the front? | {required} |
+| | audio | story | Tell it? | |
+| | text | wait | Anything else? | |
+"""
+
+
+def test_a_media_question_is_not_on_paper_and_a_required_one_refuses_the_form(tmp_path):
+    from fieldwork import Refused
+    from fieldwork.paper_form import Copy, FormPrinter
+
+    required, optional = tmp_path / "required.md", tmp_path / "optional.md"
+    required.write_text(_PAPER_MEDIA.format(required="yes"), encoding="utf-8")
+    optional.write_text(_PAPER_MEDIA.format(required=""), encoding="utf-8")
+    with pytest.raises(Refused, match=r"requires a photo, recording or file \(front\)"):
+        FormPrinter(load_questionnaire(required))
+    form = load_questionnaire(optional)
+    page = FormPrinter(form).copy(Copy("AAAA BBBB", "t"))
+    assert page.count("Không trả lời trên giấy") == 2 and page.count('class="q"') == len(form.asked)
+    result = check(form, {"shop": "Minh", "front": "ảnh", "wait": "không"}, NOW, "vi")
+    assert result.ok and "front" not in result.errors
 
 
 @pytest.mark.parametrize("path", _forms_that_load(), ids=lambda p: p.name)

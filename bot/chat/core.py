@@ -17,11 +17,13 @@ from typing import Any, Callable, Sequence
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
     BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNSUPPORTED, UNTICK,
-    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Location, Notice, NotText, Outgoing,
+    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Location, Media, Notice, NotText,
+    Outgoing,
     Press,
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
+from bot.chat.media import DEFAULT_MEDIA_LIMIT, media_prompt, receive
 from bot.chat.privacy import ChatPrivacy
 from bot.chat.surveys import LINK_MESSAGES, Chat, ChatLocks, ChatSurveys, Link
 from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_phone, normalise_typed_code
@@ -78,7 +80,7 @@ class ChatCore:
     def __init__(self, surveys: ChatSurveys, clock: Callable[[], dt.datetime], *,
                  coordinators: Sequence[str] = (), desk: CoordinatorDesk | None = None,
                  fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None,
-                 privacy: ChatPrivacy | None = None, locks: Any = None):
+                 privacy: ChatPrivacy | None = None, locks: Any = None, media_limit: int = DEFAULT_MEDIA_LIMIT):
         self.surveys = surveys
         self.clock = clock
         self.coordinators = {str(c) for c in coordinators}
@@ -86,6 +88,8 @@ class ChatCore:
         self.fieldwork = fieldwork
         self.deliveries = deliveries
         self.privacy = privacy
+        #: The largest file a media question takes, in bytes (`bot/chat/media.py`).
+        self.media_limit = media_limit
         # One turn per chat: in this process (ChatLocks), or across processes (bot.processes).
         self.locks = locks if locks is not None else ChatLocks()
         self._groups_logged: set[str] = set()
@@ -161,6 +165,14 @@ class ChatCore:
     async def _linked(self, turn: Turn, incoming: Incoming, respondent: Respondent, session: SessionRecord | None,
                       state: engine.SessionState | None, language: str) -> str | None:
         at = self.clock()
+        prompt = media_prompt(self, respondent, state) if isinstance(incoming, Media) else None
+        if isinstance(incoming, Media) and prompt is None:
+            incoming = NotText()  # a photo sent to a question that asks for none: fetch nothing
+        if isinstance(incoming, NotText) and (prompt := media_prompt(self, respondent, state)) is not None:
+            # A media question, and what came is nothing the platform passed on (Zalo's voice notes):
+            # the question again, whose words say what this channel can carry.
+            return await self._send(turn, [Notice(say("media_not_received", language)),
+                                           dataclasses.replace(prompt, update=False)], language, error=True)
         if isinstance(incoming, NotText):
             key = "not_text_typed" if turn.typed else "not_text"
             if incoming.kind == UNSUPPORTED and self._asks_location(respondent, state):
@@ -185,6 +197,8 @@ class ChatCore:
             if event is None:
                 return None
             return await self._drive(turn, respondent, event, session)
+        if isinstance(incoming, Media):
+            return await receive(self, turn, respondent, session, state, prompt, incoming, language)
         if isinstance(incoming, Location):
             return await self._drive(turn, respondent, engine.Locate(incoming.latitude, incoming.longitude, at,
                                                                      accuracy=incoming.accuracy), session)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from bot.chat.events import IMAGE, STICKER, UNSUPPORTED, NotText, Text
+from bot.chat.events import IMAGE, STICKER, UNSUPPORTED, Media, NotText, Text
 from bot.zalo.channel import parse
 from surveys import engine as E
 from surveys.map_links import map_link
@@ -104,7 +104,7 @@ def zalo_update(event: str, **content) -> dict:
 
 @pytest.mark.parametrize("event, content, incoming", [
     ("message.unsupported.received", {}, NotText(UNSUPPORTED)),
-    ("message.image.received", {"photo": "https://example.org/a.jpg", "caption": "ở đây"}, NotText(IMAGE)),
+    ("message.image.received", {"caption": "ở đây"}, NotText(IMAGE)),  # a photo without its URL
     ("message.sticker.received", {"sticker": "abc"}, NotText(STICKER)),
     ("message.something.new", {}, NotText()),
     ("message.text.received", {"text": "https://maps.google.com/?q=10.77,106.70"},
@@ -114,6 +114,12 @@ def zalo_update(event: str, **content) -> dict:
 def test_zalo_tells_what_kind_of_message_is_not_text(event: str, content: dict, incoming) -> None:
     _, key, parsed = parse(zalo_update(event, **content), "zl")
     assert key == "zalo:zl:m1" and parsed == incoming
+
+
+def test_a_zalo_photo_with_its_url_is_media_the_core_may_fetch() -> None:
+    _, _, parsed = parse(zalo_update("message.image.received", photo="https://example.org/a.jpg", caption="ở đây"),
+                         "zl")
+    assert isinstance(parsed, Media) and (parsed.kind, parsed.mime) == ("photo", "image/jpeg")
 
 
 @pytest.mark.parametrize("text", ["1" + " " * 4000 + "x", "10.7" + " " * 3000 + "106.7" + " " * 900 + "x",

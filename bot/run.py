@@ -36,6 +36,7 @@ from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
 from bot.conversations import Conversations
+from bot.form_media import FormMedia
 from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
 from bot.processes import Peers, SharedChatLocks, bot_key, serve_health
 from bot.quotas import QuotaGate
@@ -151,7 +152,7 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
                          export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event, *,
                          peers: Peers | None = None, shared_chats: bool = False) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
-    transport = TelegramTransport(client)
+    transport = TelegramTransport(client, FormMedia(conversations.questionnaire))
     await require_token(config, transport, client.session.close)
     feed, sender, core = sender_and_core(config, storage, conversations, forms, export_dir, clock, transport, peers,
                                          shared_chats)

@@ -52,6 +52,12 @@ class MessageMethods:
     async def _send_photo(self, bot: EmulatedBot, p: _Params) -> dict[str, Any]:
         return await self._send_file(bot, p, "photo")
 
+    async def _send_audio(self, bot: EmulatedBot, p: _Params) -> dict[str, Any]:
+        return await self._send_file(bot, p, "audio")
+
+    async def _send_video(self, bot: EmulatedBot, p: _Params) -> dict[str, Any]:
+        return await self._send_file(bot, p, "video")
+
     async def _send_file(self, bot: EmulatedBot, p: _Params, kind: str) -> dict[str, Any]:
         user = self._recipient(bot, p)
         stored = self._file(p, kind)
@@ -155,7 +161,7 @@ class MessageMethods:
                 raise _bad("BUTTON_DATA_INVALID")
 
     def _file(self, p: _Params, kind: str) -> _StoredFile:
-        """The file of sendDocument/sendPhoto: an upload, a known file_id, or an HTTP URL."""
+        """The file of sendDocument/sendPhoto/sendAudio/sendVideo: an upload, a known file_id, or an HTTP URL."""
         value = p.raw(kind)
         if isinstance(value, Upload):
             return self._store_upload(value, kind)

@@ -1,0 +1,150 @@
+"""Media in labels (issue #17): a question's or a note's image is read beside the form, kept with it,
+and sent with the prompt — on Telegram as sendPhoto, uploaded once and then sent by its file_id."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.config import BotConfig, Config
+from bot.conversations import Conversations
+from bot.invitations import code_hash
+from bot.run import RunningBot, run
+from bot.telegram.botapi_spec import Upload
+from bot.telegram.emulator import BotApiEmulator
+from storage import open_storage
+from surveys import engine as E
+from surveys.xlsform import load_questionnaire
+from tests.test_telegram_bot import FAST, FAST_PACE, LINK_CODE, TOKEN, Harness, now
+
+FOLDER = Path(__file__).parent / "forms" / "label_media"
+AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+
+
+@pytest.fixture
+def form_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "form"
+    shutil.copytree(FOLDER, folder)
+    return folder
+
+
+def test_the_files_labels_name_are_kept_with_the_form_and_a_missing_one_is_a_warning(form_dir: Path) -> None:
+    form = load_questionnaire(form_dir / "pictures.md")
+    assert form.attachments == {"map.png": (form_dir / "map.png").read_bytes(),
+                                "tree.png": (form_dir / "tree.png").read_bytes()}
+    assert form.question("trees").media["image"].get("vi") == "tree.png"
+    assert form.question("lost").media == {}
+    assert ("sheet 'survey', row 5, column 'media::image': the file 'lost.png' is not beside the form; "
+            "the prompt is sent without it") in form.warnings
+    assert not any("kept as metadata" in w or "are not sent in a chat" in w for w in form.warnings)
+
+
+def test_a_file_over_the_cap_is_a_warning_and_is_not_kept(form_dir: Path) -> None:
+    (form_dir / "tree.png").write_bytes(b"\0" * (10 * 1024 * 1024 + 1))
+    form = load_questionnaire(form_dir / "pictures.md")
+    assert sorted(form.attachments) == ["map.png"] and form.question("trees").media == {}
+    assert any(w.startswith("sheet 'survey', row 3, column 'media::image': the file 'tree.png' is 10.0 MB")
+               for w in form.warnings), form.warnings
+
+
+def test_media_per_language_fall_back_to_the_default_language(tmp_path: Path) -> None:
+    (tmp_path / "f.md").write_text(
+        "| survey |\n"
+        "| | type | name | label::English (en) | label::Tiếng Việt (vi) | media::image::Tiếng Việt (vi) "
+        "| media::image::English (en) | media::audio::Tiếng Việt (vi) |\n"
+        "| | integer | n | How many? | Bao nhiêu? | vi.png | en.png | vi.mp3 |\n"
+        "| settings |\n| | version | default_language |\n| | 1 | Tiếng Việt (vi) |\n", encoding="utf-8")
+    for name in ("vi.png", "en.png", "vi.mp3"):
+        (tmp_path / name).write_bytes(name.encode())
+    form = load_questionnaire(tmp_path / "f.md")
+    for language, expected in (("en", [("image", "en.png"), ("audio", "vi.mp3")]),
+                               ("vi", [("image", "vi.png"), ("audio", "vi.mp3")])):
+        state = E.new_session(form, language)
+        state = E.step(form, state, E.Start(AT)).state
+        ask = E.step(form, state, E.Choose("yes", state.seq, AT)).say[-1]
+        assert [(m.kind, m.name) for m in ask.media] == expected
+        assert {m.form_id for m in ask.media} == {form.form_id}
+
+
+async def test_a_restarted_bot_still_has_the_images(form_dir: Path, tmp_path: Path) -> None:
+    db = tmp_path / "k.sqlite"
+    path = form_dir / "pictures.md"
+    async with await open_storage(db) as storage:
+        await Conversations(storage).register(load_questionnaire(path), path.read_bytes(), path.name, AT)
+    for image in form_dir.glob("*.png"):
+        image.unlink()
+    async with await open_storage(db) as storage:
+        form = await Conversations(storage).questionnaire("pictures", "1")
+        assert form.attachments["tree.png"] == (FOLDER / "tree.png").read_bytes()
+        assert form.question("trees").media["image"].get("vi") == "tree.png"
+
+
+@contextlib.asynccontextmanager
+async def telegram_harness(tmp_path: Path, form: Path, database=None):
+    """``khaosat run`` serving the one form against the Bot API emulator (see test_telegram_bot)."""
+    emulator = BotApiEmulator(limits=FAST)
+    base = await emulator.start()
+    telegram = emulator.add_bot(TOKEN, "khaosat_test_bot")
+    bot = BotConfig(channel="telegram", name="test", token=TOKEN, api_base=base, forms=(form,), pace=FAST_PACE)
+    config = Config(database=database or tmp_path / "survey.sqlite", bots=(bot,), source=tmp_path / "config.toml")
+    stop, ready = asyncio.Event(), asyncio.Event()
+    running: list[RunningBot] = []
+
+    def started(bots):
+        running.extend(bots)
+        ready.set()
+
+    task = asyncio.create_task(run(config, stop, started=started))
+    await asyncio.wait({task, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    storage = await open_storage(config.database)
+    try:
+        yield Harness(emulator, telegram, storage, running)
+    finally:
+        stop.set()
+        await task
+        await storage.close()
+        await emulator.stop()
+    assert emulator.violations == [], "every request must match the Bot API spec"
+
+
+async def test_telegram_sends_the_question_with_its_photo_and_reuses_the_file_id(tmp_path, form_dir, database):
+    async with telegram_harness(tmp_path, form_dir / "pictures.md", database) as h:
+        await invite(h, "p2")
+        user = h.telegram.user(5001)
+        await user.start(LINK_CODE)
+        consent = await user.wait_for(lambda m: bool(m.inline_keyboard))
+        await user.press(next(d for _, d in user.inline_buttons(consent) if d.endswith(":yes")), consent)
+        note = await user.wait_for(lambda m: m.photo is not None)
+        assert note.caption == "Xin chào, đây là bản đồ xã" and note.file_data == (form_dir / "map.png").read_bytes()
+        question = await user.wait_for(lambda m: m.photo is not None)
+        assert "Quý vị trồng bao nhiêu cây như trong ảnh?" in question.caption
+        assert question.file_data == (form_dir / "tree.png").read_bytes()
+        await user.send_text("12")
+        remark = await user.wait_for(lambda m: bool(m.text) and "Ý kiến khác?" in m.text)
+        back = next(d for _, d in user.inline_buttons(remark) if d.startswith("b:"))
+        await user.press(back, remark)
+        again = await user.wait_for(lambda m: m.photo is not None and m.edits == 0)
+        assert "Quý vị trồng bao nhiêu cây" in again.caption and again.photo["file_id"] == question.photo["file_id"]
+        await h.settle()
+        photos = [r for r in h.emulator.requests if r.method.lower() == "sendphoto" and r.status == 200]
+        uploads = [r.params["photo"] for r in photos if isinstance(r.params["photo"], Upload)]
+        assert sorted(u.filename for u in uploads) == ["map.png", "tree.png"]  # each uploaded once
+        assert photos[-1].params["photo"] == question.photo["file_id"]  # then sent by its file_id
+        await user.send_text("11")
+        await user.wait_for(lambda m: bool(m.text) and "Ý kiến khác?" in m.text)
+        await user.send_text("không")
+        closing = await user.wait_for(lambda m: bool(m.text) and "Ảnh này không có" in m.text)
+        assert closing.photo is None  # its file was missing: the note goes as text
+
+
+async def invite(h: Harness, external_id: str) -> int:
+    respondent = await h.storage.add_respondent(external_id, form_id="pictures", stratum="a", at=now().isoformat())
+    await h.storage.issue_invitation(respondent.id, "link", code_hash(LINK_CODE), now().isoformat())
+    return respondent.id

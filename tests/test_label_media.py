@@ -6,21 +6,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlsplit
 
+import aiohttp
 import pytest
 
 from bot.config import BotConfig, Config
 from bot.conversations import Conversations
-from bot.invitations import code_hash
+from bot.invitations import code_hash, new_link_code, new_typed_code
 from bot.run import RunningBot, run
 from bot.telegram.botapi_spec import Upload
 from bot.telegram.emulator import BotApiEmulator
+from bot.web.settings import WebConfig
+from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from storage import open_storage
 from surveys import engine as E
 from surveys.xlsform import load_questionnaire
 from tests.test_telegram_bot import FAST, FAST_PACE, LINK_CODE, TOKEN, Harness, now
+from tests.test_zalo_bot import ZALO_TOKEN
+from tests.web_helpers import free_port
 
 FOLDER = Path(__file__).parent / "forms" / "label_media"
 AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone(dt.timedelta(hours=7)))
@@ -148,3 +155,80 @@ async def invite(h: Harness, external_id: str) -> int:
     respondent = await h.storage.add_respondent(external_id, form_id="pictures", stratum="a", at=now().isoformat())
     await h.storage.issue_invitation(respondent.id, "link", code_hash(LINK_CODE), now().isoformat())
     return respondent.id
+
+
+@contextlib.asynccontextmanager
+async def zalo_and_web(tmp_path: Path, form: Path):
+    """``khaosat run`` with a Zalo bot (emulated) and [web] on 127.0.0.1 serving the pages and media."""
+    emulator = ZaloBotApiEmulator(limits=ZaloLimits(per_bot_per_second=1000, per_chat_per_second=1000,
+                                                    per_chat_burst=1000))
+    base = await emulator.start()
+    zalo = emulator.add_bot(ZALO_TOKEN, "Bot Khảo sát")
+    bots = (BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=base, forms=(form,), pace=FAST_PACE),)
+    port = free_port()
+    web = WebConfig(public_url="https://khaosat.example.vn/", port=port)
+    config = Config(database=tmp_path / "survey.sqlite", bots=bots, source=tmp_path / "c.toml", web=web)
+    stop, ready = asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(run(config, stop, started=lambda b: ready.set()))
+    await asyncio.wait({task, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        task.result()
+    storage = await open_storage(config.database)
+    try:
+        yield zalo, storage, f"http://127.0.0.1:{port}"
+    finally:
+        stop.set()
+        await task
+        await storage.close()
+        await emulator.stop()
+    assert emulator.violations == []
+
+
+async def invite_codes(storage, external_id: str) -> tuple[str, str]:
+    respondent = await storage.add_respondent(external_id, form_id="pictures", stratum="a", at=now().isoformat())
+    typed, link = new_typed_code(), new_link_code()
+    await storage.issue_invitation(respondent.id, "typed", code_hash(typed), now().isoformat())
+    await storage.issue_invitation(respondent.id, "link", code_hash(link), now().isoformat())
+    return typed, link
+
+
+async def test_zalo_sends_the_photo_by_the_url_the_web_server_serves(tmp_path, form_dir):
+    async with zalo_and_web(tmp_path, form_dir / "pictures.md") as (zalo, storage, web_url):
+        typed, _ = await invite_codes(storage, "Z-1")
+        user = zalo.user(display_name="Lan")
+        await user.send_text(typed)
+        await user.wait_for(lambda m: "đồng ý tham gia" in (m.text or ""))
+        await user.send_text("1")
+        note = await user.wait_for(lambda m: m.kind == "photo")
+        assert note.caption == "Xin chào, đây là bản đồ xã"
+        question = await user.wait_for(lambda m: m.kind == "photo")
+        assert "Quý vị trồng bao nhiêu cây như trong ảnh?" in question.caption
+        assert question.photo == "https://khaosat.example.vn/media/pictures/1/tree.png"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(web_url + urlsplit(question.photo).path) as response:
+                assert response.status == 200 and response.content_type == "image/png"
+                assert await response.read() == (form_dir / "tree.png").read_bytes()
+            # Only the files labels name are served: not a form's other files, not another form's.
+            for path in ("/media/pictures/1/pictures.md", "/media/pictures/2/tree.png", "/media/x/1/tree.png",
+                         "/media/pictures/1/lost.png"):
+                async with http.get(web_url + path) as response:
+                    assert response.status == 404, path
+
+
+async def test_the_web_page_shows_the_images_of_the_note_and_the_question(tmp_path, form_dir):
+    async with zalo_and_web(tmp_path, form_dir / "pictures.md") as (_, storage, web_url):
+        _, link = await invite_codes(storage, "W-1")
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            async with browser.get(f"{web_url}/s/{link}") as response:
+                consent = await response.text()
+            csrf = re.search(r'name="csrf_token" value="([^"]+)"', consent).group(1)
+            seq = re.search(r'name="seq" value="(\d+)"', consent).group(1)
+            async with browser.post(f"{web_url}/s/", data={"csrf_token": csrf, "seq": seq, "action": "answer",
+                                                           "choice": "yes"}) as response:
+                page = await response.text()
+            assert '<img src="/media/pictures/1/map.png" alt="">' in page
+            assert '<img src="/media/pictures/1/tree.png" alt="">' in page
+            assert page.index("map.png") < page.index("Quý vị trồng") and "lost.png" not in page
+            async with browser.get(f"{web_url}/media/pictures/1/map.png") as response:
+                assert await response.read() == (form_dir / "map.png").read_bytes()
+                assert "immutable" in response.headers["Cache-Control"]

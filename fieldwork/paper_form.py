@@ -11,9 +11,12 @@ reading the QR types the code on the entry screen).
 
 from __future__ import annotations
 
+import base64
 import html
+import mimetypes
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import segno
 
@@ -52,12 +55,21 @@ def refuse_repeats(form: Questionnaire) -> None:
                       "paper entry do not support repeats yet; nothing printed or written")
 
 
+def _data_uri(name: str, data: bytes) -> str:
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
+
+
 class FormPrinter:
     """The body of one questionnaire, worked out once, printed for every copy."""
 
-    def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None):
+    def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None,
+                 image_src: Callable[[str, bytes], str] | None = None):
+        """`image_src(name, bytes)`: the address a label's image is printed from (`print_forms` writes
+        each file once beside the HTML: every copy repeats the body); by default a data URI."""
         refuse_repeats(form)
         self.form = form
+        self.image_src = image_src or _data_uri
         self.numbers = numbering(form)
         self.phrasers = {lang: Phraser(form, lang) for lang in LANGUAGES}
         self.body = self._body()
@@ -85,6 +97,20 @@ class FormPrinter:
         if en and en != vi:
             out += f'<span class="en {css}">{render_html(en)}</span>'
         return out
+
+    def image(self, question: Question) -> str:
+        """The label's image, inline (a data URI: the printed page needs no other file); the English
+        one as well when it is another file. Audio and video have no place on paper."""
+        files = question.media.get("image")
+        if not files:
+            return ""
+        names = dict.fromkeys(files.get(lang, self.form.default_language) for lang in LANGUAGES)
+        out = []
+        for name in names:
+            data = self.form.attachments.get(name)
+            if data:
+                out.append(f'<img class="media" alt="" src="{_e(self.image_src(name, data))}">')
+        return f'<p class="media">{"".join(out)}</p>' if out else ""
 
     # -- skips ---------------------------------------------------------------------------------
 
@@ -132,7 +158,7 @@ class FormPrinter:
                 if labels:
                     out.append(f'<h2 class="section">{self.both(labels[-1])}</h2>')
             if question.type is QuestionType.NOTE:
-                out.append(f'<div class="note">{self.both(question.label)}</div>')
+                out.append(f'<div class="note">{self.both(question.label)}{self.image(question)}</div>')
                 continue
             if question.name not in self.numbers:
                 continue
@@ -153,7 +179,7 @@ class FormPrinter:
             rule = (f'<p class="rule"><span class="vi">{_e(words[0])}</span>'
                     + (f'<span class="en">{_e(words[1])}</span>' if words[1] and words[1] != words[0] else "") + "</p>")
         return (f'<div class="q" id="q{number}"><p class="label"><b class="num">{number}.</b>{mark} '
-                f'{self.both(question.label)}</p>{hint}{self._answer(question)}{rule}</div>')
+                f'{self.both(question.label)}</p>{self.image(question)}{hint}{self._answer(question)}{rule}</div>')
 
     def _answer(self, question: Question) -> str:
         kind = question.type
@@ -223,6 +249,7 @@ h2.section { font-size: 12pt; margin: 1em 0 .3em; border-bottom: 1px solid #666;
 .vi { display: block; } .en { display: block; color: #444; font-style: italic; font-size: 9.5pt; }
 .label > .vi, .rule > .vi, .skip > .vi, .how > span { display: inline; } .how > .en::before { content: " · "; } .label > .en, .rule > .en, .skip > .en { margin-left: 1.6em; }
 .q { break-inside: avoid; margin: .6em 0; }
+img.media { max-width: 60%; max-height: 6cm; margin: .2em 1.6em; }
 .label { margin: 0; } .num { margin-right: .3em; } .req { color: #000; font-weight: bold; }
 .hint, .how, .rule, .fmt { font-size: 9.5pt; margin: .15em 0 .15em 1.6em; }
 .rule::before { content: "⚠ "; }

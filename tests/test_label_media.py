@@ -4,6 +4,7 @@ and sent with the prompt — on Telegram as sendPhoto, uploaded once and then se
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import re
@@ -232,3 +233,18 @@ async def test_the_web_page_shows_the_images_of_the_note_and_the_question(tmp_pa
             async with browser.get(f"{web_url}/media/pictures/1/map.png") as response:
                 assert await response.read() == (form_dir / "map.png").read_bytes()
                 assert "immutable" in response.headers["Cache-Control"]
+
+
+def test_a_paper_form_prints_the_images_inline(form_dir: Path) -> None:
+    from fieldwork.paper_form import Copy, FormPrinter
+
+    page = FormPrinter(load_questionnaire(form_dir / "pictures.md")).copy(Copy("AAAA BBBB", "t"))
+    encoded = base64.b64encode((form_dir / "tree.png").read_bytes()).decode()
+    assert f'<img class="media" alt="" src="data:image/png;base64,{encoded}">' in page
+    assert page.index("bản đồ") < page.index("data:image/png") < page.index("Quý vị trồng")
+    # print_forms writes each file once beside the HTML (every copy repeats the body) and points to it.
+    written = {}
+    page = FormPrinter(load_questionnaire(form_dir / "pictures.md"),
+                       image_src=lambda name, data: written.setdefault(name, f"paper-media/{name}")).copy(
+        Copy("AAAA BBBB", "t"))
+    assert '<img class="media" alt="" src="paper-media/tree.png">' in page and sorted(written) == ["map.png", "tree.png"]

@@ -23,7 +23,7 @@ from bot.telegram.botapi_spec import Upload
 from bot.telegram.emulator import BotApiEmulator
 from bot.web.settings import WebConfig
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
-from storage import open_storage
+from storage import NotFound, open_storage
 from surveys import engine as E
 from surveys.xlsform import load_questionnaire
 from tests.test_telegram_bot import FAST, FAST_PACE, LINK_CODE, TOKEN, Harness, now
@@ -248,3 +248,61 @@ def test_a_paper_form_prints_the_images_inline(form_dir: Path) -> None:
                        image_src=lambda name, data: written.setdefault(name, f"paper-media/{name}")).copy(
         Copy("AAAA BBBB", "t"))
     assert '<img class="media" alt="" src="paper-media/tree.png">' in page and sorted(written) == ["map.png", "tree.png"]
+
+
+async def test_telegram_audio_video_and_a_long_caption_through_the_transport(tmp_path, form_dir):
+    """sendAudio and sendVideo as the emulator checks them against the Bot API spec; a prompt too long
+    for a caption goes after its file, with its keyboard; a file no longer readable leaves the text."""
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from bot.form_media import FormMedia
+    from bot.outbox import Sent
+    from bot.telegram.render import with_media
+    from bot.telegram.transport import TelegramTransport
+    from surveys.model import LabelMedia
+
+    (form_dir / "song.mp3").write_bytes(b"ID3 not really a song")
+    (form_dir / "clip.mp4").write_bytes(b"\0\0\0\x18ftypmp42 not really a clip")
+    (form_dir / "av.md").write_text(
+        "| survey |\n| | type | name | label | media::audio | media::video |\n"
+        "| | integer | n | Bao nhiêu? | song.mp3 | clip.mp4 |\n"
+        "| settings |\n| | form_id | version |\n| | av | 1 |\n", encoding="utf-8")
+    form = load_questionnaire(form_dir / "av.md")
+    assert sorted(form.attachments) == ["clip.mp4", "song.mp3"]
+
+    async def questionnaire(form_id: str, version: str):
+        if (form_id, version) != ("av", "1"):
+            raise NotFound(form_id)
+        return form
+
+    emulator = BotApiEmulator(limits=FAST)
+    base = await emulator.start()
+    user = emulator.add_bot(TOKEN, "khaosat_test_bot").user(7001)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    transport = TelegramTransport(bot, FormMedia(questionnaire))
+    try:
+        await user.start()
+        audio, video = (LabelMedia(kind, name, "av", "1") for kind, name in (("audio", "song.mp3"),
+                                                                             ("video", "clip.mp4")))
+        keyboard = {"inline_keyboard": [[{"text": "OK", "callback_data": "c:1:ok"}]]}
+        calls = with_media(7001, (audio, video), "x" * 1500, keyboard)
+        assert [c.method for c in calls] == ["sendAudio", "sendVideo", "sendMessage"]
+        assert calls[-1].payload["reply_markup"] == keyboard and "caption" not in calls[1].payload
+        for call in calls:
+            assert isinstance(await transport.send(call.method, call.payload), Sent)
+        received = user.received[-3:]
+        assert received[0].audio["file_name"] == "song.mp3" and received[0].file_data == b"ID3 not really a song"
+        assert received[1].video is not None and received[2].text == "x" * 1500
+        short = with_media(7001, (video,), "<b>Bao nhiêu?</b>", keyboard)
+        assert [c.method for c in short] == ["sendVideo"] and short[0].payload["caption"] == "<b>Bao nhiêu?</b>"
+        assert isinstance(await transport.send(short[0].method, short[0].payload), Sent)
+        assert user.received[-1].video["file_id"] == received[1].video["file_id"]  # sent again by its file_id
+        gone = with_media(7001, (LabelMedia("image", "gone.png", "av", "1"),), "Vẫn thấy câu hỏi", keyboard)
+        assert isinstance(await transport.send(gone[0].method, gone[0].payload), Sent)
+        assert user.received[-1].text == "Vẫn thấy câu hỏi" and user.received[-1].inline_keyboard
+    finally:
+        await bot.session.close()
+        await emulator.stop()
+    assert emulator.violations == []

@@ -198,6 +198,8 @@ class MessageMethods:
         if kind == "photo":  # the emulator does not decode images, so dimensions are unknown
             info.update(width=0, height=0)
         else:
+            # Audio and Video objects require these; the emulator decodes no media, so they are 0.
+            info.update({"audio": {"duration": 0}, "video": {"width": 0, "height": 0, "duration": 0}}.get(kind, {}))
             guessed = mimetypes.guess_type(name)[0]
             info.update(file_name=name, mime_type=guessed or content_type or "application/octet-stream")
         if size is not None:

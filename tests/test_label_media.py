@@ -306,3 +306,19 @@ async def test_telegram_audio_video_and_a_long_caption_through_the_transport(tmp
         await bot.session.close()
         await emulator.stop()
     assert emulator.violations == []
+
+
+def test_zalo_without_a_public_web_address_sends_the_text_alone(form_dir: Path) -> None:
+    from bot.zalo.channel import ZaloRenderer
+
+    form = load_questionnaire(form_dir / "pictures.md")
+    state = E.new_session(form, "vi")
+    state = E.step(form, state, E.Start(AT)).state
+    outputs = E.step(form, state, E.Choose("yes", state.seq, AT)).say
+    assert [len(o.media) for o in outputs] == [1, 1]
+    calls, _ = ZaloRenderer().render(outputs, "z1", "vi")
+    assert [c.method for c in calls] == ["sendMessage", "sendMessage"]
+    calls, _ = ZaloRenderer("https://k.example.vn/").render(outputs, "z1", "vi")
+    assert [(c.method, c.payload.get("photo")) for c in calls] == [
+        ("sendPhoto", "https://k.example.vn/media/pictures/1/map.png"),
+        ("sendPhoto", "https://k.example.vn/media/pictures/1/tree.png")]

@@ -322,3 +322,15 @@ def test_zalo_without_a_public_web_address_sends_the_text_alone(form_dir: Path) 
     assert [(c.method, c.payload.get("photo")) for c in calls] == [
         ("sendPhoto", "https://k.example.vn/media/pictures/1/map.png"),
         ("sendPhoto", "https://k.example.vn/media/pictures/1/tree.png")]
+
+
+def test_form_check_counts_the_media_and_says_what_zalo_needs() -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    result = CliRunner().invoke(main, ["form", "check", str(FOLDER / "pictures.md")], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "media in labels    image 2; Zalo shows images only, and only where [web] public_url serves them" \
+        in result.output
+    assert "the file 'lost.png' is not beside the form" in result.output

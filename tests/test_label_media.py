@@ -334,3 +334,37 @@ def test_form_check_counts_the_media_and_says_what_zalo_needs() -> None:
     assert "media in labels    image 2; Zalo shows images only, and only where [web] public_url serves them" \
         in result.output
     assert "the file 'lost.png' is not beside the form" in result.output
+
+
+async def test_a_file_telegram_refuses_leaves_the_prompt_as_text(tmp_path, form_dir):
+    """A label's file Telegram cannot take (over its photo limit here) is not a lost question."""
+    from aiogram import Bot
+    from aiogram.client.session.aiohttp import AiohttpSession
+    from aiogram.client.telegram import TelegramAPIServer
+
+    from bot.form_media import FormMedia
+    from bot.outbox import Sent
+    from bot.telegram.render import with_media
+    from bot.telegram.transport import TelegramTransport
+    from bot.telegram.emulator import Limits
+    from surveys.model import LabelMedia
+
+    form = load_questionnaire(form_dir / "pictures.md")
+
+    async def questionnaire(form_id: str, version: str):
+        return form
+
+    emulator = BotApiEmulator(limits=Limits(per_bot_per_second=1000, per_chat_per_second=1000, per_chat_burst=1000,
+                                            photo_max_bytes=10))
+    base = await emulator.start()
+    user = emulator.add_bot(TOKEN, "khaosat_test_bot").user(7002)
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+    try:
+        await user.start()
+        keyboard = {"inline_keyboard": [[{"text": "OK", "callback_data": "c:1:ok"}]]}
+        call, = with_media(7002, (LabelMedia("image", "tree.png", "pictures", "1"),), "<b>Mấy cây?</b>", keyboard)
+        assert isinstance(await TelegramTransport(bot, FormMedia(questionnaire)).send(call.method, call.payload), Sent)
+        assert user.received[-1].text == "Mấy cây?" and user.received[-1].inline_keyboard
+    finally:
+        await bot.session.close()
+        await emulator.stop()

@@ -86,10 +86,14 @@ class TelegramTransport:
             return Rejected(f"cannot build {method} from the queued payload: {type(error).__name__}: {error}")
         if isinstance(call, Rejected):
             return call
-        if uploaded is None:
+        if media is None or method == "sendMessage":
             return await self._call(call)
-        field, key = uploaded
-        return await self._call(call, lambda result: self._remember(result, field, key))
+        remember = None if uploaded is None else (lambda result: self._remember(result, *uploaded))
+        outcome = await self._call(call, remember)
+        if isinstance(outcome, Rejected) and payload.get("caption"):
+            # Telegram refused the file (not really an image, say): the prompt it carried still goes.
+            return await self.send("sendMessage", _as_text(payload))
+        return outcome
 
     async def _form_media(self, payload: dict[str, Any]) -> tuple[str | None, dict, tuple[str, MediaKey] | None] | None:
         """For a payload naming a form's media file: (method, payload, what to remember). The file
@@ -106,8 +110,7 @@ class TelegramTransport:
                 return None, {**payload, field: self.file_ids[key]}, None
             data = await self.media.read(key) if self.media is not None else None
             if data is None:
-                text = {k: v for k, v in payload.items() if k not in (field, "caption")}
-                return "sendMessage", {**text, "text": payload["caption"]} if payload.get("caption") else text, None
+                return "sendMessage", _as_text(payload), None
             return None, {**payload, field: BufferedInputFile(data, filename=key.name)}, (field, key)
         return None
 
@@ -154,6 +157,12 @@ class TelegramTransport:
             on_result(result)
         message_id = getattr(result, "message_id", None)
         return Sent({"message_id": message_id} if message_id is not None else None)
+
+
+def _as_text(payload: dict[str, Any]) -> dict[str, Any]:
+    """A media call's caption (and keyboard) as a text message; no text if it had no caption."""
+    kept = {k: v for k, v in payload.items() if k in ("chat_id", "parse_mode", "reply_markup")}
+    return {**kept, "text": payload["caption"]} if payload.get("caption") else kept
 
 
 def _build(method: str, payload: dict[str, Any]) -> TelegramMethod | Rejected:

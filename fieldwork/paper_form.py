@@ -55,11 +55,6 @@ def refuse_repeats(form: Questionnaire) -> None:
                       "paper entry do not support repeats yet; nothing printed or written")
 
 
-def _data_uri(name: str, data: bytes) -> str:
-    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    return f"data:{kind};base64,{base64.b64encode(data).decode()}"
-
-
 class FormPrinter:
     """The body of one questionnaire, worked out once, printed for every copy."""
 
@@ -274,3 +269,8 @@ img.media { max-width: 60%; max-height: 6cm; margin: .2em 1.6em; }
 def forms_html(pages: list[str], title: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="vi"><head><meta charset="utf-8"><title>{_e(title)} — phiếu giấy</title>'
             f'<style>{STYLE}</style></head><body>\n' + "\n".join(pages) + "\n</body></html>\n")
+
+
+def _data_uri(name: str, data: bytes) -> str:
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"

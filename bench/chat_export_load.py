@@ -40,7 +40,7 @@ from console_export_load import bot_run  # noqa: E402
 
 from bot.chat.coordination import CoordinatorDesk  # noqa: E402
 from bot.chat.events import Capabilities, Document  # noqa: E402
-from bot.conversations import Conversations  # noqa: E402
+from fieldwork.conversations import Conversations  # noqa: E402
 from storage import open_storage  # noqa: E402
 
 TELEGRAM = Capabilities(buttons=True, documents=True, text_limit=4096)

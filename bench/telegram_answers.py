@@ -49,10 +49,10 @@ from aiogram.client.telegram import TelegramAPIServer  # noqa: E402
 from bot.chat.core import ChatCore  # noqa: E402
 from bot.chat.privacy import ChatPrivacy  # noqa: E402
 from bot.chat.surveys import Chat, ChatSurveys  # noqa: E402
-from bot.conversations import Conversations  # noqa: E402
 from bot.invitations import code_hash  # noqa: E402
 from bot.run import tune_garbage_collector, load_forms  # noqa: E402
 from bot.telegram.channel import CHANNEL, TelegramSurveyBot  # noqa: E402
+from fieldwork.conversations import Conversations  # noqa: E402
 from storage import open_storage  # noqa: E402
 from surveys import codec  # noqa: E402
 

@@ -44,11 +44,11 @@ import telegram_answers as tg  # noqa: E402
 
 from bot.chat.core import ChatCore  # noqa: E402
 from bot.chat.surveys import ChatSurveys  # noqa: E402
-from bot.conversations import Conversations  # noqa: E402
 from bot.invitations import code_hash  # noqa: E402
 from bot.run import load_forms, tune_garbage_collector  # noqa: E402
 from bot.web.channel import GuessLimit, WebChannel  # noqa: E402
 from bot.web.pages import make_web_app  # noqa: E402
+from fieldwork.conversations import Conversations  # noqa: E402
 from storage import open_storage  # noqa: E402
 from surveys import codec, engine  # noqa: E402
 

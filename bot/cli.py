@@ -177,7 +177,7 @@ def try_form(ctx: click.Context, form_path: Path, db: Path | None, lang: str | N
 async def _try(questionnaire: Questionnaire, form_path: Path, db: Path, lang: str, respondent: str,
                config: Config, preloads: dict[str, str] | None = None) -> None:
     from bot.console import ConsoleChannel
-    from bot.conversations import Conversations
+    from fieldwork.conversations import Conversations
 
     interactive = sys.stdin.isatty()
 

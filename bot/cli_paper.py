@@ -22,9 +22,13 @@ def paper() -> None:
 @click.option("--unit", "units", multiple=True, help="Only people of this administrative unit (repeatable).")
 @click.option("--reissue", is_flag=True, help="New codes for everyone not yet reached; old codes stop working.")
 @click.option("--no-pdf", is_flag=True, help="Write the printable HTML only (no headless Chromium run).")
+@click.option("--blocks", type=click.IntRange(1, 50), default=5, show_default=True,
+              help="Blank blocks for a repeat (roster) of unknown size at the top level.")
+@click.option("--nested-blocks", type=click.IntRange(1, 50), default=3, show_default=True,
+              help="Blank blocks for a repeat of unknown size inside another repeat's block.")
 @click.pass_context
 def print_paper(ctx: click.Context, db: Path | None, survey_id: str | None, out: Path, units: tuple[str, ...],
-                reissue: bool, no_pdf: bool) -> None:
+                reissue: bool, no_pdf: bool, blocks: int, nested_blocks: int) -> None:
     """Print a paper questionnaire for every sampled person not yet reached.
 
     Each copy carries the person's code (the personal code letters carry, so the person may also
@@ -35,12 +39,18 @@ def print_paper(ctx: click.Context, db: Path | None, survey_id: str | None, out:
     Writes paper-forms.html (one copy per page), paper-forms.pdf (with a headless Chromium) and
     paper-forms.csv (who gets which code: PERSONAL DATA). Codes are stored only as hashes, so
     earlier files in the folder are kept: a later run writes paper-forms-2.*, then -3 …
+
+    A repeat group (household roster) prints one block per instance: a count that is a number
+    gives that many blocks; a count read from an answer gives as many as that answer's constraint
+    allows (". <= 8": 8, at most 12), else --blocks (--nested-blocks inside another repeat); so
+    does a repeat without a count ("add another?").
     """
     from bot import clock
     from bot.cli_common import _project, _survey_db, console
     from fieldwork import Refused
     from fieldwork.invitations import check_writable
     from fieldwork.paper import print_forms
+    from fieldwork.paper_repeats import Blocks
     from storage import open_storage
 
     db = _survey_db(ctx, db)
@@ -53,7 +63,7 @@ def print_paper(ctx: click.Context, db: Path | None, survey_id: str | None, out:
             if unknown:
                 raise Refused(f"--unit: no unit {', '.join(unknown)} in survey {project.id}")
             return await print_forms(storage, project, out, clock.now(ctx.obj.zone), units=list(units) or None,
-                                     reissue=reissue, pdf=not no_pdf)
+                                     reissue=reissue, pdf=not no_pdf, blocks=Blocks(blocks, nested_blocks))
 
     printed = asyncio.run(run())
     files = ", ".join(str(path) for path in printed.files.values())

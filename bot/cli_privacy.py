@@ -13,7 +13,7 @@ from bot.cli_database import DATABASE
 _WHAT = (("names", "names"), ("phones", "phones"), ("frame_people", "frame rows with name/phone"),
          ("chats", "chat links (chat ids)"), ("codes", "invitation codes"), ("accounts", "messenger account ids"),
          ("link_attempts", "link attempts"),
-         ("messages", "sent messages' chat ids and texts"))
+         ("messages", "sent messages' chat ids and texts"), ("media", "photos, recordings and files"))
 
 
 def _counts(counts: dict[str, int]) -> str:

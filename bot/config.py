@@ -61,6 +61,8 @@ class BotConfig:
     #: Wrong codes per minute from all chats of the bot before only chats with no wrong code in the
     #: last hour may try (a brute force from many chats); coordinators are told when it trips.
     code_failures_per_minute: int = 30
+    #: The largest file a media question takes, in MB (`bot/chat/media.py`).
+    media_limit_mb: int = 20
     #: Where the token is configured, for messages: "token_env ($NAME)" or "token".
     token_key: str = "token"
     #: What ``check_secrets`` reports: secrets read from environment variables that are not set.
@@ -96,6 +98,9 @@ class ConsoleConfig:
     #: Behind a reverse proxy: take the client's address (login limits, audit) from the last
     #: X-Forwarded-For entry the proxy added, not from the connection (which is the proxy's).
     behind_proxy: bool = False
+    #: Where jobs keep uploads and results (None: beside the SQLite file; for a PostgreSQL
+    #: database, in the folder khaosat runs in).
+    files_dir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -201,7 +206,9 @@ def load_config(path: Path) -> Config:
                   console=ConsoleConfig(host=console.listen, port=console.port,  # type: ignore[union-attr]
                                         secure_cookies=console.secure_cookies, session_hours=console.session_hours,
                                         max_upload_mb=console.max_upload_mb, refresh_seconds=console.refresh_seconds,
-                                        behind_proxy=console.behind_proxy) if "console" in raw else None,
+                                        behind_proxy=console.behind_proxy,
+                                        files_dir=_relative(path, console.files_dir) if console.files_dir else None)
+                  if "console" in raw else None,
                   web=web, process=ProcessConfig(**sections["process"].model_dump()))  # type: ignore[union-attr]
 
 
@@ -268,7 +275,8 @@ def _bot(path: Path, channel: str, table: BotTable, problems: Problems, of: str)
         open_stratum_question=table.open_stratum_question, coordinators=tuple(table.coordinators),
         pace=Pace(**table.pace.model_dump(exclude_none=True)),
         webhook_url=webhook.url, webhook_listen=webhook.listen, webhook_secret=secret,
-        code_attempts_per_hour=table.code_attempts_per_hour, code_failures_per_minute=table.code_failures_per_minute)
+        code_attempts_per_hour=table.code_attempts_per_hour, code_failures_per_minute=table.code_failures_per_minute,
+        media_limit_mb=table.media_limit_mb)
 
 
 def _form_ids(forms: tuple[Path, ...]) -> list[str] | None:

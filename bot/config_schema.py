@@ -128,6 +128,7 @@ class ConsoleSection(_Table):
     max_upload_mb: Annotated[int, Field(ge=1, le=10_000)] = 512
     refresh_seconds: Annotated[int, Field(ge=1, le=3600)] = 10
     behind_proxy: bool = False
+    files_dir: PathText | None = None
 
 
 class ProcessSection(_Table):
@@ -170,6 +171,8 @@ class BotTable(_Table):
     code_attempts_per_hour: Annotated[int, Field(ge=1, le=1000)] = 5
     #: Wrong codes per minute from all the bot's chats before only chats without one may try (hardening).
     code_failures_per_minute: Annotated[int, Field(ge=1, le=100_000)] = 30
+    #: The largest photo, recording or file a media question takes, in MB (Telegram serves up to 20).
+    media_limit_mb: Annotated[int, Field(ge=1, le=20)] = 20
 
 
 class TelegramBotTable(BotTable):

@@ -41,7 +41,6 @@ from rich.table import Table
 
 from bot import clock as clocks
 from bot.config import BotConfig, Config
-from bot.conversations import Conversations
 from bot.outbox import Pace
 from bot.reminders import reminder_pass
 from bot.run import RunningBot, tune_garbage_collector, reminder_bots, reminders_queued, run
@@ -51,6 +50,7 @@ from bot.web.settings import WebConfig
 from bot.zalo.emulator import ZaloBotApiEmulator, ZaloLimits
 from exporters.letters import Channels, Letter, issue_letters
 from exporters.progress import format_status_text, progress, survey_status
+from fieldwork.conversations import Conversations
 from fieldwork.data import ExportOptions, export as export_answers
 from storage import Storage, StorageError, open_storage, redacted
 from storage.personal_crypto import take_plaintext_warning
@@ -166,7 +166,7 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console,
     bots_task = asyncio.create_task(run(config, stop, clock=clock,
                                         started=lambda bots: (running.extend(bots), ready.set(),
                                                               tune_garbage_collector())))
-    await ready.wait()
+    await _until_ready(ready, bots_task, (emulator, zalo_emulator))
     _print_intro(console, survey, respondents, base, zalo_base, db_path, clock)
     transcripts = {"Telegram": Transcript(), "Zalo": Transcript(), "the web": Transcript()}
     browsers = aiohttp.TCPConnector(limit=100)
@@ -193,6 +193,20 @@ async def run_demo(out_dir: Path, respondents: int, seed: int, console: Console,
         await zalo_emulator.stop()
     return await _summarise(db_path, out_dir, console, survey, work, clock(), telegram.stats, zalo.stats,
                             emulator.violations + zalo_emulator.violations)
+
+
+async def _until_ready(ready: asyncio.Event, bots_task: asyncio.Task, emulators: tuple) -> None:
+    """Wait for the bots to be up; if `run` ends first (a bad port, a database it refuses), stop the
+    emulators and raise what ended it, instead of waiting for a readiness that will never come."""
+    waiting = asyncio.ensure_future(ready.wait())
+    await asyncio.wait({waiting, bots_task}, return_when=asyncio.FIRST_COMPLETED)
+    if ready.is_set():
+        return
+    waiting.cancel()
+    for emulator in emulators:
+        await emulator.stop()
+    bots_task.result()  # raises run's own error
+    raise click.ClickException("the bots stopped before they were ready")
 
 
 # -- the survey project, frame, sample and invitations ---------------------------------------------

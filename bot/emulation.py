@@ -241,6 +241,7 @@ class EmulatorServer(Generic[B]):
         """Serve on ``host:port`` (0 = any free port) and return the base URL for the client."""
         app = web.Application(client_max_size=self.client_max_size)
         app.router.add_route("*", "/bot{token}/{method}", self._serve)
+        self._add_routes(app)
         self._runner = web.AppRunner(app, shutdown_timeout=1.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host, port)
@@ -250,6 +251,9 @@ class EmulatorServer(Generic[B]):
         self._closing = False
         self.base_url = f"http://{host}:{bound_port}"
         return self.base_url
+
+    def _add_routes(self, app: web.Application) -> None:
+        """More routes of an emulator beside its API (files people sent, to download)."""
 
     async def stop(self) -> None:
         """End long polls at once, stop webhook delivery, close the server."""

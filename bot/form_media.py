@@ -39,7 +39,7 @@ def media_type(name: str) -> str:
 
 
 class FormMedia:
-    """Reads label media from the forms `questionnaire(form_id, version)` loads (bot.conversations)."""
+    """Reads label media from the forms `questionnaire(form_id, version)` loads (fieldwork.conversations)."""
 
     def __init__(self, questionnaire: Callable[[str, str], Awaitable[Questionnaire]]):
         self._questionnaire = questionnaire

@@ -4,13 +4,13 @@ Every process registers itself (``storage/coordination.py``) and beats every
 ``HEARTBEAT_SECONDS``; it counts as gone ``PROCESS_LEASE_SECONDS`` after its last beat.
 
 **Outbox: who sends which row.** Any process may send any row of the bots it runs: a row is
-claimed with ``Storage.claim_message`` (pending → sending, by this process, until
-``SEND_LEASE_SECONDS``), which only one claimer wins and which refuses a row while another
+claimed with ``Storage.claim_message`` (pending → sending, by this process, until the outbox's
+send lease ends), which only one claimer wins and which refuses a row while another
 message of its chat is in flight (order per chat, across processes). To keep claims from colliding
 and a chat's messages on one process (its per-chat rate is then kept by one token bucket), the live
 processes of a bot split its chats by a stable hash (``Share.owns``), recomputed at every beat (a
-dead process's chats move to the others once its lease lapses); a row pending longer than
-``STEAL_AFTER_SECONDS`` is anyone's, in case a live owner's sender is stuck. A
+dead process's chats move to the others once its lease lapses); a row pending longer than the
+outbox's steal delay (both in ``bot/outbox.py``) is anyone's, in case a live owner's sender is stuck. A
 process that dies mid-send leaves its row in *sending*; once the row's lease has passed and the
 process's heartbeat has lapsed, any live process turns it into *unknown* (``recover_abandoned``):
 never resent, as after a crash, and the person's question is shown again.
@@ -45,7 +45,6 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 
 from bot.chat.surveys import ChatLocks
-from bot.outbox import SEND_LEASE_SECONDS, STEAL_AFTER_SECONDS  # noqa: F401 - named in the docstring
 from aiohttp import web
 
 from storage import Storage

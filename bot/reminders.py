@@ -55,8 +55,8 @@ from typing import Callable, Sequence
 from zoneinfo import ZoneInfo
 
 from bot.outbox import BULK
-from bot.quotas import release_stale
 from exporters.progress import fieldwork_messages
+from fieldwork.quotas import release_stale
 from storage import OutgoingMessage, ReminderTexts, Storage
 from storage.atomic_files import atomic_open, make_folder
 from surveys.messages import say, ui_language

@@ -35,11 +35,9 @@ from bot.chat.privacy import ChatPrivacy
 from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
-from bot.conversations import Conversations
 from bot.form_media import FormMedia
 from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
 from bot.processes import Peers, SharedChatLocks, bot_key, serve_health
-from bot.quotas import QuotaGate
 from bot.reminders import ReminderBot, ReminderFeed, schedule
 from bot.telegram.channel import CHANNEL as TELEGRAM, TelegramSurveyBot
 from bot.telegram.render import TelegramRenderer
@@ -48,6 +46,8 @@ from bot.telegram.webhook import CheckedRequestHandler
 from bot.zalo.channel import CHANNEL as ZALO, ZaloRenderer, ZaloSurveyBot, poll as zalo_poll, webhook_handler
 from bot.zalo.client import ZaloClient, ZaloError
 from bot.zalo.transport import ZaloTransport
+from fieldwork.conversations import Conversations
+from fieldwork.quotas import QuotaGate
 from storage import QueuedMessage, Storage
 from storage.deliveries import deliveries
 from surveys.model import Questionnaire
@@ -103,7 +103,8 @@ def chat_core(config: BotConfig, storage: Storage, conversations: Conversations,
                           code_failures_per_minute=config.code_failures_per_minute, on_enqueued=on_enqueued)
     return ChatCore(surveys, clock, coordinators=tuple(str(c) for c in config.coordinators),
                     desk=CoordinatorDesk(conversations, export_dir, clock), fieldwork=Fieldwork(storage),
-                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock), locks=shared_chats)
+                    deliveries=deliveries(storage), privacy=ChatPrivacy(surveys, clock), locks=shared_chats,
+                    media_limit=config.media_limit_mb * 1024 * 1024)
 
 
 async def announce_fieldwork(core: ChatCore, channel: str, bot: str, renderer, stop: asyncio.Event,

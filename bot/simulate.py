@@ -126,7 +126,14 @@ class _Person:
         await self.user.send_text(text)
 
     async def _type(self, question: Question, attempt: int) -> None:
+        if question.type.is_media:
+            await self._send_media(question)
+            return
         await self._send(self.typed.value(question, attempt))
+
+    async def _send_media(self, question: Question) -> None:
+        """A media question: what this platform lets a person send (a channel without files skips)."""
+        await self._send("bỏ qua")
 
     async def _retype(self) -> None:
         """After an error message about the value just typed: type another one."""
@@ -181,6 +188,18 @@ class _Person:
 
 class TelegramPerson(_Person):
     user: SimulatedUser
+
+    async def _send_media(self, question: Question) -> None:
+        kind = question.type
+        self._say(f"(gửi {'ảnh' if kind is QuestionType.IMAGE else 'tin nhắn thoại' if kind is QuestionType.AUDIO else 'tệp'})")
+        if kind is QuestionType.IMAGE:
+            await self.user.send_photo(SAMPLE_PHOTO)
+        elif kind is QuestionType.AUDIO:
+            await self.user.send_voice(b"OggS" + bytes(200))
+        elif kind is QuestionType.VIDEO:
+            await self.user.send_video(bytes(8) + b"ftypmp42" + bytes(200))
+        else:
+            await self.user.send_document(b"%PDF-1.4\n%%EOF\n", "giay-to.pdf", "application/pdf")
 
     def __init__(self, user: SimulatedUser, form: Questionnaire, code: str, rng: random.Random,
                  transcript: Transcript | None = None, behaviour: Behaviour = Behaviour(),
@@ -265,6 +284,8 @@ def question_in(form: Questionnaire, text: str) -> Question | None:
     return None
 
 
+#: What a simulated person sends as a photo (the emulators do not decode images).
+SAMPLE_PHOTO = b"\xff\xd8\xff\xe0" + bytes(256)
 _OPTION = re.compile(r"^  (\d+)\. (?:\[[ x]\] )?(.+)$", re.MULTILINE)
 
 
@@ -272,6 +293,13 @@ class ZaloPerson(_Person):
     """Someone answering on Zalo: no buttons, so numbers, words, 0 to go back, «bỏ qua» to skip."""
 
     user: SimulatedZaloUser
+
+    async def _send_media(self, question: Question) -> None:
+        if question.type in (QuestionType.IMAGE, QuestionType.FILE):  # Zalo passes photos only
+            self._say("(gửi một ảnh)")
+            await self.user.send_image(SAMPLE_PHOTO)
+        else:
+            await self._send("bỏ qua")
 
     async def _open(self) -> None:
         await self._send(f"{self.code[:4]} {self.code[4:]}")  # typed from the letter

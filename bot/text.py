@@ -43,9 +43,14 @@ def render_ask(ask: Ask, language: str, *, show_names: bool = False, chat: bool 
         lines.append(say("consent_typed_hint", ui, **consent_words(ui)))
     elif ask.kind is PromptKind.ACKNOWLEDGE:
         lines.append(say("acknowledge_hint", ui))
+    elif ask.kind is PromptKind.RANK and len(ask.options) > 1:
+        numbers = [str(option.number) for option in ask.options]
+        lines.append(say("rank_typed_hint", ui, example=" ".join(numbers[-1:] + numbers[:-1])))
     if ask.current_answer:
         lines.append(say("current_answer", ui, value=plain_text(ask.current_answer)))
-    if not ask.required and ask.kind not in (PromptKind.CONSENT, PromptKind.ACKNOWLEDGE):
+    if not ask.required and ask.kind is PromptKind.RANK and chat:
+        lines.append(say("rank_done_hint", ui))
+    elif not ask.required and ask.kind not in (PromptKind.CONSENT, PromptKind.ACKNOWLEDGE):
         lines.append(say("skip_word_hint" if chat else "skip_hint", ui))
     if chat and ask.can_go_back:
         lines.append(say("back_words_hint", ui))

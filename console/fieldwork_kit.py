@@ -33,7 +33,8 @@ def install_runner(app: web.Application) -> None:
     async def start(app: web.Application) -> None:
         console = app[CONSOLE]
         if RUNNER not in console.extras:
-            console.extras[RUNNER] = job_runner = JobRunner(console.database, console.stores.jobs)
+            console.extras[RUNNER] = job_runner = JobRunner(console.database, console.stores.jobs,
+                                                                   root=console.config.files_dir)
             await console.stores.jobs.fail_unfinished(_now(), f"{STOPPED} (the console was restarted)")
             console.extras[CLEANER] = asyncio.create_task(_remove_old_files(console, job_runner),
                                                           name="console job files")

@@ -221,4 +221,13 @@ i18n.add_texts({
     "units_no_data": {"vi": "Tài khoản giới hạn theo đơn vị không xuất được dữ liệu cả khảo sát.",
                       "en": "An account limited to some units cannot export the whole survey's data."},
     "started_job": {"vi": "Đã bắt đầu; tiến độ hiện bên dưới.", "en": "Started; progress is shown below."},
+    # zalobundle: an export with repeat tables (and media answers) is one ZIP
+    "job_done_export_zip": {
+        "vi": "{rows} dòng × {columns} cột ({layout}, {file_format}); tệp ZIP gồm {tables} bảng: {names}",
+        "en": "{rows} rows × {columns} columns ({layout}, {file_format}); the ZIP holds {tables} tables: {names}"},
+    "job_done_export_zip_media": {
+        "vi": "{rows} dòng × {columns} cột ({layout}, {file_format}); tệp ZIP gồm {tables} bảng: {names}; "
+              "và {media} tệp đa phương tiện trong thư mục {folder}",
+        "en": "{rows} rows × {columns} columns ({layout}, {file_format}); the ZIP holds {tables} tables: {names}; "
+              "and {media} media files in the folder {folder}"},
 })

@@ -28,6 +28,7 @@ async def _project(storage, job):
 
 
 async def export(storage, job, params, folder: Path, progress):
+    from exporters.bundle import media_folder
     from fieldwork.data import EXPORT_SUFFIX, ExportOptions, export as export_answers
 
     options = ExportOptions(params["file_format"], params.get("layout", "wide"), params.get("form_id") or None,
@@ -39,8 +40,29 @@ async def export(storage, job, params, folder: Path, progress):
     out = folder / f"{name}{EXPORT_SUFFIX[options.file_format]}"
     progress(0.0, keyed("job_step_reading_sessions"))
     done = await export_answers(storage, out, options, progress=progress.counter("sessions", 0.0, 0.8))
-    return str(out), keyed("job_done_export", rows=done.rows, columns=done.columns, layout=options.layout,
-                           file_format=options.file_format)
+    figures = dict(rows=done.rows, columns=done.columns, layout=options.layout, file_format=options.file_format)
+    progress(0.9, keyed("job_step_packing"))
+    handed = await _hand_over(out)
+    if not handed.bundled:
+        return str(out), keyed("job_done_export", **figures)
+    # One download: the ZIP of the main table, a table per repeat (and media answers); the page says which.
+    inside = dict(tables=len(handed.tables), names=", ".join(handed.tables))
+    if handed.media:
+        return str(handed.path), keyed("job_done_export_zip_media", **figures, **inside, media=handed.media,
+                                       folder=f"{media_folder(out).name}/")
+    return str(handed.path), keyed("job_done_export_zip", **figures, **inside)
+
+
+async def _hand_over(out: Path):
+    import asyncio
+
+    from exporters.bundle import handover
+    from fieldwork import Refused
+
+    try:
+        return await asyncio.to_thread(handover, out)
+    except OSError as error:  # the disk filled while packing: the job fails with one line
+        raise Refused(str(error)) from None
 
 
 async def frame_import(storage, job, params, folder: Path, progress):

@@ -56,7 +56,8 @@ URL_VARIABLE = "KHAOSAT_JOB_DATABASE"
 
 def files_dir(database: Path | str) -> Path:
     """Where jobs keep their uploads and results: beside the database, one folder per job (for a
-    PostgreSQL URL, in the folder the console runs in, named after the database)."""
+    PostgreSQL URL, in the folder the console runs in, named after the database), unless the
+    configuration's ``[console] files_dir`` says where."""
     if isinstance(database, str):
         return Path.cwd() / f"{urlsplit(database).path.strip('/')}-console-files"
     return database.parent / f"{database.stem}-console-files"
@@ -69,10 +70,10 @@ def _now() -> str:
 class JobRunner:
     """Starts the child process of each submitted job and reaps it (one per console)."""
 
-    def __init__(self, database: Path | str, jobs, *, max_running: int = MAX_RUNNING):
+    def __init__(self, database: Path | str, jobs, *, max_running: int = MAX_RUNNING, root: Path | None = None):
         self.database = database if is_postgresql_url(database) else Path(database)
         self.jobs = jobs  # storage.jobs.Jobs
-        self.root = files_dir(self.database)
+        self.root = root or files_dir(self.database)  # [console] files_dir, else files_dir()
         self._slots = asyncio.Semaphore(max_running)
         self._tasks: set[asyncio.Task] = set()
         self._processes: dict[str, asyncio.subprocess.Process] = {}

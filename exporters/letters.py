@@ -18,9 +18,9 @@ from typing import Callable
 
 import segno
 
-from bot.invitations import code_hash, new_link_code, new_typed_code
 from storage import Respondent, Storage
 from storage.atomic_files import atomic_open, atomic_path, write_text
+from surveys.invitation_codes import code_hash, new_link_code, new_typed_code
 from surveys.project import SurveyProject, stored_project
 
 #: The title of letters to people in no stored survey project.

@@ -218,7 +218,7 @@ async def survey_status(storage: Storage, project: SurveyProject, now: dt.dateti
     since = (local - dt.timedelta(days=pace_days)).isoformat()
 
     counts = await storage.status_counts(project.id)
-    # Quota fill from the quota slots (bot/quotas.py): completed slots, or with count_at =
+    # Quota fill from the quota slots (fieldwork/quotas.py): completed slots, or with count_at =
     # "start" reserved + completed; strata without slots fall back to their completes.
     slots = await storage.quota_counts(project.id)
     filled = {stratum: c["completed"] + (c["reserved"] if project.quotas.count_at == "start" else 0)

@@ -14,7 +14,9 @@ Layouts
     `SAMPLE_COLUMNS`, then ``sample_<attribute>`` for the frame's strata attributes), then one
     column per question in form order (notes excluded; calculations and start/end/today
     metadata included). A select_multiple gives XLSForm's space-separated choice names
-    column **plus** one 0/1 column per choice named ``question/choice`` (ODK's convention).
+    column **plus** one 0/1 column per choice named ``question/choice`` (ODK's convention); a
+    rank gives the names in rank order plus one column per choice, ``question/choice``, with
+    the rank given to that choice (1 = first).
     *long*: one row per stored answer (session × question reached): value, value label,
     status and the time of the answer's last change (from the answer history).
 
@@ -101,21 +103,11 @@ _INTEGER_NAME = re.compile(r"^[+-]?\d+$")
 #: channel the session started on, or ``paper`` when it was typed from a paper form.
 WIDE_SESSION_COLUMNS = (*SESSION_COLUMNS[:5], "last_channel", "mode", *SESSION_COLUMNS[5:])
 
-# Labels of columns added here. TODO(lead): move into surveys.messages.EXPORT_LABELS, the one place
-# for texts (this branch may not edit that module).
-_LABELS = {"last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"},
-           "mode": {"vi": "Hình thức trả lời", "en": "Mode"},
-           # repeat tables (exporters/repeat_tables.py), as KoBoToolbox names their columns
-           "row_index": {"vi": "Số thứ tự dòng (_index)", "en": "Row number (_index)"},
-           "parent_table": {"vi": "Bảng cha", "en": "Parent table"},
-           "parent_index": {"vi": "Dòng của bảng cha (_index của bảng cha)", "en": "Row of the parent table (its _index)"},
-           "instance_number": {"vi": "Lần lặp thứ (trong dòng cha)", "en": "Instance number (within the parent row)"}}
-
 
 def text(key: str, language: str) -> str:
     """A column or value label of exports (``EXPORT_LABELS``); a language other than vi and en gets English."""
     language = language if language in ("vi", "en") else "en"
-    return translate(_LABELS if key in _LABELS else EXPORT_LABELS, key, language)
+    return translate(EXPORT_LABELS, key, language)
 
 
 def last_channels(first: Sequence[str], last_event_keys: Sequence[str | None]) -> list[str]:
@@ -425,6 +417,19 @@ def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_
             questions[dummy] = name
             if skip is not None and skip.any():
                 skipped[dummy] = skip
+    elif kind is QuestionType.RANK:
+        # ODK's text (the names in rank order) plus, as select_multiple's 0/1 columns, one column
+        # per choice with the rank given to it (1 = first; empty: not ranked, e.g. stopped early).
+        data[name] = pd.array(_cells(raw, decoded, " ".join), dtype=object)
+        kinds[name] = "rank"
+        for choice, choice_label in column.choices.items():
+            dummy = f"{name}/{choice}"
+            data[dummy] = pd.array(_cells(raw, decoded, lambda v, c=choice: _rank_of(v, c)), dtype="Int64")
+            labels[dummy] = f"{label}: {choice_label} ({text('rank_of', language)})"
+            kinds[dummy] = "rank_position"
+            questions[dummy] = name
+            if skip is not None and skip.any():
+                skipped[dummy] = skip
     elif kind is QuestionType.INTEGER:
         data[name] = pd.array(_cells(raw, decoded, int), dtype="Int64")
         kinds[name] = "integer"
@@ -438,6 +443,9 @@ def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_
         else:
             data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
         kinds[name] = "calculate"
+    elif kind.is_media:  # the stored file's name; `exporters.media_files` puts the file beside the export
+        data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
+        kinds[name] = "media"
     else:
         data[name] = pd.array(_cells(raw, decoded, _text_cell), dtype=object)
         kinds[name] = {QuestionType.DATE: "date", QuestionType.TEXT: "text", QuestionType.GEOPOINT: "text",
@@ -445,6 +453,12 @@ def add_question_columns(name: str, column: "_Column", raw: np.ndarray, skipped_
                        QuestionType.ACKNOWLEDGE: "acknowledge"}.get(kind, "metadata")
     if skip is not None and skip.any():
         skipped[name] = skip
+
+
+def _rank_of(value: Any, choice: str) -> int | None:
+    """The rank (1 = first) a rank answer gives `choice`; None when it is not ranked."""
+    names = value.split() if isinstance(value, str) else [str(name) for name in value]
+    return names.index(choice) + 1 if choice in names else None
 
 
 def _text_cell(value: Any) -> str:
@@ -464,10 +478,12 @@ def _objects(items: list[Any]) -> np.ndarray:
 # -- codebook --------------------------------------------------------------------------------
 
 _KIND_TYPES = {"select_one": "select_one", "select_multiple": "select_multiple", "choice": "0/1",
+               "rank": "rank (choice names in rank order)", "rank_position": "rank (1 = first)",
                "integer": "integer", "decimal": "decimal", "text": "text",
                "date": "date (ISO 8601 text in CSV; a date in SPSS, Stata, Excel and Parquet)",
                "calculate": "calculate", "metadata": "metadata", "acknowledge": "acknowledge",
-               "personal": "PERSONAL DATA (text)"}
+               "personal": "PERSONAL DATA (text)",
+               "media": "media (the file's path, in the <export>-media/ folder beside the export)"}
 
 
 def codebook_rows(table: ExportTable) -> list[dict[str, Any]]:

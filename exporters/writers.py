@@ -415,6 +415,8 @@ def sav_formats(table: ExportTable, sav: StatisticalFile) -> tuple[dict[str, str
             measures[legal] = "ordinal" if numeric else "nominal"
         elif kind == "choice":
             measures[legal] = "nominal"
+        elif kind == "rank_position":
+            measures[legal] = "ordinal"
         elif numeric or sav.df[legal].dtype.kind == "M" or column in TIMESTAMP_COLUMNS:
             measures[legal] = "scale"
         else:

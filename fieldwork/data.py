@@ -6,8 +6,12 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
+from zoneinfo import ZoneInfo
 
 from fieldwork import Refused
+
+#: Reports are dated in Vietnam's time, as `bot.clock` reads it (not imported: fieldwork sits below the chat).
+_VIETNAM = ZoneInfo("Asia/Ho_Chi_Minh")
 
 EXPORT_FORMATS = ("csv", "xlsx", "sav", "dta", "parquet")
 EXPORT_LAYOUTS = ("wide", "long")
@@ -83,12 +87,22 @@ async def export(storage, out: Path, options: ExportOptions, *, where: str = "th
     except OSError as error:  # the disk is full, the folder read-only…: one line, no half file left
         raise Refused(describe(error, out)) from None
     try:
+        table = await _media_beside(storage, table, out)
         write(table, out, options.file_format, options.write_options())
+    except StorageError as error:
+        raise Refused(f"{where}: {error}") from None
     except ExportError as error:
         raise Refused(f"cannot write {out}: {error}") from None
     except OSError as error:  # the disk is full, the folder read-only…: one line, no half file left
         raise Refused(describe(error, out)) from None
     return Exported(out, len(table.df), len(table.df.columns))
+
+
+async def _media_beside(storage, table, out: Path):
+    """The files of media answers in ``<stem>-media/`` beside ``out`` (`exporters.media_files`)."""
+    from exporters.media_files import write_media
+
+    return await write_media(table, out, lambda ids: storage.media.media_files(list(ids)))
 
 
 async def _export_long_csv(storage, out: Path, options: ExportOptions,
@@ -149,7 +163,6 @@ async def report(out: Path, *, storage=None, project=None, scores_path: Path | N
                  weights_path: Path | None = None, weight_column: str | None = None, language: str = "vi",
                  now: dt.datetime, console=None):
     """report.html and report.xlsx in ``out`` from whichever inputs are given (see ``exporters.report``)."""
-    from bot import clock
     from exporters.progress import survey_status
     from exporters.report import ReportInputs, build_report, load_scores, load_weights
 
@@ -157,7 +170,7 @@ async def report(out: Path, *, storage=None, project=None, scores_path: Path | N
         raise Refused("--weight-column needs --weights FILE")
     if storage is None and scores_path is None and weights_path is None:
         raise Refused("nothing to report: give --db (or --config), --scores FILE or --weights FILE")
-    inputs = ReportInputs(language=language, generated=now.astimezone(clock.VIETNAM))
+    inputs = ReportInputs(language=language, generated=now.astimezone(_VIETNAM))
     if storage is None:
         inputs.skipped.append("fieldwork")
     else:

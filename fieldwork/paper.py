@@ -10,7 +10,7 @@ the differences, and make the result the person's session.
 * ``save_entry`` stores what one person typed (entry 1, entry 2 by someone else, or the resolution),
   checked first by the engine (``fieldwork.paper_entry.check``): an entry the form refuses is not
   stored. When two entries agree, or once their differences are resolved, ``write`` replays the
-  answers through ``bot.conversations.Conversations`` — the step path of chat answers, with the
+  answers through ``fieldwork.conversations.Conversations`` — the step path of chat answers, with the
   quota gate — on the person's session, with event keys ``paper:<form>:<prompt>:<kind>``, so
   dispositions, quotas and answer history follow as for a chat, the export's mode is ``paper``,
   and writing the same form again changes nothing.
@@ -28,8 +28,9 @@ from pathlib import Path
 from typing import Callable, Mapping
 
 from fieldwork import Refused
-from fieldwork.paper_entry import Checked, check, differences, events, normalise
+from fieldwork.paper_entry import Checked, check, differences, events, normalise, replay_budget
 from fieldwork.paper_form import PAPER, Copy, FormPrinter, forms_html
+from fieldwork.paper_repeats import Blocks, typed_fields
 from surveys.model import Questionnaire
 from surveys.privacy import PrivacyNotice, notice_of
 
@@ -77,12 +78,14 @@ async def latest_forms(storage) -> dict[str, tuple[Questionnaire, str]]:
 
 async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: list[str] | None = None,
                       reissue: bool = False, respondent: int | None = None, pdf: bool = True,
+                      blocks: Blocks = Blocks(),
                       progress: Callable[[int, int], None] = lambda done, total: None) -> Printed:
     """A paper form for every person of the survey (or of ``units``, or one ``respondent``) who has
-    no code yet (``reissue``: everyone not yet reached, with new codes; old ones stop working)."""
-    from bot.invitations import code_hash
+    no code yet (``reissue``: everyone not yet reached, with new codes; old ones stop working).
+    ``blocks``: how many blank blocks a repeat of unknown size gets (``fieldwork.paper_repeats``)."""
     from exporters.letters import Channels, issue_letters
     from fieldwork.invitations import check_writable, print_pdf, survey_respondents
+    from surveys.invitation_codes import code_hash
 
     people = await survey_respondents(storage, project.id, units)
     if respondent is not None:
@@ -118,7 +121,7 @@ async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: li
         await storage.paper.record_paper_form(code_hash(letter.typed_code), person.id, project.id, form.form_id,
                                               version, at.isoformat())
         printer = printers.get(form.form_id) or printers.setdefault(
-            form.form_id, FormPrinter(form, notice_of(project, form.title), image_file))
+            form.form_id, FormPrinter(form, notice_of(project, form.title), blocks, image_src=image_file))
         code = f"{letter.typed_code[:4]} {letter.typed_code[4:]}"
         unit = project.units[member_unit[person.id]].name if member_unit.get(person.id) in project.units else ""
         pages.append(printer.copy(Copy(code, project.title, unit)))
@@ -183,7 +186,7 @@ class FormState:
 async def find_form(storage, code: str):
     """The paper form printed with ``code`` (as typed or scanned: spaces, dashes and case do not
     matter), or None."""
-    from bot.invitations import code_hash, is_typed_code, normalise_typed_code
+    from surveys.invitation_codes import code_hash, is_typed_code, normalise_typed_code
 
     cleaned = normalise_typed_code(code)
     if not is_typed_code(cleaned):
@@ -233,7 +236,7 @@ async def save_entry(storage, paper_form_id: int, pass_number: int, typed: Mappi
         raise Refused("the second entry must be typed by another person than the first")
     if pass_number == 1 and 2 in state.entries and state.entries[2].username == username:
         raise Refused("the first entry must be typed by another person than the second")
-    values = {q.name: normalise(q, typed.get(q.name)) for q in state.form.asked}
+    values = {key: normalise(q, typed.get(key)) for key, q in typed_fields(state.form, typed)}
     values = {name: value for name, value in values.items() if value}
     checked = check(state.form, values, at, language)
     if not checked.ok:
@@ -255,8 +258,8 @@ async def save_entry(storage, paper_form_id: int, pass_number: int, typed: Mappi
 
 async def write(storage, state: FormState, typed: Mapping[str, str], language: str, at: dt.datetime) -> int:
     """Replay the final answers on the person's session through the chat's step path; returns its id."""
-    from bot.conversations import Conversations
-    from bot.quotas import QuotaGate
+    from fieldwork.conversations import Conversations
+    from fieldwork.quotas import QuotaGate
     from surveys import codec, engine
 
     paper = state.paper
@@ -269,7 +272,7 @@ async def write(storage, state: FormState, typed: Mapping[str, str], language: s
                       f"(session {record.id}); the paper form was not written")
     form = await conversations.questionnaire(record.form_id, record.form_version)
     current = codec.decode_state(record.state)
-    for _ in range(4 * len(form.questions) + 16):
+    for _ in range(max(4 * len(form.questions) + 16, replay_budget(form, typed))):
         planned = events(form, current, typed, at)
         if planned is None:
             break

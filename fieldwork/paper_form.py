@@ -7,6 +7,11 @@ dates, lines for text. Above the questions, the survey's consent text (``surveys
 languages with its version: a returned form is a consent to that text. Each copy carries the
 person's code and a QR code of it, so a returned form identifies its respondent (a scanner
 reading the QR types the code on the entry screen).
+
+A repeat group (a household roster) is printed as one framed block per instance, headed by the
+repeat's label and the block's number ("Thành viên 1 / Member 1"), nested repeats inside their
+parent's block, under an instruction ("one block per member; leave unused blocks empty"); how many
+blocks is ``fieldwork.paper_repeats``'s rule.
 """
 
 from __future__ import annotations
@@ -20,10 +25,12 @@ from typing import Callable
 
 import segno
 
+from fieldwork.paper_repeats import Blocks, block_path, fill_label, literal_count, position_names, printed_blocks
 from surveys.markup import render_html
 from surveys.model import Question, QuestionType, Questionnaire
 from surveys.phrasing import Phraser, choice_codes, constraint_words, numbering
 from surveys.privacy import PrivacyNotice
+from surveys.repeats import Block, repeat_plan
 
 LANGUAGES = ("vi", "en")
 #: The channel of what is typed from paper: its sessions, and the consent its printed text records.
@@ -43,27 +50,28 @@ def _e(text: str) -> str:
     return html.escape(text or "")
 
 
-def refuse_repeats(form: Questionnaire) -> None:
-    """Paper forms have one box per question: a form with repeat groups (a household roster) has
-    no printed layout or typed entry yet, so it is refused by name rather than printed wrong."""
+def refuse_unprintable(form: Questionnaire) -> None:
+    """What paper cannot carry, refused by name: a required photo, recording or file (an optional
+    one is printed as "not on paper" and left empty)."""
     from fieldwork import Refused
-    from surveys.repeats import repeat_plan
 
-    repeats = sorted(repeat_plan(form).repeat_names)
-    if repeats:
-        raise Refused(f"questionnaire {form.form_id} has repeat groups ({', '.join(repeats)}): paper forms and "
-                      "paper entry do not support repeats yet; nothing printed or written")
+    required = [q.name for q in form.questions if q.type.is_media and q.required is not None
+                and q.required.source.strip() not in ("false()", "0")]
+    if required:
+        raise Refused(f"questionnaire {form.form_id} requires a photo, recording or file ({', '.join(required)}), "
+                      "which a paper form cannot carry: make it optional to print the form; nothing printed or written")
 
 
 class FormPrinter:
     """The body of one questionnaire, worked out once, printed for every copy."""
 
-    def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None,
+    def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None, blocks: Blocks = Blocks(), *,
                  image_src: Callable[[str, bytes], str] | None = None):
         """`image_src(name, bytes)`: the address a label's image is printed from (`print_forms` writes
         each file once beside the HTML: every copy repeats the body); by default a data URI."""
-        refuse_repeats(form)
+        refuse_unprintable(form)
         self.form = form
+        self.blocks = blocks
         self.image_src = image_src or _data_uri
         self.numbers = numbering(form)
         self.phrasers = {lang: Phraser(form, lang) for lang in LANGUAGES}
@@ -76,17 +84,15 @@ class FormPrinter:
         return (f'<div class="consent"><p class="vi">{_e(vi.text)}</p><p class="en">{_e(en.text)}</p>'
                 f'<p class="version">Phiên bản {_e(vi.version)} / Version {_e(en.version)}</p></div>')
 
-    def text(self, text, lang: str) -> str:
-        """A label in ``lang``; a ``${name}`` in it (an answer shown in chat) points to its question."""
+    def text(self, text, lang: str, positions: dict[str, int] | None = None) -> str:
+        """A label in ``lang``; a ``${name}`` in it (an answer shown in chat) points to its question,
+        or, for an instance's ``position(..)`` (``positions``), is the block's number."""
         words = text.get(lang, self.form.default_language) if text else ""
-        if "${" not in words:
-            return words
-        phraser = self.phrasers[lang]
-        return re.sub(r"\$\{([^{}]*)\}", lambda m: f"({phraser.question(m.group(1)) or '…'})", words)
+        return fill_label(words, self.phrasers[lang], positions or {})
 
-    def both(self, text, css: str = "") -> str:
+    def both(self, text, css: str = "", positions: dict[str, int] | None = None) -> str:
         """A text in Vietnamese, with the English beneath when it differs."""
-        vi, en = self.text(text, "vi"), self.text(text, "en")
+        vi, en = self.text(text, "vi", positions), self.text(text, "en", positions)
         # render_html escapes the text and keeps the label's **bold** and *italic* (surveys/markup.py).
         out = f'<span class="vi {css}">{render_html(vi)}</span>'
         if en and en != vi:
@@ -116,12 +122,17 @@ class FormPrinter:
         runs: dict[str, tuple[str, int, int, int | None]] = {}
         index = 0
         while index < len(asked):
-            conditions = self.form.conditions(asked[index])
+            conditions, repeats = self.form.conditions(asked[index]), asked[index].repeats
             end = index
-            while end + 1 < len(asked) and self.form.conditions(asked[end + 1]) == conditions:
+            while end + 1 < len(asked) and self.form.conditions(asked[end + 1]) == conditions \
+                    and asked[end + 1].repeats == repeats:
                 end += 1
             if conditions:
-                after = self.numbers[asked[end + 1].name] if end + 1 < len(asked) else None
+                # Inside a block, a question after the block's end is not where the skip goes: None
+                # (the instruction says "the next block").
+                following = asked[end + 1] if end + 1 < len(asked) else None
+                after = self.numbers[following.name] if following is not None \
+                    and following.repeats[:len(repeats)] == repeats else None
                 runs[asked[index].name] = (asked[index].name, self.numbers[asked[index].name],
                                            self.numbers[asked[end].name], after)
             index = end + 1
@@ -134,47 +145,105 @@ class FormPrinter:
             words = phraser.words["and"].join(phraser.condition(c) for c in self.form.conditions(question))
             span = f"{first}" if first == last else f"{first}–{last}"
             if lang == "vi":
-                where = f"chuyển sang câu {after}" if after else "chuyển sang phần cuối phiếu"
+                where = f"chuyển sang câu {after}" if after else \
+                    "chuyển sang khối tiếp theo" if question.repeats else "chuyển sang phần cuối phiếu"
                 parts.append(f'<span class="vi">Nếu {_e(words)}, trả lời câu {span}; nếu không, {where}.</span>')
             else:
-                where = f"go to Q{after}" if after else "go to the end of the form"
+                where = f"go to Q{after}" if after else \
+                    "go to the next block" if question.repeats else "go to the end of the form"
                 parts.append(f'<span class="en">If {_e(words)}, answer Q{span}; otherwise {where}.</span>')
         return f'<p class="skip">➜ {"".join(parts)}</p>'
 
     # -- questions -----------------------------------------------------------------------------
 
     def _body(self) -> str:
-        runs = self._runs()
+        self.runs = self._runs()
+        return "\n".join(self._items(repeat_plan(self.form).root, (), ()))
+
+    def _items(self, block: Block, repeats: tuple[str, ...], numbers: tuple[int, ...]) -> list[str]:
+        """A block's questions and inner repeats, in form order (the form itself: ``repeats`` empty)."""
         out, group = [], None
-        for question in self.form.questions:
-            if question.groups != group and question.type.is_shown:
-                group = question.groups
-                labels = [self.form.groups[g].label for g in question.groups if self.form.groups[g].label]
+        positions = self._positions(repeats, numbers)
+        for item in block.items:
+            if isinstance(item, Block):
+                out.append(self._repeat(item, repeats, numbers))
+                continue
+            question = self.form.questions[item]
+            # The headings of the groups inside the innermost repeat (that repeat's own heading is the block's).
+            groups = question.groups[question.groups.index(repeats[-1]) + 1:] if repeats else question.groups
+            if groups != group and question.type.is_shown:
+                group = groups
+                labels = [self.form.groups[g].label for g in groups
+                          if self.form.groups[g].label and not self.form.groups[g].repeat]
                 if labels:
-                    out.append(f'<h2 class="section">{self.both(labels[-1])}</h2>')
+                    out.append(f'<h2 class="section">{self.both(labels[-1], positions=positions)}</h2>')
             if question.type is QuestionType.NOTE:
-                out.append(f'<div class="note">{self.both(question.label)}{self.image(question)}</div>')
+                out.append(f'<div class="note">{self.both(question.label, positions=positions)}{self.image(question)}</div>')
                 continue
             if question.name not in self.numbers:
                 continue
-            if question.name in runs:
-                _, first, last, after = runs[question.name]
+            if question.name in self.runs:
+                _, first, last, after = self.runs[question.name]
                 out.append(self.skip_instruction(question, first, last, after))
-            out.append(self._question(question))
-        return "\n".join(out)
+            out.append(self._question(question, positions, block_path(repeats, numbers) if repeats else ""))
+        return out
 
-    def _question(self, question: Question) -> str:
+    def _positions(self, repeats: tuple[str, ...], numbers: tuple[int, ...]) -> dict[str, int]:
+        """The instance's ``position(..)`` calculations (``${pos}`` in a label): the block's number."""
+        return {name: numbers[-1] for name in position_names(self.form, repeats)} if repeats else {}
+
+    def _repeat(self, block: Block, repeats: tuple[str, ...], numbers: tuple[int, ...]) -> str:
+        """A repeat: its instruction, then one block per instance, each headed by its name and number."""
+        group = self.form.groups[block.name]
+        count = printed_blocks(self.form, block.name, self.blocks)
+        inner = repeats + (block.name,)
+        heading = f'<h2 class="section">{self.both(group.label)}</h2>' if group.label and not repeats else ""
+        instances = []
+        vi, en = (self.text(group.label, lang) or block.name for lang in LANGUAGES)
+        for number in range(1, count + 1):
+            title = f'<span class="vi">{_e(vi)} {number}</span>' + (
+                f'<span class="en">{_e(en)} {number}</span>' if en != vi else "")
+            body = "\n".join(self._items(block, inner, numbers + (number,)))
+            instances.append(f'<div class="instance" data-block="{_e(block_path(inner, numbers + (number,)))}">'
+                             f'<h3 class="instance-title">{title}</h3>\n{body}</div>')
+        return (f'<div class="repeat" data-repeat="{_e(block.name)}">{heading}{self._repeat_how(block.name)}\n'
+                + "\n".join(instances) + "</div>")
+
+    def _repeat_how(self, name: str) -> str:
+        """How to fill a repeat's blocks: one per instance, unused ones left empty."""
+        group, parts = self.form.groups[name], []
+        literal = literal_count(self.form, name)
+        for lang in LANGUAGES:
+            label = self.text(group.label, lang) or name
+            label = label[:1].lower() + label[1:]
+            count = self.phrasers[lang].readable(group.repeat_count.source) if group.repeat_count is not None else ""
+            if lang == "vi":
+                words = (f"Mỗi {label} một khối ({literal} khối)." if literal is not None else
+                         f"Mỗi {label} một khối; điền số khối bằng {count}; để trống các khối không dùng."
+                         if count else f"Mỗi {label} một khối, điền theo thứ tự; để trống các khối không dùng; "
+                                       "nếu không đủ khối, xin ghi tiếp vào tờ rời.")
+            else:
+                words = (f"One block per {label} ({literal} blocks)." if literal is not None else
+                         f"One block per {label}; fill as many blocks as {count}; leave unused blocks empty."
+                         if count else f"One block per {label}, in order; leave unused blocks empty; if the "
+                                       "blocks are not enough, continue on a separate sheet.")
+            parts.append(f'<span class="{lang}">{_e(words)}</span>')
+        return f'<p class="repeat-how">{"".join(parts)}</p>'
+
+    def _question(self, question: Question, positions: dict[str, int] | None = None, path: str = "") -> str:
         number = self.numbers[question.name]
         required = question.required is not None and question.required.source.strip() not in ("false()", "0")
         mark = '<span class="req" title="bắt buộc / required">*</span>' if required else ""
-        hint = f'<p class="hint">{self.both(question.hint)}</p>' if question.hint else ""
+        hint = f'<p class="hint">{self.both(question.hint, positions=positions)}</p>' if question.hint else ""
         rule = ""
         words = [constraint_words(question, lang) for lang in LANGUAGES]
         if any(words):
             rule = (f'<p class="rule"><span class="vi">{_e(words[0])}</span>'
                     + (f'<span class="en">{_e(words[1])}</span>' if words[1] and words[1] != words[0] else "") + "</p>")
-        return (f'<div class="q" id="q{number}"><p class="label"><b class="num">{number}.</b>{mark} '
-                f'{self.both(question.label)}</p>{self.image(question)}{hint}{self._answer(question)}{rule}</div>')
+        where = f' data-block="{_e(path)}"' if path else f' id="q{number}"'  # a number repeats in every block
+        return (f'<div class="q"{where}><p class="label"><b class="num">{number}.</b>{mark} '
+                f'{self.both(question.label, positions=positions)}</p>{self.image(question)}{hint}'
+                f'{self._answer(question)}{rule}</div>')
 
     def _answer(self, question: Question) -> str:
         kind = question.type
@@ -182,10 +251,15 @@ class FormPrinter:
             codes = choice_codes(question)
             how = ('<p class="how"><span class="vi">Khoanh tròn một mã</span><span class="en">Circle one code</span></p>'
                    if kind is QuestionType.SELECT_ONE else
+                   '<p class="how"><span class="vi">Ghi các mã theo thứ tự ưu tiên, quan trọng nhất trước</span>'
+                   '<span class="en">Write the codes in order of preference, the first one first</span></p>'
+                   if kind is QuestionType.RANK else
                    '<p class="how"><span class="vi">Khoanh tròn các mã phù hợp (có thể chọn nhiều)</span>'
                    '<span class="en">Circle every code that applies</span></p>')
             items = "".join(f'<li><span class="code">{_e(codes[c.name])}</span> {self.both(c.label)}</li>'
                             for c in question.choices)
+            if kind is QuestionType.RANK:
+                return f'{how}<ol class="choices">{items}</ol><p class="boxes">{self._boxes(len(question.choices))}</p>'
             return f'{how}<ol class="choices">{items}</ol>'
         if kind is QuestionType.INTEGER:
             return f'<p class="boxes">{self._boxes(self._digits(question))}</p>'
@@ -196,6 +270,10 @@ class FormPrinter:
                     f'<span class="sep">/</span>{self._boxes(4)} <span class="fmt">(ngày/tháng/năm · dd/mm/yyyy)</span></p>')
         if kind is QuestionType.ACKNOWLEDGE:
             return f'<p class="boxes">{self._boxes(1)} <span class="fmt">✓</span></p>'
+        if kind.is_media:  # answered in the chat or on the web only; left empty when typed from paper
+            return ('<p class="how"><span class="vi">Không trả lời trên giấy (ảnh, ghi âm hoặc tệp chỉ gửi được qua '
+                    'khảo sát trực tuyến)</span><span class="en">Not on paper (a photo, recording or file can only be '
+                    'sent in the online survey)</span></p>')
         return '<p class="lines"><span></span><span></span><span></span></p>'
 
     @staticmethod
@@ -258,6 +336,12 @@ img.media { max-width: 60%; max-height: 6cm; margin: .2em 1.6em; }
   margin-right: -1px; } .sep { font-size: 14pt; }
 .lines span { display: block; border-bottom: 1px dotted #000; height: 1.3em; margin-left: 1.6em; }
 .note { margin: .6em 0; font-style: italic; }
+.repeat-how { font-size: 10pt; border: 1px dashed #000; padding: .25em .5em; margin: .4em 0; }
+.repeat-how > span { display: block; }
+.instance { break-inside: avoid; border: 1.5px solid #000; padding: .2em .6em .4em; margin: .6em 0; }
+.instance .instance { border-width: 1px; border-style: dashed; margin-left: .8em; }
+.instance-title { font-size: 11.5pt; margin: .2em 0; } .instance-title > span { display: inline; }
+.instance-title > .en::before { content: " / "; }
 .legend { font-size: 9.5pt; margin: .5em 0; }
 .consent { border: 1px solid #000; padding: .3em .6em; margin: .6em 0; font-size: 9.5pt; }
 .consent p { margin: .2em 0; white-space: pre-line; } .consent .version { font-size: 8.5pt; }

@@ -62,7 +62,7 @@ def check_survey(path: Path, form_paths: tuple[Path, ...] = (), *, name: str | N
 async def store_checked(storage, checked: CheckedSurvey, at: dt.datetime, *, name: str | None = None) -> LoadedSurvey:
     """Store the questionnaires and the project, after checking that none conflicts with what is
     stored (a questionnaire version with other content, a project that would strand the frame)."""
-    from bot.conversations import Conversations
+    from fieldwork.conversations import Conversations
     from storage import NotFound
 
     shown = name or checked.path.name

@@ -153,6 +153,26 @@ MIGRATIONS: list[tuple[str, ...]] = [
         )
         """,
     ),
+    # branch media: files sent for image/audio/video/file questions (storage/media.py), sealed
+    # with the data key when one is set; one per session, question key and SHA-256.
+    (
+        """
+        CREATE TABLE answer_media (
+            session_id  INTEGER NOT NULL REFERENCES sessions (id),
+            question    TEXT NOT NULL,
+            name        TEXT NOT NULL,
+            mime        TEXT NOT NULL,
+            size        INTEGER NOT NULL,
+            sha256      TEXT NOT NULL,
+            content     BLOB NOT NULL,
+            sealed_with TEXT,
+            event_key   TEXT NOT NULL,
+            received_at TEXT NOT NULL,
+            PRIMARY KEY (session_id, question, sha256)
+        )
+        """,
+        "CREATE INDEX answer_media_by_event ON answer_media (session_id, event_key)",
+    ),
 ]
 
 

@@ -93,6 +93,30 @@ class PersonalCodec:
         except (InvalidTag, ValueError, binascii.Error):
             raise PersonalKeyError("a stored name or phone is damaged (it does not decrypt)") from None
 
+    def seal_bytes(self, content: bytes) -> tuple[bytes, str | None]:
+        """A media file's stored bytes and the id of the key that sealed them (None: plaintext,
+        without a key); nonce + ciphertext, as `seal` does for text."""
+        if not self.keys:
+            _warn_plaintext()
+            return content, None
+        key_id = _key_id(self.keys[0])
+        nonce = os.urandom(12)
+        return nonce + self._ciphers[key_id].encrypt(nonce, content, _MEDIA_AAD), key_id
+
+    def open_bytes(self, stored: bytes, key_id: str | None) -> bytes:
+        """A media file's bytes as sent."""
+        if key_id is None:
+            return bytes(stored)
+        cipher = self._ciphers.get(key_id)
+        if cipher is None:
+            raise PersonalKeyError(f"a media file was encrypted with a key that is not in {ENV}: set the key "
+                                   "it was written with (see `khaosat rekey --help`)")
+        try:
+            stored = bytes(stored)
+            return cipher.decrypt(stored[:12], stored[12:], _MEDIA_AAD)
+        except (InvalidTag, ValueError):
+            raise PersonalKeyError("a stored media file is damaged (it does not decrypt)") from None
+
     def is_current(self, stored: str | None) -> bool:
         """Already encrypted with the first key (``khaosat rekey`` leaves it as it is)."""
         return stored is None or bool(self.keys) and stored.startswith(f"{PREFIX}{_key_id(self.keys[0])}:")
@@ -107,8 +131,25 @@ class PersonalCodec:
         """Every lookup value ``phone`` may be stored under: one per configured key."""
         return [_phone_hmac(key, phone) for key in self.keys]
 
+    def derived_secret(self, purpose: bytes) -> bytes | None:
+        """A secret for ``purpose`` derived from the current data key (None without one), the same
+        in every process and after a restart (the web pages' CSRF tokens)."""
+        return hmac.new(self.keys[0], b"khaosat derived secret v1:" + purpose, hashlib.sha256).digest() \
+            if self.keys else None
+
+    def address_hash(self, address: str) -> str:
+        """What is kept of a client's network address (the web's limit on wrong codes per address):
+        HMAC-SHA256 under a key derived from the current data key, so the stored value cannot be
+        turned back into the address by hashing all 2³² IPv4 addresses; without a key, a plain
+        SHA-256, as names and phones are plaintext then."""
+        if not self.keys:
+            return hashlib.sha256(address.encode("utf-8")).hexdigest()[:16]
+        address_key = hmac.new(self.keys[0], b"khaosat client address v1", hashlib.sha256).digest()
+        return hmac.new(address_key, address.encode("utf-8"), hashlib.sha256).hexdigest()[:16]
+
 
 _AAD = b"khaosat personal field v1"
+_MEDIA_AAD = b"khaosat media file v1"
 
 
 def _key_id(key: bytes) -> str:

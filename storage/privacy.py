@@ -103,7 +103,7 @@ def _forget_contact(conn: sqlite3.Connection, respondent_ids: Sequence[int], cou
 
 def _counts() -> dict[str, int]:
     return dict.fromkeys(("names", "phones", "frame_people", "chats", "codes", "accounts", "link_attempts",
-                          "messages", "sessions", "answers"), 0)
+                          "messages", "sessions", "answers", "media"), 0)
 
 
 def _purge_counts(conn: sqlite3.Connection, survey_id: str, respondent_ids: Sequence[int]) -> dict[str, int]:
@@ -122,6 +122,8 @@ def _purge_counts(conn: sqlite3.Connection, survey_id: str, respondent_ids: Sequ
         counts["chats"] += one_row(conn, "SELECT count(*) FROM chat_links WHERE respondent_id = ?", (respondent_id,))[0]
         counts["messages"] += one_row(conn, "SELECT count(*) FROM outbox WHERE respondent_id = ? AND chat_id <> ''",
                                       (respondent_id,))[0]
+        counts["media"] += one_row(conn, "SELECT count(*) FROM answer_media WHERE session_id IN"
+                                         " (SELECT id FROM sessions WHERE respondent_id = ?)", (respondent_id,))[0]
     for channel, bot, chat_id in _chats(conn, respondent_ids):
         counts["link_attempts"] += one_row(
             conn, "SELECT count(*) FROM link_attempts WHERE channel = ? AND bot = ? AND chat_id = ?",
@@ -270,6 +272,8 @@ class SQLitePrivacy(SQLiteRepository):
             who, counts = request.respondent_id, _counts()
             sessions = [row[0] for row in all_rows(conn, "SELECT id FROM sessions WHERE respondent_id = ?", (who,))]
             for session_id in sessions:
+                counts["media"] += conn.execute("DELETE FROM answer_media WHERE session_id = ?",
+                                                (session_id,)).rowcount
                 conn.execute("DELETE FROM answer_history WHERE session_id = ?", (session_id,))
                 counts["answers"] += conn.execute("DELETE FROM answers WHERE session_id = ?", (session_id,)).rowcount
                 conn.execute("DELETE FROM events WHERE session_id = ?", (session_id,))
@@ -336,6 +340,12 @@ class SQLitePrivacy(SQLiteRepository):
                 "DELETE FROM frame_personal WHERE survey_id = ?", (survey_id,)).rowcount
             _forget_contact(conn, respondent_ids, counts)
             _forget_chats(conn, respondent_ids, counts, keep_pending=False)
+            # Photos and voices show who a person is, as a name does: they go with the contact data
+            # (the answer keeps the file's name, exported without a file).
+            for respondent_id in respondent_ids:
+                counts["media"] += conn.execute("DELETE FROM answer_media WHERE session_id IN"
+                                                " (SELECT id FROM sessions WHERE respondent_id = ?)",
+                                                (respondent_id,)).rowcount
             if any(counts.values()):
                 _log(conn, "retention_purge", "retention", at, survey_id=survey_id, detail=counts)
             return counts

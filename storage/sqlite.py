@@ -21,6 +21,7 @@ from .links import SQLiteLinks
 from .outbox import SQLiteOutbox
 from .privacy import SQLitePrivacy
 from .paper_entries import SQLitePaperEntries
+from .media import SQLiteMedia
 from .questionnaires import SQLiteQuestionnaires
 from .quotas import SQLiteQuotas
 from .reminders_store import SQLiteReminders
@@ -66,6 +67,8 @@ class SQLiteStorage(Storage):
         self.privacy = SQLitePrivacy(self._hops)
         self.paper = SQLitePaperEntries(self._hops)  # paper forms and their typed entries
         self.coordination = SQLiteCoordination(self._hops)
+        # media: files sent for media questions (storage/media.py)
+        self.media = SQLiteMedia(self._hops)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], synchronous: str = "full") -> SQLiteStorage:

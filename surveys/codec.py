@@ -19,7 +19,7 @@ from surveys.expressions import NOT_APPLICABLE
 
 STATE_FORMAT = 1
 
-_EVENTS = {cls.__name__: cls for cls in (engine.Start, engine.Reply, engine.Locate, engine.Choose, engine.Toggle,
+_EVENTS = {cls.__name__: cls for cls in (engine.Start, engine.Reply, engine.Locate, engine.Attach, engine.Choose, engine.Toggle,
                                           engine.Done, engine.Back, engine.SetLanguage, engine.Stop,
                                           engine.Resume)}
 _EVENT_FIELDS = {cls: tuple(f.name for f in dataclasses.fields(cls)) for cls in _EVENTS.values()}
@@ -113,6 +113,8 @@ def encode_state(state: engine.SessionState) -> str:
         plain["closed"] = list(state.closed)
     if state.preloads:  # forms that read the sampled person's frame row only
         plain["preloads"] = dict(state.preloads)
+    if state.seed:  # sessions started with a seed; older ones derive it from their start time
+        plain["seed"] = state.seed
     return _dumps(plain, orjson.OPT_SORT_KEYS)
 
 
@@ -186,6 +188,7 @@ def decode_state(text: str) -> engine.SessionState:
         instances=plain.get("instances") or {},
         closed=tuple(plain.get("closed") or ()),
         preloads=plain.get("preloads") or {},
+        seed=plain.get("seed") or "",
     )
 
 

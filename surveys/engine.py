@@ -43,14 +43,16 @@ from typing import Any
 from surveys.engine_answers import _Answering, _yes_no, fold
 from surveys.engine_flow import _Flow
 from surveys.engine_plan import _Plan, _plan
+from surveys.engine_rank import _Ranking
 from surveys.engine_repeats import _RepeatFlow
 from surveys.engine_render import _Rendering
 from surveys.expressions import NOT_APPLICABLE, Environment
 from surveys.messages import UI_LANGUAGES, consent_words, say, ui_language
-from surveys.model import Question, Questionnaire
+from surveys.model import Question, Questionnaire, QuestionType
 from surveys.session import (  # the engine's public types, re-exported (see __all__)
     CONSENT,
     Ask,
+    Attach,
     Back,
     Choose,
     Done,
@@ -78,7 +80,7 @@ from surveys.session import (  # the engine's public types, re-exported (see __a
 
 
 __all__ = [
-    "CONSENT", "NOT_APPLICABLE", "Ask", "Back", "Choose", "Done", "Event", "InvalidAnswer", "Locate", "Option", "Output",
+    "CONSENT", "NOT_APPLICABLE", "Ask", "Attach", "Back", "Choose", "Done", "Event", "InvalidAnswer", "Locate", "Option", "Output",
     "PromptKind", "Reply", "Resume", "Say", "SessionState", "SetLanguage", "Start", "Status", "Step", "Stop",
     "Toggle", "Tone", "current_prompt", "fold", "new_session", "step", "_Plan", "_plan",
 ]
@@ -102,7 +104,7 @@ def _conversation(form: Questionnaire, state: SessionState, event: Event) -> "_C
     return _RepeatConversation(form, state, event) if form.has_repeats else _Conversation(form, state, event)
 
 
-class _Conversation(_Answering, _Flow, _Rendering):
+class _Conversation(_Answering, _Flow, _Rendering, _Ranking):
     def __init__(self, form: Questionnaire, state: SessionState, event: Event):
         self.form = form
         self.plan = _plan(form)
@@ -117,7 +119,7 @@ class _Conversation(_Answering, _Flow, _Rendering):
         # answer forgets only the conditions that read it. Progress and section headings ask
         # the relevance of every question for every prompt.
         self._condition_values: dict[int, bool] = {}
-        self._plain: tuple[dt.datetime | None, Environment] | None = None
+        self._plain: tuple[tuple, Environment] | None = None
         #: How many times `_set` changed a value: `_recalculate` repeats until a pass changes none.
         self._sets = 0
 
@@ -171,6 +173,8 @@ class _Conversation(_Answering, _Flow, _Rendering):
         if status is Status.CONSENT or self.state.current == CONSENT:
             return self._consent(event)
         if isinstance(event, Back):
+            if self.state.draft and self._current_question().type is QuestionType.RANK:
+                return self._rank_undo()  # back takes back the last pick first
             return self._back()
         return self._answer(event)
 
@@ -199,6 +203,10 @@ class _Conversation(_Answering, _Flow, _Rendering):
         return self._finish(state)
 
     def _ask_consent(self) -> Step:
+        seed = getattr(self.event, "seed", None)
+        if seed and not self.state.seed and self.state.started_at is None:
+            # Only before any value was drawn (random() needs a start): a later Start keeps them.
+            self.state = _evolve(self.state, seed=str(seed))
         self.state = _evolve(self.state, status=Status.CONSENT, current=CONSENT, seq=self.state.seq + 1)
         self.out.append(self.render())
         return self._finish(self.state)

@@ -14,9 +14,11 @@ from typing import Any
 
 from surveys.expected import example_candidates, missing_day, shown_example, typed_date
 from surveys.expressions import NOT_APPLICABLE
+from surveys.map_links import map_link
+from surveys.media import accepts
 from surveys.messages import UI_LANGUAGES, say
 from surveys.model import Choice, Question, QuestionType
-from surveys.session import Choose, Done, Event, InvalidAnswer, Locate, Reply, Say, Status, Step, Tone, Toggle, _evolve
+from surveys.session import Attach, Choose, Done, Event, InvalidAnswer, Locate, Reply, Say, Status, Step, Tone, Toggle, _evolve
 
 
 class _Answering:
@@ -24,6 +26,8 @@ class _Answering:
         if self.state.status is Status.PAUSED:
             self.state = _evolve(self.state, status=Status.ACTIVE)
         question = self._current_question()
+        if question.type is QuestionType.RANK:
+            return self._rank(question, event)  # surveys.engine_rank
         try:
             if isinstance(event, Toggle):
                 return self._toggle(question, event.key, event.on)
@@ -32,6 +36,10 @@ class _Answering:
         except InvalidAnswer as problem:
             return self._unchanged(Say(self._explain(question, event, problem.message), Tone.ERROR),
                                    self.render(update=True))
+        return self._accept(question, value)
+
+    def _accept(self, question: Question, value: Any) -> Step:
+        """A valid answer: stored, and the flow moves on."""
         self._set(self._key(question), value)
         self.state = _evolve(self.state, draft=())
         return self._advance(self.form.index(question.name) + 1)
@@ -64,6 +72,12 @@ class _Answering:
 
     def _value_from(self, question: Question, event: Event) -> Any:
         kind = question.type
+        if isinstance(event, Attach):
+            if not kind.is_media:
+                raise InvalidAnswer(say("attachment_not_asked", self.ui))
+            if not accepts(question, event.mime, event.name):
+                raise InvalidAnswer(say("wrong_media", self.ui, expected=self._expected(question)))
+            return event.name
         if isinstance(event, Locate):
             if kind is not QuestionType.GEOPOINT:
                 raise InvalidAnswer(say("location_not_asked", self.ui))
@@ -108,7 +122,7 @@ class _Answering:
             # A default names choices (XLSForm), while a typed number is a position on screen.
             names = [c.name for c in self._visible_choices(question)]
             picked = tuple(n for n in question.default.split() if n in names)
-            if question.type is QuestionType.SELECT_MULTIPLE:
+            if question.type in (QuestionType.SELECT_MULTIPLE, QuestionType.RANK):
                 return picked or None
             return picked[0] if picked else None
         try:
@@ -134,7 +148,9 @@ class _Answering:
         if kind is QuestionType.DATETIME:
             return _parse_datetime(text, say("not_datetime", self.ui), self.event.at)
         if kind is QuestionType.GEOPOINT:
-            return _parse_geopoint(text, say("not_geopoint", self.ui), say("geopoint_out_of_range", self.ui))
+            return _parse_geopoint(text, self.ui)
+        if kind.is_media:  # typed text is no file (a skip is an empty reply, handled before)
+            raise InvalidAnswer(say(f"send_{kind.value}", self.ui))
         if kind is QuestionType.ACKNOWLEDGE:
             if _yes_no(text) == "yes" or fold(text) in ("ok", "x"):
                 return "OK"
@@ -292,8 +308,10 @@ def _parse_date(text: str, message: str) -> dt.date:
 # Typed coordinates: "10.77, 106.70", "10.77 106.70", "10,77; 106,70" (decimal commas), and ODK's
 # own "lat lon alt acc" (four numbers separated by spaces).
 _NUMBER = r"[+-]?\d+(?:[.,]\d+)?"
-_TYPED_POINT = re.compile(rf"\s*({_NUMBER})\s*(?:[,;]\s*|\s+)({_NUMBER})\s*")
-_ODK_POINT = re.compile(r"\s*([+-]?\d+(?:\.\d+)?)(?:\s+([+-]?\d+(?:\.\d+)?)){3}\s*")
+# Possessive quantifiers (*+, ++): a long run of spaces is one pass, not one per space (4,000
+# spaces took a second of the bot's time with plain ones).
+_TYPED_POINT = re.compile(rf"\s*+({_NUMBER})(?:\s*+[,;]\s*+|\s++)({_NUMBER})\s*+")
+_ODK_POINT = re.compile(r"\s*+([+-]?\d+(?:\.\d+)?)(?:\s++([+-]?\d+(?:\.\d+)?)){3}\s*+")
 
 
 def geopoint(latitude: float, longitude: float, altitude: float | None, accuracy: float | None,
@@ -308,16 +326,23 @@ def _number_text(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def _parse_geopoint(text: str, message: str, out_of_range: str) -> str:
+def _parse_geopoint(text: str, ui: str) -> str:
+    """Typed coordinates, or a map link holding them (see ``surveys.map_links``)."""
+    out_of_range = say("geopoint_out_of_range", ui)
     odk = _ODK_POINT.fullmatch(text)
     if odk:
         numbers = [float(n) for n in text.split()]
         return geopoint(numbers[0], numbers[1], numbers[2], numbers[3], out_of_range)
     typed = _TYPED_POINT.fullmatch(text)
-    if typed is None:
-        raise InvalidAnswer(message)
-    latitude, longitude = (float(n.replace(",", ".")) for n in typed.groups())
-    return geopoint(latitude, longitude, None, None, out_of_range)
+    if typed is not None:
+        latitude, longitude = (float(n.replace(",", ".")) for n in typed.groups())
+        return geopoint(latitude, longitude, None, None, out_of_range)
+    link = map_link(text)
+    if link is None:
+        raise InvalidAnswer(say("not_geopoint", ui))
+    if link.point is None:  # a short link: only opening it would tell where it points
+        raise InvalidAnswer(say("map_link_without_point", ui))
+    return geopoint(*link.point, None, None, out_of_range)
 
 
 # A time as people type it: "14:30", "14h30", "14g", "2:30 chiều", "9 giờ 15", "9:05:30 am".

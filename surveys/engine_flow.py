@@ -12,7 +12,7 @@ from surveys.engine_plan import _MISSING, _UNCACHEABLE, _strict
 from surveys.expressions import NOT_APPLICABLE, Environment, ExpressionError, to_string
 from surveys.messages import say
 from surveys.model import Choice, Question, QuestionType
-from surveys.session import Say, Status, Step, Tone, _evolve
+from surveys.session import Say, Status, Step, Tone, _evolve, session_seed
 
 
 class _Flow:
@@ -134,10 +134,11 @@ class _Flow:
         at = self.event.at
         if current is None and choice is None:
             # The answers dict is shared, so one environment serves until the start time changes.
-            if self._plain is None or self._plain[0] != self.state.started_at:
-                self._plain = (self.state.started_at, Environment(
+            key = (self.state.started_at, self.state.seed)
+            if self._plain is None or self._plain[0] != key:
+                self._plain = (key, Environment(
                     values=self.answers, today=(self.state.started_at or at).date(), now=at,
-                    choice_label=self._choice_label, seed=str(self.state.started_at or ""),
+                    choice_label=self._choice_label, seed=session_seed(self.state),
                     preloads=self.state.preloads))
             return self._plain[1]
         return Environment(
@@ -147,7 +148,7 @@ class _Flow:
             now=at,
             choice_label=self._choice_label,
             choice_row={"name": choice.name, **choice.columns} if choice else None,
-            seed=str(self.state.started_at or ""),
+            seed=session_seed(self.state),
             preloads=self.state.preloads,
         )
 
@@ -231,9 +232,12 @@ class _Flow:
         return value
 
     def _visible_choices(self, question: Question) -> list[Choice]:
+        """The choices shown now, in the order shown (`randomize`: `_shown_order`)."""
         if question.choice_filter is None:
-            return list(question.choices)
-        return [c for c in question.choices if self._true(question.choice_filter, choice=c)]
+            choices = list(question.choices)
+        else:
+            choices = [c for c in question.choices if self._true(question.choice_filter, choice=c)]
+        return self._shown_order(question, choices) if question.randomize else choices
 
     def _is_visible(self, question: Question, choice: Choice) -> bool:
         """Whether `choice`, one of the question's own, is shown now."""

@@ -203,11 +203,13 @@ class _View:
         self.label = question.label.get(language, form.default_language)
         self.hint = question.hint.get(language, form.default_language)
         self.kind: PromptKind | None = _PROMPT_KINDS.get(question.type.value)
-        #: Every choice as an unselected Option, when no choice filter can hide some.
+        #: Every choice as an unselected Option, when no choice filter can hide some (nor a
+        #: shuffle or ranking reorder them).
         self.options: tuple[Option, ...] | None = tuple(
             Option(c.key, number, c.name, c.label.get(language, form.default_language), False)
             for number, c in enumerate(question.choices, start=1)
-        ) if question.type.is_select and question.choice_filter is None else None
+        ) if (question.type.is_select and question.choice_filter is None and not question.randomize
+              and question.type is not QuestionType.RANK) else None
 
 
 def _plan(form: Questionnaire) -> _Plan:

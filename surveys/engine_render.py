@@ -31,6 +31,8 @@ class _Rendering:
             question = self.form.question(name)
             if question.type.is_select:
                 names = value if isinstance(value, tuple) else (value,)
+                if question.type is QuestionType.RANK:  # "1. Thủ tục, 2. Thái độ"
+                    return ", ".join(f"{i}. {self._choice_label(name, n)}" for i, n in enumerate(names, start=1))
                 return ", ".join(self._choice_label(name, n) for n in names)
             if question.type is QuestionType.DATE and isinstance(value, dt.date):
                 return value.strftime("%d/%m/%Y")
@@ -51,6 +53,8 @@ class _Rendering:
         view = self.plan.view(self.form, self.form.index(question.name), self.lang)
         if not question.type.is_select:
             options = ()
+        elif question.type is QuestionType.RANK:
+            options = self._rank_options(question)  # surveys.engine_rank
         elif view.options is not None:  # no choice filter: every choice, numbered in order
             options = view.options
             if state.draft:
@@ -75,9 +79,9 @@ class _Rendering:
             hint=hint,
             options=options,
             progress=self._progress(question),
-            section="" if update else self._section(question),
+            section="" if update or (state.draft and question.type is QuestionType.RANK) else self._section(question),
             required=required,
-            can_go_back=self._has_previous(question),
+            can_go_back=bool(state.draft and question.type is QuestionType.RANK) or self._has_previous(question),
             current_answer=self._display(question.name, value),
             update=update,
             expected=self._expected(question),
@@ -98,10 +102,14 @@ class _Rendering:
         return tuple(found)
 
     def _expected(self, question: Question) -> str:
+        if question.type is QuestionType.RANK:
+            return self._rank_expected()
         if question.type is QuestionType.GEOPOINT:
             return say("geopoint_expected", self.ui)
         if question.type is QuestionType.TIME:
             return say("time_expected", self.ui)
+        if question.type.is_media:
+            return say(f"{question.type.value}_expected", self.ui) + (f" ({question.accept})" if question.accept else "")
         if question.type is QuestionType.DATETIME:
             return say("datetime_expected", self.ui)
         if question.type is not QuestionType.DATE:

@@ -32,7 +32,7 @@ from surveys.messages import UI_LANGUAGES, say
 from surveys.model import Choice, Question, QuestionType
 from surveys.repeats import MAX_INSTANCES, MORE, Block, instance_key, instance_prefix, repeat_plan, split_key
 from surveys.session import CONSENT, Ask, Choose, Event, Option, PromptKind, Reply, Say, SessionState, Status, \
-    Step, Tone, _evolve
+    Step, Tone, _evolve, session_seed
 
 #: A place of the walk: (question index or None for "add another?", enclosing repeats, instance
 #: numbers, the repeat's path for "add another?").
@@ -187,7 +187,7 @@ class _RepeatFlow:
         scope = _Scope(self, self.here_repeats, self.here)
         return Environment(
             values=scope, current=current, today=(started or at).date(), now=at, choice_label=self._choice_label,
-            choice_row={"name": choice.name, **choice.columns} if choice else None, seed=str(started or ""),
+            choice_row={"name": choice.name, **choice.columns} if choice else None, seed=session_seed(self.state),
             position=self.here[-1] if self.here else 1, indexed=scope.indexed, preloads=self.state.preloads)
 
     def _relevant_at(self, index: int) -> bool:

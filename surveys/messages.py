@@ -272,6 +272,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
                        "en": "Do you want to withdraw your consent and have all your answers and personal data "
                              "deleted? Once you confirm, we send no more questions or reminders. Type “/delete yes” "
                              "to confirm; answer the question to go on."},
+    "rights_confirm_button": {"vi": "Quý vị muốn rút lại đồng ý và yêu cầu xóa toàn bộ câu trả lời và thông tin cá "
+                                    "nhân của mình? Sau khi xác nhận, chúng tôi ngừng gửi mọi câu hỏi và nhắc nhở. "
+                                    "Bấm nút bên dưới để xác nhận; trả lời câu hỏi để tiếp tục khảo sát.",
+                              "en": "Do you want to withdraw your consent and have all your answers and personal "
+                                    "data deleted? Once you confirm, we send no more questions or reminders. Press "
+                                    "the button below to confirm; answer the question to go on."},
     "rights_opened": {"vi": "Đã nhận yêu cầu số {id} của quý vị lúc {at}. Chúng tôi đã ngừng gửi câu hỏi và nhắc "
                             "nhở. Dữ liệu của quý vị sẽ được xóa chậm nhất ngày {handle_by}, và quý vị sẽ được báo "
                             "khi xong.",
@@ -342,6 +348,95 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "not_datetime": {"vi": "Xin nhập ngày và giờ theo dạng ngày/tháng/năm giờ:phút, ví dụ 02/03/2026 14:30.",
                      "en": "Please enter the date and time as day/month/year hours:minutes, e.g. 02/03/2026 14:30."},
     "share_location": {"vi": "📍 Gửi vị trí hiện tại", "en": "📍 Send my current location"},
+    # zalobundle: a map link with no coordinates in it (a short link), and a location Zalo did not pass on
+    "map_link_without_point": {
+        "vi": "Liên kết này không ghi tọa độ nên bot không đọc được (liên kết rút gọn như maps.app.goo.gl phải "
+              "mở ra mới biết). Xin mở nó trong Google Maps, nhấn giữ lên điểm đó: vĩ độ, kinh độ hiện ở ô tìm "
+              "kiếm; xin gõ hoặc dán hai số đó vào đây.",
+        "en": "This link does not contain the coordinates, so the bot cannot read it (a short link such as "
+              "maps.app.goo.gl has to be opened first). Please open it in Google Maps and long-press the place: "
+              "the latitude and longitude appear in the search box; please type or paste those two numbers here."},
+    "zalo_location_not_passed": {
+        "vi": "Rất tiếc, Zalo không chuyển vị trí quý vị chia sẻ đến bot nên bot chưa nhận được. Xin gõ vĩ độ và "
+              "kinh độ, ví dụ 10.7769, 106.7009. Cách tìm: mở Google Maps, nhấn giữ lên vị trí đó, tọa độ hiện ở ô "
+              "tìm kiếm; chép và dán vào đây.",
+        "en": "Sorry, Zalo does not pass a shared location on to the bot, so it did not arrive. Please type the "
+              "latitude and longitude, e.g. 10.7769, 106.7009. To find them: open Google Maps and long-press the "
+              "place; the coordinates appear in the search box; copy and paste them here."},
+    # paper entry of a repeat's blocks ({block}: "Thành viên 4"; {count}: the count phrased, "câu 1")
+    "paper_block_missing": {"vi": "Khối “{block}” để trống, nhưng theo {count} có {have} khối “{label}”: xin nhập "
+                                  "khối này, hoặc sửa {count}.",
+                            "en": "Block “{block}” is empty, but {count} gives {have} block(s) of “{label}”: type "
+                                  "this block, or correct {count}."},
+    "paper_block_beyond": {"vi": "Khối “{block}” có nhập, nhưng theo {count} chỉ có {have} khối “{label}”: xin xoá "
+                                 "khối này, hoặc sửa {count}.",
+                           "en": "Block “{block}” is filled, but {count} gives only {have} block(s) of “{label}”: "
+                                 "clear this block, or correct {count}."},
+    "paper_block_gap": {"vi": "Khối “{block}” có nhập nhưng khối “{previous}” trước nó để trống: xin nhập các khối "
+                              "theo thứ tự.",
+                        "en": "Block “{block}” is filled but block “{previous}” before it is empty: please type the "
+                              "blocks in order."},
+    "paper_block_skipped": {"vi": "Khối “{block}” có nhập, nhưng phần “{label}” bị bỏ qua theo hướng dẫn chuyển câu: "
+                                  "xin xoá khối này, hoặc sửa câu trả lời trước.",
+                            "en": "Block “{block}” is filled, but the form's logic skips “{label}”: clear this block, "
+                                  "or correct the earlier answer."},
+    # zalobundle: /export of a form with repeats (and media answers) sends one ZIP
+    "export_caption_zip": {"vi": "Tệp ZIP gồm {tables} bảng: bảng chính và một bảng cho mỗi nhóm lặp lại.",
+                           "en": "The ZIP holds {tables} tables: the main one and one per repeat."},
+    "export_caption_zip_media": {
+        "vi": "Tệp ZIP gồm {tables} bảng (bảng chính và một bảng cho mỗi nhóm lặp lại) và {media} tệp đa phương "
+              "tiện của các câu trả lời.",
+        "en": "The ZIP holds {tables} tables (the main one and one per repeat) and {media} media files of the answers."},
+    # rank: asked one pick at a time, the options left shown with their first numbers.
+    "rank_next": {"vi": "lựa chọn thứ {n} của quý vị?", "en": "your choice number {n}?"},
+    "rank_so_far": {"vi": "đã xếp: {ranking}", "en": "ranked so far: {ranking}"},
+    "rank_typed_hint": {"vi": "Gõ số của lựa chọn tiếp theo, hoặc cả thứ tự một lần, ví dụ {example}.",
+                        "en": "Type the number of your next choice, or the whole order at once, e.g. {example}."},
+    "rank_done_hint": {"vi": "(không bắt buộc xếp hết: gõ “bỏ qua” để dừng xếp ở đây)",
+                       "en": "(you need not rank them all: type “skip” to stop here)"},
+    "rank_already": {"vi": "“{text}” đã được xếp rồi; xin chọn trong các lựa chọn còn lại.",
+                     "en": "“{text}” is ranked already; please choose among those left."},
+    "rank_twice": {"vi": "Mỗi lựa chọn chỉ xếp một lần; xin gõ lại thứ tự, ví dụ {example}.",
+                   "en": "Each choice is ranked once; please type the order again, e.g. {example}."},
+    "rank_all": {"vi": "Xin xếp hạng hết các lựa chọn.", "en": "Please rank every choice."},
+    "rank_undone": {"vi": "Đã bỏ lựa chọn thứ {n} (“{label}”).", "en": "Took back choice number {n} (“{label}”)."},
+    # media questions: a file sent with the platform's attachment button (📎)
+    "image_expected": {"vi": "một ảnh, gửi bằng nút đính kèm 📎", "en": "a photo, sent with the attachment button 📎"},
+    "audio_expected": {"vi": "một đoạn ghi âm (tin nhắn thoại) hoặc tệp âm thanh, gửi bằng nút 🎤 hoặc 📎",
+                       "en": "a voice message or an audio file, sent with the 🎤 or 📎 button"},
+    "video_expected": {"vi": "một video, gửi bằng nút đính kèm 📎", "en": "a video, sent with the attachment button 📎"},
+    "file_expected": {"vi": "một tệp, gửi bằng nút đính kèm 📎", "en": "a file, sent with the attachment button 📎"},
+    "send_image": {"vi": "Xin gửi một ảnh bằng nút đính kèm 📎 (không gõ chữ).",
+                   "en": "Please send a photo with the attachment button 📎 (not typed text)."},
+    "send_audio": {"vi": "Xin gửi một tin nhắn thoại hoặc tệp âm thanh (không gõ chữ).",
+                   "en": "Please send a voice message or an audio file (not typed text)."},
+    "send_video": {"vi": "Xin gửi một video bằng nút đính kèm 📎 (không gõ chữ).",
+                   "en": "Please send a video with the attachment button 📎 (not typed text)."},
+    "send_file": {"vi": "Xin gửi một tệp bằng nút đính kèm 📎 (không gõ chữ).",
+                  "en": "Please send a file with the attachment button 📎 (not typed text)."},
+    "wrong_media": {"vi": "Tệp này không đúng loại câu hỏi cần. Xin gửi {expected}.",
+                    "en": "This file is not of the kind the question asks for. Please send {expected}."},
+    "media_not_received": {"vi": "Tin nhắn này không chuyển được vào khảo sát.",
+                           "en": "This message could not be passed on to the survey."},
+    # Zalo passes photos only to a bot (bot/zalo/channel.py ZALO_MEDIA)
+    "zalo_image_expected": {"vi": "gửi một ảnh bằng nút gửi ảnh của Zalo",
+                            "en": "send a photo with Zalo's photo button"},
+    "zalo_file_expected": {"vi": "Zalo chỉ chuyển được ảnh: xin chụp và gửi ảnh của giấy tờ",
+                           "en": "Zalo passes on photos only: please send a photo of the document"},
+    "zalo_no_media_optional": {"vi": "Zalo không chuyển được ghi âm hay video vào khảo sát; xin gõ “bỏ qua” để sang câu sau",
+                               "en": "Zalo cannot pass recordings or videos on to the survey; please type “skip” to go on"},
+    "zalo_no_media_required": {"vi": "Zalo không chuyển được ghi âm hay video vào khảo sát; xin trả lời câu này trên "
+                                     "trang web khảo sát (đường dẫn trong thư mời) hoặc liên hệ nhóm khảo sát",
+                               "en": "Zalo cannot pass recordings or videos on to the survey; please answer this "
+                                     "question on the survey's web page (the link in your letter) or contact the survey team"},
+    "console_file_path": {"vi": "{expected}; trong cửa sổ lệnh: gõ đường dẫn tới tệp",
+                          "en": "{expected}; in a terminal: type the path of the file"},
+    "attachment_not_asked": {"vi": "Câu hỏi này không cần gửi tệp; xin trả lời câu hỏi ở trên.",
+                             "en": "This question does not ask for a file; please answer the question above."},
+    "media_too_big": {"vi": "Tệp này quá lớn (tối đa {limit} MB). Xin gửi một tệp nhỏ hơn.",
+                      "en": "This file is too big (at most {limit} MB). Please send a smaller one."},
+    "media_failed": {"vi": "Xin lỗi, chúng tôi chưa nhận được tệp này. Xin quý vị gửi lại.",
+                     "en": "Sorry, we could not receive this file. Please send it again."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,
@@ -352,6 +447,9 @@ EXPORT_LABELS: dict[str, dict[str, str]] = {
     "form_id": {"vi": "Mã phiếu", "en": "Form id"},
     "form_version": {"vi": "Phiên bản phiếu", "en": "Form version"},
     "channel": {"vi": "Kênh trả lời", "en": "Channel"},
+    # The wide layout's last channel and mode (exporters/table.py WIDE_SESSION_COLUMNS), beside channel.
+    "last_channel": {"vi": "Kênh trả lời cuối cùng", "en": "Last channel"},
+    "mode": {"vi": "Hình thức trả lời", "en": "Mode"},
     "status": {"vi": "Trạng thái phiên", "en": "Session status"},
     "language": {"vi": "Ngôn ngữ trả lời", "en": "Language answered in"},
     "started_at": {"vi": "Bắt đầu lúc", "en": "Started at"},
@@ -376,10 +474,17 @@ EXPORT_LABELS: dict[str, dict[str, str]] = {
     "value_label": {"vi": "Nhãn giá trị", "en": "Value label"},
     "changed_at": {"vi": "Trả lời/sửa lần cuối lúc", "en": "Last answered/changed at"},
     "answer_status": {"vi": "Tình trạng câu trả lời", "en": "Answer status"},
+    # repeat tables (exporters/repeat_tables.py), as KoBoToolbox names their columns
+    "row_index": {"vi": "Số thứ tự dòng (_index)", "en": "Row number (_index)"},
+    "parent_table": {"vi": "Bảng cha", "en": "Parent table"},
+    "parent_index": {"vi": "Dòng của bảng cha (_index của bảng cha)", "en": "Row of the parent table (its _index)"},
+    "instance_number": {"vi": "Lần lặp thứ (trong dòng cha)", "en": "Instance number (within the parent row)"},
     "skipped": {"vi": "Bỏ qua (skipped)", "en": "Skipped (bỏ qua)"},
     "selected": {"vi": "Có chọn", "en": "Selected"},
     "not_selected": {"vi": "Không chọn", "en": "Not selected"},
     "sample_attribute": {"vi": "Thuộc tính mẫu", "en": "Sample attribute"},
+    # One column per choice of a rank question: the rank the respondent gave it (1 = first).
+    "rank_of": {"vi": "hạng", "en": "rank"},
 }
 
 

@@ -29,7 +29,15 @@ class QuestionType(enum.StrEnum):
     #: ODK's time ("14:30:00.000+07:00") and dateTime ("2026-03-02T14:30:00.000+07:00"), typed.
     TIME = "time"
     DATETIME = "dateTime"
+    #: A file sent through the platform's attachment button; the answer is the stored file's
+    #: name, as ODK stores media answers (`surveys.media`). `photo` is pyxform's alias of image.
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    FILE = "file"
     ACKNOWLEDGE = "acknowledge"
+    #: ODK's rank: every choice put in order, stored as the names in rank order, space-separated.
+    RANK = "rank"
     CALCULATE = "calculate"
     # Metadata filled from the session, never asked.
     START = "start"
@@ -52,8 +60,12 @@ class QuestionType(enum.StrEnum):
         return self in _ASKED or self is QuestionType.NOTE
 
     @property
+    def is_media(self) -> bool:
+        return self in _MEDIA
+
+    @property
     def is_select(self) -> bool:
-        return self in (QuestionType.SELECT_ONE, QuestionType.SELECT_MULTIPLE)
+        return self in (QuestionType.SELECT_ONE, QuestionType.SELECT_MULTIPLE, QuestionType.RANK)
 
 
 _ASKED = frozenset(
@@ -68,8 +80,14 @@ _ASKED = frozenset(
         QuestionType.TIME,
         QuestionType.DATETIME,
         QuestionType.ACKNOWLEDGE,
+        QuestionType.RANK,
+        QuestionType.IMAGE,
+        QuestionType.AUDIO,
+        QuestionType.VIDEO,
+        QuestionType.FILE,
     }
 )
+_MEDIA = frozenset({QuestionType.IMAGE, QuestionType.AUDIO, QuestionType.VIDEO, QuestionType.FILE})
 
 _LANGUAGE_CODE = re.compile(r"^(?P<name>.*?)\s*\((?P<code>[A-Za-z]{2,3}(?:-[A-Za-z0-9]+)?)\)\s*$")
 _KNOWN_LANGUAGE_NAMES = {"english": "en", "vietnamese": "vi", "tiếng việt": "vi", "tieng viet": "vi"}
@@ -183,12 +201,19 @@ class Question:
     #: The XLSForm type as written, e.g. `deviceid` for EMPTY_METADATA.
     source_type: str = ""
     location: Location | None = None
+    #: A media question's ODK `accept` (`body::accept`): MIME types and `.ext` names it takes,
+    #: comma-separated, e.g. "image/png, .pdf"; "" takes any file of the question's kind.
+    accept: str = ""
     #: Why a chat cannot ask it (type UNASKABLE only), e.g. "a chat cannot take locations".
     unaskable: str = ""
     #: Columns the chat does not use, kept as written (header → value): annotation columns
     #: (`priority`, `theme`), `bind::…`/`body::…` attributes, `media::image`... Each was
     #: reported as a warning when the form was loaded.
     metadata: Mapping[str, str] = field(default_factory=dict)
+    #: `parameters: randomize=true`: the choices are shown in an order shuffled once per session
+    #: (`surveys.choice_order`); with `seed=…`, an order that is a function of that value, as in ODK.
+    randomize: bool = False
+    randomize_seed: Expression | None = None
     #: Media shown with the label, by kind (image, audio, video): the file name per language, a
     #: file kept in `Questionnaire.attachments` (files that were missing are not named here).
     media: Mapping[str, Text] = field(default_factory=dict)

@@ -15,13 +15,13 @@ import tomllib
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Collection
 
 from surveys.messages import DEFAULT_UI_LANGUAGE, UI_LANGUAGES
 
 DEFAULTS_FILE = Path(__file__).parent / "templates" / "privacy.default.toml"
 #: The keys a survey's [privacy] table may have.
-POLICY_KEYS = ("version", "retention_days", "controller", "purpose", "consent")
+POLICY_KEYS = ("version", "retention_days", "controller", "purpose", "consent", "holidays")
 
 
 @cache
@@ -42,10 +42,18 @@ class PrivacyPolicy:
     controller: dict[str, str] = field(default_factory=dict)
     purpose: dict[str, str] = field(default_factory=dict)
     consent: dict[str, str] = field(default_factory=dict)
+    #: Public holidays (ISO dates) that are not working days for the request deadlines; the
+    #: government announces them each year (Tết, Hùng Kings' day follow the lunar calendar).
+    holidays: tuple[str, ...] = ()
 
     @classmethod
     def from_dict(cls, data: dict[str, Any] | None) -> PrivacyPolicy:
-        return cls(**(data or {}))
+        data = dict(data or {})
+        data["holidays"] = tuple(data.get("holidays") or ())
+        return cls(**data)
+
+    def holiday_dates(self) -> frozenset[dt.date]:
+        return frozenset(dt.date.fromisoformat(day) for day in self.holidays)
 
 
 def parse_policy(table: Any, bad: Callable[[str], None]) -> PrivacyPolicy:
@@ -73,6 +81,7 @@ def parse_policy(table: Any, bad: Callable[[str], None]) -> PrivacyPolicy:
             bad(f"privacy.{key}: must be text, or {{ vi = \"…\", en = \"…\" }}")
             value = {}
         texts[key] = {k: v.strip() for k, v in value.items()}
+    holidays = _holidays(table.get("holidays", []), bad)
     for language, text in texts["consent"].items():
         try:
             text.format(**_PLACEHOLDERS)
@@ -80,7 +89,23 @@ def parse_policy(table: Any, bad: Callable[[str], None]) -> PrivacyPolicy:
             bad(f"privacy.consent.{language}: unknown placeholder {error} (known: "
                 f"{', '.join('{' + name + '}' for name in _PLACEHOLDERS)})")
     return PrivacyPolicy(version.strip() if version else None, days, texts["controller"], texts["purpose"],
-                         texts["consent"])
+                         texts["consent"], holidays)
+
+
+def _holidays(value: Any, bad: Callable[[str], None]) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        bad("privacy.holidays: must be a list of dates, e.g. [2026-04-30, 2026-05-01]")
+        return ()
+    days = []
+    for number, item in enumerate(value, start=1):
+        if isinstance(item, dt.datetime) or not isinstance(item, (dt.date, str)):
+            bad(f"privacy.holidays[{number}]: {item!r} is not a date (YYYY-MM-DD)")
+            continue
+        try:
+            days.append(item if isinstance(item, dt.date) else dt.date.fromisoformat(item.strip()))
+        except ValueError:
+            bad(f"privacy.holidays[{number}]: {item!r} is not a date (YYYY-MM-DD)")
+    return tuple(sorted({day.isoformat() for day in days}))
 
 
 _PLACEHOLDERS = dict.fromkeys(("title", "controller", "purpose", "retention_days", "law", "contact", "abroad"), "")
@@ -156,12 +181,13 @@ def notice_of(project: Any | None, title: str) -> PrivacyNotice:
 
 # -- deadlines (Decree 356/2025/NĐ-CP; the day counts are data) ------------------------------------
 
-def add_working_days(day: dt.date, count: int) -> dt.date:
-    """``count`` working days (Monday to Friday) after ``day``. Public holidays are not known to
-    khaosat: a coordinator near a holiday should answer earlier than the date shown."""
+def add_working_days(day: dt.date, count: int, holidays: Collection[dt.date] = ()) -> dt.date:
+    """``count`` working days (Monday to Friday, not a public holiday of ``holidays``) after ``day``.
+    Holidays are the survey's data (``[privacy] holidays``), not built in: the Tết days change
+    every year and are announced by the government."""
     while count > 0:
         day += dt.timedelta(days=1)
-        if day.weekday() < 5:
+        if day.weekday() < 5 and day not in holidays:
             count -= 1
     return day
 
@@ -172,10 +198,10 @@ class Deadlines:
     handle_by: dt.date
 
 
-def deadlines(opened: dt.date) -> Deadlines:
+def deadlines(opened: dt.date, holidays: Collection[dt.date] = ()) -> Deadlines:
     """When a request opened on ``opened`` (local date) must be acknowledged and handled."""
     table = defaults()["deadlines"]
-    return Deadlines(add_working_days(opened, int(table["acknowledge_working_days"])),
+    return Deadlines(add_working_days(opened, int(table["acknowledge_working_days"]), holidays),
                      opened + dt.timedelta(days=int(table["handle_days"])))
 
 

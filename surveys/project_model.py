@@ -81,7 +81,7 @@ class Group:
 class QuotaPolicy:
     """Completes wanted per stratum key; ``count_at`` says when a slot is taken.
 
-    ``hard`` quotas are enforced (``bot/quotas.py``): a slot is reserved when a person
+    ``hard`` quotas are enforced (``fieldwork/quotas.py``): a slot is reserved when a person
     accepts the consent screen, and the person who arrives when a stratum is full is
     thanked and gets the disposition ``quota_full``. Soft quotas (``hard = false``) never
     block anyone; slots are still recorded, so status shows the fill and the overshoot.

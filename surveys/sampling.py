@@ -56,8 +56,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from bot.invitations import PhoneError, normalise_phone
 from surveys.frame_files import FrameError, Problem, read_table
+from surveys.invitation_codes import PhoneError, normalise_phone
 from surveys.project import Allocation, SurveyProject
 
 FRAME_COLUMNS = ("id", "group", "unit", "name", "phone")

@@ -51,6 +51,15 @@ class SessionState:
     #: The sampled person's unit, group, stratum and frame attributes that the form reads
     #: (`instance('respondent')/root/item/unit`), as given when the session was opened.
     preloads: Mapping[str, str] = field(default_factory=dict)
+    #: What random(), uuid() and randomized choice orders are drawn from, given by the `Start`
+    #: event; "" for a session stored before seeds were kept: `session_seed` derives it as then.
+    seed: str = ""
+
+
+def session_seed(state: SessionState) -> str:
+    """The seed of the session's random values: its own, or (a session from before seeds were
+    stored, or started without one) its start time as text, as random() has always used."""
+    return state.seed or str(state.started_at or "")
 
 
 # -- events ----------------------------------------------------------------------------------
@@ -59,6 +68,10 @@ class SessionState:
 @dataclass(frozen=True)
 class Start:
     at: dt.datetime
+    #: Random text the channel draws when the session opens (the engine has no random source):
+    #: kept as `SessionState.seed`, so every step and a replay of the event log draw the same
+    #: values. None: derived from the start time, as before seeds were stored.
+    seed: str | None = None
 
 
 @dataclass(frozen=True)
@@ -80,6 +93,18 @@ class Locate:
     seq: int | None = None
     altitude: float | None = None
     accuracy: float | None = None
+
+
+@dataclass(frozen=True)
+class Attach:
+    """A file sent for a media question, already stored: `name` is the stored file's name (the
+    answer's value, as ODK stores media answers), `mime` its type, `size` its bytes."""
+
+    name: str
+    mime: str
+    size: int
+    at: dt.datetime
+    seq: int | None = None
 
 
 @dataclass(frozen=True)
@@ -136,7 +161,7 @@ class Resume:
     at: dt.datetime
 
 
-Event = Union[Start, Reply, Locate, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
+Event = Union[Start, Reply, Locate, Attach, Choose, Toggle, Done, Back, SetLanguage, Stop, Resume]
 
 # -- what to say -----------------------------------------------------------------------------
 
@@ -161,6 +186,12 @@ class PromptKind(enum.StrEnum):
     GEOPOINT = "geopoint"
     TIME = "time"
     DATETIME = "dateTime"
+    #: Choices put in order one pick at a time: `options` are the ones not ranked yet.
+    RANK = "rank"
+    IMAGE = "image"
+    AUDIO = "audio"
+    VIDEO = "video"
+    FILE = "file"
 
 
 @dataclass(frozen=True)

@@ -65,7 +65,12 @@ _TYPES = {
     "geopoint": QuestionType.GEOPOINT,
     "time": QuestionType.TIME,
     "dateTime": QuestionType.DATETIME,
+    "image": QuestionType.IMAGE,
+    "audio": QuestionType.AUDIO,
+    "video": QuestionType.VIDEO,
+    "file": QuestionType.FILE,
     "acknowledge": QuestionType.ACKNOWLEDGE,
+    "rank": QuestionType.RANK,
     "trigger": QuestionType.ACKNOWLEDGE,
     "calculate": QuestionType.CALCULATE,
     "start": QuestionType.START,
@@ -150,6 +155,9 @@ CHAT_APPEARANCES = {"minimal", "likert", "horizontal", "horizontal-compact", "co
                     "field-list", "multiline", "label", "list", "list-nolabel", "autocomplete"}
 
 _NO = {"no", "false", "false()", ""}
+#: Media types, and the appearances of an image that ODK draws on screen (asked as a photo of it).
+_MEDIA_TYPES = {"image", "photo", "audio", "video", "file"}
+_DRAWN = {"signature", "draw", "annotate"}
 _UNNAMED_NOTE = re.compile(r"generated_note_name_(\d+)")
 _OTHER_LABEL = Text({"vi": "Khác", "en": "Other"})
 _OTHER_PROMPT = Text({"vi": "Vui lòng ghi rõ:", "en": "Please specify:"})
@@ -460,6 +468,8 @@ class _Builder(LenientBuilder, LabelMediaReader):
         if kind is QuestionType.CALCULATE and not bind.get("calculate"):
             self._problem(Location("survey", location.row, "calculation"), "a calculate needs a calculation")
         appearance = element.get("control", {}).get("appearance")
+        if appearance and kind.is_media:
+            appearance = self._media_appearance(appearance, row)
         if appearance:
             self._check_appearance(appearance, row)
         choices: tuple[Choice, ...] = ()
@@ -494,7 +504,28 @@ class _Builder(LenientBuilder, LabelMediaReader):
             groups=groups,
             source_type=self._raw(row, "type") or element.get("type", ""),
             location=location,
+            **(self._randomize(element, row) if kind.is_select else {}),
+            accept=str(element.get("control", {}).get("accept") or "").strip() if kind.is_media else "",
         )
+
+    def _randomize(self, element: dict, row: int | None) -> dict[str, Any]:
+        """`parameters: randomize=true [seed=…]` of a choice list (pyxform checked the words)."""
+        parameters = element.get("parameters") or {}
+        if str(parameters.get("randomize", "")).strip().lower() not in YES:
+            return {}
+        return {"randomize": True, "randomize_seed": self._expression(parameters.get("seed"), row, "parameters")}
+
+    def _media_appearance(self, appearance: str, row: int | None) -> str | None:
+        """A media question's appearance: a drawing (`signature`, `draw`, `annotate`) is asked for
+        as a photo of it, said once as a warning; the rest is checked as any appearance."""
+        words = str(appearance).split()
+        drawn = [word for word in words if word in _DRAWN]
+        if drawn:
+            self.warnings.append(f"{Location('survey', self._row_number(row), 'appearance')}: appearance "
+                                 f"{', '.join(drawn)}: a chat cannot draw, so it asks for a photo of it "
+                                 "(sent with the attachment button)")
+        rest = [word for word in words if word not in _DRAWN]
+        return " ".join(rest) or None
 
     def _choice_filter(self, element: dict, choices: tuple[Choice, ...], row: int | None) -> Expression | None:
         """The choice_filter, whose bare names must be columns of the filtered choice list.
@@ -528,7 +559,16 @@ class _Builder(LenientBuilder, LabelMediaReader):
     def _choices(self, element: dict, location: Location) -> tuple[Choice, ...]:
         list_name = element.get("list_name") or element.get("itemset")
         choices = []
-        for position, raw in enumerate(element.get("choices") or []):
+        # A randomized list is not written into the question by pyxform (ODK shuffles the list it
+        # names): read it from the form's lists.
+        listed = element.get("choices")
+        if not listed:
+            listed = (self.form.get("choices") or {}).get(element.get("itemset")) or []
+            row = location.row - 2 if location.row else None
+            if "or_other" not in self._raw(row, "type"):
+                # pyxform adds or_other's choice to the shared list: only the question that asks for it shows it
+                listed = [c for c in listed if c.get("name") != "other" or self._choice_row(list_name, "other")]
+        for position, raw in enumerate(listed or []):
             name = str(raw.get("name", ""))
             label = self._text(raw.get("label"))
             if name == "other" and label.by_language and set(label.by_language.values()) == {"Other"}:
@@ -560,7 +600,8 @@ class _Builder(LenientBuilder, LabelMediaReader):
                    and not (k == "media" and element.get("type") not in _GROUP_TYPES)]  # labels' media are read
         unknown += [f"bind.{k}" for k in element.get("bind", {}) if k not in _SUPPORTED_BIND]
         unknown += [f"control.{k}" for k in element.get("control", {})
-                    if k != "appearance" and not (k == "jr:count" and element.get("type") == "repeat")]
+                    if k != "appearance" and not (k == "jr:count" and element.get("type") == "repeat")
+                    and not (k == "accept" and element.get("type") in _MEDIA_TYPES)]
         if element.get("parameters") and not uses_parameters(element):
             unknown.append("parameters")
         metadata: dict[str, str] = {}
@@ -586,7 +627,8 @@ class _Builder(LenientBuilder, LabelMediaReader):
         for question in self.questions:
             for column, expression in (("relevant", question.relevant), ("constraint", question.constraint),
                                        ("calculation", question.calculation), ("required", question.required),
-                                       ("choice_filter", question.choice_filter)):
+                                       ("choice_filter", question.choice_filter),
+                                       ("parameters", question.randomize_seed)):
                 if expression is not None:
                     self._check_names(expression.references, names, question.location, column)
             for column, text in (("label", question.label), ("hint", question.hint)):

@@ -3,7 +3,7 @@
 The rule is pyxform's: a form that pyxform converts loads. What a chat cannot do becomes a
 warning that names the place and says what the chat does instead:
 
-- a question a chat cannot ask (a location, a photo, a question inside a repeat...) is kept
+- a question a chat cannot ask (a line on a map, a barcode, a question inside a repeat...) is kept
   as an UNASKABLE question: never shown, exported as missing with its own code;
 - a `range` is asked as numbered buttons when it has few steps, else as a number checked
   against its bounds;
@@ -27,14 +27,15 @@ from surveys.expressions import ExpressionError
 from surveys.model import Location, Question, QuestionType
 
 _LOCATIONS = "lines and areas on a map (a geopoint is asked)"
-_MEDIA = "photos, sound, video or files"
+#: Photos, sound, video and files are asked (the platform's attachment button); sound recorded
+#: in the background while the form is filled has no meaning in a chat.
+_BACKGROUND_AUDIO = "sound recorded in the background (a chat has no device to record it)"
 _DEVICE_LOCATION = "the device's own location (a chat has no device to read it from)"
 #: XLSForm type → what a chat cannot take; such a question loads as UNASKABLE.
 UNASKABLE_TYPES = {
     "geotrace": _LOCATIONS, "geoshape": _LOCATIONS,
     "start-geopoint": _DEVICE_LOCATION, "background-geopoint": _DEVICE_LOCATION, "osm": "map features",
-    "photo": _MEDIA, "image": _MEDIA, "audio": _MEDIA, "video": _MEDIA, "file": _MEDIA,
-    "background-audio": _MEDIA, "barcode": "barcode scanning", "rank": "ranking",
+    "background-audio": _BACKGROUND_AUDIO, "barcode": "barcode scanning",
     "select one external": "external choice lists with no external_choices sheet", "hidden": "hidden fields",
     "xml-external": "external XML data", "csv-external": "external data",
     "include": "other forms included by name",
@@ -146,8 +147,11 @@ class Attachments:
 
 
 def uses_parameters(element: dict) -> bool:
-    """`parameters` that the chat honours: a range's bounds, the columns of a choice file."""
-    return element.get("type") == "range" or bool(CHOICE_FILE.match(str(element.get("itemset") or "")))
+    """`parameters` that the chat honours: a range's bounds, the columns of a choice file, a choice
+    list's `randomize` and `seed`."""
+    return (element.get("type") == "range" or bool(CHOICE_FILE.match(str(element.get("itemset") or "")))
+            or (bool(element.get("itemset") or element.get("choices"))
+                and set(element.get("parameters") or ()) <= {"randomize", "seed"}))
 
 
 def unused_column_effect(key: str) -> str:
@@ -164,7 +168,8 @@ def unused_column_effect(key: str) -> str:
 # What the chat does when an expression uses something it does not evaluate.
 DROPPED = {"relevant": "the chat treats it as always true", "constraint": "answers are not checked against it",
             "calculation": "the value stays empty", "required": "the question is optional",
-            "choice_filter": "every choice is shown", "repeat_count": "the chat asks \"add another?\" instead"}
+            "choice_filter": "every choice is shown", "repeat_count": "the chat asks \"add another?\" instead",
+            "parameters": "the choices are shuffled from the session's own seed"}
 
 
 class LenientBuilder:

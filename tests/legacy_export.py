@@ -14,9 +14,9 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from bot.conversations import Conversations
 from exporters.table import (ANSWER_STATUSES, LAYOUTS, LONG_COLUMNS, PERSONAL_COLUMNS, SAMPLE_COLUMNS,
                              SESSION_COLUMNS, ExportTable, _INTEGER_NAME, codebook_rows, text)
+from fieldwork.conversations import Conversations
 from surveys import codec
 from surveys.expressions import NOT_APPLICABLE, to_string
 from surveys.model import Question, QuestionType, Questionnaire

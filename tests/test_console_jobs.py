@@ -133,3 +133,29 @@ async def test_a_jobs_files_are_removed_a_week_after_it_ended(tmp_path):
         assert job_message(old.message, "vi") == f"tệp đã được xóa {KEEP_FILES_DAYS} ngày sau khi xong việc"
         assert [p.name for p in result_files(recent)] == ["letters.html"]
         assert await runner.remove_old_files(AT) == 0  # idempotent
+
+
+async def test_the_configured_files_dir_holds_the_jobs_files(tmp_path, database, monkeypatch):
+    """`[console] files_dir` (relative to the configuration file) is where uploads and results go,
+    on either database; without it, a PostgreSQL database's files would land in the folder the
+    console was started from."""
+    from bot.config import load_config
+
+    (tmp_path / "etc").mkdir()
+    config_file = tmp_path / "etc" / "khaosat.toml"
+    config_file.write_text('[console]\nfiles_dir = "../console-files"\n', encoding="utf-8")
+    root = load_config(config_file).console.files_dir
+    assert root.resolve() == (tmp_path / "console-files").resolve()
+    elsewhere = tmp_path / "started-here"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    async with await open_storage(database) as storage:
+        await store_checked(storage, check_survey(SURVEY / "survey.toml"), AT)
+    async with await ConsoleStores.open(database) as stores:
+        runner = JobRunner(database, stores.jobs, root=root)
+        job = await finished(stores, (await runner.submit("report", {"language": "en"}, survey_id="test-2026",
+                                                          account_id=None)).id)
+        assert job.status == "done", job.message
+        assert all(path.resolve().is_relative_to(root.resolve()) for path in result_files(job))
+        assert {p.name for p in result_files(job)} == {"report.html", "report.xlsx"}
+    assert list(elsewhere.iterdir()) == []

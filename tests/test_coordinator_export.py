@@ -15,9 +15,9 @@ import pytest
 
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import Capabilities, Document, Notice
-from bot.conversations import Conversations
 from exporters import writers
 from exporters.table import read_export
+from fieldwork.conversations import Conversations
 from storage import open_storage
 
 SESSIONS = 300

@@ -46,3 +46,33 @@ def test_demo_runs_both_bots_against_the_emulators_with_simulated_people(tmp_pat
     completed = [row for row in rows if row["status"] == "completed"]
     assert completed and all(row["end"] for row in completed)
     assert "khaosat try" in output.splitlines()[-1]
+
+
+def test_the_demo_stops_with_runs_error_when_the_bots_end_before_they_are_ready():
+    """A `run` that fails while starting (a port taken, a database refused) must end the demo
+    with its error and stop the emulators, not leave it waiting for a readiness that never comes."""
+    import asyncio
+
+    import pytest
+
+    from bot.demo import _until_ready
+    from bot.telegram.emulator import BotApiEmulator
+    from storage import StorageError
+
+    async def scenario():
+        emulator = BotApiEmulator()
+        base = await emulator.start()
+
+        async def failing_run():
+            await asyncio.sleep(0)
+            raise StorageError("the database is locked by another program")
+
+        ready = asyncio.Event()
+        task = asyncio.create_task(failing_run())
+        with pytest.raises(StorageError, match="locked"):
+            await asyncio.wait_for(_until_ready(ready, task, (emulator,)), timeout=30)
+        host, port = base.removeprefix("http://").split(":")
+        with pytest.raises(OSError):  # the emulator was stopped: nothing listens any more
+            await asyncio.open_connection(host, int(port))
+
+    asyncio.run(scenario())

@@ -13,8 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.conversations import Conversations
 from bot.text import plain_text, render
+from fieldwork.conversations import Conversations
 from storage import open_storage
 from surveys import codec
 from surveys import engine as E

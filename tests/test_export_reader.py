@@ -111,7 +111,7 @@ def test_reader_equals_the_former_export_on_generated_data(generated, layout):
 
 async def _cross_channel_db(path: Path) -> None:
     """Three sessions: Telegram then Zalo, Telegram only, and one whose event keys name no channel."""
-    from bot.conversations import Conversations
+    from fieldwork.conversations import Conversations
     from surveys import engine as E
     from surveys.xlsform import load_questionnaire
     from test_exports import TOUR, Clock

@@ -24,8 +24,8 @@ import pyreadstat
 import pytest
 from openpyxl import load_workbook
 
-from bot.conversations import Conversations
 from exporters.table import ExportTable, export_frame
+from fieldwork.conversations import Conversations
 from exporters.writers import (
     FORMATS,
     ExportError,

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversations import Conversations
 from exporters.table import export_frame
+from fieldwork.conversations import Conversations
 from storage import QuestionnaireConflict, open_storage
 from surveys import engine as E
 from surveys.xlsform import load_questionnaire

@@ -118,3 +118,38 @@ async def test_a_location_shared_on_telegram_and_typed_on_zalo_is_stored_and_exp
     df = table.df.sort_values("respondent")
     assert sorted(df["where"]) == ["10.776889 106.700806 0 12", "21.0285 105.8542 0 0"]
     assert "route" in df.columns and df["route"].isna().all()
+
+
+async def test_on_zalo_a_shared_location_gets_how_to_type_it_and_a_pasted_map_link_answers(tmp_path, database):
+    """Zalo sends a location shared from its map as an unsupported message: on the geopoint question
+    the person is told Zalo does not pass it on and how to find and type the coordinates, and
+    nothing is stored; elsewhere (and for a photo) the usual "please answer in text" is said. A
+    short link is refused with how to find the coordinates; a Google Maps link is read."""
+    async with emulators(tmp_path, database) as plain:
+        bots = GeoBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+        async with running(bots) as storage:
+            respondent_id, user = await arrive(bots, storage, "zalo", "G-link", 8300, "geo")
+            await user.send_text("1")
+            await user.wait_for(has("Tên điểm giao dịch?"))
+            await user.send_unsupported()  # not on a location question: the usual words
+            await user.wait_for(has("Xin trả lời bằng chữ"))
+            await user.send_text("Bưu điện")
+            await user.wait_for(has("Điểm giao dịch ở đâu?"))
+            await user.send_unsupported()
+            told = await user.wait_for(has("Zalo không chuyển vị trí"))
+            assert "10.7769, 106.7009" in told.text and "Google Maps" in told.text
+            await user.send_photo("https://example.org/map.jpg")
+            await user.wait_for(has("Xin trả lời bằng chữ"))
+            await settle(storage)
+            session = await storage.latest_session(respondent_id, "geo")
+            assert "where" not in await storage.answers(session.id)
+            await user.send_text("https://maps.app.goo.gl/AbCdEf123")
+            await user.wait_for(has("Liên kết này không ghi tọa độ"))
+            await user.send_text("Đây ạ: https://www.google.com/maps/place/B%C6%B0u+%C4%91i%E1%BB%87n/"
+                                 "@10.7798,106.6990,17z/data=!3m1!4b1!4m6!3m5!8m2!3d10.779836!4d106.699953")
+            await user.wait_for(has("chờ bao nhiêu phút"))
+            await user.send_text("15")
+            await user.wait_for(has("hoàn thành khảo sát"))
+            await settle(storage)
+            answers = await storage.answers(session.id)
+    assert codec.decode_value(answers["where"].value) == "10.779836 106.699953 0 0"

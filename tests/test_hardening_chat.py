@@ -152,7 +152,7 @@ async def test_a_person_whose_released_slot_was_taken_is_told_once_and_asked_not
     import datetime as dt
 
     from bot.invitations import code_hash, new_link_code
-    from bot.quotas import release_stale
+    from fieldwork.quotas import release_stale
     from survey_toml import survey_toml
     from surveys.project import parse_survey, store_survey
     from surveys.sampling import draw_sample, import_frame_file

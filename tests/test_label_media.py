@@ -16,7 +16,7 @@ import aiohttp
 import pytest
 
 from bot.config import BotConfig, Config
-from bot.conversations import Conversations
+from fieldwork.conversations import Conversations
 from bot.invitations import code_hash, new_link_code, new_typed_code
 from bot.run import RunningBot, run
 from bot.telegram.botapi_spec import Upload

@@ -63,7 +63,7 @@ GEO = """
     | | type | name | label | relevant | priority |
     | | integer | n | How many? | | high |
     | | geotrace | where | Where? | | |
-    | | image | photo | Photo? | ${n} > 5 | low |
+    | | barcode | code | Scan the code? | ${n} > 5 | low |
     | | text | last | Anything else? | | high |
 """
 
@@ -73,16 +73,16 @@ def test_a_question_a_chat_cannot_ask_is_kept_skipped_and_stored_as_missing() ->
     where = form.question("where")
     assert where.type is QuestionType.UNASKABLE and where.source_type == "geotrace"
     assert where.unaskable == "lines and areas on a map (a geopoint is asked)"
-    assert [q.name for q in form.unaskable] == ["where", "photo"]
+    assert [q.name for q in form.unaskable] == ["where", "code"]
     assert any("'where' (geotrace) is not asked" in w and "row 3, column 'type'" in w for w in form.warnings)
     chat = Session(form)
     assert chat.ask.question == "n"
     chat.reply("3")
-    assert chat.ask.question == "last"  # the location and the photo were never asked
+    assert chat.ask.question == "last"  # the map line and the barcode were never asked
     chat.reply("nothing")
     assert chat.state.status is Status.COMPLETED
     assert chat.answers["where"] is None  # reached: missing, with its own code in exports
-    assert chat.answers["photo"] is NOT_APPLICABLE  # not relevant: skipped by the form's logic
+    assert chat.answers["code"] is NOT_APPLICABLE  # not relevant: skipped by the form's logic
 
 
 def test_annotation_columns_are_kept_with_each_question_and_reported_once_with_their_rows() -> None:

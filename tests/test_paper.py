@@ -236,35 +236,54 @@ def _forms_that_load() -> list[Path]:
 
     real = [p for p in sorted((ROOT / "tests" / "forms" / "real").glob("*/*.xls*")) if pyxform_converts(p)]
     paths = real + sorted((ROOT / "tests" / "forms" / "lenient").glob("*.md")) + [ROOT / "tests" / "forms" / "tour.md"]
-    return [p for p in paths if not _has_repeats(p)]
+    return [p for p in paths if not _requires_media(p)]
 
 
-def _has_repeats(path: Path) -> bool:
-    from surveys.repeats import repeat_plan
+def _requires_media(path: Path) -> bool:
+    return any(q.type.is_media and q.required is not None and q.required.source.strip() not in ("false()", "0")
+               for q in load_questionnaire(path).questions)
 
-    return bool(repeat_plan(load_questionnaire(path)).repeat_names)
+
+_PAPER_MEDIA = """| survey |
+| | type | name | label | required |
+| | text | shop | Name of the shop? | yes |
+| | image | front | A photo of the front? | {required} |
+| | audio | story | Tell it? | |
+| | text | wait | Anything else? | |
+"""
 
 
-def test_a_form_with_repeats_is_refused_by_name_for_paper():
+def test_a_media_question_is_not_on_paper_and_a_required_one_refuses_the_form(tmp_path):
     from fieldwork import Refused
-    from fieldwork.paper_form import FormPrinter
+    from fieldwork.paper_form import Copy, FormPrinter
 
-    form = load_questionnaire(ROOT / "tests" / "forms" / "lenient" / "repeat.md")
-    with pytest.raises(Refused, match=r"has repeat groups \(r\): paper forms and paper entry do not support"):
-        FormPrinter(form)
-    with pytest.raises(Refused, match="repeat groups"):
-        check(form, {"a": "2"}, NOW)
+    required, optional = tmp_path / "required.md", tmp_path / "optional.md"
+    required.write_text(_PAPER_MEDIA.format(required="yes"), encoding="utf-8")
+    optional.write_text(_PAPER_MEDIA.format(required=""), encoding="utf-8")
+    with pytest.raises(Refused, match=r"requires a photo, recording or file \(front\)"):
+        FormPrinter(load_questionnaire(required))
+    form = load_questionnaire(optional)
+    page = FormPrinter(form).copy(Copy("AAAA BBBB", "t"))
+    assert page.count("Không trả lời trên giấy") == 2 and page.count('class="q"') == len(form.asked)
+    result = check(form, {"shop": "Minh", "front": "ảnh", "wait": "không"}, NOW, "vi")
+    assert result.ok and "front" not in result.errors
 
 
 @pytest.mark.parametrize("path", _forms_that_load(), ids=lambda p: p.name)
 def test_every_form_that_loads_prints_and_checks(path):
-    """Real forms by others and the lenient ones: printing and the entry check never fail."""
+    """Real forms by others and the lenient ones (with repeats too): printing and the entry check
+    never fail, and the entry screen has a field for every question printed (in each block)."""
     from fieldwork.paper_form import Copy, FormPrinter
+    from fieldwork.paper_repeats import typed_fields
 
     form = load_questionnaire(path)
     page = FormPrinter(form).copy(Copy("AAAA BBBB", "t"))
-    assert page.count('class="q"') == len(form.asked) and "${" not in page
-    assert set(check(form, {}, NOW).status) == {q.name for q in form.asked}
+    fields = {key for key, _ in typed_fields(form)}
+    assert page.count('class="q"') == len(fields) and "${" not in page
+    if not form.has_repeats:
+        assert fields == {q.name for q in form.asked}
+    status = check(form, {}, NOW).status
+    assert fields <= set(status) and all("[" in key for key in set(status) - fields)
 
 
 async def test_a_full_stratum_stops_a_paper_form_like_a_chat(survey, tmp_path):

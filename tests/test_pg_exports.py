@@ -20,7 +20,8 @@ async def test_the_chat_export_child_reads_postgresql(tmp_path, postgresql_url, 
         sessions = len(await storage.list_sessions())
         in_process = await export(storage, tmp_path / "here.csv", ExportOptions())
     out = tmp_path / "answers.csv"
-    exported = write_export(postgresql_url, out)
+    exported, handed = write_export(postgresql_url, out)
+    assert handed.path == out and not handed.bundled  # no repeats: the CSV itself is sent
     rows = list(csv.DictReader(out.open(encoding="utf-8-sig")))
     assert exported.rows == len(rows) == sessions == in_process.rows >= 1
     assert any(row["status"] == "completed" for row in rows)

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.conversations import Conversations
+from fieldwork.conversations import Conversations
 from fieldwork.privacy import retention_pass
 from storage import OutgoingMessage, open_storage
 from surveys import engine
@@ -196,6 +196,24 @@ def test_deadlines_come_from_the_data_file():
     assert due.acknowledge_by == dt.date(2026, 12, 8) == add_working_days(friday, 2)  # Mon, Tue
     assert due.handle_by == dt.date(2026, 12, 19)
     assert PrivacyNotice("x").retention_days == defaults()["retention_days"]
+
+
+def test_a_surveys_public_holidays_are_not_working_days_for_the_deadlines():
+    """30 April and 1 May 2026 fall on a Thursday and a Friday: a request opened on Wednesday 29
+    April is acknowledged by Tuesday 5 May, not by Friday 1 May; the 15 days stay calendar days."""
+    project = parse_survey(survey_toml("t", "Thử", "f", extra='[privacy]\nholidays = [2026-04-30, "2026-05-01"]\n'))
+    assert project.privacy.holidays == ("2026-04-30", "2026-05-01")
+    assert type(project).from_json(project.to_json()) == project  # stored with the survey and read back
+    opened = dt.date(2026, 4, 29)
+    assert deadlines(opened).acknowledge_by == dt.date(2026, 5, 1)
+    due = deadlines(opened, project.privacy.holiday_dates())
+    assert due.acknowledge_by == dt.date(2026, 5, 5) and due.handle_by == dt.date(2026, 5, 14)
+    with pytest.raises(SurveyError) as refused:
+        parse_survey(survey_toml("t", "Thử", "f", extra='[privacy]\nholidays = ["2026-02-30", 2026-04-30T08:00:00]\n'))
+    text = str(refused.value)
+    assert "privacy.holidays[1]: '2026-02-30' is not a date" in text and "privacy.holidays[2]" in text
+    with pytest.raises(SurveyError, match=r"privacy.holidays: must be a list of dates"):
+        parse_survey(survey_toml("t", "Thử", "f", extra='[privacy]\nholidays = "30/4"\n'))
 
 
 def test_no_text_cites_decree_13_as_the_law_in_force():

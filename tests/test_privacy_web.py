@@ -63,6 +63,8 @@ async def test_the_data_rights_button_on_every_page_leads_to_the_request_and_its
             assert page.form("ask") is not None  # the question is still there, to go on
             page = await post_button(session, h.url, page.form("withdraw"), "withdraw")
             assert "Quý vị muốn rút lại đồng ý" in page.text and await h.storage.rights_requests() == []
+            # A page confirms with its button: it does not tell the person to type a chat command.
+            assert "Bấm nút bên dưới để xác nhận" in page.text and "/xoa" not in page.text
             page = await post_button(session, h.url, page.form("withdraw"), "withdraw_yes")
             (request,) = await h.storage.rights_requests()
             assert request.respondent_id == rid and request.channel == "web"

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from bot.conversations import Conversations
-from bot.quotas import QuotaGate, release_stale
+from fieldwork.conversations import Conversations
 from exporters.progress import survey_status
+from fieldwork.quotas import QuotaGate, release_stale
 from storage import open_storage
 from surveys import engine
 from surveys.project import parse_survey, store_survey

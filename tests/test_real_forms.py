@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import mimetypes
 import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,16 @@ _CANDIDATES = {
     PromptKind.GEOPOINT: ["10.7769, 106.7009", "21.0285 105.8542 12 5"],
     PromptKind.TEXT: ["Nguyen Van An", "abc", "12345", "0912345678", "an.nguyen@example.com", "ABC-123", "x"],
 }
+# Files a person would send for a media question: `khaosat try` takes a typed path, the engine an
+# Attach naming the file (written once per run into a temporary folder).
+_MEDIA_FOLDER = Path(tempfile.mkdtemp(prefix="khaosat-real-forms-media-"))
+_MEDIA_FILES = {"photo.png": b"\x89PNG\r\n\x1a\n" + b"\x00" * 64, "voice.ogg": b"OggS" + b"\x00" * 64,
+                "clip.mp4": b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 64, "form.pdf": b"%PDF-1.4\n%%EOF\n"}
+for _name, _content in _MEDIA_FILES.items():
+    (_MEDIA_FOLDER / _name).write_bytes(_content)
+_MEDIA = {PromptKind.IMAGE: ["photo.png"], PromptKind.AUDIO: ["voice.ogg"], PromptKind.VIDEO: ["clip.mp4"],
+          PromptKind.FILE: ["form.pdf", "photo.png", "voice.ogg", "clip.mp4"]}
+_CANDIDATES.update({kind: [str(_MEDIA_FOLDER / name) for name in names] for kind, names in _MEDIA.items()})
 _MAX_PROMPTS = 2000
 # Forms whose repeats the scripted run reaches (others count their instances from questions a chat
 # cannot ask, so have none).
@@ -117,7 +129,13 @@ def scripted_run(form: Questionnaire) -> tuple[list[str], engine.SessionState]:
         assert attempt < len(candidates), f"every generated answer to '{prompt.question}' was refused"
         tried[prompt.question] = attempt + 1
         line = candidates[attempt]
-        result = step(form, state, Reply(line, at, seq=state.seq))
+        if prompt.kind in _MEDIA and line:
+            path = Path(line)
+            event = engine.Attach(path.name, mimetypes.guess_type(path.name)[0] or "application/octet-stream",
+                                  path.stat().st_size, at, seq=state.seq)
+        else:
+            event = Reply(line, at, seq=state.seq)
+        result = step(form, state, event)
         lines.append(line)
     raise AssertionError(f"not finished after {_MAX_PROMPTS} prompts")
 

@@ -20,11 +20,11 @@ from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.conversations import Conversations
 from bot.outbox import REPLY, OutboxSender, Pace, TokenBucket
 from bot.reminders import ReminderBot, ReminderFeed, render_reminder, reminder_pass
 from bot.telegram.emulator import BotApiEmulator, Limits
 from bot.telegram.transport import TelegramTransport
+from fieldwork.conversations import Conversations
 from storage import OUTBOX_STATES, OutgoingMessage, ReminderTexts, StorageError, open_storage
 from surveys import engine
 from surveys.messages import say

@@ -17,9 +17,9 @@ import pyreadstat
 import pytest
 from openpyxl import load_workbook
 
-from bot.conversations import Conversations
 from exporters.table import ExportTable, export_frame
 from exporters.writers import WriteOptions, read_parquet_metadata, repeat_path, write
+from fieldwork.conversations import Conversations
 from storage import open_storage
 from surveys import engine as E
 from surveys.xlsform import load_questionnaire

@@ -383,7 +383,7 @@ async def test_drive_uses_two_storage_calls_per_update(store, monkeypatch):
     import datetime as dt
 
     from bot.chat.surveys import Chat, ChatSurveys
-    from bot.conversations import Conversations
+    from fieldwork.conversations import Conversations
     from surveys import engine
     from surveys.xlsform import load_questionnaire_bytes
 
@@ -423,7 +423,7 @@ async def test_drive_uses_two_storage_calls_per_update(store, monkeypatch):
 async def test_handle_rereads_the_session_after_a_stale_revision(store):
     import datetime as dt
 
-    from bot.conversations import Conversations
+    from fieldwork.conversations import Conversations
     from surveys import engine
     from surveys.xlsform import load_questionnaire_bytes
 
@@ -559,7 +559,7 @@ async def test_handle_reuses_the_state_it_stored_and_decodes_anyone_elses(store,
     the one it wrote; a step stored by another process (another Conversations) is decoded."""
     import datetime as dt
 
-    from bot.conversations import Conversations
+    from fieldwork.conversations import Conversations
     from surveys import codec, engine
     from surveys.xlsform import load_questionnaire_bytes
 
@@ -595,7 +595,7 @@ def test_a_kept_state_is_what_decoding_its_text_gives():
     import datetime as dt
     from zoneinfo import ZoneInfo
 
-    from bot.conversations import DecodedStates
+    from fieldwork.conversations import DecodedStates
     from surveys import codec, engine
     from surveys.expressions import NOT_APPLICABLE
 
@@ -620,7 +620,7 @@ def test_a_kept_state_is_what_decoding_its_text_gives():
 def test_decoded_states_keep_only_what_decodes_back_and_only_the_newest():
     import datetime as dt
 
-    from bot.conversations import DecodedStates
+    from fieldwork.conversations import DecodedStates
     from surveys import codec, engine
 
     def state(**answers):

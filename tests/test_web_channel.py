@@ -324,3 +324,50 @@ async def test_english_before_the_browser_is_linked_and_the_survey_starts_in_it(
                 page = read_page(response.status, await response.text())
             assert "agree to take part" in page.text and page.form("ask") is not None
         assert [c[0] for c in await h.storage.chats_of(rid)] == ["web"]
+
+
+async def test_with_a_data_key_the_stored_address_tag_cannot_be_found_by_hashing_addresses(tmp_path, monkeypatch):
+    """An IPv4 address hashed without a key is found again by hashing all 2³² addresses; with the
+    data key set, what is stored is keyed by it: the same address gives another tag under another
+    key, and neither is the address's plain hash."""
+    import datetime as dt
+    import hashlib
+    import sqlite3
+
+    from bot.web.channel import GuessLimit
+    from storage import open_storage, personal_crypto
+
+    tags = []
+    for number in range(2):
+        monkeypatch.setenv(personal_crypto.ENV, personal_crypto.generate_key())
+        at = dt.datetime(2026, 5, 1, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+        path = tmp_path / f"limits{number}.sqlite"
+        async with await open_storage(path) as storage:
+            limit = GuessLimit(storage, per_address=2, in_all=9, clock=lambda: at)
+            await limit.failed("10.0.0.1")
+            await limit.failed("10.0.0.1")
+            assert not await limit.allowed("10.0.0.1") and await limit.allowed("10.0.0.2")
+        with contextlib.closing(sqlite3.connect(path)) as conn:
+            tags.extend(row[0] for row in conn.execute("SELECT DISTINCT bot FROM link_attempts"))
+    plain = hashlib.sha256(b"10.0.0.1").hexdigest()
+    assert len(tags) == 2 and tags[0] != tags[1] and not any(plain.startswith(tag) for tag in tags)
+
+
+async def test_with_a_data_key_a_page_loaded_before_a_restart_still_posts(tmp_path, monkeypatch):
+    """The CSRF secret is derived from the data key: an answer typed on a page loaded before the
+    server restarted (a deployment, a crash) is taken, not refused as an expired page."""
+    from storage import personal_crypto
+
+    monkeypatch.setenv(personal_crypto.ENV, personal_crypto.generate_key())
+    async with browser() as session:
+        async with web_harness(tmp_path) as h:
+            rid, _, link = await h.invite("W-K", "tour")
+            page = read_page(200, await (await session.get(f"{h.url}/s/{link}")).text())
+            page = read_page(200, await (await session.post(f"{h.url}/s/", data=dict(
+                page.form("ask").hidden, action="answer", choice="yes"))).text())
+            assert "bao nhiêu tuổi" in page.text
+            old_form = page.form("ask").hidden
+        async with web_harness(tmp_path) as h:  # the same database, restarted
+            async with session.post(f"{h.url}/s/", data=dict(old_form, action="answer", text="34")) as response:
+                assert response.status == 200, await response.text()
+            assert (await answers_of(h.storage, rid)).get("age") == 34

@@ -10,17 +10,20 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
+import secrets
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from bot.chat.coordination import CoordinatorDesk
 from bot.chat.events import (
-    BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNTICK,
-    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Location, Notice, NotText, Outgoing,
+    BACK, CHOOSE, CONFIRM_STOP, DONE, SKIP, TICK, TOGGLE, UNSUPPORTED, UNTICK,
+    AskPhone, Blocked, Command, ConfirmStop, Contact, Incoming, Joined, Leave, Location, Media, Notice, NotText,
+    Outgoing,
     Press,
     Renderer, Text,
 )
 from bot.chat.fieldwork import Fieldwork, Phase
+from bot.chat.media import DEFAULT_MEDIA_LIMIT, media_prompt, receive
 from bot.chat.privacy import ChatPrivacy
 from bot.chat.surveys import LINK_MESSAGES, Chat, ChatLocks, ChatSurveys, Link
 from bot.invitations import PhoneError, is_link_code, is_typed_code, normalise_phone, normalise_typed_code
@@ -77,7 +80,7 @@ class ChatCore:
     def __init__(self, surveys: ChatSurveys, clock: Callable[[], dt.datetime], *,
                  coordinators: Sequence[str] = (), desk: CoordinatorDesk | None = None,
                  fieldwork: Fieldwork | None = None, deliveries: Deliveries | None = None,
-                 privacy: ChatPrivacy | None = None, locks: Any = None):
+                 privacy: ChatPrivacy | None = None, locks: Any = None, media_limit: int = DEFAULT_MEDIA_LIMIT):
         self.surveys = surveys
         self.clock = clock
         self.coordinators = {str(c) for c in coordinators}
@@ -85,6 +88,8 @@ class ChatCore:
         self.fieldwork = fieldwork
         self.deliveries = deliveries
         self.privacy = privacy
+        #: The largest file a media question takes, in bytes (`bot/chat/media.py`).
+        self.media_limit = media_limit
         # One turn per chat: in this process (ChatLocks), or across processes (bot.processes).
         self.locks = locks if locks is not None else ChatLocks()
         self._groups_logged: set[str] = set()
@@ -160,9 +165,19 @@ class ChatCore:
     async def _linked(self, turn: Turn, incoming: Incoming, respondent: Respondent, session: SessionRecord | None,
                       state: engine.SessionState | None, language: str) -> str | None:
         at = self.clock()
+        prompt = media_prompt(self, respondent, state) if isinstance(incoming, Media) else None
+        if isinstance(incoming, Media) and prompt is None:
+            incoming = NotText()  # a photo sent to a question that asks for none: fetch nothing
+        if isinstance(incoming, NotText) and (prompt := media_prompt(self, respondent, state)) is not None:
+            # A media question, and what came is nothing the platform passed on (Zalo's voice notes):
+            # the question again, whose words say what this channel can carry.
+            return await self._send(turn, [Notice(say("media_not_received", language)),
+                                           dataclasses.replace(prompt, update=False)], language, error=True)
         if isinstance(incoming, NotText):
-            return await self._send(turn, [Notice(say("not_text_typed" if turn.typed else "not_text", language))],
-                                    language, error=True)
+            key = "not_text_typed" if turn.typed else "not_text"
+            if incoming.kind == UNSUPPORTED and self._asks_location(respondent, state):
+                key = "zalo_location_not_passed"  # most likely a location shared from Zalo's map
+            return await self._send(turn, [Notice(say(key, language))], language, error=True)
         if isinstance(incoming, Command) and incoming.name.lower() == "stop":
             return await self._stop(turn, respondent, incoming.argument, state, language)
         closed = await self._closed(respondent, state, at, language)
@@ -182,6 +197,8 @@ class ChatCore:
             if event is None:
                 return None
             return await self._drive(turn, respondent, event, session)
+        if isinstance(incoming, Media):
+            return await receive(self, turn, respondent, session, state, prompt, incoming, language)
         if isinstance(incoming, Location):
             return await self._drive(turn, respondent, engine.Locate(incoming.latitude, incoming.longitude, at,
                                                                      accuracy=incoming.accuracy), session)
@@ -192,6 +209,14 @@ class ChatCore:
         if folded in SKIP_WORDS:
             return await self._drive(turn, respondent, engine.Reply("", at))
         return await self._drive(turn, respondent, engine.Reply(text, at, incoming.seq), session)
+
+    def _asks_location(self, respondent: Respondent, state: engine.SessionState | None) -> bool:
+        """Whether the question on screen is a geopoint."""
+        form = self.surveys.form_of(respondent)
+        if form is None or state is None or state.status not in _IN_PROGRESS:
+            return False
+        prompt = engine.current_prompt(form, state)
+        return prompt is not None and prompt.kind is engine.PromptKind.GEOPOINT
 
     # -- commands ------------------------------------------------------------------------------
 
@@ -380,7 +405,9 @@ class ChatCore:
         closed = await self._closed(respondent, state, at, language)
         if closed is not None:
             return await self._send(turn, [Notice(closed)], language, respondent.id, "closed")
-        return await self._drive(turn, respondent, engine.Start(at=at))
+        # The session's seed (random(), uuid(), shuffled choices) is drawn here, outside the
+        # sans-I/O engine, and kept in the event log with the Start event.
+        return await self._drive(turn, respondent, engine.Start(at=at, seed=secrets.token_hex(8)))
 
     # -- the engine ----------------------------------------------------------------------------
 

@@ -8,8 +8,8 @@ here knows a platform.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Protocol, Sequence, Union
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Protocol, Sequence, Union
 
 from surveys import engine
 
@@ -60,8 +60,31 @@ class Location:
 
 
 @dataclass(frozen=True)
+class Media:
+    """A photo, voice note, audio, video or document sent in the chat (`bot/chat/media.py`).
+
+    `kind`: "photo", "voice", "audio", "video" or "document"; `size` in bytes as the platform
+    declares it (None when it does not say); `fetch` downloads the bytes, only when the prompt
+    on screen asks for a file (a photo sent to a number question fetches nothing)."""
+
+    kind: str
+    mime: str
+    size: int | None
+    filename: str | None
+    fetch: Callable[[], Awaitable[bytes]] = field(compare=False, repr=False)
+
+
+@dataclass(frozen=True)
 class NotText:
-    """A sticker, photo, voice note…: nothing the survey can read."""
+    """A sticker, photo, voice note…: nothing the survey can read. ``kind``: what it was, where the
+    platform says (UNSUPPORTED, IMAGE, STICKER below; "" where it does not)."""
+
+    kind: str = ""
+
+
+#: NotText kinds. UNSUPPORTED: the platform says a message came but not what it held (Zalo sends a
+#: shared location, a voice note or a file so).
+UNSUPPORTED, IMAGE, STICKER = "unsupported", "image", "sticker"
 
 
 @dataclass(frozen=True)
@@ -74,7 +97,7 @@ class Joined:
     """The bot was added to a chat (on Telegram: a group, a supergroup or a channel)."""
 
 
-Incoming = Union[Text, Command, Press, Contact, Location, NotText, Blocked, Joined]
+Incoming = Union[Text, Command, Press, Contact, Location, Media, NotText, Blocked, Joined]
 
 
 def typed(text: str) -> Incoming:

@@ -155,7 +155,8 @@ class ChatPrivacy:
             return True, await core._send(turn, [Notice(say("rights_confirm", language), rights="confirm")],
                                           language, rid, "rights")
         at = self.clock()
-        due = deadlines(at.astimezone(_ZONE).date())
+        project = await self.project_of(respondent)
+        due = deadlines(at.astimezone(_ZONE).date(), project.privacy.holiday_dates() if project else ())
         request, new = await self.storage.open_rights_request(
             respondent.id, kind="withdraw_delete", channel=turn.chat.channel, bot=turn.chat.bot, language=language,
             at=at.isoformat(), acknowledge_by=due.acknowledge_by.isoformat(), handle_by=due.handle_by.isoformat())

@@ -17,9 +17,9 @@ from typing import Callable, Sequence
 import orjson
 
 from bot.chat.events import Call
-from bot.conversations import Conversations, Handled
 from bot.invitations import code_hash
 from bot.outbox import ERROR_REPLY, REPLY
+from fieldwork.conversations import Conversations, Handled
 from fieldwork.preloads import frame_row_preloads
 from storage import (
     AmbiguousPhone,

@@ -10,13 +10,13 @@ from __future__ import annotations
 import datetime as dt
 from typing import Callable
 
-from aiogram import Dispatcher, Router
+from aiogram import Bot, Dispatcher, Router
 from aiogram.filters import Command as CommandFilter, CommandObject
 from aiogram.types import CallbackQuery, ChatMemberUpdated, Message, Update
 from aiogram.types import Chat as TelegramChat
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Blocked, Command, Contact, Incoming, Joined, Location, typed
+from bot.chat.events import Blocked, Command, Contact, Incoming, Joined, Location, Media, typed
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.telegram.render import Pressed, TelegramRenderer, parse_button
 
@@ -64,10 +64,13 @@ class TelegramSurveyBot:
     async def on_command(self, message: Message, command: CommandObject, event_update: Update) -> None:
         await self._handle(message, event_update, Command(command.command.lower(), command.args or ""))
 
-    async def on_message(self, message: Message, event_update: Update) -> None:
-        if message.contact is not None:
+    async def on_message(self, message: Message, event_update: Update, bot: Bot) -> None:
+        media = media_of(message, bot)
+        if media is not None:
+            incoming: Incoming = media
+        elif message.contact is not None:
             own = message.from_user is not None and message.contact.user_id == message.from_user.id
-            incoming: Incoming = Contact(message.contact.phone_number, own)
+            incoming = Contact(message.contact.phone_number, own)
         elif message.location is not None:
             incoming = Location(message.location.latitude, message.location.longitude,
                                 message.location.horizontal_accuracy)
@@ -95,3 +98,28 @@ class TelegramSurveyBot:
         if incoming is not None:
             await self.core.handle(self._chat(change.chat, change.from_user.id), self._key(event_update),
                                    incoming, self.renderer)
+
+
+def media_of(message: Message, bot: Bot) -> Media | None:
+    """A photo (its largest size), voice note, audio, video, round video or document, as the chat
+    core's `Media`; its bytes are fetched only if the core asks (getFile, then the file's URL)."""
+    if message.photo:
+        largest = max(message.photo, key=lambda size: (size.file_size or 0, size.width * size.height))
+        return Media("photo", "image/jpeg", largest.file_size, None, _fetcher(bot, largest.file_id))
+    for kind, mime in (("voice", "audio/ogg"), ("audio", "audio/mpeg"), ("video", "video/mp4"),
+                       ("video_note", "video/mp4"), ("document", "application/octet-stream")):
+        item = getattr(message, kind, None)
+        if item is not None:
+            return Media("video" if kind == "video_note" else kind, getattr(item, "mime_type", None) or mime,
+                         item.file_size, getattr(item, "file_name", None), _fetcher(bot, item.file_id))
+    return None
+
+
+def _fetcher(bot: Bot, file_id: str):
+    async def fetch() -> bytes:
+        found = await bot.get_file(file_id)
+        if not found.file_path:
+            raise ValueError(f"Telegram gave no path for file {file_id}")
+        downloaded = await bot.download_file(found.file_path)
+        return downloaded.read()
+    return fetch

@@ -202,7 +202,10 @@ def keyboard(ask: Ask, language: str) -> dict | None:
         rows.extend([buttons] if short else [[b] for b in buttons])
     elif ask.kind is PromptKind.ACKNOWLEDGE:
         rows.append([_button(say("acknowledge_ok", ui), CHOOSE, ask.seq, "ok")])
-    if not ask.required and ask.kind in (PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE):
+    if ask.kind is PromptKind.RANK and not ask.required:  # stop ranking here (none ranked: skipped)
+        rows.append([_button(f"✔ {say('done', ui)}", DONE, ask.seq)])
+    if not ask.required and ask.kind in (PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE,
+                                         PromptKind.IMAGE, PromptKind.AUDIO, PromptKind.VIDEO, PromptKind.FILE):
         rows.append([_button(say("skip", ui), SKIP, ask.seq)])
     if ask.can_go_back:
         rows.append([_button(say("back", ui), BACK, ask.seq)])

@@ -20,7 +20,6 @@ from __future__ import annotations
 import collections
 import dataclasses
 import datetime as dt
-import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from bot.chat.events import (
 )
 from bot.chat.privacy import WITHDRAW, WITHDRAW_YES
 from bot.chat.surveys import Chat, Link
+from storage import personal_crypto
 from storage.links import Links
 from surveys import engine
 from surveys.engine import Ask, PromptKind
@@ -136,8 +136,8 @@ class GuessLimit:
     count (a browser that drops its cookie is a new chat; its address is not).
 
     Each wrong code is a link attempt in the database (channel ``web-address``, "bot" a hash of
-    the address: the address itself is not kept), so the limits hold across restarts and across
-    several processes serving the pages."""
+    the address keyed by the data key: the address itself is not kept), so the limits hold
+    across restarts and across several processes serving the pages."""
 
     def __init__(self, storage: Links, per_address: int, in_all: int, clock: Callable[[], dt.datetime],
                  window: dt.timedelta = dt.timedelta(hours=1)):
@@ -146,7 +146,7 @@ class GuessLimit:
 
     @staticmethod
     def _address(address: str) -> str:
-        return hashlib.sha256(address.encode()).hexdigest()[:16]
+        return personal_crypto.codec().address_hash(address)
 
     async def allowed(self, address: str) -> bool:
         since = (self.clock() - self.window).isoformat()
@@ -267,7 +267,7 @@ class WebChannel:
                 fields["choice"] = "ok"
             elif ask.kind is PromptKind.SELECT_MULTIPLE:
                 fields["multi"] = "1"
-            elif ask.kind in (PromptKind.SELECT_ONE, PromptKind.CONSENT) and "choice" not in fields:
+            elif ask.kind in (PromptKind.SELECT_ONE, PromptKind.CONSENT, PromptKind.RANK) and "choice" not in fields:
                 fields["text"] = ""  # nothing chosen: skipped if it may be, else the engine says why
             events = parse_form(fields, lambda name: getall(f"{name}.{ask.question}"))
             for incoming in events:

@@ -14,9 +14,10 @@ Routes (all under ``/s/``):
   core marks which text is which step: ``Notice.rights``). A language chosen before the browser
   is linked is a ``vi``/``en`` cookie, handed to the core as ``/lang`` once linked.
 
-Every POST carries a CSRF token derived from the browser's token; wrong codes are limited per
-address and in all (``GuessLimit``), beside the core's per-chat limit; the headers are the
-console's (no framing, no sniffing, same-origin everything).
+Every POST carries a CSRF token derived from the browser's token (under a secret derived from
+the data key, so it outlives a restart); wrong codes are limited per address and in all
+(``GuessLimit``), beside the core's per-chat limit; the headers are the console's (no framing,
+no sniffing, same-origin everything).
 """
 
 from __future__ import annotations
@@ -141,7 +142,9 @@ def _said(outputs, language: str) -> list[dict[str, Any]]:
                           "media": _media(output.media)})
         elif isinstance(output, Notice):
             # ``rights``: the data rights step this text is, which says the buttons under it
-            items.append({"kind": "info", "text": output.text, "rights": output.rights})
+            # The page confirms with a button under the text, not by typing "/xoa có" as a chat does.
+            text = say("rights_confirm_button", ui_language(language)) if output.rights == "confirm" else output.text
+            items.append({"kind": "info", "text": text, "rights": output.rights})
     return items
 
 
@@ -176,7 +179,8 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
     """What the template needs to draw one question; on a group's page, field names carry the
     question's name (``text.age``) so one post answers several."""
     names = ({key: f"{key}.{ask.question}" for key in _SINGLE} | {"marker": True}) if in_group else _SINGLE
-    options = ask.kind in (PromptKind.SELECT_ONE, PromptKind.SELECT_MULTIPLE, PromptKind.CONSENT)
+    # A rank is picked one choice per page, among those left (the engine asks them in turn).
+    options = ask.kind in (PromptKind.SELECT_ONE, PromptKind.SELECT_MULTIPLE, PromptKind.CONSENT, PromptKind.RANK)
     multi = ask.kind is PromptKind.SELECT_MULTIPLE
     field, value = _field(ask)
     return {"ask": ask, "first": index == 0, "names": names, "options": options, "multi": multi,
@@ -204,7 +208,8 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
         "questions": [_question(one, index, bool(screen.group)) for index, one in enumerate(asks)],
         "group": bool(screen.group),
         "skip": ask is not None and not screen.group and not ask.required and ask.kind in (
-            PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE),
+            PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE,
+            PromptKind.RANK),
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
         "finished": finished, "languages": "en" if ui == "vi" else "vi",

@@ -16,6 +16,7 @@ from bot.chat.core import ChatCore
 from bot.web.channel import GuessLimit, WebChannel
 from bot.web.pages import WebSettings, make_web_app
 from bot.web.settings import WebConfig
+from storage import personal_crypto
 
 if TYPE_CHECKING:
     from bot.config import Config
@@ -41,7 +42,11 @@ def web_channel(config: WebConfig, core: ChatCore) -> WebChannel:
 async def start_web(config: WebConfig, core: ChatCore) -> RunningWeb:
     """Serve the pages on ``config.host:config.port`` (port 0: any free port) until ``stop()``."""
     channel = web_channel(config, core)
-    app = make_web_app(channel, WebSettings(config.secure_cookies, config.behind_proxy))
+    # With a data key the CSRF secret is derived from it: a page loaded before a restart, or served by
+    # another process, still posts (without one it is drawn per process, and such a post gets the
+    # "page expired" page and is sent again).
+    app = make_web_app(channel, WebSettings(config.secure_cookies, config.behind_proxy),
+                       secret=personal_crypto.codec().derived_secret(b"web csrf"))
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     await web.TCPSite(runner, config.host, config.port).start()
@@ -56,9 +61,9 @@ async def serve_web_until(stop: asyncio.Event, config: Config, database, *, cloc
                           started: Callable[[RunningWeb], None] | None = None) -> None:
     """``khaosat serve`` with ``[web]``: the pages beside the console, over their own connection
     to the database, asking what the bot named in ``[web] bot`` asks (the first bot by default)."""
-    from bot.conversations import Conversations
-    from bot.quotas import QuotaGate
     from bot.run import chat_core, load_forms
+    from fieldwork.conversations import Conversations
+    from fieldwork.quotas import QuotaGate
     from storage import open_storage
 
     bot = next((b for b in config.bots if b.name == config.web.bot), config.bots[0])

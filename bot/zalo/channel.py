@@ -10,20 +10,25 @@ message id, so the second delivery changes nothing.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 import logging
 import secrets
 from typing import Any, Awaitable, Callable, Sequence
 
+import aiohttp
 from aiohttp import web
 
 from bot.chat.core import ChatCore
-from bot.chat.events import Call, Capabilities, ConfirmStop, Document, Incoming, Leave, Outgoing, typed
+from bot.chat.events import (
+    IMAGE, STICKER, UNSUPPORTED, Call, Capabilities, ConfirmStop, Document, Incoming, Leave, Media, NotText, Outgoing,
+    typed,
+)
 from bot.chat.surveys import Chat, ChatSurveys
 from bot.form_media import media_path
 from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
-from surveys.engine import Ask, Say
+from surveys.engine import Ask, PromptKind, Say
 from surveys.messages import say, ui_language
 
 log = logging.getLogger(__name__)
@@ -63,7 +68,25 @@ class ZaloRenderer:
         return None if image is None else self.media_base + media_path(image)
 
 
+#: What a Zalo bot receives of a person's media: photos only (a voice note, a video or a file
+#: arrives as `message.unsupported.received`, with no content). So an image question is answered
+#: with a photo, a file question with a photo of the document, and an audio or video question
+#: cannot be answered here: the prompt says so, offers the skip word when it is optional, and
+#: when it is required points to the survey's web page (the link on the letter) or the team.
+ZALO_MEDIA = {PromptKind.IMAGE: "zalo_image_expected", PromptKind.FILE: "zalo_file_expected",
+              PromptKind.AUDIO: "zalo_no_media", PromptKind.VIDEO: "zalo_no_media"}
+
+
+def _zalo_media(ask: Ask, language: str) -> Ask:
+    key = ZALO_MEDIA[ask.kind]
+    if key == "zalo_no_media":
+        key = "zalo_no_media_required" if ask.required else "zalo_no_media_optional"
+    return dataclasses.replace(ask, expected=say(key, ui_language(language)))
+
+
 def _text(output: Outgoing, language: str) -> str:
+    if isinstance(output, Ask) and output.kind in ZALO_MEDIA:
+        output = _zalo_media(output, language)
     if isinstance(output, (Ask, Say)):
         return render(output, language, chat=True)
     if isinstance(output, ConfirmStop):
@@ -108,10 +131,41 @@ def parse(update: dict, bot: str) -> tuple[Chat, str, Incoming] | None:
     if not chat_id or message_id is None:
         return None
     user = str((message.get("from") or {}).get("id") or chat_id)
-    text = message.get("text") if update.get("event_name") == "message.text.received" else None
+    text = message.get("text") if update.get("event_name") == TEXT_EVENT else None
     # Zalo marks each chat PRIVATE or GROUP; one with no type is taken for the private chat it always was.
     private = str((message.get("chat") or {}).get("chat_type") or "PRIVATE").upper() == "PRIVATE"
-    return Chat(CHANNEL, bot, chat_id, user, private), f"zalo:{bot}:{message_id}", typed(text or "")
+    incoming = image(message) if update.get("event_name") == "message.image.received" else None
+    if incoming is None:
+        incoming = typed(text or "") if text is not None else not_text(update)
+    return Chat(CHANNEL, bot, chat_id, user, private), f"zalo:{bot}:{message_id}", incoming
+
+
+TEXT_EVENT = "message.text.received"
+#: The other events the platform documents, by what they hold.
+_NOT_TEXT_KINDS = {"message.unsupported.received": UNSUPPORTED, "message.image.received": IMAGE,
+                   "message.sticker.received": STICKER}
+
+
+def not_text(update: dict) -> NotText:
+    """A message that is not text, by its event: the core answers an unsupported one on a location
+    question with how to type the coordinates (Zalo does not pass a shared location on)."""
+    return NotText(_NOT_TEXT_KINDS.get(update.get("event_name"), ""))
+
+
+def image(message: dict) -> Media | None:
+    """A photo sent to the bot (`message.image.received`: `message.photo` is its URL), fetched
+    over HTTP only if the prompt on screen asks for a file; None without a URL (not text)."""
+    url = message.get("photo")
+    if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+        return None
+
+    async def fetch() -> bytes:
+        timeout = aiohttp.ClientTimeout(total=60)
+        async with aiohttp.ClientSession(timeout=timeout) as client, client.get(url) as response:
+            response.raise_for_status()
+            return await response.read()
+
+    return Media("photo", "image/jpeg", None, None, fetch)
 
 
 class ZaloSurveyBot:

@@ -7,12 +7,16 @@ JavaScript, htmx posts the form on every change and swaps in each question's ver
 the save button posts the whole page and gets it back with the same verdicts. Double entry: the
 second entry is typed blind by another person; when the two differ, the differences are shown side
 by side and a third action resolves them; agreeing or resolved entries become the respondent's
-session (mode ``paper``) through the chat's step path (``fieldwork.paper``).
+session (mode ``paper``) through the chat's step path (``fieldwork.paper``). A repeat group is
+typed block by block as printed, each field keyed as the chat keys the answer (``member[2]/age``,
+``fieldwork.paper_repeats``); "add a block" shows one more block of a repeat without saving.
 
 Coordinators within their units (and admins); every save is audited; every form carries CSRF.
 """
 
 from __future__ import annotations
+
+import re
 
 from aiohttp import web
 
@@ -25,7 +29,10 @@ from console.pages.invitations import units_under
 from fieldwork import Refused
 from fieldwork import paper as paper_ops
 from fieldwork.paper_entry import check, normalise
-from surveys.phrasing import choice_codes, numbering
+from fieldwork.paper_repeats import (Closing, Opening, entry_layout, fill_label, position_names, question_at,
+                                     typed_fields)
+from surveys.phrasing import Phraser, choice_codes, numbering
+from surveys.repeats import MAX_INSTANCES, split_key
 
 routes = web.RouteTableDef()
 NAV = [NavEntry("nav_paper", "/surveys/{survey}/paper", ("coordinator",), order=27)]
@@ -82,6 +89,10 @@ add_texts({
     "audit_paper_print": {"vi": "in phiếu giấy", "en": "paper forms printed"},
     "audit_paper_entry": {"vi": "nhập phiếu giấy", "en": "paper form typed"},
     "audit_paper_written": {"vi": "ghi phiếu giấy thành phiên trả lời", "en": "paper form written"},
+    "paper_blocks_help": {"vi": "Mỗi khối trên phiếu nhập vào một khối dưới đây; để trống khối không dùng.",
+                          "en": "Type each block of the paper into one block below; leave unused blocks empty."},
+    "paper_more_block": {"vi": "Thêm một khối", "en": "Add a block"},
+    "paper_more_which": {"vi": "Thêm khối cho", "en": "Add a block to"},
 })
 
 
@@ -178,16 +189,43 @@ async def find(request: web.Request) -> web.Response:
 
 # -- one form ------------------------------------------------------------------------------------
 
-def _questions(state, lang: str) -> list[dict]:
-    """Each question as the entry screen shows it."""
+def dom_id(key: str) -> str:
+    """An element id for a field key: ``member[2]/visit[1]/cost`` → ``member-2--visit-1--cost``."""
+    return re.sub(r"\[(\d+)\]", r"-\1", key).replace("/", "--")
+
+
+def _layout(state, lang: str, typed=None, instances=None, at_least=None) -> list[dict]:
+    """The entry screen, in form order: each field, and each repeat's blocks opened and closed around
+    theirs (``fieldwork.paper_repeats.entry_layout``)."""
     form = state.form
     numbers = numbering(form)
-    out = []
-    for question in form.asked:
+    phraser = Phraser(form, lang if lang in ("vi", "en") else "en")
+    out: list[dict] = []
+    titles: list[str] = []  # the open blocks' names, outermost first
+    for item in entry_layout(form, typed or {}, instances or {}, at_least or {}):
+        if isinstance(item, Opening):
+            label = form.groups[item.repeat].label.get(lang, form.default_language) or item.repeat
+            titles.append(f"{label} {item.number}")
+            out.append({"kind": "open", "path": item.path, "dom": dom_id(item.path), "title": titles[-1],
+                        "depth": item.depth})
+            continue
+        if isinstance(item, Closing):
+            titles.pop()
+            group = form.groups[item.repeat_path.rsplit("/", 1)[-1]]
+            out.append({"kind": "close", "last": item.last, "repeat_path": item.repeat_path,
+                        "count": split_key(item.path + "/")[1][-1],
+                        "label": group.label.get(lang, form.default_language) or group.name})
+            continue
+        question, repeats, positions = item.question, item.question.repeats, {}
+        if repeats:
+            place = split_key(item.key)[1]
+            positions = {name: place[-1] for name in position_names(form, repeats)}
         codes = choice_codes(question)
         out.append({
-            "name": question.name, "field": FIELD + question.name, "number": numbers[question.name],
-            "label": question.label.get(lang, form.default_language), "type": question.type.value,
+            "kind": "field", "name": item.key, "dom": dom_id(item.key), "field": FIELD + item.key,
+            "number": numbers[question.name], "block": " › ".join(titles),
+            "label": fill_label(question.label.get(lang, form.default_language), phraser, positions),
+            "type": question.type.value,
             "required": question.required is not None and question.required.source.strip() not in ("false()", "0"),
             "choices": [(codes[c.name], c.label.get(lang, form.default_language)) for c in question.choices],
             "question": question,
@@ -195,14 +233,36 @@ def _questions(state, lang: str) -> list[dict]:
     return out
 
 
+def _questions(state, lang: str, typed=None) -> list[dict]:
+    return [item for item in _layout(state, lang, typed) if item["kind"] == "field"]
+
+
 def _typed(form_data, state) -> dict[str, str]:
-    return {q.name: str(form_data.get(FIELD + q.name, "")) for q in state.form.asked}
+    """What was typed, by field key: every question's field, and every block's."""
+    form = state.form
+    return {key[len(FIELD):]: str(value) for key, value in form_data.items()
+            if key.startswith(FIELD) and question_at(form, key[len(FIELD):]) is not None}
+
+
+def _shown_blocks(form_data) -> dict[str, int]:
+    """The blocks the screen showed per repeat path (``n_member``), one more where “add a block” was pressed."""
+    shown = {}
+    for key, value in form_data.items():
+        if key.startswith("n_") and str(value).isdigit():
+            shown[key[2:]] = min(int(str(value)), MAX_INSTANCES)
+    more = str(form_data.get("more_path", ""))
+    if form_data.get("more") and more in shown:
+        shown[more] = min(shown[more] + 1, MAX_INSTANCES)
+    return shown
 
 
 def _verdicts(checked, typed: dict[str, str], lang: str) -> dict[str, dict]:
     """Per question: its status and the words shown beside it."""
     out = {}
     for name, status in checked.status.items():
+        if status == "unused":
+            out[name] = {"status": status, "words": "", "dom": dom_id(name)}
+            continue
         if name in checked.errors:
             words = checked.errors[name]
         elif status == "skip":
@@ -211,12 +271,12 @@ def _verdicts(checked, typed: dict[str, str], lang: str) -> dict[str, dict]:
             words = t("paper_status_ok", lang)
         else:
             words = ""
-        out[name] = {"status": status, "words": words}
+        out[name] = {"status": status, "words": words, "dom": dom_id(name)}
     return out
 
 
 async def _entry_page(request: web.Request, paper, *, status: int = 200, typed=None, checked=None, problems=(),
-                      entry_language: str = "vi"):
+                      entry_language: str = "vi", shown=None):
     lang = language(request)
     storage = fieldwork_storage(request)
     state = await paper_ops.form_state(storage, paper.id)
@@ -231,7 +291,7 @@ async def _entry_page(request: web.Request, paper, *, status: int = 200, typed=N
     resolve = []
     if pass_number == paper_ops.RESOLVED:
         first, second = state.typed(1), state.typed(2)
-        questions = {q["name"]: q for q in _questions(state, lang)}
+        questions = {q["name"]: q for q in _questions(state, lang, {**first, **second})}
         for name in state.differing:
             resolve.append({**questions[name], "first": first.get(name, ""), "second": second.get(name, ""),
                             "picked": typed.get(name)})
@@ -240,7 +300,8 @@ async def _entry_page(request: web.Request, paper, *, status: int = 200, typed=N
     verdicts = _verdicts(checked, typed, lang) if checked is not None else {}
     return render(request, "paper_entry.html", status=status, project=scope.project, paper=paper,
                   respondent=respondent, unit_name=unit_name, pass_number=pass_number,
-                  questions=_questions(state, lang), typed=typed, verdicts=verdicts, resolve=resolve,
+                  layout=_layout(state, lang, typed, checked.instances if checked is not None else None, shown),
+                  typed=typed, verdicts=verdicts, resolve=resolve,
                   entries=state.entries, problems=list(problems), not_saved=checked is not None and not checked.ok,
                   entry_language=entry_language, languages=state.form.language_codes or ("vi",))
 
@@ -261,11 +322,15 @@ async def check_entry(request: web.Request) -> web.Response:
     typed = _typed(form_data, state)
     if state.next_pass == paper_ops.RESOLVED:
         typed = {**state.typed(2), **_resolution(form_data, state)}
-    values = {q.name: normalise(q, typed.get(q.name)) for q in state.form.asked}
+    values = {key: normalise(q, typed.get(key)) for key, q in typed_fields(state.form, typed)}
     checked = check(state.form, {k: v for k, v in values.items() if v}, console_of(request).clock(),
                     str(form_data.get("language", "vi")))
     lang = language(request)
-    return render(request, "paper_verdicts.html", verdicts=_verdicts(checked, typed, lang), ok=checked.ok)
+    verdicts = _verdicts(checked, typed, lang)
+    for item in _layout(state, lang, typed, checked.instances):  # a block's error gone: its verdict cleared
+        if item["kind"] == "open" and item["path"] not in verdicts:
+            verdicts[item["path"]] = {"status": "", "words": "", "dom": item["dom"]}
+    return render(request, "paper_verdicts.html", verdicts=verdicts, ok=checked.ok)
 
 
 def _resolution(form_data, state) -> dict[str, str]:
@@ -306,6 +371,9 @@ async def save(request: web.Request) -> web.Response:
                                      problems=[t("paper_pick_all", language(request))], entry_language=entry_language)
     else:
         typed = _typed(form_data, state)
+        if form_data.get("more"):  # “add a block”: the same page with one more block, nothing saved
+            return await _entry_page(request, paper, typed=typed, entry_language=entry_language,
+                                     shown=_shown_blocks(form_data))
     account = current_account(request)
     at = console_of(request).clock()
     try:
@@ -313,10 +381,11 @@ async def save(request: web.Request) -> web.Response:
                                            account_id=account.id, username=account.username, at=at)
     except Refused as refused:
         return await _entry_page(request, paper, status=400, typed=typed if pass_number != 3 else _resolution(
-            form_data, state), problems=[refused.message, *refused.problems], entry_language=entry_language)
+            form_data, state), problems=[refused.message, *refused.problems], entry_language=entry_language,
+            shown=_shown_blocks(form_data))
     if not saved.stored:
         return await _entry_page(request, paper, status=400, typed=typed if pass_number != 3 else _resolution(
-            form_data, state), checked=saved.checked, entry_language=entry_language)
+            form_data, state), checked=saved.checked, entry_language=entry_language, shown=_shown_blocks(form_data))
     await audit(request, "paper_entry", f"paper form {paper.id}, entry {pass_number}")
     base = f"/surveys/{paper.survey_id}/paper?code={paper.id}"
     if saved.written:

@@ -228,8 +228,8 @@ async def answer_in_chat(storage, respondent_ids: list[int], clock: Callable[[],
     from rich.console import Console
 
     from bot.console import ConsoleChannel
-    from bot.conversations import Conversations
     from bot.simulate import TypedAnswers
+    from fieldwork.conversations import Conversations
     from surveys.xlsform import load_questionnaire_bytes
 
     source = SIPAS_FORM.read_bytes()

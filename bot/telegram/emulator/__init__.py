@@ -94,6 +94,7 @@ class BotApiEmulator(UpdateMethods, MessageMethods, ChatMethods, EmulatorServer[
             "setMyCommands": self._set_my_commands,
             "getMyCommands": self._get_my_commands,
             "deleteMyCommands": self._delete_my_commands,
+            "getFile": self._get_file,
         }
         self._handler_by_lower = {name.lower(): name for name in self._handlers}
 
@@ -110,6 +111,34 @@ class BotApiEmulator(UpdateMethods, MessageMethods, ChatMethods, EmulatorServer[
         bot = EmulatedBot(token, username, self.clock, self.limits)
         self._bots[token] = bot
         return bot
+
+    # --- files people sent ----------------------------------------------------------------------
+
+    async def _get_file(self, bot: EmulatedBot, p: _Params) -> dict[str, Any]:
+        file_id = str(p.raw("file_id") or "")
+        if file_id not in bot.user_files:
+            raise _bad("wrong file_id or the file is temporarily unavailable")
+        path, data = bot.user_files[file_id]
+        if len(data) > 20 * 1024 * 1024:
+            raise _bad("file is too big")
+        return {"file_id": file_id, "file_unique_id": f"u{file_id}", "file_size": len(data), "file_path": path}
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/file/bot{token}/{path:.+}", self._download)
+
+    async def _download(self, request: web.Request) -> web.Response:
+        """`/file/bot<token>/<file_path>`, as api.telegram.org serves a getFile's file."""
+        bot = self._bots.get(request.match_info["token"])
+        if bot is None:
+            return web.Response(status=401, text="Unauthorized")
+        if bot.file_failures > 0:
+            bot.file_failures -= 1
+            return web.Response(status=502, text="Bad Gateway")
+        path = request.match_info["path"]
+        found = next((data for stored, data in bot.user_files.values() if stored == path), None)
+        if found is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=found, content_type="application/octet-stream")
 
     # --- HTTP ----------------------------------------------------------------------------------
 

@@ -48,6 +48,20 @@ class EmulatedBot:
         self._query_ids = itertools.count(seeded.randrange(10**17, 9 * 10**17))
         self._group_ids = itertools.count(seeded.randrange(1_000_000_000_000, 1_000_100_000_000))
         self._queries: dict[str, _CallbackQuery] = {}
+        #: Files people sent to this bot (a photo, a voice note...): file_id → (file_path, bytes),
+        #: what getFile and the file download serve. `file_failures`: downloads to refuse (tests).
+        self.user_files: dict[str, tuple[str, bytes]] = {}
+        self.file_failures = 0
+        self._file_numbers = itertools.count(1)
+
+    def keep_user_file(self, kind: str, data: bytes, extension: str) -> dict[str, Any]:
+        """Store a file a person sends; its file_id and file_unique_id, as Telegram gives them."""
+        number = next(self._file_numbers)
+        file_id = f"{kind[:3].upper()}BQ{number:08d}user"
+        folder = {"photo": "photos", "voice": "voice", "audio": "music", "video": "videos",
+                  "video_note": "video_notes"}.get(kind, "documents")
+        self.user_files[file_id] = (f"{folder}/file_{number}{extension}", data)
+        return {"file_id": file_id, "file_unique_id": f"AQAD{number:06d}u"}
 
     @property
     def as_user(self) -> dict[str, Any]:

@@ -71,6 +71,34 @@ class SimulatedUser:
             location["horizontal_accuracy"] = accuracy
         return self._send({"location": location})
 
+    async def send_photo(self, data: bytes, caption: str | None = None) -> int:
+        """Send a photo from the attachment menu: Telegram gives the bot several sizes (a small
+        thumbnail first, the largest last); here a thumbnail of the first bytes and the file itself."""
+        small = self.bot.keep_user_file("photo", data[: max(1, len(data) // 8)], ".jpg")
+        large = self.bot.keep_user_file("photo", data, ".jpg")
+        sizes = [{**small, "width": 90, "height": 90, "file_size": max(1, len(data) // 8)},
+                 {**large, "width": 1280, "height": 960, "file_size": len(data)}]
+        return self._send({"photo": sizes, **({"caption": caption} if caption else {})})
+
+    async def send_voice(self, data: bytes, duration: int = 3) -> int:
+        """Record and send a voice note (Telegram's are OGG/Opus)."""
+        voice = {**self.bot.keep_user_file("voice", data, ".oga"), "duration": duration, "mime_type": "audio/ogg",
+                 "file_size": len(data)}
+        return self._send({"voice": voice})
+
+    async def send_document(self, data: bytes, file_name: str, mime_type: str, *, declared_size: int | None = None
+                            ) -> int:
+        """Send a file from the attachment menu; `declared_size`: the size Telegram says (a too-big file)."""
+        extension = "." + file_name.rsplit(".", 1)[1] if "." in file_name else ""
+        document = {**self.bot.keep_user_file("document", data, extension), "file_name": file_name,
+                    "mime_type": mime_type, "file_size": declared_size if declared_size is not None else len(data)}
+        return self._send({"document": document})
+
+    async def send_video(self, data: bytes, duration: int = 2) -> int:
+        video = {**self.bot.keep_user_file("video", data, ".mp4"), "width": 640, "height": 480,
+                 "duration": duration, "mime_type": "video/mp4", "file_size": len(data)}
+        return self._send({"video": video})
+
     async def press(self, button: str, message: ReceivedMessage | None = None) -> int:
         """Press an inline button (by label or callback_data); old messages' buttons work too."""
         message = message or self._latest_with_keyboard()

@@ -101,6 +101,8 @@ class ZaloBotApiEmulator(EmulatorServer[EmulatedZaloBot]):
             "sendChatAction": self._send_chat_action,
         }
         assert set(self._handlers) == set(METHOD_PARAMETERS)
+        #: Images people sent, by file name, served at /media/<name> as Zalo's CDN serves them.
+        self.images: dict[str, bytes] = {}
 
     @property
     def stats(self) -> dict[str, ZaloBotStats]:
@@ -116,6 +118,15 @@ class ZaloBotApiEmulator(EmulatorServer[EmulatedZaloBot]):
         return self.duplicate_probability > 0 and self._random.random() < self.duplicate_probability
 
     # --- HTTP ----------------------------------------------------------------------------------
+
+    def _add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/media/{name}", self._image)
+
+    async def _image(self, request: web.Request) -> web.Response:
+        data = self.images.get(request.match_info["name"])
+        if data is None:
+            return web.Response(status=404, text="Not Found")
+        return web.Response(body=data, content_type="image/jpeg")
 
     def _unreadable(self, bot: EmulatedZaloBot, method: str, error: EmulatedApiError) -> None:
         self._count_error(bot.stats, error.error_code)

@@ -52,6 +52,11 @@ class SimulatedZaloUser:
             content["caption"] = caption
         return self._send("photo", content)
 
+    async def send_image(self, data: bytes, caption: str | None = None) -> str:
+        """Send a photo as the platform delivers it: `message.photo` is the URL of the image, here
+        served by the emulator on 127.0.0.1 (``ZaloBotApiEmulator.images``)."""
+        return await self.send_photo(self.bot.host_image(data), caption)
+
     async def send_unsupported(self) -> str:
         """A message the platform does not pass on (voice, file, location...)."""
         return self._send("unsupported", {})
@@ -132,6 +137,12 @@ class EmulatedZaloBot:
 
     def new_message_id(self) -> str:
         return f"{self._ids.getrandbits(128):032x}"
+
+    def host_image(self, data: bytes) -> str:
+        """Keep an image a person sends; the URL the platform gives the bot for it."""
+        name = f"{self._ids.getrandbits(64):016x}.jpg"
+        self._emulator.images[name] = data
+        return f"{self._emulator.base_url}/media/{name}"
 
     async def redeliver(self, message_id: str) -> None:
         """Hand a person's message out again (at the end of the queue), as the platform may."""

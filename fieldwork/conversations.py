@@ -34,7 +34,7 @@ Replies = Callable[[engine.Step, SessionRecord], Sequence[OutgoingMessage]]
 
 
 class Quotas(Protocol):
-    """Completion quotas (``bot/quotas.py``): asked before a step is stored, told after."""
+    """Completion quotas (``fieldwork/quotas.py``): asked before a step is stored, told after."""
 
     async def admit(self, record: SessionRecord, step: engine.Step, at: dt.datetime) -> bool: ...
 

@@ -120,6 +120,11 @@ def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
         table.add_row("repeats", describe_repeats(questionnaire))
     table.add_row("languages", ", ".join(f"{lang.name} ({lang.code})" for lang in questionnaire.languages)
                   + f"; default {questionnaire.default_language}")
+    media = Counter(kind for q in questionnaire.questions for kind, files in q.media.items()
+                    for _ in set(files.by_language.values()))
+    if media:  # label media: stored with the form; how each channel sends them (README "Media in labels")
+        table.add_row("media in labels", ", ".join(f"{kind} {count}" for kind, count in sorted(media.items()))
+                      + escape("; Zalo shows images only, and only where [web] public_url serves them"))
     console.print(table)
     for warning in questionnaire.warnings:
         console.print(f"    [yellow]warning[/] {escape(warning)}", markup=True)

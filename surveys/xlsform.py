@@ -38,6 +38,7 @@ from surveys.xlsform_extras import (
     is_unsupported_feature,
     uses_parameters,
 )
+from surveys.xlsform_media import LabelMediaReader
 from surveys.xpath_functions import respondent_attributes, rewrite_paths
 from surveys.model import (
     ANY_LANGUAGE,
@@ -145,6 +146,7 @@ _SUPPORTED_SETTINGS = {"id_string", "version", "title", "default_language"}
 # warnings rather than errors. (`name` is the XML root element's name.)
 _SERVER_SETTINGS = {"style", "instance_name", "submission_url", "public_key", "auto_send", "auto_delete",
                     "name", "omit_instanceid"}
+_GROUP_TYPES = ("group", "repeat", "loop")
 _CHOICE_MEDIA = {"image", "big-image", "audio", "video", "media"}
 # Sheets pyxform reads that describe features a chat does not have.
 _UNSUPPORTED_SHEETS = {"entities": "entities (ODK Central datasets)"}
@@ -228,7 +230,7 @@ def load_questionnaire_bytes(data: bytes, filename: str,
     return questionnaire
 
 
-class _Builder(LenientBuilder):
+class _Builder(LenientBuilder, LabelMediaReader):
     def __init__(self, filename: str, data: bytes, workbook: DefinitionData, form: dict, warnings: list[str],
                  read_attachment: Callable[[str], bytes | None]):
         self.filename = filename
@@ -240,6 +242,7 @@ class _Builder(LenientBuilder):
                 self.read_files[name] = content
             return content
 
+        self.read_file = read_and_keep
         self.attachments = Attachments(read_and_keep, self._choice_tables(workbook))
         #: Name of the `loop` being read: every question inside it is UNASKABLE.
         self.repeat: str | None = None
@@ -391,6 +394,8 @@ class _Builder(LenientBuilder):
         question = self._read_only(self._question(element, _TYPES[target], groups, row, location), element)
         if question.type is QuestionType.CALCULATE and question.calculation is None:  # dropped with a warning
             question = replace(question, type=QuestionType.UNASKABLE, unaskable="a calculation it does not evaluate")
+        if question.type.is_shown and element.get("media"):
+            question = replace(question, media=self._label_media(element, row))
         self.questions.append(replace(question, metadata=metadata) if metadata else question)
 
     def _generated(self, element: dict, groups: tuple[str, ...], following: dict | None) -> None:
@@ -591,7 +596,8 @@ class _Builder(LenientBuilder):
         rows, when the form is built. pyxform moves some `parameters` (e.g. `rows=3`) into
         `control`; those are reported as the `parameters` column the author wrote.
         """
-        unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS and k not in _HANDLED_KEYS]
+        unknown = [f"{k}" for k in element if k not in _SUPPORTED_KEYS and k not in _HANDLED_KEYS
+                   and not (k == "media" and element.get("type") not in _GROUP_TYPES)]  # labels' media are read
         unknown += [f"bind.{k}" for k in element.get("bind", {}) if k not in _SUPPORTED_BIND]
         unknown += [f"control.{k}" for k in element.get("control", {})
                     if k != "appearance" and not (k == "jr:count" and element.get("type") == "repeat")

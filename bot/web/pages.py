@@ -36,6 +36,7 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from bot.chat.events import ConfirmStop, Command, Notice
+from bot.form_media import FormMedia, MediaKey, media_path, media_type
 from bot.text import plain_text
 from surveys.markup import render_html
 from bot.web.channel import Screen, WebChannel, parse_form
@@ -68,6 +69,7 @@ SETTINGS = web.AppKey("web_settings", WebSettings)
 SECRET = web.AppKey("web_secret", bytes)
 #: The stylesheet's and htmx's addresses, worked out once (a versioned URL hashes the file).
 ASSETS = web.AppKey("web_assets", dict)
+MEDIA = web.AppKey("web_form_media", FormMedia)
 
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
@@ -136,13 +138,20 @@ def _said(outputs, language: str) -> list[dict[str, Any]]:
             items.append({"kind": "confirm", "text": output.text, "seq": output.seq, "yes": output.yes,
                           "no": output.no})
         elif isinstance(output, Say):
-            items.append({"kind": output.tone.value, "text": Markup(render_html(output.text))})
+            items.append({"kind": output.tone.value, "text": Markup(render_html(output.text)),
+                          "media": _media(output.media)})
         elif isinstance(output, Notice):
             # ``rights``: the data rights step this text is, which says the buttons under it
             # The page confirms with a button under the text, not by typing "/xoa có" as a chat does.
             text = say("rights_confirm_button", ui_language(language)) if output.rights == "confirm" else output.text
             items.append({"kind": "info", "text": text, "rights": output.rights})
     return items
+
+
+def _media(media) -> list[dict[str, str]]:
+    """A label's image, audio or video as the page shows them (`<img>`, `<audio>`, `<video>`), from
+    the server's own media route."""
+    return [{"kind": m.kind, "url": media_path(m), "type": media_type(m.name)} for m in media]
 
 
 def _field(ask: Ask) -> tuple[str, str]:
@@ -179,6 +188,7 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
             # The label's markup (**bold**, *italic*, <br>) as escaped HTML, as Telegram shows it.
             "text": Markup(render_html(ask.text)) + (f" ({ask.expected})" if ask.expected else ""),
             "was": " ".join(o.key for o in ask.options if o.selected) if multi else "",
+            "media": _media(ask.media),
             # A browser refuses to send a form with an empty required field; on a group's page a
             # question may turn out not to apply, so the engine alone decides there.
             "required": ask.required and not multi and options and not in_group}
@@ -340,10 +350,25 @@ def make_web_app(channel: WebChannel, settings: WebSettings = WebSettings(), *,
     app.router.add_get("/s/static/htmx.min.js", _htmx)
     app.router.add_static("/s/static", static, name="web_static", append_version=True)
     app.router.add_get("/s/{code}", open_link)
+    app[MEDIA] = FormMedia(channel.core.surveys.conversations.questionnaire)
+    app.router.add_get("/media/{form_id}/{version}/{name}", serve_media)
     assets = app.router["web_static"]
     app[ASSETS] = {"css": str(assets.url_for(filename="web.css")),
                    "htmx": "/s/static/htmx.min.js" if HTMX.is_file() else ""}
     return app
+
+
+async def serve_media(request: web.Request) -> web.StreamResponse:
+    """A file a form's label shows (the pages' `<img>`, Zalo's sendPhoto URL). Public, like the
+    labels themselves; only files a label names are served, never a form's other attachments. A
+    form version's files never change (the storage refuses other content), so they are cached."""
+    info = request.match_info
+    key = MediaKey(info["form_id"], info["version"], info["name"])
+    data = await request.app[MEDIA].read(key)
+    if data is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=data, content_type=media_type(key.name),
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
 
 
 async def _redirect_slash(request: web.Request) -> web.StreamResponse:

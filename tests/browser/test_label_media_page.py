@@ -1,0 +1,26 @@
+"""A label's image on the respondents' web page, in headless Chromium on a phone's screen: it loads
+under the pages' Content-Security-Policy (same origin) and fits the screen."""
+
+from __future__ import annotations
+
+from tests.browser.test_web_pages import invite, no_sideways_scroll, submit
+from tests.test_label_media import FOLDER
+
+PICTURES = FOLDER / "pictures.md"
+
+
+def test_the_note_and_the_question_show_their_images_on_a_phone(web_server, phone):
+    server = web_server(forms=(PICTURES,))
+    _, _, link = invite(server, "B-M", "pictures")
+    page = phone()
+    page.goto(f"{server.url}/s/{link}")
+    page.get_by_label("Đồng ý", exact=True).check()
+    submit(page, "button[value=answer]")
+    images = page.locator("figure.media img")
+    assert images.count() == 2
+    page.wait_for_function("() => [...document.querySelectorAll('figure.media img')]"
+                           ".every(image => image.complete && image.naturalWidth === 2)")
+    assert no_sideways_scroll(page)
+    page.get_by_label("Quý vị trồng bao nhiêu cây như trong ảnh?").fill("7")
+    submit(page, "button[value=answer]")
+    assert page.locator("figure.media").count() == 0 and "Ý kiến khác?" in page.locator("main").inner_text()

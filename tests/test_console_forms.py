@@ -109,6 +109,8 @@ async def test_loading_a_survey_shows_what_the_chat_does_with_each_form_and_each
 
             async with session() as analyst:
                 await sign_in(analyst, url, "ana")
+                async with analyst.get(f"{url}/surveys/test-2026/data") as response:
+                    assert 'href="/surveys/test-2026/forms/geotrace"' in await response.text()
                 async with analyst.get(f"{url}/surveys/test-2026/forms/geotrace") as response:
                     assert response.status == 200
                     assert "Bảng hỏi geotrace" in await response.text()

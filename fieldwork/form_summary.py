@@ -44,6 +44,25 @@ CHAT_BY_TYPE: dict[str, dict[str, str]] = {
     "unaskable": {"vi": "không hỏi trong chat: bỏ qua, xuất ra là thiếu với mã riêng",
                   "en": "not asked in a chat: skipped, exported as missing with its own code"},
 }
+#: Why a chat does not ask a question, in Vietnamese, by its XLSForm type as written (the first
+#: word): the loader's reasons (`surveys.xlsform_extras.UNASKABLE_TYPES`) are in English, and a
+#: coordinator reads Vietnamese first. A type not named here shows the loader's reason alone.
+NOT_ASKED_VI = {
+    "geotrace": "đường và vùng trên bản đồ (câu geopoint thì hỏi được)",
+    "geoshape": "đường và vùng trên bản đồ (câu geopoint thì hỏi được)",
+    "start-geopoint": "vị trí của thiết bị (chat không có thiết bị để đọc)",
+    "background-geopoint": "vị trí của thiết bị (chat không có thiết bị để đọc)",
+    "osm": "đối tượng bản đồ OSM",
+    "background-audio": "ghi âm nền (chat không có thiết bị để ghi)",
+    "barcode": "quét mã vạch",
+    "hidden": "trường ẩn",
+    "select_one_from_file": "lựa chọn đọc từ một tệp không đi kèm bảng hỏi",
+    "select_multiple_from_file": "lựa chọn đọc từ một tệp không đi kèm bảng hỏi",
+    "select_one_external": "danh sách lựa chọn ngoài, không có trang external_choices",
+    "xml-external": "dữ liệu XML bên ngoài",
+    "csv-external": "dữ liệu bên ngoài",
+    "include": "bảng hỏi khác được gộp theo tên",
+}
 #: Said of the repeats, when the form has some.
 REPEATS_NOTE = {"vi": "câu hỏi trong nhóm lặp lại được hỏi một lần cho mỗi lượt; mỗi nhóm xuất ra một bảng riêng",
                 "en": "their questions are asked once per instance; each is exported as a table of its own"}
@@ -71,6 +90,16 @@ class NotAsked:
     source_type: str  # as written in the form, e.g. "geotrace"
     place: str  # sheet, row and column
     reason: str  # what a chat cannot do, e.g. "lines and areas on a map (a geopoint is asked)"
+
+    def reason_in(self, language: str) -> str:
+        """The reason in ``language`` where it has been translated ("" otherwise: show ``reason``)."""
+        return translated_reason(self.source_type, language)
+
+
+def translated_reason(source_type: str, language: str) -> str:
+    if language != "vi":
+        return ""
+    return NOT_ASKED_VI.get(source_type.split(" ", 1)[0].lower(), "")
 
 
 @dataclass(frozen=True)
@@ -140,6 +169,10 @@ class QuestionRow:
     @property
     def is_asked(self) -> bool:
         return not self.not_asked
+
+    def not_asked_in(self, language: str) -> str:
+        """Why it is not asked, in ``language`` where translated ("" otherwise: show ``not_asked``)."""
+        return translated_reason(self.kind, language) if self.not_asked else ""
 
 
 def question_rows(form: Questionnaire, languages: tuple[str, ...] = ("vi", "en")) -> list[QuestionRow]:

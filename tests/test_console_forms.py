@@ -80,8 +80,9 @@ async def test_loading_a_survey_shows_what_the_chat_does_with_each_form_and_each
                 loaded = page.split('id="loaded-forms"', 1)[1].split("</section>", 1)[0]
                 geotrace = loaded.split('data-form="geotrace"', 1)[1].split("</article>", 1)[0]
                 assert "Không hỏi trong chat (1): bỏ qua, xuất ra là thiếu với mã riêng" in geotrace
-                assert ("<code>where</code> (geotrace; sheet 'survey', row 2, column 'type'): "
-                        "lines and areas on a map (a geopoint is asked)") in geotrace
+                assert ("<code>where</code> (geotrace; sheet 'survey', row 2, column 'type'): đường và vùng trên "
+                        "bản đồ (câu geopoint thì hỏi được) <span class=\"muted\" lang=\"en\">(lines and areas on a "
+                        "map (a geopoint is asked))</span>") in geotrace
                 read_only = loaded.split('data-form="read_only"', 1)[1].split("</article>", 1)[0]
                 assert "Cảnh báo (2)" in read_only
                 assert ("<li>sheet 'survey', row 3, column 'read_only': read_only: the chat shows it as a note "
@@ -101,7 +102,12 @@ async def test_loading_a_survey_shows_what_the_chat_does_with_each_form_and_each
                 async with officer.get(f"{url}/surveys/test-2026/forms/geotrace") as response:
                     form_page = html.unescape(await response.text())
                 assert '<tr class="not-asked" id="q-where">' in form_page
-                assert "không hỏi</span> lines and areas on a map (a geopoint is asked)" in form_page
+                assert "không hỏi</span> đường và vùng trên bản đồ (câu geopoint thì hỏi được)" in form_page
+                await officer.get(f"{url}/lang/en?next=/")  # in English: the loader's own reason
+                async with officer.get(f"{url}/surveys/test-2026/forms/geotrace") as response:
+                    form_page = html.unescape(await response.text())
+                assert "not asked</span> lines and areas on a map (a geopoint is asked)" in form_page
+                assert "Not asked in a chat (1): skipped, exported as missing with their own code" in form_page
                 async with officer.get(f"{url}/surveys/test-2026/forms/geotrace?version=nope") as response:
                     assert response.status == 404
                 async with officer.get(f"{url}/surveys/test-2026/forms/tour") as response:

@@ -333,7 +333,7 @@ async def test_progress_and_export_for_coordinators_on_both_channels(tmp_path, d
         await zl.send_text("/export")
         await zl.wait_for(has("không gửi được tệp"))
         await tg.send_text("/export")
-        assert (await tg.wait_for(lambda m: m.document is not None)).document["file_name"].endswith(".csv")
+        assert (await tg.wait_for(lambda m: m.document is not None, timeout=120)).document["file_name"].endswith(".csv")
 
 
 async def test_coordinators_are_told_when_fieldwork_opens_and_closes(tmp_path, database):

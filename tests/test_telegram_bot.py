@@ -375,7 +375,7 @@ async def test_coordinators_get_progress_and_others_do_not(tmp_path, database):
         reply = await someone.wait_for()
         assert "Tiến độ" not in reply.text
         await coordinator.send_text("/export")
-        document = await coordinator.wait_for(lambda m: m.document is not None)
+        document = await coordinator.wait_for(lambda m: m.document is not None, timeout=120)
         assert document.document["file_name"].endswith(".csv")
 
 

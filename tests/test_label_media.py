@@ -18,7 +18,7 @@ import pytest
 from bot.config import BotConfig, Config
 from fieldwork.conversations import Conversations
 from bot.invitations import code_hash, new_link_code, new_typed_code
-from bot.run import RunningBot, run
+from bot.run import run
 from bot.telegram.botapi_spec import Upload
 from bot.telegram.emulator import BotApiEmulator
 from bot.web.settings import WebConfig
@@ -27,6 +27,7 @@ from storage import NotFound, open_storage
 from surveys import engine as E
 from surveys.xlsform import load_questionnaire
 from tests.test_telegram_bot import FAST, FAST_PACE, LINK_CODE, TOKEN, Harness, now
+from tests.test_telegram_bot import harness as telegram_harness
 from tests.test_zalo_bot import ZALO_TOKEN
 from tests.web_helpers import free_port
 
@@ -92,38 +93,10 @@ async def test_a_restarted_bot_still_has_the_images(form_dir: Path, tmp_path: Pa
         assert form.question("trees").media["image"].get("vi") == "tree.png"
 
 
-@contextlib.asynccontextmanager
-async def telegram_harness(tmp_path: Path, form: Path, database=None):
-    """``khaosat run`` serving the one form against the Bot API emulator (see test_telegram_bot)."""
-    emulator = BotApiEmulator(limits=FAST)
-    base = await emulator.start()
-    telegram = emulator.add_bot(TOKEN, "khaosat_test_bot")
-    bot = BotConfig(channel="telegram", name="test", token=TOKEN, api_base=base, forms=(form,), pace=FAST_PACE)
-    config = Config(database=database or tmp_path / "survey.sqlite", bots=(bot,), source=tmp_path / "config.toml")
-    stop, ready = asyncio.Event(), asyncio.Event()
-    running: list[RunningBot] = []
-
-    def started(bots):
-        running.extend(bots)
-        ready.set()
-
-    task = asyncio.create_task(run(config, stop, started=started))
-    await asyncio.wait({task, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    storage = await open_storage(config.database)
-    try:
-        yield Harness(emulator, telegram, storage, running)
-    finally:
-        stop.set()
-        await task
-        await storage.close()
-        await emulator.stop()
-    assert emulator.violations == [], "every request must match the Bot API spec"
 
 
 async def test_telegram_sends_the_question_with_its_photo_and_reuses_the_file_id(tmp_path, form_dir, database):
-    async with telegram_harness(tmp_path, form_dir / "pictures.md", database) as h:
+    async with telegram_harness(tmp_path, database, forms=(form_dir / "pictures.md",)) as h:
         await invite(h, "p2")
         user = h.telegram.user(5001)
         await user.start(LINK_CODE)

@@ -270,6 +270,11 @@ class OutboxSender:
         due = await self._due()
         if self.feed is not None and await self._top_up(due):
             due = await self._due()
+        # A send in flight while this pump read and asked its feed may have been refused (429)
+        # meanwhile: the pause holds for what this pump read too (the refused row itself the
+        # claim keeps back, as it is not due again before its retry_after).
+        if self._paused_until > (now := self.clock()):
+            return self._paused_until - now
         if not due:
             return None
         next_wait: float | None = None
@@ -374,8 +379,9 @@ class OutboxSender:
         at = self.wall()
         lease = (at + dt.timedelta(seconds=SEND_LEASE_SECONDS)).isoformat()
         if not await storage.claim_message(message, self.holder, at.isoformat(), lease):
-            return  # no longer pending since it was read (withdrawn, or another process took it),
-            # or another message of its chat is in flight from another process: the next pump sees
+            return  # no longer pending since it was read (withdrawn, sent by another process, or
+            # put back for a later retry), or another message of its chat is in flight from another
+            # process: the next pump sees
         # Only this task sends to this chat now, so checking and taking cannot race.
         while (wait := max(chat_bucket.delay(), self._on_wire.delay())) > 0:
             await asyncio.sleep(wait)

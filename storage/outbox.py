@@ -123,8 +123,11 @@ class Outbox(Protocol):
     async def claim_message(self, message: QueuedMessage, holder: str, at: str, lease_until: str) -> bool:
         """pending -> sending for ``holder`` (a process id) until ``lease_until``, just before the
         platform call; False, writing nothing, if the row is not pending any more (another process
-        took it, or it was withdrawn) or another message of its chat is being sent (by any process:
-        a chat's messages leave one at a time, in order, whichever process sends them).
+        took it, or it was withdrawn), is not due at ``at`` (a send refused or failed since it was
+        read put it back for a later retry: its not_before is the backoff or the platform's
+        retry_after, which a stale read must not skip) or another message of its chat is being sent
+        (by any process: a chat's messages leave one at a time, in order, whichever process sends
+        them).
         """
 
     @abc.abstractmethod
@@ -226,9 +229,11 @@ class SQLiteOutbox(SQLiteRepository):
             serialise(conn, f"outbox-chat:{message.channel}:{message.bot}:{message.chat_id}")
             return conn.execute(
                 "UPDATE outbox SET state = 'sending', updated_at = ?, claimed_by = ?, lease_until = ?"
-                " WHERE id = ? AND state = 'pending' AND NOT EXISTS (SELECT 1 FROM outbox busy"
+                " WHERE id = ? AND state = 'pending' AND (not_before IS NULL OR not_before <= ?)"
+                " AND NOT EXISTS (SELECT 1 FROM outbox busy"
                 "   WHERE busy.channel = ? AND busy.bot = ? AND busy.chat_id = ? AND busy.state = 'sending')",
-                (at, holder, lease_until, message.id, message.channel, message.bot, message.chat_id)).rowcount == 1
+                (at, holder, lease_until, message.id, at, message.channel, message.bot,
+                 message.chat_id)).rowcount == 1
 
         return await self._write(body)
 

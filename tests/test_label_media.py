@@ -331,7 +331,7 @@ def test_form_check_counts_the_media_and_says_what_zalo_needs() -> None:
 
     result = CliRunner().invoke(main, ["form", "check", str(FOLDER / "pictures.md")], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
-    assert "media in labels    image 2; Zalo shows images only, and only where [web] public_url serves them" \
+    assert "media in labels    image 2 (sent with the question; Zalo shows images only, and only where [web] public_url serves them)" \
         in result.output
     assert "the file 'lost.png' is not beside the form" in result.output
 

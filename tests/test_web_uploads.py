@@ -24,12 +24,12 @@ PNG = (Path(__file__).parent / "forms" / "label_media" / "tree.png").read_bytes(
 
 
 @contextlib.asynccontextmanager
-async def web_with_limit(tmp_path: Path, media_limit_mb: int = 1):
+async def web_with_limit(tmp_path: Path, media_limit_mb: int = 1, form: Path = MEDIA):
     """tests/web_helpers.web_harness with the bot's media_limit_mb set (the web takes the bot's limit)."""
     emulator = BotApiEmulator(limits=Limits(per_bot_per_second=1000, per_chat_per_second=1000, per_chat_burst=1000))
     base = await emulator.start()
     telegram = emulator.add_bot(TG_TOKEN, "khaosat_web_test_bot")
-    bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=base, forms=(MEDIA,), pace=FAST_PACE,
+    bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=base, forms=(form,), pace=FAST_PACE,
                       media_limit_mb=media_limit_mb),)
     port = free_port()
     web = WebConfig(public_url="https://khaosat.example.vn", port=port)
@@ -139,3 +139,38 @@ async def test_a_wrong_csrf_token_a_wrong_kind_and_a_file_over_the_limit_keep_no
             assert "Ảnh mặt tiền cửa hàng?" in await response.text()
         answers, files = await stored(h, respondent_id)
         assert files == [] and "front" not in answers
+
+
+SHOP_PAGE = """
+| survey |
+| | type | name | label | required | appearance |
+| | begin group | shop | Cửa hàng | | field-list |
+| | text | name | Tên cửa hàng? | yes | |
+| | image | front | Ảnh mặt tiền? | yes | |
+| | end group | | | | |
+| | text | more | Còn gì nữa không? | | |
+| settings |
+| | form_id | version |
+| | media | 1 |
+"""
+
+
+async def test_a_field_list_page_with_a_photo_answers_both_in_one_post(tmp_path):
+    form = tmp_path / "shop.md"
+    form.write_text(SHOP_PAGE, encoding="utf-8")
+    async with web_with_limit(tmp_path, form=form) as h, browser_session() as browser:
+        respondent_id, _, link = await h.invite("U-3", "media")
+        async with browser.get(f"{h.url}/s/{link}") as response:
+            consent = await response.text()
+        _, page = await post(browser, h.url, consent, action="answer", choice="yes")
+        assert 'enctype="multipart/form-data"' in page and 'name="text.name"' in page and 'name="file"' in page
+        data = aiohttp.FormData()
+        for name, value in (("csrf_token", hidden(page, "csrf_token")), ("seq", hidden(page, "seq")),
+                            ("group", "1"), ("q", "front"), ("q", "name"), ("text.name", "Tạp hoá Lan")):
+            data.add_field(name, value)
+        data.add_field("action", "answer")
+        data.add_field("file", PNG, filename="front.png", content_type="image/png")
+        async with browser.post(f"{h.url}/s/", data=data) as response:
+            assert "Còn gì nữa không?" in await response.text()
+        answers, files = await stored(h, respondent_id)
+        assert answers["name"] == "Tạp hoá Lan" and [(f.question, f.content) for f in files] == [("front", PNG)]

@@ -325,7 +325,7 @@ async def post_upload(request: web.Request, token: str | None) -> web.StreamResp
     channel = request.app[WEB]
     limit = channel.core.media_limit
 
-    def csrf_ok(fields: dict[str, str]) -> bool:
+    def csrf_ok(fields) -> bool:
         return token is not None and hmac.compare_digest(fields.get(CSRF_FIELD, ""), _csrf(request, token))
 
     try:

@@ -13,9 +13,8 @@ checked against the question's kind and `accept`, and answered is the chat core'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
-
 from aiohttp import BodyPartReader, web
+from multidict import MultiDict
 
 from bot.chat.events import Incoming, Media, NotText
 
@@ -23,6 +22,8 @@ from bot.chat.events import Incoming, Media, NotText
 FILE_FIELD = "file"
 #: A text field of the form is never longer than this (a code, a seq, an action).
 _FIELD_LIMIT = 4096
+#: At most this many text fields are kept (a page has a few per question).
+_FIELDS_LIMIT = 1000
 _CHUNK = 64 * 1024
 #: A body this much over the limit is not read to its end: the connection is closed instead.
 _DRAIN_FACTOR = 4
@@ -32,7 +33,8 @@ _DRAIN_FACTOR = 4
 class Upload:
     """The posted form's text fields and its file (None: no file part, or an empty one)."""
 
-    fields: dict[str, str] = field(default_factory=dict)
+    #: Repeated fields (a field-list page's `q` markers, its ticked boxes) are all kept.
+    fields: MultiDict[str] = field(default_factory=MultiDict)
     data: bytes | None = None
     filename: str | None = None
     mime: str = "application/octet-stream"
@@ -53,7 +55,8 @@ async def read_upload(request: web.Request, limit: int, csrf_ok) -> Upload:
             continue
         if part.filename is None:
             text = await _read_text(part)
-            upload.fields.setdefault(part.name, text)
+            if len(upload.fields) < _FIELDS_LIMIT:
+                upload.fields.add(part.name, text)
             continue
         if part.name != FILE_FIELD or upload.data is not None or upload.too_big is not None:
             await _drain(part, limit)
@@ -122,6 +125,6 @@ def _kind(mime: str) -> str:
     return {"image": "photo", "audio": "audio", "video": "video"}.get(major, "document")
 
 
-def getall_of(fields: dict[str, Any]):
-    """`parse_form`'s reader of repeated fields, over the upload's fields (each sent once)."""
-    return lambda name: [fields[name]] if name in fields else []
+def getall_of(fields: MultiDict[str]):
+    """`parse_form`'s reader of repeated fields, over the upload's fields."""
+    return lambda name: fields.getall(name, [])

@@ -174,3 +174,19 @@ async def test_a_field_list_page_with_a_photo_answers_both_in_one_post(tmp_path)
             assert "Còn gì nữa không?" in await response.text()
         answers, files = await stored(h, respondent_id)
         assert answers["name"] == "Tạp hoá Lan" and [(f.question, f.content) for f in files] == [("front", PNG)]
+
+
+async def test_a_simulated_person_answers_the_media_form_on_the_web(tmp_path):
+    import random
+
+    from bot.simulate import Behaviour, WebPerson
+    from surveys.xlsform import load_questionnaire
+
+    steady = Behaviour(decline=0, walk_away=0, go_back=0, press_old_button=0, skip_optional=0)
+    async with web_with_limit(tmp_path) as h, browser_session() as browser:
+        respondent_id, _, link = await h.invite("U-4", "media")
+        person = WebPerson(browser, h.url, load_questionnaire(MEDIA), link, random.Random(2), behaviour=steady)
+        assert await person.take_part() == "completed"
+        answers, files = await stored(h, respondent_id)
+        assert {f.question for f in files} >= {"front", "story", "receipt"}
+        assert answers["front"] == next(f.name for f in files if f.question == "front")

@@ -206,6 +206,7 @@ async def test_the_web_page_shows_the_images_of_the_note_and_the_question(tmp_pa
             async with browser.get(f"{web_url}/media/pictures/1/map.png") as response:
                 assert await response.read() == (form_dir / "map.png").read_bytes()
                 assert "immutable" in response.headers["Cache-Control"]
+                assert response.headers["Content-Security-Policy"] == "default-src 'none'; sandbox"
 
 
 def test_a_paper_form_prints_the_images_inline(form_dir: Path) -> None:

@@ -4,49 +4,21 @@ page and the size limit are checked before anything is kept."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import re
 from pathlib import Path
 
 import aiohttp
 
-from bot.config import BotConfig, Config
-from bot.run import run
-from bot.telegram.emulator import BotApiEmulator, Limits
-from bot.web.settings import WebConfig
-from storage import open_storage
 from surveys import codec
-from tests.web_helpers import FAST_PACE, TG_TOKEN, WebHarness, free_port
+from tests.web_helpers import web_harness
 
 MEDIA = Path(__file__).parent / "forms" / "media.md"
 PNG = (Path(__file__).parent / "forms" / "label_media" / "tree.png").read_bytes()
 
 
-@contextlib.asynccontextmanager
-async def web_with_limit(tmp_path: Path, media_limit_mb: int = 1, form: Path = MEDIA):
+def web_with_limit(tmp_path: Path, media_limit_mb: int = 1, form: Path = MEDIA):
     """tests/web_helpers.web_harness with the bot's media_limit_mb set (the web takes the bot's limit)."""
-    emulator = BotApiEmulator(limits=Limits(per_bot_per_second=1000, per_chat_per_second=1000, per_chat_burst=1000))
-    base = await emulator.start()
-    telegram = emulator.add_bot(TG_TOKEN, "khaosat_web_test_bot")
-    bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=base, forms=(form,), pace=FAST_PACE,
-                      media_limit_mb=media_limit_mb),)
-    port = free_port()
-    web = WebConfig(public_url="https://khaosat.example.vn", port=port)
-    config = Config(database=tmp_path / "survey.sqlite", bots=bots, source=tmp_path / "c.toml", web=web)
-    stop, ready = asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(run(config, stop, started=lambda b: ready.set()))
-    await asyncio.wait({task, asyncio.ensure_future(ready.wait())}, return_when=asyncio.FIRST_COMPLETED)
-    if task.done():
-        task.result()
-    storage = await open_storage(config.database)
-    try:
-        yield WebHarness(f"http://127.0.0.1:{port}", telegram, storage, [])
-    finally:
-        stop.set()
-        await task
-        await storage.close()
-        await emulator.stop()
+    return web_harness(tmp_path, forms=(form,), bot_options={"media_limit_mb": media_limit_mb})
 
 
 def hidden(page: str, name: str) -> str:

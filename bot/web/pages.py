@@ -348,7 +348,7 @@ async def post_upload(request: web.Request, token: str | None) -> web.StreamResp
     if ask is None or ask.kind not in _UPLOADS or (fields.get("group") != "1" and str(ask.seq) != fields.get("seq")):
         # The page was for a prompt no longer on screen (an old tab, a second submit): nothing is kept.
         return page(request, _with_notice(await channel.current(token), "stale"), token)
-    await channel.handle(token, [media_event(upload, limit)], language)
+    await channel.handle(token, [media_event(upload, limit, ask.seq)], language)
     raise _see_page()
 
 

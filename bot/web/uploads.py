@@ -100,11 +100,12 @@ async def _drain(part: BodyPartReader, limit: int) -> None:
     await _read_file(part, limit)
 
 
-def media_event(upload: Upload, limit: int) -> Incoming:
+def media_event(upload: Upload, limit: int, seq: int | None = None) -> Incoming:
     """The chat core's event for the posted file: `Media` (declared too big when it was), or
-    NotText when no file was chosen (the core asks the question again)."""
+    NotText when no file was chosen (the core asks the question again); `seq`: the prompt the page
+    showed, which the core checks again under the chat's turn."""
     if upload.too_big is not None:
-        return Media(_kind(upload.mime), upload.mime, upload.too_big, upload.filename, _nothing)
+        return Media(_kind(upload.mime), upload.mime, upload.too_big, upload.filename, _nothing, seq)
     if upload.data is None:
         return NotText()
     content = upload.data
@@ -112,7 +113,7 @@ def media_event(upload: Upload, limit: int) -> Incoming:
     async def fetch() -> bytes:
         return content
 
-    return Media(_kind(upload.mime), upload.mime, len(content), upload.filename, fetch)
+    return Media(_kind(upload.mime), upload.mime, len(content), upload.filename, fetch, seq)
 
 
 async def _nothing() -> bytes:  # never called: the core refuses a file declared too big before fetching

@@ -66,6 +66,8 @@ async def test_a_photo_is_sent_from_the_page_stored_and_answers_the_question(tmp
     async with web_with_limit(tmp_path) as h, browser_session() as browser:
         respondent_id, page = await at_the_photo_question(h, browser, "U-1")
         assert 'enctype="multipart/form-data"' in page
+        # The page says to use its file input, not a messenger's attachment button.
+        assert "chọn hoặc chụp một ảnh ở ô bên dưới" in page and "📎" not in page
         assert re.search(r'<input id="answer" name="file" type="file" accept="image/\*" capture="environment" '
                          r'required>', page), page
         async with browser.post(f"{h.url}/s/", data=multipart(hidden(page, "csrf_token"), hidden(page, "seq"),

@@ -183,7 +183,7 @@ _UPLOADS = {PromptKind.IMAGE: 'accept="image/*" capture="environment"',
             PromptKind.FILE: ""}
 
 
-def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
+def _question(ask: Ask, index: int, in_group: bool, ui: str) -> dict[str, Any]:
     """What the template needs to draw one question; on a group's page, field names carry the
     question's name (``text.age``) so one post answers several."""
     names = ({key: f"{key}.{ask.question}" for key in _SINGLE} | {"marker": True}) if in_group else _SINGLE
@@ -192,12 +192,14 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
     multi = ask.kind is PromptKind.SELECT_MULTIPLE
     field, value = _field(ask)
     upload = _UPLOADS.get(ask.kind)
+    # The page has a file input where a messenger has its 📎 button: say so instead.
+    expected = say(f"web_{ask.kind.value}_expected", ui) if upload is not None else ask.expected
     return {"ask": ask, "first": index == 0, "names": names, "options": options, "multi": multi,
             # A media question: a file input (`bot/web/uploads.py`), its accept and capture by kind.
             "upload": upload, "file_field": FILE_FIELD,
             "field": field, "value": value, "id": f"answer-{index}" if in_group else "answer",
             # The label's markup (**bold**, *italic*, <br>) as escaped HTML, as Telegram shows it.
-            "text": Markup(render_html(ask.text)) + (f" ({ask.expected})" if ask.expected else ""),
+            "text": Markup(render_html(ask.text)) + (f" ({expected})" if expected else ""),
             "was": " ".join(o.key for o in ask.options if o.selected) if multi else "",
             "media": _media(ask.media),
             # A browser refuses to send a form with an empty required field; on a group's page a
@@ -216,7 +218,7 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
     values = {
         "ui": ui, "screen": screen, "ask": ask, "said": _said(screen.said, ui),
         "t": lambda key, **fields: say(key, ui, **fields), "plain": plain_text,
-        "questions": [_question(one, index, bool(screen.group)) for index, one in enumerate(asks)],
+        "questions": [_question(one, index, bool(screen.group), ui) for index, one in enumerate(asks)],
         "group": bool(screen.group),
         "skip": ask is not None and not screen.group and not ask.required and ask.kind in (
             PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE,

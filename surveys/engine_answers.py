@@ -18,7 +18,11 @@ from surveys.map_links import map_link
 from surveys.media import accepts
 from surveys.messages import UI_LANGUAGES, say
 from surveys.model import Choice, Question, QuestionType
+from surveys.phrasing import bounds_message
 from surveys.session import Attach, Choose, Done, Event, InvalidAnswer, Locate, Reply, Say, Status, Step, Tone, Toggle, _evolve
+
+#: Number questions, whose plain-bounds constraints are said in words when they refuse.
+_NUMBERS = (QuestionType.INTEGER, QuestionType.DECIMAL)
 
 
 class _Answering:
@@ -217,7 +221,9 @@ class _Answering:
                                     or say("required", self.ui))
             return
         if question.constraint is not None and not self._true(question.constraint, current=value):
+            # The form's own message; else plain bounds said in words ("from 0 to 120"); else generic.
             raise InvalidAnswer(question.constraint_message.get(self.lang, self.form.default_language)
+                                or (bounds_message(question, self.ui) if question.type in _NUMBERS else "")
                                 or say("invalid", self.ui))
 
     def _still_valid(self, question: Question, value: Any) -> bool:

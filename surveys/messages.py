@@ -52,6 +52,10 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "progress": {"vi": "Tiến độ {bar} {percent}%", "en": "Progress {bar} {percent}%"},
     "required": {"vi": "Câu hỏi này cần có câu trả lời; xin quý vị trả lời để tiếp tục.",
                  "en": "This question needs an answer; please answer it to go on."},
+    "invalid_between": {"vi": "Xin trả lời một số từ {low} đến {high}.",
+                        "en": "Please answer with a number from {low} to {high}."},
+    "invalid_at_least": {"vi": "Xin trả lời một số từ {low} trở lên.", "en": "Please answer with a number of at least {low}."},
+    "invalid_at_most": {"vi": "Xin trả lời một số không quá {high}.", "en": "Please answer with a number of at most {high}."},
     "invalid": {"vi": "Câu trả lời chưa phù hợp với yêu cầu của câu hỏi; xin quý vị trả lời lại.",
                 "en": "That answer does not fit what the question asks; please answer again."},
     # Number and date errors: the engine adds an example that fits the question ("for_example").

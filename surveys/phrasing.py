@@ -175,15 +175,41 @@ def _readable_constraint(source: str, language: str) -> str:
 
 def _bounds(node) -> tuple[str, str] | None:
     """``. >= a and . <= b`` (either order, < or >) → (a, b)."""
-    if not (isinstance(node, _x._Binary) and node.operator == "and"):
-        return None
+    low, high = bounds(node)
+    return (low, high) if low is not None and high is not None else None
+
+
+def bounds(node) -> tuple[str | None, str | None]:
+    """The number bounds a constraint sets, as written: ``. >= a and . <= b`` (either order) →
+    (a, b); ``. >= a`` → (a, None); ``. <= b`` → (None, b); (None, None) for anything else."""
+    sides = (node.left, node.right) if isinstance(node, _x._Binary) and node.operator == "and" else (node,)
     low = high = None
-    for side in (node.left, node.right):
+    for side in sides:
         if not (isinstance(side, _x._Binary) and isinstance(side.left, _x._Current)
-                and isinstance(side.right, _x._Literal)):
-            return None
+                and isinstance(side.right, _x._Literal) and isinstance(side.right.value, (int, float))):
+            return None, None
         if side.operator in (">", ">="):
             low = _x.to_string(side.right.value)
         elif side.operator in ("<", "<="):
             high = _x.to_string(side.right.value)
-    return (low, high) if low is not None and high is not None else None
+        else:
+            return None, None
+    return low, high
+
+
+def bounds_message(question: Question, language: str) -> str:
+    """A number question's refusal in words when its constraint is plain bounds and the form gives
+    no message ("Xin trả lời một số từ 0 đến 120."); "" otherwise."""
+    from surveys.messages import say, ui_language
+
+    if question.constraint is None:
+        return ""
+    low, high = bounds(question.constraint._root)
+    ui = ui_language(language)
+    if low is not None and high is not None:
+        return say("invalid_between", ui, low=low, high=high)
+    if low is not None:
+        return say("invalid_at_least", ui, low=low)
+    if high is not None:
+        return say("invalid_at_most", ui, high=high)
+    return ""

@@ -333,3 +333,38 @@ def test_respondent_texts_address_people_one_way():
         assert "danh sách mẫu" not in folded, key
     assert say("consent", "vi", title="X").endswith("Quý vị có đồng ý tham gia không?")
     assert "“X”" in say("consent", "vi", title="X")
+
+
+def test_a_number_outside_plain_bounds_is_refused_with_the_bounds_in_words(markdown_form):
+    """A form without a constraint_message: "the answer does not fit" told a person nothing; plain
+    bounds (". >= 0 and . <= 120", ". >= 18", ". < 10") are said in the person's language. Other
+    constraints keep the generic message, and nothing is stored for a refused answer."""
+    form = markdown_form("""
+        | survey |
+        |        | type    | name  | label::Tiếng Việt (vi) | label::English (en) | constraint           |
+        |        | integer | age   | Tuổi?                  | Age?                | . >= 0 and . <= 120  |
+        |        | integer | kids  | Số con?                | Children?           | . >= 0               |
+        |        | decimal | hours | Số giờ?                | Hours?              | . < 10               |
+        |        | integer | code  | Mã?                    | Code?               | . mod 2 = 0          |
+    """)
+    at = dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone(dt.timedelta(hours=7)))
+
+    def run(language: str, answers: list[str]) -> list[str]:
+        state = E.new_session(form, language)
+        step = E.step(form, state, E.Start(at))
+        step = E.step(form, step.state, E.Choose("yes", step.say[-1].seq, at))
+        said = []
+        for text in answers:
+            before = step.state.answers
+            step = E.step(form, step.state, E.Reply(text, at))
+            if not step.accepted:
+                said.append(next(s.text for s in step.say if isinstance(s, E.Say) and s.tone is E.Tone.ERROR))
+                assert step.state.answers == before
+        return said
+
+    said = run("vi", ["130", "30", "-1", "2", "12", "9.5", "3", "4"])
+    # (each followed by an example that passes, as every refused number is)
+    assert [text.split(" Ví dụ")[0] for text in said] == [
+        "Xin trả lời một số từ 0 đến 120.", "Xin trả lời một số từ 0 trở lên.", "Xin trả lời một số không quá 10.",
+        "Câu trả lời chưa phù hợp với yêu cầu của câu hỏi; xin quý vị trả lời lại."]
+    assert run("en", ["130"])[0].startswith("Please answer with a number from 0 to 120.")

@@ -66,3 +66,20 @@ def test_a_date_without_a_time_or_an_impossible_day_is_refused(markdown_form, ty
     state = E.step(form, state, E.Reply("7:30", AT)).state
     step = E.step(form, state, E.Reply(typed, AT))
     assert not step.accepted and "ngày/tháng/năm giờ:phút" in step.say[0].text
+
+
+def test_an_optional_time_gets_the_skip_button_on_telegram(markdown_form) -> None:
+    """As an optional text, number or date does: a person who does not know can go on with a tap."""
+    from bot.telegram.render import TelegramRenderer
+
+    form = markdown_form(FORM.replace("| yes |\n| | dateTime", "| no |\n| | dateTime"))
+    state = E.new_session(form, None)
+    step = None
+    for event in (E.Start(AT), E.Choose("yes", 1, AT)):
+        step = E.step(form, state, event)
+        state = step.state
+    ask = step.say[-1]
+    assert ask.kind is E.PromptKind.TIME and not ask.required
+    calls, _ = TelegramRenderer().render(step.say, "5", "vi")
+    buttons = [b["text"] for row in calls[-1].payload["reply_markup"]["inline_keyboard"] for b in row]
+    assert any("Bỏ qua" in text for text in buttons), buttons

@@ -205,6 +205,7 @@ def keyboard(ask: Ask, language: str) -> dict | None:
     if ask.kind is PromptKind.RANK and not ask.required:  # stop ranking here (none ranked: skipped)
         rows.append([_button(f"✔ {say('done', ui)}", DONE, ask.seq)])
     if not ask.required and ask.kind in (PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE,
+                                         PromptKind.TIME, PromptKind.DATETIME,
                                          PromptKind.IMAGE, PromptKind.AUDIO, PromptKind.VIDEO, PromptKind.FILE):
         rows.append([_button(say("skip", ui), SKIP, ask.seq)])
     if ask.can_go_back:

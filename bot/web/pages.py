@@ -221,8 +221,8 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
         "questions": [_question(one, index, bool(screen.group), ui) for index, one in enumerate(asks)],
         "group": bool(screen.group),
         "skip": ask is not None and not screen.group and not ask.required and ask.kind in (
-            PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE,
-            PromptKind.RANK, *_UPLOADS),
+            PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.TIME,
+            PromptKind.DATETIME, PromptKind.GEOPOINT, PromptKind.SELECT_ONE, PromptKind.RANK, *_UPLOADS),
         "multipart": any(one.kind in _UPLOADS for one in asks),
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)

@@ -39,6 +39,7 @@ from aiogram.methods import (
 from aiogram.types import FSInputFile
 from pydantic import ValidationError
 
+from bot.network_failures import network_outcome
 from bot.outbox import Blocked, Outcome, Rejected, RetryAfter, Sent, Transient, Unauthorized
 
 METHODS: dict[str, type[TelegramMethod]] = {
@@ -95,8 +96,14 @@ class TelegramTransport:
             return Transient(f"server error: {error.message}")
         except ClientDecodeError as error:  # a proxy's error page, a truncated body
             return Transient(f"the answer could not be read: {error.message} ({type(error.original).__name__})")
-        except (TelegramNetworkError, aiohttp.ClientError, asyncio.TimeoutError) as error:
-            return Transient(getattr(error, "message", None) or str(error) or type(error).__name__)
+        except TelegramNetworkError as error:
+            # aiogram wraps aiohttp's failure (or its timeout) in this and keeps it as the cause,
+            # which says whether the request may have reached Telegram.
+            if error.__cause__ is not None:
+                return network_outcome(error.__cause__)
+            return Transient(error.message)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            return network_outcome(error)
         except TelegramAPIError as error:  # any other status: retried a bounded number of times
             return Transient(f"{type(error).__name__}: {error.message}")
         message_id = getattr(result, "message_id", None)

@@ -38,6 +38,10 @@ from bot.outbox import MaybeSent, Transient
 
 #: The start of the message aiohttp gives a ``ClientOSError`` when writing the request failed.
 _WRITE_FAILED = "Can not write request body"
+#: The connection was never made. aiohttp before 3.10 raised a connect timeout as a plain
+#: ``ServerTimeoutError``, indistinguishable from a read timeout: there it counts as maybe sent.
+_CONNECT_FAILURES: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorError,) + (
+    (aiohttp.ConnectionTimeoutError,) if hasattr(aiohttp, "ConnectionTimeoutError") else ())
 #: aiohttp puts the request's URL in some messages, and the URL holds the bot's token.
 _TOKEN_IN_URL = re.compile(r"/bot[^/\s]+/")
 
@@ -46,7 +50,7 @@ def network_outcome(error: BaseException) -> Transient | MaybeSent:
     """The outbox outcome of an aiohttp failure (or a timeout) of one send; see the module's text."""
     text = _TOKEN_IN_URL.sub("/bot…/", str(error))
     reason = f"{type(error).__name__}: {text}" if text else type(error).__name__
-    if isinstance(error, (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)):
+    if isinstance(error, _CONNECT_FAILURES):
         return Transient(f"not sent: {reason}")
     if isinstance(error, aiohttp.ClientOSError) and str(error.strerror or "").startswith(_WRITE_FAILED):
         return Transient(f"not sent: {reason}")

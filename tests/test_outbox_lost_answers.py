@@ -9,9 +9,11 @@ delivered once."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
 
+import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -21,7 +23,8 @@ from emulator_helpers import FakeClock
 from test_chat_scenarios import arrive, emulators, has, running, settle
 from test_outbox_failures import one_round, outbox_rows
 
-from bot.outbox import REPLY, OutboxSender, Pace
+from bot.network_failures import network_outcome
+from bot.outbox import REPLY, MaybeSent, OutboxSender, Pace, Transient
 from bot.telegram.emulator import BotApiEmulator
 from bot.telegram.transport import TelegramTransport
 from bot.zalo.client import ZaloClient
@@ -153,3 +156,22 @@ async def test_a_question_whose_answer_was_cut_is_shown_again_on_the_next_messag
             again = await storage._fetchall(  # noqa: SLF001 - which path sent it is the point
                 "SELECT state FROM outbox WHERE respondent_id = ? AND dedupe_key LIKE '%:again#%'", (respondent_id,))
             assert [tuple(row) for row in again] == [("sent",)]
+
+
+# -- the failures no emulator fault produces on loopback, classified as aiohttp raises them -------
+
+URL = f"http://127.0.0.1:1/bot{TELEGRAM_TOKEN}/sendMessage"
+
+
+@pytest.mark.parametrize(("error", "retried"), [
+    (aiohttp.ClientOSError(32, f"Can not write request body for {URL}"), True),  # a request cut short
+    (aiohttp.ConnectionTimeoutError(f"Connection timeout to host {URL}"), True),
+    (aiohttp.ServerDisconnectedError(), False),  # it may have read and acted on the request
+    (aiohttp.ClientOSError(104, "Connection reset by peer"), False),
+    (aiohttp.SocketTimeoutError("Timeout on reading data from socket"), False),
+    (asyncio.TimeoutError(), False),  # aiohttp's total timeout does not say in which phase it fired
+])
+def test_only_a_request_that_cannot_have_reached_the_platform_is_retried(error, retried):
+    outcome = network_outcome(error)
+    assert isinstance(outcome, Transient if retried else MaybeSent), outcome
+    assert TELEGRAM_TOKEN not in outcome.error, outcome.error

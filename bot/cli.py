@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sys
 import tempfile
-from collections import Counter
 from pathlib import Path
 
 import click
@@ -107,28 +106,34 @@ def _form_files(folder: Path) -> list[Path]:
 
 
 def _print_summary(path: Path, questionnaire: Questionnaire) -> None:
-    kinds = Counter(q.type.value for q in questionnaire.questions)
-    console.print(f"[bold green]✓ {path}[/]: '{questionnaire.title}' "
-                  f"(form_id {questionnaire.form_id}, version {questionnaire.version})")
-    table = Table(show_header=False, box=None, padding=(0, 2))
-    table.add_row("questions asked", str(len(questionnaire.asked)))
-    table.add_row("by type", ", ".join(f"{kind} {count}" for kind, count in sorted(kinds.items())))
-    table.add_row("groups", str(len(questionnaire.groups)))
-    if questionnaire.has_repeats:  # asked once per instance; exported as a table each
-        from surveys.repeats import describe as describe_repeats
+    from fieldwork.form_summary import summarize
 
-        table.add_row("repeats", describe_repeats(questionnaire))
-    table.add_row("languages", ", ".join(f"{lang.name} ({lang.code})" for lang in questionnaire.languages)
-                  + f"; default {questionnaire.default_language}")
+    summary = summarize(questionnaire)
+    console.print(f"[bold green]✓ {path}[/]: '{summary.title}' "
+                  f"(form_id {summary.form_id}, version {summary.version})")
+    table = Table(show_header=False, box=None, padding=(0, 2))
+    table.add_row("questions asked", str(summary.asked))
+    table.add_row("by type", ", ".join(f"{t.kind} {t.count}" for t in summary.types))
+    table.add_row("groups", str(summary.groups))
+    if summary.repeats:  # asked once per instance; exported as a table each
+        table.add_row("repeats", summary.repeats)
+    table.add_row("languages", ", ".join(f"{name} ({code})" for code, name in summary.languages)
+                  + f"; default {summary.default_language}")
+    for kind, count, note in summary.notes("en"):
+        if kind != "unaskable":  # listed one by one below
+            table.add_row(f"  {kind} ({count})", note)
+    if summary.label_media:  # stored with the form; how each channel sends them (README "Media in labels")
+        table.add_row("media in labels", ", ".join(f"{kind} {count}" for kind, count in summary.label_media)
+                      + escape(f" ({summary.label_media_note('en')})"))
     console.print(table)
-    for warning in questionnaire.warnings:
+    for warning in summary.warnings:
         console.print(f"    [yellow]warning[/] {escape(warning)}", markup=True)
-    if questionnaire.unaskable:
-        console.print(f"    [yellow]not asked in a chat[/] ({len(questionnaire.unaskable)}): skipped, "
+    if summary.not_asked:
+        console.print(f"    [yellow]not asked in a chat[/] ({len(summary.not_asked)}): skipped, "
                       "exported as missing with their own code")
-        for question in questionnaire.unaskable:
-            console.print(f"      {question.name} ({question.source_type}, {question.location}): "
-                          f"{question.unaskable}", markup=False)
+        for question in summary.not_asked:
+            console.print(f"      {question.name} ({question.source_type}, {question.place}): "
+                          f"{question.reason}", markup=False)
 
 
 # -- taking a questionnaire --------------------------------------------------------------------

@@ -35,6 +35,7 @@ from bot.chat.privacy import ChatPrivacy
 from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
+from bot.form_media import FormMedia
 from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
 from bot.processes import Peers, SharedChatLocks, bot_key, serve_health
 from bot.reminders import ReminderBot, ReminderFeed, schedule
@@ -152,7 +153,7 @@ async def start_telegram(config: BotConfig, storage: Storage, conversations: Con
                          export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event, *,
                          peers: Peers | None = None, shared_chats: bool = False) -> RunningBot:
     client = Bot(config.token, session=AiohttpSession(api=TelegramAPIServer.from_base(config.api_base)))
-    transport = TelegramTransport(client)
+    transport = TelegramTransport(client, FormMedia(conversations.questionnaire))
     await require_token(config, transport, client.session.close)
     feed, sender, core = sender_and_core(config, storage, conversations, forms, export_dir, clock, transport, peers,
                                          shared_chats)
@@ -220,19 +221,26 @@ def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime
 
 async def start_zalo(config: BotConfig, storage: Storage, conversations: Conversations, forms: list[Questionnaire],
                      export_dir: Path, clock: Callable[[], dt.datetime], stop: asyncio.Event, *,
-                     peers: Peers | None = None, shared_chats: bool = False) -> RunningBot:
+                     peers: Peers | None = None, shared_chats: bool = False,
+                     media_base: str | None = None) -> RunningBot:
+    """`media_base`: the web pages' public address ([web] public_url), where Zalo fetches the forms'
+    label images from; None: prompts go without their images (said once here)."""
     client = ZaloClient(config.token, config.api_base)
     transport = ZaloTransport(client)
     await require_token(config, transport, client.close)
     feed, sender, core = sender_and_core(config, storage, conversations, forms, export_dir, clock, transport, peers,
                                          shared_chats)
-    zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core)
+    renderer = ZaloRenderer(media_base)
+    if media_base is None and any(q.media.get("image") for form in forms for q in form.questions):
+        log.warning("%s: its forms show images with their labels; Zalo sends a photo by its address, and there "
+                    "is no [web] public_url to serve them at: the prompts go without them", config.where)
+    zalo = ZaloSurveyBot(config.name, core.surveys, clock, core=core, renderer=renderer)
     running = RunningBot(config, core.surveys, sender, feed, zalo=zalo, zalo_client=client, core=core,
-                         renderer=ZaloRenderer())
-    await show_lost_prompts(core, ZALO, config.name, ZaloRenderer())
-    running.tasks.append(asyncio.create_task(core.privacy.watch(ZALO, config.name, ZaloRenderer(), stop),
+                         renderer=renderer)
+    await show_lost_prompts(core, ZALO, config.name, renderer)
+    running.tasks.append(asyncio.create_task(core.privacy.watch(ZALO, config.name, renderer, stop),
                                              name=f"privacy-{config.name}"))
-    running.tasks.append(asyncio.create_task(announce_fieldwork(core, ZALO, config.name, ZaloRenderer(), stop),
+    running.tasks.append(asyncio.create_task(announce_fieldwork(core, ZALO, config.name, renderer, stop),
                                              name=f"fieldwork-{config.name}"))
     running.tasks.append(asyncio.create_task(sender.run(stop), name=f"outbox-{config.name}"))
     if config.mode == "polling":
@@ -371,8 +379,10 @@ async def run(config: Config, stop: asyncio.Event, *, clock: Callable[[], dt.dat
             for bot_config in config.bots:
                 forms = await load_forms(conversations, bot_config.forms, clock())
                 start = start_telegram if bot_config.channel == TELEGRAM else start_zalo
+                media = {} if bot_config.channel == TELEGRAM else {
+                    "media_base": config.web.public_url if config.web is not None else None}
                 bots.append(await start(bot_config, storage, conversations, forms, export_dir, clock, stop,
-                                        peers=peers, shared_chats=config.process.shared_chats))
+                                        peers=peers, shared_chats=config.process.shared_chats, **media))
             runners = await serve_webhooks(bots)
             scheduler = start_scheduler(config, storage, bots, clock, peers.id)
             if config.console is not None:  # [console]: the coordinator console beside the bots

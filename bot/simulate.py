@@ -434,7 +434,7 @@ class WebPerson(_Person):
         async with self.session.get(self.base_url + path) as response:
             return self._read(response.status, await response.text())
 
-    async def post(self, fields: dict[str, str] | list[tuple[str, str]]) -> WebPage:
+    async def post(self, fields: dict[str, str] | list[tuple[str, str]] | Any) -> WebPage:
         async with self.session.post(self.base_url + "/s/", data=fields) as response:
             return self._read(response.status, await response.text())
 
@@ -449,6 +449,25 @@ class WebPerson(_Person):
 
     async def _send(self, text: str) -> None:
         await self._submit("answer", {"text": text})
+
+    async def _send_media(self, question: Question) -> None:
+        """A media question: a file chosen in the page's file input, posted as a browser posts it
+        (multipart, the page's hidden fields first)."""
+        import aiohttp
+
+        content, name, mime = {
+            QuestionType.IMAGE: (SAMPLE_PHOTO, "anh.jpg", "image/jpeg"),
+            QuestionType.AUDIO: (b"OggS" + bytes(200), "ghi-am.ogg", "audio/ogg"),
+            QuestionType.VIDEO: (bytes(8) + b"ftypmp42" + bytes(200), "video.mp4", "video/mp4"),
+        }.get(question.type, (b"%PDF-1.4\n%%EOF\n", "giay-to.pdf", "application/pdf"))
+        form = self.page.form("ask") if self.page else None
+        data = aiohttp.FormData()
+        for key, value in (form.hidden if form else {}).items():
+            data.add_field(key, value)
+        data.add_field("action", "answer")
+        data.add_field("file", content, filename=name, content_type=mime)
+        self._say(f"[{name}]")
+        await self.post(data)
 
     async def _submit(self, action: str, answer: dict[str, str] | list[tuple[str, str]] = ()) -> None:
         form = self.page.form("ask") if self.page else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import hashlib
 import json
 import shutil
 from dataclasses import dataclass, field
@@ -45,6 +46,10 @@ class Printed:
 
 
 # -- printing ----------------------------------------------------------------------------------
+
+#: The folder beside the paper forms' HTML that holds the images their labels show.
+PAPER_MEDIA = "paper-media"
+
 
 def paper_files(out: Path, run: int) -> tuple[Path, Path, Path]:
     suffix = "" if run == 1 else f"-{run}"
@@ -99,6 +104,16 @@ async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: li
     unit_of = {row.frame_id: row.unit for row in await storage.frame_rows(project.id)}
     member_unit = {m.respondent_id: unit_of.get(m.frame_id, "") for m in await storage.sample_members(project.id)}
     printers: dict[str, FormPrinter] = {}
+
+    def image_file(name: str, data: bytes) -> str:
+        """A label's image, written once beside the HTML (named by its content: two forms' 'logo.png'
+        stay apart) rather than inline in every copy."""
+        path = out / PAPER_MEDIA / f"{hashlib.sha256(data).hexdigest()[:16]}{Path(name).suffix.lower()}"
+        if not path.exists():
+            path.parent.mkdir(exist_ok=True)
+            path.write_bytes(data)
+        return f"{PAPER_MEDIA}/{path.name}"
+
     pages, rows = [], []
     for letter in letters:
         person = letter.respondent
@@ -106,7 +121,7 @@ async def print_forms(storage, project, out: Path, at: dt.datetime, *, units: li
         await storage.paper.record_paper_form(code_hash(letter.typed_code), person.id, project.id, form.form_id,
                                               version, at.isoformat())
         printer = printers.get(form.form_id) or printers.setdefault(
-            form.form_id, FormPrinter(form, notice_of(project, form.title), blocks))
+            form.form_id, FormPrinter(form, notice_of(project, form.title), blocks, image_src=image_file))
         code = f"{letter.typed_code[:4]} {letter.typed_code[4:]}"
         unit = project.units[member_unit[person.id]].name if member_unit.get(person.id) in project.units else ""
         pages.append(printer.copy(Copy(code, project.title, unit)))

@@ -16,9 +16,12 @@ blocks is ``fieldwork.paper_repeats``'s rule.
 
 from __future__ import annotations
 
+import base64
 import html
+import mimetypes
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import segno
 
@@ -62,10 +65,14 @@ def refuse_unprintable(form: Questionnaire) -> None:
 class FormPrinter:
     """The body of one questionnaire, worked out once, printed for every copy."""
 
-    def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None, blocks: Blocks = Blocks()):
+    def __init__(self, form: Questionnaire, notice: PrivacyNotice | None = None, blocks: Blocks = Blocks(), *,
+                 image_src: Callable[[str, bytes], str] | None = None):
+        """`image_src(name, bytes)`: the address a label's image is printed from (`print_forms` writes
+        each file once beside the HTML: every copy repeats the body); by default a data URI."""
         refuse_unprintable(form)
         self.form = form
         self.blocks = blocks
+        self.image_src = image_src or _data_uri
         self.numbers = numbering(form)
         self.phrasers = {lang: Phraser(form, lang) for lang in LANGUAGES}
         self.body = self._body()
@@ -91,6 +98,20 @@ class FormPrinter:
         if en and en != vi:
             out += f'<span class="en {css}">{render_html(en)}</span>'
         return out
+
+    def image(self, question: Question) -> str:
+        """The label's image, inline (a data URI: the printed page needs no other file); the English
+        one as well when it is another file. Audio and video have no place on paper."""
+        files = question.media.get("image")
+        if not files:
+            return ""
+        names = dict.fromkeys(files.get(lang, self.form.default_language) for lang in LANGUAGES)
+        out = []
+        for name in names:
+            data = self.form.attachments.get(name)
+            if data:
+                out.append(f'<img class="media" alt="" src="{_e(self.image_src(name, data))}">')
+        return f'<p class="media">{"".join(out)}</p>' if out else ""
 
     # -- skips ---------------------------------------------------------------------------------
 
@@ -157,7 +178,7 @@ class FormPrinter:
                 if labels:
                     out.append(f'<h2 class="section">{self.both(labels[-1], positions=positions)}</h2>')
             if question.type is QuestionType.NOTE:
-                out.append(f'<div class="note">{self.both(question.label, positions=positions)}</div>')
+                out.append(f'<div class="note">{self.both(question.label, positions=positions)}{self.image(question)}</div>')
                 continue
             if question.name not in self.numbers:
                 continue
@@ -221,7 +242,8 @@ class FormPrinter:
                     + (f'<span class="en">{_e(words[1])}</span>' if words[1] and words[1] != words[0] else "") + "</p>")
         where = f' data-block="{_e(path)}"' if path else f' id="q{number}"'  # a number repeats in every block
         return (f'<div class="q"{where}><p class="label"><b class="num">{number}.</b>{mark} '
-                f'{self.both(question.label, positions=positions)}</p>{hint}{self._answer(question)}{rule}</div>')
+                f'{self.both(question.label, positions=positions)}</p>{self.image(question)}{hint}'
+                f'{self._answer(question)}{rule}</div>')
 
     def _answer(self, question: Question) -> str:
         kind = question.type
@@ -300,6 +322,7 @@ h2.section { font-size: 12pt; margin: 1em 0 .3em; border-bottom: 1px solid #666;
 .vi { display: block; } .en { display: block; color: #444; font-style: italic; font-size: 9.5pt; }
 .label > .vi, .rule > .vi, .skip > .vi, .how > span { display: inline; } .how > .en::before { content: " · "; } .label > .en, .rule > .en, .skip > .en { margin-left: 1.6em; }
 .q { break-inside: avoid; margin: .6em 0; }
+img.media { max-width: 60%; max-height: 6cm; margin: .2em 1.6em; }
 .label { margin: 0; } .num { margin-right: .3em; } .req { color: #000; font-weight: bold; }
 .hint, .how, .rule, .fmt { font-size: 9.5pt; margin: .15em 0 .15em 1.6em; }
 .rule::before { content: "⚠ "; }
@@ -330,3 +353,8 @@ h2.section { font-size: 12pt; margin: 1em 0 .3em; border-bottom: 1px solid #666;
 def forms_html(pages: list[str], title: str) -> str:
     return (f'<!DOCTYPE html>\n<html lang="vi"><head><meta charset="utf-8"><title>{_e(title)} — phiếu giấy</title>'
             f'<style>{STYLE}</style></head><body>\n' + "\n".join(pages) + "\n</body></html>\n")
+
+
+def _data_uri(name: str, data: bytes) -> str:
+    kind = mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return f"data:{kind};base64,{base64.b64encode(data).decode()}"

@@ -54,7 +54,7 @@ class _Flow:
         elif kind is QuestionType.NOTE:
             if ordinal > self.state.furthest:
                 closing.append(len(self.out))
-                self.out.append(Say(self._label(question), Tone.NOTE))
+                self.out.append(Say(self._label(question), Tone.NOTE, self._media(question)))
         elif (value := self.answers.get(key, NOT_APPLICABLE)) is not NOT_APPLICABLE \
                 and self._still_valid(question, value):
             closing.clear()
@@ -77,7 +77,7 @@ class _Flow:
                 self._set(questions[index].name, self.event.at)
         if closing:  # the form's own closing words are the thank-you: one message that also says it is done
             note = self.out[closing[-1]]
-            self.out[closing[-1]] = Say(f"{note.text}\n{say('completed', self.ui)}", Tone.THANKS)
+            self.out[closing[-1]] = Say(f"{note.text}\n{say('completed', self.ui)}", Tone.THANKS, note.media)
         else:
             self.out.append(Say(say("thanks", self.ui), Tone.THANKS))
         return self._finish(_evolve(self.state, status=Status.COMPLETED, current=None,

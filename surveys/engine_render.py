@@ -10,7 +10,7 @@ from typing import Any
 
 from surveys.expressions import NOT_APPLICABLE, interpolate, to_string
 from surveys.messages import say
-from surveys.model import Question, QuestionType
+from surveys.model import LABEL_MEDIA_KINDS, LabelMedia, Question, QuestionType
 from surveys.session import CONSENT, Ask, Option, PromptKind
 
 
@@ -85,7 +85,21 @@ class _Rendering:
             current_answer=self._display(question.name, value),
             update=update,
             expected=self._expected(question),
+            media=self._media(question),
         )
+
+    def _media(self, question: Question) -> tuple[LabelMedia, ...]:
+        """The label's media in the session's language, else the form's default language."""
+        if not question.media:
+            return ()
+        form = self.form
+        found = []
+        for kind in LABEL_MEDIA_KINDS:
+            files = question.media.get(kind)
+            name = files.get(self.lang, form.default_language) if files else ""
+            if name:
+                found.append(LabelMedia(kind, name, form.form_id, form.version))
+        return tuple(found)
 
     def _expected(self, question: Question) -> str:
         if question.type is QuestionType.RANK:

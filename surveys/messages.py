@@ -435,6 +435,12 @@ _MESSAGES: dict[str, dict[str, str]] = {
                              "en": "This question does not ask for a file; please answer the question above."},
     "media_too_big": {"vi": "Tệp này quá lớn (tối đa {limit} MB). Xin gửi một tệp nhỏ hơn.",
                       "en": "This file is too big (at most {limit} MB). Please send a smaller one."},
+    # The web page's file input, where a messenger has its attachment button (bot/web/pages.py).
+    "web_image_expected": {"vi": "chọn hoặc chụp một ảnh ở ô bên dưới", "en": "choose or take a photo below"},
+    "web_audio_expected": {"vi": "chọn hoặc ghi một đoạn âm thanh ở ô bên dưới",
+                           "en": "choose or record a sound file below"},
+    "web_video_expected": {"vi": "chọn hoặc quay một video ở ô bên dưới", "en": "choose or record a video below"},
+    "web_file_expected": {"vi": "chọn một tệp ở ô bên dưới", "en": "choose a file below"},
     "media_failed": {"vi": "Xin lỗi, chúng tôi chưa nhận được tệp này. Xin quý vị gửi lại.",
                      "en": "Sorry, we could not receive this file. Please send it again."},
 }

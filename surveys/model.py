@@ -94,6 +94,8 @@ _KNOWN_LANGUAGE_NAMES = {"english": "en", "vietnamese": "vi", "tiếng việt": 
 
 #: The key of a text written without a language (a plain `label` column).
 ANY_LANGUAGE = "*"
+#: Media a label may carry (`media::image`, `media::audio`, `media::video`; `big-image` is an image).
+LABEL_MEDIA_KINDS = ("image", "audio", "video")
 
 
 @dataclass(frozen=True)
@@ -212,12 +214,25 @@ class Question:
     #: (`surveys.choice_order`); with `seed=…`, an order that is a function of that value, as in ODK.
     randomize: bool = False
     randomize_seed: Expression | None = None
+    #: Media shown with the label, by kind (image, audio, video): the file name per language, a
+    #: file kept in `Questionnaire.attachments` (files that were missing are not named here).
+    media: Mapping[str, Text] = field(default_factory=dict)
 
     def choice_by_key(self, key: str) -> Choice | None:
         return next((c for c in self.choices if c.key == key), None)
 
     def choice_by_name(self, name: str) -> Choice | None:
         return next((c for c in self.choices if c.name == name), None)
+
+
+@dataclass(frozen=True)
+class LabelMedia:
+    """A file shown with a prompt, named, never its bytes: channels read it from the stored form."""
+
+    kind: str  # one of LABEL_MEDIA_KINDS
+    name: str  # the attachment's file name
+    form_id: str
+    version: str
 
 
 @dataclass(frozen=True)

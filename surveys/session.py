@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Union
 
-from surveys.model import Questionnaire
+from surveys.model import LabelMedia, Questionnaire
 
 CONSENT = "__consent__"  # the `question` of the consent prompt
 
@@ -207,6 +207,8 @@ class Option:
 class Say:
     text: str
     tone: Tone = Tone.INFO
+    #: A note's image, audio or video (names, not bytes), in the session's language.
+    media: tuple[LabelMedia, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -229,6 +231,8 @@ class Ask:
     #: What a valid answer looks like, shown with the question where the type needs it (a date's
     #: format with an example that satisfies the question's constraint); "" otherwise.
     expected: str = ""
+    #: The label's image, audio or video (names, not bytes), in the session's language.
+    media: tuple[LabelMedia, ...] = ()
 
 
 Output = Union[Say, Ask]

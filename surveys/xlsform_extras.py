@@ -157,7 +157,7 @@ def uses_parameters(element: dict) -> bool:
 def unused_column_effect(key: str) -> str:
     """What the chat does instead of what an unused column asks for."""
     if key.startswith("media"):
-        return "images, audio and video in labels are not sent in a chat; the text label is"
+        return "images, audio and video in a group's label are not sent in a chat; its text label is"
     if key == "_dynamic_default":
         return "a default worked out by an expression is not used; the question starts empty"
     if key == "parameters":

@@ -51,25 +51,27 @@ class Bots:
     zalo_emulator: ZaloBotApiEmulator
     telegram: object
     zalo: object
+    #: The questionnaires both bots ask.
+    forms: tuple[Path, ...] = (TOUR,)
 
     @property
     def config(self) -> Config:
         bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=self.telegram_emulator.base_url,
-                          forms=(TOUR,), pace=FAST_PACE, coordinators=(COORDINATOR,)),
+                          forms=self.forms, pace=FAST_PACE, coordinators=(COORDINATOR,)),
                 BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=self.zalo_emulator.base_url,
-                          forms=(TOUR,), pace=FAST_PACE, coordinators=("zalo-coordinator",)))
+                          forms=self.forms, pace=FAST_PACE, coordinators=("zalo-coordinator",)))
         return Config(database=self.database, bots=bots, source=self.tmp_path / "c.toml")
 
 
 @contextlib.asynccontextmanager
-async def emulators(tmp_path: Path, database: Path | str):
+async def emulators(tmp_path: Path, database: Path | str, forms: tuple[Path, ...] = (TOUR,)):
     fast = dict(per_bot_per_second=1000, per_chat_per_second=1000, per_chat_burst=1000)
     telegram_emulator, zalo_emulator = BotApiEmulator(limits=Limits(**fast)), ZaloBotApiEmulator(limits=ZaloLimits(**fast))
     await telegram_emulator.start()
     await zalo_emulator.start()
     try:
         yield Bots(tmp_path, database, telegram_emulator, zalo_emulator, telegram_emulator.add_bot(TG_TOKEN, "khaosat_test_bot"),
-                   zalo_emulator.add_bot(ZALO_TOKEN, "Bot Khảo sát"))
+                   zalo_emulator.add_bot(ZALO_TOKEN, "Bot Khảo sát"), forms)
     finally:
         await telegram_emulator.stop()
         await zalo_emulator.stop()
@@ -333,7 +335,7 @@ async def test_progress_and_export_for_coordinators_on_both_channels(tmp_path, d
         await zl.send_text("/export")
         await zl.wait_for(has("không gửi được tệp"))
         await tg.send_text("/export")
-        assert (await tg.wait_for(lambda m: m.document is not None)).document["file_name"].endswith(".csv")
+        assert (await tg.wait_for(lambda m: m.document is not None, timeout=120)).document["file_name"].endswith(".csv")
 
 
 async def test_coordinators_are_told_when_fieldwork_opens_and_closes(tmp_path, database):

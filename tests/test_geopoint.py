@@ -10,15 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import BotConfig, Config
 from bot.telegram.render import TelegramRenderer
 from exporters.table import export_frame
 from surveys import codec
 from surveys import engine as E
 from surveys.model import QuestionType
 from surveys.xlsform import load_questionnaire
-from tests.test_chat_scenarios import (FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, arrive, emulators, has, running,
-                                      settle)
+from tests.test_chat_scenarios import arrive, emulators, has, running, settle
 
 GEO = Path(__file__).parent / "forms" / "geopoint.md"
 AT = dt.datetime(2026, 3, 2, 9, tzinfo=dt.timezone(dt.timedelta(hours=7)))
@@ -81,21 +79,8 @@ def test_telegram_asks_with_a_location_button_and_words_for_back() -> None:
     assert "quay lại" in calls[-1].payload["text"]
 
 
-@dataclasses.dataclass
-class GeoBots(Bots):
-    @property
-    def config(self) -> Config:
-        bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=self.telegram_emulator.base_url,
-                          forms=(GEO,), pace=FAST_PACE),
-                BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=self.zalo_emulator.base_url,
-                          forms=(GEO,), pace=FAST_PACE))
-        return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
-
-
-
 async def test_a_location_shared_on_telegram_and_typed_on_zalo_is_stored_and_exported(tmp_path, database):
-    async with emulators(tmp_path, database) as plain:
-        bots = GeoBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (GEO,)) as bots:
         async with running(bots) as storage:
             for index, channel in enumerate(("telegram", "zalo")):
                 _, user = await arrive(bots, storage, channel, f"G-{channel}", 8200 + index, "geo")
@@ -125,8 +110,7 @@ async def test_on_zalo_a_shared_location_gets_how_to_type_it_and_a_pasted_map_li
     the person is told Zalo does not pass it on and how to find and type the coordinates, and
     nothing is stored; elsewhere (and for a photo) the usual "please answer in text" is said. A
     short link is refused with how to find the coordinates; a Google Maps link is read."""
-    async with emulators(tmp_path, database) as plain:
-        bots = GeoBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (GEO,)) as bots:
         async with running(bots) as storage:
             respondent_id, user = await arrive(bots, storage, "zalo", "G-link", 8300, "geo")
             await user.send_text("1")

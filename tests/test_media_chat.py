@@ -6,27 +6,15 @@ nothing; a re-delivered update stores one file and one answer."""
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from bot.config import BotConfig, Config
-from tests.test_chat_scenarios import FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, arrive, emulators, has, running, settle
+from tests.test_chat_scenarios import arrive, emulators, has, running, settle
 
 MEDIA = Path(__file__).parent / "forms" / "media.md"
 PHOTO = b"\xff\xd8\xff\xe0" + b"front of the shop " * 200
 ITEM = b"\xff\xd8\xff\xe0" + b"an item " * 100
 VOICE = b"OggS" + b"\x00voice" * 300
 PDF = b"%PDF-1.4 receipt " * 50
-
-
-class MediaBots(Bots):
-    @property
-    def config(self) -> Config:
-        bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=self.telegram_emulator.base_url,
-                          forms=(MEDIA,), pace=FAST_PACE),
-                BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=self.zalo_emulator.base_url,
-                          forms=(MEDIA,), pace=FAST_PACE))
-        return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
 
 
 async def stored(storage, respondent_id: int) -> tuple[dict, dict]:
@@ -38,8 +26,7 @@ async def stored(storage, respondent_id: int) -> tuple[dict, dict]:
 
 
 async def test_photo_voice_and_file_on_telegram(tmp_path, database):
-    async with emulators(tmp_path, database) as plain:
-        bots = MediaBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (MEDIA,)) as bots:
         async with running(bots) as storage:
             respondent_id, user = await arrive(bots, storage, "telegram", "M-tg", 8300, "media")
             await user.send_text("1")
@@ -86,8 +73,7 @@ async def test_photo_voice_and_file_on_telegram(tmp_path, database):
 
 
 async def test_a_photo_on_zalo_and_a_recording_question_it_cannot_carry(tmp_path, database):
-    async with emulators(tmp_path, database) as plain:
-        bots = MediaBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (MEDIA,)) as bots:
         async with running(bots) as storage:
             respondent_id, user = await arrive(bots, storage, "zalo", "M-zl", 8310, "media")
             await user.send_text("1")

@@ -4,7 +4,6 @@ the real clients against the emulators, exported, and tried with `khaosat try --
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import subprocess
 import sys
@@ -13,7 +12,6 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bot.config import BotConfig, Config
 from bot.invitations import code_hash, new_link_code, new_typed_code
 from exporters.table import export_frame
 from storage import FrameRow, SampleMemberInput, SampleStratum, Storage
@@ -24,7 +22,7 @@ from surveys.xlsform import load_questionnaire
 from surveys.xpath_functions import rewrite_paths
 from surveys.project import parse_survey, store_survey
 from survey_toml import survey_toml
-from tests.test_chat_scenarios import FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, emulators, has, now, running, settle
+from tests.test_chat_scenarios import emulators, has, now, running, settle
 
 PRELOAD = Path(__file__).parent / "forms" / "preload.md"
 ROOT = Path(__file__).parent.parent
@@ -65,17 +63,6 @@ def _frame() -> tuple[list[FrameRow], list[SampleMemberInput]]:
     return rows, [SampleMemberInput(row.frame_id, row.group, "preload", row.stratum, 0.5) for row in rows]
 
 
-@dataclasses.dataclass
-class PreloadBots(Bots):
-    @property
-    def config(self) -> Config:
-        bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=self.telegram_emulator.base_url,
-                          forms=(PRELOAD,), pace=FAST_PACE),
-                BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=self.zalo_emulator.base_url,
-                          forms=(PRELOAD,), pace=FAST_PACE))
-        return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
-
-
 async def _invite(storage: Storage, respondent_id: int) -> tuple[str, str]:
     typed, link = new_typed_code(), new_link_code()
     await storage.issue_invitation(respondent_id, "typed", code_hash(typed), now().isoformat())
@@ -84,8 +71,7 @@ async def _invite(storage: Storage, respondent_id: int) -> tuple[str, str]:
 
 
 async def test_sampled_people_see_their_own_unit_on_telegram_and_zalo_and_it_is_exported(tmp_path, database):
-    async with emulators(tmp_path, database) as plain:
-        bots = PreloadBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (PRELOAD,)) as bots:
         async with running(bots) as storage:
             today = now().date()
             source = survey_toml("sv", "Khảo sát thử", "preload", communes=("a", "b"),

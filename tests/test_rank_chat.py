@@ -6,31 +6,17 @@ randomized list shown in the session's order on both channels, an optional rank 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import re
 from pathlib import Path
 
-from bot.config import BotConfig, Config
 from storage import Storage
 from surveys import codec
 from surveys import engine as E
 from surveys.xlsform import load_questionnaire
-from tests.test_chat_scenarios import (FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, arrive, emulators, has, running,
-                                      settle)
+from tests.test_chat_scenarios import arrive, emulators, has, running, settle
 
 RANKING = Path(__file__).parent / "forms" / "ranking.md"
 STALE = "Câu hỏi đó đã qua; xin quý vị trả lời câu hỏi hiện tại."
-
-
-@dataclasses.dataclass
-class RankingBots(Bots):
-    @property
-    def config(self) -> Config:
-        bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=self.telegram_emulator.base_url,
-                          forms=(RANKING,), pace=FAST_PACE),
-                BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=self.zalo_emulator.base_url,
-                          forms=(RANKING,), pace=FAST_PACE))
-        return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
 
 
 async def session_of(storage: Storage, respondent_id: int):
@@ -47,8 +33,7 @@ async def shown_order(storage: Storage, respondent_id: int) -> list[tuple[str, s
 
 
 async def test_a_rank_and_a_shuffled_list_on_telegram(database, tmp_path):
-    async with emulators(tmp_path, database) as plain:
-        bots = RankingBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (RANKING,)) as bots:
         async with running(bots) as storage:
             respondent_id, user = await arrive(bots, storage, "telegram", "R-tg", 8100, "ranking")
             await user.send_text("1")
@@ -102,8 +87,7 @@ def numbered(text: str) -> dict[str, int]:
 
 
 async def test_a_rank_typed_at_once_and_a_shuffled_list_on_zalo(database, tmp_path):
-    async with emulators(tmp_path, database) as plain:
-        bots = RankingBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (RANKING,)) as bots:
         async with running(bots) as storage:
             respondent_id, user = await arrive(bots, storage, "zalo", "R-zl", 8200, "ranking")
             await user.send_text("1")

@@ -4,28 +4,13 @@ back across an instance, and the same answers stored per instance on both channe
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
-from bot.config import BotConfig, Config
 from storage import Storage
 from surveys import codec
-from tests.test_chat_scenarios import (FAST_PACE, TG_TOKEN, ZALO_TOKEN, Bots, arrive, emulators, has, running,
-                                      settle)
+from tests.test_chat_scenarios import arrive, emulators, has, running, settle
 
 ROSTER = Path(__file__).parent / "forms" / "roster.md"
-
-
-@dataclasses.dataclass
-class RosterBots(Bots):
-    @property
-    def config(self) -> Config:
-        bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=self.telegram_emulator.base_url,
-                          forms=(ROSTER,), pace=FAST_PACE),
-                BotConfig(channel="zalo", name="zl", token=ZALO_TOKEN, api_base=self.zalo_emulator.base_url,
-                          forms=(ROSTER,), pace=FAST_PACE))
-        return Config(database=self.tmp_path / "survey.sqlite", bots=bots, source=self.tmp_path / "c.toml")
-
 
 
 #: (reply, what the next message says); "[Có, thêm]" presses that button on Telegram (typed on Zalo).
@@ -54,8 +39,7 @@ async def stored(storage: Storage, respondent_id: int) -> tuple[dict, dict, str]
 
 
 async def test_a_roster_is_answered_the_same_on_telegram_and_zalo(database, tmp_path):
-    async with emulators(tmp_path, database) as plain:
-        bots = RosterBots(**{f.name: getattr(plain, f.name) for f in dataclasses.fields(plain)})
+    async with emulators(tmp_path, database, (ROSTER,)) as bots:
         async with running(bots) as storage:
             outcomes = []
             for index, channel in enumerate(("telegram", "zalo")):

@@ -67,14 +67,14 @@ def now() -> dt.datetime:
 
 @contextlib.asynccontextmanager
 async def harness(tmp_path: Path, database: Path | str | None = None, *, limits: Limits = FAST, pace: Pace = FAST_PACE,
-                  clock=None, **bot_options):
+                  clock=None, forms: tuple[Path, ...] = (SIPAS, TOUR), **bot_options):
     """The bot under ``khaosat run`` against the emulator; ``database``: an SQLite path (default: one
-    in ``tmp_path``) or a PostgreSQL URL."""
+    in ``tmp_path``) or a PostgreSQL URL; ``forms``: the questionnaires it asks."""
     database = database or tmp_path / "survey.sqlite"
     emulator = BotApiEmulator(limits=limits)
     base = await emulator.start()
     telegram = emulator.add_bot(TOKEN, "khaosat_test_bot")
-    bot = BotConfig(channel="telegram", name="test", token=TOKEN, api_base=base, forms=(SIPAS, TOUR),
+    bot = BotConfig(channel="telegram", name="test", token=TOKEN, api_base=base, forms=forms,
                     coordinators=(COORDINATOR,), pace=pace, **bot_options)
     config = Config(database=database, bots=(bot,), source=tmp_path / "config.toml")
     stop, ready = asyncio.Event(), asyncio.Event()
@@ -375,7 +375,7 @@ async def test_coordinators_get_progress_and_others_do_not(tmp_path, database):
         reply = await someone.wait_for()
         assert "Tiến độ" not in reply.text
         await coordinator.send_text("/export")
-        document = await coordinator.wait_for(lambda m: m.document is not None)
+        document = await coordinator.wait_for(lambda m: m.document is not None, timeout=120)
         assert document.document["file_name"].endswith(".csv")
 
 

@@ -217,7 +217,7 @@ LENIENT_CASES = {
     "repeat": ("survey", 3, "repeat_count", "the chat asks \"add another?\" instead"),
     "geotrace": ("survey", 2, "type", "a chat cannot take lines and areas on a map (a geopoint is asked)"),
     "read_only": ("survey", 3, "read_only", "the chat shows it as a note and does not ask it"),
-    "media_image": ("survey", 2, "media::image", "images, audio and video in labels are not sent"),
+    "media_image": ("survey", 2, "media::image", "the file 'pic.png' is not beside the form; the prompt is sent without it"),
     "parameters": ("survey", 2, "parameters", "parameters have no effect in a chat"),
     "trigger_column": ("survey", 3, "trigger", "not used by a chat survey; kept with the question as metadata"),
     "settings_column": ("settings", 2, "clean_text_values", "setting 'clean_text_values' is not used"),

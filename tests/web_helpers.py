@@ -55,12 +55,14 @@ class WebHarness:
 
 
 @contextlib.asynccontextmanager
-async def web_harness(tmp_path: Path, *, forms=(SIPAS, PAR, TOUR), open_codes=None, **web_options):
+async def web_harness(tmp_path: Path, *, forms=(SIPAS, PAR, TOUR), open_codes=None, bot_options=None, **web_options):
+    """`khaosat run` with one Telegram bot and the web pages; `bot_options`: more of the bot's
+    settings (e.g. `media_limit_mb`), `web_options`: of [web]."""
     emulator = BotApiEmulator(limits=Limits(per_bot_per_second=1000, per_chat_per_second=1000, per_chat_burst=1000))
     base = await emulator.start()
     telegram = emulator.add_bot(TG_TOKEN, "khaosat_web_test_bot")
     bots = (BotConfig(channel="telegram", name="tg", token=TG_TOKEN, api_base=base, forms=tuple(forms),
-                      pace=FAST_PACE, open_codes=open_codes or {}),)
+                      pace=FAST_PACE, open_codes=open_codes or {}, **(bot_options or {})),)
     port = free_port()
     web = WebConfig(public_url="https://khaosat.example.vn", port=port, **web_options)
     config = Config(database=tmp_path / "survey.sqlite", bots=bots, source=tmp_path / "c.toml", web=web)

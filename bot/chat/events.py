@@ -65,13 +65,16 @@ class Media:
 
     `kind`: "photo", "voice", "audio", "video" or "document"; `size` in bytes as the platform
     declares it (None when it does not say); `fetch` downloads the bytes, only when the prompt
-    on screen asks for a file (a photo sent to a number question fetches nothing)."""
+    on screen asks for a file (a photo sent to a number question fetches nothing). `seq`: the
+    prompt it answers, where the channel knows it (a web page): checked under the chat's turn, so
+    a file posted from a page the person has since moved past is stale, not kept for another question."""
 
     kind: str
     mime: str
     size: int | None
     filename: str | None
     fetch: Callable[[], Awaitable[bytes]] = field(compare=False, repr=False)
+    seq: int | None = None
 
 
 @dataclass(frozen=True)

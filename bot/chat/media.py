@@ -64,6 +64,10 @@ async def receive(core: "ChatCore", turn: "Turn", respondent: Respondent, sessio
         return None
     storage = core.surveys.storage
     mime = (media.mime or _KIND_MIME.get(media.kind, "application/octet-stream")).lower()
+    if media.seq is not None and media.seq != prompt.seq:
+        # Sent from a page of an earlier prompt: the engine's stale answer, nothing fetched or kept.
+        return await core._drive(turn, respondent, engine.Attach(media.filename or "", mime, media.size or 0,
+                                                                 at, seq=media.seq), session)
     kept = await storage.media.media_of_event(record.id, turn.key)
     form = core.surveys.form_of(respondent)
     question = form.question(split_key(prompt.question)[2])

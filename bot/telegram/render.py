@@ -18,9 +18,13 @@ from bot.chat.events import (
 from bot.text import one_line, plain_text, split_text
 from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.markup import render_html
+from surveys.model import LabelMedia
 from surveys.messages import say, ui_language
 
 TEXT_LIMIT = 4096
+CAPTION_LIMIT = 1024
+#: kind of a label's media → (Bot API method, its file field)
+_MEDIA_METHODS = {"image": ("sendPhoto", "photo"), "audio": ("sendAudio", "audio"), "video": ("sendVideo", "video")}
 CALLBACK_ANSWER_LIMIT = 200
 _ONE_ROW_LABEL = 14
 
@@ -71,7 +75,10 @@ def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: 
                 notice = output.text[:CALLBACK_ANSWER_LIMIT]
                 continue
             # A form's note is a label, with its markup; the engine's own texts have none.
-            calls.extend(_messages(chat_id, render_html(output.text), html=True))
+            if output.media:
+                calls.extend(with_media(chat_id, output.media, render_html(output.text)))
+            else:
+                calls.extend(_messages(chat_id, render_html(output.text), html=True))
         elif isinstance(output, Notice):
             calls.extend(_messages(chat_id, output.text,
                                    {"remove_keyboard": True} if output.closes_phone_request else None))
@@ -95,10 +102,35 @@ def render_outputs(outputs: tuple[Outgoing, ...], chat_id: int | str, language: 
                     "reply_markup": keyboard(output, language)}))
             # Otherwise the prompt is still on screen just above the error: no need to repeat it.
         elif output.kind is PromptKind.GEOPOINT:
-            calls.extend(_messages(chat_id, prompt_text(output, language), location_keyboard(language), html=True))
+            calls.extend(with_media(chat_id, output.media, prompt_text(output, language), location_keyboard(language)))
         else:
-            calls.extend(_messages(chat_id, prompt_text(output, language), keyboard(output, language), html=True))
+            calls.extend(with_media(chat_id, output.media, prompt_text(output, language), keyboard(output, language)))
     return calls, notice
+
+
+def with_media(chat_id: int | str, media: Sequence[LabelMedia], text: str, markup: dict | None = None) -> list[Call]:
+    """The text (Telegram HTML) sent with the label's media: the first file carries it as its caption
+    when it fits (1024 characters), else the file goes first and the text, with its keyboard, after.
+
+    The file is named by form, version and file name (`form_media`); the transport uploads the
+    stored bytes the first time and reuses the file_id Telegram returns after.
+    """
+    if not media:
+        return _messages(chat_id, text, markup, html=True)
+    calls = [Call(_MEDIA_METHODS[m.kind][0], {"chat_id": chat_id, _MEDIA_METHODS[m.kind][1]: form_media(m)})
+             for m in media]
+    if len(text) > CAPTION_LIMIT:
+        return calls + _messages(chat_id, text, markup, html=True)
+    carrier = calls[0].payload
+    carrier.update(caption=text, parse_mode="HTML")
+    if markup is not None:
+        carrier["reply_markup"] = markup
+    return calls[1:] + calls[:1]  # the carrier last: its keyboard stays the last thing on screen
+
+
+def form_media(media: LabelMedia) -> dict:
+    """How a queued call names a form's file: read from the stored form when it is sent."""
+    return {"form_media": {"form_id": media.form_id, "version": media.version, "name": media.name}}
 
 
 def _mark_answered(chat_id: int | str, pressed: Pressed) -> list[Call]:

@@ -36,9 +36,11 @@ from aiohttp import web
 from markupsafe import Markup, escape
 
 from bot.chat.events import ConfirmStop, Command, Notice
+from bot.form_media import FormMedia, MediaKey, media_path, media_type
 from bot.text import plain_text
 from surveys.markup import render_html
-from bot.web.channel import Screen, WebChannel, parse_form
+from bot.web.channel import Screen, WebChannel, parse_form, screen_of
+from bot.web.uploads import FILE_FIELD, Refused as UploadRefused, getall_of, media_event, read_upload
 from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.expected import typed_date
 from surveys.messages import UI_LANGUAGES, say, ui_language
@@ -68,6 +70,7 @@ SETTINGS = web.AppKey("web_settings", WebSettings)
 SECRET = web.AppKey("web_secret", bytes)
 #: The stylesheet's and htmx's addresses, worked out once (a versioned URL hashes the file).
 ASSETS = web.AppKey("web_assets", dict)
+MEDIA = web.AppKey("web_form_media", FormMedia)
 
 _environment = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"), autoescape=True, undefined=jinja2.StrictUndefined,
@@ -136,13 +139,20 @@ def _said(outputs, language: str) -> list[dict[str, Any]]:
             items.append({"kind": "confirm", "text": output.text, "seq": output.seq, "yes": output.yes,
                           "no": output.no})
         elif isinstance(output, Say):
-            items.append({"kind": output.tone.value, "text": Markup(render_html(output.text))})
+            items.append({"kind": output.tone.value, "text": Markup(render_html(output.text)),
+                          "media": _media(output.media)})
         elif isinstance(output, Notice):
             # ``rights``: the data rights step this text is, which says the buttons under it
             # The page confirms with a button under the text, not by typing "/xoa có" as a chat does.
             text = say("rights_confirm_button", ui_language(language)) if output.rights == "confirm" else output.text
             items.append({"kind": "info", "text": text, "rights": output.rights})
     return items
+
+
+def _media(media) -> list[dict[str, str]]:
+    """A label's image, audio or video as the page shows them (`<img>`, `<audio>`, `<video>`), from
+    the server's own media route."""
+    return [{"kind": m.kind, "url": media_path(m), "type": media_type(m.name)} for m in media]
 
 
 def _field(ask: Ask) -> tuple[str, str]:
@@ -166,7 +176,14 @@ def _percent(progress: str) -> int | None:
 _SINGLE = {"choice": "choice", "ticked": "ticked", "text": "text", "multi": "multi", "was": "was", "marker": False}
 
 
-def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
+#: A media question's file input by kind: what it accepts and whether a phone opens its camera or
+#: recorder at once (`capture`); a file question takes any file (the core checks its `accept`).
+_UPLOADS = {PromptKind.IMAGE: 'accept="image/*" capture="environment"',
+            PromptKind.AUDIO: 'accept="audio/*" capture', PromptKind.VIDEO: 'accept="video/*" capture',
+            PromptKind.FILE: ""}
+
+
+def _question(ask: Ask, index: int, in_group: bool, ui: str) -> dict[str, Any]:
     """What the template needs to draw one question; on a group's page, field names carry the
     question's name (``text.age``) so one post answers several."""
     names = ({key: f"{key}.{ask.question}" for key in _SINGLE} | {"marker": True}) if in_group else _SINGLE
@@ -174,14 +191,20 @@ def _question(ask: Ask, index: int, in_group: bool) -> dict[str, Any]:
     options = ask.kind in (PromptKind.SELECT_ONE, PromptKind.SELECT_MULTIPLE, PromptKind.CONSENT, PromptKind.RANK)
     multi = ask.kind is PromptKind.SELECT_MULTIPLE
     field, value = _field(ask)
+    upload = _UPLOADS.get(ask.kind)
+    # The page has a file input where a messenger has its 📎 button: say so instead.
+    expected = say(f"web_{ask.kind.value}_expected", ui) if upload is not None else ask.expected
     return {"ask": ask, "first": index == 0, "names": names, "options": options, "multi": multi,
+            # A media question: a file input (`bot/web/uploads.py`), its accept and capture by kind.
+            "upload": upload, "file_field": FILE_FIELD,
             "field": field, "value": value, "id": f"answer-{index}" if in_group else "answer",
             # The label's markup (**bold**, *italic*, <br>) as escaped HTML, as Telegram shows it.
-            "text": Markup(render_html(ask.text)) + (f" ({ask.expected})" if ask.expected else ""),
+            "text": Markup(render_html(ask.text)) + (f" ({expected})" if expected else ""),
             "was": " ".join(o.key for o in ask.options if o.selected) if multi else "",
+            "media": _media(ask.media),
             # A browser refuses to send a form with an empty required field; on a group's page a
             # question may turn out not to apply, so the engine alone decides there.
-            "required": ask.required and not multi and options and not in_group}
+            "required": ask.required and not multi and (options or upload is not None) and not in_group}
 
 
 def page(request: web.Request, screen: Screen, token: str, *, status: int = 200) -> web.Response:
@@ -195,11 +218,12 @@ def page(request: web.Request, screen: Screen, token: str, *, status: int = 200)
     values = {
         "ui": ui, "screen": screen, "ask": ask, "said": _said(screen.said, ui),
         "t": lambda key, **fields: say(key, ui, **fields), "plain": plain_text,
-        "questions": [_question(one, index, bool(screen.group)) for index, one in enumerate(asks)],
+        "questions": [_question(one, index, bool(screen.group), ui) for index, one in enumerate(asks)],
         "group": bool(screen.group),
         "skip": ask is not None and not screen.group and not ask.required and ask.kind in (
             PromptKind.TEXT, PromptKind.INTEGER, PromptKind.DECIMAL, PromptKind.DATE, PromptKind.SELECT_ONE,
-            PromptKind.RANK),
+            PromptKind.RANK, *_UPLOADS),
+        "multipart": any(one.kind in _UPLOADS for one in asks),
         "percent": _percent(ask.progress) if ask is not None and ask.progress else None,
         "render_id": secrets.token_hex(4),  # tells a test that the page was drawn anew (in place, by htmx)
         "finished": finished, "languages": "en" if ui == "vi" else "vi",
@@ -253,16 +277,22 @@ async def show(request: web.Request) -> web.StreamResponse:
     return page(request, await channel.current(token), token)
 
 
+def _expired(request: web.Request, token: str | None) -> web.Response:
+    fresh = token or request.app[WEB].new_token()
+    response = page(request, _notice(request, "web_page_expired"), fresh, status=403)
+    _set_cookie(request, response, fresh)
+    return response
+
+
 async def post(request: web.Request) -> web.StreamResponse:
     channel = request.app[WEB]
     token = _token(request)
+    if request.content_type == "multipart/form-data":  # a media question's page, with its file
+        return await post_upload(request, token)
     form = await request.post()
     sent = form.get(CSRF_FIELD)
     if token is None or not isinstance(sent, str) or not hmac.compare_digest(sent, _csrf(request, token)):
-        fresh = token or channel.new_token()
-        response = page(request, _notice(request, "web_page_expired"), fresh, status=403)
-        _set_cookie(request, response, fresh)
-        return response
+        return _expired(request, token)
     getall = lambda name: [str(v) for v in form.getall(name, [])]  # noqa: E731
     if form.get("action") == "lang" and not await channel.linked(token):
         # Before linking the core holds no language for this browser: the page keeps the choice.
@@ -288,6 +318,39 @@ async def post(request: web.Request) -> web.StreamResponse:
             raise response
     else:
         await channel.handle(token, events, _page_language(request))
+    raise _see_page()
+
+
+async def post_upload(request: web.Request, token: str | None) -> web.StreamResponse:
+    """A media question's page posted (`bot/web/uploads.py`): the CSRF token and the prompt's seq
+    are checked before the file is read; the file goes to the core as a `Media` event."""
+    channel = request.app[WEB]
+    limit = channel.core.media_limit
+
+    def csrf_ok(fields) -> bool:
+        return token is not None and hmac.compare_digest(fields.get(CSRF_FIELD, ""), _csrf(request, token))
+
+    try:
+        upload = await read_upload(request, limit, csrf_ok)
+    except UploadRefused:
+        return _expired(request, token)
+    if not csrf_ok(upload.fields) or token is None:
+        return _expired(request, token)
+    fields = upload.fields
+    language = _page_language(request)
+    if fields.get("action", "answer") != "answer":  # back, skip, stop… pressed on the media question's page
+        events = parse_form(fields, getall_of(fields))
+        if events:
+            await channel.handle(token, events, language)
+        raise _see_page()
+    if fields.get("group") == "1":  # a field-list page: the other questions' answers first
+        await channel.handle_group(token, fields, getall_of(fields))
+    now = await channel.core.screen(channel.chat(token))
+    ask = screen_of(now[1], now[0]).ask if now is not None else None
+    if ask is None or ask.kind not in _UPLOADS or (fields.get("group") != "1" and str(ask.seq) != fields.get("seq")):
+        # The page was for a prompt no longer on screen (an old tab, a second submit): nothing is kept.
+        return page(request, _with_notice(await channel.current(token), "stale"), token)
+    await channel.handle(token, [media_event(upload, limit, ask.seq)], language)
     raise _see_page()
 
 
@@ -340,10 +403,27 @@ def make_web_app(channel: WebChannel, settings: WebSettings = WebSettings(), *,
     app.router.add_get("/s/static/htmx.min.js", _htmx)
     app.router.add_static("/s/static", static, name="web_static", append_version=True)
     app.router.add_get("/s/{code}", open_link)
+    app[MEDIA] = FormMedia(channel.core.surveys.conversations.questionnaire)
+    app.router.add_get("/media/{form_id}/{version}/{name}", serve_media)
     assets = app.router["web_static"]
     app[ASSETS] = {"css": str(assets.url_for(filename="web.css")),
                    "htmx": "/s/static/htmx.min.js" if HTMX.is_file() else ""}
     return app
+
+
+async def serve_media(request: web.Request) -> web.StreamResponse:
+    """A file a form's label shows (the pages' `<img>`, Zalo's sendPhoto URL). Public, like the
+    labels themselves; only files a label names are served, never a form's other attachments. A
+    form version's files never change (the storage refuses other content), so they are cached."""
+    info = request.match_info
+    key = MediaKey(info["form_id"], info["version"], info["name"])
+    data = await request.app[MEDIA].read(key)
+    if data is None:
+        raise web.HTTPNotFound()
+    # Opened on its own (an SVG, say), the file runs nothing and reaches nothing: a sandboxed document.
+    return web.Response(body=data, content_type=media_type(key.name),
+                        headers={"Cache-Control": "public, max-age=31536000, immutable",
+                                 "Content-Security-Policy": "default-src 'none'; sandbox"})
 
 
 async def _redirect_slash(request: web.Request) -> web.StreamResponse:

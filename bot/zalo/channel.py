@@ -25,6 +25,7 @@ from bot.chat.events import (
     typed,
 )
 from bot.chat.surveys import Chat, ChatSurveys
+from bot.form_media import media_path
 from bot.text import render, split_text
 from bot.zalo.client import SECRET_HEADER, ZaloClient, ZaloError
 from surveys.engine import Ask, PromptKind, Say
@@ -37,7 +38,13 @@ TEXT_LIMIT = 2000
 
 
 class ZaloRenderer:
+    """`media_base`: the web pages' public address, whose `/media/...` route serves the forms' label
+    images; Zalo's sendPhoto takes a URL, so without it a prompt goes as its text alone."""
+
     capabilities = Capabilities(text_limit=TEXT_LIMIT)
+
+    def __init__(self, media_base: str | None = None):
+        self.media_base = media_base.rstrip("/") if media_base else None
 
     def render(self, outputs: Sequence[Outgoing], chat_id: str, language: str, *, accepted: bool = True,
                pressed: Any = None) -> tuple[list[Call], str | None]:
@@ -46,9 +53,19 @@ class ZaloRenderer:
         for output in outputs:
             if isinstance(output, Leave):  # no way known for a Zalo bot to leave a group: it stays silent there
                 continue
-            calls.extend(Call("sendMessage", {"chat_id": chat_id, "text": part})
-                         for part in split_text(_text(output, language), TEXT_LIMIT))
+            parts = split_text(_text(output, language), TEXT_LIMIT)
+            image = self._image_url(output)
+            if image is not None:  # the label's image carries the text when it fits one caption
+                calls.append(Call("sendPhoto", {"chat_id": chat_id, "photo": image,
+                                                **({"caption": parts.pop(0)} if len(parts) == 1 else {})}))
+            calls.extend(Call("sendMessage", {"chat_id": chat_id, "text": part}) for part in parts)
         return calls, None
+
+    def _image_url(self, output: Outgoing) -> str | None:
+        if self.media_base is None or not isinstance(output, (Ask, Say)):
+            return None
+        image = next((m for m in output.media if m.kind == "image"), None)  # Zalo sends no audio or video
+        return None if image is None else self.media_base + media_path(image)
 
 
 #: What a Zalo bot receives of a person's media: photos only (a voice note, a video or a file
@@ -153,10 +170,10 @@ def image(message: dict) -> Media | None:
 
 class ZaloSurveyBot:
     def __init__(self, name: str, surveys: ChatSurveys, clock: Callable[[], dt.datetime], *,
-                 core: ChatCore | None = None):
+                 core: ChatCore | None = None, renderer: ZaloRenderer | None = None):
         self.name = name
         self.core = core or ChatCore(surveys, clock)
-        self.renderer = ZaloRenderer()
+        self.renderer = renderer or ZaloRenderer()
 
     async def handle_update(self, update: dict) -> None:
         parsed = parse(update, self.name)

@@ -21,7 +21,12 @@ class ZaloTransport:
     async def send(self, method: str, payload: dict[str, Any]) -> Outcome:
         if method not in METHODS:
             return Rejected(f"the outbox cannot send {method} on Zalo")
-        return await self._call(method, payload)
+        outcome = await self._call(method, payload)
+        if method == "sendPhoto" and isinstance(outcome, Rejected) and payload.get("caption"):
+            # A label's image Zalo could not fetch: the prompt it carried still goes, as text.
+            text = {"chat_id": payload.get("chat_id"), "text": payload["caption"]}
+            return await self._call("sendMessage", text)
+        return outcome
 
     async def identify(self) -> Outcome:
         """getMe: whether the platform accepts the token (``khaosat run`` asks before it starts)."""

@@ -40,7 +40,8 @@ async def _page(request: web.Request, *, status: int = 200, problems=(), values=
     forms = sorted({g.form_id for g in project.groups.values()})
     stored = {q.form_id for q in await fieldwork_storage(request).list_questionnaires()}
     return render(request, "fieldwork/data.html", status=status, project=project,
-                  forms=[f for f in forms if f in stored] or forms, formats=EXPORT_FORMATS, layouts=EXPORT_LAYOUTS,
+                  forms=[f for f in forms if f in stored] or forms, stored_forms=[f for f in forms if f in stored],
+                  formats=EXPORT_FORMATS, layouts=EXPORT_LAYOUTS,
                   languages=EXPORT_LANGUAGES, actions=ACTIONS, values=values or {},
                   delimiters=DELIMITERS, stata_versions=STATA_VERSIONS,
                   export_values=export_values or {**EXPORT_DEFAULTS, **dict.fromkeys(EXPORT_FLAGS, False)},

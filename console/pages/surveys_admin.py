@@ -15,9 +15,11 @@ from console.auth import can_see_survey, requires
 from console.fieldwork_kit import save_upload, upload_of, uploads_of
 from console.i18n import t
 from fieldwork import Refused
+from fieldwork.form_summary import summarize
 from fieldwork.sample import sample_summary
 from fieldwork.surveys import check_survey, store_checked
 from storage import NotFound
+from surveys.project import SurveyProject
 
 routes = web.RouteTableDef()
 NAV = [NavEntry("nav_manage_surveys", "/surveys", ("coordinator",), order=5)]
@@ -27,16 +29,23 @@ async def _surveys(request: web.Request) -> list[dict]:
     storage = fieldwork_storage(request)
     account = current_account(request)
     rows = []
+    loaded_forms = {q.form_id for q in await storage.list_questionnaires()}
     for stored in await storage.list_surveys():
         if can_see_survey(account, stored.id):
+            forms = sorted({group.form_id for group in SurveyProject.from_json(stored.project).groups.values()})
             rows.append({"survey": stored, "versions": await storage.survey_versions(stored.id),
-                         "sample": sample_summary(await storage.sample_info(stored.id))})
+                         "sample": sample_summary(await storage.sample_info(stored.id)),
+                         "forms": [(form_id, form_id in loaded_forms) for form_id in forms]})
     return rows
 
 
-async def _page(request: web.Request, *, status: int = 200, message=None, problems=()) -> web.Response:
+async def _page(request: web.Request, *, status: int = 200, message=None, problems=(), loaded=None) -> web.Response:
+    """``loaded``: the survey just loaded, whose questionnaires' summaries are shown (what the chat
+    will do with each, before fieldwork)."""
+    summaries = [summarize(form) for form in loaded.forms] if loaded is not None else []
     return render(request, "fieldwork/surveys.html", status=status, surveys=await _surveys(request),
-                  message=message, problems=list(problems))
+                  message=message, problems=list(problems), summaries=summaries,
+                  loaded_id=loaded.project.id if loaded is not None else None)
 
 
 @routes.get("/surveys")
@@ -78,7 +87,7 @@ async def load(request: web.Request) -> web.Response:
                 + "".join(f"; form {q.form_id} {q.version}" for q in loaded.forms), survey_id=project.id)
     text = t("survey_loaded" if loaded.new else "survey_unchanged", lang, title=project.title, id=project.id,
              version=loaded.version)
-    return await _page(request, message=("ok", text))
+    return await _page(request, message=("ok", text), loaded=loaded)
 
 
 @routes.get("/surveys/{survey}/versions/{version:\\d+}")

@@ -83,6 +83,8 @@ class BotApiEmulator(UpdateMethods, MessageMethods, ChatMethods, EmulatorServer[
             "sendMessage": self._send_message,
             "sendDocument": self._send_document,
             "sendPhoto": self._send_photo,
+            "sendAudio": self._send_audio,
+            "sendVideo": self._send_video,
             "editMessageText": self._edit_message_text,
             "editMessageReplyMarkup": self._edit_message_reply_markup,
             "deleteMessage": self._delete_message,

@@ -141,7 +141,7 @@ class EmulatedBot:
         result: dict[str, Any] = {"message_id": message.message_id, "from": self.as_user,
                                   "chat": self.users[message.chat_id].as_chat, "date": message.date}
         optional = {"edit_date": message.edit_date, "text": message.text, "caption": message.caption,
-                    "document": message.document,
+                    "document": message.document, "audio": message.audio, "video": message.video,
                     "photo": [message.photo] if message.photo else None}
         result.update({key: value for key, value in optional.items() if value is not None})
         if message.inline_keyboard:  # reply keyboards are not part of the Message object

@@ -52,6 +52,12 @@ class MessageMethods:
     async def _send_photo(self, bot: EmulatedBot, p: _Params) -> dict[str, Any]:
         return await self._send_file(bot, p, "photo")
 
+    async def _send_audio(self, bot: EmulatedBot, p: _Params) -> dict[str, Any]:
+        return await self._send_file(bot, p, "audio")
+
+    async def _send_video(self, bot: EmulatedBot, p: _Params) -> dict[str, Any]:
+        return await self._send_file(bot, p, "video")
+
     async def _send_file(self, bot: EmulatedBot, p: _Params, kind: str) -> dict[str, Any]:
         user = self._recipient(bot, p)
         stored = self._file(p, kind)
@@ -155,7 +161,7 @@ class MessageMethods:
                 raise _bad("BUTTON_DATA_INVALID")
 
     def _file(self, p: _Params, kind: str) -> _StoredFile:
-        """The file of sendDocument/sendPhoto: an upload, a known file_id, or an HTTP URL."""
+        """The file of sendDocument/sendPhoto/sendAudio/sendVideo: an upload, a known file_id, or an HTTP URL."""
         value = p.raw(kind)
         if isinstance(value, Upload):
             return self._store_upload(value, kind)
@@ -192,6 +198,8 @@ class MessageMethods:
         if kind == "photo":  # the emulator does not decode images, so dimensions are unknown
             info.update(width=0, height=0)
         else:
+            # Audio and Video objects require these; the emulator decodes no media, so they are 0.
+            info.update({"audio": {"duration": 0}, "video": {"width": 0, "height": 0, "duration": 0}}.get(kind, {}))
             guessed = mimetypes.guess_type(name)[0]
             info.update(file_name=name, mime_type=guessed or content_type or "application/octet-stream")
         if size is not None:

@@ -99,6 +99,8 @@ class ReceivedMessage:
     reply_markup: dict[str, Any] | None = None
     document: dict[str, Any] | None = None
     photo: dict[str, Any] | None = None
+    audio: dict[str, Any] | None = None
+    video: dict[str, Any] | None = None
     file_data: bytes | None = None
     edits: int = 0
     edit_date: int | None = None
@@ -201,6 +203,6 @@ class _CallbackQuery:
 
 @dataclass(frozen=True)
 class _StoredFile:
-    kind: str  # "document" or "photo": Telegram refuses a file_id of the other kind
+    kind: str  # "document", "photo", "audio" or "video": Telegram refuses a file_id of another kind
     info: dict[str, Any]
     data: bytes | None

@@ -73,12 +73,20 @@ class ScriptedAnswer:
 
     ``body`` is sent as is (an error's JSON, or garbage no client can parse); with ``reset`` the
     connection is dropped after half of it, as a proxy or a flaky network does mid-response.
+
+    With ``deliver`` the call is first done for real (a message reaches the person) and then its
+    own answer is lost: cut half-way (``reset``) or never given until the client gives up
+    (``hang``) — what a client sees when its request got through and the way back broke.
     """
 
     method: str | None
     status: int
     body: bytes
     reset: bool = False
+    deliver: bool = False
+    hang: bool = False
+    #: Only a call whose parameters this accepts (None: any call of ``method``).
+    when: Callable[[dict[str, Any]], bool] | None = None
 
 
 class Broadcast:
@@ -213,12 +221,15 @@ class EmulatorServer(Generic[B]):
         self._client: aiohttp.ClientSession | None = None
         self._closing = False
         self._scripted: list[ScriptedAnswer] = []
+        self._site: web.TCPSite | None = None
+        self._address: tuple[str, int] | None = None
 
     def answer_next(self, method: str | None = None, *, status: int = 200, description: str | None = None,
                     body: bytes | str | None = None, reset: bool = False) -> None:
         """Answer the next call of ``method`` (of any method if None) with ``status`` and the platform's
         error body carrying ``description`` (default: the status's reason), or with the raw ``body``;
-        ``reset`` drops the connection half-way through. Each call queues one answer, used once."""
+        ``reset`` drops the connection half-way through, having done nothing. Each call queues one
+        answer, used once."""
         if body is None:
             text = description or HTTPStatus(status).phrase
             body = json.dumps(self.error_type(status, text).body() if status >= 400
@@ -226,9 +237,38 @@ class EmulatorServer(Generic[B]):
         self._scripted.append(ScriptedAnswer(method, status, body.encode() if isinstance(body, str) else body,
                                              reset))
 
-    def _take_scripted(self, method: str) -> ScriptedAnswer | None:
+    def deliver_then_cut(self, method: str | None = None,
+                         when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Do the next call of ``method`` (any if None) whose parameters ``when`` accepts for real,
+        then hang up half-way through its answer."""
+        self._scripted.append(ScriptedAnswer(method, 200, b"", reset=True, deliver=True, when=when))
+
+    def deliver_then_hang(self, method: str | None = None,
+                          when: Callable[[dict[str, Any]], bool] | None = None) -> None:
+        """Do the next such call for real, then say nothing until the client gives up (its read
+        timeout) and closes the connection."""
+        self._scripted.append(ScriptedAnswer(method, 200, b"", deliver=True, hang=True, when=when))
+
+    async def go_offline(self) -> None:
+        """Stop listening and close every open connection: a client's next request is refused
+        before anything is written (the platform unreachable). ``come_back`` listens again."""
+        assert self._runner is not None and self._site is not None
+        await self._site.stop()
+        self._site = None
+        server = self._runner.server
+        for connection in list(server.connections if server is not None else ()):
+            connection.force_close()  # keep-alive connections too: nothing may reach the emulator
+
+    async def come_back(self) -> None:
+        """Listen again, on the same address, after ``go_offline``."""
+        assert self._runner is not None and self._site is None and self._address is not None
+        self._site = web.TCPSite(self._runner, *self._address)
+        await self._site.start()
+
+    def _take_scripted(self, method: str, params: dict[str, Any]) -> ScriptedAnswer | None:
         for index, scripted in enumerate(self._scripted):
-            if scripted.method is None or scripted.method.lower() == method.lower():
+            if (scripted.method is None or scripted.method.lower() == method.lower()) and (
+                    scripted.when is None or scripted.when(params)):
                 return self._scripted.pop(index)
         return None
 
@@ -247,6 +287,7 @@ class EmulatorServer(Generic[B]):
         site = web.TCPSite(self._runner, host, port)
         await site.start()
         bound_port = self._runner.addresses[0][1]
+        self._site, self._address = site, (host, bound_port)
         self._client = aiohttp.ClientSession()
         self._closing = False
         self.base_url = f"http://{host}:{bound_port}"
@@ -263,7 +304,7 @@ class EmulatorServer(Generic[B]):
             await self._stop_webhook_delivery(bot)
         if self._runner is not None:
             await self._runner.cleanup()
-            self._runner = None
+            self._runner = self._site = None
         if self._client is not None:
             await self._client.close()
             self._client = None
@@ -280,12 +321,27 @@ class EmulatorServer(Generic[B]):
         except EmulatedApiError as error:
             self._unreadable(bot, name, error)
             return web.json_response(error.body(), status=error.error_code)
-        scripted = self._take_scripted(name)
-        if scripted is not None:
+        scripted = self._take_scripted(name, params)
+        if scripted is not None and not scripted.deliver:
             self._record(bot.token, name, params, scripted.status)
             return await _scripted_response(request, scripted)
         status, body = await self._call(bot, name, params, request)
+        if scripted is not None:  # done for real; now its answer is lost on the way back
+            if scripted.hang:
+                return await self._hang(request)
+            return await _scripted_response(request, ScriptedAnswer(
+                None, status, json.dumps(body).encode(), reset=True))
         return web.json_response(body, status=status)
+
+    async def _hang(self, request: web.Request) -> web.StreamResponse:
+        """Say nothing until the client closes the connection (or the emulator stops), then hang up.
+
+        aiohttp tells a handler nothing when its client leaves, so this looks, a few times a second."""
+        while not self._closing and request.transport is not None and not request.transport.is_closing():
+            await asyncio.sleep(0.02)
+        if request.transport is not None:
+            request.transport.abort()
+        return web.Response(status=200)
 
     async def _read_params(self, request: web.Request, method: str) -> dict[str, Any]:
         raise NotImplementedError

@@ -88,6 +88,17 @@ class Transient:
 
 
 @dataclasses.dataclass(frozen=True)
+class MaybeSent:
+    """The request reached the platform, or may have, and its answer was lost (cut half-way, the
+    connection dropped, a read timeout): the message is probably in the person's chat. Never
+    resent (the platforms have no idempotency key): the row becomes *unknown*, as after a crash
+    mid-send, and the person is shown their question again on their next message
+    (``bot/network_failures.py`` says which failures are which)."""
+
+    error: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Rejected:
     """The platform refused this message for good (a 400): retrying cannot help."""
 
@@ -102,7 +113,7 @@ class Unauthorized:
     error: str
 
 
-Outcome = Sent | RetryAfter | Blocked | Transient | Rejected | Unauthorized
+Outcome = Sent | RetryAfter | Blocked | Transient | MaybeSent | Rejected | Unauthorized
 
 
 class Transport(Protocol):
@@ -188,6 +199,7 @@ class OutboxStats:
     transient: int = 0
     rejected: int = 0
     unauthorized: int = 0
+    maybe_sent: int = 0
 
 
 def feed_room(pace: Pace) -> int:
@@ -415,6 +427,11 @@ class OutboxSender:
                 log.error("%s/%s: the platform refused the bot's token (%s); sending paused for %.0f s",
                           self.channel, self.bot, error, backoff)
                 await storage.mark_retry(message.id, at.isoformat(), retry_at, error)
+            case MaybeSent(error):
+                self.stats.maybe_sent += 1
+                log.warning("%s/%s: message %d to chat %s may have been delivered (%s); marked unknown, not resent",
+                            self.channel, self.bot, message.id, message.chat_id, error)
+                await storage.mark_unknown(message.id, at.isoformat(), error)
             case Transient(error) if may_retry:
                 self.stats.transient += 1
                 await storage.mark_retry(message.id, at.isoformat(), retry_at, error)

@@ -106,6 +106,15 @@ class Outbox(Protocol):
         """sending -> failed (permanent), attempts + 1; False if not sending."""
 
     @abc.abstractmethod
+    async def mark_unknown(self, message_id: int, at: str, error: str) -> bool:
+        """sending -> unknown, attempts + 1, ``error`` kept; False if not sending.
+
+        For a send whose request reached the platform (or may have) and whose answer was lost (cut
+        half-way, the connection dropped, a read timeout): as for a crash (``recover_outbox``) it
+        may have been delivered, so it is never resent.
+        """
+
+    @abc.abstractmethod
     async def recover_outbox(self, channel: str, bot: str, at: str) -> int:
         """At start-up, turn this bot's messages left in "sending" into "unknown".
 
@@ -209,6 +218,14 @@ class SQLiteOutbox(SQLiteRepository):
             message_id,
             "sending",
             "state = 'failed', attempts = attempts + 1, updated_at = ?, error = ?",
+            (at, error),
+        )
+
+    async def mark_unknown(self, message_id: int, at: str, error: str) -> bool:
+        return await self._move(
+            message_id,
+            "sending",
+            "state = 'unknown', attempts = attempts + 1, updated_at = ?, error = ?",
             (at, error),
         )
 

@@ -213,3 +213,6 @@ class SQLiteStorage(Storage):
 
     # surveys.py (forms branch): preloads of a sampled person's frame row
     respondent_frame_row = _Delegate("surveys")
+
+    # outbox: a send whose answer was lost (it may have been delivered) becomes unknown, not retried
+    mark_unknown = _Delegate("outbox")

@@ -42,6 +42,7 @@ from aiogram.types import BufferedInputFile, FSInputFile
 from pydantic import ValidationError
 
 from bot.form_media import FormMedia, MediaKey
+from bot.network_failures import network_outcome
 from bot.outbox import Blocked, Outcome, Rejected, RetryAfter, Sent, Transient, Unauthorized
 
 METHODS: dict[str, type[TelegramMethod]] = {
@@ -149,8 +150,14 @@ class TelegramTransport:
             return Transient(f"server error: {error.message}")
         except ClientDecodeError as error:  # a proxy's error page, a truncated body
             return Transient(f"the answer could not be read: {error.message} ({type(error.original).__name__})")
-        except (TelegramNetworkError, aiohttp.ClientError, asyncio.TimeoutError) as error:
-            return Transient(getattr(error, "message", None) or str(error) or type(error).__name__)
+        except TelegramNetworkError as error:
+            # aiogram wraps aiohttp's failure (or its timeout) in this and keeps it as the cause,
+            # which says whether the request may have reached Telegram.
+            if error.__cause__ is not None:
+                return network_outcome(error.__cause__)
+            return Transient(error.message)
+        except (aiohttp.ClientError, asyncio.TimeoutError) as error:
+            return network_outcome(error)
         except TelegramAPIError as error:  # any other status: retried a bounded number of times
             return Transient(f"{type(error).__name__}: {error.message}")
         if on_result is not None:

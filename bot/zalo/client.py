@@ -25,8 +25,11 @@ class ZaloError(Exception):
 
 
 class ZaloClient:
-    def __init__(self, token: str, api_base: str, session: aiohttp.ClientSession | None = None):
+    def __init__(self, token: str, api_base: str, session: aiohttp.ClientSession | None = None, *,
+                 timeout: float = 30):
         self._token = token
+        #: Seconds a call may take, unless it says otherwise (a long poll waits longer).
+        self.timeout = timeout
         self.api_base = api_base.rstrip("/")
         self._session = session
         self._owns_session = session is None
@@ -43,8 +46,9 @@ class ZaloClient:
         if self._owns_session and self._session is not None:
             await self._session.close()
 
-    async def call(self, method: str, payload: dict[str, Any] | None = None, *, timeout: float = 30) -> Any:
+    async def call(self, method: str, payload: dict[str, Any] | None = None, *, timeout: float | None = None) -> Any:
         session = await self._client()
+        timeout = self.timeout if timeout is None else timeout
         url = f"{self.api_base}/bot{self._token}/{method}"
         async with session.post(url, json=payload or {}, timeout=aiohttp.ClientTimeout(total=timeout)) as response:
             try:

@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from bot.network_failures import network_outcome
 from bot.outbox import Blocked, Outcome, Rejected, RetryAfter, Sent, Transient, Unauthorized
 from bot.zalo.client import ZaloClient, ZaloError
 
@@ -46,6 +47,6 @@ class ZaloTransport:
             # 5xx, 409, anything else: retried a bounded number of times, with its reason.
             return Transient(f"{error.code}: {error.description}")
         except (aiohttp.ClientError, asyncio.TimeoutError) as error:
-            return Transient(str(error) or type(error).__name__)
+            return network_outcome(error)  # not sent (retried), or maybe delivered (unknown)
         message_id = result.get("message_id") if isinstance(result, dict) else None
         return Sent({"message_id": message_id} if message_id is not None else None)

@@ -46,9 +46,14 @@ _CONNECT_FAILURES: tuple[type[BaseException], ...] = (aiohttp.ClientConnectorErr
 _TOKEN_IN_URL = re.compile(r"/bot[^/\s]+/")
 
 
+def without_token(text: str) -> str:
+    """``text`` (an error's words) with any bot token in a request URL replaced by "…"."""
+    return _TOKEN_IN_URL.sub("/bot…/", text)
+
+
 def network_outcome(error: BaseException) -> Transient | MaybeSent:
     """The outbox outcome of an aiohttp failure (or a timeout) of one send; see the module's text."""
-    text = _TOKEN_IN_URL.sub("/bot…/", str(error))
+    text = without_token(str(error))
     reason = f"{type(error).__name__}: {text}" if text else type(error).__name__
     if isinstance(error, _CONNECT_FAILURES):
         return Transient(f"not sent: {reason}")

@@ -36,6 +36,7 @@ from bot.chat.fieldwork import Fieldwork
 from bot.chat.surveys import Chat, ChatSurveys, OpenCode
 from bot.config import BotConfig, Config, ConfigError
 from bot.form_media import FormMedia
+from bot.network_failures import without_token
 from bot.outbox import REPLY, OutboxSender, Sent, Unauthorized
 from bot.processes import Peers, SharedChatLocks, bot_key, serve_health
 from bot.reminders import ReminderBot, ReminderFeed, schedule
@@ -187,10 +188,12 @@ async def at_start_up(config: BotConfig, method: str, call: Awaitable[object]) -
         await call
     except (TelegramAPIError, ZaloError) as error:
         reason = getattr(error, "message", None) or getattr(error, "description", None) or str(error)
-        raise StartupError(f"{config.where}: {method} at {config.api_base} failed at start-up: {reason}") from None
-    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
         raise StartupError(f"{config.where}: {method} at {config.api_base} failed at start-up: "
-                           f"{error or type(error).__name__}") from None
+                           f"{without_token(str(reason))}") from None
+    except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as error:
+        # aiohttp may name the request's URL, which holds the token: never print it.
+        raise StartupError(f"{config.where}: {method} at {config.api_base} failed at start-up: "
+                           f"{without_token(str(error)) or type(error).__name__}") from None
 
 
 class StartupError(ConfigError):
@@ -208,7 +211,7 @@ async def require_token(config: BotConfig, transport: TelegramTransport | ZaloTr
     if isinstance(outcome, Unauthorized):
         raise config.token_refused(outcome.error)
     raise ConfigError(f"{config.where}: getMe at {config.api_base} failed at start-up: "
-                      f"{getattr(outcome, 'error', outcome)}")
+                      f"{without_token(str(getattr(outcome, 'error', outcome)))}")
 
 
 def _unreachable(storage: Storage, channel: str, clock: Callable[[], dt.datetime]):

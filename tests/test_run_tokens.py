@@ -163,3 +163,22 @@ async def test_a_second_bot_refused_at_start_up_stops_the_first_too(tmp_path):
         await emulator.stop()
     assert code == 1 and "Traceback" not in stderr, stderr
     assert "[[telegram]] 'bad'" in stderr and "$KHAOSAT_BAD" in stderr
+
+
+async def test_a_start_up_failure_that_names_the_request_url_never_prints_the_token():
+    """aiohttp names the request's URL in some errors, and a Bot API URL holds the token."""
+    import aiohttp
+    from yarl import URL
+
+    from bot.config import BotConfig
+    from bot.run import StartupError, at_start_up
+
+    token = "123456:SECRET-token-value"
+    config = BotConfig(channel="telegram", name="t", token=token, api_base="https://api.telegram.org")
+
+    async def failing():
+        raise aiohttp.InvalidURL(URL(f"https://api.telegram.org/bot{token}/getMe"))
+
+    with pytest.raises(StartupError) as stopped:
+        await at_start_up(config, "getMe", failing())
+    assert "SECRET" not in str(stopped.value) and "/bot…/getMe" in str(stopped.value)

@@ -8,8 +8,10 @@ repeat) and SHA-256, so the same update delivered twice stores one file; ``event
 the update that brought it, so a re-delivered update is recognised before anything is fetched.
 
 The content may be personal data (faces, voices): with a data key set it is sealed like names
-and phones (``personal_crypto.seal_bytes``, AES-256-GCM); ``sealed_with`` names the key. Erasure
-and retention (``privacy.py``) delete a person's files with their sessions.
+and phones (``personal_crypto.seal_bytes``, AES-256-GCM); ``sealed_with`` names the key.
+``reseal_media`` (``khaosat rekey``) seals every file again with the current key, a batch per
+transaction so that a large table is never held in memory. Erasure and retention
+(``privacy.py``) delete a person's files with their sessions.
 """
 
 from __future__ import annotations
@@ -57,6 +59,11 @@ class Media(Protocol):
     async def media_files(self, session_ids: list[int], content: bool = True) -> list[MediaFile]:
         """The files of these sessions, by session and question; with their bytes opened when ``content``."""
 
+    @abc.abstractmethod
+    async def reseal_media(self, batch: int = 100) -> int:
+        """Seal every file not sealed with the current key (another key, or plaintext) with it;
+        returns how many were. Idempotent: a file already under the current key is not read."""
+
 
 class SQLiteMedia(SQLiteRepository):
     """``Media`` on SQLite (and PostgreSQL, through the same statements)."""
@@ -97,3 +104,27 @@ class SQLiteMedia(SQLiteRepository):
                 data = personal.open_bytes(row[7], row[8]) if content else b""
                 found.append(MediaFile(*row[:7], content=data))
         return found
+
+    async def reseal_media(self, batch: int = 100) -> int:
+        personal = codec()
+        current = personal.current_key_id
+        if current is None:
+            return 0  # nothing to seal with (``khaosat rekey`` refuses before coming here)
+
+        def one_batch(conn: sqlite3.Connection) -> int:
+            # Each batch is its own transaction: at most ``batch`` files (20 MB each at most) in
+            # memory, the bots' writes wait for one batch only, and an interrupted run keeps what
+            # it did; the next picks up the files still under another key.
+            rows = conn.execute("SELECT session_id, question, sha256, content, sealed_with FROM answer_media"
+                                " WHERE sealed_with IS NULL OR sealed_with <> ?"
+                                " ORDER BY session_id, question, sha256 LIMIT ?", (current, batch)).fetchall()
+            for session_id, question, sha256, content, sealed_with in rows:
+                sealed, key_id = personal.seal_bytes(personal.open_bytes(content, sealed_with))
+                conn.execute("UPDATE answer_media SET content = ?, sealed_with = ? WHERE session_id = ?"
+                             " AND question = ? AND sha256 = ?", (sealed, key_id, session_id, question, sha256))
+            return len(rows)
+
+        total = 0
+        while done := await self._write(one_batch):
+            total += done
+        return total

@@ -12,6 +12,15 @@ and phones (``personal_crypto.seal_bytes``, AES-256-GCM); ``sealed_with`` names 
 ``reseal_media`` (``khaosat rekey``) seals every file again with the current key, a batch per
 transaction so that a large table is never held in memory. Erasure and retention
 (``privacy.py``) delete a person's files with their sessions.
+
+A file is kept while its session refers to it: the current answer to its question, or any
+earlier value in ``answer_history`` (a photo the person replaced by another, or an answer the
+form set aside when the person went back and the question became not relevant: an analyst may
+need what was sent, and the history says when it changed). A file nothing ever referred to is
+one the engine refused (a constraint on the question) or one stored by a turn that never
+reached the engine; ``purge_unreferenced_media`` deletes those once older than a grace period
+(the retention pass, ``fieldwork/privacy.py``), never at once: a re-delivered update reuses the
+stored file (``media_of_event``) and the answer may land a moment after the file.
 """
 
 from __future__ import annotations
@@ -42,6 +51,17 @@ class MediaFile:
 
 _COLUMNS = "session_id, question, name, mime, size, sha256, received_at"
 
+#: Files no answer and no answer history of their session names (answers hold the name as a
+#: JSON string; stored names are plain ASCII, see bot/chat/media.stored_name), received before
+#: the bound. Written with the table's own name, not an alias, for DELETE on both databases.
+_UNREFERENCED = (
+    " FROM answer_media WHERE julianday(answer_media.received_at) < julianday(?)"
+    " AND NOT EXISTS (SELECT 1 FROM answers a WHERE a.session_id = answer_media.session_id"
+    "   AND a.question = answer_media.question AND a.value = ('\"' || answer_media.name || '\"'))"
+    " AND NOT EXISTS (SELECT 1 FROM answer_history h WHERE h.session_id = answer_media.session_id"
+    "   AND h.question = answer_media.question AND (h.new_value = ('\"' || answer_media.name || '\"')"
+    "   OR h.old_value = ('\"' || answer_media.name || '\"')))")
+
 
 class Media(Protocol):
     """The media files aggregate's storage."""
@@ -63,6 +83,11 @@ class Media(Protocol):
     async def reseal_media(self, batch: int = 100) -> int:
         """Seal every file not sealed with the current key (another key, or plaintext) with it;
         returns how many were. Idempotent: a file already under the current key is not read."""
+
+    @abc.abstractmethod
+    async def purge_unreferenced_media(self, received_before: str, *, dry_run: bool) -> int:
+        """Delete the files received before ``received_before`` that neither an answer nor the
+        answer history of their session refers to (``dry_run``: count them); returns how many."""
 
 
 class SQLiteMedia(SQLiteRepository):
@@ -128,3 +153,11 @@ class SQLiteMedia(SQLiteRepository):
         while done := await self._write(one_batch):
             total += done
         return total
+
+    async def purge_unreferenced_media(self, received_before: str, *, dry_run: bool) -> int:
+        def body(conn: sqlite3.Connection) -> int:
+            if dry_run:
+                return one_row(conn, f"SELECT count(*){_UNREFERENCED}", (received_before,))[0]
+            return conn.execute(f"DELETE{_UNREFERENCED}", (received_before,)).rowcount
+
+        return await (self._read if dry_run else self._write)(body)

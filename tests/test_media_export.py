@@ -89,3 +89,30 @@ def test_the_repeat_table_and_the_long_layout_point_to_the_files_too(answered: P
     media = df[df["type"].isin(["image", "audio"]) & df["value"].notna()]
     assert len(media) == 3
     assert sorted((tmp_path / v).read_bytes() for v in media["value"]) == sorted([PHOTO, VOICE, ITEM])
+
+
+def test_the_streamed_long_csv_writes_the_folder_and_the_paths_as_the_other_formats(answered: Path,
+                                                                                     tmp_path: Path) -> None:
+    """`--layout long --format csv` with codes is written chunk by chunk (exporters.writers.write_csv_chunks);
+    its media cells are the same relative paths as the long parquet's, its files the same bytes."""
+    out = tmp_path / "csv" / "long.csv"
+    out.parent.mkdir()
+    stale = out.parent / "long-media"
+    stale.mkdir()
+    (stale / "from-an-earlier-export.jpg").write_bytes(b"old")
+    options = dict(file_format="csv", layout="long")
+    assert ExportOptions(**options).streamed
+    asyncio.run(_export(answered, out, **options))
+    df = pd.read_csv(out, encoding="utf-8-sig", dtype=str)
+    media = df[df["type"].isin(["image", "audio"]) & df["value"].notna()]
+    assert len(media) == 3 and all(v.startswith("long-media/") for v in media["value"])
+    assert sorted((out.parent / v).read_bytes() for v in media["value"]) == sorted([PHOTO, VOICE, ITEM])
+    assert sorted(p.name for p in stale.iterdir()) == sorted(Path(v).name for v in media["value"])
+    assert not any(p.name.startswith(".") for p in out.parent.iterdir())  # no partial folder left
+    parquet = tmp_path / "csv" / "long.parquet"
+    asyncio.run(_export(answered, parquet, file_format="parquet", layout="long"))
+    same = pd.read_parquet(parquet)
+    in_parquet = same[same["type"].isin(["image", "audio"]) & same["value"].notna()]
+    assert sorted(Path(v).name for v in in_parquet["value"]) == sorted(Path(v).name for v in media["value"])
+    asyncio.run(_export(answered, out, **options))  # again: the same folder, nothing added
+    assert len(list(stale.iterdir())) == 3

@@ -52,7 +52,8 @@ class MediaFile:
 _COLUMNS = "session_id, question, name, mime, size, sha256, received_at"
 
 #: Files no answer and no answer history of their session names (answers hold the name as a
-#: JSON string; stored names are plain ASCII, see bot/chat/media.stored_name), received before
+#: JSON string, unescaped: a stored name has no quote, backslash or control character, see
+#: bot/chat/media.stored_name, and non-ASCII stays as is in the JSON), received before
 #: the bound. Written with the table's own name, not an alias, for DELETE on both databases.
 _UNREFERENCED = (
     " FROM answer_media WHERE julianday(answer_media.received_at) < julianday(?)"

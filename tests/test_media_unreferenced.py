@@ -85,3 +85,57 @@ async def test_khaosat_purge_says_how_many_unreferenced_files_it_deletes(tmp_pat
     assert "Media files" not in only_survey.output  # a survey's retention only
     async with await open_storage(db) as storage:
         assert [f.name for f in await storage.media.media_files([session.id], content=False)] == [answered]
+
+
+def test_the_chat_path_keeps_replaced_and_set_aside_photos_and_the_pass_deletes_the_refused_one(tmp_path) -> None:
+    """End to end in `khaosat try` (the chat core's media path): a photo replaced after going back,
+    a receipt whose question stops being relevant, and a meter photo the form's constraint refuses;
+    then `khaosat purge` two days later deletes the refused photo only, and the export still
+    writes the current answer's file."""
+    import asyncio
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    from zoneinfo import ZoneInfo
+
+    import pandas as pd
+
+    from fieldwork.data import ExportOptions, export
+    from tests.test_privacy_retention import purge
+
+    root = Path(__file__).resolve().parents[1]
+    photos = {name: b"\xff\xd8\xff\xe0 photo " + name.encode() * 50 for name in ("first", "second", "receipt", "meter")}
+    for name, content in photos.items():
+        (tmp_path / f"{name}.jpg").write_bytes(content)
+    lines = ["yes", tmp_path / "first.jpg", "<", tmp_path / "second.jpg", "1", tmp_path / "receipt.jpg",
+             tmp_path / "meter.jpg", "", "<", "<", "<", "2", ""]
+    db = tmp_path / "try.sqlite"
+    result = subprocess.run([sys.executable, "-m", "bot.cli", "try", str(root / "tests" / "forms" / "media_lifecycle.md"),
+                             "--db", str(db)], input="\n".join(map(str, lines)) + "\n", capture_output=True, text=True,
+                            cwd=root, timeout=300, env={**os.environ, "PYTHONPATH": str(root)})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "Ảnh này không dùng được." in result.stdout and "hoàn thành khảo sát" in result.stdout, result.stdout[-2000:]
+
+    async def kept() -> dict[str, bytes]:
+        async with await open_storage(db) as storage:
+            (session,) = await storage.list_sessions()
+            return {f.question + ":" + f.content.split(b" ")[2][:5].decode(): f.content
+                    for f in await storage.media.media_files([session.id])}
+
+    assert len(asyncio.run(kept())) == 4
+    soon = dt.datetime.now(ZoneInfo("Asia/Ho_Chi_Minh")) + dt.timedelta(days=1)
+    early = asyncio.run(purge(db, "--at", soon.isoformat()))
+    assert early.exit_code == 0 and "older than 2 days: deleted 0" in early.output
+    later = asyncio.run(purge(db, "--at", (soon + dt.timedelta(days=2)).isoformat()))
+    assert later.exit_code == 0 and "older than 2 days: deleted 1" in later.output, later.output
+    assert set(asyncio.run(kept())) == {"front:first", "front:secon", "receipt:recei"}
+
+    async def exported() -> pd.DataFrame:
+        async with await open_storage(db) as storage:
+            await export(storage, tmp_path / "out" / "a.csv", ExportOptions())
+        return pd.read_csv(tmp_path / "out" / "a.csv", encoding="utf-8-sig", dtype=str)
+
+    row = asyncio.run(exported()).iloc[0]
+    assert (tmp_path / "out" / row["front"]).read_bytes() == photos["second"]
+    assert [p.name for p in (tmp_path / "out" / "a-media").iterdir()] == [Path(row["front"]).name]

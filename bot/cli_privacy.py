@@ -31,11 +31,12 @@ def purge(ctx: click.Context, db: Path | None, survey_id: str | None, dry_run: b
 
     `[privacy] retention_days` after a survey's close date (default in
     surveys/templates/privacy.default.toml), its names, phones, chat ids and invitation codes
-    are deleted; answers stay, under their pseudonyms. `khaosat run` does the same pass hourly;
-    running it again deletes nothing more.
+    are deleted; answers stay, under their pseudonyms. Without --survey, media files no answer
+    refers to (files the questionnaire refused) are deleted two days after they came. `khaosat
+    run` does the same pass hourly; running it again deletes nothing more.
     """
     from bot.cli_common import _at, _refuse, _survey_db, console
-    from fieldwork.privacy import retention_pass
+    from fieldwork.privacy import retention_pass, unreferenced_media_pass
     from storage import open_storage
 
     db = _survey_db(ctx, db)
@@ -43,9 +44,13 @@ def purge(ctx: click.Context, db: Path | None, survey_id: str | None, dry_run: b
 
     async def run():
         async with await open_storage(db) as storage:
-            return await retention_pass(storage, now, dry_run=dry_run, survey_id=survey_id)
+            outcomes = await retention_pass(storage, now, dry_run=dry_run, survey_id=survey_id)
+            # Not a survey's retention: files of any survey that no answer refers to.
+            unreferenced = None if survey_id is not None else \
+                await unreferenced_media_pass(storage, now, dry_run=dry_run)
+            return outcomes, unreferenced
 
-    outcomes = asyncio.run(run())
+    outcomes, unreferenced = asyncio.run(run())
     if survey_id is not None and not outcomes:
         _refuse(f"--survey {survey_id}: no such survey in {db}")
     for outcome in outcomes:
@@ -55,6 +60,9 @@ def purge(ctx: click.Context, db: Path | None, survey_id: str | None, dry_run: b
             console.print(f"{outcome.survey_id}: would delete {_counts(outcome.counts)}")
         else:
             console.print(f"{outcome.survey_id}: deleted {_counts(outcome.counts)}")
+    if unreferenced is not None:
+        console.print(f"Media files no answer refers to (refused by the questionnaire), older than 2 days: "
+                      f"{'would delete' if dry_run else 'deleted'} {unreferenced}")
     if dry_run:
         console.print("Dry run: nothing was deleted.")
 

@@ -9,7 +9,8 @@ retention period) keeps its stored name and has no file.
 
 The bytes are read a few hundred sessions at a time (`read(session_ids)` gives `MediaFile`s with
 their content), so memory holds one chunk; the folder is written under a temporary name and
-renamed over the previous one, so a failed export leaves the previous folder as it was.
+renamed over the previous one, so a failed export leaves the previous folder as it was. The
+streamed long CSV (`MediaFolder.streamed`) does the same chunk by chunk as it is written.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import dataclasses
 import re
 import shutil
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Sequence
+from typing import Any, Awaitable, Callable, Iterable, Iterator, Sequence
 
 import pandas as pd
 
@@ -72,6 +73,58 @@ def _safe(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", text).strip("-.") or "x"
 
 
+class MediaFolder:
+    """``<stem>-media/`` being written: files go to a hidden partial folder, which ``finish``
+    renames over the previous folder and ``abandon`` removes. Nothing is touched until a table
+    has a media answer, so an export without any leaves the folder as it was."""
+
+    def __init__(self, out: Path) -> None:
+        self.folder = media_folder(out)
+        self.partial = self.folder.with_name(f".{self.folder.name}.partial")
+        self.started = False
+
+    def keep(self, files: list[Any], wanted: dict[tuple[int, str], str], paths: dict[tuple[int, str], str]) -> None:
+        """Write the ``wanted`` ones of ``files`` (read with their content); their relative paths into ``paths``."""
+        if not self.started:
+            if self.partial.exists():
+                shutil.rmtree(self.partial)
+            self.partial.mkdir(parents=True)
+            self.started = True
+        for found in files:
+            key = (found.session_id, found.name)
+            if key not in wanted or key in paths:
+                continue
+            respondent = wanted[key]
+            file_name = _safe(f"{respondent}_{found.name}" if respondent else found.name)
+            (self.partial / file_name).write_bytes(found.content)
+            paths[key] = f"{self.folder.name}/{file_name}"
+
+    def finish(self) -> None:
+        if self.started:
+            if self.folder.exists():
+                shutil.rmtree(self.folder)
+            self.partial.rename(self.folder)
+
+    def abandon(self) -> None:
+        shutil.rmtree(self.partial, ignore_errors=True)
+
+    def streamed(self, tables: Iterable[ExportTable],
+                 read: Callable[[Sequence[int]], list[Any]]) -> Iterator[ExportTable]:
+        """Each table of a streamed export (the long CSV's chunks) with its media cells as relative
+        paths, its files written first; ``read`` is synchronous here (the stream runs in a worker
+        thread). Memory holds one chunk's paths and ``CHUNK`` sessions' files. The caller
+        ``finish``es once the whole export is written, or ``abandon``s."""
+        for table in tables:
+            wanted = _wanted(table)
+            if wanted:
+                paths: dict[tuple[int, str], str] = {}
+                sessions = sorted({session for session, _ in wanted})
+                for start in range(0, len(sessions), CHUNK):
+                    self.keep(read(sessions[start:start + CHUNK]), wanted, paths)
+                table = _with_paths(table, paths)
+            yield table
+
+
 async def write_media(table: ExportTable, out: Path,
                       read: Callable[[Sequence[int]], Awaitable[list[Any]]]) -> ExportTable:
     """Write the media files of ``table`` into ``<stem>-media/`` beside ``out``; the table with its
@@ -79,28 +132,15 @@ async def write_media(table: ExportTable, out: Path,
     wanted = _wanted(table)
     if not wanted:
         return table
-    folder = media_folder(out)
-    partial = folder.with_name(f".{folder.name}.partial")
-    if partial.exists():
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    media = MediaFolder(out)
     paths: dict[tuple[int, str], str] = {}
     try:
         sessions = sorted({session for session, _ in wanted})
         for start in range(0, len(sessions), CHUNK):
-            for found in await read(sessions[start:start + CHUNK]):
-                key = (found.session_id, found.name)
-                if key not in wanted or key in paths:
-                    continue
-                respondent = wanted[key]
-                file_name = _safe(f"{respondent}_{found.name}" if respondent else found.name)
-                (partial / file_name).write_bytes(found.content)
-                paths[key] = f"{folder.name}/{file_name}"
-        if folder.exists():
-            shutil.rmtree(folder)
-        partial.rename(folder)
+            media.keep(await read(sessions[start:start + CHUNK]), wanted, paths)
+        media.finish()
     except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
+        media.abandon()
         raise
     return _with_paths(table, paths)
 

@@ -107,17 +107,34 @@ async def _media_beside(storage, table, out: Path):
 
 async def _export_long_csv(storage, out: Path, options: ExportOptions,
                            progress: Callable[[int, int | None], None]) -> Exported:
-    """Millions of answers: read and written chunk by chunk in a worker thread, off the event loop."""
+    """Millions of answers: read and written chunk by chunk in a worker thread, off the event loop.
+    Media answers' files go to ``<stem>-media/`` chunk by chunk too, read through the storage on
+    the event loop (which only waits for the thread meanwhile)."""
     import asyncio
 
     from exporters.long_layout import long_columns, read_long_chunks
+    from exporters.media_files import MediaFolder
     from exporters.writers import write_csv_chunks
     from storage.answers_read import database_file
 
     path = await database_file(storage)
-    rows = await asyncio.to_thread(
-        lambda: write_csv_chunks(read_long_chunks(path, options.form_id, options.personal, options.language, progress),
-                                 out, options.delimiter))
+    loop = asyncio.get_running_loop()
+    media = MediaFolder(out)
+
+    def read_media(session_ids):
+        return asyncio.run_coroutine_threadsafe(storage.media.media_files(list(session_ids)), loop).result()
+
+    def written() -> int:
+        chunks = read_long_chunks(path, options.form_id, options.personal, options.language, progress)
+        try:
+            rows = write_csv_chunks(media.streamed(chunks, read_media), out, options.delimiter)
+            media.finish()
+        except BaseException:
+            media.abandon()
+            raise
+        return rows
+
+    rows = await asyncio.to_thread(written)
     return Exported(out, rows, len(long_columns(options.personal)))
 
 

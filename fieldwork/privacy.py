@@ -6,6 +6,9 @@ and ``khaosat run`` share them (Law 91/2025/QH15 on personal data, Decree 356/20
   holds their chat tells them, then forgets the chat (``bot/chat/privacy.py``).
 - ``retention_pass``: ``retention_days`` after a survey's close date, its names, phones, chat ids
   and invitation codes are purged; answers stay under their pseudonyms. Idempotent.
+- ``unreferenced_media_pass``: files sent for media questions that no answer and no answer
+  history refers to (refused by the engine) are deleted ``UNREFERENCED_MEDIA_GRACE`` after they
+  came (``storage/media.py`` says which files are kept and why).
 """
 
 from __future__ import annotations
@@ -78,6 +81,19 @@ async def survey_people(storage: Storage, project: SurveyProject, projects: list
     for form_id in {group.form_id for group in project.groups.values()} - shared:
         people.update(r.id for r in await storage.list_respondents(form_id) if r.id not in in_samples)
     return sorted(people)
+
+
+#: How long a file no answer refers to is kept: longer than a platform keeps re-delivering an
+#: update (Telegram: 24 hours), whose re-delivery reuses the stored file, and than a turn takes
+#: between storing a file and recording the answer that names it.
+UNREFERENCED_MEDIA_GRACE = dt.timedelta(days=2)
+
+
+async def unreferenced_media_pass(storage: Storage, now: dt.datetime, *, dry_run: bool) -> int:
+    """Delete (``dry_run``: count) the media files no answer or answer history refers to, received
+    more than ``UNREFERENCED_MEDIA_GRACE`` before ``now``. Idempotent."""
+    return await storage.media.purge_unreferenced_media((now - UNREFERENCED_MEDIA_GRACE).isoformat(),
+                                                        dry_run=dry_run)
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,12 @@ class PersonalCodec:
         except (InvalidTag, ValueError):
             raise PersonalKeyError("a stored media file is damaged (it does not decrypt)") from None
 
+    @property
+    def current_key_id(self) -> str | None:
+        """The id of the key that seals now (the first one; None without a key): what
+        ``answer_media.sealed_with`` holds for a file ``khaosat rekey`` need not touch."""
+        return _key_id(self.keys[0]) if self.keys else None
+
     def is_current(self, stored: str | None) -> bool:
         """Already encrypted with the first key (``khaosat rekey`` leaves it as it is)."""
         return stored is None or bool(self.keys) and stored.startswith(f"{PREFIX}{_key_id(self.keys[0])}:")

@@ -4,7 +4,8 @@ Run after adding a new key in front of ``KHAOSAT_DATA_KEY`` (rotation), after se
 database written without one (plaintext values become encrypted), or to refresh the phones'
 lookup hashes. One ``BEGIN IMMEDIATE`` transaction: it is all done or nothing is, and the bots
 may keep running (they wait for the lock a moment, like for any write). SQLite only, as the
-bots' storage is.
+bots' storage is. Media files are re-sealed by their own aggregate (``media.reseal_media``, a
+batch per transaction: files are large), which ``khaosat rekey`` calls after this.
 """
 
 from __future__ import annotations

@@ -4,6 +4,7 @@ that reads them (letters, the console's personal lists, exports, linking by phon
 from __future__ import annotations
 
 import csv
+import hashlib
 import shutil
 import sqlite3
 import subprocess
@@ -15,6 +16,7 @@ import pytest
 from storage import open_storage
 from storage.console_db import ConsoleStores
 from storage.personal_crypto import ENV, PersonalKeyError, codec, generate_key
+from tests.test_storage import new_session
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "surveys" / "templates"
@@ -22,6 +24,7 @@ T0 = "2026-08-02T09:00:00+07:00"
 SURVEY = "par-index-2026-vi-du"
 FRAME = list(csv.DictReader((TEMPLATES / "frame.example.csv").open(encoding="utf-8")))
 NAMES = [row["name"] for row in FRAME if row["name"]]
+PHOTO = b"\xff\xd8\xff\xe0" + b"a face " * 200
 PHONES = [row["phone"] for row in FRAME if row["phone"]]  # 0912000001 …, stored as +84912000001 …
 
 
@@ -105,6 +108,11 @@ async def test_linking_by_phone_frame_rows_and_the_console_list_read_through_the
 async def test_rotation_keeps_every_reader_working_and_rekey_moves_everything_to_the_new_key(tmp_path, monkeypatch):
     old, new = generate_key(), generate_key()
     db = fieldwork(tmp_path, old)
+    monkeypatch.setenv(ENV, old)
+    async with await open_storage(db) as storage:  # a photo sent for a media question, sealed with the old key
+        session = await new_session(storage, "tg:photo")
+        await storage.media.store_media(session.id, "photo", "photo.jpg", "image/jpeg", PHOTO,
+                                        hashlib.sha256(PHOTO).hexdigest(), "tg:1", T0)
     monkeypatch.setenv(ENV, f"{new},{old}")  # step 1: the new key in front, the old one kept
     async with await open_storage(db) as storage:
         personal = {r: await storage.personal(r.id) for r in await storage.list_respondents()}
@@ -114,14 +122,20 @@ async def test_rotation_keeps_every_reader_working_and_rekey_moves_everything_to
         assert found == someone
     result = khaosat("rekey", "--db", db, key=f"{new},{old}", cwd=tmp_path)
     assert result.returncode == 0 and "Re-encrypted the names and phones of" in result.stdout
+    assert "Re-encrypted 1 media file(s)" in result.stdout
+    again = khaosat("rekey", "--db", db, key=f"{new},{old}", cwd=tmp_path)
+    assert again.returncode == 0 and "Re-encrypted 0 media file(s)" in again.stdout
     monkeypatch.setenv(ENV, new)  # step 3: the old key dropped
     async with await open_storage(db) as storage:
         assert (await storage.respondent_by_phone(phone)) == found
         assert (await storage.personal(found.id)).name == name
+        assert [f.content for f in await storage.media.media_files([session.id])] == [PHOTO]
     monkeypatch.setenv(ENV, old)  # the old key alone reads nothing any more
     async with await open_storage(db) as storage:
         with pytest.raises(PersonalKeyError, match="encrypted with a key that is not in"):
             await storage.personal(found.id)
+        with pytest.raises(PersonalKeyError, match="media file was encrypted with a key that is not in"):
+            await storage.media.media_files([session.id])
 
 
 def test_a_database_written_without_a_key_is_plaintext_with_a_warning_until_rekeyed(tmp_path):
@@ -138,6 +152,7 @@ def test_a_database_written_without_a_key_is_plaintext_with_a_warning_until_reke
     assert khaosat("rekey", "--db", db, key=key, cwd=tmp_path).returncode == 0
     again = khaosat("rekey", "--db", db, key=key, cwd=tmp_path)  # again: nothing left to do
     assert again.returncode == 0 and "of 0 respondent(s) and 0 frame row(s)" in again.stdout
+    assert "Re-encrypted 0 media file(s)" in again.stdout
     with sqlite3.connect(db) as raw:
         raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         raw.execute("VACUUM")  # freed pages may still hold the old plaintext until reused

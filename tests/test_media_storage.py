@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from storage import open_storage
 from storage.personal_crypto import ENV, generate_key
 from tests.test_storage import T0, T1, new_session
@@ -60,3 +62,32 @@ async def test_erasure_and_the_retention_purge_delete_a_persons_files(database) 
         assert dry["media"] == 1 and len(await storage.media.media_files([second.id])) == 1
         purged = await storage.purge_contact_data("any", [second.respondent_id], T1, dry_run=False)
         assert purged["media"] == 1 and await storage.media.media_files([second.id]) == []
+
+
+async def test_reseal_moves_every_file_to_the_current_key_in_batches_and_is_idempotent(database, monkeypatch) -> None:
+    """A rotation (``khaosat rekey``): files sealed with the old key, and files kept in plaintext
+    before a key was set, are sealed with the new key; the old key alone then opens none."""
+    from storage.personal_crypto import PersonalKeyError
+
+    old, new = generate_key(), generate_key()
+    contents = {f"q{n}": PNG + bytes([n]) for n in range(5)}
+    async with await open_storage(database) as storage:
+        session = await new_session(storage)
+        for number, (question, content) in enumerate(contents.items()):
+            if number == 3:
+                monkeypatch.setenv(ENV, old)  # the first three were kept before any key was set
+            await storage.media.store_media(session.id, question, f"{question}.png", "image/png", content,
+                                            hashlib.sha256(content).hexdigest(), f"k{number}", T0)
+        monkeypatch.setenv(ENV, f"{new},{old}")
+        assert await storage.media.reseal_media(batch=2) == 5  # three batches of at most two
+        assert await storage.media.reseal_media(batch=2) == 0  # again: nothing left to do
+        rows = await storage._fetchall("SELECT question, content, sealed_with FROM answer_media")  # noqa: SLF001
+        assert len({row[2] for row in rows}) == 1 and rows[0][2] is not None
+        assert all(contents[row[0]][:64] not in bytes(row[1]) for row in rows)
+        monkeypatch.setenv(ENV, new)  # the old key dropped: every file still opens
+        assert {f.question: f.content for f in await storage.media.media_files([session.id])} == contents
+        monkeypatch.setenv(ENV, old)
+        with pytest.raises(PersonalKeyError, match="not in"):
+            await storage.media.media_files([session.id])
+        monkeypatch.delenv(ENV)
+        assert await storage.media.reseal_media() == 0  # no key: nothing to seal with, nothing touched

@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 
 from bot.chat.events import Blocked, Command, Incoming, Notice, Outgoing, Renderer, Text, typed
 from bot.chat.surveys import Chat, ChatSurveys
-from fieldwork.privacy import retention_pass
+from fieldwork.privacy import retention_pass, unreferenced_media_pass
 from storage import NotFound, Respondent
 from surveys import engine
 from surveys.engine import fold
@@ -250,6 +250,8 @@ class ChatPrivacy:
                     for outcome in await retention_pass(self.storage, self.clock(), dry_run=False):
                         if any(outcome.counts.values()):
                             log.info("retention: survey %s: purged %s", outcome.survey_id, outcome.counts)
+                    if unreferenced := await unreferenced_media_pass(self.storage, self.clock(), dry_run=False):
+                        log.info("retention: deleted %d media file(s) no answer refers to", unreferenced)
             except Exception:  # a failed pass must not stop the bot; the next one tries again
                 log.exception("%s/%s: privacy pass failed", channel, bot)
             with contextlib.suppress(asyncio.TimeoutError):

@@ -75,8 +75,9 @@ def _safe(text: str) -> str:
 
 class MediaFolder:
     """``<stem>-media/`` being written: files go to a hidden partial folder, which ``finish``
-    renames over the previous folder and ``abandon`` removes. Nothing is touched until a table
-    has a media answer, so an export without any leaves the folder as it was."""
+    renames over the previous folder and ``abandon`` removes. An export without any media answer
+    removes a previous export's folder at ``finish`` (its table points to none, and the chat's and
+    the console's bundle would otherwise hand over the old files with it)."""
 
     def __init__(self, out: Path) -> None:
         self.folder = media_folder(out)
@@ -100,9 +101,9 @@ class MediaFolder:
             paths[key] = f"{self.folder.name}/{file_name}"
 
     def finish(self) -> None:
+        if self.folder.is_dir():
+            shutil.rmtree(self.folder)
         if self.started:
-            if self.folder.exists():
-                shutil.rmtree(self.folder)
             self.partial.rename(self.folder)
 
     def abandon(self) -> None:
@@ -128,11 +129,13 @@ class MediaFolder:
 async def write_media(table: ExportTable, out: Path,
                       read: Callable[[Sequence[int]], Awaitable[list[Any]]]) -> ExportTable:
     """Write the media files of ``table`` into ``<stem>-media/`` beside ``out``; the table with its
-    media cells as relative paths. A table with no media answer is returned as it is (no folder)."""
+    media cells as relative paths. A table with no media answer is returned as it is (no folder,
+    and a previous export's folder of that name removed)."""
     wanted = _wanted(table)
-    if not wanted:
-        return table
     media = MediaFolder(out)
+    if not wanted:
+        media.finish()
+        return table
     paths: dict[tuple[int, str], str] = {}
     try:
         sessions = sorted({session for session, _ in wanted})

@@ -617,3 +617,22 @@ def test_codebook_says_where_skipped_text_is_empty_in_stata(tour, tmp_path):
     write(tour, path, "dta")
     df, _ = pyreadstat.read_dta(str(path), user_missing=True)
     assert df["comment"][1] == ""
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_an_export_without_media_answers_removes_a_previous_exports_media_folder(db, tmp_path, layout):
+    """`answers-media/` belongs to `answers.csv`: rewritten with no media answer, the old files must
+    not stay beside it (the chat's and the console's ZIP would hand them over with the new table)."""
+    from fieldwork.data import ExportOptions, export
+
+    out = tmp_path / "answers.csv"
+    stale = tmp_path / "answers-media"
+    stale.mkdir()
+    (stale / "R0001_front-0123456789ab.jpg").write_bytes(b"an earlier export's photo")
+
+    async def run():
+        async with await open_storage(db) as storage:
+            await export(storage, out, ExportOptions("csv", layout, "tour"))
+
+    asyncio.run(run())
+    assert out.stat().st_size > 0 and not stale.exists()

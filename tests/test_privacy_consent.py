@@ -7,15 +7,18 @@ again."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
 
 import asyncpg
+import pytest
 
-from storage import Storage
+from storage import ConsentRecord, StaleRevision, StepResult, Storage, StorageError, open_storage
 from surveys.privacy import notice_of
 from surveys.xlsform import load_questionnaire_bytes
 from tests.test_chat_scenarios import TOUR, arrive, emulators, has, running
+from tests.test_storage_channels import T1, T2, new_session
 
 #: The fault: every insert into ``consents`` fails, as a full disk or a broken constraint would.
 _SQLITE_FAULT = "CREATE TRIGGER consent_fault BEFORE INSERT ON consents BEGIN SELECT RAISE(ABORT, 'consent fault'); END"
@@ -95,3 +98,46 @@ async def test_a_consent_that_cannot_be_stored_leaves_the_step_unwritten_until_r
         assert session.status == "active" and f"tg:tg:{accepting}" in events
         assert consent.text == _shown("telegram").text and (await storage.get_respondent(respondent_id)).disposition \
             == "started"
+
+
+# -- the step write itself -------------------------------------------------------------------------
+
+
+def _consent(respondent_id: int, key: str, text: str = "Quý vị có đồng ý tham gia không?") -> ConsentRecord:
+    return ConsentRecord(respondent_id, version="thu-1", sha256=f"sha-{text}", language="vi", channel="telegram",
+                         text=text, at=T1, key=key)
+
+
+async def _accept(storage: Storage, session, key: str, consents, revision: int = 0, at: str = T1) -> StepResult:
+    return await storage.apply_step(session.id, event_key=key, event="{}", expected_revision=revision,
+                                    status="active", state='{"accepted": 1}', changes=[], at=at, consents=consents)
+
+
+async def test_a_step_stores_its_consent_and_a_redelivered_or_stale_step_stores_none(database):
+    async with await open_storage(database) as storage:
+        session = await new_session(storage)
+        who = session.respondent_id
+        assert await _accept(storage, session, "e1", [_consent(who, "consent:e1")]) == StepResult(True, 1)
+        (consent,) = await storage.consents_of(who)
+        assert (consent.version, consent.channel, consent.text) == ("thu-1", "telegram", "Quý vị có đồng ý tham gia không?")
+        # The same update again (another text on hand, even): the step is a duplicate, nothing is added.
+        assert await _accept(storage, session, "e1", [_consent(who, "consent:e1", "khác")], at=T2) == StepResult(False, 1)
+        with pytest.raises(StaleRevision):
+            await _accept(storage, session, "e2", [_consent(who, "consent:e2")], at=T2)
+        assert await storage.consents_of(who) == [consent]
+
+
+async def test_a_consent_that_fails_fails_its_step_alone_in_a_group_of_steps(database):
+    async with await open_storage(database) as storage:
+        sessions = [await new_session(storage, f"tg:{n}") for n in range(6)]
+        # Sessions 0-2 accept a consent, session 1's for a person who does not exist (the
+        # foreign key refuses it); 3-5 carry none. Sent together, as answers arriving at once are.
+        consents = {0: [_consent(sessions[0].respondent_id, "consent:a")], 1: [_consent(987654, "consent:b")],
+                    2: [_consent(sessions[2].respondent_id, "consent:c")]}
+        results = await asyncio.gather(*(_accept(storage, s, f"e{n}", consents.get(n, ()))
+                                         for n, s in enumerate(sessions)), return_exceptions=True)
+        assert isinstance(results[1], StorageError)
+        assert [r for n, r in enumerate(results) if n != 1] == [StepResult(True, 1)] * 5
+        failed = await storage.get_session(sessions[1].id)
+        assert (failed.revision, failed.state, await storage.events(failed.id)) == (0, "{}", [])
+        assert [len(await storage.consents_of(s.respondent_id)) for s in sessions] == [1, 0, 1, 0, 0, 0]

@@ -119,9 +119,11 @@ async def test_a_step_stores_its_consent_and_a_redelivered_or_stale_step_stores_
         who = session.respondent_id
         assert await _accept(storage, session, "e1", [_consent(who, "consent:e1")]) == StepResult(True, 1)
         (consent,) = await storage.consents_of(who)
-        assert (consent.version, consent.channel, consent.text) == ("thu-1", "telegram", "Quý vị có đồng ý tham gia không?")
+        assert (consent.version, consent.channel, consent.text) == \
+            ("thu-1", "telegram", "Quý vị có đồng ý tham gia không?")
         # The same update again (another text on hand, even): the step is a duplicate, nothing is added.
-        assert await _accept(storage, session, "e1", [_consent(who, "consent:e1", "khác")], at=T2) == StepResult(False, 1)
+        again = await _accept(storage, session, "e1", [_consent(who, "consent:e1", "khác")], at=T2)
+        assert again == StepResult(False, 1)
         with pytest.raises(StaleRevision):
             await _accept(storage, session, "e2", [_consent(who, "consent:e2")], at=T2)
         assert await storage.consents_of(who) == [consent]

@@ -24,8 +24,8 @@ from zoneinfo import ZoneInfo
 
 from bot.chat.events import Blocked, Command, Incoming, Notice, Outgoing, Renderer, Text, typed
 from bot.chat.surveys import Chat, ChatSurveys
-from fieldwork.privacy import retention_pass
 from fieldwork.conversations import Consents
+from fieldwork.privacy import retention_pass
 from storage import ConsentRecord, NotFound, Respondent, SessionRecord
 from surveys import engine
 from surveys.engine import fold

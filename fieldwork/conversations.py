@@ -11,7 +11,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Callable, Mapping, Protocol, Sequence
 
-from storage import AnswerChange, OutgoingMessage, SessionRecord, StaleRevision, Storage
+from storage import AnswerChange, ConsentRecord, OutgoingMessage, SessionRecord, StaleRevision, Storage
 from storage.answers_read import EVENT_KEY_CHANNELS
 from surveys import codec, engine
 from surveys.messages import say, ui_language
@@ -31,6 +31,8 @@ DISPOSITION_OF_STATUS = {
 }
 
 Replies = Callable[[engine.Step, SessionRecord], Sequence[OutgoingMessage]]
+#: The consent a step accepts (the step and the session before it), stored with the step.
+Consents = Callable[[engine.Step, SessionRecord], Sequence[ConsentRecord]]
 
 
 class Quotas(Protocol):
@@ -122,8 +124,10 @@ class Conversations:
                                                state.status.value, codec.encode_state(state), at.isoformat())
 
     async def handle(self, session: int | SessionRecord, event: engine.Event, event_key: str,
-                     replies: Replies | None = None) -> Handled:
-        """Apply one event; `replies` renders what to send, queued in the same transaction.
+                     replies: Replies | None = None, consents: Consents | None = None) -> Handled:
+        """Apply one event; `replies` renders what to send, queued in the same transaction, and
+        `consents` gives the consent the step accepts, stored in it too (a re-delivered event,
+        whose step is not applied again, stores nothing more).
 
         `session` is the session's id, or its record as just loaded (saves reading it again);
         if another event lands first (StaleRevision) the session is read again and the event
@@ -156,6 +160,7 @@ class Conversations:
                     changes=changes,
                     at=event.at.isoformat(),
                     outgoing=replies(result, record) if replies else (),
+                    consents=consents(result, record) if consents else (),
                 )
             except StaleRevision:
                 record = None  # another event for this session landed first: decide again on its state

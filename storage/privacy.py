@@ -5,6 +5,8 @@ Tables written here: ``privacy_texts``, ``consents``, ``rights_requests``, ``pri
 (migration 11). Erasure and retention are the one place that deletes another aggregate's rows
 (answers, sessions, personal data, chat links, invitations, outbox texts): they do it in ONE
 transaction each, through the functions below, so a crash leaves a person either whole or gone.
+A chat's consent is written the other way round: the step write (``sessions.py``) inserts it
+through ``insert_consents``, in the transaction of the step that accepts the consent screen.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Protocol
 
 from .fieldwork import move_disposition
 from .links import require_respondent
+from .records import ConsentRecord
 from .reminders_store import withdraw_reminders
 from .sqlite_hops import SQLiteRepository, all_rows, one_row
 
@@ -131,6 +134,27 @@ def _purge_counts(conn: sqlite3.Connection, survey_id: str, respondent_ids: Sequ
     return counts
 
 
+def insert_consents(conn: sqlite3.Connection, consents: Sequence[ConsentRecord]) -> int:
+    """Store consents inside the caller's write transaction: each text once per sha256 in
+    ``privacy_texts``, each consent once per key. Returns how many consents were new.
+
+    The one insert of consents: ``record_consent`` runs it alone (a paper form's), and the step
+    write (``sessions.py``) runs it with the step that accepts a consent screen, so the session
+    never becomes active without the record of what the person accepted. Rare (once per
+    person), so a statement per row."""
+    recorded = 0
+    for consent in consents:
+        conn.execute("INSERT INTO privacy_texts (sha256, version, language, channel, text, first_at)"
+                     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
+                     (consent.sha256, consent.version, consent.language, consent.channel, consent.text, consent.at))
+        recorded += conn.execute(
+            "INSERT INTO consents (respondent_id, text_sha256, version, channel, at, key)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
+            (consent.respondent_id, consent.sha256, consent.version, consent.channel, consent.at,
+             consent.key)).rowcount
+    return recorded
+
+
 class Privacy(Protocol):
     """The privacy aggregate's storage: the contract every backend keeps."""
 
@@ -201,15 +225,8 @@ class SQLitePrivacy(SQLiteRepository):
 
     async def record_consent(self, respondent_id: int, *, version: str, sha256: str, language: str, channel: str,
                              text: str, at: str, key: str) -> bool:
-        def body(conn: sqlite3.Connection) -> bool:
-            conn.execute("INSERT INTO privacy_texts (sha256, version, language, channel, text, first_at)"
-                         " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (sha256) DO NOTHING",
-                         (sha256, version, language, channel, text, at))
-            return conn.execute(
-                "INSERT INTO consents (respondent_id, text_sha256, version, channel, at, key)"
-                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
-                (respondent_id, sha256, version, channel, at, key)).rowcount == 1
-        return await self._write(body)
+        consent = ConsentRecord(respondent_id, version, sha256, language, channel, text, at, key)
+        return await self._write(lambda conn: insert_consents(conn, [consent]) == 1)
 
     async def consents_of(self, respondent_id: int) -> list[Consent]:
         rows = await self._fetchall(

@@ -175,6 +175,22 @@ class OutgoingMessage:
     coalesce: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class ConsentRecord:
+    """That a respondent accepted a consent text (input to ``record_consent`` and ``apply_step``):
+    the exact ``text`` shown, its ``version``, ``sha256``, ``language`` and ``channel``, when
+    (``at``, ISO time), and a ``key`` that makes a second record of the same acceptance a no-op."""
+
+    respondent_id: int
+    version: str
+    sha256: str
+    language: str
+    channel: str
+    text: str
+    at: str
+    key: str
+
+
 @dataclass(frozen=True)
 class QueuedMessage:
     """One outbox row; ``state`` is one of ``OUTBOX_STATES``."""

@@ -3,7 +3,9 @@ session's new state and revision, the changed answers and the replies, ONE path,
 and the reads of answers, history and events.
 
 Tables written here: ``sessions``, ``events``, ``answers`` (``answer_history`` by triggers
-of migration 7 on ``answers``).
+of migration 7 on ``answers``); a step's replies go in through the outbox's insert
+(``enqueue_messages``) and the consent it accepts through the privacy aggregate's
+(``insert_consents``), in the step's transaction.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from .errors import NotFound, StaleRevision
-from .records import AnswerChange, AnswerRecord, OutgoingMessage, Respondent, SessionRecord, StepResult
+from .records import AnswerChange, AnswerRecord, ConsentRecord, OutgoingMessage, Respondent, SessionRecord, StepResult
 from .links import RESPONDENT_COLUMNS_R
 from .outbox import enqueue_messages
+from .privacy import insert_consents
 from .sqlite_hops import ALONE, BATCH_ROWS, Refused, SQLiteRepository, batch_form, chunks, one_row, placeholders
 
 
@@ -55,6 +58,7 @@ class _StepWrite:
     changes: Sequence[AnswerChange]
     at: str
     outgoing: Sequence[OutgoingMessage]
+    consents: Sequence[ConsentRecord] = ()
 
 
 def _apply_step(conn: sqlite3.Connection, write: _StepWrite) -> StepResult:
@@ -71,7 +75,7 @@ def _apply_steps(conn: sqlite3.Connection, calls: Sequence[tuple[_StepWrite]]) -
     """Many sessions' steps in a handful of multi-row statements (``_batched``): the only step write.
 
     One UPDATE moves every session that is at its expected revision and has not logged the
-    event yet; only those steps' events, answers and messages are then inserted, so nothing
+    event yet; only those steps' events, answers, messages and consents are then inserted, so nothing
     has to be undone for the others. Those others are told apart afterwards with reads only
     (``_refused_step``): a re-delivered event is a result that applied nothing, a stale
     revision or a missing session is ``Refused``. A second step of a session already in the
@@ -133,6 +137,10 @@ def _write_steps(conn: sqlite3.Connection, writes: Sequence[_StepWrite], indices
             [value for answer in chunk for value in answer],
         )
     enqueue_messages(conn, [(message, write.at) for write in applied for message in write.outgoing])
+    # Once per person (the step that accepts the consent screen): most rounds have none.
+    consents = [consent for write in applied for consent in write.consents]
+    if consents:
+        insert_consents(conn, consents)
 
 
 def _refused_step(conn: sqlite3.Connection, write: _StepWrite) -> StepResult | Refused:
@@ -259,6 +267,7 @@ class Sessions(Protocol):
         changes: Sequence[AnswerChange],
         at: str,
         outgoing: Sequence[OutgoingMessage] = (),
+        consents: Sequence[ConsentRecord] = (),
     ) -> StepResult:
         """Record one engine step atomically.
 
@@ -281,6 +290,10 @@ class Sessions(Protocol):
         replies without their step, and a re-delivered event enqueues
         nothing. A bad outgoing message (e.g. invalid JSON) fails the whole
         step.
+        ``consents`` (the consent the step accepts) are stored as by
+        ``record_consent`` in the same transaction: a session never moves past
+        its consent screen without the record of the text accepted, and a
+        consent that cannot be stored fails the whole step.
         Raises ``NotFound`` for an unknown session.
         """
 
@@ -443,9 +456,10 @@ class SQLiteSessions(SQLiteRepository):
         changes: Sequence[AnswerChange],
         at: str,
         outgoing: Sequence[OutgoingMessage] = (),
+        consents: Sequence[ConsentRecord] = (),
     ) -> StepResult:
         return await self._write(_apply_step, _StepWrite(session_id, event_key, event, expected_revision, status,
-                                                         state, changes, at, outgoing))
+                                                         state, changes, at, outgoing, consents))
 
     async def answers(self, session_id: int) -> dict[str, AnswerRecord]:
         rows = await self._fetchall(

@@ -65,8 +65,6 @@ class Turn:
     pressed: Any = None
     #: Set once the engine accepted a step: a new prompt (or the end) is on its way.
     prompted: bool = False
-    #: The session's state before this event (``bot/chat/privacy.py`` records an accepted consent).
-    before: engine.SessionState | None = None
     #: The language of a chat nobody is linked to yet, as its channel knows it (a web page's
     #: switch before any code); a linked chat speaks its session's.
     language: str = "vi"
@@ -134,7 +132,6 @@ class ChatCore:
         # the answering path, where only its language, status and question are read.
         state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
         language = ui_language(state.language) if state else turn.language
-        turn.before = state
         if self.privacy is not None:  # /privacy, a withdrawal, anything from a person who withdrew
             handled, notice = await self.privacy.intercept(self, turn, incoming, respondent, language)
             if handled:
@@ -423,12 +420,11 @@ class ChatCore:
                                                  accepted=step.accepted, pressed=turn.pressed)
             return calls
 
-        handled = await self.surveys.drive(turn.chat, respondent, event, turn.key, render, session)
+        consents = await self.privacy.consents(turn, respondent) if self.privacy is not None else None
+        handled = await self.surveys.drive(turn.chat, respondent, event, turn.key, render, session, consents)
         if handled is None:
             return await self._send(turn, [Notice(say("no_survey", "vi"))], "vi", respondent.id, "none")
         turn.prompted = handled.step.accepted
-        if self.privacy is not None:
-            await self.privacy.after_step(turn, respondent, handled.step)
         return notice
 
     async def _show_again_if_lost(self, turn: Turn, respondent: Respondent, session: SessionRecord | None) -> None:

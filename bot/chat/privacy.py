@@ -3,8 +3,11 @@ with the exact version shown), ``/privacy`` (what is held about the person), and
 to withdraw consent and delete their data (Law 91/2025/QH15, Decree 356/2025/NĐ-CP).
 
 The chat core calls ``intercept`` before its own commands, ``renderer`` before the engine
-speaks and ``after_step`` after it; ``watch`` runs beside each bot: it tells people whose
-request was fulfilled (then forgets their chat) and makes the retention pass.
+speaks and ``consents`` for the step it drives (the consent accepted is stored in the step's own
+transaction: a crash or a failed write between the two could leave a person answering with no
+record of what they accepted, and a re-delivered update would never write it); ``watch`` runs
+beside each bot: it tells people whose request was fulfilled (then forgets their chat) and makes
+the retention pass.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from zoneinfo import ZoneInfo
 
 from bot.chat.events import Blocked, Command, Incoming, Notice, Outgoing, Renderer, Text, typed
 from bot.chat.surveys import Chat, ChatSurveys
+from fieldwork.conversations import Consents
 from fieldwork.privacy import retention_pass, unreferenced_media_pass
-from storage import NotFound, Respondent
+from storage import ConsentRecord, NotFound, Respondent, SessionRecord
 from surveys import engine
 from surveys.engine import fold
 from surveys.messages import say, ui_language
@@ -112,15 +116,22 @@ class ChatPrivacy:
             return renderer
         return ConsentTexts(renderer, await self.notice(respondent), channel)
 
-    async def after_step(self, turn: Turn, respondent: Respondent, step: engine.Step) -> None:
-        """The person accepted the consent screen: store the exact text they were shown."""
-        before = turn.before
-        if before is None or before.status is not engine.Status.CONSENT or step.state.started_at is None:
-            return
-        shown = (await self.notice(respondent)).consent(ui_language(step.state.language), turn.chat.channel)
-        await self.storage.record_consent(respondent.id, version=shown.version, sha256=shown.sha256,
-                                          language=shown.language, channel=shown.channel, text=shown.text,
-                                          at=self.clock().isoformat(), key=f"consent:{turn.key}")
+    async def consents(self, turn: Turn, respondent: Respondent) -> Consents:
+        """What the step of this turn stores with itself when it accepts the consent screen: the
+        exact text the person was shown. Decided on the session the step is decided on (after a
+        lost race, the session read again), so only the step leaving the consent screen has one."""
+        # The notice the consent screen was rendered with (``renderer``), so the text stored is
+        # the text shown.
+        notice = turn.renderer.notice if isinstance(turn.renderer, ConsentTexts) else await self.notice(respondent)
+        channel, key = turn.chat.channel, f"consent:{turn.key}"
+
+        def accepted(step: engine.Step, before: SessionRecord) -> list[ConsentRecord]:
+            if before.status != engine.Status.CONSENT.value or step.state.started_at is None:
+                return []
+            shown = notice.consent(ui_language(step.state.language), channel)
+            return [ConsentRecord(respondent.id, version=shown.version, sha256=shown.sha256, language=shown.language,
+                                  channel=shown.channel, text=shown.text, at=self.clock().isoformat(), key=key)]
+        return accepted
 
     async def silenced(self, respondent: Respondent) -> bool:
         """The person withdrew: nothing is sent to them but the state of their request."""

@@ -19,7 +19,7 @@ import orjson
 from bot.chat.events import Call
 from bot.invitations import code_hash
 from bot.outbox import ERROR_REPLY, REPLY
-from fieldwork.conversations import Conversations, Handled
+from fieldwork.conversations import Consents, Conversations, Handled
 from fieldwork.preloads import frame_row_preloads
 from storage import (
     AmbiguousPhone,
@@ -251,8 +251,10 @@ class ChatSurveys:
         return state.status.value, codec.encode_state(state)
 
     async def drive(self, chat: Chat, respondent: Respondent, event: engine.Event, key: str,
-                    render: Callable[[engine.Step], list[Call]], session: SessionRecord | None = None) -> Handled | None:
-        """Apply `event` to the respondent's session; the rendered replies are queued with it.
+                    render: Callable[[engine.Step], list[Call]], session: SessionRecord | None = None,
+                    consents: Consents | None = None) -> Handled | None:
+        """Apply `event` to the respondent's session; the rendered replies are queued with it, and
+        the consent it accepts (`consents`, see ``Conversations.handle``) is stored with it.
 
         `session`: the latest session as just read by `linked` (saves a read). If it has moved
         on meanwhile, the step's revision check notices and the event is decided again.
@@ -269,7 +271,7 @@ class ChatSurveys:
             # An answer the engine could not take gets an error reply: coalesced, behind real replies.
             return self._outgoing(chat, render(step), key, respondent.id, error=not step.accepted)
 
-        handled = await self.conversations.handle(record, event, key, replies)
+        handled = await self.conversations.handle(record, event, key, replies, consents)
         if handled.applied:
             self.on_enqueued()
             await self._assign_open_stratum(respondent, handled.step.state, event.at)

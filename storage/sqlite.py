@@ -22,6 +22,7 @@ from .outbox import SQLiteOutbox
 from .privacy import SQLitePrivacy
 from .paper_entries import SQLitePaperEntries
 from .media import SQLiteMedia
+from .personal_rekey import SQLitePersonalRekey
 from .questionnaires import SQLiteQuestionnaires
 from .quotas import SQLiteQuotas
 from .reminders_store import SQLiteReminders
@@ -69,6 +70,8 @@ class SQLiteStorage(Storage):
         self.coordination = SQLiteCoordination(self._hops)
         # media: files sent for media questions (storage/media.py)
         self.media = SQLiteMedia(self._hops)
+        # pgrekey: names and phones re-encrypted with the current key (khaosat rekey, storage/personal_rekey.py)
+        self.personal_rekey = SQLitePersonalRekey(self._hops)
 
     @classmethod
     async def open(cls, path: str | os.PathLike[str], synchronous: str = "full") -> SQLiteStorage:

@@ -63,11 +63,17 @@ class SQLitePersonalRekey(SQLiteRepository):
                 return changed
 
 
+#: The batch's rows locked until its commit on PostgreSQL: a bot changing a name meanwhile (under
+#: READ COMMITTED) waits, and is not overwritten by the value read before it. SQLite's write
+#: transaction (``BEGIN IMMEDIATE``) keeps every other writer out already.
+_LOCKED = "/*postgresql: FOR UPDATE*/"
+
+
 def _respondents(conn: sqlite3.Connection, personal: PersonalCodec, after: Any, limit: int) -> tuple[int, Any]:
     """One batch of ``respondent_personal`` after ``respondent_id`` ``after``: (rows changed, last id or None)."""
     where, params = ("", (limit,)) if after is None else (" WHERE respondent_id > ?", (after, limit))
     rows = conn.execute("SELECT respondent_id, name, phone, phone_hmac FROM respondent_personal"
-                        f"{where} ORDER BY respondent_id LIMIT ?", params).fetchall()
+                        f"{where} ORDER BY respondent_id LIMIT ? {_LOCKED}", params).fetchall()
     changed = []
     for respondent_id, name, phone, phone_hmac in rows:
         if personal.is_current(name) and personal.is_current(phone) and (phone is None or phone_hmac):
@@ -85,7 +91,7 @@ def _frame_rows(conn: sqlite3.Connection, personal: PersonalCodec, after: Any, l
     where, params = ("", (limit,)) if after is None else (
         " WHERE survey_id > ? OR (survey_id = ? AND frame_id > ?)", (after[0], after[0], after[1], limit))
     rows = conn.execute("SELECT survey_id, frame_id, name, phone FROM frame_personal"
-                        f"{where} ORDER BY survey_id, frame_id LIMIT ?", params).fetchall()
+                        f"{where} ORDER BY survey_id, frame_id LIMIT ? {_LOCKED}", params).fetchall()
     changed = []
     for survey_id, frame_id, name, phone in rows:
         if personal.is_current(name) and personal.is_current(phone):

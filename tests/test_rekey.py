@@ -67,3 +67,15 @@ async def test_plaintext_written_without_a_key_is_encrypted_and_without_a_key_re
         assert await storage.personal_rekey.rekey_personal() == Rekeyed(0, 0)
         assert [(r.name, r.phone) for r in await storage.frame_rows(SURVEY, personal=True)] == [
             ("An", "+84912000001")]
+
+
+async def test_an_old_key_dropped_too_early_is_a_clear_error_and_the_old_key_still_reads(database, monkeypatch):
+    old, new = generate_key(), generate_key()
+    await written_under(database, old, monkeypatch)
+    monkeypatch.setenv(ENV, new)  # OLD dropped before rekey ran: what it sealed cannot be opened
+    async with await open_storage(database) as storage:
+        with pytest.raises(PersonalKeyError, match="encrypted with a key that is not in"):
+            await storage.personal_rekey.rekey_personal()
+    monkeypatch.setenv(ENV, f"{new},{old}")  # put back: nothing was lost, the rekey then completes
+    async with await open_storage(database) as storage:
+        assert await storage.personal_rekey.rekey_personal() == Rekeyed(len(PEOPLE), len(PEOPLE))

@@ -11,6 +11,7 @@ import logging
 import sqlite3
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from bot.chat.failures import tried_twice_if_transient
@@ -185,3 +186,28 @@ async def test_a_transient_failure_is_tried_once_more_and_no_more(tmp_path):
     with pytest.raises(StorageError):
         await tried_twice_if_transient(_Turn, lambda: always(refused))
     assert len(tries) == 1  # a refused write would be refused again: answered at once
+
+
+async def test_zalo_webhook_answers_200_to_a_refused_step_and_the_person_hears_why(tmp_path):
+    from tests.web_helpers import free_port
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/zalo/zl"
+    async with zalo_harness(tmp_path, forms=(SIPAS,), mode="webhook", webhook_url=url,
+                            webhook_listen=f"127.0.0.1:{port}", webhook_secret="zalo-hook-secret") as h:
+        form = load_questionnaire(SIPAS)
+        respondent_id, typed, _ = await h.invite("F-4", form.form_id)
+        user = h.zalo.user()
+        await user.send_text(typed)
+        await user.wait_for(has("đồng ý tham gia"))
+        await h.settle()
+        before = await h.storage.latest_session(respondent_id, form.form_id)
+        update = {"ok": True, "result": {"event_name": "message.text.received", "message": {
+            "message_id": "hook-1", "from": user.as_from, "chat": user.as_chat, "date": 0, "text": "1"}}}
+        with refused_events(tmp_path / "survey.sqlite", before.id):
+            async with aiohttp.ClientSession() as client:
+                async with client.post(url, json=update,
+                                       headers={"X-Bot-Api-Secret-Token": "zalo-hook-secret"}) as response:
+                    assert response.status == 200
+            await user.wait_for(has(SORRY_VI))
+        assert (await h.storage.latest_session(respondent_id, form.form_id)).revision == before.revision

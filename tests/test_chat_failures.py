@@ -211,3 +211,22 @@ async def test_zalo_webhook_answers_200_to_a_refused_step_and_the_person_hears_w
                     assert response.status == 200
             await user.wait_for(has(SORRY_VI))
         assert (await h.storage.latest_session(respondent_id, form.form_id)).revision == before.revision
+
+
+async def test_web_a_database_failing_outside_a_turn_answers_a_polite_503(tmp_path):
+    async with web_harness(tmp_path) as h:
+        rid, _, link = await h.invite("F-5", "tour")
+        async with browser() as session:
+            p = await person(session, h, link)
+            await p.get(f"/s/{link}")
+            with contextlib.closing(sqlite3.connect(tmp_path / "survey.sqlite", timeout=30)) as conn:
+                conn.execute("ALTER TABLE sessions RENAME TO sessions_away")  # every read of a session fails
+                conn.commit()
+                try:
+                    page = await p.get("/s/")
+                finally:
+                    conn.execute("ALTER TABLE sessions_away RENAME TO sessions")
+                    conn.commit()
+            assert page.status == 503 and page.text == SORRY_VI
+            page = await p.get("/s/")
+            assert page.status == 200 and "đồng ý tham gia" in page.text

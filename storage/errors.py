@@ -47,3 +47,32 @@ class ReserveExhausted(StorageError):
 
 class NotReplaceable(StorageError):
     """The respondent is not a fielded sample member in a disposition that may be replaced."""
+
+
+# branch chaterrors: which failures may go away by themselves, so a caller may try once more.
+def is_transient(error: BaseException) -> bool:
+    """Whether ``error`` (a ``StorageError`` wrapping its driver's error as ``__cause__``, or the
+    driver's error itself) says the database was busy or out of reach rather than that what was
+    asked is wrong: SQLite locked past its busy timeout, a PostgreSQL connection dropped or
+    refused, a deadlock or serialization failure (PostgreSQL rolled the transaction back whole).
+    A constraint, a trigger's RAISE, a read-only file or a bug is not: trying again does the same."""
+    import sqlite3
+
+    import asyncpg
+
+    seen: set[int] = set()
+    cause: BaseException | None = error
+    while cause is not None and id(cause) not in seen:
+        seen.add(id(cause))
+        if isinstance(cause, sqlite3.OperationalError):
+            words = str(cause).lower()
+            if "locked" in words or "busy" in words:
+                return True
+        if isinstance(cause, (asyncpg.PostgresConnectionError, asyncpg.TransactionRollbackError,
+                              asyncpg.CannotConnectNowError, asyncpg.AdminShutdownError,
+                              asyncpg.TooManyConnectionsError, ConnectionError)):
+            return True
+        if isinstance(cause, asyncpg.InterfaceError) and "closed" in str(cause).lower():
+            return True  # "connection is closed"; its other InterfaceErrors are the caller's mistakes
+        cause = cause.__cause__ or cause.__context__
+    return False

@@ -447,6 +447,9 @@ _MESSAGES: dict[str, dict[str, str]] = {
     "web_file_expected": {"vi": "chọn một tệp ở ô bên dưới", "en": "choose a file below"},
     "media_failed": {"vi": "Xin lỗi, chúng tôi chưa nhận được tệp này. Xin quý vị gửi lại.",
                      "en": "Sorry, we could not receive this file. Please send it again."},
+    # A turn that failed inside khaosat (the database locked or unreachable, a bug): bot/chat/failures.py.
+    "system_busy": {"vi": "Xin lỗi, hệ thống đang bận; xin quý vị gửi lại sau ít phút.",
+                    "en": "Sorry, the system is busy; please send it again in a few minutes."},
 }
 
 #: Column and value labels of `khaosat export` (exporters/table.py): for analysts, not respondents,

@@ -22,6 +22,7 @@ from bot.chat.events import (
     Press,
     Renderer, Text,
 )
+from bot.chat.failures import TurnFailures, answer_failed, rendered_mark, tried_twice_if_transient
 from bot.chat.fieldwork import Fieldwork, Phase
 from bot.chat.media import DEFAULT_MEDIA_LIMIT, media_prompt, receive
 from bot.chat.privacy import ChatPrivacy
@@ -68,6 +69,8 @@ class Turn:
     #: The language of a chat nobody is linked to yet, as its channel knows it (a web page's
     #: switch before any code); a linked chat speaks its session's.
     language: str = "vi"
+    #: The language the turn speaks, once known (a linked chat's session's): a failed turn's apology's.
+    spoken: str | None = None
 
     @property
     def typed(self) -> bool:
@@ -92,16 +95,30 @@ class ChatCore:
         self.locks = locks if locks is not None else ChatLocks()
         self._groups_logged: set[str] = set()
         self._flood_alerted_at: dt.datetime | None = None
+        self.failures = TurnFailures()
 
     async def handle(self, chat: Chat, key: str, incoming: Incoming, renderer: Renderer,
                      pressed: Any = None, *, language: str = "vi") -> str | None:
         """Handle one event; returns the short notice to show on a pressed button, if any.
-        ``language``: what to speak while nobody is linked to the chat."""
-        if not chat.private:
-            return await self._not_private(Turn(chat, key, renderer, pressed), incoming)
-        async with self.locks[chat.chat_id]:
-            turn = Turn(chat, key, renderer, pressed, language=ui_language(language))
-            return await self._handle(turn, incoming)
+        ``language``: what to speak while nobody is linked to the chat.
+
+        Never raises for a turn that failed inside khaosat (bot/chat/failures.py): it is tried once
+        more if the database was only busy, else logged and answered with a polite line."""
+        turn = Turn(chat, key, renderer, pressed, language=ui_language(language))
+        mark = rendered_mark(renderer)
+        try:
+            if not chat.private:
+                return await self._not_private(turn, incoming)
+            async with self.locks[chat.chat_id]:
+                async def attempt() -> str | None:
+                    nonlocal turn
+                    # A fresh turn each try: nothing left over from a failed one.
+                    turn = Turn(chat, key, renderer, pressed, language=ui_language(language))
+                    return await self._handle(turn, incoming)
+                return await tried_twice_if_transient(turn, attempt)
+        except Exception as error:  # noqa: BLE001 - one failed turn must not reach the person as a traceback
+            # The channel's own renderer: the turn may have wrapped it (bot/chat/privacy.py).
+            return await answer_failed(self, dataclasses.replace(turn, renderer=renderer), error, mark)
 
     async def _not_private(self, turn: Turn, incoming: Incoming) -> None:
         """Surveys happen in private chats only: a group's, supergroup's or channel's updates bind
@@ -132,6 +149,7 @@ class ChatCore:
         # the answering path, where only its language, status and question are read.
         state = self.surveys.conversations.states.decode(session.id, session.state) if session is not None else None
         language = ui_language(state.language) if state else turn.language
+        turn.spoken = language
         if self.privacy is not None:  # /privacy, a withdrawal, anything from a person who withdrew
             handled, notice = await self.privacy.intercept(self, turn, incoming, respondent, language)
             if handled:

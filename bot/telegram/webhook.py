@@ -39,7 +39,12 @@ class CheckedRequestHandler(SimpleRequestHandler):
             first = error.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "the body"
             return self._refuse(request, f"not a Telegram update ({where}: {first['msg']})")
-        result = await self.dispatcher.feed_webhook_update(bot, update, **self.data)
+        try:
+            result = await self.dispatcher.feed_webhook_update(bot, update, **self.data)
+        except Exception:  # noqa: BLE001 - a failure outside the chat core (which answers its own)
+            # Logged, and still 200: Telegram would post the same update again and again, to fail again.
+            log.exception("telegram/%s: webhook update %s failed", self.name, update.update_id)
+            return web.json_response({})
         return web.Response(body=self._build_response_writer(bot=bot, result=result))
 
     def _refuse(self, request: web.Request, reason: str) -> web.Response:

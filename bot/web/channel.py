@@ -61,6 +61,15 @@ class WebReplies:
         self.language = language
         return [], None
 
+    # A failed turn's outputs (a step's prompt rendered before its write failed) are forgotten:
+    # bot/chat/failures.py.
+    def mark(self) -> tuple[int, str]:
+        return len(self.outputs), self.language
+
+    def rewind(self, mark: tuple[int, str]) -> None:
+        del self.outputs[mark[0]:]
+        self.language = mark[1]
+
 
 @dataclass(frozen=True)
 class Screen:

@@ -43,6 +43,7 @@ from bot.web.channel import Screen, WebChannel, parse_form, screen_of
 from bot.web.uploads import FILE_FIELD, Refused as UploadRefused, getall_of, media_event, read_upload
 from surveys.engine import Ask, PromptKind, Say, Tone
 from surveys.expected import typed_date
+from storage.errors import StorageError
 from surveys.messages import UI_LANGUAGES, say, ui_language
 
 log = logging.getLogger(__name__)
@@ -374,6 +375,10 @@ async def security_headers(request: web.Request, handler):
             raise
         # 404, 405, 413 (a body over 64 KB)...: one polite line, whatever was asked
         response = web.Response(status=error.status, text=say("web_not_understood", "vi"), content_type="text/plain")
+    except StorageError:  # the database locked or out of reach outside a chat turn (bot/chat/failures.py)
+        log.exception("web: %s %s failed", request.method, request.path)
+        response = web.Response(status=503, text=say("system_busy", _page_language(request)),
+                                content_type="text/plain")
     except Exception:  # noqa: BLE001 — the person sees a polite line; the log has the traceback
         log.exception("web: %s %s failed", request.method, request.path)
         response = web.Response(status=500, text=say("web_not_understood", "vi"), content_type="text/plain")

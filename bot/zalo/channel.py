@@ -233,7 +233,11 @@ def webhook_handler(bot: ZaloSurveyBot, secret: str) -> Callable[[web.Request], 
         problem = update_problem(update)
         if problem is not None:
             return _refuse(bot, request, problem)
-        await bot.handle_update(update)
+        try:
+            await bot.handle_update(update)
+        except Exception:  # noqa: BLE001 - a failure outside the chat core (which answers its own)
+            # Logged, and still 200: Zalo would post the same update again and again, to fail again.
+            log.exception("zalo/%s: webhook update failed", bot.name)
         return web.json_response({"ok": True})
 
     return handle

@@ -44,8 +44,9 @@ FAULTS = {
 class Platform:
     """One platform's emulator, a person who opened the chat, and the real client and transport."""
 
-    def __init__(self, channel: str):
+    def __init__(self, channel: str, timeout: float | None = None):
         self.channel = channel
+        self.timeout = timeout  # the clients' whole-request timeout (None: their own default)
 
     async def __aenter__(self) -> Platform:
         if self.channel == "telegram":
@@ -54,7 +55,8 @@ class Platform:
             user = self.emulator.add_bot(TELEGRAM_TOKEN, "failures_bot").user(501)
             await user.start()
             self.chat_id: int | str = 501
-            self.client = Bot(TELEGRAM_TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base)))
+            self.client = Bot(TELEGRAM_TOKEN, session=AiohttpSession(
+                api=TelegramAPIServer.from_base(base), **({"timeout": self.timeout} if self.timeout else {})))
             self.transport = TelegramTransport(self.client)
         else:
             self.emulator = ZaloBotApiEmulator()
@@ -62,7 +64,7 @@ class Platform:
             user = self.emulator.add_bot(ZALO_TOKEN, "Bot khảo sát").user()
             await user.send_text("xin chào")  # a Zalo bot cannot write first
             self.chat_id = user.id
-            self.client = ZaloClient(ZALO_TOKEN, base)
+            self.client = ZaloClient(ZALO_TOKEN, base, **({"timeout": self.timeout} if self.timeout else {}))
             self.transport = ZaloTransport(self.client)
         self.user = user
         return self
@@ -74,9 +76,16 @@ class Platform:
             await self.client.close()
         await self.emulator.stop()
 
-    def message(self, text: str, key: str) -> OutgoingMessage:
+    def message(self, text: str, key: str | None = None) -> OutgoingMessage:
         return OutgoingMessage(self.channel, "b", str(self.chat_id), "sendMessage",
-                               json.dumps({"chat_id": self.chat_id, "text": text}), priority=REPLY, dedupe_key=key)
+                               json.dumps({"chat_id": self.chat_id, "text": text}), priority=REPLY,
+                               dedupe_key=key or text)
+
+    def received(self, text: str) -> int:
+        return sum(1 for message in self.user.received if message.text == text)
+
+    def send_requests(self) -> int:
+        return sum(1 for request in self.emulator.requests if request.method == "sendMessage")
 
 
 async def outbox_rows(storage) -> list[tuple[str, int, str | None]]:

@@ -15,75 +15,27 @@ import json
 
 import aiohttp
 import pytest
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 
 from emulator_helpers import FakeClock
 from test_chat_scenarios import arrive, emulators, has, running, settle
-from test_outbox_failures import one_round, outbox_rows
+from test_outbox_failures import TELEGRAM_TOKEN, ZALO_TOKEN, one_round, outbox_rows
+from test_outbox_failures import Platform as _Platform
 
 from bot.network_failures import network_outcome
-from bot.outbox import REPLY, MaybeSent, OutboxSender, Pace, Transient
-from bot.telegram.emulator import BotApiEmulator
-from bot.telegram.transport import TelegramTransport
-from bot.zalo.client import ZaloClient
-from bot.zalo.emulator import ZaloBotApiEmulator
-from bot.zalo.transport import ZaloTransport
-from storage import OutgoingMessage, open_storage
+from bot.outbox import MaybeSent, OutboxSender, Pace, Transient
+from storage import open_storage
 
 AT = "2026-11-02T08:00:00+00:00"
-TELEGRAM_TOKEN = "424242:LOSTANSWERS"
-ZALO_TOKEN = "3185630915094462771:LoStAnSwErSzAlO"
 #: The clients' whole-request timeout: short, so that a hanging answer ends the test soon.
 CLIENT_TIMEOUT = 1
 
 
-class Platform:
-    """One platform's emulator, a person who opened the chat, and the real client and transport."""
-
-    def __init__(self, channel: str):
-        self.channel = channel
-
-    async def __aenter__(self) -> Platform:
-        if self.channel == "telegram":
-            self.emulator = BotApiEmulator()
-            base = await self.emulator.start()
-            self.user = self.emulator.add_bot(TELEGRAM_TOKEN, "lost_answers_bot").user(502)
-            await self.user.start()
-            self.chat_id: int | str = 502
-            self.client = Bot(TELEGRAM_TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(base),
-                                                                     timeout=CLIENT_TIMEOUT))
-            self.transport = TelegramTransport(self.client)
-        else:
-            self.emulator = ZaloBotApiEmulator()
-            base = await self.emulator.start()
-            self.user = self.emulator.add_bot(ZALO_TOKEN, "Bot khảo sát").user()
-            await self.user.send_text("xin chào")  # a Zalo bot cannot write first
-            self.chat_id = self.user.id
-            self.client = ZaloClient(ZALO_TOKEN, base, timeout=CLIENT_TIMEOUT)
-            self.transport = ZaloTransport(self.client)
-        return self
-
-    async def __aexit__(self, *exc) -> None:
-        if self.channel == "telegram":
-            await self.client.session.close()
-        else:
-            await self.client.close()
-        await self.emulator.stop()
-
-    def message(self, text: str) -> OutgoingMessage:
-        return OutgoingMessage(self.channel, "b", str(self.chat_id), "sendMessage",
-                               json.dumps({"chat_id": self.chat_id, "text": text}), priority=REPLY, dedupe_key=text)
-
-    def received(self, text: str) -> int:
-        return sum(1 for message in self.user.received if message.text == text)
-
-    def send_requests(self) -> int:
-        return sum(1 for request in self.emulator.requests if request.method == "sendMessage")
+def Platform(channel: str) -> _Platform:  # noqa: N802 - used as the class it returns
+    """test_outbox_failures' platform, with clients that give up after CLIENT_TIMEOUT."""
+    return _Platform(channel, timeout=CLIENT_TIMEOUT)
 
 
-def sender_at(storage, platform: Platform, wall: dt.datetime, clock: FakeClock) -> OutboxSender:
+def sender_at(storage, platform: _Platform, wall: dt.datetime, clock: FakeClock) -> OutboxSender:
     sender = OutboxSender(storage, platform.channel, "b", platform.transport, Pace(max_attempts=5), clock=clock)
     sender.wall = lambda: wall
     return sender

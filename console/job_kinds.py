@@ -28,7 +28,7 @@ async def _project(storage, job):
 
 
 async def export(storage, job, params, folder: Path, progress):
-    from exporters.bundle import media_folder
+    from exporters.media_files import media_folder
     from fieldwork.data import EXPORT_SUFFIX, ExportOptions, export as export_answers
 
     options = ExportOptions(params["file_format"], params.get("layout", "wide"), params.get("form_id") or None,

@@ -19,10 +19,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from exporters.media_files import media_folder
 from storage.atomic_files import atomic_path
-
-#: The folder of media answers beside an export: ``answers.csv`` → ``answers-media/``.
-MEDIA_FOLDER = "{stem}-media"
 
 
 @dataclass(frozen=True)
@@ -37,10 +35,6 @@ class Handover:
     @property
     def bundled(self) -> bool:
         return len(self.tables) > 1 or self.media > 0
-
-
-def media_folder(main: Path) -> Path:
-    return main.with_name(MEDIA_FOLDER.format(stem=main.stem))
 
 
 def repeat_tables(main: Path) -> list[Path]:

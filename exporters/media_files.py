@@ -30,6 +30,8 @@ CHUNK = 200
 
 
 def media_folder(out: Path) -> Path:
+    """The folder of media answers beside an export: ``answers.csv`` → ``answers-media/`` (written
+    here, bundled by ``exporters.bundle``)."""
     return out.with_name(f"{out.stem}-media")
 
 
